@@ -1,0 +1,1 @@
+"""The event bus (Redis Streams) and MQTT bridge, plus embedded redis-server/mosquitto for the one-command default. Knows no domain."""

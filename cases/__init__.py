@@ -1,0 +1,1 @@
+"""City-management cases: categories and codes, workflow state machine, dispatch, deadlines, store, filing policy."""

@@ -1,0 +1,339 @@
+"""The settings schema: one pydantic model tree, validated once at start-up.
+
+Unknown keys are rejected everywhere (``extra="forbid"``); cross-field checks raise errors that name the key
+path. ``load_settings`` turns any failure into :class:`ConfigError`, whose message lists every problem as
+``key.path: reason`` so an operator can fix the file without reading code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CONFIG_DIR = Path(__file__).resolve().parent
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; ``problems`` holds ``(key_path, reason)`` pairs."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]):
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  {path}: {reason}" for path, reason in problems)
+        super().__init__(f"invalid config {source}:\n{lines}")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EventType(str, Enum):
+    """The street events citywall detects; each maps to a standard case category in ``cases``."""
+
+    VENDING = "vending"  # 无照经营游商 0501 (0504 outside a shop front)
+    ROAD_OCCUPATION = "road_occupation"  # 乱堆物堆料 0507
+    BIN_OVERFLOW = "bin_overflow"  # 垃圾箱满溢: 部件 0305 / 暴露垃圾 0102
+
+
+Point = tuple[float, float]
+
+
+class Zone(Strict):
+    """A polygon in normalised image coordinates (0..1, origin top-left) where some events apply."""
+
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    name: str = ""
+    events: list[EventType] = Field(min_length=1)
+    polygon: list[Point] = Field(min_length=3)
+    dwell_s: float = Field(default=60.0, gt=0, le=86400, description="seconds an object must stay before an alarm")
+    min_area: float = Field(default=0.002, gt=0, lt=1, description="smallest object, as a fraction of the frame")
+    cooldown_s: float = Field(default=30.0, ge=0, description="quiet time after a cleared event before re-alarming")
+    schedule: list[str] = Field(
+        default_factory=list,
+        description='active hours as "HH:MM-HH:MM" (local time); empty means always',
+    )
+
+    @field_validator("polygon")
+    @classmethod
+    def _normalised(cls, poly: list[Point]) -> list[Point]:
+        for i, (x, y) in enumerate(poly):
+            if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+                raise ValueError(f"point {i} ({x}, {y}) is outside 0..1; zone polygons use normalised coordinates")
+        # Shoelace area: a degenerate polygon (all points on a line) can never contain anything.
+        area = 0.0
+        for (x1, y1), (x2, y2) in zip(poly, poly[1:] + poly[:1]):
+            area += x1 * y2 - x2 * y1
+        if abs(area) / 2 < 1e-6:
+            raise ValueError("polygon has no area (points are collinear or repeated)")
+        return poly
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, spans: list[str]) -> list[str]:
+        for span in spans:
+            m = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)", span)
+            if not m:
+                raise ValueError(f'"{span}" is not "HH:MM-HH:MM"')
+        return spans
+
+
+class Position(Strict):
+    """Where the camera is: WGS-84 longitude/latitude plus the street address shown on cases."""
+
+    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90)
+    address: str = ""
+    street: str = ""  # 街道
+    community: str = ""  # 社区
+
+
+class Camera(Strict):
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    name: str = Field(min_length=1)
+    url: str = Field(description="rtsp://[user:pass@]host[:port]/path, or demo://<scene> for the built-in scenes")
+    substream_url: str | None = Field(default=None, description="lower-resolution stream for wall tiles")
+    position: Position
+    zones: list[Zone] = Field(default_factory=list)
+    enabled: bool = True
+
+    @field_validator("url", "substream_url")
+    @classmethod
+    def _scheme(cls, url: str | None) -> str | None:
+        if url is None:
+            return url
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if scheme not in {"rtsp", "rtsps", "demo"}:
+            raise ValueError(f"unsupported URL scheme {scheme or '(none)'!r}; use rtsp:// or demo://")
+        return url
+
+    @model_validator(mode="after")
+    def _unique_zones(self) -> "Camera":
+        seen: set[str] = set()
+        for zone in self.zones:
+            if zone.id in seen:
+                raise ValueError(f"zone id {zone.id!r} is used twice")
+            seen.add(zone.id)
+        return self
+
+
+class Demo(Strict):
+    """The built-in demo cameras: synthetic street scenes served by a private RTSP server."""
+
+    enabled: bool = False
+    seed: int = 7
+    rtsp_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port")
+    media_dir: Path = Field(default=Path("var/demo-media"), description="cache of the generated scene videos")
+
+
+class Brokers(Strict):
+    redis_url: str | None = Field(default=None, description="redis://host:port/db; empty starts a private redis-server")
+    mqtt_url: str | None = Field(default=None, description="mqtt://host:port; empty starts a private mosquitto")
+    topic_prefix: str = Field(default="citywall", pattern=r"^[A-Za-z0-9_/-]+$")
+    stream_maxlen: int = Field(default=100_000, ge=1000, description="approximate entries kept per Redis stream")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, url: str | None) -> str | None:
+        if url and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return url or None
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt(cls, url: str | None) -> str | None:
+        if url and not url.startswith(("mqtt://", "mqtts://")):
+            raise ValueError("must start with mqtt:// or mqtts://")
+        return url or None
+
+
+class Storage(Strict):
+    data_dir: Path = Field(default=Path("var"), description="evidence, the SQLite case database, demo media")
+    cases_url: str | None = Field(
+        default=None, description="sqlite:///path or postgresql://...; empty means data_dir/cases.sqlite"
+    )
+
+    def resolved_cases_url(self) -> str:
+        return self.cases_url or f"sqlite:///{self.data_dir / 'cases.sqlite'}"
+
+    @property
+    def evidence_dir(self) -> Path:
+        return self.data_dir / "evidence"
+
+
+class Role(str, Enum):
+    WATCH_OFFICER = "watch_officer"  # 值班员
+    MONITOR = "monitor"  # 监控员
+    LEADER = "leader"  # 指挥长
+    ADMIN = "admin"  # 管理员
+
+
+class User(Strict):
+    username: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    display_name: str = ""
+    role: Role
+    password_hash: str = Field(description='from "citywall hash-password"; format scrypt$n$r$p$salt$hash')
+
+    @field_validator("password_hash")
+    @classmethod
+    def _hash_format(cls, value: str) -> str:
+        if not re.fullmatch(r"scrypt\$\d+\$\d+\$\d+\$[0-9a-f]+\$[0-9a-f]+", value):
+            raise ValueError('not a password hash; create one with "citywall hash-password"')
+        return value
+
+
+class WallServer(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    session_ttl_s: int = Field(default=12 * 3600, ge=60)
+    client_queue: int = Field(default=256, ge=8, description="frames buffered per WebSocket client before dropping")
+
+
+class Detection(Strict):
+    interval_s: float = Field(default=1.0, gt=0, le=60, description="seconds between analysed frames per camera")
+    analysis_width: int = Field(default=320, ge=64, le=1920)
+
+
+class Cases(Strict):
+    categories_file: Path = CONFIG_DIR / "categories.yaml"
+    dispatch_file: Path = CONFIG_DIR / "dispatch.yaml"
+    calendar_file: Path = CONFIG_DIR / "calendar.yaml"
+    grid_file: Path = CONFIG_DIR / "grid.geojson"
+
+
+class Settings(Strict):
+    site_name: str = "城市运行管理中心"
+    timezone: str = "Asia/Shanghai"
+    demo: Demo = Demo()
+    brokers: Brokers = Brokers()
+    storage: Storage = Storage()
+    wall: WallServer = WallServer()
+    detection: Detection = Detection()
+    cases: Cases = Cases()
+    users: list[User] = Field(min_length=1)
+    cameras: list[Camera] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "Settings":
+        ids = [c.id for c in self.cameras]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"camera ids must be unique; repeated: {', '.join(dupes)}")
+        names = [u.username for u in self.users]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"usernames must be unique; repeated: {', '.join(dupes)}")
+        demo_cams = [c.id for c in self.cameras if c.url.startswith("demo://")]
+        if demo_cams and not self.demo.enabled:
+            raise ValueError(f"cameras {', '.join(demo_cams)} use demo:// URLs but demo.enabled is false")
+        return self
+
+    def camera(self, camera_id: str) -> Camera:
+        for cam in self.cameras:
+            if cam.id == camera_id:
+                return cam
+        raise KeyError(camera_id)
+
+
+def _loc(loc: tuple) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(top level)"
+
+
+_ENV_REF = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand_env(text: str) -> str:
+    """``${NAME}`` / ``${NAME:-default}`` in the YAML text come from the environment (secrets stay out of files)."""
+
+    def sub(m: re.Match[str]) -> str:
+        value = os.environ.get(m.group(1))
+        if value is None:
+            if m.group(2) is None:
+                raise ConfigError("(environment)", [(f"${{{m.group(1)}}}", "environment variable is not set")])
+            return m.group(2)
+        return value
+
+    return _ENV_REF.sub(sub, text)
+
+
+def parse_settings(data: object, source: str = "<config>", base_dir: Path | None = None) -> Settings:
+    """Validate already-parsed YAML/JSON data; relative paths resolve against ``base_dir``."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, [("(top level)", "expected a mapping of settings")])
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = [(_loc(err["loc"]), err["msg"].removeprefix("Value error, ")) for err in exc.errors()]
+        raise ConfigError(source, problems) from None
+    if base_dir is not None:
+        settings = _resolve_paths(settings, base_dir)
+    return settings
+
+
+def _resolve_paths(settings: Settings, base_dir: Path) -> Settings:
+    def rel(p: Path) -> Path:
+        return p if p.is_absolute() else (base_dir / p)
+
+    storage = settings.storage.model_copy(update={"data_dir": rel(settings.storage.data_dir)})
+    demo = settings.demo.model_copy(update={"media_dir": rel(settings.demo.media_dir)})
+    cases = settings.cases.model_copy(
+        update={k: rel(getattr(settings.cases, k)) for k in ("categories_file", "dispatch_file", "calendar_file", "grid_file")}
+    )
+    return settings.model_copy(update={"storage": storage, "demo": demo, "cases": cases})
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Read, expand ``${ENV}`` references, and validate a YAML config file.
+
+    Relative paths in the file (``storage.data_dir``, the ``cases`` files) are resolved against the current
+    working directory, the way an operator typing a command expects.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), [("(file)", "no such file")]) from None
+    except OSError as exc:
+        raise ConfigError(str(path), [("(file)", exc.strerror or str(exc))]) from None
+    try:
+        data = yaml.safe_load(_expand_env(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        raise ConfigError(str(path), [(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
+    except ConfigError as exc:
+        raise ConfigError(str(path), exc.problems) from None
+    return parse_settings(data, str(path), base_dir=Path.cwd())
+
+
+def redact_url(url: str) -> str:
+    """``rtsp://user:secret@host/x`` → ``rtsp://user:***@host/x``: credentials never leave the server."""
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+
+
+__all__ = [
+    "Camera",
+    "ConfigError",
+    "Demo",
+    "EventType",
+    "Position",
+    "Role",
+    "Settings",
+    "User",
+    "Zone",
+    "load_settings",
+    "parse_settings",
+    "redact_url",
+]
+
