@@ -319,7 +319,7 @@ def load_settings(path: str | Path) -> Settings:
 
 def redact_url(url: str) -> str:
     """``rtsp://user:secret@host/x`` → ``rtsp://user:***@host/x``: credentials never leave the server."""
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
 __all__ = [

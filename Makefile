@@ -1,0 +1,24 @@
+# The two commands of the README: `make up` (run the demo) and `make test`. Both install what is missing first.
+PY := .venv/bin/python
+CONFIG ?= config/demo.yaml
+PYTEST_ARGS ?=
+
+.PHONY: up test setup bench check-config clean
+
+setup:
+	@bash scripts/bootstrap.sh
+
+up: setup
+	$(PY) -m citywall.cli up --config $(CONFIG)
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+check-config: setup
+	$(PY) -m citywall.cli check-config $(CONFIG)
+
+bench: setup
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf .venv var .pytest_cache

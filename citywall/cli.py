@@ -1,0 +1,104 @@
+"""The ``citywall`` command line: ``up``, ``check-config``, ``hash-password``, ``demo-media``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from pathlib import Path
+
+from config import ConfigError, load_settings
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from citywall.up import run_up
+
+    settings = load_settings(args.config)
+    host = args.host if args.host is not None else settings.wall.host
+    port = args.port if args.port is not None else settings.wall.port
+    try:
+        asyncio.run(run_up(settings, host=host, port=port, config_path=Path(args.config)))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    zones = sum(len(c.zones) for c in settings.cameras)
+    print(f"{args.config}: ok — {len(settings.cameras)} cameras, {zones} zones, {len(settings.users)} users")
+    return 0
+
+
+def _cmd_hash_password(args: argparse.Namespace) -> int:
+    from wall.passwords import hash_password
+
+    password = args.password
+    if password is None:
+        if not sys.stdin.isatty():
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = getpass.getpass("password: ")
+            if password != getpass.getpass("again: "):
+                print("passwords differ", file=sys.stderr)
+                return 2
+    print(hash_password(password))
+    return 0
+
+
+def _cmd_demo_media(args: argparse.Namespace) -> int:
+    from demo.media import ensure_media
+
+    settings = load_settings(args.config)
+    paths = ensure_media(settings.demo.media_dir, settings.demo.seed)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="citywall", description="City operations video wall and case filing")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run everything in one process: brokers (if none configured), cameras, "
+                                   "detection, cases, the wall")
+    up.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config (default: the demo)")
+    up.add_argument("--host", default=None, help="wall server address (default from config)")
+    up.add_argument("--port", type=int, default=None, help="wall server port, 0 for any free one")
+    up.set_defaults(func=_cmd_up)
+
+    check = sub.add_parser("check-config", help="validate a config file and exit non-zero naming what is wrong")
+    check.add_argument("config")
+    check.set_defaults(func=_cmd_check_config)
+
+    hp = sub.add_parser("hash-password", help="print a password hash for the users section of the config")
+    hp.add_argument("password", nargs="?", help="read from the terminal (or one line of stdin) when omitted")
+    hp.set_defaults(func=_cmd_hash_password)
+
+    dm = sub.add_parser("demo-media", help="generate (or find cached) demo scene videos")
+    dm.add_argument("--config", default=str(DEFAULT_CONFIG))
+    dm.set_defaults(func=_cmd_demo_media)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"citywall: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""``citywall up``: every role in one process, plus the private services the embedded default needs.
+
+Start order follows the data flow: brokers → demo cameras → bus and case store → ingest → detection, case
+filing, MQTT bridge → the wall server. Everything started is registered on one exit stack, so Ctrl-C,
+SIGTERM or a start-up failure stops it all in reverse order and leaves no child process behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from pathlib import Path
+
+from aiohttp import web
+
+from broker.bus import Bus
+from broker.embedded import EmbeddedMosquitto, EmbeddedRedis
+from broker.mqtt_bridge import MqttBridge
+from cases.store import CaseStore
+from cases.worker import CaseWorker, build_filer
+from citywall.supervise import supervise
+from config import Settings, redact_url
+from detectors.worker import DetectionWorker
+from video_ingest.service import IngestService
+from wall.app import create_app
+
+log = logging.getLogger("citywall.up")
+
+DEMO_LOGIN = "admin / citywall"
+
+
+def resolve_sources(settings: Settings, demo_url) -> dict[str, str]:
+    """camera id → the URL ingest opens; ``demo://<scene>`` becomes the private RTSP server's URL."""
+    sources: dict[str, str] = {}
+    for cam in settings.cameras:
+        if not cam.enabled:
+            continue
+        url = cam.substream_url or cam.url
+        if url.startswith("demo://"):
+            url = demo_url(url.removeprefix("demo://"))
+        sources[cam.id] = url
+    return sources
+
+
+def _demo_scenes(settings: Settings) -> list[str]:
+    scenes = []
+    for cam in settings.cameras:
+        for url in (cam.url, cam.substream_url):
+            if url and url.startswith("demo://"):
+                name = url.removeprefix("demo://")
+                if name not in scenes:
+                    scenes.append(name)
+    return scenes
+
+
+async def _publish_statuses(ingest: IngestService, bus: Bus) -> None:
+    async for status in ingest.status_updates():
+        await bus.put_state("cameras", status.camera_id, status.to_dict())
+        await bus.publish(status)
+
+
+async def run_up(settings: Settings, *, host: str, port: int, config_path: Path | None = None) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    data_dir = settings.storage.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings.storage.evidence_dir.mkdir(parents=True, exist_ok=True)
+    worker_name = f"{socket.gethostname()}-{os.getpid()}"
+
+    async with contextlib.AsyncExitStack() as stack:
+        redis_url = settings.brokers.redis_url
+        if redis_url is None:
+            redis = EmbeddedRedis(data_dir / "run" / "redis")
+            redis_url = await asyncio.to_thread(redis.start)
+            stack.callback(redis.stop)
+            log.info("started private redis-server at %s", redis_url)
+        mqtt_url = settings.brokers.mqtt_url
+        if mqtt_url is None:
+            mosquitto = EmbeddedMosquitto(data_dir / "run" / "mosquitto")
+            mqtt_url = await asyncio.to_thread(mosquitto.start)
+            stack.callback(mosquitto.stop)
+            log.info("started private mosquitto at %s", mqtt_url)
+
+        demo_server = None
+        if settings.demo.enabled and _demo_scenes(settings):
+            from demo.media import ensure_media
+            from demo.server import DemoRtspServer
+
+            log.info("preparing demo scenes in %s (generated once, then cached)", settings.demo.media_dir)
+            media = await asyncio.to_thread(
+                ensure_media, settings.demo.media_dir, settings.demo.seed, tuple(_demo_scenes(settings))
+            )
+            demo_server = DemoRtspServer(media, port=settings.demo.rtsp_port)
+            await asyncio.to_thread(demo_server.start)
+            stack.callback(demo_server.stop)
+
+        def demo_url(name: str) -> str:
+            if demo_server is None:
+                raise RuntimeError("demo:// camera without demo.enabled")
+            return demo_server.url(name)
+
+        sources = resolve_sources(settings, demo_url)
+
+        bus = await Bus.connect(redis_url, prefix=settings.brokers.topic_prefix, maxlen=settings.brokers.stream_maxlen)
+        stack.push_async_callback(bus.close)
+
+        store = await asyncio.to_thread(CaseStore.open, settings.storage.resolved_cases_url())
+        stack.callback(store.close)
+        filer = build_filer(settings, store)
+
+        ingest = IngestService(sources, worker=worker_name)
+        await ingest.start()
+        stack.push_async_callback(ingest.stop)
+
+        detection = DetectionWorker(
+            [c for c in settings.cameras if c.enabled and c.id in sources],
+            settings.detection,
+            settings.storage.evidence_dir,
+            ingest.latest_frame,
+        )
+        case_worker = CaseWorker(store, filer, bus, consumer=f"cases-{worker_name}")
+        bridge = MqttBridge(bus, mqtt_url, prefix=settings.brokers.topic_prefix)
+
+        tasks = [
+            asyncio.create_task(supervise("camera-status", lambda: _publish_statuses(ingest, bus), stop)),
+            asyncio.create_task(supervise("detection", lambda: detection.run(bus.publish, stop), stop)),
+            asyncio.create_task(supervise("cases", lambda: case_worker.run(stop), stop)),
+            asyncio.create_task(supervise("mqtt-bridge", lambda: bridge.run(stop), stop)),
+        ]
+
+        async def _cancel_tasks() -> None:
+            stop.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        stack.push_async_callback(_cancel_tasks)
+
+        app = create_app(settings, bus=bus, cases=store, live=ingest.live, evidence_dir=settings.storage.evidence_dir)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound_port = runner.addresses[0][1] if runner.addresses else port
+
+        shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        lines = [
+            "",
+            f"citywall is running — {settings.site_name}",
+            f"  wall:     http://{shown_host}:{bound_port}/wall",
+        ]
+        if settings.demo.enabled:
+            lines.append(f"  login:    {DEMO_LOGIN}   (demo users duty, monitor, leader: same password)")
+        lines += [
+            f"  cameras:  {len(sources)}" + (f" (demo scenes from {demo_server.url('')})" if demo_server else ""),
+            f"  redis:    {redact_url(redis_url)}" + ("  (private)" if settings.brokers.redis_url is None else ""),
+            f"  mqtt:     {redact_url(mqtt_url)}" + ("  (private)" if settings.brokers.mqtt_url is None else ""),
+            f"  cases:    {redact_url(settings.storage.resolved_cases_url())}",
+            "Press Ctrl-C to stop.",
+            "",
+        ]
+        print("\n".join(lines), flush=True)
+
+        await stop.wait()
+        log.info("stopping")
+    log.info("stopped")

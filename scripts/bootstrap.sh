@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Install what citywall needs, once: Debian packages (if missing) and the Python virtualenv in .venv.
+# Safe to run every time: it checks first and does nothing when everything is in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEB_PACKAGES=(
+  python3 python3-venv
+  redis-server mosquitto                          # the embedded bus and MQTT broker
+  python3-gi gir1.2-gst-rtsp-server-1.0           # the demo cameras' RTSP server
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  chromium                                        # tests drive the wall in headless Chromium
+  espeak-ng sox                                   # voice guidance: speech synthesis, audio checks
+  fonts-noto-cjk                                  # Chinese text on the wall in the headless browser
+)
+
+missing=()
+for pkg in "${DEB_PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+if ((${#missing[@]})); then
+  echo "bootstrap: installing Debian packages: ${missing[*]}" >&2
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+PY=${PYTHON:-python3}
+stamp=.venv/.citywall-installed
+want=$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "bootstrap: preparing the Python environment in .venv" >&2
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[test]"
+  echo "$want" > "$stamp"
+fi
