@@ -81,14 +81,14 @@ class CalendarConfig(_Strict):
             for field in ("holidays", "workdays"):
                 for i, day in enumerate(getattr(cal, field)):
                     if day.year != year:
-                        raise ValueError(f"years.{year}.{field}[{i}]: {day} is not in {year}")
+                        raise ValueError(f"years[{year}].{field}[{i}]: {day} is not in {year}")
             both = sorted(set(cal.holidays) & set(cal.workdays))
             if both:
-                raise ValueError(f"years.{year}: {', '.join(map(str, both))} listed as both holiday and workday")
+                raise ValueError(f"years[{year}]: {', '.join(map(str, both))} listed as both holiday and workday")
             for i, day in enumerate(cal.workdays):
                 if day.isoweekday() in self.weekdays:
                     raise ValueError(
-                        f"years.{year}.workdays[{i}]: {day} is already a working weekday; "
+                        f"years[{year}].workdays[{i}]: {day} is already a working weekday; "
                         "workdays lists only the weekend days worked for 调休"
                     )
         return self

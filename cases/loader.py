@@ -8,6 +8,7 @@ the same shape the settings loader uses, so ``citywall check-config`` reports al
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -58,8 +59,24 @@ def validate(model: type[M], data: Any, source: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = [(key_path(err["loc"]), _reason(err)) for err in exc.errors()]
-        raise ConfigError(source, problems) from None
+        raise ConfigError(source, [_problem(err) for err in exc.errors()]) from None
+
+
+_NESTED = re.compile(r"^([A-Za-z_][\w]*(?:\[[^\]]+\]|\.[\w]+)*): (.+)$", re.S)
+
+
+def _problem(err: Any) -> tuple[str, str]:
+    """A cross-field check raised at a model level says where in its message (``rules[3].unit: ...``); lift that
+    into the key path so every problem reads ``file: key.path: reason``."""
+    path, reason = key_path(err["loc"]), _reason(err)
+    m = _NESTED.match(reason)
+    if m:
+        loc, inner = tuple(err["loc"]), m.group(1)
+        if loc and re.match(rf"{re.escape(str(loc[-1]))}\b", inner):
+            loc = loc[:-1]  # the message already starts at this field
+        path = f"{key_path(loc)}.{inner}" if loc else inner
+        reason = m.group(2)
+    return path, reason
 
 
 def _reason(err: dict[str, Any]) -> str:

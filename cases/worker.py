@@ -1,0 +1,109 @@
+"""CaseWorker: the thin asyncio adapter that consumes ``alarms`` (consumer group ``cases``), files each alarm in a
+thread, publishes the resulting CaseEvents from the store's outbox, then acks.
+
+Order per entry: file (case committed together with its outbox events) → publish outbox → ack. A crash anywhere
+leaves the entry pending (redelivered to this consumer on restart, filed as a no-op) or the events in the outbox
+(published on restart), so nothing is lost and nothing is filed twice. A malformed entry is logged, counted and
+acked; a store or bus failure propagates so the supervisor restarts the worker with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cases.events import CaseEvent
+from cases.filing import CaseFiler, FilingError, build_filer
+from cases.store import CaseStore
+from detectors.alarm import Alarm
+
+if TYPE_CHECKING:  # the Bus is duck-typed here; broker knows no domain and cases needs only its methods
+    from broker.bus import Bus
+
+log = logging.getLogger("citywall.cases.worker")
+
+ALARMS_STREAM = Alarm.STREAM
+GROUP = "cases"
+
+
+@dataclass
+class WorkerStats:
+    """Counters exported for health/metrics."""
+
+    received: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    malformed: int = 0
+    rejected: int = 0
+    published: int = 0
+
+    def count(self, outcome: str) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+
+class CaseWorker:
+    """Consumes alarms into cases; see the module docstring for the delivery guarantees."""
+
+    def __init__(self, store: CaseStore, filer: CaseFiler, bus: "Bus", *, consumer: str = "cases-1",
+                 group: str = GROUP, block_ms: int = 1000, batch: int = 50):
+        self.store = store
+        self.filer = filer
+        self.bus = bus
+        self.consumer = consumer
+        self.group = group
+        self.block_ms = block_ms
+        self.batch = batch
+        self.stats = WorkerStats()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until ``stop`` is set: consume, file, publish, ack."""
+        await self.bus.ensure_group(ALARMS_STREAM, self.group)
+        await self.flush_outbox()  # announcements a previous run wrote but did not publish
+        while not stop.is_set():
+            entries = await self.bus.consume(ALARMS_STREAM, self.group, self.consumer, block_ms=self.block_ms,
+                                             count=self.batch)
+            for entry in entries:
+                await self.handle(entry.id, entry.data)
+
+    async def handle(self, entry_id: str, data: dict[str, Any]) -> None:
+        """File one stream entry, publish what it produced, ack it."""
+        self.stats.received += 1
+        try:
+            alarm = Alarm.from_dict(data)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            self.stats.malformed += 1
+            log.warning("alarms entry %s is malformed and is skipped: %s (data: %.300r)", entry_id, exc, data)
+        else:
+            try:
+                result = await asyncio.to_thread(self.filer.file, alarm)
+            except FilingError as exc:
+                self.stats.rejected += 1
+                log.warning("alarms entry %s not filed: %s", entry_id, exc)
+            else:
+                self.stats.count(result.outcome)
+                if result.case is not None:
+                    log.info("alarm %s (%s) → %s %s", alarm.alarm_id, alarm.phase, result.outcome,
+                             result.case["case_no"])
+                await self.flush_outbox()
+        await self.bus.ack(ALARMS_STREAM, self.group, entry_id)
+
+    async def flush_outbox(self) -> int:
+        """Publish every pending CaseEvent in commit order; returns how many were published."""
+        sent = 0
+        while True:
+            pending = await asyncio.to_thread(self.store.pending_events, 100)
+            if not pending:
+                return sent
+            done: list[int] = []
+            try:
+                for seq, event in pending:
+                    await self.bus.publish(CaseEvent.from_dict(event))
+                    done.append(seq)
+            finally:
+                await asyncio.to_thread(self.store.mark_published, done)
+                sent += len(done)
+                self.stats.published += len(done)
+
+
+__all__ = ["CaseWorker", "WorkerStats", "build_filer"]
