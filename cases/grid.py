@@ -169,8 +169,6 @@ def polygon_problem(ring: list[Pt]) -> str | None:
     """Why ``ring`` (open, without the repeated last point) is not a simple polygon with area, or None."""
     if len(set(ring)) != len(ring):
         return "the ring repeats a corner"
-    if abs(signed_area(ring)) <= EPS:
-        return "the polygon has no area"
     n = len(ring)
     edges = [(ring[i], ring[(i + 1) % n]) for i in range(n)]
     for i in range(n):
@@ -179,6 +177,8 @@ def polygon_problem(ring: list[Pt]) -> str | None:
                 continue  # neighbours share a corner
             if segments_cross(*edges[i], *edges[j]):
                 return f"the polygon crosses itself (edges {i} and {j})"
+    if abs(signed_area(ring)) <= EPS:
+        return "the polygon has no area"
     return None
 
 
