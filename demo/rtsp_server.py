@@ -1,0 +1,192 @@
+#!/usr/bin/python3
+"""Standalone demo RTSP server: loops raw H.264 files at real time over RTSP (GStreamer's gst-rtsp-server).
+
+Run by Debian's /usr/bin/python3, the only interpreter here that can import ``gi``; so this file imports nothing
+from the project or its virtualenv (no numpy, no av). ``demo.server.DemoRtspServer`` starts it as a child
+process.
+
+    /usr/bin/python3 demo/rtsp_server.py --host 127.0.0.1 --port 0 \
+        --media vending=/path/vending-7-v1.h264 --fps 25 --media ...
+
+Each ``--media name=path`` is served at ``rtsp://host:port/<name>``. The file is read once into memory and split
+into access units (one per frame); an ``appsrc ! h264parse ! rtph264pay`` pipeline pushes them with monotonic
+timestamps, looping forever, and the RTSP server's sinks pace them to the clock, so the stream runs at the real
+frame rate without decoding or re-encoding. Media are shared between clients; when the last client leaves the
+media is torn down and the next client starts the loop at t=0. UDP and TCP-interleaved transports both work.
+Prints ``READY <port>`` on stdout once listening; exits cleanly on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from dataclasses import dataclass
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+VCL = (1, 5)
+AU_DELIMITING = (6, 7, 8, 9, 14, 15, 16, 17, 18)  # SEI, SPS, PPS, AUD, prefix/subset: start a new access unit
+
+
+@dataclass(frozen=True)
+class AccessUnit:
+    """One coded frame: its Annex-B bytes (start codes included) and whether it holds an IDR slice."""
+
+    data: bytes
+    keyframe: bool
+
+
+def _nal_starts(data: bytes) -> list[tuple[int, int]]:
+    """(start-code position, payload position) of every NAL unit in an Annex-B byte stream."""
+    out = []
+    i = data.find(b"\x00\x00\x01")
+    while i >= 0:
+        start = i - 1 if i > 0 and data[i - 1] == 0 else i  # a 4-byte start code owns its leading zero
+        out.append((start, i + 3))
+        i = data.find(b"\x00\x00\x01", i + 3)
+    return out
+
+
+def split_access_units(data: bytes) -> list[AccessUnit]:
+    """Split an H.264 Annex-B stream into access units (H.264 §7.4.1.2.3): a new one starts at an AUD/SPS/PPS/SEI
+    after a picture's slices, or at a slice whose first_mb_in_slice is 0 after another picture's slices."""
+    nals = _nal_starts(data)
+    bounds: list[int] = []
+    keys: list[bool] = []
+    have_vcl = False
+    for start, payload in nals:
+        if payload >= len(data):
+            break
+        nal_type = data[payload] & 0x1F
+        if nal_type in AU_DELIMITING:
+            if have_vcl or not bounds:
+                bounds.append(start)
+                keys.append(False)
+                have_vcl = False
+        elif nal_type in VCL:
+            first_mb_zero = payload + 1 < len(data) and bool(data[payload + 1] & 0x80)  # ue(v) == 0 is bit '1'
+            if not bounds or (have_vcl and first_mb_zero):
+                bounds.append(start)
+                keys.append(False)
+            have_vcl = True
+            if nal_type == 5:
+                keys[-1] = True
+    bounds.append(len(data))
+    return [AccessUnit(data[a:b], k) for a, b, k in zip(bounds, bounds[1:], keys)]
+
+
+class LoopingMedia:
+    """Feeds one media pipeline's appsrc from the access units, looping, with timestamps that never go back."""
+
+    def __init__(self, name: str, units: list[AccessUnit], fps: int) -> None:
+        self.name = name
+        self.units = units
+        self.duration = Gst.SECOND // fps
+        self.n = 0  # frames pushed since this media started: each new media starts the loop at t=0
+
+    def need_data(self, src: Gst.Element, _length: int) -> None:
+        # Push a few frames per call; the server's sinks wait on the clock, so the pipeline runs at real time.
+        for _ in range(4):
+            au = self.units[self.n % len(self.units)]
+            buf = Gst.Buffer.new_wrapped(au.data)
+            buf.pts = buf.dts = self.n * self.duration
+            buf.duration = self.duration
+            if not au.keyframe:
+                buf.set_flags(Gst.BufferFlags.DELTA_UNIT)
+            self.n += 1
+            if src.emit("push-buffer", buf) != Gst.FlowReturn.OK:
+                return
+
+
+class LoopFactory(GstRtspServer.RTSPMediaFactory):
+    """Media factory for one file: shared media, a fresh loop per media."""
+
+    def __init__(self, name: str, units: list[AccessUnit], fps: int) -> None:
+        super().__init__()
+        self.name = name
+        self.units = units
+        self.fps = fps
+        self.set_shared(True)
+        self.set_launch(
+            "( appsrc name=src is-live=false format=time block=false max-bytes=2000000 "
+            f"caps=video/x-h264,stream-format=byte-stream,alignment=au,framerate={fps}/1 "
+            "! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        )
+        self.connect("media-configure", self._configure)
+
+    def _configure(self, _factory, media: GstRtspServer.RTSPMedia) -> None:
+        src = media.get_element().get_child_by_name("src")
+        feeder = LoopingMedia(self.name, self.units, self.fps)
+        src.connect("need-data", feeder.need_data)
+        media._feeder = feeder  # keep it alive as long as the media  # type: ignore[attr-defined]
+        print(f"media {self.name}: new pipeline, loop starts at t=0", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    p.add_argument("--media", action="append", default=[], metavar="NAME=PATH", help="H.264 Annex-B file to loop")
+    p.add_argument("--fps", action="append", type=int, default=[], help="frame rate, once or once per --media")
+    args = p.parse_args(argv)
+    if not args.media:
+        p.error("at least one --media NAME=PATH is required")
+    fps = args.fps or [25]
+    if len(fps) == 1:
+        fps = fps * len(args.media)
+    if len(fps) != len(args.media):
+        p.error(f"give --fps once or once per --media ({len(args.media)}), not {len(args.fps)} times")
+    args.streams = []
+    for spec, rate in zip(args.media, fps):
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path or "/" in name:
+            p.error(f"--media {spec!r}: expected NAME=PATH with a NAME without '/'")
+        if not 1 <= rate <= 240:
+            p.error(f"--fps {rate}: must be 1..240")
+        args.streams.append((name, path, rate))
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    Gst.init(None)
+    server = GstRtspServer.RTSPServer()
+    server.set_address(args.host)
+    server.set_service(str(args.port))
+    mounts = server.get_mount_points()
+    for name, path, fps in args.streams:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            print(f"--media {name}: cannot read {path}: {e}", file=sys.stderr)
+            return 2
+        units = split_access_units(data)
+        if not units or not units[0].keyframe:
+            print(f"--media {name}: {path} is not an H.264 Annex-B stream starting with an IDR frame", file=sys.stderr)
+            return 2
+        mounts.add_factory(f"/{name}", LoopFactory(name, units, fps))
+        print(f"media {name}: {len(units)} frames, {sum(u.keyframe for u in units)} keyframes, "
+              f"{len(data) / 1e6:.1f} MB at {fps} fps", file=sys.stderr, flush=True)
+    if server.attach(None) == 0:
+        print(f"cannot listen on {args.host}:{args.port}", file=sys.stderr)
+        return 1
+    loop = GLib.MainLoop()
+    pool = server.get_session_pool()
+    # Sessions of clients that vanished without TEARDOWN expire; reaping them frees their media.
+    GLib.timeout_add_seconds(2, lambda: (pool.cleanup(), True)[1])
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, lambda: (loop.quit(), False)[1])
+    print(f"READY {server.get_bound_port()}", flush=True)
+    loop.run()
+    print("stopping", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
