@@ -65,6 +65,8 @@ class CaseWorker:
                                              count=self.batch)
             for entry in entries:
                 await self.handle(entry.id, entry.data)
+            if not entries:
+                await self.flush_outbox()  # actions taken at the desk (other processes) are announced too
 
     async def handle(self, entry_id: str, data: dict[str, Any]) -> None:
         """File one stream entry, publish what it produced, ack it."""

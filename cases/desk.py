@@ -1,0 +1,88 @@
+"""CaseDesk: the people's side of the workflow — accept, dispatch, feed back, verify, close, return, extend,
+suspend/resume, rework — applied to stored cases with the role checks of ``cases.workflow``.
+
+Each action is one store transaction: the state change, its timeline entry and the ``transition`` CaseEvent in the
+outbox (published by the CaseWorker). Time comes in as ``now``; nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cases.bundle import CaseConfig
+from cases.categories import TimeLimit
+from cases.events import CaseEvent
+from cases.store import CaseStore
+from cases.workflow import Action, State, TransitionError, next_state, state_before_suspend
+from config import Role
+
+
+class CaseNotFound(KeyError):
+    """No case with that id."""
+
+
+class CaseDesk:
+    """Applies workflow actions to stored cases."""
+
+    def __init__(self, config: CaseConfig, store: CaseStore):
+        self.config = config
+        self.store = store
+
+    def act(self, case_id: str, action: Action | str, *, role: Role | str, user: str, now: float, note: str = "",
+            extension: TimeLimit | None = None, unit_id: str | None = None) -> CaseEvent:
+        """Apply ``action`` by ``user`` (acting as ``role``) at ``now``.
+
+        ``extend`` needs ``extension`` (added to the current deadline on the calendar); ``dispatch`` of a returned
+        case may name another ``unit_id`` and restarts the time limit from ``now``. Raises
+        :class:`~cases.workflow.TransitionError` (naming the allowed actions) or :class:`CaseNotFound`.
+        """
+        act = Action(action) if action in {a.value for a in Action} else action
+        role_value = role.value if isinstance(role, Role) else str(role)
+        with self.store.transaction() as tx:
+            case = tx.get_case(case_id, now=now)
+            if case is None:
+                raise CaseNotFound(case_id)
+            state = State(case["state"])
+            target = next_state(state, act, role_value, suspended_from=(
+                state_before_suspend(case["timeline"]) if act == Action.RESUME else None))
+            changes: dict[str, Any] = {"state": target.value}
+            detail = ""
+            if act == Action.EXTEND:
+                if extension is None:
+                    raise ValueError("extend needs an extension time limit (value and unit)")
+                due = self.config.calendar.add(case["deadline_at"], extension)
+                changes.update(deadline_at=due.timestamp(), deadline_iso=due.isoformat())
+                detail = f"延期 {extension.describe()}，新截止 {due.strftime('%Y-%m-%d %H:%M')}"
+            elif act == Action.DISPATCH:
+                changes.update(self._redispatch(case, unit_id, now))
+                detail = f"派遣至 {changes['unit_name']}，截止 {changes['deadline_iso'][:16].replace('T', ' ')}"
+            elif unit_id is not None:
+                raise ValueError("unit_id is only used when dispatching")
+            tx.update_case(case_id, now, **changes)
+            text = "；".join(x for x in (detail, note) if x)
+            tx.append_timeline(case_id, at=now, state=target.value, action=Action(act).value,
+                               actor=f"{user}({role_value})", note=text)
+            stored = tx.get_case(case_id, now=now)
+            assert stored is not None
+            event = CaseEvent(case_id=case_id, case_no=stored["case_no"], action="transition", state=target.value,
+                              at=now, actor=user, case=stored, note=f"{Action(act).value}: {text}" if text else Action(act).value)
+            tx.enqueue_event(case_id, event.to_dict(), now)
+            return event
+
+    def _redispatch(self, case: dict[str, Any], unit_id: str | None, now: float) -> dict[str, Any]:
+        units = self.config.dispatcher.units
+        if unit_id is not None and unit_id not in units:
+            raise ValueError(f"unknown unit {unit_id!r}; known: {', '.join(sorted(units))}")
+        unit = units[unit_id or case["unit_id"]] if (unit_id or case["unit_id"]) in units else None
+        category = self.config.catalog.get(f"{case['kind']}/{case['code']}")
+        limit = category.limit(case.get("urgency") or None)
+        due = self.config.calendar.add(now, limit)
+        out: dict[str, Any] = {"deadline_at": due.timestamp(), "deadline_iso": due.isoformat()}
+        if unit is not None:
+            out.update(unit_id=unit.id, unit_name=unit.name)
+        else:
+            out.update(unit_id=case["unit_id"], unit_name=case["unit_name"])
+        return out
+
+
+__all__ = ["CaseDesk", "CaseNotFound", "TransitionError"]
