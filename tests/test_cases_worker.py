@@ -1,0 +1,109 @@
+"""CaseWorker on a real Redis (the ``bus`` fixture): alarms in → cases written, then announced on ``case_events``;
+replays file nothing twice; malformed entries are counted and acked; unpublished announcements survive a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+pytest.importorskip("broker.bus", reason="broker.bus (the broker helper's Bus) has not landed yet")
+
+from cases.events import CaseEvent  # noqa: E402
+from cases.filing import build_filer  # noqa: E402
+from cases.store import CaseStore  # noqa: E402
+from cases.worker import CaseWorker  # noqa: E402
+from config import CONFIG_DIR, load_settings  # noqa: E402
+from detectors.alarm import Alarm  # noqa: E402
+
+SH = ZoneInfo("Asia/Shanghai")
+T0 = datetime(2026, 3, 11, 11, 0, tzinfo=SH).timestamp()
+
+
+def _alarm(alarm_id: str, camera: str, zone: str, event: str, at: float, phase: str = "raised") -> Alarm:
+    return Alarm(alarm_id=alarm_id, phase=phase, camera_id=camera, zone_id=zone, event=event, started_at=at - 20,
+                 at=at, dwell_s=20, confidence=0.8, snapshot=f"snap/{alarm_id}-{phase}.jpg")
+
+
+ALARMS = [
+    _alarm("v-1", "cam-vending", "pavement", "vending", T0),
+    _alarm("b-1", "cam-bin", "bin-1", "bin_overflow", T0 + 1),
+    _alarm("v-2", "cam-vending", "pavement", "vending", T0 + 2),  # same place: attaches to the v-1 case
+    _alarm("v-1", "cam-vending", "pavement", "vending", T0 + 30, phase="cleared"),
+]
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = CaseStore.open(f"sqlite:///{tmp_path}/cases.sqlite")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def filer(store):
+    return build_filer(load_settings(CONFIG_DIR / "demo.yaml"), store)
+
+
+async def _run_until(worker: CaseWorker, done, timeout: float = 15.0) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    deadline = time.monotonic() + timeout
+    try:
+        while not done():
+            assert not task.done(), task.exception()
+            assert time.monotonic() < deadline, f"worker did not finish: {worker.stats}"
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
+
+
+async def test_alarms_become_cases_and_replays_add_nothing(bus, store, filer):
+    for a in ALARMS:
+        await bus.publish(a)
+    await bus.publish_raw("alarms", {"alarm_id": "junk", "phase": "raised"})  # malformed: fields missing
+    await bus.publish_raw("alarms", {**_alarm("x-1", "cam-road", "lane-1", "juggling", T0).to_dict()})  # no category
+
+    worker = CaseWorker(store, filer, bus, consumer="cases-t1", block_ms=100)
+    await _run_until(worker, lambda: worker.stats.received == 6)
+    assert worker.stats.malformed == 1 and worker.stats.rejected == 1
+    assert worker.stats.outcomes == {"filed": 2, "attached": 1, "verified": 1}
+
+    cases, total = store.list_cases()
+    assert total == 2
+    by_cam = {c["camera_id"]: c for c in cases}
+    assert by_cam["cam-vending"]["alarm_ids"] == ["v-1", "v-2"]
+    assert by_cam["cam-bin"]["code"] == "0305" and by_cam["cam-bin"]["unit_name"] == "上城区环卫所"
+
+    events = [CaseEvent.from_dict(e.data) for e in reversed(await bus.history("case_events", count=50))]
+    assert [e.action for e in events] == ["filed", "filed", "attached", "verified"]
+    for e in events:  # written before announced: every announced case is in the store
+        assert store.get_case(e.case_id) is not None
+    assert store.pending_events() == []
+
+    # Replay everything (e.g. a detector restarted and re-sent): no new case, no new announcement.
+    for a in ALARMS:
+        await bus.publish(a)
+    await _run_until(worker, lambda: worker.stats.received == 10)
+    assert worker.stats.outcomes["duplicate"] == 4
+    assert store.list_cases()[1] == 2
+    assert len(await bus.history("case_events", count=50)) == 4
+
+
+async def test_unpublished_announcements_survive_a_crash(bus, store, filer):
+    # A previous run committed the case but died before publishing its event.
+    filer.file(ALARMS[0])
+    assert len(store.pending_events()) == 1
+    worker = CaseWorker(store, filer, bus, consumer="cases-t2", block_ms=100)
+    await _run_until(worker, lambda: not store.pending_events())
+    [entry] = await bus.history("case_events", count=10)
+    assert entry.data["action"] == "filed" and entry.data["case"]["alarm_ids"] == ["v-1"]
+    # The alarm itself, delivered now, is a no-op.
+    await bus.publish(ALARMS[0])
+    await _run_until(worker, lambda: worker.stats.received == 1)
+    assert worker.stats.outcomes == {"duplicate": 1}
+    assert len(await bus.history("case_events", count=10)) == 1
