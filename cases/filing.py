@@ -16,7 +16,7 @@ from cases.bundle import CaseConfig, load_case_config
 from cases.categories import Category
 from cases.events import CaseEvent
 from cases.store import CaseStore, CaseTx
-from cases.workflow import SYSTEM, Action, State, is_open, next_state
+from cases.workflow import SYSTEM, Action, State, next_state
 from config import Camera, Settings
 from detectors.alarm import Alarm
 
@@ -51,6 +51,7 @@ class CaseFiler:
     # -- entry point ------------------------------------------------------------------------------------------
     def file(self, alarm: Alarm) -> FilingResult:
         """File one alarm (raised or cleared); safe to call again with the same alarm."""
+        _check(alarm)
         if alarm.phase == "raised":
             return self._raised(alarm)
         if alarm.phase == "cleared":
@@ -187,6 +188,24 @@ class CaseFiler:
         return FilingResult(action, case, [event])  # type: ignore[arg-type]
 
 
+def _check(alarm: Alarm) -> None:
+    """Refuse an alarm whose fields have the wrong types before anything is written (a bad producer must not
+    crash the worker or leave half a case)."""
+    for name in ("alarm_id", "camera_id", "zone_id", "event"):
+        value = getattr(alarm, name)
+        if not isinstance(value, str) or not value:
+            raise FilingError(f"alarm field {name} must be a non-empty string, got {value!r}")
+    for name in ("at", "started_at", "dwell_s", "confidence"):
+        value = getattr(alarm, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value in (
+                float("inf"), float("-inf")):
+            raise FilingError(f"alarm {alarm.alarm_id}: field {name} must be a finite number, got {value!r}")
+    for name in ("snapshot", "snapshot_clean"):
+        value = getattr(alarm, name)
+        if value is not None and not isinstance(value, str):
+            raise FilingError(f"alarm {alarm.alarm_id}: field {name} must be a path string, got {value!r}")
+
+
 def build_filer(settings: Settings, store: CaseStore) -> CaseFiler:
     """Load the case config files named in ``settings.cases`` and return a filer for ``settings.cameras``."""
     files = settings.cases
@@ -194,4 +213,4 @@ def build_filer(settings: Settings, store: CaseStore) -> CaseFiler:
     return CaseFiler(config, store, list(settings.cameras))
 
 
-__all__ = ["CaseFiler", "FilingError", "FilingResult", "build_filer", "is_open"]
+__all__ = ["CaseFiler", "FilingError", "FilingResult", "build_filer"]

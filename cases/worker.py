@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cases.events import CaseEvent
 from cases.filing import CaseFiler, FilingError, build_filer
-from cases.store import CaseStore
+from cases.store import CaseStore, StoreError
 from detectors.alarm import Alarm
 
 if TYPE_CHECKING:  # the Bus is duck-typed here; broker knows no domain and cases needs only its methods
@@ -36,6 +37,7 @@ class WorkerStats:
     outcomes: dict[str, int] = field(default_factory=dict)
     malformed: int = 0
     rejected: int = 0
+    failed: int = 0
     published: int = 0
 
     def count(self, outcome: str) -> None:
@@ -82,6 +84,13 @@ class CaseWorker:
             except FilingError as exc:
                 self.stats.rejected += 1
                 log.warning("alarms entry %s not filed: %s", entry_id, exc)
+            except (sqlite3.Error, OSError, StoreError):
+                raise  # the store is at fault, not the entry: leave it pending and let the supervisor restart us
+            except Exception:
+                # A bug triggered by this one entry must not become a poison message that crash-loops the worker;
+                # it stays in the stream for a re-run after the fix.
+                self.stats.failed += 1
+                log.exception("alarms entry %s failed to file and is skipped", entry_id)
             else:
                 self.stats.count(result.outcome)
                 if result.case is not None:

@@ -212,3 +212,20 @@ def test_two_filers_on_one_database_never_duplicate(settings, tmp_path):
     assert outcomes.count("filed") == 2 and outcomes.count("duplicate") == len(alarms)
     for s in stores:
         s.close()
+
+
+@pytest.mark.parametrize(
+    "field, value, says",
+    [
+        ("at", "yesterday", "field at must be a finite number"),
+        ("at", float("nan"), "field at must be a finite number"),
+        ("camera_id", "", "camera_id must be a non-empty string"),
+        ("alarm_id", 42, "alarm_id must be a non-empty string"),
+        ("snapshot", ["x.jpg"], "snapshot must be a path string"),
+    ],
+)
+def test_badly_typed_alarms_are_refused_before_writing(filer, store, field, value, says):
+    bad = Alarm(**{**alarm().to_dict(), field: value, "boxes": []})
+    with pytest.raises(FilingError, match=says):
+        filer.file(bad)
+    assert store.list_cases()[1] == 0
