@@ -47,6 +47,7 @@ class CaseFiler:
         self.store = store
         self.cameras = {c.id: c for c in cameras}
         self.case_prefix = case_prefix
+        self._warned_years: set[int] = set()
 
     # -- entry point ------------------------------------------------------------------------------------------
     def file(self, alarm: Alarm) -> FilingResult:
@@ -84,6 +85,10 @@ class CaseFiler:
         limit = category.limit(urgency)
         deadline = cal.deadline(alarm.at, limit)
         reported = cal.local(alarm.at)
+        if not cal.covers(reported.date()) and reported.year not in self._warned_years:
+            self._warned_years.add(reported.year)
+            log.warning("calendar %r has no holidays for %d: deadlines count weekends only; add the year to the "
+                        "calendar file", cal.name, reported.year)
         camera_name = cam.name if cam else (alarm.camera_name or alarm.camera_id)
         zone_name = alarm.zone_name or next((z.name for z in (cam.zones if cam else []) if z.id == alarm.zone_id), "")
         case_id = uuid.uuid4().hex
