@@ -45,6 +45,11 @@ def read_sidecar(path: Path) -> dict | None:
         return None
 
 
+def is_valid(media_dir: Path, name: str, seed: int) -> bool:
+    """Whether the cached file of scene ``name`` for ``seed`` is complete (sidecar present, version and size match)."""
+    return _valid(*media_paths(Path(media_dir), name, seed))
+
+
 def _valid(stream: Path, side: Path) -> bool:
     meta = read_sidecar(side)
     try:
