@@ -1,0 +1,289 @@
+"""Wall server REST API on a real bus (Redis) and a real SQLite case store: cameras, alarms, cases, evidence,
+health and the OpenAPI document. Also home of the small builders the other ``test_wall_*`` files import."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from yarl import URL
+
+from cases.store import CaseStore
+from config import Settings, parse_settings
+from detectors.alarm import Alarm
+from video_ingest.status import CameraStatus
+from wall.app import create_app
+from wall.evidence import resolve_evidence
+from wall.passwords import hash_password
+
+PASSWORD = "wall-test-pw"
+_HASH = hash_password(PASSWORD, n=2**10)  # low scrypt cost: tests log in often
+
+
+def make_settings(tmp_path: Path, **wall: object) -> Settings:
+    """Two users (admin, duty) with PASSWORD, two cameras (one with credentials in its URL)."""
+    return parse_settings({
+        "site_name": "测试中心",
+        "storage": {"data_dir": str(tmp_path / "var")},
+        "wall": wall,
+        "users": [
+            {"username": "admin", "display_name": "管理员", "role": "admin", "password_hash": _HASH},
+            {"username": "duty", "display_name": "值班员", "role": "watch_officer", "password_hash": _HASH},
+        ],
+        "cameras": [
+            {"id": "cam-a", "name": "解放路人行道", "url": "rtsp://viewer:topsecret@127.0.0.1:1/a",
+             "position": {"lon": 120.15, "lat": 30.27, "address": "解放路88号", "street": "湖滨街道"},
+             "zones": [{"id": "pavement", "name": "人行道", "events": ["vending"],
+                        "polygon": [[0, 0.6], [1, 0.6], [1, 1], [0, 1]]}]},
+            {"id": "cam-b", "name": "延安路垃圾箱", "url": "rtsp://127.0.0.1:1/b",
+             "position": {"lon": 120.16, "lat": 30.27}},
+        ],
+    })
+
+
+def make_alarm(n: int, *, camera: str = "cam-a", phase: str = "raised", extra: dict | None = None) -> Alarm:
+    return Alarm(
+        alarm_id=f"alarm-{n}", phase=phase, camera_id=camera, zone_id="pavement", event="vending",
+        started_at=1_773_198_000.0 + n, at=1_773_198_010.0 + n, dwell_s=10.0, confidence=0.9,
+        boxes=[(0.1, 0.6, 0.2, 0.8)], snapshot=f"{camera}/2026/alarm-{n}.jpg", detector="test/1",
+        camera_name="解放路人行道", zone_name="人行道", extra=extra or {},
+    )
+
+
+def insert_case(store: CaseStore, n: int, *, camera: str = "cam-a", state: str = "dispatched") -> str:
+    at = 1_773_198_000.0 + n * 60
+    case = {
+        "id": f"case-{n:03d}", "case_no": f"CW20260311-{n:04d}", "source": "camera", "kind": "事件", "code": "0501",
+        "category_name": "无照经营游商", "title": f"case {n}", "state": state, "urgency": "一般",
+        "camera_id": camera, "camera_name": "解放路人行道", "zone_id": "pavement", "event": "vending",
+        "address": "解放路88号", "street": "湖滨街道", "community": "东坡社区", "grid_code": "33010200100101",
+        "unit_id": "hubin-squad", "unit_name": "湖滨街道城管中队", "reported_at": at, "deadline_at": at + 7200,
+        "deadline_iso": "2026-03-11T13:00:00+08:00", "time_limit": {"value": 2, "unit": "work_hours", "calendar": "x"},
+    }
+    with store.transaction() as tx:
+        tx.insert_case(case)
+        tx.append_timeline(case["id"], at=at, state=state, action="report", actor="system")
+        tx.link_alarm(f"alarm-{n}", "raised", case["id"], at)
+        tx.add_evidence(case["id"], f"{camera}/2026/case {n}.jpg", kind="snapshot", at=at)
+    return case["id"]
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = CaseStore.open(f"sqlite:///{tmp_path}/cases.sqlite")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def evidence_dir(tmp_path) -> Path:
+    d = tmp_path / "evidence"
+    d.mkdir()
+    return d
+
+
+@contextlib.asynccontextmanager
+async def wall_client(app: web.Application) -> AsyncIterator[TestClient]:
+    """A started test server on 127.0.0.1 (ephemeral port) and a client with its own cookie jar."""
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def login(client: TestClient, username: str = "admin", password: str = PASSWORD):
+    return await client.post("/api/login", json={"username": username, "password": password})
+
+
+@pytest.fixture
+async def client(tmp_path, bus, store, evidence_dir) -> AsyncIterator[TestClient]:
+    app = create_app(make_settings(tmp_path), bus=bus, cases=store, live=None, evidence_dir=evidence_dir)
+    async with wall_client(app) as c:
+        assert (await login(c)).status == 200
+        yield c
+
+
+# ------------------------------------------------------------------------------------------------ cameras
+
+
+async def test_cameras_merge_config_and_latest_status_with_urls_redacted(client, bus):
+    status = CameraStatus(camera_id="cam-a", state="offline", at=1.0, reconnects=3,
+                          error="cannot open rtsp://viewer:topsecret@127.0.0.1:1/a")
+    await bus.put_state("cameras", "cam-a", status.to_dict())
+    resp = await client.get("/api/cameras")
+    assert resp.status == 200
+    cams = {c["id"]: c for c in (await resp.json())["cameras"]}
+    assert list(cams) == ["cam-a", "cam-b"]
+    assert cams["cam-a"]["status"]["state"] == "offline" and cams["cam-a"]["status"]["reconnects"] == 3
+    assert cams["cam-b"]["status"] == {"camera_id": "cam-b", "state": "unknown"}
+    assert cams["cam-a"]["url"] == "rtsp://viewer:***@127.0.0.1:1/a"
+    assert "topsecret" not in str(cams)
+    assert cams["cam-a"]["zones"][0]["id"] == "pavement" and cams["cam-a"]["zones"][0]["polygon"][0] == [0, 0.6]
+    assert cams["cam-a"]["position"]["street"] == "湖滨街道"
+    assert cams["cam-a"]["live"] is False
+
+
+# ------------------------------------------------------------------------------------------------ alarms
+
+
+async def test_alarms_newest_first_with_ids_and_snapshot_urls(client, bus):
+    ids = [await bus.publish(make_alarm(n)) for n in range(5)]
+    body = await (await client.get("/api/alarms?limit=3")).json()
+    got = body["alarms"]
+    assert [a["id"] for a in got] == ids[::-1][:3]
+    assert [a["alarm_id"] for a in got] == ["alarm-4", "alarm-3", "alarm-2"]
+    assert got[0]["snapshot_url"] == "/evidence/cam-a/2026/alarm-4.jpg"
+    assert got[0]["boxes"] == [[0.1, 0.6, 0.2, 0.8]]
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=501", "limit=abc", "limit=-1", "limit=1.5"])
+async def test_alarms_limit_validated(client, query):
+    resp = await client.get(f"/api/alarms?{query}")
+    assert resp.status == 400
+    assert (await resp.json())["error"].startswith("limit: ")
+
+
+# ------------------------------------------------------------------------------------------------ cases
+
+
+async def test_cases_list_filters_pages_and_detail(client, store):
+    for n in range(1, 8):
+        insert_case(store, n, camera="cam-a" if n % 2 else "cam-b", state="closed" if n == 3 else "dispatched")
+    body = await (await client.get("/api/cases?limit=3&offset=1")).json()
+    assert body["total"] == 7 and [c["id"] for c in body["cases"]] == ["case-006", "case-005", "case-004"]
+    body = await (await client.get("/api/cases?camera_id=cam-b")).json()
+    assert body["total"] == 3 and {c["camera_id"] for c in body["cases"]} == {"cam-b"}
+    body = await (await client.get("/api/cases?state=closed")).json()
+    assert [c["id"] for c in body["cases"]] == ["case-003"]
+    detail = await (await client.get("/api/cases/case-003")).json()
+    assert detail["code"] == "0501" and detail["state"] == "closed"
+    assert detail["evidence"] == ["cam-a/2026/case 3.jpg"]
+    assert detail["evidence_urls"] == ["/evidence/cam-a/2026/case%203.jpg"]
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("limit=0", "limit"), ("limit=9999", "limit"), ("limit=x", "limit"),
+        ("offset=-1", "offset"), ("offset=y", "offset"),
+        ("state=lost", "state"), ("state=DROP%20TABLE", "state"),
+        ("camera_id=a%20b", "camera_id"),
+    ],
+)
+async def test_cases_query_validated_naming_the_field(client, query, field):
+    resp = await client.get(f"/api/cases?{query}")
+    assert resp.status == 400
+    assert (await resp.json())["error"].startswith(f"{field}: ")
+
+
+async def test_unknown_case_is_404_json(client):
+    resp = await client.get("/api/cases/case-999")
+    assert resp.status == 404
+    assert "case-999" in (await resp.json())["error"]
+    resp = await client.get("/api/cases/" + "x" * 200)
+    assert resp.status == 400 and (await resp.json())["error"].startswith("id: ")
+
+
+async def test_unknown_api_route_and_method_are_json(client):
+    resp = await client.get("/api/nothing")
+    assert resp.status == 404 and "error" in await resp.json()
+    resp = await client.delete("/api/cameras")
+    assert resp.status == 405 and "DELETE" in (await resp.json())["error"]
+
+
+# ------------------------------------------------------------------------------------------------ evidence
+
+
+async def test_evidence_served_and_traversal_refused(client, tmp_path, evidence_dir):
+    (evidence_dir / "cam-a").mkdir()
+    jpeg = b"\xff\xd8\xff\xe0" + os.urandom(2000)
+    (evidence_dir / "cam-a" / "a b.jpg").write_bytes(jpeg)
+    (evidence_dir / "notes.txt").write_text("not evidence")
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(b"outside")
+    (evidence_dir / "link.jpg").symlink_to(secret)
+
+    resp = await client.get("/evidence/cam-a/a%20b.jpg")
+    assert resp.status == 200 and await resp.read() == jpeg
+    assert resp.headers["Content-Type"] == "image/jpeg"
+    assert "max-age" in resp.headers["Cache-Control"]
+
+    for path in ["/evidence/%2e%2e/secret.jpg", "/evidence/cam-a/%2e%2e/%2e%2e/secret.jpg", "/evidence/link.jpg",
+                 "/evidence/notes.txt", "/evidence/cam-a/missing.jpg", "/evidence/%2Fetc%2Fpasswd",
+                 "/evidence/cam-a%5C..%5C..%5Csecret.jpg", "/evidence/"]:
+        resp = await client.get(URL(path, encoded=True))
+        assert resp.status == 404, path
+        assert "error" in await resp.json()
+
+
+def test_resolve_evidence_rules(tmp_path):
+    root = tmp_path / "ev"
+    (root / "x").mkdir(parents=True)
+    (root / "x" / "a.PNG").write_bytes(b"png")
+    (tmp_path / "out.jpg").write_bytes(b"out")
+    (root / "x" / "up").symlink_to(tmp_path)
+    assert resolve_evidence(root, "x/a.PNG") == (root / "x" / "a.PNG").resolve()
+    for bad in ["../out.jpg", "/etc/x.jpg", "x/../../out.jpg", "x/up/out.jpg", "x\\a.PNG", "x/a.PNG\x00.jpg",
+                "", "x", "./x/a.PNG"]:
+        assert resolve_evidence(root, bad) is None, bad
+
+
+async def test_evidence_needs_login(tmp_path, bus, store, evidence_dir):
+    (evidence_dir / "a.jpg").write_bytes(b"\xff\xd8")
+    app = create_app(make_settings(tmp_path), bus=bus, cases=store, live=None, evidence_dir=evidence_dir)
+    async with wall_client(app) as anon:
+        resp = await anon.get("/evidence/a.jpg")
+        assert resp.status == 401
+
+
+# ------------------------------------------------------------------------------------------------ health, openapi
+
+
+async def test_health_without_login_reports_checks_and_hub(tmp_path, bus, store, evidence_dir):
+    app = create_app(make_settings(tmp_path), bus=bus, cases=store, live=None, evidence_dir=evidence_dir)
+    async with wall_client(app) as anon:
+        resp = await anon.get("/api/health")
+        assert resp.status == 200
+        body = await resp.json()
+        assert body["status"] == "ok"
+        assert body["checks"]["bus"]["ok"] and body["checks"]["cases"]["ok"]
+        assert body["hub"]["clients"] == 0 and body["hub"]["dropped_clients"] == 0
+        assert body["live"]["available"] is False
+        store.close()  # a broken dependency shows as degraded with a 503, naming the failing check
+        resp = await anon.get("/api/health")
+        body = await resp.json()
+        assert resp.status == 503 and body["status"] == "degraded"
+        assert body["checks"]["bus"]["ok"] and not body["checks"]["cases"]["ok"]
+        assert "closed" in body["checks"]["cases"]["error"]
+
+
+async def test_openapi_describes_every_api_route(client):
+    resp = await client.get("/api/openapi.json")
+    assert resp.status == 200
+    doc = await resp.json()
+    assert doc["openapi"].startswith("3.1")
+    registered = set()
+    for route in client.app.router.routes():
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("formatter") or info.get("path")
+        if path and (path.startswith("/api/") or path.startswith("/evidence/")) and route.method != "HEAD":
+            registered.add((path, route.method.lower()))
+    assert len(registered) >= 11
+    for path, method in registered:
+        assert method in doc["paths"].get(path, {}), f"{method.upper()} {path} missing from openapi.json"
+    described = {(p, m) for p, ops in doc["paths"].items() for m in ops}
+    assert described == registered, f"described but not routed: {described - registered}"
+    # Every $ref resolves.
+    text = str(doc)
+    for name in doc["components"]["schemas"]:
+        assert name in text
+    import re
+    for ref in re.findall(r"#/components/schemas/(\w+)", text):
+        assert ref in doc["components"]["schemas"], ref

@@ -1,0 +1,248 @@
+"""REST routes: health, login/logout/me, cameras, alarms, cases.
+
+Every input is validated here and every failure is a JSON ``{"error": ...}`` naming the bad field; the case
+store is synchronous, so its calls run in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import time
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from config import redact_url
+from wall import state
+from wall.auth import (
+    COOKIE,
+    clear_session_cookie,
+    require_session,
+    set_session_cookie,
+)
+from wall.errors import BadRequest, json_error
+from wall.views import alarm_view, case_view, status_view
+
+log = logging.getLogger("citywall.wall.api")
+
+MAX_ALARMS = 500
+MAX_CASES_PAGE = 500
+HEALTH_TIMEOUT_S = 2.0
+_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_STATE = re.compile(r"^[a-z_]{1,32}$")
+
+T = TypeVar("T")
+
+
+class BusUnavailable(RuntimeError):
+    """The event bus did not answer; shown to clients as 503."""
+
+
+def int_param(request: web.Request, name: str, *, default: int, lo: int, hi: int) -> int:
+    """Query parameter ``name`` as an int in ``lo..hi``; :class:`BadRequest` naming it otherwise."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw, 10)
+    except ValueError:
+        raise BadRequest(name, f"must be an integer between {lo} and {hi}, got {raw[:40]!r}") from None
+    if not lo <= value <= hi:
+        raise BadRequest(name, f"must be an integer between {lo} and {hi}, got {value}")
+    return value
+
+
+def str_param(request: web.Request, name: str, pattern: re.Pattern[str], what: str) -> str | None:
+    """Optional query parameter ``name`` matching ``pattern``; :class:`BadRequest` naming it otherwise."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    if not pattern.fullmatch(raw):
+        raise BadRequest(name, f"{raw[:40]!r} is not {what}")
+    return raw
+
+
+async def _bus_call(awaitable: Awaitable[T]) -> T:
+    try:
+        return await asyncio.wait_for(awaitable, HEALTH_TIMEOUT_S * 5)
+    except Exception as exc:  # the bus's own errors (Redis down, timeout) are not the client's fault
+        log.warning("event bus call failed: %r", exc)
+        raise BusUnavailable(f"event bus unavailable: {type(exc).__name__}") from exc
+
+
+# ---------------------------------------------------------------------------------------------------- health
+
+
+async def _timed(check: Awaitable[Any]) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(check, HEALTH_TIMEOUT_S)
+    except Exception as exc:
+        return {"ok": False, "error": redact_url(f"{type(exc).__name__}: {exc}")[:300]}
+    return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+async def health(request: web.Request) -> web.Response:
+    """Liveness of the bus and the case store, plus hub and live-video figures. 503 when degraded."""
+    app = request.app
+    bus, store = app[state.BUS], app[state.CASES]
+    ping = getattr(bus, "ping", None)
+    bus_check = ping() if callable(ping) else bus.history("alarms", count=1)
+    bus_result, cases_result = await asyncio.gather(
+        _timed(bus_check), _timed(asyncio.to_thread(store.list_cases, limit=1))
+    )
+    ok = bus_result["ok"] and cases_result["ok"]
+    live = app[state.LIVE]
+    body = {
+        "status": "ok" if ok else "degraded",
+        "checks": {"bus": bus_result, "cases": cases_result},
+        "hub": app[state.HUB].stats(),
+        "live": {"available": live is not None, **app[state.LIVE_SOCKETS].stats()},
+        "uptime_s": round(time.time() - app[state.STARTED_AT], 1),
+    }
+    return web.json_response(body, status=200 if ok else 503)
+
+
+# ---------------------------------------------------------------------------------------------------- session
+
+
+async def login(request: web.Request) -> web.Response:
+    """``{username, password}`` → session cookie and ``{user}``; 401 on a wrong password, 429 when rate limited."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest("body", "must be a JSON object {username, password}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("body", "must be a JSON object {username, password}")
+    username, password = body.get("username"), body.get("password")
+    if not isinstance(username, str) or not 1 <= len(username) <= 64:
+        raise BadRequest("username", "required, a string of 1 to 64 characters")
+    if not isinstance(password, str) or not 1 <= len(password) <= 1024:
+        raise BadRequest("password", "required, a string of 1 to 1024 characters")
+
+    app = request.app
+    now = app[state.CLOCK]()
+    limiter = app[state.LOGIN_LIMITER]
+    key = f"{username}\x00{request.remote}"
+    wait = limiter.retry_after(key, now)
+    if wait > 0:
+        retry = max(1, math.ceil(wait))
+        return json_error(
+            429, f"too many failed logins for {username}; try again in {retry} s", headers={"Retry-After": str(retry)}
+        )
+    user = await app[state.AUTHENTICATOR].check(username, password)
+    if user is None:
+        limiter.failure(key, app[state.CLOCK]())
+        return json_error(401, "wrong username or password")
+    limiter.success(key)
+    sessions = app[state.SESSIONS]
+    sessions.revoke(request.cookies.get(COOKIE))  # a fresh token on every login (no session fixation)
+    session = sessions.create(user, app[state.CLOCK]())
+    response = web.json_response({"user": session.user_dict(), "expires_at": session.expires_at})
+    set_session_cookie(response, session, secure=request.secure)
+    log.info("login %s (%s) from %s", session.username, session.role.value, request.remote)
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    """End the session: forget the token, clear the cookie, close this session's WebSockets."""
+    session = require_session(request)
+    request.app[state.SESSIONS].revoke(session.token)
+    request.app[state.HUB].disconnect_session(session.token)
+    request.app[state.LIVE_SOCKETS].disconnect_session(session.token)
+    response = web.json_response({"ok": True})
+    clear_session_cookie(response)
+    return response
+
+
+async def me(request: web.Request) -> web.Response:
+    """The logged-in user and when the session ends."""
+    session = require_session(request)
+    return web.json_response({"user": session.user_dict(), "expires_at": session.expires_at})
+
+
+# ---------------------------------------------------------------------------------------------------- data
+
+
+async def cameras(request: web.Request) -> web.Response:
+    """Configured cameras with their latest status (from the bus state table ``cameras``)."""
+    app = request.app
+    live = app[state.LIVE]
+    statuses = await _bus_call(app[state.BUS].get_state("cameras"))
+    out = []
+    for cam in app[state.SETTINGS].cameras:
+        status = statuses.get(cam.id) or {"camera_id": cam.id, "state": "unknown"}
+        out.append({
+            "id": cam.id,
+            "name": cam.name,
+            "enabled": cam.enabled,
+            "position": cam.position.model_dump(mode="json"),
+            "zones": [z.model_dump(mode="json") for z in cam.zones],
+            "status": status_view(status),
+            "url": redact_url(cam.url),
+            "substream_url": redact_url(cam.substream_url) if cam.substream_url else None,
+            "live": bool(live is not None and live.has_camera(cam.id)),
+        })
+    return web.json_response({"cameras": out})
+
+
+async def alarms(request: web.Request) -> web.Response:
+    """The newest alarms (raised and cleared), newest first, each with its stream ``id`` and snapshot URLs."""
+    limit = int_param(request, "limit", default=100, lo=1, hi=MAX_ALARMS)
+    entries = await _bus_call(request.app[state.BUS].history("alarms", count=limit))
+    return web.json_response({"alarms": [{**alarm_view(e.data), "id": e.id} for e in entries]})
+
+
+async def list_cases(request: web.Request) -> web.Response:
+    """A page of cases (newest first) and the total matching the filters."""
+    case_state = str_param(request, "state", _STATE, "a case state (lower-case letters and _)")
+    camera_id = str_param(request, "camera_id", _ID, "a camera id")
+    limit = int_param(request, "limit", default=100, lo=1, hi=MAX_CASES_PAGE)
+    offset = int_param(request, "offset", default=0, lo=0, hi=10_000_000)
+    store = request.app[state.CASES]
+    try:
+        page, total = await asyncio.to_thread(
+            store.list_cases, state=case_state, camera_id=camera_id, limit=limit, offset=offset
+        )
+    except ValueError as exc:  # the store refuses a state it does not know
+        if case_state is not None:
+            raise BadRequest("state", f"unknown case state {case_state!r}") from None
+        raise BadRequest("query", str(exc)) from None
+    return web.json_response({"cases": [case_view(c) for c in page], "total": total, "limit": limit, "offset": offset})
+
+
+async def get_case(request: web.Request) -> web.Response:
+    """One case with ``evidence_urls``; 404 when unknown."""
+    case_id = request.match_info["id"]
+    if not _ID.fullmatch(case_id):
+        raise BadRequest("id", f"{case_id[:40]!r} is not a case id")
+    case = await asyncio.to_thread(request.app[state.CASES].get_case, case_id)
+    if case is None:
+        return json_error(404, f"unknown case {case_id}")
+    return web.json_response(case_view(case))
+
+
+@web.middleware
+async def bus_unavailable_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A bus outage is a 503 with a JSON error, not a crash."""
+    try:
+        return await handler(request)
+    except BusUnavailable as exc:
+        return json_error(503, str(exc))
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the REST routes on ``app``."""
+    app.router.add_get("/api/health", health)
+    app.router.add_post("/api/login", login)
+    app.router.add_post("/api/logout", logout)
+    app.router.add_get("/api/me", me)
+    app.router.add_get("/api/cameras", cameras)
+    app.router.add_get("/api/alarms", alarms)
+    app.router.add_get("/api/cases", list_cases)
+    app.router.add_get("/api/cases/{id}", get_case)
+

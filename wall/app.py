@@ -1,0 +1,82 @@
+"""The wall server's aiohttp application: state, middlewares, routes, background tasks and shutdown.
+
+``create_app`` only builds the application; the caller runs it (``web.AppRunner`` + ``web.TCPSite``). The event
+hub's bus tail starts in ``cleanup_ctx`` (before the server accepts connections) and stops after it; open
+WebSockets are closed in ``on_shutdown`` so a stopping server never waits on a browser.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from config import Settings
+from wall import api, evidence, hub, live_ws, openapi, pages, state
+from wall.auth import Authenticator, LoginLimiter, SessionStore, make_auth_middleware
+from wall.errors import error_middleware
+from wall.hub import EventHub
+from wall.live_ws import LiveSockets
+
+if TYPE_CHECKING:
+    from broker.bus import Bus
+    from cases.store import CaseStore
+    from wall.live_protocol import LiveHub
+
+LOGIN_MAX_FAILURES = 10
+LOGIN_WINDOW_S = 60.0
+
+
+def create_app(
+    settings: Settings,
+    *,
+    bus: Bus,
+    cases: CaseStore,
+    live: LiveHub | None,
+    evidence_dir: Path,
+    clock: Callable[[], float] = time.time,
+) -> web.Application:
+    """Build the wall server for ``settings``; ``live=None`` serves everything except live video."""
+    sessions = SessionStore(settings.wall.session_ttl_s)
+    app = web.Application(
+        middlewares=[error_middleware, make_auth_middleware(sessions, clock), api.bus_unavailable_middleware],
+        client_max_size=64 * 1024,
+    )
+    app[state.SETTINGS] = settings
+    app[state.BUS] = bus
+    app[state.CASES] = cases
+    app[state.LIVE] = live
+    app[state.EVIDENCE_DIR] = Path(evidence_dir)
+    app[state.CLOCK] = clock
+    app[state.SESSIONS] = sessions
+    app[state.LOGIN_LIMITER] = LoginLimiter(max_failures=LOGIN_MAX_FAILURES, window_s=LOGIN_WINDOW_S)
+    app[state.AUTHENTICATOR] = Authenticator(settings.users)
+    app[state.HUB] = EventHub(bus, queue_size=settings.wall.client_queue)
+    app[state.LIVE_SOCKETS] = LiveSockets()
+    app[state.STARTED_AT] = time.time()
+
+    api.add_routes(app)
+    openapi.add_routes(app)
+    hub.add_routes(app)
+    live_ws.add_routes(app)
+    evidence.add_routes(app)
+    pages.add_routes(app)
+
+    app.cleanup_ctx.append(_event_hub)
+    app.on_shutdown.append(_close_sockets)
+    return app
+
+
+async def _event_hub(app: web.Application) -> AsyncIterator[None]:
+    event_hub = app[state.HUB]
+    await event_hub.start()
+    yield
+    await event_hub.stop()
+
+
+async def _close_sockets(app: web.Application) -> None:
+    await app[state.HUB].shutdown()
+    await app[state.LIVE_SOCKETS].shutdown()

@@ -1,0 +1,57 @@
+"""JSON errors for the API: every failure an API client sees is ``{"error": "<what was wrong>"}``.
+
+The middleware turns aiohttp's own HTTP errors (unknown route, wrong method) and unexpected exceptions on
+``/api/*`` and ``/evidence/*`` into that shape, so a client never has to parse an HTML error page.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+log = logging.getLogger("citywall.wall")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class BadRequest(ValueError):
+    """Invalid client input; ``field`` names what was wrong (turned into a 400 by the middleware)."""
+
+    def __init__(self, field: str, reason: str):
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+def json_error(status: int, message: str, *, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON error response ``{"error": message}`` with ``status``."""
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+def _is_api(path: str) -> bool:
+    return path.startswith("/api/") or path == "/api" or path.startswith("/evidence/")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Map :class:`BadRequest` to 400 everywhere, and HTTP errors/crashes on API paths to JSON bodies."""
+    try:
+        return await handler(request)
+    except BadRequest as exc:
+        return json_error(400, str(exc))
+    except web.HTTPException as exc:
+        if not _is_api(request.path) or exc.status < 400 or exc.content_type == "application/json":
+            raise
+        reason = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+        if exc.status == 404:
+            reason = f"no such resource {request.path}"
+        elif exc.status == 405:
+            reason = f"method {request.method} not allowed on {request.path}"
+        return json_error(exc.status, reason, headers={k: v for k, v in exc.headers.items() if k == "Allow"})
+    except Exception:
+        if not _is_api(request.path):
+            raise
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return json_error(500, "internal server error (logged on the server)")

@@ -1,0 +1,58 @@
+"""Evidence files (``/evidence/{path}``, login required): snapshots and clips from the evidence directory.
+
+Only regular files strictly inside the evidence directory are served (no ``..``, no absolute paths, no symlink
+that leads outside) and only image/video types; anything else is a 404 that reveals nothing about the disk.
+Evidence files are written once and never changed, so browsers may cache them (privately: they show people).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+from aiohttp import web
+
+from wall import state
+from wall.errors import json_error
+
+CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".mp4": "video/mp4"}
+CACHE_CONTROL = "private, max-age=86400, immutable"
+
+
+def resolve_evidence(root: Path, rel: str) -> Path | None:
+    """The file ``rel`` names inside ``root``, or None if it is outside, missing, or not an evidence type."""
+    if not rel or "\x00" in rel or "\\" in rel:
+        return None
+    parts = rel.split("/")
+    if any(p in ("", ".", "..") for p in parts):  # absolute, "//", "./" or "../" anywhere
+        return None
+    if PurePosixPath(rel).suffix.lower() not in CONTENT_TYPES:
+        return None
+    try:
+        base = root.resolve(strict=True)
+        target = (base / Path(*parts)).resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    if not target.is_relative_to(base) or not target.is_file():
+        return None
+    return target
+
+
+async def evidence(request: web.Request) -> web.StreamResponse:
+    """``GET /evidence/{path}``: one evidence file, or 404 JSON."""
+    rel = request.match_info["path"]
+    target = resolve_evidence(request.app[state.EVIDENCE_DIR], rel)
+    if target is None:
+        return json_error(404, f"no evidence file {rel[:200]}")
+    return web.FileResponse(
+        target,
+        headers={
+            "Content-Type": CONTENT_TYPES[target.suffix.lower()],
+            "Cache-Control": CACHE_CONTROL,
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    """Register ``/evidence/{path}``."""
+    app.router.add_get("/evidence/{path:.*}", evidence)

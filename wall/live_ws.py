@@ -1,0 +1,187 @@
+"""Live video over WebSocket (``/api/live/{camera_id}``): fMP4 from the LiveHub, one binary frame per fragment.
+
+Protocol: a text frame ``{"type": "init", "mime": ...}``, one binary frame with the init segment (ftyp+moov),
+then one binary frame per fragment (moof+mdat). Failures end with a text frame ``{"type": "error", ...}`` and a
+close: ``unknown camera <id>``, ``camera offline`` (the tile retries with backoff) or ``live video not available
+on this server``. The viewer's own bounded queue (in the LiveHub) absorbs a slow browser; nothing here buffers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from aiohttp import WSCloseCode, web
+
+from wall import state
+from wall.auth import Session, require_session
+from wall.live_protocol import LiveViewer
+
+log = logging.getLogger("citywall.wall.live")
+
+OPEN_TIMEOUT_S = 15.0
+"""The LiveHub gives up after ~10 s without a keyframe; this only guards against a hub that never answers."""
+FRAGMENT_TIMEOUT_S = 15.0
+"""No fragment for this long means the camera stalled: tell the tile it is offline so it retries."""
+CLOSE_TIMEOUT_S = 5.0
+VIEWER_QUEUE = 256
+_CAMERA_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+@dataclass
+class LiveStats:
+    """Counters exported in ``/api/health`` under ``live``."""
+
+    viewers: int = 0
+    opened_total: int = 0
+    fragments_sent: int = 0
+    bytes_sent: int = 0
+    offline: int = 0
+    """Viewers refused or ended because the camera was offline or stalled."""
+    unknown_camera: int = 0
+
+
+class _Connection:
+    def __init__(self, session: Session):
+        self.session = session
+        self.task: asyncio.Task[Any] | None = None
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.done = asyncio.Event()
+
+    def end(self, code: int, reason: str) -> None:
+        if self.close_code is None:
+            self.close_code = code
+            self.close_reason = reason
+            if self.task is not None:
+                self.task.cancel()
+
+
+class LiveSockets:
+    """Serves and tracks the live-video sockets (for stats, logout and shutdown)."""
+
+    def __init__(self) -> None:
+        self._connections: set[_Connection] = set()
+        self._stats = LiveStats()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for ``/api/health``."""
+        self._stats.viewers = len(self._connections)
+        return asdict(self._stats)
+
+    def disconnect_session(self, token: str) -> int:
+        """Close every live socket of a session (logout)."""
+        ended = [c for c in self._connections if c.session.token == token]
+        for conn in ended:
+            conn.end(4401, "logged out")
+        return len(ended)
+
+    async def shutdown(self) -> None:
+        """Close every live socket and wait briefly for the handlers."""
+        conns = list(self._connections)
+        for conn in conns:
+            conn.end(WSCloseCode.GOING_AWAY, "server shutting down")
+        if conns:
+            await asyncio.wait([asyncio.create_task(c.done.wait()) for c in conns], timeout=CLOSE_TIMEOUT_S + 1)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """``GET /api/live/{camera_id}``."""
+        session = require_session(request)
+        camera_id = request.match_info["camera_id"]
+        ws = web.WebSocketResponse(heartbeat=30.0, timeout=CLOSE_TIMEOUT_S, max_msg_size=4096)
+        await ws.prepare(request)
+        conn = _Connection(session)
+        self._connections.add(conn)
+        self._stats.opened_total += 1
+        conn.task = asyncio.create_task(self._serve(ws, request.app[state.LIVE], camera_id))
+        try:
+            await conn.task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if conn.close_code is None or (current is not None and current.cancelling()):
+                raise  # the handler itself was cancelled (client gone, server stopping)
+        finally:
+            self._connections.discard(conn)
+            if not conn.task.done():
+                conn.task.cancel()
+                await asyncio.gather(conn.task, return_exceptions=True)
+            try:
+                code = conn.close_code if conn.close_code is not None else WSCloseCode.OK
+                await asyncio.wait_for(ws.close(code=code, message=conn.close_reason.encode()[:120]), CLOSE_TIMEOUT_S + 1)
+            except (asyncio.TimeoutError, ConnectionError, RuntimeError):
+                pass
+            conn.done.set()
+        return ws
+
+    async def _serve(self, ws: web.WebSocketResponse, live: Any, camera_id: str) -> None:
+        if live is None:
+            await _send_error(ws, "live video not available on this server")
+            return
+        if not _CAMERA_ID.fullmatch(camera_id):
+            self._stats.unknown_camera += 1
+            await _send_error(ws, f"unknown camera {camera_id[:64]}")
+            return
+        try:
+            viewer: LiveViewer = await asyncio.wait_for(live.open(camera_id, queue_size=VIEWER_QUEUE), OPEN_TIMEOUT_S)
+        except KeyError:
+            self._stats.unknown_camera += 1
+            await _send_error(ws, f"unknown camera {camera_id}")
+            return
+        except Exception as exc:  # LiveUnavailable (no keyframe in time), a timeout, an ended source
+            self._stats.offline += 1
+            log.info("live %s unavailable: %r", camera_id, exc)
+            await _send_error(ws, "camera offline")
+            return
+        try:
+            await ws.send_json({"type": "init", "mime": viewer.mime})
+            await ws.send_bytes(viewer.init_segment)
+            pump = asyncio.create_task(self._pump(ws, viewer))
+            reader = asyncio.create_task(_until_client_closes(ws))
+            try:
+                await asyncio.wait({pump, reader}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (pump, reader):
+                    task.cancel()
+                await asyncio.gather(pump, reader, return_exceptions=True)
+            if pump.done() and not pump.cancelled() and pump.exception() is None and pump.result():
+                self._stats.offline += 1
+                await _send_error(ws, "camera offline")
+        finally:
+            viewer.close()
+
+    async def _pump(self, ws: web.WebSocketResponse, viewer: LiveViewer) -> bool:
+        """Send fragments until the source ends (returns True) or the client goes away (raises)."""
+        while True:
+            try:
+                fragment = await asyncio.wait_for(viewer.next_fragment(), FRAGMENT_TIMEOUT_S)
+            except Exception as exc:  # LiveEnded, or no fragment in time
+                log.info("live stream ended for a viewer: %r", exc)
+                return True
+            await ws.send_bytes(fragment)
+            self._stats.fragments_sent += 1
+            self._stats.bytes_sent += len(fragment)
+
+
+async def _until_client_closes(ws: web.WebSocketResponse) -> None:
+    async for _ in ws:  # the client sends nothing we act on; this notices its close
+        pass
+
+
+async def _send_error(ws: web.WebSocketResponse, error: str) -> None:
+    try:
+        await ws.send_json({"type": "error", "error": error})
+    except (ConnectionError, RuntimeError):
+        pass
+
+
+async def live_socket(request: web.Request) -> web.StreamResponse:
+    """``GET /api/live/{camera_id}`` (login required), served by the app's :class:`LiveSockets`."""
+    return await request.app[state.LIVE_SOCKETS].handle(request)
+
+
+def add_routes(app: web.Application) -> None:
+    """Register ``/api/live/{camera_id}``."""
+    app.router.add_get("/api/live/{camera_id}", live_socket)

@@ -1,0 +1,440 @@
+"""``GET /api/openapi.json``: the OpenAPI 3.1 description of the wall server's API, written by hand.
+
+A test checks that every registered ``/api`` route (and ``/evidence``) appears here with its method, so the
+document cannot silently fall behind the router. WebSocket routes are described as ``GET`` upgrades; their
+frames are documented in the operation descriptions and in ``x-websocket-frames``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from wall import state
+from wall.api import MAX_ALARMS, MAX_CASES_PAGE
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+_UNAUTHORIZED = _error("no session (log in first)")
+_SESSION = [{"session": []}]
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string", "description": "what was wrong, naming the field"}},
+    },
+    "User": {
+        "type": "object",
+        "required": ["username", "display_name", "role"],
+        "properties": {
+            "username": {"type": "string"},
+            "display_name": {"type": "string"},
+            "role": {"type": "string", "enum": ["watch_officer", "monitor", "leader", "admin"]},
+        },
+    },
+    "Session": {
+        "type": "object",
+        "required": ["user", "expires_at"],
+        "properties": {"user": _ref("User"), "expires_at": {"type": "number", "description": "unix time"}},
+    },
+    "Check": {
+        "type": "object",
+        "required": ["ok"],
+        "properties": {"ok": {"type": "boolean"}, "latency_ms": {"type": "number"}, "error": {"type": "string"}},
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status", "checks", "hub", "live"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "degraded"]},
+            "checks": {
+                "type": "object",
+                "properties": {"bus": _ref("Check"), "cases": _ref("Check")},
+            },
+            "hub": {
+                "type": "object",
+                "description": "WebSocket event hub counters",
+                "properties": {
+                    k: {"type": "integer"}
+                    for k in (
+                        "clients", "connected_total", "entries", "sent", "dropped_clients",
+                        "tail_errors", "resumes", "resumed_frames",
+                    )
+                } | {"tailing": {"type": "boolean"}},
+            },
+            "live": {
+                "type": "object",
+                "description": "live-video socket counters",
+                "properties": {"available": {"type": "boolean"}} | {
+                    k: {"type": "integer"}
+                    for k in ("viewers", "opened_total", "fragments_sent", "bytes_sent", "offline", "unknown_camera")
+                },
+            },
+            "uptime_s": {"type": "number"},
+        },
+    },
+    "Position": {
+        "type": "object",
+        "properties": {
+            "lon": {"type": "number"}, "lat": {"type": "number"}, "address": {"type": "string"},
+            "street": {"type": "string"}, "community": {"type": "string"},
+        },
+    },
+    "Zone": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "events": {"type": "array", "items": {"type": "string", "enum": ["vending", "road_occupation", "bin_overflow"]}},
+            "polygon": {
+                "type": "array",
+                "description": "normalised (x, y) image coordinates, 0..1",
+                "items": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+            },
+            "dwell_s": {"type": "number"},
+            "min_area": {"type": "number"},
+            "cooldown_s": {"type": "number"},
+            "schedule": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "CameraStatus": {
+        "type": "object",
+        "required": ["state"],
+        "properties": {
+            "camera_id": {"type": "string"},
+            "state": {"type": "string", "enum": ["unknown", "connecting", "online", "reconnecting", "offline"]},
+            "at": {"type": "number"},
+            "fps": {"type": "number"},
+            "last_frame_at": {"type": ["number", "null"]},
+            "reconnects": {"type": "integer"},
+            "error": {"type": ["string", "null"]},
+            "width": {"type": ["integer", "null"]},
+            "height": {"type": ["integer", "null"]},
+            "codec": {"type": ["string", "null"]},
+            "worker": {"type": "string"},
+        },
+    },
+    "Camera": {
+        "type": "object",
+        "required": ["id", "name", "position", "zones", "status", "url"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "enabled": {"type": "boolean"},
+            "position": _ref("Position"),
+            "zones": {"type": "array", "items": _ref("Zone")},
+            "status": _ref("CameraStatus"),
+            "url": {"type": "string", "description": "credentials redacted (user:***@)"},
+            "substream_url": {"type": ["string", "null"]},
+            "live": {"type": "boolean", "description": "live video can be opened for this camera"},
+        },
+    },
+    "Alarm": {
+        "type": "object",
+        "required": ["id", "alarm_id", "phase", "camera_id", "zone_id", "event", "at"],
+        "properties": {
+            "id": {"type": "string", "description": "bus stream id (use it to resume the WebSocket)"},
+            "alarm_id": {"type": "string"},
+            "phase": {"type": "string", "enum": ["raised", "cleared"]},
+            "camera_id": {"type": "string"},
+            "camera_name": {"type": "string"},
+            "zone_id": {"type": "string"},
+            "zone_name": {"type": "string"},
+            "event": {"type": "string"},
+            "started_at": {"type": "number"},
+            "at": {"type": "number"},
+            "dwell_s": {"type": "number"},
+            "confidence": {"type": "number"},
+            "boxes": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+            "snapshot": {"type": ["string", "null"]},
+            "snapshot_clean": {"type": ["string", "null"]},
+            "snapshot_url": {"type": ["string", "null"], "description": "/evidence/... URL of the annotated snapshot"},
+            "snapshot_clean_url": {"type": ["string", "null"]},
+            "detector": {"type": "string"},
+            "extra": {"type": "object"},
+        },
+    },
+    "Case": {
+        "type": "object",
+        "required": ["id", "case_no", "state"],
+        "properties": {
+            "id": {"type": "string"},
+            "case_no": {"type": "string"},
+            "source": {"type": "string"},
+            "kind": {"type": "string", "description": "部件 or 事件"},
+            "code": {"type": "string", "description": "standard category code, e.g. 0501"},
+            "category_name": {"type": "string"},
+            "title": {"type": "string"},
+            "state": {"type": "string"},
+            "state_label": {"type": "string"},
+            "urgency": {"type": "string"},
+            "camera_id": {"type": "string"},
+            "camera_name": {"type": "string"},
+            "zone_id": {"type": "string"},
+            "event": {"type": "string"},
+            "address": {"type": "string"},
+            "street": {"type": "string"},
+            "community": {"type": "string"},
+            "grid_code": {"type": "string"},
+            "unit_id": {"type": "string"},
+            "unit_name": {"type": "string"},
+            "reported_at": {"type": "number"},
+            "deadline_at": {"type": "number"},
+            "deadline_iso": {"type": "string"},
+            "time_limit": {"type": "object"},
+            "alarm_ids": {"type": "array", "items": {"type": "string"}},
+            "evidence": {"type": "array", "items": {"type": "string"}},
+            "evidence_urls": {"type": "array", "items": {"type": "string"}},
+            "timeline": {"type": "array", "items": {"type": "object"}},
+            "overdue": {"type": "boolean"},
+        },
+    },
+    "CaseEvent": {
+        "type": "object",
+        "properties": {
+            "case_id": {"type": "string"}, "case_no": {"type": "string"}, "action": {"type": "string"},
+            "state": {"type": "string"}, "at": {"type": "number"}, "actor": {"type": "string"},
+            "case": _ref("Case"), "note": {"type": "string"},
+        },
+    },
+}
+
+WS_FRAMES = {
+    "/api/ws": {
+        "server": {
+            "hello": {"type": "hello", "user": "User"},
+            "alarm": {"type": "alarm", "id": "stream id", "alarm": "Alarm (with snapshot_url)"},
+            "camera_status": {"type": "camera_status", "status": "CameraStatus"},
+            "case": {"type": "case", "id": "stream id", "event": "CaseEvent"},
+            "pong": {"type": "pong"},
+            "error": {"type": "error", "error": "what was wrong"},
+        },
+        "client": {
+            "ping": {"type": "ping"},
+            "resume": {"type": "resume", "last_ids": {"alarms": "stream id", "case_events": "stream id"}},
+        },
+    },
+    "/api/live/{camera_id}": {
+        "server": {
+            "init": {"type": "init", "mime": 'video/mp4; codecs="..."'},
+            "binary": "first the init segment (ftyp+moov), then one fragment (moof+mdat) per frame",
+            "error": {"type": "error", "error": "unknown camera <id> | camera offline | live video not available"},
+        },
+    },
+}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+PATHS: dict[str, Any] = {
+    "/api/health": {
+        "get": {
+            "summary": "Liveness of the event bus and the case store, hub and live-video counters",
+            "security": [],
+            "responses": {"200": _json(_ref("Health"), "healthy"), "503": _json(_ref("Health"), "degraded")},
+        },
+    },
+    "/api/login": {
+        "post": {
+            "summary": "Log in; sets the HttpOnly SameSite=Strict cookie cw_session",
+            "security": [],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "required": ["username", "password"],
+                    "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
+                }}},
+            },
+            "responses": {
+                "200": _json(_ref("Session"), "logged in"),
+                "400": _error("body, username or password missing or malformed"),
+                "401": _error("wrong username or password"),
+                "429": _error("too many failed logins for this username from this address (Retry-After header)"),
+            },
+        },
+    },
+    "/api/logout": {
+        "post": {
+            "summary": "End the session and close its WebSockets",
+            "security": _SESSION,
+            "responses": {
+                "200": _json({"type": "object", "properties": {"ok": {"type": "boolean"}}}, "logged out"),
+                "401": _UNAUTHORIZED,
+            },
+        },
+    },
+    "/api/me": {
+        "get": {
+            "summary": "The logged-in user",
+            "security": _SESSION,
+            "responses": {"200": _json(_ref("Session"), "the session"), "401": _UNAUTHORIZED},
+        },
+    },
+    "/api/cameras": {
+        "get": {
+            "summary": "Configured cameras with zones and their latest status",
+            "security": _SESSION,
+            "responses": {
+                "200": _json(
+                    {"type": "object", "required": ["cameras"],
+                     "properties": {"cameras": {"type": "array", "items": _ref("Camera")}}},
+                    "cameras in configuration order",
+                ),
+                "401": _UNAUTHORIZED,
+                "503": _error("event bus unavailable"),
+            },
+        },
+    },
+    "/api/alarms": {
+        "get": {
+            "summary": "Newest alarms (raised and cleared), newest first",
+            "security": _SESSION,
+            "parameters": [
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_ALARMS, "default": 100}, "how many"),
+            ],
+            "responses": {
+                "200": _json(
+                    {"type": "object", "required": ["alarms"],
+                     "properties": {"alarms": {"type": "array", "items": _ref("Alarm")}}},
+                    "alarms",
+                ),
+                "400": _error("limit out of range"),
+                "401": _UNAUTHORIZED,
+                "503": _error("event bus unavailable"),
+            },
+        },
+    },
+    "/api/cases": {
+        "get": {
+            "summary": "Cases, newest first, with the total matching the filters",
+            "security": _SESSION,
+            "parameters": [
+                _query("state", {"type": "string", "pattern": "^[a-z_]{1,32}$"}, "only cases in this state"),
+                _query("camera_id", {"type": "string"}, "only cases from this camera"),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_CASES_PAGE, "default": 100}, "page size"),
+                _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "cases to skip"),
+            ],
+            "responses": {
+                "200": _json(
+                    {"type": "object", "required": ["cases", "total"], "properties": {
+                        "cases": {"type": "array", "items": _ref("Case")},
+                        "total": {"type": "integer"},
+                        "limit": {"type": "integer"},
+                        "offset": {"type": "integer"},
+                    }},
+                    "a page of cases",
+                ),
+                "400": _error("a parameter is malformed or out of range (the error names it)"),
+                "401": _UNAUTHORIZED,
+            },
+        },
+    },
+    "/api/cases/{id}": {
+        "get": {
+            "summary": "One case with evidence URLs",
+            "security": _SESSION,
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {
+                "200": _json(_ref("Case"), "the case"),
+                "400": _error("malformed id"),
+                "401": _UNAUTHORIZED,
+                "404": _error("unknown case"),
+            },
+        },
+    },
+    "/api/openapi.json": {
+        "get": {
+            "summary": "This document",
+            "security": [],
+            "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},
+        },
+    },
+    "/api/ws": {
+        "get": {
+            "summary": "WebSocket: pushed alarms, camera status and case events",
+            "description": (
+                "Upgrade to WebSocket. Server frames: hello, alarm, camera_status, case, pong, error. Client "
+                'frames: {"type":"ping"}; {"type":"resume","last_ids":{"alarms":id,"case_events":id}} sends '
+                "every entry after those ids exactly once, then continues live. A client whose bounded send "
+                "queue overflows is closed with code 1013. Invalid frames get an error frame; the socket stays open."
+            ),
+            "security": _SESSION,
+            "x-websocket-frames": WS_FRAMES["/api/ws"],
+            "responses": {"101": {"description": "switching protocols"}, "401": _UNAUTHORIZED},
+        },
+    },
+    "/api/live/{camera_id}": {
+        "get": {
+            "summary": "WebSocket: live fMP4 video of one camera",
+            "description": (
+                'Upgrade to WebSocket. First a text frame {"type":"init","mime":...}, then a binary frame with '
+                "the init segment, then one binary frame per fragment. Errors: a text frame "
+                '{"type":"error","error":"unknown camera <id>" | "camera offline" | "live video not available on '
+                'this server"} and a close.'
+            ),
+            "security": _SESSION,
+            "parameters": [{"name": "camera_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "x-websocket-frames": WS_FRAMES["/api/live/{camera_id}"],
+            "responses": {"101": {"description": "switching protocols"}, "401": _UNAUTHORIZED},
+        },
+    },
+    "/evidence/{path}": {
+        "get": {
+            "summary": "An evidence file (snapshot JPEG/PNG or MP4 clip) from the evidence directory",
+            "security": _SESSION,
+            "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"},
+                            "description": "path relative to the evidence directory, as in alarm/case records"}],
+            "responses": {
+                "200": {"description": "the file", "content": {
+                    "image/jpeg": {}, "image/png": {}, "video/mp4": {},
+                }},
+                "401": _UNAUTHORIZED,
+                "404": _error("no such evidence file (or a path outside the evidence directory)"),
+            },
+        },
+    },
+}
+
+
+def build_document(site_name: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": f"citywall wall server — {site_name}",
+            "version": "1",
+            "description": "REST and WebSocket API of the citywall video wall. Log in with POST /api/login.",
+        },
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"session": {"type": "apiKey", "in": "cookie", "name": "cw_session"}},
+        },
+        "security": _SESSION,
+    }
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """``GET /api/openapi.json``."""
+    return web.json_response(build_document(request.app[state.SETTINGS].site_name))
+
+
+def add_routes(app: web.Application) -> None:
+    """Register ``/api/openapi.json``."""
+    app.router.add_get("/api/openapi.json", openapi)
