@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -190,6 +191,52 @@ def test_server_cpu_per_stream_is_small(demo_rtsp):
     for name in SCENE_NAMES:
         rate = (n1[name] - n0[name]) / (t1 - t0)
         assert 20 < rate < 30, (name, rate)
+
+
+def raw_rtsp_play(port: int, path: str) -> socket.socket:
+    """A bare RTSP/TCP-interleaved client: DESCRIBE, SETUP, PLAY; returns the socket (the caller may then
+    never read from it, or drop it without TEARDOWN)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    url = f"rtsp://127.0.0.1:{port}/{path}"
+
+    def request(method: str, uri: str, cseq: int, headers: str = "") -> tuple[str, str]:
+        sock.sendall(f"{method} {uri} RTSP/1.0\r\nCSeq: {cseq}\r\n{headers}\r\n".encode())
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += sock.recv(4096)
+        head, _, body = buf.partition(b"\r\n\r\n")
+        m = re.search(rb"Content-Length: (\d+)", head)
+        while m and len(body) < int(m.group(1)):
+            body += sock.recv(4096)
+        assert b" 200 " in head.split(b"\r\n")[0], head
+        return head.decode(), body.decode(errors="replace")
+
+    head, sdp = request("DESCRIBE", url, 1, "Accept: application/sdp\r\n")
+    control = re.search(r"a=control:(\S+)", sdp.split("m=video", 1)[1]).group(1)
+    track = control if control.startswith("rtsp://") else url.rstrip("/") + "/" + control
+    head, _ = request("SETUP", track, 2, "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n")
+    session = re.search(r"Session: ([^;\r\n]+)", head).group(1)
+    request("PLAY", url, 3, f"Session: {session}\r\nRange: npt=0-\r\n")
+    return sock
+
+
+def test_stalled_and_vanished_clients_do_not_disturb_others(demo_media):
+    with DemoRtspServer({"quiet_street": demo_media["quiet_street"]}) as server:
+        stalled = raw_rtsp_play(server.port, "quiet_street")  # plays, never reads
+        vanished = raw_rtsp_play(server.port, "quiet_street")
+        vanished.recv(65536)
+        vanished.close()  # no TEARDOWN
+        try:
+            container, got = read_packets(server.url("quiet_street"), 300)
+            container.close()
+            elapsed = got[299][0] - got[50][0]
+            assert abs(elapsed - 249 / 25) < 0.8, f"249 packets took {elapsed:.2f} s beside a stalled client"
+        finally:
+            stalled.close()
+        assert server.running
+        container, got = read_packets(server.url("quiet_street"), 3)
+        container.close()
+        assert len(got) == 3
 
 
 def test_stop_and_start_on_the_same_port(demo_media):
