@@ -1,10 +1,11 @@
 """Encoded demo media: each scene rendered and encoded once to a raw H.264 Annex-B file, then cached.
 
-The files are what the demo RTSP server loops. Encoding choices follow what a real IP camera sends and what the
-ingest side relies on: H.264 main profile, yuv420p, no B-frames (zerolatency), an IDR every 25 frames (one per
-second) with SPS/PPS repeated before each IDR, ~2 Mbit/s. Each ``<name>-<seed>-v<N>.h264`` has a JSON sidecar
-(``.json``) written last; a file counts as valid only when its sidecar exists and matches, and both are written
-under temporary names and renamed, so a crash never leaves a half file that looks valid.
+The files are what the demo RTSP server loops. Encoding choices follow what a real IP camera sends and what
+the ingest side relies on: H.264 constrained baseline (avc1.42C01F), yuv420p, no B-frames (zerolatency), an IDR
+every 25 frames (one per second) with SPS/PPS repeated before each IDR, ~2 Mbit/s. Each
+``<name>-<seed>-v<N>.h264`` has a JSON sidecar (``.json``) written last; a file counts as valid only when its
+sidecar exists and matches, and both are written under temporary names and renamed, so a crash never leaves a
+half file that looks valid.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def encode_scene(name: str, seed: int, out: Path, *, threads: int = 1) -> dict:
     ctx.bit_rate = BIT_RATE
     ctx.gop_size = GOP
     ctx.max_b_frames = 0
-    ctx.options = {"preset": PRESET, "tune": "zerolatency", "profile": "main",
+    ctx.options = {"preset": PRESET, "tune": "zerolatency", "profile": "baseline",
                    "x264-params": f"{X264_PARAMS}:threads={threads}"}
     t0 = time.perf_counter()
     render_s = 0.0
