@@ -229,7 +229,9 @@ class EventHub:
                 if ids is None:
                     ids = await self._start_ids()
                 self.ready.set()
-                async for entry in self.bus.tail(list(STREAMS), dict(ids), block_ms=self.block_ms):
+                # One XREAD batch is dispatched without a pause, so it must fit in an idle client's queue.
+                batch = max(1, min(100, self.queue_size // 2))
+                async for entry in self.bus.tail(list(STREAMS), dict(ids), block_ms=self.block_ms, count=batch):
                     ids[entry.stream] = entry.id
                     self.dispatch(entry)
                     backoff = 0.5
@@ -303,9 +305,11 @@ class EventHub:
             self.clients.discard(client)
             reader.cancel()
             client.writer.cancel()
-            await asyncio.gather(reader, client.writer, return_exceptions=True)
-            await self._close(request, client)
-            client.done.set()
+            try:
+                await asyncio.gather(reader, client.writer, return_exceptions=True)
+                await self._close(request, client)
+            finally:  # also when the handler is cancelled because the peer went away mid-close
+                client.done.set()
         return ws
 
     async def _close(self, request: web.Request, client: Client) -> None:

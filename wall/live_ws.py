@@ -105,15 +105,16 @@ class LiveSockets:
                 raise  # the handler itself was cancelled (client gone, server stopping)
         finally:
             self._connections.discard(conn)
-            if not conn.task.done():
-                conn.task.cancel()
-                await asyncio.gather(conn.task, return_exceptions=True)
             try:
+                if not conn.task.done():
+                    conn.task.cancel()
+                    await asyncio.gather(conn.task, return_exceptions=True)
                 code = conn.close_code if conn.close_code is not None else WSCloseCode.OK
                 await asyncio.wait_for(ws.close(code=code, message=conn.close_reason.encode()[:120]), CLOSE_TIMEOUT_S + 1)
             except (asyncio.TimeoutError, ConnectionError, RuntimeError):
                 pass
-            conn.done.set()
+            finally:  # also when the handler is cancelled because the peer went away mid-close
+                conn.done.set()
         return ws
 
     async def _serve(self, ws: web.WebSocketResponse, live: Any, camera_id: str) -> None:
