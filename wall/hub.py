@@ -126,19 +126,21 @@ class Client:
         self.close_reason = ""
         self.done = asyncio.Event()
 
-    def _duplicate(self, stream: str, key: StreamKey | None) -> bool:
+    def is_duplicate(self, stream: str, key: StreamKey | None) -> bool:
+        """Whether this client already got ``key`` of ``stream`` (live, or covered by a resume)."""
         if key is None or stream not in self.seen:
             return False
         covered = self.covered.get(stream)
         return key in self.seen[stream] or (covered is not None and key <= covered)
 
-    def _mark(self, stream: str, key: StreamKey | None) -> None:
+    def mark(self, stream: str, key: StreamKey | None) -> None:
+        """Remember that ``key`` of ``stream`` was queued for this client."""
         if key is not None and stream in self.seen:
             self.seen[stream].add(key)
 
     def offer(self, stream: str, key: StreamKey | None, text: str) -> bool:
         """Queue a live frame without waiting; False when this client cannot keep up."""
-        if self._duplicate(stream, key):
+        if self.is_duplicate(stream, key):
             return True
         if self.resuming:
             if len(self.pending) >= self.pending_limit:
@@ -149,7 +151,7 @@ class Client:
             self.queue.put_nowait(text)
         except asyncio.QueueFull:
             return False
-        self._mark(stream, key)
+        self.mark(stream, key)
         return True
 
     def send_control(self, frame: dict[str, Any]) -> bool:
@@ -162,10 +164,10 @@ class Client:
 
     async def deliver(self, stream: str, key: StreamKey, text: str) -> bool:
         """Queue a resumed frame, waiting for this client's own queue; False if it was a duplicate."""
-        if self._duplicate(stream, key):
+        if self.is_duplicate(stream, key):
             return False
         await self.queue.put(text)
-        self._mark(stream, key)
+        self.mark(stream, key)
         return True
 
     def end(self, code: int, reason: str) -> None:
@@ -394,9 +396,9 @@ class EventHub:
             # Release what arrived live meanwhile, skipping what the resume already delivered.
             while client.pending:
                 stream, key, text = client.pending.popleft()
-                if key is None or not client._duplicate(stream, key):
+                if key is None or not client.is_duplicate(stream, key):
                     await client.queue.put(text)
-                    client._mark(stream, key)
+                    client.mark(stream, key)
         finally:
             client.resuming = False
 

@@ -18,16 +18,16 @@ if TYPE_CHECKING:
     from wall.live_protocol import LiveHub
     from wall.live_ws import LiveSockets
 
-SETTINGS = web.AppKey("settings", Settings)
-BUS = web.AppKey("bus", "Bus")
-CASES = web.AppKey("cases", "CaseStore")
-LIVE = web.AppKey("live", "LiveHub | None")
-EVIDENCE_DIR = web.AppKey("evidence_dir", Path)
-SESSIONS = web.AppKey("sessions", "SessionStore")
-LOGIN_LIMITER = web.AppKey("login_limiter", "LoginLimiter")
-HUB = web.AppKey("hub", "EventHub")
-LIVE_SOCKETS = web.AppKey("live_sockets", "LiveSockets")
-STARTED_AT = web.AppKey("started_at", float)
-AUTHENTICATOR = web.AppKey("authenticator", "Authenticator")
-CLOCK = web.AppKey("clock", Callable[[], float])
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+BUS: web.AppKey[Bus] = web.AppKey("bus")
+CASES: web.AppKey[CaseStore] = web.AppKey("cases")
+LIVE: web.AppKey[LiveHub | None] = web.AppKey("live")
+EVIDENCE_DIR: web.AppKey[Path] = web.AppKey("evidence_dir")
+SESSIONS: web.AppKey[SessionStore] = web.AppKey("sessions")
+LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter")
+HUB: web.AppKey[EventHub] = web.AppKey("hub")
+LIVE_SOCKETS: web.AppKey[LiveSockets] = web.AppKey("live_sockets")
+STARTED_AT: web.AppKey[float] = web.AppKey("started_at")
+AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 """Wall-clock time source (``time.time``); sessions and login limits read it."""
