@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 import cv2
 import numpy as np
@@ -288,7 +288,7 @@ class ScriptedPerson:
     """A person who follows key frames (t, x, foot_y): walks between them, stands (fidgeting) when they hold."""
 
     keys: tuple[tuple[float, float, float], ...]
-    height_at: object  # callable foot_y -> height (the layout's perspective)
+    height_at: Callable[[float], float]  # foot row -> person height (the layout's perspective)
     look: Look
     facing_when_still: int = 1
 
@@ -301,7 +301,7 @@ class ScriptedPerson:
         if p is None:
             return
         x, y, v = p
-        h = self.height_at(y)  # type: ignore[operator]
+        h = self.height_at(y)
         if abs(v) > 1e-3:
             phase = 2 * math.pi * t * abs(v) / (0.62 * h)
             draw_person(img, x, y, h, phase, 1 if v > 0 else -1, self.look)
@@ -316,7 +316,7 @@ class Tricycle:
     """A flatbed cargo tricycle with its rider, following key frames (t, x, ground_y); stops where they hold."""
 
     keys: tuple[tuple[float, float, float], ...]
-    height_at: object
+    height_at: Callable[[float], float]
     look: Look
     colour: tuple[int, int, int] = (50, 120, 40)
 
@@ -329,7 +329,7 @@ class Tricycle:
         if p is None:
             return
         x, gy, v = p
-        h = self.height_at(gy)  # type: ignore[operator]
+        h = self.height_at(gy)
         f = 1 if v >= 0 else -1
         wr = 0.16 * h
         cv2.ellipse(img, (int(x), int(gy)), (int(0.75 * h), max(2, int(0.03 * h))), 0, 0, 360, (40, 41, 42), -1, AA)

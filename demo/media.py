@@ -21,7 +21,7 @@ from pathlib import Path
 
 from demo.scenes import SCENE_NAMES
 
-MEDIA_VERSION = 1          # bump when scenes or encoding change: old files are then ignored
+MEDIA_VERSION = 2          # bump when scenes or encoding change: old files are then ignored
 BIT_RATE = 2_000_000
 GOP = 25
 PRESET = "ultrafast"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -33,7 +34,7 @@ class Stall:
     """
 
     keys: tuple[tuple[float, float, float], ...]
-    height_at: object
+    height_at: Callable[[float], float]
     setup: tuple[float, float]
     packup: tuple[float, float]
     seed: int
@@ -52,7 +53,7 @@ class Stall:
         if p is None:
             return
         cx, fy, _ = p
-        h = self.height_at(fy)  # type: ignore[operator]
+        h = self.height_at(fy)
         k = self.open_fraction(t)
         rng = np.random.default_rng(self.seed)
         # The cloth with goods lies on the ground in front of the cart (nearer the camera).

@@ -127,7 +127,7 @@ def _traffic(rng: np.random.Generator, layout: StreetLayout, ground_y: float, n:
         tries += 1
         car = Car(t0=float(rng.uniform(0, DURATION_S)), ground_y=ground_y + float(rng.uniform(-4, 4)),
                   length=float(h * rng.uniform(2.4, 2.8)), speed=float(h * rng.uniform(3.5, 5.0)),
-                  facing=1 if ground_y > 600 or rng.random() < 0.5 else -1,
+                  facing=1 if ground_y > 600 else -1,  # two-way road: near lane drives right
                   colour=CAR_COLOURS[int(rng.integers(len(CAR_COLOURS)))], van=bool(rng.random() < vans))
         enter, leave = car.visible_span()
         if not allowed(enter, leave):
