@@ -334,7 +334,11 @@ class EventHub:
     async def _read_loop(self, client: Client) -> None:
         async for msg in client.ws:
             if msg.type == WSMsgType.TEXT:
-                await self._on_text(client, msg.data)
+                try:
+                    await self._on_text(client, msg.data)
+                except Exception:  # a bug handling one message must not end the connection
+                    log.exception("error handling a WebSocket message from %s", client.session.username)
+                    self._reply_error(client, "internal error handling this message (logged on the server)")
             elif msg.type == WSMsgType.BINARY:
                 self._reply_error(client, "binary frames are not accepted; send JSON text")
             elif msg.type == WSMsgType.ERROR:
