@@ -290,3 +290,22 @@ def test_rtsp_server_script_imports_nothing_from_the_venv():
                          timeout=20, cwd="/")
     assert out.returncode == 0, out.stderr
     assert "--media" in out.stdout
+
+
+def test_loop_restarts_seamlessly_with_monotonic_timestamps(demo_media, tmp_path):
+    # A two-second clip (50 frames, two GOPs) cut from a scene: 130 packets span more than two loops.
+    clip = tmp_path / "clip.h264"
+    with av.open(str(demo_media["vending"]), format="h264") as c, open(clip, "wb") as out:
+        for i, p in enumerate(p for p in c.demux(video=0) if p.size):
+            if i == 50:
+                break
+            out.write(bytes(p))
+    with DemoRtspServer({"clip": clip}) as server:
+        container, got = read_packets(server.url("clip"), 130)
+        container.close()
+    keys = [i for i, (_, p) in enumerate(got) if p.is_keyframe]
+    assert keys[:6] == [0, 25, 50, 75, 100, 125]
+    steps = {b.pts - a.pts for (_, a), (_, b) in zip(got[1:], got[2:])}
+    assert steps == {3600}, steps  # 90 kHz clock / 25 fps, across the loop boundaries too
+    elapsed = got[129][0] - got[40][0]
+    assert abs(elapsed - 89 / 25) < 0.5, elapsed
