@@ -1,0 +1,370 @@
+"""Private redis-server and mosquitto started as child processes for the one-command default.
+
+Each server gets its own config file and log in ``workdir``, binds 127.0.0.1 on a free port (picked by binding a
+socket to port 0; a lost race for the port is retried on a new one) and is killed with us: the child asks the
+kernel for ``SIGKILL`` when its parent dies (``prctl(PR_SET_PDEATHSIG)``), so even a ``kill -9`` of citywall leaves
+no orphan. The kernel sends that signal when the *thread* that forked exits, so every start happens on one
+long-lived spawner thread per server, whichever thread calls :meth:`start` (``asyncio.to_thread`` pools die early).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import ctypes
+import errno
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+START_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 5.0
+PORT_ATTEMPTS = 5
+_SBIN_DIRS = ("/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/bin")
+_PR_SET_PDEATHSIG = 1
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago (the kernel's choice for port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def find_binary(name: str, package: str) -> str:
+    """Absolute path of ``name`` on PATH or in the sbin directories; RuntimeError naming the Debian package if absent."""
+    found = shutil.which(name) or shutil.which(name, path=os.pathsep.join(_SBIN_DIRS))
+    if found is None:
+        raise RuntimeError(f"{name} not found: install Debian package {package} (make up does this)")
+    return found
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+    """preexec_fn: SIGKILL this child when the forking thread dies; exit at once if the parent is already gone."""
+
+    def preexec() -> None:
+        if sys.platform.startswith("linux"):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != parent_pid:  # the parent died between fork and prctl
+                os._exit(1)
+
+    return preexec
+
+
+class _Spawner:
+    """One long-lived thread that runs every ``Popen`` of a server, so PR_SET_PDEATHSIG ties the child to it."""
+
+    def __init__(self, name: str) -> None:
+        self._requests: queue.Queue[tuple[concurrent.futures.Future[subprocess.Popen[bytes]], list[str], dict[str, Any]]
+                                    | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name=f"spawner-{name}", daemon=True)
+        self._thread.start()
+
+    def popen(self, args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        future: concurrent.futures.Future[subprocess.Popen[bytes]] = concurrent.futures.Future()
+        self._requests.put((future, args, kwargs))
+        return future.result()
+
+    def close(self) -> None:
+        self._requests.put(None)
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while (request := self._requests.get()) is not None:
+            future, args, kwargs = request
+            try:
+                future.set_result(subprocess.Popen(args, **kwargs))  # noqa: S603 — fixed argv, no shell
+            except BaseException as exc:  # handed to the caller's thread
+                future.set_exception(exc)
+
+
+class EmbeddedServer:
+    """A child-process server bound to 127.0.0.1; subclasses say how to configure and probe it."""
+
+    name = "server"
+    package = "server"
+    scheme = "tcp"
+    path_suffix = ""
+
+    def __init__(self, workdir: Path, *, binary: str | None = None) -> None:
+        self.workdir = Path(workdir)
+        self._binary = binary
+        self._port: int | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._spawner: _Spawner | None = None
+        self._lock = threading.Lock()
+
+    # --------------------------------------------------------------------------------------------- subclass hooks
+    def _config_text(self, port: int) -> str:
+        raise NotImplementedError
+
+    def _argv(self, binary: str, config: Path) -> list[str]:
+        raise NotImplementedError
+
+    def _answers(self, port: int, pid: int) -> bool:
+        """True when the server on ``port`` answers a real request (and, where it can tell, is process ``pid``)."""
+        raise NotImplementedError
+
+    # --------------------------------------------------------------------------------------------- public API
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / f"{self.name}.conf"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.name}.log"
+
+    @property
+    def port(self) -> int | None:
+        """The bound port (kept across :meth:`restart`); None before the first start."""
+        return self._port
+
+    @property
+    def pid(self) -> int | None:
+        """The child's pid while it runs."""
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    @property
+    def url(self) -> str:
+        """``scheme://127.0.0.1:PORT...``; RuntimeError before the first start."""
+        if self._port is None:
+            raise RuntimeError(f"{self.name} has not been started")
+        return f"{self.scheme}://127.0.0.1:{self._port}{self.path_suffix}"
+
+    def running(self) -> bool:
+        """True while the child process is alive."""
+        return self.pid is not None
+
+    def start(self) -> str:
+        """Start the server (a no-op when running) and return its URL once it answers; RuntimeError otherwise."""
+        with self._lock:
+            if self.running():
+                return self.url
+            binary = self._binary or find_binary(self.name, self.package)
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            if self._port is not None:  # restart: the same port or nothing, clients hold this URL
+                self._launch(binary, self._port)
+                return self.url
+            last: RuntimeError | None = None
+            for _ in range(PORT_ATTEMPTS):
+                port = free_port()
+                try:
+                    self._launch(binary, port)
+                except _PortTaken as exc:
+                    last = exc
+                    continue
+                self._port = port
+                return self.url
+            raise RuntimeError(f"{self.name}: no free port after {PORT_ATTEMPTS} attempts: {last}")
+
+    def stop(self) -> None:
+        """SIGTERM, wait up to 5 s, then SIGKILL; always reaps the child. Idempotent."""
+        with self._lock:
+            self._terminate()
+            if self._spawner is not None:
+                self._spawner.close()
+                self._spawner = None
+
+    def restart(self) -> str:
+        """Stop and start again on the same port (persistent servers keep their data)."""
+        with self._lock:
+            self._terminate()
+        return self.start()
+
+    def __enter__(self) -> "EmbeddedServer":
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last lines of the server's log (stdout and stderr), for error messages."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+
+    # --------------------------------------------------------------------------------------------- internals
+    def _launch(self, binary: str, port: int) -> None:
+        self.config_path.write_text(self._config_text(port))
+        marker = f"--- {self.name} starting on 127.0.0.1:{port} ({uuid.uuid4().hex[:8]}) ---"
+        with open(self.log_path, "ab") as log:
+            log.write(f"{marker}\n".encode())
+            log.flush()
+            if self._spawner is None:
+                self._spawner = _Spawner(self.name)
+            self._proc = self._spawner.popen(
+                self._argv(binary, self.config_path), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=self.workdir, start_new_session=False, preexec_fn=_die_with_parent(os.getpid()),
+            )
+        proc = self._proc
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = self._tail_since(marker)
+                self._proc = None
+                if "already in use" in tail or "Address in use" in tail:
+                    raise _PortTaken(f"port {port} taken: {tail.strip()[-200:]}")
+                raise RuntimeError(f"{self.name} exited with status {proc.returncode} during start-up; "
+                                   f"log {self.log_path}:\n{tail}")
+            with contextlib.suppress(OSError):
+                if self._answers(port, proc.pid) and proc.poll() is None:
+                    return
+            time.sleep(0.05)
+        self._terminate()
+        raise RuntimeError(f"{self.name} did not answer on 127.0.0.1:{port} within {START_TIMEOUT_S:.0f} s; "
+                           f"log {self.log_path}:\n{self._tail_since(marker)}")
+
+    def _tail_since(self, marker: str) -> str:
+        text = self.log_tail(200)
+        return "\n".join(text.split(marker, 1)[-1].strip().splitlines()[-20:])
+
+    def _terminate(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        else:
+            proc.wait()
+
+
+class _PortTaken(RuntimeError):
+    """The chosen port was taken between picking and binding (retry on another)."""
+
+
+class EmbeddedRedis(EmbeddedServer):
+    """A private redis-server: ``start()`` → ``redis://127.0.0.1:PORT/0``.
+
+    No persistence by default (``save ""``, no AOF); ``persistent=True`` turns on the append-only file in
+    ``workdir`` so data survives :meth:`restart`.
+    """
+
+    name = "redis-server"
+    package = "redis-server"
+    scheme = "redis"
+    path_suffix = "/0"
+
+    def __init__(self, workdir: Path, *, persistent: bool = False, binary: str | None = None) -> None:
+        super().__init__(workdir, binary=binary)
+        self.persistent = persistent
+
+    def _config_text(self, port: int) -> str:
+        return "\n".join([
+            "# written by citywall broker.embedded; rewritten on every start",
+            "bind 127.0.0.1",
+            f"port {port}",
+            "protected-mode yes",
+            "daemonize no",
+            "supervised no",
+            'logfile ""',
+            "loglevel notice",
+            'save ""',
+            f"appendonly {'yes' if self.persistent else 'no'}",
+            "appendfsync everysec",
+            f"dir {self.workdir.resolve()}",
+            "tcp-keepalive 60",
+            "",
+        ])
+
+    def _argv(self, binary: str, config: Path) -> list[str]:
+        return [binary, str(config)]
+
+    def _answers(self, port: int, pid: int) -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as sock:
+            sock.sendall(b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
+            reply = _recv_until(sock, b"process_id:", b"\r\n")
+        if not reply.startswith(b"+PONG"):
+            return False
+        _, _, rest = reply.partition(b"process_id:")
+        return rest.split(b"\r\n", 1)[0].strip() == str(pid).encode()  # not some other redis on a stolen port
+
+
+class EmbeddedMosquitto(EmbeddedServer):
+    """A private mosquitto: ``start()`` → ``mqtt://127.0.0.1:PORT`` (anonymous, no persistence, no websockets)."""
+
+    name = "mosquitto"
+    package = "mosquitto"
+    scheme = "mqtt"
+
+    def _config_text(self, port: int) -> str:
+        return "\n".join([
+            "# written by citywall broker.embedded; rewritten on every start",
+            "per_listener_settings false",
+            f"listener {port} 127.0.0.1",
+            "allow_anonymous true",
+            "set_tcp_nodelay true",  # QoS 1 round trips 21 ms → 0.3 ms on loopback
+            "persistence false",
+            "log_dest stdout",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_timestamp true",
+            "",
+        ])
+
+    def _argv(self, binary: str, config: Path) -> list[str]:
+        return [binary, "-c", str(config)]
+
+    def _answers(self, port: int, pid: int) -> bool:
+        import paho.mqtt.client as mqtt
+
+        connected = threading.Event()
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"citywall-probe-{uuid.uuid4().hex[:8]}")
+        client.on_connect = lambda c, u, flags, reason, props: reason.is_failure or connected.set()
+        try:
+            client.connect("127.0.0.1", port, keepalive=5)
+            deadline = time.monotonic() + 2.0
+            while not connected.is_set() and time.monotonic() < deadline:
+                if client.loop(timeout=0.1) != mqtt.MQTT_ERR_SUCCESS:
+                    return False
+            return connected.is_set()
+        except OSError as exc:
+            if exc.errno in (errno.ECONNREFUSED, errno.ECONNRESET):
+                return False
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                client.disconnect()
+
+
+def _recv_until(sock: socket.socket, *needles: bytes, limit: int = 65536) -> bytes:
+    """Read until every needle has been seen in order after the first (or EOF / limit)."""
+    data = b""
+    while len(data) < limit:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+        pos = 0
+        for needle in needles:
+            pos = data.find(needle, pos)
+            if pos < 0:
+                break
+            pos += len(needle)
+        else:
+            return data
+    return data
+
+
+__all__ = ["EmbeddedMosquitto", "EmbeddedRedis", "EmbeddedServer", "find_binary", "free_port"]
