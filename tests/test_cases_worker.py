@@ -10,14 +10,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-pytest.importorskip("broker.bus", reason="broker.bus (the broker helper's Bus) has not landed yet")
-
-from cases.events import CaseEvent  # noqa: E402
-from cases.filing import build_filer  # noqa: E402
-from cases.store import CaseStore  # noqa: E402
-from cases.worker import CaseWorker  # noqa: E402
-from config import CONFIG_DIR, load_settings  # noqa: E402
-from detectors.alarm import Alarm  # noqa: E402
+from cases.events import CaseEvent
+from cases.filing import build_filer
+from cases.store import CaseStore
+from cases.worker import CaseWorker
+from config import CONFIG_DIR, load_settings
+from detectors.alarm import Alarm
 
 SH = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 3, 11, 11, 0, tzinfo=SH).timestamp()
@@ -107,3 +105,14 @@ async def test_unpublished_announcements_survive_a_crash(bus, store, filer):
     await _run_until(worker, lambda: worker.stats.received == 1)
     assert worker.stats.outcomes == {"duplicate": 1}
     assert len(await bus.history("case_events", count=10)) == 1
+
+
+async def test_entries_left_pending_by_a_crash_are_filed_on_restart(bus, store, filer):
+    await bus.ensure_group("alarms", "cases")
+    await bus.publish(ALARMS[1])
+    delivered = await bus.consume("alarms", "cases", "cases-t3", block_ms=100)  # then the process "dies", no ack
+    assert len(delivered) == 1
+    worker = CaseWorker(store, filer, bus, consumer="cases-t3", block_ms=100)
+    await _run_until(worker, lambda: worker.stats.received == 1)
+    assert store.list_cases()[1] == 1
+    assert [e.data["action"] for e in await bus.history("case_events", count=10)] == ["filed"]
