@@ -1,0 +1,145 @@
+"""Per-camera analysis: one frame in, the alarms it decides out — analyzers, tracker, zones and rules wired.
+
+``CameraAnalyzer.analyze`` is a pure-ish step (state lives in the object, time comes in as ``now``, no I/O):
+the stationary analyzer finds what stays, the tracker gives it ids, each zone keeps one rule per event kind:
+
+- ``vending`` / ``road_occupation``: a stationary object standing in the zone. The class-agnostic analyzer
+  cannot tell a stall from a pile of goods, so a zone listing both raises the one it lists first (a
+  class-aware backend will map classes to events);
+- ``bin_overflow``: ``BinOverflowAnalyzer``'s fill fraction above its threshold in the bin zone.
+
+Evidence writing and publishing belong to ``detectors.worker``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import tzinfo
+
+import numpy as np
+
+from config.settings import Camera, Detection, EventType, Zone
+from detectors.alarm import Alarm
+from detectors.bins import BinOverflowAnalyzer
+from detectors.detections import Detections
+from detectors.rules import DwellRule, Presence, RuleEvent
+from detectors.schedule import Schedule, resolve_timezone
+from detectors.stationary import StationaryObjectAnalyzer, StationaryParams, StationaryResult
+from detectors.tracking import IoUTracker
+from detectors.zones import ZoneMask
+
+STATIONARY_DETECTOR = "stationary-bg/1"
+BIN_DETECTOR = "bin-state/1"
+STATIONARY_EVENTS = (EventType.VENDING, EventType.ROAD_OCCUPATION)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A raised or cleared alarm decided on one frame, before evidence is written."""
+
+    alarm: Alarm
+    """Complete except ``snapshot`` / ``snapshot_clean``."""
+    zone: Zone
+
+
+@dataclass
+class _ZoneRule:
+    zone: Zone
+    mask: ZoneMask
+    event: EventType
+    rule: DwellRule
+    detector: str
+    bin: BinOverflowAnalyzer | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class AnalysisStep:
+    """Everything one ``analyze`` call saw (for debugging views and tests)."""
+
+    findings: list[Finding]
+    stationary: StationaryResult
+    tracked: Detections
+    analysis_ms: float
+
+
+class CameraAnalyzer:
+    """All detection state for one camera; feed it frames in time order with ``analyze``."""
+
+    def __init__(self, camera: Camera, settings: Detection, *, timezone: str | tzinfo | None = None,
+                 params: StationaryParams | None = None, bin_threshold: float = 0.03,
+                 grace_s: float = 4.0, clear_s: float = 5.0,
+                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+        self.camera = camera
+        tz = resolve_timezone(timezone)
+        self.stationary = StationaryObjectAnalyzer(params or StationaryParams(analysis_width=settings.analysis_width))
+        self.tracker = IoUTracker()
+        self.rules: list[_ZoneRule] = []
+        for zone in camera.zones:
+            mask = ZoneMask(zone.polygon)
+            schedule = Schedule(zone.schedule, tz)
+
+            def rule(zone: Zone = zone, schedule: Schedule = schedule) -> DwellRule:
+                return DwellRule(dwell_s=zone.dwell_s, min_area=zone.min_area, cooldown_s=zone.cooldown_s,
+                                 schedule=schedule, grace_s=grace_s, clear_s=clear_s, new_id=new_id)
+
+            kinds = [e for e in zone.events if e in STATIONARY_EVENTS]
+            if kinds:
+                self.rules.append(_ZoneRule(zone, mask, kinds[0], rule(), STATIONARY_DETECTOR))
+            if EventType.BIN_OVERFLOW in zone.events:
+                bins = BinOverflowAnalyzer(mask, threshold=bin_threshold, min_area=zone.min_area)
+                self.rules.append(_ZoneRule(zone, mask, EventType.BIN_OVERFLOW, rule(), BIN_DETECTOR, bins))
+
+    def analyze(self, image: np.ndarray, now: float) -> list[Finding]:
+        """Analyse one BGR uint8 frame taken at unix time ``now``; returns the alarms it raised or cleared."""
+        return self.step(image, now).findings
+
+    def step(self, image: np.ndarray, now: float) -> AnalysisStep:
+        """Like ``analyze`` but returns the intermediate results too."""
+        t0 = time.perf_counter()
+        result = self.stationary.update(image, now)
+        tracked = self.tracker.update(result.detections, now)
+        w, h = result.size
+        findings: list[Finding] = []
+        for zr in self.rules:
+            if zr.bin is not None:
+                state = zr.bin.update(result)
+                present = ([Presence(0, state.box, state.area, state.confidence, now - state.age_s)]
+                           if state.overflowing and state.box is not None else [])
+                zr.extra = {"fill_fraction": round(state.fraction, 4)}
+            else:
+                inside = zr.mask.holds(tracked, w, h) if len(tracked) else np.zeros(0, bool)
+                present = [
+                    Presence(int(tracked.tracker_id[i]), tuple(float(v) for v in tracked.xyxy[i]),  # type: ignore[arg-type]
+                             float(tracked.area[i]), float(tracked.confidence[i]),
+                             float(tracked.data["first_seen"][i]))
+                    for i in np.flatnonzero(inside)
+                ]
+            event = zr.rule.update(now, present)
+            if event is not None:
+                findings.append(Finding(self._alarm(zr, event), zr.zone))
+        return AnalysisStep(findings, result, tracked, (time.perf_counter() - t0) * 1000.0)
+
+    def _alarm(self, zr: _ZoneRule, event: RuleEvent) -> Alarm:
+        extra: dict = dict(zr.extra)
+        if event.keys and zr.bin is None:
+            extra["track_ids"] = list(event.keys)
+        return Alarm(
+            alarm_id=event.alarm_id,
+            phase=event.phase,
+            camera_id=self.camera.id,
+            zone_id=zr.zone.id,
+            event=zr.event.value,
+            started_at=event.started_at,
+            at=event.at,
+            dwell_s=round(event.dwell_s, 2),
+            confidence=round(float(event.confidence), 3),
+            boxes=[tuple(round(v, 4) for v in b) for b in event.boxes],  # type: ignore[misc]
+            detector=zr.detector,
+            camera_name=self.camera.name,
+            zone_name=zr.zone.name,
+            extra=extra,
+        )

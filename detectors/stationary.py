@@ -1,0 +1,299 @@
+"""Stationary-object analysis without any model: what arrived in the scene and STAYS.
+
+Per camera, at ~1 sample per second, on a small blurred copy of the frame (``analysis_width`` px wide):
+
+1. **Long-term background**: the per-pixel temporal median of the first ``init_samples`` samples (passers-by
+   at start-up vanish), then updated selectively — quickly where the pixel matches the background (follows
+   lighting drift), very slowly where it does not (an object that stays is absorbed only after tens of minutes).
+2. **Gain-compensated difference**: the current sample is compared with ``gain * background``, ``gain``
+   estimated over pixels that were background last time, so a global brightness change is not foreground.
+3. **Short-term consistency**: a foreground pixel is *stationary* when its value matches at least
+   ``min_matches`` of the last ``history`` samples (again gain-matched). A walking person or a driving car
+   covers different pixels each second; a stall or a pile of goods keeps the same pixels. Matching *some* (not
+   all) earlier samples keeps a stall stationary while a passer-by briefly walks in front of it.
+4. **Blobs**: morphology cleanup, connected components → ``Detections`` (class ``STATIONARY_OBJECT``) with a
+   per-pixel "stationary since" map, so each blob carries an age.
+5. **Ghosts**: an object that was in the background at start-up and then leaves shows up as a stationary
+   "hole". Its outline is a strong edge in the background and a weak one in the current frame (the opposite
+   of a real object), so such blobs are absorbed into the background at once instead of being reported.
+
+Everything is pure numpy/OpenCV state driven by ``update(image, now)``; no clocks, no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from detectors.detections import STATIONARY_OBJECT, Detections
+
+
+@dataclass(frozen=True)
+class StationaryParams:
+    """Tuning of ``StationaryObjectAnalyzer``; grey levels refer to the blurred 8-bit analysis image."""
+
+    analysis_width: int = 320
+    init_samples: int = 5
+    """Samples whose per-pixel median becomes the first background."""
+    blur_ksize: int = 5
+    diff_threshold: float = 24.0
+    """Max-over-channels difference from the gain-matched background that makes a pixel foreground."""
+    stable_threshold: float = 16.0
+    """Max-over-channels difference from an earlier sample that counts as the same pixel value."""
+    history: int = 4
+    """Earlier samples kept for the consistency check."""
+    min_matches: int = 2
+    """How many of them a foreground pixel must match to be stationary (so it stayed ~2 s or more)."""
+    fast_tau_s: float = 8.0
+    """Background time constant where the scene shows background (lighting drift)."""
+    slow_tau_s: float = 1800.0
+    """Background time constant under foreground: how slowly a staying object is absorbed."""
+    grace_s: float = 3.0
+    """A pixel keeps its stationary age through an occlusion this long."""
+    min_blob_fraction: float = 0.0004
+    """Smallest blob reported, as a fraction of the frame."""
+    ghost_ratio: float = 0.7
+    """A blob whose outline is this much weaker now than in the background is a ghost (something left)."""
+    max_gain_step: float = 0.5
+    """Gains outside 1 ± this are treated as a scene cut: the background is rebuilt."""
+
+    def __post_init__(self) -> None:
+        if self.min_matches > self.history:
+            raise ValueError(f"min_matches ({self.min_matches}) must not exceed history ({self.history})")
+        if self.init_samples < 1:
+            raise ValueError(f"init_samples must be >= 1; got {self.init_samples}")
+        if self.blur_ksize % 2 != 1:
+            raise ValueError(f"blur_ksize must be odd; got {self.blur_ksize}")
+
+
+@dataclass(eq=False)
+class StationaryResult:
+    """One analysed sample: the stationary blobs and the masks they came from (analysis resolution)."""
+
+    ready: bool
+    """False while the first background is still being collected."""
+    detections: Detections
+    """Stationary blobs (class ``STATIONARY_OBJECT``, masks set, ``data['age_s']``)."""
+    stationary: np.ndarray
+    """bool (h, w): pixels of reported blobs."""
+    foreground: np.ndarray
+    """bool (h, w): pixels that differ from the background (moving or not)."""
+    size: tuple[int, int]
+    """(w, h) of the analysis image."""
+    gain: float = 1.0
+    ghosts: int = 0
+    """Blobs absorbed as ghosts in this sample."""
+    age: np.ndarray = field(default=None)  # type: ignore[assignment]
+    """float32 (h, w): seconds each stationary pixel has been stationary (0 elsewhere)."""
+
+
+# Images are kept planar, float32 (3, h, w): reductions over the colour axis are then fast elementwise maxima.
+
+
+def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs(a - b).max(axis=0)
+
+
+def _edge_strength(img: np.ndarray) -> np.ndarray:
+    """Per-pixel max over channels of |d/dx| + |d/dy| for a planar (3, h, w) image."""
+    out = None
+    for plane in img:
+        gx = cv2.Sobel(plane, cv2.CV_32F, 1, 0, ksize=3)
+        gy = cv2.Sobel(plane, cv2.CV_32F, 0, 1, ksize=3)
+        e = np.abs(gx) + np.abs(gy)
+        out = e if out is None else np.maximum(out, e)
+    assert out is not None
+    return out
+
+
+_K3 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+_K5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+_K7 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+
+
+class StationaryObjectAnalyzer:
+    """Finds objects that appeared in a fixed camera's view and stay put; see the module docstring."""
+
+    def __init__(self, params: StationaryParams | None = None) -> None:
+        self.params = params or StationaryParams()
+        self._size: tuple[int, int] | None = None
+        self._init: list[np.ndarray] = []
+        self._bg: np.ndarray | None = None
+        self._history: deque[tuple[np.ndarray, float]] = deque(maxlen=self.params.history)
+        self._fg_prev: np.ndarray | None = None
+        self._since: np.ndarray | None = None
+        self._last_seen: np.ndarray | None = None
+        self._last_now: float | None = None
+        self.samples = 0
+        self.resets = 0
+
+    # --- state -------------------------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """Whether the background has been initialised."""
+        return self._bg is not None
+
+    @property
+    def background(self) -> np.ndarray | None:
+        """float32 (h, w, 3) BGR background at analysis resolution (a copy), or None before initialisation."""
+        return None if self._bg is None else np.ascontiguousarray(self._bg.transpose(1, 2, 0))
+
+    def reset(self) -> None:
+        """Forget everything (new scene, camera moved, resolution changed)."""
+        self._size = None
+        self._init = []
+        self._bg = None
+        self._history.clear()
+        self._fg_prev = self._since = self._last_seen = None
+        self._last_now = None
+        self.resets += 1
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """The planar float32 (3, h, w) analysis image: ``image`` (BGR uint8 (H, W, 3)) downscaled to
+        ``analysis_width`` and blurred."""
+        h, w = image.shape[:2]
+        aw = min(self.params.analysis_width, w)
+        ah = max(1, int(round(h * aw / w)))
+        small = cv2.resize(image, (aw, ah), interpolation=cv2.INTER_AREA) if (aw, ah) != (w, h) else image
+        k = self.params.blur_ksize
+        return np.ascontiguousarray(cv2.GaussianBlur(small, (k, k), 0).transpose(2, 0, 1), dtype=np.float32)
+
+    # --- the step ----------------------------------------------------------------------------------------
+
+    def update(self, image: np.ndarray, now: float) -> StationaryResult:
+        """Analyse one BGR uint8 frame taken at unix time ``now``; returns the stationary blobs."""
+        p = self.params
+        cur = self.prepare(image)
+        h, w = cur.shape[1:]
+        if self._size != (w, h):
+            if self._size is not None:
+                self.reset()
+            self._size = (w, h)
+        self.samples += 1
+        dt = 1.0 if self._last_now is None else min(max(now - self._last_now, 0.0), 60.0)
+        self._last_now = now
+
+        if self._bg is None:
+            self._init.append(cur)
+            self._history.append((cur, 1.0))
+            if len(self._init) >= p.init_samples:
+                self._bg = np.median(np.stack(self._init), axis=0).astype(np.float32)
+                self._init = []
+                self._fg_prev = np.zeros((h, w), bool)
+                self._since = np.full((h, w), np.nan)
+                self._last_seen = np.full((h, w), -np.inf)
+            return self._empty(w, h, ready=self._bg is not None)
+
+        bg = self._bg
+        gain = self._gain(cur, bg)
+        if abs(gain - 1.0) > p.max_gain_step:
+            # A jump like this is a scene cut (camera moved, day/night switch), not drift: start again.
+            self.reset()
+            self._size = (w, h)
+            return self.update(image, now)
+        diff = _max_abs_diff(cur, bg * gain)
+        fg = cv2.morphologyEx((diff > p.diff_threshold).astype(np.uint8), cv2.MORPH_OPEN, _K3)
+
+        matches = np.zeros((h, w), np.uint8)
+        for past, past_gain in self._history:
+            matches += _max_abs_diff(cur, past * (gain / past_gain)) < p.stable_threshold
+        raw = (fg.astype(bool) & (matches >= p.min_matches)).astype(np.uint8)
+        raw = cv2.morphologyEx(raw, cv2.MORPH_CLOSE, _K7)
+        raw = cv2.morphologyEx(raw, cv2.MORPH_OPEN, _K3)
+
+        dets, stationary, ghosts = self._blobs(raw, cur, bg, gain, diff, now)
+
+        # Selective background update: quick where the scene shows background, very slow under anything else.
+        fg_near = cv2.dilate(fg, _K5).astype(bool)
+        fast = 1.0 - math.exp(-dt / p.fast_tau_s)
+        slow = 1.0 - math.exp(-dt / p.slow_tau_s)
+        rate = np.where(fg_near, np.float32(slow), np.float32(fast))
+        bg += rate * (cur - bg)
+        self._history.append((cur, gain))
+        self._fg_prev = fg_near
+        age = np.where(stationary, now - np.nan_to_num(self._since, nan=now), 0.0).astype(np.float32)
+        return StationaryResult(True, dets, stationary, fg.astype(bool), (w, h), gain, ghosts, age)
+
+    # --- pieces ------------------------------------------------------------------------------------------
+
+    def _empty(self, w: int, h: int, *, ready: bool) -> StationaryResult:
+        z = np.zeros((h, w), bool)
+        return StationaryResult(ready, Detections.empty(), z, z, (w, h), 1.0, 0, np.zeros((h, w), np.float32))
+
+    def _gain(self, cur: np.ndarray, bg: np.ndarray) -> float:
+        """Global brightness ratio now/background: the median per-pixel ratio over (a sparse grid of) pixels that
+        showed background last time — the median ignores whatever new object covers part of the view."""
+        step = 3
+        cur_g = cur[:, ::step, ::step].sum(axis=0)
+        bg_g = bg[:, ::step, ::step].sum(axis=0)
+        ref = (~self._fg_prev[::step, ::step]) if self._fg_prev is not None else np.ones(cur_g.shape, bool)
+        ref &= bg_g > 30.0  # near-black pixels carry no brightness information
+        if ref.mean() < 0.2:
+            ref = bg_g > 30.0
+        if not ref.any():
+            return 1.0
+        return float(np.median(cur_g[ref] / bg_g[ref]))
+
+    def _blobs(self, raw: np.ndarray, cur: np.ndarray, bg: np.ndarray, gain: float, diff: np.ndarray,
+               now: float) -> tuple[Detections, np.ndarray, int]:
+        p = self.params
+        h, w = raw.shape
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(raw, connectivity=8)
+        min_px = max(4, int(p.min_blob_fraction * w * h))
+        keep = np.zeros((h, w), bool)
+        boxes: list[tuple[float, float, float, float]] = []
+        conf: list[float] = []
+        masks: list[np.ndarray] = []
+        ghosts = 0
+        for i in range(1, n):
+            x, y, bw, bh, area = (int(v) for v in stats[i])
+            if area < min_px:
+                continue
+            blob = labels == i
+            if self._is_ghost(blob, x, y, bw, bh, cur, bg * gain):
+                # Put what the camera sees now into the background: the thing that was there has gone.
+                grown = cv2.dilate(blob.astype(np.uint8), _K5).astype(bool)
+                bg[:, grown] = cur[:, grown] / gain
+                ghosts += 1
+                continue
+            keep |= blob
+            boxes.append((x / w, y / h, (x + bw) / w, (y + bh) / h))
+            strength = float(diff[blob].mean()) / p.diff_threshold
+            conf.append(min(1.0, 0.4 + 0.2 * strength))
+            masks.append(blob)
+
+        # Per-pixel age: a pixel keeps its start time through gaps up to grace_s (occlusions).
+        assert self._since is not None and self._last_seen is not None
+        alive = np.isfinite(self._since) & (now - self._last_seen <= p.grace_s)
+        self._since = np.where(keep & ~alive, now, self._since)
+        self._last_seen = np.where(keep, now, self._last_seen)
+        self._since[~keep & ~(now - self._last_seen <= p.grace_s)] = np.nan
+        ages = [float(now - np.nanmedian(self._since[m])) for m in masks]
+
+        dets = Detections(
+            xyxy=np.array(boxes, np.float32).reshape(-1, 4),
+            confidence=np.array(conf, np.float32),
+            class_id=np.full(len(boxes), STATIONARY_OBJECT, np.int64),
+            mask=np.array(masks, bool).reshape(-1, h, w),
+            data={"age_s": np.array(ages, np.float32), "pixels": np.array([m.sum() for m in masks], np.int64)},
+        )
+        return dets, keep, ghosts
+
+    def _is_ghost(self, blob: np.ndarray, x: int, y: int, bw: int, bh: int, cur: np.ndarray,
+                  bg_now: np.ndarray) -> bool:
+        """Whether the blob's outline is an edge of the background rather than of the current frame."""
+        h, w = blob.shape
+        m = 3
+        x0, y0, x1, y1 = max(x - m, 0), max(y - m, 0), min(x + bw + m, w), min(y + bh + m, h)
+        sub = blob[y0:y1, x0:x1].astype(np.uint8)
+        ring = cv2.dilate(sub, _K5).astype(bool) & ~cv2.erode(sub, _K3).astype(bool)
+        if ring.sum() < 8:
+            return False
+        e_cur = float(_edge_strength(cur[:, y0:y1, x0:x1])[ring].mean())
+        e_bg = float(_edge_strength(bg_now[:, y0:y1, x0:x1])[ring].mean())
+        return e_cur < self.params.ghost_ratio * e_bg
