@@ -287,3 +287,30 @@ async def test_openapi_describes_every_api_route(client):
     import re
     for ref in re.findall(r"#/components/schemas/(\w+)", text):
         assert ref in doc["components"]["schemas"], ref
+
+
+async def test_bus_outage_is_503_json_not_a_crash(tmp_path, store, evidence_dir):
+    from broker.bus import Bus
+    from broker.embedded import EmbeddedRedis
+
+    redis = EmbeddedRedis(tmp_path / "redis")
+    url = redis.start()
+    try:
+        bus = await Bus.connect(url, prefix="outage")
+        app = create_app(make_settings(tmp_path), bus=bus, cases=store, live=None, evidence_dir=evidence_dir)
+        async with wall_client(app) as c:
+            assert (await login(c)).status == 200
+            assert (await c.get("/api/cameras")).status == 200
+            redis.stop()
+            resp = await c.get("/api/health")
+            body = await resp.json()
+            assert resp.status == 503 and body["status"] == "degraded"
+            assert not body["checks"]["bus"]["ok"] and body["checks"]["cases"]["ok"]
+            for path in ("/api/cameras", "/api/alarms"):
+                resp = await c.get(path)
+                assert resp.status == 503, path
+                assert (await resp.json())["error"].startswith("event bus unavailable")
+            assert (await c.get("/api/cases")).status == 200  # the case store does not depend on the bus
+        await bus.close()
+    finally:
+        redis.stop()

@@ -101,6 +101,7 @@ async def health(request: web.Request) -> web.Response:
         "status": "ok" if ok else "degraded",
         "checks": {"bus": bus_result, "cases": cases_result},
         "hub": app[state.HUB].stats(),
+        "bus": bus.stats() if callable(getattr(bus, "stats", None)) else {},
         "live": {"available": live is not None, **app[state.LIVE_SOCKETS].stats()},
         "uptime_s": round(time.time() - app[state.STARTED_AT], 1),
     }

@@ -83,6 +83,7 @@ SCHEMAS: dict[str, Any] = {
                     for k in ("viewers", "opened_total", "fragments_sent", "bytes_sent", "offline", "unknown_camera")
                 },
             },
+            "bus": {"type": "object", "description": "event bus client counters (published, read, reconnects...)"},
             "uptime_s": {"type": "number"},
         },
     },
