@@ -257,7 +257,7 @@ class EmbeddedRedis(EmbeddedServer):
     """A private redis-server: ``start()`` → ``redis://127.0.0.1:PORT/0``.
 
     No persistence by default (``save ""``, no AOF); ``persistent=True`` turns on the append-only file in
-    ``workdir`` so data survives :meth:`restart`.
+    ``workdir`` so data survives :meth:`restart`. ``password`` sets ``requirepass`` (the URL then carries it).
     """
 
     name = "redis-server"
@@ -265,9 +265,19 @@ class EmbeddedRedis(EmbeddedServer):
     scheme = "redis"
     path_suffix = "/0"
 
-    def __init__(self, workdir: Path, *, persistent: bool = False, binary: str | None = None) -> None:
+    def __init__(self, workdir: Path, *, persistent: bool = False, password: str | None = None,
+                 binary: str | None = None) -> None:
         super().__init__(workdir, binary=binary)
+        if password is not None and (not password or any(c in password for c in " \t\r\n\"'@/:")):
+            raise ValueError("password must be non-empty without spaces, quotes, '@', '/' or ':'")
         self.persistent = persistent
+        self.password = password
+
+    @property
+    def url(self) -> str:
+        """``redis://127.0.0.1:PORT/0`` (``redis://:PASSWORD@…`` with a password); RuntimeError before start."""
+        url = super().url
+        return url.replace("redis://", f"redis://:{self.password}@", 1) if self.password else url
 
     def _config_text(self, port: int) -> str:
         return "\n".join([
@@ -284,6 +294,7 @@ class EmbeddedRedis(EmbeddedServer):
             "appendfsync everysec",
             f"dir {self.workdir.resolve()}",
             "tcp-keepalive 60",
+            *([f"requirepass {self.password}"] if self.password else []),
             "",
         ])
 
@@ -292,9 +303,13 @@ class EmbeddedRedis(EmbeddedServer):
 
     def _answers(self, port: int, pid: int) -> bool:
         with socket.create_connection(("127.0.0.1", port), timeout=1.0) as sock:
-            sock.sendall(b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
+            auth = b""
+            if self.password:
+                secret = self.password.encode()
+                auth = b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(secret), secret)
+            sock.sendall(auth + b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
             reply = _recv_until(sock, b"process_id:", b"\r\n")
-        if not reply.startswith(b"+PONG"):
+        if not reply.removeprefix(b"+OK\r\n" if auth else b"").startswith(b"+PONG"):
             return False
         _, _, rest = reply.partition(b"process_id:")
         return rest.split(b"\r\n", 1)[0].strip() == str(pid).encode()  # not some other redis on a stolen port
