@@ -1,0 +1,209 @@
+"""DetectionWorker: the asyncio adapter that feeds cameras' latest frames to their ``CameraAnalyzer`` and publishes.
+
+Every ``interval_s`` it takes each camera's latest frame (skipping a ``seq`` it has already analysed), runs all
+of that tick's analyses and evidence writes in one worker thread (``asyncio.to_thread``) so the event loop never
+blocks on pixels, then publishes each raised/cleared ``Alarm``. A crash in one camera's analysis is logged and
+counted and the other cameras go on. Alarms that could not be published wait in a bounded outbox (oldest
+dropped and counted when full) and are retried on the next tick, in order, so a Redis hiccup loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import tzinfo
+from pathlib import Path
+
+from config.settings import Camera, Detection
+from detectors.alarm import Alarm
+from detectors.evidence import EvidenceWriter
+from detectors.pipeline import CameraAnalyzer
+from video_ingest.frames import Frame
+
+log = logging.getLogger("citywall.detectors")
+
+
+@dataclass
+class CameraCounters:
+    """Per-camera counters exported through ``DetectionWorker.stats``."""
+
+    frames_analysed: int = 0
+    frames_skipped: int = 0
+    """Ticks where the camera had no frame or no new one."""
+    errors: int = 0
+    alarms_raised: int = 0
+    alarms_cleared: int = 0
+    last_seq: int | None = None
+    analysis_ms_last: float = 0.0
+    analysis_ms_total: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        avg = self.analysis_ms_total / self.frames_analysed if self.frames_analysed else 0.0
+        return {
+            "frames_analysed": self.frames_analysed,
+            "frames_skipped": self.frames_skipped,
+            "errors": self.errors,
+            "alarms_raised": self.alarms_raised,
+            "alarms_cleared": self.alarms_cleared,
+            "last_seq": self.last_seq,
+            "analysis_ms_last": round(self.analysis_ms_last, 2),
+            "analysis_ms_avg": round(avg, 2),
+        }
+
+
+@dataclass
+class _Totals:
+    ticks: int = 0
+    evidence_errors: int = 0
+    published: int = 0
+    publish_errors: int = 0
+    outbox_dropped: int = 0
+    tick_ms_last: float = 0.0
+    cameras: dict[str, CameraCounters] = field(default_factory=dict)
+
+
+class DetectionWorker:
+    """Runs detection for ``cameras`` on frames from ``frames(camera_id)``; see the module docstring.
+
+    ``timezone`` (an IANA name such as ``settings.timezone``) sets the local time of zone schedules and evidence
+    folders; None uses the machine's local time.
+    """
+
+    def __init__(self, cameras: list[Camera], settings: Detection, evidence_dir: Path,
+                 frames: Callable[[str], Frame | None], *, timezone: str | tzinfo | None = None,
+                 outbox_size: int = 1000) -> None:
+        self.settings = settings
+        self.frames = frames
+        self.evidence = EvidenceWriter(evidence_dir, timezone=timezone)
+        self.analyzers: dict[str, CameraAnalyzer] = {
+            cam.id: CameraAnalyzer(cam, settings, timezone=timezone) for cam in cameras
+        }
+        self._totals = _Totals(cameras={cam.id: CameraCounters() for cam in cameras})
+        self._outbox: deque[Alarm] = deque()
+        self._outbox_size = outbox_size
+
+    # --- public ------------------------------------------------------------------------------------------
+
+    async def run(self, publish: Callable[[Alarm], Awaitable[object]], stop: asyncio.Event) -> None:
+        """Analyse every ``interval_s`` until ``stop`` is set, awaiting ``publish(alarm)`` for each alarm."""
+        loop = asyncio.get_running_loop()
+        log.info("detection running for %d cameras every %.1f s", len(self.analyzers), self.settings.interval_s)
+        while not stop.is_set():
+            started = loop.time()
+            alarms = await self.tick()
+            self._enqueue(alarms)
+            await self._flush(publish)
+            delay = max(0.0, self.settings.interval_s - (loop.time() - started))
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            except asyncio.TimeoutError:
+                pass
+        # One last attempt to hand over what is still waiting.
+        await self._flush(publish)
+
+    async def tick(self) -> list[Alarm]:
+        """One round: collect new frames, analyse them in a worker thread; returns the alarms decided."""
+        batch: list[tuple[str, Frame]] = []
+        for cam_id, counters in self._totals.cameras.items():
+            try:
+                frame = self.frames(cam_id)
+            except Exception:
+                log.exception("frame source failed for camera %s", cam_id)
+                counters.errors += 1
+                continue
+            if frame is None or frame.seq == counters.last_seq:
+                counters.frames_skipped += 1
+                continue
+            counters.last_seq = frame.seq
+            batch.append((cam_id, frame))
+        self._totals.ticks += 1
+        if not batch:
+            return []
+        t0 = time.perf_counter()
+        alarms = await asyncio.to_thread(self._analyse_batch, batch)
+        self._totals.tick_ms_last = (time.perf_counter() - t0) * 1000.0
+        return alarms
+
+    def stats(self) -> dict[str, object]:
+        """Counters: totals plus one dict per camera (frames analysed/skipped, errors, analysis ms)."""
+        t = self._totals
+        cams = {cid: c.as_dict() for cid, c in t.cameras.items()}
+        analysed = sum(c.frames_analysed for c in t.cameras.values())
+        total_ms = sum(c.analysis_ms_total for c in t.cameras.values())
+        return {
+            "ticks": t.ticks,
+            "frames_analysed": analysed,
+            "frames_skipped": sum(c.frames_skipped for c in t.cameras.values()),
+            "errors": sum(c.errors for c in t.cameras.values()),
+            "evidence_errors": t.evidence_errors,
+            "alarms_raised": sum(c.alarms_raised for c in t.cameras.values()),
+            "alarms_cleared": sum(c.alarms_cleared for c in t.cameras.values()),
+            "published": t.published,
+            "publish_errors": t.publish_errors,
+            "outbox": len(self._outbox),
+            "outbox_dropped": t.outbox_dropped,
+            "analysis_ms_avg": round(total_ms / analysed, 2) if analysed else 0.0,
+            "tick_ms_last": round(t.tick_ms_last, 2),
+            "cameras": cams,
+        }
+
+    # --- internals ---------------------------------------------------------------------------------------
+
+    def _analyse_batch(self, batch: list[tuple[str, Frame]]) -> list[Alarm]:
+        """Runs in the worker thread: analysis + evidence for every frame of the tick."""
+        out: list[Alarm] = []
+        for cam_id, frame in batch:
+            counters = self._totals.cameras[cam_id]
+            try:
+                step = self.analyzers[cam_id].step(frame.image, frame.captured_at)
+            except Exception:
+                counters.errors += 1
+                log.exception("analysis failed for camera %s (seq %d)", cam_id, frame.seq)
+                continue
+            counters.frames_analysed += 1
+            counters.analysis_ms_last = step.analysis_ms
+            counters.analysis_ms_total += step.analysis_ms
+            for finding in step.findings:
+                alarm = finding.alarm
+                try:
+                    annotated, clean = self.evidence.write(alarm, frame.image, [finding.zone.polygon])
+                    alarm = replace(alarm, snapshot=annotated, snapshot_clean=clean)
+                except Exception:
+                    # An alarm without pictures is still worth filing; the count shows the disk trouble.
+                    self._totals.evidence_errors += 1
+                    log.exception("evidence for alarm %s could not be written", alarm.alarm_id)
+                if alarm.phase == "raised":
+                    counters.alarms_raised += 1
+                else:
+                    counters.alarms_cleared += 1
+                log.info("alarm %s %s camera=%s zone=%s event=%s dwell=%.0fs", alarm.alarm_id, alarm.phase,
+                         alarm.camera_id, alarm.zone_id, alarm.event, alarm.dwell_s)
+                out.append(alarm)
+        return out
+
+    def _enqueue(self, alarms: list[Alarm]) -> None:
+        for alarm in alarms:
+            if len(self._outbox) >= self._outbox_size:
+                dropped = self._outbox.popleft()
+                self._totals.outbox_dropped += 1
+                log.error("alarm outbox full; dropped %s %s", dropped.alarm_id, dropped.phase)
+            self._outbox.append(alarm)
+
+    async def _flush(self, publish: Callable[[Alarm], Awaitable[object]]) -> None:
+        while self._outbox:
+            alarm = self._outbox[0]
+            try:
+                await publish(alarm)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._totals.publish_errors += 1
+                log.warning("publishing alarm %s failed (%s); %d waiting, retry next tick", alarm.alarm_id, exc,
+                            len(self._outbox))
+                return
+            self._outbox.popleft()
+            self._totals.published += 1
