@@ -86,6 +86,8 @@ class Street:
     """Peak global brightness change (±), a slow sine over ``drift_period_s``."""
     drift_period_s: float = 120.0
     noise_sigma: float = 2.5
+    exposure_steps: tuple[tuple[float, float], ...] = ()
+    """(at_s, factor): sudden global brightness changes (auto-exposure, a cloud), applied from ``at_s`` on."""
 
     def __post_init__(self) -> None:
         rng = np.random.default_rng(self.seed)
@@ -123,6 +125,8 @@ class Street:
         for m in self.movers:
             m.draw(img, t)
         gain = 1.0 + self.drift * math.sin(2 * math.pi * t / self.drift_period_s)
+        for at, factor in self.exposure_steps:
+            gain *= factor if t >= at else 1.0
         out = img.astype(np.float32) * gain + self._noise[int(t) % len(self._noise)]
         return np.clip(out, 0, 255).astype(np.uint8)
 
@@ -214,6 +218,16 @@ def test_lighting_drift_alone_is_not_foreground():
             assert len(r.detections) == 0, f"t={t}: {r.detections.xyxy}"
             assert r.foreground.mean() < 0.002, f"t={t}: {r.foreground.mean():.4f} of the frame is foreground"
     assert abs(r.gain - 1.0) < 0.1
+
+
+def test_sudden_exposure_change_is_not_foreground():
+    """A camera's auto-exposure jumps by 12 %: the gain-matched comparison sees no object anywhere."""
+    street = Street(seed=5, movers=crowd(5, 10, 80), exposure_steps=((30.0, 0.88), (55.0, 1.12)))
+    analyzer = CameraAnalyzer(camera([zone()]), Detection())
+    for t in range(80):
+        step = analyzer.step(street.render(t), T0 + t)
+        assert not step.findings
+        assert len(step.stationary.detections) == 0, f"t={t}: {step.stationary.detections.xyxy}"
 
 
 def test_object_outside_the_zone_is_seen_but_raises_nothing():

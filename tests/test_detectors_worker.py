@@ -1,0 +1,154 @@
+"""DetectionWorker: frames in through the latest-frame callable, alarms out through ``publish`` (the real bus),
+evidence on disk, counters; a crashing camera or a failing publish never stops the worker."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import cv2
+import pytest
+
+from config import load_settings
+from config.settings import Detection
+from demo.scenes import make_scene
+from detectors.alarm import Alarm
+from detectors.worker import DetectionWorker
+from video_ingest.frames import Frame
+
+CONFIG = Path(__file__).resolve().parents[1] / "config" / "demo.yaml"
+T0 = 1_717_387_200.0
+FAST = Detection(interval_s=0.01)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class SceneFeed:
+    """A latest-frame slot per camera that advances one scene second per call (virtual time in captured_at).
+
+    ``repeat`` returns each frame this many times (the worker must skip a seq it has seen). Sets ``stop`` when
+    every camera has produced ``seconds`` frames."""
+
+    def __init__(self, scenes: dict[str, str], seconds: int, stop: asyncio.Event, *, repeat: int = 1,
+                 seed: int = 7) -> None:
+        self.scenes = {cam: make_scene(name, seed) for cam, name in scenes.items()}
+        self.calls = {cam: 0 for cam in scenes}
+        self.seconds, self.stop, self.repeat = seconds, stop, repeat
+
+    def __call__(self, camera_id: str) -> Frame | None:
+        n = self.calls[camera_id] // self.repeat
+        self.calls[camera_id] += 1
+        if n >= self.seconds:
+            if all(c // self.repeat >= self.seconds for c in self.calls.values()):
+                self.stop.set()
+            return None
+        image = self.scenes[camera_id].render(float(n))
+        return Frame(camera_id, image, captured_at=T0 + n, pts_s=float(n), seq=n)
+
+
+@pytest.fixture(scope="module")
+def settings():
+    return load_settings(CONFIG)
+
+
+def cams(settings, *ids: str):
+    return [c for c in settings.cameras if c.id in ids]
+
+
+async def test_alarms_reach_the_bus_with_evidence(settings, bus, tmp_path):
+    stop = asyncio.Event()
+    feed = SceneFeed({"cam-vending": "vending", "cam-street": "quiet_street"}, 80, stop, repeat=2)
+    worker = DetectionWorker(cams(settings, "cam-vending", "cam-street"), FAST, tmp_path, feed,
+                             timezone=settings.timezone)
+    await asyncio.wait_for(worker.run(bus.publish, stop), 50)
+
+    entries = list(reversed(await bus.history("alarms", count=10)))
+    alarms = [Alarm.from_dict(e.data) for e in entries]
+    assert [(a.camera_id, a.phase, a.event, a.zone_id) for a in alarms] == [
+        ("cam-vending", "raised", "vending", "pavement"), ("cam-vending", "cleared", "vending", "pavement")]
+    raised, cleared = alarms
+    assert raised.alarm_id == cleared.alarm_id
+    assert raised.camera_name == "解放路人行道" and raised.zone_name == "人行道禁止摆摊区"
+    assert raised.detector == "stationary-bg/1" and raised.at == T0 + 22
+    assert raised.snapshot == f"2024-06-03/cam-vending/{raised.alarm_id}.jpg"
+    assert raised.snapshot_clean == f"2024-06-03/cam-vending/{raised.alarm_id}-clean.jpg"
+    assert cleared.snapshot == f"2024-06-03/cam-vending/{raised.alarm_id}-cleared.jpg"
+    for rel in (raised.snapshot, raised.snapshot_clean, cleared.snapshot, cleared.snapshot_clean):
+        img = cv2.imread(str(tmp_path / rel))
+        assert img is not None and img.shape == (720, 1280, 3)
+
+    stats = worker.stats()
+    assert stats["frames_analysed"] == 160 and stats["errors"] == 0
+    assert stats["frames_skipped"] >= 160  # every frame was offered twice
+    assert stats["alarms_raised"] == 1 and stats["alarms_cleared"] == 1 and stats["published"] == 2
+    assert stats["cameras"]["cam-street"]["alarms_raised"] == 0
+    assert 0 < stats["analysis_ms_avg"] < 100
+
+
+async def test_a_crashing_camera_is_counted_and_the_others_go_on(settings, tmp_path):
+    stop = asyncio.Event()
+    feed = SceneFeed({"cam-vending": "vending", "cam-road": "road_occupation"}, 30, stop)
+    worker = DetectionWorker(cams(settings, "cam-vending", "cam-road"), FAST, tmp_path, feed)
+
+    def broken(image, now):
+        raise RuntimeError("simulated analyzer bug")
+
+    worker.analyzers["cam-vending"].step = broken  # type: ignore[method-assign]
+    published: list[Alarm] = []
+
+    async def publish(alarm: Alarm) -> None:
+        published.append(alarm)
+
+    await asyncio.wait_for(worker.run(publish, stop), 40)
+    stats = worker.stats()
+    assert stats["cameras"]["cam-vending"]["errors"] == 30
+    assert stats["cameras"]["cam-road"]["errors"] == 0 and stats["cameras"]["cam-road"]["frames_analysed"] == 30
+    assert [(a.camera_id, a.phase) for a in published] == [("cam-road", "raised")]
+
+
+async def test_failed_publishes_are_retried_in_order(settings, tmp_path):
+    stop = asyncio.Event()
+    feed = SceneFeed({"cam-bin": "bin_overflow"}, 80, stop)
+    worker = DetectionWorker(cams(settings, "cam-bin"), FAST, tmp_path, feed)
+    delivered: list[tuple[str, str]] = []
+    failures = {"left": 3}
+
+    async def flaky(alarm: Alarm) -> None:
+        if alarm.phase == "cleared" and failures["left"]:
+            failures["left"] -= 1
+            raise ConnectionError("redis down")
+        delivered.append((alarm.alarm_id, alarm.phase))
+
+    await asyncio.wait_for(worker.run(flaky, stop), 40)
+    assert [p for _, p in delivered] == ["raised", "cleared"] and delivered[0][0] == delivered[1][0]
+    stats = worker.stats()
+    assert stats["publish_errors"] == 3 and stats["outbox"] == 0 and stats["outbox_dropped"] == 0
+
+
+async def test_outbox_is_bounded(settings, tmp_path):
+    stop = asyncio.Event()
+    feed = SceneFeed({"cam-bin": "bin_overflow"}, 80, stop)
+    worker = DetectionWorker(cams(settings, "cam-bin"), FAST, tmp_path, feed, outbox_size=1)
+
+    async def down(alarm: Alarm) -> None:
+        raise ConnectionError("redis down")
+
+    await asyncio.wait_for(worker.run(down, stop), 40)
+    stats = worker.stats()
+    assert stats["outbox"] == 1 and stats["outbox_dropped"] == 1 and stats["published"] == 0
+
+
+async def test_a_failing_frame_source_is_counted(settings, tmp_path):
+    stop = asyncio.Event()
+    worker = DetectionWorker(cams(settings, "cam-road"), FAST, tmp_path, lambda cam: 1 / 0)
+
+    async def publish(alarm: Alarm) -> None:
+        raise AssertionError("nothing to publish")
+
+    async def stopper() -> None:
+        while worker.stats()["ticks"] < 5:
+            await asyncio.sleep(0.01)
+        stop.set()
+
+    await asyncio.wait_for(asyncio.gather(worker.run(publish, stop), stopper()), 10)
+    assert worker.stats()["cameras"]["cam-road"]["errors"] >= 5
