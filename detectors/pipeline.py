@@ -112,16 +112,17 @@ class CameraAnalyzer:
                 zr.extra = {"fill_fraction": round(state.fraction, 4)}
             else:
                 inside = zr.mask.holds(tracked, w, h) if len(tracked) else np.zeros(0, bool)
-                present = [
-                    Presence(int(tracked.tracker_id[i]), tuple(float(v) for v in tracked.xyxy[i]),  # type: ignore[arg-type]
-                             float(tracked.area[i]), float(tracked.confidence[i]),
-                             float(tracked.data["first_seen"][i]))
-                    for i in np.flatnonzero(inside)
-                ]
+                present = [self._presence(tracked, int(i)) for i in np.flatnonzero(inside)]
             event = zr.rule.update(now, present)
             if event is not None:
                 findings.append(Finding(self._alarm(zr, event), zr.zone))
         return AnalysisStep(findings, result, tracked, (time.perf_counter() - t0) * 1000.0)
+
+    @staticmethod
+    def _presence(tracked: Detections, i: int) -> Presence:
+        x1, y1, x2, y2 = (float(v) for v in tracked.xyxy[i])
+        return Presence(int(tracked.tracker_id[i]), (x1, y1, x2, y2), float(tracked.area[i]),
+                        float(tracked.confidence[i]), float(tracked.data["first_seen"][i]))
 
     def _alarm(self, zr: _ZoneRule, event: RuleEvent) -> Alarm:
         extra: dict = dict(zr.extra)
