@@ -128,6 +128,7 @@ class StationaryObjectAnalyzer:
         self._since: np.ndarray | None = None
         self._last_seen: np.ndarray | None = None
         self._last_now: float | None = None
+        self._prev_now: float | None = None
         self.samples = 0
         self.resets = 0
 
@@ -150,7 +151,7 @@ class StationaryObjectAnalyzer:
         self._bg = None
         self._history.clear()
         self._fg_prev = self._since = self._last_seen = None
-        self._last_now = None
+        self._last_now = self._prev_now = None
         self.resets += 1
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
@@ -176,6 +177,7 @@ class StationaryObjectAnalyzer:
             self._size = (w, h)
         self.samples += 1
         dt = 1.0 if self._last_now is None else min(max(now - self._last_now, 0.0), 60.0)
+        self._prev_now = self._last_now
         self._last_now = now
 
         if self._bg is None:
@@ -267,12 +269,16 @@ class StationaryObjectAnalyzer:
             conf.append(min(1.0, 0.4 + 0.2 * strength))
             masks.append(blob)
 
-        # Per-pixel age: a pixel keeps its start time through gaps up to grace_s (occlusions).
+        # Per-pixel age: a pixel keeps its start time through gaps up to grace_s (occlusions) — and always from
+        # one sample to the next, whatever the sampling interval.
         assert self._since is not None and self._last_seen is not None
-        alive = np.isfinite(self._since) & (now - self._last_seen <= p.grace_s)
+        recent = now - p.grace_s
+        if self._prev_now is not None:
+            recent = min(recent, self._prev_now)
+        alive = np.isfinite(self._since) & (self._last_seen >= recent)
         self._since = np.where(keep & ~alive, now, self._since)
         self._last_seen = np.where(keep, now, self._last_seen)
-        self._since[~keep & ~(now - self._last_seen <= p.grace_s)] = np.nan
+        self._since[~keep & ~(self._last_seen >= recent)] = np.nan
         ages = [float(now - np.nanmedian(self._since[m])) for m in masks]
 
         dets = Detections(

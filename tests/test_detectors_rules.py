@@ -138,3 +138,16 @@ def test_schedule_gates_raising_not_clearing():
 def test_negative_parameters_are_named():
     with pytest.raises(ValueError, match="cooldown_s must be >= 0; got -1"):
         make(cooldown_s=-1)
+
+
+def test_sparse_sampling_keeps_the_dwell_and_needs_two_empty_samples_to_clear():
+    """Samples 10 s apart (interval_s up to 60 is allowed): consecutive sightings are continuous presence, and a
+    single empty sample (someone in front of the object) does not clear."""
+    rule = make(dwell_s=30, grace_s=3, clear_s=5)
+    seen = {0, 10, 20, 30, 40, 60, 70}  # the sample at 50 missed it
+    events = []
+    for t in range(0, 120, 10):
+        ev = rule.update(float(t), [Presence(1, BOX, 0.05)] if t in seen else [])
+        if ev:
+            events.append((t, ev.phase))
+    assert events == [(30, "raised"), (90, "cleared")]

@@ -343,3 +343,14 @@ def test_analysis_cost_per_frame_at_320px():
     ms = 1000 * float(np.median(spent[10:]))
     print(f"analysis: {ms:.1f} ms per 1280x720 frame at 320 px")
     assert ms < 60  # generous: the shared CI machine is busy; ~5 ms when idle
+
+
+def test_a_staying_object_is_not_absorbed_for_many_minutes():
+    """Sampled every 10 s for 15 minutes, a stall is still reported, with its age, as one blob."""
+    street = Street(seed=14, movers=crowd(14, 10, 1000), props=[Prop(500, 380, 180, 140, on=60, off=99999)])
+    analyzer = StationaryObjectAnalyzer()
+    for t in range(0, 15 * 60 + 61, 10):
+        r = analyzer.update(street.render(float(t)), T0 + t)
+    assert len(r.detections) == 1
+    assert r.detections.data["age_s"][0] == pytest.approx(15 * 60, abs=40)
+    assert float(r.age.max()) == pytest.approx(15 * 60, abs=40)
