@@ -282,3 +282,39 @@ async def test_server_shutdown_closes_sockets_promptly(tmp_path, bus, store, evi
         await closing
         assert loop.time() - started < 3
         assert app[state.HUB]._task is None
+
+
+async def test_hub_keeps_delivering_after_redis_restarts(tmp_path, store, evidence_dir):
+    from broker.bus import Bus
+    from broker.embedded import EmbeddedRedis
+
+    redis = EmbeddedRedis(tmp_path / "redis")
+    url = await asyncio.to_thread(redis.start)
+    try:
+        bus = await Bus.connect(url, prefix="restart")
+        app = create_app(make_settings(tmp_path), bus=bus, cases=store, live=None, evidence_dir=evidence_dir)
+        async with wall_client(app) as c:
+            assert (await login(c)).status == 200
+            await asyncio.wait_for(app[state.HUB].ready.wait(), TIMEOUT)
+            async with c.ws_connect("/api/ws") as ws:
+                await _next(ws, "hello")
+                first = await bus.publish(make_alarm(1))
+                assert (await _next(ws, "alarm"))["id"] == first
+                await asyncio.to_thread(redis.stop)
+                await asyncio.sleep(0.5)
+                await asyncio.to_thread(redis.start)  # same port, empty (no persistence)
+                second = None
+                for _ in range(50):  # the bus client reconnects with backoff
+                    try:
+                        second = await bus.publish(make_alarm(2))
+                        break
+                    except ConnectionError:
+                        await asyncio.sleep(0.2)
+                assert second is not None
+                frame = await _next(ws, "alarm")
+                assert frame["id"] == second and frame["alarm"]["alarm_id"] == "alarm-2"
+                await ws.send_json({"type": "ping"})
+                assert await _next(ws) == {"type": "pong"}
+        await bus.close()
+    finally:
+        await asyncio.to_thread(redis.stop)
