@@ -158,7 +158,10 @@ class Bus:
 
     async def purge(self) -> int:
         """Delete every key under this bus's prefix (streams, groups, state); returns how many. For tests and resets."""
-        keys = [k async for k in self._redis.scan_iter(match=f"{self.prefix}:*", count=500)]
+        try:
+            keys = [k async for k in self._redis.scan_iter(match=f"{self.prefix}:*", count=500)]
+        except _DOWN as exc:
+            raise BusUnavailable(redact(self.url, f"Redis at {redact_url(self.url)} unavailable: {exc}")) from exc
         if keys:
             await self._call(self._redis.delete(*keys))
         return len(keys)
@@ -208,7 +211,11 @@ class Bus:
         return await self.publish_raw(message.STREAM, message.to_dict())
 
     async def publish_raw(self, stream: str, data: dict[str, Any]) -> str:
-        """Append a JSON object to ``stream`` (trimmed to about ``maxlen``); returns the entry id."""
+        """Append a JSON object to ``stream`` (trimmed to about ``maxlen``); returns the entry id.
+
+        A dropped connection is retried twice by the driver, so in the rare case where Redis wrote the entry but the
+        reply was lost the entry appears twice (at-least-once; consumers are idempotent on the message's own id).
+        """
         if not isinstance(data, dict):
             raise TypeError(f"stream {stream!r}: data must be a dict, got {type(data).__name__}")
         try:

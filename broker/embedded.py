@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
@@ -183,7 +183,7 @@ class EmbeddedServer:
             self._terminate()
         return self.start()
 
-    def __enter__(self) -> "EmbeddedServer":
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -136,11 +136,11 @@ class MqttBridge:
         """Disconnect and join paho's thread (blocks briefly; call through ``asyncio.to_thread`` from a loop)."""
         if self._started:
             self._started = False
+            with self._lock:
+                self._stats.connected = False  # also: no "lost the broker" warning for our own disconnect
             with contextlib.suppress(Exception):
                 self._client.disconnect()
             self._client.loop_stop()
-            with self._lock:
-                self._stats.connected = False
 
     @property
     def connected(self) -> bool:
