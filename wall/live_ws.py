@@ -99,6 +99,8 @@ class LiveSockets:
         conn.task = asyncio.create_task(self._serve(ws, request.app[state.LIVE], camera_id))
         try:
             await conn.task
+        except (ConnectionError, RuntimeError) as exc:  # the browser went away mid-send
+            log.debug("live socket for %s ended: %r", request.match_info["camera_id"], exc)
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if conn.close_code is None or (current is not None and current.cancelling()):
