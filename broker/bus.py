@@ -257,12 +257,16 @@ class Bus:
         rows = await self._call(self._redis.xrange(self.key(stream), f"({last_id}", "+", count=count))
         return self._decode_all(stream, rows)
 
-    async def _latest_ids(self, streams: list[str]) -> dict[str, str]:
-        """The id of each stream's newest entry ("0-0" for an empty or missing stream): a concrete "$"."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for stream in streams:
-                pipe.xrevrange(self.key(stream), "+", "-", count=1)
-            results = await pipe.execute()
+    async def last_ids(self, streams: list[str]) -> dict[str, str]:
+        """The id of each stream's newest entry ("0-0" for an empty or missing stream): a concrete "$" to hand to
+        :meth:`tail` when the starting point must be fixed before the first iteration."""
+        async def read() -> list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for stream in streams:
+                    pipe.xrevrange(self.key(stream), "+", "-", count=1)
+                return await pipe.execute()
+
+        results = await self._call(read())
         return {s: (rows[0][0] if rows else "0-0") for s, rows in zip(streams, results, strict=True)}
 
     async def tail(self, streams: list[str], last_ids: dict[str, str] | None = None, *, block_ms: int = 1000,
@@ -290,10 +294,10 @@ class Bus:
                 if len(ids) < len(streams):
                     # "$" is made concrete once, so a reconnect cannot skip what arrived while Redis was away.
                     todo = [s for s in streams if given.get(s, "$") == "$"]
-                    ids = {**(await self._latest_ids(todo) if todo else {}),
+                    ids = {**(await self.last_ids(todo) if todo else {}),
                            **{s: i for s, i in given.items() if i != "$"}}
                 reply = await self._redis.xread({self.key(s): ids[s] for s in streams}, count=count, block=block)
-            except _DOWN as exc:
+            except (*_DOWN, BusUnavailable) as exc:
                 delay = backoff.next()
                 self._stats.reconnects += 1
                 log.warning("tail of %s: Redis at %s unavailable (%s); retrying in %.1f s from %s", streams,

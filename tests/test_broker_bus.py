@@ -14,6 +14,7 @@ import pytest
 
 from broker.bus import Bus, BusUnavailable, Entry
 from broker.embedded import EmbeddedRedis, free_port
+from tests.fixtures.brokers import blocked_readers, wait_for_blocked_reader
 
 
 @dataclass
@@ -41,10 +42,11 @@ async def _take(agen: AsyncIterator[Entry], n: int, timeout: float = 5.0) -> lis
     return out
 
 
-async def _started(agen: AsyncIterator[Entry]) -> asyncio.Task[Entry]:
-    """Begin iterating (the tail fixes its "$" on the first step) and give it time to issue its first XREAD."""
+async def _started(bus: Bus, agen: AsyncIterator[Entry]) -> asyncio.Future[Entry]:
+    """Begin iterating (the tail fixes its "$" on the first step) and wait until its XREAD blocks in Redis."""
+    before = await blocked_readers(bus)
     task = asyncio.ensure_future(agen.__anext__())
-    await asyncio.sleep(0.2)
+    await wait_for_blocked_reader(bus, before)
     return task
 
 
@@ -73,7 +75,7 @@ async def test_publish_raw_refuses_what_is_not_json(bus: Bus) -> None:
 async def test_tail_from_end_sees_only_new_entries(bus: Bus) -> None:
     await bus.publish(Ping(0))
     agen = bus.tail(["pings", "other"], block_ms=100)
-    first = await _started(agen)
+    first = await _started(bus, agen)
     await bus.publish(Ping(1))
     await bus.publish_raw("other", {"x": 1})
     await bus.publish(Ping(2))
@@ -84,14 +86,24 @@ async def test_tail_from_end_sees_only_new_entries(bus: Bus) -> None:
     await agen.aclose()
 
 
+async def test_last_ids_are_a_concrete_end_of_stream(bus: Bus) -> None:
+    assert await bus.last_ids(["pings"]) == {"pings": "0-0"}
+    newest = [await bus.publish(Ping(n)) for n in range(2)][-1]
+    ids = await bus.last_ids(["pings"])
+    assert ids == {"pings": newest}
+    agen = bus.tail(["pings"], ids, block_ms=100)
+    later = await bus.publish(Ping(2))  # before the first iteration, after the start was fixed: delivered
+    assert [e.id for e in await _take(agen, 1)] == [later]
+    await agen.aclose()
+
+
 async def test_tail_resumes_from_given_ids_with_exactly_the_missed_entries(bus: Bus) -> None:
     ids = [await bus.publish(Ping(n)) for n in range(6)]
     agen = bus.tail(["pings"], {"pings": ids[2]}, block_ms=100)
     missed = await _take(agen, 3)
     assert [e.id for e in missed] == ids[3:]
-    live = asyncio.ensure_future(agen.__anext__())
-    await asyncio.sleep(0.2)
-    assert not live.done()  # nothing beyond the missed ones was delivered again
+    live = await _started(bus, agen)
+    assert not live.done()  # blocked: nothing beyond the missed ones was delivered again
     new_id = await bus.publish(Ping(6))
     assert (await asyncio.wait_for(live, 5)).id == new_id
     await agen.aclose()
@@ -213,11 +225,10 @@ async def test_tail_survives_a_redis_outage_and_restart(tmp_path) -> None:
     bus = await Bus.connect(url, prefix="restart")
     agen = bus.tail(["pings"], block_ms=200)
     try:
-        first = await _started(agen)
+        first = await _started(bus, agen)
         before = await bus.publish(Ping(1))
         assert (await asyncio.wait_for(first, 5)).id == before
-        pending = asyncio.ensure_future(agen.__anext__())
-        await asyncio.sleep(0.1)
+        pending = await _started(bus, agen)
         await asyncio.to_thread(server.stop)
         await asyncio.sleep(1.5)  # longer than redis-py's own retries: the tail's reconnect loop has to work
         assert await asyncio.to_thread(server.start) == url  # same port

@@ -19,6 +19,7 @@ import pytest
 from broker.bus import Bus, Entry
 from broker.embedded import EmbeddedMosquitto
 from broker.mqtt_bridge import MqttBridge, route, topic_segment
+from tests.fixtures.brokers import blocked_readers, wait_for_blocked_reader
 
 
 class Subscriber:
@@ -71,9 +72,10 @@ async def bridge(bus: Bus, mqtt_url: str) -> AsyncIterator[MqttBridge]:
     """A running bridge on the test's own prefix (the bus prefix), so retained topics never leak between tests."""
     b = MqttBridge(bus, mqtt_url, prefix=bus.prefix, block_ms=100)
     stop = asyncio.Event()
+    before = await blocked_readers(bus)
     task = asyncio.create_task(b.run(stop))
     await _wait(lambda: b.connected)
-    await asyncio.sleep(0.2)  # the tail has fixed its starting point
+    await wait_for_blocked_reader(bus, before)  # the tail has fixed its starting point
     yield b
     stop.set()
     await asyncio.wait_for(task, 5)
@@ -160,9 +162,10 @@ async def test_bridge_restart_resumes_where_it_stopped(bus: Bus, mqtt_url: str, 
     sub = await _subscribe(subscribers, mqtt_url, f"{bus.prefix}/alarms/#")
     first = MqttBridge(bus, mqtt_url, prefix=bus.prefix, block_ms=100)
     stop = asyncio.Event()
+    before = await blocked_readers(bus)
     task = asyncio.create_task(first.run(stop))
     await _wait(lambda: first.connected)
-    await asyncio.sleep(0.2)
+    await wait_for_blocked_reader(bus, before)
     a1 = await bus.publish_raw("alarms", _alarm(1))
     assert [p["id"] for _, p, _ in await asyncio.to_thread(sub.take, 1)] == [a1]
     stop.set()
