@@ -7,8 +7,9 @@ senders (speaker commands).
 
 paho-mqtt runs its network loop in its own thread and reconnects by itself. While the broker is away, messages
 wait in a bounded outbox (oldest dropped and counted when full) and go out on reconnect. The bridge remembers the
-last stream id it forwarded (state table ``mqtt_bridge``) and resumes from there after a restart, skipping entries
-older than ``max_replay_s`` — a speaker should not shout about an alarm from yesterday.
+last stream id it forwarded (state table ``mqtt_bridge``, saved at most once a second and on stop) and resumes from
+there after a restart, skipping entries older than ``max_replay_s`` — a speaker should not shout about an alarm from
+yesterday. Delivery is at-least-once: a crash (no clean stop) may send up to a second's worth again.
 """
 
 from __future__ import annotations
@@ -111,36 +112,46 @@ class MqttBridge:
         self._stats = BridgeStats()
         self._acked = 0
         self._cursor: dict[str, str] = {}
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True)
-        if parts.username:
-            self._client.username_pw_set(unquote(parts.username),
-                                         unquote(parts.password) if parts.password is not None else None)
-        if parts.scheme == "mqtts":
-            self._client.tls_set_context(ssl.create_default_context())
-        self._client.reconnect_delay_set(min_delay=1, max_delay=10)
-        self._client.max_queued_messages_set(outbox_size)
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_publish = self._on_publish
-        self._started = False
+        self._username = unquote(parts.username) if parts.username else None
+        self._password = unquote(parts.password) if parts.password is not None else None
+        self._tls = parts.scheme == "mqtts"
+        self._client: mqtt.Client | None = None
 
     # ------------------------------------------------------------------------------------------------ MQTT side
+    def _new_client(self) -> mqtt.Client:
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True)
+        if self._username is not None:
+            client.username_pw_set(self._username, self._password)
+        if self._tls:
+            client.tls_set_context(ssl.create_default_context())
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        client.max_queued_messages_set(self._outbox_size)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        return client
+
     def start(self) -> None:
-        """Start paho's network thread (connects, and keeps reconnecting, in the background). Idempotent."""
-        if not self._started:
-            self._client.connect_async(self._host, self._port, keepalive=30)
-            self._client.loop_start()
-            self._started = True
+        """Start a paho client and its network thread (connects, and keeps reconnecting, in the background).
+        Idempotent; after :meth:`close` a fresh client is made (a stopped paho client does not restart cleanly)."""
+        with self._lock:
+            if self._client is not None:
+                return
+            self._client = self._new_client()
+            client = self._client
+        client.connect_async(self._host, self._port, keepalive=30)
+        client.loop_start()
 
     def close(self) -> None:
-        """Disconnect and join paho's thread (blocks briefly; call through ``asyncio.to_thread`` from a loop)."""
-        if self._started:
-            self._started = False
-            with self._lock:
-                self._stats.connected = False  # also: no "lost the broker" warning for our own disconnect
+        """Disconnect and join paho's thread (blocks briefly; call through ``asyncio.to_thread`` from a loop).
+        Messages still in the outbox stay there for the next :meth:`start`."""
+        with self._lock:
+            client, self._client = self._client, None
+            self._stats.connected = False  # also: no "lost the broker" warning for our own disconnect
+        if client is not None:
             with contextlib.suppress(Exception):
-                self._client.disconnect()
-            self._client.loop_stop()
+                client.disconnect()
+            client.loop_stop()
 
     @property
     def connected(self) -> bool:
@@ -177,7 +188,7 @@ class MqttBridge:
     def _flush_locked(self) -> None:
         # Never called from a paho callback that holds paho's message mutex (on_publish does): lock order is always
         # self._lock → paho's locks.
-        while self._outbox and self._stats.connected:
+        while self._outbox and self._stats.connected and self._client is not None:
             out = self._outbox[0]
             rc = self._client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain).rc
             # NO_CONN for QoS ≥ 1 means paho has queued it for its reconnect; QoS 0 would be lost, so it stays here.
@@ -192,11 +203,15 @@ class MqttBridge:
             return
         log.info("MQTT bridge connected to %s as %s", redact_url(self.url), self.client_id)
         with self._lock:
+            if client is not self._client:
+                return  # a client being closed
             self._stats.connected = True
             self._flush_locked()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         with self._lock:
+            if client is not self._client:
+                return
             was, self._stats.connected = self._stats.connected, False
         if was:
             log.warning("MQTT bridge lost %s (%s); paho reconnects", redact_url(self.url), reason)
