@@ -1,0 +1,199 @@
+"""IngestService: every camera of this worker — connections, keyframe sampling, live relays and status updates.
+
+One :class:`CameraSource` per camera (its own thread), a :class:`KeyframeSampler` feeding a
+:class:`LatestFrameSlot` per camera when ``sample_keyframes`` is on, and a :class:`LiveHub` over the same packet
+fan-outs, so a camera has exactly one RTSP connection however many consumers it has. Status changes come from the
+source threads and are handed to the event loop with ``call_soon_threadsafe``; each ``status_updates()`` reader
+has its own bounded queue (the oldest update is dropped and counted when a reader falls behind).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from video_ingest.fanout import PacketFanout
+from video_ingest.frames import Frame
+from video_ingest.live import LiveHub
+from video_ingest.sampler import KeyframeSampler
+from video_ingest.slot import LatestFrameSlot
+from video_ingest.source import CameraSource
+from video_ingest.status import CameraStatus
+
+log = logging.getLogger("citywall.ingest")
+
+HEARTBEAT_S = 5.0
+STATUS_QUEUE_SIZE = 1000
+_STOP = object()
+
+
+class IngestService:
+    """Pulls the cameras in ``sources`` (camera id → resolved ``rtsp://`` URL) for detection and live view."""
+
+    def __init__(self, sources: dict[str, str], *, worker: str = "local", open_timeout_s: float = 10.0,
+                 read_timeout_s: float = 5.0, sample_keyframes: bool = True, heartbeat_s: float = HEARTBEAT_S,
+                 status_queue_size: int = STATUS_QUEUE_SIZE) -> None:
+        for camera_id, url in sources.items():
+            if not camera_id:
+                raise ValueError("sources: empty camera id")
+            if not isinstance(url, str) or "://" not in url:
+                raise ValueError(f"sources[{camera_id!r}]: expected a URL such as rtsp://host/path, got {url!r}")
+        if heartbeat_s <= 0:
+            raise ValueError(f"heartbeat_s must be > 0, got {heartbeat_s}")
+        self.worker = worker
+        self.heartbeat_s = heartbeat_s
+        self._status_queue_size = status_queue_size
+        self._sources: dict[str, CameraSource] = {
+            cid: CameraSource(cid, url, worker=worker, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s,
+                              on_status=self._on_status_thread, fanout=PacketFanout(cid))
+            for cid, url in sources.items()
+        }
+        self._slots: dict[str, LatestFrameSlot] = {cid: LatestFrameSlot() for cid in sources}
+        self._samplers: dict[str, KeyframeSampler] = {}
+        if sample_keyframes:
+            self._samplers = {cid: KeyframeSampler(cid, self._slots[cid]) for cid in sources}
+        self.live = LiveHub({cid: src.fanout for cid, src in self._sources.items()})
+        """Live fMP4 viewers of these cameras."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._readers: set[asyncio.Queue[Any]] = set()
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._started = False
+        self._stopped = False
+        self.status_drops = 0
+        """Status updates dropped because a reader of status_updates() fell behind."""
+
+    @property
+    def camera_ids(self) -> list[str]:
+        """The cameras of this service, in configuration order."""
+        return list(self._sources)
+
+    async def start(self) -> None:
+        """Start every camera's connection (and sampler) thread and the status heartbeat."""
+        if self._started:
+            raise RuntimeError("IngestService.start(): already started")
+        self._started = True
+        self._loop = asyncio.get_running_loop()
+        for cid, source in self._sources.items():
+            sampler = self._samplers.get(cid)
+            if sampler is not None:
+                sampler.start()
+                source.fanout.subscribe(sampler)
+            source.start()
+        self._heartbeat = asyncio.create_task(self._beat(), name="ingest-status-heartbeat")
+
+    async def stop(self) -> None:
+        """Stop everything and wait until every thread this service started has ended. Idempotent."""
+        if self._stopped or not self._started:
+            self._stopped = True
+            return
+        self._stopped = True
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+        self.live.close("ingest stopped")
+        for source in self._sources.values():
+            source.request_stop()
+        # Poll rather than join in an executor: an executor would leave its own idle threads behind.
+        deadline = time.monotonic() + max((s.open_timeout_s + s.read_timeout_s for s in self._sources.values()),
+                                          default=0) + 2
+        while any(s.alive for s in self._sources.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        for sampler in self._samplers.values():
+            sampler.stop(timeout=0)
+        while any(s._thread is not None and s._thread.is_alive() for s in self._samplers.values()) \
+                and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        stuck = [cid for cid, s in self._sources.items() if s.alive]
+        if stuck:
+            log.warning("ingest stop: camera threads still blocked in I/O: %s", ", ".join(stuck))
+        for queue in self._readers:
+            self._put(queue, _STOP, force=True)
+
+    def latest_frame(self, camera_id: str) -> Frame | None:
+        """The newest decoded keyframe of ``camera_id`` (None before the first); ``KeyError`` if unknown."""
+        return self._slots[camera_id].get()
+
+    def status(self, camera_id: str) -> CameraStatus:
+        """The current status of ``camera_id``; ``KeyError`` if unknown."""
+        status = self._sources[camera_id].status()
+        sampler = self._samplers.get(camera_id)
+        if sampler is None:
+            return status
+        slot = self._slots[camera_id]
+        status.extra.update(sampled=sampler.decoded, sample_drops=sampler.dropped + slot.overwritten,
+                            decode_errors=sampler.decode_errors)
+        return status
+
+    def statuses(self) -> list[CameraStatus]:
+        """The current status of every camera."""
+        return [self.status(cid) for cid in self._sources]
+
+    def status_updates(self) -> AsyncIterator[CameraStatus]:
+        """Every camera's current status at once, then each change as it happens and every camera again every
+        ``heartbeat_s``. Ends when the service stops. Each reader has its own bounded queue."""
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        for status in self.statuses():
+            self._put(queue, status)
+        if self._stopped:
+            self._put(queue, _STOP, force=True)
+        else:
+            self._readers.add(queue)
+        return self._iterate(queue)
+
+    async def _iterate(self, queue: asyncio.Queue[Any]) -> AsyncIterator[CameraStatus]:
+        try:
+            while True:
+                item = await queue.get()
+                if item is _STOP:
+                    return
+                yield item
+        finally:
+            self._readers.discard(queue)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for health endpoints: per camera packets, sink errors, sampler and relay figures."""
+        live = self.live.stats()
+        out: dict[str, Any] = {"status_drops": self.status_drops, "cameras": {}}
+        for cid, source in self._sources.items():
+            entry: dict[str, Any] = {"packets": source.fanout.packets, "sink_errors": source.fanout.sink_errors,
+                                     "live": live[cid]}
+            sampler = self._samplers.get(cid)
+            if sampler is not None:
+                entry.update(sampled=sampler.decoded, sample_queue_drops=sampler.dropped,
+                             slot_overwritten=self._slots[cid].overwritten, decode_errors=sampler.decode_errors)
+            out["cameras"][cid] = entry
+        return out
+
+    # -- internals -----------------------------------------------------------------------------------------------
+    def _on_status_thread(self, status: CameraStatus) -> None:
+        loop = self._loop
+        if loop is None or self._stopped:
+            return
+        try:
+            loop.call_soon_threadsafe(self._broadcast, status)
+        except RuntimeError:  # loop closed during shutdown
+            pass
+
+    def _broadcast(self, status: CameraStatus) -> None:
+        if self._stopped:
+            return
+        for queue in self._readers:
+            self._put(queue, status)
+
+    def _put(self, queue: asyncio.Queue[Any], item: Any, force: bool = False) -> None:
+        while queue.qsize() >= self._status_queue_size:
+            queue.get_nowait()  # the oldest update goes; a newer one about the same camera follows
+            if not force:
+                self.status_drops += 1
+        queue.put_nowait(item)
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            statuses = self.statuses()
+            for queue in self._readers:
+                for status in statuses:
+                    self._put(queue, status)
