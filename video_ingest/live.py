@@ -67,6 +67,7 @@ class LiveViewer:
         self._need_key = True
         self._started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._ended: str | None = None
+        self._end_queued = 0
         self._closed = False
 
     async def next_fragment(self) -> bytes:
@@ -76,6 +77,7 @@ class LiveViewer:
             raise LiveEnded(self._ended)
         item = await self._queue.get()
         if item is _END:
+            self._end_queued = 0
             raise LiveEnded(self._ended or "closed")
         self.delivered += 1
         return item
@@ -96,7 +98,7 @@ class LiveViewer:
     @property
     def queued(self) -> int:
         """Fragments waiting in this viewer's queue."""
-        return self._queue.qsize()
+        return self._queue.qsize() - self._end_queued
 
     # -- relay side (event loop thread) --------------------------------------------------------------------------
     def _offer(self, fragment: bytes, keyframe: bool) -> None:
@@ -134,6 +136,7 @@ class LiveViewer:
             self._started.exception()  # retrieved: a viewer nobody waits for must not warn
         try:
             self._queue.put_nowait(_END)
+            self._end_queued = 1
         except asyncio.QueueFull:
             pass  # the reader is not waiting; it sees _ended after draining the queue
 
