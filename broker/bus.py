@@ -101,6 +101,18 @@ def _check_id(kind: str, entry_id: str) -> str:
     return entry_id
 
 
+def _raise_if_cancelled() -> None:
+    """Re-raise a cancellation that a blocking read returned through instead of raising.
+
+    Seen with redis-py 8.1 on Python 3.11: a task cancelled while blocked in XREAD sometimes gets the read's normal
+    (empty) reply and no CancelledError; a loop around the read would then never end, and neither would shutdown.
+    ``Task.cancelling()`` still counts the request, so it is checked after every blocking read.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError()
+
+
 def redact(url: str, text: str) -> str:
     """``text`` with ``url``'s password removed, wherever it appears (also inside driver messages)."""
     out = redact_url(text)
@@ -297,7 +309,9 @@ class Bus:
                     ids = {**(await self.last_ids(todo) if todo else {}),
                            **{s: i for s, i in given.items() if i != "$"}}
                 reply = await self._redis.xread({self.key(s): ids[s] for s in streams}, count=count, block=block)
+                _raise_if_cancelled()
             except (*_DOWN, BusUnavailable) as exc:
+                _raise_if_cancelled()  # a cancel that surfaced as a connection error must not be retried away
                 delay = backoff.next()
                 self._stats.reconnects += 1
                 log.warning("tail of %s: Redis at %s unavailable (%s); retrying in %.1f s from %s", streams,
@@ -355,6 +369,7 @@ class Bus:
                 return await self._decode_pending(stream, group, rows)
         block = max(1, min(int(block_ms), MAX_BLOCK_MS))
         new = await self._call(self._redis.xreadgroup(group, consumer, {key: ">"}, count=count, block=block))
+        _raise_if_cancelled()
         rows = new[0][1] if new else []
         entries = await self._decode_pending(stream, group, rows)
         self._stats.read += len(entries)
