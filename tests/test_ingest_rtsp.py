@@ -1,0 +1,211 @@
+"""Ingest against the real demo RTSP server: health, sampling, live fMP4, sharing, stalls, outages, clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import av
+import pytest
+
+from demo.server import DemoRtspServer
+from video_ingest.live import LiveEnded, LiveUnavailable
+from video_ingest.mp4 import fragment_is_keyframe, iter_boxes
+from video_ingest.service import IngestService
+from video_ingest.status import CameraStatus
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def rtsp_connections(port: int) -> int:
+    """Established TCP connections this process holds to ``127.0.0.1:port`` (read from /proc, no sampling)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            parts = line.split()
+            remote, state, inode = parts[2], parts[3], parts[9]
+            if state == "01" and int(remote.split(":")[1], 16) == port and inode in inodes:
+                count += 1
+    return count
+
+
+async def wait_for(predicate, timeout: float, what: str, step: float = 0.05):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        await asyncio.sleep(step)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+async def no_thread_leaks() -> AsyncIterator[None]:
+    before = set(threading.enumerate())
+    yield
+    left = [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert left == [], f"threads left behind: {left}"
+
+
+async def test_camera_online_at_25_fps_with_sampled_frames(demo_rtsp: DemoRtspServer, no_thread_leaks: None) -> None:
+    service = IngestService({"cam": demo_rtsp.url("vending")}, worker="w-test")
+    updates = service.status_updates()
+    await service.start()
+    try:
+        seen: list[CameraStatus] = []
+
+        async def collect() -> None:
+            async for status in updates:
+                seen.append(status)
+
+        collector = asyncio.create_task(collect())
+        await wait_for(lambda: service.status("cam").state == "online", 15, "online")
+        await asyncio.sleep(3.2)  # a full fps window
+        status = service.status("cam")
+        assert status.fps == pytest.approx(25, abs=1.5)
+        assert (status.width, status.height, status.codec, status.worker, status.error) == (
+            1280, 720, "h264", "w-test", None)
+        assert time.time() - status.last_frame_at < 1
+        frame = await wait_for(lambda: service.latest_frame("cam"), 5, "a sampled frame")
+        assert frame.image.shape == (720, 1280, 3) and frame.keyframe and frame.camera_id == "cam"
+        assert abs(frame.captured_at - time.time()) < 3
+        assert service.status("cam").extra["sampled"] >= 2
+        states = [s.state for s in seen]
+        assert states[0] == "connecting" and "online" in states
+        assert set(states[:states.index("online")]) == {"connecting"}
+        with pytest.raises(KeyError):
+            service.status("nope")
+    finally:
+        await service.stop()
+    await asyncio.wait_for(collector, 2)  # the iterator ends with the service
+
+
+async def test_live_viewer_gets_decodable_fmp4_starting_at_a_keyframe(demo_rtsp: DemoRtspServer,
+                                                                     no_thread_leaks: None) -> None:
+    service = IngestService({"cam": demo_rtsp.url("bin_overflow")}, sample_keyframes=False)
+    await service.start()
+    try:
+        viewer = await service.live.open("cam")
+        assert viewer.mime == 'video/mp4; codecs="avc1.42C01F"'
+        assert viewer.init_segment[4:8] == b"ftyp"
+        assert [t for t, _, _ in iter_boxes(viewer.init_segment)] == ["ftyp", "moov"]
+        t0 = time.monotonic()
+        fragments = [await asyncio.wait_for(viewer.next_fragment(), 5) for _ in range(50)]
+        elapsed = time.monotonic() - t0
+        assert fragment_is_keyframe(fragments[0])
+        assert all([t for t, _, _ in iter_boxes(f)] == ["moof", "mdat"] for f in fragments)
+        assert elapsed < 3.0  # real time: 50 frames at 25 fps (the GOP cache may deliver a few at once)
+        with av.open(io.BytesIO(viewer.init_segment + b"".join(fragments))) as container:
+            frames = list(container.decode(video=0))
+        assert len(frames) == 50
+        assert (frames[0].width, frames[0].height) == (1280, 720)
+        assert frames[0].time == 0.0 and frames[-1].time == pytest.approx(49 / 25, abs=0.01)
+        viewer.close()
+    finally:
+        await service.stop()
+
+
+async def test_viewers_share_one_connection_and_a_stalled_one_holds_back_nobody(
+        demo_rtsp: DemoRtspServer, no_thread_leaks: None) -> None:
+    service = IngestService({"cam": demo_rtsp.url("road_occupation")})
+    await service.start()
+    try:
+        stalled = await service.live.open("cam", queue_size=8)
+        t0 = time.monotonic()
+        healthy = await service.live.open("cam")
+        first_fragment_s = time.monotonic() - t0
+        await healthy.next_fragment()
+        assert first_fragment_s < 0.2  # served from the GOP cache, no wait for the next keyframe
+        assert rtsp_connections(demo_rtsp.port) == 1  # sampler + relay + two viewers on one RTSP connection
+        got, gaps, last = 0, [], time.monotonic()
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 3.0:
+            await asyncio.wait_for(healthy.next_fragment(), 2)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last, got = now, got + 1
+        assert got >= 70  # 25/s for 3 s (a few may have been queued already)
+        assert max(gaps[5:]) < 0.5
+        assert healthy.dropped == 0
+        assert stalled.queued == 8 and stalled.dropped >= 60
+        stats = service.live.stats()["cam"]
+        assert stats["viewers"] == 2 and sorted(stats["viewer_drops"]) == [0, stalled.dropped]
+        # what the stalled viewer has is still a decodable run from a keyframe
+        kept = [await stalled.next_fragment() for _ in range(8)]
+        assert fragment_is_keyframe(kept[0])
+        stalled.close()
+        healthy.close()
+        assert not service.live.relays["cam"].running
+    finally:
+        await service.stop()
+
+
+async def test_unreachable_camera_is_retried_with_redacted_errors(no_thread_leaks: None) -> None:
+    url = f"rtsp://admin:s3cret@127.0.0.1:{free_port()}/x"
+    service = IngestService({"cam": url}, open_timeout_s=2, read_timeout_s=2)
+    await service.start()
+    try:
+        status = await wait_for(lambda: (s := service.status("cam")).reconnects >= 3 and s, 15, "3 retries")
+        assert status.state in ("reconnecting", "offline")
+        assert status.error and "refused" in status.error.lower()
+        status = await wait_for(lambda: (s := service.status("cam")).state == "offline" and s, 15, "offline")
+        assert "s3cret" not in repr(status)
+        service.live.relays["cam"].keyframe_timeout_s = 0.5
+        with pytest.raises(LiveUnavailable, match="no keyframe"):
+            await service.live.open("cam")
+        with pytest.raises(KeyError):
+            await service.live.open("other")
+    finally:
+        t0 = time.monotonic()
+        await service.stop()
+        assert time.monotonic() - t0 < 1.5  # waiting in backoff is interrupted at once
+
+
+async def test_server_outage_and_recovery(demo_media: dict[str, Path], no_thread_leaks: None) -> None:
+    server = DemoRtspServer({"vending": demo_media["vending"]})
+    server.start()
+    service = IngestService({"cam": server.url("vending")}, read_timeout_s=3)
+    await service.start()
+    try:
+        await wait_for(lambda: service.status("cam").state == "online", 15, "online")
+        viewer = await service.live.open("cam")
+        await viewer.next_fragment()
+        server.stop()
+        t0 = time.monotonic()
+        with pytest.raises(LiveEnded):
+            while True:
+                await asyncio.wait_for(viewer.next_fragment(), 5)
+        await wait_for(lambda: service.status("cam").state != "online", 5, "not online")
+        assert time.monotonic() - t0 < 5
+        down = service.status("cam")
+        assert down.error and down.state in ("reconnecting", "offline")
+        server.start()  # same port
+        await wait_for(lambda: service.status("cam").state == "online", 20, "online again")
+        assert service.status("cam").reconnects >= 1
+        viewer = await service.live.open("cam")
+        fragment = await asyncio.wait_for(viewer.next_fragment(), 5)
+        assert fragment_is_keyframe(fragment)
+        viewer.close()
+    finally:
+        await service.stop()
+        server.stop()
