@@ -21,6 +21,7 @@ from tests.test_wall_api import (  # noqa: F401 (fixtures)
     wall_client,
 )
 from wall.app import create_app
+from wall.live_protocol import LiveHub
 
 service = pytest.importorskip("video_ingest.service", reason="video_ingest.service (IngestService) not built yet")
 
@@ -60,6 +61,10 @@ async def _text(ws: aiohttp.ClientWebSocketResponse, timeout: float = 20) -> dic
     msg = await ws.receive(timeout=timeout)
     assert msg.type == aiohttp.WSMsgType.TEXT, msg
     return json.loads(msg.data)
+
+
+def test_ingest_live_hub_satisfies_the_wall_protocol(ingest):
+    assert isinstance(ingest.live, LiveHub)
 
 
 async def test_live_socket_sends_init_then_fragments(client):
