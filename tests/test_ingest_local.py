@@ -173,6 +173,29 @@ def test_fanout_sessions_late_subscribers_and_failing_sinks(clip: Clip) -> None:
     assert fanout.info is None
 
 
+def test_fanout_replays_the_packets_since_the_newest_keyframe(clip: Clip) -> None:
+    fanout = PacketFanout("cam")
+    fanout.start_session(clip.info(1))
+    feed(fanout, clip.packets[:30])
+    assert fanout.gop_packets == 5  # 25..29
+    late = Recorder()
+    fanout.subscribe(late)  # no replay asked
+    replayed = Recorder()
+    fanout.subscribe(replayed, replay_gop=True)
+    feed(fanout, clip.packets[30:31])
+    assert late.events == ["start 1", "packet"]
+    assert replayed.events == ["start 1"] + ["packet"] * 6
+    fanout.end_session("gone")
+    assert fanout.gop_packets == 0
+    fanout.start_session(clip.info(2))
+    feed(fanout, clip.packets[1:20])  # no keyframe yet in this session: nothing to replay
+    assert fanout.gop_packets == 0
+    off = PacketFanout("cam", keep_gop=False)
+    off.start_session(clip.info(1))
+    feed(off, clip.packets[:30])
+    assert off.gop_packets == 0
+
+
 # -- sampler and slot -----------------------------------------------------------------------------------------------
 def test_slot_keeps_the_newest_and_counts_unread_overwrites() -> None:
     slot = LatestFrameSlot()
@@ -254,15 +277,15 @@ async def test_first_viewer_starts_the_relay_and_gets_a_keyframe_first(clip: Cli
     opening = asyncio.create_task(hub.open("cam", queue_size=300))
     await settle()
     assert fanout.sink_count == 1 and relay.running
-    feed(fanout, clip.packets[10:60])  # keyframe at 25
-    viewer = await asyncio.wait_for(opening, 2)
+    viewer = await asyncio.wait_for(opening, 2)  # packets 0..9 were replayed from the keyframe at 0
+    feed(fanout, clip.packets[10:60])
     assert viewer.mime.startswith('video/mp4; codecs="avc1.')
     assert viewer.init_segment[4:8] == b"ftyp" and b"moov" in viewer.init_segment
     await settle()
     fragments = await drain(viewer)
-    assert len(fragments) == 34  # packets 25..58 are complete; 59 waits for its successor
-    assert fragment_is_keyframe(fragments[0]) and fragment_is_keyframe(fragments[25])
-    assert len(decode_all(viewer.init_segment + b"".join(fragments))) == 34
+    assert len(fragments) == 59  # packets 0..58 are complete; 59 waits for its successor
+    assert [i for i, f in enumerate(fragments) if fragment_is_keyframe(f)] == [0, 25, 50]
+    assert len(decode_all(viewer.init_segment + b"".join(fragments))) == 59
     viewer.close()
     assert fanout.sink_count == 0 and not relay.running  # the last viewer left
     with pytest.raises(LiveEnded):

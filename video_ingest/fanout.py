@@ -6,7 +6,9 @@ treat the packet as read-only — a sink that keeps or changes a packet copies i
 counted and skipped for that packet; it never ends the demux loop.
 
 A *session* is one successful connection: ``stream_started(info)`` before its first packet, ``stream_ended(reason)``
-after its last. A sink that subscribes mid-session gets ``stream_started`` at once.
+after its last. A sink that subscribes mid-session gets ``stream_started`` at once and, if it asks, the packets
+since the newest keyframe (references kept by the fan-out, bounded), so a live relay can start at a keyframe
+without waiting up to a GOP.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from typing import Protocol
 import av
 
 log = logging.getLogger("citywall.ingest.fanout")
+
+GOP_REPLAY_MAX_PACKETS = 300
+GOP_REPLAY_MAX_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +66,15 @@ class PacketSink(Protocol):
 class PacketFanout:
     """Delivers one camera's sessions and packets to its current sinks; counts sinks that raised."""
 
-    def __init__(self, camera_id: str) -> None:
+    def __init__(self, camera_id: str, *, keep_gop: bool = True) -> None:
         self.camera_id = camera_id
+        self.keep_gop = keep_gop
+        # One lock orders everything: a subscriber's replay can never interleave with a live packet.
         self._lock = threading.Lock()
         self._sinks: tuple[PacketSink, ...] = ()
         self._info: StreamInfo | None = None
+        self._gop: list[tuple[av.Packet, float]] = []
+        self._gop_bytes = 0
         self.packets = 0
         """Packets published since creation."""
         self.sink_errors = 0
@@ -81,17 +90,26 @@ class PacketFanout:
         """How many sinks are subscribed."""
         return len(self._sinks)
 
-    def subscribe(self, sink: PacketSink) -> None:
-        """Add ``sink``; if a session is running it gets ``stream_started`` now (on the caller's thread)."""
+    @property
+    def gop_packets(self) -> int:
+        """Packets held for replay (those since the newest keyframe)."""
+        return len(self._gop)
+
+    def subscribe(self, sink: PacketSink, *, replay_gop: bool = False) -> None:
+        """Add ``sink``. If a session is running it gets ``stream_started`` now (on the caller's thread) and, with
+        ``replay_gop``, the packets since the newest keyframe, before any later packet."""
         with self._lock:
             if sink in self._sinks:
                 return
-            self._sinks = self._sinks + (sink,)
             if self._info is not None:
                 self._call(sink.stream_started, self._info)
+                if replay_gop:
+                    for packet, arrived_at in self._gop:
+                        self._call(sink.packet, packet, arrived_at)
+            self._sinks = self._sinks + (sink,)
 
     def unsubscribe(self, sink: PacketSink) -> None:
-        """Remove ``sink`` (idempotent). It may still see a packet already being delivered."""
+        """Remove ``sink`` (idempotent); waits for a delivery in progress, so no call follows."""
         with self._lock:
             self._sinks = tuple(s for s in self._sinks if s is not sink)
 
@@ -99,15 +117,34 @@ class PacketFanout:
         """Called by the camera source when a connection is up."""
         with self._lock:
             self._info = info
+            self._clear_gop()
             for sink in self._sinks:
                 self._call(sink.stream_started, info)
 
     def publish(self, packet: av.Packet, arrived_at: float) -> None:
         """Called by the camera source for each packet; never blocks on a sink's consumer."""
-        self.packets += 1
-        # The sink tuple is replaced, never mutated, so reading it needs no lock (subscribe stays cheap).
-        for sink in self._sinks:
-            self._call(sink.packet, packet, arrived_at)
+        with self._lock:
+            self.packets += 1
+            if self.keep_gop:
+                self._keep(packet, arrived_at)
+            for sink in self._sinks:
+                self._call(sink.packet, packet, arrived_at)
+
+    def _keep(self, packet: av.Packet, arrived_at: float) -> None:
+        # References only: the demuxer gives every packet its own buffer, so holding one costs no copy.
+        if packet.is_keyframe:
+            self._clear_gop()
+        elif not self._gop:
+            return  # no keyframe yet: nothing worth replaying
+        if len(self._gop) >= GOP_REPLAY_MAX_PACKETS or self._gop_bytes + packet.size > GOP_REPLAY_MAX_BYTES:
+            self._clear_gop()  # a GOP this long is not worth replaying; wait for the next keyframe
+            return
+        self._gop.append((packet, arrived_at))
+        self._gop_bytes += packet.size
+
+    def _clear_gop(self) -> None:
+        self._gop = []
+        self._gop_bytes = 0
 
     def end_session(self, reason: str) -> None:
         """Called by the camera source when the connection is gone (idempotent per session)."""
@@ -115,6 +152,7 @@ class PacketFanout:
             if self._info is None:
                 return
             self._info = None
+            self._clear_gop()
             for sink in self._sinks:
                 self._call(sink.stream_ended, reason)
 

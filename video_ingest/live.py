@@ -3,7 +3,8 @@
 - :class:`LiveRelay` — one per camera. It subscribes to the camera's packet fan-out only while it has viewers
   (first viewer starts it, last one stops it), remuxes on the demux thread (cheap: ~1 % of a core, never waits on
   anything) and hands finished fragments to the event loop with ``call_soon_threadsafe``; that hand-off is bounded
-  and counted. It keeps the fragments since the newest keyframe (the GOP cache) so a new viewer starts at once.
+  and counted. It keeps the fragments since the newest keyframe (the GOP cache) so a new viewer starts at once;
+  the first viewer starts at once too, because the fan-out replays the packets since the newest keyframe.
 - :class:`LiveViewer` — one per browser tile: the init segment, the MIME type, and a bounded queue. When the queue
   is full the viewer skips fragments until the next keyframe fragment (counted in ``dropped``), so a stalled
   viewer never delays another one and what it does get always decodes.
@@ -246,7 +247,9 @@ class LiveRelay:
             self._active_run = self._run
             self._pending = 0
             self._gap = False
-        self.fanout.subscribe(self)  # may call stream_started right here when the camera is connected
+        # When the camera is connected this calls stream_started and replays the packets since the newest keyframe
+        # right here, so the first viewer starts at once instead of waiting up to a GOP.
+        self.fanout.subscribe(self, replay_gop=True)
 
     def _stop(self) -> None:
         if self._run == 0:
