@@ -214,3 +214,19 @@ async def test_server_outage_and_recovery(demo_media: dict[str, Path], no_thread
     finally:
         await service.stop()
         server.stop()
+
+
+async def test_a_silent_server_times_out_and_stop_is_bounded(no_thread_leaks: None) -> None:
+    with socket.socket() as listener:  # accepts RTSP connections and never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        url = f"rtsp://127.0.0.1:{listener.getsockname()[1]}/hung"
+        service = IngestService({"cam": url}, open_timeout_s=1, read_timeout_s=1, sample_keyframes=False)
+        await service.start()
+        try:
+            status = await wait_for(lambda: (s := service.status("cam")).error and s, 10, "a timeout error")
+            assert status.state == "reconnecting" and "timed out" in status.error
+        finally:
+            t0 = time.monotonic()
+            await service.stop()
+            assert time.monotonic() - t0 < 1 + 1 + 1  # at worst one open timeout

@@ -52,6 +52,7 @@ class CameraSource:
         self._thread: threading.Thread | None = None
         self._session = 0
         self._connected_at: float | None = None
+        self._last_io = 0.0
 
     # -- public ------------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -94,10 +95,12 @@ class CameraSource:
             self._connected_at = None
             error = "stream ended"
             container: av.container.InputContainer | None = None
+            self._last_io = time.monotonic()
             try:
                 with self._lock:
                     self._health.attempt(time.time())
                 container = self._open()
+                self._last_io = time.monotonic()
                 self._pump(container)
             except Exception as exc:  # every failure is a disconnect; the loop retries
                 error = self._describe(exc)
@@ -149,6 +152,7 @@ class CameraSource:
                 changed = self._health.packet(now)
             if changed:
                 self._emit(lambda _now: True)
+            self._last_io = time.monotonic()
             self.fanout.publish(packet, now)
 
     def _emit(self, change: Callable[[float], bool]) -> None:
@@ -163,8 +167,13 @@ class CameraSource:
                 log.exception("camera %s: status callback failed", self.camera_id)
 
     def _describe(self, exc: BaseException) -> str:
-        if isinstance(exc, (av.error.ExitError, TimeoutError)) or "Immediate exit" in str(exc):
-            text = f"timed out (open {self.open_timeout_s:g} s / read {self.read_timeout_s:g} s)"
+        # PyAV's timeout interrupts FFmpeg, which then reports whatever the interrupted step failed with (often
+        # "Invalid data"), so a timeout is recognised by how long the step waited.
+        waited = time.monotonic() - self._last_io
+        limit = self.read_timeout_s if self._connected_at is not None else self.open_timeout_s
+        if isinstance(exc, (av.error.ExitError, TimeoutError)) or waited >= limit * 0.95:
+            step = "read" if self._connected_at is not None else "open"
+            text = f"timed out: no answer to {step} within {limit:g} s"
         else:
             text = f"{type(exc).__name__}: {exc}"
         return redact_url(text.replace(self.url, redact_url(self.url)))
