@@ -60,9 +60,10 @@ TEMPLATE.innerHTML = `
     border-radius: 4px; background: #52606d; color: #fff; white-space: nowrap;
   }
   .badge .en { font-size: .72em; font-weight: 600; margin-left: 6px; }
-  :host([data-state="live"]) .badge { background: #16a34a; color: #fff; }
-  :host([data-state="connecting"]) .badge { background: #f5b400; color: #111; }
-  :host([data-state="offline"]) .badge { background: #dc2626; color: #fff; }
+  .badge.live { background: #16a34a; color: #fff; }
+  .badge.connecting { background: #f5b400; color: #111; }
+  .badge.connecting .en { color: #111; }
+  .badge.offline { background: #dc2626; color: #fff; }
   .overlay {
     position: absolute; inset: 0; display: flex; flex-direction: column; align-items: center;
     justify-content: center; gap: 8px; background: rgba(10, 14, 20, .88); text-align: center;
@@ -88,6 +89,7 @@ export class CwTile extends HTMLElement {
     this.video = root.querySelector("video");
     this.video.muted = true;  // autoplay policy: only muted video may start without a gesture
     this._nameEl = root.querySelector(".name");
+    this._badge = root.querySelector(".badge");
     this._badgeZh = root.querySelector(".badge .zh");
     this._badgeEn = root.querySelector(".badge .en");
     this._overlay = root.querySelector(".overlay");
@@ -159,6 +161,7 @@ export class CwTile extends HTMLElement {
         this._attempt = 0;
         this._syncActive();
       }
+      this._renderBadge();
       this._renderOverlay();
     }
   }
@@ -428,9 +431,7 @@ export class CwTile extends HTMLElement {
     const changed = state !== this._state;
     this._state = state;
     this.dataset.state = state;
-    const [zh, en] = STATE_LABELS[state] || [state, ""];
-    this._badgeZh.textContent = zh;
-    this._badgeEn.textContent = en;
+    this._renderBadge();
     this._renderOverlay();
     if (changed) {
       this.dispatchEvent(new CustomEvent("cw-tile-state", {
@@ -438,6 +439,17 @@ export class CwTile extends HTMLElement {
         detail: { camera: this.getAttribute("camera"), state, error: this._lastError },
       }));
     }
+  }
+
+  /** The badge shows the tile's own state, except that the server's word that the camera is down wins
+   *  (the video may still be draining a buffer for a moment). */
+  _renderBadge() {
+    const cameraDown = ["offline", "reconnecting"].includes(this.getAttribute("camera-state") || "");
+    const shown = cameraDown && this._state !== "paused" ? "offline" : this._state;
+    const [zh, en] = STATE_LABELS[shown] || [shown, ""];
+    this._badge.className = `badge ${shown}`;
+    this._badgeZh.textContent = zh;
+    this._badgeEn.textContent = en;
   }
 
   _renderOverlay() {

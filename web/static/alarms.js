@@ -1,0 +1,100 @@
+// The live alarm list: one card per alarm occurrence (alarm_id), newest on top. A "cleared" message updates
+// the card of its "raised" message. Counts the alarms raised today.
+
+import { bilingual, el, fitRows, safePath } from "./dom.js";
+import { durationText, eventLabel, startOfDay, timeText } from "./format.js";
+
+const MAX_CARDS = 60;
+const FRESH_MS = 8000;
+
+export class AlarmPanel {
+  /** ``list``: the container element; ``cameraName(id)``: name lookup for alarms without camera_name. */
+  constructor(list, { cameraName = (id) => id, emptyText = ["暂无告警", "No alarms"] } = {}) {
+    this.list = list;
+    this.cameraName = cameraName;
+    this.cards = new Map();          // alarm_id → card element
+    this.raisedToday = new Map();    // alarm_id → raised at (unix)
+    this.empty = el("div", "empty", bilingual(emptyText[0], emptyText[1]));
+    this.list.append(this.empty);
+  }
+
+  /** Alarms from GET /api/alarms (newest first). */
+  load(alarms, now) {
+    for (const alarm of [...alarms].reverse()) this.add(alarm, now, { fresh: false });
+  }
+
+  /** Add or update the card for ``alarm``; returns the card. ``fresh`` makes it flash. */
+  add(alarm, now, { fresh = true } = {}) {
+    const id = String(alarm.alarm_id || alarm.id || "");
+    if (alarm.phase !== "cleared" && Number.isFinite(alarm.at)) this.raisedToday.set(id, alarm.at);
+    let card = this.cards.get(id);
+    if (card && alarm.phase === "cleared") {
+      card.classList.remove("fresh");
+      this._fill(card, { ...card._alarm, ...alarm, phase: "cleared", dwell_s: alarm.dwell_s ?? card._alarm.dwell_s }, now);
+      fitRows(this.list);
+      return card;
+    }
+    if (card) card.remove();
+    card = el("article", "alarm-card");
+    card.dataset.alarmId = id;
+    card.dataset.camera = String(alarm.camera_id || "");
+    this._fill(card, alarm, now);
+    this.cards.set(id, card);
+    this.list.prepend(card);
+    if (fresh) {
+      card.classList.add("fresh");
+      setTimeout(() => card.classList.remove("fresh"), FRESH_MS);
+    }
+    while (this.cards.size > MAX_CARDS) {
+      const [oldest, node] = this.cards.entries().next().value;
+      node.remove();
+      this.cards.delete(oldest);
+    }
+    this.empty.hidden = this.cards.size > 0;
+    fitRows(this.list);
+    return card;
+  }
+
+  /** Raised alarms whose raise time is today (local time). */
+  todayCount(now) {
+    const midnight = startOfDay(now);
+    let n = 0;
+    for (const at of this.raisedToday.values()) if (at >= midnight) n += 1;
+    return n;
+  }
+
+  _fill(card, alarm, now) {
+    card._alarm = alarm;
+    const cleared = alarm.phase === "cleared";
+    card.classList.toggle("cleared", cleared);
+    card.dataset.phase = cleared ? "cleared" : "raised";
+    const [zh, en] = eventLabel(alarm.event);
+    const thumb = el("div", "thumb");
+    const src = safePath(alarm.snapshot_url);
+    if (src) {
+      const img = el("img");
+      img.alt = zh;
+      img.decoding = "async";
+      img.src = src;
+      img.addEventListener("error", () => thumb.replaceChildren(el("span", "no-snap", "无快照")));
+      thumb.append(img);
+    } else {
+      thumb.append(el("span", "no-snap", "无快照"));
+    }
+    const camera = alarm.camera_name || this.cameraName(alarm.camera_id) || alarm.camera_id || "";
+    const zone = alarm.zone_name || alarm.zone_id || "";
+    const title = el("div", "title", bilingual(zh, en, "event"));
+    const started = Number.isFinite(alarm.started_at) ? alarm.started_at : alarm.at;
+    card.replaceChildren(
+      thumb,
+      el("div", "body",
+        title,
+        el("div", "where", el("span", "camera", camera), zone ? el("span", "zone", zone) : null),
+        el("div", "meta",
+          el("span", "time", timeText(cleared ? started : alarm.at, now)),
+          el("span", "dwell", `停留 ${durationText(alarm.dwell_s)}`),
+          cleared ? el("span", "tag cleared-tag", bilingual("已消除", "Cleared")) : null),
+      ),
+    );
+  }
+}

@@ -1,0 +1,74 @@
+// The case list: open cases first (overdue, then nearest deadline), then recently finished ones dimmed.
+// Each row: case number, code + category, state label, responsible unit, deadline with time left.
+
+import { bilingual, el, fitRows } from "./dom.js";
+import { FINISHED_STATES, remainingText, timeText } from "./format.js";
+
+const MAX_ROWS = 40;
+
+/** Whether a case is overdue at ``now`` (the server's flag, or an open case past its deadline). */
+export function isOverdue(c, now) {
+  if (FINISHED_STATES.has(c.state)) return false;  // judged on time when it was finished, not now
+  return Boolean(c.overdue) || (Number.isFinite(c.deadline_at) && c.deadline_at < now);
+}
+
+export class CasePanel {
+  constructor(list) {
+    this.list = list;
+    this.cases = [];
+    this.total = 0;
+  }
+
+  /** Replace the list with ``cases`` (from GET /api/cases) and render at ``now``. */
+  set(cases, total, now) {
+    this.cases = Array.isArray(cases) ? cases : [];
+    this.total = Number.isFinite(total) ? total : this.cases.length;
+    this.render(now);
+  }
+
+  /** {open, overdue} among the loaded cases. */
+  counts(now) {
+    let open = 0;
+    let overdue = 0;
+    for (const c of this.cases) {
+      if (FINISHED_STATES.has(c.state)) continue;
+      open += 1;
+      if (isOverdue(c, now)) overdue += 1;
+    }
+    return { open, overdue };
+  }
+
+  render(now) {
+    const open = this.cases.filter((c) => !FINISHED_STATES.has(c.state));
+    const done = this.cases.filter((c) => FINISHED_STATES.has(c.state));
+    open.sort((a, b) => (isOverdue(b, now) - isOverdue(a, now)) || ((a.deadline_at ?? Infinity) - (b.deadline_at ?? Infinity)));
+    const rows = [...open, ...done].slice(0, MAX_ROWS).map((c) => this._row(c, now));
+    if (!rows.length) rows.push(el("div", "empty", bilingual("暂无案件", "No cases")));
+    this.list.replaceChildren(...rows);
+    fitRows(this.list);
+  }
+
+  _row(c, now) {
+    const finished = FINISHED_STATES.has(c.state);
+    const overdue = !finished && isOverdue(c, now);
+    const left = remainingText(c.deadline_at, now, overdue);
+    const row = el("article", "case-row");
+    row.dataset.caseId = String(c.id || "");
+    row.classList.toggle("overdue", overdue);
+    row.classList.toggle("finished", finished);
+    row.append(
+      el("div", "line1",
+        el("span", "case-no", c.case_no || c.id || ""),
+        el("span", `state state-${String(c.state || "").replace(/[^a-z_]/g, "")}`, c.state_label || c.state || "")),
+      el("div", "line2",
+        el("span", "code", c.code || ""),
+        el("span", "category", c.category_name || c.title || "")),
+      el("div", "line3",
+        el("span", "unit", c.unit_name || "未派遣单位"),
+        finished
+          ? el("span", "deadline", `截止 ${timeText(c.deadline_at, now)}`)
+          : el("span", "deadline", el("span", "left", left.zh), el("span", "due", ` · 截止 ${timeText(c.deadline_at, now)}`))),
+    );
+    return row;
+  }
+}

@@ -1,0 +1,207 @@
+// The big-screen wall: header (site, counters, clock), the video grid, live alarms and cases.
+// Data: GET /api/me, /api/cameras, /api/alarms, /api/cases; live frames over /api/ws (see events.js).
+// Exposed for tests and diagnostics as window.citywall.
+
+import { AlarmPanel } from "./alarms.js";
+import { ApiError, checkSession, getJSON } from "./api.js";
+import { CasePanel } from "./cases.js";
+import { EventSocket } from "./events.js";
+import { clockText, dateText } from "./format.js";
+import { VideoGrid, defaultLayout } from "./grid.js";
+
+const STAGE_W = 1920;
+const STAGE_H = 1080;
+const ALARM_BORDER_MS = 30000;
+const CASE_REFRESH_DEBOUNCE_MS = 300;
+const CASES_LIMIT = 500;
+
+const $ = (id) => document.getElementById(id);
+const now = () => Date.now() / 1000;
+
+const cameras = new Map();          // id → camera record from /api/cameras, status kept up to date
+const grid = new VideoGrid($("grid"));
+const alarms = new AlarmPanel($("alarm-list"), { cameraName: (id) => cameras.get(id)?.name || id });
+const cases = new CasePanel($("case-list"));
+const alarmTimers = new Map();      // camera id → timeout removing its tile's alarm border
+let caseTimer = 0;
+
+// ------------------------------------------------------------------------------------------ scaling
+
+/** Scale the 1920x1080 stage to the window, centred, keeping its aspect. */
+function fitStage() {
+  const scale = Math.min(window.innerWidth / STAGE_W, window.innerHeight / STAGE_H);
+  const x = (window.innerWidth - STAGE_W * scale) / 2;
+  const y = (window.innerHeight - STAGE_H * scale) / 2;
+  $("stage").style.transform = `translate(${x}px, ${y}px) scale(${scale})`;
+}
+
+// ------------------------------------------------------------------------------------------ header
+
+function setCounter(id, value, of = null, alert = false) {
+  const box = $(id);
+  box.querySelector(".num").textContent = String(value);
+  const ofEl = box.querySelector(".of");
+  if (ofEl) ofEl.textContent = of === null ? "" : ` / ${of}`;
+  box.classList.toggle("alert", alert);
+}
+
+function renderCounters() {
+  const t = now();
+  const all = [...cameras.values()].filter((c) => c.enabled !== false);
+  const online = all.filter((c) => c.status && c.status.state === "online").length;
+  setCounter("count-cameras", online, all.length, online < all.length);
+  setCounter("count-alarms", alarms.todayCount(t));
+  const { open, overdue } = cases.counts(t);
+  setCounter("count-open", open);
+  setCounter("count-overdue", overdue, null, overdue > 0);
+}
+
+function tickClock() {
+  const d = new Date();
+  $("clock-time").textContent = clockText(d);
+  $("clock-date").textContent = dateText(d);
+}
+
+function setLink(state) {
+  const link = $("link");
+  link.dataset.state = state;
+  $("link-text").textContent = { open: "实时连接正常", closed: "实时连接中断", connecting: "连接中" }[state] || state;
+}
+
+function showBanner(text) {
+  const banner = $("banner");
+  banner.textContent = text || "";
+  banner.hidden = !text;
+}
+
+// ------------------------------------------------------------------------------------------ data
+
+function flagTile(cameraId, remainingMs = ALARM_BORDER_MS) {
+  const tile = grid.tile(cameraId);
+  if (!tile || remainingMs <= 0) return;
+  tile.setAttribute("alarm", "");
+  clearTimeout(alarmTimers.get(cameraId));
+  alarmTimers.set(cameraId, setTimeout(() => {
+    tile.removeAttribute("alarm");
+    alarmTimers.delete(cameraId);
+  }, remainingMs));
+}
+
+function onAlarm(alarm) {
+  alarms.add(alarm, now(), { fresh: true });
+  if (alarm.phase !== "cleared") flagTile(alarm.camera_id);
+  renderCounters();
+}
+
+function onCameraStatus(status) {
+  if (!status || !status.camera_id) return;
+  const cam = cameras.get(status.camera_id);
+  if (cam) cam.status = status;
+  const tile = grid.tile(status.camera_id);
+  if (tile && status.state) tile.setAttribute("camera-state", status.state);
+  renderCounters();
+}
+
+async function refreshCases() {
+  try {
+    const body = await getJSON(`/api/cases?limit=${CASES_LIMIT}`);
+    cases.set(body.cases, body.total, now());
+    $("case-total").textContent = Number.isFinite(body.total) ? `共 ${body.total} 件` : "";
+    renderCounters();
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 401)) console.warn("cases refresh failed", err);
+  }
+}
+
+function scheduleCases() {
+  clearTimeout(caseTimer);
+  caseTimer = setTimeout(refreshCases, CASE_REFRESH_DEBOUNCE_MS);
+}
+
+async function refreshCameras() {
+  const body = await getJSON("/api/cameras");
+  for (const cam of body.cameras || []) {
+    cameras.set(cam.id, cam);
+    onCameraStatus(cam.status);
+  }
+  renderCounters();
+}
+
+function onFrame(msg) {
+  switch (msg.type) {
+    case "hello":
+      if (msg.site_name) $("site-name").textContent = msg.site_name;
+      break;
+    case "alarm":
+      if (msg.alarm) onAlarm({ ...msg.alarm, id: msg.id });
+      break;
+    case "camera_status":
+      onCameraStatus(msg.status);
+      break;
+    case "case":
+      scheduleCases();
+      break;
+    case "error":
+      console.warn("event socket error frame:", msg.error);
+      break;
+    default:
+      break;
+  }
+}
+
+// ------------------------------------------------------------------------------------------ start
+
+async function start() {
+  fitStage();
+  window.addEventListener("resize", fitStage);
+  tickClock();
+  setInterval(tickClock, 1000);
+  setInterval(() => { cases.render(now()); renderCounters(); }, 30000);
+
+  try {
+    const me = await getJSON("/api/me");
+    const site = me.site_name || me.site?.name;
+    if (site) $("site-name").textContent = site;
+    const body = await getJSON("/api/cameras");
+    for (const cam of body.cameras || []) cameras.set(cam.id, cam);
+    const enabled = [...cameras.values()].filter((c) => c.enabled !== false);
+    grid.render(defaultLayout(enabled, 2, 2), cameras);
+    renderCounters();
+
+    const socket = new EventSocket({
+      onFrame,
+      checkSession,
+      onStatus: (state) => {
+        setLink(state);
+        if (state === "open" && socket.connects > 1) {
+          // Back after an outage: statuses are not replayed, so read them again; cases may have moved.
+          refreshCameras().catch((err) => console.warn("cameras refresh failed", err));
+        }
+        if (state === "open") scheduleCases();
+      },
+    });
+    window.citywall = { cameras, grid, alarms, cases, socket, refreshCases };
+
+    const history = await getJSON("/api/alarms?limit=200");
+    const list = history.alarms || [];
+    alarms.load(list, now());
+    const t = now();
+    for (const alarm of list) {  // alarms raised in the last 30 s still mark their tile
+      if (alarm.phase !== "cleared" && Number.isFinite(alarm.at)) flagTile(alarm.camera_id, ALARM_BORDER_MS - (t - alarm.at) * 1000);
+    }
+    renderCounters();
+    // Resume from the newest alarm we have (or from the start when there is none) so nothing raised between
+    // this GET and the socket opening is lost.
+    socket.remember("alarms", list.length ? list[0].id : "0-0");
+    socket.start();
+    await refreshCases();
+    showBanner("");
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return;  // on the way to /login
+    console.error(err);
+    showBanner(`加载失败 / Failed to load: ${err.message}`);
+    setTimeout(() => location.reload(), 10000);
+  }
+}
+
+start();
