@@ -33,6 +33,18 @@ const STATE_LABELS = {
   paused: ["暂停", "Paused"],
 };
 
+/** Why a tile is dark, for the overlay: the server's and the tile's own reasons in Chinese first. */
+export function reasonText(error) {
+  const e = String(error || "");
+  if (!e) return "";
+  if (e.startsWith("unknown camera")) return "未知摄像头 / Unknown camera";
+  if (e === "camera offline") return "摄像头离线 / Camera offline";
+  if (e.startsWith("live video not available")) return "服务器未提供直播 / Live video not available";
+  if (e.startsWith("no data for")) return "长时间无数据 / No data";
+  if (e.startsWith("connection closed")) return `连接断开，正在重连 / Reconnecting`;
+  return e;
+}
+
 const TEMPLATE = document.createElement("template");
 TEMPLATE.innerHTML = `
 <style>
@@ -457,7 +469,7 @@ export class CwTile extends HTMLElement {
     const show = this._state === "offline";
     this._overlay.hidden = !show;
     if (show) {
-      this._why.textContent = cameraDown ? "摄像头离线 / Camera offline" : (this._lastError || "");
+      this._why.textContent = cameraDown ? reasonText("camera offline") : reasonText(this._lastError);
     }
   }
 
