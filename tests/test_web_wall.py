@@ -323,6 +323,14 @@ async def test_wall_plays_tiles_shows_history_and_live_alarms(page, server):
 
     await page.screenshot(path=str(SCREENSHOT))
 
+    # A smaller screen shows the same 16:9 stage scaled down, centred, without scrollbars.
+    await page.set_viewport_size({"width": 1280, "height": 800})
+    await asyncio.sleep(0.3)
+    stage = await page.locator("#stage").bounding_box()
+    assert stage and abs(stage["width"] - 1280) < 2 and abs(stage["height"] - 720) < 2 and abs(stage["y"] - 40) < 2
+    assert await page.evaluate("document.scrollingElement.scrollHeight <= innerHeight")
+    await page.screenshot(path=str(SCREENSHOT.with_name("wall-1280x800.png")))
+
 
 async def _all_live(page):
     s = await tile_stats(page)

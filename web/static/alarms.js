@@ -81,6 +81,8 @@ export class AlarmPanel {
     } else {
       thumb.append(el("span", "no-snap", "无快照"));
     }
+    // On the thumbnail, so the text lines keep their full width.
+    if (cleared) thumb.append(el("span", "tag cleared-tag", bilingual("已消除", "Cleared")));
     const camera = alarm.camera_name || this.cameraName(alarm.camera_id) || alarm.camera_id || "";
     const zone = alarm.zone_name || alarm.zone_id || "";
     const title = el("div", "title", bilingual(zh, en, "event"));
@@ -92,8 +94,7 @@ export class AlarmPanel {
         el("div", "where", el("span", "camera", camera), zone ? el("span", "zone", zone) : null),
         el("div", "meta",
           el("span", "time", timeText(cleared ? started : alarm.at, now)),
-          el("span", "dwell", `停留 ${durationText(alarm.dwell_s)}`),
-          cleared ? el("span", "tag cleared-tag", bilingual("已消除", "Cleared")) : null),
+          el("span", "dwell", `停留 ${durationText(alarm.dwell_s)}`)),
       ),
     );
   }
