@@ -322,6 +322,7 @@ async def test_wall_plays_tiles_shows_history_and_live_alarms(page, server):
     assert server.case_requests > before
 
     await page.screenshot(path=str(SCREENSHOT))
+    assert errors == [], errors
 
     # A smaller screen shows the same 16:9 stage scaled down, centred, without scrollbars.
     await page.set_viewport_size({"width": 1280, "height": 800})
