@@ -257,6 +257,8 @@ async def test_wall_plays_tiles_shows_history_and_live_alarms(page, server):
         _case(2, "cam-road", code="0507", category="乱堆物堆料", deadline_in=-2 * 3600, label="处置中", state="handling"),
         _case(3, "cam-bin", code="0305", category="垃圾箱", state="closed", label="已结案"),
     ]
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
     await sign_in(page, server)
 
     # The grid: the first four cameras, each playing real video.
