@@ -124,6 +124,7 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
             settings.detection,
             settings.storage.evidence_dir,
             ingest.latest_frame,
+            timezone=settings.timezone,
         )
         case_worker = CaseWorker(store, filer, bus, consumer=f"cases-{worker_name}")
         bridge = MqttBridge(bus, mqtt_url, prefix=settings.brokers.topic_prefix)

@@ -96,6 +96,7 @@ def stack(tmp_path_factory, demo_media):
         m = re.search(r"wall:\s+(http://\S+)/wall", line)
         if m:
             url = m.group(1)
+        if url and "Ctrl-C" in line:
             break
     if url is None:
         proc.kill()
@@ -116,7 +117,7 @@ def test_banner_prints_address_and_demo_login(stack):
 
 
 async def test_wrong_password_gets_401(stack):
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         resp = await _login(session, stack["url"], password="wrong")
         assert resp.status == 401
         assert "error" in await resp.json()
@@ -160,7 +161,7 @@ async def test_wall_plays_every_tile(stack, page):
 async def test_alarms_and_cases_for_each_scene(stack, page):
     url = stack["url"]
     dwell = 10.0
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         assert (await _login(session, url)).status == 200
         latest_start = max(
             g.start_s for scene, _, _ in EXPECTED.values() for g in make_scene(scene, 7).ground_truth
@@ -207,9 +208,11 @@ async def test_alarms_and_cases_for_each_scene(stack, page):
         await page.wait_for_url(re.compile(r".*/wall$"))
         cameras = (await (await session.get(f"{url}/api/cameras")).json())["cameras"]
         names = {c["id"]: c["name"] for c in cameras}
-        body = page.locator("body")
         for cam in EXPECTED:
-            await body.get_by_text(names[cam]).first.wait_for(timeout=10_000)
+            card = page.locator(f'.alarm-card[data-camera="{cam}"]').first
+            await card.wait_for(state="attached", timeout=10_000)
+            assert names[cam] in await card.text_content()
+        await page.locator(".alarm-card").first.wait_for(state="visible", timeout=5_000)
         await page.screenshot(path=str(stack["stderr"].parent / "wall-alarms.png"))
 
         # The negative: the quiet street raised nothing and filed nothing.
@@ -221,7 +224,7 @@ async def test_alarms_and_cases_for_each_scene(stack, page):
 
 async def test_unreachable_camera_is_offline_and_retried(stack):
     url = stack["url"]
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         assert (await _login(session, url)).status == 200
         seen = []
         deadline = time.monotonic() + 30
