@@ -14,10 +14,20 @@ from config import ConfigError, load_settings
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
 
 
+def load_checked(path: str):
+    """The settings file plus the case files it names, all validated before anything starts."""
+    from cases.bundle import load_case_config
+
+    settings = load_settings(path)
+    c = settings.cases
+    load_case_config(c.categories_file, c.dispatch_file, c.calendar_file, c.grid_file)
+    return settings
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     from citywall.up import run_up
 
-    settings = load_settings(args.config)
+    settings = load_checked(args.config)
     host = args.host if args.host is not None else settings.wall.host
     port = args.port if args.port is not None else settings.wall.port
     try:
@@ -28,7 +38,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
+    settings = load_checked(args.config)
     zones = sum(len(c.zones) for c in settings.cameras)
     print(f"{args.config}: ok — {len(settings.cameras)} cameras, {zones} zones, {len(settings.users)} users")
     return 0

@@ -77,7 +77,8 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
     async with contextlib.AsyncExitStack() as stack:
         redis_url = settings.brokers.redis_url
         if redis_url is None:
-            redis = EmbeddedRedis(data_dir / "run" / "redis")
+            # Persistent (AOF in the data dir): alarms and case events survive a restart like the SQLite cases do.
+            redis = EmbeddedRedis(data_dir / "run" / "redis", persistent=True)
             redis_url = await asyncio.to_thread(redis.start)
             stack.callback(redis.stop)
             log.info("started private redis-server at %s", redis_url)
@@ -126,7 +127,9 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
             ingest.latest_frame,
             timezone=settings.timezone,
         )
-        case_worker = CaseWorker(store, filer, bus, consumer=f"cases-{worker_name}")
+        # A stable consumer name per host: after a crash the restarted process replays its own unacked alarms at
+        # once instead of waiting for them to be claimed as idle (filing is idempotent by alarm id).
+        case_worker = CaseWorker(store, filer, bus, consumer=f"cases-{socket.gethostname()}")
         bridge = MqttBridge(bus, mqtt_url, prefix=settings.brokers.topic_prefix)
 
         tasks = [

@@ -94,3 +94,16 @@ def test_check_config_cli_exit_codes(tmp_path):
                          capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 2
     assert "cameras[0].zones[0].min_area" in res.stderr
+
+
+def test_check_config_also_checks_the_case_files(tmp_path):
+    grid = tmp_path / "grid.geojson"
+    grid.write_text('{"type": "FeatureCollection", "features": [{"type": "Feature"}]}', encoding="utf-8")
+    data = demo_data()
+    data["cases"] = {"grid_file": str(grid)}
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    res = subprocess.run([sys.executable, "-m", "citywall.cli", "check-config", str(cfg)],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 2
+    assert str(grid) in res.stderr and "features[0]" in res.stderr, res.stderr

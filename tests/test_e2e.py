@@ -157,6 +157,16 @@ async def test_wall_plays_every_tile(stack, page):
         assert b["t"] > a["t"] + 1.0, f"tile {a['camera']} is not advancing: {a} → {b}"
     await page.screenshot(path=str(stack["stderr"].parent / "wall.png"))
 
+    # The hall clock shows the site's time (Asia/Shanghai in the demo), whatever the browser machine's zone.
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    shown = await page.locator("#clock-time").text_content()
+    now = datetime.now(ZoneInfo("Asia/Shanghai"))
+    assert shown[:5] in {(now + timedelta(minutes=d)).strftime("%H:%M") for d in (-1, 0, 1)}, shown
+    title = await page.locator("#site-name").text_content()
+    assert title == "示范区城市运行管理中心"
+
 
 async def test_alarms_and_cases_for_each_scene(stack, page):
     url = stack["url"]

@@ -127,6 +127,7 @@ async def test_login_sets_strict_httponly_cookie_then_api_and_wall_work(anon):
     assert (await anon.get("/api/cameras")).status == 200
     me = await (await anon.get("/api/me")).json()
     assert me["user"]["username"] == "duty" and me["expires_at"] > 0
+    assert me["site_name"] and me["timezone"]  # the wall titles itself with the configured centre
     resp = await anon.get("/wall", allow_redirects=False)
     assert resp.status == 200 and "text/html" in resp.headers["Content-Type"]
 

@@ -161,9 +161,15 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def me(request: web.Request) -> web.Response:
-    """The logged-in user and when the session ends."""
+    """The logged-in user, when the session ends, and the site the wall belongs to (name and timezone)."""
     session = require_session(request)
-    return web.json_response({"user": session.user_dict(), "expires_at": session.expires_at})
+    settings = request.app[state.SETTINGS]
+    return web.json_response({
+        "user": session.user_dict(),
+        "expires_at": session.expires_at,
+        "site_name": settings.site_name,
+        "timezone": settings.timezone,
+    })
 
 
 # ---------------------------------------------------------------------------------------------------- data

@@ -48,7 +48,12 @@ SCHEMAS: dict[str, Any] = {
     "Session": {
         "type": "object",
         "required": ["user", "expires_at"],
-        "properties": {"user": _ref("User"), "expires_at": {"type": "number", "description": "unix time"}},
+        "properties": {
+            "user": _ref("User"),
+            "expires_at": {"type": "number", "description": "unix time"},
+            "site_name": {"type": "string", "description": "the centre's name shown on the wall"},
+            "timezone": {"type": "string", "description": "IANA timezone of the site, e.g. Asia/Shanghai"},
+        },
     },
     "Check": {
         "type": "object",

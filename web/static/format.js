@@ -19,30 +19,62 @@ export function eventLabel(event) {
 
 const pad = (n) => String(n).padStart(2, "0");
 
+// The wall shows the site's wall-clock time (settings.timezone, from /api/me), not the browser machine's:
+// a hall display PC set to UTC must still show Beijing time on the clock, alarms and deadlines.
+let zoneFormat = null;
+
+/** Use ``tz`` (IANA name, e.g. "Asia/Shanghai") for every time shown; an unknown name keeps the browser's. */
+export function setTimeZone(tz) {
+  try {
+    zoneFormat = tz ? new Intl.DateTimeFormat("en-US", {
+      timeZone: tz, hourCycle: "h23", year: "numeric", month: "numeric", day: "numeric",
+      hour: "numeric", minute: "numeric", second: "numeric", weekday: "short",
+    }) : null;
+  } catch (err) {
+    console.warn("unknown timezone", tz, err);
+    zoneFormat = null;
+  }
+}
+
+const WEEKDAY_INDEX = { Sun: 0, Mon: 1, Tue: 2, Wed: 3, Thu: 4, Fri: 5, Sat: 6 };
+
+/** Calendar fields of a Date in the site's timezone. */
+export function zoned(date) {
+  if (!zoneFormat) {
+    return { year: date.getFullYear(), month: date.getMonth() + 1, day: date.getDate(), hour: date.getHours(),
+             minute: date.getMinutes(), second: date.getSeconds(), weekday: date.getDay() };
+  }
+  const f = {};
+  for (const { type, value } of zoneFormat.formatToParts(date)) f[type] = value;
+  return { year: +f.year, month: +f.month, day: +f.day, hour: +f.hour % 24, minute: +f.minute, second: +f.second,
+           weekday: WEEKDAY_INDEX[f.weekday] ?? 0 };
+}
+
 /** "21:05:07" for a Date. */
 export function clockText(date) {
-  return `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+  const z = zoned(date);
+  return `${pad(z.hour)}:${pad(z.minute)}:${pad(z.second)}`;
 }
 
 /** "2026年11月22日 星期日" for a Date. */
 export function dateText(date) {
-  return `${date.getFullYear()}年${date.getMonth() + 1}月${date.getDate()}日 ${WEEKDAYS[date.getDay()]}`;
+  const z = zoned(date);
+  return `${z.year}年${z.month}月${z.day}日 ${WEEKDAYS[z.weekday]}`;
 }
 
 /** A unix time as "21:05:07" when it is on the same day as ``now`` (unix), else "11-21 21:05". */
 export function timeText(unix, now) {
   if (!Number.isFinite(unix)) return "--:--";
-  const d = new Date(unix * 1000);
-  const n = new Date(now * 1000);
-  if (d.toDateString() === n.toDateString()) return clockText(d);
-  return `${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  const d = zoned(new Date(unix * 1000));
+  const n = zoned(new Date(now * 1000));
+  if (d.year === n.year && d.month === n.month && d.day === n.day) return clockText(new Date(unix * 1000));
+  return `${pad(d.month)}-${pad(d.day)} ${pad(d.hour)}:${pad(d.minute)}`;
 }
 
-/** Local midnight (unix seconds) of the day containing ``now``. */
+/** Midnight (unix seconds) of the site-local day containing ``now``. */
 export function startOfDay(now) {
-  const d = new Date(now * 1000);
-  d.setHours(0, 0, 0, 0);
-  return d.getTime() / 1000;
+  const z = zoned(new Date(now * 1000));
+  return Math.floor(now) - (z.hour * 3600 + z.minute * 60 + z.second);
 }
 
 /** A duration in Chinese: "45秒", "2分05秒", "3小时12分", "2天3小时". */

@@ -6,7 +6,7 @@ import { AlarmPanel } from "./alarms.js";
 import { ApiError, checkSession, getJSON } from "./api.js";
 import { CasePanel } from "./cases.js";
 import { EventSocket } from "./events.js";
-import { clockText, dateText } from "./format.js";
+import { clockText, dateText, setTimeZone } from "./format.js";
 import { VideoGrid, defaultLayout } from "./grid.js";
 
 const STAGE_W = 1920;
@@ -162,6 +162,7 @@ async function start() {
     const me = await getJSON("/api/me");
     const site = me.site_name || me.site?.name;
     if (site) $("site-name").textContent = site;
+    if (me.timezone) { setTimeZone(me.timezone); tickClock(); }
     const body = await getJSON("/api/cameras");
     for (const cam of body.cameras || []) cameras.set(cam.id, cam);
     const enabled = [...cameras.values()].filter((c) => c.enabled !== false);

@@ -1,6 +1,6 @@
 """Broker figures on loopback: publish→tail latency, publish throughput, bus→MQTT latency.
 
-``python -m broker.bench [--n 1000]`` starts a private redis-server and mosquitto in a temporary directory, measures,
+``python bench/bench_bus.py [--n 1000]`` starts a private redis-server and mosquitto in a temporary directory, measures,
 prints one JSON object and stops them. Latencies are one message at a time (send, wait for it, next), so they are
 the path's own delay, not queueing.
 """
