@@ -50,7 +50,7 @@ def find_binary(name: str, package: str) -> str:
     return found
 
 
-def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+def die_with_parent(parent_pid: int) -> Callable[[], None]:
     """preexec_fn: SIGKILL this child when the forking thread dies; exit at once if the parent is already gone."""
 
     def preexec() -> None:
@@ -63,7 +63,7 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None]:
     return preexec
 
 
-class _Spawner:
+class Spawner:
     """One long-lived thread that runs every ``Popen`` of a server, so PR_SET_PDEATHSIG ties the child to it."""
 
     def __init__(self, name: str) -> None:
@@ -103,7 +103,7 @@ class EmbeddedServer:
         self._binary = binary
         self._port: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
-        self._spawner: _Spawner | None = None
+        self._spawner: Spawner | None = None
         self._lock = threading.Lock()
 
     # --------------------------------------------------------------------------------------------- subclass hooks
@@ -207,10 +207,12 @@ class EmbeddedServer:
             log.write(f"{marker}\n".encode())
             log.flush()
             if self._spawner is None:
-                self._spawner = _Spawner(self.name)
+                self._spawner = Spawner(self.name)
             self._proc = self._spawner.popen(
                 self._argv(binary, self.config_path), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.workdir, start_new_session=False, preexec_fn=_die_with_parent(os.getpid()),
+                # Own session: a Ctrl-C in the terminal reaches only citywall, which stops its servers last, after
+                # the workers that use them; PDEATHSIG still kills them if citywall dies without stopping them.
+                cwd=self.workdir, start_new_session=True, preexec_fn=die_with_parent(os.getpid()),
             )
         proc = self._proc
         deadline = time.monotonic() + START_TIMEOUT_S

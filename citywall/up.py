@@ -132,18 +132,25 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
         case_worker = CaseWorker(store, filer, bus, consumer=f"cases-{socket.gethostname()}")
         bridge = MqttBridge(bus, mqtt_url, prefix=settings.brokers.topic_prefix)
 
+        # Status publishing only relays ingest's updates, so it is simply cancelled at shutdown; the roles below
+        # are asked to stop and finish their current step.
+        status_task = asyncio.create_task(
+            supervise("camera-status", lambda: _publish_statuses(ingest, bus), stop), name="camera-status")
         tasks = [
-            asyncio.create_task(supervise("camera-status", lambda: _publish_statuses(ingest, bus), stop)),
-            asyncio.create_task(supervise("detection", lambda: detection.run(bus.publish, stop), stop)),
-            asyncio.create_task(supervise("cases", lambda: case_worker.run(stop), stop)),
-            asyncio.create_task(supervise("mqtt-bridge", lambda: bridge.run(stop), stop)),
+            asyncio.create_task(supervise("detection", lambda: detection.run(bus.publish, stop), stop), name="detection"),
+            asyncio.create_task(supervise("cases", lambda: case_worker.run(stop), stop), name="cases"),
+            asyncio.create_task(supervise("mqtt-bridge", lambda: bridge.run(stop), stop), name="mqtt-bridge"),
         ]
 
         async def _cancel_tasks() -> None:
+            # Ask first (each role finishes its step, the bridge says goodbye to MQTT), then cancel stragglers.
             stop.set()
-            for task in tasks:
+            status_task.cancel()
+            _, pending = await asyncio.wait(tasks, timeout=5.0)
+            for task in pending:
+                log.warning("%s did not stop within 5 s; cancelling it", task.get_name())
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(status_task, *tasks, return_exceptions=True)
 
         stack.push_async_callback(_cancel_tasks)
 

@@ -18,6 +18,8 @@ import threading
 import time
 from pathlib import Path
 
+from broker.embedded import Spawner, die_with_parent
+
 SYSTEM_PYTHON = "/usr/bin/python3"
 SCRIPT = Path(__file__).resolve().parent / "rtsp_server.py"
 READY_TIMEOUT_S = 20.0
@@ -41,6 +43,7 @@ class DemoRtspServer:
         self.port = port
         self.fps = fps
         self._proc: subprocess.Popen[bytes] | None = None
+        self._spawner = Spawner("demo-rtsp")
         self._stderr: collections.deque[str] = collections.deque(maxlen=50)
         self._stderr_thread: threading.Thread | None = None
 
@@ -70,8 +73,11 @@ class DemoRtspServer:
         # A clean environment for Debian's python: the venv's variables must not leak into it.
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
         self._stderr.clear()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True, env=env)
+        # Own session (a Ctrl-C in the terminal reaches only us, and we stop it in order), and killed by the
+        # kernel if we die without stopping it; the spawner thread lives as long as this object (PDEATHSIG
+        # follows the thread that forked).
+        proc = self._spawner.popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   start_new_session=True, env=env, preexec_fn=die_with_parent(os.getpid()))
         self._proc = proc
         self._stderr_thread = threading.Thread(target=self._drain_stderr, args=(proc,), daemon=True,
                                                name="demo-rtsp-stderr")

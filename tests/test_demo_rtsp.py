@@ -309,3 +309,40 @@ def test_loop_restarts_seamlessly_with_monotonic_timestamps(demo_media, tmp_path
     assert steps == {3600}, steps  # 90 kHz clock / 25 fps, across the loop boundaries too
     elapsed = got[129][0] - got[40][0]
     assert abs(elapsed - 89 / 25) < 0.5, elapsed
+
+
+def test_server_dies_with_a_killed_parent(demo_media, tmp_path):
+    """kill -9 of the process that started the RTSP server must not leave the server running (no orphans)."""
+    import signal as _signal
+    import subprocess as _subprocess
+    import sys as _sys
+    import time as _time
+
+    script = tmp_path / "parent.py"
+    media = {name: str(path) for name, path in demo_media.items()}
+    script.write_text(
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from demo.server import DemoRtspServer\n"
+        f"s = DemoRtspServer({{k: Path(v) for k, v in {media!r}.items()}})\n"
+        "s.start()\n"
+        "print(s._proc.pid, flush=True)\n"
+        "time.sleep(60)\n",
+        encoding="utf-8",
+    )
+    parent = _subprocess.Popen([_sys.executable, str(script)], stdout=_subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    parent.send_signal(_signal.SIGKILL)
+    parent.wait()
+    deadline = _time.monotonic() + 5
+    while _time.monotonic() < deadline:
+        try:
+            state = open(f"/proc/{child}/stat").read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            break
+        if state == "Z":
+            break
+        _time.sleep(0.1)
+    else:
+        _subprocess.run(["kill", "-9", str(child)])
+        raise AssertionError("the RTSP server outlived its killed parent")
