@@ -1,0 +1,214 @@
+"""Pre-rendered guidance clips: ``ClipCache`` (TTS → target audio format, cached on disk) and upload validation.
+
+A clip is keyed by a hash of (engine, voice, text, format), so the same message is synthesised once and then only
+served. Formats follow the speaker's interface: G.711 A-law 8 kHz mono WAV for GB/T 28181-style speakers, MP3 for
+vendor HTTP speakers, Opus in Ogg for the browser. Files are written to a temporary name and renamed (atomic), so a
+speaker fetching a clip never sees half a file.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import io
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from guidance.tts import TtsEngine
+
+
+class ClipFormat(str, enum.Enum):
+    """Output format of a clip; the value is used in file names and config."""
+
+    ALAW_WAV = "alaw_wav"  # G.711 A-law, 8 kHz mono, in WAV (GB/T 28181 broadcast, SIP/RTP speakers)
+    MP3 = "mp3"  # 22.05 kHz mono MP3 (vendor HTTP speakers: "play this URL")
+    OPUS = "opus"  # 48 kHz mono Opus in Ogg (browser)
+
+
+# (container, codec, sample format, rate, file extension, bit rate)
+_ENCODINGS: dict[ClipFormat, tuple[str, str, str, int, str, int | None]] = {
+    ClipFormat.ALAW_WAV: ("wav", "pcm_alaw", "s16", 8000, "wav", None),
+    ClipFormat.MP3: ("mp3", "libmp3lame", "s16p", 22050, "mp3", 48_000),
+    ClipFormat.OPUS: ("ogg", "libopus", "s16", 48000, "opus", 32_000),
+}
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What decoding an audio file found: codec, container, duration, rate, channels, size and loudness."""
+
+    codec: str
+    container: str
+    duration_s: float
+    sample_rate: int
+    channels: int
+    size_bytes: int
+    rms_dbfs: float  # RMS level relative to full scale; about -inf for silence
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A cached clip on disk: ``name`` is the file name inside the cache dir (what a URL serves)."""
+
+    key: str
+    name: str
+    path: Path
+    format: ClipFormat
+    text: str
+    info: AudioInfo
+
+
+def _decode(data: bytes, *, max_duration_s: float | None = None) -> tuple[AudioInfo, np.ndarray]:
+    """Decode all audio of ``data`` to mono float32 in [-1, 1]; ValueError "not an audio file" if it is not audio."""
+    try:
+        container = av.open(io.BytesIO(data), mode="r")
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise ValueError(f"not an audio file: {exc}") from exc
+    with container:
+        if not container.streams.audio:
+            raise ValueError("not an audio file: no audio stream")
+        stream = container.streams.audio[0]
+        rate = stream.codec_context.sample_rate or stream.rate
+        channels = stream.codec_context.channels
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        chunks: list[np.ndarray] = []
+        samples = 0
+        try:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    arr = out.to_ndarray().reshape(-1)
+                    chunks.append(arr)
+                    samples += arr.size
+                if max_duration_s is not None and samples / rate > max_duration_s:
+                    raise ValueError(f"audio is longer than max_duration_s={max_duration_s}")
+            for out in resampler.resample(None):
+                arr = out.to_ndarray().reshape(-1)
+                chunks.append(arr)
+                samples += arr.size
+        except av.error.FFmpegError as exc:
+            raise ValueError(f"not an audio file: {exc}") from exc
+        if samples == 0:
+            raise ValueError("not an audio file: no audio samples decoded")
+        if max_duration_s is not None and samples / rate > max_duration_s:
+            raise ValueError(f"audio is {samples / rate:.1f} s, longer than max_duration_s={max_duration_s}")
+        pcm = np.concatenate(chunks).astype(np.float32)
+        rms = float(np.sqrt(np.mean(np.square(pcm, dtype=np.float64))))
+        info = AudioInfo(codec=stream.codec_context.name, container=container.format.name,
+                         duration_s=samples / rate, sample_rate=rate, channels=channels, size_bytes=len(data),
+                         rms_dbfs=float(20.0 * np.log10(rms)) if rms > 0 else float("-inf"))
+        return info, pcm
+
+
+def probe_audio(data: bytes) -> AudioInfo:
+    """Decode ``data`` fully and describe it (duration counted from decoded samples, not trusted from headers)."""
+    return _decode(data)[0]
+
+
+def validate_upload(data: bytes, *, max_bytes: int = 5_000_000, max_duration_s: float = 120.0,
+                    min_duration_s: float = 0.2) -> AudioInfo:
+    """Check an uploaded guidance clip: ValueError "not an audio file", over ``max_bytes`` or over ``max_duration_s``."""
+    if len(data) > max_bytes:
+        raise ValueError(f"upload is {len(data)} bytes, over max_bytes={max_bytes}")
+    if not data:
+        raise ValueError("not an audio file: empty upload")
+    info, _ = _decode(data, max_duration_s=max_duration_s)
+    if info.duration_s < min_duration_s:
+        raise ValueError(f"audio is {info.duration_s:.2f} s, shorter than min_duration_s={min_duration_s}")
+    return info
+
+
+def transcode(wav: bytes, fmt: ClipFormat, out_path: Path) -> None:
+    """Encode the audio of ``wav`` (any decodable input) into ``fmt`` at ``out_path`` (mono, the format's rate)."""
+    container_name, codec, sample_fmt, rate, _, bit_rate = _ENCODINGS[fmt]
+    with av.open(io.BytesIO(wav), mode="r") as src, av.open(str(out_path), mode="w", format=container_name) as dst:
+        in_stream = src.streams.audio[0]
+        out_stream = dst.add_stream(codec, rate=rate, layout="mono")
+        out_stream.codec_context.format = sample_fmt
+        if bit_rate:
+            out_stream.codec_context.bit_rate = bit_rate
+        out_stream.codec_context.time_base = Fraction(1, rate)
+        resampler = av.AudioResampler(format=sample_fmt, layout="mono", rate=rate,
+                                      frame_size=out_stream.codec_context.frame_size or None)
+        for frame in src.decode(in_stream):
+            frame.pts = None
+            for out in resampler.resample(frame):
+                dst.mux(out_stream.encode(out))
+        for out in resampler.resample(None):
+            dst.mux(out_stream.encode(out))
+        dst.mux(out_stream.encode(None))
+
+
+class ClipCache:
+    """Renders guidance text with a TTS engine into clips of each format, cached as files under ``directory``.
+
+    Thread-safe; ``hits``/``misses`` count lookups. ``get`` is blocking (TTS + encode, ~0.1 s): call it through
+    ``asyncio.to_thread`` from async code, or pre-render at start-up with ``prerender``.
+    """
+
+    def __init__(self, directory: Path, engine: TtsEngine) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.engine = engine
+        self.hits = 0
+        self.misses = 0
+        self._lock = threading.Lock()
+        self._infos: dict[str, AudioInfo] = {}
+
+    def key(self, text: str, fmt: ClipFormat) -> str:
+        """Hash of (engine, voice, text, format): the cache key and file stem."""
+        material = "\x1f".join((self.engine.name, self.engine.voice, text.strip(), ClipFormat(fmt).value))
+        return hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]
+
+    def get(self, text: str, fmt: ClipFormat | str) -> Clip:
+        """The clip for ``text`` in ``fmt``, rendering it on a miss (ValueError for bad text or unknown format)."""
+        try:
+            fmt = ClipFormat(fmt)
+        except ValueError:
+            raise ValueError(f"unknown clip format {fmt!r} (known: {', '.join(f.value for f in ClipFormat)})") \
+                from None
+        key = self.key(text, fmt)
+        name = f"{key}.{_ENCODINGS[fmt][4]}"
+        path = self.directory / name
+        with self._lock:
+            info = self._infos.get(key)
+            if info is not None and path.exists():
+                self.hits += 1
+                return Clip(key, name, path, fmt, text, info)
+        if path.exists():
+            # Rendered by an earlier process: probe once, then it is a hit.
+            info = probe_audio(path.read_bytes())
+            with self._lock:
+                self.hits += 1
+                self._infos[key] = info
+            return Clip(key, name, path, fmt, text, info)
+        wav = self.engine.render_wav(text)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=f".{_ENCODINGS[fmt][4]}", dir=self.directory)
+        os.close(fd)
+        try:
+            transcode(wav, fmt, Path(tmp))
+            info = probe_audio(Path(tmp).read_bytes())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        with self._lock:
+            self.misses += 1
+            self._infos[key] = info
+        return Clip(key, name, path, fmt, text, info)
+
+    def prerender(self, texts: list[str], formats: list[ClipFormat]) -> list[Clip]:
+        """Render every text in every format now (start-up), so alarms only ever hit the cache."""
+        return [self.get(t, f) for t in texts for f in formats]
+
+    def stats(self) -> dict[str, float]:
+        """Counters for metrics: hits, misses, hit_rate."""
+        with self._lock:
+            total = self.hits + self.misses
+            return {"hits": self.hits, "misses": self.misses, "hit_rate": self.hits / total if total else 0.0}
