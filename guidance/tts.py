@@ -7,6 +7,7 @@ text goes to espeak-ng as it is, on stdin (no shell, and a text starting with "-
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from typing import Protocol, runtime_checkable
@@ -30,6 +31,22 @@ class TtsEngine(Protocol):
         ...
 
 
+def _espeak_voices(binary: str) -> set[str]:
+    """Lower-case names espeak-ng accepts for ``-v``: languages, voice names, file names (``espeak-ng --voices``)."""
+    try:
+        out = subprocess.run([binary, "--voices"], capture_output=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise TtsError(f"cannot list espeak-ng voices: {exc}") from exc
+    names: set[str] = set()
+    for line in out.decode("utf-8", "replace").splitlines()[1:]:
+        cols = line.split()
+        if len(cols) < 5:
+            continue
+        names.update({cols[1].lower(), cols[3].lower(), cols[4].lower(), cols[4].rsplit("/", 1)[-1].lower()})
+        names.update(m.lower() for m in re.findall(r"\(([^ ()]+) \d+\)", line))  # "(zh-cmn 5)(zh 5)"
+    return names
+
+
 class EspeakTts:
     """espeak-ng, by default with the ``cmn-latn-pinyin`` voice (Mandarin read from Chinese characters).
 
@@ -48,6 +65,10 @@ class EspeakTts:
         if not 0 <= amplitude <= 200:
             raise ValueError(f"amplitude must be 0..200, got {amplitude}")
         self.binary = path
+        known = _espeak_voices(path)
+        if voice.split("+", 1)[0].lower() not in known:
+            # espeak-ng silently falls back to English for an unknown voice; refuse instead.
+            raise TtsError(f"espeak-ng has no voice {voice!r} (try cmn-latn-pinyin for Mandarin)")
         self.voice = voice
         self.speed_wpm = speed_wpm
         self.amplitude = amplitude
