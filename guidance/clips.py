@@ -160,6 +160,7 @@ class ClipCache:
         self.misses = 0
         self._lock = threading.Lock()
         self._infos: dict[str, AudioInfo] = {}
+        self._key_locks: dict[str, threading.Lock] = {}
 
     def key(self, text: str, fmt: ClipFormat) -> str:
         """Hash of (engine, voice, text, format): the cache key and file stem."""
@@ -177,31 +178,35 @@ class ClipCache:
         name = f"{key}.{_ENCODINGS[fmt][4]}"
         path = self.directory / name
         with self._lock:
-            info = self._infos.get(key)
-            if info is not None and path.exists():
-                self.hits += 1
-                return Clip(key, name, path, fmt, text, info)
-        if path.exists():
-            # Rendered by an earlier process: probe once, then it is a hit.
-            info = probe_audio(path.read_bytes())
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:  # one render per key: concurrent requests for a new message wait for it, then hit
             with self._lock:
-                self.hits += 1
+                info = self._infos.get(key)
+            if info is None and path.exists():
+                info = probe_audio(path.read_bytes())  # rendered by an earlier process
+            if info is not None and path.exists():
+                with self._lock:
+                    self.hits += 1
+                    self._infos[key] = info
+                return Clip(key, name, path, fmt, text, info)
+            info = self._render(text, fmt, key, path)
+            with self._lock:
+                self.misses += 1
                 self._infos[key] = info
-            return Clip(key, name, path, fmt, text, info)
+        return Clip(key, name, path, fmt, text, info)
+
+    def _render(self, text: str, fmt: ClipFormat, key: str, path: Path) -> AudioInfo:
         wav = self.engine.render_wav(text)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=f".{_ENCODINGS[fmt][4]}", dir=self.directory)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=path.suffix, dir=self.directory)
         os.close(fd)
         try:
             transcode(wav, fmt, Path(tmp))
             info = probe_audio(Path(tmp).read_bytes())
-            os.replace(tmp, path)
+            os.replace(tmp, path)  # atomic: a speaker never fetches half a clip
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        with self._lock:
-            self.misses += 1
-            self._infos[key] = info
-        return Clip(key, name, path, fmt, text, info)
+        return info
 
     def prerender(self, texts: list[str], formats: list[ClipFormat]) -> list[Clip]:
         """Render every text in every format now (start-up), so alarms only ever hit the cache."""

@@ -143,9 +143,19 @@ class BroadcastPolicy:
         site.history.append((now, request.text, request.priority))
         return broadcast
 
-    def finished(self, site_id: str, now: float) -> None:
-        """The speaker reported the end early (or failed): the site is free from ``now``."""
+    def finished(self, site_id: str, now: float, *, played: bool = True) -> None:
+        """The speaker ended early, or (``played=False``) never played: the site is free from ``now``.
+
+        A broadcast that never played is also taken out of the repeat/hourly counts, so a speaker that was offline
+        is not then kept quiet by limits it never used.
+        """
         site = self._sites.get(site_id)
-        if site is not None and site.playing is not None and site.playing.end > now:
-            p = site.playing
+        if site is None or site.playing is None:
+            return
+        p = site.playing
+        if p.end > now:
             site.playing = Broadcast(p.request, p.start, now, p.preempted)
+        if not played:
+            entry = (p.start, p.request.text, p.request.priority)
+            if entry in site.history:
+                site.history.remove(entry)

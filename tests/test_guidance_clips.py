@@ -141,3 +141,13 @@ def test_validate_upload_rejects_video_without_audio() -> None:
         out.mux(stream.encode(None))
     with pytest.raises(ValueError, match="not an audio file: no audio stream"):
         validate_upload(buf.getvalue())
+
+
+def test_concurrent_requests_for_a_new_message_render_once(tmp_path: Path, tts: EspeakTts) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    cache = ClipCache(tmp_path, tts)
+    with ThreadPoolExecutor(4) as pool:
+        clips = list(pool.map(lambda _: cache.get(TEXT, ClipFormat.ALAW_WAV), range(4)))
+    assert len({c.path for c in clips}) == 1
+    assert cache.stats()["misses"] == 1 and cache.stats()["hits"] == 3

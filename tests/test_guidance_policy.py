@@ -108,3 +108,14 @@ def test_bad_config(kwargs: dict[str, object], message: str) -> None:
 def test_bad_request() -> None:
     with pytest.raises(ValueError, match="duration_s"):
         req(dur=0)
+
+
+def test_a_broadcast_that_never_played_does_not_count() -> None:
+    policy = BroadcastPolicy(PolicyConfig(max_per_hour=1))
+    assert isinstance(policy.decide(req("请离开", dur=8.0), NOON), Broadcast)
+    policy.finished("s1", NOON + 0.5, played=False)
+    assert isinstance(policy.decide(req("请离开", dur=8.0), NOON + 1), Broadcast)  # not busy, not limited
+    policy.finished("s1", NOON + 2)  # played, ended early: free but counted
+    refused = policy.decide(req("另一条"), NOON + 3)
+    assert isinstance(refused, Refusal) and refused.reason == "rate_limited"
+    policy.finished("unknown-site", NOON)  # harmless
