@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as mqtt
 
 from guidance.clips import AudioInfo, probe_audio
-from guidance.speakers import ack_topic, parse_mqtt_url, play_topic
+from guidance.speakers import ack_topic, parse_mqtt_url, play_topic, set_nodelay
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ class SpeakerSimulator:
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
             return
+        set_nodelay(client)
         client.subscribe(play_topic(self.prefix, self.speaker_id), qos=1)
 
     def _on_subscribe(self, *args: Any) -> None:
