@@ -21,6 +21,7 @@ one-line JSON summary.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
 import sys
@@ -30,9 +31,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.scenarios import Scenario, Truth, build_suite  # noqa: E402
 from config import load_settings  # noqa: E402
 from detectors.pipeline import CameraAnalyzer  # noqa: E402
+
+# bench/ is not a package (and "bench" is a common module name): load scenarios.py by its path.
+_spec = importlib.util.spec_from_file_location("citywall_bench_scenarios", Path(__file__).with_name("scenarios.py"))
+assert _spec is not None and _spec.loader is not None
+_scenarios = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = _scenarios  # dataclasses look their module up while the file executes
+_spec.loader.exec_module(_scenarios)
+Scenario, Truth, build_suite = _scenarios.Scenario, _scenarios.Truth, _scenarios.build_suite
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "demo.yaml"
 T0 = 1_717_387_200.0  # a fixed unix time; scenario second t is analysed at T0 + t
@@ -148,7 +156,8 @@ def main() -> int:
 
     # Per hard case.
     print("\nper hard case (all scenarios carrying it):")
-    print(f"{'hard case':<22} {'runs':>4} {'truth':>5} {'found':>5} {'FP':>3}  scenarios with a miss or FP")
+    print(f"{'hard case':<22} {'runs':>4} {'truth':>5} {'found':>5} {'FP':>3} {'early clr':>9} {'late clr':>8}  "
+          f"scenarios with a miss, FP or bad clear")
     cases: dict[str, list[Outcome]] = {}
     for o in outcomes:
         cases.setdefault(o.scenario.hard_case or "(plain demo)", []).append(o)
@@ -156,8 +165,13 @@ def main() -> int:
         n_truth = sum(len(o.matches) for o in outs)
         found = sum(1 for o in outs for _, h in o.matches if h is not None)
         fp = sum(len(o.false_positives) for o in outs)
-        bad = [o.scenario.name for o in outs if o.false_positives or any(h is None for _, h in o.matches)]
-        print(f"{case:<22} {len(outs):>4} {n_truth:>5} {found:>5} {fp:>3}  {', '.join(bad) or '-'}")
+        clears = [(h.t_clear, t.end_s) for o in outs for t, h in o.matches if h is not None]
+        early = sum(1 for c, e in clears if c is not None and c < e)
+        late_clr = sum(1 for c, e in clears if c is None or c > e + CLEAR_TARGET_S)
+        bad = [o.scenario.name for o in outs if o.false_positives or any(
+            h is None or h.t_clear is None or not (0 <= h.t_clear - t.end_s <= CLEAR_TARGET_S) for t, h in o.matches)]
+        print(f"{case:<22} {len(outs):>4} {n_truth:>5} {found:>5} {fp:>3} {early:>9} {late_clr:>8}  "
+              f"{', '.join(bad) or '-'}")
 
     # Per event type.
     print("\nper event type (targets: precision ≥ 0.95, recall ≥ 0.95, raise ≤ dwell + 5 s, clear ≤ 10 s):")
