@@ -43,7 +43,7 @@ class DemoRtspServer:
         self.port = port
         self.fps = fps
         self._proc: subprocess.Popen[bytes] | None = None
-        self._spawner = Spawner("demo-rtsp")
+        self._spawner: Spawner | None = None  # lives exactly as long as the child (PDEATHSIG follows it)
         self._stderr: collections.deque[str] = collections.deque(maxlen=50)
         self._stderr_thread: threading.Thread | None = None
 
@@ -76,6 +76,8 @@ class DemoRtspServer:
         # Own session (a Ctrl-C in the terminal reaches only us, and we stop it in order), and killed by the
         # kernel if we die without stopping it; the spawner thread lives as long as this object (PDEATHSIG
         # follows the thread that forked).
+        if self._spawner is None:
+            self._spawner = Spawner("demo-rtsp")
         proc = self._spawner.popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    start_new_session=True, env=env, preexec_fn=die_with_parent(os.getpid()))
         self._proc = proc
@@ -125,6 +127,9 @@ class DemoRtspServer:
         if self._proc is not None:
             self._terminate(self._proc)
             self._proc = None
+        if self._spawner is not None:
+            self._spawner.close()
+            self._spawner = None
 
     def _terminate(self, proc: subprocess.Popen[bytes]) -> None:
         if proc.poll() is None:

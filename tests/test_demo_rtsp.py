@@ -202,7 +202,12 @@ def raw_rtsp_play(port: int, path: str) -> socket.socket:
     def request(method: str, uri: str, cseq: int, headers: str = "") -> tuple[str, str]:
         sock.sendall(f"{method} {uri} RTSP/1.0\r\nCSeq: {cseq}\r\n{headers}\r\n".encode())
         buf = b""
-        while b"\r\n\r\n" not in buf:
+        while True:
+            # Interleaved RTP of a stream that already plays ("$", channel, 2-byte length) can come first.
+            while buf[:1] == b"$" and len(buf) >= 4 and len(buf) >= 4 + int.from_bytes(buf[2:4], "big"):
+                buf = buf[4 + int.from_bytes(buf[2:4], "big"):]
+            if buf.startswith(b"RTSP/") and b"\r\n\r\n" in buf:
+                break
             buf += sock.recv(4096)
         head, _, body = buf.partition(b"\r\n\r\n")
         m = re.search(rb"Content-Length: (\d+)", head)
