@@ -30,6 +30,16 @@ class Drawable(Protocol):
         """Draw onto the BGR frame in place."""
 
 
+def crossing_x(t: float, t0: float, period: float, speed: float, facing: int, width: int,
+               margin: float) -> float | None:
+    """x of something crossing the frame once per ``period`` from ``t0`` (off-screen by ``margin`` at both ends);
+    None while it is out of view."""
+    dt = (t - t0) % period
+    if dt * speed > width + 2 * margin:
+        return None
+    return -margin + dt * speed if facing > 0 else width + margin - dt * speed
+
+
 @dataclass(frozen=True)
 class Look:
     """How a person looks: BGR colours of skin, hair, top and trousers, and whether they wear a hat or vest."""
@@ -115,12 +125,7 @@ class PasserBy:
     width: int = 1280
 
     def _x(self, t: float) -> float | None:
-        dt = (t - self.t0) % self.period
-        margin = 0.4 * self.height
-        travel = self.width + 2 * margin
-        if dt * self.speed > travel:
-            return None
-        return -margin + dt * self.speed if self.facing > 0 else self.width + margin - dt * self.speed
+        return crossing_x(t, self.t0, self.period, self.speed, self.facing, self.width, 0.4 * self.height)
 
     def depth(self, t: float) -> float | None:
         return None if self._x(t) is None else self.foot_y
@@ -150,11 +155,7 @@ class Cyclist:
     width: int = 1280
 
     def _x(self, t: float) -> float | None:
-        dt = (t - self.t0) % self.period
-        margin = 0.7 * self.height
-        if dt * self.speed > self.width + 2 * margin:
-            return None
-        return -margin + dt * self.speed if self.facing > 0 else self.width + margin - dt * self.speed
+        return crossing_x(t, self.t0, self.period, self.speed, self.facing, self.width, 0.7 * self.height)
 
     def depth(self, t: float) -> float | None:
         return None if self._x(t) is None else self.foot_y
@@ -252,11 +253,7 @@ class Car:
     width: int = 1280
 
     def _x(self, t: float) -> float | None:
-        dt = (t - self.t0) % self.period
-        margin = 0.6 * self.length
-        if dt * self.speed > self.width + 2 * margin:
-            return None
-        return -margin + dt * self.speed if self.facing > 0 else self.width + margin - dt * self.speed
+        return crossing_x(t, self.t0, self.period, self.speed, self.facing, self.width, 0.6 * self.length)
 
     def visible_span(self) -> tuple[float, float]:
         """(enter, leave) loop times, leave may exceed the period when it wraps."""

@@ -14,6 +14,8 @@ import time
 
 import pytest
 
+from tests.waiting import eventually
+
 from tests.test_wall_api import PASSWORD, insert_case, make_alarm, make_settings, wall_client
 from video_ingest.status import CameraStatus
 from wall.app import create_app
@@ -46,15 +48,6 @@ async def _stats(page, camera: str) -> dict:
     return await page.evaluate("c => document.querySelector(`cw-tile[camera='${c}']`).stats", camera)
 
 
-async def _until(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 async def test_wall_page_on_the_real_server(page, tmp_path, bus, store, ingest):
@@ -74,7 +67,7 @@ async def test_wall_page_on_the_real_server(page, tmp_path, bus, store, ingest):
 
         await page.locator("cw-tile").first.wait_for(timeout=10_000)
         assert await page.locator("cw-tile").count() == 2
-        first = await _until(
+        first = await eventually(
             lambda: _live(page, "cam-a"), timeout=40, what="cam-a playing the remuxed RTSP stream")
         assert first["videoWidth"] == 1280
         await asyncio.sleep(2.0)
@@ -96,7 +89,7 @@ async def test_wall_page_on_the_real_server(page, tmp_path, bus, store, ingest):
         assert await page.get_attribute("cw-tile[camera=cam-a]", "alarm") == ""
 
         await bus.publish(CameraStatus(camera_id="cam-a", state="offline", at=time.time(), error="test"))
-        await _until(lambda: _counter(page, "0/2"), timeout=10, what="online counter 0/2")
+        await eventually(lambda: _counter(page, "0/2"), timeout=10, what="online counter 0/2")
         await page.screenshot(path="/tmp/wall-real.png")
 
 

@@ -24,6 +24,7 @@ from aiohttp import WSMsgType, web
 
 import web as web_assets
 from tests.fixtures.browser import Fmp4Clip, LiveFeed
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -202,15 +203,6 @@ async def sign_in(page, srv: ProtocolServer) -> None:
     await srv.wait_for_clients()
 
 
-async def eventually(check, *, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 async def test_login_page_messages_and_redirect(page, server):
