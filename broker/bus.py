@@ -178,6 +178,11 @@ class Bus:
             await self._call(self._redis.delete(*keys))
         return len(keys)
 
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The pooled client (``decode_responses=True``), for modules that need more than streams (leases)."""
+        return self._redis
+
     def stats(self) -> dict[str, int]:
         """Counters: published, read, malformed, reconnects (tail), claimed (consume)."""
         return dict(vars(self._stats))
