@@ -22,6 +22,7 @@ from broker.embedded import EmbeddedMosquitto, EmbeddedRedis
 from broker.mqtt_bridge import MqttBridge
 from cases.store import CaseStore
 from cases.worker import CaseWorker, build_filer
+from citywall.metrics import bus_metrics, case_worker_metrics, detection_metrics, ingest_metrics
 from citywall.supervise import supervise
 from config import Settings, redact_url
 from detectors.worker import DetectionWorker
@@ -154,7 +155,10 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
 
         stack.push_async_callback(_cancel_tasks)
 
-        app = create_app(settings, bus=bus, cases=store, live=ingest.live, evidence_dir=settings.storage.evidence_dir)
+        providers = [ingest_metrics(ingest), detection_metrics(detection), case_worker_metrics(case_worker),
+                     bus_metrics(bus)]
+        app = create_app(settings, bus=bus, cases=store, live=ingest.live, evidence_dir=settings.storage.evidence_dir,
+                         metric_providers=providers)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
@@ -167,6 +171,7 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
             "",
             f"citywall is running — {settings.site_name}",
             f"  wall:     http://{shown_host}:{bound_port}/wall",
+            f"  metrics:  http://{shown_host}:{bound_port}/metrics",
         ]
         if settings.demo.enabled:
             lines.append(f"  login:    {DEMO_LOGIN}   (demo users duty, monitor, leader: same password)")

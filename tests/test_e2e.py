@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from demo.scenes import make_scene
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -123,6 +124,30 @@ async def test_wrong_password_gets_401(stack):
         assert "error" in await resp.json()
         resp = await session.get(f"{stack['url']}/api/cameras")
         assert resp.status == 401
+
+
+async def test_metrics_report_every_room(stack):
+    async def scrape() -> str:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{stack['url']}/metrics") as resp:
+                assert resp.status == 200 and resp.content_type == "text/plain"
+                return await resp.text()
+
+    async def cameras_up() -> str | None:
+        text = await scrape()
+        up = {line.rsplit(" ", 1)[0]: line.rsplit(" ", 1)[1]
+              for line in text.splitlines() if line.startswith("citywall_camera_up{")}
+        demo = [v for k, v in up.items() if OFFLINE not in k]
+        return text if len(demo) == 4 and set(demo) == {"1"} and up[f'citywall_camera_up{{camera="{OFFLINE}"}}'] == "0" \
+            else None
+
+    text = await eventually(cameras_up, timeout=60, what="four demo cameras up, the unreachable one down")
+    for name in ("citywall_camera_fps", "citywall_detector_frames_analysed_total", "citywall_ws_clients",
+                 "citywall_case_worker_received_total", "citywall_bus_published_total",
+                 "citywall_relay_viewer_drops_total"):
+        assert f"# TYPE {name} " in text, name
+    assert "citywall_metrics_provider_errors_total 0" in text
+    assert "rtsp://" not in text
 
 
 async def test_wall_plays_every_tile(stack, page):

@@ -8,14 +8,14 @@ WebSockets are closed in ``on_shutdown`` so a stopping server never waits on a b
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from config import Settings
-from wall import api, evidence, hub, live_ws, openapi, pages, state
+from wall import api, evidence, hub, live_ws, metrics, openapi, pages, state
 from wall.auth import Authenticator, LoginLimiter, SessionStore, make_auth_middleware
 from wall.errors import error_middleware
 from wall.hub import EventHub
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from broker.bus import Bus
     from cases.store import CaseStore
     from wall.live_protocol import LiveHub
+    from wall.metrics import Provider
 
 LOGIN_MAX_FAILURES = 10
 LOGIN_WINDOW_S = 60.0
@@ -38,8 +39,11 @@ def create_app(
     live: LiveHub | None,
     evidence_dir: Path,
     clock: Callable[[], float] = time.time,
+    metric_providers: Iterable[Provider] = (),
 ) -> web.Application:
-    """Build the wall server for ``settings``; ``live=None`` serves everything except live video."""
+    """Build the wall server for ``settings``; ``live=None`` serves everything except live video.
+
+    ``metric_providers`` add other rooms' figures to ``/metrics`` (see ``wall.metrics``)."""
     sessions = SessionStore(settings.wall.session_ttl_s)
     app = web.Application(
         middlewares=[error_middleware, make_auth_middleware(sessions, clock), api.bus_unavailable_middleware],
@@ -57,12 +61,14 @@ def create_app(
     app[state.HUB] = EventHub(bus, queue_size=settings.wall.client_queue)
     app[state.LIVE_SOCKETS] = LiveSockets()
     app[state.STARTED_AT] = time.time()
+    app[state.METRICS] = list(metric_providers)
 
     api.add_routes(app)
     openapi.add_routes(app)
     hub.add_routes(app)
     live_ws.add_routes(app)
     evidence.add_routes(app)
+    metrics.add_routes(app)
     pages.add_routes(app)
 
     app.cleanup_ctx.append(_event_hub)

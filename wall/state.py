@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from wall.hub import EventHub
     from wall.live_protocol import LiveHub
     from wall.live_ws import LiveSockets
+    from wall.metrics import Provider
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 BUS: web.AppKey[Bus] = web.AppKey("bus")
@@ -29,5 +30,7 @@ HUB: web.AppKey[EventHub] = web.AppKey("hub")
 LIVE_SOCKETS: web.AppKey[LiveSockets] = web.AppKey("live_sockets")
 STARTED_AT: web.AppKey[float] = web.AppKey("started_at")
 AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
+METRICS: web.AppKey[list[Provider]] = web.AppKey("metrics")
+"""Metric providers beyond the wall's own (``wall.metrics``); ``citywall up`` registers the other rooms'."""
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 """Wall-clock time source (``time.time``); sessions and login limits read it."""
