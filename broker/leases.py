@@ -99,12 +99,13 @@ class _Keys:
 class LeaseKeeper:
     """Keeps this worker's fair share of ``items`` leased; see the module docstring for the protocol.
 
-    ``client`` is a ``redis.asyncio.Redis`` with ``decode_responses=True`` (``Bus.redis``). ``clock`` is monotonic
-    seconds (injectable for tests).
+    ``client`` is a ``redis.asyncio.Redis`` with ``decode_responses=True`` (``Bus.redis``). ``info`` is published
+    with the heartbeat (e.g. the worker's live-video address, read by wall servers with :func:`holder_info`).
+    ``clock`` is monotonic seconds (injectable for tests).
     """
 
     def __init__(self, client: aioredis.Redis, *, prefix: str, worker: str, items: Iterable[str],
-                 ttl_s: float = 6.0, interval_s: float = 1.0,
+                 ttl_s: float = 6.0, interval_s: float = 1.0, info: Mapping[str, Any] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if not 0 < interval_s < ttl_s / 2:
             raise ValueError(f"interval_s {interval_s} must be positive and under half of ttl_s {ttl_s}")
@@ -121,7 +122,8 @@ class LeaseKeeper:
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
         self._take_over = client.register_script(_TAKE_OVER)
-        self._info = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()})
+        self._info = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time(),
+                                 **(info or {})})
 
     # ------------------------------------------------------------------------------------------------ reading
     async def live_workers(self) -> list[str]:
@@ -246,3 +248,19 @@ class LeaseKeeper:
         self.stats.released += len(change.released)
         self.held = now_held
         return change
+
+
+async def holder_info(client: aioredis.Redis, prefix: str, item: str) -> tuple[str, dict[str, Any]] | None:
+    """Who holds ``item`` and what that worker published about itself; None when nobody (live) holds it."""
+    keys = _Keys(prefix, "")
+    holder = await client.get(keys.lease(item))
+    if holder is None:
+        return None
+    raw = await client.hget(keys.workers, holder)
+    if raw is None:
+        return None
+    try:
+        info = json.loads(raw)
+    except ValueError:
+        return None
+    return holder, info if isinstance(info, dict) else {}

@@ -1,4 +1,5 @@
-"""The ``citywall`` command line: ``up``, ``check-config``, ``hash-password``, ``demo-media``."""
+"""The ``citywall`` command line: ``up`` (everything in one process), the separate roles ``worker``, ``wall`` and
+``cases`` (see ``citywall.roles``), ``check-config``, ``hash-password``, ``demo-media``."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import socket
 import sys
 from pathlib import Path
 
@@ -32,6 +34,26 @@ def _cmd_up(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else settings.wall.port
     try:
         asyncio.run(run_up(settings, host=host, port=port, config_path=Path(args.config)))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _cmd_role(args: argparse.Namespace) -> int:
+    from citywall import roles
+
+    settings = load_checked(args.config)
+    roles.require_cluster(settings, args.command, args.config)
+    if args.command == "worker":
+        main = roles.run_worker(settings, name=args.name or roles.default_name("worker"))
+    elif args.command == "cases":
+        main = roles.run_cases(settings, name=args.name or f"cases-{socket.gethostname()}")
+    else:
+        host = args.host if args.host is not None else settings.wall.host
+        port = args.port if args.port is not None else settings.wall.port
+        main = roles.run_wall(settings, host=host, port=port)
+    try:
+        asyncio.run(main)
     except KeyboardInterrupt:
         pass
     return 0
@@ -82,6 +104,24 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=None, help="wall server port, 0 for any free one")
     up.set_defaults(func=_cmd_up)
 
+    worker = sub.add_parser("worker", help="cameras: lease a fair share of the cameras from Redis and run their "
+                                           "connections, detection and live video (needs brokers.redis_url, "
+                                           "cluster.token)")
+    worker.add_argument("--config", default=str(DEFAULT_CONFIG))
+    worker.add_argument("--name", default=None, help="worker name, unique in the cluster (default host-pid)")
+    worker.set_defaults(func=_cmd_role)
+
+    wall = sub.add_parser("wall", help="a wall server; live video is proxied from the worker holding each camera")
+    wall.add_argument("--config", default=str(DEFAULT_CONFIG))
+    wall.add_argument("--host", default=None)
+    wall.add_argument("--port", type=int, default=None)
+    wall.set_defaults(func=_cmd_role)
+
+    cases = sub.add_parser("cases", help="the case worker: alarms → cases (consumer group; idempotent)")
+    cases.add_argument("--config", default=str(DEFAULT_CONFIG))
+    cases.add_argument("--name", default=None, help="consumer name, unique per process (default cases-<host>)")
+    cases.set_defaults(func=_cmd_role)
+
     check = sub.add_parser("check-config", help="validate a config file and exit non-zero naming what is wrong")
     check.add_argument("config")
     check.set_defaults(func=_cmd_check_config)
@@ -103,9 +143,12 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from broker.bus import BusUnavailable
+    from broker.leases import ClusterMismatch
+
     try:
         return args.func(args)
-    except ConfigError as exc:
+    except (ConfigError, BusUnavailable, ClusterMismatch) as exc:  # messages already name the key / redacted URL
         print(f"citywall: {exc}", file=sys.stderr)
         return 2
 

@@ -199,6 +199,25 @@ class Detection(Strict):
     analysis_width: int = Field(default=320, ge=64, le=1920)
 
 
+class Cluster(Strict):
+    """Separate process roles (``citywall worker`` / ``wall`` / ``cases``) sharing one Redis; ``up`` ignores it."""
+
+    token: str = Field(default="", description="shared secret between wall servers and workers (live-video proxy); "
+                                                "required by the separate roles")
+    lease_ttl_s: float = Field(default=6.0, ge=1.0, le=60.0,
+                               description="a dead worker's cameras move to the others after about this long")
+    lease_interval_s: float = Field(default=1.0, gt=0, le=10.0, description="seconds between lease rounds")
+    live_host: str = Field(default="127.0.0.1", description="address a worker's internal live-video server binds "
+                                                            "and advertises to wall servers")
+
+    @model_validator(mode="after")
+    def _timing(self) -> "Cluster":
+        if self.lease_interval_s >= self.lease_ttl_s / 2:
+            raise ValueError(f"lease_interval_s ({self.lease_interval_s}) must be under half of lease_ttl_s "
+                             f"({self.lease_ttl_s})")
+        return self
+
+
 class Cases(Strict):
     categories_file: Path = CONFIG_DIR / "categories.yaml"
     dispatch_file: Path = CONFIG_DIR / "dispatch.yaml"
@@ -215,6 +234,7 @@ class Settings(Strict):
     wall: WallServer = WallServer()
     detection: Detection = Detection()
     cases: Cases = Cases()
+    cluster: Cluster = Cluster()
     users: list[User] = Field(min_length=1)
     cameras: list[Camera] = Field(default_factory=list)
 

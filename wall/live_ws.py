@@ -45,7 +45,7 @@ class LiveStats:
 
 
 class _Connection:
-    def __init__(self, session: Session):
+    def __init__(self, session: Session | None):
         self.session = session
         self.task: asyncio.Task[Any] | None = None
         self.close_code: int | None = None
@@ -74,7 +74,7 @@ class LiveSockets:
 
     def disconnect_session(self, token: str) -> int:
         """Close every live socket of a session (logout)."""
-        ended = [c for c in self._connections if c.session.token == token]
+        ended = [c for c in self._connections if c.session is not None and c.session.token == token]
         for conn in ended:
             conn.end(4401, "logged out")
         return len(ended)
@@ -88,15 +88,19 @@ class LiveSockets:
             await asyncio.wait([asyncio.create_task(c.done.wait()) for c in conns], timeout=CLOSE_TIMEOUT_S + 1)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        """``GET /api/live/{camera_id}``."""
-        session = require_session(request)
+        """``GET /api/live/{camera_id}`` for a logged-in browser."""
+        return await self.serve(request, request.app[state.LIVE], require_session(request))
+
+    async def serve(self, request: web.Request, live: Any, session: Session | None) -> web.StreamResponse:
+        """The live socket for ``request.match_info["camera_id"]`` from ``live``; ``session`` is None for a cluster
+        peer (a wall server proxying for its browsers), which the caller has authenticated."""
         camera_id = request.match_info["camera_id"]
         ws = web.WebSocketResponse(heartbeat=30.0, timeout=CLOSE_TIMEOUT_S, max_msg_size=4096)
         await ws.prepare(request)
         conn = _Connection(session)
         self._connections.add(conn)
         self._stats.opened_total += 1
-        conn.task = asyncio.create_task(self._serve(ws, request.app[state.LIVE], camera_id))
+        conn.task = asyncio.create_task(self._serve(ws, live, camera_id))
         try:
             await conn.task
         except (ConnectionError, RuntimeError) as exc:  # the browser went away mid-send

@@ -45,6 +45,10 @@ class Family:
             raise ValueError(f"metric name {self.name!r} is not a Prometheus name")
 
 
+Provider = Callable[[], Iterable[Family]]
+"""A room's figures, read at scrape time."""
+
+
 def family(name: str, kind: Kind, help: str, samples: Iterable[tuple[Labels, float]] | float) -> Family:
     """A Family; a bare number is one unlabelled sample."""
     if isinstance(samples, (int, float)):
@@ -104,11 +108,10 @@ def wall_families(app: web.Application) -> list[Family]:
     ]
 
 
-async def metrics(request: web.Request) -> web.Response:
-    app = request.app
-    families = wall_families(app)
+def scrape(families: list[Family], providers: Iterable[Provider]) -> web.Response:
+    """The /metrics response: ``families`` plus every provider's, a failing provider counted and skipped."""
     errors = 0
-    for provider in app[state.METRICS]:
+    for provider in providers:
         try:
             families.extend(provider())
         except Exception:  # a broken provider must not fail the scrape
@@ -119,8 +122,10 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=render(families).encode(), headers={"Content-Type": CONTENT_TYPE})
 
 
+async def metrics(request: web.Request) -> web.Response:
+    return scrape(wall_families(request.app), request.app[state.METRICS])
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", metrics)
 
-
-Provider = Callable[[], Iterable[Family]]

@@ -1,0 +1,255 @@
+"""Process roles for more than one machine: ``citywall worker``, ``citywall wall`` and ``citywall cases``.
+
+``citywall up`` runs every role in one process; these run them apart, sharing one Redis (and one case database):
+
+- **worker** — cameras. It joins the cluster (refused if its configuration differs, ``config.fingerprint``),
+  leases its fair share of the enabled cameras (``broker.leases``) and, for each camera it holds, runs the
+  connection, keyframe sampling, detection and status publishing (:class:`CameraStack`). It serves the live video
+  of its cameras to wall servers on an internal address (``/internal/live/{camera}``, cluster token required),
+  advertised with its heartbeat. A worker that dies loses its cameras to the others within ``cluster.lease_ttl_s``
+  plus a round; a new worker takes a fair share.
+- **wall** — the wall server. Live video comes from whichever worker holds the camera (``wall.remote_live``), so a
+  camera keeps exactly one connection however many wall servers and browsers watch it.
+- **cases** — the case worker (consumer group ``cases`` on ``alarms``; filing is idempotent by alarm id).
+
+The roles need configured brokers: the private redis-server/mosquitto of ``citywall up`` belong to one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from broker.bus import Bus
+from broker.leases import LeaseChange, LeaseKeeper
+from cases.store import CaseStore
+from cases.worker import CaseWorker, build_filer
+from citywall.metrics import bus_metrics, lease_metrics
+from citywall.supervise import supervise
+from config import ConfigError, Settings, redact_url
+from config.fingerprint import fingerprint
+from detectors.worker import DetectionWorker
+from video_ingest.service import IngestService
+from wall.app import create_app
+from wall.live_ws import LiveSockets
+from wall.metrics import scrape
+from wall.remote_live import RemoteLiveHub, token_ok
+
+log = logging.getLogger("citywall.roles")
+
+
+def require_cluster(settings: Settings, role: str, source: str = "<config>") -> None:
+    """The separate roles need shared brokers and a cluster token; ConfigError naming each missing key."""
+    problems = []
+    if not settings.brokers.redis_url:
+        problems.append(("brokers.redis_url", f"required by `citywall {role}` (only `citywall up` starts a private "
+                                              "redis-server)"))
+    if role != "cases" and not settings.cluster.token:
+        problems.append(("cluster.token", f"required by `citywall {role}`: the shared secret between wall servers "
+                                          "and workers"))
+    demo = [c.id for c in settings.cameras if c.enabled and c.url.startswith("demo://")]
+    if demo and role == "worker":
+        problems.append(("cameras", f"{', '.join(demo)} use demo:// URLs, which only `citywall up` serves; give "
+                                    "workers rtsp:// URLs (for example from `python -m demo serve`)"))
+    if problems:
+        raise ConfigError(source, problems)
+
+
+class CameraStack:
+    """One camera held by this worker: its connection, keyframe sampling, detection and status publishing."""
+
+    def __init__(self, settings: Settings, camera_id: str, bus: Bus, worker: str) -> None:
+        camera = settings.camera(camera_id)
+        self.camera_id = camera_id
+        self.ingest = IngestService({camera_id: camera.substream_url or camera.url}, worker=worker)
+        self.detection = DetectionWorker([camera], settings.detection, settings.storage.evidence_dir,
+                                         self.ingest.latest_frame, timezone=settings.timezone)
+        self._bus = bus
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    async def start(self) -> None:
+        await self.ingest.start()
+        self._tasks = [
+            asyncio.create_task(supervise(f"status-{self.camera_id}", self._publish_statuses, self._stop)),
+            asyncio.create_task(supervise(f"detection-{self.camera_id}",
+                                          lambda: self.detection.run(self._bus.publish, self._stop), self._stop)),
+        ]
+
+    async def _publish_statuses(self) -> None:
+        async for status in self.ingest.status_updates():
+            await self._bus.put_state("cameras", status.camera_id, status.to_dict())
+            await self._bus.publish(status)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        self._tasks[0].cancel()  # the status relay only waits for updates
+        _, pending = await asyncio.wait(self._tasks, timeout=5.0)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.ingest.stop()
+
+
+class WorkerLive:
+    """``LiveHub`` over the cameras this worker currently holds."""
+
+    def __init__(self, stacks: dict[str, CameraStack]) -> None:
+        self._stacks = stacks
+
+    def has_camera(self, camera_id: str) -> bool:
+        return camera_id in self._stacks
+
+    async def open(self, camera_id: str, *, queue_size: int = 256) -> Any:
+        stack = self._stacks.get(camera_id)
+        if stack is None:
+            raise KeyError(camera_id)
+        return await stack.ingest.live.open(camera_id, queue_size=queue_size)
+
+
+class CameraWorker:
+    """The worker role: leases, camera stacks, the internal live-video server."""
+
+    def __init__(self, settings: Settings, bus: Bus, *, name: str) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.name = name
+        self.stacks: dict[str, CameraStack] = {}
+        self.live = WorkerLive(self.stacks)
+        self.keeper: LeaseKeeper | None = None
+        self._sockets = LiveSockets()
+
+    def internal_app(self) -> web.Application:
+        """``/internal/live/{camera_id}`` for wall servers (cluster token) and ``/metrics``."""
+        token = self.settings.cluster.token
+
+        async def live(request: web.Request) -> web.StreamResponse:
+            if not token_ok(request.headers.get("Authorization"), token):
+                return web.json_response({"error": "cluster token required"}, status=401)
+            return await self._sockets.serve(request, self.live, None)
+
+        async def metrics(_request: web.Request) -> web.Response:
+            providers = [bus_metrics(self.bus)] + ([lease_metrics(self.keeper)] if self.keeper else [])
+            return scrape([], providers)
+
+        app = web.Application()
+        app.router.add_get("/internal/live/{camera_id}", live)
+        app.router.add_get("/metrics", metrics)
+        app.on_shutdown.append(lambda _app: self._sockets.shutdown())
+        return app
+
+    async def run(self, stop: asyncio.Event, *, ready: Callable[[str], Awaitable[None] | None] | None = None) -> None:
+        cluster = self.settings.cluster
+        runner = web.AppRunner(self.internal_app(), access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, cluster.live_host, 0)
+            await site.start()
+            port = runner.addresses[0][1]
+            live_url = f"http://{cluster.live_host}:{port}"
+            cameras = [c.id for c in self.settings.cameras if c.enabled]
+            self.keeper = LeaseKeeper(self.bus.redis, prefix=self.bus.prefix, worker=self.name, items=cameras,
+                                      ttl_s=cluster.lease_ttl_s, interval_s=cluster.lease_interval_s,
+                                      info={"live_url": live_url, "role": "worker"})
+            await self.keeper.check_config(fingerprint(self.settings))
+            log.info("worker %s joined; live video at %s", self.name, live_url)
+            if ready is not None:
+                maybe = ready(live_url)
+                if maybe is not None:
+                    await maybe
+            await self.keeper.run(stop, self._on_change)
+        finally:
+            await asyncio.gather(*(s.stop() for s in self.stacks.values()), return_exceptions=True)
+            self.stacks.clear()
+            await runner.cleanup()
+
+    async def _on_change(self, change: LeaseChange) -> None:
+        gone = [self.stacks.pop(cid) for cid in sorted(change.released) if cid in self.stacks]
+        if gone:
+            log.info("releasing %s", ", ".join(s.camera_id for s in gone))
+            await asyncio.gather(*(s.stop() for s in gone), return_exceptions=True)
+        for cid in sorted(change.acquired):
+            stack = CameraStack(self.settings, cid, self.bus, self.name)
+            await stack.start()
+            self.stacks[cid] = stack
+        if change.acquired:
+            log.info("now holding %d cameras (+%s)", len(self.stacks), ", ".join(sorted(change.acquired)))
+
+
+def default_name(role: str) -> str:
+    return f"{role}-{socket.gethostname()}-{os.getpid()}"
+
+
+async def _with_signals(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await main(stop)
+
+
+async def run_worker(settings: Settings, *, name: str) -> None:
+    require_cluster(settings, "worker")
+    settings.storage.evidence_dir.mkdir(parents=True, exist_ok=True)
+    bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix,
+                            maxlen=settings.brokers.stream_maxlen)
+    try:
+        worker = CameraWorker(settings, bus, name=name)
+
+        def announce(live_url: str) -> None:
+            print(f"citywall worker {name}: joined {redact_url(settings.brokers.redis_url)}; live video at "
+                  f"{live_url}", flush=True)
+
+        await _with_signals(lambda stop: worker.run(stop, ready=announce))
+    finally:
+        await bus.close()
+
+
+async def run_wall(settings: Settings, *, host: str, port: int) -> None:
+    require_cluster(settings, "wall")
+    bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix,
+                            maxlen=settings.brokers.stream_maxlen)
+    store = await asyncio.to_thread(CaseStore.open, settings.storage.resolved_cases_url())
+    live = RemoteLiveHub(bus.redis, bus.prefix, [c.id for c in settings.cameras if c.enabled],
+                         settings.cluster.token)
+    app = create_app(settings, bus=bus, cases=store, live=live, evidence_dir=settings.storage.evidence_dir,
+                     metric_providers=[bus_metrics(bus)])
+    runner = web.AppRunner(app, access_log=None)
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound = runner.addresses[0][1]
+        print(f"citywall wall: http://{'127.0.0.1' if host in ('', '0.0.0.0') else host}:{bound}/wall", flush=True)
+        await _with_signals(lambda stop: stop.wait())
+    finally:
+        await runner.cleanup()
+        await live.close()
+        store.close()
+        await bus.close()
+
+
+async def run_cases(settings: Settings, *, name: str) -> None:
+    require_cluster(settings, "cases")
+    bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix,
+                            maxlen=settings.brokers.stream_maxlen)
+    store = await asyncio.to_thread(CaseStore.open, settings.storage.resolved_cases_url())
+    try:
+        worker = CaseWorker(store, build_filer(settings, store), bus, consumer=name)
+        print(f"citywall cases {name}: consuming alarms from {redact_url(settings.brokers.redis_url)}", flush=True)
+
+        async def main(stop: asyncio.Event) -> None:
+            await supervise("cases", lambda: worker.run(stop), stop)
+
+        await _with_signals(main)
+    finally:
+        store.close()
+        await bus.close()
+
