@@ -1,11 +1,13 @@
 """Leases with heartbeats on Redis: several workers share a set of items (cameras) with no coordinator.
 
-Keys (``{prefix}`` is the bus prefix):
-- ``{prefix}:cluster:hb:{worker}`` — the worker's heartbeat, ``SET … PX ttl``; a worker is live while it exists.
-- ``{prefix}:cluster:workers`` — hash worker → JSON info (host, pid, since), pruned of workers whose heartbeat died.
-- ``{prefix}:lease:{item}`` — the item's holder, ``PX ttl``, renewed every round by its holder only (a Lua
+Workers share items within a *pool* (``cameras`` for camera workers, ``bridge`` for MQTT bridges), so roles never
+count each other. Keys (``{prefix}`` is the bus prefix, ``{pool}`` the pool):
+- ``{prefix}:{pool}:hb:{worker}`` — the worker's heartbeat, ``SET … PX ttl``; a worker is live while it exists.
+- ``{prefix}:{pool}:workers`` — hash worker → JSON info (host, pid, since, …), pruned of workers whose heartbeat
+  died.
+- ``{prefix}:{pool}:lease:{item}`` — the item's holder, ``PX ttl``, renewed every round by its holder only (a Lua
   compare-and-expire), released by compare-and-delete, taken over from a dead holder by compare-and-set.
-- ``{prefix}:cluster:config`` — hash section → digest of the configuration every worker must agree on.
+- ``{prefix}:{pool}:config`` — hash key → digest of the configuration every worker must agree on.
 
 Each round (``interval_s``) a :class:`LeaseKeeper` beats, reads the live workers and the holders, computes
 :func:`broker.shares.plan` and applies it. A worker that dies stops beating: after ``ttl_s`` the others see it dead
@@ -79,6 +81,7 @@ class LeaseStats:
 @dataclass
 class _Keys:
     prefix: str
+    pool: str
     worker: str
     hb: str = field(init=False)
     workers: str = field(init=False)
@@ -86,14 +89,14 @@ class _Keys:
 
     def __post_init__(self) -> None:
         self.hb = self.heartbeat(self.worker)
-        self.workers = f"{self.prefix}:cluster:workers"
-        self.config = f"{self.prefix}:cluster:config"
+        self.workers = f"{self.prefix}:{self.pool}:workers"
+        self.config = f"{self.prefix}:{self.pool}:config"
 
     def heartbeat(self, worker: str) -> str:
-        return f"{self.prefix}:cluster:hb:{worker}"
+        return f"{self.prefix}:{self.pool}:hb:{worker}"
 
     def lease(self, item: str) -> str:
-        return f"{self.prefix}:lease:{item}"
+        return f"{self.prefix}:{self.pool}:lease:{item}"
 
 
 class LeaseKeeper:
@@ -105,12 +108,12 @@ class LeaseKeeper:
     """
 
     def __init__(self, client: aioredis.Redis, *, prefix: str, worker: str, items: Iterable[str],
-                 ttl_s: float = 6.0, interval_s: float = 1.0, info: Mapping[str, Any] | None = None,
+                 pool: str = "cameras", ttl_s: float = 6.0, interval_s: float = 1.0, info: Mapping[str, Any] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if not 0 < interval_s < ttl_s / 2:
             raise ValueError(f"interval_s {interval_s} must be positive and under half of ttl_s {ttl_s}")
         self._redis = client
-        self._keys = _Keys(prefix, worker)
+        self._keys = _Keys(prefix, pool, worker)
         self.worker = worker
         self.items = sorted(set(items))
         self.ttl_ms = int(ttl_s * 1000)
@@ -250,9 +253,10 @@ class LeaseKeeper:
         return change
 
 
-async def holder_info(client: aioredis.Redis, prefix: str, item: str) -> tuple[str, dict[str, Any]] | None:
+async def holder_info(client: aioredis.Redis, prefix: str, item: str,
+                      pool: str = "cameras") -> tuple[str, dict[str, Any]] | None:
     """Who holds ``item`` and what that worker published about itself; None when nobody (live) holds it."""
-    keys = _Keys(prefix, "")
+    keys = _Keys(prefix, pool, "")
     holder = await client.get(keys.lease(item))
     if holder is None:
         return None

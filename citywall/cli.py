@@ -1,5 +1,5 @@
-"""The ``citywall`` command line: ``up`` (everything in one process), the separate roles ``worker``, ``wall`` and
-``cases`` (see ``citywall.roles``), ``check-config``, ``hash-password``, ``demo-media``."""
+"""The ``citywall`` command line: ``up`` (everything in one process), the separate roles ``worker``, ``wall``,
+``cases`` and ``bridge`` (see ``citywall.roles``), ``check-config``, ``hash-password``, ``demo-media``."""
 
 from __future__ import annotations
 
@@ -48,6 +48,8 @@ def _cmd_role(args: argparse.Namespace) -> int:
         main = roles.run_worker(settings, name=args.name or roles.default_name("worker"))
     elif args.command == "cases":
         main = roles.run_cases(settings, name=args.name or f"cases-{socket.gethostname()}")
+    elif args.command == "bridge":
+        main = roles.run_bridge(settings, name=args.name or roles.default_name("bridge"))
     else:
         host = args.host if args.host is not None else settings.wall.host
         port = args.port if args.port is not None else settings.wall.port
@@ -121,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     cases.add_argument("--config", default=str(DEFAULT_CONFIG))
     cases.add_argument("--name", default=None, help="consumer name, unique per process (default cases-<host>)")
     cases.set_defaults(func=_cmd_role)
+
+    bridge = sub.add_parser("bridge", help="the MQTT bridge; run two for availability (one forwards at a time)")
+    bridge.add_argument("--config", default=str(DEFAULT_CONFIG))
+    bridge.add_argument("--name", default=None, help="name in the cluster (default host-pid)")
+    bridge.set_defaults(func=_cmd_role)
 
     check = sub.add_parser("check-config", help="validate a config file and exit non-zero naming what is wrong")
     check.add_argument("config")

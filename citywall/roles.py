@@ -11,6 +11,8 @@
 - **wall** — the wall server. Live video comes from whichever worker holds the camera (``wall.remote_live``), so a
   camera keeps exactly one connection however many wall servers and browsers watch it.
 - **cases** — the case worker (consumer group ``cases`` on ``alarms``; filing is idempotent by alarm id).
+- **bridge** — the MQTT bridge (bus → MQTT topics). Run two for availability: they lease the one item
+  ``mqtt-bridge``, so exactly one forwards at a time and the other takes over when it dies.
 
 The roles need configured brokers: the private redis-server/mosquitto of ``citywall up`` belong to one process.
 """
@@ -29,6 +31,7 @@ from aiohttp import web
 
 from broker.bus import Bus
 from broker.leases import LeaseChange, LeaseKeeper
+from broker.mqtt_bridge import MqttBridge
 from cases.store import CaseStore
 from cases.worker import CaseWorker, build_filer
 from citywall.metrics import bus_metrics, lease_metrics
@@ -41,6 +44,7 @@ from wall.app import create_app
 from wall.live_ws import LiveSockets
 from wall.metrics import scrape
 from wall.remote_live import RemoteLiveHub, token_ok
+from wall.sessions import RedisSessions
 
 log = logging.getLogger("citywall.roles")
 
@@ -51,7 +55,7 @@ def require_cluster(settings: Settings, role: str, source: str = "<config>") -> 
     if not settings.brokers.redis_url:
         problems.append(("brokers.redis_url", f"required by `citywall {role}` (only `citywall up` starts a private "
                                               "redis-server)"))
-    if role != "cases" and not settings.cluster.token:
+    if role in ("worker", "wall") and not settings.cluster.token:
         problems.append(("cluster.token", f"required by `citywall {role}`: the shared secret between wall servers "
                                           "and workers"))
     demo = [c.id for c in settings.cameras if c.enabled and c.url.startswith("demo://")]
@@ -220,7 +224,8 @@ async def run_wall(settings: Settings, *, host: str, port: int) -> None:
     live = RemoteLiveHub(bus.redis, bus.prefix, [c.id for c in settings.cameras if c.enabled],
                          settings.cluster.token)
     app = create_app(settings, bus=bus, cases=store, live=live, evidence_dir=settings.storage.evidence_dir,
-                     metric_providers=[bus_metrics(bus)])
+                     metric_providers=[bus_metrics(bus)],
+                     sessions=RedisSessions(bus.redis, bus.prefix, settings.wall.session_ttl_s))
     runner = web.AppRunner(app, access_log=None)
     try:
         await runner.setup()
@@ -233,6 +238,44 @@ async def run_wall(settings: Settings, *, host: str, port: int) -> None:
         await runner.cleanup()
         await live.close()
         store.close()
+        await bus.close()
+
+
+BRIDGE_ITEM = "mqtt-bridge"
+
+
+async def run_bridge(settings: Settings, *, name: str) -> None:
+    require_cluster(settings, "bridge")
+    if not settings.brokers.mqtt_url:
+        raise ConfigError("<config>", [("brokers.mqtt_url", "required by `citywall bridge`")])
+    bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix,
+                            maxlen=settings.brokers.stream_maxlen)
+    cluster = settings.cluster
+    keeper = LeaseKeeper(bus.redis, prefix=bus.prefix, worker=name, items=[BRIDGE_ITEM], pool="bridge",
+                         ttl_s=cluster.lease_ttl_s, interval_s=cluster.lease_interval_s, info={"role": "bridge"})
+    active: dict[str, Any] = {}
+
+    async def on_change(change: LeaseChange) -> None:
+        if BRIDGE_ITEM in change.released and active:
+            active["stop"].set()
+            await asyncio.gather(active.pop("task"), return_exceptions=True)
+            active.clear()
+            log.info("bridge %s: standing by", name)
+        if BRIDGE_ITEM in change.acquired:
+            stop = asyncio.Event()
+            bridge = MqttBridge(bus, settings.brokers.mqtt_url, prefix=settings.brokers.topic_prefix)
+            active.update(stop=stop, task=asyncio.create_task(supervise("mqtt-bridge", lambda: bridge.run(stop),
+                                                                        stop)))
+            log.info("bridge %s: forwarding to %s", name, redact_url(settings.brokers.mqtt_url))
+
+    print(f"citywall bridge {name}: {redact_url(settings.brokers.redis_url)} → "
+          f"{redact_url(settings.brokers.mqtt_url)}", flush=True)
+    try:
+        await _with_signals(lambda stop: keeper.run(stop, on_change))
+    finally:
+        if active:
+            active["stop"].set()
+            await asyncio.gather(active["task"], return_exceptions=True)
         await bus.close()
 
 

@@ -106,13 +106,13 @@ async def test_a_crashed_workers_cameras_move_within_ttl_plus_a_round(bus: Bus) 
 
 async def test_a_lease_left_by_a_dead_worker_is_taken_over_before_it_lapses(bus: Bus) -> None:
     # "ghost" died after renewing: its heartbeat is gone but its lease would last another minute.
-    await bus.redis.set(f"{bus.prefix}:lease:cam-00", "ghost", px=60_000)
+    await bus.redis.set(f"{bus.prefix}:cameras:lease:cam-00", "ghost", px=60_000)
     k = keeper(bus, "a", items=["cam-00"])
     change = await k.tick()
     assert change.acquired == {"cam-00"} and k.stats.taken_over == 1
-    assert await bus.redis.get(f"{bus.prefix}:lease:cam-00") == "a"
+    assert await bus.redis.get(f"{bus.prefix}:cameras:lease:cam-00") == "a"
     await k.leave()
-    assert await bus.redis.get(f"{bus.prefix}:lease:cam-00") is None
+    assert await bus.redis.get(f"{bus.prefix}:cameras:lease:cam-00") is None
 
 
 async def test_a_clean_leave_hands_cameras_over_at_the_next_round(bus: Bus) -> None:

@@ -1,9 +1,11 @@
-"""Several processes on loopback: two camera workers, a wall server and a case worker sharing one real Redis.
+"""Several processes on loopback: camera workers, two wall servers, a case worker and two MQTT bridges sharing one
+real Redis and a real Mosquitto.
 
-Twelve cameras (three per demo scene, from the real RTSP server) are split 6/6 by leases; a browser-side live
-socket opened on the wall server is proxied to whichever worker holds the camera; a worker killed with SIGKILL loses
-its cameras to the other within the lease TTL plus a round; a new worker takes a fair share; every alarm raised
-ends in exactly one case (count in = count out).
+Twelve cameras (three per demo scene, from the real RTSP server) are split 6/6 by leases; one login serves both
+wall servers; a live socket opened on either wall server is proxied to whichever worker holds the camera; a worker
+killed with SIGKILL loses its cameras to the other within the lease TTL plus a round; a new worker takes a fair
+share; a Redis restart is survived by every role; every alarm raised ends in exactly one case and on MQTT (two
+bridges, one active); a logout on one wall server ends the session on the other.
 """
 
 from __future__ import annotations
@@ -21,9 +23,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 import yaml
 
+from broker.embedded import EmbeddedRedis
 from cases.store import CaseStore
+from tests.test_broker_mqtt import Subscriber
 from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +42,7 @@ TOKEN = "cluster-test-token"
 pytestmark = pytest.mark.timeout(240)
 
 
-def _config(tmp: Path, redis_url: str, demo_rtsp, prefix: str) -> Path:
+def _config(tmp: Path, redis_url: str, mqtt_url: str, demo_rtsp, prefix: str) -> Path:
     demo = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text(encoding="utf-8"))
     by_id = {c["id"]: c for c in demo["cameras"]}
     cameras = []
@@ -47,7 +54,7 @@ def _config(tmp: Path, redis_url: str, demo_rtsp, prefix: str) -> Path:
     data = {
         "site_name": demo["site_name"],
         "timezone": demo["timezone"],
-        "brokers": {"redis_url": redis_url, "topic_prefix": prefix},
+        "brokers": {"redis_url": redis_url, "mqtt_url": mqtt_url, "topic_prefix": prefix},
         "storage": {"data_dir": str(tmp / "var")},
         "cluster": {"token": TOKEN, "lease_ttl_s": TTL, "lease_interval_s": 0.5},
         "users": demo["users"],
@@ -86,9 +93,12 @@ class Proc:
 
 
 @pytest.fixture
-def cluster(tmp_path, redis_url, demo_rtsp):
+def cluster(tmp_path, mqtt_url, demo_rtsp):
+    # A private, persistent redis-server: this test restarts it.
+    redis = EmbeddedRedis(tmp_path / "redis", persistent=True)
+    redis_url = redis.start()
     prefix = f"c{uuid.uuid4().hex[:10]}"
-    config = _config(tmp_path, redis_url, demo_rtsp, prefix)
+    config = _config(tmp_path, redis_url, mqtt_url, demo_rtsp, prefix)
     procs: list[Proc] = []
 
     def start(*args: str) -> Proc:
@@ -96,13 +106,15 @@ def cluster(tmp_path, redis_url, demo_rtsp):
         procs.append(proc)
         return proc
 
-    yield {"start": start, "prefix": prefix, "config": config, "tmp": tmp_path}
+    yield {"start": start, "prefix": prefix, "config": config, "tmp": tmp_path, "redis": redis,
+           "redis_url": redis_url, "mqtt_url": mqtt_url}
     for proc in procs:
         proc.stop()
+    redis.stop()
 
 
 async def _holders(client: aioredis.Redis, prefix: str) -> dict[str, str]:
-    keys = [k async for k in client.scan_iter(match=f"{prefix}:lease:*")]
+    keys = [k async for k in client.scan_iter(match=f"{prefix}:cameras:lease:*")]
     values = await client.mget(keys) if keys else []
     return {k.rsplit(":", 1)[1]: v for k, v in zip(keys, values) if v}
 
@@ -119,17 +131,29 @@ async def _live_fragment(session: aiohttp.ClientSession, url: str, camera: str) 
         return head["mime"], len(frag.data)
 
 
-async def test_workers_share_cameras_fail_over_and_every_alarm_becomes_one_case(cluster, redis_url):
+async def _login(session: aiohttp.ClientSession, url: str) -> None:
+    resp = await session.post(f"{url}/api/login", json={"username": "admin", "password": "citywall"})
+    assert resp.status == 200, await resp.text()
+
+
+async def test_a_cluster_shares_cameras_fails_over_survives_redis_and_files_every_alarm_once(cluster):
     start, prefix = cluster["start"], cluster["prefix"]
     w1 = start("worker", "--name", "w1")
     w2 = start("worker", "--name", "w2")
     assert "joined" in w1.first_line() and "joined" in w2.first_line()
-    wall = start("wall", "--port", "0")
-    url = re.search(r"(http://\S+)/wall", wall.first_line()).group(1)
+    walls = [start("wall", "--port", "0") for _ in range(2)]
+    url_a, url_b = (re.search(r"(http://\S+)/wall", w.first_line()).group(1) for w in walls)
     cases = start("cases", "--name", "cases-test")
     assert "consuming alarms" in cases.first_line()
+    bridges = [start("bridge", "--name", f"b{i}") for i in (1, 2)]
+    for b in bridges:
+        assert "→" in b.first_line()
+    mqtt_alarms = await asyncio.to_thread(Subscriber, cluster["mqtt_url"], f"{prefix}/alarms/#")
 
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    # The test's own reader rides through the Redis restart below like the roles do.
+    client = aioredis.Redis.from_url(cluster["redis_url"], decode_responses=True,
+                                     retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 20),
+                                     retry_on_error=[RedisConnectionError])
     try:
         async def split(expected: dict[str, int]):
             holders = await _holders(client, prefix)
@@ -137,6 +161,8 @@ async def test_workers_share_cameras_fail_over_and_every_alarm_becomes_one_case(
             return holders if counts == expected and len(holders) == 12 else None
 
         holders = await eventually(lambda: split({"w1": 6, "w2": 6}), timeout=30, what="a 6/6 split")
+        bridge_holder = await client.get(f"{prefix}:bridge:lease:mqtt-bridge")
+        assert bridge_holder in ("b1", "b2")
 
         async def all_online():
             states = await client.hgetall(f"{prefix}:state:cameras")
@@ -145,11 +171,16 @@ async def test_workers_share_cameras_fail_over_and_every_alarm_becomes_one_case(
 
         await eventually(all_online, timeout=40, what="all 12 cameras online")
 
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
-            resp = await session.post(f"{url}/api/login", json={"username": "admin", "password": "citywall"})
-            assert resp.status == 200
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(cookie_jar=jar) as session:
+            # One login serves both wall servers (sessions in Redis).
+            await _login(session, url_a)
+            cookie = next(c for c in jar if c.key == "cw_session").value
+            for url in (url_a, url_b):
+                resp = await session.get(f"{url}/api/me", cookies={"cw_session": cookie})
+                assert resp.status == 200, (url, await resp.text())
             on_w1 = sorted(c for c, w in holders.items() if w == "w1")
-            mime, size = await _live_fragment(session, url, on_w1[0])
+            mime, size = await _live_fragment(session, url_b, on_w1[0])
             assert mime.startswith("video/mp4") and size > 0
 
             # SIGKILL w1: no clean leave, its heartbeat and leases just stop being renewed.
@@ -163,7 +194,7 @@ async def test_workers_share_cameras_fail_over_and_every_alarm_becomes_one_case(
 
             async def served_again():
                 try:
-                    return await _live_fragment(session, url, on_w1[0])
+                    return await _live_fragment(session, url_a, on_w1[0])
                 except (AssertionError, asyncio.TimeoutError, aiohttp.ClientError):
                     return None
 
@@ -173,10 +204,17 @@ async def test_workers_share_cameras_fail_over_and_every_alarm_becomes_one_case(
             assert "joined" in w3.first_line()
             await eventually(lambda: split({"w2": 6, "w3": 6}), timeout=30, what="w3 taking a fair share")
 
-            # Count in = count out: every raised alarm ends in exactly one case.
+            # Redis restarts (persistent): every role reconnects by itself and the cluster settles again.
+            restarted_at = time.time()
+            await asyncio.to_thread(cluster["redis"].restart)
+            await eventually(lambda: split({"w2": 6, "w3": 6}), timeout=30, what="the split after a Redis restart")
+            await eventually(all_online, timeout=40, what="all cameras online after the Redis restart")
+
+            # Count in = count out: every raised alarm ends in exactly one case, and reached MQTT.
             async def raised_alarms():
                 entries = await client.xrange(f"{prefix}:alarms")
-                ids = {json.loads(f["data"])["alarm_id"] for _, f in entries if json.loads(f["data"])["phase"] == "raised"}
+                rows = [json.loads(f["data"]) for _, f in entries]
+                ids = {r["alarm_id"] for r in rows if r["phase"] == "raised"}
                 return ids if len(ids) >= 3 else None
 
             raised = await eventually(raised_alarms, timeout=90, what="three raised alarms")
@@ -190,9 +228,34 @@ async def test_workers_share_cameras_fail_over_and_every_alarm_becomes_one_case(
                 await eventually(all_filed, timeout=20, what="a case for every raised alarm")
             finally:
                 store.close()
+
+            seen_on_mqtt: set[str] = set()
+
+            async def all_on_mqtt():
+                while not mqtt_alarms.messages.empty():
+                    seen_on_mqtt.add(mqtt_alarms.messages.get_nowait()[1]["alarm_id"])
+                return raised <= seen_on_mqtt or None
+
+            try:
+                await eventually(all_on_mqtt, timeout=20, what="every raised alarm on MQTT")
+            except AssertionError:
+                logs = "\n".join(f"--- {b.log.name}\n{b.log.read_text()[-3000:]}" for b in bridges)
+                entries = await client.xrange(f"{prefix}:alarms")
+                rows = [(eid, json.loads(f["data"])) for eid, f in entries]
+                table = "\n".join(f"{eid} {r['camera_id']} {r['phase']} at={r['at'] - restarted_at:+.1f}s "
+                                  f"{'seen' if r['alarm_id'] in seen_on_mqtt else 'MISSING'}" for eid, r in rows)
+                raise AssertionError(f"missing on MQTT:\n{table}\n{logs}")
+
+            # Logout through one wall server ends the session on the other.
+            resp = await session.post(f"{url_b}/api/logout", cookies={"cw_session": cookie},
+                                      headers={"Origin": url_b})
+            assert resp.status == 200
+            resp = await session.get(f"{url_a}/api/me", cookies={"cw_session": cookie})
+            assert resp.status == 401
     finally:
         await client.aclose()
-    for proc in (w2, wall, cases):
+        mqtt_alarms.close()
+    for proc in (w2, w3, *walls, cases, *bridges):
         proc.stop()
         assert proc.popen.returncode == 0, proc.log.read_text()[-2000:]
     assert w1.popen.returncode == -signal.SIGKILL

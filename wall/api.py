@@ -141,8 +141,8 @@ async def login(request: web.Request) -> web.Response:
         return json_error(401, "wrong username or password")
     limiter.success(key)
     sessions = app[state.SESSIONS]
-    sessions.revoke(request.cookies.get(COOKIE))  # a fresh token on every login (no session fixation)
-    session = sessions.create(user, app[state.CLOCK]())
+    await sessions.revoke(request.cookies.get(COOKIE))  # a fresh token on every login (no session fixation)
+    session = await sessions.create(user, app[state.CLOCK]())
     response = web.json_response({"user": session.user_dict(), "expires_at": session.expires_at})
     set_session_cookie(response, session, secure=request.secure)
     log.info("login %s (%s) from %s", session.username, session.role.value, request.remote)
@@ -152,7 +152,7 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     """End the session: forget the token, clear the cookie, close this session's WebSockets."""
     session = require_session(request)
-    request.app[state.SESSIONS].revoke(session.token)
+    await request.app[state.SESSIONS].revoke(session.token)
     request.app[state.HUB].disconnect_session(session.token)
     request.app[state.LIVE_SOCKETS].disconnect_session(session.token)
     response = web.json_response({"ok": True})

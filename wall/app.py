@@ -20,6 +20,7 @@ from wall.auth import Authenticator, LoginLimiter, SessionStore, make_auth_middl
 from wall.errors import error_middleware
 from wall.hub import EventHub
 from wall.live_ws import LiveSockets
+from wall.sessions import LocalSessions, Sessions
 
 if TYPE_CHECKING:
     from broker.bus import Bus
@@ -40,11 +41,14 @@ def create_app(
     evidence_dir: Path,
     clock: Callable[[], float] = time.time,
     metric_providers: Iterable[Provider] = (),
+    sessions: Sessions | None = None,
 ) -> web.Application:
     """Build the wall server for ``settings``; ``live=None`` serves everything except live video.
 
-    ``metric_providers`` add other rooms' figures to ``/metrics`` (see ``wall.metrics``)."""
-    sessions = SessionStore(settings.wall.session_ttl_s)
+    ``metric_providers`` add other rooms' figures to ``/metrics`` (see ``wall.metrics``); ``sessions`` defaults to
+    this server's memory (``wall.sessions.RedisSessions`` shares them between wall servers)."""
+    if sessions is None:
+        sessions = LocalSessions(SessionStore(settings.wall.session_ttl_s))
     app = web.Application(
         middlewares=[error_middleware, make_auth_middleware(sessions, clock), api.bus_unavailable_middleware],
         client_max_size=64 * 1024,

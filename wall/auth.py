@@ -1,9 +1,10 @@
 """Login, sessions and the access rule for every route.
 
 Pure cores (:class:`SessionStore`, :class:`LoginLimiter`) take ``now`` as an argument; the aiohttp adapter is
-the middleware plus cookie helpers. Sessions live in server memory: a random token (``secrets.token_urlsafe``)
-in the HttpOnly, SameSite=Strict cookie ``cw_session`` maps to the user, role and expiry. A restart logs every
-browser out, which the wall page handles by going back to the login page.
+the middleware plus cookie helpers. A random token (``secrets.token_urlsafe``) in the HttpOnly, SameSite=Strict
+cookie ``cw_session`` maps to the user, role and expiry; ``wall.sessions`` keeps that map in server memory (a
+restart logs every browser out, which the wall page handles by going back to the login page) or in Redis, shared
+by several wall servers.
 """
 
 from __future__ import annotations
@@ -238,7 +239,7 @@ def is_public(path: str) -> bool:
     return not any(path == p or path.startswith(p + "/") for p in LOGIN_REQUIRED_PAGES)
 
 
-def make_auth_middleware(sessions: SessionStore, clock: Any) -> Any:
+def make_auth_middleware(sessions: Any, clock: Any) -> Any:
     """The access rule: public paths pass; protected API paths get 401 JSON; protected pages redirect."""
 
     @web.middleware
@@ -246,7 +247,7 @@ def make_auth_middleware(sessions: SessionStore, clock: Any) -> Any:
         upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
         if (request.method not in ("GET", "HEAD", "OPTIONS") or upgrade) and _cross_origin(request):
             return json_error(403, f"cross-origin request from {request.headers.get('Origin')} refused")
-        session = sessions.get(request.cookies.get(COOKIE), clock())
+        session = await sessions.get(request.cookies.get(COOKIE), clock())
         if session is not None:
             request[SESSION] = session
         elif not is_public(request.path):

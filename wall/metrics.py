@@ -104,8 +104,8 @@ def wall_families(app: web.Application) -> list[Family]:
         family("citywall_live_fragments_sent_total", "counter", "fMP4 fragments sent to live viewers",
                live["fragments_sent"]),
         family("citywall_live_bytes_sent_total", "counter", "Bytes of live video sent", live["bytes_sent"]),
-        family("citywall_sessions", "gauge", "Logged-in sessions", len(app[state.SESSIONS])),
-    ]
+    ] + ([family("citywall_sessions", "gauge", "Logged-in sessions", n)]
+         if (n := app[state.SESSIONS].count()) is not None else [])
 
 
 def scrape(families: list[Family], providers: Iterable[Provider]) -> web.Response:

@@ -13,18 +13,19 @@ from config import Settings
 if TYPE_CHECKING:
     from broker.bus import Bus
     from cases.store import CaseStore
-    from wall.auth import Authenticator, LoginLimiter, SessionStore
+    from wall.auth import Authenticator, LoginLimiter
     from wall.hub import EventHub
     from wall.live_protocol import LiveHub
     from wall.live_ws import LiveSockets
     from wall.metrics import Provider
+    from wall.sessions import Sessions
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 BUS: web.AppKey[Bus] = web.AppKey("bus")
 CASES: web.AppKey[CaseStore] = web.AppKey("cases")
 LIVE: web.AppKey[LiveHub | None] = web.AppKey("live")
 EVIDENCE_DIR: web.AppKey[Path] = web.AppKey("evidence_dir")
-SESSIONS: web.AppKey[SessionStore] = web.AppKey("sessions")
+SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")
 LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter")
 HUB: web.AppKey[EventHub] = web.AppKey("hub")
 LIVE_SOCKETS: web.AppKey[LiveSockets] = web.AppKey("live_sockets")
