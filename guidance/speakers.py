@@ -20,30 +20,10 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from config.guidance import SpeakerConfig
 
 AdapterKind = Literal["mqtt", "http", "hall"]
-
-
-class SpeakerConfig(BaseModel):
-    """One speaker in config (``speakers:`` list): where it is and how to reach it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")  # used as an MQTT topic segment
-    name: str = Field(min_length=1)
-    camera_ids: list[str] = Field(default_factory=list)
-    area: str = ""
-    adapter: AdapterKind = "mqtt"
-    url: str | None = None  # the HTTP speaker's control URL (adapter "http")
-    volume: int = Field(default=80, ge=0, le=100)
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, v: str | None) -> str | None:
-        if v is not None and urlsplit(v).scheme not in ("http", "https"):
-            raise ValueError(f"url must be http(s)://, got {v!r}")
-        return v
 
 
 def check_unique_speakers(speakers: Iterable[SpeakerConfig]) -> list[SpeakerConfig]:
@@ -68,11 +48,13 @@ class Speaker:
     adapter: AdapterKind
     url: str | None = None
     volume: int = 80
+    zone: str = ""
+    groups: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, c: SpeakerConfig) -> Speaker:
         """Build from the validated config entry."""
-        return cls(c.id, c.name, tuple(c.camera_ids), c.area, c.adapter, c.url, c.volume)
+        return cls(c.id, c.name, tuple(c.camera_ids), c.area, c.adapter, c.url, c.volume, c.zone, tuple(c.groups))
 
 
 class SpeakerRegistry:
@@ -100,6 +82,10 @@ class SpeakerRegistry:
     def for_camera(self, camera_id: str) -> list[Speaker]:
         """Speakers that cover ``camera_id`` (empty if none)."""
         return [s for s in self._by_id.values() if camera_id in s.camera_ids]
+
+    def in_group(self, group: str) -> list[Speaker]:
+        """Speakers of a group (``groups:`` in config)."""
+        return [s for s in self._by_id.values() if group in s.groups]
 
     def in_area(self, area: str) -> list[Speaker]:
         """Speakers of an area (for a leader's area-wide broadcast)."""
