@@ -163,6 +163,11 @@ def ack_topic(prefix: str, speaker_id: str) -> str:
     return f"{prefix}/speakers/{speaker_id}/ack"
 
 
+def status_topic(prefix: str, speaker_id: str) -> str:
+    """Retained ``{"online": bool, "at": unix_s}`` a speaker publishes on connect (and as its last will, offline)."""
+    return f"{prefix}/speakers/{speaker_id}/status"
+
+
 def parse_mqtt_url(url: str) -> tuple[str, int, str | None, str | None]:
     """(host, port, username, password) of ``mqtt://[user:pass@]host[:port]``; ValueError naming the bad part."""
     parts = urlsplit(url)
@@ -202,6 +207,7 @@ class MqttSpeakerAdapter:
         self._pending: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[dict[str, Any]]]] = {}
         self._subscribed = threading.Event()
         self._connected = False
+        self._status: dict[str, dict[str, Any]] = {}  # speaker id → {"online", "at", "last_ack_at"}
 
     async def start(self) -> None:
         """Connect and subscribe to acks; returns once the subscription is active."""
@@ -225,6 +231,18 @@ class MqttSpeakerAdapter:
     def stats(self) -> dict[str, int]:
         """Counters for metrics."""
         return {"sent": self.sent, "acked": self.acked, "timeouts": self.timeouts, "pending": len(self._pending)}
+
+    def online(self, speaker_id: str) -> bool | None:
+        """What the speaker's retained status says (None: never heard of it, e.g. a speaker without status)."""
+        with self._lock:
+            st = self._status.get(speaker_id)
+        return None if st is None or "online" not in st else bool(st["online"])
+
+    def status(self, speaker_id: str) -> dict[str, Any]:
+        """``{"online": bool|None, "at": when the status came, "last_ack_at": the last ack}`` for the API."""
+        with self._lock:
+            st = dict(self._status.get(speaker_id, {}))
+        return {"online": st.get("online"), "at": st.get("at"), "last_ack_at": st.get("last_ack_at")}
 
     async def play(self, command: PlayCommand) -> Ack:
         """Publish the command (QoS 1) and wait up to ``ack_timeout_s`` for the ack with its ``command_id``."""
@@ -259,7 +277,7 @@ class MqttSpeakerAdapter:
             return
         set_nodelay(client)
         self._connected = True
-        client.subscribe(f"{self.prefix}/speakers/+/ack", qos=1)
+        client.subscribe([(f"{self.prefix}/speakers/+/ack", 1), (f"{self.prefix}/speakers/+/status", 1)])
         self._subscribed.set()  # QoS1 SUBSCRIBE is ordered before our later PUBLISH on the same connection
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
@@ -267,12 +285,27 @@ class MqttSpeakerAdapter:
         self._fail_pending("not connected")
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        parts = msg.topic.split("/")
+        speaker_id, kind = (parts[-2], parts[-1]) if len(parts) >= 3 else ("", "")
+        if kind == "status":
+            try:
+                st = json.loads(msg.payload)
+                online = bool(st["online"])
+            except (ValueError, KeyError, TypeError):
+                return
+            with self._lock:
+                self._status.setdefault(speaker_id, {}).update(online=online, at=time.time())
+            return
         try:
             reply = json.loads(msg.payload)
             command_id = str(reply["command_id"])
         except (ValueError, KeyError, TypeError):
             return  # a speaker's garbage must not kill paho's thread
         with self._lock:
+            st = self._status.setdefault(speaker_id, {})
+            st["last_ack_at"] = time.time()
+            if "online" not in st:
+                st["online"] = True  # it answered, so it is there
             entry = self._pending.get(command_id)
         if entry is not None:
             loop, fut = entry
