@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from config import Settings
-from wall import api, evidence, hub, live_ws, openapi, pages, state
+from wall import api, broadcast_api, evidence, hub, live_ws, openapi, pages, state
 from wall.auth import Authenticator, LoginLimiter, SessionStore, make_auth_middleware
 from wall.errors import error_middleware
 from wall.hub import EventHub
@@ -24,6 +24,7 @@ from wall.live_ws import LiveSockets
 if TYPE_CHECKING:
     from broker.bus import Bus
     from cases.store import CaseStore
+    from guidance.runtime import GuidanceRuntime
     from wall.live_protocol import LiveHub
 
 LOGIN_MAX_FAILURES = 10
@@ -38,6 +39,7 @@ def create_app(
     live: LiveHub | None,
     evidence_dir: Path,
     clock: Callable[[], float] = time.time,
+    guidance: GuidanceRuntime | None = None,
 ) -> web.Application:
     """Build the wall server for ``settings``; ``live=None`` serves everything except live video."""
     sessions = SessionStore(settings.wall.session_ttl_s)
@@ -57,12 +59,14 @@ def create_app(
     app[state.HUB] = EventHub(bus, queue_size=settings.wall.client_queue)
     app[state.LIVE_SOCKETS] = LiveSockets()
     app[state.STARTED_AT] = time.time()
+    app[state.GUIDANCE] = guidance
 
     api.add_routes(app)
     openapi.add_routes(app)
     hub.add_routes(app)
     live_ws.add_routes(app)
     evidence.add_routes(app)
+    broadcast_api.add_routes(app)
     pages.add_routes(app)
 
     app.cleanup_ctx.append(_event_hub)
