@@ -6,7 +6,6 @@ broadcast or a second outcome. The pure core is tested with an injected ``now``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -22,7 +21,7 @@ from config import CONFIG_DIR, Settings, load_settings
 from detectors.alarm import Alarm
 from guidance.clip_server import ClipServer
 from guidance.clips import ClipFormat
-from guidance.loop import STATE_TABLE, ClosedLoopCore, GuidanceLoop, outcome_counts
+from guidance.loop import STATE_TABLE, ClosedLoopCore, outcome_counts
 from guidance.runtime import GuidanceRuntime, build_guidance
 from guidance.simulator import SpeakerSimulator
 from tests.waiting import eventually
