@@ -5,6 +5,10 @@ Order per entry: file (case committed together with its outbox events) → publi
 leaves the entry pending (redelivered to this consumer on restart, filed as a no-op) or the events in the outbox
 (published on restart), so nothing is lost and nothing is filed twice. A malformed entry is logged, counted and
 acked; a store or bus failure propagates so the supervisor restarts the worker with backoff.
+
+Voice guidance (``defer``): a raised alarm that guidance answers first is acked without filing; its
+``guidance_outcomes`` entry (same group) files it with the broadcasts attached (``not_resolved``/``not_broadcast``)
+or files nothing (``resolved_by_guidance``). The outcome carries the whole alarm, so nothing is lost in between.
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from dataclasses import dataclass, field
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cases.events import CaseEvent
-from cases.filing import CaseFiler, FilingError, build_filer
+from cases.filing import CaseFiler, FilingError, FilingResult, build_filer
 from cases.store import CaseStore, StoreError
 from detectors.alarm import Alarm
 
@@ -31,6 +36,8 @@ GROUP = "cases"
 OUTCOMES_STREAM = "guidance_outcomes"
 """Voice guidance's verdicts on raised alarms it answered first (``guidance.records.GuidanceOutcome``)."""
 FILE_OUTCOMES = ("not_resolved", "not_broadcast")
+EARLY_CLEARS = 1000
+"""Cleared alarms remembered because they overtook their guidance outcome (bounded; oldest dropped)."""
 
 
 @dataclass
@@ -65,6 +72,9 @@ class CaseWorker:
         self.batch = batch
         self.defer = defer
         self.stats = WorkerStats()
+        # A deferred alarm's "cleared" can be read before its not_resolved outcome (two streams): it finds no case
+        # yet, so it is kept here and filed right after the outcome files the case.
+        self._early_clears: OrderedDict[str, Alarm] = OrderedDict()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop`` is set: consume, file, publish, ack."""
@@ -98,7 +108,12 @@ class CaseWorker:
             if alarm.phase == "raised" and self.defer is not None and self.defer(alarm.camera_id, alarm.event):
                 self.stats.count("deferred")  # filed when guidance's outcome arrives (or never: resolved)
             else:
-                await self._file(entry_id, alarm)
+                result = await self._file(entry_id, alarm)
+                if (result is not None and result.outcome == "ignored" and alarm.phase == "cleared"
+                        and self.defer is not None and self.defer(alarm.camera_id, alarm.event)):
+                    self._early_clears[alarm.alarm_id] = alarm
+                    while len(self._early_clears) > EARLY_CLEARS:
+                        self._early_clears.popitem(last=False)
         await self.bus.ack(ALARMS_STREAM, self.group, entry_id)
 
     async def handle_outcome(self, entry_id: str, data: dict[str, Any]) -> None:
@@ -117,17 +132,22 @@ class CaseWorker:
                                                      "recheck_after_s": data.get("recheck_after_s"),
                                                      "broadcasts": broadcasts}}
                 await self._file(entry_id, Alarm.from_dict({**alarm.to_dict(), "extra": extra}))
+                early = self._early_clears.pop(alarm.alarm_id, None)
+                if early is not None:
+                    await self._file(entry_id, early)  # the scene cleared after the re-check: video check
             else:
+                self._early_clears.pop(alarm.alarm_id, None)
                 self.stats.count(str(outcome))  # resolved by guidance: no case
         await self.bus.ack(OUTCOMES_STREAM, self.group, entry_id)
 
-    async def _file(self, entry_id: str, alarm: Alarm) -> None:
-        """File one alarm in a thread and publish what it produced (a store failure propagates)."""
+    async def _file(self, entry_id: str, alarm: Alarm) -> FilingResult | None:
+        """File one alarm in a thread and publish what it produced (a store failure propagates); None if refused."""
         try:
             result = await asyncio.to_thread(self.filer.file, alarm)
         except FilingError as exc:
             self.stats.rejected += 1
             log.warning("alarms entry %s not filed: %s", entry_id, exc)
+            return None
         except (sqlite3.Error, OSError, StoreError):
             raise  # the store is at fault, not the entry: leave it pending and let the supervisor restart us
         except Exception:
@@ -135,12 +155,14 @@ class CaseWorker:
             # it stays in the stream for a re-run after the fix.
             self.stats.failed += 1
             log.exception("alarms entry %s failed to file and is skipped", entry_id)
+            return None
         else:
             self.stats.count(result.outcome)
             if result.case is not None:
                 log.info("alarm %s (%s) → %s %s", alarm.alarm_id, alarm.phase, result.outcome,
                          result.case["case_no"])
             await self.flush_outbox()
+            return result
 
     async def flush_outbox(self) -> int:
         """Publish every pending CaseEvent in commit order; returns how many were published."""
