@@ -127,6 +127,7 @@ class CaseFiler:
         tx.append_timeline(case_id, at=alarm.at, state=state, action=Action.REPORT.value, actor=SYSTEM,
                            note=f"视频智能识别上报：{camera_name} {zone_name or alarm.zone_id} {category.name}"
                                 f"（置信度 {alarm.confidence:.2f}，持续 {alarm.dwell_s:.0f} 秒）")
+        self._guidance(tx, case_id, state.value, alarm)
         notes = {
             Action.ACCEPT: "自动受理",
             Action.REGISTER: f"自动立案：{category.kind} {category.code} {category.name}，{urgency}",
@@ -147,6 +148,7 @@ class CaseFiler:
         self._evidence(tx, case_id, alarm)
         tx.append_timeline(case_id, at=alarm.at, state=current["state"], action="attach", actor=SYSTEM,
                            note=f"同一点位再次报警（{alarm.alarm_id}），并入本案")
+        self._guidance(tx, case_id, current["state"], alarm)
         tx.update_case(case_id, alarm.at)
         return self._announce(tx, case_id, "attached", alarm.at, alarm.alarm_id)
 
@@ -182,6 +184,29 @@ class CaseFiler:
         for path, kind in ((alarm.snapshot, "snapshot"), (alarm.snapshot_clean, "snapshot_clean")):
             if path:
                 tx.add_evidence(case_id, path, kind=kind, alarm_id=alarm.alarm_id, at=alarm.at)
+
+    @staticmethod
+    def _guidance(tx: CaseTx, case_id: str, state: str, alarm: Alarm) -> None:
+        """Voice guidance answered this alarm first and the scene did not clear: each broadcast (what, where, acked
+        or not) and the re-check go on the timeline (``alarm.extra["guidance"]``, set by the case worker)."""
+        g = alarm.extra.get("guidance") if isinstance(alarm.extra, dict) else None
+        if not isinstance(g, dict):
+            return
+        for b in g.get("broadcasts") or []:
+            if not isinstance(b, dict):
+                continue
+            rows = [r for r in b.get("results") or [] if isinstance(r, dict)]
+            acks = "，".join(f"{r.get('speaker_name') or r.get('speaker_id')}"
+                            f"{'已应答' if r.get('acked') else '未应答（' + str(r.get('reason') or r.get('outcome')) + '）'}"
+                            for r in rows) or str(b.get("reason") or "无喇叭")
+            tx.append_timeline(case_id, at=float(b.get("at") or alarm.at), state=state, action="guidance_broadcast",
+                               actor=SYSTEM, note=f"语音引导广播「{b.get('text', '')}」：{acks}"
+                                                  f"（广播 {b.get('broadcast_id', '')}）")
+        decided = g.get("decided_at")
+        why = ("广播未送达任何喇叭，直接立案" if g.get("outcome") == "not_broadcast"
+               else f"广播后 {float(g.get('recheck_after_s') or 0):.0f} 秒复查：现场未恢复，立案")
+        tx.append_timeline(case_id, at=float(decided) if isinstance(decided, (int, float)) else alarm.at, state=state,
+                           action="guidance_recheck", actor=SYSTEM, note=f"语音引导{why}")
 
     @staticmethod
     def _announce(tx: CaseTx, case_id: str, action: str, at: float, note: str) -> FilingResult:

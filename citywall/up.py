@@ -26,6 +26,8 @@ from citywall.metrics import bus_metrics, case_worker_metrics, detection_metrics
 from citywall.supervise import supervise
 from config import Settings, redact_url
 from detectors.worker import DetectionWorker
+from guidance.runtime import GuidanceRuntime, build_guidance
+from guidance.simulator import SpeakerSimulator
 from video_ingest.service import IngestService
 from wall.app import create_app
 
@@ -62,6 +64,27 @@ async def _publish_statuses(ingest: IngestService, bus: Bus) -> None:
     async for status in ingest.status_updates():
         await bus.put_state("cameras", status.camera_id, status.to_dict())
         await bus.publish(status)
+
+
+async def _start_guidance(settings: Settings, bus: Bus, mqtt_url: str,
+                          stack: contextlib.AsyncExitStack) -> tuple[GuidanceRuntime | None, list[str]]:
+    """Build voice guidance (pre-rendering its messages) and, in demo mode, one simulated speaker per MQTT
+    speaker. Returns the runtime and the holder of the clip base URL, filled in once the wall server is bound."""
+    clip_base = ["http://127.0.0.1/clips"]
+    if not settings.guidance.enabled:
+        return None, clip_base
+    runtime = build_guidance(settings, bus, mqtt_url=mqtt_url, clip_url=lambda name: f"{clip_base[0]}/{name}",
+                             consumer=f"guidance-{socket.gethostname()}")
+    await runtime.start()
+    stack.push_async_callback(runtime.close)
+    if settings.demo.enabled:
+        for speaker in runtime.registry:
+            if speaker.adapter == "mqtt":
+                sim = SpeakerSimulator(mqtt_url, speaker.id, settings.brokers.topic_prefix)
+                await asyncio.to_thread(sim.start)
+                stack.callback(sim.stop)
+        log.info("started %d simulated speakers", sum(1 for s in runtime.registry if s.adapter == "mqtt"))
+    return runtime, clip_base
 
 
 async def run_up(settings: Settings, *, host: str, port: int, config_path: Path | None = None) -> None:
@@ -130,7 +153,9 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
         )
         # A stable consumer name per host: after a crash the restarted process replays its own unacked alarms at
         # once instead of waiting for them to be claimed as idle (filing is idempotent by alarm id).
-        case_worker = CaseWorker(store, filer, bus, consumer=f"cases-{socket.gethostname()}")
+        case_worker = CaseWorker(store, filer, bus, consumer=f"cases-{socket.gethostname()}",
+                                 defer=settings.guidance.defers_filing)
+        guidance, clip_base = await _start_guidance(settings, bus, mqtt_url, stack)
         bridge = MqttBridge(bus, mqtt_url, prefix=settings.brokers.topic_prefix)
 
         # Status publishing only relays ingest's updates, so it is simply cancelled at shutdown; the roles below
@@ -158,13 +183,22 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
         providers = [ingest_metrics(ingest), detection_metrics(detection), case_worker_metrics(case_worker),
                      bus_metrics(bus)]
         app = create_app(settings, bus=bus, cases=store, live=ingest.live, evidence_dir=settings.storage.evidence_dir,
-                         metric_providers=providers)
+                         metric_providers=providers, guidance=guidance)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, host, port)
         await site.start()
         bound_port = runner.addresses[0][1] if runner.addresses else port
+        if guidance is not None:
+            # Speakers fetch clips from the wall server (GET /clips/<name>); its port is known only now, so the
+            # loop and the schedule start here.
+            clip_base[0] = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{bound_port}/clips"
+            tasks += [
+                asyncio.create_task(supervise("guidance", lambda: guidance.loop.run(stop), stop), name="guidance"),
+                asyncio.create_task(supervise("guidance-schedule", lambda: guidance.ticker.run(stop), stop),
+                                    name="guidance-schedule"),
+            ]
 
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
         lines = [
@@ -180,6 +214,8 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
             f"  redis:    {redact_url(redis_url)}" + ("  (private)" if settings.brokers.redis_url is None else ""),
             f"  mqtt:     {redact_url(mqtt_url)}" + ("  (private)" if settings.brokers.mqtt_url is None else ""),
             f"  cases:    {redact_url(settings.storage.resolved_cases_url())}",
+            f"  guidance: {len(guidance.registry)} speakers" + (" (simulated)" if settings.demo.enabled else "")
+            if guidance is not None else "  guidance: off",
             "Press Ctrl-C to stop.",
             "",
         ]

@@ -13,7 +13,7 @@ from typing import Any
 
 from config.settings import Settings
 
-SHARED_SECTIONS = ("site_name", "timezone", "detection", "cases")
+SHARED_SECTIONS = ("site_name", "timezone", "detection", "cases", "guidance")
 
 
 def _digest(value: Any) -> str:

@@ -16,6 +16,8 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from config.guidance import GuidanceSettings, guidance_problems
+
 CONFIG_DIR = Path(__file__).resolve().parent
 
 
@@ -235,6 +237,7 @@ class Settings(Strict):
     detection: Detection = Detection()
     cases: Cases = Cases()
     cluster: Cluster = Cluster()
+    guidance: GuidanceSettings = GuidanceSettings()
     users: list[User] = Field(min_length=1)
     cameras: list[Camera] = Field(default_factory=list)
 
@@ -296,6 +299,9 @@ def parse_settings(data: object, source: str = "<config>", base_dir: Path | None
     except ValidationError as exc:
         problems = [(_loc(err["loc"]), err["msg"].removeprefix("Value error, ")) for err in exc.errors()]
         raise ConfigError(source, problems) from None
+    problems = guidance_problems(settings)
+    if problems:
+        raise ConfigError(source, problems)
     if base_dir is not None:
         settings = _resolve_paths(settings, base_dir)
     return settings
@@ -310,7 +316,10 @@ def _resolve_paths(settings: Settings, base_dir: Path) -> Settings:
     cases = settings.cases.model_copy(
         update={k: rel(getattr(settings.cases, k)) for k in ("categories_file", "dispatch_file", "calendar_file", "grid_file")}
     )
-    return settings.model_copy(update={"storage": storage, "demo": demo, "cases": cases})
+    guidance = settings.guidance
+    if guidance.clip_dir is not None:
+        guidance = guidance.model_copy(update={"clip_dir": rel(guidance.clip_dir)})
+    return settings.model_copy(update={"storage": storage, "demo": demo, "cases": cases, "guidance": guidance})
 
 
 def load_settings(path: str | Path) -> Settings:

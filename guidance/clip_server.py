@@ -11,8 +11,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-_NAME = re.compile(r"^[0-9a-f]{8,64}\.(wav|mp3|opus)$")
-_MIME = {"wav": "audio/wav", "mp3": "audio/mpeg", "opus": "audio/ogg; codecs=opus"}
+CLIP_NAME = _NAME = re.compile(r"^[0-9a-f]{8,64}\.(wav|mp3|opus)$")
+CLIP_MIME = _MIME = {"wav": "audio/wav", "mp3": "audio/mpeg", "opus": "audio/ogg; codecs=opus"}
 
 
 def clip_routes(directory: Path, prefix: str = "/clips") -> list[web.RouteDef]:

@@ -11,6 +11,8 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
 from typing import Any, Literal, Protocol
 
 from guidance.clips import Clip, ClipCache, ClipFormat
@@ -19,6 +21,8 @@ from guidance.speakers import Ack, PlayCommand, Speaker, SpeakerAdapter, Speaker
 from guidance.templates import TemplateBook, TemplateError
 
 Outcome = Literal["played", "refused", "failed", "skipped"]
+ClipSource = Callable[[ClipFormat], Clip]
+"""A clip in a given format (an uploaded recording); the text-to-speech path uses the cache instead."""
 
 # Which clip format each adapter kind plays. GB/T 28181 speakers would take ALAW_WAV.
 DEFAULT_FORMATS: dict[str, ClipFormat] = {"mqtt": ClipFormat.MP3, "http": ClipFormat.MP3, "hall": ClipFormat.OPUS}
@@ -82,6 +86,7 @@ class GuidanceService:
         self.repeat = repeat
         self.place_of = place_of
         self.clock = clock
+        self._tz = ZoneInfo(policy.config.timezone)
 
     async def on_alarm(self, alarm: AlarmLike) -> list[BroadcastResult]:
         """Warn at every speaker covering ``alarm.camera_id`` (only for phase "raised"; [] otherwise)."""
@@ -92,16 +97,33 @@ class GuidanceService:
             return []
         now = self.clock()
         try:
-            text = self.templates.render(alarm.event, place=self.place_of(alarm))
+            text = self.alarm_text(alarm, now)
         except TemplateError as exc:
             return [BroadcastResult(s.id, "skipped", str(exc), "", now, alarm.alarm_id) for s in speakers]
         return list(await asyncio.gather(*(
             self._broadcast(s, text, Priority.AUTOMATIC, self.repeat, alarm.alarm_id, "system") for s in speakers)))
 
-    async def manual(self, speaker_id: str, text: str, *, requested_by: str, repeat: int = 1) -> BroadcastResult:
-        """A leader/operator broadcast: pre-empts automatic ones, passes quiet hours and limits. KeyError if unknown."""
+    def alarm_text(self, alarm: AlarmLike, now: float) -> str:
+        """The spoken warning for ``alarm``: its event's template with ``place`` and local ``time`` (TemplateError)."""
+        template = self.templates.templates.get(alarm.event)
+        if template is None:
+            return self.templates.render(alarm.event)  # raises, naming the known events
+        values = {"place": self.place_of(alarm), "time": datetime.fromtimestamp(now, self._tz).strftime("%H:%M")}
+        return template.render({k: v for k, v in values.items() if k in template.variables})
+
+    async def manual(self, speaker_id: str, text: str, *, requested_by: str, repeat: int = 1,
+                     clip: ClipSource | None = None) -> BroadcastResult:
+        """A leader/operator broadcast: pre-empts automatic ones, passes quiet hours and limits. KeyError if unknown.
+
+        ``clip`` plays an uploaded recording instead of speaking ``text`` (which then only describes it)."""
         speaker = self.registry.get(speaker_id)
-        return await self._broadcast(speaker, text, Priority.MANUAL, repeat, None, requested_by)
+        return await self._broadcast(speaker, text, Priority.MANUAL, repeat, None, requested_by, clip)
+
+    async def scheduled(self, speaker_id: str, text: str, *, requested_by: str = "schedule",
+                        repeat: int = 1) -> BroadcastResult:
+        """A timetabled policy message: the lowest priority, refused in quiet hours and while anything plays."""
+        speaker = self.registry.get(speaker_id)
+        return await self._broadcast(speaker, text, Priority.SCHEDULED, repeat, None, requested_by)
 
     async def prerender(self, texts: list[str]) -> list[Clip]:
         """Render ``texts`` in every format the configured adapters use (start-up), so alarms hit the cache."""
@@ -110,7 +132,7 @@ class GuidanceService:
         return await asyncio.to_thread(self.cache.prerender, texts, fmts)
 
     async def _broadcast(self, speaker: Speaker, text: str, priority: Priority, repeat: int, alarm_id: str | None,
-                         requested_by: str) -> BroadcastResult:
+                         requested_by: str, clip_source: ClipSource | None = None) -> BroadcastResult:
         now = self.clock()
 
         def result(outcome: Outcome, reason: str, **kw: Any) -> BroadcastResult:
@@ -120,8 +142,15 @@ class GuidanceService:
         fmt = self.formats.get(speaker.adapter)
         if adapter is None or fmt is None:
             return result("skipped", f"no adapter for kind {speaker.adapter!r}")
+        online = getattr(adapter, "online", None)
+        if callable(online) and online(speaker.id) is False:
+            # Known offline (its last will / status said so): report it rather than wait out the ack timeout.
+            return result("failed", "offline")
         try:
-            clip = await asyncio.to_thread(self.cache.get, text, fmt)
+            if clip_source is not None:
+                clip = await asyncio.to_thread(clip_source, fmt)
+            else:
+                clip = await asyncio.to_thread(self.cache.get, text, fmt)
         except Exception as exc:  # TTS/encode failure must not stop the other speakers
             return result("failed", f"clip: {exc}")
         decision = self.policy.decide(

@@ -4,13 +4,15 @@ It is a real client of the same protocol as ``MqttSpeakerAdapter`` (for the demo
 bench): subscribe ``{prefix}/speakers/{id}/play``, fetch ``clip_url``, decode with PyAV, publish
 ``{"command_id", "ok", "reason", "duration_s", "rms_dbfs"}`` to ``{prefix}/speakers/{id}/ack``. What it "played"
 is kept in ``played`` (bounded) for inspection. It does not wait out the clip's duration before acking: real
-speakers ack when playback starts.
+speakers ack when playback starts. It announces itself on ``{prefix}/speakers/{id}/status`` (retained
+``{"online": true}``; its last will and ``stop()`` publish ``{"online": false}``).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.request
 from collections import deque
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as mqtt
 
 from guidance.clips import AudioInfo, probe_audio
-from guidance.speakers import ack_topic, parse_mqtt_url, play_topic, set_nodelay
+from guidance.speakers import ack_topic, parse_mqtt_url, play_topic, set_nodelay, status_topic
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class SpeakerSimulator:
                                    clean_session=True)
         if user:
             self._client.username_pw_set(user, password)
+        # Last will: if the simulator dies without saying goodbye, the broker marks it offline.
+        self._client.will_set(status_topic(prefix, speaker_id), json.dumps({"online": False}), qos=1, retain=True)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
@@ -60,7 +64,13 @@ class SpeakerSimulator:
             raise ConnectionError(f"simulator {self.speaker_id!r} not subscribed within {timeout_s} s")
 
     def stop(self) -> None:
-        """Disconnect and join paho's thread."""
+        """Say offline (retained), disconnect and join paho's thread."""
+        info = self._client.publish(status_topic(self.prefix, self.speaker_id), json.dumps({"online": False}),
+                                    qos=1, retain=True)
+        try:
+            info.wait_for_publish(2.0)
+        except (RuntimeError, ValueError):
+            pass  # not connected: the last will says it instead
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -70,7 +80,9 @@ class SpeakerSimulator:
         set_nodelay(client)
         client.subscribe(play_topic(self.prefix, self.speaker_id), qos=1)
 
-    def _on_subscribe(self, *args: Any) -> None:
+    def _on_subscribe(self, client: mqtt.Client, *args: Any) -> None:
+        client.publish(status_topic(self.prefix, self.speaker_id), json.dumps({"online": True, "at": time.time()}),
+                       qos=1, retain=True)
         self._ready.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:

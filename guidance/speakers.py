@@ -20,30 +20,10 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from config.guidance import SpeakerConfig
 
 AdapterKind = Literal["mqtt", "http", "hall"]
-
-
-class SpeakerConfig(BaseModel):
-    """One speaker in config (``speakers:`` list): where it is and how to reach it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")  # used as an MQTT topic segment
-    name: str = Field(min_length=1)
-    camera_ids: list[str] = Field(default_factory=list)
-    area: str = ""
-    adapter: AdapterKind = "mqtt"
-    url: str | None = None  # the HTTP speaker's control URL (adapter "http")
-    volume: int = Field(default=80, ge=0, le=100)
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, v: str | None) -> str | None:
-        if v is not None and urlsplit(v).scheme not in ("http", "https"):
-            raise ValueError(f"url must be http(s)://, got {v!r}")
-        return v
 
 
 def check_unique_speakers(speakers: Iterable[SpeakerConfig]) -> list[SpeakerConfig]:
@@ -68,11 +48,13 @@ class Speaker:
     adapter: AdapterKind
     url: str | None = None
     volume: int = 80
+    zone: str = ""
+    groups: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, c: SpeakerConfig) -> Speaker:
         """Build from the validated config entry."""
-        return cls(c.id, c.name, tuple(c.camera_ids), c.area, c.adapter, c.url, c.volume)
+        return cls(c.id, c.name, tuple(c.camera_ids), c.area, c.adapter, c.url, c.volume, c.zone, tuple(c.groups))
 
 
 class SpeakerRegistry:
@@ -100,6 +82,10 @@ class SpeakerRegistry:
     def for_camera(self, camera_id: str) -> list[Speaker]:
         """Speakers that cover ``camera_id`` (empty if none)."""
         return [s for s in self._by_id.values() if camera_id in s.camera_ids]
+
+    def in_group(self, group: str) -> list[Speaker]:
+        """Speakers of a group (``groups:`` in config)."""
+        return [s for s in self._by_id.values() if group in s.groups]
 
     def in_area(self, area: str) -> list[Speaker]:
         """Speakers of an area (for a leader's area-wide broadcast)."""
@@ -177,6 +163,11 @@ def ack_topic(prefix: str, speaker_id: str) -> str:
     return f"{prefix}/speakers/{speaker_id}/ack"
 
 
+def status_topic(prefix: str, speaker_id: str) -> str:
+    """Retained ``{"online": bool, "at": unix_s}`` a speaker publishes on connect (and as its last will, offline)."""
+    return f"{prefix}/speakers/{speaker_id}/status"
+
+
 def parse_mqtt_url(url: str) -> tuple[str, int, str | None, str | None]:
     """(host, port, username, password) of ``mqtt://[user:pass@]host[:port]``; ValueError naming the bad part."""
     parts = urlsplit(url)
@@ -216,6 +207,7 @@ class MqttSpeakerAdapter:
         self._pending: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[dict[str, Any]]]] = {}
         self._subscribed = threading.Event()
         self._connected = False
+        self._status: dict[str, dict[str, Any]] = {}  # speaker id → {"online", "at", "last_ack_at"}
 
     async def start(self) -> None:
         """Connect and subscribe to acks; returns once the subscription is active."""
@@ -239,6 +231,18 @@ class MqttSpeakerAdapter:
     def stats(self) -> dict[str, int]:
         """Counters for metrics."""
         return {"sent": self.sent, "acked": self.acked, "timeouts": self.timeouts, "pending": len(self._pending)}
+
+    def online(self, speaker_id: str) -> bool | None:
+        """What the speaker's retained status says (None: never heard of it, e.g. a speaker without status)."""
+        with self._lock:
+            st = self._status.get(speaker_id)
+        return None if st is None or "online" not in st else bool(st["online"])
+
+    def status(self, speaker_id: str) -> dict[str, Any]:
+        """``{"online": bool|None, "at": when the status came, "last_ack_at": the last ack}`` for the API."""
+        with self._lock:
+            st = dict(self._status.get(speaker_id, {}))
+        return {"online": st.get("online"), "at": st.get("at"), "last_ack_at": st.get("last_ack_at")}
 
     async def play(self, command: PlayCommand) -> Ack:
         """Publish the command (QoS 1) and wait up to ``ack_timeout_s`` for the ack with its ``command_id``."""
@@ -273,7 +277,7 @@ class MqttSpeakerAdapter:
             return
         set_nodelay(client)
         self._connected = True
-        client.subscribe(f"{self.prefix}/speakers/+/ack", qos=1)
+        client.subscribe([(f"{self.prefix}/speakers/+/ack", 1), (f"{self.prefix}/speakers/+/status", 1)])
         self._subscribed.set()  # QoS1 SUBSCRIBE is ordered before our later PUBLISH on the same connection
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
@@ -281,12 +285,27 @@ class MqttSpeakerAdapter:
         self._fail_pending("not connected")
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        parts = msg.topic.split("/")
+        speaker_id, kind = (parts[-2], parts[-1]) if len(parts) >= 3 else ("", "")
+        if kind == "status":
+            try:
+                st = json.loads(msg.payload)
+                online = bool(st["online"])
+            except (ValueError, KeyError, TypeError):
+                return
+            with self._lock:
+                self._status.setdefault(speaker_id, {}).update(online=online, at=time.time())
+            return
         try:
             reply = json.loads(msg.payload)
             command_id = str(reply["command_id"])
         except (ValueError, KeyError, TypeError):
             return  # a speaker's garbage must not kill paho's thread
         with self._lock:
+            st = self._status.setdefault(speaker_id, {})
+            st["last_ack_at"] = time.time()
+            if "online" not in st:
+                st["online"] = True  # it answered, so it is there
             entry = self._pending.get(command_id)
         if entry is not None:
             loop, fut = entry

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from config import Settings
-from wall import api, evidence, hub, live_ws, metrics, openapi, pages, state
+from wall import api, broadcast_api, evidence, hub, live_ws, metrics, openapi, pages, state
 from wall.auth import Authenticator, LoginLimiter, SessionStore, make_auth_middleware
 from wall.errors import error_middleware
 from wall.hub import EventHub
@@ -25,6 +25,7 @@ from wall.sessions import LocalSessions, Sessions
 if TYPE_CHECKING:
     from broker.bus import Bus
     from cases.store import CaseStore
+    from guidance.runtime import GuidanceRuntime
     from wall.live_protocol import LiveHub
     from wall.metrics import Provider
 
@@ -42,6 +43,7 @@ def create_app(
     clock: Callable[[], float] = time.time,
     metric_providers: Iterable[Provider] = (),
     sessions: Sessions | None = None,
+    guidance: GuidanceRuntime | None = None,
 ) -> web.Application:
     """Build the wall server for ``settings``; ``live=None`` serves everything except live video.
 
@@ -66,6 +68,7 @@ def create_app(
     app[state.LIVE_SOCKETS] = LiveSockets()
     app[state.STARTED_AT] = time.time()
     app[state.METRICS] = list(metric_providers)
+    app[state.GUIDANCE] = guidance
 
     api.add_routes(app)
     openapi.add_routes(app)
@@ -73,6 +76,7 @@ def create_app(
     live_ws.add_routes(app)
     evidence.add_routes(app)
     metrics.add_routes(app)
+    broadcast_api.add_routes(app)
     pages.add_routes(app)
 
     app.cleanup_ctx.append(_event_hub)

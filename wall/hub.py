@@ -25,14 +25,14 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from wall import state
 from wall.auth import Session, require_session
-from wall.views import alarm_view, case_event_view, status_view
+from wall.views import alarm_view, broadcast_view, case_event_view, status_view
 
 if TYPE_CHECKING:
     from broker.bus import Bus, Entry
 
 log = logging.getLogger("citywall.wall.hub")
 
-STREAMS = ("alarms", "camera_status", "case_events")
+STREAMS = ("alarms", "camera_status", "case_events", "broadcasts")
 RESUMABLE = ("alarms", "case_events")
 RESUME_PAGE = 500
 SEEN_PER_STREAM = 4096
@@ -63,6 +63,8 @@ def entry_frame(stream: str, entry_id: str, data: dict[str, Any]) -> dict[str, A
         return {"type": "camera_status", "status": status_view(data)}
     if stream == "case_events":
         return {"type": "case", "id": entry_id, "event": case_event_view(data)}
+    if stream == "broadcasts":  # live only (not resumable): a reconnect must not replay old audio in the hall
+        return {"type": "broadcast", "id": entry_id, "broadcast": broadcast_view(data)}
     return None
 
 

@@ -418,6 +418,94 @@ PATHS: dict[str, Any] = {
 }
 
 
+# -- voice guidance (wall/broadcast_api.py) ---------------------------------------------------------------------
+SCHEMAS["Speaker"] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"}, "name": {"type": "string"}, "adapter": {"enum": ["mqtt", "http", "hall"]},
+        "camera_ids": {"type": "array", "items": {"type": "string"}}, "zone": {"type": "string"},
+        "area": {"type": "string"}, "groups": {"type": "array", "items": {"type": "string"}},
+        "volume": {"type": "integer"},
+        "online": {"type": ["boolean", "null"], "description": "retained MQTT status / last ack; null: unknown"},
+        "status_at": {"type": ["number", "null"]}, "last_ack_at": {"type": ["number", "null"]},
+    },
+}
+SCHEMAS["Broadcast"] = {
+    "type": "object",
+    "description": "One broadcast attempt (stream broadcasts), refused ones included",
+    "properties": {
+        "id": {"type": "string", "description": "bus entry id (GET /api/broadcasts only)"},
+        "broadcast_id": {"type": "string"}, "at": {"type": "number"},
+        "source": {"enum": ["alarm", "manual", "schedule"]},
+        "requested_by": {"type": "string", "description": "system, schedule:<id> or the username"},
+        "text": {"type": "string"}, "target": {"type": "string"},
+        "status": {"enum": ["played", "partial", "failed", "refused"]}, "reason": {"type": "string"},
+        "place": {"type": "string"},
+        "results": {"type": "array", "items": {"type": "object", "properties": {
+            "speaker_id": {"type": "string"}, "speaker_name": {"type": "string"},
+            "outcome": {"enum": ["played", "refused", "failed", "skipped"]}, "reason": {"type": "string"},
+            "acked": {"type": "boolean"}, "latency_ms": {"type": ["number", "null"]},
+            "clip_url": {"type": ["string", "null"]}}}},
+        "hall_url": {"type": ["string", "null"],
+                     "description": "/clips/<name>.opus for the hall. GET /clips/{name} (no session: speakers fetch "
+                                    "it too) serves clip files read-only: hex names .wav/.mp3/.opus of the clip "
+                                    "dir only"},
+        "clip_id": {"type": ["string", "null"]}, "alarm_id": {"type": ["string", "null"]},
+        "camera_id": {"type": ["string", "null"]},
+    },
+}
+_GUIDANCE_OFF = _error("voice guidance is not enabled (guidance.enabled)")
+PATHS.update({
+    "/api/speakers": {"get": {
+        "summary": "Loudspeakers with online status, and the speaker groups",
+        "responses": {"200": _json({"type": "object", "properties": {
+            "speakers": {"type": "array", "items": _ref("Speaker")},
+            "groups": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}}},
+            "speakers"), "401": _UNAUTHORIZED, "503": _GUIDANCE_OFF}}},
+    "/api/broadcasts": {
+        "get": {"summary": "The broadcast log, newest first (who, what, where, when, acked or not)",
+                "parameters": [_query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
+                                      "how many")],
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "broadcasts": {"type": "array", "items": _ref("Broadcast")}}}, "the log"),
+                    "400": _error("bad limit"), "401": _UNAUTHORIZED}},
+        "post": {
+            "summary": "Manual broadcast (roles leader, admin): text spoken now, or an uploaded clip; pre-empts "
+                       "automatic and scheduled audio",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["target"], "properties": {
+                    "target": {"type": "string", "description": "speaker id, group:<name> or all"},
+                    "text": {"type": "string", "description": "spoken by TTS; at most guidance.manual.max_text_chars"},
+                    "clip_id": {"type": "string", "description": "an id from POST /api/clips instead of text"},
+                    "repeat": {"type": "integer", "minimum": 1, "maximum": 3, "default": 1}}}}}},
+            "responses": {
+                "200": _json({"type": "object", "properties": {
+                    "broadcast": _ref("Broadcast"),
+                    "not_played": {"type": "array", "items": {"type": "string"},
+                                   "description": "speakers that did not play (offline, no ack, refused)"}}},
+                    "the broadcast as logged"),
+                "400": _error("bad target/text/clip_id/repeat; text over max_text_chars (the limit is named)"),
+                "401": _UNAUTHORIZED, "403": _error("role may not broadcast (needs leader or admin)"),
+                "404": _error("unknown speaker, group or clip"),
+                "429": _error("too many manual broadcasts by this user (Retry-After)"), "503": _GUIDANCE_OFF}}},
+    "/api/guidance/stats": {"get": {
+        "summary": "Closed-loop outcomes: resolved_by_guidance, not_resolved, not_broadcast, pending",
+        "responses": {"200": _json({"type": "object", "properties": {"outcomes": {
+            "type": "object", "additionalProperties": {"type": "integer"}}}}, "counts"),
+            "401": _UNAUTHORIZED, "503": _GUIDANCE_OFF}}},
+    "/api/clips": {"post": {
+        "summary": "Upload a recorded message (roles leader, admin): the raw audio file as the body",
+        "requestBody": {"required": True, "content": {"application/octet-stream": {}, "audio/*": {}}},
+        "responses": {
+            "201": _json({"type": "object", "properties": {
+                "clip_id": {"type": "string"}, "duration_s": {"type": "number"}, "codec": {"type": "string"},
+                "size_bytes": {"type": "integer"}, "url": {"type": "string"}}}, "stored in every clip format"),
+            "400": _error("not an audio file, or longer than guidance.manual.max_upload_s"),
+            "401": _UNAUTHORIZED, "403": _error("role may not upload"),
+            "413": _error("over guidance.manual.max_upload_bytes"), "503": _GUIDANCE_OFF}}},
+})
+
+
 def build_document(site_name: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document."""
     return {

@@ -13,6 +13,7 @@ from config import Settings
 if TYPE_CHECKING:
     from broker.bus import Bus
     from cases.store import CaseStore
+    from guidance.runtime import GuidanceRuntime
     from wall.auth import Authenticator, LoginLimiter
     from wall.hub import EventHub
     from wall.live_protocol import LiveHub
@@ -35,3 +36,5 @@ METRICS: web.AppKey[list[Provider]] = web.AppKey("metrics")
 """Metric providers beyond the wall's own (``wall.metrics``); ``citywall up`` registers the other rooms'."""
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 """Wall-clock time source (``time.time``); sessions and login limits read it."""
+GUIDANCE: web.AppKey[GuidanceRuntime | None] = web.AppKey("guidance")
+"""Voice guidance (speakers, broadcaster, clips); None when ``guidance.enabled`` is false."""

@@ -6,7 +6,7 @@ Shared by the REST routes and the WebSocket hub so both show the same shape.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from config import redact_url
 
@@ -49,4 +49,14 @@ def status_view(status: dict[str, Any]) -> dict[str, Any]:
     view = dict(status)
     if isinstance(view.get("error"), str):
         view["error"] = redact_url(view["error"])
+    return view
+
+
+def broadcast_view(data: dict[str, Any]) -> dict[str, Any]:
+    """A BroadcastRecord dict whose ``hall_url`` is the same-origin path ``/clips/<name>`` the page can play."""
+    view = dict(data)
+    url = data.get("hall_url")
+    if isinstance(url, str) and url:
+        path = urlsplit(url).path
+        view["hall_url"] = path if path.startswith("/clips/") else None
     return view

@@ -7,6 +7,7 @@ import { ApiError, checkSession, getJSON } from "./api.js";
 import { CasePanel } from "./cases.js";
 import { EventSocket } from "./events.js";
 import { clockText, dateText, setTimeZone } from "./format.js";
+import { installHallAudio } from "./hall-audio.js";
 import { VideoGrid, defaultLayout } from "./grid.js";
 
 const STAGE_W = 1920;
@@ -194,6 +195,7 @@ async function start() {
     // Resume from the newest alarm we have (or from the start when there is none) so nothing raised between
     // this GET and the socket opening is lost.
     socket.remember("alarms", list.length ? list[0].id : "0-0");
+    installHallAudio(socket);
     socket.start();
     await refreshCases();
     showBanner("");

@@ -1,0 +1,194 @@
+"""Voice guidance on the wall server: speakers, manual broadcasts, the broadcast log, uploaded clips, clip files.
+
+- ``GET /api/speakers``: every speaker with its online status (retained MQTT status / last ack).
+- ``POST /api/broadcasts``: a leader's (or admin's) manual broadcast — text spoken now or an uploaded clip — to a
+  speaker, ``group:<name>`` or ``all``; pre-empts automatic and scheduled audio. Other roles get 403, too many per
+  user 429, text over the limit 400, an unknown speaker/group/clip 404. Offline speakers are listed in the answer.
+  Every attempt, refused ones included, is logged on the ``broadcasts`` stream.
+- ``GET /api/broadcasts``: that log, newest first.
+- ``GET /api/guidance/stats``: closed-loop outcomes (resolved by guidance / not resolved / not broadcast).
+- ``POST /api/clips``: upload a recording (raw body); decoded to validate it, size and duration limited.
+- ``GET /clips/{name}``: clip files for speakers and the hall; read-only, plain names only, clip dir only.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from config import Role
+from guidance.clip_server import CLIP_MIME, CLIP_NAME
+from wall import state
+from wall.auth import LoginLimiter, require_session
+from wall.errors import BadRequest, json_error
+from wall.views import broadcast_view
+
+if TYPE_CHECKING:
+    from guidance.runtime import GuidanceRuntime
+
+log = logging.getLogger("citywall.wall.broadcast")
+
+BROADCAST_ROLES = (Role.LEADER, Role.ADMIN)
+MAX_LOG = 500
+_TARGET = re.compile(r"^(all|group:[A-Za-z0-9_.-]{1,64}|[A-Za-z0-9_.-]{1,64})$")
+LIMITER: web.AppKey[LoginLimiter] = web.AppKey("broadcast_limiter")
+
+
+def _runtime(request: web.Request) -> GuidanceRuntime:
+    rt = request.app.get(state.GUIDANCE)
+    if rt is None:
+        raise web.HTTPServiceUnavailable(text='{"error": "voice guidance is not enabled (guidance.enabled)"}',
+                                         content_type="application/json")
+    return rt
+
+
+async def speakers(request: web.Request) -> web.Response:
+    """``GET /api/speakers``."""
+    require_session(request)
+    rt = _runtime(request)
+    out = []
+    for s in rt.registry:
+        st = rt.speaker_status(s.id)
+        out.append({"id": s.id, "name": s.name, "adapter": s.adapter, "camera_ids": list(s.camera_ids),
+                    "zone": s.zone, "area": s.area, "groups": list(s.groups), "volume": s.volume,
+                    "online": st["online"], "status_at": st["at"], "last_ack_at": st["last_ack_at"]})
+    return web.json_response({"speakers": out, "groups": rt.settings.guidance.groups()})
+
+
+async def list_broadcasts(request: web.Request) -> web.Response:
+    """``GET /api/broadcasts?limit=N``: the log, newest first."""
+    require_session(request)
+    raw = request.query.get("limit", "100")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LOG:
+        raise BadRequest("limit", f"must be an integer between 1 and {MAX_LOG}, got {raw[:40]!r}")
+    entries = await request.app[state.BUS].history("broadcasts", count=int(raw))
+    return web.json_response({"broadcasts": [{"id": e.id, **broadcast_view(e.data)} for e in entries]})
+
+
+async def stats(request: web.Request) -> web.Response:
+    """``GET /api/guidance/stats``."""
+    from guidance.loop import outcome_counts
+
+    require_session(request)
+    _runtime(request)
+    return web.json_response({"outcomes": await outcome_counts(request.app[state.BUS])})
+
+
+async def post_broadcast(request: web.Request) -> web.Response:
+    """``POST /api/broadcasts`` ``{target, text?, clip_id?, repeat?}``."""
+    session = require_session(request)
+    rt = _runtime(request)
+    limits = rt.settings.guidance.manual
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest("body", "must be a JSON object {target, text or clip_id}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("body", "must be a JSON object {target, text or clip_id}")
+    target, text, clip_id = body.get("target"), body.get("text"), body.get("clip_id")
+    shown_text = text if isinstance(text, str) else (f"[录音 {clip_id}]" if isinstance(clip_id, str) else "")
+    shown_target = target if isinstance(target, str) else ""
+
+    async def refuse(status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:
+        await rt.broadcaster.refused(requested_by=session.username, target=shown_target, text=shown_text,
+                                     reason=reason)
+        log.warning("manual broadcast by %s refused: %s", session.username, reason)
+        return json_error(status, reason, headers=headers)
+
+    if session.role not in BROADCAST_ROLES:
+        return await refuse(403, f"role {session.role.value} may not broadcast; needs "
+                                 f"{', '.join(r.value for r in BROADCAST_ROLES)}")
+    if not isinstance(target, str) or not _TARGET.match(target):
+        return await refuse(400, "target: required, a speaker id, group:<name> or all")
+    if clip_id is None:
+        if not isinstance(text, str) or not text.strip():
+            return await refuse(400, "text: required (or clip_id of an uploaded recording)")
+        if len(text.strip()) > limits.max_text_chars:
+            return await refuse(400, f"text: {len(text.strip())} characters, over the limit of "
+                                     f"max_text_chars={limits.max_text_chars}")
+        text = text.strip()
+    else:
+        if not isinstance(clip_id, str) or not rt.library.valid_id(clip_id):
+            return await refuse(400, "clip_id: must be the 32-hex id POST /api/clips returned")
+        if not rt.library.exists(clip_id):
+            return await refuse(404, f"unknown clip {clip_id!r}")
+        if text is not None and (not isinstance(text, str) or len(text) > limits.max_text_chars):
+            return await refuse(400, f"text: a description of at most max_text_chars={limits.max_text_chars}")
+        text = (text or "").strip() or shown_text
+    repeat = body.get("repeat", 1)
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= 3:
+        return await refuse(400, "repeat: an integer 1..3")
+    try:
+        rt.broadcaster.resolve(target)
+    except KeyError as exc:
+        return await refuse(404, str(exc.args[0]))
+    limiter = request.app[LIMITER]
+    now = request.app[state.CLOCK]()
+    wait = limiter.retry_after(session.username, now)
+    if wait > 0:
+        retry = max(1, math.ceil(wait))
+        return await refuse(429, f"rate limited: at most {limits.per_user_per_minute} manual broadcasts per minute "
+                                 f"per user; try again in {retry} s", {"Retry-After": str(retry)})
+    limiter.failure(session.username, now)  # counts an attempt (the limiter is a sliding window per key)
+    record = await rt.broadcaster.manual(target, text=text, requested_by=session.username, clip_id=clip_id,
+                                         repeat=repeat)
+    offline = [r["speaker_id"] for r in record.results if r["outcome"] != "played"]
+    log.info("manual broadcast by %s to %s: %s", session.username, target, record.status)
+    return web.json_response({"broadcast": broadcast_view(record.to_dict()), "not_played": offline})
+
+
+async def post_clip(request: web.Request) -> web.Response:
+    """``POST /api/clips``: the raw audio file as the body → ``{clip_id, duration_s, ...}`` (201)."""
+    import asyncio
+
+    session = require_session(request)
+    rt = _runtime(request)
+    limits = rt.settings.guidance.manual
+    if session.role not in BROADCAST_ROLES:
+        return json_error(403, f"role {session.role.value} may not upload clips; needs "
+                               f"{', '.join(r.value for r in BROADCAST_ROLES)}")
+    if request.content_length is not None and request.content_length > limits.max_upload_bytes:
+        return json_error(413, f"upload is {request.content_length} bytes, over max_upload_bytes="
+                               f"{limits.max_upload_bytes}")
+    data = bytearray()
+    async for chunk in request.content.iter_chunked(65536):
+        data += chunk
+        if len(data) > limits.max_upload_bytes:
+            return json_error(413, f"upload is over max_upload_bytes={limits.max_upload_bytes}")
+    try:
+        clip_id, info = await asyncio.to_thread(rt.library.save, bytes(data), max_bytes=limits.max_upload_bytes,
+                                                max_duration_s=limits.max_upload_s)
+    except ValueError as exc:
+        raise BadRequest("body", str(exc)) from None
+    log.info("clip %s uploaded by %s (%.1f s, %s)", clip_id, session.username, info.duration_s, info.codec)
+    return web.json_response({"clip_id": clip_id, "duration_s": round(info.duration_s, 2), "codec": info.codec,
+                              "size_bytes": info.size_bytes, "url": f"/clips/{clip_id}.opus"}, status=201)
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the guidance routes (503 answers while guidance is off) and the clip files."""
+    rt = app.get(state.GUIDANCE)
+    limit = rt.settings.guidance.manual.per_user_per_minute if rt is not None else 6
+    app[LIMITER] = LoginLimiter(max_failures=limit, window_s=60.0)
+    app.router.add_get("/api/speakers", speakers)
+    app.router.add_get("/api/broadcasts", list_broadcasts)
+    app.router.add_post("/api/broadcasts", post_broadcast)
+    app.router.add_get("/api/guidance/stats", stats)
+    app.router.add_post("/api/clips", post_clip)
+    app.router.add_get("/clips/{name}", get_clip)
+
+
+async def get_clip(request: web.Request) -> web.StreamResponse:
+    """``GET /clips/{name}``: public (speakers have no session) but read-only, plain hex names of the clip dir only
+    (no sub-paths, no dot files); uploaded clips' names are random, rendered ones are hashes of the text."""
+    rt = request.app.get(state.GUIDANCE)
+    name = request.match_info["name"]
+    if rt is None or not CLIP_NAME.match(name) or not (rt.cache.directory / name).is_file():
+        raise web.HTTPNotFound(text=f"no clip {name!r}")
+    response = web.FileResponse(rt.cache.directory / name)
+    response.content_type = CLIP_MIME[name.rsplit(".", 1)[1]].split(";")[0]
+    return response

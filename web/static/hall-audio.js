@@ -1,0 +1,111 @@
+// The hall speaker: the wall plays every broadcast the street hears (a "broadcast" frame on the event socket,
+// with hall_url = /clips/<name>.opus) and shows a banner "正在广播 Broadcasting: <text> @ <place>" while it plays.
+// A newer broadcast cuts the one playing (as on the street, the latest — usually a leader's — wins). A mute
+// toggle (button, or the M key) silences the hall without hiding the banner; it is remembered per browser.
+// installHallAudio(socket) wraps the socket's onFrame, so wall.js needs one import and one call.
+
+import { el, safePath } from "./dom.js";
+
+const MUTE_KEY = "citywall.hallMuted";
+const BANNER_MIN_MS = 6000; // a banner with no audio (muted, or blocked by the browser) stays this long
+
+const STYLE = `
+.hall-banner { position: fixed; left: 50%; top: 12px; transform: translateX(-50%); z-index: 50; max-width: 86vw;
+  display: flex; align-items: center; gap: 18px; padding: 14px 26px; border-radius: 10px;
+  background: #12305a; border: 3px solid #5aa9ff; color: #fff; box-shadow: 0 8px 30px rgba(0,0,0,.6);
+  font-size: 30px; font-weight: 800; }
+.hall-banner[hidden] { display: none; }
+.hall-banner .label .en { margin-left: 8px; font-size: 20px; font-weight: 600; color: #b9d7ff; }
+.hall-banner .text { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; max-width: 60vw; }
+.hall-banner .place { font-size: 24px; font-weight: 600; color: #b9d7ff; white-space: nowrap; }
+.hall-banner .note { font-size: 20px; font-weight: 600; color: #ffd166; }
+.hall-mute { position: fixed; right: 14px; bottom: 14px; z-index: 50; padding: 10px 18px; border-radius: 8px;
+  font-size: 22px; font-weight: 700; color: #fff; background: #1b2a40; border: 2px solid #44597a; cursor: pointer; }
+.hall-mute[aria-pressed="true"] { background: #5a1620; border-color: #e5484d; }
+`;
+
+/** Plays broadcasts in the hall; ``onBroadcast(record)`` takes a BroadcastRecord as the hub sends it. */
+export class HallAudio {
+  constructor(root = document.body) {
+    const style = document.createElement("style");
+    style.textContent = STYLE;
+    document.head.append(style);
+    this.audio = new Audio();
+    this.audio.preload = "auto";
+    this.muted = localStorage.getItem(MUTE_KEY) === "1";
+    this.audio.muted = this.muted;
+    this.played = 0;
+    this.current = null;
+    this._hideTimer = 0;
+    this.banner = el("div", "hall-banner");
+    this.banner.hidden = true;
+    this.banner.setAttribute("role", "status");
+    this.button = el("button", "hall-mute");
+    this.button.type = "button";
+    this.button.addEventListener("click", () => this.setMuted(!this.muted));
+    document.addEventListener("keydown", (ev) => {
+      if (ev.key !== "m" && ev.key !== "M") return;
+      if (ev.ctrlKey || ev.metaKey || ev.altKey || /^(INPUT|TEXTAREA|SELECT)$/.test(ev.target?.tagName || "")) return;
+      this.setMuted(!this.muted);
+    });
+    this.audio.addEventListener("ended", () => this._scheduleHide(0));
+    root.append(this.banner, this.button);
+    this._renderButton();
+  }
+
+  setMuted(muted) {
+    this.muted = Boolean(muted);
+    this.audio.muted = this.muted;
+    localStorage.setItem(MUTE_KEY, this.muted ? "1" : "0");
+    this._renderButton();
+  }
+
+  onBroadcast(record) {
+    if (!record || (record.status !== "played" && record.status !== "partial")) return;
+    this.current = record;
+    const url = safePath(record.hall_url);
+    const note = el("span", "note");
+    this.banner.replaceChildren(
+      el("span", "label", "正在广播", el("span", "en", "Broadcasting:")),
+      el("span", "text", record.text || ""),
+      el("span", "place", `@ ${record.place || record.target || ""}`),
+      note,
+    );
+    this.banner.hidden = false;
+    this.banner.dataset.broadcastId = record.broadcast_id || "";
+    clearTimeout(this._hideTimer);
+    if (!url) { this._scheduleHide(BANNER_MIN_MS); return; }
+    this.audio.pause();
+    this.audio.src = url; // a newer broadcast replaces the one playing
+    this.played += 1;
+    if (this.muted) note.textContent = "（静音 muted）";
+    this.audio.play().catch(() => {
+      // The browser wants a click before sound (no kiosk autoplay flag): say so, keep the banner up.
+      note.textContent = "（点击页面启用声音 click to enable sound）";
+      this._scheduleHide(BANNER_MIN_MS);
+    });
+    this._scheduleHide(BANNER_MIN_MS * 10); // safety: never stuck if "ended" never comes
+  }
+
+  _scheduleHide(ms) {
+    clearTimeout(this._hideTimer);
+    this._hideTimer = setTimeout(() => { this.banner.hidden = true; }, Math.max(ms, 0) || BANNER_MIN_MS / 3);
+  }
+
+  _renderButton() {
+    this.button.setAttribute("aria-pressed", String(this.muted));
+    this.button.replaceChildren(this.muted ? "🔇 广播静音 Muted (M)" : "🔊 广播声音 Hall audio (M)");
+  }
+}
+
+/** Hook the hall into the wall's event socket: broadcast frames play; every frame still reaches the wall. */
+export function installHallAudio(socket, root = document.body) {
+  const hall = new HallAudio(root);
+  const next = socket.onFrame;
+  socket.onFrame = (msg) => {
+    if (msg && msg.type === "broadcast") hall.onBroadcast(msg.broadcast);
+    next(msg);
+  };
+  window.citywallHall = hall;
+  return hall;
+}
