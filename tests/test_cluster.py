@@ -237,7 +237,7 @@ async def test_a_cluster_shares_cameras_fails_over_survives_redis_and_files_ever
                 return raised <= seen_on_mqtt or None
 
             try:
-                await eventually(all_on_mqtt, timeout=20, what="every raised alarm on MQTT")
+                await eventually(all_on_mqtt, timeout=40, what="every raised alarm on MQTT")
             except AssertionError:
                 logs = "\n".join(f"--- {b.log.name}\n{b.log.read_text()[-3000:]}" for b in bridges)
                 entries = await client.xrange(f"{prefix}:alarms")
