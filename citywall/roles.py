@@ -62,6 +62,11 @@ def require_cluster(settings: Settings, role: str, source: str = "<config>") -> 
     if demo and role == "worker":
         problems.append(("cameras", f"{', '.join(demo)} use demo:// URLs, which only `citywall up` serves; give "
                                     "workers rtsp:// URLs (for example from `python -m demo serve`)"))
+    if settings.guidance.enabled:
+        # The closed loop (broadcast, re-check, then file) needs the guidance loop, TTS and the clip routes in one
+        # place; as separate roles only `citywall up` has them so far, and a case worker would wait forever.
+        problems.append(("guidance.enabled", f"voice guidance runs only under `citywall up` for now; set it false "
+                                             f"to run `citywall {role}`"))
     if problems:
         raise ConfigError(source, problems)
 
