@@ -136,7 +136,8 @@ class CameraWorker:
         self._sockets = LiveSockets()
 
     def internal_app(self) -> web.Application:
-        """``/internal/live/{camera_id}`` for wall servers (cluster token) and ``/metrics``."""
+        """``/internal/live/{camera_id}`` for wall servers (cluster token), ``/metrics`` and ``/health`` (200 once
+        the worker has joined and done a lease round, 503 before)."""
         token = self.settings.cluster.token
 
         async def live(request: web.Request) -> web.StreamResponse:
@@ -148,9 +149,18 @@ class CameraWorker:
             providers = [bus_metrics(self.bus)] + ([lease_metrics(self.keeper)] if self.keeper else [])
             return scrape([], providers)
 
+        async def health(_request: web.Request) -> web.Response:
+            keeper = self.keeper
+            ready = keeper is not None and keeper.stats.rounds > 0 and keeper.stats.fenced == 0 or bool(self.stacks)
+            body = {"worker": self.name, "ready": ready, "cameras": sorted(self.stacks),
+                    "statuses": {cid: s.ingest.status(cid).state for cid, s in self.stacks.items()},
+                    "leases": vars(keeper.stats) if keeper else None}
+            return web.json_response(body, status=200 if ready else 503)
+
         app = web.Application()
         app.router.add_get("/internal/live/{camera_id}", live)
         app.router.add_get("/metrics", metrics)
+        app.router.add_get("/health", health)
         app.on_shutdown.append(lambda _app: self._sockets.shutdown())
         return app
 

@@ -140,7 +140,9 @@ async def test_a_cluster_shares_cameras_fails_over_survives_redis_and_files_ever
     start, prefix = cluster["start"], cluster["prefix"]
     w1 = start("worker", "--name", "w1")
     w2 = start("worker", "--name", "w2")
-    assert "joined" in w1.first_line() and "joined" in w2.first_line()
+    banner = w1.first_line()
+    assert "joined" in banner and "joined" in w2.first_line()
+    w1_live = re.search(r"live video at (http://\S+)", banner).group(1)
     walls = [start("wall", "--port", "0") for _ in range(2)]
     url_a, url_b = (re.search(r"(http://\S+)/wall", w.first_line()).group(1) for w in walls)
     cases = start("cases", "--name", "cases-test")
@@ -161,6 +163,14 @@ async def test_a_cluster_shares_cameras_fails_over_survives_redis_and_files_ever
             return holders if counts == expected and len(holders) == 12 else None
 
         holders = await eventually(lambda: split({"w1": 6, "w2": 6}), timeout=30, what="a 6/6 split")
+        async with aiohttp.ClientSession() as plain:
+            async with plain.get(f"{w1_live}/health") as resp:
+                health = await resp.json()
+                assert resp.status == 200 and len(health["cameras"]) == 6, health
+            async with plain.get(f"{w1_live}/metrics") as resp:
+                assert "citywall_leases_held 6" in await resp.text()
+            async with plain.get(f"{w1_live}/internal/live/{health['cameras'][0]}") as resp:
+                assert resp.status == 401  # the cluster token is required
         bridge_holder = await client.get(f"{prefix}:bridge:lease:mqtt-bridge")
         assert bridge_holder in ("b1", "b2")
 
