@@ -409,8 +409,10 @@ class CaseStore:
 
     def list_cases(self, *, state: str | None = None, camera_id: str | None = None, limit: int = 100,
                    offset: int = 0, now: float | None = None, reported_from: float | None = None,
-                   reported_to: float | None = None) -> tuple[list[dict[str, Any]], int]:
-        """A page of cases, newest reported first, and the total matching the filters."""
+                   reported_to: float | None = None, category: str | None = None,
+                   unit_id: str | None = None) -> tuple[list[dict[str, Any]], int]:
+        """A page of cases, newest reported first, and the total matching the filters (``category`` is a
+        ``kind/code`` ref such as ``事件/0501``)."""
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
         if state is not None:
@@ -421,6 +423,13 @@ class CaseStore:
             if value is not None:
                 where.append(sql)
                 args.append(value)
+        if category is not None:
+            kind, _, code = category.partition("/")
+            where.append("kind = ? AND code = ?")
+            args.extend((kind, code))
+        if unit_id is not None:  # unit_id lives in the JSON data; filter after the indexed ones
+            where.append("data LIKE ?")
+            args.append(f'%"unit_id": {json.dumps(unit_id, ensure_ascii=False)}%')
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         with self._guard() as db:
             total = db.execute(f"SELECT COUNT(*) FROM cases {clause}", args).fetchone()[0]

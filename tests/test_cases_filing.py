@@ -1,5 +1,6 @@
-"""The AI filing policy on the shipped config and demo cameras, on both case-store backends (SQLite, PostgreSQL): filed and dispatched, deadline from the calendar,
-idempotent by alarm id, repeats attach to the open case, cleared alarms are video verification."""
+"""The AI filing policy on the shipped config and demo cameras, on both case-store backends (SQLite, PostgreSQL):
+filed and dispatched, deadline from the calendar, idempotent by alarm id, repeats attach to the open case, cleared
+alarms are video verification."""
 
 from __future__ import annotations
 

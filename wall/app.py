@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from config import Settings
-from wall import api, evidence, hub, live_ws, openapi, pages, state
+from wall import api, case_api, evidence, hub, live_ws, openapi, pages, state
 from wall.auth import Authenticator, LoginLimiter, SessionStore, make_auth_middleware
 from wall.errors import error_middleware
 from wall.hub import EventHub
@@ -59,6 +59,7 @@ def create_app(
     app[state.STARTED_AT] = time.time()
 
     api.add_routes(app)
+    case_api.add_routes(app)
     openapi.add_routes(app)
     hub.add_routes(app)
     live_ws.add_routes(app)

@@ -418,6 +418,62 @@ PATHS: dict[str, Any] = {
 }
 
 
+_CASE_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_CONFLICT = _json(_ref("CaseConflict"), "someone else changed the case first (stale version) or its state does not "
+                  "allow the action: the case as it is now and the actions allowed from its state")
+SCHEMAS["CaseConflict"] = {
+    "type": "object",
+    "required": ["error", "state", "allowed"],
+    "properties": {
+        "error": {"type": "string"},
+        "state": {"type": "string"}, "state_label": {"type": "string"},
+        "version": {"type": ["integer", "null"]},
+        "case": {"oneOf": [_ref("Case"), {"type": "null"}]},
+        "allowed": {"type": "array", "items": {"type": "object", "properties": {
+            "action": {"type": "string"}, "label": {"type": "string"},
+            "roles": {"type": "array", "items": {"type": "string"}}}}},
+    },
+}
+PATHS["/api/cases"]["get"]["parameters"] += [
+    _query("category", {"type": "string", "examples": ["事件/0501"]}, "only this category (kind/code); unknown: 400"),
+    _query("unit_id", {"type": "string"}, "only cases of this responsible unit"),
+]
+PATHS["/api/cases/{id}"]["get"]["summary"] = "One case with evidence URLs and the actions allowed to your role"
+PATHS["/api/cases/{id}/actions"] = {
+    "post": {
+        "summary": "Apply a workflow action (accept, dispatch, start, feedback, verify, close, rework, ...) as you",
+        "description": (
+            "Send the case `version` you saw: if someone else acted first the answer is 409 with the case as it is "
+            "now. Without a version the second of two identical actions still gets 409 (the state moved on). "
+            "`extend` needs `extension` {value, unit}; `dispatch` may name `unit_id`."
+        ),
+        "security": _SESSION,
+        "parameters": [_CASE_ID],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["action"], "additionalProperties": False, "properties": {
+                "action": {"type": "string", "enum": ["accept", "register", "reject", "void", "dispatch", "start",
+                                                      "feedback", "return", "extend", "suspend", "resume", "verify",
+                                                      "close", "rework"]},
+                "version": {"type": "integer", "minimum": 1},
+                "note": {"type": "string", "maxLength": 500},
+                "extension": {"type": "object", "properties": {
+                    "value": {"type": "number"}, "unit": {"type": "string",
+                                                          "enum": ["work_hours", "work_days", "hours"]}}},
+                "unit_id": {"type": "string"},
+            }}}}},
+        "responses": {
+            "200": _json({"type": "object", "properties": {"case": _ref("Case"), "event": {"type": "object"}}},
+                         "the case after the action"),
+            "400": _error("a field is malformed (the error names it)"),
+            "401": _UNAUTHORIZED,
+            "403": _json(_ref("CaseConflict"), "the state allows this action, but not to your role"),
+            "404": _error("unknown case"),
+            "409": _CONFLICT,
+        },
+    },
+}
+
+
 def build_document(site_name: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document."""
     return {

@@ -1,0 +1,174 @@
+"""Case routes of the wall server on a real bus and a real case store (SQLite and PostgreSQL): workflow actions
+through HTTP, two people acting on one case at once (one wins, the other gets 409 with the case as it is now),
+invalid transitions (409 with the allowed ones), role refusals (403), bad fields and unknown categories (400)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+
+from cases.filing import build_filer
+from cases.store import CaseStore
+from config import parse_settings
+from tests.test_wall_api import _HASH, PASSWORD, login, make_alarm, wall_client
+from wall.app import create_app
+
+
+def settings_with_roles(tmp_path):
+    users = [
+        {"username": "admin", "display_name": "管理员", "role": "admin", "password_hash": _HASH},
+        {"username": "duty", "display_name": "值班员", "role": "watch_officer", "password_hash": _HASH},
+        {"username": "duty2", "display_name": "值班员二", "role": "watch_officer", "password_hash": _HASH},
+        {"username": "monitor", "display_name": "监控员", "role": "monitor", "password_hash": _HASH},
+        {"username": "leader", "display_name": "指挥长", "role": "leader", "password_hash": _HASH},
+    ]
+    return parse_settings({
+        "site_name": "测试中心",
+        "storage": {"data_dir": str(tmp_path / "var")},
+        "users": users,
+        "cameras": [
+            {"id": "cam-a", "name": "解放路人行道", "url": "rtsp://127.0.0.1:1/a",
+             "position": {"lon": 120.15, "lat": 30.27, "address": "解放路88号", "street": "湖滨街道"},
+             "zones": [{"id": "pavement", "name": "人行道", "events": ["vending"],
+                        "polygon": [[0, 0.6], [1, 0.6], [1, 1], [0, 1]]}]},
+        ],
+    })
+
+
+@pytest.fixture
+def store(cases_url):
+    s = CaseStore.open(cases_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+async def wall(tmp_path, bus, store) -> AsyncIterator[TestClient]:
+    settings = settings_with_roles(tmp_path)
+    (tmp_path / "evidence").mkdir()
+    app = create_app(settings, bus=bus, cases=store, live=None, evidence_dir=tmp_path / "evidence")
+    async with wall_client(app) as c:
+        yield c
+
+
+@pytest.fixture
+def case_id(tmp_path, store) -> str:
+    filer = build_filer(settings_with_roles(tmp_path), store)
+    return filer.file(make_alarm(1)).case["id"]
+
+
+async def person(client: TestClient, username: str) -> aiohttp.ClientSession:
+    """A second browser: its own cookie jar, logged in as ``username``."""
+    session = aiohttp.ClientSession(base_url=str(client.make_url("/")), cookie_jar=aiohttp.CookieJar(unsafe=True))
+    resp = await session.post("/api/login", json={"username": username, "password": PASSWORD})
+    assert resp.status == 200, await resp.text()
+    return session
+
+
+async def test_detail_lists_the_actions_of_my_role_and_an_action_moves_the_case(wall, case_id):
+    assert (await login(wall, "duty")).status == 200
+    case = await (await wall.get(f"/api/cases/{case_id}")).json()
+    assert case["state"] == "dispatched" and case["version"] == 1
+    assert [a["action"] for a in case["allowed_actions"]] == ["start", "feedback", "return"]
+    resp = await wall.post(f"/api/cases/{case_id}/actions", json={"action": "start", "version": 1, "note": "已签收"})
+    assert resp.status == 200, await resp.text()
+    body = await resp.json()
+    assert body["case"]["state"] == "handling" and body["case"]["version"] == 2
+    assert body["case"]["timeline"][-1]["actor"] == "duty(watch_officer)"
+    assert body["case"]["timeline"][-1]["note"] == "已签收"
+    assert [a["action"] for a in body["case"]["allowed_actions"]] == ["feedback", "return"]
+
+
+async def test_two_people_at_once_one_wins_the_other_gets_409_with_the_current_state(wall, case_id):
+    a, b = await person(wall, "duty"), await person(wall, "duty2")
+    try:
+        # Both saw version 1 and choose different steps at the same moment.
+        ra, rb = await asyncio.gather(
+            a.post(f"/api/cases/{case_id}/actions", json={"action": "feedback", "version": 1}),
+            b.post(f"/api/cases/{case_id}/actions", json={"action": "return", "version": 1}))
+        assert sorted([ra.status, rb.status]) == [200, 409]
+        winner, loser = (ra, rb) if ra.status == 200 else (rb, ra)
+        won = (await winner.json())["case"]
+        lost = await loser.json()
+        assert lost["state"] == won["state"] and lost["version"] == won["version"] == 2
+        assert lost["case"]["timeline"] == won["timeline"]
+        assert "changed by someone else" in lost["error"]
+        # The same step by both without a version: the state moved on, the second is told what is allowed now.
+        ra, rb = await asyncio.gather(
+            a.post(f"/api/cases/{case_id}/actions", json={"action": "verify"}),
+            b.post(f"/api/cases/{case_id}/actions", json={"action": "verify"}))
+        if won["state"] == "handled":
+            assert sorted([ra.status, rb.status]) == [200, 409]
+            lost = await (rb if ra.status == 200 else ra).json()
+            assert lost["state"] == "verifying"
+            assert [x["action"] for x in lost["allowed"]] == ["close", "rework"]
+        else:  # returned: verify is not possible for either
+            assert [ra.status, rb.status] == [409, 409]
+            assert [x["action"] for x in (await ra.json())["allowed"]] == ["dispatch", "void"]
+    finally:
+        await a.close()
+        await b.close()
+    case = await (await (await person(wall, "admin")).get(f"/api/cases/{case_id}")).json()
+    assert len([e for e in case["timeline"] if e["actor"].startswith("duty")]) in (1, 2)
+
+
+async def test_invalid_transition_is_409_naming_the_allowed_and_role_is_403(wall, case_id):
+    assert (await login(wall, "duty")).status == 200
+    resp = await wall.post(f"/api/cases/{case_id}/actions", json={"action": "close"})
+    assert resp.status == 409
+    body = await resp.json()
+    assert body["state"] == "dispatched" and "allowed from dispatched" in body["error"]
+    assert [x["action"] for x in body["allowed"]] == ["start", "feedback", "return", "extend", "suspend"]
+    assert body["case"]["id"] == case_id
+    monitor = await person(wall, "monitor")
+    try:
+        resp = await monitor.post(f"/api/cases/{case_id}/actions", json={"action": "start"})
+        assert resp.status == 403
+        assert "as monitor" in (await resp.json())["error"]
+    finally:
+        await monitor.close()
+    assert (await (await wall.get(f"/api/cases/{case_id}")).json())["version"] == 1  # nothing written
+
+
+async def test_extend_and_bad_fields(wall, case_id):
+    leader = await person(wall, "leader")
+    try:
+        resp = await leader.post(f"/api/cases/{case_id}/actions",
+                                 json={"action": "extend", "extension": {"value": 1, "unit": "work_days"}})
+        assert resp.status == 200, await resp.text()
+        assert "延期 1 工作日" in (await resp.json())["case"]["timeline"][-1]["note"]
+        for body, field in [
+            ({"action": "fly"}, "action"),
+            ({"action": "report"}, "action"),
+            ({"action": "extend", "extension": {"value": -1, "unit": "work_days"}}, "extension"),
+            ({"action": "extend"}, "extension"),
+            ({"action": "extend", "version": "2"}, "version"),
+            ({"action": "extend", "note": "x" * 501}, "note"),
+            ({"action": "extend", "colour": "red"}, "colour"),
+            (["extend"], "body"),
+        ]:
+            resp = await leader.post(f"/api/cases/{case_id}/actions", json=body)
+            assert resp.status == 400, (body, await resp.text())
+            assert (await resp.json())["error"].startswith(f"{field}:"), (body, await resp.text())
+        resp = await leader.post("/api/cases/nope/actions", json={"action": "extend"})
+        assert resp.status == 404
+    finally:
+        await leader.close()
+
+
+async def test_list_filters_by_category_and_unit_and_names_an_unknown_category(wall, case_id):
+    assert (await login(wall, "duty")).status == 200
+    body = await (await wall.get("/api/cases", params={"category": "事件/0501"})).json()
+    assert [c["id"] for c in body["cases"]] == [case_id]
+    unit = body["cases"][0]["unit_id"]
+    assert (await (await wall.get("/api/cases", params={"unit_id": unit})).json())["total"] == 1
+    assert (await (await wall.get("/api/cases", params={"unit_id": "nobody"})).json())["total"] == 0
+    assert (await (await wall.get("/api/cases", params={"category": "事件/0504"})).json())["total"] == 0
+    resp = await wall.get("/api/cases", params={"category": "事件/9999"})
+    assert resp.status == 400
+    error = (await resp.json())["error"]
+    assert error.startswith("category: unknown category '事件/9999'") and "事件/0501" in error

@@ -1,0 +1,181 @@
+"""Case REST routes: list and detail, workflow actions with concurrency control, statistics and exports.
+
+The case store is synchronous, so its calls run in a worker thread. Conflicts are answered with the case as it is
+now: 409 when someone else changed the case first (stale ``version``) or the state does not allow the action (with
+the allowed ones), 403 when the state allows it but not to this role, 400 naming any bad field or category.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from aiohttp import web
+
+from cases.bundle import CaseConfig, load_case_config
+from cases.categories import TimeLimit
+from cases.desk import CaseDesk, CaseNotFound
+from cases.store import VersionConflict
+from cases.workflow import ACTION_LABELS, Action, State, TransitionError, allowed_actions, transitions_from
+from wall import state
+from wall.api import _ID, _STATE, MAX_CASES_PAGE, int_param, str_param
+from wall.auth import require_session
+from wall.errors import BadRequest, json_error
+from wall.views import case_view
+
+CASE_CONFIG: web.AppKey[CaseConfig] = web.AppKey("case_config")
+DESK: web.AppKey[CaseDesk] = web.AppKey("case_desk")
+
+MAX_NOTE = 500
+_CATEGORY = re.compile(r"^(部件|事件)/\d{4}$")
+_PEOPLE_ACTIONS = [a for a in Action if a is not Action.REPORT]
+
+
+def category_param(request: web.Request, config: CaseConfig, name: str = "category") -> str | None:
+    """Optional ``部件/0101``-style category ref; 400 naming it when the catalog has no such category."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    refs = {c.ref for c in config.catalog.categories}
+    if raw not in refs:
+        raise BadRequest(name, f"unknown category {raw[:40]!r}; known: {', '.join(sorted(refs))}")
+    return raw
+
+
+def _actions_for(case: dict[str, Any], role: str) -> list[dict[str, str]]:
+    return [{"action": a.value, "label": ACTION_LABELS[a]} for a in allowed_actions(case["state"], role)]
+
+
+def _allowed_view(st: State) -> list[dict[str, Any]]:
+    return [{"action": t.action.value, "label": t.action.label, "roles": sorted(t.roles)} for t in transitions_from(st)]
+
+
+async def list_cases(request: web.Request) -> web.Response:
+    """A page of cases (newest first) and the total matching the filters."""
+    case_state = str_param(request, "state", _STATE, "a case state (lower-case letters and _)")
+    camera_id = str_param(request, "camera_id", _ID, "a camera id")
+    limit = int_param(request, "limit", default=100, lo=1, hi=MAX_CASES_PAGE)
+    offset = int_param(request, "offset", default=0, lo=0, hi=10_000_000)
+    category = category_param(request, request.app[CASE_CONFIG])
+    unit_id = str_param(request, "unit_id", _ID, "a unit id")
+    store = request.app[state.CASES]
+    try:
+        page, total = await asyncio.to_thread(
+            store.list_cases, state=case_state, camera_id=camera_id, limit=limit, offset=offset, category=category,
+            unit_id=unit_id, now=request.app[state.CLOCK]())
+    except ValueError as exc:  # the store refuses a state it does not know
+        if case_state is not None:
+            raise BadRequest("state", f"unknown case state {case_state!r}") from None
+        raise BadRequest("query", str(exc)) from None
+    return web.json_response({"cases": [case_view(c) for c in page], "total": total, "limit": limit, "offset": offset})
+
+
+def _case_id(request: web.Request) -> str:
+    case_id = request.match_info["id"]
+    if not _ID.fullmatch(case_id):
+        raise BadRequest("id", f"{case_id[:40]!r} is not a case id")
+    return case_id
+
+
+async def get_case(request: web.Request) -> web.Response:
+    """One case with ``evidence_urls`` and ``allowed_actions`` for the caller's role; 404 when unknown."""
+    session = require_session(request)
+    case_id = _case_id(request)
+    case = await asyncio.to_thread(request.app[state.CASES].get_case, case_id, now=request.app[state.CLOCK]())
+    if case is None:
+        return json_error(404, f"unknown case {case_id}")
+    return web.json_response({**case_view(case), "allowed_actions": _actions_for(case, session.role.value)})
+
+
+def _parse_action_body(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise BadRequest("body", "must be a JSON object {action, version?, note?, extension?, unit_id?}")
+    unknown = sorted(set(body) - {"action", "version", "note", "extension", "unit_id"})
+    if unknown:
+        raise BadRequest(unknown[0], "unknown field; allowed: action, version, note, extension, unit_id")
+    action = body.get("action")
+    if not isinstance(action, str) or action not in {a.value for a in _PEOPLE_ACTIONS}:
+        raise BadRequest("action", f"must be one of {', '.join(a.value for a in _PEOPLE_ACTIONS)}, got {action!r}"[:300])
+    out: dict[str, Any] = {"action": action}
+    version = body.get("version")
+    if version is not None:
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise BadRequest("version", f"must be the case version you saw (an integer >= 1), got {version!r}")
+        out["expected_version"] = version
+    note = body.get("note", "")
+    if not isinstance(note, str) or len(note) > MAX_NOTE:
+        raise BadRequest("note", f"must be a string of at most {MAX_NOTE} characters")
+    out["note"] = note.strip()
+    if body.get("extension") is not None:
+        try:
+            out["extension"] = TimeLimit.model_validate(body["extension"])
+        except ValueError as exc:
+            first = getattr(exc, "errors", lambda: [{"msg": str(exc)}])()[0]
+            raise BadRequest("extension", f"must be {{value, unit: work_hours|work_days|hours}}: {first['msg']}") from None
+    unit_id = body.get("unit_id")
+    if unit_id is not None:
+        if not isinstance(unit_id, str) or not _ID.fullmatch(unit_id):
+            raise BadRequest("unit_id", f"must be a unit id, got {unit_id!r}"[:200])
+        out["unit_id"] = unit_id
+    return out
+
+
+async def act_on_case(request: web.Request) -> web.Response:
+    """Apply a workflow action as the logged-in user: 200 with the case after it; 409 (stale version or state)
+    and 403 (role) come with the case as it is now and what is allowed."""
+    session = require_session(request)
+    case_id = _case_id(request)
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest("body", "must be a JSON object {action, version?, note?, extension?, unit_id?}") from None
+    args = _parse_action_body(body)
+    app = request.app
+    desk = app[DESK]
+    role = session.role.value
+    now = app[state.CLOCK]()
+    try:
+        event = await asyncio.to_thread(desk.act, case_id, args.pop("action"), role=role, user=session.username,
+                                        now=now, **args)
+    except CaseNotFound:
+        return json_error(404, f"unknown case {case_id}")
+    except VersionConflict as exc:
+        current = exc.current
+        return web.json_response({
+            "error": f"case {current['case_no']} was changed by someone else (now {current['state_label']}, "
+                     f"version {current['version']}; you saw version {exc.expected}); reload and try again",
+            "state": current["state"], "state_label": current["state_label"], "version": current["version"],
+            "case": {**case_view(current), "allowed_actions": _actions_for(current, role)},
+            "allowed": _allowed_view(State(current["state"])),
+        }, status=409)
+    except TransitionError as exc:
+        current = await asyncio.to_thread(app[state.CASES].get_case, case_id, now=now)
+        by_role = [t for t in exc.allowed if t.action.value == exc.action]
+        status = 403 if by_role else 409
+        return web.json_response({
+            "error": str(exc), "state": exc.state.value, "state_label": exc.state.label,
+            "version": current["version"] if current else None,
+            "case": {**case_view(current), "allowed_actions": _actions_for(current, role)} if current else None,
+            "allowed": _allowed_view(exc.state),
+        }, status=status)
+    except ValueError as exc:  # extension missing for extend, unknown unit, unit_id on a non-dispatch
+        text = str(exc)
+        field = "extension" if "extension" in text else "unit_id"
+        raise BadRequest(field, text) from None
+    case = event.case
+    return web.json_response({"case": {**case_view(case), "allowed_actions": _actions_for(case, role)},
+                              "event": {"action": event.action, "state": event.state, "at": event.at,
+                                        "actor": event.actor, "note": event.note}})
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the case routes; loads the case config files named in the settings (errors name file and key)."""
+    settings = app[state.SETTINGS]
+    files = settings.cases
+    config = load_case_config(files.categories_file, files.dispatch_file, files.calendar_file, files.grid_file)
+    app[CASE_CONFIG] = config
+    app[DESK] = CaseDesk(config, app[state.CASES])
+    app.router.add_get("/api/cases", list_cases)
+    app.router.add_get("/api/cases/{id}", get_case)
+    app.router.add_post("/api/cases/{id}/actions", act_on_case)
