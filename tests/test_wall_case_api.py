@@ -5,15 +5,21 @@ invalid transitions (409 with the allowed ones), role refusals (403), bad fields
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import aiohttp
+import openpyxl
 import pytest
 from aiohttp.test_utils import TestClient
 
+from cases.desk import CaseDesk
 from cases.filing import build_filer
 from cases.store import CaseStore
 from config import parse_settings
+from detectors.alarm import Alarm
 from tests.test_wall_api import _HASH, PASSWORD, login, make_alarm, wall_client
 from wall.app import create_app
 
@@ -172,3 +178,42 @@ async def test_list_filters_by_category_and_unit_and_names_an_unknown_category(w
     assert resp.status == 400
     error = (await resp.json())["error"]
     assert error.startswith("category: unknown category '事件/9999'") and "事件/0501" in error
+
+
+async def test_stats_json_csv_xlsx_through_the_api(tmp_path, bus, store):
+    sh = ZoneInfo("Asia/Shanghai")
+    wed_11 = datetime(2026, 3, 11, 11, 0, tzinfo=sh).timestamp()
+    settings = settings_with_roles(tmp_path)
+    filer = build_filer(settings, store)
+    desk = CaseDesk(filer.config, store)
+    first = filer.file(Alarm(**{**make_alarm(1).to_dict(), "at": wed_11})).case
+    filer.file(Alarm(**{**make_alarm(2).to_dict(), "at": wed_11 + 60, "camera_id": "cam-b", "zone_id": "z"}))
+    for step in ("feedback", "verify", "close"):
+        desk.act(first["id"], step, role="admin", user="admin", now=wed_11 + 600)
+    (tmp_path / "evidence").mkdir()
+    app = create_app(settings, bus=bus, cases=store, live=None, evidence_dir=tmp_path / "evidence",
+                     clock=lambda: wed_11 + 30 * 24 * 3600)
+    async with wall_client(app) as c:
+        assert (await login(c, "leader")).status == 200
+        body = await (await c.get("/api/stats", params={"by": "total", "from": "2026-03-11", "to": "2026-03-11"})).json()
+        assert body["cases"] == 2
+        total = body["total"]
+        assert (total["registered"], total["due"], total["closed"], total["closed_on_time"]) == (2, 2, 1, 1)
+        assert total["close_rate"] == 0.5 and total["handle_rate"] == 0.5
+        none = await (await c.get("/api/stats", params={"from": "2026-03-12", "to": "2026-03-12"})).json()
+        assert none["cases"] == 0 and none["rows"] == []
+        resp = await c.get("/api/stats", params={"by": "category", "from": "2026-03-01", "to": "2026-03-31",
+                                                  "format": "csv"})
+        assert resp.status == 200 and resp.content_type == "text/csv"
+        text = (await resp.read()).decode("utf-8-sig")
+        assert text.splitlines()[0].startswith("案件类别,立案数,应结案数,结案数,按期结案数")
+        resp = await c.get("/api/stats", params={"by": "unit", "from": "2026-03-01", "to": "2026-03-31",
+                                                  "format": "xlsx"})
+        assert resp.status == 200 and "attachment" in resp.headers["Content-Disposition"]
+        ws = openpyxl.load_workbook(io.BytesIO(await resp.read())).active
+        assert ws["A1"].value == "责任单位" and ws["B1"].value == "立案数"
+        for params, field in [({"by": "street"}, "by"), ({"period": "year"}, "period"), ({"from": "2026-13-01"}, "from"),
+                              ({"from": "yesterday"}, "from"), ({"from": "2026-03-02", "to": "2026-03-01"}, "to"),
+                              ({"format": "pdf"}, "format"), ({"category": "事件/9999"}, "category")]:
+            resp = await c.get("/api/stats", params=params)
+            assert resp.status == 400 and (await resp.json())["error"].startswith(f"{field}:"), params

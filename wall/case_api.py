@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import date, datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
 from cases.bundle import CaseConfig, load_case_config
 from cases.categories import TimeLimit
 from cases.desk import CaseDesk, CaseNotFound
+from cases.export import to_csv, to_xlsx
+from cases.stats import DIMENSIONS, PERIODS, compute_stats
 from cases.store import VersionConflict
 from cases.workflow import ACTION_LABELS, Action, State, TransitionError, allowed_actions, transitions_from
 from wall import state
@@ -169,6 +174,76 @@ async def act_on_case(request: web.Request) -> web.Response:
                                         "actor": event.actor, "note": event.note}})
 
 
+MAX_STATS_CASES = 200_000
+STATS_DEFAULT_DAYS = 30
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _date_param(request: web.Request, name: str, default: date, tz: ZoneInfo) -> date:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not _DATE.fullmatch(raw):
+        raise BadRequest(name, f"must be a date YYYY-MM-DD, got {raw[:40]!r}")
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest(name, f"{raw!r} is not a calendar date") from None
+
+
+def _choice(request: web.Request, name: str, options: tuple[str, ...], default: str) -> str:
+    raw = request.query.get(name) or default
+    if raw not in options:
+        raise BadRequest(name, f"must be one of {', '.join(options)}, got {raw[:40]!r}")
+    return raw
+
+
+def _all_cases(store: Any, start: float, end: float, category: str | None, now: float) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    page_size = 500
+    while True:
+        page, total = store.list_cases(reported_from=start, reported_to=end, category=category, limit=page_size,
+                                       offset=len(out), now=now)
+        if total > MAX_STATS_CASES:
+            raise BadRequest("from", f"{total} cases in this period; at most {MAX_STATS_CASES}: narrow the period")
+        out.extend(page)
+        if len(page) < page_size:
+            return out
+
+
+async def stats(request: web.Request) -> web.Response:
+    """Statistics per unit, grid, category or period over cases reported between ``from`` and ``to`` (dates in the
+    site timezone, both inclusive), as JSON, CSV or XLSX."""
+    app = request.app
+    tz = ZoneInfo(app[state.SETTINGS].timezone)
+    now = app[state.CLOCK]()
+    today = datetime.fromtimestamp(now, tz).date()
+    by = _choice(request, "by", DIMENSIONS, "unit")
+    period = _choice(request, "period", PERIODS, "day")
+    fmt = _choice(request, "format", ("json", "csv", "xlsx"), "json")
+    first = _date_param(request, "from", today - timedelta(days=STATS_DEFAULT_DAYS - 1), tz)
+    last = _date_param(request, "to", today, tz)
+    if last < first:
+        raise BadRequest("to", f"{last} is before from ({first})")
+    if (last - first).days > 366 * 3:
+        raise BadRequest("to", "at most three years per request")
+    category = category_param(request, app[CASE_CONFIG])
+    start = datetime.combine(first, dt_time(0), tz).timestamp()
+    end = datetime.combine(last + timedelta(days=1), dt_time(0), tz).timestamp()
+    cases = await asyncio.to_thread(_all_cases, app[state.CASES], start, end, category, now)
+    table = compute_stats(cases, now=now, by=by, period=period, tz=tz)
+    name = f"citywall-stats-{by}-{first:%Y%m%d}-{last:%Y%m%d}"
+    if fmt == "csv":
+        return web.Response(body=to_csv(table), content_type="text/csv", charset="utf-8",
+                            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    if fmt == "xlsx":
+        return web.Response(body=to_xlsx(table), headers={
+            "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+    return web.json_response({**table.to_dict(), "from": first.isoformat(), "to": last.isoformat(),
+                              "category": category, "cases": len(cases)})
+
+
 def add_routes(app: web.Application) -> None:
     """Register the case routes; loads the case config files named in the settings (errors name file and key)."""
     settings = app[state.SETTINGS]
@@ -179,3 +254,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/cases", list_cases)
     app.router.add_get("/api/cases/{id}", get_case)
     app.router.add_post("/api/cases/{id}/actions", act_on_case)
+    app.router.add_get("/api/stats", stats)

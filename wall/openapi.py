@@ -473,6 +473,49 @@ PATHS["/api/cases/{id}/actions"] = {
     },
 }
 
+_STATS_ROW = {"type": "object", "properties": {
+    "key": {"type": "string"}, "label": {"type": "string"},
+    **{k: {"type": "integer", "description": d} for k, d in (
+        ("registered", "立案数"), ("due", "应结案数"), ("closed", "结案数"), ("closed_on_time", "按期结案数"),
+        ("to_handle", "应处置数"), ("handled", "处置数"), ("reworked", "返工数"))},
+    **{k: {"type": ["number", "null"], "description": d} for k, d in (
+        ("close_rate", "结案率 = 结案数/应结案数"), ("on_time_rate", "按期结案率 = 按期结案数/应结案数"),
+        ("handle_rate", "处置率 = 处置数/应处置数"), ("rework_rate", "返工率 = 返工数/处置数"))},
+}}
+SCHEMAS["StatsRow"] = _STATS_ROW
+PATHS["/api/stats"] = {
+    "get": {
+        "summary": "Case statistics per unit, grid, category or period (JSON, CSV or XLSX)",
+        "description": "Over cases reported from `from` to `to` (dates in the site timezone, inclusive; default the "
+                       "last 30 days). Definitions in cases/stats.py. CSV is UTF-8 with a BOM; both exports have "
+                       "Chinese headers (责任单位, 立案数, 应结案数, 结案数, 按期结案数, 应处置数, 处置数, 返工数, "
+                       "结案率, 按期结案率, 处置率, 返工率) and a 合计 row.",
+        "security": _SESSION,
+        "parameters": [
+            _query("by", {"type": "string", "enum": ["unit", "grid", "category", "period", "total"],
+                          "default": "unit"}, "grouping"),
+            _query("period", {"type": "string", "enum": ["day", "week", "month"], "default": "day"},
+                   "bucket size when by=period"),
+            _query("from", {"type": "string", "format": "date"}, "first day (inclusive)"),
+            _query("to", {"type": "string", "format": "date"}, "last day (inclusive)"),
+            _query("category", {"type": "string"}, "only this category (kind/code); unknown: 400"),
+            _query("format", {"type": "string", "enum": ["json", "csv", "xlsx"], "default": "json"}, "output"),
+        ],
+        "responses": {
+            "200": {"description": "the statistics", "content": {
+                "application/json": {"schema": {"type": "object", "properties": {
+                    "by": {"type": "string"}, "rows": {"type": "array", "items": _ref("StatsRow")},
+                    "total": _ref("StatsRow"), "from": {"type": "string"}, "to": {"type": "string"},
+                    "cases": {"type": "integer"}}}},
+                "text/csv": {},
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {},
+            }},
+            "400": _error("a parameter is malformed (the error names it)"),
+            "401": _UNAUTHORIZED,
+        },
+    },
+}
+
 
 def build_document(site_name: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document."""
