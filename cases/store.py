@@ -452,6 +452,73 @@ class CaseStore:
             tx._c.executemany("UPDATE outbox SET published_at = ? WHERE seq = ?",
                               [(at if at is not None else time.time(), s) for s in seqs])
 
+    # -- outbound webhooks: one delivery row per (target, outbox event), made from the outbox by a cursor ----
+    def webhook_expand(self, target: str, wanted: frozenset[str] | None, at: float, limit: int = 500) -> int:
+        """Create deliveries for ``target`` of the outbox events written since its cursor (only actions in
+        ``wanted`` when given); a target seen for the first time starts at the current end of the outbox."""
+        with self.transaction() as tx:
+            c = tx._c
+            row = c.execute("SELECT last_seq FROM webhook_cursors WHERE target = ?", (target,)).fetchone()
+            if row is None:
+                end = c.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0]
+                c.execute("INSERT INTO webhook_cursors (target, last_seq) VALUES (?, ?)", (target, end))
+                return 0
+            rows = c.execute("SELECT seq, case_id, event FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                             (row[0], limit)).fetchall()
+            made = 0
+            for seq, case_id, event in rows:
+                if wanted is None or json.loads(event).get("action") in wanted:
+                    c.execute("INSERT INTO webhook_deliveries (target, outbox_seq, case_id, idempotency_key, next_at) "
+                              "VALUES (?, ?, ?, ?, ?) ON CONFLICT (target, outbox_seq) DO NOTHING",
+                              (target, seq, case_id, f"citywall-{case_id}-{seq}", at))
+                    made += 1
+            if rows:
+                c.execute("UPDATE webhook_cursors SET last_seq = ? WHERE target = ?", (rows[-1][0], target))
+            return made
+
+    def webhook_queue(self, target: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Undelivered deliveries of ``target`` in event order, each with its event."""
+        with self._guard() as db:
+            rows = db.execute(
+                "SELECT d.id, d.outbox_seq, d.case_id, d.idempotency_key, d.attempts, d.next_at, d.last_error, o.event "
+                "FROM webhook_deliveries d JOIN outbox o ON o.seq = d.outbox_seq "
+                "WHERE d.target = ? AND d.delivered_at IS NULL ORDER BY d.outbox_seq LIMIT ?", (target, limit)).fetchall()
+        return [{"id": r[0], "seq": r[1], "case_id": r[2], "key": r[3], "attempts": r[4], "next_at": r[5],
+                 "last_error": r[6], "event": json.loads(r[7])} for r in rows]
+
+    def webhook_result(self, delivery_id: int, *, at: float, ok: bool, error: str = "",
+                       next_at: float | None = None) -> None:
+        """Record one attempt: delivered, or failed with ``error`` and retried at ``next_at``."""
+        with self.transaction() as tx:
+            if ok:
+                tx._c.execute("UPDATE webhook_deliveries SET attempts = attempts + 1, delivered_at = ?, last_error = '' "
+                              "WHERE id = ?", (at, delivery_id))
+            else:
+                tx._c.execute("UPDATE webhook_deliveries SET attempts = attempts + 1, last_error = ?, next_at = ? "
+                              "WHERE id = ?", (error[:500], next_at if next_at is not None else at, delivery_id))
+
+    def webhook_status(self, limit: int = 100) -> dict[str, Any]:
+        """Per target: pending and delivered counts, the oldest pending event; and the oldest pending deliveries."""
+        with self._guard() as db:
+            per = db.execute(
+                "SELECT target, SUM(CASE WHEN delivered_at IS NULL THEN 1 ELSE 0 END), "
+                "SUM(CASE WHEN delivered_at IS NULL THEN 0 ELSE 1 END), "
+                "MIN(CASE WHEN delivered_at IS NULL THEN outbox_seq END) FROM webhook_deliveries GROUP BY target "
+                "ORDER BY target").fetchall()
+            pending = db.execute(
+                "SELECT d.target, d.case_id, d.outbox_seq, d.idempotency_key, d.attempts, d.next_at, d.last_error, "
+                "o.created_at, o.event FROM webhook_deliveries d JOIN outbox o ON o.seq = d.outbox_seq "
+                "WHERE d.delivered_at IS NULL ORDER BY d.outbox_seq, d.target LIMIT ?", (limit,)).fetchall()
+        targets = {t: {"pending": int(p or 0), "delivered": int(d or 0), "oldest_pending_seq": o}
+                   for t, p, d, o in per}
+        items = []
+        for target, case_id, seq, key, attempts, next_at, error, created, event in pending:
+            ev = json.loads(event)
+            items.append({"target": target, "case_id": case_id, "case_no": ev.get("case_no"), "action": ev.get("action"),
+                          "seq": seq, "idempotency_key": key, "attempts": attempts, "next_at": next_at,
+                          "last_error": error, "created_at": created})
+        return {"targets": targets, "pending": items}
+
     def close(self) -> None:
         with self._lock:
             if not self._closed:

@@ -21,6 +21,7 @@ from broker.bus import Bus
 from broker.embedded import EmbeddedMosquitto, EmbeddedRedis
 from broker.mqtt_bridge import MqttBridge
 from cases.store import CaseStore
+from cases.webhooks import WebhookSender
 from cases.worker import CaseWorker, build_filer
 from citywall.supervise import supervise
 from config import Settings, redact_url
@@ -131,6 +132,7 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
         # once instead of waiting for them to be claimed as idle (filing is idempotent by alarm id).
         case_worker = CaseWorker(store, filer, bus, consumer=f"cases-{socket.gethostname()}")
         bridge = MqttBridge(bus, mqtt_url, prefix=settings.brokers.topic_prefix)
+        webhooks = WebhookSender(store, settings.webhooks)  # returns at once when no targets are configured
 
         # Status publishing only relays ingest's updates, so it is simply cancelled at shutdown; the roles below
         # are asked to stop and finish their current step.
@@ -140,6 +142,7 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
             asyncio.create_task(supervise("detection", lambda: detection.run(bus.publish, stop), stop), name="detection"),
             asyncio.create_task(supervise("cases", lambda: case_worker.run(stop), stop), name="cases"),
             asyncio.create_task(supervise("mqtt-bridge", lambda: bridge.run(stop), stop), name="mqtt-bridge"),
+            asyncio.create_task(supervise("webhooks", lambda: webhooks.run(stop), stop), name="webhooks"),
         ]
 
         async def _cancel_tasks() -> None:

@@ -17,8 +17,10 @@ from aiohttp.test_utils import TestClient
 
 from cases.desk import CaseDesk
 from cases.filing import build_filer
+from cases.webhooks import WebhookSender
 from cases.store import CaseStore
 from config import parse_settings
+from config.settings import Webhooks
 from detectors.alarm import Alarm
 from tests.test_wall_api import _HASH, PASSWORD, login, make_alarm, wall_client
 from wall.app import create_app
@@ -217,3 +219,23 @@ async def test_stats_json_csv_xlsx_through_the_api(tmp_path, bus, store):
                               ({"format": "pdf"}, "format"), ({"category": "事件/9999"}, "category")]:
             resp = await c.get("/api/stats", params=params)
             assert resp.status == 400 and (await resp.json())["error"].startswith(f"{field}:"), params
+
+
+async def test_webhooks_endpoint_shows_a_down_target_as_pending(tmp_path, bus, store):
+    settings = settings_with_roles(tmp_path).model_copy(update={"webhooks": Webhooks.model_validate(
+        {"targets": [{"name": "city", "url": "http://user:pw@127.0.0.1:9/hook"}], "backoff_s": 60})})
+    sender = WebhookSender(store, settings.webhooks)
+    async with aiohttp.ClientSession() as http:
+        await sender.step(http)  # the target's cursor starts here
+        build_filer(settings, store).file(make_alarm(1))
+        await sender.step(http)  # port 9 (discard) is closed on loopback: refused
+    (tmp_path / "evidence").mkdir()
+    app = create_app(settings, bus=bus, cases=store, live=None, evidence_dir=tmp_path / "evidence")
+    async with wall_client(app) as c:
+        assert (await login(c, "admin")).status == 200
+        body = await (await c.get("/api/webhooks")).json()
+        assert body["targets"] == [{"name": "city", "url": "http://user:***@127.0.0.1:9/hook", "events": [],
+                                    "pending": 1, "delivered": 0, "oldest_pending_seq": body["pending"][0]["seq"]}]
+        assert body["pending"][0]["action"] == "filed" and body["pending"][0]["attempts"] == 1
+        assert body["pending"][0]["last_error"]
+        assert (await c.get("/api/webhooks?limit=0")).status == 400

@@ -23,6 +23,7 @@ from cases.export import to_csv, to_xlsx
 from cases.stats import DIMENSIONS, PERIODS, compute_stats
 from cases.store import VersionConflict
 from cases.workflow import ACTION_LABELS, Action, State, TransitionError, allowed_actions, transitions_from
+from config import redact_url
 from wall import state
 from wall.api import _ID, _STATE, MAX_CASES_PAGE, int_param, str_param
 from wall.auth import require_session
@@ -244,6 +245,19 @@ async def stats(request: web.Request) -> web.Response:
                               "category": category, "cases": len(cases)})
 
 
+async def webhooks(request: web.Request) -> web.Response:
+    """Configured webhook targets (URLs redacted) with pending/delivered counts, and the oldest pending deliveries:
+    a target that is down shows here until it has caught up."""
+    app = request.app
+    limit = int_param(request, "limit", default=100, lo=1, hi=1000)
+    status = await asyncio.to_thread(app[state.CASES].webhook_status, limit)
+    targets = []
+    for t in app[state.SETTINGS].webhooks.targets:
+        counts = status["targets"].get(t.name, {"pending": 0, "delivered": 0, "oldest_pending_seq": None})
+        targets.append({"name": t.name, "url": redact_url(t.url), "events": t.events, **counts})
+    return web.json_response({"targets": targets, "pending": status["pending"]})
+
+
 def add_routes(app: web.Application) -> None:
     """Register the case routes; loads the case config files named in the settings (errors name file and key)."""
     settings = app[state.SETTINGS]
@@ -255,3 +269,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/cases/{id}", get_case)
     app.router.add_post("/api/cases/{id}/actions", act_on_case)
     app.router.add_get("/api/stats", stats)
+    app.router.add_get("/api/webhooks", webhooks)

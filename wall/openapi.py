@@ -516,6 +516,31 @@ PATHS["/api/stats"] = {
     },
 }
 
+PATHS["/api/webhooks"] = {
+    "get": {
+        "summary": "Outbound webhook targets with pending/delivered counts, and the oldest pending deliveries",
+        "description": "Each case event is POSTed to every target with an Idempotency-Key header, retried with "
+                       "exponential backoff until delivered, in order per target.",
+        "security": _SESSION,
+        "parameters": [_query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                              "pending deliveries to list")],
+        "responses": {
+            "200": _json({"type": "object", "properties": {
+                "targets": {"type": "array", "items": {"type": "object", "properties": {
+                    "name": {"type": "string"}, "url": {"type": "string"}, "pending": {"type": "integer"},
+                    "delivered": {"type": "integer"}, "oldest_pending_seq": {"type": ["integer", "null"]}}}},
+                "pending": {"type": "array", "items": {"type": "object", "properties": {
+                    "target": {"type": "string"}, "case_id": {"type": "string"}, "case_no": {"type": "string"},
+                    "action": {"type": "string"}, "idempotency_key": {"type": "string"},
+                    "attempts": {"type": "integer"}, "next_at": {"type": "number"},
+                    "last_error": {"type": "string"}}}},
+            }}, "webhook delivery status"),
+            "400": _error("limit out of range"),
+            "401": _UNAUTHORIZED,
+        },
+    },
+}
+
 
 def build_document(site_name: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document."""
