@@ -452,6 +452,57 @@ class CaseStore:
             tx._c.executemany("UPDATE outbox SET published_at = ? WHERE seq = ?",
                               [(at if at is not None else time.time(), s) for s in seqs])
 
+    # -- review queue: claims with a lease (two reviewers never hold the same item) and decisions ------------
+    def review_claim(self, reviewer: str, candidates: list[str], *, now: float, lease_s: float) -> str | None:
+        """Claim the first of ``candidates`` that is undecided and not held by someone else (an expired lease is
+        free again) for ``lease_s``; ``reviewer``'s other claims are released. None when nothing is free."""
+        with self.transaction() as tx:
+            c = tx._c
+            c.execute("DELETE FROM review_claims WHERE until_at <= ?", (now,))
+            for item in candidates:
+                if c.execute("SELECT 1 FROM review_decisions WHERE item_id = ?", (item,)).fetchone():
+                    continue
+                holder = c.execute("SELECT reviewer FROM review_claims WHERE item_id = ?", (item,)).fetchone()
+                if holder is not None and holder[0] != reviewer:
+                    continue
+                c.execute("DELETE FROM review_claims WHERE reviewer = ? AND item_id <> ?", (reviewer, item))
+                c.execute("INSERT INTO review_claims (item_id, reviewer, until_at) VALUES (?, ?, ?) "
+                          "ON CONFLICT (item_id) DO UPDATE SET reviewer = excluded.reviewer, until_at = excluded.until_at",
+                          (item, reviewer, now + lease_s))
+                return item
+            return None
+
+    def review_release(self, reviewer: str) -> None:
+        with self.transaction() as tx:
+            tx._c.execute("DELETE FROM review_claims WHERE reviewer = ?", (reviewer,))
+
+    def review_holder(self, item_id: str, *, now: float) -> str | None:
+        """Who holds a live claim on ``item_id``."""
+        with self._guard() as db:
+            row = db.execute("SELECT reviewer FROM review_claims WHERE item_id = ? AND until_at > ?",
+                             (item_id, now)).fetchone()
+        return row[0] if row else None
+
+    def review_states(self, item_ids: list[str], *, now: float) -> dict[str, dict[str, Any]]:
+        """Claims and decisions of ``item_ids`` (only those that have either)."""
+        out: dict[str, dict[str, Any]] = {}
+        if not item_ids:
+            return out
+        with self._guard() as db:
+            for start in range(0, len(item_ids), 500):
+                chunk = item_ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for item, reviewer, until in db.execute(
+                        f"SELECT item_id, reviewer, until_at FROM review_claims WHERE until_at > ? AND item_id IN ({marks})",
+                        [now, *chunk]).fetchall():
+                    out.setdefault(item, {})["claim"] = {"reviewer": reviewer, "until_at": until}
+                for item, decision, reviewer, reason, case_id, at in db.execute(
+                        f"SELECT item_id, decision, reviewer, reason, case_id, at FROM review_decisions "
+                        f"WHERE item_id IN ({marks})", chunk).fetchall():
+                    out.setdefault(item, {})["decision"] = {"decision": decision, "reviewer": reviewer,
+                                                            "reason": reason, "case_id": case_id, "at": at}
+        return out
+
     # -- outbound webhooks: one delivery row per (target, outbox event), made from the outbox by a cursor ----
     def webhook_expand(self, target: str, wanted: frozenset[str] | None, at: float, limit: int = 500) -> int:
         """Create deliveries for ``target`` of the outbox events written since its cursor (only actions in
