@@ -20,11 +20,12 @@ from cases.bundle import CaseConfig, load_case_config
 from cases.categories import TimeLimit
 from cases.desk import CaseDesk, CaseNotFound
 from cases.export import to_csv, to_xlsx
+from cases.filing import CaseFiler
 from cases.stats import DIMENSIONS, PERIODS, compute_stats
 from cases.store import VersionConflict
 from cases.workflow import ACTION_LABELS, Action, State, TransitionError, allowed_actions, transitions_from
 from config import redact_url
-from wall import state
+from wall import review_api, state
 from wall.api import _ID, _STATE, MAX_CASES_PAGE, int_param, str_param
 from wall.auth import require_session
 from wall.errors import BadRequest, json_error
@@ -265,6 +266,7 @@ def add_routes(app: web.Application) -> None:
     config = load_case_config(files.categories_file, files.dispatch_file, files.calendar_file, files.grid_file)
     app[CASE_CONFIG] = config
     app[DESK] = CaseDesk(config, app[state.CASES])
+    review_api.add_routes(app, CaseFiler(config, app[state.CASES], list(settings.cameras)))
     app.router.add_get("/api/cases", list_cases)
     app.router.add_get("/api/cases/{id}", get_case)
     app.router.add_post("/api/cases/{id}/actions", act_on_case)

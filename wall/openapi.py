@@ -541,6 +541,68 @@ PATHS["/api/webhooks"] = {
     },
 }
 
+SCHEMAS["ReviewItem"] = {"type": "object", "properties": {
+    "id": {"type": "string", "description": "the alarm id"},
+    "status": {"type": "string", "enum": ["free", "mine", "claimed", "confirmed", "rejected"]},
+    "claimed_by": {"type": ["string", "null"]}, "claim_until": {"type": ["number", "null"]},
+    "decision": {"type": ["object", "null"]}, "alarm": _ref("Alarm")}}
+PATHS["/api/review"] = {
+    "get": {
+        "summary": "Review queue: recent raised alarms still to decide, oldest first, with claims",
+        "security": _SESSION,
+        "parameters": [_query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 200}, "items")],
+        "responses": {
+            "200": _json({"type": "object", "properties": {
+                "items": {"type": "array", "items": _ref("ReviewItem")},
+                "counts": {"type": "object"}, "reasons": {"type": "array", "items": {"type": "string"}},
+                "lease_s": {"type": "number"}}}, "the queue"),
+            "400": _error("limit out of range"),
+            "401": _UNAUTHORIZED,
+            "503": _error("event bus unavailable"),
+        },
+    },
+}
+PATHS["/api/review/claim"] = {
+    "post": {
+        "summary": "Claim the next (or previous) free item; two reviewers never hold the same item",
+        "description": "Releases your other claim. A claim is a lease (120 s) renewed by claiming it again.",
+        "security": _SESSION,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "properties": {
+                "current": {"type": "string", "description": "the item you are on"},
+                "direction": {"type": "string", "enum": ["next", "prev", "first"], "default": "next"}}}}}},
+        "responses": {
+            "200": _json({"type": "object", "properties": {
+                "item": {"oneOf": [_ref("ReviewItem"), {"type": "null"}]},
+                "position": {"type": ["integer", "null"]}, "total": {"type": "integer"}}}, "the claimed item"),
+            "400": _error("a field is malformed (the error names it)"),
+            "401": _UNAUTHORIZED,
+            "503": _error("event bus unavailable"),
+        },
+    },
+}
+PATHS["/api/review/{id}/decision"] = {
+    "post": {
+        "summary": "Confirm (→ case) or reject (false positive, with a reason) the item you hold",
+        "security": _SESSION,
+        "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["decision"], "properties": {
+                "decision": {"type": "string", "enum": ["confirm", "reject"]},
+                "reason": {"type": "string", "maxLength": 200, "description": "required to reject"}}}}}},
+        "responses": {
+            "200": _json({"type": "object", "properties": {
+                "id": {"type": "string"}, "decision": {"type": "string"}, "reason": {"type": "string"},
+                "case": {"oneOf": [_ref("Case"), {"type": "null"}]}}}, "the decision and the case"),
+            "400": _error("a field is malformed or a rejection has no reason"),
+            "401": _UNAUTHORIZED,
+            "404": _error("unknown item"),
+            "409": _error("you do not hold this item (claimed by someone else, expired, or decided already)"),
+            "503": _error("event bus unavailable"),
+        },
+    },
+}
+
 
 def build_document(site_name: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document."""
