@@ -16,7 +16,14 @@ const ACTION_LABELS = {
   review_confirm: "人工确认", review_reject: "判定误报",
 };
 const actionLabel = (a) => ACTION_LABELS[a] || a;
-const state = { me: null, items: [], current: null, reasons: [], reason: 0, rejecting: false, caseId: null, busy: false };
+const state = { me: null, items: [], current: null, reasons: [], reason: 0, rejecting: false, caseId: null };
+
+// Keys typed while a request is in flight are queued, not dropped: each step runs after the previous one.
+let chain = Promise.resolve();
+function serial(step) {
+  chain = chain.then(step).catch((err) => say(`出错：${err.message}`));
+  return chain;
+}
 const now = () => Date.now() / 1000;
 
 async function send(method, url, body) {
@@ -73,10 +80,12 @@ function renderQueue() {
   if (mine) mine.scrollIntoView({ block: "nearest" });
 }
 
-async function claim(direction) {
-  if (state.busy) return;
-  state.busy = true;
-  try {
+function claim(direction) {
+  return serial(() => claimNow(direction));
+}
+
+async function claimNow(direction) {
+  {
     const { ok, data } = await send("POST", "/api/review/claim",
       { current: state.current ? state.current.id : undefined, direction });
     if (!ok) { say(data.error || "领取失败"); return; }
@@ -88,10 +97,8 @@ async function claim(direction) {
     state.current = data.item;
     closeReasons();
     renderItem();
-    await loadQueue();
-  } finally {
-    state.busy = false;
   }
+  await loadQueue();
 }
 
 function renderItem() {
@@ -124,16 +131,14 @@ function renderItem() {
 
 // ------------------------------------------------------------------------------------------------ decisions
 
-async function decide(decision, reason = "") {
+function decide(decision, reason = "") {
+  return serial(() => decideNow(decision, reason));
+}
+
+async function decideNow(decision, reason) {
   const it = state.current;
-  if (!it || state.busy) return;
-  state.busy = true;
-  let r;
-  try {
-    r = await send("POST", `/api/review/${encodeURIComponent(it.id)}/decision`, { decision, reason });
-  } finally {
-    state.busy = false;
-  }
+  if (!it) return;
+  const r = await send("POST", `/api/review/${encodeURIComponent(it.id)}/decision`, { decision, reason });
   if (!r.ok) {
     say(`未能提交：${r.data.error || `HTTP ${r.status}`}`);
     await loadQueue();
@@ -142,7 +147,7 @@ async function decide(decision, reason = "") {
   const data = r.data;
   if (decision === "confirm") {
     say(`已立案 ${data.case ? data.case.case_no : ""} (confirmed)`, "ok");
-    if (data.case) showCase(data.case.id);
+    if (data.case) await showCase(data.case.id);
   } else {
     say(`已判定误报：${reason} (rejected)`, "ok");
   }
