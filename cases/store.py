@@ -410,7 +410,7 @@ class CaseStore:
     def list_cases(self, *, state: str | None = None, camera_id: str | None = None, limit: int = 100,
                    offset: int = 0, now: float | None = None, reported_from: float | None = None,
                    reported_to: float | None = None, category: str | None = None,
-                   unit_id: str | None = None) -> tuple[list[dict[str, Any]], int]:
+                   unit_id: str | None = None, open_only: bool = False) -> tuple[list[dict[str, Any]], int]:
         """A page of cases, newest reported first, and the total matching the filters (``category`` is a
         ``kind/code`` ref such as ``事件/0501``)."""
         if limit < 0 or offset < 0:
@@ -427,6 +427,8 @@ class CaseStore:
             kind, _, code = category.partition("/")
             where.append("kind = ? AND code = ?")
             args.extend((kind, code))
+        if open_only:
+            where.append("is_open = 1")
         if unit_id is not None:  # unit_id lives in the JSON data; filter after the indexed ones
             where.append("data LIKE ?")
             args.append(f'%"unit_id": {json.dumps(unit_id, ensure_ascii=False)}%')

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -239,3 +240,35 @@ async def test_webhooks_endpoint_shows_a_down_target_as_pending(tmp_path, bus, s
         assert body["pending"][0]["action"] == "filed" and body["pending"][0]["attempts"] == 1
         assert body["pending"][0]["last_error"]
         assert (await c.get("/api/webhooks?limit=0")).status == 400
+
+
+async def test_daily_report_is_a_printable_page_with_the_days_figures(tmp_path, bus, store):
+    sh = ZoneInfo("Asia/Shanghai")
+    wed_11 = datetime(2026, 3, 11, 11, 0, tzinfo=sh).timestamp()
+    settings = settings_with_roles(tmp_path)
+    filer = build_filer(settings, store)
+    desk = CaseDesk(filer.config, store)
+    first = filer.file(Alarm(**{**make_alarm(1).to_dict(), "at": wed_11})).case
+    filer.file(Alarm(**{**make_alarm(2).to_dict(), "at": wed_11 + 60, "camera_id": "cam-b", "zone_id": "z",
+                        "camera_name": "<script>x</script>"}))
+    for step in ("feedback", "verify", "close"):
+        desk.act(first["id"], step, role="admin", user="admin", now=wed_11 + 600)
+    (tmp_path / "evidence").mkdir()
+    app = create_app(settings, bus=bus, cases=store, live=None, evidence_dir=tmp_path / "evidence",
+                     clock=lambda: wed_11 + 86400)
+    async with wall_client(app) as c:
+        resp = await c.get("/report/daily?date=2026-03-11", allow_redirects=False)
+        assert resp.status == 302 and resp.headers["Location"].startswith("/login?next=")
+        assert (await login(c, "leader")).status == 200
+        resp = await c.get("/report/daily?date=2026-03-11")
+        assert resp.status == 200 and resp.content_type == "text/html"
+        page = await resp.text()
+        assert "城市运行日报" in page and "2026年3月11日 星期三" in page
+        assert "@media print" in page and "<script>x" not in page and "&lt;script&gt;x" in page
+        kpis = re.findall(r'<div class="kpi"><b>([^<]*)</b>([^<]*)</div>', page)
+        assert kpis == [("2", "新增立案"), ("1", "结案"), ("50.0%", "结案率"), ("1", "办理中（全部）"),
+                        ("1", "超期未结（全部）")]
+        assert "湖滨街道城管中队" in page
+        assert (await c.get("/report/daily?date=2026-02-30")).status == 400
+        empty = await (await c.get("/report/daily?date=2026-03-12")).text()
+        assert "当日无立案" in empty

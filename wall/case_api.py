@@ -25,7 +25,7 @@ from cases.stats import DIMENSIONS, PERIODS, compute_stats
 from cases.store import VersionConflict
 from cases.workflow import ACTION_LABELS, Action, State, TransitionError, allowed_actions, transitions_from
 from config import redact_url
-from wall import review_api, state
+from wall import daily_report, review_api, state
 from wall.api import _ID, _STATE, MAX_CASES_PAGE, int_param, str_param
 from wall.auth import require_session
 from wall.errors import BadRequest, json_error
@@ -267,6 +267,7 @@ def add_routes(app: web.Application) -> None:
     app[CASE_CONFIG] = config
     app[DESK] = CaseDesk(config, app[state.CASES])
     review_api.add_routes(app, CaseFiler(config, app[state.CASES], list(settings.cameras)))
+    daily_report.add_routes(app)
     app.router.add_get("/api/cases", list_cases)
     app.router.add_get("/api/cases/{id}", get_case)
     app.router.add_post("/api/cases/{id}/actions", act_on_case)
