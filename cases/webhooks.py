@@ -54,6 +54,7 @@ class WebhookSender:
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop`` is set: pick up new events, deliver what is due, sleep ``poll_s``."""
         if not self.config.targets:
+            await stop.wait()  # nothing to deliver; a role returns only when asked to stop
             return
         async with aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as http:
             while not stop.is_set():

@@ -132,7 +132,7 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
         # once instead of waiting for them to be claimed as idle (filing is idempotent by alarm id).
         case_worker = CaseWorker(store, filer, bus, consumer=f"cases-{socket.gethostname()}")
         bridge = MqttBridge(bus, mqtt_url, prefix=settings.brokers.topic_prefix)
-        webhooks = WebhookSender(store, settings.webhooks)  # returns at once when no targets are configured
+        webhooks = WebhookSender(store, settings.webhooks)  # idles when no targets are configured
 
         # Status publishing only relays ingest's updates, so it is simply cancelled at shutdown; the roles below
         # are asked to stop and finish their current step.
