@@ -160,7 +160,7 @@ class _Postgres(_Backend):
             self.conn = self._psycopg.connect(self.url, autocommit=True, connect_timeout=10)
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
-        return self.conn.execute(self._q(sql), tuple(args), prepare=False)
+        return self.conn.execute(self._q(sql), tuple(args))  # psycopg prepares statements used often
 
     def executemany(self, sql: str, rows: list[Sequence[Any]]) -> None:
         with self.conn.cursor() as cur:
