@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from cases.bundle import CaseConfig, load_case_config
 from cases.categories import TimeLimit
@@ -117,9 +118,9 @@ def _parse_action_body(body: Any) -> dict[str, Any]:
     if body.get("extension") is not None:
         try:
             out["extension"] = TimeLimit.model_validate(body["extension"])
-        except ValueError as exc:
-            first = getattr(exc, "errors", lambda: [{"msg": str(exc)}])()[0]
-            raise BadRequest("extension", f"must be {{value, unit: work_hours|work_days|hours}}: {first['msg']}") from None
+        except ValidationError as exc:
+            first = exc.errors()[0]["msg"]
+            raise BadRequest("extension", f"must be {{value, unit: work_hours|work_days|hours}}: {first}") from None
     unit_id = body.get("unit_id")
     if unit_id is not None:
         if not isinstance(unit_id, str) or not _ID.fullmatch(unit_id):
