@@ -410,7 +410,8 @@ class CaseStore:
     def list_cases(self, *, state: str | None = None, camera_id: str | None = None, limit: int = 100,
                    offset: int = 0, now: float | None = None, reported_from: float | None = None,
                    reported_to: float | None = None, category: str | None = None,
-                   unit_id: str | None = None, open_only: bool = False) -> tuple[list[dict[str, Any]], int]:
+                   unit_id: str | None = None, open_only: bool = False,
+                   q: str | None = None) -> tuple[list[dict[str, Any]], int]:
         """A page of cases, newest reported first, and the total matching the filters (``category`` is a
         ``kind/code`` ref such as ``事件/0501``)."""
         if limit < 0 or offset < 0:
@@ -429,9 +430,12 @@ class CaseStore:
             args.extend((kind, code))
         if open_only:
             where.append("is_open = 1")
+        if q:  # search: case number, or any stored text (title, address, unit, category); LIKE wildcards escaped
+            where.append("(case_no LIKE ? ESCAPE '\\' OR data LIKE ? ESCAPE '\\')")
+            args.extend((_like(q), _like(json.dumps(q, ensure_ascii=False)[1:-1])))  # data holds JSON text
         if unit_id is not None:  # unit_id lives in the JSON data; filter after the indexed ones
-            where.append("data LIKE ?")
-            args.append(f'%"unit_id": {json.dumps(unit_id, ensure_ascii=False)}%')
+            where.append("data LIKE ? ESCAPE '\\'")
+            args.append(_like(f'"unit_id": {json.dumps(unit_id, ensure_ascii=False)}'))
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         with self._guard() as db:
             total = db.execute(f"SELECT COUNT(*) FROM cases {clause}", args).fetchone()[0]
@@ -581,6 +585,11 @@ class CaseStore:
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError("the case store is closed")
+
+
+def _like(text: str) -> str:
+    """``%text%`` for LIKE ... ESCAPE '\\', with the wildcards in ``text`` taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _read_cases(c: Any, ids: list[str], now: float | None) -> list[dict[str, Any]]:

@@ -233,3 +233,15 @@ def test_threads_share_one_store(store):
         th.join()
     assert not errors
     assert store.list_cases()[1] == 80
+
+
+def test_search_by_number_and_text_with_wildcards_literal(store):
+    _insert(store, _case(1))
+    _insert(store, {**_case(2), "title": "河坊街 100%_占道", "address": "河坊街\\1号"})
+    assert [c["id"] for c in store.list_cases(q="0002")[0]] == ["case-002"]
+    assert [c["id"] for c in store.list_cases(q="河坊")[0]] == ["case-002"]
+    assert [c["id"] for c in store.list_cases(q="100%_")[0]] == ["case-002"]
+    assert store.list_cases(q="%")[1] == 1 and store.list_cases(q="_占")[1] == 1
+    assert store.list_cases(q="街\\1")[1] == 1
+    assert store.list_cases(q="湖滨街道城管中队")[1] == 2
+    assert store.list_cases(q="nowhere")[1] == 0

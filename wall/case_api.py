@@ -67,11 +67,14 @@ async def list_cases(request: web.Request) -> web.Response:
     offset = int_param(request, "offset", default=0, lo=0, hi=10_000_000)
     category = category_param(request, request.app[CASE_CONFIG])
     unit_id = str_param(request, "unit_id", _ID, "a unit id")
+    q = request.query.get("q", "").strip() or None
+    if q is not None and len(q) > 64:
+        raise BadRequest("q", "search text must be at most 64 characters")
     store = request.app[state.CASES]
     try:
         page, total = await asyncio.to_thread(
             store.list_cases, state=case_state, camera_id=camera_id, limit=limit, offset=offset, category=category,
-            unit_id=unit_id, now=request.app[state.CLOCK]())
+            unit_id=unit_id, q=q, now=request.app[state.CLOCK]())
     except ValueError as exc:  # the store refuses a state it does not know
         if case_state is not None:
             raise BadRequest("state", f"unknown case state {case_state!r}") from None

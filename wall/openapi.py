@@ -437,6 +437,7 @@ SCHEMAS["CaseConflict"] = {
 PATHS["/api/cases"]["get"]["parameters"] += [
     _query("category", {"type": "string", "examples": ["事件/0501"]}, "only this category (kind/code); unknown: 400"),
     _query("unit_id", {"type": "string"}, "only cases of this responsible unit"),
+    _query("q", {"type": "string", "maxLength": 64}, "search: case number, title, address, unit, category text"),
 ]
 PATHS["/api/cases/{id}"]["get"]["summary"] = "One case with evidence URLs and the actions allowed to your role"
 PATHS["/api/cases/{id}/actions"] = {
