@@ -76,6 +76,9 @@ class _Backend:
     def begin(self) -> None:
         raise NotImplementedError
 
+    def ensure(self) -> None:
+        """Reconnect if the connection was lost (called outside transactions)."""
+
     def commit(self) -> None:
         self.execute("COMMIT")
 
@@ -155,8 +158,8 @@ class _Postgres(_Backend):
             q = self._sql[sql] = sql.replace("?", "%s")
         return q
 
-    def _ensure(self) -> None:
-        if self.conn.broken or self.conn.closed:  # the server restarted: reconnect (outside any transaction)
+    def ensure(self) -> None:
+        if self.conn.broken:  # the server restarted or dropped us: reconnect (outside any transaction)
             self.conn = self._psycopg.connect(self.url, autocommit=True, connect_timeout=10)
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
@@ -167,7 +170,6 @@ class _Postgres(_Backend):
             cur.executemany(self._q(sql), rows)
 
     def begin(self) -> None:
-        self._ensure()
         self.conn.execute("BEGIN")
         self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_WRITE_LOCK,))
 
@@ -373,6 +375,7 @@ class CaseStore:
         with self._lock:
             self._check_open()
             try:
+                self._db.ensure()
                 yield self._db
             except StoreError:
                 raise

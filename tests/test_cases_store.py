@@ -245,3 +245,20 @@ def test_search_by_number_and_text_with_wildcards_literal(store):
     assert store.list_cases(q="街\\1")[1] == 1
     assert store.list_cases(q="湖滨街道城管中队")[1] == 2
     assert store.list_cases(q="nowhere")[1] == 0
+
+
+def test_postgres_store_reconnects_after_losing_its_connection(postgres_url):
+    import psycopg
+
+    s = CaseStore.open(postgres_url)
+    _insert(s, _case(1))
+    pid = s._conn.info.backend_pid
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises(StoreError) as info:  # the call that finds the connection gone fails, naming the store
+        s.get_case("case-001")
+    assert "postgresql://" in str(info.value) and not isinstance(info.value, StoreConflict)
+    assert s.get_case("case-001")["id"] == "case-001"  # the next one reconnects
+    _insert(s, _case(2))
+    assert s.list_cases()[1] == 2 and s._conn.info.backend_pid != pid
+    s.close()
