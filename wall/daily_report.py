@@ -1,4 +1,5 @@
-"""``GET /report/daily?date=YYYY-MM-DD``: the daily operations report (城市运行日报) as a printable HTML page.
+"""``GET /report/daily?date=YYYY-MM-DD``: the daily operations report (城市运行日报) as a printable HTML page; and
+``GET /stats``, the leader's statistics page (web/static/stats.*, over ``/api/stats``).
 
 Server-rendered (every value through ``html.escape``) so it prints the same from any browser (A4 portrait,
 ``@media print``). Figures: the day's cases by unit and by category with the five evaluation figures
@@ -17,6 +18,8 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+
+import web as web_assets
 
 from cases.stats import COUNT_COLUMNS, RATE_COLUMNS, StatsTable, compute_stats
 from wall import state
@@ -125,6 +128,14 @@ def _gather(store: Any, start: float, end: float, now: float) -> tuple[list[dict
     return day_cases, overdue, total
 
 
+async def stats_page(request: web.Request) -> web.StreamResponse:
+    """The leader's statistics view (web/static/stats.html); login required."""
+    if request.get(SESSION) is None:
+        raise web.HTTPFound(f"/login?next={quote(request.path_qs, safe='')}")
+    return web.FileResponse(web_assets.STATIC_DIR / "stats.html",
+                            headers={**PAGE_HEADERS, "Content-Type": "text/html; charset=utf-8"})
+
+
 async def daily_report(request: web.Request) -> web.StreamResponse:
     if request.get(SESSION) is None:
         raise web.HTTPFound(f"/login?next={quote(request.path_qs, safe='')}")
@@ -149,3 +160,4 @@ async def daily_report(request: web.Request) -> web.StreamResponse:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/report/daily", daily_report)
+    app.router.add_get("/stats", stats_page)
