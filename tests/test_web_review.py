@@ -65,6 +65,15 @@ async def test_review_console_keyboard_flow(page, tmp_path, bus, store):
             assert "无照经营游商" in await page.text_content("#meta")
             await eventually(lambda: page.evaluate("document.getElementById('snap').naturalWidth === 640"),
                              what="the snapshot loaded")
+            await page.screenshot(path="/tmp/review-item.png")
+            # The box (0.1, 0.6)-(0.2, 0.8) lands on the picture itself, not on a letterbox around it.
+            geo = await page.evaluate("""() => {
+                const i = document.getElementById('snap').getBoundingClientRect();
+                const b = document.querySelector('#boxes .box').getBoundingClientRect();
+                return [(b.left - i.left) / i.width, (b.top - i.top) / i.height,
+                        (b.right - i.left) / i.width, (b.bottom - i.top) / i.height];
+            }""")
+            assert geo == pytest.approx([0.1, 0.6, 0.2, 0.8], abs=0.01)
             await page.keyboard.press("j")
             await eventually(lambda: _is(page, "alarm-3"), what="J moves to alarm-3")
             await page.keyboard.press("k")
