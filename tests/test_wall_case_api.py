@@ -272,3 +272,42 @@ async def test_daily_report_is_a_printable_page_with_the_days_figures(tmp_path, 
         assert (await c.get("/report/daily?date=2026-02-30")).status == 400
         empty = await (await c.get("/report/daily?date=2026-03-12")).text()
         assert "当日无立案" in empty
+
+
+async def test_review_api_claims_and_refusals(wall, bus):
+    for n in (1, 2):
+        await bus.publish(make_alarm(n))
+    await bus.publish(make_alarm(1, phase="cleared"))  # cleared alarms are not review items
+    await bus.publish(Alarm(**{**make_alarm(3).to_dict(), "event": "juggling"}))  # no category files this
+    a, b = await person(wall, "duty"), await person(wall, "monitor")
+    try:
+        queue = await (await a.get("/api/review")).json()
+        assert [i["id"] for i in queue["items"]] == ["alarm-1", "alarm-2", "alarm-3"]
+        assert queue["counts"]["free"] == 3 and len(queue["reasons"]) == 5
+        ca, cb = await asyncio.gather(a.post("/api/review/claim", json={}), b.post("/api/review/claim", json={}))
+        got = {(await ca.json())["item"]["id"], (await cb.json())["item"]["id"]}
+        assert got == {"alarm-1", "alarm-2"}  # never the same item
+        mine = (await (await a.post("/api/review/claim", json={"current": "alarm-3", "direction": "prev"})).json())
+        a_item = mine["item"]["id"]
+        b_item = ({"alarm-1", "alarm-2"} - {a_item}).pop()
+        resp = await a.post(f"/api/review/{b_item}/decision", json={"decision": "confirm"})
+        assert resp.status == 409 and (await resp.json())["claimed_by"] == "monitor"
+        for body, field in [({"decision": "maybe"}, "decision"), ({"decision": "reject"}, "reason"),
+                            ({"decision": "reject", "reason": "x" * 201}, "reason"), ([], "body")]:
+            resp = await a.post(f"/api/review/{a_item}/decision", json=body)
+            assert resp.status == 400 and (await resp.json())["error"].startswith(f"{field}:"), body
+        assert (await a.post("/api/review/claim", json={"direction": "up"})).status == 400
+        assert (await a.post("/api/review/nope/decision", json={"decision": "confirm"})).status == 404
+        resp = await a.post(f"/api/review/{a_item}/decision", json={"decision": "confirm"})
+        assert resp.status == 200 and (await resp.json())["case"]["state"] == "dispatched"
+        third = await (await a.post("/api/review/claim", json={"current": a_item})).json()
+        assert third["item"]["id"] == "alarm-3"
+        resp = await a.post("/api/review/alarm-3/decision", json={"decision": "confirm"})
+        assert resp.status == 422 and "juggling" in (await resp.json())["error"]
+        resp = await a.post("/api/review/alarm-3/decision", json={"decision": "reject", "reason": "重复报警"})
+        assert resp.status == 200 and (await resp.json())["case"] is None
+        counts = (await (await b.get("/api/review")).json())["counts"]
+        assert counts == {"free": 0, "mine": 1, "claimed": 0, "confirmed": 1, "rejected": 1}
+    finally:
+        await a.close()
+        await b.close()

@@ -599,6 +599,7 @@ PATHS["/api/review/{id}/decision"] = {
             "401": _UNAUTHORIZED,
             "404": _error("unknown item"),
             "409": _error("you do not hold this item (claimed by someone else, expired, or decided already)"),
+            "422": _error("the alarm cannot be filed as a case (e.g. no category for its event); reject it instead"),
             "503": _error("event bus unavailable"),
         },
     },

@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 import web as web_assets
-from cases.filing import CaseFiler
+from cases.filing import CaseFiler, FilingError
 from cases.review import MAX_REASON, REJECT_REASONS, ReviewConflict, ReviewDesk
 from detectors.alarm import Alarm
 from wall import state
@@ -124,6 +124,8 @@ async def review_decide(request: web.Request) -> web.Response:
     except ReviewConflict as exc:
         return web.json_response({"error": str(exc), "claimed_by": exc.holder, "decision": exc.decision},
                                  status=409)
+    except FilingError as exc:  # e.g. an event no category files: the reviewer can still reject it
+        return json_error(422, f"cannot file {item} as a case: {exc}")
     return web.json_response({"id": item, "decision": result.decision, "reason": result.reason,
                               "case": case_view(result.case) if result.case else None})
 
