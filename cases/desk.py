@@ -12,7 +12,7 @@ from typing import Any
 from cases.bundle import CaseConfig
 from cases.categories import TimeLimit
 from cases.events import CaseEvent
-from cases.store import CaseStore
+from cases.store import CaseStore, VersionConflict
 from cases.workflow import Action, State, TransitionError, next_state, state_before_suspend
 from config import Role
 
@@ -29,12 +29,18 @@ class CaseDesk:
         self.store = store
 
     def act(self, case_id: str, action: Action | str, *, role: Role | str, user: str, now: float, note: str = "",
-            extension: TimeLimit | None = None, unit_id: str | None = None) -> CaseEvent:
+            extension: TimeLimit | None = None, unit_id: str | None = None,
+            expected_version: int | None = None) -> CaseEvent:
         """Apply ``action`` by ``user`` (acting as ``role``) at ``now``.
 
         ``extend`` needs ``extension`` (added to the current deadline on the calendar); ``dispatch`` of a returned
         case may name another ``unit_id`` and restarts the time limit from ``now``. Raises
         :class:`~cases.workflow.TransitionError` (naming the allowed actions) or :class:`CaseNotFound`.
+
+        ``expected_version`` is the case version the person saw: when someone else changed the case since,
+        :class:`~cases.store.VersionConflict` (carrying the case as it is now) and nothing is written. Without it,
+        two people taking the same step at once still cannot both succeed: the transaction holds the store's write
+        lock, so the second sees the new state and gets a TransitionError.
         """
         act = Action(action) if action in {a.value for a in Action} else action
         role_value = role.value if isinstance(role, Role) else str(role)
@@ -42,6 +48,8 @@ class CaseDesk:
             case = tx.get_case(case_id, now=now)
             if case is None:
                 raise CaseNotFound(case_id)
+            if expected_version is not None and case["version"] != expected_version:
+                raise VersionConflict(case_id, expected_version, case)
             state = State(case["state"])
             target = next_state(state, act, role_value, suspended_from=(
                 state_before_suspend(case["timeline"]) if act == Action.RESUME else None))
@@ -58,7 +66,7 @@ class CaseDesk:
                 detail = f"派遣至 {changes['unit_name']}，截止 {changes['deadline_iso'][:16].replace('T', ' ')}"
             elif unit_id is not None:
                 raise ValueError("unit_id is only used when dispatching")
-            tx.update_case(case_id, now, **changes)
+            tx.update_case(case_id, now, expected_version=expected_version, **changes)
             text = "；".join(x for x in (detail, note) if x)
             tx.append_timeline(case_id, at=now, state=target.value, action=Action(act).value,
                                actor=f"{user}({role_value})", note=text)
@@ -85,4 +93,4 @@ class CaseDesk:
         return out
 
 
-__all__ = ["CaseDesk", "CaseNotFound", "TransitionError"]
+__all__ = ["CaseDesk", "CaseNotFound", "TransitionError", "VersionConflict"]

@@ -1,13 +1,20 @@
-"""CaseStore: cases in SQLite (WAL), their timelines, evidence, the alarm → case index and the event outbox.
+"""CaseStore: cases in SQLite (WAL, the embedded default) or PostgreSQL (production) through the same code —
+their timelines, evidence, the alarm → case index and the event outbox.
 
-Every write happens inside :meth:`CaseStore.transaction` (``BEGIN IMMEDIATE``), so a filing decision — is this
-alarm known, is there an open case at this place, allocate a case number — is atomic even across processes; the
-``(alarm_id, phase)`` primary key makes filing idempotent even if two filers race. Events are written to an outbox
-in the same transaction as the case and published afterwards, so a case is always written before it is announced
-and an announcement survives a crash between the two.
+Every write happens inside :meth:`CaseStore.transaction`, which takes the store's write lock first (SQLite
+``BEGIN IMMEDIATE``; PostgreSQL ``pg_advisory_xact_lock``), so a filing decision — is this alarm known, is there an
+open case at this place, allocate a case number — is atomic even across processes; the ``(alarm_id, phase)``
+primary key makes filing idempotent even if two filers race. Events are written to an outbox in the same
+transaction as the case and published afterwards, so a case is always written before it is announced and an
+announcement survives a crash between the two.
+
+The schema is built by numbered migrations (``cases.migrations``) applied at open and recorded in
+``schema_migrations``; the SQL is shared and the few dialect differences live in :class:`_Backend` subclasses.
+Driver errors never leave this module as driver types: a unique-key clash is :class:`StoreConflict`, anything else
+:class:`StoreError` (with credentials redacted from URLs).
 
 All methods are synchronous and thread-safe (one connection behind a lock); async callers use
-``asyncio.to_thread``. PostgreSQL is the production target later; the SQL here stays portable on purpose.
+``asyncio.to_thread``.
 """
 
 from __future__ import annotations
@@ -17,11 +24,13 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from cases.migrations import MIGRATIONS, SCHEMA_VERSION
 from cases.workflow import OPEN_STATES, STATE_LABELS, State, TERMINAL_STATES
+from config import redact_url
 
 # Case dict keys in the order the API returns them (the wall renders these).
 CASE_KEYS = (
@@ -31,87 +40,172 @@ CASE_KEYS = (
     "overdue",
 )
 _COLUMNS = ("id", "case_no", "state", "camera_id", "zone_id", "kind", "code", "reported_at", "deadline_at")
-_DERIVED = {"state_label", "alarm_ids", "evidence", "timeline", "overdue"}
+_DERIVED = {"state_label", "alarm_ids", "evidence", "timeline", "overdue", "version", "closed_at"}
 
-MIGRATIONS: tuple[str, ...] = (
-    # v1
-    """
-    CREATE TABLE cases (
-        id TEXT PRIMARY KEY,
-        case_no TEXT NOT NULL UNIQUE,
-        state TEXT NOT NULL,
-        is_open INTEGER NOT NULL,
-        camera_id TEXT NOT NULL,
-        zone_id TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        code TEXT NOT NULL,
-        reported_at REAL NOT NULL,
-        deadline_at REAL NOT NULL,
-        closed_at REAL,
-        updated_at REAL NOT NULL,
-        data TEXT NOT NULL
-    );
-    CREATE INDEX cases_open_place ON cases(camera_id, zone_id, kind, code) WHERE is_open = 1;
-    CREATE INDEX cases_reported ON cases(reported_at DESC, id);
-    CREATE INDEX cases_state ON cases(state, reported_at DESC);
-    CREATE INDEX cases_camera ON cases(camera_id, reported_at DESC);
-    CREATE TABLE case_timeline (
-        case_id TEXT NOT NULL REFERENCES cases(id),
-        seq INTEGER NOT NULL,
-        at REAL NOT NULL,
-        state TEXT NOT NULL,
-        action TEXT NOT NULL,
-        actor TEXT NOT NULL,
-        note TEXT NOT NULL DEFAULT '',
-        PRIMARY KEY (case_id, seq)
-    );
-    CREATE TABLE case_alarms (
-        alarm_id TEXT NOT NULL,
-        phase TEXT NOT NULL,
-        case_id TEXT NOT NULL REFERENCES cases(id),
-        at REAL NOT NULL,
-        PRIMARY KEY (alarm_id, phase)
-    );
-    CREATE INDEX case_alarms_case ON case_alarms(case_id);
-    CREATE TABLE case_evidence (
-        case_id TEXT NOT NULL REFERENCES cases(id),
-        seq INTEGER NOT NULL,
-        path TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        alarm_id TEXT NOT NULL DEFAULT '',
-        at REAL NOT NULL,
-        PRIMARY KEY (case_id, seq)
-    );
-    CREATE TABLE case_numbers (day TEXT PRIMARY KEY, last INTEGER NOT NULL);
-    CREATE TABLE outbox (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        case_id TEXT NOT NULL,
-        event TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        published_at REAL
-    );
-    CREATE INDEX outbox_pending ON outbox(seq) WHERE published_at IS NULL;
-    """,
-)
-SCHEMA_VERSION = len(MIGRATIONS)
 
 
 class StoreError(RuntimeError):
     """The case store cannot be opened or used as asked."""
 
 
+class StoreConflict(StoreError):
+    """A write clashed with a unique key (an alarm filed twice, a case number reused); the transaction rolled back."""
+
+
+class VersionConflict(StoreError):
+    """The case changed since the caller read it (optimistic concurrency); ``current`` is the case as it is now."""
+
+    def __init__(self, case_id: str, expected: int, current: dict[str, Any]):
+        self.case_id, self.expected, self.current = case_id, expected, current
+        super().__init__(f"case {case_id} is at version {current.get('version')}, not {expected}: "
+                         f"someone else changed it (now {current.get('state')})")
+
+
+class _Backend:
+    """One database connection and the dialect around it. SQL is written with ``?`` placeholders."""
+
+    name = ""
+    serial = ""
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        raise NotImplementedError
+
+    def executemany(self, sql: str, rows: list[Sequence[Any]]) -> None:
+        raise NotImplementedError
+
+    def begin(self) -> None:
+        raise NotImplementedError
+
+    def ensure(self) -> None:
+        """Reconnect if the connection was lost (called outside transactions)."""
+
+    def commit(self) -> None:
+        self.execute("COMMIT")
+
+    def rollback(self) -> None:
+        self.execute("ROLLBACK")
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def translate(self, exc: BaseException) -> StoreError | None:
+        """The driver's exception as a StoreError (None: not a driver error)."""
+        raise NotImplementedError
+
+    def has_table(self, name: str) -> bool:
+        raise NotImplementedError
+
+
+class _Sqlite(_Backend):
+    name = "sqlite"
+    serial = "INTEGER PRIMARY KEY AUTOINCREMENT"
+
+    def __init__(self, raw: str):
+        if raw != ":memory:":
+            Path(raw).parent.mkdir(parents=True, exist_ok=True)
+        self.where = raw
+        self.conn = sqlite3.connect(raw, isolation_level=None, check_same_thread=False, timeout=10.0)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn.execute("PRAGMA busy_timeout=10000")
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(sql, args)
+
+    def executemany(self, sql: str, rows: list[Sequence[Any]]) -> None:
+        self.conn.executemany(sql, rows)
+
+    def begin(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")  # the write lock now, not at the first write (no upgrade deadlocks)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def translate(self, exc: BaseException) -> StoreError | None:
+        if isinstance(exc, sqlite3.IntegrityError):
+            return StoreConflict(f"case store {self.where}: {exc}")
+        if isinstance(exc, sqlite3.Error):
+            return StoreError(f"case store {self.where}: {type(exc).__name__}: {exc}")
+        return None
+
+    def has_table(self, name: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                 (name,)).fetchone() is not None
+
+
+# Every writer takes this advisory lock first, so PostgreSQL writers serialise like SQLite's BEGIN IMMEDIATE: the
+# filing decision (known alarm? open case here? next number) cannot interleave with another process's.
+_PG_WRITE_LOCK = 0x63697479_77616C6C & 0x7FFFFFFFFFFFFFFF  # "citywall"
+
+
+class _Postgres(_Backend):
+    name = "postgresql"
+    serial = "BIGSERIAL PRIMARY KEY"
+
+    def __init__(self, url: str):
+        import psycopg  # only needed for PostgreSQL stores
+
+        self._psycopg = psycopg
+        self.url = url
+        self.where = redact_url(url)
+        self.conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        self._sql: dict[str, str] = {}
+
+    def _q(self, sql: str) -> str:
+        q = self._sql.get(sql)
+        if q is None:  # our SQL has no literal ? or %: placeholders are the only ones
+            q = self._sql[sql] = sql.replace("?", "%s")
+        return q
+
+    def ensure(self) -> None:
+        if self.conn.broken:  # the server restarted or dropped us: reconnect (outside any transaction)
+            self.conn = self._psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(self._q(sql), tuple(args))  # psycopg prepares statements used often
+
+    def executemany(self, sql: str, rows: list[Sequence[Any]]) -> None:
+        with self.conn.cursor() as cur:
+            cur.executemany(self._q(sql), rows)
+
+    def begin(self) -> None:
+        self.conn.execute("BEGIN")
+        self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_WRITE_LOCK,))
+
+    def rollback(self) -> None:
+        if not self.conn.broken and not self.conn.closed:
+            self.conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def translate(self, exc: BaseException) -> StoreError | None:
+        errors = self._psycopg.errors
+        if isinstance(exc, errors.UniqueViolation):
+            return StoreConflict(f"case store {self.where}: {exc}")
+        if isinstance(exc, self._psycopg.Error):
+            return StoreError(f"case store {self.where}: {type(exc).__name__}: {redact_url(str(exc))}")
+        return None
+
+    def has_table(self, name: str) -> bool:
+        return self.conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]
+
+
 class CaseTx:
     """The operations available inside one write transaction (see :meth:`CaseStore.transaction`)."""
 
-    def __init__(self, conn: sqlite3.Connection):
-        self._c = conn
+    def __init__(self, db: _Backend):
+        self._db = db
+        self._c = db  # ``execute``/``executemany`` like a DB-API connection, with ? placeholders
 
     def case_for_alarm(self, alarm_id: str, phase: str = "raised") -> str | None:
         row = self._c.execute("SELECT case_id FROM case_alarms WHERE alarm_id = ? AND phase = ?", (alarm_id, phase)).fetchone()
         return row[0] if row else None
 
     def link_alarm(self, alarm_id: str, phase: str, case_id: str, at: float) -> None:
-        """Record that ``alarm_id``/``phase`` was handled for ``case_id``; raises ``sqlite3.IntegrityError`` twice."""
+        """Record that ``alarm_id``/``phase`` was handled for ``case_id``; the second time the transaction fails
+        with :class:`StoreConflict`."""
         self._c.execute("INSERT INTO case_alarms (alarm_id, phase, case_id, at) VALUES (?, ?, ?, ?)",
                         (alarm_id, phase, case_id, at))
 
@@ -125,7 +219,7 @@ class CaseTx:
     def next_case_no(self, day: str, prefix: str = "CW") -> str:
         """``CW20261122-0001``: a per-day sequence (``day`` is YYYYMMDD in the calendar's zone)."""
         self._c.execute("INSERT INTO case_numbers (day, last) VALUES (?, 1) "
-                        "ON CONFLICT(day) DO UPDATE SET last = last + 1", (day,))
+                        "ON CONFLICT(day) DO UPDATE SET last = case_numbers.last + 1", (day,))
         (last,) = self._c.execute("SELECT last FROM case_numbers WHERE day = ?", (day,)).fetchone()
         return f"{prefix}{day}-{last:04d}"
 
@@ -143,11 +237,16 @@ class CaseTx:
              data["kind"], data["code"], float(data["reported_at"]), float(data["deadline_at"]),
              float(data.get("updated_at", data["reported_at"])), json.dumps(data, ensure_ascii=False)))
 
-    def update_case(self, case_id: str, at: float, **changes: Any) -> None:
-        """Change stored fields (state, deadline_at, deadline_iso, time_limit, ...) of an existing case."""
-        row = self._c.execute("SELECT data, closed_at FROM cases WHERE id = ?", (case_id,)).fetchone()
+    def update_case(self, case_id: str, at: float, *, expected_version: int | None = None, **changes: Any) -> int:
+        """Change stored fields (state, deadline_at, deadline_iso, time_limit, ...) of an existing case; returns
+        its new version. With ``expected_version``, :class:`VersionConflict` when the case is at another one."""
+        row = self._c.execute("SELECT data, closed_at, version FROM cases WHERE id = ?", (case_id,)).fetchone()
         if row is None:
             raise StoreError(f"no case {case_id!r}")
+        if expected_version is not None and row[2] != expected_version:
+            current = self.get_case(case_id, now=at)
+            assert current is not None
+            raise VersionConflict(case_id, expected_version, current)
         data = json.loads(row[0])
         data.update({k: v for k, v in changes.items() if k not in _DERIVED})
         data["updated_at"] = at
@@ -158,10 +257,11 @@ class CaseTx:
         elif state not in TERMINAL_STATES:
             closed_at = None
         self._c.execute(
-            "UPDATE cases SET state = ?, is_open = ?, deadline_at = ?, closed_at = ?, updated_at = ?, data = ? "
-            "WHERE id = ?",
+            "UPDATE cases SET state = ?, is_open = ?, deadline_at = ?, closed_at = ?, updated_at = ?, data = ?, "
+            "version = version + 1 WHERE id = ?",
             (state.value, int(state in OPEN_STATES), float(data["deadline_at"]), closed_at, at,
              json.dumps(data, ensure_ascii=False), case_id))
+        return int(row[2]) + 1
 
     def append_timeline(self, case_id: str, *, at: float, state: str, action: str, actor: str, note: str = "") -> None:
         self._c.execute(
@@ -192,113 +292,165 @@ class CaseTx:
 
 
 class CaseStore:
-    """Cases in SQLite. ``open("sqlite:///var/cases.sqlite")`` creates the file, its folder and the schema."""
+    """Cases in SQLite or PostgreSQL. ``open(url)`` connects, creates what is missing and applies migrations."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection):
+    def __init__(self, path: Path | None, db: _Backend):
         self.path = path
-        self._conn = conn
+        self.backend = db.name
+        self._db = db
         self._lock = threading.RLock()
         self._closed = False
 
+    @property
+    def _conn(self) -> Any:
+        """The driver connection (tests and diagnostics only)."""
+        return self._db.conn  # type: ignore[attr-defined]
+
     @classmethod
     def open(cls, url: str) -> "CaseStore":
-        """``sqlite:///relative/path``, ``sqlite:////absolute/path`` or ``sqlite:///:memory:``."""
+        """``sqlite:///relative/path``, ``sqlite:////absolute/path``, ``sqlite:///:memory:`` or
+        ``postgresql://user[:password]@host:port/database`` (any libpq URL)."""
         scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        db: _Backend
         if scheme in ("postgresql", "postgres"):
-            raise StoreError(f"{scheme}:// case stores are not supported yet (PostgreSQL comes later); use sqlite:///path")
-        if scheme != "sqlite" or not url.lower().startswith("sqlite:///"):
-            raise StoreError(f"unsupported case store URL {url.split('@')[-1]!r}; use sqlite:///path/to/cases.sqlite")
-        raw = url[len("sqlite:///"):]
-        if not raw:
-            raise StoreError("sqlite:/// URL has no path; use sqlite:///path/to/cases.sqlite")
-        path = Path(raw)
-        if raw != ":memory:":
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                db = _Postgres(url)
+            except ImportError:
+                raise StoreError("PostgreSQL case stores need psycopg: pip install 'psycopg[binary]'") from None
+            except Exception as exc:
+                raise StoreError(f"cannot open case store {redact_url(url)}: {redact_url(str(exc)).strip()}") from None
+            path = None
+        elif scheme == "sqlite" and url.lower().startswith("sqlite:///"):
+            raw = url[len("sqlite:///"):]
+            if not raw:
+                raise StoreError("sqlite:/// URL has no path; use sqlite:///path/to/cases.sqlite")
+            try:
+                db = _Sqlite(raw)
+            except (sqlite3.Error, OSError) as exc:
+                raise StoreError(f"cannot open case store {raw}: {exc}") from None
+            path = Path(raw)
+        else:
+            raise StoreError(f"unsupported case store URL {redact_url(url)!r}; use sqlite:///path/to/cases.sqlite or "
+                             "postgresql://user@host:port/database")
+        store = cls(path, db)
         try:
-            conn = sqlite3.connect(raw, isolation_level=None, check_same_thread=False, timeout=10.0)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=10000")
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open case store {raw}: {exc}") from None
-        store = cls(path, conn)
-        store._migrate()
+            store._migrate()
+        except BaseException:
+            db.close()
+            raise
         return store
 
     def _migrate(self) -> None:
         with self.transaction() as tx:
             c = tx._c
-            c.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = c.execute("SELECT MAX(version) FROM schema_version").fetchone()
-            current = row[0] or 0
+            c.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                      "applied_at DOUBLE PRECISION NOT NULL)")
+            current = c.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] or 0
+            if current == 0 and self._db.has_table("schema_version"):
+                # Stores made before schema_migrations existed recorded only a number (their schema is v1).
+                legacy = c.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+                for m in MIGRATIONS[:legacy]:
+                    c.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                              (m.version, m.name, time.time()))
+                current = legacy
             if current > SCHEMA_VERSION:
-                raise StoreError(f"case store {self.path} has schema version {current}, newer than this code "
+                raise StoreError(f"case store {self._where()} has schema version {current}, newer than this code "
                                  f"({SCHEMA_VERSION}); upgrade citywall")
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[version - 1].split(";"):
-                    if statement.strip():
-                        c.execute(statement)
-                c.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            for m in MIGRATIONS[current:]:
+                for statement in m.statements(self._db.serial):
+                    c.execute(statement)
+                c.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                          (m.version, m.name, time.time()))
+
+    def _where(self) -> str:
+        return str(self.path) if self.path is not None else self._db.where  # type: ignore[attr-defined]
 
     def schema_version(self) -> int:
+        with self._guard():
+            return self._db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0]
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[_Backend]:
+        """The connection under the lock, driver errors translated."""
         with self._lock:
-            return self._conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+            self._check_open()
+            try:
+                self._db.ensure()
+                yield self._db
+            except StoreError:
+                raise
+            except Exception as exc:
+                translated = self._db.translate(exc)
+                if translated is None:
+                    raise
+                raise translated from exc
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[CaseTx]:
-        """One write transaction (``BEGIN IMMEDIATE``): committed on success, rolled back on any exception."""
-        with self._lock:
-            self._check_open()
-            self._conn.execute("BEGIN IMMEDIATE")
+        """One write transaction, holding the store's write lock: committed on success, rolled back on any
+        exception (driver errors come out as :class:`StoreError` / :class:`StoreConflict`)."""
+        with self._guard() as db:
+            db.begin()
             try:
-                yield CaseTx(self._conn)
+                yield CaseTx(db)
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                with contextlib.suppress(Exception):
+                    db.rollback()
                 raise
-            self._conn.execute("COMMIT")
+            db.commit()
 
     def get_case(self, case_id: str, *, now: float | None = None) -> dict[str, Any] | None:
         """The case dict, or None; ``overdue`` is judged at ``now`` (default: the wall clock)."""
-        with self._lock:
-            self._check_open()
-            cases = _read_cases(self._conn, [case_id], now)
+        with self._guard() as db:
+            cases = _read_cases(db, [case_id], now)
         return cases[0] if cases else None
 
     def get_case_by_no(self, case_no: str, *, now: float | None = None) -> dict[str, Any] | None:
-        with self._lock:
-            self._check_open()
-            row = self._conn.execute("SELECT id FROM cases WHERE case_no = ?", (case_no,)).fetchone()
-            return _read_cases(self._conn, [row[0]], now)[0] if row else None
+        with self._guard() as db:
+            row = db.execute("SELECT id FROM cases WHERE case_no = ?", (case_no,)).fetchone()
+            return _read_cases(db, [row[0]], now)[0] if row else None
 
     def list_cases(self, *, state: str | None = None, camera_id: str | None = None, limit: int = 100,
-                   offset: int = 0, now: float | None = None) -> tuple[list[dict[str, Any]], int]:
-        """A page of cases, newest reported first, and the total matching the filters."""
+                   offset: int = 0, now: float | None = None, reported_from: float | None = None,
+                   reported_to: float | None = None, category: str | None = None,
+                   unit_id: str | None = None, open_only: bool = False,
+                   q: str | None = None) -> tuple[list[dict[str, Any]], int]:
+        """A page of cases, newest reported first, and the total matching the filters (``category`` is a
+        ``kind/code`` ref such as ``事件/0501``)."""
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
         if state is not None:
             State(state)  # ValueError naming the bad state
         where, args = [], []
-        if state is not None:
-            where.append("state = ?")
-            args.append(state)
-        if camera_id is not None:
-            where.append("camera_id = ?")
-            args.append(camera_id)
+        for sql, value in (("state = ?", state), ("camera_id = ?", camera_id), ("reported_at >= ?", reported_from),
+                           ("reported_at < ?", reported_to)):
+            if value is not None:
+                where.append(sql)
+                args.append(value)
+        if category is not None:
+            kind, _, code = category.partition("/")
+            where.append("kind = ? AND code = ?")
+            args.extend((kind, code))
+        if open_only:
+            where.append("is_open = 1")
+        if q:  # search: case number, or any stored text (title, address, unit, category); LIKE wildcards escaped
+            where.append("(case_no LIKE ? ESCAPE '\\' OR data LIKE ? ESCAPE '\\')")
+            args.extend((_like(q), _like(json.dumps(q, ensure_ascii=False)[1:-1])))  # data holds JSON text
+        if unit_id is not None:  # unit_id lives in the JSON data; filter after the indexed ones
+            where.append("data LIKE ? ESCAPE '\\'")
+            args.append(_like(f'"unit_id": {json.dumps(unit_id, ensure_ascii=False)}'))
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        with self._lock:
-            self._check_open()
-            total = self._conn.execute(f"SELECT COUNT(*) FROM cases {clause}", args).fetchone()[0]
-            ids = [r[0] for r in self._conn.execute(
+        with self._guard() as db:
+            total = db.execute(f"SELECT COUNT(*) FROM cases {clause}", args).fetchone()[0]
+            ids = [r[0] for r in db.execute(
                 f"SELECT id FROM cases {clause} ORDER BY reported_at DESC, case_no DESC LIMIT ? OFFSET ?",
-                [*args, limit, offset])]
-            return _read_cases(self._conn, ids, now), total
+                [*args, limit, offset]).fetchall()]
+            return _read_cases(db, ids, now), total
 
     def pending_events(self, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:
         """Outbox entries not yet published, oldest first, as (seq, CaseEvent dict)."""
-        with self._lock:
-            self._check_open()
-            rows = self._conn.execute(
+        with self._guard() as db:
+            rows = db.execute(
                 "SELECT seq, event FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ?", (limit,)).fetchall()
         return [(seq, json.loads(event)) for seq, event in rows]
 
@@ -309,44 +461,168 @@ class CaseStore:
             tx._c.executemany("UPDATE outbox SET published_at = ? WHERE seq = ?",
                               [(at if at is not None else time.time(), s) for s in seqs])
 
+    # -- review queue: claims with a lease (two reviewers never hold the same item) and decisions ------------
+    def review_claim(self, reviewer: str, candidates: list[str], *, now: float, lease_s: float) -> str | None:
+        """Claim the first of ``candidates`` that is undecided and not held by someone else (an expired lease is
+        free again) for ``lease_s``; ``reviewer``'s other claims are released. None when nothing is free."""
+        with self.transaction() as tx:
+            c = tx._c
+            c.execute("DELETE FROM review_claims WHERE until_at <= ?", (now,))
+            for item in candidates:
+                if c.execute("SELECT 1 FROM review_decisions WHERE item_id = ?", (item,)).fetchone():
+                    continue
+                holder = c.execute("SELECT reviewer FROM review_claims WHERE item_id = ?", (item,)).fetchone()
+                if holder is not None and holder[0] != reviewer:
+                    continue
+                c.execute("DELETE FROM review_claims WHERE reviewer = ? AND item_id <> ?", (reviewer, item))
+                c.execute("INSERT INTO review_claims (item_id, reviewer, until_at) VALUES (?, ?, ?) "
+                          "ON CONFLICT (item_id) DO UPDATE SET reviewer = excluded.reviewer, until_at = excluded.until_at",
+                          (item, reviewer, now + lease_s))
+                return item
+            return None
+
+    def review_release(self, reviewer: str) -> None:
+        with self.transaction() as tx:
+            tx._c.execute("DELETE FROM review_claims WHERE reviewer = ?", (reviewer,))
+
+    def review_holder(self, item_id: str, *, now: float) -> str | None:
+        """Who holds a live claim on ``item_id``."""
+        with self._guard() as db:
+            row = db.execute("SELECT reviewer FROM review_claims WHERE item_id = ? AND until_at > ?",
+                             (item_id, now)).fetchone()
+        return row[0] if row else None
+
+    def review_states(self, item_ids: list[str], *, now: float) -> dict[str, dict[str, Any]]:
+        """Claims and decisions of ``item_ids`` (only those that have either)."""
+        out: dict[str, dict[str, Any]] = {}
+        if not item_ids:
+            return out
+        with self._guard() as db:
+            for start in range(0, len(item_ids), 500):
+                chunk = item_ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for item, reviewer, until in db.execute(
+                        f"SELECT item_id, reviewer, until_at FROM review_claims WHERE until_at > ? AND item_id IN ({marks})",
+                        [now, *chunk]).fetchall():
+                    out.setdefault(item, {})["claim"] = {"reviewer": reviewer, "until_at": until}
+                for item, decision, reviewer, reason, case_id, at in db.execute(
+                        f"SELECT item_id, decision, reviewer, reason, case_id, at FROM review_decisions "
+                        f"WHERE item_id IN ({marks})", chunk).fetchall():
+                    out.setdefault(item, {})["decision"] = {"decision": decision, "reviewer": reviewer,
+                                                            "reason": reason, "case_id": case_id, "at": at}
+        return out
+
+    # -- outbound webhooks: one delivery row per (target, outbox event), made from the outbox by a cursor ----
+    def webhook_expand(self, target: str, wanted: frozenset[str] | None, at: float, limit: int = 500) -> int:
+        """Create deliveries for ``target`` of the outbox events written since its cursor (only actions in
+        ``wanted`` when given); a target seen for the first time starts at the current end of the outbox."""
+        with self.transaction() as tx:
+            c = tx._c
+            row = c.execute("SELECT last_seq FROM webhook_cursors WHERE target = ?", (target,)).fetchone()
+            if row is None:
+                end = c.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()[0]
+                c.execute("INSERT INTO webhook_cursors (target, last_seq) VALUES (?, ?)", (target, end))
+                return 0
+            rows = c.execute("SELECT seq, case_id, event FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                             (row[0], limit)).fetchall()
+            made = 0
+            for seq, case_id, event in rows:
+                if wanted is None or json.loads(event).get("action") in wanted:
+                    c.execute("INSERT INTO webhook_deliveries (target, outbox_seq, case_id, idempotency_key, next_at) "
+                              "VALUES (?, ?, ?, ?, ?) ON CONFLICT (target, outbox_seq) DO NOTHING",
+                              (target, seq, case_id, f"citywall-{case_id}-{seq}", at))
+                    made += 1
+            if rows:
+                c.execute("UPDATE webhook_cursors SET last_seq = ? WHERE target = ?", (rows[-1][0], target))
+            return made
+
+    def webhook_queue(self, target: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Undelivered deliveries of ``target`` in event order, each with its event."""
+        with self._guard() as db:
+            rows = db.execute(
+                "SELECT d.id, d.outbox_seq, d.case_id, d.idempotency_key, d.attempts, d.next_at, d.last_error, o.event "
+                "FROM webhook_deliveries d JOIN outbox o ON o.seq = d.outbox_seq "
+                "WHERE d.target = ? AND d.delivered_at IS NULL ORDER BY d.outbox_seq LIMIT ?", (target, limit)).fetchall()
+        return [{"id": r[0], "seq": r[1], "case_id": r[2], "key": r[3], "attempts": r[4], "next_at": r[5],
+                 "last_error": r[6], "event": json.loads(r[7])} for r in rows]
+
+    def webhook_result(self, delivery_id: int, *, at: float, ok: bool, error: str = "",
+                       next_at: float | None = None) -> None:
+        """Record one attempt: delivered, or failed with ``error`` and retried at ``next_at``."""
+        with self.transaction() as tx:
+            if ok:
+                tx._c.execute("UPDATE webhook_deliveries SET attempts = attempts + 1, delivered_at = ?, last_error = '' "
+                              "WHERE id = ?", (at, delivery_id))
+            else:
+                tx._c.execute("UPDATE webhook_deliveries SET attempts = attempts + 1, last_error = ?, next_at = ? "
+                              "WHERE id = ?", (error[:500], next_at if next_at is not None else at, delivery_id))
+
+    def webhook_status(self, limit: int = 100) -> dict[str, Any]:
+        """Per target: pending and delivered counts, the oldest pending event; and the oldest pending deliveries."""
+        with self._guard() as db:
+            per = db.execute(
+                "SELECT target, SUM(CASE WHEN delivered_at IS NULL THEN 1 ELSE 0 END), "
+                "SUM(CASE WHEN delivered_at IS NULL THEN 0 ELSE 1 END), "
+                "MIN(CASE WHEN delivered_at IS NULL THEN outbox_seq END) FROM webhook_deliveries GROUP BY target "
+                "ORDER BY target").fetchall()
+            pending = db.execute(
+                "SELECT d.target, d.case_id, d.outbox_seq, d.idempotency_key, d.attempts, d.next_at, d.last_error, "
+                "o.created_at, o.event FROM webhook_deliveries d JOIN outbox o ON o.seq = d.outbox_seq "
+                "WHERE d.delivered_at IS NULL ORDER BY d.outbox_seq, d.target LIMIT ?", (limit,)).fetchall()
+        targets = {t: {"pending": int(p or 0), "delivered": int(d or 0), "oldest_pending_seq": o}
+                   for t, p, d, o in per}
+        items = []
+        for target, case_id, seq, key, attempts, next_at, error, created, event in pending:
+            ev = json.loads(event)
+            items.append({"target": target, "case_id": case_id, "case_no": ev.get("case_no"), "action": ev.get("action"),
+                          "seq": seq, "idempotency_key": key, "attempts": attempts, "next_at": next_at,
+                          "last_error": error, "created_at": created})
+        return {"targets": targets, "pending": items}
+
     def close(self) -> None:
         with self._lock:
             if not self._closed:
                 self._closed = True
-                self._conn.close()
+                self._db.close()
 
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError("the case store is closed")
 
 
-def _read_cases(c: sqlite3.Connection, ids: list[str], now: float | None) -> list[dict[str, Any]]:
+def _like(text: str) -> str:
+    """``%text%`` for LIKE ... ESCAPE '\\', with the wildcards in ``text`` taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _read_cases(c: Any, ids: list[str], now: float | None) -> list[dict[str, Any]]:
     if not ids:
         return []
     now = time.time() if now is None else now
     marks = ",".join("?" * len(ids))
     rows = {r[0]: r for r in c.execute(
-        f"SELECT id, state, deadline_at, closed_at, data FROM cases WHERE id IN ({marks})", ids)}
+        f"SELECT id, state, deadline_at, closed_at, data, version FROM cases WHERE id IN ({marks})", ids).fetchall()}
     timeline: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
     for case_id, at, st, action, actor, note in c.execute(
             f"SELECT case_id, at, state, action, actor, note FROM case_timeline WHERE case_id IN ({marks}) "
-            "ORDER BY case_id, seq", ids):
+            "ORDER BY case_id, seq", ids).fetchall():
         timeline[case_id].append({"at": at, "state": st, "action": action, "actor": actor, "note": note})
     alarms: dict[str, list[str]] = {i: [] for i in ids}
     for case_id, alarm_id in c.execute(
             f"SELECT case_id, alarm_id FROM case_alarms WHERE phase = 'raised' AND case_id IN ({marks}) "
-            "ORDER BY case_id, at, alarm_id", ids):
+            "ORDER BY case_id, at, alarm_id", ids).fetchall():
         alarms[case_id].append(alarm_id)
     evidence: dict[str, list[str]] = {i: [] for i in ids}
     for case_id, path in c.execute(
-            f"SELECT case_id, path FROM case_evidence WHERE case_id IN ({marks}) ORDER BY case_id, seq", ids):
+            f"SELECT case_id, path FROM case_evidence WHERE case_id IN ({marks}) ORDER BY case_id, seq",
+            ids).fetchall():
         evidence[case_id].append(path)
     out = []
     for case_id in ids:
         row = rows.get(case_id)
         if row is None:
             continue
-        _, state, deadline_at, closed_at, data = row
+        _, state, deadline_at, closed_at, data, version = row
         stored = json.loads(data)
         st = State(state)
         if st in (State.REJECTED, State.VOIDED):
@@ -356,7 +632,8 @@ def _read_cases(c: sqlite3.Connection, ids: list[str], now: float | None) -> lis
         else:
             overdue = now > deadline_at
         stored.update(state=st.value, state_label=STATE_LABELS[st], deadline_at=deadline_at,
-                      alarm_ids=alarms[case_id], evidence=evidence[case_id], timeline=timeline[case_id], overdue=overdue)
+                      alarm_ids=alarms[case_id], evidence=evidence[case_id], timeline=timeline[case_id], overdue=overdue,
+                      version=version, closed_at=closed_at)
         case = {k: stored.get(k) for k in CASE_KEYS}
         case.update({k: v for k, v in stored.items() if k not in case})
         out.append(case)

@@ -10,9 +10,10 @@
   plus a round; a new worker takes a fair share.
 - **wall** — the wall server. Live video comes from whichever worker holds the camera (``wall.remote_live``), so a
   camera keeps exactly one connection however many wall servers and browsers watch it.
-- **cases** — the case worker (consumer group ``cases`` on ``alarms``; filing is idempotent by alarm id).
-- **bridge** — the MQTT bridge (bus → MQTT topics). Run two for availability: they lease the one item
-  ``mqtt-bridge``, so exactly one forwards at a time and the other takes over when it dies.
+- **cases** — the case worker (consumer group ``cases`` on ``alarms``; filing is idempotent by alarm id), and the
+  webhook sender in exactly one of the ``cases`` processes at a time (:class:`Singleton`).
+- **bridge** — the MQTT bridge (bus → MQTT topics). Run two for availability: one forwards at a time
+  (:class:`Singleton`) and the other takes over when it dies.
 
 The roles need configured brokers: the private redis-server/mosquitto of ``citywall up`` belong to one process.
 """
@@ -33,6 +34,7 @@ from broker.bus import Bus
 from broker.leases import LeaseChange, LeaseKeeper
 from broker.mqtt_bridge import MqttBridge
 from cases.store import CaseStore
+from cases.webhooks import WebhookSender
 from cases.worker import CaseWorker, build_filer
 from citywall.metrics import bus_metrics, lease_metrics
 from citywall.supervise import supervise
@@ -256,7 +258,41 @@ async def run_wall(settings: Settings, *, host: str, port: int) -> None:
         await bus.close()
 
 
-BRIDGE_ITEM = "mqtt-bridge"
+class Singleton:
+    """Runs one task in exactly one process of a pool: whoever holds the pool's single lease runs it; the others
+    stand by and take over within the lease TTL when it dies (the MQTT bridge, the webhook sender)."""
+
+    def __init__(self, bus: Bus, settings: Settings, *, pool: str, name: str,
+                 make: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+        cluster = settings.cluster
+        self.pool = pool
+        self.name = name
+        self.keeper = LeaseKeeper(bus.redis, prefix=bus.prefix, worker=name, items=[pool], pool=pool,
+                                  ttl_s=cluster.lease_ttl_s, interval_s=cluster.lease_interval_s, info={"role": pool})
+        self._make = make
+        self._stop: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def _on_change(self, change: LeaseChange) -> None:
+        if self.pool in change.released:
+            await self._halt()
+            log.info("%s %s: standing by", self.pool, self.name)
+        if self.pool in change.acquired:
+            stop = self._stop = asyncio.Event()
+            self._task = asyncio.create_task(supervise(self.pool, lambda: self._make(stop), stop))
+            log.info("%s %s: active", self.pool, self.name)
+
+    async def _halt(self) -> None:
+        if self._task is not None and self._stop is not None:
+            self._stop.set()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._task = self._stop = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await self.keeper.run(stop, self._on_change)
+        finally:
+            await self._halt()
 
 
 async def run_bridge(settings: Settings, *, name: str) -> None:
@@ -265,46 +301,33 @@ async def run_bridge(settings: Settings, *, name: str) -> None:
         raise ConfigError("<config>", [("brokers.mqtt_url", "required by `citywall bridge`")])
     bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix,
                             maxlen=settings.brokers.stream_maxlen)
-    cluster = settings.cluster
-    keeper = LeaseKeeper(bus.redis, prefix=bus.prefix, worker=name, items=[BRIDGE_ITEM], pool="bridge",
-                         ttl_s=cluster.lease_ttl_s, interval_s=cluster.lease_interval_s, info={"role": "bridge"})
-    active: dict[str, Any] = {}
 
-    async def on_change(change: LeaseChange) -> None:
-        if BRIDGE_ITEM in change.released and active:
-            active["stop"].set()
-            await asyncio.gather(active.pop("task"), return_exceptions=True)
-            active.clear()
-            log.info("bridge %s: standing by", name)
-        if BRIDGE_ITEM in change.acquired:
-            stop = asyncio.Event()
-            bridge = MqttBridge(bus, settings.brokers.mqtt_url, prefix=settings.brokers.topic_prefix)
-            active.update(stop=stop, task=asyncio.create_task(supervise("mqtt-bridge", lambda: bridge.run(stop),
-                                                                        stop)))
-            log.info("bridge %s: forwarding to %s", name, redact_url(settings.brokers.mqtt_url))
+    def bridge(stop: asyncio.Event) -> Awaitable[None]:
+        return MqttBridge(bus, settings.brokers.mqtt_url, prefix=settings.brokers.topic_prefix).run(stop)
 
     print(f"citywall bridge {name}: {redact_url(settings.brokers.redis_url)} → "
           f"{redact_url(settings.brokers.mqtt_url)}", flush=True)
     try:
-        await _with_signals(lambda stop: keeper.run(stop, on_change))
+        await _with_signals(Singleton(bus, settings, pool="bridge", name=name, make=bridge).run)
     finally:
-        if active:
-            active["stop"].set()
-            await asyncio.gather(active["task"], return_exceptions=True)
         await bus.close()
 
 
 async def run_cases(settings: Settings, *, name: str) -> None:
+    """The case worker; every ``cases`` process consumes alarms (consumer group), and one of them at a time also
+    delivers the webhooks (a ``Singleton``), so a target never gets the same event from two senders."""
     require_cluster(settings, "cases")
     bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix,
                             maxlen=settings.brokers.stream_maxlen)
     store = await asyncio.to_thread(CaseStore.open, settings.storage.resolved_cases_url())
     try:
         worker = CaseWorker(store, build_filer(settings, store), bus, consumer=name)
+        webhooks = Singleton(bus, settings, pool="webhooks", name=name,
+                             make=lambda stop: WebhookSender(store, settings.webhooks).run(stop))
         print(f"citywall cases {name}: consuming alarms from {redact_url(settings.brokers.redis_url)}", flush=True)
 
         async def main(stop: asyncio.Event) -> None:
-            await supervise("cases", lambda: worker.run(stop), stop)
+            await asyncio.gather(supervise("cases", lambda: worker.run(stop), stop), webhooks.run(stop))
 
         await _with_signals(main)
     finally:

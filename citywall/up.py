@@ -21,6 +21,7 @@ from broker.bus import Bus
 from broker.embedded import EmbeddedMosquitto, EmbeddedRedis
 from broker.mqtt_bridge import MqttBridge
 from cases.store import CaseStore
+from cases.webhooks import WebhookSender
 from cases.worker import CaseWorker, build_filer
 from citywall.metrics import bus_metrics, case_worker_metrics, detection_metrics, ingest_metrics
 from citywall.supervise import supervise
@@ -157,6 +158,7 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
                                  defer=settings.guidance.defers_filing)
         guidance, clip_base = await _start_guidance(settings, bus, mqtt_url, stack)
         bridge = MqttBridge(bus, mqtt_url, prefix=settings.brokers.topic_prefix)
+        webhooks = WebhookSender(store, settings.webhooks)  # idles when no targets are configured
 
         # Status publishing only relays ingest's updates, so it is simply cancelled at shutdown; the roles below
         # are asked to stop and finish their current step.
@@ -166,6 +168,7 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
             asyncio.create_task(supervise("detection", lambda: detection.run(bus.publish, stop), stop), name="detection"),
             asyncio.create_task(supervise("cases", lambda: case_worker.run(stop), stop), name="cases"),
             asyncio.create_task(supervise("mqtt-bridge", lambda: bridge.run(stop), stop), name="mqtt-bridge"),
+            asyncio.create_task(supervise("webhooks", lambda: webhooks.run(stop), stop), name="webhooks"),
         ]
 
         async def _cancel_tasks() -> None:

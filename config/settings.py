@@ -227,6 +227,33 @@ class Cases(Strict):
     grid_file: Path = CONFIG_DIR / "grid.geojson"
 
 
+class WebhookTarget(Strict):
+    """One city platform that receives every case event (POST JSON, ``Idempotency-Key`` header)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="stable id; deliveries are kept per name")
+    url: str = Field(pattern=r"^https?://", description="http(s) endpoint")
+    events: list[str] = Field(default_factory=list, description="case event actions to send; empty means all")
+    secret: str | None = Field(default=None, description="when set, X-Citywall-Signature: sha256=HMAC(body)")
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+
+
+class Webhooks(Strict):
+    """Outbound webhooks per case event, delivered from the case store's outbox; retried until delivered."""
+
+    targets: list[WebhookTarget] = Field(default_factory=list)
+    backoff_s: float = Field(default=1.0, gt=0, le=3600, description="first retry delay; doubles each failure")
+    backoff_max_s: float = Field(default=300.0, gt=0, le=86400, description="longest retry delay")
+    poll_s: float = Field(default=1.0, gt=0, le=60, description="how often the outbox is checked for new events")
+
+    @model_validator(mode="after")
+    def _unique(self) -> "Webhooks":
+        names = [t.name for t in self.targets]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"webhook target names must be unique: {', '.join(dupes)}")
+        return self
+
+
 class Settings(Strict):
     site_name: str = "城市运行管理中心"
     timezone: str = "Asia/Shanghai"
@@ -238,6 +265,7 @@ class Settings(Strict):
     cases: Cases = Cases()
     cluster: Cluster = Cluster()
     guidance: GuidanceSettings = GuidanceSettings()
+    webhooks: Webhooks = Webhooks()
     users: list[User] = Field(min_length=1)
     cameras: list[Camera] = Field(default_factory=list)
 

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.brokers",
     "tests.fixtures.rtsp",
     "tests.fixtures.browser",
+    "tests.fixtures.postgres",
 ]

@@ -20,8 +20,8 @@ WED_11 = datetime(2026, 3, 11, 11, 0, tzinfo=SH).timestamp()
 
 
 @pytest.fixture
-def env(tmp_path):
-    store = CaseStore.open(f"sqlite:///{tmp_path}/cases.sqlite")
+def env(cases_url):
+    store = CaseStore.open(cases_url)
     filer = build_filer(load_settings(CONFIG_DIR / "demo.yaml"), store)
     desk = CaseDesk(filer.config, store)
     raised = Alarm(alarm_id="a-1", phase="raised", camera_id="cam-vending", zone_id="pavement", event="vending",

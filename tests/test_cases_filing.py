@@ -1,5 +1,6 @@
-"""The AI filing policy on the shipped config and demo cameras: filed and dispatched, deadline from the calendar,
-idempotent by alarm id, repeats attach to the open case, cleared alarms are video verification."""
+"""The AI filing policy on the shipped config and demo cameras, on both case-store backends (SQLite, PostgreSQL):
+filed and dispatched, deadline from the calendar, idempotent by alarm id, repeats attach to the open case, cleared
+alarms are video verification."""
 
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ def settings():
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = CaseStore.open(f"sqlite:///{tmp_path}/cases.sqlite")
+def store(cases_url):
+    s = CaseStore.open(cases_url)
     yield s
     s.close()
 
@@ -183,9 +184,9 @@ def test_unfilable_alarms_are_refused(filer):
         filer.file(alarm(phase="paused"))
 
 
-def test_two_filers_on_one_database_never_duplicate(settings, tmp_path):
+def test_two_filers_on_one_database_never_duplicate(settings, cases_url):
     # Two stores (two connections, as two processes would have) racing on the same alarms.
-    url = f"sqlite:///{tmp_path}/shared.sqlite"
+    url = cases_url
     stores = [CaseStore.open(url), CaseStore.open(url)]
     filers = [build_filer(settings, s) for s in stores]
     alarms = [alarm(f"a-{i}", camera=cam, zone=zone, event=ev, at=WED_11 + i)

@@ -1,4 +1,5 @@
-"""CaseStore on real SQLite files: round trip, pagination and filters, case numbers, alarm index, outbox, schema."""
+"""CaseStore on both backends (a real SQLite file and a real PostgreSQL 15 database, fixture ``cases_url``): round
+trip, pagination and filters, case numbers, alarm index, outbox, migrations, optimistic versions."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import threading
 
 import pytest
 
-from cases.store import CASE_KEYS, SCHEMA_VERSION, CaseStore, StoreError
+from cases.migrations import MIGRATIONS
+from cases.store import CASE_KEYS, SCHEMA_VERSION, CaseStore, StoreConflict, StoreError, VersionConflict
 
 T0 = 1_773_198_000.0  # 2026-03-11 11:00 +08:00
 
@@ -25,8 +27,8 @@ def _case(n: int, *, camera: str = "cam-a", state: str = "dispatched", at: float
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = CaseStore.open(f"sqlite:///{tmp_path}/nested/dir/cases.sqlite")
+def store(cases_url):
+    s = CaseStore.open(cases_url)
     yield s
     s.close()
 
@@ -85,7 +87,7 @@ def test_case_numbers_per_day(store):
 
 def test_alarm_index_is_unique_and_rollback_keeps_nothing(store):
     _insert(store, _case(1), alarm_id="a-1")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StoreConflict):
         with store.transaction() as tx:
             tx.insert_case(_case(2))
             tx.link_alarm("a-1", "raised", "case-002", T0)
@@ -126,8 +128,8 @@ def test_outbox(store):
     assert [e["n"] for _, e in store.pending_events()] == [2]
 
 
-def test_reopen_keeps_data_and_schema(tmp_path):
-    url = f"sqlite:///{tmp_path}/cases.sqlite"
+def test_reopen_keeps_data_and_schema(cases_url):
+    url = cases_url
     s = CaseStore.open(url)
     _insert(s, _case(1))
     s.close()
@@ -136,15 +138,61 @@ def test_reopen_keeps_data_and_schema(tmp_path):
     s = CaseStore.open(url)
     assert s.schema_version() == SCHEMA_VERSION
     assert s.get_case("case-001")["case_no"] == "CW20260311-0001"
-    assert s._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    if s.backend == "sqlite":
+        assert s._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     s.close()
+
+
+def test_sqlite_folders_are_created(tmp_path):
+    s = CaseStore.open(f"sqlite:///{tmp_path}/nested/dir/cases.sqlite")
+    assert (tmp_path / "nested/dir/cases.sqlite").exists() and s.backend == "sqlite"
+    s.close()
+
+
+def test_migrations_are_numbered_and_recorded(cases_url):
+    s = CaseStore.open(cases_url)
+    rows = s._conn.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()
+    assert [tuple(r) for r in rows] == [(m.version, m.name) for m in MIGRATIONS]
+    s.close()
+    s = CaseStore.open(cases_url)  # reopening applies nothing twice
+    assert len(s._conn.execute("SELECT version FROM schema_migrations").fetchall()) == len(MIGRATIONS)
+    s.close()
+
+
+def test_a_v1_store_is_upgraded_in_place(tmp_path):
+    # A store written by the first release: only migration 1 and a bare schema_version table.
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    for statement in MIGRATIONS[0].statements("INTEGER PRIMARY KEY AUTOINCREMENT"):
+        conn.execute(statement)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO schema_version VALUES (1)")
+    conn.commit()
+    conn.close()
+    s = CaseStore.open(f"sqlite:///{path}")
+    _insert(s, _case(1))
+    assert s.schema_version() == SCHEMA_VERSION and s.get_case("case-001")["version"] == 1
+    s.close()
+
+
+def test_versions_detect_concurrent_changes(store):
+    _insert(store, _case(1))
+    assert store.get_case("case-001")["version"] == 1
+    with store.transaction() as tx:
+        assert tx.update_case("case-001", T0 + 10, expected_version=1, state="handling") == 2
+    with pytest.raises(VersionConflict) as info:
+        with store.transaction() as tx:
+            tx.update_case("case-001", T0 + 20, expected_version=1, state="handled")
+    assert info.value.current["state"] == "handling" and info.value.current["version"] == 2
+    assert store.get_case("case-001")["state"] == "handling"
 
 
 def test_newer_schema_is_refused(tmp_path):
     url = f"sqlite:///{tmp_path}/cases.sqlite"
     CaseStore.open(url).close()
     conn = sqlite3.connect(tmp_path / "cases.sqlite")
-    conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION + 1,))
+    conn.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'future', 0)",
+                 (SCHEMA_VERSION + 1,))
     conn.commit()
     conn.close()
     with pytest.raises(StoreError, match="newer than this code"):
@@ -154,7 +202,7 @@ def test_newer_schema_is_refused(tmp_path):
 @pytest.mark.parametrize(
     "url, says",
     [
-        ("postgresql://user:pw@db/citywall", "PostgreSQL comes later"),
+        ("postgresql://user:pw@127.0.0.1:1/citywall", "cannot open case store postgresql://user:\\*\\*\\*@"),
         ("mysql://db/x", "unsupported case store URL"),
         ("var/cases.sqlite", "unsupported case store URL"),
         ("sqlite:///", "has no path"),
@@ -185,3 +233,32 @@ def test_threads_share_one_store(store):
         th.join()
     assert not errors
     assert store.list_cases()[1] == 80
+
+
+def test_search_by_number_and_text_with_wildcards_literal(store):
+    _insert(store, _case(1))
+    _insert(store, {**_case(2), "title": "河坊街 100%_占道", "address": "河坊街\\1号"})
+    assert [c["id"] for c in store.list_cases(q="0002")[0]] == ["case-002"]
+    assert [c["id"] for c in store.list_cases(q="河坊")[0]] == ["case-002"]
+    assert [c["id"] for c in store.list_cases(q="100%_")[0]] == ["case-002"]
+    assert store.list_cases(q="%")[1] == 1 and store.list_cases(q="_占")[1] == 1
+    assert store.list_cases(q="街\\1")[1] == 1
+    assert store.list_cases(q="湖滨街道城管中队")[1] == 2
+    assert store.list_cases(q="nowhere")[1] == 0
+
+
+def test_postgres_store_reconnects_after_losing_its_connection(postgres_url):
+    import psycopg
+
+    s = CaseStore.open(postgres_url)
+    _insert(s, _case(1))
+    pid = s._conn.info.backend_pid
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises(StoreError) as info:  # the call that finds the connection gone fails, naming the store
+        s.get_case("case-001")
+    assert "postgresql://" in str(info.value) and not isinstance(info.value, StoreConflict)
+    assert s.get_case("case-001")["id"] == "case-001"  # the next one reconnects
+    _insert(s, _case(2))
+    assert s.list_cases()[1] == 2 and s._conn.info.backend_pid != pid
+    s.close()

@@ -35,8 +35,8 @@ ALARMS = [
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = CaseStore.open(f"sqlite:///{tmp_path}/cases.sqlite")
+def store(cases_url):
+    s = CaseStore.open(cases_url)
     yield s
     s.close()
 

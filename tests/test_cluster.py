@@ -1,5 +1,5 @@
 """Several processes on loopback: camera workers, two wall servers, a case worker and two MQTT bridges sharing one
-real Redis and a real Mosquitto.
+real Redis, a real Mosquitto and a real PostgreSQL (the cases).
 
 Twelve cameras (three per demo scene, from the real RTSP server) are split 6/6 by leases; one login serves both
 wall servers; a live socket opened on either wall server is proxied to whichever worker holds the camera; a worker
@@ -42,7 +42,7 @@ TOKEN = "cluster-test-token"
 pytestmark = pytest.mark.timeout(240)
 
 
-def _config(tmp: Path, redis_url: str, mqtt_url: str, demo_rtsp, prefix: str) -> Path:
+def _config(tmp: Path, redis_url: str, mqtt_url: str, cases_url: str, demo_rtsp, prefix: str) -> Path:
     demo = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text(encoding="utf-8"))
     by_id = {c["id"]: c for c in demo["cameras"]}
     cameras = []
@@ -55,7 +55,8 @@ def _config(tmp: Path, redis_url: str, mqtt_url: str, demo_rtsp, prefix: str) ->
         "site_name": demo["site_name"],
         "timezone": demo["timezone"],
         "brokers": {"redis_url": redis_url, "mqtt_url": mqtt_url, "topic_prefix": prefix},
-        "storage": {"data_dir": str(tmp / "var")},
+        "storage": {"data_dir": str(tmp / "var"), "cases_url": cases_url},
+        "guidance": {"enabled": False},
         "cluster": {"token": TOKEN, "lease_ttl_s": TTL, "lease_interval_s": 0.5},
         "users": demo["users"],
         "cameras": cameras,
@@ -93,12 +94,12 @@ class Proc:
 
 
 @pytest.fixture
-def cluster(tmp_path, mqtt_url, demo_rtsp):
+def cluster(tmp_path, mqtt_url, demo_rtsp, postgres_url):
     # A private, persistent redis-server: this test restarts it.
     redis = EmbeddedRedis(tmp_path / "redis", persistent=True)
     redis_url = redis.start()
     prefix = f"c{uuid.uuid4().hex[:10]}"
-    config = _config(tmp_path, redis_url, mqtt_url, demo_rtsp, prefix)
+    config = _config(tmp_path, redis_url, mqtt_url, postgres_url, demo_rtsp, prefix)
     procs: list[Proc] = []
 
     def start(*args: str) -> Proc:
@@ -107,7 +108,7 @@ def cluster(tmp_path, mqtt_url, demo_rtsp):
         return proc
 
     yield {"start": start, "prefix": prefix, "config": config, "tmp": tmp_path, "redis": redis,
-           "redis_url": redis_url, "mqtt_url": mqtt_url}
+           "redis_url": redis_url, "mqtt_url": mqtt_url, "cases_url": postgres_url}
     for proc in procs:
         proc.stop()
     redis.stop()
@@ -171,7 +172,7 @@ async def test_a_cluster_shares_cameras_fails_over_survives_redis_and_files_ever
                 assert "citywall_leases_held 6" in await resp.text()
             async with plain.get(f"{w1_live}/internal/live/{health['cameras'][0]}") as resp:
                 assert resp.status == 401  # the cluster token is required
-        bridge_holder = await client.get(f"{prefix}:bridge:lease:mqtt-bridge")
+        bridge_holder = await client.get(f"{prefix}:bridge:lease:bridge")
         assert bridge_holder in ("b1", "b2")
 
         async def all_online():
@@ -228,7 +229,7 @@ async def test_a_cluster_shares_cameras_fails_over_survives_redis_and_files_ever
                 return ids if len(ids) >= 3 else None
 
             raised = await eventually(raised_alarms, timeout=90, what="three raised alarms")
-            store = CaseStore.open(f"sqlite:///{cluster['tmp'] / 'var' / 'cases.sqlite'}")
+            store = CaseStore.open(cluster["cases_url"])
             try:
                 async def all_filed():
                     with store.transaction() as tx:

@@ -1,4 +1,4 @@
-"""REST routes: health, login/logout/me, cameras, alarms, cases.
+"""REST routes: health, login/logout/me, cameras, alarms (the case routes are in ``wall.case_api``).
 
 Every input is validated here and every failure is a JSON ``{"error": ...}`` naming the bad field; the case
 store is synchronous, so its calls run in a worker thread.
@@ -25,7 +25,7 @@ from wall.auth import (
     set_session_cookie,
 )
 from wall.errors import BadRequest, json_error
-from wall.views import alarm_view, case_view, status_view
+from wall.views import alarm_view, status_view
 
 log = logging.getLogger("citywall.wall.api")
 
@@ -204,35 +204,6 @@ async def alarms(request: web.Request) -> web.Response:
     return web.json_response({"alarms": [{**alarm_view(e.data), "id": e.id} for e in entries]})
 
 
-async def list_cases(request: web.Request) -> web.Response:
-    """A page of cases (newest first) and the total matching the filters."""
-    case_state = str_param(request, "state", _STATE, "a case state (lower-case letters and _)")
-    camera_id = str_param(request, "camera_id", _ID, "a camera id")
-    limit = int_param(request, "limit", default=100, lo=1, hi=MAX_CASES_PAGE)
-    offset = int_param(request, "offset", default=0, lo=0, hi=10_000_000)
-    store = request.app[state.CASES]
-    try:
-        page, total = await asyncio.to_thread(
-            store.list_cases, state=case_state, camera_id=camera_id, limit=limit, offset=offset
-        )
-    except ValueError as exc:  # the store refuses a state it does not know
-        if case_state is not None:
-            raise BadRequest("state", f"unknown case state {case_state!r}") from None
-        raise BadRequest("query", str(exc)) from None
-    return web.json_response({"cases": [case_view(c) for c in page], "total": total, "limit": limit, "offset": offset})
-
-
-async def get_case(request: web.Request) -> web.Response:
-    """One case with ``evidence_urls``; 404 when unknown."""
-    case_id = request.match_info["id"]
-    if not _ID.fullmatch(case_id):
-        raise BadRequest("id", f"{case_id[:40]!r} is not a case id")
-    case = await asyncio.to_thread(request.app[state.CASES].get_case, case_id)
-    if case is None:
-        return json_error(404, f"unknown case {case_id}")
-    return web.json_response(case_view(case))
-
-
 @web.middleware
 async def bus_unavailable_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     """A bus outage is a 503 with a JSON error, not a crash."""
@@ -250,6 +221,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/me", me)
     app.router.add_get("/api/cameras", cameras)
     app.router.add_get("/api/alarms", alarms)
-    app.router.add_get("/api/cases", list_cases)
-    app.router.add_get("/api/cases/{id}", get_case)
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from config import Settings
-from wall import api, broadcast_api, evidence, hub, live_ws, metrics, openapi, pages, state
+from wall import api, broadcast_api, case_api, evidence, hub, live_ws, metrics, openapi, pages, state
 from wall.auth import Authenticator, LoginLimiter, SessionStore, make_auth_middleware
 from wall.errors import error_middleware
 from wall.hub import EventHub
@@ -71,6 +71,7 @@ def create_app(
     app[state.GUIDANCE] = guidance
 
     api.add_routes(app)
+    case_api.add_routes(app)
     openapi.add_routes(app)
     hub.add_routes(app)
     live_ws.add_routes(app)

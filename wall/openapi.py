@@ -504,6 +504,192 @@ PATHS.update({
             "401": _UNAUTHORIZED, "403": _error("role may not upload"),
             "413": _error("over guidance.manual.max_upload_bytes"), "503": _GUIDANCE_OFF}}},
 })
+_CASE_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_CONFLICT = _json(_ref("CaseConflict"), "someone else changed the case first (stale version) or its state does not "
+                  "allow the action: the case as it is now and the actions allowed from its state")
+SCHEMAS["CaseConflict"] = {
+    "type": "object",
+    "required": ["error", "state", "allowed"],
+    "properties": {
+        "error": {"type": "string"},
+        "state": {"type": "string"}, "state_label": {"type": "string"},
+        "version": {"type": ["integer", "null"]},
+        "case": {"oneOf": [_ref("Case"), {"type": "null"}]},
+        "allowed": {"type": "array", "items": {"type": "object", "properties": {
+            "action": {"type": "string"}, "label": {"type": "string"},
+            "roles": {"type": "array", "items": {"type": "string"}}}}},
+    },
+}
+PATHS["/api/cases"]["get"]["parameters"] += [
+    _query("category", {"type": "string", "examples": ["事件/0501"]}, "only this category (kind/code); unknown: 400"),
+    _query("unit_id", {"type": "string"}, "only cases of this responsible unit"),
+    _query("q", {"type": "string", "maxLength": 64}, "search: case number, title, address, unit, category text"),
+]
+PATHS["/api/cases/{id}"]["get"]["summary"] = "One case with evidence URLs and the actions allowed to your role"
+PATHS["/api/cases/{id}/actions"] = {
+    "post": {
+        "summary": "Apply a workflow action (accept, dispatch, start, feedback, verify, close, rework, ...) as you",
+        "description": (
+            "Send the case `version` you saw: if someone else acted first the answer is 409 with the case as it is "
+            "now. Without a version the second of two identical actions still gets 409 (the state moved on). "
+            "`extend` needs `extension` {value, unit}; `dispatch` may name `unit_id`."
+        ),
+        "security": _SESSION,
+        "parameters": [_CASE_ID],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["action"], "additionalProperties": False, "properties": {
+                "action": {"type": "string", "enum": ["accept", "register", "reject", "void", "dispatch", "start",
+                                                      "feedback", "return", "extend", "suspend", "resume", "verify",
+                                                      "close", "rework"]},
+                "version": {"type": "integer", "minimum": 1},
+                "note": {"type": "string", "maxLength": 500},
+                "extension": {"type": "object", "properties": {
+                    "value": {"type": "number"}, "unit": {"type": "string",
+                                                          "enum": ["work_hours", "work_days", "hours"]}}},
+                "unit_id": {"type": "string"},
+            }}}}},
+        "responses": {
+            "200": _json({"type": "object", "properties": {"case": _ref("Case"), "event": {"type": "object"}}},
+                         "the case after the action"),
+            "400": _error("a field is malformed (the error names it)"),
+            "401": _UNAUTHORIZED,
+            "403": _json(_ref("CaseConflict"), "the state allows this action, but not to your role"),
+            "404": _error("unknown case"),
+            "409": _CONFLICT,
+        },
+    },
+}
+
+_STATS_ROW = {"type": "object", "properties": {
+    "key": {"type": "string"}, "label": {"type": "string"},
+    **{k: {"type": "integer", "description": d} for k, d in (
+        ("registered", "立案数"), ("due", "应结案数"), ("closed", "结案数"), ("closed_on_time", "按期结案数"),
+        ("to_handle", "应处置数"), ("handled", "处置数"), ("reworked", "返工数"))},
+    **{k: {"type": ["number", "null"], "description": d} for k, d in (
+        ("close_rate", "结案率 = 结案数/应结案数"), ("on_time_rate", "按期结案率 = 按期结案数/应结案数"),
+        ("handle_rate", "处置率 = 处置数/应处置数"), ("rework_rate", "返工率 = 返工数/处置数"))},
+}}
+SCHEMAS["StatsRow"] = _STATS_ROW
+PATHS["/api/stats"] = {
+    "get": {
+        "summary": "Case statistics per unit, grid, category or period (JSON, CSV or XLSX)",
+        "description": "Over cases reported from `from` to `to` (dates in the site timezone, inclusive; default the "
+                       "last 30 days). Definitions in cases/stats.py. CSV is UTF-8 with a BOM; both exports have "
+                       "Chinese headers (责任单位, 立案数, 应结案数, 结案数, 按期结案数, 应处置数, 处置数, 返工数, "
+                       "结案率, 按期结案率, 处置率, 返工率) and a 合计 row.",
+        "security": _SESSION,
+        "parameters": [
+            _query("by", {"type": "string", "enum": ["unit", "grid", "category", "period", "total"],
+                          "default": "unit"}, "grouping"),
+            _query("period", {"type": "string", "enum": ["day", "week", "month"], "default": "day"},
+                   "bucket size when by=period"),
+            _query("from", {"type": "string", "format": "date"}, "first day (inclusive)"),
+            _query("to", {"type": "string", "format": "date"}, "last day (inclusive)"),
+            _query("category", {"type": "string"}, "only this category (kind/code); unknown: 400"),
+            _query("format", {"type": "string", "enum": ["json", "csv", "xlsx"], "default": "json"}, "output"),
+        ],
+        "responses": {
+            "200": {"description": "the statistics", "content": {
+                "application/json": {"schema": {"type": "object", "properties": {
+                    "by": {"type": "string"}, "rows": {"type": "array", "items": _ref("StatsRow")},
+                    "total": _ref("StatsRow"), "from": {"type": "string"}, "to": {"type": "string"},
+                    "cases": {"type": "integer"}}}},
+                "text/csv": {},
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {},
+            }},
+            "400": _error("a parameter is malformed (the error names it)"),
+            "401": _UNAUTHORIZED,
+        },
+    },
+}
+
+PATHS["/api/webhooks"] = {
+    "get": {
+        "summary": "Outbound webhook targets with pending/delivered counts, and the oldest pending deliveries",
+        "description": "Each case event is POSTed to every target with an Idempotency-Key header, retried with "
+                       "exponential backoff until delivered, in order per target.",
+        "security": _SESSION,
+        "parameters": [_query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                              "pending deliveries to list")],
+        "responses": {
+            "200": _json({"type": "object", "properties": {
+                "targets": {"type": "array", "items": {"type": "object", "properties": {
+                    "name": {"type": "string"}, "url": {"type": "string"}, "pending": {"type": "integer"},
+                    "delivered": {"type": "integer"}, "oldest_pending_seq": {"type": ["integer", "null"]}}}},
+                "pending": {"type": "array", "items": {"type": "object", "properties": {
+                    "target": {"type": "string"}, "case_id": {"type": "string"}, "case_no": {"type": "string"},
+                    "action": {"type": "string"}, "idempotency_key": {"type": "string"},
+                    "attempts": {"type": "integer"}, "next_at": {"type": "number"},
+                    "last_error": {"type": "string"}}}},
+            }}, "webhook delivery status"),
+            "400": _error("limit out of range"),
+            "401": _UNAUTHORIZED,
+        },
+    },
+}
+
+SCHEMAS["ReviewItem"] = {"type": "object", "properties": {
+    "id": {"type": "string", "description": "the alarm id"},
+    "status": {"type": "string", "enum": ["free", "mine", "claimed", "confirmed", "rejected"]},
+    "claimed_by": {"type": ["string", "null"]}, "claim_until": {"type": ["number", "null"]},
+    "decision": {"type": ["object", "null"]}, "alarm": _ref("Alarm")}}
+PATHS["/api/review"] = {
+    "get": {
+        "summary": "Review queue: recent raised alarms still to decide, oldest first, with claims",
+        "security": _SESSION,
+        "parameters": [_query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 200}, "items")],
+        "responses": {
+            "200": _json({"type": "object", "properties": {
+                "items": {"type": "array", "items": _ref("ReviewItem")},
+                "counts": {"type": "object"}, "reasons": {"type": "array", "items": {"type": "string"}},
+                "lease_s": {"type": "number"}}}, "the queue"),
+            "400": _error("limit out of range"),
+            "401": _UNAUTHORIZED,
+            "503": _error("event bus unavailable"),
+        },
+    },
+}
+PATHS["/api/review/claim"] = {
+    "post": {
+        "summary": "Claim the next (or previous) free item; two reviewers never hold the same item",
+        "description": "Releases your other claim. A claim is a lease (120 s) renewed by claiming it again.",
+        "security": _SESSION,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "properties": {
+                "current": {"type": "string", "description": "the item you are on"},
+                "direction": {"type": "string", "enum": ["next", "prev", "first"], "default": "next"}}}}}},
+        "responses": {
+            "200": _json({"type": "object", "properties": {
+                "item": {"oneOf": [_ref("ReviewItem"), {"type": "null"}]},
+                "position": {"type": ["integer", "null"]}, "total": {"type": "integer"}}}, "the claimed item"),
+            "400": _error("a field is malformed (the error names it)"),
+            "401": _UNAUTHORIZED,
+            "503": _error("event bus unavailable"),
+        },
+    },
+}
+PATHS["/api/review/{id}/decision"] = {
+    "post": {
+        "summary": "Confirm (→ case) or reject (false positive, with a reason) the item you hold",
+        "security": _SESSION,
+        "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["decision"], "properties": {
+                "decision": {"type": "string", "enum": ["confirm", "reject"]},
+                "reason": {"type": "string", "maxLength": 200, "description": "required to reject"}}}}}},
+        "responses": {
+            "200": _json({"type": "object", "properties": {
+                "id": {"type": "string"}, "decision": {"type": "string"}, "reason": {"type": "string"},
+                "case": {"oneOf": [_ref("Case"), {"type": "null"}]}}}, "the decision and the case"),
+            "400": _error("a field is malformed or a rejection has no reason"),
+            "401": _UNAUTHORIZED,
+            "404": _error("unknown item"),
+            "409": _error("you do not hold this item (claimed by someone else, expired, or decided already)"),
+            "422": _error("the alarm cannot be filed as a case (e.g. no category for its event); reject it instead"),
+            "503": _error("event bus unavailable"),
+        },
+    },
+}
 
 
 def build_document(site_name: str) -> dict[str, Any]:

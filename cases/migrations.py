@@ -1,0 +1,123 @@
+"""The case store's schema as numbered migrations, one SQL text for SQLite and PostgreSQL.
+
+Each migration is applied once, in order, inside one transaction at :meth:`cases.store.CaseStore.open`, and
+recorded in ``schema_migrations (version, name, applied_at)``. Never edit a released migration; append a new one.
+
+Portable SQL only: ``DOUBLE PRECISION`` for times (SQLite reads it as REAL; PostgreSQL's ``REAL`` would be 4 bytes
+and lose seconds), partial indexes, ``ON CONFLICT``. The one dialect difference is the auto-increment key, written
+``{serial}`` and filled in by the backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    def statements(self, serial: str) -> list[str]:
+        return [s.strip() for s in self.sql.replace("{serial}", serial).split(";") if s.strip()]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "cases, timeline, alarm index, evidence, case numbers, outbox", """
+    CREATE TABLE cases (
+        id TEXT PRIMARY KEY,
+        case_no TEXT NOT NULL UNIQUE,
+        state TEXT NOT NULL,
+        is_open INTEGER NOT NULL,
+        camera_id TEXT NOT NULL,
+        zone_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        code TEXT NOT NULL,
+        reported_at DOUBLE PRECISION NOT NULL,
+        deadline_at DOUBLE PRECISION NOT NULL,
+        closed_at DOUBLE PRECISION,
+        updated_at DOUBLE PRECISION NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX cases_open_place ON cases(camera_id, zone_id, kind, code) WHERE is_open = 1;
+    CREATE INDEX cases_reported ON cases(reported_at DESC, id);
+    CREATE INDEX cases_state ON cases(state, reported_at DESC);
+    CREATE INDEX cases_camera ON cases(camera_id, reported_at DESC);
+    CREATE TABLE case_timeline (
+        case_id TEXT NOT NULL REFERENCES cases(id),
+        seq INTEGER NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        state TEXT NOT NULL,
+        action TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (case_id, seq)
+    );
+    CREATE TABLE case_alarms (
+        alarm_id TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        case_id TEXT NOT NULL REFERENCES cases(id),
+        at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (alarm_id, phase)
+    );
+    CREATE INDEX case_alarms_case ON case_alarms(case_id);
+    CREATE TABLE case_evidence (
+        case_id TEXT NOT NULL REFERENCES cases(id),
+        seq INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        alarm_id TEXT NOT NULL DEFAULT '',
+        at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (case_id, seq)
+    );
+    CREATE TABLE case_numbers (day TEXT PRIMARY KEY, last INTEGER NOT NULL);
+    CREATE TABLE outbox (
+        seq {serial},
+        case_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        published_at DOUBLE PRECISION
+    );
+    CREATE INDEX outbox_pending ON outbox(seq) WHERE published_at IS NULL
+    """),
+    Migration(2, "case version for optimistic concurrency", """
+    ALTER TABLE cases ADD COLUMN version INTEGER NOT NULL DEFAULT 1
+    """),
+    Migration(3, "outbound webhook deliveries", """
+    CREATE TABLE webhook_cursors (
+        target TEXT PRIMARY KEY,
+        last_seq INTEGER NOT NULL
+    );
+    CREATE TABLE webhook_deliveries (
+        id {serial},
+        target TEXT NOT NULL,
+        outbox_seq INTEGER NOT NULL,
+        case_id TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_at DOUBLE PRECISION NOT NULL,
+        delivered_at DOUBLE PRECISION,
+        last_error TEXT NOT NULL DEFAULT '',
+        UNIQUE (target, outbox_seq)
+    );
+    CREATE INDEX webhook_due ON webhook_deliveries(next_at) WHERE delivered_at IS NULL
+    """),
+    Migration(4, "review queue claims", """
+    CREATE TABLE review_claims (
+        item_id TEXT PRIMARY KEY,
+        reviewer TEXT NOT NULL,
+        until_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE review_decisions (
+        item_id TEXT PRIMARY KEY,
+        decision TEXT NOT NULL,
+        reviewer TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        case_id TEXT,
+        at DOUBLE PRECISION NOT NULL
+    )
+    """),
+)
+SCHEMA_VERSION = MIGRATIONS[-1].version
+assert [m.version for m in MIGRATIONS] == list(range(1, SCHEMA_VERSION + 1)), "migrations must be numbered 1..n"

@@ -1,0 +1,313 @@
+"""Case routes of the wall server on a real bus and a real case store (SQLite and PostgreSQL): workflow actions
+through HTTP, two people acting on one case at once (one wins, the other gets 409 with the case as it is now),
+invalid transitions (409 with the allowed ones), role refusals (403), bad fields and unknown categories (400)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+from collections.abc import AsyncIterator
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import openpyxl
+import pytest
+from aiohttp.test_utils import TestClient
+
+from cases.desk import CaseDesk
+from cases.filing import build_filer
+from cases.webhooks import WebhookSender
+from cases.store import CaseStore
+from config import parse_settings
+from config.settings import Webhooks
+from detectors.alarm import Alarm
+from tests.test_wall_api import _HASH, PASSWORD, login, make_alarm, wall_client
+from wall.app import create_app
+
+
+def settings_with_roles(tmp_path):
+    users = [
+        {"username": "admin", "display_name": "管理员", "role": "admin", "password_hash": _HASH},
+        {"username": "duty", "display_name": "值班员", "role": "watch_officer", "password_hash": _HASH},
+        {"username": "duty2", "display_name": "值班员二", "role": "watch_officer", "password_hash": _HASH},
+        {"username": "monitor", "display_name": "监控员", "role": "monitor", "password_hash": _HASH},
+        {"username": "leader", "display_name": "指挥长", "role": "leader", "password_hash": _HASH},
+    ]
+    return parse_settings({
+        "site_name": "测试中心",
+        "storage": {"data_dir": str(tmp_path / "var")},
+        "users": users,
+        "cameras": [
+            {"id": "cam-a", "name": "解放路人行道", "url": "rtsp://127.0.0.1:1/a",
+             "position": {"lon": 120.15, "lat": 30.27, "address": "解放路88号", "street": "湖滨街道"},
+             "zones": [{"id": "pavement", "name": "人行道", "events": ["vending"],
+                        "polygon": [[0, 0.6], [1, 0.6], [1, 1], [0, 1]]}]},
+        ],
+    })
+
+
+@pytest.fixture
+def store(cases_url):
+    s = CaseStore.open(cases_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+async def wall(tmp_path, bus, store) -> AsyncIterator[TestClient]:
+    settings = settings_with_roles(tmp_path)
+    (tmp_path / "evidence").mkdir()
+    app = create_app(settings, bus=bus, cases=store, live=None, evidence_dir=tmp_path / "evidence")
+    async with wall_client(app) as c:
+        yield c
+
+
+@pytest.fixture
+def case_id(tmp_path, store) -> str:
+    filer = build_filer(settings_with_roles(tmp_path), store)
+    return filer.file(make_alarm(1)).case["id"]
+
+
+async def person(client: TestClient, username: str) -> aiohttp.ClientSession:
+    """A second browser: its own cookie jar, logged in as ``username``."""
+    session = aiohttp.ClientSession(base_url=str(client.make_url("/")), cookie_jar=aiohttp.CookieJar(unsafe=True))
+    resp = await session.post("/api/login", json={"username": username, "password": PASSWORD})
+    assert resp.status == 200, await resp.text()
+    return session
+
+
+async def test_detail_lists_the_actions_of_my_role_and_an_action_moves_the_case(wall, case_id):
+    assert (await login(wall, "duty")).status == 200
+    case = await (await wall.get(f"/api/cases/{case_id}")).json()
+    assert case["state"] == "dispatched" and case["version"] == 1
+    assert [a["action"] for a in case["allowed_actions"]] == ["start", "feedback", "return"]
+    resp = await wall.post(f"/api/cases/{case_id}/actions", json={"action": "start", "version": 1, "note": "已签收"})
+    assert resp.status == 200, await resp.text()
+    body = await resp.json()
+    assert body["case"]["state"] == "handling" and body["case"]["version"] == 2
+    assert body["case"]["timeline"][-1]["actor"] == "duty(watch_officer)"
+    assert body["case"]["timeline"][-1]["note"] == "已签收"
+    assert [a["action"] for a in body["case"]["allowed_actions"]] == ["feedback", "return"]
+
+
+async def test_two_people_at_once_one_wins_the_other_gets_409_with_the_current_state(wall, case_id):
+    a, b = await person(wall, "duty"), await person(wall, "duty2")
+    try:
+        # Both saw version 1 and choose different steps at the same moment.
+        ra, rb = await asyncio.gather(
+            a.post(f"/api/cases/{case_id}/actions", json={"action": "feedback", "version": 1}),
+            b.post(f"/api/cases/{case_id}/actions", json={"action": "return", "version": 1}))
+        assert sorted([ra.status, rb.status]) == [200, 409]
+        winner, loser = (ra, rb) if ra.status == 200 else (rb, ra)
+        won = (await winner.json())["case"]
+        lost = await loser.json()
+        assert lost["state"] == won["state"] and lost["version"] == won["version"] == 2
+        assert lost["case"]["timeline"] == won["timeline"]
+        assert "changed by someone else" in lost["error"]
+        # The same step by both without a version: the state moved on, the second is told what is allowed now.
+        ra, rb = await asyncio.gather(
+            a.post(f"/api/cases/{case_id}/actions", json={"action": "verify"}),
+            b.post(f"/api/cases/{case_id}/actions", json={"action": "verify"}))
+        if won["state"] == "handled":
+            assert sorted([ra.status, rb.status]) == [200, 409]
+            lost = await (rb if ra.status == 200 else ra).json()
+            assert lost["state"] == "verifying"
+            assert [x["action"] for x in lost["allowed"]] == ["close", "rework"]
+        else:  # returned: verify is not possible for either
+            assert [ra.status, rb.status] == [409, 409]
+            assert [x["action"] for x in (await ra.json())["allowed"]] == ["dispatch", "void"]
+    finally:
+        await a.close()
+        await b.close()
+    case = await (await (await person(wall, "admin")).get(f"/api/cases/{case_id}")).json()
+    assert len([e for e in case["timeline"] if e["actor"].startswith("duty")]) in (1, 2)
+
+
+async def test_invalid_transition_is_409_naming_the_allowed_and_role_is_403(wall, case_id):
+    assert (await login(wall, "duty")).status == 200
+    resp = await wall.post(f"/api/cases/{case_id}/actions", json={"action": "close"})
+    assert resp.status == 409
+    body = await resp.json()
+    assert body["state"] == "dispatched" and "allowed from dispatched" in body["error"]
+    assert [x["action"] for x in body["allowed"]] == ["start", "feedback", "return", "extend", "suspend"]
+    assert body["case"]["id"] == case_id
+    monitor = await person(wall, "monitor")
+    try:
+        resp = await monitor.post(f"/api/cases/{case_id}/actions", json={"action": "start"})
+        assert resp.status == 403
+        assert "as monitor" in (await resp.json())["error"]
+    finally:
+        await monitor.close()
+    assert (await (await wall.get(f"/api/cases/{case_id}")).json())["version"] == 1  # nothing written
+
+
+async def test_extend_and_bad_fields(wall, case_id):
+    leader = await person(wall, "leader")
+    try:
+        resp = await leader.post(f"/api/cases/{case_id}/actions",
+                                 json={"action": "extend", "extension": {"value": 1, "unit": "work_days"}})
+        assert resp.status == 200, await resp.text()
+        assert "延期 1 工作日" in (await resp.json())["case"]["timeline"][-1]["note"]
+        for body, field in [
+            ({"action": "fly"}, "action"),
+            ({"action": "report"}, "action"),
+            ({"action": "extend", "extension": {"value": -1, "unit": "work_days"}}, "extension"),
+            ({"action": "extend"}, "extension"),
+            ({"action": "extend", "version": "2"}, "version"),
+            ({"action": "extend", "note": "x" * 501}, "note"),
+            ({"action": "extend", "colour": "red"}, "colour"),
+            (["extend"], "body"),
+        ]:
+            resp = await leader.post(f"/api/cases/{case_id}/actions", json=body)
+            assert resp.status == 400, (body, await resp.text())
+            assert (await resp.json())["error"].startswith(f"{field}:"), (body, await resp.text())
+        resp = await leader.post("/api/cases/nope/actions", json={"action": "extend"})
+        assert resp.status == 404
+    finally:
+        await leader.close()
+
+
+async def test_list_filters_by_category_and_unit_and_names_an_unknown_category(wall, case_id):
+    assert (await login(wall, "duty")).status == 200
+    body = await (await wall.get("/api/cases", params={"category": "事件/0501"})).json()
+    assert [c["id"] for c in body["cases"]] == [case_id]
+    unit = body["cases"][0]["unit_id"]
+    assert (await (await wall.get("/api/cases", params={"unit_id": unit})).json())["total"] == 1
+    assert (await (await wall.get("/api/cases", params={"unit_id": "nobody"})).json())["total"] == 0
+    assert (await (await wall.get("/api/cases", params={"category": "事件/0504"})).json())["total"] == 0
+    resp = await wall.get("/api/cases", params={"category": "事件/9999"})
+    assert resp.status == 400
+    error = (await resp.json())["error"]
+    assert error.startswith("category: unknown category '事件/9999'") and "事件/0501" in error
+
+
+async def test_stats_json_csv_xlsx_through_the_api(tmp_path, bus, store):
+    sh = ZoneInfo("Asia/Shanghai")
+    wed_11 = datetime(2026, 3, 11, 11, 0, tzinfo=sh).timestamp()
+    settings = settings_with_roles(tmp_path)
+    filer = build_filer(settings, store)
+    desk = CaseDesk(filer.config, store)
+    first = filer.file(Alarm(**{**make_alarm(1).to_dict(), "at": wed_11})).case
+    filer.file(Alarm(**{**make_alarm(2).to_dict(), "at": wed_11 + 60, "camera_id": "cam-b", "zone_id": "z"}))
+    for step in ("feedback", "verify", "close"):
+        desk.act(first["id"], step, role="admin", user="admin", now=wed_11 + 600)
+    (tmp_path / "evidence").mkdir()
+    app = create_app(settings, bus=bus, cases=store, live=None, evidence_dir=tmp_path / "evidence",
+                     clock=lambda: wed_11 + 30 * 24 * 3600)
+    async with wall_client(app) as c:
+        assert (await login(c, "leader")).status == 200
+        body = await (await c.get("/api/stats", params={"by": "total", "from": "2026-03-11", "to": "2026-03-11"})).json()
+        assert body["cases"] == 2
+        total = body["total"]
+        assert (total["registered"], total["due"], total["closed"], total["closed_on_time"]) == (2, 2, 1, 1)
+        assert total["close_rate"] == 0.5 and total["handle_rate"] == 0.5
+        none = await (await c.get("/api/stats", params={"from": "2026-03-12", "to": "2026-03-12"})).json()
+        assert none["cases"] == 0 and none["rows"] == []
+        resp = await c.get("/api/stats", params={"by": "category", "from": "2026-03-01", "to": "2026-03-31",
+                                                  "format": "csv"})
+        assert resp.status == 200 and resp.content_type == "text/csv"
+        text = (await resp.read()).decode("utf-8-sig")
+        assert text.splitlines()[0].startswith("案件类别,立案数,应结案数,结案数,按期结案数")
+        resp = await c.get("/api/stats", params={"by": "unit", "from": "2026-03-01", "to": "2026-03-31",
+                                                  "format": "xlsx"})
+        assert resp.status == 200 and "attachment" in resp.headers["Content-Disposition"]
+        ws = openpyxl.load_workbook(io.BytesIO(await resp.read())).active
+        assert ws["A1"].value == "责任单位" and ws["B1"].value == "立案数"
+        for params, field in [({"by": "street"}, "by"), ({"period": "year"}, "period"), ({"from": "2026-13-01"}, "from"),
+                              ({"from": "yesterday"}, "from"), ({"from": "2026-03-02", "to": "2026-03-01"}, "to"),
+                              ({"format": "pdf"}, "format"), ({"category": "事件/9999"}, "category")]:
+            resp = await c.get("/api/stats", params=params)
+            assert resp.status == 400 and (await resp.json())["error"].startswith(f"{field}:"), params
+
+
+async def test_webhooks_endpoint_shows_a_down_target_as_pending(tmp_path, bus, store):
+    settings = settings_with_roles(tmp_path).model_copy(update={"webhooks": Webhooks.model_validate(
+        {"targets": [{"name": "city", "url": "http://user:pw@127.0.0.1:9/hook"}], "backoff_s": 60})})
+    sender = WebhookSender(store, settings.webhooks)
+    async with aiohttp.ClientSession() as http:
+        await sender.step(http)  # the target's cursor starts here
+        build_filer(settings, store).file(make_alarm(1))
+        await sender.step(http)  # port 9 (discard) is closed on loopback: refused
+    (tmp_path / "evidence").mkdir()
+    app = create_app(settings, bus=bus, cases=store, live=None, evidence_dir=tmp_path / "evidence")
+    async with wall_client(app) as c:
+        assert (await login(c, "admin")).status == 200
+        body = await (await c.get("/api/webhooks")).json()
+        assert body["targets"] == [{"name": "city", "url": "http://user:***@127.0.0.1:9/hook", "events": [],
+                                    "pending": 1, "delivered": 0, "oldest_pending_seq": body["pending"][0]["seq"]}]
+        assert body["pending"][0]["action"] == "filed" and body["pending"][0]["attempts"] == 1
+        assert body["pending"][0]["last_error"]
+        assert (await c.get("/api/webhooks?limit=0")).status == 400
+
+
+async def test_daily_report_is_a_printable_page_with_the_days_figures(tmp_path, bus, store):
+    sh = ZoneInfo("Asia/Shanghai")
+    wed_11 = datetime(2026, 3, 11, 11, 0, tzinfo=sh).timestamp()
+    settings = settings_with_roles(tmp_path)
+    filer = build_filer(settings, store)
+    desk = CaseDesk(filer.config, store)
+    first = filer.file(Alarm(**{**make_alarm(1).to_dict(), "at": wed_11})).case
+    filer.file(Alarm(**{**make_alarm(2).to_dict(), "at": wed_11 + 60, "camera_id": "cam-b", "zone_id": "z",
+                        "camera_name": "<script>x</script>"}))
+    for step in ("feedback", "verify", "close"):
+        desk.act(first["id"], step, role="admin", user="admin", now=wed_11 + 600)
+    (tmp_path / "evidence").mkdir()
+    app = create_app(settings, bus=bus, cases=store, live=None, evidence_dir=tmp_path / "evidence",
+                     clock=lambda: wed_11 + 86400)
+    async with wall_client(app) as c:
+        resp = await c.get("/report/daily?date=2026-03-11", allow_redirects=False)
+        assert resp.status == 302 and resp.headers["Location"].startswith("/login?next=")
+        assert (await login(c, "leader")).status == 200
+        resp = await c.get("/report/daily?date=2026-03-11")
+        assert resp.status == 200 and resp.content_type == "text/html"
+        page = await resp.text()
+        assert "城市运行日报" in page and "2026年3月11日 星期三" in page
+        assert "@media print" in page and "<script>x" not in page and "&lt;script&gt;x" in page
+        kpis = re.findall(r'<div class="kpi"><b>([^<]*)</b>([^<]*)</div>', page)
+        assert kpis == [("2", "新增立案"), ("1", "结案"), ("50.0%", "结案率"), ("1", "办理中（全部）"),
+                        ("1", "超期未结（全部）")]
+        assert "湖滨街道城管中队" in page
+        assert (await c.get("/report/daily?date=2026-02-30")).status == 400
+        empty = await (await c.get("/report/daily?date=2026-03-12")).text()
+        assert "当日无立案" in empty
+
+
+async def test_review_api_claims_and_refusals(wall, bus):
+    for n in (1, 2):
+        await bus.publish(make_alarm(n))
+    await bus.publish(make_alarm(1, phase="cleared"))  # cleared alarms are not review items
+    await bus.publish(Alarm(**{**make_alarm(3).to_dict(), "event": "juggling"}))  # no category files this
+    a, b = await person(wall, "duty"), await person(wall, "monitor")
+    try:
+        queue = await (await a.get("/api/review")).json()
+        assert [i["id"] for i in queue["items"]] == ["alarm-1", "alarm-2", "alarm-3"]
+        assert queue["counts"]["free"] == 3 and len(queue["reasons"]) == 5
+        ca, cb = await asyncio.gather(a.post("/api/review/claim", json={}), b.post("/api/review/claim", json={}))
+        got = {(await ca.json())["item"]["id"], (await cb.json())["item"]["id"]}
+        assert got == {"alarm-1", "alarm-2"}  # never the same item
+        mine = (await (await a.post("/api/review/claim", json={"current": "alarm-3", "direction": "prev"})).json())
+        a_item = mine["item"]["id"]
+        b_item = ({"alarm-1", "alarm-2"} - {a_item}).pop()
+        resp = await a.post(f"/api/review/{b_item}/decision", json={"decision": "confirm"})
+        assert resp.status == 409 and (await resp.json())["claimed_by"] == "monitor"
+        for body, field in [({"decision": "maybe"}, "decision"), ({"decision": "reject"}, "reason"),
+                            ({"decision": "reject", "reason": "x" * 201}, "reason"), ([], "body")]:
+            resp = await a.post(f"/api/review/{a_item}/decision", json=body)
+            assert resp.status == 400 and (await resp.json())["error"].startswith(f"{field}:"), body
+        assert (await a.post("/api/review/claim", json={"direction": "up"})).status == 400
+        assert (await a.post("/api/review/nope/decision", json={"decision": "confirm"})).status == 404
+        resp = await a.post(f"/api/review/{a_item}/decision", json={"decision": "confirm"})
+        assert resp.status == 200 and (await resp.json())["case"]["state"] == "dispatched"
+        third = await (await a.post("/api/review/claim", json={"current": a_item})).json()
+        assert third["item"]["id"] == "alarm-3"
+        resp = await a.post("/api/review/alarm-3/decision", json={"decision": "confirm"})
+        assert resp.status == 422 and "juggling" in (await resp.json())["error"]
+        resp = await a.post("/api/review/alarm-3/decision", json={"decision": "reject", "reason": "重复报警"})
+        assert resp.status == 200 and (await resp.json())["case"] is None
+        counts = (await (await b.get("/api/review")).json())["counts"]
+        assert counts == {"free": 0, "mine": 1, "claimed": 0, "confirmed": 1, "rejected": 1}
+    finally:
+        await a.close()
+        await b.close()

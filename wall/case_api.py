@@ -1,0 +1,279 @@
+"""Case REST routes: list and detail, workflow actions with concurrency control, statistics and exports.
+
+The case store is synchronous, so its calls run in a worker thread. Conflicts are answered with the case as it is
+now: 409 when someone else changed the case first (stale ``version``) or the state does not allow the action (with
+the allowed ones), 403 when the state allows it but not to this role, 400 naming any bad field or category.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import date, datetime, timedelta
+from datetime import time as dt_time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from cases.bundle import CaseConfig, load_case_config
+from cases.categories import TimeLimit
+from cases.desk import CaseDesk, CaseNotFound
+from cases.export import to_csv, to_xlsx
+from cases.filing import CaseFiler
+from cases.stats import DIMENSIONS, PERIODS, compute_stats
+from cases.store import VersionConflict
+from cases.workflow import ACTION_LABELS, Action, State, TransitionError, allowed_actions, transitions_from
+from config import redact_url
+from wall import daily_report, review_api, state
+from wall.api import _ID, _STATE, MAX_CASES_PAGE, int_param, str_param
+from wall.auth import require_session
+from wall.errors import BadRequest, json_error
+from wall.views import case_view
+
+CASE_CONFIG: web.AppKey[CaseConfig] = web.AppKey("case_config")
+DESK: web.AppKey[CaseDesk] = web.AppKey("case_desk")
+
+MAX_NOTE = 500
+_CATEGORY = re.compile(r"^(部件|事件)/\d{4}$")
+_PEOPLE_ACTIONS = [a for a in Action if a is not Action.REPORT]
+
+
+def category_param(request: web.Request, config: CaseConfig, name: str = "category") -> str | None:
+    """Optional ``部件/0101``-style category ref; 400 naming it when the catalog has no such category."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    refs = {c.ref for c in config.catalog.categories}
+    if raw not in refs:
+        raise BadRequest(name, f"unknown category {raw[:40]!r}; known: {', '.join(sorted(refs))}")
+    return raw
+
+
+def _actions_for(case: dict[str, Any], role: str) -> list[dict[str, str]]:
+    return [{"action": a.value, "label": ACTION_LABELS[a]} for a in allowed_actions(case["state"], role)]
+
+
+def _allowed_view(st: State) -> list[dict[str, Any]]:
+    return [{"action": t.action.value, "label": t.action.label, "roles": sorted(t.roles)} for t in transitions_from(st)]
+
+
+async def list_cases(request: web.Request) -> web.Response:
+    """A page of cases (newest first) and the total matching the filters."""
+    case_state = str_param(request, "state", _STATE, "a case state (lower-case letters and _)")
+    camera_id = str_param(request, "camera_id", _ID, "a camera id")
+    limit = int_param(request, "limit", default=100, lo=1, hi=MAX_CASES_PAGE)
+    offset = int_param(request, "offset", default=0, lo=0, hi=10_000_000)
+    category = category_param(request, request.app[CASE_CONFIG])
+    unit_id = str_param(request, "unit_id", _ID, "a unit id")
+    q = request.query.get("q", "").strip() or None
+    if q is not None and len(q) > 64:
+        raise BadRequest("q", "search text must be at most 64 characters")
+    store = request.app[state.CASES]
+    try:
+        page, total = await asyncio.to_thread(
+            store.list_cases, state=case_state, camera_id=camera_id, limit=limit, offset=offset, category=category,
+            unit_id=unit_id, q=q, now=request.app[state.CLOCK]())
+    except ValueError as exc:  # the store refuses a state it does not know
+        if case_state is not None:
+            raise BadRequest("state", f"unknown case state {case_state!r}") from None
+        raise BadRequest("query", str(exc)) from None
+    return web.json_response({"cases": [case_view(c) for c in page], "total": total, "limit": limit, "offset": offset})
+
+
+def _case_id(request: web.Request) -> str:
+    case_id = request.match_info["id"]
+    if not _ID.fullmatch(case_id):
+        raise BadRequest("id", f"{case_id[:40]!r} is not a case id")
+    return case_id
+
+
+async def get_case(request: web.Request) -> web.Response:
+    """One case with ``evidence_urls`` and ``allowed_actions`` for the caller's role; 404 when unknown."""
+    session = require_session(request)
+    case_id = _case_id(request)
+    case = await asyncio.to_thread(request.app[state.CASES].get_case, case_id, now=request.app[state.CLOCK]())
+    if case is None:
+        return json_error(404, f"unknown case {case_id}")
+    return web.json_response({**case_view(case), "allowed_actions": _actions_for(case, session.role.value)})
+
+
+def _parse_action_body(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise BadRequest("body", "must be a JSON object {action, version?, note?, extension?, unit_id?}")
+    unknown = sorted(set(body) - {"action", "version", "note", "extension", "unit_id"})
+    if unknown:
+        raise BadRequest(unknown[0], "unknown field; allowed: action, version, note, extension, unit_id")
+    action = body.get("action")
+    if not isinstance(action, str) or action not in {a.value for a in _PEOPLE_ACTIONS}:
+        raise BadRequest("action", f"must be one of {', '.join(a.value for a in _PEOPLE_ACTIONS)}, got {action!r}"[:300])
+    out: dict[str, Any] = {"action": action}
+    version = body.get("version")
+    if version is not None:
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise BadRequest("version", f"must be the case version you saw (an integer >= 1), got {version!r}")
+        out["expected_version"] = version
+    note = body.get("note", "")
+    if not isinstance(note, str) or len(note) > MAX_NOTE:
+        raise BadRequest("note", f"must be a string of at most {MAX_NOTE} characters")
+    out["note"] = note.strip()
+    if body.get("extension") is not None:
+        try:
+            out["extension"] = TimeLimit.model_validate(body["extension"])
+        except ValidationError as exc:
+            first = exc.errors()[0]["msg"]
+            raise BadRequest("extension", f"must be {{value, unit: work_hours|work_days|hours}}: {first}") from None
+    unit_id = body.get("unit_id")
+    if unit_id is not None:
+        if not isinstance(unit_id, str) or not _ID.fullmatch(unit_id):
+            raise BadRequest("unit_id", f"must be a unit id, got {unit_id!r}"[:200])
+        out["unit_id"] = unit_id
+    return out
+
+
+async def act_on_case(request: web.Request) -> web.Response:
+    """Apply a workflow action as the logged-in user: 200 with the case after it; 409 (stale version or state)
+    and 403 (role) come with the case as it is now and what is allowed."""
+    session = require_session(request)
+    case_id = _case_id(request)
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest("body", "must be a JSON object {action, version?, note?, extension?, unit_id?}") from None
+    args = _parse_action_body(body)
+    app = request.app
+    desk = app[DESK]
+    role = session.role.value
+    now = app[state.CLOCK]()
+    try:
+        event = await asyncio.to_thread(desk.act, case_id, args.pop("action"), role=role, user=session.username,
+                                        now=now, **args)
+    except CaseNotFound:
+        return json_error(404, f"unknown case {case_id}")
+    except VersionConflict as exc:
+        current = exc.current
+        return web.json_response({
+            "error": f"case {current['case_no']} was changed by someone else (now {current['state_label']}, "
+                     f"version {current['version']}; you saw version {exc.expected}); reload and try again",
+            "state": current["state"], "state_label": current["state_label"], "version": current["version"],
+            "case": {**case_view(current), "allowed_actions": _actions_for(current, role)},
+            "allowed": _allowed_view(State(current["state"])),
+        }, status=409)
+    except TransitionError as exc:
+        current = await asyncio.to_thread(app[state.CASES].get_case, case_id, now=now)
+        by_role = [t for t in exc.allowed if t.action.value == exc.action]
+        status = 403 if by_role else 409
+        return web.json_response({
+            "error": str(exc), "state": exc.state.value, "state_label": exc.state.label,
+            "version": current["version"] if current else None,
+            "case": {**case_view(current), "allowed_actions": _actions_for(current, role)} if current else None,
+            "allowed": _allowed_view(exc.state),
+        }, status=status)
+    except ValueError as exc:  # extension missing for extend, unknown unit, unit_id on a non-dispatch
+        text = str(exc)
+        field = "extension" if "extension" in text else "unit_id"
+        raise BadRequest(field, text) from None
+    case = event.case
+    return web.json_response({"case": {**case_view(case), "allowed_actions": _actions_for(case, role)},
+                              "event": {"action": event.action, "state": event.state, "at": event.at,
+                                        "actor": event.actor, "note": event.note}})
+
+
+MAX_STATS_CASES = 200_000
+STATS_DEFAULT_DAYS = 30
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _date_param(request: web.Request, name: str, default: date, tz: ZoneInfo) -> date:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not _DATE.fullmatch(raw):
+        raise BadRequest(name, f"must be a date YYYY-MM-DD, got {raw[:40]!r}")
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest(name, f"{raw!r} is not a calendar date") from None
+
+
+def _choice(request: web.Request, name: str, options: tuple[str, ...], default: str) -> str:
+    raw = request.query.get(name) or default
+    if raw not in options:
+        raise BadRequest(name, f"must be one of {', '.join(options)}, got {raw[:40]!r}")
+    return raw
+
+
+def _all_cases(store: Any, start: float, end: float, category: str | None, now: float) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    page_size = 500
+    while True:
+        page, total = store.list_cases(reported_from=start, reported_to=end, category=category, limit=page_size,
+                                       offset=len(out), now=now)
+        if total > MAX_STATS_CASES:
+            raise BadRequest("from", f"{total} cases in this period; at most {MAX_STATS_CASES}: narrow the period")
+        out.extend(page)
+        if len(page) < page_size:
+            return out
+
+
+async def stats(request: web.Request) -> web.Response:
+    """Statistics per unit, grid, category or period over cases reported between ``from`` and ``to`` (dates in the
+    site timezone, both inclusive), as JSON, CSV or XLSX."""
+    app = request.app
+    tz = ZoneInfo(app[state.SETTINGS].timezone)
+    now = app[state.CLOCK]()
+    today = datetime.fromtimestamp(now, tz).date()
+    by = _choice(request, "by", DIMENSIONS, "unit")
+    period = _choice(request, "period", PERIODS, "day")
+    fmt = _choice(request, "format", ("json", "csv", "xlsx"), "json")
+    first = _date_param(request, "from", today - timedelta(days=STATS_DEFAULT_DAYS - 1), tz)
+    last = _date_param(request, "to", today, tz)
+    if last < first:
+        raise BadRequest("to", f"{last} is before from ({first})")
+    if (last - first).days > 366 * 3:
+        raise BadRequest("to", "at most three years per request")
+    category = category_param(request, app[CASE_CONFIG])
+    start = datetime.combine(first, dt_time(0), tz).timestamp()
+    end = datetime.combine(last + timedelta(days=1), dt_time(0), tz).timestamp()
+    cases = await asyncio.to_thread(_all_cases, app[state.CASES], start, end, category, now)
+    table = compute_stats(cases, now=now, by=by, period=period, tz=tz)
+    name = f"citywall-stats-{by}-{first:%Y%m%d}-{last:%Y%m%d}"
+    if fmt == "csv":
+        return web.Response(body=to_csv(table), content_type="text/csv", charset="utf-8",
+                            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    if fmt == "xlsx":
+        return web.Response(body=to_xlsx(table), headers={
+            "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+    return web.json_response({**table.to_dict(), "from": first.isoformat(), "to": last.isoformat(),
+                              "category": category, "cases": len(cases)})
+
+
+async def webhooks(request: web.Request) -> web.Response:
+    """Configured webhook targets (URLs redacted) with pending/delivered counts, and the oldest pending deliveries:
+    a target that is down shows here until it has caught up."""
+    app = request.app
+    limit = int_param(request, "limit", default=100, lo=1, hi=1000)
+    status = await asyncio.to_thread(app[state.CASES].webhook_status, limit)
+    targets = []
+    for t in app[state.SETTINGS].webhooks.targets:
+        counts = status["targets"].get(t.name, {"pending": 0, "delivered": 0, "oldest_pending_seq": None})
+        targets.append({"name": t.name, "url": redact_url(t.url), "events": t.events, **counts})
+    return web.json_response({"targets": targets, "pending": status["pending"]})
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the case routes; loads the case config files named in the settings (errors name file and key)."""
+    settings = app[state.SETTINGS]
+    files = settings.cases
+    config = load_case_config(files.categories_file, files.dispatch_file, files.calendar_file, files.grid_file)
+    app[CASE_CONFIG] = config
+    app[DESK] = CaseDesk(config, app[state.CASES])
+    review_api.add_routes(app, CaseFiler(config, app[state.CASES], list(settings.cameras)))
+    daily_report.add_routes(app)
+    app.router.add_get("/api/cases", list_cases)
+    app.router.add_get("/api/cases/{id}", get_case)
+    app.router.add_post("/api/cases/{id}/actions", act_on_case)
+    app.router.add_get("/api/stats", stats)
+    app.router.add_get("/api/webhooks", webhooks)

@@ -1,0 +1,144 @@
+"""Review console routes: ``/review`` (the page) and ``/api/review`` (queue, claim, decision).
+
+The queue is the raised alarms in the bus's recent ``alarms`` history, oldest first, with each item's claim and
+decision from the case store (``cases.review.ReviewDesk``). Claiming is atomic in the store, so two reviewers never
+get the same item; a decision without a live claim is 409 naming who holds it or who decided it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+import web as web_assets
+from cases.filing import CaseFiler, FilingError
+from cases.review import MAX_REASON, REJECT_REASONS, ReviewConflict, ReviewDesk
+from detectors.alarm import Alarm
+from wall import state
+from wall.api import _ID, _bus_call, int_param
+from wall.auth import require_session
+from wall.errors import BadRequest, json_error
+from wall.pages import PAGE_HEADERS
+from wall.views import alarm_view, case_view
+
+REVIEW: web.AppKey[ReviewDesk] = web.AppKey("review_desk")
+HISTORY = 500
+LEASE_S = 120.0
+
+
+async def _queue(request: web.Request) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """Raised alarms, oldest first (ids, and id → alarm dict)."""
+    entries = await _bus_call(request.app[state.BUS].history("alarms", count=HISTORY))
+    alarms: dict[str, dict[str, Any]] = {}
+    for entry in reversed(entries):  # history is newest first
+        data = entry.data
+        if data.get("phase") == "raised" and isinstance(data.get("alarm_id"), str) and data["alarm_id"] not in alarms:
+            alarms[data["alarm_id"]] = data
+    return list(alarms), alarms
+
+
+def _item(alarm: dict[str, Any], st: dict[str, Any], me: str) -> dict[str, Any]:
+    claim, decision = st.get("claim"), st.get("decision")
+    if decision:
+        status = "confirmed" if decision["decision"] == "confirm" else "rejected"
+    elif claim:
+        status = "mine" if claim["reviewer"] == me else "claimed"
+    else:
+        status = "free"
+    return {"id": alarm["alarm_id"], "status": status, "claimed_by": claim["reviewer"] if claim else None,
+            "claim_until": claim["until_at"] if claim else None, "decision": decision, "alarm": alarm_view(alarm)}
+
+
+async def review_queue(request: web.Request) -> web.Response:
+    """The queue (oldest first): every recent raised alarm with its status for me (free, mine, claimed,
+    confirmed, rejected), and the reject reasons the console offers."""
+    session = require_session(request)
+    limit = int_param(request, "limit", default=200, lo=1, hi=HISTORY)
+    ids, alarms = await _queue(request)
+    now = request.app[state.CLOCK]()
+    states = await asyncio.to_thread(request.app[state.CASES].review_states, ids, now=now)
+    items = [_item(alarms[i], states.get(i, {}), session.username) for i in ids]
+    counts = {s: sum(1 for it in items if it["status"] == s) for s in ("free", "mine", "claimed", "confirmed", "rejected")}
+    open_items = [it for it in items if it["status"] in ("free", "mine", "claimed")]
+    return web.json_response({"items": open_items[:limit], "counts": counts, "reasons": list(REJECT_REASONS),
+                              "lease_s": request.app[REVIEW].lease_s})
+
+
+async def _json_body(request: web.Request, what: str) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest("body", f"must be a JSON object {what}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("body", f"must be a JSON object {what}")
+    return body
+
+
+async def review_claim(request: web.Request) -> web.Response:
+    """Claim the next (or previous) free item for me; ``{"item": null}`` when there is none."""
+    session = require_session(request)
+    body = await _json_body(request, "{current?, direction?}")
+    current = body.get("current")
+    if current is not None and (not isinstance(current, str) or not _ID.fullmatch(current)):
+        raise BadRequest("current", f"must be an item id, got {current!r}"[:200])
+    direction = body.get("direction", "next")
+    if direction not in ("next", "prev", "first"):
+        raise BadRequest("direction", f"must be next, prev or first, got {direction!r}"[:200])
+    ids, alarms = await _queue(request)
+    now = request.app[state.CLOCK]()
+    desk = request.app[REVIEW]
+    item = await asyncio.to_thread(desk.claim, session.username, ids, now=now, current=current, direction=direction)
+    if item is None:
+        return web.json_response({"item": None, "position": None, "total": len(ids)})
+    st = await asyncio.to_thread(request.app[state.CASES].review_states, [item], now=now)
+    return web.json_response({"item": _item(alarms[item], st.get(item, {}), session.username),
+                              "position": ids.index(item) + 1, "total": len(ids)})
+
+
+async def review_decide(request: web.Request) -> web.Response:
+    """Confirm (→ case) or reject (false positive, with a reason) the item I hold."""
+    session = require_session(request)
+    item = request.match_info["id"]
+    if not _ID.fullmatch(item):
+        raise BadRequest("id", f"{item[:40]!r} is not an item id")
+    body = await _json_body(request, "{decision, reason?}")
+    decision = body.get("decision")
+    if decision not in ("confirm", "reject"):
+        raise BadRequest("decision", f"must be confirm or reject, got {decision!r}"[:200])
+    reason = body.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > MAX_REASON:
+        raise BadRequest("reason", f"must be a string of at most {MAX_REASON} characters")
+    if decision == "reject" and not reason.strip():
+        raise BadRequest("reason", "a rejection needs a reason (误报原因)")
+    ids, alarms = await _queue(request)
+    if item not in alarms:
+        return json_error(404, f"unknown review item {item} (not among the recent raised alarms)")
+    alarm = Alarm.from_dict(alarms[item])
+    desk = request.app[REVIEW]
+    try:
+        result = await asyncio.to_thread(desk.decide, alarm, session.username, decision,
+                                         now=request.app[state.CLOCK](), reason=reason,
+                                         actor=f"{session.username}({session.role.value})")
+    except ReviewConflict as exc:
+        return web.json_response({"error": str(exc), "claimed_by": exc.holder, "decision": exc.decision},
+                                 status=409)
+    except FilingError as exc:  # e.g. an event no category files: the reviewer can still reject it
+        return json_error(422, f"cannot file {item} as a case: {exc}")
+    return web.json_response({"id": item, "decision": result.decision, "reason": result.reason,
+                              "case": case_view(result.case) if result.case else None})
+
+
+async def review_page(request: web.Request) -> web.StreamResponse:
+    """The review console (its script sends the browser to /login without a session)."""
+    return web.FileResponse(web_assets.STATIC_DIR / "review.html",
+                            headers={**PAGE_HEADERS, "Content-Type": "text/html; charset=utf-8"})
+
+
+def add_routes(app: web.Application, filer: CaseFiler) -> None:
+    app[REVIEW] = ReviewDesk(app[state.CASES], filer, lease_s=LEASE_S)
+    app.router.add_get("/review", review_page)
+    app.router.add_get("/api/review", review_queue)
+    app.router.add_post("/api/review/claim", review_claim)
+    app.router.add_post("/api/review/{id}/decision", review_decide)

@@ -1,0 +1,288 @@
+// Review console: work the queue of raised alarms with the keyboard. The server hands out items with a lease
+// (POST /api/review/claim), so two reviewers never see the same item as theirs; a decision without the claim is
+// refused (409) and shown. After a confirmation the new case is shown with its timeline and the actions this
+// role may take (sent with the case version: if someone else acted first the 409 answer shows the case as it is).
+
+import { ApiError, getJSON, goLogin } from "./api.js";
+import { el } from "./dom.js";
+import { eventLabel, setTimeZone, timeText } from "./format.js";
+
+const $ = (id) => document.getElementById(id);
+// Timeline action names → Chinese (the workflow's stages plus the system's own steps).
+const ACTION_LABELS = {
+  report: "上报", accept: "受理", register: "立案", reject: "不予立案", void: "作废", dispatch: "派遣",
+  start: "签收处置", feedback: "处置反馈", return: "回退", extend: "延期", suspend: "挂账", resume: "恢复",
+  verify: "核查", close: "结案", rework: "返工", attach: "并案", video_check: "视频核查",
+  review_confirm: "人工确认", review_reject: "判定误报",
+};
+const actionLabel = (a) => ACTION_LABELS[a] || a;
+const state = { me: null, items: [], current: null, reasons: [], reason: 0, rejecting: false, caseId: null };
+
+// Keys typed while a request is in flight are queued, not dropped: each step runs after the previous one.
+let chain = Promise.resolve();
+function serial(step) {
+  chain = chain.then(step).catch((err) => say(`出错：${err.message}`));
+  return chain;
+}
+const now = () => Date.now() / 1000;
+
+async function send(method, url, body) {
+  const resp = await fetch(url, {
+    method, credentials: "same-origin",
+    headers: { "Content-Type": "application/json", Accept: "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (resp.status === 401) {
+    goLogin();
+    throw new ApiError(401, "not signed in");
+  }
+  let data = null;
+  try { data = await resp.json(); } catch (_) { /* not JSON */ }
+  return { status: resp.status, ok: resp.ok, data: data || {} };
+}
+
+function say(text, kind = "warn") {
+  const m = $("message");
+  m.textContent = text;
+  m.dataset.kind = kind;
+}
+
+// ------------------------------------------------------------------------------------------------ queue
+
+async function loadQueue() {
+  const body = await getJSON("/api/review");
+  state.items = body.items;
+  state.reasons = body.reasons;
+  for (const [k, v] of Object.entries(body.counts)) {
+    const node = document.querySelector(`#counts [data-k=${k}] b`);
+    if (node) node.textContent = k === "free" ? String(v + (body.counts.mine || 0)) : String(v);
+  }
+  renderQueue();
+}
+
+function itemTitle(alarm) {
+  const [zh] = eventLabel(alarm.event);
+  return `${zh} · ${alarm.camera_name || alarm.camera_id}`;
+}
+
+function renderQueue() {
+  const list = $("queue");
+  list.replaceChildren(...state.items.map((it) => {
+    const status = state.current && it.id === state.current.id ? "mine" : it.status;
+    const row = el("li", "q-row",
+      el("div", "q-title", itemTitle(it.alarm)),
+      el("div", "q-sub", `${timeText(it.alarm.at, now())} · ${it.alarm.zone_name || it.alarm.zone_id}`));
+    row.dataset.id = it.id;
+    row.dataset.status = status;
+    return row;
+  }));
+  const mine = list.querySelector("[data-status=mine]");
+  if (mine) mine.scrollIntoView({ block: "nearest" });
+}
+
+function claim(direction) {
+  return serial(() => claimNow(direction));
+}
+
+async function claimNow(direction) {
+  {
+    const { ok, data } = await send("POST", "/api/review/claim",
+      { current: state.current ? state.current.id : undefined, direction });
+    if (!ok) { say(data.error || "领取失败"); return; }
+    const stays = data.item && state.current && data.item.id === state.current.id;
+    if ((data.item === null || stays) && direction !== "first" && state.current) {
+      say(direction === "next" ? "已是最后一条 (last item)" : "已是第一条 (first item)");
+      return;
+    }
+    state.current = data.item;
+    closeReasons();
+    renderItem();
+  }
+  await loadQueue();
+}
+
+function renderItem() {
+  const it = state.current;
+  $("empty").hidden = Boolean(it);
+  $("evidence").hidden = !it;
+  for (const id of ["confirm", "reject", "prev", "next"]) $(id).disabled = !it;
+  document.body.dataset.item = it ? it.id : "";
+  if (!it) return;
+  const a = it.alarm;
+  const img = $("snap");
+  const src = a.snapshot_url || a.snapshot_clean_url;
+  if (src && src.startsWith("/") && !src.startsWith("//")) img.src = src; else img.removeAttribute("src");
+  $("boxes").replaceChildren(...(a.boxes || []).map(([x1, y1, x2, y2]) => {
+    const b = el("div", "box");
+    Object.assign(b.style, { left: `${x1 * 100}%`, top: `${y1 * 100}%`, width: `${(x2 - x1) * 100}%`,
+                             height: `${(y2 - y1) * 100}%` });
+    return b;
+  }));
+  const [zh, en] = eventLabel(a.event);
+  $("meta").replaceChildren(
+    el("span", "m-event", zh, el("span", "en", en)),
+    el("span", "", `摄像头 ${a.camera_name || a.camera_id}`),
+    el("span", "", `区域 ${a.zone_name || a.zone_id}`),
+    el("span", "", `置信度 ${Math.round((a.confidence || 0) * 100)}%`),
+    el("span", "", `持续 ${Math.round(a.dwell_s || 0)} 秒`),
+    el("span", "", `时间 ${timeText(a.at, now())}`),
+    el("span", "m-id", a.alarm_id));
+}
+
+// ------------------------------------------------------------------------------------------------ decisions
+
+function decide(decision, reason = "") {
+  return serial(() => decideNow(decision, reason));
+}
+
+async function decideNow(decision, reason) {
+  const it = state.current;
+  if (!it) return;
+  const r = await send("POST", `/api/review/${encodeURIComponent(it.id)}/decision`, { decision, reason });
+  if (!r.ok) {
+    say(`未能提交：${r.data.error || `HTTP ${r.status}`}`);
+    await loadQueue();
+    return;
+  }
+  const data = r.data;
+  if (decision === "confirm") {
+    say(`已立案 ${data.case ? data.case.case_no : ""} (confirmed)`, "ok");
+    if (data.case) await showCase(data.case.id);
+  } else {
+    say(`已判定误报：${reason} (rejected)`, "ok");
+  }
+  // On to the next free item; past the end, back to the first one still free (skipped ones), else nothing.
+  state.current = await claimItem("next", it.id) || await claimItem("first", null);
+  closeReasons();
+  renderItem();
+  await loadQueue();
+}
+
+async function claimItem(direction, current) {
+  const { ok, data } = await send("POST", "/api/review/claim", { current: current || undefined, direction });
+  return ok && data.item && data.item.status === "mine" ? data.item : null;
+}
+
+function openReasons() {
+  if (!state.current) return;
+  state.rejecting = true;
+  state.reason = 0;
+  $("reasons").hidden = false;
+  $("reason-list").replaceChildren(...state.reasons.map((r, i) => {
+    const li = el("li", "", r);
+    li.dataset.index = String(i);
+    li.addEventListener("click", () => decide("reject", r).then(closeReasons));
+    return li;
+  }));
+  $("reason-text").value = "";
+  markReason();
+}
+
+function markReason() {
+  for (const li of $("reason-list").children) li.setAttribute("aria-selected", String(+li.dataset.index === state.reason));
+}
+
+function closeReasons() {
+  state.rejecting = false;
+  $("reasons").hidden = true;
+  $("reason-text").blur();
+}
+
+function submitReason() {
+  const typed = $("reason-text").value.trim();
+  const reason = typed || state.reasons[state.reason];
+  closeReasons();
+  return decide("reject", reason);
+}
+
+// ------------------------------------------------------------------------------------------------ case view
+
+async function showCase(caseId, given = null) {
+  state.caseId = caseId;
+  const c = given || await getJSON(`/api/cases/${encodeURIComponent(caseId)}`);
+  $("case").hidden = false;
+  $("case").dataset.caseId = c.id;
+  $("case").dataset.state = c.state;
+  $("case-head").textContent = `${c.case_no} ${c.title || ""}`;
+  const facts = [["状态", `${c.state_label} (${c.state})`], ["类别", `${c.kind}/${c.code} ${c.category_name}`],
+                 ["责任单位", c.unit_name], ["截止", (c.deadline_iso || "").slice(0, 16).replace("T", " ")],
+                 ["地址", c.address], ["版本", String(c.version)]];
+  $("case-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", "", k), el("dd", "", v || "—")]));
+  $("case-actions").replaceChildren(...(c.allowed_actions || []).map((a) => {
+    const b = el("button", "case-action", a.label, el("span", "en", a.action));
+    b.type = "button";
+    b.dataset.action = a.action;
+    b.addEventListener("click", () => act(c, a.action));
+    return b;
+  }));
+  $("timeline").replaceChildren(...(c.timeline || []).slice().reverse().map((e) => el("li", "tl-row",
+    el("span", "tl-when", timeText(e.at, now())), el("b", "", actionLabel(e.action)), el("span", "tl-who", e.actor),
+    e.note ? el("span", "tl-note", e.note) : null)));
+}
+
+async function act(c, action) {
+  const r = await send("POST", `/api/cases/${encodeURIComponent(c.id)}/actions`, { action, version: c.version });
+  if (r.ok) {
+    say(`${c.case_no}：${actionLabel(action)} 完成 (${action} done)`, "ok");
+    await showCase(c.id, r.data.case);
+  } else {
+    say(`${c.case_no}：${r.data.error || r.status}`);
+    if (r.data.case) await showCase(c.id, r.data.case);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ keys
+
+function onKey(ev) {
+  if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  const typing = ev.target instanceof HTMLInputElement;
+  if (state.rejecting) {
+    if (ev.key === "Escape") { ev.preventDefault(); closeReasons(); return; }
+    if (ev.key === "Enter") { ev.preventDefault(); submitReason(); return; }
+    if (!typing && /^[1-9]$/.test(ev.key) && +ev.key <= state.reasons.length) {
+      ev.preventDefault();
+      state.reason = +ev.key - 1;
+      markReason();
+      submitReason();
+      return;
+    }
+    if (!typing && (ev.key === "ArrowDown" || ev.key === "ArrowUp")) {
+      ev.preventDefault();
+      const n = state.reasons.length;
+      state.reason = (state.reason + (ev.key === "ArrowDown" ? 1 : n - 1)) % n;
+      markReason();
+    }
+    return;
+  }
+  if (typing) return;
+  const key = ev.key.length === 1 ? ev.key.toLowerCase() : ev.key;
+  if (key === "Enter" || key === "y") { ev.preventDefault(); decide("confirm"); }
+  else if (key === "r" || key === "n") { ev.preventDefault(); openReasons(); }
+  else if (key === "j") { ev.preventDefault(); claim("next"); }
+  else if (key === "k") { ev.preventDefault(); claim("prev"); }
+}
+
+async function main() {
+  let me;
+  try {
+    me = await getJSON("/api/me");
+  } catch (err) {
+    return; // 401 → already on the way to /login
+  }
+  state.me = me.user;
+  setTimeZone(me.timezone);
+  $("user").textContent = `${me.user.display_name}（${me.user.role}）`;
+  $("confirm").addEventListener("click", () => decide("confirm"));
+  $("reject").addEventListener("click", openReasons);
+  $("next").addEventListener("click", () => claim("next"));
+  $("prev").addEventListener("click", () => claim("prev"));
+  $("reason-cancel").addEventListener("click", closeReasons);
+  $("reasons").addEventListener("submit", (ev) => { ev.preventDefault(); submitReason(); });
+  document.addEventListener("keydown", onKey);
+  renderItem();
+  await claim("first");
+  document.body.dataset.ready = "1";
+  setInterval(() => { loadQueue().catch((err) => console.warn("queue refresh failed", err)); }, 5000);
+}
+
+main();
