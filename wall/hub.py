@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("citywall.wall.hub")
 
-STREAMS = ("alarms", "camera_status", "case_events")
+STREAMS = ("alarms", "camera_status", "case_events", "wall")
 RESUMABLE = ("alarms", "case_events")
 RESUME_PAGE = 500
 SEEN_PER_STREAM = 4096
@@ -63,6 +63,8 @@ def entry_frame(stream: str, entry_id: str, data: dict[str, Any]) -> dict[str, A
         return {"type": "camera_status", "status": status_view(data)}
     if stream == "case_events":
         return {"type": "case", "id": entry_id, "event": case_event_view(data)}
+    if stream == "wall":  # wall.screen_messages.WallScreenState: the latest state wins, so it is not resumable
+        return {"type": "wall_screen", "id": entry_id, "screen": data.get("screen")}
     return None
 
 
