@@ -92,12 +92,13 @@ function renderPreview(view) {
   box.style.gridTemplateRows = `repeat(${rows}, minmax(0, 1fr))`;
   box.replaceChildren(...view.tiles.map((t, i) => {
     const [r, c, rs, cs] = cells[i];
-    const tile = el("div", `ptile ${t.source}`,
+    const tile = el("div", `ptile src-${t.source}`,
       el("span", "idx", String(i + 1)),
       el("span", "cam", t.camera ? cameraName(t.camera) : "空"),
       t.camera ? el("span", "cam-id", t.camera) : el("span", "cam-id", "Empty"),
       t.source === "tour" ? el("span", "badge tour", "轮巡") : null,
       t.source === "alarm" ? el("span", "badge alarm", "告警") : null,
+      t.source === "alarm" && t.base_camera ? el("span", "base", `确认后恢复 ${cameraName(t.base_camera)}`) : null,
       i === view.alarm_tile && t.source !== "alarm" ? el("span", "badge alarm-slot", "告警位") : null);
     tile.style.gridArea = `${r + 1} / ${c + 1} / span ${rs} / span ${cs}`;
     tile.dataset.tile = String(i);

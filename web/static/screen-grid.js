@@ -104,8 +104,9 @@ export class ScreenGrid {
     ack.addEventListener("click", () => this.onAck(alarm.alarm_id));
     const label = el("div", "pop-label",
       el("span", "pop-tag", "告警"),
-      el("span", "pop-event", zh, en ? el("span", "en", en) : null),
-      el("span", "pop-where", [p.camera_name || (cam && cam.name) || alarm.camera_id, p.zone_name].filter(Boolean).join(" · ")),
+      el("span", "pop-event", zh, en ? el("span", "en pop-en", en) : null),
+      // The camera's name is already in the tile's title bar; the zone says where in the picture.
+      el("span", "pop-where", p.zone_name || p.camera_name || (cam && cam.name) || alarm.camera_id),
       ack);
     box.append(svg, label);
     return box;

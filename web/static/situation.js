@@ -78,15 +78,55 @@ function drawMap(data) {
   if (!points.length) return;
   project = makeProjection(points, w, h);
   const cells = svg("g", { class: "cells" });
+  const groups = new Map();          // community → projected points of its cells (for its label)
   for (const cell of data.cells) {
-    const pts = cell.ring.map((p) => project(p).map((v) => v.toFixed(1)).join(",")).join(" ");
-    const poly = svg("polygon", { points: pts, class: "cell" });
+    const xy = cell.ring.map((p) => project(p));
+    const poly = svg("polygon", { points: xy.map((v) => v.map((n) => n.toFixed(1)).join(",")).join(" "), class: "cell" });
     poly.append(svg("title", {}, `${cell.name} ${cell.grid_code}`));
     cells.append(poly);
+    const key = `${cell.street} ${cell.community}`.trim();
+    groups.set(key, [...(groups.get(key) || []), ...xy]);
+  }
+  const labels = svg("g", { class: "areas" });
+  for (const [name, pts] of groups) {
+    const x = pts.reduce((a, p) => a + p[0], 0) / pts.length;
+    const y = Math.max(...pts.map((p) => p[1]));
+    labels.append(svg("text", { x: x.toFixed(1), y: (y + 34).toFixed(1), "text-anchor": "middle" }, name));
   }
   const cams = svg("g", { class: "cams", id: "map-cams" });
-  map.replaceChildren(cells, svg("g", { id: "map-hot" }), cams);
+  map.replaceChildren(graticule(w, h), cells, labels, scaleBar(w, h, points), svg("g", { id: "map-hot" }), cams);
   drawCameras();
+}
+
+/** Faint lines every 0.005° (about 500 m here), labelled at the edge: a sense of distance without a tile server. */
+function graticule(w, h) {
+  const g = svg("g", { class: "graticule" });
+  const step = 0.005;
+  for (let lon = 119.0; lon <= 122.0; lon += step) {
+    const [x] = project([lon, 30.2]);
+    if (x < 0 || x > w) continue;
+    g.append(svg("line", { x1: x.toFixed(1), y1: 0, x2: x.toFixed(1), y2: h }));
+  }
+  for (let lat = 29.0; lat <= 32.0; lat += step) {
+    const [, y] = project([120.1, lat]);
+    if (y < 0 || y > h) continue;
+    g.append(svg("line", { x1: 0, y1: y.toFixed(1), x2: w, y2: y.toFixed(1) }));
+  }
+  return g;
+}
+
+/** A 500 m scale bar in the bottom-left corner. */
+function scaleBar(w, h, points) {
+  const lat = points.reduce((a, p) => a + p[1], 0) / points.length;
+  const metresPerDegLon = 111320 * Math.cos(lat * Math.PI / 180);
+  const [xa] = project([120, lat]);
+  const [xb] = project([120 + 500 / metresPerDegLon, lat]);
+  const len = Math.abs(xb - xa);
+  const g = svg("g", { class: "scale", transform: `translate(30,${h - 30})` });
+  g.append(svg("line", { x1: 0, y1: 0, x2: len.toFixed(1), y2: 0 }), svg("line", { x1: 0, y1: -10, x2: 0, y2: 0 }),
+    svg("line", { x1: len.toFixed(1), y1: -10, x2: len.toFixed(1), y2: 0 }),
+    svg("text", { x: (len / 2).toFixed(1), y: -14, "text-anchor": "middle" }, "500 米 m"));
+  return g;
 }
 
 function drawCameras() {

@@ -109,11 +109,17 @@ function applyScreen(view) {
   const before = screen && screen.alarm ? screen.alarm.alarm_id : null;
   screen = view;
   grid.render(view);
-  $("screen-name").textContent = view.name ? `${view.name}` : "";
+  // The screen's name takes the place of the generic "视频监控大屏 Video wall" (the header line is narrow).
+  $("screen-name").textContent = view.name || "";
   $("screen-name").hidden = !view.name;
+  $("wall-label").hidden = Boolean(view.name);
   const tour = view.tour;
   $("tour-state").hidden = !tour;
-  if (tour) $("tour-state").textContent = tour.paused ? `轮巡暂停 · ${tour.name}` : `轮巡中 · ${tour.name}`;
+  if (tour) {
+    $("tour-state").textContent = tour.paused ? "轮巡暂停" : "轮巡中";
+    $("tour-state").title = tour.name;
+    $("tour-state").classList.toggle("paused", Boolean(tour.paused));
+  }
   if (view.alarm && view.alarm.alarm_id !== before) onAlarmPopup(view.alarm);
 }
 
