@@ -235,3 +235,25 @@ async def test_map_has_grid_cells_and_camera_positions(client):
     body = await (await client.get("/api/map")).json()
     assert len(body["cells"]) >= 10 and len(body["cells"][0]["ring"]) >= 4
     assert [c["id"] for c in body["cameras"]] == CAMS and body["cameras"][0]["lon"] == 120.15
+
+
+async def test_bus_outage_is_503_and_the_change_is_undone(tmp_path, store, evidence_dir):
+    from broker.bus import Bus
+    from broker.embedded import EmbeddedRedis
+
+    redis = EmbeddedRedis(tmp_path / "redis")
+    url = redis.start()
+    try:
+        bus = await Bus.connect(url, prefix="outage")
+        app = create_app(wall_settings(tmp_path), bus=bus, cases=store, live=None, evidence_dir=evidence_dir)
+        async with wall_client(app) as c:
+            await login(c)
+            assert (await c.put("/api/screens/main/layout", json={"layout": "3x3"})).status == 200
+            redis.stop()
+            resp = await c.put("/api/screens/main/layout", json={"layout": "1"})
+            assert resp.status == 503 and (await resp.json())["error"].startswith("event bus unavailable")
+            view = await screen(c)
+            assert view["layout"]["name"] == "3x3" and len(view["tiles"]) == 9  # what the 503 said: not changed
+        await bus.close()
+    finally:
+        redis.stop()

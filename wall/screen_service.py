@@ -13,6 +13,7 @@ and pops raised alarms onto the screens' alarm tiles.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from collections.abc import Callable
@@ -121,11 +122,19 @@ class ScreenService:
 
     async def apply(self, op: Callable[[float], list[str]], *, user: dict[str, Any] | None = None,
                     action: str = "", detail: dict[str, Any] | None = None) -> list[str]:
-        """Run ``op(now)`` on the core under the lock; persist, publish and audit what it changed."""
+        """Run ``op(now)`` on the core under the lock; persist, publish and audit what it changed.
+
+        If persisting fails (bus outage) the change is undone in memory, so what the caller was told (an error)
+        is what happened; a tour step is then simply retried by the next tick."""
         async with self.lock:
             now = self.clock()
+            saved = copy.deepcopy(self.wall.screens)
             changed = op(now)
-            await self._commit(changed)
+            try:
+                await self._commit(changed)
+            except BaseException:
+                self.wall.screens = saved
+                raise
             if user is not None:
                 await self.bus.publish(WallAction(at=now, username=user["username"], role=user["role"],
                                                   action=action, screens=changed, detail=detail or {}))

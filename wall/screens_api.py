@@ -23,6 +23,7 @@ from aiohttp import web
 import web as web_assets
 from config import Role
 from wall import state
+from wall.api import BusUnavailable
 from wall.auth import SESSION, require_role, require_session
 from wall.errors import BadRequest, json_error
 from wall.pages import PAGE_HEADERS
@@ -73,6 +74,10 @@ async def _run(request: web.Request, op: Callable[[float], list[str]], action: s
         return await _service(request).apply(op, user=session.user_dict(), action=action, detail=detail)
     except ScreenError as exc:
         raise BadRequest(exc.field, exc.reason) from None
+    except (NotFound, Conflict, web.HTTPException):
+        raise
+    except Exception as exc:  # the bus did not take the change (undone in memory): 503, as every bus read
+        raise BusUnavailable(f"event bus unavailable: {type(exc).__name__}; the change was not made") from exc
 
 
 def _errors(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
