@@ -32,7 +32,9 @@ def wall_settings(tmp_path: Path) -> Settings:
         "storage": {"data_dir": str(tmp_path / "var")},
         "users": users,
         "cameras": [{"id": c, "name": f"摄像头{c[-1]}", "url": f"rtsp://127.0.0.1:1/{c}",
-                     "position": {"lon": 120.15 + i / 100, "lat": 30.27}} for i, c in enumerate(CAMS)],
+                     "position": {"lon": 120.15 + i / 100, "lat": 30.27},
+                     "zones": [{"id": "pavement", "name": "人行道", "events": ["vending"],
+                                "polygon": [[0, 0.6], [1, 0.6], [1, 1], [0, 1]]}]} for i, c in enumerate(CAMS)],
         "video_wall": {
             "screens": [
                 {"id": "main", "name": "主屏", "layout": "2x2", "tiles": CAMS[:4], "alarm_tile": 3},

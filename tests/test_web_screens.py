@@ -69,12 +69,19 @@ async def test_layout_follows_the_console_on_two_walls_and_survives_reload(page,
     wall_b = await open_wall(await page.context.new_page(), site)
     console = await open_console(await page.context.new_page(), site)
     assert await tiles(wall_a) == CAMS[:4]
+    # A camera that stays on screen keeps its <cw-tile> (its stream is not restarted by a layout change).
+    await wall_a.evaluate("document.querySelector('cw-tile[camera=cam-a]').__mark = 1")
 
+    await console.keyboard.press("?")
+    await console.locator("#help").wait_for(state="visible")
+    await console.keyboard.press("Escape")
+    await console.locator("#help").wait_for(state="hidden")
     await console.keyboard.press("3")  # 3x3
     nine = CAMS[:4] + [None] * 5
     for wall in (wall_a, wall_b):
         await eventually(showing(wall, nine), timeout=10, what="the 3x3 layout on both walls")
     assert await wall_a.get_attribute("#grid", "data-layout") == "3x3"
+    assert await wall_a.evaluate("document.querySelector('cw-tile[camera=cam-a]').__mark") == 1
 
     # Drag a camera from the console's list onto tile 9.
     await console.drag_and_drop("li.camera[data-camera=cam-e]", ".ptile[data-tile='8']")
@@ -125,12 +132,12 @@ async def test_alarm_pops_up_with_overlay_and_ack_reverts_everywhere(page, site,
     wall = await open_wall(page, site)
     console = await open_console(await page.context.new_page(), site)
     await bus.publish(CameraStatus(camera_id="cam-a", state="online", at=time.time()))
-    await bus.publish(make_alarm(5, camera="cam-a"))  # zone "pavement" of cam-a is not configured here: boxes only
+    await bus.publish(make_alarm(5, camera="cam-a"))
     await eventually(showing(wall, ["cam-a", "cam-b", "cam-c", "cam-a"]), timeout=10, what="cam-a on the alarm tile")
     tile = wall.locator("cw-tile[data-tile='3']")
     assert await tile.get_attribute("alarm") == "" and await tile.get_attribute("data-source") == "alarm"
     pop = wall.locator(".pop[data-tile='3']")
-    assert await pop.locator("rect.box").count() == 1
+    assert await pop.locator("rect.box").count() == 1 and await pop.locator("polygon.zone").count() == 1
     assert "无照经营游商" in await pop.text_content()
     cues = await wall.evaluate("window.citywall.cues")
     assert cues["played"] + cues["skipped"] >= 1
