@@ -10,7 +10,7 @@ from tests.test_config import DEMO, demo_data
 
 def test_demo_has_two_screens_a_tour_and_two_leader_plans():
     vw = load_settings(DEMO).video_wall
-    assert [(s.id, s.layout, s.alarm_tile) for s in vw.screens] == [("main", "2x2", 3), ("aux", "1+5", None)]
+    assert [(s.id, s.layout, s.alarm_tile) for s in vw.screens] == [("main", "2x2", 3), ("aux", "1+5", 0)]
     assert [t.id for t in vw.tours] == ["patrol"] and vw.tours[0].dwell_s >= 3
     assert {p.name: p.roles for p in vw.plans} == {"防汛应急": ["leader"], "市容整治": ["leader"]}
 

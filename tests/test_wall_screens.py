@@ -217,6 +217,22 @@ def test_alarm_priority_decides_the_tile(first, second, winner, waiting):
     assert wall.view("main")["alarm"]["alarm_id"] == waiting[0]
 
 
+@pytest.mark.parametrize("layout, tiles, camera, pop_tile", [
+    ("2x2", ("c1", "c2", "c3", "c4"), "c2", 1),     # already on an equal tile: highlighted in place
+    ("2x2", ("c1", "c2", "c3", "c4"), "c6", 3),     # not on screen: popped onto the alarm tile
+    ("1+5", ("c1", "c2", "c3"), "c2", 0),           # only on a small tile: popped onto the big alarm tile
+    ("1+5", ("c1", "c2", "c3"), "c1", 0),           # already on the big alarm tile
+])
+def test_pop_up_goes_to_the_alarm_tile_or_stays_in_place(layout, tiles, camera, pop_tile):
+    wall = make_wall(screens=[ScreenDef("m", "m", layout, tiles, alarm_tile=0 if layout == "1+5" else 3)], plans=[])
+    wall.raise_alarm(alarm("a1", camera), 1000)
+    view = wall.view("m")
+    assert view["pop_tile"] == pop_tile
+    assert [t["index"] for t in view["tiles"] if t["source"] == "alarm"] == [pop_tile]
+    assert view["tiles"][pop_tile]["camera"] == camera and view["tiles"][pop_tile]["base_camera"] == (
+        tiles[pop_tile] if pop_tile < len(tiles) else None)
+
+
 def test_alarm_priority_from_the_alarm_itself():
     wall = make_wall()
     wall.raise_alarm(alarm("a1", "c5", "road_occupation"), 1000)

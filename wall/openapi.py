@@ -234,7 +234,9 @@ SCHEMAS["Screen"] = {
             "index": {"type": "integer"}, "camera": {"type": ["string", "null"]},
             "source": {"type": "string", "enum": ["assigned", "tour", "alarm"]},
             "base_camera": {"type": ["string", "null"], "description": "under an alarm pop-up"}}}},
-        "alarm_tile": {"type": ["integer", "null"]},
+        "alarm_tile": {"type": ["integer", "null"], "description": "the screen's designated alarm tile"},
+        "pop_tile": {"type": ["integer", "null"], "description": "where the current pop-up shows: the alarm tile, or "
+                     "the tile already showing the alarm's camera when that tile is at least as large"},
         "alarm": {"type": ["object", "null"], "description": "the pop-up: alarm_id, camera_id, priority, at, "
                   "expires_at, payload (event, zone_name, boxes, ...)"},
         "pending_alarms": {"type": "array", "items": {"type": "object"}},

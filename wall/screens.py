@@ -529,6 +529,20 @@ class Wall:
             raise NotFound("alarm", alarm_id)
         return changed
 
+    @staticmethod
+    def pop_tile(screen: Screen) -> int | None:
+        """Where the alarm pop-up shows: the alarm tile — unless the alarm's camera is already on a tile at least
+        as large, which is then highlighted in place (no duplicate picture, no second stream for the same camera).
+        Computed, not stored, so it follows the camera through tours and layout changes."""
+        if screen.alarm is None or screen.alarm_tile is None:
+            return None
+        tiles = screen.layout.tiles
+        _, _, ars, acs = tiles[screen.alarm_tile]
+        for i, cam in enumerate(screen.tiles):
+            if cam == screen.alarm.camera_id and tiles[i][2] * tiles[i][3] >= ars * acs:
+                return i
+        return screen.alarm_tile
+
     # -------------------------------------------------------------------------------------- plans
 
     def invoke_plan(self, plan_id: object, now: float) -> list[str]:
@@ -577,10 +591,11 @@ class Wall:
         """What a browser shows: the layout, each tile's camera (the alarm pop-up applied) and why."""
         s = self.screen(screen_id)
         tour_tiles = set(s.tour.tiles) if s.tour else set()
+        pop_tile = self.pop_tile(s)
         tiles = []
         for i, cam in enumerate(s.tiles):
             tile: dict[str, Any] = {"index": i, "camera": cam, "source": "tour" if i in tour_tiles else "assigned"}
-            if s.alarm is not None and i == s.alarm_tile:
+            if s.alarm is not None and i == pop_tile:
                 tile.update(camera=s.alarm.camera_id, source="alarm", base_camera=cam)
             tiles.append(tile)
         tour = None
@@ -590,7 +605,7 @@ class Wall:
                     "step": t.step, "paused": t.paused, "next_at": t.next_at, "remaining_s": t.remaining_s}
         return {
             "id": s.id, "name": s.name, "version": s.version, "changed_at": s.changed_at,
-            "layout": s.layout.to_dict(), "tiles": tiles, "alarm_tile": s.alarm_tile,
+            "layout": s.layout.to_dict(), "tiles": tiles, "alarm_tile": s.alarm_tile, "pop_tile": pop_tile,
             "alarm": _pop_dict(s.alarm) if s.alarm else None,
             "pending_alarms": [_pop_dict(p) for p in s.pending],
             "tour": tour,
