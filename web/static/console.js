@@ -98,7 +98,8 @@ function renderPreview(view) {
       t.camera ? el("span", "cam-id", t.camera) : el("span", "cam-id", "Empty"),
       t.source === "tour" ? el("span", "badge tour", "轮巡") : null,
       t.source === "alarm" ? el("span", "badge alarm", "告警") : null,
-      t.source === "alarm" && t.base_camera ? el("span", "base", `确认后恢复 ${cameraName(t.base_camera)}`) : null,
+      t.source === "alarm" && t.base_camera && t.base_camera !== t.camera
+        ? el("span", "base", `确认后恢复 ${cameraName(t.base_camera)}`) : null,
       i === view.alarm_tile && t.source !== "alarm" ? el("span", "badge alarm-slot", "告警位") : null);
     tile.style.gridArea = `${r + 1} / ${c + 1} / span ${rs} / span ${cs}`;
     tile.dataset.tile = String(i);
@@ -140,24 +141,31 @@ function renderPlans() {
 }
 
 function renderAlarms() {
-  const items = [];
+  // One row per alarm, naming every screen that shows it (an ack reverts it everywhere).
+  const rows = new Map();      // alarm_id → {alarm, screens: [name], waiting}
   for (const id of order) {
     const s = screens.get(id);
     for (const [a, waiting] of [[s.alarm, false], ...(s.pending_alarms || []).map((p) => [p, true])]) {
       if (!a) continue;
-      const p = a.payload || {};
-      const [zh, en] = eventLabel(p.event);
-      const ack = el("button", "ack", bilingual("确认", "Ack"));
-      ack.type = "button";
-      ack.addEventListener("click", () => act(`确认告警 ${a.alarm_id}`, () => ackAlarm(a.alarm_id)));
-      const li = el("li", waiting ? "alarm waiting" : "alarm",
-        el("div", "what", el("span", "zh", zh), el("span", "en", en)),
-        el("div", "where", `${s.name || id} · ${p.camera_name || cameraName(a.camera_id)}${waiting ? " · 等待中 waiting" : ""}`),
-        ack);
-      li.dataset.alarmId = a.alarm_id;
-      items.push(li);
+      const row = rows.get(a.alarm_id) || { alarm: a, screens: [], waiting: true };
+      row.screens.push(s.name || id);
+      row.waiting = row.waiting && waiting;
+      rows.set(a.alarm_id, row);
     }
   }
+  const items = [...rows.values()].map(({ alarm: a, screens: names, waiting }) => {
+    const p = a.payload || {};
+    const [zh, en] = eventLabel(p.event);
+    const ack = el("button", "ack", bilingual("确认", "Ack"));
+    ack.type = "button";
+    ack.addEventListener("click", () => act(`确认告警 ${a.alarm_id}`, () => ackAlarm(a.alarm_id)));
+    const li = el("li", waiting ? "alarm waiting" : "alarm",
+      el("div", "what", el("span", "zh", zh), el("span", "en", en)),
+      el("div", "where", `${p.camera_name || cameraName(a.camera_id)} · ${names.join("、")}${waiting ? " · 等待中 waiting" : ""}`),
+      ack);
+    li.dataset.alarmId = a.alarm_id;
+    return li;
+  });
   $("alarms").replaceChildren(...(items.length ? items : [el("li", "none", bilingual("暂无", "None"))]));
 }
 
