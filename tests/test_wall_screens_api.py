@@ -259,3 +259,15 @@ async def test_bus_outage_is_503_and_the_change_is_undone(tmp_path, store, evide
         await bus.close()
     finally:
         redis.stop()
+
+
+async def test_saved_state_that_no_longer_fits_is_replaced_with_a_newer_version(tmp_path, bus, store, evidence_dir):
+    await bus.put_state("wall_screens", "main", {"layout": "2x2", "tiles": ["cam-a", "gone", None, None],
+                                                 "version": 41})
+    app = make_app(tmp_path, bus, store, evidence_dir)
+    async with wall_client(app) as c:
+        await login(c)
+        view = await screen(c)
+        assert cams(view) == CAMS[:4] and view["version"] == 42
+        assert app[SCREENS].stats.restore_errors == 1
+    assert (await bus.get_state("wall_screens"))["main"]["version"] == 42

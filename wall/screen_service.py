@@ -104,6 +104,7 @@ class ScreenService:
 
     async def _restore(self) -> None:
         saved = await self.bus.get_state(STATE_TABLE)
+        replaced: list[str] = []
         for screen_id, data in saved.items():
             if screen_id not in self.wall.screens:
                 continue
@@ -113,8 +114,12 @@ class ScreenService:
                 self.stats.restore_errors += 1
                 log.warning("wall screen %s: saved state no longer fits the configuration (%s); using the "
                             "configured one", screen_id, exc)
+                # Versions only grow, so browsers still showing the old state take the configured one.
+                version = data.get("version") if isinstance(data, dict) else 0
+                self.wall.screens[screen_id].version = (version if isinstance(version, int) else 0) + 1
+                replaced.append(screen_id)
         # Time passed while the server was down: catch tours and alarm timeouts up before anyone looks.
-        changed = self.wall.tick(self.clock())
+        changed = replaced + self.wall.tick(self.clock())
         if changed:
             await self._commit(changed)
 

@@ -102,10 +102,11 @@ function onAlarmPopup(alarm) {
   playCue();
 }
 
-/** Show a screen view from the server, unless it is older than the one shown. */
-function applyScreen(view) {
+/** Show a screen view from the server, unless a push older than the one shown (``force``: a GET, which is
+ *  authoritative even when the server's versions restarted). */
+function applyScreen(view, force = false) {
   if (!view || !view.layout) return;
-  if (screen && screen.id === view.id && view.version < screen.version) return;
+  if (!force && screen && screen.id === view.id && view.version < screen.version) return;
   const before = screen && screen.alarm ? screen.alarm.alarm_id : null;
   screen = view;
   grid.render(view);
@@ -125,9 +126,9 @@ function applyScreen(view) {
 
 async function loadScreen() {
   try {
-    if (wanted) return applyScreen((await getJSON(`/api/screens/${encodeURIComponent(wanted)}`)).screen);
+    if (wanted) return applyScreen((await getJSON(`/api/screens/${encodeURIComponent(wanted)}`)).screen, true);
     const body = await getJSON("/api/screens");
-    return applyScreen(body.screens[0]);
+    return applyScreen(body.screens[0], true);
   } catch (err) {
     if (!(err instanceof ApiError) || err.status !== 404 || wanted) throw err;
     // A server without wall screens: the first four cameras in 2x2, as before.
