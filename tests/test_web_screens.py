@@ -197,3 +197,32 @@ async def test_unknown_screen_page_says_so(page, site):
     assert size >= 48
     await page.click("a[href='/wall/aux']")
     await page.wait_for_url("**/wall/aux")
+
+
+async def test_situation_panel_counts_and_map_markers(page, site, bus):
+    online = CameraStatus(camera_id="cam-a", state="online", at=time.time())
+    await bus.put_state("cameras", "cam-a", online.to_dict())  # what /api/cameras reads (as citywall up does)
+    await signed_in(page, site)
+    await page.goto(f"{site.base}/situation")
+    await page.locator("body[data-ready='1']").wait_for(timeout=15_000)
+    await page.locator("#link[data-state=open]").wait_for(timeout=15_000)
+    assert await page.locator("#map polygon.cell").count() >= 10  # config/grid.geojson, drawn offline
+    assert await page.locator("#map g.cam").count() == len(CAMS)
+    assert await page.text_content("#fig-online .num") == f"1/{len(CAMS)}"
+    assert await page.text_content("#fig-offline .num") == str(len(CAMS) - 1)
+    import dataclasses
+
+    now = time.time()
+    raised = dataclasses.replace(make_alarm(9, camera="cam-c"), at=now, started_at=now - 10)  # a live alarm
+    await bus.publish(raised)
+    await page.locator("#map .hot[data-camera=cam-c]").wait_for(timeout=10_000)
+    assert await page.text_content("#fig-alarms .num") == "1"
+    await bus.publish(dataclasses.replace(raised, phase="cleared", at=now + 1))
+    await page.locator("#map .hot").wait_for(state="detached", timeout=10_000)
+    await bus.publish(CameraStatus(camera_id="cam-a", state="offline", at=time.time()))
+    await eventually(lambda: _text_is(page, "#fig-online .num", f"0/{len(CAMS)}"), what="0 online")
+    assert "offline" in await page.get_attribute("#map g.cam[data-camera=cam-a]", "class")
+
+
+async def _text_is(page, selector: str, expected: str) -> bool:
+    return await page.text_content(selector) == expected
