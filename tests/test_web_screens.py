@@ -70,7 +70,13 @@ async def test_layout_follows_the_console_on_two_walls_and_survives_reload(page,
     console = await open_console(await page.context.new_page(), site)
     assert await tiles(wall_a) == CAMS[:4]
     # A camera that stays on screen keeps its <cw-tile> (its stream is not restarted by a layout change).
-    await wall_a.evaluate("document.querySelector('cw-tile[camera=cam-a]').__mark = 1")
+    await wall_a.evaluate("""() => {
+        document.querySelector('cw-tile[camera=cam-a]').__mark = 1;
+        window.__removed = [];
+        new MutationObserver((records) => records.forEach((r) => r.removedNodes.forEach(
+            (n) => window.__removed.push(n.getAttribute && n.getAttribute('camera'))))
+        ).observe(document.getElementById('grid'), {childList: true});
+    }""")
 
     await console.keyboard.press("?")
     await console.locator("#help").wait_for(state="visible")
@@ -82,6 +88,7 @@ async def test_layout_follows_the_console_on_two_walls_and_survives_reload(page,
         await eventually(showing(wall, nine), timeout=10, what="the 3x3 layout on both walls")
     assert await wall_a.get_attribute("#grid", "data-layout") == "3x3"
     assert await wall_a.evaluate("document.querySelector('cw-tile[camera=cam-a]').__mark") == 1
+    assert "cam-a" not in await wall_a.evaluate("window.__removed")  # never detached: its stream went on
 
     # Drag a camera from the console's list onto tile 9.
     await console.drag_and_drop("li.camera[data-camera=cam-e]", ".ptile[data-tile='8']")

@@ -1,7 +1,7 @@
 // The wall's video grid for one server-side screen (GET /api/screens/<id>, pushed as "wall_screen" frames):
 // the layout's tiles placed on a CSS grid (spans included), one <cw-tile> per tile with a camera, and over the
 // alarm tile an overlay with the zone polygon, the object boxes, the event and an acknowledge button.
-// A camera that stays on screen keeps its <cw-tile> element across re-renders (its stream is not restarted).
+// A camera that stays on screen keeps its <cw-tile> element, never detached, across re-renders (its stream goes on).
 
 import "./video-tile.js";
 import { bilingual, el } from "./dom.js";
@@ -73,7 +73,11 @@ export class ScreenGrid {
       nodes.push(node);
       if (t.source === "alarm" && view.alarm) nodes.push(this._overlay(view.alarm, area, cam, i));
     });
-    this.container.replaceChildren(...nodes);
+    // Update in place: a <cw-tile> taken out of the document tears its stream down, so tiles that stay are never
+    // removed (placement comes from grid-area, not from the order of the children).
+    const keep = new Set(nodes);
+    for (const child of [...this.container.children]) if (!keep.has(child)) child.remove();
+    for (const node of nodes) if (node.parentNode !== this.container) this.container.append(node);
     this.view = view;
   }
 
