@@ -1,8 +1,7 @@
 """The WebSocket event hub (``/api/ws``): one bus tail, fanned out to every browser.
 
 One background task tails the bus streams ``alarms``, ``camera_status``, ``case_events`` and ``wall`` (screen
-states, see ``wall.screen_service``) and turns each entry
-into one JSON frame (serialised once). Every client has a bounded send queue and its own writer task; the fan-out
+states, see ``wall.screen_service``) and turns each entry into one JSON frame (serialised once). Every client has a bounded send queue and its own writer task; the fan-out
 only ever does ``put_nowait``, so a client whose queue is full is disconnected (close code 1013) and counted —
 nobody waits for a slow browser.
 
