@@ -46,6 +46,7 @@ from wall.app import create_app
 from wall.live_ws import LiveSockets
 from wall.metrics import scrape
 from wall.remote_live import RemoteLiveHub, token_ok
+from wall.screens_api import SCREENS
 from wall.sessions import RedisSessions
 
 log = logging.getLogger("citywall.roles")
@@ -243,6 +244,17 @@ async def run_wall(settings: Settings, *, host: str, port: int) -> None:
     app = create_app(settings, bus=bus, cases=store, live=live, evidence_dir=settings.storage.evidence_dir,
                      metric_providers=[bus_metrics(bus)],
                      sessions=RedisSessions(bus.redis, bus.prefix, settings.wall.session_ttl_s))
+    # Every wall server follows the screens; the one holding the "wall" lease also drives tours and pop-ups.
+    screens = app[SCREENS]
+    screens.leading = False
+    cluster = settings.cluster
+    leader = LeaseKeeper(bus.redis, prefix=bus.prefix, worker=default_name("wall"), items=["screens"], pool="wall",
+                         ttl_s=cluster.lease_ttl_s, interval_s=cluster.lease_interval_s, info={"role": "wall"})
+
+    async def lead(change: LeaseChange) -> None:
+        screens.leading = "screens" in leader.held
+        log.info("wall server %s the screens", "now drives" if screens.leading else "follows")
+
     runner = web.AppRunner(app, access_log=None)
     try:
         await runner.setup()
@@ -250,7 +262,7 @@ async def run_wall(settings: Settings, *, host: str, port: int) -> None:
         await site.start()
         bound = runner.addresses[0][1]
         print(f"citywall wall: http://{'127.0.0.1' if host in ('', '0.0.0.0') else host}:{bound}/wall", flush=True)
-        await _with_signals(lambda stop: stop.wait())
+        await _with_signals(lambda stop: leader.run(stop, lead))
     finally:
         await runner.cleanup()
         await live.close()

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from config.guidance import GuidanceSettings, guidance_problems
+from config.video_wall import VideoWall
 
 CONFIG_DIR = Path(__file__).resolve().parent
 
@@ -268,6 +269,7 @@ class Settings(Strict):
     webhooks: Webhooks = Webhooks()
     users: list[User] = Field(min_length=1)
     cameras: list[Camera] = Field(default_factory=list)
+    video_wall: VideoWall = VideoWall()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Settings":
@@ -282,6 +284,9 @@ class Settings(Strict):
         demo_cams = [c.id for c in self.cameras if c.url.startswith("demo://")]
         if demo_cams and not self.demo.enabled:
             raise ValueError(f"cameras {', '.join(demo_cams)} use demo:// URLs but demo.enabled is false")
+        wall_problems = self.video_wall.unknown_cameras(set(ids))
+        if wall_problems:
+            raise ValueError("; ".join(wall_problems))
         return self
 
     def camera(self, camera_id: str) -> Camera:

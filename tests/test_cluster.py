@@ -190,6 +190,16 @@ async def test_a_cluster_shares_cameras_fails_over_survives_redis_and_files_ever
             for url in (url_a, url_b):
                 resp = await session.get(f"{url}/api/me", cookies={"cw_session": cookie})
                 assert resp.status == 200, (url, await resp.text())
+            # A layout changed through one wall server is what the other serves (and pushes) too.
+            resp = await session.put(f"{url_a}/api/screens/main/layout", json={"layout": "3x3"},
+                                     headers={"Origin": url_a})
+            assert resp.status == 200, await resp.text()
+
+            async def followed():
+                async with session.get(f"{url_b}/api/screens/main") as r:
+                    return (await r.json())["screen"]["layout"]["name"] == "3x3" or None
+
+            await eventually(followed, timeout=10, what="wall server B showing A's layout")
             on_w1 = sorted(c for c, w in holders.items() if w == "w1")
             mime, size = await _live_fragment(session, url_b, on_w1[0])
             assert mime.startswith("video/mp4") and size > 0

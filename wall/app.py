@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from config import Settings
-from wall import api, broadcast_api, case_api, evidence, hub, live_ws, metrics, openapi, pages, state
+from wall import api, broadcast_api, case_api, evidence, hub, live_ws, metrics, openapi, pages, screens_api, state
 from wall.auth import Authenticator, LoginLimiter, SessionStore, make_auth_middleware
 from wall.errors import error_middleware
 from wall.hub import EventHub
@@ -79,6 +79,7 @@ def create_app(
     metrics.add_routes(app)
     broadcast_api.add_routes(app)
     pages.add_routes(app)
+    screens_api.add_routes(app)  # wall screens: REST, pages, and the screen service's background tasks
 
     app.cleanup_ctx.append(_event_hub)
     app.on_shutdown.append(_close_sockets)

@@ -1,9 +1,10 @@
 """The WebSocket event hub (``/api/ws``): one bus tail, fanned out to every browser.
 
-One background task tails the bus streams ``alarms``, ``camera_status`` and ``case_events`` and turns each entry
-into one JSON frame (serialised once). Every client has a bounded send queue and its own writer task; the fan-out
-only ever does ``put_nowait``, so a client whose queue is full is disconnected (close code 1013) and counted —
-nobody waits for a slow browser.
+One background task tails the bus streams ``alarms``, ``camera_status``, ``case_events``, ``broadcasts`` (voice
+guidance) and ``wall`` (screen states, see ``wall.screen_service``) and turns each entry into one JSON frame
+(serialised once). Every client has a bounded send queue and its own writer task; the fan-out only ever does
+``put_nowait``, so a client whose queue is full is disconnected (close code 1013) and counted — nobody waits for a
+slow browser.
 
 Resume: a client sends ``{"type": "resume", "last_ids": {"alarms": id, "case_events": id}}``. While the missed
 entries are read (``bus.since``) and queued, live frames for that client are held aside; afterwards they are
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("citywall.wall.hub")
 
-STREAMS = ("alarms", "camera_status", "case_events", "broadcasts")
+STREAMS = ("alarms", "camera_status", "case_events", "broadcasts", "wall")
 RESUMABLE = ("alarms", "case_events")
 RESUME_PAGE = 500
 SEEN_PER_STREAM = 4096
@@ -65,6 +66,8 @@ def entry_frame(stream: str, entry_id: str, data: dict[str, Any]) -> dict[str, A
         return {"type": "case", "id": entry_id, "event": case_event_view(data)}
     if stream == "broadcasts":  # live only (not resumable): a reconnect must not replay old audio in the hall
         return {"type": "broadcast", "id": entry_id, "broadcast": broadcast_view(data)}
+    if stream == "wall":  # wall.screen_messages.WallScreenState: the latest state wins, so it is not resumable
+        return {"type": "wall_screen", "id": entry_id, "screen": data.get("screen")}
     return None
 
 

@@ -218,6 +218,47 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
+SCHEMAS["Screen"] = {
+    "type": "object",
+    "description": "A wall screen as browsers show it (wall.screens.Wall.view)",
+    "required": ["id", "name", "version", "layout", "tiles"],
+    "properties": {
+        "id": {"type": "string"}, "name": {"type": "string"},
+        "version": {"type": "integer", "description": "grows with every change; browsers ignore older pushes"},
+        "changed_at": {"type": "number"},
+        "layout": {"type": "object", "properties": {
+            "name": {"type": "string"}, "rows": {"type": "integer"}, "cols": {"type": "integer"},
+            "tiles": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}},
+                      "description": "[row, col, rowspan, colspan] per tile, row-major"}}},
+        "tiles": {"type": "array", "items": {"type": "object", "properties": {
+            "index": {"type": "integer"}, "camera": {"type": ["string", "null"]},
+            "source": {"type": "string", "enum": ["assigned", "tour", "alarm"]},
+            "base_camera": {"type": ["string", "null"], "description": "under an alarm pop-up"}}}},
+        "alarm_tile": {"type": ["integer", "null"], "description": "the screen's designated alarm tile"},
+        "pop_tile": {"type": ["integer", "null"], "description": "where the current pop-up shows: the alarm tile, or "
+                     "the tile already showing the alarm's camera when that tile is at least as large"},
+        "alarm": {"type": ["object", "null"], "description": "the pop-up: alarm_id, camera_id, priority, at, "
+                  "expires_at, payload (event, zone_name, boxes, ...)"},
+        "pending_alarms": {"type": "array", "items": {"type": "object"}},
+        "tour": {"type": ["object", "null"], "description": "tour, name, tiles, dwell_s, step, paused, next_at"},
+    },
+}
+_SCREEN_OK = _json({"type": "object", "properties": {"screen": _ref("Screen")}}, "the screen after the change")
+_SCREEN_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}, "description": "screen id"}
+_NO_SCREEN = _error("unknown screen (or camera / tour)")
+
+
+def _screen_op(summary: str, body: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "security": _SESSION, "parameters": [_SCREEN_ID],
+                          "responses": {"200": _SCREEN_OK, "400": _error("bad input, naming the field"),
+                                        "401": _UNAUTHORIZED, "404": _NO_SCREEN, **(extra or {})}}
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return op
+
+
+_CONFLICT = {"409": _error("no tour on the screen, or it is already in that state")}
+
 WS_FRAMES = {
     "/api/ws": {
         "server": {
@@ -225,6 +266,8 @@ WS_FRAMES = {
             "alarm": {"type": "alarm", "id": "stream id", "alarm": "Alarm (with snapshot_url)"},
             "camera_status": {"type": "camera_status", "status": "CameraStatus"},
             "case": {"type": "case", "id": "stream id", "event": "CaseEvent"},
+            "wall_screen": {"type": "wall_screen", "id": "stream id", "screen": "Screen (not resumed: GET "
+                            "/api/screens/{id} after a reconnect)"},
             "pong": {"type": "pong"},
             "error": {"type": "error", "error": "what was wrong"},
         },
@@ -398,6 +441,73 @@ PATHS: dict[str, Any] = {
             "parameters": [{"name": "camera_id", "in": "path", "required": True, "schema": {"type": "string"}}],
             "x-websocket-frames": WS_FRAMES["/api/live/{camera_id}"],
             "responses": {"101": {"description": "switching protocols"}, "401": _UNAUTHORIZED},
+        },
+    },
+    "/api/screens": {
+        "get": {
+            "summary": "Every wall screen, the layout presets, tours and plans (allowed: may this user invoke it)",
+            "security": _SESSION,
+            "responses": {"200": _json({"type": "object", "properties": {
+                "screens": {"type": "array", "items": _ref("Screen")},
+                "layouts": {"type": "array", "items": {"type": "string"}},
+                "tours": {"type": "array", "items": {"type": "object"}},
+                "plans": {"type": "array", "items": {"type": "object"}}}}, "screens"), "401": _UNAUTHORIZED},
+        },
+    },
+    "/api/screens/{id}": {"get": _screen_op("One wall screen")},
+    "/api/screens/{id}/layout": {"put": _screen_op(
+        "Switch the layout: a preset (1, 2x2, 3x3, 4x4, 1+5, 1+7) or a custom grid {rows, cols, spans}",
+        {"type": "object", "required": ["layout"], "properties": {"layout": {"oneOf": [
+            {"type": "string"}, {"type": "object", "properties": {
+                "rows": {"type": "integer"}, "cols": {"type": "integer"},
+                "spans": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}}}}]}}})},
+    "/api/screens/{id}/tiles/{tile}": {"put": {**_screen_op(
+        "Put a camera on a tile (null empties it); a tile outside the layout → 400 naming tile",
+        {"type": "object", "required": ["camera"], "properties": {"camera": {"type": ["string", "null"]}}}),
+        "parameters": [_SCREEN_ID, {"name": "tile", "in": "path", "required": True,
+                                    "schema": {"type": "integer", "minimum": 0}}]}},
+    "/api/screens/{id}/tour/start": {"post": _screen_op(
+        "Start a tour (轮巡) on tiles (default: all but the alarm tile), dwell ≥ 3 s (default: the tour's)",
+        {"type": "object", "required": ["tour"], "properties": {
+            "tour": {"type": "string"}, "tiles": {"type": "array", "items": {"type": "integer"}},
+            "dwell_s": {"type": "number", "minimum": 3}}})},
+    "/api/screens/{id}/tour/pause": {"post": _screen_op("Pause the tour (the remaining dwell is kept)", None, _CONFLICT)},
+    "/api/screens/{id}/tour/resume": {"post": _screen_op("Resume a paused tour", None, _CONFLICT)},
+    "/api/screens/{id}/tour/stop": {"post": _screen_op("Stop the tour (tiles keep their cameras)", None, _CONFLICT)},
+    "/api/plans/{id}/invoke": {
+        "post": {
+            "summary": "Invoke an emergency plan (预案): switch all its screens at once; logged on stream wall_actions",
+            "security": _SESSION,
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {
+                "200": _json({"type": "object", "properties": {"plan": {"type": "string"},
+                              "screens": {"type": "array", "items": _ref("Screen")}}}, "the screens it changed"),
+                "401": _UNAUTHORIZED,
+                "403": _error("the user's role may not invoke this plan (leader by default; admin always)"),
+                "404": _error("unknown plan"),
+            },
+        },
+    },
+    "/api/alarms/{alarm_id}/ack": {
+        "post": {
+            "summary": "Acknowledge an alarm: its pop-up reverts on every screen; logged on stream wall_actions",
+            "security": _SESSION,
+            "parameters": [{"name": "alarm_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {
+                "200": _json({"type": "object", "properties": {"alarm_id": {"type": "string"},
+                              "screens": {"type": "array", "items": _ref("Screen")}}}, "the screens it changed"),
+                "401": _UNAUTHORIZED,
+                "404": _error("no screen shows or queues this alarm"),
+            },
+        },
+    },
+    "/api/map": {
+        "get": {
+            "summary": "The offline situation map: grid cells (outer ring, lon/lat) and camera positions",
+            "security": _SESSION,
+            "responses": {"200": _json({"type": "object", "properties": {
+                "cells": {"type": "array", "items": {"type": "object"}},
+                "cameras": {"type": "array", "items": {"type": "object"}}}}, "map data"), "401": _UNAUTHORIZED},
         },
     },
     "/evidence/{path}": {

@@ -1,5 +1,7 @@
 // The big-screen wall: header (site, counters, clock), the video grid, live alarms and cases.
-// Data: GET /api/me, /api/cameras, /api/alarms, /api/cases; live frames over /api/ws (see events.js).
+// Data: GET /api/me, /api/cameras, /api/screens/<id>, /api/alarms, /api/cases; live frames over /api/ws (see
+// events.js). /wall shows the default screen (the first configured), /wall/<id> that screen. The grid follows
+// the server: "wall_screen" frames carry the screen's layout, tiles, tour step and alarm pop-up.
 // Exposed for tests and diagnostics as window.citywall.
 
 import { AlarmPanel } from "./alarms.js";
@@ -8,7 +10,9 @@ import { CasePanel } from "./cases.js";
 import { EventSocket } from "./events.js";
 import { clockText, dateText, setTimeZone } from "./format.js";
 import { installHallAudio } from "./hall-audio.js";
-import { VideoGrid, defaultLayout } from "./grid.js";
+import { playCue, cueStats } from "./cue.js";
+import { ackAlarm, screenFromPath } from "./screen-api.js";
+import { ScreenGrid, fallbackScreen } from "./screen-grid.js";
 
 const STAGE_W = 1920;
 const STAGE_H = 1080;
@@ -20,7 +24,9 @@ const $ = (id) => document.getElementById(id);
 const now = () => Date.now() / 1000;
 
 const cameras = new Map();          // id → camera record from /api/cameras, status kept up to date
-const grid = new VideoGrid($("grid"));
+const grid = new ScreenGrid($("grid"), { cameras, onAck: (id) => acknowledge(id) });
+const wanted = screenFromPath();    // null: the default screen
+let screen = null;                  // the screen view shown (from the server), or a fallback 2x2
 const alarms = new AlarmPanel($("alarm-list"), { cameraName: (id) => cameras.get(id)?.name || id });
 const cases = new CasePanel($("case-list"));
 const alarmTimers = new Map();      // camera id → timeout removing its tile's alarm border
@@ -81,11 +87,63 @@ function flagTile(cameraId, remainingMs = ALARM_BORDER_MS) {
   const tile = grid.tile(cameraId);
   if (!tile || remainingMs <= 0) return;
   tile.setAttribute("alarm", "");
+  tile.dataset.flagged = "1";
   clearTimeout(alarmTimers.get(cameraId));
   alarmTimers.set(cameraId, setTimeout(() => {
-    tile.removeAttribute("alarm");
+    delete tile.dataset.flagged;
+    if (tile.dataset.source !== "alarm") tile.removeAttribute("alarm");
     alarmTimers.delete(cameraId);
   }, remainingMs));
+}
+
+// ------------------------------------------------------------------------------------------ screen
+
+/** A new alarm took the alarm tile: the sound cue (and the hall-audio hook, one call, goes here). */
+function onAlarmPopup(alarm) {
+  playCue();
+}
+
+/** Show a screen view from the server, unless a push older than the one shown (``force``: a GET, which is
+ *  authoritative even when the server's versions restarted). */
+function applyScreen(view, force = false) {
+  if (!view || !view.layout) return;
+  if (!force && screen && screen.id === view.id && view.version < screen.version) return;
+  const before = screen && screen.alarm ? screen.alarm.alarm_id : null;
+  screen = view;
+  grid.render(view);
+  // The screen's name takes the place of the generic "视频监控大屏 Video wall" (the header line is narrow).
+  $("screen-name").textContent = view.name || "";
+  $("screen-name").hidden = !view.name;
+  $("wall-label").hidden = Boolean(view.name);
+  const tour = view.tour;
+  $("tour-state").hidden = !tour;
+  if (tour) {
+    $("tour-state").textContent = tour.paused ? "轮巡暂停" : "轮巡中";
+    $("tour-state").title = tour.name;
+    $("tour-state").classList.toggle("paused", Boolean(tour.paused));
+  }
+  if (view.alarm && view.alarm.alarm_id !== before) onAlarmPopup(view.alarm);
+}
+
+async function loadScreen() {
+  try {
+    if (wanted) return applyScreen((await getJSON(`/api/screens/${encodeURIComponent(wanted)}`)).screen, true);
+    const body = await getJSON("/api/screens");
+    return applyScreen(body.screens[0], true);
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status !== 404 || wanted) throw err;
+    // A server without wall screens: the first four cameras in 2x2, as before.
+    applyScreen(fallbackScreen([...cameras.values()].filter((c) => c.enabled !== false)));
+  }
+}
+
+async function acknowledge(alarmId) {
+  try {
+    await ackAlarm(alarmId);
+  } catch (err) {
+    showBanner(`确认失败 / Ack failed: ${err.message}`);
+    setTimeout(() => showBanner(""), 5000);
+  }
 }
 
 function onAlarm(alarm) {
@@ -142,6 +200,9 @@ function onFrame(msg) {
     case "case":
       scheduleCases();
       break;
+    case "wall_screen":
+      if (msg.screen && screen && msg.screen.id === screen.id) applyScreen(msg.screen);
+      break;
     case "error":
       console.warn("event socket error frame:", msg.error);
       break;
@@ -166,8 +227,7 @@ async function start() {
     if (me.timezone) { setTimeZone(me.timezone); tickClock(); }
     const body = await getJSON("/api/cameras");
     for (const cam of body.cameras || []) cameras.set(cam.id, cam);
-    const enabled = [...cameras.values()].filter((c) => c.enabled !== false);
-    grid.render(defaultLayout(enabled, 2, 2), cameras);
+    await loadScreen();
     renderCounters();
 
     const socket = new EventSocket({
@@ -176,13 +236,15 @@ async function start() {
       onStatus: (state) => {
         setLink(state);
         if (state === "open" && socket.connects > 1) {
-          // Back after an outage: statuses are not replayed, so read them again; cases may have moved.
+          // Back after an outage: statuses and screen states are not replayed, so read them again.
           refreshCameras().catch((err) => console.warn("cameras refresh failed", err));
+          loadScreen().catch((err) => console.warn("screen refresh failed", err));
         }
         if (state === "open") scheduleCases();
       },
     });
-    window.citywall = { cameras, grid, alarms, cases, socket, refreshCases };
+    window.citywall = { cameras, grid, alarms, cases, socket, refreshCases, cues: cueStats,
+                        get screen() { return screen; } };
 
     const history = await getJSON("/api/alarms?limit=200");
     const list = history.alarms || [];
@@ -206,5 +268,11 @@ async function start() {
     setTimeout(() => location.reload(), 10000);
   }
 }
+
+document.addEventListener("keydown", (ev) => {
+  if (ev.key === "a" || ev.key === "A") {
+    if (screen && screen.alarm) acknowledge(screen.alarm.alarm_id);
+  }
+});
 
 start();

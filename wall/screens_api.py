@@ -1,0 +1,318 @@
+"""REST routes and pages of the wall screens (the adapter between HTTP and :class:`wall.screen_service.ScreenService`).
+
+``/api/screens`` (list, one, layout, tiles, tours), ``/api/plans/{id}/invoke`` (the plan's roles; admin always),
+``/api/alarms/{alarm_id}/ack``, ``/api/map`` (grid cells and camera positions for the offline map); pages
+``/wall/{screen}`` (a screen nobody defined → a readable 404 page), ``/console`` and ``/situation``.
+
+Core errors map to HTTP: :class:`ScreenError` → 400 naming the field, :class:`NotFound` → 404,
+:class:`Conflict` → 409 saying the current state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+import web as web_assets
+from config import Role
+from wall import state
+from wall.api import BusUnavailable
+from wall.auth import SESSION, require_role, require_session
+from wall.errors import BadRequest, json_error
+from wall.pages import PAGE_HEADERS
+from wall.screen_service import ScreenService
+from wall.screens import PRESETS, Conflict, NotFound, ScreenError
+
+log = logging.getLogger("citywall.wall.screens")
+
+SCREENS: web.AppKey[ScreenService] = web.AppKey("screens")
+"""The app's screen service (kept here, not in ``state.py``: only these routes and ``app.py`` use it)."""
+
+_UNKNOWN_SCREEN = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>未定义的屏幕 — Unknown screen</title>
+<style>
+body {{ margin: 0; min-height: 100vh; display: flex; align-items: center; justify-content: center;
+  background: #0b1220; color: #f1f5f9; font-family: "Noto Sans CJK SC", "Microsoft YaHei", sans-serif; }}
+main {{ max-width: 1400px; padding: 48px; border: 4px solid #f5b400; border-radius: 12px; background: #111b2e; }}
+h1 {{ font-size: 72px; margin: 0 0 16px; color: #ffd24d; }} .en {{ font-size: 40px; color: #cbd5e1; }}
+p {{ font-size: 40px; line-height: 1.4; margin: 16px 0; }} a {{ color: #7dd3fc; }} code {{ color: #fde68a; }}
+</style></head>
+<body><main>
+<h1>屏幕“<code>{screen}</code>”未定义</h1>
+<p class="en">Screen “<code>{screen}</code>” is not defined on this server.</p>
+<p>已配置的屏幕 / Configured screens: {links}</p>
+<p class="en">Screens are defined in the <code>video_wall.screens</code> section of the configuration.</p>
+</main></body></html>
+"""
+
+
+def _service(request: web.Request) -> ScreenService:
+    return request.app[SCREENS]
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest("body", "must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise BadRequest("body", "must be a JSON object")
+    return body
+
+
+async def _run(request: web.Request, op: Callable[[float], list[str]], action: str,
+               detail: dict[str, Any]) -> list[str]:
+    session = require_session(request)
+    try:
+        return await _service(request).apply(op, user=session.user_dict(), action=action, detail=detail)
+    except ScreenError as exc:
+        raise BadRequest(exc.field, exc.reason) from None
+    except (NotFound, Conflict, web.HTTPException):
+        raise
+    except Exception as exc:  # the bus did not take the change (undone in memory): 503, as every bus read
+        raise BusUnavailable(f"event bus unavailable: {type(exc).__name__}; the change was not made") from exc
+
+
+def _errors(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except NotFound as exc:
+            return json_error(404, str(exc))
+        except Conflict as exc:
+            return json_error(409, str(exc))
+        except ScreenError as exc:
+            raise BadRequest(exc.field, exc.reason) from None
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
+
+
+def _screen_id(request: web.Request) -> str:
+    screen_id = request.match_info["id"]
+    _service(request).wall.screen(screen_id)  # NotFound → 404 before any body is read
+    return screen_id
+
+
+def _screen_response(request: web.Request, screen_id: str) -> web.Response:
+    return web.json_response({"screen": _service(request).wall.view(screen_id)})
+
+
+# ------------------------------------------------------------------------------------------------------ reads
+
+
+@_errors
+async def list_screens(request: web.Request) -> web.Response:
+    """Every screen's view, the layout presets, tours and plans (with whether this user may invoke each)."""
+    session = require_session(request)
+    svc = _service(request)
+    wall = svc.wall
+    plans = []
+    for plan in wall.plans.values():
+        roles = svc.plan_roles.get(plan.id, [Role.LEADER.value])
+        plans.append({"id": plan.id, "name": plan.name, "roles": roles, "screens": list(plan.screens),
+                      "allowed": session.role is Role.ADMIN or session.role.value in roles})
+    return web.json_response({
+        "screens": [wall.view(sid) for sid in wall.screens],
+        "layouts": list(PRESETS),
+        "tours": [{"id": t.id, "name": t.name, "cameras": list(t.cameras), "dwell_s": t.dwell_s}
+                  for t in wall.tours.values()],
+        "plans": plans,
+    })
+
+
+@_errors
+async def get_screen(request: web.Request) -> web.Response:
+    """One screen's view; 404 for a screen nobody defined."""
+    return _screen_response(request, _screen_id(request))
+
+
+# ------------------------------------------------------------------------------------------------------ changes
+
+
+@_errors
+async def put_layout(request: web.Request) -> web.Response:
+    """``{"layout": "3x3"}`` or ``{"layout": {"rows", "cols", "spans"}}``."""
+    screen_id = _screen_id(request)
+    body = await _body(request)
+    if "layout" not in body:
+        raise BadRequest("layout", 'required: a preset like "2x2" or {rows, cols, spans}')
+    layout = body["layout"]
+    wall = _service(request).wall
+    await _run(request, lambda now: wall.set_layout(screen_id, layout, now), "layout", {"layout": layout})
+    return _screen_response(request, screen_id)
+
+
+@_errors
+async def put_tile(request: web.Request) -> web.Response:
+    """``{"camera": "cam-id"}`` (or null to empty the tile) on tile ``{tile}``."""
+    screen_id = _screen_id(request)
+    raw = request.match_info["tile"]
+    if not raw.isdigit() or len(raw) > 4:
+        raise BadRequest("tile", f"{raw[:20]!r} is not a tile index (0, 1, 2, ...)")
+    tile = int(raw)
+    body = await _body(request)
+    if "camera" not in body:
+        raise BadRequest("camera", "required: a camera id, or null to empty the tile")
+    camera = body["camera"]
+    wall = _service(request).wall
+    await _run(request, lambda now: wall.assign(screen_id, tile, camera, now), "tile",
+               {"tile": tile, "camera": camera})
+    return _screen_response(request, screen_id)
+
+
+def _tour_handler(action: str):
+    @_errors
+    async def handler(request: web.Request) -> web.Response:
+        screen_id = _screen_id(request)
+        wall = _service(request).wall
+        if action == "start":
+            body = await _body(request)
+            tour, tiles, dwell = body.get("tour"), body.get("tiles"), body.get("dwell_s")
+            if tour is None:
+                raise BadRequest("tour", "required: a tour id")
+            op = lambda now: wall.start_tour(screen_id, tour, now, tiles=tiles, dwell_s=dwell)  # noqa: E731
+            detail = {"tour": tour, "tiles": tiles, "dwell_s": dwell}
+        else:
+            op = getattr(wall, f"{action}_tour")
+            op = (lambda fn: lambda now: fn(screen_id, now))(op)
+            detail = {}
+        await _run(request, op, f"tour_{action}", detail)
+        return _screen_response(request, screen_id)
+
+    handler.__doc__ = f"{action.capitalize()} the tour (轮巡) on the screen."
+    return handler
+
+
+@_errors
+async def invoke_plan(request: web.Request) -> web.Response:
+    """Apply an emergency plan (预案) to all its screens; the plan's roles only (admin always) → 403 otherwise."""
+    plan_id = request.match_info["id"]
+    svc = _service(request)
+    if plan_id not in svc.wall.plans:
+        raise NotFound("plan", plan_id)
+    roles = [Role(r) for r in svc.plan_roles.get(plan_id, [Role.LEADER.value])]
+    require_role(request, *roles)
+    changed = await _run(request, lambda now: svc.wall.invoke_plan(plan_id, now), "plan",
+                         {"plan": plan_id, "name": svc.wall.plans[plan_id].name})
+    log.info("plan %s invoked by %s", plan_id, require_session(request).username)
+    return web.json_response({"plan": plan_id, "screens": [svc.wall.view(sid) for sid in changed]})
+
+
+@_errors
+async def ack_alarm(request: web.Request) -> web.Response:
+    """Acknowledge an alarm: its pop-up reverts on every screen (404 when no screen shows or queues it)."""
+    alarm_id = request.match_info["alarm_id"]
+    wall = _service(request).wall
+    changed = await _run(request, lambda now: wall.ack(alarm_id, now), "ack", {"alarm_id": alarm_id})
+    return web.json_response({"alarm_id": alarm_id, "screens": [wall.view(sid) for sid in changed]})
+
+
+# ------------------------------------------------------------------------------------------------------ map
+
+
+def _read_grid(path: Path) -> list[dict[str, Any]]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        log.warning("map: cannot read grid %s (%s); the map shows cameras only", path, exc)
+        return []
+    cells = []
+    for feature in doc.get("features", []):
+        geom = feature.get("geometry") or {}
+        if geom.get("type") == "Polygon" and geom.get("coordinates"):
+            props = feature.get("properties") or {}
+            cells.append({"grid_code": props.get("grid_code"), "name": props.get("name", ""),
+                          "street": props.get("street", ""), "community": props.get("community", ""),
+                          "ring": geom["coordinates"][0]})
+    return cells
+
+
+async def map_data(request: web.Request) -> web.Response:
+    """Grid cells (outer rings, lon/lat) and camera positions for the offline situation map."""
+    require_session(request)
+    settings = request.app[state.SETTINGS]
+    cache = request.app[_GRID]
+    if "cells" not in cache:  # read once, on first use
+        cache["cells"] = await asyncio.to_thread(_read_grid, settings.cases.grid_file)
+    cells = cache["cells"]
+    cams = [{"id": c.id, "name": c.name, "lon": c.position.lon, "lat": c.position.lat,
+             "address": c.position.address, "enabled": c.enabled} for c in settings.cameras]
+    return web.json_response({"cells": cells, "cameras": cams})
+
+
+_GRID: web.AppKey[dict[str, list[dict[str, Any]]]] = web.AppKey("map_grid")
+
+
+# ------------------------------------------------------------------------------------------------------ pages
+
+
+def _static_page(name: str) -> web.StreamResponse:
+    path = web_assets.STATIC_DIR / name
+    if not path.is_file():
+        return web.Response(status=500, text=f"{name} is not installed on this server", headers=PAGE_HEADERS)
+    return web.FileResponse(path, headers={**PAGE_HEADERS, "Content-Type": "text/html; charset=utf-8"})
+
+
+def _login_first(request: web.Request) -> None:
+    if request.get(SESSION) is None:
+        from urllib.parse import quote
+
+        raise web.HTTPFound(f"/login?next={quote(request.path_qs, safe='/')}")
+
+
+async def screen_page(request: web.Request) -> web.StreamResponse:
+    """``/wall/{screen}``: the wall page for one physical screen; a readable 404 page for an unknown one."""
+    screen_id = request.match_info["screen"]
+    wall = _service(request).wall
+    if screen_id not in wall.screens:
+        links = " · ".join(f'<a href="/wall/{html.escape(s)}">{html.escape(wall.screens[s].name)} ({html.escape(s)})</a>'
+                           for s in wall.screens)
+        return web.Response(status=404, content_type="text/html", headers=PAGE_HEADERS,
+                            text=_UNKNOWN_SCREEN.format(screen=html.escape(screen_id[:64]), links=links))
+    return _static_page("wall.html")
+
+
+async def console_page(request: web.Request) -> web.StreamResponse:
+    """``/console``: the staff console (layouts, drag-and-drop, tours, plans, acks)."""
+    _login_first(request)
+    return _static_page("console.html")
+
+
+async def situation_page(request: web.Request) -> web.StreamResponse:
+    """``/situation``: the situation panel (counters and the offline map) for an aux screen."""
+    _login_first(request)
+    return _static_page("situation.html")
+
+
+def add_routes(app: web.Application) -> None:
+    """Create the screen service (started and stopped with the app) and register the routes and pages."""
+    app[SCREENS] = ScreenService(app[state.SETTINGS], app[state.BUS], clock=app[state.CLOCK])
+    app[_GRID] = {}
+    app.cleanup_ctx.append(_screens_ctx)
+    r = app.router
+    r.add_get("/api/screens", list_screens)
+    r.add_get("/api/screens/{id}", get_screen)
+    r.add_put("/api/screens/{id}/layout", put_layout)
+    r.add_put("/api/screens/{id}/tiles/{tile}", put_tile)
+    for action in ("start", "pause", "resume", "stop"):
+        r.add_post(f"/api/screens/{{id}}/tour/{action}", _tour_handler(action))
+    r.add_post("/api/plans/{id}/invoke", invoke_plan)
+    r.add_post("/api/alarms/{alarm_id}/ack", ack_alarm)
+    r.add_get("/api/map", map_data)
+    r.add_get("/wall/{screen}", screen_page)
+    r.add_get("/console", console_page)
+    r.add_get("/situation", situation_page)
+
+
+async def _screens_ctx(app: web.Application):
+    service = app[SCREENS]
+    await service.start()
+    yield
+    await service.stop()
