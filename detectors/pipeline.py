@@ -5,7 +5,8 @@ the stationary analyzer finds what stays, the tracker gives it ids, each zone ke
 
 - ``vending`` / ``road_occupation``: a stationary object standing in the zone. The class-agnostic analyzer
   cannot tell a stall from a pile of goods, so a zone listing both raises the one it lists first (a
-  class-aware backend will map classes to events);
+  class-aware backend will map classes to events). ``road_occupation`` leaves out blobs that *arrived
+  moving* (a vehicle that drove in and stopped: parking or loading, not objects on the road);
 - ``bin_overflow``: ``BinOverflowAnalyzer``'s fill fraction above its threshold in the bin zone.
 
 Evidence writing and publishing belong to ``detectors.worker``.
@@ -112,6 +113,9 @@ class CameraAnalyzer:
                 zr.extra = {"fill_fraction": round(state.fraction, 4)}
             else:
                 inside = zr.mask.holds(tracked, w, h) if len(tracked) else np.zeros(0, bool)
+                if zr.event == EventType.ROAD_OCCUPATION and len(tracked):
+                    # A vehicle that drove in and stopped is parking/loading, not occupation by objects.
+                    inside &= ~tracked.data["arrived_moving"].astype(bool)
                 present = [self._presence(tracked, int(i)) for i in np.flatnonzero(inside)]
             event = zr.rule.update(now, present)
             if event is not None:

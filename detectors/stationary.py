@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from detectors.detections import STATIONARY_OBJECT, Detections
+from detectors.photometry import arrived_moving, grey, illumination_field, lighting_only
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,18 @@ class StationaryParams:
     ghost_ratio: float = 0.7
     """A blob whose outline is this much weaker now than in the background is a ghost (something left)."""
     max_gain_step: float = 0.5
-    """Gains outside 1 ± this are treated as a scene cut: the background is rebuilt."""
+    """A change of the global lighting factor by more than ± this within one sample is a scene cut (camera
+    moved, day/night switch): the background is rebuilt."""
+    light_cell: int = 20
+    """Cell size (analysis px) of the illumination field: smaller follows shadow edges closer, costs more."""
+    lighting_test: bool = True
+    """Drop foreground that differs from the background only by light (``photometry.lighting_only``)."""
+    vehicle_history: int = 6
+    """Grey frames kept to test how a new blob arrived (``photometry.arrived_moving``)."""
+    vehicle_ncc: float = 0.6
+    """Correlation at which a new blob counts as having driven in (``data['arrived_moving']``)."""
+    vehicle_young_s: float = 4.0
+    """Blobs are tested for how they arrived while their median stationary age is below this."""
 
     def __post_init__(self) -> None:
         if self.min_matches > self.history:
@@ -123,7 +135,10 @@ class StationaryObjectAnalyzer:
         self._size: tuple[int, int] | None = None
         self._init: list[np.ndarray] = []
         self._bg: np.ndarray | None = None
-        self._history: deque[tuple[np.ndarray, float]] = deque(maxlen=self.params.history)
+        self._history: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=self.params.history)
+        self._grey_hist: deque[tuple[np.ndarray, float]] = deque(maxlen=self.params.vehicle_history)
+        self._arrived: np.ndarray | None = None
+        self._overall = 1.0
         self._fg_prev: np.ndarray | None = None
         self._since: np.ndarray | None = None
         self._last_seen: np.ndarray | None = None
@@ -150,7 +165,9 @@ class StationaryObjectAnalyzer:
         self._init = []
         self._bg = None
         self._history.clear()
-        self._fg_prev = self._since = self._last_seen = None
+        self._grey_hist.clear()
+        self._fg_prev = self._since = self._last_seen = self._arrived = None
+        self._overall = 1.0
         self._last_now = self._prev_now = None
         self.resets += 1
 
@@ -179,47 +196,58 @@ class StationaryObjectAnalyzer:
         dt = 1.0 if self._last_now is None else min(max(now - self._last_now, 0.0), 60.0)
         self._prev_now = self._last_now
         self._last_now = now
+        cur_g = grey(cur)
 
         if self._bg is None:
             self._init.append(cur)
-            self._history.append((cur, 1.0))
+            self._history.append((cur, np.ones((h, w), np.float32)))
+            self._grey_hist.append((cur_g, now))
             if len(self._init) >= p.init_samples:
                 self._bg = np.median(np.stack(self._init), axis=0).astype(np.float32)
                 self._init = []
                 self._fg_prev = np.zeros((h, w), bool)
                 self._since = np.full((h, w), np.nan)
                 self._last_seen = np.full((h, w), -np.inf)
+                self._arrived = np.zeros((h, w), np.float32)
+                self._overall = 1.0
             return self._empty(w, h, ready=self._bg is not None)
 
         bg = self._bg
-        gain = self._gain(cur, bg)
-        if abs(gain - 1.0) > p.max_gain_step:
+        light, overall = self._light_field(cur_g, bg)
+        if abs(overall / max(self._overall, 1e-3) - 1.0) > p.max_gain_step:
             # A jump like this is a scene cut (camera moved, day/night switch), not drift: start again.
             self.reset()
             self._size = (w, h)
             return self.update(image, now)
-        diff = _max_abs_diff(cur, bg * gain)
-        fg = cv2.morphologyEx((diff > p.diff_threshold).astype(np.uint8), cv2.MORPH_OPEN, _K3)
+        self._overall = overall
+        lit = bg * light  # the background as it would look in today's light
+        diff = _max_abs_diff(cur, lit)
+        fg = diff > p.diff_threshold
+        if p.lighting_test and fg.any():
+            fg &= ~lighting_only(cur, lit)
+        fg = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_OPEN, _K3)
 
         matches = np.zeros((h, w), np.uint8)
-        for past, past_gain in self._history:
-            matches += _max_abs_diff(cur, past * (gain / past_gain)) < p.stable_threshold
+        for past, past_light in self._history:
+            matches += _max_abs_diff(cur, past * (light / past_light)) < p.stable_threshold
         raw = (fg.astype(bool) & (matches >= p.min_matches)).astype(np.uint8)
         raw = cv2.morphologyEx(raw, cv2.MORPH_CLOSE, _K7)
         raw = cv2.morphologyEx(raw, cv2.MORPH_OPEN, _K3)
 
-        dets, stationary, ghosts = self._blobs(raw, cur, bg, gain, diff, now)
+        dets, stationary, ghosts = self._blobs(raw, cur, cur_g, bg, light, lit, diff, now)
 
-        # Selective background update: quick where the scene shows background, very slow under anything else.
+        # Selective background update, in the background's own light (cur / light): quick where the scene shows
+        # background, very slow under anything else.
         fg_near = cv2.dilate(fg, _K5).astype(bool)
         fast = 1.0 - math.exp(-dt / p.fast_tau_s)
         slow = 1.0 - math.exp(-dt / p.slow_tau_s)
         rate = np.where(fg_near, np.float32(slow), np.float32(fast))
-        bg += rate * (cur - bg)
-        self._history.append((cur, gain))
+        bg += rate * (cur / light - bg)
+        self._history.append((cur, light))
+        self._grey_hist.append((cur_g, now))
         self._fg_prev = fg_near
         age = np.where(stationary, now - np.nan_to_num(self._since, nan=now), 0.0).astype(np.float32)
-        return StationaryResult(True, dets, stationary, fg.astype(bool), (w, h), gain, ghosts, age)
+        return StationaryResult(True, dets, stationary, fg.astype(bool), (w, h), overall, ghosts, age)
 
     # --- pieces ------------------------------------------------------------------------------------------
 
@@ -227,28 +255,25 @@ class StationaryObjectAnalyzer:
         z = np.zeros((h, w), bool)
         return StationaryResult(ready, Detections.empty(), z, z, (w, h), 1.0, 0, np.zeros((h, w), np.float32))
 
-    def _gain(self, cur: np.ndarray, bg: np.ndarray) -> float:
-        """Global brightness ratio now/background: the median per-pixel ratio over (a sparse grid of) pixels that
-        showed background last time — the median ignores whatever new object covers part of the view."""
-        step = 3
-        cur_g = cur[:, ::step, ::step].sum(axis=0)
-        bg_g = bg[:, ::step, ::step].sum(axis=0)
-        ref = (~self._fg_prev[::step, ::step]) if self._fg_prev is not None else np.ones(cur_g.shape, bool)
-        ref &= bg_g > 30.0  # near-black pixels carry no brightness information
+    def _light_field(self, cur_g: np.ndarray, bg: np.ndarray) -> tuple[np.ndarray, float]:
+        """Lighting now relative to the background, per pixel, from pixels that showed background last time
+        (whatever new object covers part of the view is left out)."""
+        bg_g = grey(bg)
+        valid = bg_g > 30.0  # near-black pixels carry no brightness information
+        ref = valid & ~self._fg_prev if self._fg_prev is not None else valid
         if ref.mean() < 0.2:
-            ref = bg_g > 30.0
-        if not ref.any():
-            return 1.0
-        return float(np.median(cur_g[ref] / bg_g[ref]))
+            ref = valid
+        return illumination_field(cur_g, bg_g, ref, cell=self.params.light_cell)
 
-    def _blobs(self, raw: np.ndarray, cur: np.ndarray, bg: np.ndarray, gain: float, diff: np.ndarray,
-               now: float) -> tuple[Detections, np.ndarray, int]:
+    def _blobs(self, raw: np.ndarray, cur: np.ndarray, cur_g: np.ndarray, bg: np.ndarray, light: np.ndarray,
+               lit: np.ndarray, diff: np.ndarray, now: float) -> tuple[Detections, np.ndarray, int]:
         p = self.params
         h, w = raw.shape
         n, labels, stats, _ = cv2.connectedComponentsWithStats(raw, connectivity=8)
         min_px = max(4, int(p.min_blob_fraction * w * h))
         keep = np.zeros((h, w), bool)
         boxes: list[tuple[float, float, float, float]] = []
+        pixel_boxes: list[tuple[int, int, int, int]] = []
         conf: list[float] = []
         masks: list[np.ndarray] = []
         ghosts = 0
@@ -257,36 +282,52 @@ class StationaryObjectAnalyzer:
             if area < min_px:
                 continue
             blob = labels == i
-            if self._is_ghost(blob, x, y, bw, bh, cur, bg * gain):
+            if self._is_ghost(blob, x, y, bw, bh, cur, lit):
                 # Put what the camera sees now into the background: the thing that was there has gone.
                 grown = cv2.dilate(blob.astype(np.uint8), _K5).astype(bool)
-                bg[:, grown] = cur[:, grown] / gain
+                bg[:, grown] = cur[:, grown] / light[grown]
                 ghosts += 1
                 continue
             keep |= blob
             boxes.append((x / w, y / h, (x + bw) / w, (y + bh) / h))
+            pixel_boxes.append((x, y, bw, bh))
             strength = float(diff[blob].mean()) / p.diff_threshold
             conf.append(min(1.0, 0.4 + 0.2 * strength))
             masks.append(blob)
 
         # Per-pixel age: a pixel keeps its start time through gaps up to grace_s (occlusions) — and always from
         # one sample to the next, whatever the sampling interval.
-        assert self._since is not None and self._last_seen is not None
+        assert self._since is not None and self._last_seen is not None and self._arrived is not None
         recent = now - p.grace_s
         if self._prev_now is not None:
             recent = min(recent, self._prev_now)
         alive = np.isfinite(self._since) & (self._last_seen >= recent)
         self._since = np.where(keep & ~alive, now, self._since)
         self._last_seen = np.where(keep, now, self._last_seen)
-        self._since[~keep & ~(self._last_seen >= recent)] = np.nan
+        gone = ~keep & ~(self._last_seen >= recent)
+        self._since[gone] = np.nan
+        self._arrived[gone | (keep & ~alive)] = 0.0
         ages = [float(now - np.nanmedian(self._since[m])) for m in masks]
+
+        # How did young blobs arrive? A rigid thing that drove in and stopped (a vehicle) is found displaced
+        # along its row in a frame from before it stopped (stationary needs ~2 samples, so before since - 2).
+        arrival = np.zeros(len(masks), np.float32)
+        for k, (m, age) in enumerate(zip(masks, ages)):
+            if age < p.vehicle_young_s:
+                since = now - age
+                earlier = [g for g, t in self._grey_hist if t < since - 2.5][-2:]
+                if earlier:
+                    score = max(arrived_moving(cur_g, g, pixel_boxes[k]) for g in earlier)
+                    self._arrived[m] = np.maximum(self._arrived[m], score)
+            arrival[k] = float(np.median(self._arrived[m]))
 
         dets = Detections(
             xyxy=np.array(boxes, np.float32).reshape(-1, 4),
             confidence=np.array(conf, np.float32),
             class_id=np.full(len(boxes), STATIONARY_OBJECT, np.int64),
             mask=np.array(masks, bool).reshape(-1, h, w),
-            data={"age_s": np.array(ages, np.float32), "pixels": np.array([m.sum() for m in masks], np.int64)},
+            data={"age_s": np.array(ages, np.float32), "pixels": np.array([m.sum() for m in masks], np.int64),
+                  "arrival_ncc": arrival, "arrived_moving": arrival >= p.vehicle_ncc},
         )
         return dets, keep, ghosts
 
