@@ -197,7 +197,7 @@ class HogPersonBackend:
     name = "hog-person"
     roles = frozenset({"person"})
 
-    def __init__(self, *, min_side: int = 480, hit_threshold: float = 0.0, confidence: float = 0.3,
+    def __init__(self, *, min_side: int = 320, hit_threshold: float = 0.0, confidence: float = 0.5,
                  iou: float = 0.45, win_stride: int = 8, scale: float = 1.05) -> None:
         self.hog = cv2.HOGDescriptor()
         self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())

@@ -241,3 +241,14 @@ def test_config_rejects_bad_model_entries(entry, words):
     assert "detection.models" in str(err.value)
     for w in words:
         assert w in str(err.value)
+
+
+def test_hog_backend_returns_one_detections_per_image():
+    hog = HogPersonBackend()
+    blank = np.full((360, 640, 3), 128, np.uint8)
+    noisy = np.random.default_rng(0).integers(0, 255, (480, 320, 3), dtype=np.uint8)
+    dets = hog.detect([blank, noisy])
+    assert len(dets) == 2 and hog.calls == 2
+    assert len(dets[0]) == 0 and dets[0].data["role"].shape == (0,)
+    for d in dets:
+        assert np.all(d.class_id == ROLE_IDS["person"]) and np.all((d.xyxy >= 0) & (d.xyxy <= 1))
