@@ -9,6 +9,9 @@ the stationary analyzer finds what stays, the tracker gives it ids, each zone ke
   moving* (a vehicle that drove in and stopped: parking or loading, not objects on the road);
 - ``bin_overflow``: ``BinOverflowAnalyzer``'s fill fraction above its threshold in the bin zone.
 
+Reviewer feedback: with a ``SuppressionList``, a stationary candidate that repeats a rejected alarm (same place,
+same look) is left out before the rule sees it.
+
 Evidence writing and publishing belong to ``detectors.worker``.
 """
 
@@ -26,6 +29,7 @@ from config.settings import Camera, Detection, EventType, Zone
 from detectors.alarm import Alarm
 from detectors.bins import BinOverflowAnalyzer
 from detectors.detections import Detections
+from detectors.feedback import SuppressionList, crop_signature
 from detectors.rules import DwellRule, Presence, RuleEvent
 from detectors.schedule import Schedule, resolve_timezone
 from detectors.stationary import StationaryObjectAnalyzer, StationaryParams, StationaryResult
@@ -73,8 +77,11 @@ class CameraAnalyzer:
     def __init__(self, camera: Camera, settings: Detection, *, timezone: str | tzinfo | None = None,
                  params: StationaryParams | None = None, bin_threshold: float = 0.03,
                  grace_s: float = 4.0, clear_s: float = 5.0,
-                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+                 suppressions: SuppressionList | None = None) -> None:
         self.camera = camera
+        self.suppressions = suppressions
+        """Reviewer rejections (``detectors.feedback``): candidates repeating one are left out."""
         tz = resolve_timezone(timezone)
         self.stationary = StationaryObjectAnalyzer(params or StationaryParams(analysis_width=settings.analysis_width))
         self.tracker = IoUTracker()
@@ -117,10 +124,20 @@ class CameraAnalyzer:
                     # A vehicle that drove in and stopped is parking/loading, not occupation by objects.
                     inside &= ~tracked.data["arrived_moving"].astype(bool)
                 present = [self._presence(tracked, int(i)) for i in np.flatnonzero(inside)]
+                if present and self.suppressions is not None and self.suppressions.has(self.camera.id):
+                    present = [p for p in present if not self._rejected(zr, p, image, now)]
             event = zr.rule.update(now, present)
             if event is not None:
                 findings.append(Finding(self._alarm(zr, event), zr.zone))
         return AnalysisStep(findings, result, tracked, (time.perf_counter() - t0) * 1000.0)
+
+    def _rejected(self, zr: _ZoneRule, p: Presence, image: np.ndarray, now: float) -> bool:
+        assert self.suppressions is not None
+        hit = self.suppressions.match(camera_id=self.camera.id, zone_id=zr.zone.id, event=zr.event.value,
+                                      box=p.box, signature=crop_signature(image, p.box), now=now)
+        if hit is not None:
+            self.suppressions.suppressed += 1
+        return hit is not None
 
     @staticmethod
     def _presence(tracked: Detections, i: int) -> Presence:

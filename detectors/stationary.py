@@ -137,6 +137,7 @@ class StationaryObjectAnalyzer:
         self._bg: np.ndarray | None = None
         self._history: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=self.params.history)
         self._grey_hist: deque[tuple[np.ndarray, float]] = deque(maxlen=self.params.vehicle_history)
+        self._hist_times: deque[float] = deque(maxlen=self.params.history)
         self._arrived: np.ndarray | None = None
         self._overall = 1.0
         self._fg_prev: np.ndarray | None = None
@@ -165,6 +166,7 @@ class StationaryObjectAnalyzer:
         self._init = []
         self._bg = None
         self._history.clear()
+        self._hist_times.clear()
         self._grey_hist.clear()
         self._fg_prev = self._since = self._last_seen = self._arrived = None
         self._overall = 1.0
@@ -201,6 +203,7 @@ class StationaryObjectAnalyzer:
         if self._bg is None:
             self._init.append(cur)
             self._history.append((cur, np.ones((h, w), np.float32)))
+            self._hist_times.append(now)
             self._grey_hist.append((cur_g, now))
             if len(self._init) >= p.init_samples:
                 self._bg = np.median(np.stack(self._init), axis=0).astype(np.float32)
@@ -244,6 +247,7 @@ class StationaryObjectAnalyzer:
         rate = np.where(fg_near, np.float32(slow), np.float32(fast))
         bg += rate * (cur / light - bg)
         self._history.append((cur, light))
+        self._hist_times.append(now)
         self._grey_hist.append((cur_g, now))
         self._fg_prev = fg_near
         age = np.where(stationary, now - np.nan_to_num(self._since, nan=now), 0.0).astype(np.float32)
@@ -302,7 +306,12 @@ class StationaryObjectAnalyzer:
         if self._prev_now is not None:
             recent = min(recent, self._prev_now)
         alive = np.isfinite(self._since) & (self._last_seen >= recent)
-        self._since = np.where(keep & ~alive, now, self._since)
+        # A pixel that just became stationary matched min_matches earlier samples, so it has looked this way at
+        # least since the min_matches-th most recent one: date it from there (an honest lower bound on age).
+        # The history is read before this sample is appended, so [-min_matches] is that earlier sample.
+        times = self._hist_times
+        start = times[-p.min_matches] if len(times) >= p.min_matches else now
+        self._since = np.where(keep & ~alive, start, self._since)
         self._last_seen = np.where(keep, now, self._last_seen)
         gone = ~keep & ~(self._last_seen >= recent)
         self._since[gone] = np.nan
@@ -310,12 +319,12 @@ class StationaryObjectAnalyzer:
         ages = [float(now - np.nanmedian(self._since[m])) for m in masks]
 
         # How did young blobs arrive? A rigid thing that drove in and stopped (a vehicle) is found displaced
-        # along its row in a frame from before it stopped (stationary needs ~2 samples, so before since - 2).
+        # along its row in a frame from before it stopped (before ``since``, which dates from the stop).
         arrival = np.zeros(len(masks), np.float32)
         for k, (m, age) in enumerate(zip(masks, ages)):
             if age < p.vehicle_young_s:
                 since = now - age
-                earlier = [g for g, t in self._grey_hist if t < since - 2.5][-2:]
+                earlier = [g for g, t in self._grey_hist if t < since - 0.5][-2:]
                 if earlier:
                     score = max(arrived_moving(cur_g, g, pixel_boxes[k]) for g in earlier)
                     self._arrived[m] = np.maximum(self._arrived[m], score)
