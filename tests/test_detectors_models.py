@@ -252,3 +252,68 @@ def test_hog_backend_returns_one_detections_per_image():
     assert len(dets[0]) == 0 and dets[0].data["role"].shape == (0,)
     for d in dets:
         assert np.all(d.class_id == ROLE_IDS["person"]) and np.all((d.xyxy >= 0) & (d.xyxy <= 1))
+
+
+# --- model detections in the rules, and the worker's batched, gated calls ----------------------------------------
+
+
+def _model(rows: list[tuple[str, tuple[float, float, float, float]]]):
+    from detectors.detections import Detections
+
+    return Detections(xyxy=np.array([b for _, b in rows], np.float32).reshape(-1, 4),
+                      class_id=np.array([ROLE_IDS[r] for r, _ in rows], np.int64),
+                      data={"role": np.array([r for r, _ in rows], dtype=str).reshape(-1)})
+
+
+GOODS_BOX = (0.40, 0.50, 0.50, 0.60)
+
+
+@pytest.mark.parametrize("event, rows, kept, roles, people", [
+    ("road_occupation", [("vehicle", (0.38, 0.45, 0.55, 0.65))], 0, ["vehicle"], 0),   # a parked car: dropped
+    ("road_occupation", [("goods", (0.40, 0.50, 0.50, 0.60))], 1, ["goods"], 0),
+    ("road_occupation", [("vehicle", (0.47, 0.45, 0.70, 0.65))], 1, [], 0),           # covers 30 %: not it
+    ("vending", [("vehicle", (0.38, 0.45, 0.55, 0.65))], 1, ["vehicle"], 0),          # vending never drops
+    ("vending", [("stall", GOODS_BOX), ("person", (0.51, 0.45, 0.54, 0.62))], 1, ["stall"], 1),  # vendor beside
+    ("vending", [("person", (0.80, 0.45, 0.84, 0.62))], 1, [], 0),                    # a person far away
+    ("vending", [], 1, [], 0),                                                       # the model saw nothing
+])
+def test_model_evidence(event, rows, kept, roles, people):
+    from config.settings import EventType
+    from detectors.pipeline import model_evidence
+    from detectors.rules import Presence
+
+    cand = [Presence(1, GOODS_BOX, 0.01)]
+    out, extra = model_evidence(EventType(event), cand, _model(rows))
+    assert len(out) == kept
+    assert extra == {"model_roles": roles, "people_near": people}
+
+
+async def test_worker_asks_the_model_once_per_tick_for_cameras_with_candidates(tmp_path):
+    from demo.scenes import make_scene
+    from detectors.worker import DetectionWorker
+    from video_ingest.frames import Frame
+
+    settings = load_settings(Path(__file__).resolve().parents[1] / "config" / "demo.yaml")
+    names = {"cam-vending": "vending", "cam-road": "road_occupation", "cam-street": "quiet_street"}
+    scenes = {cid: make_scene(n, 7) for cid, n in names.items()}
+    backend = OnnxBackend(build_model(tmp_path / "m.onnx"), {"person": "person", "car": "vehicle"})
+    t0 = 1_717_387_200.0
+    clock = {"t": 0}
+
+    def frames(cam_id: str) -> Frame:
+        t = clock["t"]
+        return Frame(cam_id, scenes[cam_id].render(float(t)), captured_at=t0 + t, pts_s=float(t), seq=t)
+
+    worker = DetectionWorker([c for c in settings.cameras if c.id in names], settings.detection, tmp_path,
+                             frames, timezone=settings.timezone, backend=backend)
+    per_tick = []
+    for t in range(30):
+        clock["t"] = t
+        before = backend.images
+        await worker.tick()
+        per_tick.append(backend.images - before)
+    stats = worker.stats()
+    assert stats["model_errors"] == 0 and stats["model_calls"] == backend.calls
+    assert per_tick[:5] == [0] * 5                      # background still forming: nothing to ask about
+    assert max(per_tick) == 2                           # vending + road candidates in one call; the quiet street never
+    assert backend.calls == sum(1 for n in per_tick if n)
