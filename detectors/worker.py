@@ -68,6 +68,7 @@ class _Totals:
     model_calls: int = 0
     model_images: int = 0
     model_errors: int = 0
+    clip_errors: int = 0
     cameras: dict[str, CameraCounters] = field(default_factory=dict)
 
 
@@ -80,8 +81,12 @@ class DetectionWorker:
 
     def __init__(self, cameras: list[Camera], settings: Detection, evidence_dir: Path,
                  frames: Callable[[str], Frame | None], *, timezone: str | tzinfo | None = None,
-                 outbox_size: int = 1000, backend: DetectorBackend | None = None) -> None:
+                 outbox_size: int = 1000, backend: DetectorBackend | None = None,
+                 clips: Callable[[str, str, float], str | None] | None = None) -> None:
         self.settings = settings
+        self.clips = clips
+        """``clips(camera_id, clip_id, at) -> path | None`` starts an evidence clip around an alarm (e.g.
+        ``video_ingest.clip_buffer.ClipRecorder.record``); the path goes into ``alarm.extra['clip']``."""
         self.backend = backend
         """A model (``detectors.models``) asked about the tick's frames that have a stationary candidate in a
         zone, all cameras in one batched call."""
@@ -159,6 +164,7 @@ class DetectionWorker:
             "model_calls": t.model_calls,
             "model_images": t.model_images,
             "model_errors": t.model_errors,
+            "clip_errors": t.clip_errors,
             "cameras": cams,
         }
 
@@ -210,6 +216,17 @@ class DetectionWorker:
                     # An alarm without pictures is still worth filing; the count shows the disk trouble.
                     self._totals.evidence_errors += 1
                     log.exception("evidence for alarm %s could not be written", alarm.alarm_id)
+                if self.clips is not None:
+                    clip_id = alarm.alarm_id if alarm.phase == "raised" else f"{alarm.alarm_id}-cleared"
+                    try:
+                        clip = self.clips(cam_id, clip_id, alarm.at)
+                    except Exception:
+                        clip = None
+                        log.exception("evidence clip for alarm %s could not be started", alarm.alarm_id)
+                    if clip is not None:
+                        alarm = replace(alarm, extra={**alarm.extra, "clip": clip})
+                    else:
+                        self._totals.clip_errors += 1
                 if alarm.phase == "raised":
                     counters.alarms_raised += 1
                 else:

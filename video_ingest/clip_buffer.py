@@ -271,3 +271,30 @@ class ClipBuffer:
             except Exception as exc:  # a bad clip must not stop the writer (or the camera)
                 log.warning("camera %s: clip %s failed: %s", self.camera_id, req.clip_id, exc)
                 self._fail(req, str(exc) or type(exc).__name__)
+
+
+class ClipRecorder:
+    """One ``ClipBuffer`` per camera and the alarm-side call: ``record(camera_id, clip_id, at)`` starts a clip
+    under ``root`` and returns its path relative to ``root`` (None when refused or the camera is unknown).
+
+    Subscribe ``buffer(camera_id)`` to that camera's ``PacketFanout`` (``fanout.subscribe(buf, replay_gop=True)``).
+    """
+
+    def __init__(self, root: str | Path, camera_ids: list[str], *, pre_s: float = 8.0, post_s: float = 8.0,
+                 max_bytes: int = 48 * 1024 * 1024) -> None:
+        self.root = Path(root)
+        self.buffers = {cid: ClipBuffer(cid, pre_s=pre_s, post_s=post_s, max_bytes=max_bytes) for cid in camera_ids}
+
+    def buffer(self, camera_id: str) -> ClipBuffer:
+        return self.buffers[camera_id]
+
+    def record(self, camera_id: str, clip_id: str, at: float) -> str | None:
+        buf = self.buffers.get(camera_id)
+        if buf is None:
+            return None
+        rel = f"clips/{camera_id}/{clip_id}.mp4"
+        return rel if buf.request(clip_id, at, self.root / rel) is not None else None
+
+    def close(self) -> None:
+        for buf in self.buffers.values():
+            buf.close()
