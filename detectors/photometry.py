@@ -16,6 +16,8 @@ All images are float32; ``grey`` is the channel sum (0..765) of a planar (3, h, 
 
 from __future__ import annotations
 
+import warnings
+
 import cv2
 import numpy as np
 
@@ -48,12 +50,9 @@ def illumination_field(cur_g: np.ndarray, bg_g: np.ndarray, valid: np.ndarray, *
     if finite.size == 0:
         return np.ones((h, w), np.float32), 1.0
     overall = float(np.median(finite))
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            grid = np.nanmedian(blocks, axis=2)
+    with warnings.catch_warnings():  # all-NaN cells (under an object) are expected; they are filled below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        grid = np.nanmedian(blocks, axis=2)
     grid[counts < min_valid * cs * cs] = np.nan
     for _ in range(4):  # fill holes (cells under a big object) from their neighbours
         holes = ~np.isfinite(grid)

@@ -2,20 +2,31 @@
 
 Per camera, at ~1 sample per second, on a small blurred copy of the frame (``analysis_width`` px wide):
 
-1. **Long-term background**: the per-pixel temporal median of the first ``init_samples`` samples (passers-by
-   at start-up vanish), then updated selectively — quickly where the pixel matches the background (follows
-   lighting drift), very slowly where it does not (an object that stays is absorbed only after tens of minutes).
-2. **Gain-compensated difference**: the current sample is compared with ``gain * background``, ``gain``
-   estimated over pixels that were background last time, so a global brightness change is not foreground.
-3. **Short-term consistency**: a foreground pixel is *stationary* when its value matches at least
-   ``min_matches`` of the last ``history`` samples (again gain-matched). A walking person or a driving car
+1. **Long-term background**, kept in the light it was learnt in: the per-pixel temporal median of the first
+   ``init_samples`` samples (passers-by at start-up vanish), then updated selectively towards the current
+   sample *divided by the lighting field* — quickly where the pixel shows background, very slowly where it
+   does not (an object that stays is absorbed only after tens of minutes).
+2. **Lighting field** (``photometry.illumination_field``): per 20-px cell, the median ratio now/background
+   over pixels that showed background last time, smoothed to every pixel. Global exposure changes, dusk and
+   cloud shadows are explained by it; the sample is compared with ``background × field``. Because the
+   background itself is never re-lit, the part under an object stays consistent with its surroundings
+   (a lagging per-pixel update used to leave a false edge there that made real objects look like ghosts).
+3. **Light-only test** (``photometry.lighting_only``): foreground that differs from the lit background only
+   by light — brightness ratio in a band, chromaticity kept, local texture kept — is not foreground (a sharp
+   shadow edge the coarse field cannot follow), and is absorbed by the quick background update.
+4. **Short-term consistency**: a foreground pixel is *stationary* when its value matches at least
+   ``min_matches`` of the last ``history`` samples (lighting-matched). A walking person or a driving car
    covers different pixels each second; a stall or a pile of goods keeps the same pixels. Matching *some* (not
    all) earlier samples keeps a stall stationary while a passer-by briefly walks in front of it.
-4. **Blobs**: morphology cleanup, connected components → ``Detections`` (class ``STATIONARY_OBJECT``) with a
-   per-pixel "stationary since" map, so each blob carries an age.
-5. **Ghosts**: an object that was in the background at start-up and then leaves shows up as a stationary
+5. **Blobs**: morphology cleanup, connected components → ``Detections`` (class ``STATIONARY_OBJECT``) with a
+   per-pixel "stationary since" map (dated from the earliest sample a new pixel matched), so each blob carries
+   an age.
+6. **Ghosts**: an object that was in the background at start-up and then leaves shows up as a stationary
    "hole". Its outline is a strong edge in the background and a weak one in the current frame (the opposite
    of a real object), so such blobs are absorbed into the background at once instead of being reported.
+7. **How it arrived** (``photometry.arrived_moving``): while a blob is young, its appearance is searched for,
+   displaced along its row, in frames from before it stopped. Found → it drove in (``data['arrived_moving']``,
+   a vehicle that parked); not found → it was put down.
 
 Everything is pure numpy/OpenCV state driven by ``update(image, now)``; no clocks, no I/O.
 """
@@ -97,6 +108,7 @@ class StationaryResult:
     size: tuple[int, int]
     """(w, h) of the analysis image."""
     gain: float = 1.0
+    """Global lighting now relative to the light the background was learnt in (median of the field)."""
     ghosts: int = 0
     """Blobs absorbed as ghosts in this sample."""
     age: np.ndarray = field(default=None)  # type: ignore[assignment]
