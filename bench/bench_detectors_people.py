@@ -1,6 +1,7 @@
 """The offline person detector (``detectors.models.HogPersonBackend``) on real photographs: found vs visible people.
 
-``python bench/bench_detectors_people.py [--images DIR] [--reps 5]`` runs OpenCV's HOG people detector on the two
+``python bench/bench_detectors_people.py [--images DIR] [--reps 5]`` runs OpenCV's HOG people detectors (the
+Daimler 48x96 and the default 64x128 SVM) on the two
 photographs ultralytics ships (``bus.jpg``: four people in a street, two of them cut by the frame edge;
 ``zidane.jpg``: two men from the waist up). They are AGPL-3.0 material inside the ``ultralytics`` wheel, so
 citywall (Apache-2.0) does not commit them: without ``--images`` the bench fetches the wheel once with
@@ -80,17 +81,18 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--images", type=Path, help="a directory with bus.jpg and zidane.jpg (default: fetch them)")
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--sides", default="480,720,1080", help="shorter-side sizes to try")
+    ap.add_argument("--sides", default="192,256,320,480", help="shorter-side sizes to try")
+    ap.add_argument("--svms", default="daimler,default", help="OpenCV's HOG SVMs to try")
     args = ap.parse_args()
     cv2.setNumThreads(1)
     folder = args.images or fetch_images(ROOT / "var" / "cache" / "ultralytics-assets")
     images = {n: cv2.imread(str(folder / n)) for n in VISIBLE}
-    print(f"OpenCV {cv2.__version__} HOG people detector (default SVM), one thread; match at IoU >= {MATCH_IOU}")
-    print(f"{'image':<11} {'size':>9} {'side':>5} {'people':>6} {'found':>5} {'TP':>3} {'FP':>3} {'FN':>3} "
+    print(f"OpenCV {cv2.__version__} HOG people detectors, one thread; match at IoU >= {MATCH_IOU}")
+    print(f"{'svm':<8} {'image':<11} {'size':>9} {'side':>5} {'people':>6} {'found':>5} {'TP':>3} {'FP':>3} {'FN':>3} "
           f"{'ms/img':>7}  boxes (x1,y1,x2,y2 px, conf)")
     rows = []
-    for side in (int(s) for s in args.sides.split(",")):
-        hog = HogPersonBackend(min_side=side)
+    for svm, side in ((v, int(s)) for v in args.svms.split(",") for s in args.sides.split(",")):
+        hog = HogPersonBackend(svm=svm, min_side=side)
         for name, img in images.items():
             h, w = img.shape[:2]
             times = []
@@ -102,14 +104,14 @@ def main() -> int:
             boxes = " ".join(f"({int(b[0] * w)},{int(b[1] * h)},{int(b[2] * w)},{int(b[3] * h)},{c:.2f})"
                              for b, c in zip(d.xyxy, d.confidence))
             ms = statistics.median(times)
-            print(f"{name:<11} {w}x{h:<5} {side:>5} {len(VISIBLE[name]):>6} {len(d):>5} {tp:>3} {fp:>3} {fn:>3} "
+            print(f"{svm:<8} {name:<11} {w}x{h:<5} {side:>5} {len(VISIBLE[name]):>6} {len(d):>5} {tp:>3} {fp:>3} {fn:>3} "
                   f"{ms:>7.0f}  {boxes or '-'}")
-            rows.append({"image": name, "min_side": side, "people": len(VISIBLE[name]), "found": len(d), "tp": tp,
+            rows.append({"svm": svm, "image": name, "min_side": side, "people": len(VISIBLE[name]), "found": len(d), "tp": tp,
                          "fp": fp, "fn": fn, "ms": round(ms, 1)})
-    for side in sorted({r["min_side"] for r in rows}):
-        sel = [r for r in rows if r["min_side"] == side]
+    for svm, side in sorted({(r["svm"], r["min_side"]) for r in rows}):
+        sel = [r for r in rows if r["min_side"] == side and r["svm"] == svm]
         tp, fp, fn = (sum(r[k] for r in sel) for k in ("tp", "fp", "fn"))
-        print(f"min_side {side}: recall {tp}/{tp + fn}, precision {tp}/{tp + fp}, "
+        print(f"{svm} min_side {side}: recall {tp}/{tp + fn}, precision {tp}/{tp + fp}, "
               f"median {statistics.median(r['ms'] for r in sel):.0f} ms/image")
     print(json.dumps({"bench": "detectors_people", "detector": "hog-person", "rows": rows}))
     return 0

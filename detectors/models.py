@@ -188,19 +188,28 @@ class OnnxBackend:
 
 
 class HogPersonBackend:
-    """OpenCV's default HOG people detector (Dalal–Triggs, 64x128 window); person boxes only.
+    """OpenCV's HOG + linear SVM pedestrian detectors; person boxes only.
 
-    ``upscale``: images are resized so their shorter side is about ``min_side`` px first (HOG finds people
-    from ~128 px tall; small ones need the upscale, big frames are downscaled to bound the cost).
+    ``svm``: ``"daimler"`` (48x96 window, trained on the Daimler pedestrian set) or ``"default"`` (Dalal–Triggs,
+    64x128). Images are first resized so their shorter side is ``min_side`` px: people are found from about one
+    window tall, so the size sets both the smallest person found and the cost. Defaults from
+    ``bench/bench_detectors_people.py`` (Daimler at 192 px found the most people, with no false box).
     """
 
     name = "hog-person"
     roles = frozenset({"person"})
 
-    def __init__(self, *, min_side: int = 320, hit_threshold: float = 0.0, confidence: float = 0.5,
-                 iou: float = 0.45, win_stride: int = 8, scale: float = 1.05) -> None:
-        self.hog = cv2.HOGDescriptor()
-        self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+    def __init__(self, *, svm: str = "daimler", min_side: int = 192, hit_threshold: float = 0.0,
+                 confidence: float = 0.5, iou: float = 0.3, win_stride: int = 8, scale: float = 1.05) -> None:
+        if svm == "daimler":
+            self.hog = cv2.HOGDescriptor((48, 96), (16, 16), (8, 8), (8, 8), 9)
+            self.hog.setSVMDetector(cv2.HOGDescriptor_getDaimlerPeopleDetector())
+        elif svm == "default":
+            self.hog = cv2.HOGDescriptor()
+            self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        else:
+            raise ValueError(f"svm must be 'daimler' or 'default'; got {svm!r}")
+        self.svm = svm
         self.min_side = min_side
         self.hit_threshold = hit_threshold
         self.confidence = confidence

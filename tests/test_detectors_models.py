@@ -317,3 +317,14 @@ async def test_worker_asks_the_model_once_per_tick_for_cameras_with_candidates(t
     assert per_tick[:5] == [0] * 5                      # background still forming: nothing to ask about
     assert max(per_tick) == 2                           # vending + road candidates in one call; the quiet street never
     assert backend.calls == sum(1 for n in per_tick if n)
+
+
+@pytest.mark.parametrize("svm", ["daimler", "default"])
+def test_hog_backend_svms(svm):
+    (d,) = HogPersonBackend(svm=svm).detect([np.full((240, 320, 3), 90, np.uint8)])
+    assert len(d) == 0  # a flat grey frame holds nobody
+
+
+def test_hog_backend_rejects_an_unknown_svm():
+    with pytest.raises(ValueError, match="daimler"):
+        HogPersonBackend(svm="yolo")
