@@ -22,6 +22,7 @@ from config.settings import Camera, Detection
 from detectors.alarm import Alarm
 from detectors.detections import Detections
 from detectors.evidence import EvidenceWriter
+from detectors.feedback import SuppressionList
 from detectors.models import DetectorBackend
 from detectors.pipeline import CameraAnalyzer
 from video_ingest.frames import Frame
@@ -82,9 +83,12 @@ class DetectionWorker:
     def __init__(self, cameras: list[Camera], settings: Detection, evidence_dir: Path,
                  frames: Callable[[str], Frame | None], *, timezone: str | tzinfo | None = None,
                  outbox_size: int = 1000, backend: DetectorBackend | None = None,
-                 clips: Callable[[str, str, float], str | None] | None = None) -> None:
+                 clips: Callable[[str, str, float], str | None] | None = None,
+                 suppressions: SuppressionList | None = None) -> None:
         self.settings = settings
         self.clips = clips
+        self.suppressions = suppressions
+        """Reviewer rejections shared by all cameras (``detectors.feedback``); add to it while running."""
         """``clips(camera_id, clip_id, at) -> path | None`` starts an evidence clip around an alarm (e.g.
         ``video_ingest.clip_buffer.ClipRecorder.record``); the path goes into ``alarm.extra['clip']``."""
         self.backend = backend
@@ -93,7 +97,7 @@ class DetectionWorker:
         self.frames = frames
         self.evidence = EvidenceWriter(evidence_dir, timezone=timezone)
         self.analyzers: dict[str, CameraAnalyzer] = {
-            cam.id: CameraAnalyzer(cam, settings, timezone=timezone) for cam in cameras
+            cam.id: CameraAnalyzer(cam, settings, timezone=timezone, suppressions=suppressions) for cam in cameras
         }
         self._totals = _Totals(cameras={cam.id: CameraCounters() for cam in cameras})
         self._outbox: deque[Alarm] = deque()
@@ -165,6 +169,7 @@ class DetectionWorker:
             "model_images": t.model_images,
             "model_errors": t.model_errors,
             "clip_errors": t.clip_errors,
+            "suppressed": self.suppressions.suppressed if self.suppressions is not None else 0,
             "cameras": cams,
         }
 

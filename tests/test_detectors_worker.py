@@ -93,7 +93,7 @@ async def test_a_crashing_camera_is_counted_and_the_others_go_on(settings, tmp_p
     def broken(image, now):
         raise RuntimeError("simulated analyzer bug")
 
-    worker.analyzers["cam-vending"].step = broken  # type: ignore[method-assign]
+    worker.analyzers["cam-vending"].observe = broken  # type: ignore[method-assign]  # the first half of a step
     published: list[Alarm] = []
 
     async def publish(alarm: Alarm) -> None:
