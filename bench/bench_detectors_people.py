@@ -104,10 +104,10 @@ def main() -> int:
             boxes = " ".join(f"({int(b[0] * w)},{int(b[1] * h)},{int(b[2] * w)},{int(b[3] * h)},{c:.2f})"
                              for b, c in zip(d.xyxy, d.confidence))
             ms = statistics.median(times)
-            print(f"{svm:<8} {name:<11} {w}x{h:<5} {side:>5} {len(VISIBLE[name]):>6} {len(d):>5} {tp:>3} {fp:>3} {fn:>3} "
-                  f"{ms:>7.0f}  {boxes or '-'}")
-            rows.append({"svm": svm, "image": name, "min_side": side, "people": len(VISIBLE[name]), "found": len(d), "tp": tp,
-                         "fp": fp, "fn": fn, "ms": round(ms, 1)})
+            print(f"{svm:<8} {name:<11} {w}x{h:<5} {side:>5} {len(VISIBLE[name]):>6} {len(d):>5} {tp:>3} {fp:>3} "
+                  f"{fn:>3} {ms:>7.0f}  {boxes or '-'}")
+            rows.append({"svm": svm, "image": name, "min_side": side, "people": len(VISIBLE[name]), "found": len(d),
+                         "tp": tp, "fp": fp, "fn": fn, "ms": round(ms, 1)})
     for svm, side in sorted({(r["svm"], r["min_side"]) for r in rows}):
         sel = [r for r in rows if r["min_side"] == side and r["svm"] == svm]
         tp, fp, fn = (sum(r[k] for r in sel) for k in ("tp", "fp", "fn"))

@@ -69,7 +69,8 @@ async def test_alarms_reach_the_bus_with_evidence(settings, bus, tmp_path):
     raised, cleared = alarms
     assert raised.alarm_id == cleared.alarm_id
     assert raised.camera_name == "解放路人行道" and raised.zone_name == "人行道禁止摆摊区"
-    assert raised.detector == "stationary-bg/1" and raised.at == T0 + 21  # the stall stands still from ~11 s; dwell 10 s
+    # The stall stands still from ~11 s; dwell 10 s.
+    assert raised.detector == "stationary-bg/1" and raised.at == T0 + 21
     assert raised.snapshot == f"2024-06-03/cam-vending/{raised.alarm_id}.jpg"
     assert raised.snapshot_clean == f"2024-06-03/cam-vending/{raised.alarm_id}-clean.jpg"
     assert cleared.snapshot == f"2024-06-03/cam-vending/{raised.alarm_id}-cleared.jpg"
