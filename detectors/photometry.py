@@ -7,9 +7,9 @@
 - ``lighting_only``: per-pixel test that what differs from the (lit) background is only light: brightness ratio
   in a band, chromaticity kept (all channels scaled alike), local texture unchanged (normalised cross-
   correlation of small windows). Shadow edges the coarse field cannot follow are caught here.
-- ``arrived_moving``: whether a newly stationary blob is a rigid thing that drove in and stopped (a car, a
-  delivery tricycle) rather than something put down: its appearance now is found, displaced along the row,
-  in a frame from before it stopped.
+- ``arrival_match`` / ``arrived_moving``: whether a newly stationary blob is a rigid thing that moved in and
+  stopped (a car, a delivery tricycle) rather than something put down: its appearance now is found, displaced
+  along the row, in a frame from before it stopped; the shift gives its speed.
 
 All images are float32; ``grey`` is the channel sum (0..765) of a planar (3, h, w) BGR image.
 """
@@ -109,29 +109,36 @@ def lighting_only(cur: np.ndarray, lit_bg: np.ndarray, *, ratio_band: tuple[floa
     return photometric & texture_kept
 
 
-def arrived_moving(now_g: np.ndarray, earlier_g: np.ndarray, box: tuple[int, int, int, int], *,
-                   min_shift: float = 0.3, search: float = 3.0, ncc_min: float = 0.6) -> float:
-    """Best normalised correlation of the ``box`` (x, y, w, h) crop of ``now_g`` found in ``earlier_g`` shifted
-    sideways by at least ``min_shift`` box widths (up to ``search`` widths, ±12 % of the height vertically);
-    0.0 when nothing correlates or the crop is too small or flat. A value ≥ ``ncc_min`` means the blob's own
-    appearance was elsewhere on its row before: it drove in (a vehicle), it was not put down."""
+def arrival_match(now_g: np.ndarray, earlier_g: np.ndarray, box: tuple[int, int, int, int], *,
+                  min_shift: float = 0.3, search: float = 3.0) -> tuple[float, int]:
+    """(best normalised correlation, its sideways shift in px) of the ``box`` (x, y, w, h) crop of ``now_g``
+    found in ``earlier_g`` shifted by at least ``min_shift`` box widths (up to ``search`` widths, ±12 % of the
+    height vertically); (0.0, 0) when nothing correlates or the crop is too small or flat."""
     x, y, bw, bh = box
     h, w = now_g.shape
     if bw < 6 or bh < 6:
-        return 0.0
+        return 0.0, 0
     tpl = now_g[y:y + bh, x:x + bw]
     if float(tpl.std()) < 3.0:
-        return 0.0
+        return 0.0, 0
     dy = max(1, int(round(0.12 * bh)))
     sx0, sx1 = max(0, int(x - search * bw)), min(w, int(x + bw + search * bw))
     sy0, sy1 = max(0, y - dy), min(h, y + bh + dy)
     region = earlier_g[sy0:sy1, sx0:sx1]
     if region.shape[0] < bh or region.shape[1] < bw:
-        return 0.0
+        return 0.0, 0
     res = cv2.matchTemplate(region, tpl, cv2.TM_CCOEFF_NORMED)
-    xs = np.arange(res.shape[1]) + sx0  # x of the match's left edge in frame coordinates
-    far = np.abs(xs - x) >= min_shift * bw
+    shifts = np.arange(res.shape[1]) + sx0 - x  # where the crop's left edge was, relative to now
+    far = np.abs(shifts) >= min_shift * bw
     if not far.any():
-        return 0.0
-    best = float(np.nanmax(np.where(far[None, :], res, -1.0)))
-    return max(0.0, best)
+        return 0.0, 0
+    masked = np.where(far[None, :], res, -1.0)
+    iy, ix = np.unravel_index(int(np.argmax(masked)), masked.shape)
+    return max(0.0, float(masked[iy, ix])), int(shifts[ix])
+
+
+def arrived_moving(now_g: np.ndarray, earlier_g: np.ndarray, box: tuple[int, int, int, int], *,
+                   min_shift: float = 0.3, search: float = 3.0, ncc_min: float = 0.6) -> float:
+    """The correlation of ``arrival_match``. A value ≥ ``ncc_min`` means the blob's own appearance was
+    elsewhere on its row before: it moved in as one rigid thing, it was not put down piece by piece."""
+    return arrival_match(now_g, earlier_g, box, min_shift=min_shift, search=search)[0]

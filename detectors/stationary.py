@@ -24,9 +24,10 @@ Per camera, at ~1 sample per second, on a small blurred copy of the frame (``ana
 6. **Ghosts**: an object that was in the background at start-up and then leaves shows up as a stationary
    "hole". Its outline is a strong edge in the background and a weak one in the current frame (the opposite
    of a real object), so such blobs are absorbed into the background at once instead of being reported.
-7. **How it arrived** (``photometry.arrived_moving``): while a blob is young, its appearance is searched for,
-   displaced along its row, in frames from before it stopped. Found → it drove in (``data['arrived_moving']``,
-   a vehicle that parked); not found → it was put down.
+7. **How it arrived** (``photometry.arrival_match``): while a blob is young, its appearance is searched for,
+   displaced along its row, in frames from before it stopped. Found, and it moved at vehicle speed → it drove
+   in (``data['arrived_moving']``, a vehicle that parked); not found, or walking pace → it was put down or
+   pushed in by hand.
 
 Everything is pure numpy/OpenCV state driven by ``update(image, now)``; no clocks, no I/O.
 """
@@ -41,7 +42,7 @@ import cv2
 import numpy as np
 
 from detectors.detections import STATIONARY_OBJECT, Detections
-from detectors.photometry import arrived_moving, grey, illumination_field, lighting_only
+from detectors.photometry import arrival_match, grey, illumination_field, lighting_only
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,11 @@ class StationaryParams:
     """Grey frames kept to test how a new blob arrived (``photometry.arrived_moving``)."""
     vehicle_ncc: float = 0.6
     """Correlation at which a new blob counts as having driven in (``data['arrived_moving']``)."""
+    vehicle_min_speed: float = 0.1
+    """Frame widths per second a blob must have moved at (before it stopped) to count as a vehicle: a car or a
+    tricycle parks at ≥ 0.2 here; a person carrying a box or pushing a hand cart walks at ≤ 0.1 in most views.
+    Perspective makes this a camera-dependent guess; the speed is a lower bound (the stop may fall between
+    samples)."""
     vehicle_young_s: float = 4.0
     """Blobs are tested for how they arrived while their median stationary age is below this."""
 
@@ -336,10 +342,13 @@ class StationaryObjectAnalyzer:
         for k, (m, age) in enumerate(zip(masks, ages)):
             if age < p.vehicle_young_s:
                 since = now - age
-                earlier = [g for g, t in self._grey_hist if t < since - 0.5][-2:]
-                if earlier:
-                    score = max(arrived_moving(cur_g, g, pixel_boxes[k]) for g in earlier)
-                    self._arrived[m] = np.maximum(self._arrived[m], score)
+                score = 0.0
+                for g, t in [(g, t) for g, t in self._grey_hist if t < since - 0.5][-2:]:
+                    ncc, shift = arrival_match(cur_g, g, pixel_boxes[k])
+                    speed = abs(shift) / w / max(since - t, 1e-3)  # frame widths per second, a lower bound
+                    if speed >= p.vehicle_min_speed:
+                        score = max(score, ncc)
+                self._arrived[m] = np.maximum(self._arrived[m], score)
             arrival[k] = float(np.median(self._arrived[m]))
 
         dets = Detections(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detectors.photometry import arrived_moving, grey, illumination_field, lighting_only, local_ncc
+from detectors.photometry import arrival_match, arrived_moving, grey, illumination_field, lighting_only, local_ncc
 
 H, W = 90, 160
 
@@ -131,3 +131,9 @@ def test_arrived_moving_ignores_tiny_or_flat_crops():
     assert arrived_moving(now, now, (80, 40, 4, 4)) == 0.0
     flat = np.full((H, W), 100.0, np.float32)
     assert arrived_moving(flat, flat, (80, 40, 30, 24)) == 0.0
+
+
+@pytest.mark.parametrize("earlier_x, shift", [(10, -70), (125, 45)])
+def test_arrival_match_says_how_far_it_moved(earlier_x, shift):
+    score, got = arrival_match(_scene_with_block(80), _scene_with_block(earlier_x), (80, 40, 30, 24))
+    assert score > 0.9 and got == shift
