@@ -9,7 +9,8 @@ frames come from ``demo.scenes`` renders, composed with perturbations done here 
   across it (a building's shadow, slow);
 - ``sensor_noise``: strong additive Gaussian noise (a cheap camera at night), a fresh field each frame;
 - ``rain``: bright slanted streaks, different every frame, and a slight loss of contrast;
-- extra actors drawn on top: a dense crowd passing, a parked car, a delivery tricycle that stops 20 s.
+- extra actors drawn on top: a dense crowd passing, a parked car, a delivery tricycle that stops 20 s, goods
+  dumped beside a parked car.
 
 Labels follow what the operations centre wants, not what a class-agnostic analyzer can do: a parked car or a
 stopped delivery vehicle in a lane is *not* road occupation by goods (it is a parking/loading matter), so those
@@ -312,4 +313,16 @@ def build_suite(settings: Settings, seed: int | None = None) -> list[Scenario]:
             suffix = "" if dwell is None else f" (dwell {dwell:g} s)"
             out.append(Scenario(f"road/{label}{'' if dwell is None else '-dwell60'}@{seed}", cam, scene.render, 90, [],
                                 hard, note + suffix))
+
+    # Goods dumped in the lane right beside a car that parked there first: the car is not occupation, the goods
+    # are. (No delivery vehicle: the goods appear piece by piece, as when people carry them out of a shop.)
+    from demo.props import Goods
+
+    gy = 455.0
+    goods = Goods(x=1020.0, foot_y=gy, height_px=ROAD_LAYOUT.person_height(gy), dropped=(20.0, 22.0),
+                  removed=(68.0, 70.0), seed=seed)
+    scene = road_scene("road-parked-car-and-goods", seed, [car, goods])
+    out.append(Scenario(f"road/parked-car-and-goods@{seed}", _camera(settings, "road_occupation"), scene.render, 90,
+                        [Truth("road_occupation", "lane-1", 20.0, 70.0)], "parked car",
+                        "a car parks in lane-1 (11-61 s); goods dumped beside it 20-22 s, removed 68-70 s"))
     return out

@@ -197,9 +197,45 @@ class WallServer(Strict):
     client_queue: int = Field(default=256, ge=8, description="frames buffered per WebSocket client before dropping")
 
 
+class ObjectRole(str, Enum):
+    """What a model class means to the rules (a user's model maps its own class names onto these)."""
+
+    PERSON = "person"
+    STALL = "stall"
+    CART = "cart"
+    UMBRELLA = "umbrella"
+    GOODS = "goods"
+    BIN = "bin"
+    BIN_OVERFLOW = "bin_overflow"
+    GARBAGE = "garbage"
+    VEHICLE = "vehicle"
+
+
+class DetectorModel(Strict):
+    """A detection model (detectors.models): ``onnx`` = a user's YOLO-style .onnx file with a class map;
+    ``hog`` = OpenCV's built-in HOG people detector (no file)."""
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    backend: str = Field(default="onnx", pattern=r"^(onnx|hog)$")
+    path: Path | None = None
+    class_map: dict[str, ObjectRole] = Field(default_factory=dict,
+                                             description="model class name (or index) -> role")
+    input_size: int | None = Field(default=None, ge=32, le=4096, description="for models with a dynamic input size")
+    confidence: float = Field(default=0.25, gt=0, le=1)
+    iou: float = Field(default=0.45, gt=0, le=1)
+    max_batch: int = Field(default=16, ge=1, le=256)
+
+    @model_validator(mode="after")
+    def _needs_file(self) -> "DetectorModel":
+        if self.backend == "onnx" and (self.path is None or not self.class_map):
+            raise ValueError("an onnx model needs path and a non-empty class_map")
+        return self
+
+
 class Detection(Strict):
     interval_s: float = Field(default=1.0, gt=0, le=60, description="seconds between analysed frames per camera")
     analysis_width: int = Field(default=320, ge=64, le=1920)
+    models: list[DetectorModel] = Field(default_factory=list)
 
 
 class Cluster(Strict):

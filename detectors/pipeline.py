@@ -5,8 +5,12 @@ the stationary analyzer finds what stays, the tracker gives it ids, each zone ke
 
 - ``vending`` / ``road_occupation``: a stationary object standing in the zone. The class-agnostic analyzer
   cannot tell a stall from a pile of goods, so a zone listing both raises the one it lists first (a
-  class-aware backend will map classes to events);
+  class-aware backend will map classes to events). ``road_occupation`` leaves out blobs that *arrived
+  moving* (a vehicle that drove in and stopped: parking or loading, not objects on the road);
 - ``bin_overflow``: ``BinOverflowAnalyzer``'s fill fraction above its threshold in the bin zone.
+
+Reviewer feedback: with a ``SuppressionList``, a stationary candidate that repeats a rejected alarm (same place,
+same look) is left out before the rule sees it.
 
 Evidence writing and publishing belong to ``detectors.worker``.
 """
@@ -25,6 +29,7 @@ from config.settings import Camera, Detection, EventType, Zone
 from detectors.alarm import Alarm
 from detectors.bins import BinOverflowAnalyzer
 from detectors.detections import Detections
+from detectors.feedback import SuppressionList, crop_signature
 from detectors.rules import DwellRule, Presence, RuleEvent
 from detectors.schedule import Schedule, resolve_timezone
 from detectors.stationary import StationaryObjectAnalyzer, StationaryParams, StationaryResult
@@ -57,6 +62,56 @@ class _ZoneRule:
 
 
 @dataclass(eq=False)
+class Observation:
+    """The first half of a step (``CameraAnalyzer.observe``)."""
+
+    stationary: StationaryResult
+    tracked: Detections
+    candidates: bool
+    """Whether a stationary candidate stands in a vending / road zone (then a model is worth asking)."""
+    seconds: float
+
+
+def _cover(inner: tuple[float, float, float, float], outer: np.ndarray) -> np.ndarray:
+    """Share of box ``inner`` covered by each of the ``outer`` (N, 4) boxes."""
+    ix = np.clip(np.minimum(inner[2], outer[:, 2]) - np.maximum(inner[0], outer[:, 0]), 0, None)
+    iy = np.clip(np.minimum(inner[3], outer[:, 3]) - np.maximum(inner[1], outer[:, 1]), 0, None)
+    area = max((inner[2] - inner[0]) * (inner[3] - inner[1]), 1e-9)
+    return ix * iy / area
+
+
+def model_evidence(event: EventType, present: list[Presence], model: Detections,
+                   cover: float = 0.5) -> tuple[list[Presence], dict]:
+    """Pure: what a model's detections say about a zone's stationary candidates.
+
+    Returns the candidates that still count and the evidence for the alarm: ``model_roles`` (roles of model
+    boxes covering ≥ ``cover`` of a candidate) and ``people_near`` (person boxes overlapping a candidate grown
+    by half its size on each side — a vendor beside a stall). For ``road_occupation`` a candidate mostly
+    covered by a ``vehicle`` box is dropped (a parked car is not occupation by objects).
+    """
+    roles = model.data.get("role")
+    if roles is None or not len(model):
+        return present, {"model_roles": [], "people_near": 0}
+    roles = np.asarray(roles).astype(str)
+    seen: set[str] = set()
+    people = 0
+    kept: list[Presence] = []
+    persons = model.xyxy[roles == "person"]
+    for p in present:
+        c = _cover(p.box, model.xyxy)
+        here = set(roles[c >= cover].tolist()) - {"person"}
+        seen |= here
+        x1, y1, x2, y2 = p.box
+        gx, gy = (x2 - x1) / 2, (y2 - y1) / 2
+        grown = (x1 - gx, y1 - gy, x2 + gx, y2 + gy)
+        people = max(people, int((_cover(grown, persons) > 0).sum()) if len(persons) else 0)
+        if event == EventType.ROAD_OCCUPATION and "vehicle" in here:
+            continue
+        kept.append(p)
+    return kept, {"model_roles": sorted(seen), "people_near": people}
+
+
+@dataclass(eq=False)
 class AnalysisStep:
     """Everything one ``analyze`` call saw (for debugging views and tests)."""
 
@@ -72,8 +127,11 @@ class CameraAnalyzer:
     def __init__(self, camera: Camera, settings: Detection, *, timezone: str | tzinfo | None = None,
                  params: StationaryParams | None = None, bin_threshold: float = 0.03,
                  grace_s: float = 4.0, clear_s: float = 5.0,
-                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+                 suppressions: SuppressionList | None = None) -> None:
         self.camera = camera
+        self.suppressions = suppressions
+        """Reviewer rejections (``detectors.feedback``): candidates repeating one are left out."""
         tz = resolve_timezone(timezone)
         self.stationary = StationaryObjectAnalyzer(params or StationaryParams(analysis_width=settings.analysis_width))
         self.tracker = IoUTracker()
@@ -97,11 +155,29 @@ class CameraAnalyzer:
         """Analyse one BGR uint8 frame taken at unix time ``now``; returns the alarms it raised or cleared."""
         return self.step(image, now).findings
 
-    def step(self, image: np.ndarray, now: float) -> AnalysisStep:
-        """Like ``analyze`` but returns the intermediate results too."""
+    def step(self, image: np.ndarray, now: float, model: Detections | None = None) -> AnalysisStep:
+        """Like ``analyze`` but returns the intermediate results too; ``model``: a model backend's detections
+        for this frame, if any (see ``decide``)."""
+        return self.decide(self.observe(image, now), image, now, model)
+
+    def observe(self, image: np.ndarray, now: float) -> Observation:
+        """First half of a step: the stationary analysis and tracking, and whether any stationary candidate
+        stands in a zone (the worker asks a model about a frame only then)."""
         t0 = time.perf_counter()
         result = self.stationary.update(image, now)
         tracked = self.tracker.update(result.detections, now)
+        w, h = result.size
+        candidates = bool(len(tracked)) and any(
+            zr.mask.holds(tracked, w, h).any() for zr in self.rules if zr.bin is None)
+        return Observation(result, tracked, candidates, time.perf_counter() - t0)
+
+    def decide(self, obs: Observation, image: np.ndarray, now: float, model: Detections | None = None
+               ) -> AnalysisStep:
+        """Second half: zones and rules. With ``model`` detections (roles in ``data['role']``), stationary
+        candidates a ``vehicle`` box covers are not road occupation, and the alarm's ``extra`` says which roles
+        the model saw on the candidates and how many people were near them."""
+        t0 = time.perf_counter()
+        result, tracked = obs.stationary, obs.tracked
         w, h = result.size
         findings: list[Finding] = []
         for zr in self.rules:
@@ -112,11 +188,27 @@ class CameraAnalyzer:
                 zr.extra = {"fill_fraction": round(state.fraction, 4)}
             else:
                 inside = zr.mask.holds(tracked, w, h) if len(tracked) else np.zeros(0, bool)
+                if zr.event == EventType.ROAD_OCCUPATION and len(tracked):
+                    # A vehicle that drove in and stopped is parking/loading, not occupation by objects.
+                    inside &= ~tracked.data["arrived_moving"].astype(bool)
                 present = [self._presence(tracked, int(i)) for i in np.flatnonzero(inside)]
+                if present and self.suppressions is not None and self.suppressions.has(self.camera.id):
+                    present = [p for p in present if not self._rejected(zr, p, image, now)]
+                if model is not None:
+                    present, zr.extra = model_evidence(zr.event, present, model)
             event = zr.rule.update(now, present)
             if event is not None:
                 findings.append(Finding(self._alarm(zr, event), zr.zone))
-        return AnalysisStep(findings, result, tracked, (time.perf_counter() - t0) * 1000.0)
+        ms = (obs.seconds + time.perf_counter() - t0) * 1000.0
+        return AnalysisStep(findings, result, tracked, ms)
+
+    def _rejected(self, zr: _ZoneRule, p: Presence, image: np.ndarray, now: float) -> bool:
+        assert self.suppressions is not None
+        hit = self.suppressions.match(camera_id=self.camera.id, zone_id=zr.zone.id, event=zr.event.value,
+                                      box=p.box, signature=crop_signature(image, p.box), now=now)
+        if hit is not None:
+            self.suppressions.suppressed += 1
+        return hit is not None
 
     @staticmethod
     def _presence(tracked: Detections, i: int) -> Presence:

@@ -2,20 +2,32 @@
 
 Per camera, at ~1 sample per second, on a small blurred copy of the frame (``analysis_width`` px wide):
 
-1. **Long-term background**: the per-pixel temporal median of the first ``init_samples`` samples (passers-by
-   at start-up vanish), then updated selectively — quickly where the pixel matches the background (follows
-   lighting drift), very slowly where it does not (an object that stays is absorbed only after tens of minutes).
-2. **Gain-compensated difference**: the current sample is compared with ``gain * background``, ``gain``
-   estimated over pixels that were background last time, so a global brightness change is not foreground.
-3. **Short-term consistency**: a foreground pixel is *stationary* when its value matches at least
-   ``min_matches`` of the last ``history`` samples (again gain-matched). A walking person or a driving car
+1. **Long-term background**, kept in the light it was learnt in: the per-pixel temporal median of the first
+   ``init_samples`` samples (passers-by at start-up vanish), then updated selectively towards the current
+   sample *divided by the lighting field* — quickly where the pixel shows background, very slowly where it
+   does not (an object that stays is absorbed only after tens of minutes).
+2. **Lighting field** (``photometry.illumination_field``): per 20-px cell, the median ratio now/background
+   over pixels that showed background last time, smoothed to every pixel. Global exposure changes, dusk and
+   cloud shadows are explained by it; the sample is compared with ``background × field``. Because the
+   background itself is never re-lit, the part under an object stays consistent with its surroundings
+   (a lagging per-pixel update used to leave a false edge there that made real objects look like ghosts).
+3. **Light-only test** (``photometry.lighting_only``): foreground that differs from the lit background only
+   by light — brightness ratio in a band, chromaticity kept, local texture kept — is not foreground (a sharp
+   shadow edge the coarse field cannot follow), and is absorbed by the quick background update.
+4. **Short-term consistency**: a foreground pixel is *stationary* when its value matches at least
+   ``min_matches`` of the last ``history`` samples (lighting-matched). A walking person or a driving car
    covers different pixels each second; a stall or a pile of goods keeps the same pixels. Matching *some* (not
    all) earlier samples keeps a stall stationary while a passer-by briefly walks in front of it.
-4. **Blobs**: morphology cleanup, connected components → ``Detections`` (class ``STATIONARY_OBJECT``) with a
-   per-pixel "stationary since" map, so each blob carries an age.
-5. **Ghosts**: an object that was in the background at start-up and then leaves shows up as a stationary
+5. **Blobs**: morphology cleanup, connected components → ``Detections`` (class ``STATIONARY_OBJECT``) with a
+   per-pixel "stationary since" map (dated from the earliest sample a new pixel matched), so each blob carries
+   an age.
+6. **Ghosts**: an object that was in the background at start-up and then leaves shows up as a stationary
    "hole". Its outline is a strong edge in the background and a weak one in the current frame (the opposite
    of a real object), so such blobs are absorbed into the background at once instead of being reported.
+7. **How it arrived** (``photometry.arrival_match``): while a blob is young, its appearance is searched for,
+   displaced along its row, in frames from before it stopped. Found, and it moved at vehicle speed → it drove
+   in (``data['arrived_moving']``, a vehicle that parked); not found, or walking pace → it was put down or
+   pushed in by hand.
 
 Everything is pure numpy/OpenCV state driven by ``update(image, now)``; no clocks, no I/O.
 """
@@ -30,6 +42,7 @@ import cv2
 import numpy as np
 
 from detectors.detections import STATIONARY_OBJECT, Detections
+from detectors.photometry import arrival_match, grey, illumination_field, lighting_only
 
 
 @dataclass(frozen=True)
@@ -59,7 +72,23 @@ class StationaryParams:
     ghost_ratio: float = 0.7
     """A blob whose outline is this much weaker now than in the background is a ghost (something left)."""
     max_gain_step: float = 0.5
-    """Gains outside 1 ± this are treated as a scene cut: the background is rebuilt."""
+    """A change of the global lighting factor by more than ± this within one sample is a scene cut (camera
+    moved, day/night switch): the background is rebuilt."""
+    light_cell: int = 20
+    """Cell size (analysis px) of the illumination field: smaller follows shadow edges closer, costs more."""
+    lighting_test: bool = True
+    """Drop foreground that differs from the background only by light (``photometry.lighting_only``)."""
+    vehicle_history: int = 6
+    """Grey frames kept to test how a new blob arrived (``photometry.arrived_moving``)."""
+    vehicle_ncc: float = 0.6
+    """Correlation at which a new blob counts as having driven in (``data['arrived_moving']``)."""
+    vehicle_min_speed: float = 0.1
+    """Frame widths per second a blob must have moved at (before it stopped) to count as a vehicle: a car or a
+    tricycle parks at ≥ 0.2 here; a person carrying a box or pushing a hand cart walks at ≤ 0.1 in most views.
+    Perspective makes this a camera-dependent guess; the speed is a lower bound (the stop may fall between
+    samples)."""
+    vehicle_young_s: float = 4.0
+    """Blobs are tested for how they arrived while their median stationary age is below this."""
 
     def __post_init__(self) -> None:
         if self.min_matches > self.history:
@@ -85,6 +114,7 @@ class StationaryResult:
     size: tuple[int, int]
     """(w, h) of the analysis image."""
     gain: float = 1.0
+    """Global lighting now relative to the light the background was learnt in (median of the field)."""
     ghosts: int = 0
     """Blobs absorbed as ghosts in this sample."""
     age: np.ndarray = field(default=None)  # type: ignore[assignment]
@@ -123,7 +153,11 @@ class StationaryObjectAnalyzer:
         self._size: tuple[int, int] | None = None
         self._init: list[np.ndarray] = []
         self._bg: np.ndarray | None = None
-        self._history: deque[tuple[np.ndarray, float]] = deque(maxlen=self.params.history)
+        self._history: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=self.params.history)
+        self._grey_hist: deque[tuple[np.ndarray, float]] = deque(maxlen=self.params.vehicle_history)
+        self._hist_times: deque[float] = deque(maxlen=self.params.history)
+        self._arrived: np.ndarray | None = None
+        self._overall = 1.0
         self._fg_prev: np.ndarray | None = None
         self._since: np.ndarray | None = None
         self._last_seen: np.ndarray | None = None
@@ -150,7 +184,10 @@ class StationaryObjectAnalyzer:
         self._init = []
         self._bg = None
         self._history.clear()
-        self._fg_prev = self._since = self._last_seen = None
+        self._hist_times.clear()
+        self._grey_hist.clear()
+        self._fg_prev = self._since = self._last_seen = self._arrived = None
+        self._overall = 1.0
         self._last_now = self._prev_now = None
         self.resets += 1
 
@@ -179,47 +216,60 @@ class StationaryObjectAnalyzer:
         dt = 1.0 if self._last_now is None else min(max(now - self._last_now, 0.0), 60.0)
         self._prev_now = self._last_now
         self._last_now = now
+        cur_g = grey(cur)
 
         if self._bg is None:
             self._init.append(cur)
-            self._history.append((cur, 1.0))
+            self._history.append((cur, np.ones((h, w), np.float32)))
+            self._hist_times.append(now)
+            self._grey_hist.append((cur_g, now))
             if len(self._init) >= p.init_samples:
                 self._bg = np.median(np.stack(self._init), axis=0).astype(np.float32)
                 self._init = []
                 self._fg_prev = np.zeros((h, w), bool)
                 self._since = np.full((h, w), np.nan)
                 self._last_seen = np.full((h, w), -np.inf)
+                self._arrived = np.zeros((h, w), np.float32)
+                self._overall = 1.0
             return self._empty(w, h, ready=self._bg is not None)
 
         bg = self._bg
-        gain = self._gain(cur, bg)
-        if abs(gain - 1.0) > p.max_gain_step:
+        light, overall = self._light_field(cur_g, bg)
+        if abs(overall / max(self._overall, 1e-3) - 1.0) > p.max_gain_step:
             # A jump like this is a scene cut (camera moved, day/night switch), not drift: start again.
             self.reset()
             self._size = (w, h)
             return self.update(image, now)
-        diff = _max_abs_diff(cur, bg * gain)
-        fg = cv2.morphologyEx((diff > p.diff_threshold).astype(np.uint8), cv2.MORPH_OPEN, _K3)
+        self._overall = overall
+        lit = bg * light  # the background as it would look in today's light
+        diff = _max_abs_diff(cur, lit)
+        fg = diff > p.diff_threshold
+        if p.lighting_test and fg.any():
+            fg &= ~lighting_only(cur, lit)
+        fg = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_OPEN, _K3)
 
         matches = np.zeros((h, w), np.uint8)
-        for past, past_gain in self._history:
-            matches += _max_abs_diff(cur, past * (gain / past_gain)) < p.stable_threshold
+        for past, past_light in self._history:
+            matches += _max_abs_diff(cur, past * (light / past_light)) < p.stable_threshold
         raw = (fg.astype(bool) & (matches >= p.min_matches)).astype(np.uint8)
         raw = cv2.morphologyEx(raw, cv2.MORPH_CLOSE, _K7)
         raw = cv2.morphologyEx(raw, cv2.MORPH_OPEN, _K3)
 
-        dets, stationary, ghosts = self._blobs(raw, cur, bg, gain, diff, now)
+        dets, stationary, ghosts = self._blobs(raw, cur, cur_g, bg, light, lit, diff, now)
 
-        # Selective background update: quick where the scene shows background, very slow under anything else.
+        # Selective background update, in the background's own light (cur / light): quick where the scene shows
+        # background, very slow under anything else.
         fg_near = cv2.dilate(fg, _K5).astype(bool)
         fast = 1.0 - math.exp(-dt / p.fast_tau_s)
         slow = 1.0 - math.exp(-dt / p.slow_tau_s)
         rate = np.where(fg_near, np.float32(slow), np.float32(fast))
-        bg += rate * (cur - bg)
-        self._history.append((cur, gain))
+        bg += rate * (cur / light - bg)
+        self._history.append((cur, light))
+        self._hist_times.append(now)
+        self._grey_hist.append((cur_g, now))
         self._fg_prev = fg_near
         age = np.where(stationary, now - np.nan_to_num(self._since, nan=now), 0.0).astype(np.float32)
-        return StationaryResult(True, dets, stationary, fg.astype(bool), (w, h), gain, ghosts, age)
+        return StationaryResult(True, dets, stationary, fg.astype(bool), (w, h), overall, ghosts, age)
 
     # --- pieces ------------------------------------------------------------------------------------------
 
@@ -227,28 +277,25 @@ class StationaryObjectAnalyzer:
         z = np.zeros((h, w), bool)
         return StationaryResult(ready, Detections.empty(), z, z, (w, h), 1.0, 0, np.zeros((h, w), np.float32))
 
-    def _gain(self, cur: np.ndarray, bg: np.ndarray) -> float:
-        """Global brightness ratio now/background: the median per-pixel ratio over (a sparse grid of) pixels that
-        showed background last time — the median ignores whatever new object covers part of the view."""
-        step = 3
-        cur_g = cur[:, ::step, ::step].sum(axis=0)
-        bg_g = bg[:, ::step, ::step].sum(axis=0)
-        ref = (~self._fg_prev[::step, ::step]) if self._fg_prev is not None else np.ones(cur_g.shape, bool)
-        ref &= bg_g > 30.0  # near-black pixels carry no brightness information
+    def _light_field(self, cur_g: np.ndarray, bg: np.ndarray) -> tuple[np.ndarray, float]:
+        """Lighting now relative to the background, per pixel, from pixels that showed background last time
+        (whatever new object covers part of the view is left out)."""
+        bg_g = grey(bg)
+        valid = bg_g > 30.0  # near-black pixels carry no brightness information
+        ref = valid & ~self._fg_prev if self._fg_prev is not None else valid
         if ref.mean() < 0.2:
-            ref = bg_g > 30.0
-        if not ref.any():
-            return 1.0
-        return float(np.median(cur_g[ref] / bg_g[ref]))
+            ref = valid
+        return illumination_field(cur_g, bg_g, ref, cell=self.params.light_cell)
 
-    def _blobs(self, raw: np.ndarray, cur: np.ndarray, bg: np.ndarray, gain: float, diff: np.ndarray,
-               now: float) -> tuple[Detections, np.ndarray, int]:
+    def _blobs(self, raw: np.ndarray, cur: np.ndarray, cur_g: np.ndarray, bg: np.ndarray, light: np.ndarray,
+               lit: np.ndarray, diff: np.ndarray, now: float) -> tuple[Detections, np.ndarray, int]:
         p = self.params
         h, w = raw.shape
         n, labels, stats, _ = cv2.connectedComponentsWithStats(raw, connectivity=8)
         min_px = max(4, int(p.min_blob_fraction * w * h))
         keep = np.zeros((h, w), bool)
         boxes: list[tuple[float, float, float, float]] = []
+        pixel_boxes: list[tuple[int, int, int, int]] = []
         conf: list[float] = []
         masks: list[np.ndarray] = []
         ghosts = 0
@@ -257,36 +304,60 @@ class StationaryObjectAnalyzer:
             if area < min_px:
                 continue
             blob = labels == i
-            if self._is_ghost(blob, x, y, bw, bh, cur, bg * gain):
+            if self._is_ghost(blob, x, y, bw, bh, cur, lit):
                 # Put what the camera sees now into the background: the thing that was there has gone.
                 grown = cv2.dilate(blob.astype(np.uint8), _K5).astype(bool)
-                bg[:, grown] = cur[:, grown] / gain
+                bg[:, grown] = cur[:, grown] / light[grown]
                 ghosts += 1
                 continue
             keep |= blob
             boxes.append((x / w, y / h, (x + bw) / w, (y + bh) / h))
+            pixel_boxes.append((x, y, bw, bh))
             strength = float(diff[blob].mean()) / p.diff_threshold
             conf.append(min(1.0, 0.4 + 0.2 * strength))
             masks.append(blob)
 
         # Per-pixel age: a pixel keeps its start time through gaps up to grace_s (occlusions) — and always from
         # one sample to the next, whatever the sampling interval.
-        assert self._since is not None and self._last_seen is not None
+        assert self._since is not None and self._last_seen is not None and self._arrived is not None
         recent = now - p.grace_s
         if self._prev_now is not None:
             recent = min(recent, self._prev_now)
         alive = np.isfinite(self._since) & (self._last_seen >= recent)
-        self._since = np.where(keep & ~alive, now, self._since)
+        # A pixel that just became stationary matched min_matches earlier samples, so it has looked this way at
+        # least since the min_matches-th most recent one: date it from there (an honest lower bound on age).
+        # The history is read before this sample is appended, so [-min_matches] is that earlier sample.
+        times = self._hist_times
+        start = times[-p.min_matches] if len(times) >= p.min_matches else now
+        self._since = np.where(keep & ~alive, start, self._since)
         self._last_seen = np.where(keep, now, self._last_seen)
-        self._since[~keep & ~(self._last_seen >= recent)] = np.nan
+        gone = ~keep & ~(self._last_seen >= recent)
+        self._since[gone] = np.nan
+        self._arrived[gone | (keep & ~alive)] = 0.0
         ages = [float(now - np.nanmedian(self._since[m])) for m in masks]
+
+        # How did young blobs arrive? A rigid thing that drove in and stopped (a vehicle) is found displaced
+        # along its row in a frame from before it stopped (before ``since``, which dates from the stop).
+        arrival = np.zeros(len(masks), np.float32)
+        for k, (m, age) in enumerate(zip(masks, ages)):
+            if age < p.vehicle_young_s:
+                since = now - age
+                score = 0.0
+                for g, t in [(g, t) for g, t in self._grey_hist if t < since - 0.5][-2:]:
+                    ncc, shift = arrival_match(cur_g, g, pixel_boxes[k])
+                    speed = abs(shift) / w / max(since - t, 1e-3)  # frame widths per second, a lower bound
+                    if speed >= p.vehicle_min_speed:
+                        score = max(score, ncc)
+                self._arrived[m] = np.maximum(self._arrived[m], score)
+            arrival[k] = float(np.median(self._arrived[m]))
 
         dets = Detections(
             xyxy=np.array(boxes, np.float32).reshape(-1, 4),
             confidence=np.array(conf, np.float32),
             class_id=np.full(len(boxes), STATIONARY_OBJECT, np.int64),
             mask=np.array(masks, bool).reshape(-1, h, w),
-            data={"age_s": np.array(ages, np.float32), "pixels": np.array([m.sum() for m in masks], np.int64)},
+            data={"age_s": np.array(ages, np.float32), "pixels": np.array([m.sum() for m in masks], np.int64),
+                  "arrival_ncc": arrival, "arrived_moving": arrival >= p.vehicle_ncc},
         )
         return dets, keep, ghosts
 

@@ -20,7 +20,10 @@ from pathlib import Path
 
 from config.settings import Camera, Detection
 from detectors.alarm import Alarm
+from detectors.detections import Detections
 from detectors.evidence import EvidenceWriter
+from detectors.feedback import SuppressionList
+from detectors.models import DetectorBackend
 from detectors.pipeline import CameraAnalyzer
 from video_ingest.frames import Frame
 
@@ -63,6 +66,10 @@ class _Totals:
     publish_errors: int = 0
     outbox_dropped: int = 0
     tick_ms_last: float = 0.0
+    model_calls: int = 0
+    model_images: int = 0
+    model_errors: int = 0
+    clip_errors: int = 0
     cameras: dict[str, CameraCounters] = field(default_factory=dict)
 
 
@@ -75,12 +82,22 @@ class DetectionWorker:
 
     def __init__(self, cameras: list[Camera], settings: Detection, evidence_dir: Path,
                  frames: Callable[[str], Frame | None], *, timezone: str | tzinfo | None = None,
-                 outbox_size: int = 1000) -> None:
+                 outbox_size: int = 1000, backend: DetectorBackend | None = None,
+                 clips: Callable[[str, str, float], str | None] | None = None,
+                 suppressions: SuppressionList | None = None) -> None:
         self.settings = settings
+        self.clips = clips
+        self.suppressions = suppressions
+        """Reviewer rejections shared by all cameras (``detectors.feedback``); add to it while running."""
+        """``clips(camera_id, clip_id, at) -> path | None`` starts an evidence clip around an alarm (e.g.
+        ``video_ingest.clip_buffer.ClipRecorder.record``); the path goes into ``alarm.extra['clip']``."""
+        self.backend = backend
+        """A model (``detectors.models``) asked about the tick's frames that have a stationary candidate in a
+        zone, all cameras in one batched call."""
         self.frames = frames
         self.evidence = EvidenceWriter(evidence_dir, timezone=timezone)
         self.analyzers: dict[str, CameraAnalyzer] = {
-            cam.id: CameraAnalyzer(cam, settings, timezone=timezone) for cam in cameras
+            cam.id: CameraAnalyzer(cam, settings, timezone=timezone, suppressions=suppressions) for cam in cameras
         }
         self._totals = _Totals(cameras={cam.id: CameraCounters() for cam in cameras})
         self._outbox: deque[Alarm] = deque()
@@ -148,18 +165,46 @@ class DetectionWorker:
             "outbox_dropped": t.outbox_dropped,
             "analysis_ms_avg": round(total_ms / analysed, 2) if analysed else 0.0,
             "tick_ms_last": round(t.tick_ms_last, 2),
+            "model_calls": t.model_calls,
+            "model_images": t.model_images,
+            "model_errors": t.model_errors,
+            "clip_errors": t.clip_errors,
+            "suppressed": self.suppressions.suppressed if self.suppressions is not None else 0,
             "cameras": cams,
         }
 
     # --- internals ---------------------------------------------------------------------------------------
 
     def _analyse_batch(self, batch: list[tuple[str, Frame]]) -> list[Alarm]:
-        """Runs in the worker thread: analysis + evidence for every frame of the tick."""
+        """Runs in the worker thread: analysis + evidence for every frame of the tick.
+
+        Two passes: every camera's stationary analysis first; then, if a model is configured, one batched call
+        for the frames that have a candidate in a zone (gating: quiet frames cost the model nothing); then the
+        rules."""
         out: list[Alarm] = []
+        observed = []
         for cam_id, frame in batch:
+            try:
+                observed.append((cam_id, frame, self.analyzers[cam_id].observe(frame.image, frame.captured_at)))
+            except Exception:
+                self._totals.cameras[cam_id].errors += 1
+                log.exception("analysis failed for camera %s (seq %d)", cam_id, frame.seq)
+        model: dict[str, Detections] = {}
+        wanted = [(cam_id, frame) for cam_id, frame, obs in observed if obs.candidates]
+        if self.backend is not None and wanted:
+            try:
+                dets = self.backend.detect([frame.image for _, frame in wanted])
+                model = {cam_id: d for (cam_id, _), d in zip(wanted, dets)}
+                self._totals.model_calls += 1
+                self._totals.model_images += len(wanted)
+            except Exception:
+                # Without the model the class-agnostic rules still decide; the count shows the trouble.
+                self._totals.model_errors += 1
+                log.exception("model %s failed on %d frames", getattr(self.backend, "name", "?"), len(wanted))
+        for cam_id, frame, obs in observed:
             counters = self._totals.cameras[cam_id]
             try:
-                step = self.analyzers[cam_id].step(frame.image, frame.captured_at)
+                step = self.analyzers[cam_id].decide(obs, frame.image, frame.captured_at, model.get(cam_id))
             except Exception:
                 counters.errors += 1
                 log.exception("analysis failed for camera %s (seq %d)", cam_id, frame.seq)
@@ -176,6 +221,17 @@ class DetectionWorker:
                     # An alarm without pictures is still worth filing; the count shows the disk trouble.
                     self._totals.evidence_errors += 1
                     log.exception("evidence for alarm %s could not be written", alarm.alarm_id)
+                if self.clips is not None:
+                    clip_id = alarm.alarm_id if alarm.phase == "raised" else f"{alarm.alarm_id}-cleared"
+                    try:
+                        clip = self.clips(cam_id, clip_id, alarm.at)
+                    except Exception:
+                        clip = None
+                        log.exception("evidence clip for alarm %s could not be started", alarm.alarm_id)
+                    if clip is not None:
+                        alarm = replace(alarm, extra={**alarm.extra, "clip": clip})
+                    else:
+                        self._totals.clip_errors += 1
                 if alarm.phase == "raised":
                     counters.alarms_raised += 1
                 else:

@@ -1,0 +1,119 @@
+"""Evidence clips (video_ingest.clip_buffer): the demo's real H.264 packets through the ring, cut around a moment,
+remuxed into MP4 (decodable, starting at a keyframe, same packets — not re-encoded), and the bounded paths."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+
+from video_ingest.clip_buffer import ClipBuffer, ClipPacket, write_mp4
+from video_ingest.fanout import StreamInfo
+
+T0 = 1_717_387_200.0
+FPS = 25
+
+
+def _feed(buf: ClipBuffer, media: Path, seconds: float, *, start_session: bool = True, after=None) -> int:
+    """Demux ``media`` (raw H.264, 25 fps, a keyframe a second) into ``buf`` as if packet i arrived at T0 + i/25;
+    ``after(i, t)`` runs after each packet. Returns the total bytes fed."""
+    total = 0
+    with av.open(str(media), format="h264") as inp:
+        s = inp.streams.video[0]
+        if start_session:
+            buf.stream_started(StreamInfo("cam", 1, s, s.codec_context.name, s.width, s.height, s.time_base,
+                                          s.codec_context.extradata, T0))
+        i = 0
+        for pkt in inp.demux(s):
+            if pkt.size == 0:
+                continue
+            t = T0 + i / FPS
+            if t >= T0 + seconds:
+                break
+            buf.packet(pkt, t)
+            total += pkt.size
+            if after is not None:
+                after(i, t)
+            i += 1
+    return total
+
+
+def _probe(path: Path) -> tuple[str, int, int, bool]:
+    """(codec, packets, payload bytes, first frame is a keyframe), decoding every frame."""
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        pkts = [p for p in c.demux(v) if p.size]
+        frames = []
+        for p in pkts:
+            frames.extend(p.decode())
+        return v.codec_context.name, len(pkts), sum(p.size for p in pkts), frames[0].key_frame if frames else False
+
+
+def test_a_clip_spans_before_and_after_the_alarm_and_is_a_remux(demo_media, tmp_path):
+    buf = ClipBuffer("cam", pre_s=3.0, post_s=2.0)
+    reqs = []
+    _feed(buf, demo_media["vending"], 16.0,
+          after=lambda i, t: reqs.append(buf.request("a1", t, tmp_path / "a1.mp4")) if i == 10 * FPS else None)
+    (req,) = reqs
+    result = req.wait(20)
+    buf.close()
+    assert result is not None and result.error is None, result
+    # Starts at the keyframe 3 s before the alarm (keyframes each second), ends 2 s after it: 5 s, 125 frames.
+    assert result.starts_before_s == pytest.approx(3.0, abs=0.05)
+    assert result.seconds == pytest.approx(5.0, abs=0.1)
+    codec, packets, payload, key_first = _probe(result.path)
+    assert codec == "h264" and key_first
+    assert packets == result.packets == 5 * FPS + 1  # the packet arriving at at + post_s closes the clip
+    # The same compressed packets: sizes agree up to the Annex-B start codes turned into length prefixes.
+    source = sum(len(p.data) for p in req.packets)
+    assert abs(payload - source) <= 0.01 * source
+    assert buf.written == 1 and buf.refused == 0
+
+
+def test_the_ring_stays_about_pre_s_long(demo_media):
+    buf = ClipBuffer("cam", pre_s=2.0)
+    _feed(buf, demo_media["bin_overflow"], 12.0)
+    span = buf._ring[-1].arrived_at - buf._ring[0].arrived_at
+    assert buf._ring[0].keyframe and 2.0 <= span < 3.05
+
+
+def test_a_byte_bound_drops_whole_gops(demo_media):
+    buf = ClipBuffer("cam", pre_s=60.0, max_bytes=200_000)
+    _feed(buf, demo_media["road_occupation"], 10.0)
+    assert buf._ring[0].keyframe
+    # Never more than the bound plus the one GOP the ring must keep whole.
+    assert buf._bytes <= 200_000 + max(len(p.data) for p in buf._ring) * FPS
+
+
+def test_a_session_ending_cuts_pending_clips_short(demo_media, tmp_path):
+    buf = ClipBuffer("cam", pre_s=1.0, post_s=30.0)
+    reqs = []
+    _feed(buf, demo_media["vending"], 6.0,
+          after=lambda i, t: reqs.append(buf.request("a2", t, tmp_path / "a2.mp4")) if i == 3 * FPS else None)
+    buf.stream_ended("camera went away")
+    result = reqs[0].wait(20)
+    buf.close()
+    assert result is not None and result.error is None
+    assert 3.0 <= result.seconds <= 4.2  # from the keyframe at 2 s to the last packet before 6 s
+    assert _probe(result.path)[0] == "h264"
+
+
+def test_requests_are_bounded_and_need_a_session(demo_media, tmp_path):
+    buf = ClipBuffer("cam", pre_s=1.0, post_s=60.0, max_pending=2)
+    assert buf.request("x", T0, tmp_path / "x.mp4") is None  # no session yet
+    _feed(buf, demo_media["vending"], 2.0)
+    assert buf.request("a", T0 + 1, tmp_path / "a.mp4") is not None
+    assert buf.request("b", T0 + 1, tmp_path / "b.mp4") is not None
+    assert buf.request("c", T0 + 1, tmp_path / "c.mp4") is None
+    assert buf.refused == 2
+    buf.close()
+
+
+def test_writing_needs_a_keyframe_first(tmp_path):
+    p = ClipPacket(b"\x00\x00\x00\x01\x41", None, None, False, T0, Fraction(1, 90000))
+    with pytest.raises(ValueError, match="keyframe"):
+        write_mp4(tmp_path / "x.mp4", [p], codec="h264", width=64, height=64, extradata=None)
+    with pytest.raises(ValueError, match="no packets"):
+        write_mp4(tmp_path / "x.mp4", [], codec="h264", width=64, height=64, extradata=None)

@@ -1,0 +1,300 @@
+"""Evidence clips: a camera's last seconds of packets in a ring, cut into an MP4 around an alarm — remuxed, never
+transcoded.
+
+``ClipBuffer`` is a ``video_ingest.fanout.PacketSink``: on the demux thread it copies each packet's bytes into a
+ring that always starts at a keyframe and spans at least ``pre_s`` seconds (bounded by ``max_bytes``). An alarm
+calls ``request(clip_id, at, path)``: the clip takes the ring from the last keyframe at or before ``at - pre_s``
+and keeps collecting until ``at + post_s``; then a writer thread (one per buffer, bounded queue) muxes the
+packets into ``path`` (MP4, written to a temporary name and renamed). A session that ends cuts pending clips
+short with what they have. Requests beyond ``max_pending`` are refused and counted — never a blocked demux
+thread.
+
+Timestamps: the source's when every packet has them, otherwise the arrival times (raw H.264 has none); both
+rebased to start at 0, in a 90 kHz time base.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from video_ingest.fanout import StreamInfo
+
+log = logging.getLogger("citywall.ingest.clips")
+
+OUT_TB = Fraction(1, 90000)
+
+
+@dataclass(frozen=True, slots=True)
+class ClipPacket:
+    """One packet's copy: bytes and timing."""
+
+    data: bytes
+    pts: int | None
+    dts: int | None
+    keyframe: bool
+    arrived_at: float
+    time_base: Fraction | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClipResult:
+    """What was written (``path`` None and ``error`` set when nothing could be)."""
+
+    clip_id: str
+    path: Path | None
+    packets: int
+    bytes: int
+    seconds: float
+    """Span of the clip's timestamps (first to last packet, plus one frame)."""
+    starts_before_s: float
+    """How long before the requested moment the clip begins (≤ pre_s; less when the ring was shorter)."""
+    error: str | None = None
+
+
+@dataclass
+class ClipRequest:
+    """A clip being collected; ``wait(timeout)`` blocks until it is written (or failed)."""
+
+    clip_id: str
+    path: Path
+    at: float
+    until: float
+    packets: list[ClipPacket]
+    codec: str
+    width: int
+    height: int
+    extradata: bytes | None
+    result: ClipResult | None = None
+    _done: threading.Event = field(default_factory=threading.Event)
+
+    def wait(self, timeout: float | None = None) -> ClipResult | None:
+        self._done.wait(timeout)
+        return self.result
+
+
+def write_mp4(path: Path, packets: list[ClipPacket], *, codec: str, width: int, height: int,
+              extradata: bytes | None) -> tuple[int, float]:
+    """Mux ``packets`` (starting at a keyframe) into an MP4 at ``path`` (atomically); returns (bytes, seconds)."""
+    if not packets:
+        raise ValueError("no packets to write")
+    if not packets[0].keyframe:
+        raise ValueError("a clip must start at a keyframe")
+    use_pts = all(p.pts is not None and p.dts is not None and p.time_base for p in packets)
+
+    def ticks(p: ClipPacket, which: str) -> int:
+        if use_pts:
+            v = p.pts if which == "pts" else p.dts
+            assert v is not None and p.time_base is not None
+            return int(round(v * p.time_base / OUT_TB))
+        return int(round(p.arrived_at / float(OUT_TB)))
+
+    base = min(ticks(p, "dts") for p in packets)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    out = av.open(str(tmp), "w", format="mp4")
+    try:
+        stream = out.add_stream(codec)
+        stream.width, stream.height = width, height
+        stream.time_base = OUT_TB
+        stream.codec_context.time_base = OUT_TB
+        if extradata:
+            stream.codec_context.extradata = extradata
+        last_dts = None
+        step = 3600  # one frame at 25 fps, for the last packet's duration and for repaired timestamps
+        for i, p in enumerate(packets):
+            dts = ticks(p, "dts") - base
+            pts = ticks(p, "pts") - base
+            if last_dts is not None and dts <= last_dts:  # arrival jitter: keep dts strictly increasing
+                dts = last_dts + 1
+            pts = max(pts, dts)
+            nxt = ticks(packets[i + 1], "dts") - base if i + 1 < len(packets) else dts + step
+            pkt = av.Packet(p.data)
+            pkt.stream = stream
+            pkt.time_base = OUT_TB
+            pkt.dts, pkt.pts = dts, pts
+            pkt.duration = max(1, nxt - dts)
+            pkt.is_keyframe = p.keyframe
+            out.mux(pkt)
+            last_dts = dts
+        seconds = float(((last_dts or 0) + step) * OUT_TB)
+    finally:
+        out.close()
+    os.replace(tmp, path)
+    return path.stat().st_size, seconds
+
+
+class ClipBuffer:
+    """One camera's packet ring and its clip writer; see the module docstring."""
+
+    def __init__(self, camera_id: str, *, pre_s: float = 8.0, post_s: float = 8.0,
+                 max_bytes: int = 48 * 1024 * 1024, max_pending: int = 8) -> None:
+        if pre_s < 0 or post_s < 0:
+            raise ValueError(f"pre_s and post_s must be >= 0; got {pre_s}, {post_s}")
+        self.camera_id = camera_id
+        self.pre_s = pre_s
+        self.post_s = post_s
+        self.max_bytes = max_bytes
+        self.max_pending = max_pending
+        self._lock = threading.Lock()
+        self._ring: deque[ClipPacket] = deque()
+        self._bytes = 0
+        self._info: tuple[str, int, int, bytes | None] | None = None
+        self._pending: list[ClipRequest] = []
+        self._queue: queue.Queue[ClipRequest | None] = queue.Queue(maxsize=max_pending)
+        self._thread: threading.Thread | None = None
+        self.written = 0
+        self.refused = 0
+        """Requests refused: too many pending, no session, or the writer queue full."""
+        self.failed = 0
+
+    # --- PacketSink (demux thread) ------------------------------------------------------------------------
+
+    def stream_started(self, info: StreamInfo) -> None:
+        with self._lock:
+            self._finish_all("session restarted")
+            self._ring.clear()
+            self._bytes = 0
+            self._info = (info.codec, info.width, info.height, info.extradata)
+
+    def packet(self, packet: av.Packet, arrived_at: float) -> None:
+        if packet.size == 0:
+            return
+        p = ClipPacket(bytes(packet), packet.pts, packet.dts, bool(packet.is_keyframe), arrived_at,
+                       packet.time_base)
+        with self._lock:
+            if not self._ring and not p.keyframe:
+                return  # a clip can only start at a keyframe
+            self._ring.append(p)
+            self._bytes += len(p.data)
+            self._trim(arrived_at)
+            done = []
+            for req in self._pending:
+                req.packets.append(p)
+                if arrived_at >= req.until:
+                    done.append(req)
+            for req in done:
+                self._pending.remove(req)
+                self._submit(req)
+
+    def stream_ended(self, reason: str) -> None:
+        with self._lock:
+            self._finish_all(f"stream ended ({reason})")
+            self._info = None
+
+    # --- requests (any thread) ----------------------------------------------------------------------------
+
+    def request(self, clip_id: str, at: float, path: str | Path) -> ClipRequest | None:
+        """Start a clip around ``at`` (unix s) written to ``path``; None (counted in ``refused``) when no session
+        is running or ``max_pending`` clips are already being collected."""
+        with self._lock:
+            if self._info is None or len(self._pending) + self._queue.qsize() >= self.max_pending:
+                self.refused += 1
+                return None
+            codec, width, height, extradata = self._info
+            start = at - self.pre_s
+            packets = list(self._ring)
+            keys = [i for i, p in enumerate(packets) if p.keyframe and p.arrived_at <= start]
+            first = keys[-1] if keys else 0
+            req = ClipRequest(clip_id, Path(path), at, at + self.post_s, packets[first:], codec, width, height,
+                              extradata)
+            if req.packets and req.packets[-1].arrived_at >= req.until:
+                self._submit(req)
+            else:
+                self._pending.append(req)
+            return req
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Finish pending clips with what they have and stop the writer thread."""
+        with self._lock:
+            self._finish_all("buffer closed")
+            thread = self._thread
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout)
+
+    # --- internals -----------------------------------------------------------------------------------------
+
+    def _trim(self, now: float) -> None:
+        # Drop whole GOPs from the front while the next keyframe is still at least pre_s old, or bytes overflow.
+        while True:
+            nxt = next((i for i, p in enumerate(self._ring) if i > 0 and p.keyframe), None)
+            if nxt is None:
+                return
+            older_than_needed = self._ring[nxt].arrived_at <= now - self.pre_s
+            if not older_than_needed and self._bytes <= self.max_bytes:
+                return
+            for _ in range(nxt):
+                self._bytes -= len(self._ring.popleft().data)
+
+    def _finish_all(self, why: str) -> None:
+        for req in self._pending:
+            log.info("camera %s: clip %s cut short: %s", self.camera_id, req.clip_id, why)
+            self._submit(req)
+        self._pending = []
+
+    def _submit(self, req: ClipRequest) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._writer, name=f"clips-{self.camera_id}", daemon=True)
+            self._thread.start()
+        try:
+            self._queue.put_nowait(req)
+        except queue.Full:
+            self.refused += 1
+            self._fail(req, "clip writer queue full")
+
+    def _fail(self, req: ClipRequest, error: str) -> None:
+        self.failed += 1
+        req.result = ClipResult(req.clip_id, None, len(req.packets), 0, 0.0, 0.0, error)
+        req._done.set()
+
+    def _writer(self) -> None:
+        while True:
+            req = self._queue.get()
+            if req is None:
+                return
+            try:
+                size, seconds = write_mp4(req.path, req.packets, codec=req.codec, width=req.width,
+                                          height=req.height, extradata=req.extradata)
+                before = req.at - req.packets[0].arrived_at
+                req.result = ClipResult(req.clip_id, req.path, len(req.packets), size, seconds, before)
+                self.written += 1
+                req._done.set()
+            except Exception as exc:  # a bad clip must not stop the writer (or the camera)
+                log.warning("camera %s: clip %s failed: %s", self.camera_id, req.clip_id, exc)
+                self._fail(req, str(exc) or type(exc).__name__)
+
+
+class ClipRecorder:
+    """One ``ClipBuffer`` per camera and the alarm-side call: ``record(camera_id, clip_id, at)`` starts a clip
+    under ``root`` and returns its path relative to ``root`` (None when refused or the camera is unknown).
+
+    Subscribe ``buffer(camera_id)`` to that camera's ``PacketFanout`` (``fanout.subscribe(buf, replay_gop=True)``).
+    """
+
+    def __init__(self, root: str | Path, camera_ids: list[str], *, pre_s: float = 8.0, post_s: float = 8.0,
+                 max_bytes: int = 48 * 1024 * 1024) -> None:
+        self.root = Path(root)
+        self.buffers = {cid: ClipBuffer(cid, pre_s=pre_s, post_s=post_s, max_bytes=max_bytes) for cid in camera_ids}
+
+    def buffer(self, camera_id: str) -> ClipBuffer:
+        return self.buffers[camera_id]
+
+    def record(self, camera_id: str, clip_id: str, at: float) -> str | None:
+        buf = self.buffers.get(camera_id)
+        if buf is None:
+            return None
+        rel = f"clips/{camera_id}/{clip_id}.mp4"
+        return rel if buf.request(clip_id, at, self.root / rel) is not None else None
+
+    def close(self) -> None:
+        for buf in self.buffers.values():
+            buf.close()
