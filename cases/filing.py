@@ -181,7 +181,9 @@ class CaseFiler:
     # -- helpers ----------------------------------------------------------------------------------------------
     @staticmethod
     def _evidence(tx: CaseTx, case_id: str, alarm: Alarm) -> None:
-        for path, kind in ((alarm.snapshot, "snapshot"), (alarm.snapshot_clean, "snapshot_clean")):
+        clip = alarm.extra.get("clip") if isinstance(alarm.extra, dict) else None
+        for path, kind in ((alarm.snapshot, "snapshot"), (alarm.snapshot_clean, "snapshot_clean"),
+                           (clip if isinstance(clip, str) else None, "clip")):
             if path:
                 tx.add_evidence(case_id, path, kind=kind, alarm_id=alarm.alarm_id, at=alarm.at)
 

@@ -152,10 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     from broker.bus import BusUnavailable
     from broker.leases import ClusterMismatch
+    from detectors.models import ModelError
 
     try:
         return args.func(args)
-    except (ConfigError, BusUnavailable, ClusterMismatch) as exc:  # messages already name the key / redacted URL
+    except (ConfigError, BusUnavailable, ClusterMismatch, ModelError) as exc:  # messages already name the key / redacted URL
         print(f"citywall: {exc}", file=sys.stderr)
         return 2
 

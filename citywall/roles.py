@@ -38,9 +38,13 @@ from cases.webhooks import WebhookSender
 from cases.worker import CaseWorker, build_filer
 from citywall.metrics import bus_metrics, lease_metrics
 from citywall.supervise import supervise
+from citywall.up import follow_rejections
 from config import ConfigError, Settings, redact_url
 from config.fingerprint import fingerprint
+from detectors.feedback import RejectionFollower, SuppressionList
+from detectors.models import load_backends
 from detectors.worker import DetectionWorker
+from video_ingest.clip_buffer import ClipRecorder
 from video_ingest.service import IngestService
 from wall.app import create_app
 from wall.live_ws import LiveSockets
@@ -77,12 +81,16 @@ def require_cluster(settings: Settings, role: str, source: str = "<config>") -> 
 class CameraStack:
     """One camera held by this worker: its connection, keyframe sampling, detection and status publishing."""
 
-    def __init__(self, settings: Settings, camera_id: str, bus: Bus, worker: str) -> None:
+    def __init__(self, settings: Settings, camera_id: str, bus: Bus, worker: str, *,
+                 backend: Any = None, suppressions: SuppressionList | None = None) -> None:
         camera = settings.camera(camera_id)
         self.camera_id = camera_id
         self.ingest = IngestService({camera_id: camera.substream_url or camera.url}, worker=worker)
+        self.clips = ClipRecorder(settings.storage.evidence_dir, [camera_id])
+        self.ingest.subscribe_packets(camera_id, self.clips.buffer(camera_id))
         self.detection = DetectionWorker([camera], settings.detection, settings.storage.evidence_dir,
-                                         self.ingest.latest_frame, timezone=settings.timezone)
+                                         self.ingest.latest_frame, timezone=settings.timezone, backend=backend,
+                                         clips=self.clips.record, suppressions=suppressions)
         self._bus = bus
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -108,6 +116,7 @@ class CameraStack:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.ingest.stop()
+        self.clips.close()
 
 
 class WorkerLive:
@@ -137,6 +146,9 @@ class CameraWorker:
         self.live = WorkerLive(self.stacks)
         self.keeper: LeaseKeeper | None = None
         self._sockets = LiveSockets()
+        self.backend = load_backends(settings.detection.models)  # one model shared by this worker's cameras
+        self.suppressions = SuppressionList()
+        self._rejections = RejectionFollower(self.suppressions, settings.storage.evidence_dir)
 
     def internal_app(self) -> web.Application:
         """``/internal/live/{camera_id}`` for wall servers (cluster token), ``/metrics`` and ``/health`` (200 once
@@ -186,7 +198,13 @@ class CameraWorker:
                 maybe = ready(live_url)
                 if maybe is not None:
                     await maybe
-            await self.keeper.run(stop, self._on_change)
+            follow = asyncio.create_task(supervise("rejections", lambda: follow_rejections(self.bus, self._rejections),
+                                                   stop))
+            try:
+                await self.keeper.run(stop, self._on_change)
+            finally:
+                follow.cancel()
+                await asyncio.gather(follow, return_exceptions=True)
         finally:
             await asyncio.gather(*(s.stop() for s in self.stacks.values()), return_exceptions=True)
             self.stacks.clear()
@@ -198,7 +216,8 @@ class CameraWorker:
             log.info("releasing %s", ", ".join(s.camera_id for s in gone))
             await asyncio.gather(*(s.stop() for s in gone), return_exceptions=True)
         for cid in sorted(change.acquired):
-            stack = CameraStack(self.settings, cid, self.bus, self.name)
+            stack = CameraStack(self.settings, cid, self.bus, self.name, backend=self.backend,
+                                suppressions=self.suppressions)
             await stack.start()
             self.stacks[cid] = stack
         if change.acquired:
@@ -302,7 +321,13 @@ class Singleton:
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
-            await self.keeper.run(stop, self._on_change)
+            follow = asyncio.create_task(supervise("rejections", lambda: follow_rejections(self.bus, self._rejections),
+                                                   stop))
+            try:
+                await self.keeper.run(stop, self._on_change)
+            finally:
+                follow.cancel()
+                await asyncio.gather(follow, return_exceptions=True)
         finally:
             await self._halt()
 

@@ -20,15 +20,19 @@ from aiohttp import web
 from broker.bus import Bus
 from broker.embedded import EmbeddedMosquitto, EmbeddedRedis
 from broker.mqtt_bridge import MqttBridge
+from cases.review import AlarmRejected
 from cases.store import CaseStore
 from cases.webhooks import WebhookSender
 from cases.worker import CaseWorker, build_filer
 from citywall.metrics import bus_metrics, case_worker_metrics, detection_metrics, ingest_metrics
 from citywall.supervise import supervise
 from config import Settings, redact_url
+from detectors.feedback import RejectionFollower, SuppressionList
+from detectors.models import load_backends
 from detectors.worker import DetectionWorker
 from guidance.runtime import GuidanceRuntime, build_guidance
 from guidance.simulator import SpeakerSimulator
+from video_ingest.clip_buffer import ClipRecorder
 from video_ingest.service import IngestService
 from wall.app import create_app
 
@@ -59,6 +63,12 @@ def _demo_scenes(settings: Settings) -> list[str]:
                 if name not in scenes:
                     scenes.append(name)
     return scenes
+
+
+async def follow_rejections(bus: Bus, follower: RejectionFollower) -> None:
+    """Reviewers' rejections → the detectors' suppression list (the whole stream, then each new one)."""
+    async for entry in bus.tail([AlarmRejected.STREAM], {AlarmRejected.STREAM: "0"}):
+        follower.apply(entry.data)
 
 
 async def _publish_statuses(ingest: IngestService, bus: Bus) -> None:
@@ -145,12 +155,23 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
         await ingest.start()
         stack.push_async_callback(ingest.stop)
 
+        # Evidence clips: a packet ring buffer per camera on its one connection, cut around each alarm (remuxed).
+        clips = ClipRecorder(settings.storage.evidence_dir, list(sources))
+        for cid in sources:
+            ingest.subscribe_packets(cid, clips.buffer(cid))
+        stack.callback(clips.close)
+        # Reviewers' rejections (stream alarm_rejections, replayed from its start) suppress the same object there.
+        suppressions = SuppressionList()
+        rejections = RejectionFollower(suppressions, settings.storage.evidence_dir)
         detection = DetectionWorker(
             [c for c in settings.cameras if c.enabled and c.id in sources],
             settings.detection,
             settings.storage.evidence_dir,
             ingest.latest_frame,
             timezone=settings.timezone,
+            backend=load_backends(settings.detection.models),
+            clips=clips.record,
+            suppressions=suppressions,
         )
         # A stable consumer name per host: after a crash the restarted process replays its own unacked alarms at
         # once instead of waiting for them to be claimed as idle (filing is idempotent by alarm id).
@@ -164,6 +185,8 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
         # are asked to stop and finish their current step.
         status_task = asyncio.create_task(
             supervise("camera-status", lambda: _publish_statuses(ingest, bus), stop), name="camera-status")
+        rejections_task = asyncio.create_task(
+            supervise("rejections", lambda: follow_rejections(bus, rejections), stop), name="rejections")
         tasks = [
             asyncio.create_task(supervise("detection", lambda: detection.run(bus.publish, stop), stop), name="detection"),
             asyncio.create_task(supervise("cases", lambda: case_worker.run(stop), stop), name="cases"),
@@ -175,11 +198,12 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
             # Ask first (each role finishes its step, the bridge says goodbye to MQTT), then cancel stragglers.
             stop.set()
             status_task.cancel()
+            rejections_task.cancel()
             _, pending = await asyncio.wait(tasks, timeout=5.0)
             for task in pending:
                 log.warning("%s did not stop within 5 s; cancelling it", task.get_name())
                 task.cancel()
-            await asyncio.gather(status_task, *tasks, return_exceptions=True)
+            await asyncio.gather(status_task, rejections_task, *tasks, return_exceptions=True)
 
         stack.push_async_callback(_cancel_tasks)
 

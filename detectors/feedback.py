@@ -7,13 +7,15 @@ zone (and event), box overlap ≥ ``iou`` (or one box mostly inside the other) a
 ≥ ``similarity``. A *different* object put in the same place still fires; the same object moved elsewhere
 fires too. Rejections expire after ``ttl_s``.
 
-Pure apart from ``save``/``load`` (a JSON file written atomically); time comes in as ``now``.
+Pure apart from ``save``/``load`` (a JSON file written atomically) and :class:`RejectionFollower` (reads the
+rejected alarm's clean snapshot); time comes in as ``now``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +104,7 @@ class SuppressionList:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._items: list[Rejection] = []
+        self._lock = threading.Lock()  # rejections arrive on the event loop while detection matches in its thread
         self.suppressed = 0
         """Candidates suppressed so far (a counter for stats)."""
 
@@ -110,9 +113,10 @@ class SuppressionList:
 
     def add(self, rejection: Rejection) -> None:
         """Record a rejection (the oldest goes when ``max_entries`` is reached)."""
-        self._items.append(rejection)
-        if len(self._items) > self.max_entries:
-            del self._items[0]
+        with self._lock:
+            self._items.append(rejection)
+            if len(self._items) > self.max_entries:
+                del self._items[0]
 
     def reject(self, *, camera_id: str, zone_id: str, event: str, box: Box, image: np.ndarray, at: float,
                alarm_id: str = "", reviewer: str = "") -> Rejection:
@@ -129,8 +133,10 @@ class SuppressionList:
     def match(self, *, camera_id: str, zone_id: str, event: str, box: Box, signature: np.ndarray,
               now: float) -> Rejection | None:
         """The live rejection this candidate repeats, or None."""
-        self._items = [r for r in self._items if now - r.at <= self.ttl_s]
-        for r in self._items:
+        with self._lock:
+            self._items = [r for r in self._items if now - r.at <= self.ttl_s]
+            items = list(self._items)
+        for r in items:
             if (r.camera_id, r.zone_id, r.event) != (camera_id, zone_id, event):
                 continue
             iou, cont = _overlap(r.box, box)
@@ -165,3 +171,40 @@ class SuppressionList:
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"{path}: rejection #{i}: {exc}") from None
         return len(records)
+
+
+class RejectionFollower:
+    """Applies reviewers' rejections (``cases.review.AlarmRejected`` dicts from stream ``alarm_rejections``) to a
+    ``SuppressionList``: the object's look comes from the alarm's clean snapshot under ``evidence_dir``. Each alarm
+    counts once, so replaying the stream from its start at every start-up rebuilds the list."""
+
+    def __init__(self, suppressions: SuppressionList, evidence_dir: str | Path) -> None:
+        self.suppressions = suppressions
+        self.evidence_dir = Path(evidence_dir).resolve()
+        self.applied = 0
+        self.skipped = 0
+        self._seen: set[str] = set()
+
+    def apply(self, data: dict) -> Rejection | None:
+        """One rejection; None (counted as skipped) when it is a repeat, malformed, or its snapshot is unreadable."""
+        try:
+            alarm_id = str(data["alarm_id"])
+            box = tuple(float(v) for v in data["boxes"][0])
+            rel = str(data["snapshot_clean"])
+            at = float(data["at"])
+            camera_id, zone_id, event = str(data["camera_id"]), str(data["zone_id"]), str(data["event"])
+        except (KeyError, IndexError, TypeError, ValueError):
+            self.skipped += 1
+            return None
+        if alarm_id in self._seen or len(box) != 4:
+            self.skipped += 1
+            return None
+        path = (self.evidence_dir / rel).resolve()
+        image = cv2.imread(str(path)) if path.is_relative_to(self.evidence_dir) and path.is_file() else None
+        if image is None:
+            self.skipped += 1
+            return None
+        self._seen.add(alarm_id)
+        self.applied += 1
+        return self.suppressions.reject(camera_id=camera_id, zone_id=zone_id, event=event, box=box,  # type: ignore[arg-type]
+                                        image=image, at=at, alarm_id=alarm_id, reviewer=str(data.get("reviewer", "")))

@@ -252,3 +252,28 @@ def load_backend(cfg: DetectorModel) -> DetectorBackend:
     assert cfg.path is not None  # the schema requires it for onnx
     return OnnxBackend(cfg.path, {k: v.value for k, v in cfg.class_map.items()}, name=cfg.id,
                        input_size=cfg.input_size, confidence=cfg.confidence, iou=cfg.iou, max_batch=cfg.max_batch)
+
+
+class CombinedBackend:
+    """Several models as one: each sees the same batch; their detections are merged per image (e.g. a user's YOLO
+    for stalls and goods beside the HOG person detector)."""
+
+    def __init__(self, backends: Sequence[DetectorBackend]) -> None:
+        if not backends:
+            raise ValueError("CombinedBackend needs at least one backend")
+        self.backends = list(backends)
+        self.name = "+".join(b.name for b in self.backends)
+        self.roles = frozenset().union(*(b.roles for b in self.backends))
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        per_model = [b.detect(images) for b in self.backends]
+        return [Detections.merge([dets[i] for dets in per_model]) for i in range(len(images))]
+
+
+def load_backends(models: Sequence[DetectorModel]) -> DetectorBackend | None:
+    """The backend for a ``detection.models`` list: None when empty, one model as is, several combined.
+    ``ModelError`` names the file and the problem when a model cannot be used (checked at start-up)."""
+    backends = [load_backend(cfg) for cfg in models]
+    if not backends:
+        return None
+    return backends[0] if len(backends) == 1 else CombinedBackend(backends)

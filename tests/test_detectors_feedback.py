@@ -124,3 +124,36 @@ def test_a_rejected_stall_does_not_raise_again_but_another_camera_still_does():
     assert run(s) == [] and s.suppressed > 0
     other = cam.model_copy(update={"id": "cam-vending-2"})
     assert len(run(s, other)) == 1  # the rejection is about that camera's view only
+
+
+def _rejection(snapshot: str | None, alarm_id: str = "a9") -> dict:
+    return {"alarm_id": alarm_id, "camera_id": "cam", "zone_id": "z", "event": "vending", "boxes": [list(_box())],
+            "snapshot_clean": snapshot, "reviewer": "duty", "reason": "误报", "at": T0}
+
+
+def test_a_reviewers_rejection_from_the_bus_suppresses_the_object_in_its_snapshot(tmp_path):
+    from detectors.feedback import RejectionFollower
+
+    (tmp_path / "cam").mkdir()
+    cv2.imwrite(str(tmp_path / "cam" / "a9-clean.jpg"), _frame())
+    suppressions = SuppressionList()
+    follower = RejectionFollower(suppressions, tmp_path)
+    assert follower.apply(_rejection("cam/a9-clean.jpg")) is not None
+    assert follower.apply(_rejection("cam/a9-clean.jpg")) is None  # a replayed stream counts each alarm once
+    sig = crop_signature(_frame(light=0.8), _box())
+    assert suppressions.match(camera_id="cam", zone_id="z", event="vending", box=_box(), signature=sig,
+                              now=T0 + 60) is not None
+    other = crop_signature(_frame(colour=(200, 40, 40)), _box())
+    assert suppressions.match(camera_id="cam", zone_id="z", event="vending", box=_box(), signature=other,
+                              now=T0 + 60) is None
+
+
+@pytest.mark.parametrize("snapshot", [None, "cam/missing.jpg", "../outside.jpg", "/etc/passwd"])
+def test_a_rejection_without_a_readable_snapshot_inside_the_evidence_dir_is_skipped(tmp_path, snapshot):
+    from detectors.feedback import RejectionFollower
+
+    cv2.imwrite(str(tmp_path.parent / "outside.jpg"), _frame())
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    follower = RejectionFollower(SuppressionList(), evidence)
+    assert follower.apply(_rejection(snapshot)) is None and follower.skipped == 1 and not follower.suppressions

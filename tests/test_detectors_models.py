@@ -11,7 +11,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from config.settings import ConfigError, DetectorModel, load_settings, parse_settings
-from detectors.models import ROLE_IDS, HogPersonBackend, ModelError, OnnxBackend, load_backend, resolve_class_map
+from detectors.models import (ROLE_IDS, HogPersonBackend, ModelError, OnnxBackend, load_backend, load_backends,
+                              resolve_class_map)
 from detectors.yolo import Letterbox, decode_yolov8, letterbox, nms
 
 # --- pure parts ---------------------------------------------------------------------------------------------
@@ -226,6 +227,17 @@ def test_config_builds_the_backend(tmp_path):
     backend = load_backend(cfg)
     assert backend.name == "street-yolo" and backend.roles == {"stall", "vehicle"}
     assert isinstance(load_backend(DetectorModel(id="people", backend="hog")), HogPersonBackend)
+
+
+def test_several_configured_models_answer_as_one(tmp_path):
+    a = DetectorModel(id="stalls", path=build_model(tmp_path / "a.onnx"), class_map={"stall": "stall"})
+    b = DetectorModel(id="cars", path=build_model(tmp_path / "b.onnx"), class_map={"car": "vehicle"})
+    assert load_backends([]) is None
+    assert load_backends([a]).name == "stalls"
+    both = load_backends([a, b])
+    assert both.name == "stalls+cars" and both.roles == {"stall", "vehicle"}
+    dets = both.detect(_images())
+    assert [sorted(d.data["role"].tolist()) for d in dets] == [["stall", "vehicle"]] * 3
 
 
 @pytest.mark.parametrize("entry, words", [

@@ -10,6 +10,7 @@ and retried, a wrong password gets 401, and SIGTERM stops every child process.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import re
 import signal
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import av
 import pytest
 import yaml
 
@@ -216,6 +218,24 @@ async def test_alarms_and_cases_for_each_scene(stack, page):
             snap = await session.get(f"{url}{alarm['snapshot_url']}")
             assert snap.status == 200 and snap.headers["Content-Type"] == "image/jpeg"
             assert len(await snap.read()) > 10_000
+
+        # Evidence clips: seconds before and after each alarm, remuxed from the camera's own packets.
+        async def clips_ready() -> dict[str, float] | None:
+            durations = {}
+            for cam, alarm in raised.items():
+                assert alarm.get("clip_url"), alarm
+                resp = await session.get(f"{url}{alarm['clip_url']}")
+                if resp.status != 200:
+                    return None
+                assert resp.headers["Content-Type"] == "video/mp4"
+                with av.open(io.BytesIO(await resp.read())) as clip:
+                    video = clip.streams.video[0]
+                    assert video.codec_context.name == "h264" and video.width == 1280
+                    durations[cam] = float(clip.duration or 0) / av.time_base
+            return durations
+
+        durations = await eventually(clips_ready, timeout=40, interval=1, what="an evidence clip for every alarm")
+        assert all(d >= 8.0 for d in durations.values()), durations
 
         # Cases: one per scene, standard code, responsible unit, deadline, evidence.
         cases: dict[str, dict] = {}

@@ -107,6 +107,9 @@ async def test_review_console_keyboard_flow(page, tmp_path, bus, store):
     assert states["alarm-2"]["decision"]["decision"] == "confirm" and states["alarm-2"]["decision"]["case_id"]
     assert states["alarm-3"]["decision"] == {**states["alarm-3"]["decision"], "decision": "reject",
                                              "reviewer": "duty", "reason": "误报：正常通行或停留", "case_id": None}
+    # The rejection reached the detectors' side of the bus (they suppress the same object in the same place).
+    rejected = [e.data for e in await bus.history("alarm_rejections")]
+    assert [(r["alarm_id"], r["reviewer"], r["reason"]) for r in rejected] == [("alarm-3", "duty", "误报：正常通行或停留")]
     case = store.list_cases()[0][0]
     assert case["state"] == "handling" and case["timeline"][-1]["actor"] == "duty(watch_officer)"
     assert any(e["action"] == "review_confirm" for e in case["timeline"])

@@ -112,6 +112,11 @@ class IngestService:
         for queue in self._readers:
             self._put(queue, _STOP, force=True)
 
+    def subscribe_packets(self, camera_id: str, sink: Any, *, replay_gop: bool = True) -> None:
+        """Add a packet consumer to ``camera_id``'s one connection (e.g. an evidence clip ring buffer); it is called
+        on the camera's thread and must not block. ``KeyError`` if unknown."""
+        self._sources[camera_id].fanout.subscribe(sink, replay_gop=replay_gop)
+
     def latest_frame(self, camera_id: str) -> Frame | None:
         """The newest decoded keyframe of ``camera_id`` (None before the first); ``KeyError`` if unknown."""
         return self._slots[camera_id].get()

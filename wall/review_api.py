@@ -14,7 +14,7 @@ from aiohttp import web
 
 import web as web_assets
 from cases.filing import CaseFiler, FilingError
-from cases.review import MAX_REASON, REJECT_REASONS, ReviewConflict, ReviewDesk
+from cases.review import AlarmRejected, MAX_REASON, REJECT_REASONS, ReviewConflict, ReviewDesk
 from detectors.alarm import Alarm
 from wall import state
 from wall.api import _ID, _bus_call, int_param
@@ -126,6 +126,9 @@ async def review_decide(request: web.Request) -> web.Response:
                                  status=409)
     except FilingError as exc:  # e.g. an event no category files: the reviewer can still reject it
         return json_error(422, f"cannot file {item} as a case: {exc}")
+    if result.decision == "reject":  # the detectors learn it: the same object there stops firing
+        await request.app[state.BUS].publish(
+            AlarmRejected.of(alarm, session.username, result.reason, request.app[state.CLOCK]()))
     return web.json_response({"id": item, "decision": result.decision, "reason": result.reason,
                               "case": case_view(result.case) if result.case else None})
 

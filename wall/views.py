@@ -21,10 +21,14 @@ def evidence_url(rel_path: str | None) -> str | None:
 
 
 def alarm_view(data: dict[str, Any]) -> dict[str, Any]:
-    """An alarm dict from the bus plus ``snapshot_url`` and ``snapshot_clean_url``."""
+    """An alarm dict from the bus plus ``snapshot_url``, ``snapshot_clean_url`` and ``clip_url`` (the evidence clip,
+    which is still being written for ``post_s`` seconds after the alarm)."""
     view = dict(data)
     view["snapshot_url"] = evidence_url(data.get("snapshot"))
     view["snapshot_clean_url"] = evidence_url(data.get("snapshot_clean"))
+    extra = data.get("extra")
+    clip = extra.get("clip") if isinstance(extra, dict) else None
+    view["clip_url"] = evidence_url(clip) if isinstance(clip, str) else None
     return view
 
 
