@@ -195,7 +195,8 @@ class GuidanceSettings(_Strict):
 
 def guidance_problems(settings: Settings) -> list[tuple[str, str]]:
     """Checks across sections, as ``(key.path, reason)``: speaker cameras/zones exist, ids unique, HTTP speakers
-    have a URL, schedule targets name known speakers or groups, closed-loop events are known event types."""
+    have a URL, schedule and emergency-plan broadcast targets name known speakers or groups, closed-loop events are
+    known event types."""
     g = settings.guidance
     problems: list[tuple[str, str]] = []
     cameras = {c.id: c for c in settings.cameras}
@@ -216,17 +217,26 @@ def guidance_problems(settings: Settings) -> list[tuple[str, str]]:
         if s.adapter == "http" and not s.url:
             problems.append((f"{where}.url", "an http speaker needs its control url"))
     groups = g.groups()
+
+    def check_target(where: str, target: str) -> None:
+        if target == "all":
+            return
+        if target.startswith("group:"):
+            if target[6:] not in groups:
+                problems.append((where, f"unknown group {target[6:]!r} (known: {', '.join(sorted(groups)) or 'none'})"))
+        elif target not in seen:
+            problems.append((where, f"unknown speaker {target!r} (a speaker id, group:<name> or all)"))
+
     for i, sched in enumerate(g.schedules):
         for j, target in enumerate(sched.targets):
-            if target == "all":
-                continue
-            if target.startswith("group:"):
-                if target[6:] not in groups:
-                    problems.append((f"guidance.schedules[{i}].targets[{j}]", f"unknown group {target[6:]!r} "
-                                     f"(known: {', '.join(sorted(groups)) or 'none'})"))
-            elif target not in seen:
-                problems.append((f"guidance.schedules[{i}].targets[{j}]",
-                                 f"unknown speaker {target!r} (a speaker id, group:<name> or all)"))
+            check_target(f"guidance.schedules[{i}].targets[{j}]", target)
+    for i, plan in enumerate(settings.video_wall.plans):
+        if plan.broadcast is None:
+            continue
+        if not g.enabled:
+            problems.append((f"video_wall.plans[{i}].broadcast", "needs guidance.enabled (the speakers)"))
+        for j, target in enumerate(plan.broadcast.targets):
+            check_target(f"video_wall.plans[{i}].broadcast.targets[{j}]", target)
     ids = [s.id for s in g.schedules]
     for i, sid in enumerate(ids):
         if sid in ids[:i]:

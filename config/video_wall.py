@@ -68,11 +68,19 @@ class PlanScreenConfig(_Strict):
     tour_tiles: list[int] | None = None
 
 
+class PlanBroadcast(_Strict):
+    """Spoken at the sites when the plan is invoked (a leader's manual broadcast: pre-empts, passes quiet hours)."""
+
+    targets: list[str] = Field(min_length=1, description="speaker ids, group:<name> or all (guidance.speakers)")
+    text: str = Field(min_length=1, max_length=500)
+
+
 class PlanConfig(_Strict):
     id: ScreenId
     name: str = ""
     roles: list[str] = Field(default_factory=lambda: ["leader"], description="roles that may invoke it (admin always)")
     screens: dict[str, PlanScreenConfig] = Field(min_length=1)
+    broadcast: PlanBroadcast | None = None
 
     @field_validator("roles")
     @classmethod

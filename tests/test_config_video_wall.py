@@ -41,3 +41,22 @@ def test_bad_video_wall_named(mutate, path, reason):
         parse_settings(data, "test.yaml")
     text = str(info.value)
     assert path in text and reason in text, text
+
+
+@pytest.mark.parametrize("targets, path, reason", [
+    (["spk-nowhere"], "video_wall.plans[0].broadcast.targets[0]", "unknown speaker 'spk-nowhere'"),
+    (["all", "group:nope"], "video_wall.plans[0].broadcast.targets[1]", "unknown group 'nope'"),
+])
+def test_a_plan_broadcast_must_name_known_speakers(targets, path, reason):
+    data = demo_data()
+    data["video_wall"]["plans"][0]["broadcast"] = {"targets": targets, "text": "测试"}
+    with pytest.raises(ConfigError) as err:
+        parse_settings(data)
+    assert (path, reason) in [(p, r[:len(reason)]) for p, r in err.value.problems]
+
+
+def test_a_plan_broadcast_needs_guidance_on():
+    data = demo_data()
+    data["guidance"]["enabled"] = False
+    with pytest.raises(ConfigError, match="video_wall.plans\\[0\\].broadcast: needs guidance.enabled"):
+        parse_settings(data)

@@ -96,6 +96,20 @@ async def test_only_leader_and_admin_may_broadcast_and_refusals_are_logged(api) 
     assert "role watch_officer may not broadcast" in log[2]["reason"]
 
 
+async def test_an_emergency_plan_speaks_at_its_sites(api) -> None:
+    client, runtime, sims = api
+    await login(client, "leader")
+    resp = await client.post("/api/plans/flood/invoke")
+    assert resp.status == 200, await resp.text()
+    body = await resp.json()
+    assert {s["id"] for s in body["screens"]} == {"main", "aux"}
+    assert [(b["target"], b["status"]) for b in body["broadcasts"]] == [("all", "played")]
+    for sim in sims.values():
+        assert sim.played[-1].command["text"].startswith("防汛应急预案已启动") and sim.played[-1].info.duration_s > 2
+    log = (await (await client.get("/api/broadcasts")).json())["broadcasts"]
+    assert log[0]["requested_by"] == "leader (预案 防汛应急)" and log[0]["status"] == "played"
+
+
 async def test_bad_requests_name_what_was_wrong(api) -> None:
     client, runtime, sims = api
     await login(client, "admin")

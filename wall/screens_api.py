@@ -201,8 +201,34 @@ async def invoke_plan(request: web.Request) -> web.Response:
     require_role(request, *roles)
     changed = await _run(request, lambda now: svc.wall.invoke_plan(plan_id, now), "plan",
                          {"plan": plan_id, "name": svc.wall.plans[plan_id].name})
-    log.info("plan %s invoked by %s", plan_id, require_session(request).username)
-    return web.json_response({"plan": plan_id, "screens": [svc.wall.view(sid) for sid in changed]})
+    session = require_session(request)
+    log.info("plan %s invoked by %s", plan_id, session.username)
+    broadcasts = await _plan_broadcasts(request, plan_id, session.username)
+    return web.json_response({"plan": plan_id, "screens": [svc.wall.view(sid) for sid in changed],
+                              "broadcasts": broadcasts})
+
+
+async def _plan_broadcasts(request: web.Request, plan_id: str, username: str) -> list[dict[str, Any]]:
+    """The plan's broadcast, if it has one: a manual broadcast per target, each logged on ``broadcasts`` like any
+    other. The screens have switched already; a broadcast that fails is reported here, not as a failed plan."""
+    plan = next((p for p in request.app[state.SETTINGS].video_wall.plans if p.id == plan_id), None)
+    if plan is None or plan.broadcast is None:
+        return []
+    runtime = request.app[state.GUIDANCE]
+    if runtime is None:
+        return [{"target": t, "status": "skipped", "reason": "voice guidance is not running"}
+                for t in plan.broadcast.targets]
+    out = []
+    for target in plan.broadcast.targets:
+        try:
+            record = await runtime.broadcaster.manual(target, text=plan.broadcast.text,
+                                                      requested_by=f"{username} (预案 {plan.name or plan_id})")
+            out.append({"target": target, "status": record.status, "reason": record.reason,
+                        "broadcast_id": record.broadcast_id})
+        except Exception as exc:  # an unknown target slipped past the config check, a dead speaker adapter …
+            log.warning("plan %s: broadcast to %s failed: %r", plan_id, target, exc)
+            out.append({"target": target, "status": "failed", "reason": str(exc)[:200]})
+    return out
 
 
 @_errors
