@@ -182,7 +182,7 @@ async def run(args: argparse.Namespace) -> int:
           f"drift {pct(last, .5) - pct(first, .5):+.0f} ms")
     print(f"tile buffered ahead of playhead: p50 {pct(behind, .5):.0f} ms, p95 {pct(behind, .95):.0f} ms; "
           f"frames presented {frames}, unreadable {bad}; jumps {final['jumps']}, reconnects {final['reconnects']}, "
-          f"resyncs {final['resyncs']}")
+          f"resyncs {final['resyncs']}, rate changes {final.get('rateChanges')}")
     if base_errors:
         print(f"baseline reader errors: {base_errors[:3]}")
     verdict = (tile_ms and pct(tile_ms, .5) <= 300 and pct(tile_ms, .95) <= 600

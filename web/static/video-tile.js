@@ -21,7 +21,10 @@ const NO_SIGNAL_MS = 5000;          // no bytes for this long → offline overla
 const DEAD_SOCKET_MS = 12000;       // no bytes for this long → drop the socket and reconnect
 const KEEP_BEHIND_S = 10;           // buffer kept behind the playhead
 const JUMP_BEHIND_S = 1.0;          // further than this behind the live edge → jump (plus one fragment)
-const JUMP_TARGET_S = 0.2;          // where a jump lands, before the buffered end
+const JUMP_TARGET_S = 0.15;         // where a jump lands, before the buffered end
+const LIVE_TARGET_S = 0.12;         // how far behind the buffered end playback is held (plus one fragment)
+const CATCH_UP_GAIN = 0.5;          // playbackRate = 1 + gain × seconds beyond the target …
+const CATCH_UP_MAX_RATE = 1.25;     // … up to this; a stall in a busy browser is won back in a few seconds
 const MAX_QUEUED = 200;             // appends waiting; beyond this the tile re-syncs from a fresh keyframe
 const TICK_MS = 250;
 
@@ -114,7 +117,7 @@ export class CwTile extends HTMLElement {
     this._retryTimer = 0;
     this._tickTimer = 0;
     this._visible = true;          // IntersectionObserver says the tile is on screen
-    this._counters = { fragments: 0, reconnects: 0, bytes: 0, jumps: 0, resyncs: 0, trims: 0 };
+    this._counters = { fragments: 0, reconnects: 0, bytes: 0, jumps: 0, resyncs: 0, trims: 0, rateChanges: 0 };
     this._lastError = "";
     this._lastDataAt = 0;
     this._connected = false;       // in the document
@@ -190,6 +193,8 @@ export class CwTile extends HTMLElement {
       jumps: this._counters.jumps,
       resyncs: this._counters.resyncs,
       trims: this._counters.trims,
+      rateChanges: this._counters.rateChanges,
+      playbackRate: v.playbackRate,
       queued: this._session ? this._session.queue.length : 0,
       currentTime: v.currentTime,
       videoWidth: v.videoWidth,
@@ -404,7 +409,8 @@ export class CwTile extends HTMLElement {
     return end === null ? 0 : Math.max(0, end - this.video.currentTime);
   }
 
-  /** Hold playback at the live edge: jump when far behind, play 10% faster when a little behind. */
+  /** Hold playback at the live edge: jump when far behind; when a little behind, play faster in proportion
+   *  (every decoder stall in a busy browser would otherwise add its length to the latency for good). */
   _keepLive(s) {
     const v = this.video;
     const b = s.sb?.buffered;
@@ -418,8 +424,12 @@ export class CwTile extends HTMLElement {
       this._counters.jumps += 1;
       v.playbackRate = 1;
     } else {
-      const rate = behind > 0.5 + s.fragDur ? 1.1 : 1;
-      if (v.playbackRate !== rate) v.playbackRate = rate;
+      const excess = behind - (LIVE_TARGET_S + s.fragDur);
+      const rate = excess > 0.03 ? Math.min(CATCH_UP_MAX_RATE, 1 + Math.round(CATCH_UP_GAIN * excess * 20) / 20 + 0.05) : 1;
+      if (v.playbackRate !== rate) {
+        v.playbackRate = rate;
+        this._counters.rateChanges += 1;
+      }
     }
     if (v.paused && s.started) v.play().catch(() => {});
   }
