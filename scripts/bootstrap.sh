@@ -13,6 +13,7 @@ DEB_PACKAGES=(
   chromium                                        # tests drive the wall in headless Chromium
   espeak-ng sox                                   # voice guidance: speech synthesis, audio checks
   fonts-noto-cjk                                  # Chinese text on the wall in the headless browser
+  ffmpeg                                          # the relay CPU benchmark's baseline (ffmpeg -c copy)
 )
 
 missing=()
