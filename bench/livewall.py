@@ -12,8 +12,6 @@ server; the tiles talk to the real ``/api/live/<camera>`` socket. Nothing leaves
 from __future__ import annotations
 
 import asyncio
-import html
-import json
 import shutil
 import sys
 import tempfile
@@ -32,6 +30,7 @@ from broker.embedded import EmbeddedRedis  # noqa: E402
 from cases.store import CaseStore  # noqa: E402
 from config import parse_settings  # noqa: E402
 from tests.fixtures.browser import start_chromium  # noqa: E402
+from tests.live_page import login_page, show_tiles, tile_stats  # noqa: E402,F401
 from video_ingest.service import IngestService  # noqa: E402
 from wall.app import create_app  # noqa: E402
 from wall.passwords import hash_password  # noqa: E402
@@ -101,34 +100,15 @@ class LiveWall:
         self._browser = await self._pw.chromium.connect_over_cdp(self._chromium.cdp_url)
 
     async def new_page(self, width: int = 1920, height: int = 1080) -> Page:
-        """A page in a fresh context, logged in as admin, on a same-origin blank document of the wall server."""
+        """A page in a fresh context, logged in as admin, on a same-origin document of the wall server."""
         assert self._browser is not None
         context = await self._browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1)
         self._contexts.append(context)
-        resp = await context.request.post(f"{self.url}/api/login", data=json.dumps(
-            {"username": "admin", "password": PASSWORD}), headers={"Content-Type": "application/json",
-                                                                   "Origin": self.url})
-        if resp.status != 200:
-            raise RuntimeError(f"login failed: {resp.status} {await resp.text()}")
-        page = await context.new_page()
-        await page.goto(f"{self.url}/login")
-        return page
+        return await login_page(context, self.url, "admin", PASSWORD)
 
-    async def show_tiles(self, page: Page, cameras: list[str], *, width: int = 640, height: int = 360,
-                         columns: int = 4, extra_head: str = "") -> None:
-        """Replace the page's document with a grid of ``<cw-tile>`` elements for ``cameras``."""
-        cells = "".join(
-            f'<cw-tile camera="{html.escape(c)}" name="{html.escape(c)}" '
-            f'style="width:{width}px;height:{height}px"></cw-tile>' for c in cameras)
-        await page.evaluate(
-            """([cells, columns, head]) => {
-                 document.head.innerHTML = '<meta charset="utf-8">' + head;
-                 document.body.innerHTML = `<div id="grid" style="display:grid;gap:0;
-                   grid-template-columns:repeat(${columns}, max-content)">${cells}</div>`;
-                 document.body.style.cssText = 'margin:0;background:#000';
-                 return import('/static/video-tile.js');
-               }""", [cells, columns, extra_head])
-        await page.wait_for_function("() => !!customElements.get('cw-tile')")
+    async def show_tiles(self, page: Page, cameras: list[str], **kwargs: Any) -> None:
+        """See :func:`tests.live_page.show_tiles`."""
+        await show_tiles(page, cameras, **kwargs)
 
     async def stop(self) -> None:
         for context in self._contexts:
@@ -156,11 +136,6 @@ class LiveWall:
         if self._redis is not None:
             self._redis.stop()
         shutil.rmtree(self._tmp, ignore_errors=True)
-
-
-async def tile_stats(page: Page) -> list[dict[str, Any]]:
-    """Every tile's ``stats`` in document order."""
-    return await page.evaluate("() => [...document.querySelectorAll('cw-tile')].map(t => t.stats)")
 
 
 async def wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:

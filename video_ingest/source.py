@@ -29,6 +29,11 @@ log = logging.getLogger("citywall.ingest.source")
 
 StatusCallback = Callable[[CameraStatus], None]
 
+RECONNECT_INITIAL_S = 0.25
+RECONNECT_MAX_S = 1.0
+"""A camera's reconnect delay doubles from 0.25 s to at most 1 s: a camera that comes back is pulled again within
+about a second (the wall's "back → playing within 3 s"); a dead one costs one refused connection a second."""
+
 
 class CameraSource:
     """Pulls one camera's video into ``self.fanout``; ``status()`` tells how it is going."""
@@ -44,7 +49,7 @@ class CameraSource:
         self.open_timeout_s = open_timeout_s
         self.read_timeout_s = read_timeout_s
         self.fanout = fanout or PacketFanout(camera_id)
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or Backoff(initial_s=RECONNECT_INITIAL_S, max_s=RECONNECT_MAX_S)
         self._on_status = on_status
         self._health = HealthTracker(camera_id, worker=worker, stale_after_s=read_timeout_s)
         self._lock = threading.Lock()

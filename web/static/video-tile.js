@@ -16,7 +16,7 @@
 // Read-only: tile.stats (see the getter).
 
 const BACKOFF_MIN_MS = 500;
-const BACKOFF_MAX_MS = 8000;
+const BACKOFF_MAX_MS = 2000;       // a camera that is back plays again within ~2 s even without a status push
 const NO_SIGNAL_MS = 5000;          // no bytes for this long → offline overlay
 const DEAD_SOCKET_MS = 12000;       // no bytes for this long → drop the socket and reconnect
 const KEEP_BEHIND_S = 10;           // buffer kept behind the playhead
@@ -117,7 +117,7 @@ export class CwTile extends HTMLElement {
     this._retryTimer = 0;
     this._tickTimer = 0;
     this._visible = true;          // IntersectionObserver says the tile is on screen
-    this._counters = { fragments: 0, reconnects: 0, bytes: 0, jumps: 0, resyncs: 0, trims: 0, rateChanges: 0 };
+    this._counters = { fragments: 0, reconnects: 0, bytes: 0, jumps: 0, resyncs: 0, trims: 0, rateChanges: 0, batched: 0 };
     this._lastError = "";
     this._lastDataAt = 0;
     this._connected = false;       // in the document
@@ -194,6 +194,7 @@ export class CwTile extends HTMLElement {
       resyncs: this._counters.resyncs,
       trims: this._counters.trims,
       rateChanges: this._counters.rateChanges,
+      batched: this._counters.batched,
       playbackRate: v.playbackRate,
       queued: this._session ? this._session.queue.length : 0,
       currentTime: v.currentTime,
@@ -346,8 +347,23 @@ export class CwTile extends HTMLElement {
         s.sb.remove(item.start, item.end);
       } else {
         s.endBefore = this._bufferedEnd();
-        s.sb.appendBuffer(item.data);
+        let data = item.data;
+        let count = 1;
+        if (item.kind === "fragment" && s.queue.length && s.queue[0].kind === "fragment") {
+          // Fragments that piled up while the SourceBuffer was busy go in one append: a page with 16 tiles
+          // makes ~400 appends a second otherwise, and a busy main thread falls behind on the events alone.
+          const parts = [item.data];
+          while (s.queue.length && s.queue[0].kind === "fragment") parts.push(s.queue.shift().data);
+          const joined = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+          let at = 0;
+          for (const p of parts) { joined.set(new Uint8Array(p), at); at += p.byteLength; }
+          data = joined;
+          count = parts.length;
+          this._counters.batched += count - 1;
+        }
+        s.sb.appendBuffer(data);
         s.appending = item.kind;
+        s.appendingCount = count;
       }
     } catch (err) {
       if (err.name === "QuotaExceededError") {
@@ -361,10 +377,10 @@ export class CwTile extends HTMLElement {
     if (s.dead || this._session !== s) return;
     if (s.appending === "fragment") {
       s.appending = null;
-      this._counters.fragments += 1;
+      this._counters.fragments += s.appendingCount || 1;
       const end = this._bufferedEnd();
       if (s.endBefore !== null && end !== null && end > s.endBefore) {
-        const d = end - s.endBefore;
+        const d = (end - s.endBefore) / (s.appendingCount || 1);
         s.fragDur = s.fragDur ? s.fragDur * 0.8 + d * 0.2 : d;
       }
       if (!s.started) {
