@@ -27,7 +27,7 @@ from typing import Any
 import av
 
 from video_ingest.fanout import PacketFanout, StreamInfo
-from video_ingest.remux import Fragment, FragmentMuxer, InitSegment, UnsupportedCodec
+from video_ingest.remux import Fragment, FragmentMuxer, InitSegment, UnsupportedCodec, make_muxer
 
 log = logging.getLogger("citywall.ingest.live")
 
@@ -390,7 +390,7 @@ class LiveRelay:
                 return
             self._close_muxer()
             try:
-                self._muxer = FragmentMuxer(info.stream)
+                self._muxer = make_muxer(info.stream)
             except UnsupportedCodec as exc:
                 self._post(self._on_end, (run, str(exc), LiveUnavailable(str(exc))))
             except Exception as exc:

@@ -36,6 +36,18 @@ const STATE_LABELS = {
   paused: ["暂停", "Paused"],
 };
 
+/** Split a relay MIME type into what MediaSource takes and the codec the server transcoded from (if any). */
+export function splitMime(raw) {
+  const parts = String(raw || "").split(";").map((p) => p.trim()).filter(Boolean);
+  let from = "";
+  const kept = parts.filter((p) => {
+    const m = /^cw-transcoded=(.+)$/.exec(p);
+    if (m) from = m[1].replace(/"/g, "");
+    return !m;
+  });
+  return { mime: kept.join("; "), from };
+}
+
 /** Why a tile is dark, for the overlay: the server's and the tile's own reasons in Chinese first. */
 export function reasonText(error) {
   const e = String(error || "");
@@ -75,6 +87,11 @@ TEMPLATE.innerHTML = `
     border-radius: 4px; background: #52606d; color: #fff; white-space: nowrap;
   }
   .badge .en { font-size: .72em; font-weight: 600; margin-left: 6px; }
+  .xcode {
+    flex: none; font-size: calc(var(--cw-badge-size) * .8); font-weight: 700; line-height: 1; padding: 5px 8px;
+    border-radius: 4px; background: #1e3a8a; color: #fff; white-space: nowrap;
+  }
+  .xcode[hidden] { display: none; }
   .badge.live { background: #16a34a; color: #fff; }
   .badge.connecting { background: #f5b400; color: #111; }
   .badge.connecting .en { color: #111; }
@@ -90,7 +107,7 @@ TEMPLATE.innerHTML = `
 </style>
 <video muted playsinline disablepictureinpicture></video>
 <div class="overlay" hidden><div class="zh">信号中断</div><div class="en">No signal</div><div class="why"></div></div>
-<div class="bar"><div class="name"></div><div class="badge"><span class="zh"></span><span class="en"></span></div></div>
+<div class="bar"><div class="name"></div><div class="xcode" hidden></div><div class="badge"><span class="zh"></span><span class="en"></span></div></div>
 `;
 
 /** Live camera tile; see the file header for attributes, events and stats. */
@@ -108,6 +125,7 @@ export class CwTile extends HTMLElement {
     this._badgeZh = root.querySelector(".badge .zh");
     this._badgeEn = root.querySelector(".badge .en");
     this._overlay = root.querySelector(".overlay");
+    this._xcode = root.querySelector(".xcode");
     this._why = root.querySelector(".overlay .why");
 
     this._state = "idle";
@@ -204,6 +222,7 @@ export class CwTile extends HTMLElement {
       buffered: this._bufferedSeconds(),
       paused: v.paused,
       lastError: this._lastError,
+      transcoded: this._transcoded || "",
     };
   }
 
@@ -292,7 +311,7 @@ export class CwTile extends HTMLElement {
     if (typeof data === "string") {
       let msg;
       try { msg = JSON.parse(data); } catch (_) { this._fail("bad text frame"); return; }
-      if (msg.type === "init") this._startMedia(String(msg.mime || ""));
+      if (msg.type === "init") this._startMedia(String(msg.mime || ""), msg.transcoded);
       else if (msg.type === "error") this._lastError = String(msg.error || "error");
       return;
     }
@@ -312,7 +331,11 @@ export class CwTile extends HTMLElement {
     this._pump();
   }
 
-  _startMedia(mime) {
+  _startMedia(rawMime, transcoded) {
+    // The relay marks transcoded video with a "; cw-transcoded=<codec>" MIME parameter (or an init-frame field);
+    // MediaSource must not see it.
+    const { mime, from } = splitMime(rawMime);
+    this._setTranscoded(transcoded || from);
     if (!("MediaSource" in window) || !MediaSource.isTypeSupported(mime)) {
       this._lastError = `不支持的视频编码 / Unsupported codec: ${mime}`;
       this._fail(this._lastError);
@@ -464,6 +487,15 @@ export class CwTile extends HTMLElement {
   }
 
   // ------------------------------------------------------------------------------------------ rendering
+
+  /** The "H.265→H.264 转码" badge: the server transcodes this camera for the browser (lower resolution). */
+  _setTranscoded(from) {
+    const codec = String(from || "");
+    this._transcoded = codec;
+    this._xcode.hidden = !codec;
+    this._xcode.textContent = codec ? `${codec === "hevc" ? "H.265" : codec.toUpperCase()}→H.264 转码` : "";
+    this._xcode.title = codec ? "服务器转码 / Transcoded by the server" : "";
+  }
 
   _setState(state) {
     const changed = state !== this._state;
