@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import async_playwright
 
+from demo.clock import ClockRtspServer
 from demo.scenes import SCENE_NAMES
 from demo.server import DemoRtspServer
 from tests.fixtures.browser import ChromiumProcess
@@ -201,3 +202,30 @@ async def test_camera_drop_shows_offline_and_recovers_quickly(wall_for, own_rtsp
     print(f"camera back -> tile playing: {took:.2f} s")
     assert took <= 8.0, took  # target 3 s; generous for a noisy CI machine (bench/bench_live_recovery.py measures)
     assert ingest.status("cam-r").state == "online"
+
+
+@pytest.fixture
+async def hevc_camera() -> AsyncIterator[ClockRtspServer]:
+    server = ClockRtspServer(("hevc",), width=1280, height=720, codec="h265", bitrate_kbps=1500)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_hevc_camera_plays_transcoded_with_a_badge(wall_for, hevc_camera):
+    ingest, page = await wall_for({"cam-h": hevc_camera.url("hevc")}, viewport=(1280, 720))
+    await show_tiles(page, ["cam-h"], width=640, height=360, columns=1)
+    await eventually(lambda: _all(page, lambda s: s["state"] == "live" and s["videoWidth"] > 0, 1),
+                     timeout=40, what="transcoded tile live")
+    s = (await tile_stats(page))[0]
+    assert (s["videoWidth"], s["videoHeight"]) == (640, 360) and s["transcoded"] == "hevc", s
+    assert ingest.status("cam-h").codec == "hevc"
+    badge = await page.evaluate(
+        "() => { const b = document.querySelector('cw-tile').shadowRoot.querySelector('.xcode');"
+        " return {hidden: b.hidden, text: b.textContent}; }")
+    assert badge == {"hidden": False, "text": "H.265→H.264 转码"}
+    t0 = s["currentTime"]
+    await asyncio.sleep(2.0)
+    assert (await tile_stats(page))[0]["currentTime"] > t0 + 1.0

@@ -7,8 +7,10 @@ decoded (PyAV, slice threads only — frame threads would hold frames back), sca
 up), and encoded with libx264 ``ultrafast``/``zerolatency`` (no B-frames, one keyframe a second), one fragment per
 frame. Decoding a GOP starts at a keyframe; frames that fail to decode are counted and skipped.
 
-Cost: one 720p25 HEVC camera to 640x360 H.264 takes ~25–35 % of one core here (bench/bench_transcode_cpu.py),
-some thirty times a remux, which is why it runs only while someone watches.
+Cost: one 720p25 HEVC camera to 640x360 H.264 took ~10 % of one core here on the mostly static clock scene
+(bench/bench_transcode_cpu.py; busier pictures cost more), ~14 times a remux, which is why it runs only while
+someone watches. It runs on the camera's demux thread (bounded work per packet, no waiting), so a camera that
+is transcoded delays only its own other sinks by the encode time of a frame.
 """
 
 from __future__ import annotations
