@@ -35,12 +35,17 @@ SEED = 7
 SCENES = ("vending", "bin_overflow", "road_occupation", "quiet_street")
 
 
-def cpu_seconds(pid: int) -> float:
-    """user+system CPU of ``pid`` (and its waited-for children), from /proc."""
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of ``pid`` (with its waited-for children), from /proc."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
-    return (utime + stime + cutime + cstime) / CLK
+    return (utime + cutime) / CLK, (stime + cstime) / CLK
+
+
+def cpu_seconds(pid: int) -> float:
+    """user+system CPU of ``pid`` (and its waited-for children), from /proc."""
+    return sum(cpu_split(pid))
 
 
 # ---------------------------------------------------------------------------------------------- the worker
@@ -135,20 +140,25 @@ def run(args: argparse.Namespace) -> int:
             frag0, _ = relay_fragments()
             frames0 = sum(ffmpeg_frames(tmp / f"ff{i}.progress") for i in range(len(procs)))
             c_ours0 = cpu_seconds(relay.pid)
+            sys0 = cpu_split(relay.pid)[1]
+            sys_ff0 = sum(cpu_split(p.pid)[1] for p in procs)
             c_ff0 = sum(cpu_seconds(p.pid) for p in procs)
             t0 = time.monotonic()
             time.sleep(args.window)
             dt = time.monotonic() - t0
             c_ours = (cpu_seconds(relay.pid) - c_ours0) / dt * 100
             c_ff = (sum(cpu_seconds(p.pid) for p in procs) - c_ff0) / dt * 100
+            sys_ours = (cpu_split(relay.pid)[1] - sys0) / dt * 100
+            sys_ff = (sum(cpu_split(p.pid)[1] for p in procs) - sys_ff0) / dt * 100
             frag1, least = relay_fragments()
             frames1 = sum(ffmpeg_frames(tmp / f"ff{i}.progress") for i in range(len(procs)))
             dead = [i for i, p in enumerate(procs) if p.poll() is not None]
             ours.append(c_ours)
             theirs.append(c_ff)
-            print(f"  window {rep + 1}: citywall {c_ours:5.1f} % ({(frag1 - frag0) / dt:5.0f} fragments/s, "
-                  f"slowest camera {least} total) | ffmpeg x{len(procs)} {c_ff:5.1f} % "
-                  f"(~{(frames1 - frames0) / dt:5.0f} frames/s){'; ffmpeg exited: ' + str(dead) if dead else ''}",
+            print(f"  window {rep + 1}: citywall {c_ours:5.1f} % (system {sys_ours:4.1f} %; "
+                  f"{(frag1 - frag0) / dt:5.0f} fragments/s, "
+                  f"slowest camera {least} total) | ffmpeg x{len(procs)} {c_ff:5.1f} % (system {sys_ff:4.1f} %; "
+                  f"~{(frames1 - frames0) / dt:5.0f} frames/s){'; ffmpeg exited: ' + str(dead) if dead else ''}",
                   flush=True)
         m_ours, m_ff = statistics.median(ours), statistics.median(theirs)
         print(f"citywall relay   median {m_ours:5.1f} % of one core ({m_ours / args.streams:.2f} % per stream)")

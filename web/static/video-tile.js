@@ -22,7 +22,7 @@ const DEAD_SOCKET_MS = 12000;       // no bytes for this long → drop the socke
 const KEEP_BEHIND_S = 10;           // buffer kept behind the playhead
 const JUMP_BEHIND_S = 1.0;          // further than this behind the live edge → jump (plus one fragment)
 const JUMP_TARGET_S = 0.15;         // where a jump lands, before the buffered end
-const LIVE_TARGET_S = 0.12;         // how far behind the buffered end playback is held (plus one fragment)
+const LIVE_TARGET_S = 0.08;         // how far behind the buffered end playback is held (plus one fragment)
 const CATCH_UP_GAIN = 0.5;          // playbackRate = 1 + gain × seconds beyond the target …
 const CATCH_UP_MAX_RATE = 1.25;     // … up to this; a stall in a busy browser is won back in a few seconds
 const MAX_QUEUED = 200;             // appends waiting; beyond this the tile re-syncs from a fresh keyframe
