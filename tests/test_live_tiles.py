@@ -22,7 +22,6 @@ from playwright.async_api import async_playwright
 from demo.clock import ClockRtspServer
 from demo.scenes import SCENE_NAMES
 from demo.server import DemoRtspServer
-from tests.fixtures.browser import ChromiumProcess
 from tests.live_page import login_page, overlay_shown, show_tiles, tile_stats
 from tests.test_wall_api import PASSWORD, evidence_dir, make_settings, store, wall_client  # noqa: F401
 from tests.waiting import eventually
@@ -30,15 +29,6 @@ from video_ingest.service import IngestService
 from wall.app import create_app
 
 pytestmark = pytest.mark.timeout(180)
-
-
-class Wall:
-    """An IngestService over ``sources`` behind a started wall server, and a logged-in Chromium page factory."""
-
-    def __init__(self, url: str, ingest: IngestService, browser: ChromiumProcess) -> None:
-        self.url = url
-        self.ingest = ingest
-        self.browser = browser
 
 
 @pytest.fixture
