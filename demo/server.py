@@ -63,13 +63,18 @@ class DemoRtspServer:
             raise RuntimeError("DemoRtspServer.url(): not started yet, the port is unknown")
         return f"rtsp://{self.host}:{self.port}/{name}"
 
+    def _command(self) -> list[str]:
+        """The child's command line (a subclass serving other media overrides this)."""
+        cmd = [SYSTEM_PYTHON, str(SCRIPT), "--host", self.host, "--port", str(self.port)]
+        for name, path in self.media.items():
+            cmd += ["--media", f"{name}={path}", "--fps", str(self.fps)]
+        return cmd
+
     def start(self) -> None:
         """Start the server and wait until it listens; ``RuntimeError`` (with its stderr) if it does not."""
         if self.running:
             return
-        cmd = [SYSTEM_PYTHON, str(SCRIPT), "--host", self.host, "--port", str(self.port)]
-        for name, path in self.media.items():
-            cmd += ["--media", f"{name}={path}", "--fps", str(self.fps)]
+        cmd = self._command()
         # A clean environment for Debian's python: the venv's variables must not leak into it.
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
         self._stderr.clear()

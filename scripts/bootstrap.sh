@@ -14,6 +14,7 @@ DEB_PACKAGES=(
   espeak-ng sox                                   # voice guidance: speech synthesis, audio checks
   fonts-noto-cjk                                  # Chinese text on the wall in the headless browser
   postgresql                                      # the production case store (tests start it for real)
+  ffmpeg                                          # the relay CPU benchmark's baseline (ffmpeg -c copy)
 )
 
 missing=()

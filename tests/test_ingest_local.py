@@ -129,7 +129,7 @@ def test_remux_skips_a_packet_whose_dts_does_not_increase(clip: Clip) -> None:
 def test_remux_refuses_hevc(hevc_file: Path) -> None:
     hevc = Clip(hevc_file)
     try:
-        with pytest.raises(UnsupportedCodec, match="camera sends HEVC; transcoding is not implemented yet"):
+        with pytest.raises(UnsupportedCodec, match="camera sends HEVC; a remux needs H.264"):
             FragmentMuxer(hevc.stream)
     finally:
         hevc.container.close()
@@ -422,15 +422,32 @@ async def test_camera_disconnect_ends_viewers_after_what_they_have(clip: Clip) -
         await asyncio.wait_for(reader, 2)
 
 
-async def test_hevc_camera_is_live_unavailable(hevc_file: Path) -> None:
+async def test_hevc_camera_is_transcoded_to_h264_for_every_viewer(hevc_file: Path) -> None:
     hevc = Clip(hevc_file)
     try:
         fanout = PacketFanout("cam")
         fanout.start_session(hevc.info())
         relay = LiveRelay("cam", fanout)
-        with pytest.raises(LiveUnavailable, match="camera sends HEVC; transcoding is not implemented yet"):
-            await asyncio.wait_for(relay.open(), 2)
-        assert not relay.running and fanout.sink_count == 0
+        opening = asyncio.create_task(relay.open())
+        await settle()
+        feed(fanout, hevc.packets[:12])
+        viewer = await asyncio.wait_for(opening, 5)
+        second = await asyncio.wait_for(relay.open(), 5)  # shares the one transcoder (GOP cache prefill)
+        assert viewer.mime.startswith('video/mp4; codecs="avc1.') and viewer.mime.endswith("; cw-transcoded=hevc")
+        assert second.mime == viewer.mime and second.init_segment == viewer.init_segment
+        feed(fanout, hevc.packets[12:])
+        await settle()
+        frags = await drain(viewer)
+        assert frags, "no transcoded fragments"
+        container = av.open(io.BytesIO(viewer.init_segment + b"".join(frags)))
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and (stream.codec_context.width, stream.codec_context.height) == (W, H)
+        assert len(list(container.decode(stream))) >= len(hevc.packets) - 5  # the encoder holds none back
+        container.close()
+        viewer.close()
+        second.close()
+        await settle()
+        assert not relay.running and fanout.sink_count == 0  # the transcoder stops with the last viewer
     finally:
         hevc.container.close()
 

@@ -44,7 +44,7 @@ class FragmentMuxer:
     def __init__(self, template: av.video.stream.VideoStream) -> None:
         codec = template.codec_context.name
         if codec == "hevc":
-            raise UnsupportedCodec("camera sends HEVC; transcoding is not implemented yet")
+            raise UnsupportedCodec("camera sends HEVC; a remux needs H.264 (the live relay transcodes HEVC)")
         if codec not in SUPPORTED_CODECS:
             raise UnsupportedCodec(f"camera sends {codec}; live view needs H.264")
         self._splitter = BoxSplitter()
@@ -92,7 +92,8 @@ class FragmentMuxer:
                     self._head.append(box.data)
                     if box.type == "moov":
                         data = b"".join(self._head)
-                        self.init = InitSegment(data, f'video/mp4; codecs="{avc_codec_string(data)}"')
+                        self.init = InitSegment(
+                            data, f'video/mp4; codecs="{avc_codec_string(data)}"{self._mime_suffix()}')
                         out.append(self.init)
                 continue
             if box.type == "moof":
@@ -105,6 +106,10 @@ class FragmentMuxer:
             # styp/sidx/mfra and the like carry nothing a live viewer needs
         return out
 
+    def _mime_suffix(self) -> str:
+        """Extra MIME parameters (the transcoder marks its output ``; cw-transcoded=<codec>``)."""
+        return ""
+
     def close(self) -> None:
         """Close the muxer (its trailer is discarded). Idempotent."""
         if not self.closed:
@@ -113,3 +118,12 @@ class FragmentMuxer:
                 self._out.close()
             except Exception:  # closing after a mux error may fail again; nothing is left to save
                 pass
+
+
+def make_muxer(template: av.video.stream.VideoStream) -> FragmentMuxer:
+    """A remuxer for H.264, a transcoder to H.264 for HEVC (browsers cannot be assumed to decode it);
+    :class:`UnsupportedCodec` for anything else."""
+    if template.codec_context.name == "hevc":
+        from video_ingest.transcode import TranscodingMuxer  # only cameras that need it pay for the import
+        return TranscodingMuxer(template)
+    return FragmentMuxer(template)

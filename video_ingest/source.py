@@ -1,6 +1,6 @@
 """CameraSource: one RTSP connection per camera stream, in its own thread, with reconnect and health.
 
-The thread opens the URL with PyAV (RTSP over TCP, no input buffering, open/read timeouts), demuxes video packets
+The thread opens the URL with PyAV (RTSP over TCP, no input buffering, FFmpeg socket timeouts), demuxes video packets
 into the camera's :class:`PacketFanout`, and treats both the end of the demux loop (a killed server ends it
 silently) and any error as a disconnect. It then waits an exponential backoff with jitter and tries again.
 
@@ -29,6 +29,11 @@ log = logging.getLogger("citywall.ingest.source")
 
 StatusCallback = Callable[[CameraStatus], None]
 
+RECONNECT_INITIAL_S = 0.25
+RECONNECT_MAX_S = 1.0
+"""A camera's reconnect delay doubles from 0.25 s to at most 1 s: a camera that comes back is pulled again within
+about a second (the wall's "back → playing within 3 s"); a dead one costs one refused connection a second."""
+
 
 class CameraSource:
     """Pulls one camera's video into ``self.fanout``; ``status()`` tells how it is going."""
@@ -44,7 +49,7 @@ class CameraSource:
         self.open_timeout_s = open_timeout_s
         self.read_timeout_s = read_timeout_s
         self.fanout = fanout or PacketFanout(camera_id)
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or Backoff(initial_s=RECONNECT_INITIAL_S, max_s=RECONNECT_MAX_S)
         self._on_status = on_status
         self._health = HealthTracker(camera_id, worker=worker, stale_after_s=read_timeout_s)
         self._lock = threading.Lock()
@@ -121,10 +126,14 @@ class CameraSource:
         options = {
             "rtsp_transport": "tcp",
             "fflags": "nobuffer",
-            # socket I/O timeout in microseconds (FFmpeg >= 5 calls it "timeout"; "stimeout" is gone)
-            "timeout": str(int(self.read_timeout_s * 1_000_000)),
+            # socket I/O timeout in microseconds (FFmpeg >= 5 calls it "timeout"; "stimeout" is gone): bounds the
+            # connect and every read of the RTSP exchange and of the stream
+            "timeout": str(int(min(self.open_timeout_s, self.read_timeout_s) * 1_000_000)),
         }
-        return av.open(self.url, options=options, timeout=(self.open_timeout_s, self.read_timeout_s))
+        # No PyAV-level timeout: PyAV's interrupt callback takes the GIL on every FFmpeg I/O check (a few dozen
+        # times per frame over RTSP/TCP), and with 16 camera threads that contention cost as much system CPU
+        # as the whole relay (bench/bench_relay_cpu.py). FFmpeg's own socket timeout bounds every step instead.
+        return av.open(self.url, options=options)
 
     def _pump(self, container: av.container.InputContainer) -> None:
         """One connection: announce the session, then demux until the loop ends, an error or stop."""
@@ -170,7 +179,8 @@ class CameraSource:
         # PyAV's timeout interrupts FFmpeg, which then reports whatever the interrupted step failed with (often
         # "Invalid data"), so a timeout is recognised by how long the step waited.
         waited = time.monotonic() - self._last_io
-        limit = self.read_timeout_s if self._connected_at is not None else self.open_timeout_s
+        limit = self.read_timeout_s if self._connected_at is not None else min(self.open_timeout_s,
+                                                                                 self.read_timeout_s)
         if isinstance(exc, (av.error.ExitError, TimeoutError)) or waited >= limit * 0.95:
             step = "read" if self._connected_at is not None else "open"
             text = f"timed out: no answer to {step} within {limit:g} s"

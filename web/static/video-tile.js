@@ -16,12 +16,15 @@
 // Read-only: tile.stats (see the getter).
 
 const BACKOFF_MIN_MS = 500;
-const BACKOFF_MAX_MS = 8000;
+const BACKOFF_MAX_MS = 2000;       // a camera that is back plays again within ~2 s even without a status push
 const NO_SIGNAL_MS = 5000;          // no bytes for this long → offline overlay
 const DEAD_SOCKET_MS = 12000;       // no bytes for this long → drop the socket and reconnect
 const KEEP_BEHIND_S = 10;           // buffer kept behind the playhead
 const JUMP_BEHIND_S = 1.0;          // further than this behind the live edge → jump (plus one fragment)
-const JUMP_TARGET_S = 0.2;          // where a jump lands, before the buffered end
+const JUMP_TARGET_S = 0.15;         // where a jump lands, before the buffered end
+const LIVE_TARGET_S = 0.08;         // how far behind the buffered end playback is held (plus one fragment)
+const CATCH_UP_GAIN = 0.5;          // playbackRate = 1 + gain × seconds beyond the target …
+const CATCH_UP_MAX_RATE = 1.25;     // … up to this; a stall in a busy browser is won back in a few seconds
 const MAX_QUEUED = 200;             // appends waiting; beyond this the tile re-syncs from a fresh keyframe
 const TICK_MS = 250;
 
@@ -32,6 +35,18 @@ const STATE_LABELS = {
   offline: ["离线", "Offline"],
   paused: ["暂停", "Paused"],
 };
+
+/** Split a relay MIME type into what MediaSource takes and the codec the server transcoded from (if any). */
+export function splitMime(raw) {
+  const parts = String(raw || "").split(";").map((p) => p.trim()).filter(Boolean);
+  let from = "";
+  const kept = parts.filter((p) => {
+    const m = /^cw-transcoded=(.+)$/.exec(p);
+    if (m) from = m[1].replace(/"/g, "");
+    return !m;
+  });
+  return { mime: kept.join("; "), from };
+}
 
 /** Why a tile is dark, for the overlay: the server's and the tile's own reasons in Chinese first. */
 export function reasonText(error) {
@@ -72,6 +87,11 @@ TEMPLATE.innerHTML = `
     border-radius: 4px; background: #52606d; color: #fff; white-space: nowrap;
   }
   .badge .en { font-size: .72em; font-weight: 600; margin-left: 6px; }
+  .xcode {
+    flex: none; font-size: calc(var(--cw-badge-size) * .8); font-weight: 700; line-height: 1; padding: 5px 8px;
+    border-radius: 4px; background: #1e3a8a; color: #fff; white-space: nowrap;
+  }
+  .xcode[hidden] { display: none; }
   .badge.live { background: #16a34a; color: #fff; }
   .badge.connecting { background: #f5b400; color: #111; }
   .badge.connecting .en { color: #111; }
@@ -87,7 +107,7 @@ TEMPLATE.innerHTML = `
 </style>
 <video muted playsinline disablepictureinpicture></video>
 <div class="overlay" hidden><div class="zh">信号中断</div><div class="en">No signal</div><div class="why"></div></div>
-<div class="bar"><div class="name"></div><div class="badge"><span class="zh"></span><span class="en"></span></div></div>
+<div class="bar"><div class="name"></div><div class="xcode" hidden></div><div class="badge"><span class="zh"></span><span class="en"></span></div></div>
 `;
 
 /** Live camera tile; see the file header for attributes, events and stats. */
@@ -105,6 +125,7 @@ export class CwTile extends HTMLElement {
     this._badgeZh = root.querySelector(".badge .zh");
     this._badgeEn = root.querySelector(".badge .en");
     this._overlay = root.querySelector(".overlay");
+    this._xcode = root.querySelector(".xcode");
     this._why = root.querySelector(".overlay .why");
 
     this._state = "idle";
@@ -114,7 +135,7 @@ export class CwTile extends HTMLElement {
     this._retryTimer = 0;
     this._tickTimer = 0;
     this._visible = true;          // IntersectionObserver says the tile is on screen
-    this._counters = { fragments: 0, reconnects: 0, bytes: 0, jumps: 0, resyncs: 0, trims: 0 };
+    this._counters = { fragments: 0, reconnects: 0, bytes: 0, jumps: 0, resyncs: 0, trims: 0, rateChanges: 0, batched: 0 };
     this._lastError = "";
     this._lastDataAt = 0;
     this._connected = false;       // in the document
@@ -190,6 +211,9 @@ export class CwTile extends HTMLElement {
       jumps: this._counters.jumps,
       resyncs: this._counters.resyncs,
       trims: this._counters.trims,
+      rateChanges: this._counters.rateChanges,
+      batched: this._counters.batched,
+      playbackRate: v.playbackRate,
       queued: this._session ? this._session.queue.length : 0,
       currentTime: v.currentTime,
       videoWidth: v.videoWidth,
@@ -198,6 +222,7 @@ export class CwTile extends HTMLElement {
       buffered: this._bufferedSeconds(),
       paused: v.paused,
       lastError: this._lastError,
+      transcoded: this._transcoded || "",
     };
   }
 
@@ -286,7 +311,7 @@ export class CwTile extends HTMLElement {
     if (typeof data === "string") {
       let msg;
       try { msg = JSON.parse(data); } catch (_) { this._fail("bad text frame"); return; }
-      if (msg.type === "init") this._startMedia(String(msg.mime || ""));
+      if (msg.type === "init") this._startMedia(String(msg.mime || ""), msg.transcoded);
       else if (msg.type === "error") this._lastError = String(msg.error || "error");
       return;
     }
@@ -306,7 +331,11 @@ export class CwTile extends HTMLElement {
     this._pump();
   }
 
-  _startMedia(mime) {
+  _startMedia(rawMime, transcoded) {
+    // The relay marks transcoded video with a "; cw-transcoded=<codec>" MIME parameter (or an init-frame field);
+    // MediaSource must not see it.
+    const { mime, from } = splitMime(rawMime);
+    this._setTranscoded(transcoded || from);
     if (!("MediaSource" in window) || !MediaSource.isTypeSupported(mime)) {
       this._lastError = `不支持的视频编码 / Unsupported codec: ${mime}`;
       this._fail(this._lastError);
@@ -341,8 +370,23 @@ export class CwTile extends HTMLElement {
         s.sb.remove(item.start, item.end);
       } else {
         s.endBefore = this._bufferedEnd();
-        s.sb.appendBuffer(item.data);
+        let data = item.data;
+        let count = 1;
+        if (item.kind === "fragment" && s.queue.length && s.queue[0].kind === "fragment") {
+          // Fragments that piled up while the SourceBuffer was busy go in one append: a page with 16 tiles
+          // makes ~400 appends a second otherwise, and a busy main thread falls behind on the events alone.
+          const parts = [item.data];
+          while (s.queue.length && s.queue[0].kind === "fragment") parts.push(s.queue.shift().data);
+          const joined = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+          let at = 0;
+          for (const p of parts) { joined.set(new Uint8Array(p), at); at += p.byteLength; }
+          data = joined;
+          count = parts.length;
+          this._counters.batched += count - 1;
+        }
+        s.sb.appendBuffer(data);
         s.appending = item.kind;
+        s.appendingCount = count;
       }
     } catch (err) {
       if (err.name === "QuotaExceededError") {
@@ -356,10 +400,10 @@ export class CwTile extends HTMLElement {
     if (s.dead || this._session !== s) return;
     if (s.appending === "fragment") {
       s.appending = null;
-      this._counters.fragments += 1;
+      this._counters.fragments += s.appendingCount || 1;
       const end = this._bufferedEnd();
       if (s.endBefore !== null && end !== null && end > s.endBefore) {
-        const d = end - s.endBefore;
+        const d = (end - s.endBefore) / (s.appendingCount || 1);
         s.fragDur = s.fragDur ? s.fragDur * 0.8 + d * 0.2 : d;
       }
       if (!s.started) {
@@ -404,7 +448,8 @@ export class CwTile extends HTMLElement {
     return end === null ? 0 : Math.max(0, end - this.video.currentTime);
   }
 
-  /** Hold playback at the live edge: jump when far behind, play 10% faster when a little behind. */
+  /** Hold playback at the live edge: jump when far behind; when a little behind, play faster in proportion
+   *  (every decoder stall in a busy browser would otherwise add its length to the latency for good). */
   _keepLive(s) {
     const v = this.video;
     const b = s.sb?.buffered;
@@ -418,8 +463,12 @@ export class CwTile extends HTMLElement {
       this._counters.jumps += 1;
       v.playbackRate = 1;
     } else {
-      const rate = behind > 0.5 + s.fragDur ? 1.1 : 1;
-      if (v.playbackRate !== rate) v.playbackRate = rate;
+      const excess = behind - (LIVE_TARGET_S + s.fragDur);
+      const rate = excess > 0.03 ? Math.min(CATCH_UP_MAX_RATE, 1 + Math.round(CATCH_UP_GAIN * excess * 20) / 20 + 0.05) : 1;
+      if (v.playbackRate !== rate) {
+        v.playbackRate = rate;
+        this._counters.rateChanges += 1;
+      }
     }
     if (v.paused && s.started) v.play().catch(() => {});
   }
@@ -438,6 +487,15 @@ export class CwTile extends HTMLElement {
   }
 
   // ------------------------------------------------------------------------------------------ rendering
+
+  /** The "H.265→H.264 转码" badge: the server transcodes this camera for the browser (lower resolution). */
+  _setTranscoded(from) {
+    const codec = String(from || "");
+    this._transcoded = codec;
+    this._xcode.hidden = !codec;
+    this._xcode.textContent = codec ? `${codec === "hevc" ? "H.265" : codec.toUpperCase()}→H.264 转码` : "";
+    this._xcode.title = codec ? "服务器转码 / Transcoded by the server" : "";
+  }
 
   _setState(state) {
     const changed = state !== this._state;

@@ -1,0 +1,121 @@
+"""TranscodingMuxer: HEVC (H.265) camera → H.264 fMP4 at tile size, for browsers that cannot decode HEVC.
+
+Same interface as :class:`video_ingest.remux.FragmentMuxer` (``feed(packet)`` → init segment / fragments), so the
+:class:`video_ingest.live.LiveRelay` uses it unchanged: it exists only while the relay has viewers (the first
+viewer starts it, the last one stops it) and one instance serves every viewer of the camera. Each packet is
+decoded (PyAV, slice threads only — frame threads would hold frames back), scaled to fit ``TILE_SIZE`` (never
+up), and encoded with libx264 ``ultrafast``/``zerolatency`` (no B-frames, one keyframe a second), one fragment per
+frame. Decoding a GOP starts at a keyframe; frames that fail to decode are counted and skipped.
+
+Cost: one 720p25 HEVC camera to 640x360 H.264 took ~10 % of one core here on the mostly static clock scene
+(bench/bench_transcode_cpu.py; busier pictures cost more), ~14 times a remux, which is why it runs only while
+someone watches. It runs on the camera's demux thread (bounded work per packet, no waiting), so a camera that
+is transcoded delays only its own other sinks by the encode time of a frame.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+
+from video_ingest.mp4 import BoxSplitter
+from video_ingest.remux import MOVFLAGS, Fragment, FragmentMuxer, InitSegment
+
+TILE_SIZE = (640, 360)
+TRANSCODE_FROM = ("hevc",)
+X264_OPTIONS = {"preset": "ultrafast", "tune": "zerolatency", "bf": "0", "g": "25", "profile": "baseline"}
+
+
+def fit_within(width: int, height: int, box: tuple[int, int] = TILE_SIZE) -> tuple[int, int]:
+    """The size (even numbers) that fits ``width``×``height`` inside ``box`` keeping the aspect; never larger."""
+    if width <= 0 or height <= 0:
+        raise ValueError(f"bad source size {width}x{height}")
+    scale = min(1.0, box[0] / width, box[1] / height)
+    return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
+
+
+class TranscodingMuxer(FragmentMuxer):
+    """Decodes a camera's packets and re-encodes them as H.264 fMP4 fragments (see the module docstring)."""
+
+    def __init__(self, template: av.video.stream.VideoStream, fps: int = 25) -> None:  # noqa: D107
+        ctx = template.codec_context
+        self.source_codec = ctx.name
+        self._decoder = av.CodecContext.create(ctx.name, "r")
+        if ctx.extradata:
+            self._decoder.extradata = ctx.extradata
+        self._decoder.thread_type = "SLICE"
+        self._time_base = Fraction(template.time_base or Fraction(1, 90000))
+        self._fps = fps
+        self._size: tuple[int, int] | None = None
+        self._splitter = BoxSplitter()
+        self._out = av.open(self._splitter, "w", format="mp4", options={"movflags": MOVFLAGS})
+        self._stream = None
+        self._offset: int | None = None
+        self._last_pts: int | None = None
+        self._head: list[bytes] = []
+        self._moof: bytes | None = None
+        self.init: InitSegment | None = None
+        self.skipped = 0
+        """Packets skipped before the first keyframe or without timestamps, and frames with non-increasing pts."""
+        self.decode_errors = 0
+        self.frames = 0
+        self.closed = False
+
+    def _open_encoder(self, width: int, height: int) -> None:
+        self._size = fit_within(width, height)
+        stream = self._out.add_stream("libx264", rate=self._fps, options=dict(X264_OPTIONS))
+        stream.width, stream.height = self._size
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = self._time_base
+        stream.time_base = self._time_base
+        self._stream = stream
+
+    def feed(self, packet: av.Packet) -> list[InitSegment | Fragment]:
+        """Decode ``packet`` (not modified), encode what it yields, return the segments completed."""
+        if self.closed:
+            return []
+        if self._offset is None:
+            if not packet.is_keyframe or packet.dts is None:
+                self.skipped += 1
+                return []
+            self._offset = packet.pts if packet.pts is not None else packet.dts
+        copy = av.Packet(bytes(packet))
+        copy.pts, copy.dts, copy.time_base = packet.pts, packet.dts, packet.time_base
+        try:
+            frames = self._decoder.decode(copy)
+        except av.error.FFmpegError:
+            self.decode_errors += 1
+            return []
+        for frame in frames:
+            pts = frame.pts if frame.pts is not None else packet.dts
+            if pts is None:
+                self.skipped += 1
+                continue
+            pts -= self._offset
+            if pts < 0 or (self._last_pts is not None and pts <= self._last_pts):
+                self.skipped += 1
+                continue
+            self._last_pts = pts
+            if self._stream is None:
+                self._open_encoder(frame.width, frame.height)
+            assert self._size is not None and self._stream is not None
+            out = frame.reformat(width=self._size[0], height=self._size[1], format="yuv420p")
+            out.pts, out.time_base = pts, self._time_base
+            out.pict_type = av.video.frame.PictureType.NONE
+            for encoded in self._stream.encode(out):
+                self._out.mux(encoded)
+            self.frames += 1
+        return self._collect()
+
+    def _mime_suffix(self) -> str:
+        return f"; cw-transcoded={self.source_codec}"
+
+    def close(self) -> None:
+        """Close the encoder and muxer (their tails are discarded). Idempotent."""
+        if not self.closed:
+            self.closed = True
+            try:
+                self._out.close()
+            except Exception:  # closing mid-stream may fail; nothing is left to save
+                pass
