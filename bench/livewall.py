@@ -30,7 +30,7 @@ from broker.embedded import EmbeddedRedis  # noqa: E402
 from cases.store import CaseStore  # noqa: E402
 from config import parse_settings  # noqa: E402
 from tests.fixtures.browser import start_chromium  # noqa: E402
-from tests.live_page import login_page, show_tiles, tile_stats  # noqa: E402,F401
+from tests.live_page import login_page, show_tiles  # noqa: E402,F401
 from video_ingest.service import IngestService  # noqa: E402
 from wall.app import create_app  # noqa: E402
 from wall.passwords import hash_password  # noqa: E402

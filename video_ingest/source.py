@@ -126,6 +126,9 @@ class CameraSource:
         options = {
             "rtsp_transport": "tcp",
             "fflags": "nobuffer",
+            # Probe the stream for at most 1 s (FFmpeg's default is 5 s): H.264 parameters come from the SDP or the
+            # first keyframe, and a 1 fps camera otherwise took ~7 s to open.
+            "analyzeduration": "1000000",
             # socket I/O timeout in microseconds (FFmpeg >= 5 calls it "timeout"; "stimeout" is gone): bounds the
             # connect and every read of the RTSP exchange and of the stream
             "timeout": str(int(min(self.open_timeout_s, self.read_timeout_s) * 1_000_000)),
