@@ -213,10 +213,11 @@ class ObjectRole(str, Enum):
 
 class DetectorModel(Strict):
     """A detection model (detectors.models): ``onnx`` = a user's YOLO-style .onnx file with a class map;
-    ``hog`` = OpenCV's built-in HOG people detector (no file)."""
+    ``ultralytics`` = a user's .pt through the optional ultralytics extra; ``hog`` = OpenCV's built-in HOG people
+    detector (no file)."""
 
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    backend: str = Field(default="onnx", pattern=r"^(onnx|hog)$")
+    backend: str = Field(default="onnx", pattern=r"^(onnx|ultralytics|hog)$")
     path: Path | None = None
     class_map: dict[str, ObjectRole] = Field(default_factory=dict,
                                              description="model class name (or index) -> role")
@@ -227,8 +228,8 @@ class DetectorModel(Strict):
 
     @model_validator(mode="after")
     def _needs_file(self) -> "DetectorModel":
-        if self.backend == "onnx" and (self.path is None or not self.class_map):
-            raise ValueError("an onnx model needs path and a non-empty class_map")
+        if self.backend in ("onnx", "ultralytics") and (self.path is None or not self.class_map):
+            raise ValueError(f"an {self.backend} model needs path and a non-empty class_map")
         return self
 
 

@@ -245,10 +245,57 @@ class HogPersonBackend:
         return _detections(xyxy[k], score[k], np.zeros(len(k), np.int64), {0: "person"})
 
 
+class UltralyticsBackend:
+    """A user's ultralytics model (.pt) through the optional ``ultralytics`` extra, same interface and class map.
+
+    ONNX is the default because it is lighter and faster on CPU (DESIGN.md), and because registry torchvision
+    builds break ultralytics' ``predict()`` on CPU-only machines (``torchvision::nms does not exist``); exporting
+    the .pt with ``yolo export format=onnx`` and using ``backend: onnx`` avoids both. This adapter is for sites
+    whose torch/torchvision pair works.
+    """
+
+    def __init__(self, path: str | Path, class_map: Mapping[str, str], *, name: str | None = None,
+                 confidence: float = 0.25, iou: float = 0.45, max_batch: int = 16) -> None:
+        self.path = Path(path)
+        self.name = name or self.path.stem
+        if not self.path.is_file():
+            raise ModelError(f"{self.path}: no such model file")
+        try:
+            from ultralytics import YOLO
+        except ImportError as exc:
+            raise ModelError(f"{self.path}: ultralytics is not installed (pip install 'citywall[ultralytics]'; "
+                             f"or export the model to ONNX and use backend: onnx)") from exc
+        try:
+            self.model = YOLO(str(self.path))
+        except Exception as exc:
+            raise ModelError(f"{self.path}: not a usable ultralytics model ({str(exc)[:200]})") from exc
+        names = {int(k): str(v) for k, v in (getattr(self.model, "names", None) or {}).items()}
+        self.index_roles = resolve_class_map(class_map, names or None, len(names), str(self.path))
+        self.roles = frozenset(self.index_roles.values())
+        self.confidence, self.iou, self.max_batch = confidence, iou, max_batch
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        out: list[Detections] = []
+        for i in range(0, len(images), self.max_batch):
+            batch = list(images[i:i + self.max_batch])
+            for res in self.model.predict(batch, conf=self.confidence, iou=self.iou, verbose=False):
+                boxes = res.boxes
+                xyxy = boxes.xyxyn.cpu().numpy().astype(np.float32)
+                score = boxes.conf.cpu().numpy().astype(np.float32)
+                cls = boxes.cls.cpu().numpy().astype(np.int64)
+                keep = np.array([int(c) in self.index_roles for c in cls], bool)
+                out.append(_detections(xyxy[keep], score[keep], cls[keep], self.index_roles))
+        return out
+
+
 def load_backend(cfg: DetectorModel) -> DetectorBackend:
     """The backend a ``detection.models`` entry describes."""
     if cfg.backend == "hog":
         return HogPersonBackend(confidence=cfg.confidence, iou=cfg.iou)
+    if cfg.backend == "ultralytics":
+        assert cfg.path is not None
+        return UltralyticsBackend(cfg.path, {k: v.value for k, v in cfg.class_map.items()}, name=cfg.id,
+                                  confidence=cfg.confidence, iou=cfg.iou, max_batch=cfg.max_batch)
     assert cfg.path is not None  # the schema requires it for onnx
     return OnnxBackend(cfg.path, {k: v.value for k, v in cfg.class_map.items()}, name=cfg.id,
                        input_size=cfg.input_size, confidence=cfg.confidence, iou=cfg.iou, max_batch=cfg.max_batch)

@@ -240,8 +240,25 @@ def test_several_configured_models_answer_as_one(tmp_path):
     assert [sorted(d.data["role"].tolist()) for d in dets] == [["stall", "vehicle"]] * 3
 
 
+def test_an_ultralytics_model_without_the_extra_says_how_to_get_it(tmp_path):
+    try:
+        import ultralytics  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("ultralytics is installed here; this test covers machines without the extra")
+    pt = tmp_path / "street.pt"
+    pt.write_bytes(b"not checked before the import")
+    cfg = DetectorModel(id="street", backend="ultralytics", path=pt, class_map={"stall": "stall"})
+    with pytest.raises(ModelError, match=r"ultralytics is not installed .*citywall\[ultralytics\].*backend: onnx"):
+        load_backend(cfg)
+    with pytest.raises(ModelError, match="no such model file"):
+        load_backend(cfg.model_copy(update={"path": tmp_path / "missing.pt"}))
+
+
 @pytest.mark.parametrize("entry, words", [
     ({"id": "m", "backend": "onnx", "class_map": {"x": "person"}}, ["needs path"]),
+    ({"id": "m", "backend": "ultralytics", "class_map": {"x": "person"}}, ["needs path"]),
     ({"id": "m", "path": "m.onnx", "class_map": {"x": "wizard"}}, ["class_map"]),
     ({"id": "m", "backend": "tflite"}, ["backend"]),
 ])
