@@ -447,6 +447,15 @@ class CaseStore:
                 [*args, limit, offset]).fetchall()]
             return _read_cases(db, ids, now), total
 
+    def counts(self, now: float) -> dict[str, Any]:
+        """``{"by_state": {state: n}, "overdue": n}`` (open past their deadline at ``now``), for metrics."""
+        with self._guard() as db:
+            by_state = {str(state): int(n) for state, n in
+                        db.execute("SELECT state, COUNT(*) FROM cases GROUP BY state").fetchall()}
+            overdue = db.execute("SELECT COUNT(*) FROM cases WHERE is_open = 1 AND deadline_at < ?",
+                                 (now,)).fetchone()[0]
+        return {"by_state": by_state, "overdue": int(overdue)}
+
     def pending_events(self, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:
         """Outbox entries not yet published, oldest first, as (seq, CaseEvent dict)."""
         with self._guard() as db:

@@ -6,6 +6,7 @@ metric names lives here; the rooms keep plain counters and know nothing of Prome
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from wall.metrics import Family, family
 if TYPE_CHECKING:
     from broker.bus import Bus
     from broker.leases import LeaseKeeper
+    from cases.store import CaseStore
     from cases.worker import CaseWorker
     from detectors.worker import DetectionWorker
     from video_ingest.service import IngestService
@@ -100,6 +102,20 @@ def case_worker_metrics(worker: CaseWorker) -> Callable[[], Iterable[Family]]:
             family("citywall_case_worker_malformed_total", "counter", "Malformed alarm entries", st.malformed),
             family("citywall_case_worker_failed_total", "counter", "Filing failures", st.failed),
             family("citywall_case_events_published_total", "counter", "Case events published", st.published),
+        ]
+
+    return provide
+
+
+def case_store_metrics(store: CaseStore, clock: Callable[[], float] = time.time) -> Callable[[], Iterable[Family]]:
+    """Cases by workflow state and how many open ones are past their deadline (one small query per scrape)."""
+
+    def provide() -> list[Family]:
+        c = store.counts(clock())
+        return [
+            family("citywall_cases", "gauge", "Cases by workflow state",
+                   [({"state": st}, n) for st, n in sorted(c["by_state"].items())]),
+            family("citywall_cases_overdue", "gauge", "Open cases past their deadline", c["overdue"]),
         ]
 
     return provide

@@ -21,11 +21,13 @@ The roles need configured brokers: the private redis-server/mosquitto of ``cityw
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -36,7 +38,7 @@ from broker.mqtt_bridge import MqttBridge
 from cases.store import CaseStore
 from cases.webhooks import WebhookSender
 from cases.worker import CaseWorker, build_filer
-from citywall.metrics import bus_metrics, lease_metrics
+from citywall.metrics import bus_metrics, case_store_metrics, case_worker_metrics, lease_metrics
 from citywall.supervise import supervise
 from citywall.up import follow_rejections
 from config import ConfigError, Settings, redact_url
@@ -261,7 +263,7 @@ async def run_wall(settings: Settings, *, host: str, port: int) -> None:
     live = RemoteLiveHub(bus.redis, bus.prefix, [c.id for c in settings.cameras if c.enabled],
                          settings.cluster.token)
     app = create_app(settings, bus=bus, cases=store, live=live, evidence_dir=settings.storage.evidence_dir,
-                     metric_providers=[bus_metrics(bus)],
+                     metric_providers=[bus_metrics(bus), case_store_metrics(store)],
                      sessions=RedisSessions(bus.redis, bus.prefix, settings.wall.session_ttl_s))
     # Every wall server follows the screens; the one holding the "wall" lease also drives tours and pop-ups.
     screens = app[SCREENS]
@@ -332,6 +334,40 @@ class Singleton:
             await self._halt()
 
 
+@contextlib.asynccontextmanager
+async def ops_server(host: str, providers: list[Callable[[], Any]],
+                     health: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]) -> AsyncIterator[str]:
+    """``/health`` (200 ready / 503 not, with details) and ``/metrics`` of a role with no other HTTP server, on
+    ``host`` and a free port; yields its base URL."""
+
+    async def health_route(_request: web.Request) -> web.Response:
+        ready, body = await health()
+        return web.json_response({"ready": ready, **body}, status=200 if ready else 503)
+
+    async def metrics_route(_request: web.Request) -> web.Response:
+        return scrape([], providers)
+
+    app = web.Application()
+    app.router.add_get("/health", health_route)
+    app.router.add_get("/metrics", metrics_route)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, 0)
+        await site.start()
+        yield f"http://{host}:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+async def _bus_health(bus: Bus) -> tuple[bool, dict[str, Any]]:
+    try:
+        await bus.ping()
+        return True, {"bus": "ok"}
+    except Exception as exc:  # BusUnavailable: the message is already redacted
+        return False, {"bus": str(exc)[:200]}
+
+
 async def run_bridge(settings: Settings, *, name: str) -> None:
     require_cluster(settings, "bridge")
     if not settings.brokers.mqtt_url:
@@ -342,10 +378,18 @@ async def run_bridge(settings: Settings, *, name: str) -> None:
     def bridge(stop: asyncio.Event) -> Awaitable[None]:
         return MqttBridge(bus, settings.brokers.mqtt_url, prefix=settings.brokers.topic_prefix).run(stop)
 
-    print(f"citywall bridge {name}: {redact_url(settings.brokers.redis_url)} → "
-          f"{redact_url(settings.brokers.mqtt_url)}", flush=True)
+    single = Singleton(bus, settings, pool="bridge", name=name, make=bridge)
+
+    async def health() -> tuple[bool, dict[str, Any]]:
+        ok, body = await _bus_health(bus)
+        return ok, {**body, "active": "bridge" in single.keeper.held}
+
     try:
-        await _with_signals(Singleton(bus, settings, pool="bridge", name=name, make=bridge).run)
+        async with ops_server(settings.cluster.live_host, [bus_metrics(bus), lease_metrics(single.keeper)],
+                              health) as ops:
+            print(f"citywall bridge {name}: {redact_url(settings.brokers.redis_url)} → "
+                  f"{redact_url(settings.brokers.mqtt_url)}; health at {ops}/health", flush=True)
+            await _with_signals(single.run)
     finally:
         await bus.close()
 
@@ -361,12 +405,24 @@ async def run_cases(settings: Settings, *, name: str) -> None:
         worker = CaseWorker(store, build_filer(settings, store), bus, consumer=name)
         webhooks = Singleton(bus, settings, pool="webhooks", name=name,
                              make=lambda stop: WebhookSender(store, settings.webhooks).run(stop))
-        print(f"citywall cases {name}: consuming alarms from {redact_url(settings.brokers.redis_url)}", flush=True)
+
+        async def health() -> tuple[bool, dict[str, Any]]:
+            ok, body = await _bus_health(bus)
+            try:
+                await asyncio.to_thread(store.counts, time.time())
+                body["cases"] = "ok"
+            except Exception as exc:  # StoreError: credentials already redacted
+                ok, body["cases"] = False, str(exc)[:200]
+            return ok, body
 
         async def main(stop: asyncio.Event) -> None:
             await asyncio.gather(supervise("cases", lambda: worker.run(stop), stop), webhooks.run(stop))
 
-        await _with_signals(main)
+        async with ops_server(settings.cluster.live_host, [case_worker_metrics(worker), case_store_metrics(store),
+                                                           bus_metrics(bus)], health) as ops:
+            print(f"citywall cases {name}: consuming alarms from {redact_url(settings.brokers.redis_url)}; "
+                  f"health at {ops}/health", flush=True)
+            await _with_signals(main)
     finally:
         store.close()
         await bus.close()

@@ -262,3 +262,14 @@ def test_postgres_store_reconnects_after_losing_its_connection(postgres_url):
     _insert(s, _case(2))
     assert s.list_cases()[1] == 2 and s._conn.info.backend_pid != pid
     s.close()
+
+
+def test_counts_by_state_and_overdue(store):
+    _insert(store, _case(1))                      # deadline T0 + 60 + 7200
+    _insert(store, _case(2, state="handling"))    # deadline T0 + 120 + 7200
+    _insert(store, _case(3))
+    with store.transaction() as tx:
+        tx.update_case("case-003", T0 + 500, state="closed")
+    assert store.counts(T0) == {"by_state": {"dispatched": 1, "handling": 1, "closed": 1}, "overdue": 0}
+    assert store.counts(T0 + 60 + 7201)["overdue"] == 1
+    assert store.counts(T0 + 10**6)["overdue"] == 2  # the closed case is never overdue

@@ -147,10 +147,15 @@ async def test_a_cluster_shares_cameras_fails_over_survives_redis_and_files_ever
     walls = [start("wall", "--port", "0") for _ in range(2)]
     url_a, url_b = (re.search(r"(http://\S+)/wall", w.first_line()).group(1) for w in walls)
     cases = start("cases", "--name", "cases-test")
-    assert "consuming alarms" in cases.first_line()
+    banner = cases.first_line()
+    assert "consuming alarms" in banner
+    cases_ops = re.search(r"health at (http://\S+)/health", banner).group(1)
     bridges = [start("bridge", "--name", f"b{i}") for i in (1, 2)]
+    bridge_ops = []
     for b in bridges:
-        assert "→" in b.first_line()
+        banner = b.first_line()
+        assert "→" in banner
+        bridge_ops.append(re.search(r"health at (http://\S+)/health", banner).group(1))
     mqtt_alarms = await asyncio.to_thread(Subscriber, cluster["mqtt_url"], f"{prefix}/alarms/#")
 
     # The test's own reader rides through the Redis restart below like the roles do.
@@ -172,6 +177,17 @@ async def test_a_cluster_shares_cameras_fails_over_survives_redis_and_files_ever
                 assert "citywall_leases_held 6" in await resp.text()
             async with plain.get(f"{w1_live}/internal/live/{health['cameras'][0]}") as resp:
                 assert resp.status == 401  # the cluster token is required
+            # Every role answers /health; exactly one bridge is active.
+            async with plain.get(f"{cases_ops}/health") as resp:
+                assert resp.status == 200 and (await resp.json())["cases"] == "ok"
+            async with plain.get(f"{cases_ops}/metrics") as resp:
+                assert "# TYPE citywall_cases gauge" in await resp.text()
+            active = []
+            for ops in bridge_ops:
+                async with plain.get(f"{ops}/health") as resp:
+                    assert resp.status == 200
+                    active.append((await resp.json())["active"])
+            assert sorted(active) == [False, True]
         bridge_holder = await client.get(f"{prefix}:bridge:lease:bridge")
         assert bridge_holder in ("b1", "b2")
 

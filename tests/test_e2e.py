@@ -15,8 +15,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import pytest
 import yaml
 
 from demo.scenes import make_scene
+from tests.stack import run_up
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -86,29 +85,7 @@ def stack(tmp_path_factory, demo_media):
     config = tmp / "e2e.yaml"
     config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "citywall.cli", "up", "--config", str(config), "--port", "0"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=open(tmp / "stderr.log", "wb"), text=True,
-    )
-    url = None
-    deadline = time.monotonic() + 120
-    lines = []
-    while time.monotonic() < deadline and proc.poll() is None:
-        line = proc.stdout.readline()
-        lines.append(line)
-        m = re.search(r"wall:\s+(http://\S+)/wall", line)
-        if m:
-            url = m.group(1)
-        if url and "Ctrl-C" in line:
-            break
-    if url is None:
-        proc.kill()
-        raise AssertionError("stack did not start:\n" + "".join(lines) + (tmp / "stderr.log").read_text()[-4000:])
-    started = time.monotonic()
-    yield {"url": url, "proc": proc, "started": started, "stderr": tmp / "stderr.log", "banner": "".join(lines)}
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    yield from run_up(config, tmp)
 
 
 async def _login(session: aiohttp.ClientSession, url: str, password: str = "citywall") -> aiohttp.ClientResponse:
@@ -146,7 +123,7 @@ async def test_metrics_report_every_room(stack):
     text = await eventually(cameras_up, timeout=60, what="four demo cameras up, the unreachable one down")
     for name in ("citywall_camera_fps", "citywall_detector_frames_analysed_total", "citywall_ws_clients",
                  "citywall_case_worker_received_total", "citywall_bus_published_total",
-                 "citywall_relay_viewer_drops_total"):
+                 "citywall_relay_viewer_drops_total", "citywall_cases_overdue"):
         assert f"# TYPE {name} " in text, name
     assert "citywall_metrics_provider_errors_total 0" in text
     assert "rtsp://" not in text

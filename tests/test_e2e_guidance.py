@@ -6,10 +6,7 @@ a leader's manual broadcast reaches a speaker; SIGTERM stops everything."""
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,6 +17,8 @@ import yaml
 from demo.scenes import make_scene
 
 pytestmark = pytest.mark.e2e
+
+from tests.stack import run_up
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,28 +36,7 @@ def stack(tmp_path_factory, demo_media):
     data["guidance"]["policy"].update(quiet_start="00:00", quiet_end="00:00")
     config = tmp / "e2e-guidance.yaml"
     config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "citywall.cli", "up", "--config", str(config), "--port", "0"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=open(tmp / "stderr.log", "wb"), text=True,
-    )
-    url, lines = None, []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        line = proc.stdout.readline()
-        lines.append(line)
-        m = re.search(r"wall:\s+(http://\S+)/wall", line)
-        if m:
-            url = m.group(1)
-        if url and "Ctrl-C" in line:
-            break
-    if url is None:
-        proc.kill()
-        raise AssertionError("stack did not start:\n" + "".join(lines) + (tmp / "stderr.log").read_text()[-4000:])
-    yield {"url": url, "proc": proc, "started": time.monotonic(), "banner": "".join(lines),
-           "stderr": tmp / "stderr.log"}
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    yield from run_up(config, tmp)
 
 
 async def _session(url: str, user: str) -> aiohttp.ClientSession:
