@@ -22,24 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_live_fanout import cpu_percent, reader  # noqa: E402  (bench/ is on sys.path as the script's folder)
 from demo.clock import ClockRtspServer  # noqa: E402
-from video_ingest.live import LiveEnded, LiveViewer  # noqa: E402
 from video_ingest.service import IngestService  # noqa: E402
-
-
-async def cpu_percent(window_s: float) -> float:
-    c0, t0 = time.process_time(), time.monotonic()
-    await asyncio.sleep(window_s)
-    return (time.process_time() - c0) / (time.monotonic() - t0) * 100
-
-
-async def reader(viewer: LiveViewer, counts: list[int]) -> None:
-    try:
-        while True:
-            await viewer.next_fragment()
-            counts[0] += 1
-    except LiveEnded:
-        pass
 
 
 async def with_viewers(svc: IngestService, camera: str, n: int, window_s: float) -> tuple[float, float, str]:

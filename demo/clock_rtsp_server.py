@@ -17,7 +17,6 @@ clients; the feeder stops when the media is torn down (the last client left). Pr
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
 import time
@@ -26,7 +25,9 @@ import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+from gi.repository import Gst, GstRtspServer  # noqa: E402
+
+from rtsp_server import serve  # noqa: E402  (this file's folder is on sys.path when run as a script)
 
 # Layout — keep in step with demo/clock.py (the decoder side).
 BITS = 40            # 32 bits of (ms mod 2**32), then 8 bits of check
@@ -144,17 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         if not name or "/" in name:
             p.error(f"--mount {name!r}: a name without '/'")
         mounts.add_factory(f"/{name}", ClockFactory(args.width, args.height, args.fps, args.codec, args.bitrate))
-    if server.attach(None) == 0:
-        print(f"cannot listen on {args.host}:{args.port}", file=sys.stderr)
-        return 1
-    loop = GLib.MainLoop()
-    pool = server.get_session_pool()
-    GLib.timeout_add_seconds(2, lambda: (pool.cleanup(), True)[1])
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, lambda: (loop.quit(), False)[1])
-    print(f"READY {server.get_bound_port()}", flush=True)
-    loop.run()
-    return 0
+    return serve(server, args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -173,8 +173,13 @@ def main(argv: list[str] | None = None) -> int:
         mounts.add_factory(f"/{name}", LoopFactory(name, units, fps))
         print(f"media {name}: {len(units)} frames, {sum(u.keyframe for u in units)} keyframes, "
               f"{len(data) / 1e6:.1f} MB at {fps} fps", file=sys.stderr, flush=True)
+    return serve(server, args.host, args.port)
+
+
+def serve(server: GstRtspServer.RTSPServer, host: str, port: int) -> int:
+    """Listen, print ``READY <port>``, run until SIGTERM/SIGINT (also used by ``clock_rtsp_server.py``)."""
     if server.attach(None) == 0:
-        print(f"cannot listen on {args.host}:{args.port}", file=sys.stderr)
+        print(f"cannot listen on {host}:{port}", file=sys.stderr)
         return 1
     loop = GLib.MainLoop()
     pool = server.get_session_pool()
