@@ -94,7 +94,7 @@ export class HallAudio {
 
   _renderButton() {
     this.button.setAttribute("aria-pressed", String(this.muted));
-    this.button.replaceChildren(this.muted ? "🔇 广播静音 Muted (M)" : "🔊 广播声音 Hall audio (M)");
+    this.button.replaceChildren(this.muted ? "广播已静音 Muted (M)" : "广播声音 开 Hall audio on (M)");
   }
 }
 
