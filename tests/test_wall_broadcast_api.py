@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from cases.store import CaseStore
 from guidance.runtime import build_guidance
 from guidance.simulator import SpeakerSimulator
+from tests import signin
 from tests.test_guidance_loop import demo_settings, raised
 from tests.waiting import eventually
 from wall.app import create_app
@@ -65,7 +66,7 @@ async def api(bus, mqtt_url: str, tmp_path: Path) -> AsyncIterator[tuple[TestCli
 
 async def login(client: TestClient, user: str) -> None:
     client.session.cookie_jar.clear()
-    resp = await client.post("/api/login", json={"username": user, "password": "citywall"})
+    resp = await signin.login(client, user, "citywall")
     assert resp.status == 200, await resp.text()
 
 

@@ -23,6 +23,7 @@ from cases.store import CaseStore
 from config import parse_settings
 from config.settings import Webhooks
 from detectors.alarm import Alarm
+from tests import signin
 from tests.test_wall_api import _HASH, PASSWORD, login, make_alarm, wall_client
 from wall.app import create_app
 
@@ -73,7 +74,7 @@ def case_id(tmp_path, store) -> str:
 async def person(client: TestClient, username: str) -> aiohttp.ClientSession:
     """A second browser: its own cookie jar, logged in as ``username``."""
     session = aiohttp.ClientSession(base_url=str(client.make_url("/")), cookie_jar=aiohttp.CookieJar(unsafe=True))
-    resp = await session.post("/api/login", json={"username": username, "password": PASSWORD})
+    resp = await signin.login(session, username, PASSWORD)
     assert resp.status == 200, await resp.text()
     return session
 

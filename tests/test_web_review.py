@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from cases.store import CaseStore
+from tests import signin
 from tests.test_wall_api import PASSWORD, make_alarm, wall_client
 from tests.test_wall_case_api import settings_with_roles
 from tests.waiting import eventually
@@ -48,7 +49,7 @@ async def test_review_console_keyboard_flow(page, tmp_path, bus, store):
         # Another reviewer already holds the oldest item.
         other = aiohttp.ClientSession(base_url=base + "/", cookie_jar=aiohttp.CookieJar(unsafe=True))
         try:
-            assert (await other.post("/api/login", json={"username": "duty2", "password": PASSWORD})).status == 200
+            assert (await signin.login(other, "duty2", PASSWORD)).status == 200
             got = await (await other.post("/api/review/claim", json={})).json()
             assert got["item"]["id"] == "alarm-1" and got["item"]["status"] == "mine"
 

@@ -41,6 +41,8 @@ class Session:
     role: Role
     created_at: float
     expires_at: float
+    csrf_token: str = ""
+    """Sent back in ``X-CSRF-Token`` on every state-changing request (``wall.access.check_csrf``)."""
 
     def user_dict(self) -> dict[str, Any]:
         """The user as the API shows it: ``{username, display_name, role}``."""
@@ -72,6 +74,7 @@ class SessionStore:
             role=user.role,
             created_at=now,
             expires_at=now + self.ttl_s,
+            csrf_token=secrets.token_urlsafe(32),
         )
         self._sessions[session.token] = session
         return session

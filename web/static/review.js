@@ -3,7 +3,7 @@
 // refused (409) and shown. After a confirmation the new case is shown with its timeline and the actions this
 // role may take (sent with the case version: if someone else acted first the 409 answer shows the case as it is).
 
-import { ApiError, getJSON, goLogin } from "./api.js";
+import { getJSON, send } from "./api.js";
 import { el } from "./dom.js";
 import { eventLabel, setTimeZone, timeText } from "./format.js";
 
@@ -25,21 +25,6 @@ function serial(step) {
   return chain;
 }
 const now = () => Date.now() / 1000;
-
-async function send(method, url, body) {
-  const resp = await fetch(url, {
-    method, credentials: "same-origin",
-    headers: { "Content-Type": "application/json", Accept: "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (resp.status === 401) {
-    goLogin();
-    throw new ApiError(401, "not signed in");
-  }
-  let data = null;
-  try { data = await resp.json(); } catch (_) { /* not JSON */ }
-  return { status: resp.status, ok: resp.ok, data: data || {} };
-}
 
 function say(text, kind = "warn") {
   const m = $("message");
