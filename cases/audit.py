@@ -44,7 +44,7 @@ class AuditEntry:
 
 @dataclass(frozen=True)
 class AuditQuery:
-    """Filters for a search: exact actor/action, target prefix, time range, free text over target and details."""
+    """Filters for a search: exact actor/action/outcome, target prefix, time range, free text."""
 
     actor: str | None = None
     action: str | None = None
@@ -52,6 +52,8 @@ class AuditQuery:
     since: float | None = None
     until: float | None = None
     q: str | None = None
+    outcome: int | None = None
+    """HTTP status answered (403: refused)."""
     limit: int = 100
     offset: int = 0
 

@@ -538,7 +538,7 @@ class CaseStore:
     def search_audit(self, query: AuditQuery) -> tuple[list[AuditEntry], int]:
         """A page of entries matching ``query``, newest first, and how many match in all."""
         where, args = [], []
-        for column, value in (("actor", query.actor), ("action", query.action)):
+        for column, value in (("actor", query.actor), ("action", query.action), ("outcome", query.outcome)):
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)

@@ -14,7 +14,7 @@ from cases.audit import AuditEntry, AuditQuery
 from cases.store import CaseStore, StoreError
 from config import Role, User
 from tests import signin
-from tests.test_wall_api import PASSWORD, evidence_dir, make_alarm, store, wall_client  # noqa: F401
+from tests.test_wall_api import PASSWORD, evidence_dir, insert_case, make_alarm, store, wall_client  # noqa: F401
 from tests.test_wall_screens_api import make_app
 from tests.waiting import eventually
 from wall import state
@@ -197,10 +197,12 @@ async def test_cross_origin_websocket_upgrade_is_refused_even_signed_in(server, 
         assert refused.value.status == 401
 
 
-async def test_control_actions_are_audited_and_only_the_admin_searches(server):
+async def test_control_actions_are_audited_and_only_the_admin_searches(server, store):
+    case_id = insert_case(store, 1, state="dispatched")
     async with await as_user(server, "duty") as duty:
         assert (await duty.put("/api/screens/main/layout", json={"layout": "3x3"})).status == 200
         assert (await duty.post("/api/plans/flood/invoke")).status == 403
+        assert (await duty.post(f"/api/cases/{case_id}/actions", json={"action": "start", "note": "到场"})).status == 200
     async with aiohttp.ClientSession(base_url=str(server.make_url("/"))) as anon:
         assert (await signin.login(anon, "leader", "wrong password")).status == 401
     async with await as_user(server, "leader") as leader:
@@ -209,11 +211,19 @@ async def test_control_actions_are_audited_and_only_the_admin_searches(server):
     async with await as_user(server, "admin") as admin:
         body = await (await admin.get("/api/audit", params={"actor": "duty"})).json()
         rows = [(e["action"], e["target"], e["outcome"]) for e in body["entries"]]
-        assert rows == [("plan.invoke", "flood", 403), ("screen.layout", "main", 200), ("login", "", 200)]
-        layout = body["entries"][1]
+        assert rows == [("case.start", case_id, 200), ("plan.invoke", "flood", 403), ("screen.layout", "main", 200),
+                        ("login", "", 200)]
+        assert body["entries"][0]["details"] == {"request": {"action": "start", "note": "到场"},
+                                                 "case_no": "CW20260311-0001", "state": "handling"}
+        layout = body["entries"][2]
         assert layout["role"] == "watch_officer" and layout["details"]["request"] == {"layout": "3x3"}
         assert layout["client"] == "127.0.0.1" and layout["at"] > 0
-        assert "role watch_officer may not" in body["entries"][0]["details"]["refused"]
+        assert "role watch_officer may not" in body["entries"][1]["details"]["refused"]
+        plans = (await (await admin.get("/api/audit", params={"action": "plan.invoke", "outcome": 200})).json())
+        [invoked] = plans["entries"]
+        assert invoked["actor"] == "leader" and invoked["details"]["name"] == "防汛应急"
+        refused = (await (await admin.get("/api/audit", params={"outcome": 403})).json())["entries"]
+        assert [(e["actor"], e["action"]) for e in refused] == [("duty", "plan.invoke")]
         logins = (await (await admin.get("/api/audit", params={"action": "login", "actor": "leader"})).json())
         assert [(e["outcome"], "password" in json.dumps(e)) for e in logins["entries"]] == [(200, False), (401, False)]
         found = await (await admin.get("/api/audit", params={"q": "3x3"})).json()

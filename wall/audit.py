@@ -121,12 +121,14 @@ def _text_param(request: web.Request, name: str, longest: int = 64) -> str | Non
 async def search(request: web.Request) -> web.Response:
     """``GET /api/audit`` (admin): entries newest first, filtered by ``actor``, ``action``, ``target`` (prefix),
     ``since``/``until`` (epoch seconds or ISO time in the site timezone), ``q`` (text in target or details),
+    ``outcome`` (HTTP status, e.g. 403 for refusals),
     paged by ``limit``/``offset``."""
     try:
         query = AuditQuery(
             actor=_text_param(request, "actor"), action=_text_param(request, "action"),
             target=_text_param(request, "target"), since=_time_param(request, "since"),
             until=_time_param(request, "until"), q=_text_param(request, "q"),
+            outcome=int_param(request, "outcome", default=0, lo=0, hi=599) or None,
             limit=int_param(request, "limit", default=100, lo=1, hi=MAX_PAGE),
             offset=int_param(request, "offset", default=0, lo=0, hi=10_000_000))
     except ValueError as exc:

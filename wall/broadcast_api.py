@@ -22,7 +22,7 @@ from aiohttp import web
 
 from guidance.clip_server import CLIP_MIME, CLIP_NAME
 from wall import state
-from wall.access import ON_REFUSED
+from wall.access import ON_REFUSED, note
 from wall.auth import LoginLimiter, Session, require_session
 from wall.errors import BadRequest, json_error
 from wall.views import broadcast_view
@@ -139,6 +139,7 @@ async def post_broadcast(request: web.Request) -> web.Response:
     record = await rt.broadcaster.manual(target, text=text, requested_by=session.username, clip_id=clip_id,
                                          repeat=repeat)
     offline = [r["speaker_id"] for r in record.results if r["outcome"] != "played"]
+    note(request, broadcast_id=record.broadcast_id, status=record.status, not_played=offline)
     log.info("manual broadcast by %s to %s: %s", session.username, target, record.status)
     return web.json_response({"broadcast": broadcast_view(record.to_dict()), "not_played": offline})
 
@@ -177,6 +178,7 @@ async def post_clip(request: web.Request) -> web.Response:
                                                 max_duration_s=limits.max_upload_s)
     except ValueError as exc:
         raise BadRequest("body", str(exc)) from None
+    note(request, target=clip_id, duration_s=round(info.duration_s, 2))
     log.info("clip %s uploaded by %s (%.1f s, %s)", clip_id, session.username, info.duration_s, info.codec)
     return web.json_response({"clip_id": clip_id, "duration_s": round(info.duration_s, 2), "codec": info.codec,
                               "size_bytes": info.size_bytes, "url": f"/clips/{clip_id}.opus"}, status=201)

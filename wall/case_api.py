@@ -28,6 +28,7 @@ from cases.workflow import ACTION_LABELS, Action, State, TransitionError, allowe
 from config import redact_url
 from wall import daily_report, review_api, state
 from wall.api import _ID, _STATE, MAX_CASES_PAGE, int_param, str_param
+from wall.access import note
 from wall.auth import require_session
 from wall.errors import BadRequest, json_error
 from wall.views import case_view
@@ -175,6 +176,7 @@ async def act_on_case(request: web.Request) -> web.Response:
         field = "extension" if "extension" in text else "unit_id"
         raise BadRequest(field, text) from None
     case = event.case
+    note(request, case_no=case["case_no"], state=event.state)
     return web.json_response({"case": {**case_view(case), "allowed_actions": _actions_for(case, role)},
                               "event": {"action": event.action, "state": event.state, "at": event.at,
                                         "actor": event.actor, "note": event.note}})

@@ -765,6 +765,7 @@ PATHS["/api/audit"] = {
             _query("since", {"type": "string"}, "from this time: epoch seconds or ISO time (site timezone)"),
             _query("until", {"type": "string"}, "before this time: epoch seconds or ISO time (site timezone)"),
             _query("q", {"type": "string"}, "text anywhere in actor, action, target or details"),
+            _query("outcome", {"type": "integer"}, "HTTP status answered, e.g. 403 for refusals"),
             _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_AUDIT_PAGE, "default": 100}, "page size"),
             _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "entries to skip"),
         ],

@@ -25,6 +25,7 @@ import web as web_assets
 from config import Role
 from wall import state
 from wall.api import BusUnavailable
+from wall.access import note
 from wall.auth import SESSION, require_session
 from wall.errors import BadRequest, json_error
 from wall.hub import MessageError
@@ -204,6 +205,8 @@ async def invoke_plan(request: web.Request) -> web.Response:
     session = require_session(request)
     log.info("plan %s invoked by %s", plan_id, session.username)
     broadcasts = await _plan_broadcasts(request, plan_id, session.username)
+    note(request, name=svc.wall.plans[plan_id].name, screens=changed,
+         broadcasts=[{k: b.get(k) for k in ("target", "status")} for b in broadcasts])
     return web.json_response({"plan": plan_id, "screens": [svc.wall.view(sid) for sid in changed],
                               "broadcasts": broadcasts})
 
