@@ -193,6 +193,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/review"): PUBLIC,
     ("GET", "/stats"): PUBLIC,
     ("GET", "/report/daily"): PUBLIC,
+    ("GET", "/audit"): PUBLIC,
     ("GET", "/static"): PUBLIC,
 }
 

@@ -1,4 +1,5 @@
-"""The audit log on the wall server: recording every control action, and the admin's search (``GET /api/audit``).
+"""The audit log on the wall server: recording every control action, and the admin's search (``GET /api/audit``,
+the page ``/audit``).
 
 One entry point records HTTP control actions: the access middleware (``wall.access``) calls :func:`record_request`
 for every state-changing request, allowed or refused, with the status it got — so a new control route is audited
@@ -28,6 +29,7 @@ from wall.access import NOTES
 from wall.api import int_param
 from wall.auth import Session
 from wall.errors import BadRequest
+from wall.pages import login_first, static_page
 
 log = logging.getLogger("citywall.wall.audit")
 
@@ -141,6 +143,13 @@ async def search(request: web.Request) -> web.Response:
                               "offset": query.offset})
 
 
+async def audit_page(request: web.Request) -> web.StreamResponse:
+    """``/audit``: the admin's audit log page (web/static/audit.*; its data needs the admin role)."""
+    login_first(request)
+    return static_page("audit.html")
+
+
 def add_routes(app: web.Application) -> None:
     app[STATS] = AuditStats()
     app.router.add_get("/api/audit", search)
+    app.router.add_get("/audit", audit_page)

@@ -21,15 +21,14 @@ from typing import Any
 
 from aiohttp import web
 
-import web as web_assets
 from config import Role
 from wall import state
 from wall.api import BusUnavailable
 from wall.access import note
-from wall.auth import SESSION, require_session
+from wall.auth import require_session
 from wall.errors import BadRequest, json_error
 from wall.hub import MessageError
-from wall.pages import PAGE_HEADERS
+from wall.pages import PAGE_HEADERS, login_first, static_page
 from wall.screen_service import ScreenService
 from wall.screens import PRESETS, Conflict, NotFound, ScreenError
 
@@ -296,20 +295,6 @@ _GRID: web.AppKey[dict[str, list[dict[str, Any]]]] = web.AppKey("map_grid")
 # ------------------------------------------------------------------------------------------------------ pages
 
 
-def _static_page(name: str) -> web.StreamResponse:
-    path = web_assets.STATIC_DIR / name
-    if not path.is_file():
-        return web.Response(status=500, text=f"{name} is not installed on this server", headers=PAGE_HEADERS)
-    return web.FileResponse(path, headers={**PAGE_HEADERS, "Content-Type": "text/html; charset=utf-8"})
-
-
-def _login_first(request: web.Request) -> None:
-    if request.get(SESSION) is None:
-        from urllib.parse import quote
-
-        raise web.HTTPFound(f"/login?next={quote(request.path_qs, safe='/')}")
-
-
 async def screen_page(request: web.Request) -> web.StreamResponse:
     """``/wall/{screen}``: the wall page for one physical screen; a readable 404 page for an unknown one."""
     screen_id = request.match_info["screen"]
@@ -319,19 +304,19 @@ async def screen_page(request: web.Request) -> web.StreamResponse:
                            for s in wall.screens)
         return web.Response(status=404, content_type="text/html", headers=PAGE_HEADERS,
                             text=_UNKNOWN_SCREEN.format(screen=html.escape(screen_id[:64]), links=links))
-    return _static_page("wall.html")
+    return static_page("wall.html")
 
 
 async def console_page(request: web.Request) -> web.StreamResponse:
     """``/console``: the staff console (layouts, drag-and-drop, tours, plans, acks)."""
-    _login_first(request)
-    return _static_page("console.html")
+    login_first(request)
+    return static_page("console.html")
 
 
 async def situation_page(request: web.Request) -> web.StreamResponse:
     """``/situation``: the situation panel (counters and the offline map) for an aux screen."""
-    _login_first(request)
-    return _static_page("situation.html")
+    login_first(request)
+    return static_page("situation.html")
 
 
 def add_routes(app: web.Application) -> None:
