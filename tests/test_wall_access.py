@@ -260,3 +260,12 @@ def test_audit_log_is_append_only_and_searchable(cases_url):
         assert reopened.search_audit(AuditQuery())[1] == 3
     finally:
         reopened.close()
+
+
+async def test_bad_input_is_audited_with_the_status_the_client_got(server):
+    async with await as_user(server, "duty") as duty:
+        resp = await duty.put("/api/screens/main/tiles/99x", json={"camera": "cam-a"})
+        assert resp.status == 400
+    async with await as_user(server, "admin") as admin:
+        body = await (await admin.get("/api/audit", params={"action": "screen.tile"})).json()
+        assert [(e["actor"], e["target"], e["outcome"]) for e in body["entries"]] == [("duty", "main/99x", 400)]

@@ -19,6 +19,7 @@ use it, and ``tests/test_wall_access.py`` fails first.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
@@ -31,13 +32,15 @@ from cases.workflow import TRANSITIONS
 from config import Role
 from wall import state
 from wall.auth import Session, current_session
-from wall.errors import Handler, json_error
+from wall.errors import BadRequest, Handler, json_error
 
 log = logging.getLogger("citywall.wall.access")
 
 W, M, L, A = Role.WATCH_OFFICER, Role.MONITOR, Role.LEADER, Role.ADMIN
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
+CLIENT_GONE = 499
+"""The outcome recorded when the client went away before the answer (nginx's convention)."""
 CSRF_EXEMPT = frozenset({("POST", "/api/login")})
 """State-changing requests that need no CSRF token (there is no session yet to bind it to)."""
 
@@ -53,7 +56,7 @@ class Rule:
     audit: str = ""
     """The control action's name in the audit log (``screen.layout``); state-changing routes only."""
 
-    def allowed(self, session: Session | None, request: web.Request | None = None) -> bool:
+    def allowed(self, session: Session | None) -> bool:
         if self.public:
             return True
         if session is None:
@@ -65,11 +68,16 @@ class Rule:
             return "nothing"
         if self.roles is None:
             return "any signed-in user"
-        return ", ".join(sorted({r.value for r in self.roles} | {A.value}))
+        return _needs(self.roles)
 
     async def decide(self, request: web.Request, session: Session | None) -> tuple[bool, str]:
         """(allowed, what is needed) for this request; per-request rules override this."""
         return self.allowed(session), self.needs()
+
+
+def _needs(allowed: frozenset[Role] | set[Role]) -> str:
+    """``admin, leader`` — the roles, admin included, sorted."""
+    return ", ".join(sorted({r.value for r in allowed} | {A.value}))
 
 
 PUBLIC = Rule(public=True)
@@ -92,8 +100,11 @@ class PerAction(Rule):
     """Case actions: the body's ``action`` decides; its roles are those of ``cases.workflow`` for that action.
 
     The workflow still checks state *and* role when the action is taken (a 403 there names the state's options);
-    this row only refuses early, before the store is touched. An unknown or missing action passes to the handler,
-    which answers 400 naming the field."""
+    this row only refuses early, before the store is touched. An unknown or missing action is held to every case
+    action's roles, and the handler answers 400 naming the field."""
+
+    def needs(self) -> str:
+        return "the roles cases.workflow gives the action (admin always)"
 
     async def decide(self, request: web.Request, session: Session | None) -> tuple[bool, str]:
         if session is None:
@@ -106,15 +117,17 @@ class PerAction(Rule):
         allowed = workflow_roles(action) if isinstance(action, str) else frozenset()
         if not allowed:
             allowed = workflow_roles()
-        needs = ", ".join(sorted({r.value for r in allowed} | {A.value}))
         what = f"case action {action}" if isinstance(action, str) else "case actions"
-        return session.role is A or session.role in allowed, f"{needs} for {what}"
+        return session.role is A or session.role in allowed, f"{_needs(allowed)} for {what}"
 
 
 @dataclass(frozen=True)
 class PerPlan(Rule):
     """Emergency plans: each plan's ``roles`` in ``video_wall.plans`` (default leader); an unknown plan passes to
     the handler (404)."""
+
+    def needs(self) -> str:
+        return "the plan's roles (video_wall.plans[].roles, default leader; admin always)"
 
     async def decide(self, request: web.Request, session: Session | None) -> tuple[bool, str]:
         if session is None:
@@ -125,8 +138,7 @@ class PerPlan(Rule):
         if plan is None:
             return True, ""
         allowed = {Role(r) for r in plan.roles}
-        needs = ", ".join(sorted({r.value for r in allowed} | {A.value}))
-        return session.role is A or session.role in allowed, f"{needs} for plan {plan_id}"
+        return session.role is A or session.role in allowed, f"{_needs(allowed)} for plan {plan_id}"
 
 
 # ------------------------------------------------------------------------------------------------------ the table
@@ -212,11 +224,6 @@ def route_key(request: web.Request) -> tuple[str, str] | None:
         return None
     method = "GET" if request.method == "HEAD" else request.method
     return method, info.route.resource.canonical
-
-
-def rule_for(request: web.Request) -> Rule | None:
-    key = route_key(request)
-    return None if key is None else ROUTES.get(key)
 
 
 def registered_routes(app: web.Application) -> list[tuple[str, str]]:
@@ -310,6 +317,12 @@ def make_access_middleware(record: Recorder | None = None) -> Any:
             return response
         except web.HTTPException as exc:
             status = exc.status
+            raise
+        except BadRequest:
+            status = 400
+            raise
+        except asyncio.CancelledError:
+            status = CLIENT_GONE
             raise
         except BaseException:
             status = 500

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from cases.audit import MAX_PAGE as MAX_AUDIT_PAGE
 from wall import state
-from wall.access import CSRF_EXEMPT, CSRF_HEADER, ROUTES, SAFE_METHODS, Rule
+from wall.access import CSRF_EXEMPT, CSRF_HEADER, ROUTES, SAFE_METHODS
 from wall.api import MAX_ALARMS, MAX_CASES_PAGE
 
 
@@ -852,7 +852,7 @@ def _with_policy(paths: dict[str, Any]) -> dict[str, Any]:
             rule = ROUTES.get((method.upper(), path.replace("{path:.*}", "{path}")))
             op = dict(op)
             if rule is not None:
-                op["x-roles"] = rule.needs() if type(rule) is Rule else f"{rule.label}: see the description"
+                op["x-roles"] = rule.needs()
                 if rule.public:
                     op["security"] = []
             responses = dict(op.get("responses", {}))
