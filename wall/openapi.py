@@ -15,7 +15,7 @@ from aiohttp import web
 
 from cases.audit import MAX_PAGE as MAX_AUDIT_PAGE
 from wall import state
-from wall.access import CSRF_EXEMPT, CSRF_HEADER, ROUTES, SAFE_METHODS
+from wall.access import CSRF_EXEMPT, CSRF_HEADER, ROUTES, SAFE_METHODS, WS_MESSAGES
 from wall.api import MAX_ALARMS, MAX_CASES_PAGE
 
 
@@ -275,11 +275,14 @@ WS_FRAMES = {
             "wall_screen": {"type": "wall_screen", "id": "stream id", "screen": "Screen (not resumed: GET "
                             "/api/screens/{id} after a reconnect)"},
             "pong": {"type": "pong"},
-            "error": {"type": "error", "error": "what was wrong"},
+            "ack_result": {"type": "ack_result", "alarm_id": "id", "screens": "[Screen] the screens that changed"},
+            "error": {"type": "error", "error": "what was wrong (a refused message names the role and what it needs)"},
         },
         "client": {
             "ping": {"type": "ping"},
             "resume": {"type": "resume", "last_ids": {"alarms": "stream id", "case_events": "stream id"}},
+            "ack": {"type": "ack", "alarm_id": "id",
+                    "x-roles": WS_MESSAGES["ack"].needs()},
         },
     },
     "/api/live/{camera_id}": {
@@ -426,8 +429,10 @@ PATHS: dict[str, Any] = {
             "description": (
                 "Upgrade to WebSocket. Server frames: hello, alarm, camera_status, case, pong, error. Client "
                 'frames: {"type":"ping"}; {"type":"resume","last_ids":{"alarms":id,"case_events":id}} sends '
-                "every entry after those ids exactly once, then continues live. A client whose bounded send "
-                "queue overflows is closed with code 1013. Invalid frames get an error frame; the socket stays open."
+                "every entry after those ids exactly once, then continues live; {"type":"ack","alarm_id":id} acknowledges "
+                "an alarm like POST /api/alarms/{id}/ack (watch officer, leader, admin). A client whose bounded send "
+                "queue overflows is closed with code 1013. Invalid or role-refused frames get an error frame; the "
+                "socket stays open. Cross-origin upgrades are refused (403)."
             ),
             "security": _SESSION,
             "x-websocket-frames": WS_FRAMES["/api/ws"],
