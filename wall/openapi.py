@@ -429,8 +429,9 @@ PATHS: dict[str, Any] = {
             "description": (
                 "Upgrade to WebSocket. Server frames: hello, alarm, camera_status, case, pong, error. Client "
                 'frames: {"type":"ping"}; {"type":"resume","last_ids":{"alarms":id,"case_events":id}} sends '
-                "every entry after those ids exactly once, then continues live; {"type":"ack","alarm_id":id} acknowledges "
-                "an alarm like POST /api/alarms/{id}/ack (watch officer, leader, admin). A client whose bounded send "
+                'every entry after those ids exactly once, then continues live; {"type":"ack","alarm_id":id} '
+                "acknowledges an alarm like POST /api/alarms/{id}/ack (watch officer, leader, admin). A client whose "
+                "bounded send "
                 "queue overflows is closed with code 1013. Invalid or role-refused frames get an error frame; the "
                 "socket stays open. Cross-origin upgrades are refused (403)."
             ),
