@@ -8,6 +8,7 @@ import asyncio
 import json
 
 import aiohttp
+import aiohttp.web
 import pytest
 
 from cases.audit import AuditEntry, AuditQuery
@@ -269,3 +270,15 @@ async def test_bad_input_is_audited_with_the_status_the_client_got(server):
     async with await as_user(server, "admin") as admin:
         body = await (await admin.get("/api/audit", params={"action": "screen.tile"})).json()
         assert [(e["actor"], e["target"], e["outcome"]) for e in body["entries"]] == [("duty", "main/99x", 400)]
+
+
+async def test_a_route_without_a_rule_is_refused_not_served(app):
+    async def secret(request):
+        return aiohttp.web.json_response({"secret": True})
+
+    app.router.add_get("/api/new-thing", secret)
+    assert ("GET", "/api/new-thing") in set(registered_routes(app)) - set(ROUTES)
+    async with wall_client(app) as client:
+        assert (await signin.login(client, "admin", PASSWORD)).status == 200
+        resp = await client.get("/api/new-thing")
+        assert resp.status == 500 and "has no access rule" in (await resp.json())["error"]
