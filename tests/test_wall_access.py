@@ -79,6 +79,7 @@ async def test_every_registered_route_has_exactly_one_rule(app):
     stale = sorted(set(ROUTES) - registered)
     assert not stale, f"rules for routes nobody registers: {stale}"
     assert len(registered) > 40
+    assert {"ping", "resume", *app[state.HUB].actions} == set(WS_MESSAGES)
 
 
 @pytest.mark.parametrize("username", list(USERS))

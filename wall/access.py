@@ -236,11 +236,13 @@ def registered_routes(app: web.Application) -> list[tuple[str, str]]:
     return sorted(out)
 
 
-def ws_check(session: Session, kind: str) -> str | None:
-    """None when ``session`` may send a ``kind`` message on ``/api/ws``; else the error naming role and need."""
+def ws_check(session: Session, kind: str, *, handled: bool) -> str | None:
+    """None when ``session`` may send a ``kind`` message on ``/api/ws``; else the error naming role and need.
+
+    ``handled``: the hub has a handler for ``kind`` — one without a rule is refused, like a route without one."""
     rule = WS_MESSAGES.get(kind)
     if rule is None:
-        return None  # unknown types get the hub's own error naming the known ones
+        return f"message type {kind} has no access rule (server misconfiguration)" if handled else None
     if rule.allowed(session):
         return None
     return f"role {session.role.value} may not send {kind}; needs {rule.needs()}"

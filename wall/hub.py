@@ -393,7 +393,8 @@ class EventHub:
             self._reply_error(client, f"message must be a JSON object, got {type(message).__name__}")
             return
         kind = message.get("type")
-        refused = ws_check(client.session, kind) if isinstance(kind, str) else None
+        handled = kind in ("ping", "resume") or kind in self.actions
+        refused = ws_check(client.session, kind, handled=handled) if isinstance(kind, str) else None
         if refused is not None:
             self._reply_error(client, refused)
             await self._record(client, kind, str(message.get("alarm_id", ""))[:128], 403, {"refused": refused})
