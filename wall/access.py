@@ -55,6 +55,8 @@ class Rule:
     """What the route does, for the 403 message (e.g. ``改变布局 change the layout``)."""
     audit: str = ""
     """The control action's name in the audit log (``screen.layout``); state-changing routes only."""
+    target_field: str = ""
+    """WebSocket messages: the field naming the action's target (for the audit entry of a refusal)."""
 
     def allowed(self, session: Session | None) -> bool:
         if self.public:
@@ -84,9 +86,9 @@ PUBLIC = Rule(public=True)
 SIGNED_IN = Rule()
 
 
-def roles(*allowed: Role, label: str = "", audit: str = "") -> Rule:
+def roles(*allowed: Role, label: str = "", audit: str = "", target_field: str = "") -> Rule:
     """Only ``allowed`` (and admin)."""
-    return Rule(roles=frozenset(allowed), label=label, audit=audit)
+    return Rule(roles=frozenset(allowed), label=label, audit=audit, target_field=target_field)
 
 
 def workflow_roles(action: str | None = None) -> frozenset[Role]:
@@ -212,7 +214,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
 WS_MESSAGES: dict[str, Rule] = {
     "ping": SIGNED_IN,
     "resume": SIGNED_IN,
-    "ack": roles(*WALL_ROLES, label="确认报警 acknowledge an alarm", audit="alarm.ack"),
+    "ack": roles(*WALL_ROLES, label="确认报警 acknowledge an alarm", audit="alarm.ack", target_field="alarm_id"),
 }
 """Client → server message types on ``/api/ws`` (``/api/live/{camera_id}`` takes none: it only sends)."""
 

@@ -397,7 +397,9 @@ class EventHub:
         refused = ws_check(client.session, kind, handled=handled) if isinstance(kind, str) else None
         if refused is not None:
             self._reply_error(client, refused)
-            await self._record(client, kind, str(message.get("alarm_id", ""))[:128], 403, {"refused": refused})
+            rule = WS_MESSAGES.get(kind)
+            target = str(message.get(rule.target_field, "")) if rule is not None and rule.target_field else ""
+            await self._record(client, kind, target[:128], 403, {"refused": refused})
             return
         if isinstance(kind, str) and kind in self.actions:
             await self._act(client, kind, message)
