@@ -20,6 +20,7 @@ from tests.test_wall_screens_api import make_app
 from tests.waiting import eventually
 from wall import state
 from wall.access import CSRF_HEADER, ROUTES, WS_MESSAGES, registered_routes
+from wall.auth import PUBLIC_API
 from wall.screens_api import SCREENS
 from wall.sessions import RedisSessions
 
@@ -80,6 +81,8 @@ async def test_every_registered_route_has_exactly_one_rule(app):
     assert not stale, f"rules for routes nobody registers: {stale}"
     assert len(registered) > 40
     assert {"ping", "resume", *app[state.HUB].actions} == set(WS_MESSAGES)
+    # the authentication middleware's short list of session-free API paths agrees with the table
+    assert PUBLIC_API == {path for (_, path), rule in ROUTES.items() if rule.public and path.startswith("/api/")}
 
 
 @pytest.mark.parametrize("username", list(USERS))
