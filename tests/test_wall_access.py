@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import aiohttp
 import aiohttp.web
@@ -19,7 +20,7 @@ from tests.test_wall_api import PASSWORD, evidence_dir, insert_case, make_alarm,
 from tests.test_wall_screens_api import make_app
 from tests.waiting import eventually
 from wall import state
-from wall.access import CSRF_HEADER, ROUTES, WS_MESSAGES, registered_routes
+from wall.access import CSRF_HEADER, ROUTES, SIGNED_IN, WS_MESSAGES, registered_routes
 from wall.auth import PUBLIC_API
 from wall.screens_api import SCREENS
 from wall.sessions import RedisSessions
@@ -36,6 +37,9 @@ CASES: list[tuple[str, str, dict | None, set[str]]] = [
     ("GET", "/api/cases", None, {W, M, L}),
     ("PUT", "/api/screens/main/layout", {"layout": "2x2"}, {W, L}),
     ("PUT", "/api/screens/main/tiles/0", {"camera": "cam-a"}, {W, L}),
+    ("POST", "/api/screens/main/tour/start", {"tour": "nope"}, {W, L}),
+    ("POST", "/api/screens/main/tour/pause", {}, {W, L}),
+    ("POST", "/api/screens/main/tour/resume", {}, {W, L}),
     ("POST", "/api/screens/main/tour/stop", {}, {W, L}),
     ("POST", "/api/alarms/alarm-none/ack", None, {W, L}),
     ("GET", "/api/review", None, {M}),
@@ -50,6 +54,19 @@ CASES: list[tuple[str, str, dict | None, set[str]]] = [
     ("GET", "/api/webhooks", None, set()),
     ("GET", "/api/audit", None, set()),
 ]
+
+
+def test_every_role_restricted_route_is_in_the_role_table():
+    """Each route a role may be refused is exercised by the parametrised test below."""
+    exercised = {(method, path) for method, path, _, _ in CASES}
+    untested = []
+    for (method, pattern), rule in ROUTES.items():
+        if rule.public or (rule.roles is None and type(rule).needs is type(SIGNED_IN).needs):
+            continue
+        shape = re.compile(re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(pattern)) + "$")
+        if not any(m == method and shape.match(p) for m, p in exercised):
+            untested.append(f"{method} {pattern}")
+    assert not untested, f"add these to CASES: {untested}"
 
 
 @pytest.fixture
