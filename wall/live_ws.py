@@ -1,6 +1,6 @@
 """Live video over WebSocket (``/api/live/{camera_id}``): fMP4 from the LiveHub, one binary frame per fragment.
 
-Protocol: a text frame ``{"type": "init", "mime": ...}``, one binary frame with the init segment (ftyp+moov),
+Protocol: a text frame ``{"type": "init", "mime": ..., "transcoded": <source codec or null>}``, one binary frame with the init segment (ftyp+moov),
 then one binary frame per fragment (moof+mdat). Failures end with a text frame ``{"type": "error", ...}`` and a
 close: ``unknown camera <id>``, ``camera offline`` (the tile retries with backoff) or ``live video not available
 on this server``. The viewer's own bounded queue (in the LiveHub) absorbs a slow browser; nothing here buffers.
@@ -143,7 +143,8 @@ class LiveSockets:
             await _send_error(ws, "camera offline")
             return
         try:
-            await ws.send_json({"type": "init", "mime": viewer.mime})
+            await ws.send_json({"type": "init", "mime": viewer.mime,
+                                "transcoded": viewer.transcoded_from})
             await ws.send_bytes(viewer.init_segment)
             pump = asyncio.create_task(self._pump(ws, viewer))
             reader = asyncio.create_task(_until_client_closes(ws))
