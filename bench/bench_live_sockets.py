@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_relay_cpu import cpu_seconds  # noqa: E402
+from bench.bench_relay_cpu import cpu_seconds, cpu_split  # noqa: E402
 
 SEED = 7
 CAMERA = "cam-v"
@@ -140,16 +140,17 @@ def run(args: argparse.Namespace) -> int:
                 say(f"n {n}")
                 time.sleep(args.settle)
                 _, got0, _ = say("count")
-                c0, t0 = cpu_seconds(server.pid), time.monotonic()
+                c0, s0, t0 = cpu_seconds(server.pid), cpu_split(server.pid)[1], time.monotonic()
                 time.sleep(args.window)
                 dt = time.monotonic() - t0
                 c = (cpu_seconds(server.pid) - c0) / dt * 100
+                kernel = (cpu_split(server.pid)[1] - s0) / dt * 100
                 _, got1, comp = say("count")
                 compressed = compressed or comp == "1"
                 per_viewer = (int(got1) - int(got0)) / dt / n
                 cpu[n].append(c)
                 rate[n].append(per_viewer)
-                print(f"  rep {rep + 1}: {n:3d} viewer(s): server {c:5.1f} % of one core, "
+                print(f"  rep {rep + 1}: {n:3d} viewer(s): server {c:5.1f} % of one core (system {kernel:4.1f} %), "
                       f"{per_viewer:5.1f} fragments/s per viewer", flush=True)
         one, many = statistics.median(cpu[1]), statistics.median(cpu[args.viewers])
         print(f"1 viewer:    median {one:5.1f} % ({statistics.median(rate[1]):.1f} fragments/s)")

@@ -166,8 +166,9 @@ class LiveSockets:
         """Send fragments until the source ends (returns True) or the client goes away (raises)."""
         while True:
             try:
-                fragment = await asyncio.wait_for(viewer.next_fragment(), FRAGMENT_TIMEOUT_S)
-            except Exception as exc:  # LiveEnded, or no fragment in time
+                async with asyncio.timeout(FRAGMENT_TIMEOUT_S):  # unlike wait_for, no task per fragment
+                    fragment = await viewer.next_fragment()
+            except Exception as exc:  # LiveEnded, or no fragment in time (TimeoutError)
                 log.info("live stream ended for a viewer: %r", exc)
                 return True
             await ws.send_bytes(fragment)
