@@ -22,7 +22,8 @@ from detectors.alarm import Alarm
 
 log = logging.getLogger("citywall.cases.filing")
 
-Outcome = Literal["filed", "attached", "verified", "duplicate", "ignored"]
+Outcome = Literal["filed", "attached", "verified", "duplicate", "ignored", "held"]
+"""``held``: below the filing policy (``cases.policy``), left to the review queue by the case worker."""
 
 
 class FilingError(ValueError):
@@ -52,7 +53,7 @@ class CaseFiler:
     # -- entry point ------------------------------------------------------------------------------------------
     def file(self, alarm: Alarm) -> FilingResult:
         """File one alarm (raised or cleared); safe to call again with the same alarm."""
-        _check(alarm)
+        check_alarm(alarm)
         if alarm.phase == "raised":
             return self._raised(alarm)
         if alarm.phase == "cleared":
@@ -220,7 +221,7 @@ class CaseFiler:
         return FilingResult(action, case, [event])  # type: ignore[arg-type]
 
 
-def _check(alarm: Alarm) -> None:
+def check_alarm(alarm: Alarm) -> None:
     """Refuse an alarm whose fields have the wrong types before anything is written (a bad producer must not
     crash the worker or leave half a case)."""
     for name in ("alarm_id", "camera_id", "zone_id", "event"):
@@ -245,4 +246,4 @@ def build_filer(settings: Settings, store: CaseStore) -> CaseFiler:
     return CaseFiler(config, store, list(settings.cameras))
 
 
-__all__ = ["CaseFiler", "FilingError", "FilingResult", "build_filer"]
+__all__ = ["CaseFiler", "FilingError", "FilingResult", "build_filer", "check_alarm"]

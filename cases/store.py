@@ -37,10 +37,13 @@ CASE_KEYS = (
     "id", "case_no", "source", "kind", "code", "category_name", "title", "state", "state_label", "urgency",
     "camera_id", "camera_name", "zone_id", "event", "address", "street", "community", "grid_code", "unit_id",
     "unit_name", "reported_at", "deadline_at", "deadline_iso", "time_limit", "alarm_ids", "evidence", "timeline",
-    "overdue",
+    "overdue", "supervised", "supervise_count", "last_supervision",
 )
 _COLUMNS = ("id", "case_no", "state", "camera_id", "zone_id", "kind", "code", "reported_at", "deadline_at")
-_DERIVED = {"state_label", "alarm_ids", "evidence", "timeline", "overdue", "version", "closed_at"}
+_DERIVED = {"state_label", "alarm_ids", "evidence", "timeline", "overdue", "version", "closed_at", "supervised",
+            "supervise_count", "last_supervision"}
+SUPERVISE_ACTION = "supervise"
+"""The timeline action of a leader's 督办 (not a workflow transition: the state stays)."""
 
 
 
@@ -286,6 +289,12 @@ class CaseTx:
         self._c.execute("INSERT INTO outbox (case_id, event, created_at) VALUES (?, ?, ?)",
                         (case_id, json.dumps(event, ensure_ascii=False), at))
 
+    def supervise(self, case_id: str, *, at: float, state: str, actor: str, note: str = "") -> None:
+        """A leader's 督办: count it on the case and put who/when/what on the timeline (the state does not change;
+        the caller bumps the version with :meth:`update_case`)."""
+        self._c.execute("UPDATE cases SET supervise_count = supervise_count + 1 WHERE id = ?", (case_id,))
+        self.append_timeline(case_id, at=at, state=state, action=SUPERVISE_ACTION, actor=actor, note=note)
+
     def get_case(self, case_id: str, *, now: float | None = None) -> dict[str, Any] | None:
         cases = _read_cases(self._c, [case_id], now)
         return cases[0] if cases else None
@@ -456,6 +465,35 @@ class CaseStore:
                                  (now,)).fetchone()[0]
         return {"by_state": by_state, "overdue": int(overdue)}
 
+    # -- deadline watch (cases.deadlines): the open cases' deadlines and the alarms already raised ------------
+    def open_case_deadlines(self) -> list[dict[str, Any]]:
+        """Every open, not suspended case as a light dict (no timeline): id, case_no, state, reported_at,
+        deadline_at and the stored fields the wall alarm shows (title, unit_name, camera, deadline_iso)."""
+        with self._guard() as db:
+            rows = db.execute("SELECT id, case_no, state, reported_at, deadline_at, data FROM cases "
+                              "WHERE is_open = 1 AND state <> ?", (State.SUSPENDED.value,)).fetchall()
+        out = []
+        for case_id, case_no, st, reported_at, deadline_at, data in rows:
+            stored = json.loads(data)
+            out.append({**{k: stored.get(k) for k in ("title", "unit_id", "unit_name", "camera_id", "camera_name",
+                                                      "zone_id", "address", "deadline_iso", "category_name")},
+                        "id": case_id, "case_no": case_no, "state": st, "reported_at": reported_at,
+                        "deadline_at": deadline_at})
+        return out
+
+    def deadline_alarms_raised(self) -> set[tuple[str, str, float]]:
+        """``(case_id, stage, deadline_at)`` of every deadline alarm raised for a case that is still open."""
+        with self._guard() as db:
+            rows = db.execute("SELECT a.case_id, a.stage, a.deadline_at FROM case_deadline_alarms a "
+                              "JOIN cases c ON c.id = a.case_id WHERE c.is_open = 1").fetchall()
+        return {(case_id, stage, float(deadline_at)) for case_id, stage, deadline_at in rows}
+
+    def record_deadline_alarm(self, case_id: str, stage: str, deadline_at: float, at: float) -> None:
+        """Remember that ``stage`` was raised for this case and deadline (a repeat is a no-op)."""
+        with self.transaction() as tx:
+            tx._c.execute("INSERT INTO case_deadline_alarms (case_id, stage, deadline_at, at) VALUES (?, ?, ?, ?) "
+                          "ON CONFLICT (case_id, stage, deadline_at) DO NOTHING", (case_id, stage, deadline_at, at))
+
     def pending_events(self, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:
         """Outbox entries not yet published, oldest first, as (seq, CaseEvent dict)."""
         with self._guard() as db:
@@ -502,7 +540,8 @@ class CaseStore:
         return row[0] if row else None
 
     def review_states(self, item_ids: list[str], *, now: float) -> dict[str, dict[str, Any]]:
-        """Claims and decisions of ``item_ids`` (only those that have either)."""
+        """Claims, decisions and the case filed (``{"case": {"id", "case_no"}}``, automatically or by a confirm)
+        of ``item_ids`` (only those that have any)."""
         out: dict[str, dict[str, Any]] = {}
         if not item_ids:
             return out
@@ -519,6 +558,10 @@ class CaseStore:
                         f"WHERE item_id IN ({marks})", chunk).fetchall():
                     out.setdefault(item, {})["decision"] = {"decision": decision, "reviewer": reviewer,
                                                             "reason": reason, "case_id": case_id, "at": at}
+                for item, case_id, case_no in db.execute(
+                        f"SELECT a.alarm_id, c.id, c.case_no FROM case_alarms a JOIN cases c ON c.id = a.case_id "
+                        f"WHERE a.phase = 'raised' AND a.alarm_id IN ({marks})", chunk).fetchall():
+                    out.setdefault(item, {})["case"] = {"id": case_id, "case_no": case_no}
         return out
 
     # -- outbound webhooks: one delivery row per (target, outbox event), made from the outbox by a cursor ----
@@ -610,7 +653,8 @@ def _read_cases(c: Any, ids: list[str], now: float | None) -> list[dict[str, Any
     now = time.time() if now is None else now
     marks = ",".join("?" * len(ids))
     rows = {r[0]: r for r in c.execute(
-        f"SELECT id, state, deadline_at, closed_at, data, version FROM cases WHERE id IN ({marks})", ids).fetchall()}
+        f"SELECT id, state, deadline_at, closed_at, data, version, supervise_count FROM cases WHERE id IN ({marks})",
+        ids).fetchall()}
     timeline: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
     for case_id, at, st, action, actor, note in c.execute(
             f"SELECT case_id, at, state, action, actor, note FROM case_timeline WHERE case_id IN ({marks}) "
@@ -631,7 +675,7 @@ def _read_cases(c: Any, ids: list[str], now: float | None) -> list[dict[str, Any
         row = rows.get(case_id)
         if row is None:
             continue
-        _, state, deadline_at, closed_at, data, version = row
+        _, state, deadline_at, closed_at, data, version, supervise_count = row
         stored = json.loads(data)
         st = State(state)
         if st in (State.REJECTED, State.VOIDED):
@@ -642,7 +686,10 @@ def _read_cases(c: Any, ids: list[str], now: float | None) -> list[dict[str, Any
             overdue = now > deadline_at
         stored.update(state=st.value, state_label=STATE_LABELS[st], deadline_at=deadline_at,
                       alarm_ids=alarms[case_id], evidence=evidence[case_id], timeline=timeline[case_id], overdue=overdue,
-                      version=version, closed_at=closed_at)
+                      version=version, closed_at=closed_at, supervised=bool(supervise_count),
+                      supervise_count=int(supervise_count),
+                      last_supervision=next((t for t in reversed(timeline[case_id])
+                                             if t["action"] == SUPERVISE_ACTION), None))
         case = {k: stored.get(k) for k in CASE_KEYS}
         case.update({k: v for k, v in stored.items() if k not in case})
         out.append(case)
