@@ -135,9 +135,11 @@ class CaseFiler:
             Action.DISPATCH: f"派遣至 {where.unit.name}，处置时限 {limit.describe()}，"
                              f"截止 {deadline.due.strftime('%Y-%m-%d %H:%M')}",
         }
+        steps = []
         for action, note in notes.items():
             state = next_state(state, action, SYSTEM)
-            tx.append_timeline(case_id, at=alarm.at, state=state, action=action.value, actor=SYSTEM, note=note)
+            steps.append((alarm.at, state.value, action.value, SYSTEM, note))
+        tx.append_timeline_entries(case_id, steps)  # one statement: PostgreSQL pays a round trip per statement
         tx.link_alarm(alarm.alarm_id, "raised", case_id, alarm.at)
         self._evidence(tx, case_id, alarm)
         return self._announce(tx, case_id, "filed", alarm.at, f"{category.ref} → {where.unit.name}")

@@ -173,8 +173,8 @@ class _Postgres(_Backend):
             cur.executemany(self._q(sql), rows)
 
     def begin(self) -> None:
-        self.conn.execute("BEGIN")
-        self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_WRITE_LOCK,))
+        # One round trip: without parameters psycopg sends both statements as one simple query.
+        self.conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({_PG_WRITE_LOCK})")
 
     def rollback(self) -> None:
         if not self.conn.broken and not self.conn.closed:
@@ -221,9 +221,9 @@ class CaseTx:
 
     def next_case_no(self, day: str, prefix: str = "CW") -> str:
         """``CW20261122-0001``: a per-day sequence (``day`` is YYYYMMDD in the calendar's zone)."""
-        self._c.execute("INSERT INTO case_numbers (day, last) VALUES (?, 1) "
-                        "ON CONFLICT(day) DO UPDATE SET last = case_numbers.last + 1", (day,))
-        (last,) = self._c.execute("SELECT last FROM case_numbers WHERE day = ?", (day,)).fetchone()
+        (last,) = self._c.execute("INSERT INTO case_numbers (day, last) VALUES (?, 1) "
+                                  "ON CONFLICT(day) DO UPDATE SET last = case_numbers.last + 1 RETURNING last",
+                                  (day,)).fetchone()
         return f"{prefix}{day}-{last:04d}"
 
     def insert_case(self, case: dict[str, Any]) -> None:
@@ -267,22 +267,28 @@ class CaseTx:
         return int(row[2]) + 1
 
     def append_timeline(self, case_id: str, *, at: float, state: str, action: str, actor: str, note: str = "") -> None:
-        self._c.execute(
-            "INSERT INTO case_timeline (case_id, seq, at, state, action, actor, note) VALUES "
-            "(?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM case_timeline WHERE case_id = ?), ?, ?, ?, ?, ?)",
-            (case_id, case_id, at, State(state).value, action, actor, note))
+        self.append_timeline_entries(case_id, [(at, state, action, actor, note)])
+
+    def append_timeline_entries(self, case_id: str, entries: list[tuple[float, str, str, str, str]]) -> None:
+        """Append ``(at, state, action, actor, note)`` entries in order, in one statement (one round trip)."""
+        if not entries:
+            return
+        rows = ", ".join(f"(?, (SELECT COALESCE(MAX(seq), 0) + {k} FROM case_timeline WHERE case_id = ?), ?, ?, ?, ?, ?)"
+                         for k in range(1, len(entries) + 1))
+        args: list[Any] = []
+        for at, state, action, actor, note in entries:
+            args += [case_id, case_id, at, State(state).value, action, actor, note]
+        self._c.execute(f"INSERT INTO case_timeline (case_id, seq, at, state, action, actor, note) VALUES {rows}", args)
 
     def add_evidence(self, case_id: str, path: str, *, kind: str, alarm_id: str = "", at: float) -> None:
         """Attach an evidence file (a path relative to the evidence directory); a repeated path is kept once."""
         if Path(path).is_absolute() or ".." in Path(path).parts:
             raise StoreError(f"evidence path must be relative to the evidence directory: {path!r}")
-        exists = self._c.execute("SELECT 1 FROM case_evidence WHERE case_id = ? AND path = ?", (case_id, path)).fetchone()
-        if exists:
-            return
-        self._c.execute(
-            "INSERT INTO case_evidence (case_id, seq, path, kind, alarm_id, at) VALUES "
-            "(?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM case_evidence WHERE case_id = ?), ?, ?, ?, ?)",
-            (case_id, case_id, path, kind, alarm_id, at))
+        self._c.execute(  # one statement: the repeat check and the insert
+            "INSERT INTO case_evidence (case_id, seq, path, kind, alarm_id, at) "
+            "SELECT ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM case_evidence WHERE case_id = ?), ?, ?, ?, ? "
+            "WHERE NOT EXISTS (SELECT 1 FROM case_evidence WHERE case_id = ? AND path = ?)",
+            (case_id, case_id, path, kind, alarm_id, at, case_id, path))
 
     def enqueue_event(self, case_id: str, event: dict[str, Any], at: float) -> None:
         """Queue an event for publication after commit (transactional outbox)."""
@@ -504,9 +510,14 @@ class CaseStore:
     def mark_published(self, seqs: list[int], at: float | None = None) -> None:
         if not seqs:
             return
-        with self.transaction() as tx:
-            tx._c.executemany("UPDATE outbox SET published_at = ? WHERE seq = ?",
-                              [(at if at is not None else time.time(), s) for s in seqs])
+        # One autocommit statement per 500, without the write lock: it adds no outbox rows, so the commit order
+        # the lock guarantees is not at stake, and PostgreSQL is spared three round trips per flush.
+        when = at if at is not None else time.time()
+        with self._guard() as db:
+            for start in range(0, len(seqs), 500):
+                chunk = seqs[start:start + 500]
+                db.execute(f"UPDATE outbox SET published_at = ? WHERE seq IN ({','.join('?' * len(chunk))})",
+                           [when, *chunk])
 
     # -- review queue: claims with a lease (two reviewers never hold the same item) and decisions ------------
     def review_claim(self, reviewer: str, candidates: list[str], *, now: float, lease_s: float) -> str | None:

@@ -44,6 +44,7 @@ GROUP = "cases"
 OUTCOMES_STREAM = "guidance_outcomes"
 """Voice guidance's verdicts on raised alarms it answered first (``guidance.records.GuidanceOutcome``)."""
 FILE_OUTCOMES = ("not_resolved", "not_broadcast")
+OUTBOX_PAGE = 100
 EARLY_CLEARS = 1000
 """Cleared alarms remembered because they overtook their guidance outcome (bounded; oldest dropped)."""
 
@@ -190,7 +191,7 @@ class CaseWorker:
         """Publish every pending CaseEvent in commit order; returns how many were published."""
         sent = 0
         while True:
-            pending = await asyncio.to_thread(self.store.pending_events, 100)
+            pending = await asyncio.to_thread(self.store.pending_events, OUTBOX_PAGE)
             if not pending:
                 return sent
             done: list[int] = []
@@ -202,6 +203,8 @@ class CaseWorker:
                 await asyncio.to_thread(self.store.mark_published, done)
                 sent += len(done)
                 self.stats.published += len(done)
+            if len(pending) < OUTBOX_PAGE:
+                return sent  # that was all of it: no second query just to learn the outbox is empty
 
 
 __all__ = ["CaseWorker", "WorkerStats", "build_filer"]
