@@ -33,9 +33,13 @@ HISTORY = 500
 LEASE_S = 120.0
 
 
-async def _queue(request: web.Request) -> tuple[list[str], dict[str, dict[str, Any]]]:
-    """Raised alarms, oldest first (ids, and id → alarm dict)."""
-    entries = await _bus_call(request.app[state.BUS].history("alarms", count=HISTORY))
+async def _recent(request: web.Request) -> list[Any]:
+    """The recent ``alarms`` history, newest first."""
+    return await _bus_call(request.app[state.BUS].history("alarms", count=HISTORY))
+
+
+def _raised(entries: list[Any]) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """Raised detector alarms, oldest first (ids, and id → alarm dict)."""
     alarms: dict[str, dict[str, Any]] = {}
     for entry in reversed(entries):  # history is newest first
         data = entry.data
@@ -45,9 +49,13 @@ async def _queue(request: web.Request) -> tuple[list[str], dict[str, dict[str, A
     return list(alarms), alarms
 
 
-async def _cleared(request: web.Request, alarm_id: str) -> Alarm | None:
-    """The ``cleared`` message of ``alarm_id`` in the recent history, if the scene has cleared already."""
-    entries = await _bus_call(request.app[state.BUS].history("alarms", count=HISTORY))
+async def _queue(request: web.Request) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """Raised alarms, oldest first (ids, and id → alarm dict)."""
+    return _raised(await _recent(request))
+
+
+def _cleared(entries: list[Any], alarm_id: str) -> Alarm | None:
+    """The ``cleared`` message of ``alarm_id`` among ``entries``, if the scene has cleared already."""
     for entry in entries:
         if entry.data.get("alarm_id") == alarm_id and entry.data.get("phase") == "cleared":
             try:
@@ -140,12 +148,13 @@ async def review_decide(request: web.Request) -> web.Response:
         raise BadRequest("reason", f"must be a string of at most {MAX_REASON} characters")
     if decision == "reject" and not reason.strip():
         raise BadRequest("reason", "a rejection needs a reason (误报原因)")
-    ids, alarms = await _queue(request)
+    entries = await _recent(request)
+    _ids, alarms = _raised(entries)
     if item not in alarms:
         return json_error(404, f"unknown review item {item} (not among the recent raised alarms)")
     alarm = Alarm.from_dict(alarms[item])
     desk = request.app[REVIEW]
-    cleared = await _cleared(request, item) if decision == "confirm" else None
+    cleared = _cleared(entries, item) if decision == "confirm" else None
     try:
         result = await asyncio.to_thread(desk.decide, alarm, session.username, decision,
                                          now=request.app[state.CLOCK](), reason=reason,
