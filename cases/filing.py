@@ -145,13 +145,13 @@ class CaseFiler:
         return self._announce(tx, case_id, "filed", alarm.at, f"{category.ref} → {where.unit.name}")
 
     def _attach(self, tx: CaseTx, case_id: str, alarm: Alarm) -> FilingResult:
-        current = tx.get_case(case_id, now=alarm.at)
+        current = tx.case_state(case_id)
         assert current is not None
         tx.link_alarm(alarm.alarm_id, "raised", case_id, alarm.at)
         self._evidence(tx, case_id, alarm)
-        tx.append_timeline(case_id, at=alarm.at, state=current["state"], action="attach", actor=SYSTEM,
+        tx.append_timeline(case_id, at=alarm.at, state=current, action="attach", actor=SYSTEM,
                            note=f"同一点位再次报警（{alarm.alarm_id}），并入本案")
-        self._guidance(tx, case_id, current["state"], alarm)
+        self._guidance(tx, case_id, current, alarm)
         tx.update_case(case_id, alarm.at)
         return self._announce(tx, case_id, "attached", alarm.at, alarm.alarm_id)
 
@@ -164,13 +164,13 @@ class CaseFiler:
             case_id = tx.case_for_alarm(alarm.alarm_id, "raised")
             if case_id is None:
                 return FilingResult("ignored", None, reason=f"no case holds alarm {alarm.alarm_id}")
-            case = tx.get_case(case_id, now=alarm.at)
-            assert case is not None
+            current = tx.case_state(case_id)
+            assert current is not None
             tx.link_alarm(alarm.alarm_id, "cleared", case_id, alarm.at)
             for path, kind in ((alarm.snapshot, "after"), (alarm.snapshot_clean, "after_clean")):
                 if path:
                     tx.add_evidence(case_id, path, kind=kind, alarm_id=alarm.alarm_id, at=alarm.at)
-            state = State(case["state"])
+            state = State(current)
             minutes = max(0.0, alarm.at - alarm.started_at) / 60
             tx.append_timeline(case_id, at=alarm.at, state=state, action="video_check", actor=SYSTEM,
                                note=f"视频核查：现场已恢复（报警 {alarm.alarm_id} 解除，历时 {minutes:.0f} 分钟）")

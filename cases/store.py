@@ -295,6 +295,11 @@ class CaseTx:
         self._c.execute("INSERT INTO outbox (case_id, event, created_at) VALUES (?, ?, ?)",
                         (case_id, json.dumps(event, ensure_ascii=False), at))
 
+    def case_state(self, case_id: str) -> str | None:
+        """Just the state of a case (one light query, where the whole case with its timeline is not needed)."""
+        row = self._c.execute("SELECT state FROM cases WHERE id = ?", (case_id,)).fetchone()
+        return row[0] if row else None
+
     def supervise(self, case_id: str, *, at: float, state: str, actor: str, note: str = "") -> None:
         """A leader's 督办: count it on the case and put who/when/what on the timeline (the state does not change;
         the caller bumps the version with :meth:`update_case`)."""
