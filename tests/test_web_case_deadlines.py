@@ -68,3 +68,39 @@ async def test_an_overdue_case_alarm_appears_on_the_wall(page, tmp_path, bus, st
         await page.reload()
         await page.locator(".alarm-card[data-kind=case_overdue]").wait_for(timeout=20_000)
         assert await page.locator(".alarm-card").count() == 1
+
+
+async def test_a_held_alarm_is_confirmed_and_the_leader_supervises_it_with_the_keyboard(page, tmp_path, bus, store):
+    from config import AutoFile
+    from detectors.alarm import Alarm
+
+    settings = settings_with_roles(tmp_path)
+    settings = settings.model_copy(update={"cases": settings.cases.model_copy(
+        update={"auto_file": AutoFile(min_confidence=0.8)})})
+    await bus.publish(Alarm(**{**make_alarm(1).to_dict(), "confidence": 0.5}))   # held: no case yet
+    (tmp_path / "evidence").mkdir()
+    app = create_app(settings, bus=bus, cases=store, live=None, evidence_dir=tmp_path / "evidence")
+    async with wall_client(app) as client:
+        base = str(client.make_url("")).rstrip("/")
+        await page.goto(f"{base}/login?next=/review")
+        await page.fill("input[name=username]", "leader")
+        await page.fill("input[name=password]", PASSWORD)
+        await page.press("input[name=password]", "Enter")
+        await page.wait_for_url(re.compile(r".*/review$"))
+        await page.locator("body[data-ready='1']").wait_for(timeout=20_000)
+        row = page.locator(".q-row[data-id=alarm-1][data-filing=held]")
+        await row.wait_for(timeout=10_000)
+        assert "待复核立案" in await row.text_content()
+        assert "置信度 0.50 低于 0.80" in await page.text_content("#meta")
+        assert store.list_cases()[1] == 0
+
+        await page.keyboard.press("Enter")   # confirm → the case is filed now
+        await page.locator("#case[data-state=dispatched]").wait_for(timeout=20_000)
+        await page.locator(".case-action[data-action=supervise]").wait_for(timeout=10_000)
+        await page.keyboard.press("d")       # 督办
+        await eventually(lambda: page.evaluate("document.getElementById('case-facts').textContent.includes('1 次')"),
+                         what="the case view shows one 督办", timeout=20)
+        assert "督办" in await page.text_content("#timeline")
+    [case] = store.list_cases()[0]
+    assert case["supervise_count"] == 1 and case["last_supervision"]["actor"] == "leader(leader)"
+    assert case["state"] == "dispatched"
