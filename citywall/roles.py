@@ -294,7 +294,8 @@ async def run_wall(settings: Settings, *, host: str, port: int) -> None:
 
 class Singleton:
     """Runs one task in exactly one process of a pool: whoever holds the pool's single lease runs it; the others
-    stand by and take over within the lease TTL when it dies (the MQTT bridge, the webhook sender)."""
+    stand by and take over within the lease TTL when it dies (the MQTT bridge, the webhook sender, the deadline
+    watch)."""
 
     def __init__(self, bus: Bus, settings: Settings, *, pool: str, name: str,
                  make: Callable[[asyncio.Event], Awaitable[None]]) -> None:
@@ -324,13 +325,7 @@ class Singleton:
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
-            follow = asyncio.create_task(supervise("rejections", lambda: follow_rejections(self.bus, self._rejections),
-                                                   stop))
-            try:
-                await self.keeper.run(stop, self._on_change)
-            finally:
-                follow.cancel()
-                await asyncio.gather(follow, return_exceptions=True)
+            await self.keeper.run(stop, self._on_change)
         finally:
             await self._halt()
 

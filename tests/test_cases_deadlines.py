@@ -169,3 +169,37 @@ async def test_loop_publishes_once_per_stage_and_the_case_worker_files_nothing(b
     await asyncio.wait_for(task, 5)
     assert worker.stats.outcomes == {"case_alarm": 2} and worker.stats.malformed == 0
     assert store.list_cases()[1] == 1
+
+
+async def test_two_cases_processes_run_one_deadline_watch(bus, store, settings, caplog):
+    """With several ``cases`` processes the watch is a lease-held singleton (citywall.roles): the overdue alarm is
+    raised once between two processes, and nothing else fails on the side (the singleton only runs its own task)."""
+    from citywall.roles import Singleton
+
+    cluster = settings.model_copy(update={"cluster": settings.cluster.model_copy(
+        update={"token": "t", "lease_ttl_s": 2.0, "lease_interval_s": 0.2})})
+    filer = build_filer(settings, store)
+    filer.file(_alarm(1, T0))                      # long past its deadline now
+    loops = []
+
+    def make(stop: asyncio.Event):
+        loop = DeadlineAlarmLoop(store, bus, DeadlineWatch(interval_s=1), timezone=settings.timezone, clock=time.time)
+        loops.append(loop)
+        return loop.run(stop)
+
+    stop = asyncio.Event()
+    singles = [Singleton(bus, cluster, pool="deadlines", name=f"cases-{i}", make=make) for i in (1, 2)]
+    tasks = [asyncio.create_task(s.run(stop)) for s in singles]
+    try:
+        deadline_t = time.monotonic() + 15
+        while not await bus.history("alarms", count=10):
+            assert time.monotonic() < deadline_t, "no deadline alarm"
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.5)                    # another round or two of the watch: nothing new
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    # The lease may change hands (a fair share at start, a slow machine); the store's memory keeps it one alarm.
+    assert sum(loop.raised for loop in loops) == 1, (len(loops), caplog.text)
+    assert [e.data["kind"] for e in await bus.history("alarms", count=10)] == ["case_overdue"]
+    assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")], caplog.text
