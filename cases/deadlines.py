@@ -2,7 +2,8 @@
 
 :class:`DeadlineWatcher` is the pure core: given ``now`` and the open cases (``CaseStore.open_case_deadlines``) it
 returns a :class:`CaseDeadlineAlarm` for every case that newly became *near deadline* (``cases.deadline_watch``:
-``near_fraction`` of the time between filing and deadline passed, or at most ``near_remaining_s`` left) or
+``near_fraction`` of the time between filing — or the last re-dispatch, ``deadline_from`` — and the deadline
+passed, or at most ``near_remaining_s`` left) or
 *overdue* (past ``deadline_at``), and remembers it. The memory is keyed by ``(case, stage, deadline)``: an extended
 or re-dispatched case has a new deadline and may warn again; a case that jumps straight past its deadline raises
 only ``overdue``. Suspended (挂账) and closed cases are not watched.
@@ -95,12 +96,13 @@ class DeadlineWatcher:
 
     def stage(self, case: dict[str, Any], now: float) -> Stage | None:
         """The stage ``case`` is in at ``now`` (None: in time)."""
-        deadline, reported = float(case["deadline_at"]), float(case["reported_at"])
+        deadline = float(case["deadline_at"])
+        start = float(case.get("deadline_from") or case["reported_at"])  # a re-dispatch restarts the time limit
         if now > deadline:
             return "overdue"
         rule = self.rule
-        limit = deadline - reported
-        if rule.near_fraction is not None and limit > 0 and now - reported >= rule.near_fraction * limit:
+        limit = deadline - start
+        if rule.near_fraction is not None and limit > 0 and now - start >= rule.near_fraction * limit:
             return "near_deadline"
         if rule.near_remaining_s is not None and deadline - now <= rule.near_remaining_s:
             return "near_deadline"

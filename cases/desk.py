@@ -131,7 +131,8 @@ class CaseDesk:
         category = self.config.catalog.get(f"{case['kind']}/{case['code']}")
         limit = category.limit(case.get("urgency") or None)
         due = self.config.calendar.add(now, limit)
-        out: dict[str, Any] = {"deadline_at": due.timestamp(), "deadline_iso": due.isoformat()}
+        # deadline_from: the time limit runs from now (the deadline watch measures "near" from here, not from filing)
+        out: dict[str, Any] = {"deadline_at": due.timestamp(), "deadline_iso": due.isoformat(), "deadline_from": now}
         if unit is not None:
             out.update(unit_id=unit.id, unit_name=unit.name)
         else:

@@ -487,7 +487,8 @@ class CaseStore:
         for case_id, case_no, st, reported_at, deadline_at, data in rows:
             stored = json.loads(data)
             out.append({**{k: stored.get(k) for k in ("title", "unit_id", "unit_name", "camera_id", "camera_name",
-                                                      "zone_id", "address", "deadline_iso", "category_name")},
+                                                      "zone_id", "address", "deadline_iso", "category_name",
+                                                      "deadline_from")},
                         "id": case_id, "case_no": case_no, "state": st, "reported_at": reported_at,
                         "deadline_at": deadline_at})
         return out

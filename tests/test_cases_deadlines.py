@@ -67,6 +67,13 @@ def test_each_case_raises_once_per_stage():
     assert not is_case_alarm({"alarm_id": "a", "phase": "raised", "event": "vending"})
 
 
+def test_near_is_measured_from_a_re_dispatch_not_from_filing():
+    redispatched = {**case(1, deadline=T0 + 52 * HOUR), "deadline_from": T0 + 48 * HOUR}  # 4 h limit from 48 h on
+    watch = DeadlineWatcher(RULE)
+    assert watch.stage(redispatched, T0 + 49 * HOUR) is None
+    assert watch.stage(redispatched, T0 + 51 * HOUR) == "near_deadline"
+
+
 def test_a_case_found_past_its_deadline_raises_overdue_only():
     watch = DeadlineWatcher(RULE)
     assert [a.stage for a in watch.check([case(1)], T0 + 10 * HOUR)] == ["overdue"]
