@@ -125,7 +125,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         at DOUBLE PRECISION NOT NULL
     )
     """),
-    # 6, not 5: another branch adds 5; a store applies every migration it has not recorded, in order.
+    Migration(5, "deadline alarms raised, supervision (督办) count", """
+    CREATE TABLE case_deadline_alarms (
+        case_id TEXT NOT NULL REFERENCES cases(id),
+        stage TEXT NOT NULL,
+        deadline_at DOUBLE PRECISION NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (case_id, stage, deadline_at)
+    );
+    ALTER TABLE cases ADD COLUMN supervise_count INTEGER NOT NULL DEFAULT 0
+    """),
     Migration(6, "append-only audit log of control actions", """
     CREATE TABLE audit_log (
         seq {serial},

@@ -28,6 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
+from cases.desk import SUPERVISE_ROLES
 from cases.workflow import TRANSITIONS
 from config import Role
 from wall import state
@@ -187,6 +188,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/review/claim"): roles(*REVIEW_ROLES, label="领取复核 claim a review item", audit="review.claim"),
     ("POST", "/api/review/{id}/decision"): roles(*REVIEW_ROLES, label="复核判定 review decision", audit="review.decision"),
     ("POST", "/api/cases/{id}/actions"): PerAction(label="案件操作 case action", audit="case.action"),
+    ("POST", "/api/cases/{id}/supervise"): roles(*(Role(r) for r in SUPERVISE_ROLES), label="督办 supervise a case",
+                                                 audit="case.supervise"),
     # the leader (指挥长)
     ("POST", "/api/plans/{id}/invoke"): PerPlan(label="启动预案 invoke an emergency plan", audit="plan.invoke"),
     ("POST", "/api/broadcasts"): roles(*BROADCAST_ROLES, label="人工广播 manual broadcast", audit="broadcast.manual"),
