@@ -148,8 +148,9 @@ class PerPlan(Rule):
 
 WALL_ROLES = (W, L)
 """The wall: layouts, tiles, tours and alarm acknowledgements (值班员; the leader on duty too)."""
-REVIEW_ROLES = (M,)
-"""The review desk (监控员): confirm or reject alarms, which files cases."""
+REVIEW_ROLES = (M, L)
+"""The review desk (监控员): confirm or reject alarms, which files cases; the leader too, who works (and 督办s)
+from the review console."""
 BROADCAST_ROLES = (L,)
 """Manual voice broadcasts and the recordings they play (指挥长)."""
 
