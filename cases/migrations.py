@@ -5,12 +5,13 @@ recorded in ``schema_migrations (version, name, applied_at)``. Never edit a rele
 
 Portable SQL only: ``DOUBLE PRECISION`` for times (SQLite reads it as REAL; PostgreSQL's ``REAL`` would be 4 bytes
 and lose seconds), partial indexes, ``ON CONFLICT``. The one dialect difference is the auto-increment key, written
-``{serial}`` and filled in by the backend.
+``{serial}`` and filled in by the backend. Statements a dialect writes its own way (triggers: SQLite's
+``BEGIN ... END`` bodies, PostgreSQL's PL/pgSQL functions) go in ``per_backend``, each one whole statement.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -18,9 +19,15 @@ class Migration:
     version: int
     name: str
     sql: str
+    per_backend: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Backend name (``sqlite``, ``postgresql``) → extra statements run after ``sql``, not split on ``;``."""
 
-    def statements(self, serial: str) -> list[str]:
-        return [s.strip() for s in self.sql.replace("{serial}", serial).split(";") if s.strip()]
+    def statements(self, serial: str, backend: str = "") -> list[str]:
+        shared = [s.strip() for s in self.sql.replace("{serial}", serial).split(";") if s.strip()]
+        return shared + [s.strip() for s in self.per_backend.get(backend, ())]
+
+
+_APPEND_ONLY = "audit_log is append-only"
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -128,6 +135,38 @@ MIGRATIONS: tuple[Migration, ...] = (
     );
     ALTER TABLE cases ADD COLUMN supervise_count INTEGER NOT NULL DEFAULT 0
     """),
+    Migration(6, "append-only audit log of control actions", """
+    CREATE TABLE audit_log (
+        seq {serial},
+        at DOUBLE PRECISION NOT NULL,
+        actor TEXT NOT NULL,
+        role TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL DEFAULT '',
+        outcome INTEGER NOT NULL,
+        client TEXT NOT NULL DEFAULT '',
+        details TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX audit_at ON audit_log(at DESC, seq);
+    CREATE INDEX audit_actor ON audit_log(actor, at DESC);
+    CREATE INDEX audit_action ON audit_log(action, at DESC)
+    """, per_backend={
+        "sqlite": (
+            f"CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log "
+            f"BEGIN SELECT RAISE(ABORT, '{_APPEND_ONLY}'); END",
+            f"CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
+            f"BEGIN SELECT RAISE(ABORT, '{_APPEND_ONLY}'); END",
+        ),
+        "postgresql": (
+            f"CREATE OR REPLACE FUNCTION audit_log_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            f"$fn$ BEGIN RAISE EXCEPTION USING MESSAGE = '{_APPEND_ONLY}: ' || TG_OP || ' refused'; END $fn$",
+            "CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log "
+            "FOR EACH ROW EXECUTE FUNCTION audit_log_refuse()",
+            "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
+            "FOR EACH STATEMENT EXECUTE FUNCTION audit_log_refuse()",
+        ),
+    }),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
-assert [m.version for m in MIGRATIONS] == list(range(1, SCHEMA_VERSION + 1)), "migrations must be numbered 1..n"
+_versions = [m.version for m in MIGRATIONS]
+assert _versions == sorted(set(_versions)) and _versions[0] == 1, "migrations must be numbered upwards from 1"

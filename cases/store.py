@@ -28,6 +28,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from cases.audit import COLUMNS as AUDIT_COLUMNS
+from cases.audit import AuditEntry, AuditQuery, entry_from_row
 from cases.migrations import MIGRATIONS, SCHEMA_VERSION
 from cases.workflow import OPEN_STATES, STATE_LABELS, State, TERMINAL_STATES
 from config import redact_url
@@ -376,8 +378,11 @@ class CaseStore:
             if current > SCHEMA_VERSION:
                 raise StoreError(f"case store {self._where()} has schema version {current}, newer than this code "
                                  f"({SCHEMA_VERSION}); upgrade citywall")
-            for m in MIGRATIONS[current:]:
-                for statement in m.statements(self._db.serial):
+            applied = {row[0] for row in c.execute("SELECT version FROM schema_migrations").fetchall()}
+            for m in MIGRATIONS:
+                if m.version in applied:
+                    continue
+                for statement in m.statements(self._db.serial, self._db.name):
                     c.execute(statement)
                 c.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                           (m.version, m.name, time.time()))
@@ -580,6 +585,42 @@ class CaseStore:
                         f"WHERE a.phase = 'raised' AND a.alarm_id IN ({marks})", chunk).fetchall():
                     out.setdefault(item, {})["case"] = {"id": case_id, "case_no": case_no}
         return out
+
+    # -- the audit log (append-only: no method changes or removes an entry; triggers refuse it in the DB) ----
+    def append_audit(self, entry: AuditEntry) -> int:
+        """Record one control action; returns its sequence number."""
+        with self.transaction() as tx:
+            cols = ", ".join(AUDIT_COLUMNS[1:])
+            tx._c.execute(f"INSERT INTO audit_log ({cols}) VALUES ({', '.join('?' * (len(AUDIT_COLUMNS) - 1))})",
+                          entry.row())
+            return int(tx._c.execute("SELECT MAX(seq) FROM audit_log").fetchone()[0])
+
+    def search_audit(self, query: AuditQuery) -> tuple[list[AuditEntry], int]:
+        """A page of entries matching ``query``, newest first, and how many match in all."""
+        where, args = [], []
+        for column, value in (("actor", query.actor), ("action", query.action), ("outcome", query.outcome)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if query.target is not None:
+            where.append("target LIKE ? ESCAPE '\\'")
+            args.append(_like(query.target)[1:])
+        if query.since is not None:
+            where.append("at >= ?")
+            args.append(query.since)
+        if query.until is not None:
+            where.append("at < ?")
+            args.append(query.until)
+        if query.q is not None:
+            where.append("(target LIKE ? ESCAPE '\\' OR details LIKE ? ESCAPE '\\' OR actor LIKE ? ESCAPE '\\' "
+                         "OR action LIKE ? ESCAPE '\\')")
+            args.extend([_like(query.q)] * 4)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        with self._guard() as db:
+            total = db.execute(f"SELECT COUNT(*) FROM audit_log{clause}", args).fetchone()[0]
+            rows = db.execute(f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log{clause} ORDER BY at DESC, seq DESC "
+                              f"LIMIT ? OFFSET ?", [*args, query.limit, query.offset]).fetchall()
+        return [entry_from_row(r) for r in rows], int(total)
 
     # -- outbound webhooks: one delivery row per (target, outbox event), made from the outbox by a cursor ----
     def webhook_expand(self, target: str, wanted: frozenset[str] | None, at: float, limit: int = 500) -> int:

@@ -30,6 +30,7 @@ import yaml
 
 from broker.embedded import EmbeddedRedis
 from cases.store import CaseStore
+from tests import signin
 from tests.test_broker_mqtt import Subscriber
 from tests.waiting import eventually
 
@@ -133,7 +134,7 @@ async def _live_fragment(session: aiohttp.ClientSession, url: str, camera: str) 
 
 
 async def _login(session: aiohttp.ClientSession, url: str) -> None:
-    resp = await session.post(f"{url}/api/login", json={"username": "admin", "password": "citywall"})
+    resp = await signin.login(session, "admin", "citywall", base=url)
     assert resp.status == 200, await resp.text()
 
 

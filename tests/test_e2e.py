@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from demo.scenes import make_scene
+from tests import signin
 from tests.stack import run_up
 from tests.waiting import eventually
 
@@ -89,7 +90,7 @@ def stack(tmp_path_factory, demo_media):
 
 
 async def _login(session: aiohttp.ClientSession, url: str, password: str = "citywall") -> aiohttp.ClientResponse:
-    return await session.post(f"{url}/api/login", json={"username": "admin", "password": password})
+    return await signin.login(session, "admin", password, base=url)
 
 
 def test_banner_prints_address_and_demo_login(stack):

@@ -18,6 +18,7 @@ from demo.scenes import make_scene
 
 pytestmark = pytest.mark.e2e
 
+from tests import signin
 from tests.stack import run_up
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +42,7 @@ def stack(tmp_path_factory, demo_media):
 
 async def _session(url: str, user: str) -> aiohttp.ClientSession:
     session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-    resp = await session.post(f"{url}/api/login", json={"username": user, "password": "citywall"})
+    resp = await signin.login(session, user, "citywall", base=url)
     assert resp.status == 200
     return session
 

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
 from cases.store import CaseStore
+from tests import signin
 from config import Settings, parse_settings
 from detectors.alarm import Alarm
 from video_ingest.status import CameraStatus
@@ -99,7 +100,7 @@ async def wall_client(app: web.Application) -> AsyncIterator[TestClient]:
 
 
 async def login(client: TestClient, username: str = "admin", password: str = PASSWORD):
-    return await client.post("/api/login", json={"username": username, "password": password})
+    return await signin.login(client, username, password)
 
 
 @pytest.fixture

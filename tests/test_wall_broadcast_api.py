@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from cases.store import CaseStore
 from guidance.runtime import build_guidance
 from guidance.simulator import SpeakerSimulator
+from tests import signin
 from tests.test_guidance_loop import demo_settings, raised
 from tests.waiting import eventually
 from wall.app import create_app
@@ -65,7 +66,7 @@ async def api(bus, mqtt_url: str, tmp_path: Path) -> AsyncIterator[tuple[TestCli
 
 async def login(client: TestClient, user: str) -> None:
     client.session.cookie_jar.clear()
-    resp = await client.post("/api/login", json={"username": user, "password": "citywall"})
+    resp = await signin.login(client, user, "citywall")
     assert resp.status == 200, await resp.text()
 
 
@@ -75,7 +76,7 @@ async def test_only_leader_and_admin_may_broadcast_and_refusals_are_logged(api) 
         await login(client, user)
         resp = await client.post("/api/broadcasts", json={"target": "spk-vending", "text": "请离开"})
         assert resp.status == 403, user
-        assert "needs leader, admin" in (await resp.json())["error"]
+        assert "needs admin, leader" in (await resp.json())["error"]
     assert not sims["spk-vending"].played
     await login(client, "leader")
     resp = await client.post("/api/broadcasts", json={"target": "spk-vending", "text": "请立即离开人行道。"})
@@ -93,7 +94,7 @@ async def test_only_leader_and_admin_may_broadcast_and_refusals_are_logged(api) 
     log = (await (await client.get("/api/broadcasts")).json())["broadcasts"]
     assert [(b["requested_by"], b["status"]) for b in log] == [("leader", "played"), ("monitor", "refused"),
                                                                 ("duty", "refused")]
-    assert "role watch_officer may not broadcast" in log[2]["reason"]
+    assert "role watch_officer may not 人工广播 manual broadcast" in log[2]["reason"]
 
 
 async def test_an_emergency_plan_speaks_at_its_sites(api) -> None:

@@ -23,6 +23,7 @@ from cases.store import CaseStore
 from config import parse_settings
 from config.settings import Webhooks
 from detectors.alarm import Alarm
+from tests import signin
 from tests.test_wall_api import _HASH, PASSWORD, login, make_alarm, wall_client
 from wall.app import create_app
 
@@ -33,6 +34,7 @@ def settings_with_roles(tmp_path):
         {"username": "duty", "display_name": "值班员", "role": "watch_officer", "password_hash": _HASH},
         {"username": "duty2", "display_name": "值班员二", "role": "watch_officer", "password_hash": _HASH},
         {"username": "monitor", "display_name": "监控员", "role": "monitor", "password_hash": _HASH},
+        {"username": "monitor2", "display_name": "监控员二", "role": "monitor", "password_hash": _HASH},
         {"username": "leader", "display_name": "指挥长", "role": "leader", "password_hash": _HASH},
     ]
     return parse_settings({
@@ -73,7 +75,7 @@ def case_id(tmp_path, store) -> str:
 async def person(client: TestClient, username: str) -> aiohttp.ClientSession:
     """A second browser: its own cookie jar, logged in as ``username``."""
     session = aiohttp.ClientSession(base_url=str(client.make_url("/")), cookie_jar=aiohttp.CookieJar(unsafe=True))
-    resp = await session.post("/api/login", json={"username": username, "password": PASSWORD})
+    resp = await signin.login(session, username, PASSWORD)
     assert resp.status == 200, await resp.text()
     return session
 
@@ -136,8 +138,10 @@ async def test_invalid_transition_is_409_naming_the_allowed_and_role_is_403(wall
     monitor = await person(wall, "monitor")
     try:
         resp = await monitor.post(f"/api/cases/{case_id}/actions", json={"action": "start"})
-        assert resp.status == 403
-        assert "as monitor" in (await resp.json())["error"]
+        assert resp.status == 403  # the access policy: start is a watch officer's action in every state
+        assert "role monitor may not" in (await resp.json())["error"]
+        resp = await monitor.post(f"/api/cases/{case_id}/actions", json={"action": "verify"})
+        assert resp.status == 409  # a monitor verifies, but not a dispatched case (the workflow's answer)
     finally:
         await monitor.close()
     assert (await (await wall.get(f"/api/cases/{case_id}")).json())["version"] == 1  # nothing written
@@ -279,7 +283,13 @@ async def test_review_api_claims_and_refusals(wall, bus):
         await bus.publish(make_alarm(n))
     await bus.publish(make_alarm(1, phase="cleared"))  # cleared alarms are not review items
     await bus.publish(Alarm(**{**make_alarm(3).to_dict(), "event": "juggling"}))  # no category files this
-    a, b = await person(wall, "duty"), await person(wall, "monitor")
+    a, b = await person(wall, "monitor2"), await person(wall, "monitor")
+    duty = await person(wall, "duty")
+    try:
+        assert (await duty.get("/api/review")).status == 403  # reviewing is the monitors' work (监控员)
+        assert (await duty.post("/api/review/claim", json={})).status == 403
+    finally:
+        await duty.close()
     try:
         queue = await (await a.get("/api/review")).json()
         assert [i["id"] for i in queue["items"]] == ["alarm-1", "alarm-2", "alarm-3"]

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from config import Settings, parse_settings
+from tests import signin
 from tests.test_wall_api import _HASH, PASSWORD, evidence_dir, make_alarm, store, wall_client  # noqa: F401
 from tests.waiting import eventually
 from wall import state
@@ -50,7 +51,7 @@ def wall_settings(tmp_path: Path) -> Settings:
 
 
 async def login(client, username: str = "admin"):
-    resp = await client.post("/api/login", json={"username": username, "password": PASSWORD})
+    resp = await signin.login(client, username, PASSWORD)
     assert resp.status == 200
     return resp
 

@@ -1,6 +1,6 @@
 """The review console in real headless Chromium on the real wall server (``create_app``, real Redis bus, real
 SQLite case store): evidence with boxes, keyboard work (J/K, Enter, R + reason digit), an item held by another
-reviewer is never offered, the confirmed case shows its timeline and role actions, and acting on it works."""
+reviewer is never offered, the confirmed case shows its timeline and the reviewer's (a monitor's) role actions."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from cases.store import CaseStore
+from tests import signin
 from tests.test_wall_api import PASSWORD, make_alarm, wall_client
 from tests.test_wall_case_api import settings_with_roles
 from tests.waiting import eventually
@@ -48,12 +49,12 @@ async def test_review_console_keyboard_flow(page, tmp_path, bus, store):
         # Another reviewer already holds the oldest item.
         other = aiohttp.ClientSession(base_url=base + "/", cookie_jar=aiohttp.CookieJar(unsafe=True))
         try:
-            assert (await other.post("/api/login", json={"username": "duty2", "password": PASSWORD})).status == 200
+            assert (await signin.login(other, "monitor2", PASSWORD)).status == 200
             got = await (await other.post("/api/review/claim", json={})).json()
             assert got["item"]["id"] == "alarm-1" and got["item"]["status"] == "mine"
 
             await page.goto(f"{base}/login?next=/review")
-            await page.fill("input[name=username]", "duty")
+            await page.fill("input[name=username]", "monitor")
             await page.fill("input[name=password]", PASSWORD)
             await page.press("input[name=password]", "Enter")
             await page.wait_for_url(re.compile(r".*/review$"))
@@ -84,7 +85,7 @@ async def test_review_console_keyboard_flow(page, tmp_path, bus, store):
             await case_panel.wait_for(timeout=10_000)
             assert "CW20260311-0001" in await page.text_content("#case-head")
             actions = await page.eval_on_selector_all(".case-action", "bs => bs.map(b => b.dataset.action)")
-            assert actions == ["start", "feedback", "return"]  # a watch officer's actions on a dispatched case
+            assert actions == []  # a monitor has no actions on a dispatched case (the watch officer takes it on)
             assert await page.locator(".tl-row").count() >= 5
             await eventually(lambda: _is(page, "alarm-3"), what="on to the next free item after confirming")
 
@@ -94,24 +95,22 @@ async def test_review_console_keyboard_flow(page, tmp_path, bus, store):
             await eventually(lambda: _is(page, ""), what="nothing left for me after rejecting alarm-3")
             assert await page.is_visible("#empty")
 
-            await page.click(".case-action[data-action=start]")
-            await page.locator("#case[data-state=handling]").wait_for(timeout=10_000)
             await page.screenshot(path=str(SCREENSHOT))
 
             # The other reviewer cannot decide an item someone else decided.
             resp = await other.post("/api/review/alarm-2/decision", json={"decision": "reject", "reason": "x"})
-            assert resp.status == 409 and "already confirmed by duty" in (await resp.json())["error"]
+            assert resp.status == 409 and "already confirmed by monitor" in (await resp.json())["error"]
         finally:
             await other.close()
     states = store.review_states(["alarm-1", "alarm-2", "alarm-3"], now=0)
     assert states["alarm-2"]["decision"]["decision"] == "confirm" and states["alarm-2"]["decision"]["case_id"]
     assert states["alarm-3"]["decision"] == {**states["alarm-3"]["decision"], "decision": "reject",
-                                             "reviewer": "duty", "reason": "误报：正常通行或停留", "case_id": None}
+                                             "reviewer": "monitor", "reason": "误报：正常通行或停留", "case_id": None}
     # The rejection reached the detectors' side of the bus (they suppress the same object in the same place).
     rejected = [e.data for e in await bus.history("alarm_rejections")]
-    assert [(r["alarm_id"], r["reviewer"], r["reason"]) for r in rejected] == [("alarm-3", "duty", "误报：正常通行或停留")]
+    assert [(r["alarm_id"], r["reviewer"], r["reason"]) for r in rejected] == [("alarm-3", "monitor", "误报：正常通行或停留")]
     case = store.list_cases()[0][0]
-    assert case["state"] == "handling" and case["timeline"][-1]["actor"] == "duty(watch_officer)"
+    assert case["state"] == "dispatched"
     assert any(e["action"] == "review_confirm" for e in case["timeline"])
 
 

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from tests import signin
 from tests.test_wall_api import PASSWORD, evidence_dir, make_alarm, store, wall_client  # noqa: F401
 from tests.test_wall_screens_api import CAMS, wall_settings
 from tests.waiting import eventually
@@ -27,7 +28,7 @@ async def site(tmp_path, bus, store, evidence_dir):
         await app[SCREENS].ready.wait()
         await app[state.HUB].ready.wait()
         client.base = str(client.make_url("")).rstrip("/")
-        assert (await client.post("/api/login", json={"username": "admin", "password": PASSWORD})).status == 200
+        assert (await signin.login(client, "admin", PASSWORD)).status == 200
         yield client
 
 
@@ -188,8 +189,9 @@ async def test_plan_switches_two_screens_for_the_leader_only(page, site):
         await open_console(duty, site)
         button = duty.locator("button.plan[data-plan=flood]")
         assert await button.is_disabled() and "Leader only" in await button.text_content()
-        resp = await duty.request.post(f"{site.base}/api/plans/flood/invoke")
-        assert resp.status == 403
+        resp = await duty.request.post(f"{site.base}/api/plans/flood/invoke",
+                                       headers=await signin.csrf_headers(duty.request, site.base))
+        assert resp.status == 403 and "role watch_officer" in (await resp.json())["error"]
     finally:
         await duty_context.close()
 

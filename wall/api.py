@@ -18,6 +18,7 @@ from aiohttp import web
 
 from config import redact_url
 from wall import state
+from wall.access import note
 from wall.auth import (
     COOKIE,
     clear_session_cookie,
@@ -112,7 +113,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
-    """``{username, password}`` → session cookie and ``{user}``; 401 on a wrong password, 429 when rate limited."""
+    """``{username, password}`` → session cookie and ``{user, csrf_token}``; 401 on a wrong password, 429 when rate limited."""
     try:
         body = await request.json()
     except ValueError:
@@ -143,7 +144,9 @@ async def login(request: web.Request) -> web.Response:
     sessions = app[state.SESSIONS]
     await sessions.revoke(request.cookies.get(COOKIE))  # a fresh token on every login (no session fixation)
     session = await sessions.create(user, app[state.CLOCK]())
-    response = web.json_response({"user": session.user_dict(), "expires_at": session.expires_at})
+    response = web.json_response({"user": session.user_dict(), "expires_at": session.expires_at,
+                                  "csrf_token": session.csrf_token})
+    note(request, role=session.role.value)
     set_session_cookie(response, session, secure=request.secure)
     log.info("login %s (%s) from %s", session.username, session.role.value, request.remote)
     return response
@@ -167,6 +170,7 @@ async def me(request: web.Request) -> web.Response:
     return web.json_response({
         "user": session.user_dict(),
         "expires_at": session.expires_at,
+        "csrf_token": session.csrf_token,
         "site_name": settings.site_name,
         "timezone": settings.timezone,
     })

@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from config import Settings
-from wall import api, broadcast_api, case_api, evidence, hub, live_ws, metrics, openapi, pages, screens_api, state
+from wall import (
+    api, audit, broadcast_api, case_api, evidence, hub, live_ws, metrics, openapi, pages, screens_api, state,
+)
+from wall.access import make_access_middleware
 from wall.auth import Authenticator, LoginLimiter, SessionStore, make_auth_middleware
 from wall.errors import error_middleware
 from wall.hub import EventHub
@@ -52,7 +55,8 @@ def create_app(
     if sessions is None:
         sessions = LocalSessions(SessionStore(settings.wall.session_ttl_s))
     app = web.Application(
-        middlewares=[error_middleware, make_auth_middleware(sessions, clock), api.bus_unavailable_middleware],
+        middlewares=[error_middleware, make_auth_middleware(sessions, clock), make_access_middleware(audit.record_request),
+                     api.bus_unavailable_middleware],
         client_max_size=64 * 1024,
     )
     app[state.SETTINGS] = settings
@@ -64,13 +68,15 @@ def create_app(
     app[state.SESSIONS] = sessions
     app[state.LOGIN_LIMITER] = LoginLimiter(max_failures=LOGIN_MAX_FAILURES, window_s=LOGIN_WINDOW_S)
     app[state.AUTHENTICATOR] = Authenticator(settings.users)
-    app[state.HUB] = EventHub(bus, queue_size=settings.wall.client_queue)
+    app[state.HUB] = EventHub(bus, queue_size=settings.wall.client_queue, clock=clock,
+                              audit=lambda entry: audit.record(app, entry))
     app[state.LIVE_SOCKETS] = LiveSockets()
     app[state.STARTED_AT] = time.time()
     app[state.METRICS] = list(metric_providers)
     app[state.GUIDANCE] = guidance
 
     api.add_routes(app)
+    audit.add_routes(app)
     case_api.add_routes(app)
     openapi.add_routes(app)
     hub.add_routes(app)

@@ -1,8 +1,8 @@
-"""Login, sessions and the access rule for every route.
+"""Login, sessions and authentication (who is asking); ``wall.access`` decides what each role may do.
 
 Pure cores (:class:`SessionStore`, :class:`LoginLimiter`) take ``now`` as an argument; the aiohttp adapter is
 the middleware plus cookie helpers. A random token (``secrets.token_urlsafe``) in the HttpOnly, SameSite=Strict
-cookie ``cw_session`` maps to the user, role and expiry; ``wall.sessions`` keeps that map in server memory (a
+cookie ``cw_session`` maps to the user, role, expiry and the session's CSRF token; ``wall.sessions`` keeps that map in server memory (a
 restart logs every browser out, which the wall page handles by going back to the login page) or in Redis, shared
 by several wall servers.
 """
@@ -41,6 +41,8 @@ class Session:
     role: Role
     created_at: float
     expires_at: float
+    csrf_token: str = ""
+    """Sent back in ``X-CSRF-Token`` on every state-changing request (``wall.access.check_csrf``)."""
 
     def user_dict(self) -> dict[str, Any]:
         """The user as the API shows it: ``{username, display_name, role}``."""
@@ -72,6 +74,7 @@ class SessionStore:
             role=user.role,
             created_at=now,
             expires_at=now + self.ttl_s,
+            csrf_token=secrets.token_urlsafe(32),
         )
         self._sessions[session.token] = session
         return session
@@ -183,20 +186,8 @@ def current_session(request: web.Request) -> Session | None:
 def require_session(request: web.Request) -> Session:
     """The session of a request that passed the middleware's login check."""
     session = request.get(SESSION)
-    if session is None:  # only reachable if a route was left out of the middleware's rule
+    if session is None:  # only reachable if a route's rule in wall.access were public
         raise web.HTTPUnauthorized(text='{"error": "login required"}', content_type="application/json")
-    return session
-
-
-def require_role(request: web.Request, *roles: Role) -> Session:
-    """The session if its role is one of ``roles`` (admin always passes); else a 403 JSON error."""
-    session = require_session(request)
-    if session.role is not Role.ADMIN and session.role not in roles:
-        allowed = ", ".join(r.value for r in roles)
-        raise web.HTTPForbidden(
-            text=f'{{"error": "role {session.role.value} may not do this; needs {allowed}"}}',
-            content_type="application/json",
-        )
     return session
 
 

@@ -2,8 +2,8 @@
 
 - ``GET /api/speakers``: every speaker with its online status (retained MQTT status / last ack).
 - ``POST /api/broadcasts``: a leader's (or admin's) manual broadcast — text spoken now or an uploaded clip — to a
-  speaker, ``group:<name>`` or ``all``; pre-empts automatic and scheduled audio. Other roles get 403, too many per
-  user 429, text over the limit 400, an unknown speaker/group/clip 404. Offline speakers are listed in the answer.
+  speaker, ``group:<name>`` or ``all``; pre-empts automatic and scheduled audio. Other roles get 403 (``wall.access``;
+  the refusal is still logged here), too many per user 429, text over the limit 400, an unknown speaker/group/clip 404. Offline speakers are listed in the answer.
   Every attempt, refused ones included, is logged on the ``broadcasts`` stream.
 - ``GET /api/broadcasts``: that log, newest first.
 - ``GET /api/guidance/stats``: closed-loop outcomes (resolved by guidance / not resolved / not broadcast).
@@ -16,14 +16,14 @@ from __future__ import annotations
 import logging
 import math
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from config import Role
 from guidance.clip_server import CLIP_MIME, CLIP_NAME
 from wall import state
-from wall.auth import LoginLimiter, require_session
+from wall.access import ON_REFUSED, note
+from wall.auth import LoginLimiter, Session, require_session
 from wall.errors import BadRequest, json_error
 from wall.views import broadcast_view
 
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("citywall.wall.broadcast")
 
-BROADCAST_ROLES = (Role.LEADER, Role.ADMIN)
 MAX_LOG = 500
 _TARGET = re.compile(r"^(all|group:[A-Za-z0-9_.-]{1,64}|[A-Za-z0-9_.-]{1,64})$")
 LIMITER: web.AppKey[LoginLimiter] = web.AppKey("broadcast_limiter")
@@ -78,6 +77,13 @@ async def stats(request: web.Request) -> web.Response:
     return web.json_response({"outcomes": await outcome_counts(request.app[state.BUS])})
 
 
+def _shown(body: dict[str, Any]) -> tuple[str, str]:
+    """(target, text) of a broadcast request as the log shows them, whatever their types."""
+    target, text, clip_id = body.get("target"), body.get("text"), body.get("clip_id")
+    shown_text = text if isinstance(text, str) else (f"[录音 {clip_id}]" if isinstance(clip_id, str) else "")
+    return (target if isinstance(target, str) else ""), shown_text
+
+
 async def post_broadcast(request: web.Request) -> web.Response:
     """``POST /api/broadcasts`` ``{target, text?, clip_id?, repeat?}``."""
     session = require_session(request)
@@ -90,8 +96,7 @@ async def post_broadcast(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         raise BadRequest("body", "must be a JSON object {target, text or clip_id}")
     target, text, clip_id = body.get("target"), body.get("text"), body.get("clip_id")
-    shown_text = text if isinstance(text, str) else (f"[录音 {clip_id}]" if isinstance(clip_id, str) else "")
-    shown_target = target if isinstance(target, str) else ""
+    shown_target, shown_text = _shown(body)
 
     async def refuse(status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:
         await rt.broadcaster.refused(requested_by=session.username, target=shown_target, text=shown_text,
@@ -99,9 +104,6 @@ async def post_broadcast(request: web.Request) -> web.Response:
         log.warning("manual broadcast by %s refused: %s", session.username, reason)
         return json_error(status, reason, headers=headers)
 
-    if session.role not in BROADCAST_ROLES:
-        return await refuse(403, f"role {session.role.value} may not broadcast; needs "
-                                 f"{', '.join(r.value for r in BROADCAST_ROLES)}")
     if not isinstance(target, str) or not _TARGET.match(target):
         return await refuse(400, "target: required, a speaker id, group:<name> or all")
     if clip_id is None:
@@ -137,8 +139,23 @@ async def post_broadcast(request: web.Request) -> web.Response:
     record = await rt.broadcaster.manual(target, text=text, requested_by=session.username, clip_id=clip_id,
                                          repeat=repeat)
     offline = [r["speaker_id"] for r in record.results if r["outcome"] != "played"]
+    note(request, broadcast_id=record.broadcast_id, status=record.status, not_played=offline)
     log.info("manual broadcast by %s to %s: %s", session.username, target, record.status)
     return web.json_response({"broadcast": broadcast_view(record.to_dict()), "not_played": offline})
+
+
+async def _log_refused(request: web.Request, session: Session, problem: str) -> None:
+    """A broadcast the access policy refused (wrong role) is still an attempt: log it like the handler's refusals."""
+    rt = request.app.get(state.GUIDANCE)
+    if rt is None:
+        return
+    try:
+        body = await request.json()
+    except ValueError:
+        body = {}
+    shown_target, shown_text = _shown(body if isinstance(body, dict) else {})
+    await rt.broadcaster.refused(requested_by=session.username, target=shown_target, text=shown_text, reason=problem)
+    log.warning("manual broadcast by %s refused: %s", session.username, problem)
 
 
 async def post_clip(request: web.Request) -> web.Response:
@@ -148,9 +165,6 @@ async def post_clip(request: web.Request) -> web.Response:
     session = require_session(request)
     rt = _runtime(request)
     limits = rt.settings.guidance.manual
-    if session.role not in BROADCAST_ROLES:
-        return json_error(403, f"role {session.role.value} may not upload clips; needs "
-                               f"{', '.join(r.value for r in BROADCAST_ROLES)}")
     if request.content_length is not None and request.content_length > limits.max_upload_bytes:
         return json_error(413, f"upload is {request.content_length} bytes, over max_upload_bytes="
                                f"{limits.max_upload_bytes}")
@@ -164,6 +178,7 @@ async def post_clip(request: web.Request) -> web.Response:
                                                 max_duration_s=limits.max_upload_s)
     except ValueError as exc:
         raise BadRequest("body", str(exc)) from None
+    note(request, target=clip_id, duration_s=round(info.duration_s, 2))
     log.info("clip %s uploaded by %s (%.1f s, %s)", clip_id, session.username, info.duration_s, info.codec)
     return web.json_response({"clip_id": clip_id, "duration_s": round(info.duration_s, 2), "codec": info.codec,
                               "size_bytes": info.size_bytes, "url": f"/clips/{clip_id}.opus"}, status=201)
@@ -174,6 +189,7 @@ def add_routes(app: web.Application) -> None:
     rt = app.get(state.GUIDANCE)
     limit = rt.settings.guidance.manual.per_user_per_minute if rt is not None else 6
     app[LIMITER] = LoginLimiter(max_failures=limit, window_s=60.0)
+    app.setdefault(ON_REFUSED, {})[("POST", "/api/broadcasts")] = _log_refused
     app.router.add_get("/api/speakers", speakers)
     app.router.add_get("/api/broadcasts", list_broadcasts)
     app.router.add_post("/api/broadcasts", post_broadcast)

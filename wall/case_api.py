@@ -28,6 +28,7 @@ from cases.workflow import ACTION_LABELS, Action, State, TransitionError, allowe
 from config import redact_url
 from wall import daily_report, review_api, state
 from wall.api import _ID, _STATE, MAX_CASES_PAGE, int_param, str_param
+from wall.access import note
 from wall.auth import require_session
 from wall.errors import BadRequest, json_error
 from wall.views import case_view
@@ -178,6 +179,7 @@ async def act_on_case(request: web.Request) -> web.Response:
         text = str(exc)
         field = "extension" if "extension" in text else "unit_id"
         raise BadRequest(field, text) from None
+    note(request, case_no=event.case["case_no"], state=event.state)
     return _event_response(event, role)
 
 
@@ -224,6 +226,7 @@ async def supervise_case(request: web.Request) -> web.Response:
     except SuperviseRefused as exc:
         return web.json_response({"error": str(exc), "case": _detail(exc.case, role) if exc.case else None},
                                  status=403 if exc.forbidden else 409)
+    note(request, case_no=event.case["case_no"], supervise_count=event.case.get("supervise_count"))
     return _event_response(event, role)
 
 

@@ -6,6 +6,11 @@ guidance) and ``wall`` (screen states, see ``wall.screen_service``) and turns ea
 ``put_nowait``, so a client whose queue is full is disconnected (close code 1013) and counted — nobody waits for a
 slow browser.
 
+Client messages: ``ping``, ``resume`` and the control actions other rooms register in :attr:`EventHub.actions`
+(``ack``: acknowledge an alarm, from ``wall.screens_api``). Each type is checked against the sender's role by the
+access policy (``wall.access.WS_MESSAGES``): a refused or failed message gets an ``error`` frame naming why, and the
+connection stays open. Control actions are written to the audit log, refused ones included.
+
 Resume: a client sends ``{"type": "resume", "last_ids": {"alarms": id, "case_events": id}}``. While the missed
 entries are read (``bus.since``) and queued, live frames for that client are held aside; afterwards they are
 released, skipping every id the resume already covered and every id the client already got live. The client
@@ -18,18 +23,26 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections import deque
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from cases.audit import AuditEntry
 from wall import state
+from wall.access import WS_MESSAGES, ws_check
 from wall.auth import Session, require_session
 from wall.views import alarm_view, broadcast_view, case_event_view, status_view
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from broker.bus import Bus, Entry
+
+    MessageAction = Callable[[Session, dict[str, Any]], Awaitable[tuple[str, dict[str, Any]]]]
+    """A control message's handler: returns (audit target, reply frame); raises MessageError for the client."""
 
 log = logging.getLogger("citywall.wall.hub")
 
@@ -46,6 +59,15 @@ LOGGED_OUT = 4401
 _STREAM_ID = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?$")
 
 StreamKey = tuple[int, int]
+
+
+class MessageError(ValueError):
+    """A control message that cannot be done (unknown alarm, bad field): an error frame; ``status`` for the audit."""
+
+    def __init__(self, message: str, *, target: str = "", status: int = 400):
+        super().__init__(message)
+        self.target = target
+        self.status = status
 
 
 def parse_stream_id(value: str) -> StreamKey:
@@ -130,6 +152,8 @@ class Client:
         self.close_code: int | None = None
         self.close_reason = ""
         self.done = asyncio.Event()
+        self.remote = ""
+        """The peer's address (for the audit log)."""
 
     def is_duplicate(self, stream: str, key: StreamKey | None) -> bool:
         """Whether this client already got ``key`` of ``stream`` (live, or covered by a resume)."""
@@ -188,8 +212,13 @@ class Client:
 class EventHub:
     """Tails the bus and fans frames out to WebSocket clients; see the module docstring."""
 
-    def __init__(self, bus: Bus, *, queue_size: int, block_ms: int = 1000):
+    def __init__(self, bus: Bus, *, queue_size: int, block_ms: int = 1000,
+                 audit: Callable[[AuditEntry], Awaitable[None]] | None = None, clock: Callable[[], float] | None = None):
         self.bus = bus
+        self.actions: dict[str, MessageAction] = {}
+        """Control message types → handlers (registered by the rooms that own the action)."""
+        self._audit = audit
+        self._clock = clock
         self.queue_size = queue_size
         self.block_ms = block_ms
         self.clients: set[Client] = set()
@@ -304,6 +333,7 @@ class EventHub:
                                    compress=False)
         await ws.prepare(request)
         client = Client(ws, session, self.queue_size)
+        client.remote = request.remote or ""
         client.send_control({"type": "hello", "user": session.user_dict()})
         self.clients.add(client)
         self._stats.connected_total += 1
@@ -366,7 +396,17 @@ class EventHub:
             self._reply_error(client, f"message must be a JSON object, got {type(message).__name__}")
             return
         kind = message.get("type")
-        if kind == "ping":
+        handled = kind in ("ping", "resume") or kind in self.actions
+        refused = ws_check(client.session, kind, handled=handled) if isinstance(kind, str) else None
+        if refused is not None:
+            self._reply_error(client, refused)
+            rule = WS_MESSAGES.get(kind)
+            target = str(message.get(rule.target_field, "")) if rule is not None and rule.target_field else ""
+            await self._record(client, kind, target[:128], 403, {"refused": refused})
+            return
+        if isinstance(kind, str) and kind in self.actions:
+            await self._act(client, kind, message)
+        elif kind == "ping":
             if not client.send_control({"type": "pong"}):
                 self.drop(client)
         elif kind == "resume":
@@ -377,9 +417,31 @@ class EventHub:
                 return
             await self._resume(client, parsed)
         elif kind is None:
-            self._reply_error(client, 'type: missing; expected "ping" or "resume"')
+            self._reply_error(client, f"type: missing; expected one of {self._kinds()}")
         else:
-            self._reply_error(client, f'type: unknown message type {str(kind)[:40]!r}; expected "ping" or "resume"')
+            self._reply_error(client, f"type: unknown message type {str(kind)[:40]!r}; expected one of {self._kinds()}")
+
+    def _kinds(self) -> str:
+        return ", ".join(repr(k) for k in ("ping", "resume", *self.actions))
+
+    async def _act(self, client: Client, kind: str, message: dict[str, Any]) -> None:
+        try:
+            target, reply = await self.actions[kind](client.session, message)
+        except MessageError as exc:
+            self._reply_error(client, f"{kind}: {exc}")
+            await self._record(client, kind, exc.target, exc.status, {"error": str(exc)})
+            return
+        if not client.send_control(reply):
+            self.drop(client)
+        await self._record(client, kind, target, 200, {})
+
+    async def _record(self, client: Client, kind: str, target: str, outcome: int, details: dict[str, Any]) -> None:
+        rule = WS_MESSAGES.get(kind)
+        if self._audit is None or rule is None or not rule.audit:
+            return
+        await self._audit(AuditEntry(at=self._clock() if self._clock else time.time(), actor=client.session.username,
+                                     role=client.session.role.value, action=rule.audit, target=target,
+                                     outcome=outcome, client=client.remote, details={"via": "websocket", **details}))
 
     async def _resume(self, client: Client, last_ids: dict[str, tuple[str, StreamKey]]) -> None:
         self._stats.resumes += 1

@@ -1,7 +1,9 @@
 """``GET /api/openapi.json``: the OpenAPI 3.1 description of the wall server's API, written by hand.
 
 A test checks that every registered ``/api`` route (and ``/evidence``) appears here with its method, so the
-document cannot silently fall behind the router. WebSocket routes are described as ``GET`` upgrades; their
+document cannot silently fall behind the router. Who may call each operation (``x-roles``), the 403 it answers
+otherwise and the CSRF header of state-changing operations are added from the access policy (``wall.access``),
+so they cannot fall behind it either. WebSocket routes are described as ``GET`` upgrades; their
 frames are documented in the operation descriptions and in ``x-websocket-frames``.
 """
 
@@ -11,7 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
+from cases.audit import MAX_PAGE as MAX_AUDIT_PAGE
 from wall import state
+from wall.access import CSRF_EXEMPT, CSRF_HEADER, ROUTES, SAFE_METHODS, WS_MESSAGES
 from wall.api import MAX_ALARMS, MAX_CASES_PAGE
 
 
@@ -51,6 +55,8 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "user": _ref("User"),
             "expires_at": {"type": "number", "description": "unix time"},
+            "csrf_token": {"type": "string", "description": f"send it in {CSRF_HEADER} on every state-changing "
+                                                           "request of this session"},
             "site_name": {"type": "string", "description": "the centre's name shown on the wall"},
             "timezone": {"type": "string", "description": "IANA timezone of the site, e.g. Asia/Shanghai"},
         },
@@ -279,11 +285,14 @@ WS_FRAMES = {
             "wall_screen": {"type": "wall_screen", "id": "stream id", "screen": "Screen (not resumed: GET "
                             "/api/screens/{id} after a reconnect)"},
             "pong": {"type": "pong"},
-            "error": {"type": "error", "error": "what was wrong"},
+            "ack_result": {"type": "ack_result", "alarm_id": "id", "screens": "[Screen] the screens that changed"},
+            "error": {"type": "error", "error": "what was wrong (a refused message names the role and what it needs)"},
         },
         "client": {
             "ping": {"type": "ping"},
             "resume": {"type": "resume", "last_ids": {"alarms": "stream id", "case_events": "stream id"}},
+            "ack": {"type": "ack", "alarm_id": "id",
+                    "x-roles": WS_MESSAGES["ack"].needs()},
         },
     },
     "/api/live/{camera_id}": {
@@ -430,8 +439,11 @@ PATHS: dict[str, Any] = {
             "description": (
                 "Upgrade to WebSocket. Server frames: hello, alarm, camera_status, case, pong, error. Client "
                 'frames: {"type":"ping"}; {"type":"resume","last_ids":{"alarms":id,"case_events":id}} sends '
-                "every entry after those ids exactly once, then continues live. A client whose bounded send "
-                "queue overflows is closed with code 1013. Invalid frames get an error frame; the socket stays open."
+                'every entry after those ids exactly once, then continues live; {"type":"ack","alarm_id":id} '
+                "acknowledges an alarm like POST /api/alarms/{id}/ack (watch officer, leader, admin). A client whose "
+                "bounded send "
+                "queue overflows is closed with code 1013. Invalid or role-refused frames get an error frame; the "
+                "socket stays open. Cross-origin upgrades are refused (403)."
             ),
             "security": _SESSION,
             "x-websocket-frames": WS_FRAMES["/api/ws"],
@@ -771,6 +783,41 @@ PATHS["/api/webhooks"] = {
     },
 }
 
+SCHEMAS["AuditEntry"] = {"type": "object", "properties": {
+    "seq": {"type": "integer"}, "at": {"type": "number", "description": "unix time"},
+    "actor": {"type": "string"}, "role": {"type": "string"},
+    "action": {"type": "string", "description": "login, logout, screen.layout, screen.tile, tour.start|pause|resume|"
+                                                "stop, alarm.ack, plan.invoke, broadcast.manual, clip.upload, "
+                                                "review.claim, review.decision, case.<action>"},
+    "target": {"type": "string"}, "outcome": {"type": "integer", "description": "HTTP status answered (403: refused)"},
+    "client": {"type": "string", "description": "client address"},
+    "details": {"type": "object", "description": "the request body (never passwords) and what the handler added"}}}
+
+PATHS["/api/audit"] = {
+    "get": {
+        "summary": "Search the append-only audit log of control actions (admin only), newest first",
+        "security": _SESSION,
+        "parameters": [
+            _query("actor", {"type": "string"}, "username, exact"),
+            _query("action", {"type": "string"}, "action name, exact (e.g. plan.invoke)"),
+            _query("target", {"type": "string"}, "target prefix (screen id, case id, alarm id …)"),
+            _query("since", {"type": "string"}, "from this time: epoch seconds or ISO time (site timezone)"),
+            _query("until", {"type": "string"}, "before this time: epoch seconds or ISO time (site timezone)"),
+            _query("q", {"type": "string"}, "text anywhere in actor, action, target or details"),
+            _query("outcome", {"type": "integer"}, "HTTP status answered, e.g. 403 for refusals"),
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_AUDIT_PAGE, "default": 100}, "page size"),
+            _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "entries to skip"),
+        ],
+        "responses": {
+            "200": _json({"type": "object", "properties": {
+                "entries": {"type": "array", "items": _ref("AuditEntry")}, "total": {"type": "integer"},
+                "limit": {"type": "integer"}, "offset": {"type": "integer"}}}, "a page of entries"),
+            "400": _error("a filter is malformed (the error names it)"),
+            "401": _UNAUTHORIZED,
+        },
+    },
+}
+
 SCHEMAS["ReviewItem"] = {"type": "object", "properties": {
     "id": {"type": "string", "description": "the alarm id"},
     "status": {"type": "string", "enum": ["free", "mine", "claimed", "confirmed", "rejected"]},
@@ -838,6 +885,32 @@ PATHS["/api/review/{id}/decision"] = {
 }
 
 
+def _with_policy(paths: dict[str, Any]) -> dict[str, Any]:
+    """``paths`` with each operation's ``x-roles`` and 403 from the access policy, and the CSRF header."""
+    out: dict[str, Any] = {}
+    for path, ops in paths.items():
+        out[path] = {}
+        for method, op in ops.items():
+            rule = ROUTES.get((method.upper(), path.replace("{path:.*}", "{path}")))
+            op = dict(op)
+            if rule is not None:
+                op["x-roles"] = rule.needs()
+                if rule.public:
+                    op["security"] = []
+            responses = dict(op.get("responses", {}))
+            if method.upper() not in SAFE_METHODS and (method.upper(), path) not in CSRF_EXEMPT:
+                op["parameters"] = [*op.get("parameters", []), {
+                    "name": CSRF_HEADER, "in": "header", "required": True, "schema": {"type": "string"},
+                    "description": "the session's csrf_token (from /api/login or /api/me)"}]
+                responses.setdefault("403", _error(f"role not allowed (the error names the role and what it needs), "
+                                                   f"or {CSRF_HEADER} missing or wrong"))
+            elif rule is not None and not rule.public and rule.roles is not None:
+                responses.setdefault("403", _error("role not allowed (the error names the role and what it needs)"))
+            op["responses"] = responses
+            out[path][method] = op
+    return out
+
+
 def build_document(site_name: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document."""
     return {
@@ -847,7 +920,7 @@ def build_document(site_name: str) -> dict[str, Any]:
             "version": "1",
             "description": "REST and WebSocket API of the citywall video wall. Log in with POST /api/login.",
         },
-        "paths": PATHS,
+        "paths": _with_policy(PATHS),
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {"session": {"type": "apiKey", "in": "cookie", "name": "cw_session"}},

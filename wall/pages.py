@@ -9,11 +9,13 @@ from __future__ import annotations
 import html
 import logging
 from pathlib import Path
+from urllib.parse import quote
 
 from aiohttp import web
 
 import web as web_assets
 from wall import state
+from wall.auth import SESSION
 
 log = logging.getLogger("citywall.wall.pages")
 
@@ -65,6 +67,20 @@ def _page(request: web.Request, name: str, fallback: str) -> web.StreamResponse:
         return web.FileResponse(path, headers={**PAGE_HEADERS, "Content-Type": "text/html; charset=utf-8"})
     site = html.escape(request.app[state.SETTINGS].site_name)
     return web.Response(text=fallback.format(site=site), content_type="text/html", headers=PAGE_HEADERS)
+
+
+def static_page(name: str) -> web.StreamResponse:
+    """A page of ``web/static`` (500 naming it when the server was installed without it)."""
+    path = web_assets.STATIC_DIR / name
+    if not path.is_file():
+        return web.Response(status=500, text=f"{name} is not installed on this server", headers=PAGE_HEADERS)
+    return web.FileResponse(path, headers={**PAGE_HEADERS, "Content-Type": "text/html; charset=utf-8"})
+
+
+def login_first(request: web.Request) -> None:
+    """Send a browser without a session to ``/login?next=<this page>``."""
+    if request.get(SESSION) is None:
+        raise web.HTTPFound(f"/login?next={quote(request.path_qs, safe='/')}")
 
 
 async def index(request: web.Request) -> web.StreamResponse:

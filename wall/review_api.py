@@ -23,6 +23,7 @@ from cases.review import AlarmRejected, MAX_REASON, REJECT_REASONS, ReviewConfli
 from detectors.alarm import Alarm
 from wall import state
 from wall.api import _ID, _bus_call, int_param
+from wall.access import note
 from wall.auth import require_session
 from wall.errors import BadRequest, json_error
 from wall.pages import PAGE_HEADERS
@@ -164,6 +165,7 @@ async def review_decide(request: web.Request) -> web.Response:
                                  status=409)
     except FilingError as exc:  # e.g. an event no category files: the reviewer can still reject it
         return json_error(422, f"cannot file {item} as a case: {exc}")
+    note(request, case_no=result.case["case_no"] if result.case else None)
     if result.decision == "reject":  # the detectors learn it: the same object there stops firing
         await request.app[state.BUS].publish(
             AlarmRejected.of(alarm, session.username, result.reason, request.app[state.CLOCK]()))

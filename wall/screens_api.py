@@ -1,6 +1,7 @@
 """REST routes and pages of the wall screens (the adapter between HTTP and :class:`wall.screen_service.ScreenService`).
 
-``/api/screens`` (list, one, layout, tiles, tours), ``/api/plans/{id}/invoke`` (the plan's roles; admin always),
+``/api/screens`` (list, one, layout, tiles, tours), ``/api/plans/{id}/invoke`` (the plan's roles, checked by
+``wall.access``),
 ``/api/alarms/{alarm_id}/ack``, ``/api/map`` (grid cells and camera positions for the offline map); pages
 ``/wall/{screen}`` (a screen nobody defined → a readable 404 page), ``/console`` and ``/situation``.
 
@@ -20,13 +21,14 @@ from typing import Any
 
 from aiohttp import web
 
-import web as web_assets
 from config import Role
 from wall import state
 from wall.api import BusUnavailable
-from wall.auth import SESSION, require_role, require_session
+from wall.access import note
+from wall.auth import require_session
 from wall.errors import BadRequest, json_error
-from wall.pages import PAGE_HEADERS
+from wall.hub import MessageError
+from wall.pages import PAGE_HEADERS, login_first, static_page
 from wall.screen_service import ScreenService
 from wall.screens import PRESETS, Conflict, NotFound, ScreenError
 
@@ -192,18 +194,18 @@ def _tour_handler(action: str):
 
 @_errors
 async def invoke_plan(request: web.Request) -> web.Response:
-    """Apply an emergency plan (预案) to all its screens; the plan's roles only (admin always) → 403 otherwise."""
+    """Apply an emergency plan (预案) to all its screens (who may: ``wall.access.PerPlan``)."""
     plan_id = request.match_info["id"]
     svc = _service(request)
     if plan_id not in svc.wall.plans:
         raise NotFound("plan", plan_id)
-    roles = [Role(r) for r in svc.plan_roles.get(plan_id, [Role.LEADER.value])]
-    require_role(request, *roles)
     changed = await _run(request, lambda now: svc.wall.invoke_plan(plan_id, now), "plan",
                          {"plan": plan_id, "name": svc.wall.plans[plan_id].name})
     session = require_session(request)
     log.info("plan %s invoked by %s", plan_id, session.username)
     broadcasts = await _plan_broadcasts(request, plan_id, session.username)
+    note(request, name=svc.wall.plans[plan_id].name, screens=changed,
+         broadcasts=[{k: b.get(k) for k in ("target", "status")} for b in broadcasts])
     return web.json_response({"plan": plan_id, "screens": [svc.wall.view(sid) for sid in changed],
                               "broadcasts": broadcasts})
 
@@ -238,6 +240,20 @@ async def ack_alarm(request: web.Request) -> web.Response:
     wall = _service(request).wall
     changed = await _run(request, lambda now: wall.ack(alarm_id, now), "ack", {"alarm_id": alarm_id})
     return web.json_response({"alarm_id": alarm_id, "screens": [wall.view(sid) for sid in changed]})
+
+
+async def _ws_ack(app: web.Application, session: Any, message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``{"type": "ack", "alarm_id": ...}`` on ``/api/ws``: the same as ``POST /api/alarms/{alarm_id}/ack``."""
+    alarm_id = message.get("alarm_id")
+    if not isinstance(alarm_id, str) or not alarm_id or len(alarm_id) > 128:
+        raise MessageError("alarm_id: required, an alarm id string")
+    wall = app[SCREENS].wall
+    try:
+        changed = await app[SCREENS].apply(lambda now: wall.ack(alarm_id, now), user=session.user_dict(),
+                                           action="ack", detail={"alarm_id": alarm_id})
+    except NotFound as exc:
+        raise MessageError(str(exc), target=alarm_id, status=404) from None
+    return alarm_id, {"type": "ack_result", "alarm_id": alarm_id, "screens": [wall.view(s) for s in changed]}
 
 
 # ------------------------------------------------------------------------------------------------------ map
@@ -279,20 +295,6 @@ _GRID: web.AppKey[dict[str, list[dict[str, Any]]]] = web.AppKey("map_grid")
 # ------------------------------------------------------------------------------------------------------ pages
 
 
-def _static_page(name: str) -> web.StreamResponse:
-    path = web_assets.STATIC_DIR / name
-    if not path.is_file():
-        return web.Response(status=500, text=f"{name} is not installed on this server", headers=PAGE_HEADERS)
-    return web.FileResponse(path, headers={**PAGE_HEADERS, "Content-Type": "text/html; charset=utf-8"})
-
-
-def _login_first(request: web.Request) -> None:
-    if request.get(SESSION) is None:
-        from urllib.parse import quote
-
-        raise web.HTTPFound(f"/login?next={quote(request.path_qs, safe='/')}")
-
-
 async def screen_page(request: web.Request) -> web.StreamResponse:
     """``/wall/{screen}``: the wall page for one physical screen; a readable 404 page for an unknown one."""
     screen_id = request.match_info["screen"]
@@ -302,19 +304,19 @@ async def screen_page(request: web.Request) -> web.StreamResponse:
                            for s in wall.screens)
         return web.Response(status=404, content_type="text/html", headers=PAGE_HEADERS,
                             text=_UNKNOWN_SCREEN.format(screen=html.escape(screen_id[:64]), links=links))
-    return _static_page("wall.html")
+    return static_page("wall.html")
 
 
 async def console_page(request: web.Request) -> web.StreamResponse:
     """``/console``: the staff console (layouts, drag-and-drop, tours, plans, acks)."""
-    _login_first(request)
-    return _static_page("console.html")
+    login_first(request)
+    return static_page("console.html")
 
 
 async def situation_page(request: web.Request) -> web.StreamResponse:
     """``/situation``: the situation panel (counters and the offline map) for an aux screen."""
-    _login_first(request)
-    return _static_page("situation.html")
+    login_first(request)
+    return static_page("situation.html")
 
 
 def add_routes(app: web.Application) -> None:
@@ -322,6 +324,7 @@ def add_routes(app: web.Application) -> None:
     app[SCREENS] = ScreenService(app[state.SETTINGS], app[state.BUS], clock=app[state.CLOCK])
     app[_GRID] = {}
     app.cleanup_ctx.append(_screens_ctx)
+    app[state.HUB].actions["ack"] = lambda session, message: _ws_ack(app, session, message)
     r = app.router
     r.add_get("/api/screens", list_screens)
     r.add_get("/api/screens/{id}", get_screen)

@@ -2,7 +2,7 @@
 
 Both have the same asynchronous shape (:class:`Sessions`), used by the access middleware and login/logout. The
 in-memory one wraps the pure :class:`wall.auth.SessionStore`; the shared one keeps each session as a Redis key
-``{prefix}:session:{token}`` (JSON, expiring with the session), so a browser logged in through one wall server is
+``{prefix}:session:{token}`` (JSON with the session's CSRF token, expiring with the session), so a browser logged in through one wall server is
 known to every other, and a logout anywhere ends it everywhere.
 """
 
@@ -63,9 +63,9 @@ class RedisSessions:
     async def create(self, user: User, now: float) -> Session:
         session = Session(token=secrets.token_urlsafe(32), username=user.username,
                           display_name=user.display_name or user.username, role=user.role,
-                          created_at=now, expires_at=now + self.ttl_s)
+                          created_at=now, expires_at=now + self.ttl_s, csrf_token=secrets.token_urlsafe(32))
         data = {"username": session.username, "display_name": session.display_name, "role": session.role.value,
-                "created_at": session.created_at, "expires_at": session.expires_at}
+                "created_at": session.created_at, "expires_at": session.expires_at, "csrf_token": session.csrf_token}
         await self._redis.set(self._key(session.token), json.dumps(data, ensure_ascii=False),
                               px=int(self.ttl_s * 1000))
         return session
@@ -80,7 +80,7 @@ class RedisSessions:
             data = json.loads(raw)
             session = Session(token=token, username=data["username"], display_name=data["display_name"],
                               role=Role(data["role"]), created_at=float(data["created_at"]),
-                              expires_at=float(data["expires_at"]))
+                              expires_at=float(data["expires_at"]), csrf_token=str(data["csrf_token"]))
         except (ValueError, KeyError, TypeError):
             return None
         return session if now < session.expires_at else None

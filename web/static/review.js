@@ -5,7 +5,7 @@
 // Each item says how the filing policy treats it: 待复核立案 (held: no case until confirmed) or 已自动立案 with the
 // case number. A leader also gets 督办 (supervise, key D) on an open case.
 
-import { ApiError, getJSON, goLogin } from "./api.js";
+import { getJSON, send } from "./api.js";
 import { el } from "./dom.js";
 import { eventLabel, setTimeZone, timeText } from "./format.js";
 
@@ -27,21 +27,6 @@ function serial(step) {
   return chain;
 }
 const now = () => Date.now() / 1000;
-
-async function send(method, url, body) {
-  const resp = await fetch(url, {
-    method, credentials: "same-origin",
-    headers: { "Content-Type": "application/json", Accept: "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (resp.status === 401) {
-    goLogin();
-    throw new ApiError(401, "not signed in");
-  }
-  let data = null;
-  try { data = await resp.json(); } catch (_) { /* not JSON */ }
-  return { status: resp.status, ok: resp.ok, data: data || {} };
-}
 
 function say(text, kind = "warn") {
   const m = $("message");

@@ -1,0 +1,155 @@
+"""The audit log on the wall server: recording every control action, and the admin's search (``GET /api/audit``,
+the page ``/audit``).
+
+One entry point records HTTP control actions: the access middleware (``wall.access``) calls :func:`record_request`
+for every state-changing request, allowed or refused, with the status it got — so a new control route is audited
+the day it is added. The action name is the route's ``Rule.audit`` (``screen.layout``, ``plan.invoke``,
+``case.dispatch`` …); the target is the route's path parameters; the details are the JSON body (passwords never)
+plus whatever the handler added with ``wall.access.note`` (a case number, a broadcast id, the refusal reason). WebSocket
+control messages (an ``ack`` on ``/api/ws``) are recorded by the hub with :func:`record`.
+
+Entries go to the case store's append-only ``audit_log`` (``cases.audit``); a store that fails to take one is
+logged loudly and counted (``stats()``), never turned into a failure of an action that already happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from cases.audit import MAX_PAGE, AuditEntry, AuditQuery
+from wall import state
+from wall.access import NOTES
+from wall.api import int_param
+from wall.auth import Session
+from wall.errors import BadRequest
+from wall.pages import login_first, static_page
+
+log = logging.getLogger("citywall.wall.audit")
+
+_SECRET_KEYS = frozenset({"password", "csrf_token"})
+MAX_BODY_FOR_DETAILS = 8 * 1024
+
+
+@dataclass
+class AuditStats:
+    recorded: int = 0
+    failed: int = 0
+    """Entries the case store did not take (logged as errors)."""
+
+
+STATS: web.AppKey[AuditStats] = web.AppKey("audit_stats")
+
+
+async def record(app: web.Application, entry: AuditEntry) -> None:
+    """Append ``entry`` to the store (in a worker thread); a failure is logged and counted, not raised."""
+    stats = app[STATS]
+    try:
+        await asyncio.to_thread(app[state.CASES].append_audit, entry)
+        stats.recorded += 1
+    except Exception:
+        stats.failed += 1
+        log.exception("audit entry NOT recorded: %s by %s on %s (%s)", entry.action, entry.actor, entry.target,
+                      entry.outcome)
+
+
+async def _body_details(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json" or (request.content_length or 0) > MAX_BODY_FOR_DETAILS:
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        return {}
+    if not isinstance(body, dict):
+        return {}
+    return {k: v for k, v in body.items() if k not in _SECRET_KEYS}
+
+
+async def record_request(request: web.Request, session: Session | None, rule: Any, status: int,
+                         problem: str) -> None:
+    """The access middleware's recorder: one entry per state-changing request (see the module docstring)."""
+    notes = dict(request.get(NOTES) or {})
+    body = await _body_details(request)
+    action = rule.audit or f"{request.method} {request.match_info.route.resource.canonical}"
+    if action == "case.action" and isinstance(body.get("action"), str):
+        action = f"case.{body['action'][:32]}"
+    actor = notes.pop("actor", None) or (session.username if session else "") or str(body.get("username", ""))[:64]
+    role = notes.pop("role", None) or (session.role.value if session else "")
+    target = notes.pop("target", None) or "/".join(request.match_info.values())
+    details = {**({"request": body} if body and action != "login" else {}), **notes}
+    if problem:
+        details["refused"] = problem
+    await record(request.app, AuditEntry(at=request.app[state.CLOCK](), actor=actor or "-", role=role,
+                                         action=action, target=str(target), outcome=status,
+                                         client=request.remote or "", details=details))
+
+
+# ------------------------------------------------------------------------------------------------------ search
+
+
+def _time_param(request: web.Request, name: str) -> float | None:
+    raw = request.query.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest(name, f"must be epoch seconds or an ISO date/time like 2026-03-11T08:00, got {raw[:40]!r}") \
+            from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=ZoneInfo(request.app[state.SETTINGS].timezone))
+    return when.timestamp()
+
+
+def _text_param(request: web.Request, name: str, longest: int = 64) -> str | None:
+    raw = request.query.get(name, "").strip()
+    if not raw:
+        return None
+    if len(raw) > longest:
+        raise BadRequest(name, f"at most {longest} characters")
+    return raw
+
+
+async def search(request: web.Request) -> web.Response:
+    """``GET /api/audit`` (admin): entries newest first, filtered by ``actor``, ``action``, ``target`` (prefix),
+    ``since``/``until`` (epoch seconds or ISO time in the site timezone), ``q`` (text in target or details),
+    ``outcome`` (HTTP status, e.g. 403 for refusals),
+    paged by ``limit``/``offset``."""
+    try:
+        query = AuditQuery(
+            actor=_text_param(request, "actor"), action=_text_param(request, "action"),
+            target=_text_param(request, "target"), since=_time_param(request, "since"),
+            until=_time_param(request, "until"), q=_text_param(request, "q"),
+            outcome=int_param(request, "outcome", default=0, lo=0, hi=599) or None,
+            limit=int_param(request, "limit", default=100, lo=1, hi=MAX_PAGE),
+            offset=int_param(request, "offset", default=0, lo=0, hi=10_000_000))
+    except ValueError as exc:
+        if isinstance(exc, BadRequest):
+            raise
+        field, _, reason = str(exc).partition(": ")
+        raise BadRequest(field, reason) from None
+    entries, total = await asyncio.to_thread(request.app[state.CASES].search_audit, query)
+    return web.json_response({"entries": [e.to_dict() for e in entries], "total": total, "limit": query.limit,
+                              "offset": query.offset})
+
+
+async def audit_page(request: web.Request) -> web.StreamResponse:
+    """``/audit``: the admin's audit log page (web/static/audit.*; its data needs the admin role)."""
+    login_first(request)
+    return static_page("audit.html")
+
+
+def add_routes(app: web.Application) -> None:
+    app[STATS] = AuditStats()
+    app.router.add_get("/api/audit", search)
+    app.router.add_get("/audit", audit_page)
