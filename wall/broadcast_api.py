@@ -23,6 +23,7 @@ from aiohttp import web
 from config import Role
 from guidance.clip_server import CLIP_MIME, CLIP_NAME
 from wall import state
+from wall.api import int_param
 from wall.auth import LoginLimiter, require_session
 from wall.errors import BadRequest, json_error
 from wall.views import broadcast_view
@@ -62,10 +63,8 @@ async def speakers(request: web.Request) -> web.Response:
 async def list_broadcasts(request: web.Request) -> web.Response:
     """``GET /api/broadcasts?limit=N``: the log, newest first."""
     require_session(request)
-    raw = request.query.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LOG:
-        raise BadRequest("limit", f"must be an integer between 1 and {MAX_LOG}, got {raw[:40]!r}")
-    entries = await request.app[state.BUS].history("broadcasts", count=int(raw))
+    limit = int_param(request, "limit", default=100, lo=1, hi=MAX_LOG)
+    entries = await request.app[state.BUS].history("broadcasts", count=limit)
     return web.json_response({"broadcasts": [{"id": e.id, **broadcast_view(e.data)} for e in entries]})
 
 

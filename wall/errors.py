@@ -30,6 +30,14 @@ def json_error(status: int, message: str, *, headers: dict[str, str] | None = No
     return web.json_response({"error": message}, status=status, headers=headers)
 
 
+def require_websocket_handshake(ws: web.WebSocketResponse, request: web.Request) -> None:
+    """A 400 naming the ``Upgrade`` header when ``request`` is a plain HTTP request to a WebSocket endpoint (instead
+    of aiohttp's own handshake message)."""
+    if not ws.can_prepare(request).ok:
+        raise BadRequest("Upgrade", "this is a WebSocket endpoint; open it with a WebSocket client "
+                                    "(Connection: Upgrade, Upgrade: websocket)")
+
+
 def _is_api(path: str) -> bool:
     return path.startswith("/api/") or path == "/api" or path.startswith("/evidence/")
 

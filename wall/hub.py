@@ -26,6 +26,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from wall import state
 from wall.auth import Session, require_session
+from wall.errors import require_websocket_handshake
 from wall.views import alarm_view, broadcast_view, case_event_view, status_view
 
 if TYPE_CHECKING:
@@ -299,6 +300,7 @@ class EventHub:
         """``GET /api/ws``: the browser's event socket."""
         session = require_session(request)
         ws = web.WebSocketResponse(heartbeat=30.0, timeout=CLOSE_TIMEOUT_S, max_msg_size=MAX_CLIENT_MESSAGE)
+        require_websocket_handshake(ws, request)
         await ws.prepare(request)
         client = Client(ws, session, self.queue_size)
         client.send_control({"type": "hello", "user": session.user_dict()})

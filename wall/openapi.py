@@ -257,6 +257,7 @@ def _screen_op(summary: str, body: dict[str, Any] | None = None, extra: dict[str
     return op
 
 
+_NOT_A_WEBSOCKET = _error("a plain HTTP request, not a WebSocket handshake (the error names the Upgrade header)")
 _CONFLICT = {"409": _error("no tour on the screen, or it is already in that state")}
 
 WS_FRAMES = {
@@ -287,7 +288,9 @@ WS_FRAMES = {
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+    # Every handler treats an empty value (?limit=) as not given (the pages' filter forms send empty fields).
+    return {"name": name, "in": "query", "required": False, "allowEmptyValue": True, "schema": schema,
+            "description": f"{description} (empty: not given)"}
 
 
 PATHS: dict[str, Any] = {
@@ -425,7 +428,8 @@ PATHS: dict[str, Any] = {
             ),
             "security": _SESSION,
             "x-websocket-frames": WS_FRAMES["/api/ws"],
-            "responses": {"101": {"description": "switching protocols"}, "401": _UNAUTHORIZED},
+            "responses": {"101": {"description": "switching protocols"}, "400": _NOT_A_WEBSOCKET,
+                          "401": _UNAUTHORIZED},
         },
     },
     "/api/live/{camera_id}": {
@@ -440,7 +444,8 @@ PATHS: dict[str, Any] = {
             "security": _SESSION,
             "parameters": [{"name": "camera_id", "in": "path", "required": True, "schema": {"type": "string"}}],
             "x-websocket-frames": WS_FRAMES["/api/live/{camera_id}"],
-            "responses": {"101": {"description": "switching protocols"}, "401": _UNAUTHORIZED},
+            "responses": {"101": {"description": "switching protocols"}, "400": _NOT_A_WEBSOCKET,
+                          "401": _UNAUTHORIZED},
         },
     },
     "/api/screens": {
@@ -738,11 +743,14 @@ PATHS["/api/webhooks"] = {
     },
 }
 
+SCHEMAS["ReviewAlarm"] = {
+    **SCHEMAS["Alarm"], "description": "The alarm as the review desk keeps it: no bus stream id (the item id is the alarm id)",
+    "required": [name for name in SCHEMAS["Alarm"]["required"] if name != "id"]}
 SCHEMAS["ReviewItem"] = {"type": "object", "properties": {
     "id": {"type": "string", "description": "the alarm id"},
     "status": {"type": "string", "enum": ["free", "mine", "claimed", "confirmed", "rejected"]},
     "claimed_by": {"type": ["string", "null"]}, "claim_until": {"type": ["number", "null"]},
-    "decision": {"type": ["object", "null"]}, "alarm": _ref("Alarm")}}
+    "decision": {"type": ["object", "null"]}, "alarm": _ref("ReviewAlarm")}}
 PATHS["/api/review"] = {
     "get": {
         "summary": "Review queue: recent raised alarms still to decide, oldest first, with claims",
