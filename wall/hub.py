@@ -44,7 +44,9 @@ MAX_CLIENT_MESSAGE = 64 * 1024
 TRY_AGAIN_LATER = 1013
 LOGGED_OUT = 4401
 
-_STREAM_ID = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?$")
+_STREAM_ID = re.compile(r"^([0-9]{1,20})(?:-([0-9]{1,20}))?$")
+_STREAM_ID_PART_MAX = 2**64 - 1
+"""Redis stream ids are two unsigned 64-bit integers; anything bigger is the client's error, not a bus outage."""
 
 StreamKey = tuple[int, int]
 
@@ -54,7 +56,10 @@ def parse_stream_id(value: str) -> StreamKey:
     m = _STREAM_ID.fullmatch(value)
     if not m:
         raise ValueError(f"{value[:40]!r} is not a stream id like 1700000000000-0")
-    return int(m.group(1)), int(m.group(2) or 0)
+    key = int(m.group(1)), int(m.group(2) or 0)
+    if max(key) > _STREAM_ID_PART_MAX:
+        raise ValueError(f"{value[:40]!r} is out of range (each part at most {_STREAM_ID_PART_MAX})")
+    return key
 
 
 def entry_frame(stream: str, entry_id: str, data: dict[str, Any]) -> dict[str, Any] | None:
@@ -358,8 +363,11 @@ class EventHub:
     async def _on_text(self, client: Client, text: str) -> None:
         try:
             message = json.loads(text)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             self._reply_error(client, f"not JSON: {exc.msg} at position {exc.pos}")
+            return
+        except (ValueError, RecursionError):  # e.g. arrays nested deeper than the parser's recursion limit
+            self._reply_error(client, "not JSON: nested too deeply (a protocol message is a flat object)")
             return
         if not isinstance(message, dict):
             self._reply_error(client, f"message must be a JSON object, got {type(message).__name__}")
