@@ -23,7 +23,7 @@ from aiohttp import web
 from config import Role
 from guidance.clip_server import CLIP_MIME, CLIP_NAME
 from wall import state
-from wall.api import int_param
+from wall.api import check_text, int_param
 from wall.auth import LoginLimiter, require_session
 from wall.errors import BadRequest, json_error
 from wall.views import broadcast_view
@@ -110,6 +110,10 @@ async def post_broadcast(request: web.Request) -> web.Response:
             return await refuse(400, f"text: {len(text.strip())} characters, over the limit of "
                                      f"max_text_chars={limits.max_text_chars}")
         text = text.strip()
+        try:
+            check_text("text", text)
+        except BadRequest as exc:
+            return await refuse(400, str(exc))
     else:
         if not isinstance(clip_id, str) or not rt.library.valid_id(clip_id):
             return await refuse(400, "clip_id: must be the 32-hex id POST /api/clips returned")
