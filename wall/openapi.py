@@ -144,7 +144,7 @@ SCHEMAS: dict[str, Any] = {
             "zones": {"type": "array", "items": _ref("Zone")},
             "status": _ref("CameraStatus"),
             "url": {"type": "string", "description": "credentials redacted (user:***@)"},
-            "substream_url": {"type": ["string", "null"]},
+            "substream_url": {"type": ["string", "null"], "description": "credentials redacted (user:***@)"},
             "live": {"type": "boolean", "description": "live video can be opened for this camera"},
         },
     },
