@@ -14,12 +14,10 @@ logged at ERROR).
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import os
 import random
-import socket
 import struct
 from typing import Any
 
@@ -34,6 +32,7 @@ from tests.test_wall_api import (  # noqa: F401 (fixtures)
     store,
     wall_client,
 )
+from tests.test_wall_hub import _raw_ws_connect, _read_until_close
 from wall import state
 from wall.app import create_app
 from wall.hub import MAX_CLIENT_MESSAGE
@@ -188,35 +187,12 @@ def _masked_frame(opcode: int, payload: bytes) -> bytes:
 
 def _raw_close_code(port: int, cookie: str, path: str, frame: bytes) -> int:
     """Open ``path`` by hand, send ``frame`` (already encoded), return the server's close code."""
-    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
-        key = base64.b64encode(os.urandom(16)).decode()
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nCookie: cw_session={cookie}\r\n\r\n"
-                     .encode())
+    sock = _raw_ws_connect(port, cookie, path)
+    try:
         sock.sendall(frame)
-        buf = b""
-        while True:
-            while len(buf) < 2:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError(f"closed without a close frame after {buf[:40]!r}")
-                buf += chunk
-            if b"\r\n\r\n" in buf and buf.startswith(b"HTTP/1.1 101"):
-                buf = buf.split(b"\r\n\r\n", 1)[1]
-                continue
-            length = buf[1] & 0x7F
-            header = 2 + (2 if length == 126 else 8 if length == 127 else 0)
-            while len(buf) < header:
-                buf += sock.recv(65536)
-            if length == 126:
-                length = struct.unpack("!H", buf[2:4])[0]
-            elif length == 127:
-                length = struct.unpack("!Q", buf[2:10])[0]
-            while len(buf) < header + length:
-                buf += sock.recv(65536)
-            opcode, payload, buf = buf[0] & 0x0F, buf[header:header + length], buf[header + length:]
-            if opcode == 0x8:
-                return struct.unpack("!H", payload[:2])[0]
+        return _read_until_close(sock)[0]
+    finally:
+        sock.close()
 
 
 def _cookie(client) -> str:

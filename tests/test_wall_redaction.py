@@ -9,7 +9,6 @@ import asyncio
 import json
 import logging
 import re
-import socket
 
 import aiohttp
 import pytest
@@ -18,6 +17,7 @@ from citywall.metrics import ingest_metrics
 from citywall.up import _publish_statuses
 from config import ConfigError, parse_settings, redact_url
 from tests.test_wall_api import _HASH, login, store, wall_client  # noqa: F401 (fixture)
+from tests.test_wall_live import _closed_port
 from tests.waiting import eventually
 from video_ingest.service import IngestService
 from video_ingest.source import CameraSource
@@ -25,12 +25,6 @@ from wall.app import create_app
 from wall.openapi import build_document
 
 SECRET = "Zq7s3cr3tPW"
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _urls(port: int) -> dict[str, str]:
