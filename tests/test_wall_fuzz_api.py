@@ -11,8 +11,9 @@ shrinking; a failure prints the request that caused it.
 from __future__ import annotations
 
 import asyncio
-import time
+import re
 from collections.abc import AsyncIterator, Callable
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,8 +112,9 @@ def _variants(path: str, known: dict[str, dict[str, str]]) -> list[dict[str, str
     return [None, fixed] if fixed else [None]
 
 
-def fuzz_operations(target: FuzzTarget, max_examples: int = MAX_EXAMPLES) -> list[str]:
-    """Run every operation of the served document; returns one line per failing operation/mode/variant."""
+def fuzz_operations(target: FuzzTarget, max_examples: int = MAX_EXAMPLES) -> tuple[list[str], Counter[str]]:
+    """Run every operation of the served document; returns one line per failing operation/mode/variant, and how
+    many requests got each status code."""
     doc = requests.get(f"{target.base_url}/api/openapi.json", timeout=10).json()
     config = schemathesis.Config()
     # The session cookie comes from the logged-in session, not from generation (ignored_auth is a separate test).
@@ -120,20 +122,19 @@ def fuzz_operations(target: FuzzTarget, max_examples: int = MAX_EXAMPLES) -> lis
     schema = schemathesis.openapi.from_dict(doc, config=config)
     admin = login_session(target.base_url)
     failures: list[str] = []
+    statuses: Counter[str] = Counter()
     for result in schema.get_all_operations():
         op = result.ok()
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             for fixed in _variants(op.path, target.known_ids):
-                started = time.monotonic()
-                failure = _fuzz_one(op, mode, fixed, target.base_url, admin, max_examples)
-                print(f"fuzzed {op.method.upper()} {op.path} {mode.value} {fixed}: {time.monotonic() - started:.1f} s")
+                failure = _fuzz_one(op, mode, fixed, target.base_url, admin, max_examples, statuses)
                 if failure:
                     failures.append(f"{op.method.upper()} {op.path} [{mode.value}, ids={fixed}]: {failure}")
-    return failures
+    return failures, statuses
 
 
 def _fuzz_one(op: Any, mode: GenerationMode, fixed: dict[str, str] | None, base_url: str,
-              admin: requests.Session, max_examples: int) -> str | None:
+              admin: requests.Session, max_examples: int, statuses: Counter[str]) -> str | None:
     def session_for(case: schemathesis.Case) -> requests.Session:
         # Logging out (or logging in as someone else) would end the shared admin session.
         return login_session(base_url) if case.path in ("/api/logout", "/api/login") else admin
@@ -143,6 +144,7 @@ def _fuzz_one(op: Any, mode: GenerationMode, fixed: dict[str, str] | None, base_
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
     def run(case: schemathesis.Case) -> None:
         response = case.call(base_url=base_url, session=session_for(case), timeout=15)
+        statuses[str(response.status_code)] += 1
         case.validate_response(response, checks=CHECKS)
 
     try:
@@ -155,5 +157,31 @@ def _fuzz_one(op: Any, mode: GenerationMode, fixed: dict[str, str] | None, base_
 
 
 async def test_rest_api_survives_schema_driven_fuzzing(fuzz_target: FuzzTarget) -> None:
-    failures = await asyncio.to_thread(fuzz_operations, fuzz_target)
+    failures, statuses = await asyncio.to_thread(fuzz_operations, fuzz_target)
+    print(f"fuzzed: {sum(statuses.values())} requests, by status {dict(sorted(statuses.items()))}")
     assert not failures, "\n\n".join(failures)
+    # The run reached past validation and lookups: successes, refusals and conflicts all occurred.
+    assert sum(statuses.values()) >= 1000 and statuses["200"] >= 100 and statuses["400"] >= 100, statuses
+
+
+async def test_every_operation_that_declares_a_session_refuses_requests_without_one(fuzz_target: FuzzTarget) -> None:
+    refused = await asyncio.to_thread(_without_session, fuzz_target)
+    assert refused
+
+
+def _without_session(target: FuzzTarget) -> int:
+    """Each operation with ``security`` once with no cookie (real ids, an empty JSON body): 401 JSON, nothing else."""
+    doc = requests.get(f"{target.base_url}/api/openapi.json", timeout=10).json()
+    anonymous = requests.Session()
+    refused = 0
+    for path, ops in doc["paths"].items():
+        ids = next((ids for prefix, ids in target.known_ids.items() if path.startswith(prefix)), {})
+        url = target.base_url + re.sub(r"\{(\w+)\}", lambda m: ids.get(m.group(1), "x"), path)
+        for method, op in ops.items():
+            if op.get("security") == []:
+                continue
+            resp = anonymous.request(method.upper(), url, json={}, timeout=10)
+            assert resp.status_code == 401, (method, path, resp.status_code, resp.text[:200])
+            assert resp.json()["error"] == "login required", resp.text
+            refused += 1
+    return refused
