@@ -16,9 +16,9 @@ from tests.test_wall_api import login, wall_client
 from tests.test_wall_case_api import settings_with_roles
 from tests.test_wall_fuzz_api import FuzzTarget, fuzz_target, login_session  # noqa: F401 (fixture)
 from wall.app import create_app
+from wall.errors import MAX_REQUEST_BODY
 from wall.openapi import build_document
 
-BODY_LIMIT = 64 * 1024
 
 
 def _body_routes(known: dict[str, dict[str, str]]) -> list[tuple[str, str]]:
@@ -41,10 +41,10 @@ def _oversized_and_junk_bodies(base_url: str, routes: list[tuple[str, str]]) -> 
     assert len(routes) >= 8, routes
     for method, path in routes:
         url = base_url + path
-        big = json.dumps({"note": "x" * (BODY_LIMIT + 10)})
+        big = json.dumps({"note": "x" * (MAX_REQUEST_BODY + 10)})
         resp = admin.request(method, url, data=big, headers={"Content-Type": "application/json"}, timeout=10)
         assert resp.status_code == 413, (method, path, resp.status_code, resp.text[:200])
-        assert "65536" in resp.json()["error"], resp.text
+        assert str(MAX_REQUEST_BODY) in resp.json()["error"], resp.text
         for junk in (b"{not json", b"\xff\xfe\x00garbage", b"[1, 2, 3]", b'"text"', b"null", b"{" * 5000):
             resp = admin.request(method, url, data=junk, headers={"Content-Type": "application/json"}, timeout=10)
             assert resp.status_code in (400, 404, 409, 422), (method, path, junk[:20], resp.status_code, resp.text)

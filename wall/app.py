@@ -17,7 +17,7 @@ from aiohttp import web
 from config import Settings
 from wall import api, broadcast_api, case_api, evidence, hub, live_ws, metrics, openapi, pages, screens_api, state
 from wall.auth import Authenticator, LoginLimiter, SessionStore, make_auth_middleware
-from wall.errors import error_middleware
+from wall.errors import MAX_REQUEST_BODY, error_middleware
 from wall.hub import EventHub
 from wall.live_ws import LiveSockets
 from wall.sessions import LocalSessions, Sessions
@@ -53,7 +53,7 @@ def create_app(
         sessions = LocalSessions(SessionStore(settings.wall.session_ttl_s))
     app = web.Application(
         middlewares=[error_middleware, make_auth_middleware(sessions, clock), api.bus_unavailable_middleware],
-        client_max_size=64 * 1024,
+        client_max_size=MAX_REQUEST_BODY,
     )
     app[state.SETTINGS] = settings
     app[state.BUS] = bus

@@ -15,6 +15,10 @@ log = logging.getLogger("citywall.wall")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+MAX_REQUEST_BODY = 64 * 1024
+"""Largest request body the server reads (aiohttp ``client_max_size``): a bigger one is a 413 naming the limit.
+Uploads (``POST /api/clips``) stream their body and have their own limit."""
+
 
 class BadRequest(ValueError):
     """Invalid client input; ``field`` names what was wrong (turned into a 400 by the middleware)."""

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from wall import state
 from wall.api import MAX_ALARMS, MAX_CASES_PAGE
+from wall.errors import MAX_REQUEST_BODY
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -808,6 +809,11 @@ PATHS["/api/review/{id}/decision"] = {
         },
     },
 }
+
+for _ops in PATHS.values():  # every JSON body is read under the server's body limit
+    for _op in _ops.values():
+        if "application/json" in _op.get("requestBody", {}).get("content", {}):
+            _op["responses"].setdefault("413", _error(f"body over {MAX_REQUEST_BODY} bytes"))
 
 
 def build_document(site_name: str) -> dict[str, Any]:
