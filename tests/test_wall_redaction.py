@@ -144,3 +144,28 @@ def test_camera_dicts_in_the_api_have_no_raw_url_field() -> None:
     assert set(url_fields) <= {"url", "substream_url"}, url_fields
     assert all("redact" in json.dumps(camera["properties"][f]).lower() or "***" in json.dumps(camera["properties"][f])
                for f in url_fields), {f: camera["properties"][f] for f in url_fields}
+
+
+def test_command_line_logging_masks_credentials_in_messages_and_tracebacks(tmp_path) -> None:
+    """Even a log line that forgot ``redact_url`` (or a library's exception text in a traceback) is masked by the
+    formatter every ``citywall`` command logs through."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import logging\n"
+        "from citywall.cli import configure_logging\n"
+        "configure_logging(verbose=False)\n"
+        f"url = 'rtsp://admin:{SECRET}@10.0.0.9/a?password={SECRET}'\n"
+        "logging.getLogger('citywall.test').warning('cannot open %s', url)\n"
+        "try:\n"
+        "    raise OSError(f'connection refused: {url}')\n"
+        "except OSError:\n"
+        "    logging.getLogger('citywall.test').exception('ingest failed')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert "cannot open rtsp://admin:***@10.0.0.9/a?password=***" in out.stderr, out.stderr
+    assert "Traceback" in out.stderr and SECRET not in out.stderr, out.stderr
