@@ -172,6 +172,14 @@ async def test_resume_from_an_id_redis_cannot_hold_is_a_field_error_not_a_bus_ou
         assert frame["type"] == "error" and frame["error"].startswith("last_ids.alarms: "), frame
 
 
+@pytest.mark.parametrize("path", ["/api/ws", "/api/live/cam-a"])
+async def test_a_plain_get_on_a_websocket_endpoint_is_a_400_naming_upgrade(hub_client, path):
+    """Regression (found by the schema fuzz): the answer was aiohttp's own 'No WebSocket UPGRADE hdr: None'."""
+    resp = await hub_client.get(path)
+    assert resp.status == 400
+    assert (await resp.json())["error"].startswith("Upgrade: this is a WebSocket endpoint")
+
+
 def _masked_frame(opcode: int, payload: bytes) -> bytes:
     mask = os.urandom(4)
     n = len(payload)
