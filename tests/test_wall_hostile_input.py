@@ -146,20 +146,25 @@ async def test_control_characters_in_free_text_are_a_field_error_on_every_store(
         await bus.publish(make_alarm(2))
         app = create_app(settings, bus=bus, cases=store, live=None, evidence_dir=tmp_path / "evidence")
         async with wall_client(app) as client:
-            assert (await login(client, "admin")).status == 200
+            resp = await login(client, "admin")
+            assert resp.status == 200
+            token = (await resp.json()).get("csrf_token")
+            csrf = {"X-CSRF-Token": token} if token else {}
             resp = await client.get("/api/cases", params={"q": "解放\x00路"})
             assert resp.status == 400 and (await resp.json())["error"].startswith("q: must not contain control"), \
                 await resp.text()
             detail = await (await client.get(f"/api/cases/{case.case['id']}")).json()
             action = detail["allowed_actions"][0]["action"]
-            resp = await client.post(f"/api/cases/{case.case['id']}/actions", json={"action": action, "note": "a\x00b"})
+            resp = await client.post(f"/api/cases/{case.case['id']}/actions", json={"action": action, "note": "a\x00b"},
+                                     headers=csrf)
             assert resp.status == 400 and (await resp.json())["error"].startswith("note: "), await resp.text()
-            item = (await (await client.post("/api/review/claim", json={})).json())["item"]["id"]
-            resp = await client.post(f"/api/review/{item}/decision", json={"decision": "reject", "reason": "误报\x00"})
+            item = (await (await client.post("/api/review/claim", json={}, headers=csrf)).json())["item"]["id"]
+            resp = await client.post(f"/api/review/{item}/decision", json={"decision": "reject", "reason": "误报\x00"},
+                                     headers=csrf)
             assert resp.status == 400 and (await resp.json())["error"].startswith("reason: "), await resp.text()
             # Newlines and tabs in a note are ordinary text.
             resp = await client.post(f"/api/cases/{case.case['id']}/actions",
-                                     json={"action": action, "note": "第一行\n\t第二行"})
+                                     json={"action": action, "note": "第一行\n\t第二行"}, headers=csrf)
             assert resp.status == 200, await resp.text()
     finally:
         store.close()
