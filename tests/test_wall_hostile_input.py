@@ -1,6 +1,6 @@
 """Hostile HTTP input the schema fuzz does not reach, on a real wall server (real Redis, real case store on SQLite
 and PostgreSQL, guidance on real Mosquitto): request bodies over the size limit or not JSON on every route that
-takes one, path traversal on evidence and clip URLs, and SQL metacharacters in every case-list filter."""
+takes one, the audio upload streamed past its limit or not audio, path traversal on evidence and clip URLs, and SQL metacharacters in every case-list filter."""
 
 from __future__ import annotations
 
@@ -49,6 +49,11 @@ def _oversized_and_junk_bodies(base_url: str, routes: list[tuple[str, str]]) -> 
             resp = admin.request(method, url, data=junk, headers={"Content-Type": "application/json"}, timeout=10)
             assert resp.status_code in (400, 404, 409, 422), (method, path, junk[:20], resp.status_code, resp.text)
             assert resp.json()["error"], resp.text
+    # The one upload: streamed (chunked, no Content-Length) past its limit → 413; not audio → 400 naming body.
+    resp = admin.post(f"{base_url}/api/clips", data=(b"\0" * 50_000 for _ in range(6)), timeout=10)
+    assert resp.status_code == 413 and "max_upload_bytes=200000" in resp.json()["error"], resp.text
+    resp = admin.post(f"{base_url}/api/clips", data=b"<?php system($_GET['c']); ?>" * 100, timeout=10)
+    assert resp.status_code == 400 and resp.json()["error"].startswith("body: "), resp.text
     assert requests.get(f"{base_url}/api/health", timeout=10).status_code in (200, 503)
 
 
