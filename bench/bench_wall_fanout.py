@@ -46,7 +46,8 @@ async def _clients(url: str, cookie: str, n: int, expected: int, out: str, ready
     async with aiohttp.ClientSession(cookie_jar=jar) as session:
         sockets = []
         for _ in range(n):
-            ws = await session.ws_connect(f"{url}/api/ws", heartbeat=30, max_msg_size=1 << 20)
+            # offer permessage-deflate as a browser does (the server declines it)
+            ws = await session.ws_connect(f"{url}/api/ws", heartbeat=30, max_msg_size=1 << 20, compress=15)
             await ws.receive(timeout=10)  # hello
             sockets.append(ws)
         ready.set()

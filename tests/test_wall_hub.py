@@ -56,7 +56,8 @@ async def client(tmp_path, bus, store, evidence_dir):
 
 
 async def test_hello_then_live_alarm_status_and_case_frames(client, bus):
-    async with client.ws_connect("/api/ws") as ws:
+    async with client.ws_connect("/api/ws", compress=15) as ws:  # offered as browsers do; declined
+        assert ws.compress == 0
         hello = await _next(ws)
         assert hello == {"type": "hello", "user": {"username": "admin", "display_name": "管理员", "role": "admin"}}
         alarm_id = await bus.publish(make_alarm(1))

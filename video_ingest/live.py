@@ -120,6 +120,8 @@ class LiveViewer:
         """MIME type for MediaSource, e.g. ``video/mp4; codecs="avc1.42C01F"``."""
         self.init_segment = b""
         """ftyp+moov, to append before any fragment."""
+        self.transcoded_from: str | None = None
+        """The camera's own codec when the relay transcodes it for the browser (``"hevc"``), else None."""
         self.dropped = 0
         """Fragments this viewer missed because its own queue was full (skipped up to the next keyframe)."""
         self.delivered = 0
@@ -276,6 +278,7 @@ class LiveRelay:
         assert self._init is not None
         viewer.init_segment = self._init.data
         viewer.mime = self._init.mime
+        viewer.transcoded_from = self._init.transcoded_from
         return viewer
 
     def close(self, reason: str = "live relay closed") -> None:

@@ -24,10 +24,12 @@ class UnsupportedCodec(Exception):
 
 @dataclass(frozen=True, slots=True)
 class InitSegment:
-    """``ftyp+moov`` and the MediaSource MIME type derived from its avcC box."""
+    """``ftyp+moov``, the MediaSource MIME type derived from its avcC box, and the camera's own codec when the
+    relay transcoded it (``"hevc"``; None for a plain remux)."""
 
     data: bytes
     mime: str
+    transcoded_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +95,7 @@ class FragmentMuxer:
                     if box.type == "moov":
                         data = b"".join(self._head)
                         self.init = InitSegment(
-                            data, f'video/mp4; codecs="{avc_codec_string(data)}"{self._mime_suffix()}')
+                            data, f'video/mp4; codecs="{avc_codec_string(data)}"', self._transcoded_from())
                         out.append(self.init)
                 continue
             if box.type == "moof":
@@ -106,9 +108,9 @@ class FragmentMuxer:
             # styp/sidx/mfra and the like carry nothing a live viewer needs
         return out
 
-    def _mime_suffix(self) -> str:
-        """Extra MIME parameters (the transcoder marks its output ``; cw-transcoded=<codec>``)."""
-        return ""
+    def _transcoded_from(self) -> str | None:
+        """The source codec when this muxer re-encodes (the transcoder); None for a remux."""
+        return None
 
     def close(self) -> None:
         """Close the muxer (its trailer is discarded). Idempotent."""

@@ -108,8 +108,8 @@ class TranscodingMuxer(FragmentMuxer):
             self.frames += 1
         return self._collect()
 
-    def _mime_suffix(self) -> str:
-        return f"; cw-transcoded={self.source_codec}"
+    def _transcoded_from(self) -> str | None:
+        return self.source_codec
 
     def close(self) -> None:
         """Close the encoder and muxer (their tails are discarded). Idempotent."""

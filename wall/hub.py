@@ -304,7 +304,10 @@ class EventHub:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """``GET /api/ws``: the browser's event socket."""
         session = require_session(request)
-        ws = web.WebSocketResponse(heartbeat=30.0, timeout=CLOSE_TIMEOUT_S, max_msg_size=MAX_CLIENT_MESSAGE)
+        # compress=False: a browser always offers permessage-deflate; deflating every event for every client costs
+        # CPU per client that a command hall's LAN does not need saved.
+        ws = web.WebSocketResponse(heartbeat=30.0, timeout=CLOSE_TIMEOUT_S, max_msg_size=MAX_CLIENT_MESSAGE,
+                                   compress=False)
         require_websocket_handshake(ws, request)
         await ws.prepare(request)
         client = Client(ws, session, self.queue_size)

@@ -19,6 +19,8 @@ class LiveViewer(Protocol):
     """MIME type for MediaSource, e.g. ``video/mp4; codecs="avc1.42C01F"``."""
     init_segment: bytes
     """ftyp+moov: sent once before any fragment."""
+    transcoded_from: str | None
+    """The camera's own codec when the relay re-encoded it for the browser (``"hevc"``), else None."""
     dropped: int
     """Fragments this viewer missed because its own queue was full."""
 

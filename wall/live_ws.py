@@ -1,6 +1,6 @@
 """Live video over WebSocket (``/api/live/{camera_id}``): fMP4 from the LiveHub, one binary frame per fragment.
 
-Protocol: a text frame ``{"type": "init", "mime": ...}``, one binary frame with the init segment (ftyp+moov),
+Protocol: a text frame ``{"type": "init", "mime": ..., "transcoded": <source codec or null>}``, one binary frame with the init segment (ftyp+moov),
 then one binary frame per fragment (moof+mdat). Failures end with a text frame ``{"type": "error", ...}`` and a
 close: ``unknown camera <id>``, ``camera offline`` (the tile retries with backoff) or ``live video not available
 on this server``. The viewer's own bounded queue (in the LiveHub) absorbs a slow browser; nothing here buffers.
@@ -98,7 +98,10 @@ class LiveSockets:
         """The live socket for ``request.match_info["camera_id"]`` from ``live``; ``session`` is None for a cluster
         peer (a wall server proxying for its browsers), which the caller has authenticated."""
         camera_id = request.match_info["camera_id"]
-        ws = web.WebSocketResponse(heartbeat=30.0, timeout=CLOSE_TIMEOUT_S, max_msg_size=MAX_CLIENT_MESSAGE)
+        # compress=False: browsers offer permessage-deflate and aiohttp accepts it by default, which would deflate
+        # every video fragment for every viewer (CPU for nothing: H.264 does not compress).
+        ws = web.WebSocketResponse(heartbeat=30.0, timeout=CLOSE_TIMEOUT_S, max_msg_size=MAX_CLIENT_MESSAGE,
+                                   compress=False)
         require_websocket_handshake(ws, request)
         await ws.prepare(request)
         conn = _Connection(session)
@@ -147,7 +150,8 @@ class LiveSockets:
             await _send_error(ws, "camera offline")
             return
         try:
-            await ws.send_json({"type": "init", "mime": viewer.mime})
+            await ws.send_json({"type": "init", "mime": viewer.mime,
+                                "transcoded": viewer.transcoded_from})
             await ws.send_bytes(viewer.init_segment)
             pump = asyncio.create_task(self._pump(ws, viewer))
             reader = asyncio.create_task(_until_client_closes(ws))
@@ -167,8 +171,9 @@ class LiveSockets:
         """Send fragments until the source ends (returns True) or the client goes away (raises)."""
         while True:
             try:
-                fragment = await asyncio.wait_for(viewer.next_fragment(), FRAGMENT_TIMEOUT_S)
-            except Exception as exc:  # LiveEnded, or no fragment in time
+                async with asyncio.timeout(FRAGMENT_TIMEOUT_S):  # unlike wait_for, no task per fragment
+                    fragment = await viewer.next_fragment()
+            except Exception as exc:  # LiveEnded, or no fragment in time (TimeoutError)
                 log.info("live stream ended for a viewer: %r", exc)
                 return True
             await ws.send_bytes(fragment)

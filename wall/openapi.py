@@ -280,7 +280,7 @@ WS_FRAMES = {
     },
     "/api/live/{camera_id}": {
         "server": {
-            "init": {"type": "init", "mime": 'video/mp4; codecs="..."'},
+            "init": {"type": "init", "mime": 'video/mp4; codecs="..."', "transcoded": None},
             "binary": "first the init segment (ftyp+moov), then one fragment (moof+mdat) per frame",
             "error": {"type": "error", "error": "unknown camera <id> | camera offline | live video not available"},
         },
@@ -437,7 +437,8 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "WebSocket: live fMP4 video of one camera",
             "description": (
-                'Upgrade to WebSocket. First a text frame {"type":"init","mime":...}, then a binary frame with '
+                'Upgrade to WebSocket. First a text frame {"type":"init","mime":...,"transcoded":<the camera\'s '
+                'codec when the server re-encoded it, else null>}, then a binary frame with '
                 "the init segment, then one binary frame per fragment. Errors: a text frame "
                 '{"type":"error","error":"unknown camera <id>" | "camera offline" | "live video not available on '
                 'this server"} and a close.'

@@ -48,9 +48,11 @@ def token_ok(header: str | None, token: str) -> bool:
 class RemoteViewer:
     """One browser's view of a camera held by another process."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, mime: str, init_segment: bytes, queue_size: int) -> None:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, mime: str, init_segment: bytes, queue_size: int,
+                 transcoded_from: str | None = None) -> None:
         self.mime = mime
         self.init_segment = init_segment
+        self.transcoded_from = transcoded_from
         self.dropped = 0
         self._ws = ws
         self._queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue(maxsize=queue_size)
@@ -139,7 +141,8 @@ class RemoteLiveHub:
             if isinstance(exc, RemoteUnavailable):
                 raise
             raise RemoteUnavailable(f"worker {holder}: {exc!r}") from None
-        return RemoteViewer(ws, head["mime"], init.data, queue_size)
+        transcoded = head.get("transcoded")
+        return RemoteViewer(ws, head["mime"], init.data, queue_size, transcoded if isinstance(transcoded, str) else None)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -1,6 +1,7 @@
 // <cw-tile camera="cam-id" name="解放路人行道">: one live camera on the wall, framework-free.
 //
-// Protocol (wall server, WebSocket /api/live/<camera>): a text frame {"type":"init","mime":...}, one binary
+// Protocol (wall server, WebSocket /api/live/<camera>): a text frame {"type":"init","mime":...,"transcoded":
+// <the camera's own codec when the server re-encoded it, else null>}, one binary
 // frame with the fMP4 init segment (ftyp+moov), then one binary frame per fragment (moof+mdat). A text frame
 // {"type":"error","error":...} is followed by a close; the tile retries with exponential backoff.
 //
@@ -35,18 +36,6 @@ const STATE_LABELS = {
   offline: ["离线", "Offline"],
   paused: ["暂停", "Paused"],
 };
-
-/** Split a relay MIME type into what MediaSource takes and the codec the server transcoded from (if any). */
-export function splitMime(raw) {
-  const parts = String(raw || "").split(";").map((p) => p.trim()).filter(Boolean);
-  let from = "";
-  const kept = parts.filter((p) => {
-    const m = /^cw-transcoded=(.+)$/.exec(p);
-    if (m) from = m[1].replace(/"/g, "");
-    return !m;
-  });
-  return { mime: kept.join("; "), from };
-}
 
 /** Why a tile is dark, for the overlay: the server's and the tile's own reasons in Chinese first. */
 export function reasonText(error) {
@@ -311,7 +300,7 @@ export class CwTile extends HTMLElement {
     if (typeof data === "string") {
       let msg;
       try { msg = JSON.parse(data); } catch (_) { this._fail("bad text frame"); return; }
-      if (msg.type === "init") this._startMedia(String(msg.mime || ""), msg.transcoded);
+      if (msg.type === "init") this._startMedia(String(msg.mime || ""), msg.transcoded ? String(msg.transcoded) : "");
       else if (msg.type === "error") this._lastError = String(msg.error || "error");
       return;
     }
@@ -331,11 +320,8 @@ export class CwTile extends HTMLElement {
     this._pump();
   }
 
-  _startMedia(rawMime, transcoded) {
-    // The relay marks transcoded video with a "; cw-transcoded=<codec>" MIME parameter (or an init-frame field);
-    // MediaSource must not see it.
-    const { mime, from } = splitMime(rawMime);
-    this._setTranscoded(transcoded || from);
+  _startMedia(mime, transcoded) {
+    this._setTranscoded(transcoded);
     if (!("MediaSource" in window) || !MediaSource.isTypeSupported(mime)) {
       this._lastError = `不支持的视频编码 / Unsupported codec: ${mime}`;
       this._fail(this._lastError);
