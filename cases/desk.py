@@ -1,5 +1,6 @@
 """CaseDesk: the people's side of the workflow — accept, dispatch, feed back, verify, close, return, extend,
-suspend/resume, rework — applied to stored cases with the role checks of ``cases.workflow``.
+suspend/resume, rework — applied to stored cases with the role checks of ``cases.workflow`` — and the leader's
+督办 (supervise), which is no transition: it marks an open case (count, timeline entry who/when/note).
 
 Each action is one store transaction: the state change, its timeline entry and the ``transition`` CaseEvent in the
 outbox (published by the CaseWorker). Time comes in as ``now``; nothing here reads a clock.
@@ -12,13 +13,29 @@ from typing import Any
 from cases.bundle import CaseConfig
 from cases.categories import TimeLimit
 from cases.events import CaseEvent
-from cases.store import CaseStore, VersionConflict
-from cases.workflow import Action, State, TransitionError, next_state, state_before_suspend
+from cases.store import SUPERVISE_ACTION, CaseStore, VersionConflict
+from cases.workflow import Action, State, TransitionError, is_open, next_state, state_before_suspend
 from config import Role
+
+SUPERVISE_ROLES = frozenset({Role.LEADER.value})
+"""Who may 督办: the duty leader (指挥长) only."""
 
 
 class CaseNotFound(KeyError):
     """No case with that id."""
+
+
+class SuperviseRefused(Exception):
+    """督办 refused: ``forbidden`` (403: not a leader) or the case is finished (409); ``case`` is as it is now."""
+
+    def __init__(self, message: str, *, forbidden: bool, case: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.forbidden, self.case = forbidden, case
+
+
+def can_supervise(case: dict[str, Any], role: str) -> bool:
+    """Whether ``role`` may 督办 ``case`` now (a leader, an open case)."""
+    return role in SUPERVISE_ROLES and is_open(case["state"])
 
 
 class CaseDesk:
@@ -77,6 +94,35 @@ class CaseDesk:
             tx.enqueue_event(case_id, event.to_dict(), now)
             return event
 
+    def supervise(self, case_id: str, *, role: Role | str, user: str, now: float, note: str = "",
+                  expected_version: int | None = None) -> CaseEvent:
+        """督办: a leader presses the responsible unit on an open case. The state stays; the case's
+        ``supervise_count`` goes up, the timeline records who, when and the note, and a ``supervise`` CaseEvent is
+        queued. Raises :class:`SuperviseRefused`, :class:`CaseNotFound` or ``VersionConflict``."""
+        role_value = role.value if isinstance(role, Role) else str(role)
+        if role_value not in SUPERVISE_ROLES:
+            raise SuperviseRefused(f"督办 is for {', '.join(sorted(SUPERVISE_ROLES))}, not {role_value}",
+                                   forbidden=True)
+        with self.store.transaction() as tx:
+            case = tx.get_case(case_id, now=now)
+            if case is None:
+                raise CaseNotFound(case_id)
+            if expected_version is not None and case["version"] != expected_version:
+                raise VersionConflict(case_id, expected_version, case)
+            if not is_open(case["state"]):
+                raise SuperviseRefused(f"case {case['case_no']} is {case['state_label']} ({case['state']}); only open "
+                                       "cases can be supervised", forbidden=False, case=case)
+            tx.update_case(case_id, now)
+            actor = f"{user}({role_value})"
+            tx.supervise(case_id, at=now, state=case["state"], actor=actor, note=note or "督办")
+            stored = tx.get_case(case_id, now=now)
+            assert stored is not None
+            event = CaseEvent(case_id=case_id, case_no=stored["case_no"], action=SUPERVISE_ACTION,
+                              state=stored["state"], at=now, actor=user, case=stored,
+                              note=f"督办（第 {stored['supervise_count']} 次）{'：' + note if note else ''}")
+            tx.enqueue_event(case_id, event.to_dict(), now)
+            return event
+
     def _redispatch(self, case: dict[str, Any], unit_id: str | None, now: float) -> dict[str, Any]:
         units = self.config.dispatcher.units
         if unit_id is not None and unit_id not in units:
@@ -85,7 +131,8 @@ class CaseDesk:
         category = self.config.catalog.get(f"{case['kind']}/{case['code']}")
         limit = category.limit(case.get("urgency") or None)
         due = self.config.calendar.add(now, limit)
-        out: dict[str, Any] = {"deadline_at": due.timestamp(), "deadline_iso": due.isoformat()}
+        # deadline_from: the time limit runs from now (the deadline watch measures "near" from here, not from filing)
+        out: dict[str, Any] = {"deadline_at": due.timestamp(), "deadline_iso": due.isoformat(), "deadline_from": now}
         if unit is not None:
             out.update(unit_id=unit.id, unit_name=unit.name)
         else:
@@ -93,4 +140,4 @@ class CaseDesk:
         return out
 
 
-__all__ = ["CaseDesk", "CaseNotFound", "TransitionError", "VersionConflict"]
+__all__ = ["CaseDesk", "CaseNotFound", "SuperviseRefused", "TransitionError", "VersionConflict", "can_supervise"]

@@ -15,7 +15,7 @@ class CaseEvent:
     case_id: str
     case_no: str
     action: str
-    """filed | attached | verified | transition"""
+    """filed | attached | verified | transition | supervise (a leader's 督办; the state does not change)"""
     state: str
     """The case state after the event (a ``cases.workflow.State`` value)."""
     at: float

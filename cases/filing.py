@@ -22,7 +22,8 @@ from detectors.alarm import Alarm
 
 log = logging.getLogger("citywall.cases.filing")
 
-Outcome = Literal["filed", "attached", "verified", "duplicate", "ignored"]
+Outcome = Literal["filed", "attached", "verified", "duplicate", "ignored", "held"]
+"""``held``: below the filing policy (``cases.policy``), left to the review queue by the case worker."""
 
 
 class FilingError(ValueError):
@@ -52,7 +53,7 @@ class CaseFiler:
     # -- entry point ------------------------------------------------------------------------------------------
     def file(self, alarm: Alarm) -> FilingResult:
         """File one alarm (raised or cleared); safe to call again with the same alarm."""
-        _check(alarm)
+        check_alarm(alarm)
         if alarm.phase == "raised":
             return self._raised(alarm)
         if alarm.phase == "cleared":
@@ -134,21 +135,23 @@ class CaseFiler:
             Action.DISPATCH: f"派遣至 {where.unit.name}，处置时限 {limit.describe()}，"
                              f"截止 {deadline.due.strftime('%Y-%m-%d %H:%M')}",
         }
+        steps = []
         for action, note in notes.items():
             state = next_state(state, action, SYSTEM)
-            tx.append_timeline(case_id, at=alarm.at, state=state, action=action.value, actor=SYSTEM, note=note)
+            steps.append((alarm.at, state.value, action.value, SYSTEM, note))
+        tx.append_timeline_entries(case_id, steps)  # one statement: PostgreSQL pays a round trip per statement
         tx.link_alarm(alarm.alarm_id, "raised", case_id, alarm.at)
         self._evidence(tx, case_id, alarm)
         return self._announce(tx, case_id, "filed", alarm.at, f"{category.ref} → {where.unit.name}")
 
     def _attach(self, tx: CaseTx, case_id: str, alarm: Alarm) -> FilingResult:
-        current = tx.get_case(case_id, now=alarm.at)
+        current = tx.case_state(case_id)
         assert current is not None
         tx.link_alarm(alarm.alarm_id, "raised", case_id, alarm.at)
         self._evidence(tx, case_id, alarm)
-        tx.append_timeline(case_id, at=alarm.at, state=current["state"], action="attach", actor=SYSTEM,
+        tx.append_timeline(case_id, at=alarm.at, state=current, action="attach", actor=SYSTEM,
                            note=f"同一点位再次报警（{alarm.alarm_id}），并入本案")
-        self._guidance(tx, case_id, current["state"], alarm)
+        self._guidance(tx, case_id, current, alarm)
         tx.update_case(case_id, alarm.at)
         return self._announce(tx, case_id, "attached", alarm.at, alarm.alarm_id)
 
@@ -161,13 +164,13 @@ class CaseFiler:
             case_id = tx.case_for_alarm(alarm.alarm_id, "raised")
             if case_id is None:
                 return FilingResult("ignored", None, reason=f"no case holds alarm {alarm.alarm_id}")
-            case = tx.get_case(case_id, now=alarm.at)
-            assert case is not None
+            current = tx.case_state(case_id)
+            assert current is not None
             tx.link_alarm(alarm.alarm_id, "cleared", case_id, alarm.at)
             for path, kind in ((alarm.snapshot, "after"), (alarm.snapshot_clean, "after_clean")):
                 if path:
                     tx.add_evidence(case_id, path, kind=kind, alarm_id=alarm.alarm_id, at=alarm.at)
-            state = State(case["state"])
+            state = State(current)
             minutes = max(0.0, alarm.at - alarm.started_at) / 60
             tx.append_timeline(case_id, at=alarm.at, state=state, action="video_check", actor=SYSTEM,
                                note=f"视频核查：现场已恢复（报警 {alarm.alarm_id} 解除，历时 {minutes:.0f} 分钟）")
@@ -220,7 +223,7 @@ class CaseFiler:
         return FilingResult(action, case, [event])  # type: ignore[arg-type]
 
 
-def _check(alarm: Alarm) -> None:
+def check_alarm(alarm: Alarm) -> None:
     """Refuse an alarm whose fields have the wrong types before anything is written (a bad producer must not
     crash the worker or leave half a case)."""
     for name in ("alarm_id", "camera_id", "zone_id", "event"):
@@ -245,4 +248,4 @@ def build_filer(settings: Settings, store: CaseStore) -> CaseFiler:
     return CaseFiler(config, store, list(settings.cameras))
 
 
-__all__ = ["CaseFiler", "FilingError", "FilingResult", "build_filer"]
+__all__ = ["CaseFiler", "FilingError", "FilingResult", "build_filer", "check_alarm"]

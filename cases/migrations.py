@@ -118,6 +118,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         at DOUBLE PRECISION NOT NULL
     )
     """),
+    Migration(5, "deadline alarms raised, supervision (督办) count", """
+    CREATE TABLE case_deadline_alarms (
+        case_id TEXT NOT NULL REFERENCES cases(id),
+        stage TEXT NOT NULL,
+        deadline_at DOUBLE PRECISION NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (case_id, stage, deadline_at)
+    );
+    ALTER TABLE cases ADD COLUMN supervise_count INTEGER NOT NULL DEFAULT 0
+    """),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 assert [m.version for m in MIGRATIONS] == list(range(1, SCHEMA_VERSION + 1)), "migrations must be numbered 1..n"

@@ -6,6 +6,10 @@ two reviewers never hold the same item; moving on (next/previous) releases the o
 expires after ``lease_s``. Deciding needs a live claim: *confirm* files the alarm (idempotent: the case the filer
 already made, or a new one) and notes the confirmation on the case; *reject* records a false positive with a
 reason (noted on the case if one was filed automatically). Time comes in as ``now``.
+
+A raised alarm the filing policy held (``cases.policy``) has no case until it is confirmed; if its scene has
+cleared meanwhile, the confirm is given that ``cleared`` message too and files it right after, so the new case
+carries the camera's video check (视频核查) instead of looking like a live problem.
 """
 
 from __future__ import annotations
@@ -90,8 +94,9 @@ class ReviewDesk:
         return item
 
     def decide(self, alarm: Alarm, reviewer: str, decision: Decision, *, now: float, reason: str = "",
-               actor: str | None = None) -> ReviewResult:
-        """Confirm or reject ``alarm`` as ``reviewer``, who must hold its claim."""
+               actor: str | None = None, cleared: Alarm | None = None) -> ReviewResult:
+        """Confirm or reject ``alarm`` as ``reviewer``, who must hold its claim. ``cleared``: the alarm's cleared
+        message, when the scene has cleared already (filed after a confirm; idempotent like the raise)."""
         item = alarm.alarm_id
         if decision not in ("confirm", "reject"):
             raise ValueError(f"decision must be confirm or reject, not {decision!r}")
@@ -105,6 +110,8 @@ class ReviewDesk:
         if decision == "confirm":
             result = self.filer.file(alarm)
             case_id = result.case["id"] if result.case else None
+            if cleared is not None and cleared.alarm_id == item and cleared.phase == "cleared":
+                self.filer.file(cleared)
         else:
             with self.store.transaction() as tx:
                 case_id = tx.case_for_alarm(item, "raised")

@@ -37,10 +37,13 @@ CASE_KEYS = (
     "id", "case_no", "source", "kind", "code", "category_name", "title", "state", "state_label", "urgency",
     "camera_id", "camera_name", "zone_id", "event", "address", "street", "community", "grid_code", "unit_id",
     "unit_name", "reported_at", "deadline_at", "deadline_iso", "time_limit", "alarm_ids", "evidence", "timeline",
-    "overdue",
+    "overdue", "supervised", "supervise_count", "last_supervision",
 )
 _COLUMNS = ("id", "case_no", "state", "camera_id", "zone_id", "kind", "code", "reported_at", "deadline_at")
-_DERIVED = {"state_label", "alarm_ids", "evidence", "timeline", "overdue", "version", "closed_at"}
+_DERIVED = {"state_label", "alarm_ids", "evidence", "timeline", "overdue", "version", "closed_at", "supervised",
+            "supervise_count", "last_supervision"}
+SUPERVISE_ACTION = "supervise"
+"""The timeline action of a leader's 督办 (not a workflow transition: the state stays)."""
 
 
 
@@ -170,8 +173,8 @@ class _Postgres(_Backend):
             cur.executemany(self._q(sql), rows)
 
     def begin(self) -> None:
-        self.conn.execute("BEGIN")
-        self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_WRITE_LOCK,))
+        # One round trip: without parameters psycopg sends both statements as one simple query.
+        self.conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({_PG_WRITE_LOCK})")
 
     def rollback(self) -> None:
         if not self.conn.broken and not self.conn.closed:
@@ -218,9 +221,9 @@ class CaseTx:
 
     def next_case_no(self, day: str, prefix: str = "CW") -> str:
         """``CW20261122-0001``: a per-day sequence (``day`` is YYYYMMDD in the calendar's zone)."""
-        self._c.execute("INSERT INTO case_numbers (day, last) VALUES (?, 1) "
-                        "ON CONFLICT(day) DO UPDATE SET last = case_numbers.last + 1", (day,))
-        (last,) = self._c.execute("SELECT last FROM case_numbers WHERE day = ?", (day,)).fetchone()
+        (last,) = self._c.execute("INSERT INTO case_numbers (day, last) VALUES (?, 1) "
+                                  "ON CONFLICT(day) DO UPDATE SET last = case_numbers.last + 1 RETURNING last",
+                                  (day,)).fetchone()
         return f"{prefix}{day}-{last:04d}"
 
     def insert_case(self, case: dict[str, Any]) -> None:
@@ -264,27 +267,44 @@ class CaseTx:
         return int(row[2]) + 1
 
     def append_timeline(self, case_id: str, *, at: float, state: str, action: str, actor: str, note: str = "") -> None:
-        self._c.execute(
-            "INSERT INTO case_timeline (case_id, seq, at, state, action, actor, note) VALUES "
-            "(?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM case_timeline WHERE case_id = ?), ?, ?, ?, ?, ?)",
-            (case_id, case_id, at, State(state).value, action, actor, note))
+        self.append_timeline_entries(case_id, [(at, state, action, actor, note)])
+
+    def append_timeline_entries(self, case_id: str, entries: list[tuple[float, str, str, str, str]]) -> None:
+        """Append ``(at, state, action, actor, note)`` entries in order, in one statement (one round trip)."""
+        if not entries:
+            return
+        rows = ", ".join(f"(?, (SELECT COALESCE(MAX(seq), 0) + {k} FROM case_timeline WHERE case_id = ?), ?, ?, ?, ?, ?)"
+                         for k in range(1, len(entries) + 1))
+        args: list[Any] = []
+        for at, state, action, actor, note in entries:
+            args += [case_id, case_id, at, State(state).value, action, actor, note]
+        self._c.execute(f"INSERT INTO case_timeline (case_id, seq, at, state, action, actor, note) VALUES {rows}", args)
 
     def add_evidence(self, case_id: str, path: str, *, kind: str, alarm_id: str = "", at: float) -> None:
         """Attach an evidence file (a path relative to the evidence directory); a repeated path is kept once."""
         if Path(path).is_absolute() or ".." in Path(path).parts:
             raise StoreError(f"evidence path must be relative to the evidence directory: {path!r}")
-        exists = self._c.execute("SELECT 1 FROM case_evidence WHERE case_id = ? AND path = ?", (case_id, path)).fetchone()
-        if exists:
-            return
-        self._c.execute(
-            "INSERT INTO case_evidence (case_id, seq, path, kind, alarm_id, at) VALUES "
-            "(?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM case_evidence WHERE case_id = ?), ?, ?, ?, ?)",
-            (case_id, case_id, path, kind, alarm_id, at))
+        self._c.execute(  # one statement: the repeat check and the insert
+            "INSERT INTO case_evidence (case_id, seq, path, kind, alarm_id, at) "
+            "SELECT ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM case_evidence WHERE case_id = ?), ?, ?, ?, ? "
+            "WHERE NOT EXISTS (SELECT 1 FROM case_evidence WHERE case_id = ? AND path = ?)",
+            (case_id, case_id, path, kind, alarm_id, at, case_id, path))
 
     def enqueue_event(self, case_id: str, event: dict[str, Any], at: float) -> None:
         """Queue an event for publication after commit (transactional outbox)."""
         self._c.execute("INSERT INTO outbox (case_id, event, created_at) VALUES (?, ?, ?)",
                         (case_id, json.dumps(event, ensure_ascii=False), at))
+
+    def case_state(self, case_id: str) -> str | None:
+        """Just the state of a case (one light query, where the whole case with its timeline is not needed)."""
+        row = self._c.execute("SELECT state FROM cases WHERE id = ?", (case_id,)).fetchone()
+        return row[0] if row else None
+
+    def supervise(self, case_id: str, *, at: float, state: str, actor: str, note: str = "") -> None:
+        """A leader's 督办: count it on the case and put who/when/what on the timeline (the state does not change;
+        the caller bumps the version with :meth:`update_case`)."""
+        self._c.execute("UPDATE cases SET supervise_count = supervise_count + 1 WHERE id = ?", (case_id,))
+        self.append_timeline(case_id, at=at, state=state, action=SUPERVISE_ACTION, actor=actor, note=note)
 
     def get_case(self, case_id: str, *, now: float | None = None) -> dict[str, Any] | None:
         cases = _read_cases(self._c, [case_id], now)
@@ -456,6 +476,36 @@ class CaseStore:
                                  (now,)).fetchone()[0]
         return {"by_state": by_state, "overdue": int(overdue)}
 
+    # -- deadline watch (cases.deadlines): the open cases' deadlines and the alarms already raised ------------
+    def open_case_deadlines(self) -> list[dict[str, Any]]:
+        """Every open, not suspended case as a light dict (no timeline): id, case_no, state, reported_at,
+        deadline_at and the stored fields the wall alarm shows (title, unit_name, camera, deadline_iso)."""
+        with self._guard() as db:
+            rows = db.execute("SELECT id, case_no, state, reported_at, deadline_at, data FROM cases "
+                              "WHERE is_open = 1 AND state <> ?", (State.SUSPENDED.value,)).fetchall()
+        out = []
+        for case_id, case_no, st, reported_at, deadline_at, data in rows:
+            stored = json.loads(data)
+            out.append({**{k: stored.get(k) for k in ("title", "unit_id", "unit_name", "camera_id", "camera_name",
+                                                      "zone_id", "address", "deadline_iso", "category_name",
+                                                      "deadline_from")},
+                        "id": case_id, "case_no": case_no, "state": st, "reported_at": reported_at,
+                        "deadline_at": deadline_at})
+        return out
+
+    def deadline_alarms_raised(self) -> set[tuple[str, str, float]]:
+        """``(case_id, stage, deadline_at)`` of every deadline alarm raised for a case that is still open."""
+        with self._guard() as db:
+            rows = db.execute("SELECT a.case_id, a.stage, a.deadline_at FROM case_deadline_alarms a "
+                              "JOIN cases c ON c.id = a.case_id WHERE c.is_open = 1").fetchall()
+        return {(case_id, stage, float(deadline_at)) for case_id, stage, deadline_at in rows}
+
+    def record_deadline_alarm(self, case_id: str, stage: str, deadline_at: float, at: float) -> None:
+        """Remember that ``stage`` was raised for this case and deadline (a repeat is a no-op)."""
+        with self.transaction() as tx:
+            tx._c.execute("INSERT INTO case_deadline_alarms (case_id, stage, deadline_at, at) VALUES (?, ?, ?, ?) "
+                          "ON CONFLICT (case_id, stage, deadline_at) DO NOTHING", (case_id, stage, deadline_at, at))
+
     def pending_events(self, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:
         """Outbox entries not yet published, oldest first, as (seq, CaseEvent dict)."""
         with self._guard() as db:
@@ -466,9 +516,14 @@ class CaseStore:
     def mark_published(self, seqs: list[int], at: float | None = None) -> None:
         if not seqs:
             return
-        with self.transaction() as tx:
-            tx._c.executemany("UPDATE outbox SET published_at = ? WHERE seq = ?",
-                              [(at if at is not None else time.time(), s) for s in seqs])
+        # One autocommit statement per 500, without the write lock: it adds no outbox rows, so the commit order
+        # the lock guarantees is not at stake, and PostgreSQL is spared three round trips per flush.
+        when = at if at is not None else time.time()
+        with self._guard() as db:
+            for start in range(0, len(seqs), 500):
+                chunk = seqs[start:start + 500]
+                db.execute(f"UPDATE outbox SET published_at = ? WHERE seq IN ({','.join('?' * len(chunk))})",
+                           [when, *chunk])
 
     # -- review queue: claims with a lease (two reviewers never hold the same item) and decisions ------------
     def review_claim(self, reviewer: str, candidates: list[str], *, now: float, lease_s: float) -> str | None:
@@ -502,7 +557,8 @@ class CaseStore:
         return row[0] if row else None
 
     def review_states(self, item_ids: list[str], *, now: float) -> dict[str, dict[str, Any]]:
-        """Claims and decisions of ``item_ids`` (only those that have either)."""
+        """Claims, decisions and the case filed (``{"case": {"id", "case_no"}}``, automatically or by a confirm)
+        of ``item_ids`` (only those that have any)."""
         out: dict[str, dict[str, Any]] = {}
         if not item_ids:
             return out
@@ -519,6 +575,10 @@ class CaseStore:
                         f"WHERE item_id IN ({marks})", chunk).fetchall():
                     out.setdefault(item, {})["decision"] = {"decision": decision, "reviewer": reviewer,
                                                             "reason": reason, "case_id": case_id, "at": at}
+                for item, case_id, case_no in db.execute(
+                        f"SELECT a.alarm_id, c.id, c.case_no FROM case_alarms a JOIN cases c ON c.id = a.case_id "
+                        f"WHERE a.phase = 'raised' AND a.alarm_id IN ({marks})", chunk).fetchall():
+                    out.setdefault(item, {})["case"] = {"id": case_id, "case_no": case_no}
         return out
 
     # -- outbound webhooks: one delivery row per (target, outbox event), made from the outbox by a cursor ----
@@ -610,28 +670,31 @@ def _read_cases(c: Any, ids: list[str], now: float | None) -> list[dict[str, Any
     now = time.time() if now is None else now
     marks = ",".join("?" * len(ids))
     rows = {r[0]: r for r in c.execute(
-        f"SELECT id, state, deadline_at, closed_at, data, version FROM cases WHERE id IN ({marks})", ids).fetchall()}
+        f"SELECT id, state, deadline_at, closed_at, data, version, supervise_count FROM cases WHERE id IN ({marks})",
+        ids).fetchall()}
     timeline: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
-    for case_id, at, st, action, actor, note in c.execute(
-            f"SELECT case_id, at, state, action, actor, note FROM case_timeline WHERE case_id IN ({marks}) "
-            "ORDER BY case_id, seq", ids).fetchall():
-        timeline[case_id].append({"at": at, "state": st, "action": action, "actor": actor, "note": note})
     alarms: dict[str, list[str]] = {i: [] for i in ids}
-    for case_id, alarm_id in c.execute(
-            f"SELECT case_id, alarm_id FROM case_alarms WHERE phase = 'raised' AND case_id IN ({marks}) "
-            "ORDER BY case_id, at, alarm_id", ids).fetchall():
-        alarms[case_id].append(alarm_id)
     evidence: dict[str, list[str]] = {i: [] for i in ids}
-    for case_id, path in c.execute(
-            f"SELECT case_id, path FROM case_evidence WHERE case_id IN ({marks}) ORDER BY case_id, seq",
-            ids).fetchall():
-        evidence[case_id].append(path)
+    # The three child tables in one query (PostgreSQL pays a round trip per statement), told apart by the first
+    # column and each in its own order: timeline and evidence by seq, alarm ids by time then id.
+    for part, case_id, _seq, at, text, action, actor, note in c.execute(
+            f"SELECT 0, case_id, seq, at, state, action, actor, note FROM case_timeline WHERE case_id IN ({marks}) "
+            f"UNION ALL SELECT 1, case_id, 0, at, alarm_id, '', '', '' FROM case_alarms "
+            f"WHERE phase = 'raised' AND case_id IN ({marks}) "
+            f"UNION ALL SELECT 2, case_id, seq, at, path, '', '', '' FROM case_evidence WHERE case_id IN ({marks}) "
+            "ORDER BY 1, 2, 3, 4, 5", [*ids, *ids, *ids]).fetchall():
+        if part == 0:
+            timeline[case_id].append({"at": at, "state": text, "action": action, "actor": actor, "note": note})
+        elif part == 1:
+            alarms[case_id].append(text)
+        else:
+            evidence[case_id].append(text)
     out = []
     for case_id in ids:
         row = rows.get(case_id)
         if row is None:
             continue
-        _, state, deadline_at, closed_at, data, version = row
+        _, state, deadline_at, closed_at, data, version, supervise_count = row
         stored = json.loads(data)
         st = State(state)
         if st in (State.REJECTED, State.VOIDED):
@@ -642,7 +705,10 @@ def _read_cases(c: Any, ids: list[str], now: float | None) -> list[dict[str, Any
             overdue = now > deadline_at
         stored.update(state=st.value, state_label=STATE_LABELS[st], deadline_at=deadline_at,
                       alarm_ids=alarms[case_id], evidence=evidence[case_id], timeline=timeline[case_id], overdue=overdue,
-                      version=version, closed_at=closed_at)
+                      version=version, closed_at=closed_at, supervised=bool(supervise_count),
+                      supervise_count=int(supervise_count),
+                      last_supervision=next((t for t in reversed(timeline[case_id])
+                                             if t["action"] == SUPERVISE_ACTION), None))
         case = {k: stored.get(k) for k in CASE_KEYS}
         case.update({k: v for k, v in stored.items() if k not in case})
         out.append(case)

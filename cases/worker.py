@@ -9,6 +9,11 @@ acked; a store or bus failure propagates so the supervisor restarts the worker w
 Voice guidance (``defer``): a raised alarm that guidance answers first is acked without filing; its
 ``guidance_outcomes`` entry (same group) files it with the broadcasts attached (``not_resolved``/``not_broadcast``)
 or files nothing (``resolved_by_guidance``). The outcome carries the whole alarm, so nothing is lost in between.
+
+Filing policy (``policy``, ``cases.auto_file``): a raised alarm below the configured confidence/dwell is *held* —
+acked and counted, not filed; it stays in the review queue and a reviewer's confirm files it. Its later
+``cleared`` finds no case and is ignored. The case room's own deadline alarms on ``alarms`` (``cases.deadlines``,
+they carry a ``kind``) are acked without filing.
 """
 
 from __future__ import annotations
@@ -22,8 +27,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cases.events import CaseEvent
-from cases.filing import CaseFiler, FilingError, FilingResult, build_filer
+from cases.deadlines import is_case_alarm
+from cases.filing import CaseFiler, FilingError, FilingResult, build_filer, check_alarm
+from cases.policy import filing_decision
 from cases.store import CaseStore, StoreError
+from config import AutoFile
 from detectors.alarm import Alarm
 
 if TYPE_CHECKING:  # the Bus is duck-typed here; broker knows no domain and cases needs only its methods
@@ -36,6 +44,7 @@ GROUP = "cases"
 OUTCOMES_STREAM = "guidance_outcomes"
 """Voice guidance's verdicts on raised alarms it answered first (``guidance.records.GuidanceOutcome``)."""
 FILE_OUTCOMES = ("not_resolved", "not_broadcast")
+OUTBOX_PAGE = 100
 EARLY_CLEARS = 1000
 """Cleared alarms remembered because they overtook their guidance outcome (bounded; oldest dropped)."""
 
@@ -60,9 +69,10 @@ class CaseWorker:
 
     def __init__(self, store: CaseStore, filer: CaseFiler, bus: "Bus", *, consumer: str = "cases-1",
                  group: str = GROUP, block_ms: int = 1000, batch: int = 50,
-                 defer: Callable[[str, str], bool] | None = None):
+                 defer: Callable[[str, str], bool] | None = None, policy: AutoFile | None = None):
         """``defer(camera_id, event)``: a raised alarm that voice guidance answers first is not filed from
-        ``alarms`` but from its outcome on ``guidance_outcomes`` (``settings.guidance.defers_filing``)."""
+        ``alarms`` but from its outcome on ``guidance_outcomes`` (``settings.guidance.defers_filing``).
+        ``policy``: the filing thresholds (``settings.cases.auto_file``); None files every raised alarm."""
         self.store = store
         self.filer = filer
         self.bus = bus
@@ -71,6 +81,7 @@ class CaseWorker:
         self.block_ms = block_ms
         self.batch = batch
         self.defer = defer
+        self.policy = policy
         self.stats = WorkerStats()
         # A deferred alarm's "cleared" can be read before its not_resolved outcome (two streams): it finds no case
         # yet, so it is kept here and filed right after the outcome files the case.
@@ -99,6 +110,10 @@ class CaseWorker:
     async def handle(self, entry_id: str, data: dict[str, Any]) -> None:
         """File one stream entry, publish what it produced, ack it."""
         self.stats.received += 1
+        if is_case_alarm(data):  # our own deadline alarm, for the wall: nothing to file
+            self.stats.count("case_alarm")
+            await self.bus.ack(ALARMS_STREAM, self.group, entry_id)
+            return
         try:
             alarm = Alarm.from_dict(data)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
@@ -141,8 +156,16 @@ class CaseWorker:
         await self.bus.ack(OUTCOMES_STREAM, self.group, entry_id)
 
     async def _file(self, entry_id: str, alarm: Alarm) -> FilingResult | None:
-        """File one alarm in a thread and publish what it produced (a store failure propagates); None if refused."""
+        """File one alarm in a thread and publish what it produced (a store failure propagates); None if refused.
+        A raised alarm below the filing policy is held: outcome ``held``, nothing written."""
         try:
+            if alarm.phase == "raised" and self.policy is not None:
+                check_alarm(alarm)  # the thresholds compare numbers: a bad producer is refused first
+                decision = filing_decision(self.policy, alarm.event, alarm.confidence, alarm.dwell_s)
+                if not decision.auto:
+                    self.stats.count("held")
+                    log.info("alarm %s held for review: %s", alarm.alarm_id, decision.reason)
+                    return FilingResult("held", None, reason=decision.reason)
             result = await asyncio.to_thread(self.filer.file, alarm)
         except FilingError as exc:
             self.stats.rejected += 1
@@ -168,7 +191,7 @@ class CaseWorker:
         """Publish every pending CaseEvent in commit order; returns how many were published."""
         sent = 0
         while True:
-            pending = await asyncio.to_thread(self.store.pending_events, 100)
+            pending = await asyncio.to_thread(self.store.pending_events, OUTBOX_PAGE)
             if not pending:
                 return sent
             done: list[int] = []
@@ -180,6 +203,8 @@ class CaseWorker:
                 await asyncio.to_thread(self.store.mark_published, done)
                 sent += len(done)
                 self.stats.published += len(done)
+            if len(pending) < OUTBOX_PAGE:
+                return sent  # that was all of it: no second query just to learn the outbox is empty
 
 
 __all__ = ["CaseWorker", "WorkerStats", "build_filer"]

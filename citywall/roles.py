@@ -36,6 +36,7 @@ from broker.bus import Bus
 from broker.leases import LeaseChange, LeaseKeeper
 from broker.mqtt_bridge import MqttBridge
 from cases.store import CaseStore
+from cases.deadlines import DeadlineAlarmLoop
 from cases.webhooks import WebhookSender
 from cases.worker import CaseWorker, build_filer
 from citywall.metrics import bus_metrics, case_store_metrics, case_worker_metrics, lease_metrics
@@ -293,7 +294,8 @@ async def run_wall(settings: Settings, *, host: str, port: int) -> None:
 
 class Singleton:
     """Runs one task in exactly one process of a pool: whoever holds the pool's single lease runs it; the others
-    stand by and take over within the lease TTL when it dies (the MQTT bridge, the webhook sender)."""
+    stand by and take over within the lease TTL when it dies (the MQTT bridge, the webhook sender, the deadline
+    watch)."""
 
     def __init__(self, bus: Bus, settings: Settings, *, pool: str, name: str,
                  make: Callable[[asyncio.Event], Awaitable[None]]) -> None:
@@ -323,13 +325,7 @@ class Singleton:
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
-            follow = asyncio.create_task(supervise("rejections", lambda: follow_rejections(self.bus, self._rejections),
-                                                   stop))
-            try:
-                await self.keeper.run(stop, self._on_change)
-            finally:
-                follow.cancel()
-                await asyncio.gather(follow, return_exceptions=True)
+            await self.keeper.run(stop, self._on_change)
         finally:
             await self._halt()
 
@@ -396,15 +392,19 @@ async def run_bridge(settings: Settings, *, name: str) -> None:
 
 async def run_cases(settings: Settings, *, name: str) -> None:
     """The case worker; every ``cases`` process consumes alarms (consumer group), and one of them at a time also
-    delivers the webhooks (a ``Singleton``), so a target never gets the same event from two senders."""
+    delivers the webhooks and runs the deadline watch (``Singleton``s), so a target never gets the same event from
+    two senders and a case raises each deadline alarm once."""
     require_cluster(settings, "cases")
     bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix,
                             maxlen=settings.brokers.stream_maxlen)
     store = await asyncio.to_thread(CaseStore.open, settings.storage.resolved_cases_url())
     try:
-        worker = CaseWorker(store, build_filer(settings, store), bus, consumer=name)
+        worker = CaseWorker(store, build_filer(settings, store), bus, consumer=name, policy=settings.cases.auto_file)
         webhooks = Singleton(bus, settings, pool="webhooks", name=name,
                              make=lambda stop: WebhookSender(store, settings.webhooks).run(stop))
+        deadlines = Singleton(bus, settings, pool="deadlines", name=name,
+                              make=lambda stop: DeadlineAlarmLoop(store, bus, settings.cases.deadline_watch,
+                                                                  timezone=settings.timezone, clock=time.time).run(stop))
 
         async def health() -> tuple[bool, dict[str, Any]]:
             ok, body = await _bus_health(bus)
@@ -416,7 +416,8 @@ async def run_cases(settings: Settings, *, name: str) -> None:
             return ok, body
 
         async def main(stop: asyncio.Event) -> None:
-            await asyncio.gather(supervise("cases", lambda: worker.run(stop), stop), webhooks.run(stop))
+            await asyncio.gather(supervise("cases", lambda: worker.run(stop), stop), webhooks.run(stop),
+                                 deadlines.run(stop))
 
         async with ops_server(settings.cluster.live_host, [case_worker_metrics(worker), case_store_metrics(store),
                                                            bus_metrics(bus)], health) as ops:

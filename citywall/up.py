@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from pathlib import Path
 
 from aiohttp import web
@@ -22,6 +23,7 @@ from broker.embedded import EmbeddedMosquitto, EmbeddedRedis
 from broker.mqtt_bridge import MqttBridge
 from cases.review import AlarmRejected
 from cases.store import CaseStore
+from cases.deadlines import DeadlineAlarmLoop
 from cases.webhooks import WebhookSender
 from cases.worker import CaseWorker, build_filer
 from citywall.metrics import (bus_metrics, case_store_metrics, case_worker_metrics, detection_metrics,
@@ -177,7 +179,9 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
         # A stable consumer name per host: after a crash the restarted process replays its own unacked alarms at
         # once instead of waiting for them to be claimed as idle (filing is idempotent by alarm id).
         case_worker = CaseWorker(store, filer, bus, consumer=f"cases-{socket.gethostname()}",
-                                 defer=settings.guidance.defers_filing)
+                                 defer=settings.guidance.defers_filing, policy=settings.cases.auto_file)
+        deadlines = DeadlineAlarmLoop(store, bus, settings.cases.deadline_watch, timezone=settings.timezone,
+                                      clock=time.time)
         guidance, clip_base = await _start_guidance(settings, bus, mqtt_url, stack)
         bridge = MqttBridge(bus, mqtt_url, prefix=settings.brokers.topic_prefix)
         webhooks = WebhookSender(store, settings.webhooks)  # idles when no targets are configured
@@ -193,6 +197,7 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
             asyncio.create_task(supervise("cases", lambda: case_worker.run(stop), stop), name="cases"),
             asyncio.create_task(supervise("mqtt-bridge", lambda: bridge.run(stop), stop), name="mqtt-bridge"),
             asyncio.create_task(supervise("webhooks", lambda: webhooks.run(stop), stop), name="webhooks"),
+            asyncio.create_task(supervise("deadlines", lambda: deadlines.run(stop), stop), name="deadlines"),
         ]
 
         async def _cancel_tasks() -> None:

@@ -2,8 +2,10 @@
 
 from config.settings import (
     CONFIG_DIR,
+    AutoFile,
     Camera,
     ConfigError,
+    DeadlineWatch,
     EventType,
     Position,
     Role,
@@ -17,8 +19,10 @@ from config.settings import (
 
 __all__ = [
     "CONFIG_DIR",
+    "AutoFile",
     "Camera",
     "ConfigError",
+    "DeadlineWatch",
     "EventType",
     "Position",
     "Role",

@@ -258,11 +258,53 @@ class Cluster(Strict):
         return self
 
 
+class AutoFileOverride(Strict):
+    """One event type's own thresholds; a key left out falls back to the global one."""
+
+    min_confidence: float | None = Field(default=None, ge=0, le=1)
+    min_dwell_s: float | None = Field(default=None, ge=0, le=86400)
+
+
+class AutoFile(Strict):
+    """The AI filing policy (``cases.policy``): a raised alarm at or above both thresholds is filed as a case at once;
+    below either it waits in the review queue and becomes a case only when a reviewer confirms it. The defaults (0)
+    file every alarm."""
+
+    min_confidence: float = Field(default=0.0, ge=0, le=1, description="detector confidence needed to file at once")
+    min_dwell_s: float = Field(default=0.0, ge=0, le=86400, description="seconds of dwell needed to file at once")
+    events: dict[EventType, AutoFileOverride] = Field(
+        default_factory=dict, description="per detector event (vending, road_occupation, bin_overflow): overrides")
+
+    def thresholds(self, event: str) -> tuple[float, float]:
+        """``(min_confidence, min_dwell_s)`` for ``event`` (an unknown event gets the global ones)."""
+        try:
+            own = self.events.get(EventType(event))
+        except ValueError:
+            own = None
+        if own is None:
+            return self.min_confidence, self.min_dwell_s
+        return (self.min_confidence if own.min_confidence is None else own.min_confidence,
+                self.min_dwell_s if own.min_dwell_s is None else own.min_dwell_s)
+
+
+class DeadlineWatch(Strict):
+    """Wall alarms for open cases near or past their deadline (``cases.deadlines``), once per case and stage."""
+
+    enabled: bool = True
+    near_fraction: float | None = Field(default=0.8, gt=0, lt=1,
+                                        description="near deadline once this share of the time limit has passed")
+    near_remaining_s: float | None = Field(default=None, gt=0,
+                                           description="near deadline once at most this many seconds remain")
+    interval_s: float = Field(default=30.0, ge=1, le=3600, description="seconds between checks")
+
+
 class Cases(Strict):
     categories_file: Path = CONFIG_DIR / "categories.yaml"
     dispatch_file: Path = CONFIG_DIR / "dispatch.yaml"
     calendar_file: Path = CONFIG_DIR / "calendar.yaml"
     grid_file: Path = CONFIG_DIR / "grid.geojson"
+    auto_file: AutoFile = AutoFile()
+    deadline_watch: DeadlineWatch = DeadlineWatch()
 
 
 class WebhookTarget(Strict):

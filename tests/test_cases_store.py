@@ -273,3 +273,29 @@ def test_counts_by_state_and_overdue(store):
     assert store.counts(T0) == {"by_state": {"dispatched": 1, "handling": 1, "closed": 1}, "overdue": 0}
     assert store.counts(T0 + 60 + 7201)["overdue"] == 1
     assert store.counts(T0 + 10**6)["overdue"] == 2  # the closed case is never overdue
+
+
+def test_a_write_transaction_holds_the_write_lock_until_commit(cases_url):
+    """Begin takes the store's write lock (SQLite BEGIN IMMEDIATE; PostgreSQL BEGIN and the advisory lock, sent
+    together in one round trip): a second writer in another connection waits until the first commits."""
+    a, b = CaseStore.open(cases_url), CaseStore.open(cases_url)
+    entered = threading.Event()
+
+    def second_writer() -> None:
+        with b.transaction() as tx:
+            entered.set()
+            tx.next_case_no("20260311")
+
+    try:
+        with a.transaction() as tx:
+            assert tx.next_case_no("20260311") == "CW20260311-0001"
+            t = threading.Thread(target=second_writer)
+            t.start()
+            assert not entered.wait(0.5), "the second writer got in while the first held the lock"
+        assert entered.wait(10)
+        t.join(10)
+        with a.transaction() as tx:
+            assert tx.next_case_no("20260311") == "CW20260311-0003"
+    finally:
+        a.close()
+        b.close()

@@ -116,3 +116,41 @@ async def test_entries_left_pending_by_a_crash_are_filed_on_restart(bus, store, 
     await _run_until(worker, lambda: worker.stats.received == 1)
     assert store.list_cases()[1] == 1
     assert [e.data["action"] for e in await bus.history("case_events", count=10)] == ["filed"]
+
+
+async def test_a_low_confidence_alarm_is_held_for_review_and_filed_by_a_confirm(bus, store, filer):
+    from cases.review import ReviewDesk
+    from config import AutoFile
+
+    policy = AutoFile.model_validate({"min_confidence": 0.7, "min_dwell_s": 10})
+    unsure = Alarm(**{**_alarm("u-1", "cam-vending", "pavement", "vending", T0).to_dict(), "confidence": 0.42})
+    sure = _alarm("b-1", "cam-bin", "bin-1", "bin_overflow", T0 + 1)
+    unsure_cleared = Alarm(**{**unsure.to_dict(), "phase": "cleared", "at": T0 + 90,
+                              "snapshot": "snap/u-1-cleared.jpg"})
+    for a in (unsure, sure, unsure_cleared):
+        await bus.publish(a)
+    worker = CaseWorker(store, filer, bus, consumer="cases-p1", block_ms=100, policy=policy)
+    await _run_until(worker, lambda: worker.stats.received == 3)
+    # Held: nothing filed, nothing announced; its clear finds no case and changes nothing.
+    assert worker.stats.outcomes == {"held": 1, "filed": 1, "ignored": 1}
+    [only] = store.list_cases()[0]
+    assert only["alarm_ids"] == ["b-1"]
+    assert [e.data["action"] for e in await bus.history("case_events", count=10)] == ["filed"]
+    states = store.review_states(["u-1", "b-1"], now=T0 + 100)
+    assert "u-1" not in states and states["b-1"]["case"]["case_no"] == only["case_no"]
+
+    # The reviewer confirms it: the case is filed then, with the camera's video check since the scene cleared.
+    desk = ReviewDesk(store, filer)
+    assert desk.claim("monitor", ["u-1"], now=T0 + 100) == "u-1"
+    result = desk.decide(unsure, "monitor", "confirm", now=T0 + 101, cleared=unsure_cleared)
+    case = result.case
+    assert case["alarm_ids"] == ["u-1"] and case["state"] == "dispatched"
+    actions = [t["action"] for t in case["timeline"]]
+    assert actions[-2:] == ["video_check", "review_confirm"] and "置信度 0.42" in case["timeline"][0]["note"]
+    # Announced by the worker's next outbox flush; a replay of the held alarm is held again and adds nothing.
+    await bus.publish(unsure)
+    await _run_until(worker, lambda: worker.stats.received == 4 and not store.pending_events())
+    assert worker.stats.outcomes == {"held": 2, "filed": 1, "ignored": 1}
+    assert store.list_cases()[1] == 2
+    assert sorted(e.data["action"] for e in await bus.history("case_events", count=10)) == ["filed", "filed",
+                                                                                            "verified"]

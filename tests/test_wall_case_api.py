@@ -311,3 +311,86 @@ async def test_review_api_claims_and_refusals(wall, bus):
     finally:
         await a.close()
         await b.close()
+
+
+async def test_supervise_is_for_leaders_marks_the_case_and_keeps_its_state(wall, case_id):
+    leader, duty = await person(wall, "leader"), await person(wall, "duty")
+    try:
+        before = await (await leader.get(f"/api/cases/{case_id}")).json()
+        assert before["can_supervise"] is True and before["supervised"] is False and before["supervise_count"] == 0
+        assert (await (await duty.get(f"/api/cases/{case_id}")).json())["can_supervise"] is False
+        resp = await duty.post(f"/api/cases/{case_id}/supervise", json={"note": "催办"})
+        assert resp.status == 403 and "leader" in (await resp.json())["error"]
+        resp = await leader.post(f"/api/cases/{case_id}/supervise", json={"note": "请今日内处置完毕", "version": 1})
+        assert resp.status == 200, await resp.text()
+        body = await resp.json()
+        case = body["case"]
+        assert case["state"] == "dispatched" and case["version"] == 2   # not a transition, but a change
+        assert case["supervised"] is True and case["supervise_count"] == 1
+        last = case["last_supervision"]
+        assert last["action"] == "supervise" and last["actor"] == "leader(leader)" and last["note"] == "请今日内处置完毕"
+        assert case["timeline"][-1] == last and body["event"]["action"] == "supervise"
+        resp = await leader.post(f"/api/cases/{case_id}/supervise", json={"version": 1})  # stale
+        assert resp.status == 409 and (await resp.json())["case"]["supervise_count"] == 1
+        assert (await leader.post(f"/api/cases/{case_id}/supervise", json={})).status == 200
+        listed = (await (await duty.get("/api/cases")).json())["cases"][0]
+        assert listed["supervise_count"] == 2 and listed["last_supervision"]["note"] == "督办"
+        for body_, field in [({"note": 5}, "note"), ({"version": 0}, "version"), ({"urgent": True}, "urgent"),
+                             ([], "body")]:
+            resp = await leader.post(f"/api/cases/{case_id}/supervise", json=body_)
+            assert resp.status == 400 and (await resp.json())["error"].startswith(f"{field}:"), body_
+        assert (await leader.post("/api/cases/nope/supervise", json={})).status == 404
+        # A finished case cannot be supervised.
+        for step in ("start", "feedback", "verify", "close"):
+            assert (await duty.post(f"/api/cases/{case_id}/actions", json={"action": step})).status == 200
+        resp = await leader.post(f"/api/cases/{case_id}/supervise", json={})
+        assert resp.status == 409 and "only open cases" in (await resp.json())["error"]
+        assert (await (await leader.get(f"/api/cases/{case_id}")).json())["can_supervise"] is False
+    finally:
+        await leader.close()
+        await duty.close()
+
+
+@pytest.fixture
+async def held_wall(tmp_path, bus, store) -> AsyncIterator[TestClient]:
+    from config import AutoFile
+
+    settings = settings_with_roles(tmp_path)
+    policy = AutoFile.model_validate({"min_confidence": 0.8})
+    settings = settings.model_copy(update={"cases": settings.cases.model_copy(update={"auto_file": policy})})
+    (tmp_path / "evidence").mkdir()
+    app = create_app(settings, bus=bus, cases=store, live=None, evidence_dir=tmp_path / "evidence")
+    async with wall_client(app) as c:
+        yield c
+
+
+async def test_review_queue_marks_held_and_auto_filed_items_and_skips_deadline_alarms(held_wall, bus, store,
+                                                                                    tmp_path):
+    from cases.deadlines import DeadlineWatcher
+    from config import DeadlineWatch
+
+    auto = make_alarm(1)                                           # confidence 0.9: filed by the worker
+    held = Alarm(**{**make_alarm(2).to_dict(), "confidence": 0.5})  # below 0.8: held for review
+    filed = build_filer(settings_with_roles(tmp_path), store).file(auto).case
+    for a in (auto, held):
+        await bus.publish(a)
+    deadline_alarm = DeadlineWatcher(DeadlineWatch()).check([filed], filed["deadline_at"] + 1)[0]
+    await bus.publish(deadline_alarm)
+    await bus.publish(make_alarm(2, phase="cleared"))
+    c = await person(held_wall, "monitor")
+    try:
+        items = (await (await c.get("/api/review")).json())["items"]
+        assert [i["id"] for i in items] == ["alarm-1", "alarm-2"]   # the case's deadline alarm is no review item
+        first, second = items
+        assert first["filing"]["auto"] is True and first["case"]["case_no"] == filed["case_no"]
+        assert second["filing"] == {"auto": False, "min_confidence": 0.8, "min_dwell_s": 0.0,
+                                    "reason": "置信度 0.50 低于 0.80：待人工复核后立案"}
+        assert second["case"] is None
+        assert (await (await c.post("/api/review/claim", json={"current": "alarm-1"})).json())["item"]["id"] == "alarm-2"
+        resp = await c.post("/api/review/alarm-2/decision", json={"decision": "confirm"})
+        case = (await resp.json())["case"]
+        assert resp.status == 200 and case["alarm_ids"] == ["alarm-1", "alarm-2"]  # same place: attached
+        # The scene had cleared before the confirm: the new case carries the camera's video check.
+        assert [t["action"] for t in case["timeline"]][-2:] == ["video_check", "review_confirm"]
+    finally:
+        await c.close()

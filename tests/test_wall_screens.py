@@ -217,6 +217,20 @@ def test_alarm_priority_decides_the_tile(first, second, winner, waiting):
     assert wall.view("main")["alarm"]["alarm_id"] == waiting[0]
 
 
+def test_case_deadline_alarms_pop_only_when_overdue_with_a_camera_and_below_detections():
+    wall = make_wall()
+    case = {"kind": "case_overdue", "case_no": "CW20260311-0001", "unit_name": "湖滨街道城管中队", "deadline_at": 900.0}
+    assert wall.raise_alarm(alarm("near", "c6", "case_near_deadline", kind="case_near_deadline"), 1000) == []
+    assert wall.raise_alarm(alarm("nocam", "", "case_overdue", **case), 1000) == []   # no camera: a card only
+    assert wall.raise_alarm(alarm("over", "c6", "case_overdue", **case), 1000) == ["main"]
+    payload = wall.view("main")["alarm"]["payload"]
+    assert (payload["kind"], payload["case_no"], payload["unit_name"]) == ("case_overdue", "CW20260311-0001",
+                                                                          "湖滨街道城管中队")
+    wall.raise_alarm(alarm("v1", "c5", "vending"), 1001)   # a detection outranks it (priority 0)
+    view = wall.view("main")
+    assert view["alarm"]["alarm_id"] == "v1" and [p["alarm_id"] for p in view["pending_alarms"]] == ["over"]
+
+
 @pytest.mark.parametrize("layout, tiles, camera, pop_tile", [
     ("2x2", ("c1", "c2", "c3", "c4"), "c2", 1),     # already on an equal tile: highlighted in place
     ("2x2", ("c1", "c2", "c3", "c4"), "c6", 3),     # not on screen: popped onto the alarm tile

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from cases.bundle import CaseConfig, load_case_config
 from cases.categories import TimeLimit
-from cases.desk import CaseDesk, CaseNotFound
+from cases.desk import CaseDesk, CaseNotFound, SuperviseRefused, can_supervise
 from cases.export import to_csv, to_xlsx
 from cases.filing import CaseFiler
 from cases.stats import DIMENSIONS, PERIODS, compute_stats
@@ -53,6 +53,11 @@ def category_param(request: web.Request, config: CaseConfig, name: str = "catego
 
 def _actions_for(case: dict[str, Any], role: str) -> list[dict[str, str]]:
     return [{"action": a.value, "label": ACTION_LABELS[a]} for a in allowed_actions(case["state"], role)]
+
+
+def _detail(case: dict[str, Any], role: str) -> dict[str, Any]:
+    """A case for one caller: the view plus what this role may do with it now."""
+    return {**case_view(case), "allowed_actions": _actions_for(case, role), "can_supervise": can_supervise(case, role)}
 
 
 def _allowed_view(st: State) -> list[dict[str, Any]]:
@@ -98,7 +103,22 @@ async def get_case(request: web.Request) -> web.Response:
     case = await asyncio.to_thread(request.app[state.CASES].get_case, case_id, now=request.app[state.CLOCK]())
     if case is None:
         return json_error(404, f"unknown case {case_id}")
-    return web.json_response({**case_view(case), "allowed_actions": _actions_for(case, session.role.value)})
+    return web.json_response(_detail(case, session.role.value))
+
+
+def _note_and_version(body: dict[str, Any]) -> dict[str, Any]:
+    """``note`` (stripped, at most MAX_NOTE characters) and ``expected_version`` from ``version`` if given."""
+    out: dict[str, Any] = {}
+    version = body.get("version")
+    if version is not None:
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise BadRequest("version", f"must be the case version you saw (an integer >= 1), got {version!r}")
+        out["expected_version"] = version
+    note = body.get("note", "")
+    if not isinstance(note, str) or len(note) > MAX_NOTE:
+        raise BadRequest("note", f"must be a string of at most {MAX_NOTE} characters")
+    out["note"] = check_text("note", note).strip()
+    return out
 
 
 def _parse_action_body(body: Any) -> dict[str, Any]:
@@ -110,16 +130,7 @@ def _parse_action_body(body: Any) -> dict[str, Any]:
     action = body.get("action")
     if not isinstance(action, str) or action not in {a.value for a in _PEOPLE_ACTIONS}:
         raise BadRequest("action", f"must be one of {', '.join(a.value for a in _PEOPLE_ACTIONS)}, got {action!r}"[:300])
-    out: dict[str, Any] = {"action": action}
-    version = body.get("version")
-    if version is not None:
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise BadRequest("version", f"must be the case version you saw (an integer >= 1), got {version!r}")
-        out["expected_version"] = version
-    note = body.get("note", "")
-    if not isinstance(note, str) or len(note) > MAX_NOTE:
-        raise BadRequest("note", f"must be a string of at most {MAX_NOTE} characters")
-    out["note"] = check_text("note", note).strip()
+    out: dict[str, Any] = {"action": action, **_note_and_version(body)}
     if body.get("extension") is not None:
         try:
             out["extension"] = TimeLimit.model_validate(body["extension"])
@@ -154,14 +165,7 @@ async def act_on_case(request: web.Request) -> web.Response:
     except CaseNotFound:
         return json_error(404, f"unknown case {case_id}")
     except VersionConflict as exc:
-        current = exc.current
-        return web.json_response({
-            "error": f"case {current['case_no']} was changed by someone else (now {current['state_label']}, "
-                     f"version {current['version']}; you saw version {exc.expected}); reload and try again",
-            "state": current["state"], "state_label": current["state_label"], "version": current["version"],
-            "case": {**case_view(current), "allowed_actions": _actions_for(current, role)},
-            "allowed": _allowed_view(State(current["state"])),
-        }, status=409)
+        return _version_conflict(exc, role)
     except TransitionError as exc:
         current = await asyncio.to_thread(app[state.CASES].get_case, case_id, now=now)
         by_role = [t for t in exc.allowed if t.action.value == exc.action]
@@ -169,17 +173,60 @@ async def act_on_case(request: web.Request) -> web.Response:
         return web.json_response({
             "error": str(exc), "state": exc.state.value, "state_label": exc.state.label,
             "version": current["version"] if current else None,
-            "case": {**case_view(current), "allowed_actions": _actions_for(current, role)} if current else None,
+            "case": _detail(current, role) if current else None,
             "allowed": _allowed_view(exc.state),
         }, status=status)
     except ValueError as exc:  # extension missing for extend, unknown unit, unit_id on a non-dispatch
         text = str(exc)
         field = "extension" if "extension" in text else "unit_id"
         raise BadRequest(field, text) from None
-    case = event.case
-    return web.json_response({"case": {**case_view(case), "allowed_actions": _actions_for(case, role)},
+    return _event_response(event, role)
+
+
+def _event_response(event: Any, role: str) -> web.Response:
+    return web.json_response({"case": _detail(event.case, role),
                               "event": {"action": event.action, "state": event.state, "at": event.at,
                                         "actor": event.actor, "note": event.note}})
+
+
+def _version_conflict(exc: VersionConflict, role: str) -> web.Response:
+    current = exc.current
+    return web.json_response({
+        "error": f"case {current['case_no']} was changed by someone else (now {current['state_label']}, "
+                 f"version {current['version']}; you saw version {exc.expected}); reload and try again",
+        "state": current["state"], "state_label": current["state_label"], "version": current["version"],
+        "case": _detail(current, role), "allowed": _allowed_view(State(current["state"])),
+    }, status=409)
+
+
+async def supervise_case(request: web.Request) -> web.Response:
+    """督办 (leaders only): mark an open case — count, timeline entry with who/when/note, a ``supervise`` case
+    event; the state does not change. 403 for other roles, 404, 409 for a finished case or a stale version."""
+    session = require_session(request)
+    case_id = _case_id(request)
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest("body", "must be a JSON object {note?, version?}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("body", "must be a JSON object {note?, version?}")
+    unknown = sorted(set(body) - {"note", "version"})
+    if unknown:
+        raise BadRequest(unknown[0], "unknown field; allowed: note, version")
+    args = _note_and_version(body)
+    role = session.role.value
+    now = request.app[state.CLOCK]()
+    try:
+        event = await asyncio.to_thread(request.app[DESK].supervise, case_id, role=role, user=session.username,
+                                        now=now, note=args["note"], expected_version=args.get("expected_version"))
+    except CaseNotFound:
+        return json_error(404, f"unknown case {case_id}")
+    except VersionConflict as exc:
+        return _version_conflict(exc, role)
+    except SuperviseRefused as exc:
+        return web.json_response({"error": str(exc), "case": _detail(exc.case, role) if exc.case else None},
+                                 status=403 if exc.forbidden else 409)
+    return _event_response(event, role)
 
 
 MAX_STATS_CASES = 200_000
@@ -277,5 +324,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/cases", list_cases)
     app.router.add_get("/api/cases/{id}", get_case)
     app.router.add_post("/api/cases/{id}/actions", act_on_case)
+    app.router.add_post("/api/cases/{id}/supervise", supervise_case)
     app.router.add_get("/api/stats", stats)
     app.router.add_get("/api/webhooks", webhooks)

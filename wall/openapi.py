@@ -172,6 +172,11 @@ SCHEMAS: dict[str, Any] = {
             "snapshot_clean_url": {"type": ["string", "null"]},
             "detector": {"type": "string"},
             "extra": {"type": "object"},
+            "kind": {"type": "string", "enum": ["case_near_deadline", "case_overdue"],
+                     "description": "only on the case room's deadline alarms (then also case_id, case_no, title, "
+                                    "unit_id, unit_name, deadline_at, deadline_iso, stage, label); absent on "
+                                    "detector alarms"},
+            "case_no": {"type": "string"}, "unit_name": {"type": "string"}, "deadline_at": {"type": "number"},
         },
     },
     "Case": {
@@ -207,6 +212,11 @@ SCHEMAS: dict[str, Any] = {
             "evidence_urls": {"type": "array", "items": {"type": "string"}},
             "timeline": {"type": "array", "items": {"type": "object"}},
             "overdue": {"type": "boolean"},
+            "supervised": {"type": "boolean", "description": "a leader has supervised (督办) it"},
+            "supervise_count": {"type": "integer"},
+            "last_supervision": {"type": ["object", "null"],
+                                 "description": "the latest 督办 timeline entry {at, state, action, actor, note}"},
+            "can_supervise": {"type": "boolean", "description": "in case detail and action answers: you may 督办"},
         },
     },
     "CaseEvent": {
@@ -677,6 +687,28 @@ PATHS["/api/cases/{id}/actions"] = {
     },
 }
 
+PATHS["/api/cases/{id}/supervise"] = {
+    "post": {
+        "summary": "督办 (supervise): a leader marks an open case; not a state change",
+        "description": "Counts on the case (`supervised`, `supervise_count`), records who/when/`note` on the "
+                       "timeline (action `supervise`) and announces a `supervise` case event. Leaders only.",
+        "security": _SESSION,
+        "parameters": [_CASE_ID],
+        "requestBody": {"required": False, "content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": False, "properties": {
+                "note": {"type": "string", "maxLength": 500}, "version": {"type": "integer", "minimum": 1}}}}}},
+        "responses": {
+            "200": _json({"type": "object", "properties": {"case": _ref("Case"), "event": {"type": "object"}}},
+                         "the case, supervised"),
+            "400": _error("a field is malformed (the error names it)"),
+            "401": _UNAUTHORIZED,
+            "403": _error("not a leader"),
+            "404": _error("unknown case"),
+            "409": _error("the case is finished, or someone changed it since the version you sent (with the case)"),
+        },
+    },
+}
+
 _STATS_ROW = {"type": "object", "properties": {
     "key": {"type": "string"}, "label": {"type": "string"},
     **{k: {"type": "integer", "description": d} for k, d in (
@@ -752,7 +784,10 @@ SCHEMAS["ReviewItem"] = {"type": "object", "properties": {
     "id": {"type": "string", "description": "the alarm id"},
     "status": {"type": "string", "enum": ["free", "mine", "claimed", "confirmed", "rejected"]},
     "claimed_by": {"type": ["string", "null"]}, "claim_until": {"type": ["number", "null"]},
-    "decision": {"type": ["object", "null"]}, "alarm": _ref("ReviewAlarm")}}
+    "decision": {"type": ["object", "null"]}, "alarm": _ref("ReviewAlarm"),
+    "filing": {"type": ["object", "null"], "description": "the filing policy (cases.auto_file) on this alarm: "
+               "{auto, min_confidence, min_dwell_s, reason}; auto false = held: no case until confirmed"},
+    "case": {"type": ["object", "null"], "description": "{id, case_no} of the case holding this alarm, if any"}}}
 PATHS["/api/review"] = {
     "get": {
         "summary": "Review queue: recent raised alarms still to decide, oldest first, with claims",

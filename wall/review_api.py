@@ -1,7 +1,10 @@
 """Review console routes: ``/review`` (the page) and ``/api/review`` (queue, claim, decision).
 
 The queue is the raised alarms in the bus's recent ``alarms`` history, oldest first, with each item's claim and
-decision from the case store (``cases.review.ReviewDesk``). Claiming is atomic in the store, so two reviewers never
+decision from the case store (``cases.review.ReviewDesk``). Each item says how the filing policy
+(``cases.auto_file``, ``cases.policy``) treats it — ``filing.auto`` true: the worker files it at once (still
+reviewable: a reject marks the case a false positive); false: *held*, it becomes a case only when confirmed — and
+the case it is in (``case``), if any. The case room's deadline alarms (``kind``) are not review items. Claiming is atomic in the store, so two reviewers never
 get the same item; a decision without a live claim is 409 naming who holds it or who decided it.
 """
 
@@ -13,7 +16,9 @@ from typing import Any
 from aiohttp import web
 
 import web as web_assets
+from cases.deadlines import is_case_alarm
 from cases.filing import CaseFiler, FilingError
+from cases.policy import filing_decision
 from cases.review import AlarmRejected, MAX_REASON, REJECT_REASONS, ReviewConflict, ReviewDesk
 from detectors.alarm import Alarm
 from wall import state
@@ -28,18 +33,48 @@ HISTORY = 500
 LEASE_S = 120.0
 
 
-async def _queue(request: web.Request) -> tuple[list[str], dict[str, dict[str, Any]]]:
-    """Raised alarms, oldest first (ids, and id → alarm dict)."""
-    entries = await _bus_call(request.app[state.BUS].history("alarms", count=HISTORY))
+async def _recent(request: web.Request) -> list[Any]:
+    """The recent ``alarms`` history, newest first."""
+    return await _bus_call(request.app[state.BUS].history("alarms", count=HISTORY))
+
+
+def _raised(entries: list[Any]) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """Raised detector alarms, oldest first (ids, and id → alarm dict)."""
     alarms: dict[str, dict[str, Any]] = {}
     for entry in reversed(entries):  # history is newest first
         data = entry.data
-        if data.get("phase") == "raised" and isinstance(data.get("alarm_id"), str) and data["alarm_id"] not in alarms:
+        if (data.get("phase") == "raised" and isinstance(data.get("alarm_id"), str) and data["alarm_id"] not in alarms
+                and not is_case_alarm(data)):
             alarms[data["alarm_id"]] = data
     return list(alarms), alarms
 
 
-def _item(alarm: dict[str, Any], st: dict[str, Any], me: str) -> dict[str, Any]:
+async def _queue(request: web.Request) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """Raised alarms, oldest first (ids, and id → alarm dict)."""
+    return _raised(await _recent(request))
+
+
+def _cleared(entries: list[Any], alarm_id: str) -> Alarm | None:
+    """The ``cleared`` message of ``alarm_id`` among ``entries``, if the scene has cleared already."""
+    for entry in entries:
+        if entry.data.get("alarm_id") == alarm_id and entry.data.get("phase") == "cleared":
+            try:
+                return Alarm.from_dict(entry.data)
+            except (TypeError, ValueError, KeyError):
+                return None
+    return None
+
+
+def _filing(request: web.Request, alarm: dict[str, Any]) -> dict[str, Any] | None:
+    """How the filing policy treats this alarm (None for one whose numbers are unreadable)."""
+    try:
+        return filing_decision(request.app[state.SETTINGS].cases.auto_file, str(alarm.get("event")),
+                               float(alarm["confidence"]), float(alarm["dwell_s"])).to_dict()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _item(request: web.Request, alarm: dict[str, Any], st: dict[str, Any], me: str) -> dict[str, Any]:
     claim, decision = st.get("claim"), st.get("decision")
     if decision:
         status = "confirmed" if decision["decision"] == "confirm" else "rejected"
@@ -48,7 +83,8 @@ def _item(alarm: dict[str, Any], st: dict[str, Any], me: str) -> dict[str, Any]:
     else:
         status = "free"
     return {"id": alarm["alarm_id"], "status": status, "claimed_by": claim["reviewer"] if claim else None,
-            "claim_until": claim["until_at"] if claim else None, "decision": decision, "alarm": alarm_view(alarm)}
+            "claim_until": claim["until_at"] if claim else None, "decision": decision, "alarm": alarm_view(alarm),
+            "filing": _filing(request, alarm), "case": st.get("case")}
 
 
 async def review_queue(request: web.Request) -> web.Response:
@@ -59,7 +95,7 @@ async def review_queue(request: web.Request) -> web.Response:
     ids, alarms = await _queue(request)
     now = request.app[state.CLOCK]()
     states = await asyncio.to_thread(request.app[state.CASES].review_states, ids, now=now)
-    items = [_item(alarms[i], states.get(i, {}), session.username) for i in ids]
+    items = [_item(request, alarms[i], states.get(i, {}), session.username) for i in ids]
     counts = {s: sum(1 for it in items if it["status"] == s) for s in ("free", "mine", "claimed", "confirmed", "rejected")}
     open_items = [it for it in items if it["status"] in ("free", "mine", "claimed")]
     return web.json_response({"items": open_items[:limit], "counts": counts, "reasons": list(REJECT_REASONS),
@@ -93,7 +129,7 @@ async def review_claim(request: web.Request) -> web.Response:
     if item is None:
         return web.json_response({"item": None, "position": None, "total": len(ids)})
     st = await asyncio.to_thread(request.app[state.CASES].review_states, [item], now=now)
-    return web.json_response({"item": _item(alarms[item], st.get(item, {}), session.username),
+    return web.json_response({"item": _item(request, alarms[item], st.get(item, {}), session.username),
                               "position": ids.index(item) + 1, "total": len(ids)})
 
 
@@ -113,15 +149,17 @@ async def review_decide(request: web.Request) -> web.Response:
     check_text("reason", reason)
     if decision == "reject" and not reason.strip():
         raise BadRequest("reason", "a rejection needs a reason (误报原因)")
-    ids, alarms = await _queue(request)
+    entries = await _recent(request)
+    _ids, alarms = _raised(entries)
     if item not in alarms:
         return json_error(404, f"unknown review item {item} (not among the recent raised alarms)")
     alarm = Alarm.from_dict(alarms[item])
     desk = request.app[REVIEW]
+    cleared = _cleared(entries, item) if decision == "confirm" else None
     try:
         result = await asyncio.to_thread(desk.decide, alarm, session.username, decision,
                                          now=request.app[state.CLOCK](), reason=reason,
-                                         actor=f"{session.username}({session.role.value})")
+                                         actor=f"{session.username}({session.role.value})", cleared=cleared)
     except ReviewConflict as exc:
         return web.json_response({"error": str(exc), "claimed_by": exc.holder, "decision": exc.decision},
                                  status=409)

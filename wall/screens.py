@@ -30,6 +30,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cases.deadlines import CASE_NEAR_DEADLINE
+
 MIN_DWELL_S = 3.0
 MAX_DWELL_S = 3600.0
 MAX_GRID = 8
@@ -469,8 +471,10 @@ class Wall:
     def raise_alarm(self, alarm: Mapping[str, Any], now: float) -> list[str]:
         """A raised alarm: on every screen with an alarm tile it pops up, or waits if a higher priority holds the
         tile (equal priority: the newer wins — the hall should see the latest). Cleared and unknown-camera
-        alarms change nothing."""
-        if alarm.get("phase", "raised") != "raised":
+        alarms change nothing. Of the case room's deadline alarms only ``case_overdue`` of a case with a camera
+        pops (priority ``alarm_priority.case_overdue``, default 0: below every detector event); near-deadline
+        warnings are alarm-list cards only, so a morning of due cases does not take the tile."""
+        if alarm.get("phase", "raised") != "raised" or alarm.get("kind") == CASE_NEAR_DEADLINE:
             return []
         alarm_id, camera_id = alarm.get("alarm_id"), alarm.get("camera_id")
         if not isinstance(alarm_id, str) or not alarm_id:
@@ -479,7 +483,8 @@ class Wall:
             return []
         priority = self.priority(alarm)
         payload = {k: alarm.get(k) for k in ("event", "zone_id", "zone_name", "camera_name", "boxes", "zone_polygon",
-                                             "snapshot", "dwell_s", "confidence") if alarm.get(k) is not None}
+                                             "snapshot", "dwell_s", "confidence", "kind", "case_no", "unit_name",
+                                             "deadline_at") if alarm.get(k) is not None}
         changed: list[str] = []
         for s in self.screens.values():
             if s.alarm_tile is None:

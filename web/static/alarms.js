@@ -1,8 +1,10 @@
 // The live alarm list: one card per alarm occurrence (alarm_id), newest on top. A "cleared" message updates
-// the card of its "raised" message. Counts the alarms raised today.
+// the card of its "raised" message. Counts the alarms raised today. The case room's deadline alarms (kind
+// case_overdue / case_near_deadline) are cards too — case number, unit and deadline instead of a snapshot — and
+// are not counted as detections.
 
 import { bilingual, el, fitRows, safePath } from "./dom.js";
-import { durationText, eventLabel, startOfDay, timeText } from "./format.js";
+import { durationText, eventLabel, isCaseAlarm, startOfDay, timeText } from "./format.js";
 
 const MAX_CARDS = 60;
 const FRESH_MS = 8000;
@@ -26,7 +28,7 @@ export class AlarmPanel {
   /** Add or update the card for ``alarm``; returns the card. ``fresh`` makes it flash. */
   add(alarm, now, { fresh = true } = {}) {
     const id = String(alarm.alarm_id || alarm.id || "");
-    if (alarm.phase !== "cleared" && Number.isFinite(alarm.at)) this.raisedToday.set(id, alarm.at);
+    if (alarm.phase !== "cleared" && Number.isFinite(alarm.at) && !isCaseAlarm(alarm)) this.raisedToday.set(id, alarm.at);
     let card = this.cards.get(id);
     if (card && alarm.phase === "cleared") {
       card.classList.remove("fresh");
@@ -65,6 +67,7 @@ export class AlarmPanel {
 
   _fill(card, alarm, now) {
     card._alarm = alarm;
+    if (isCaseAlarm(alarm)) return this._fillCase(card, alarm, now);
     const cleared = alarm.phase === "cleared";
     card.classList.toggle("cleared", cleared);
     card.dataset.phase = cleared ? "cleared" : "raised";
@@ -96,6 +99,24 @@ export class AlarmPanel {
           el("span", "time", timeText(cleared ? started : alarm.at, now)),
           el("span", "dwell", `停留 ${durationText(alarm.dwell_s)}`)),
       ),
+    );
+  }
+
+  /** A case deadline alarm: what (超期 / 即将超期), which case and unit, the deadline. */
+  _fillCase(card, alarm, now) {
+    const [zh, en] = eventLabel(alarm.kind);
+    card.classList.add("case-alarm", alarm.kind === "case_overdue" ? "case-overdue" : "case-near");
+    card.dataset.kind = alarm.kind;
+    card.dataset.caseNo = String(alarm.case_no || "");
+    card.replaceChildren(
+      el("div", "thumb case-thumb", el("span", "case-mark", alarm.kind === "case_overdue" ? "超期" : "临期")),
+      el("div", "body",
+        el("div", "title", bilingual(zh, en, "event")),
+        el("div", "where", el("span", "case-no", String(alarm.case_no || "")),
+          el("span", "unit", String(alarm.unit_name || ""))),
+        el("div", "meta",
+          el("span", "deadline", `截止 ${timeText(alarm.deadline_at, now)}`),
+          el("span", "case-title", String(alarm.title || "")))),
     );
   }
 }

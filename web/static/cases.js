@@ -1,5 +1,6 @@
 // The case list: open cases first (overdue, then nearest deadline), then recently finished ones dimmed.
-// Each row: case number, code + category, state label, responsible unit, deadline with time left.
+// Each row: case number, code + category, state label (督办 ×n when a leader supervised it), responsible unit,
+// deadline with time left.
 
 import { bilingual, el, fitRows } from "./dom.js";
 import { FINISHED_STATES, remainingText, timeText } from "./format.js";
@@ -56,9 +57,11 @@ export class CasePanel {
     row.dataset.caseId = String(c.id || "");
     row.classList.toggle("overdue", overdue);
     row.classList.toggle("finished", finished);
+    row.classList.toggle("supervised", Boolean(c.supervised));
     row.append(
       el("div", "line1",
         el("span", "case-no", c.case_no || c.id || ""),
+        c.supervised ? el("span", "supervised", `督办 ×${c.supervise_count}`) : null,
         el("span", `state state-${String(c.state || "").replace(/[^a-z_]/g, "")}`, c.state_label || c.state || "")),
       el("div", "line2",
         el("span", "code", c.code || ""),

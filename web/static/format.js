@@ -5,7 +5,15 @@ export const EVENT_LABELS = {
   vending: ["无照经营游商", "Street vending"],
   road_occupation: ["乱堆物堆料", "Goods on road"],
   bin_overflow: ["垃圾箱满溢", "Bin overflow"],
+  // The case room's deadline alarms (cases/deadlines.py): same stream, a "kind" and a case number.
+  case_overdue: ["案件超期", "Case overdue"],
+  case_near_deadline: ["即将超期", "Near deadline"],
 };
+
+/** Whether an alarm is a case deadline alarm (not a detector's). */
+export function isCaseAlarm(alarm) {
+  return alarm && (alarm.kind === "case_overdue" || alarm.kind === "case_near_deadline");
+}
 
 /** Case states after which nothing is left to do (not counted as open). */
 export const FINISHED_STATES = new Set(["closed", "rejected", "voided"]);

@@ -2,6 +2,8 @@
 // (POST /api/review/claim), so two reviewers never see the same item as theirs; a decision without the claim is
 // refused (409) and shown. After a confirmation the new case is shown with its timeline and the actions this
 // role may take (sent with the case version: if someone else acted first the 409 answer shows the case as it is).
+// Each item says how the filing policy treats it: 待复核立案 (held: no case until confirmed) or 已自动立案 with the
+// case number. A leader also gets 督办 (supervise, key D) on an open case.
 
 import { ApiError, getJSON, goLogin } from "./api.js";
 import { el } from "./dom.js";
@@ -13,10 +15,10 @@ const ACTION_LABELS = {
   report: "上报", accept: "受理", register: "立案", reject: "不予立案", void: "作废", dispatch: "派遣",
   start: "签收处置", feedback: "处置反馈", return: "回退", extend: "延期", suspend: "挂账", resume: "恢复",
   verify: "核查", close: "结案", rework: "返工", attach: "并案", video_check: "视频核查",
-  review_confirm: "人工确认", review_reject: "判定误报",
+  review_confirm: "人工确认", review_reject: "判定误报", supervise: "督办",
 };
 const actionLabel = (a) => ACTION_LABELS[a] || a;
-const state = { me: null, items: [], current: null, reasons: [], reason: 0, rejecting: false, caseId: null };
+const state = { me: null, items: [], current: null, reasons: [], reason: 0, rejecting: false, caseId: null, shownCase: null };
 
 // Keys typed while a request is in flight are queued, not dropped: each step runs after the previous one.
 let chain = Promise.resolve();
@@ -65,14 +67,22 @@ function itemTitle(alarm) {
   return `${zh} · ${alarm.camera_name || alarm.camera_id}`;
 }
 
+/** The filing tag of an item: held for review, or filed automatically (with its case number). */
+function filingTag(it) {
+  if (it.case) return el("span", "q-tag q-auto", `已立案 ${it.case.case_no}`);
+  if (it.filing && !it.filing.auto) return el("span", "q-tag q-held", "待复核立案 Held");
+  return null;
+}
+
 function renderQueue() {
   const list = $("queue");
   list.replaceChildren(...state.items.map((it) => {
     const status = state.current && it.id === state.current.id ? "mine" : it.status;
     const row = el("li", "q-row",
-      el("div", "q-title", itemTitle(it.alarm)),
+      el("div", "q-title", itemTitle(it.alarm), filingTag(it)),
       el("div", "q-sub", `${timeText(it.alarm.at, now())} · ${it.alarm.zone_name || it.alarm.zone_id}`));
     row.dataset.id = it.id;
+    row.dataset.filing = it.case ? "filed" : (it.filing && !it.filing.auto ? "held" : "auto");
     row.dataset.status = status;
     return row;
   }));
@@ -126,6 +136,7 @@ function renderItem() {
     el("span", "", `置信度 ${Math.round((a.confidence || 0) * 100)}%`),
     el("span", "", `持续 ${Math.round(a.dwell_s || 0)} 秒`),
     el("span", "", `时间 ${timeText(a.at, now())}`),
+    it.filing && !it.filing.auto && !it.case ? el("span", "m-held", it.filing.reason) : null,
     el("span", "m-id", a.alarm_id));
 }
 
@@ -206,15 +217,25 @@ async function showCase(caseId, given = null) {
   $("case-head").textContent = `${c.case_no} ${c.title || ""}`;
   const facts = [["状态", `${c.state_label} (${c.state})`], ["类别", `${c.kind}/${c.code} ${c.category_name}`],
                  ["责任单位", c.unit_name], ["截止", (c.deadline_iso || "").slice(0, 16).replace("T", " ")],
-                 ["地址", c.address], ["版本", String(c.version)]];
+                 ["地址", c.address], ["版本", String(c.version)],
+                 ["督办", c.supervised ? `${c.supervise_count} 次，最近 ${c.last_supervision.actor} ${timeText(c.last_supervision.at, now())}` : "—"]];
   $("case-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", "", k), el("dd", "", v || "—")]));
-  $("case-actions").replaceChildren(...(c.allowed_actions || []).map((a) => {
+  const buttons = (c.allowed_actions || []).map((a) => {
     const b = el("button", "case-action", a.label, el("span", "en", a.action));
     b.type = "button";
     b.dataset.action = a.action;
     b.addEventListener("click", () => act(c, a.action));
     return b;
-  }));
+  });
+  if (c.can_supervise) {
+    const b = el("button", "case-action supervise", "督办", el("span", "en", "Supervise (D)"));
+    b.type = "button";
+    b.dataset.action = "supervise";
+    b.addEventListener("click", () => supervise(c));
+    buttons.push(b);
+  }
+  state.shownCase = c;
+  $("case-actions").replaceChildren(...buttons);
   $("timeline").replaceChildren(...(c.timeline || []).slice().reverse().map((e) => el("li", "tl-row",
     el("span", "tl-when", timeText(e.at, now())), el("b", "", actionLabel(e.action)), el("span", "tl-who", e.actor),
     e.note ? el("span", "tl-note", e.note) : null)));
@@ -224,6 +245,17 @@ async function act(c, action) {
   const r = await send("POST", `/api/cases/${encodeURIComponent(c.id)}/actions`, { action, version: c.version });
   if (r.ok) {
     say(`${c.case_no}：${actionLabel(action)} 完成 (${action} done)`, "ok");
+    await showCase(c.id, r.data.case);
+  } else {
+    say(`${c.case_no}：${r.data.error || r.status}`);
+    if (r.data.case) await showCase(c.id, r.data.case);
+  }
+}
+
+async function supervise(c) {
+  const r = await send("POST", `/api/cases/${encodeURIComponent(c.id)}/supervise`, { version: c.version });
+  if (r.ok) {
+    say(`${c.case_no}：已督办（第 ${r.data.case.supervise_count} 次）(supervised)`, "ok");
     await showCase(c.id, r.data.case);
   } else {
     say(`${c.case_no}：${r.data.error || r.status}`);
@@ -256,6 +288,11 @@ function onKey(ev) {
   }
   if (typing) return;
   const key = ev.key.length === 1 ? ev.key.toLowerCase() : ev.key;
+  if (key === "d" && state.shownCase && state.shownCase.can_supervise) {
+    ev.preventDefault();
+    serial(() => supervise(state.shownCase));
+    return;
+  }
   if (key === "Enter" || key === "y") { ev.preventDefault(); decide("confirm"); }
   else if (key === "r" || key === "n") { ev.preventDefault(); openReasons(); }
   else if (key === "j") { ev.preventDefault(); claim("next"); }

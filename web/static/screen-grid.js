@@ -110,7 +110,9 @@ export class ScreenGrid {
       el("span", "pop-tag", "告警"),
       el("span", "pop-event", zh, en ? el("span", "en pop-en", en) : null),
       // The camera's name is already in the tile's title bar; the zone says where in the picture.
-      el("span", "pop-where", p.zone_name || p.camera_name || (cam && cam.name) || alarm.camera_id),
+      p.case_no
+        ? el("span", "pop-where", `${p.case_no} ${p.unit_name || ""}`)
+        : el("span", "pop-where", p.zone_name || p.camera_name || (cam && cam.name) || alarm.camera_id),
       ack);
     box.append(svg, label);
     return box;

@@ -7,7 +7,7 @@ import { ApiError, checkSession, getJSON } from "./api.js";
 import { CasePanel } from "./cases.js";
 import { el } from "./dom.js";
 import { EventSocket } from "./events.js";
-import { clockText, dateText, eventLabel, setTimeZone } from "./format.js";
+import { clockText, dateText, eventLabel, isCaseAlarm, setTimeZone } from "./format.js";
 
 const STAGE_W = 1920;
 const STAGE_H = 1080;
@@ -162,7 +162,7 @@ function drawHot() {
 }
 
 function onAlarm(alarm) {
-  if (!alarm || !alarm.alarm_id) return;
+  if (!alarm || !alarm.alarm_id || isCaseAlarm(alarm)) return;  // a case deadline: a card, not a hot spot
   if (alarm.phase === "cleared") hot.delete(alarm.alarm_id);
   else if (Number.isFinite(alarm.at) && now() - alarm.at < HOT_S) hot.set(alarm.alarm_id, alarm);
   drawHot();

@@ -8,7 +8,7 @@ import { AlarmPanel } from "./alarms.js";
 import { ApiError, checkSession, getJSON } from "./api.js";
 import { CasePanel } from "./cases.js";
 import { EventSocket } from "./events.js";
-import { clockText, dateText, setTimeZone } from "./format.js";
+import { clockText, dateText, isCaseAlarm, setTimeZone } from "./format.js";
 import { installHallAudio } from "./hall-audio.js";
 import { playCue, cueStats } from "./cue.js";
 import { ackAlarm, screenFromPath } from "./screen-api.js";
@@ -148,7 +148,8 @@ async function acknowledge(alarmId) {
 
 function onAlarm(alarm) {
   alarms.add(alarm, now(), { fresh: true });
-  if (alarm.phase !== "cleared") flagTile(alarm.camera_id);
+  if (alarm.phase !== "cleared" && !isCaseAlarm(alarm)) flagTile(alarm.camera_id);
+  if (isCaseAlarm(alarm)) scheduleCases();  // the case list's overdue marks follow
   renderCounters();
 }
 
@@ -251,7 +252,7 @@ async function start() {
     alarms.load(list, now());
     const t = now();
     for (const alarm of list) {  // alarms raised in the last 30 s still mark their tile
-      if (alarm.phase !== "cleared" && Number.isFinite(alarm.at)) flagTile(alarm.camera_id, ALARM_BORDER_MS - (t - alarm.at) * 1000);
+      if (alarm.phase !== "cleared" && !isCaseAlarm(alarm) && Number.isFinite(alarm.at)) flagTile(alarm.camera_id, ALARM_BORDER_MS - (t - alarm.at) * 1000);
     }
     renderCounters();
     // Resume from the newest alarm we have (or from the start when there is none) so nothing raised between

@@ -1,0 +1,184 @@
+"""Deadline alarms: open cases near or past their deadline raise an alarm on the wall, once per case and stage.
+
+:class:`DeadlineWatcher` is the pure core: given ``now`` and the open cases (``CaseStore.open_case_deadlines``) it
+returns a :class:`CaseDeadlineAlarm` for every case that newly became *near deadline* (``cases.deadline_watch``:
+``near_fraction`` of the time between filing — or the last re-dispatch, ``deadline_from`` — and the deadline
+passed, or at most ``near_remaining_s`` left) or
+*overdue* (past ``deadline_at``), and remembers it. The memory is keyed by ``(case, stage, deadline)``: an extended
+or re-dispatched case has a new deadline and may warn again; a case that jumps straight past its deadline raises
+only ``overdue``. Suspended (挂账) and closed cases are not watched.
+
+:class:`DeadlineAlarmLoop` is the thin adapter: every ``interval_s`` it reads the open cases, publishes each new
+alarm on the bus stream ``alarms`` (the path detector alarms take to the wall: hub → alarm list, alarm pop-up) and
+records it in the store (table ``case_deadline_alarms``), so a restart or another ``cases`` process does not
+repeat it. Publish first, then record: at-least-once, and the stable ``alarm_id`` makes a repeat one card.
+
+The message carries ``kind`` (``case_near_deadline`` / ``case_overdue``), which detector alarms do not: the case
+worker and the review queue skip such entries (:func:`is_case_alarm`); voice guidance never answers them (their
+``event`` is no detector event). A case with a camera names it, so the wall's alarm tile shows that camera's live
+view (is the problem still there?); a case without one is a card in the alarm list only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from zoneinfo import ZoneInfo
+
+from config import DeadlineWatch
+
+if TYPE_CHECKING:
+    from broker.bus import Bus
+    from cases.store import CaseStore
+
+log = logging.getLogger("citywall.cases.deadlines")
+
+Stage = Literal["near_deadline", "overdue"]
+CASE_NEAR_DEADLINE = "case_near_deadline"
+CASE_OVERDUE = "case_overdue"
+KIND_OF_STAGE: dict[str, str] = {"near_deadline": CASE_NEAR_DEADLINE, "overdue": CASE_OVERDUE}
+CASE_ALARM_KINDS = frozenset(KIND_OF_STAGE.values())
+LABELS = {CASE_NEAR_DEADLINE: ("即将超期", "Near deadline"), CASE_OVERDUE: ("案件超期", "Case overdue")}
+
+
+def is_case_alarm(data: dict[str, Any]) -> bool:
+    """Whether an ``alarms`` entry is a case deadline alarm (not a detector's): it has nothing to file or review."""
+    return data.get("kind") in CASE_ALARM_KINDS
+
+
+@dataclass(frozen=True)
+class CaseDeadlineAlarm:
+    """A wall alarm for one case's deadline (bus stream ``alarms``; ``kind`` tells it from a detector alarm)."""
+
+    STREAM: ClassVar[str] = "alarms"
+
+    alarm_id: str
+    """``case-<case id>-<stage>-<deadline>``: stable, so a repeat delivery is the same card and pop-up."""
+    kind: str
+    """``case_near_deadline`` or ``case_overdue``; also in ``event``, which the wall's alarm priorities key on."""
+    stage: str
+    """``near_deadline`` or ``overdue``."""
+    event: str
+    phase: str
+    at: float
+    started_at: float
+    case_id: str
+    case_no: str
+    title: str
+    unit_id: str
+    unit_name: str
+    deadline_at: float
+    deadline_iso: str
+    camera_id: str
+    """The case's camera ("" for a case without one): the wall pops its live view only for a known camera."""
+    camera_name: str
+    zone_id: str
+    address: str
+    label: str
+    """``案件超期 CW20260311-0001 上城区城管中队 截止 03-11 15:00`` — one line for any consumer (MQTT, logs)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class DeadlineWatcher:
+    """Pure: which open cases newly became near deadline or overdue at ``now`` (see the module docstring)."""
+
+    def __init__(self, rule: DeadlineWatch, *, timezone: str = "Asia/Shanghai",
+                 raised: Iterable[tuple[str, str, float]] = ()):
+        self.rule = rule
+        self.tz = ZoneInfo(timezone)
+        self._raised: set[tuple[str, str, float]] = set(raised)
+
+    def stage(self, case: dict[str, Any], now: float) -> Stage | None:
+        """The stage ``case`` is in at ``now`` (None: in time)."""
+        deadline = float(case["deadline_at"])
+        start = float(case.get("deadline_from") or case["reported_at"])  # a re-dispatch restarts the time limit
+        if now > deadline:
+            return "overdue"
+        rule = self.rule
+        limit = deadline - start
+        if rule.near_fraction is not None and limit > 0 and now - start >= rule.near_fraction * limit:
+            return "near_deadline"
+        if rule.near_remaining_s is not None and deadline - now <= rule.near_remaining_s:
+            return "near_deadline"
+        return None
+
+    def check(self, cases: Iterable[dict[str, Any]], now: float) -> list[CaseDeadlineAlarm]:
+        """New alarms for ``cases`` (the open ones) at ``now``, remembered so each is returned once. Cases no
+        longer given (closed) are forgotten, so the memory stays as large as the open cases."""
+        out: list[CaseDeadlineAlarm] = []
+        open_ids: set[str] = set()
+        for case in cases:
+            open_ids.add(case["id"])
+            stage = self.stage(case, now)
+            if stage is None:
+                continue
+            key = (case["id"], stage, float(case["deadline_at"]))
+            if key in self._raised:
+                continue
+            self._raised.add(key)
+            out.append(self.alarm(case, stage, now))
+        self._raised = {k for k in self._raised if k[0] in open_ids}
+        return out
+
+    def alarm(self, case: dict[str, Any], stage: Stage, now: float) -> CaseDeadlineAlarm:
+        kind = KIND_OF_STAGE[stage]
+        deadline = float(case["deadline_at"])
+        due = datetime.fromtimestamp(deadline, self.tz).strftime("%m-%d %H:%M")
+        unit = str(case.get("unit_name") or "")
+        return CaseDeadlineAlarm(
+            alarm_id=f"case-{case['id']}-{stage}-{int(deadline)}", kind=kind, stage=stage, event=kind, phase="raised", at=now,
+            started_at=deadline if stage == "overdue" else now, case_id=case["id"], case_no=case["case_no"],
+            title=str(case.get("title") or ""), unit_id=str(case.get("unit_id") or ""), unit_name=unit,
+            deadline_at=deadline, deadline_iso=str(case.get("deadline_iso") or ""),
+            camera_id=str(case.get("camera_id") or ""), camera_name=str(case.get("camera_name") or ""),
+            zone_id=str(case.get("zone_id") or ""), address=str(case.get("address") or ""),
+            label=f"{LABELS[kind][0]} {case['case_no']} {unit} 截止 {due}".strip())
+
+
+class DeadlineAlarmLoop:
+    """Every ``interval_s``: read the open cases, publish the watcher's new alarms, record them (the adapter)."""
+
+    def __init__(self, store: "CaseStore", bus: "Bus", rule: DeadlineWatch, *, timezone: str = "Asia/Shanghai",
+                 clock: Callable[[], float]):
+        self.store = store
+        self.bus = bus
+        self.rule = rule
+        self.timezone = timezone
+        self.clock = clock
+        self.raised = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until ``stop``; a store or bus failure propagates (the supervisor restarts it, the store remembers)."""
+        if not self.rule.enabled:
+            await stop.wait()
+            return
+        watcher = DeadlineWatcher(self.rule, timezone=self.timezone,
+                                  raised=await asyncio.to_thread(self.store.deadline_alarms_raised))
+        while not stop.is_set():
+            await self.step(watcher)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.rule.interval_s)
+            except asyncio.TimeoutError:
+                pass
+
+    async def step(self, watcher: DeadlineWatcher) -> list[CaseDeadlineAlarm]:
+        """One check: publish and record every new alarm; returns them."""
+        cases = await asyncio.to_thread(self.store.open_case_deadlines)
+        alarms = watcher.check(cases, self.clock())
+        for alarm in alarms:
+            await self.bus.publish(alarm)
+            await asyncio.to_thread(self.store.record_deadline_alarm, alarm.case_id, alarm.stage, alarm.deadline_at,
+                                    alarm.at)
+            self.raised += 1
+            log.info("%s", alarm.label)
+        return alarms
+
+
+__all__ = ["CASE_ALARM_KINDS", "CASE_NEAR_DEADLINE", "CASE_OVERDUE", "CaseDeadlineAlarm", "DeadlineAlarmLoop",
+           "DeadlineWatcher", "is_case_alarm"]
