@@ -11,7 +11,7 @@ import socket
 import sys
 from pathlib import Path
 
-from config import ConfigError, load_settings
+from config import ConfigError, load_settings, redact_url
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
 
@@ -143,13 +143,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class RedactingFormatter(logging.Formatter):
+    """Log lines with every URL's credentials masked (``config.redact_url``), tracebacks included: whatever a
+    library puts in an exception message (a camera or database URL) never reaches the log in clear."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_url(super().format(record))
+
+
+def configure_logging(*, verbose: bool) -> None:
+    """stderr logging for every command, through :class:`RedactingFormatter`."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(verbose=args.verbose)
     from broker.bus import BusUnavailable
     from broker.leases import ClusterMismatch
     from detectors.models import ModelError

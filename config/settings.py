@@ -458,9 +458,21 @@ def load_settings(path: str | Path) -> Settings:
     return parse_settings(data, str(path), base_dir=Path.cwd())
 
 
+_URL_PASSWORD = re.compile(r"(://[^:/@\s'\"]*):[^/\s'\"]*@")
+"""The password of every ``scheme://user:password@`` in a text: up to the *last* ``@`` of the authority, so an
+unencoded ``@`` in the password (``admin:p@ss@host``) is masked whole."""
+
+
+_QUERY_SECRET = re.compile(r"([?&](?:password|passwd|pwd|pass|token|access_token|key|secret|auth)=)[^&#\s'\"]*",
+                           re.IGNORECASE)
+"""Cameras that take credentials in the query (``...?user=admin&password=...``)."""
+
+
 def redact_url(url: str) -> str:
-    """``rtsp://user:secret@host/x`` → ``rtsp://user:***@host/x``: credentials never leave the server."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    """``rtsp://user:secret@host/x`` → ``rtsp://user:***@host/x`` (and ``?password=secret`` → ``?password=***``)
+    in a URL or in any text that holds URLs (an error message, a log line): credentials never leave the server.
+    The user name is kept (it says which account)."""
+    return _QUERY_SECRET.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", url))
 
 
 __all__ = [

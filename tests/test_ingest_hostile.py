@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -61,6 +62,33 @@ def _corrupt(units: list[tuple[bytes, bool]], seed: int = 3) -> bytes:
     return bytes(data[: len(data) - 200])
 
 
+def _nal_units(au: bytes) -> list[bytes]:
+    """An Annex-B access unit split into NAL units (each with its start code)."""
+    starts = [m.start() for m in re.finditer(b"\x00\x00\x01", au)]
+    starts = [i - 1 if i > 0 and au[i - 1] == 0 else i for i in starts]
+    return [au[a:b] for a, b in zip(starts, starts[1:] + [len(au)])]
+
+
+def _wrong_sps(units: list[tuple[bytes, bool]], other: bytes, seed: int = 5) -> bytes:
+    """Every other GOP starts with a wrong SPS: alternately the SPS of a different stream (320x240 for these
+    640x360 slices) and an SPS of random bytes (header kept); the first GOP is intact so the stream can start."""
+    rnd = random.Random(seed)
+    foreign = next(n for n in _nal_units(other) if n[n.index(b"\x00\x00\x01") + 3] & 0x1F == 7)
+    data = bytearray()
+    gop = -1
+    for au, key in units:
+        if key:
+            gop += 1
+        if key and gop % 2 == 1:
+            for nal in _nal_units(au):
+                if nal[nal.index(b"\x00\x00\x01") + 3] & 0x1F == 7:
+                    nal = foreign if gop % 4 == 1 else b"\x00\x00\x00\x01\x67" + rnd.randbytes(40)
+                data += nal
+        else:
+            data += au
+    return bytes(data)
+
+
 def _write(path: Path, units: list[tuple[bytes, bool]] | bytes) -> Path:
     path.write_bytes(units if isinstance(units, bytes) else b"".join(au for au, _ in units))
     return path
@@ -72,6 +100,7 @@ def hostile_media(tmp_path_factory) -> dict[str, Path]:
     return {
         "corrupt": _write(d / "corrupt.h264", _corrupt(_encode(640, 360, 250, 25, 25))),
         # 4 s at 640x360, then 4 s at 320x240: a new SPS at the switch, as when a camera's profile is changed.
+        "badsps": _write(d / "badsps.h264", _wrong_sps(_encode(640, 360, 250, 25, 25), _encode(320, 240, 1, 25, 25)[0][0])),
         "resize": _write(d / "resize.h264", _encode(640, 360, 100, 25, 25) + _encode(320, 240, 100, 25, 25)),
     }
 
@@ -136,6 +165,19 @@ async def test_corrupt_and_giant_nal_units_are_survived(hostile_rtsp, tmp_path):
         assert await _live_fragments(ingest, "corrupt") == 3
 
     await _run({"corrupt": hostile_rtsp.url("corrupt")}, tmp_path, 12.0, check)
+
+
+async def test_wrong_and_garbage_sps_mid_stream_are_survived(hostile_rtsp, tmp_path):
+    async def check(ingest, detection, shapes):
+        assert ingest.status("badsps").state in ("online", "reconnecting"), ingest.status("badsps")
+        stats = ingest.stats()["cameras"]["badsps"]
+        assert stats["sampled"] >= 4, stats  # the intact GOPs kept being decoded between the broken ones
+        det = detection.stats()
+        assert det["errors"] == 0 and det["cameras"]["badsps"]["frames_analysed"] >= 4, det
+        assert shapes["badsps"] >= {(360, 640)}, shapes
+        await eventually(lambda: _serves(ingest, "badsps"), timeout=15, what="live video through wrong SPS units")
+
+    await _run({"badsps": hostile_rtsp.url("badsps")}, tmp_path, 12.0, check)
 
 
 async def test_a_frame_size_change_mid_stream_is_followed(hostile_rtsp, tmp_path):

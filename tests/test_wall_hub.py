@@ -163,7 +163,7 @@ async def test_resume_while_alarms_keep_arriving_has_no_duplicates_or_gaps(clien
         assert sorted(got, key=parse_stream_id)[-1] == after[-1]
 
 
-def _raw_ws_connect(port: int, cookie: str) -> socket.socket:
+def _raw_ws_connect(port: int, cookie: str, path: str = "/api/ws") -> socket.socket:
     """A WebSocket client that will never read: tiny receive buffer, handshake done by hand."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -171,7 +171,7 @@ def _raw_ws_connect(port: int, cookie: str) -> socket.socket:
     sock.connect(("127.0.0.1", port))
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
-        f"GET /api/ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nCookie: cw_session={cookie}\r\n\r\n".encode()
     )
     head = b""

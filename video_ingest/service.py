@@ -40,7 +40,7 @@ class IngestService:
             if not camera_id:
                 raise ValueError("sources: empty camera id")
             if not isinstance(url, str) or "://" not in url:
-                raise ValueError(f"sources[{camera_id!r}]: expected a URL such as rtsp://host/path, got {url!r}")
+                raise ValueError(f"sources[{camera_id!r}]: expected a URL such as rtsp://host/path (no scheme given)")
         if heartbeat_s <= 0:
             raise ValueError(f"heartbeat_s must be > 0, got {heartbeat_s}")
         self.worker = worker

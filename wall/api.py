@@ -57,6 +57,18 @@ def int_param(request: web.Request, name: str, *, default: int, lo: int, hi: int
     return value
 
 
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def check_text(field: str, value: str) -> str:
+    """Free text from a client (a note, a reason, a search): ``value``, or :class:`BadRequest` naming ``field`` when
+    it holds control characters (PostgreSQL cannot even store NUL; SQLite would cut the text there)."""
+    bad = _CONTROL_CHARS.search(value)
+    if bad:
+        raise BadRequest(field, f"must not contain control characters (found U+{ord(bad.group()):04X})")
+    return value
+
+
 def str_param(request: web.Request, name: str, pattern: re.Pattern[str], what: str) -> str | None:
     """Optional query parameter ``name`` matching ``pattern``; :class:`BadRequest` naming it otherwise."""
     raw = request.query.get(name)

@@ -20,7 +20,7 @@ from wall import (
 )
 from wall.access import make_access_middleware
 from wall.auth import Authenticator, LoginLimiter, SessionStore, make_auth_middleware
-from wall.errors import error_middleware
+from wall.errors import MAX_REQUEST_BODY, error_middleware
 from wall.hub import EventHub
 from wall.live_ws import LiveSockets
 from wall.sessions import LocalSessions, Sessions
@@ -57,7 +57,7 @@ def create_app(
     app = web.Application(
         middlewares=[error_middleware, make_auth_middleware(sessions, clock), make_access_middleware(audit.record_request),
                      api.bus_unavailable_middleware],
-        client_max_size=64 * 1024,
+        client_max_size=MAX_REQUEST_BODY,
     )
     app[state.SETTINGS] = settings
     app[state.BUS] = bus

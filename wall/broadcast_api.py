@@ -23,6 +23,7 @@ from aiohttp import web
 from guidance.clip_server import CLIP_MIME, CLIP_NAME
 from wall import state
 from wall.access import ON_REFUSED, note
+from wall.api import check_text, int_param
 from wall.auth import LoginLimiter, Session, require_session
 from wall.errors import BadRequest, json_error
 from wall.views import broadcast_view
@@ -61,10 +62,8 @@ async def speakers(request: web.Request) -> web.Response:
 async def list_broadcasts(request: web.Request) -> web.Response:
     """``GET /api/broadcasts?limit=N``: the log, newest first."""
     require_session(request)
-    raw = request.query.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LOG:
-        raise BadRequest("limit", f"must be an integer between 1 and {MAX_LOG}, got {raw[:40]!r}")
-    entries = await request.app[state.BUS].history("broadcasts", count=int(raw))
+    limit = int_param(request, "limit", default=100, lo=1, hi=MAX_LOG)
+    entries = await request.app[state.BUS].history("broadcasts", count=limit)
     return web.json_response({"broadcasts": [{"id": e.id, **broadcast_view(e.data)} for e in entries]})
 
 
@@ -113,6 +112,10 @@ async def post_broadcast(request: web.Request) -> web.Response:
             return await refuse(400, f"text: {len(text.strip())} characters, over the limit of "
                                      f"max_text_chars={limits.max_text_chars}")
         text = text.strip()
+        try:
+            check_text("text", text)
+        except BadRequest as exc:
+            return await refuse(400, str(exc))
     else:
         if not isinstance(clip_id, str) or not rt.library.valid_id(clip_id):
             return await refuse(400, "clip_id: must be the 32-hex id POST /api/clips returned")

@@ -27,8 +27,8 @@ from cases.store import VersionConflict
 from cases.workflow import ACTION_LABELS, Action, State, TransitionError, allowed_actions, transitions_from
 from config import redact_url
 from wall import daily_report, review_api, state
-from wall.api import _ID, _STATE, MAX_CASES_PAGE, int_param, str_param
 from wall.access import note
+from wall.api import _ID, _STATE, MAX_CASES_PAGE, check_text, int_param, str_param
 from wall.auth import require_session
 from wall.errors import BadRequest, json_error
 from wall.views import case_view
@@ -76,6 +76,8 @@ async def list_cases(request: web.Request) -> web.Response:
     q = request.query.get("q", "").strip() or None
     if q is not None and len(q) > 64:
         raise BadRequest("q", "search text must be at most 64 characters")
+    if q is not None:
+        check_text("q", q)
     store = request.app[state.CASES]
     try:
         page, total = await asyncio.to_thread(
@@ -116,7 +118,7 @@ def _note_and_version(body: dict[str, Any]) -> dict[str, Any]:
     note = body.get("note", "")
     if not isinstance(note, str) or len(note) > MAX_NOTE:
         raise BadRequest("note", f"must be a string of at most {MAX_NOTE} characters")
-    out["note"] = note.strip()
+    out["note"] = check_text("note", note).strip()
     return out
 
 

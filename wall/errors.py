@@ -15,6 +15,10 @@ log = logging.getLogger("citywall.wall")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+MAX_REQUEST_BODY = 64 * 1024
+"""Largest request body the server reads (aiohttp ``client_max_size``): a bigger one is a 413 naming the limit.
+Uploads (``POST /api/clips``) stream their body and have their own limit."""
+
 
 class BadRequest(ValueError):
     """Invalid client input; ``field`` names what was wrong (turned into a 400 by the middleware)."""
@@ -28,6 +32,14 @@ class BadRequest(ValueError):
 def json_error(status: int, message: str, *, headers: dict[str, str] | None = None) -> web.Response:
     """A JSON error response ``{"error": message}`` with ``status``."""
     return web.json_response({"error": message}, status=status, headers=headers)
+
+
+def require_websocket_handshake(ws: web.WebSocketResponse, request: web.Request) -> None:
+    """A 400 naming the ``Upgrade`` header when ``request`` is a plain HTTP request to a WebSocket endpoint (instead
+    of aiohttp's own handshake message)."""
+    if not ws.can_prepare(request).ok:
+        raise BadRequest("Upgrade", "this is a WebSocket endpoint; open it with a WebSocket client "
+                                    "(Connection: Upgrade, Upgrade: websocket)")
 
 
 def _is_api(path: str) -> bool:

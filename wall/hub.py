@@ -34,6 +34,7 @@ from cases.audit import AuditEntry
 from wall import state
 from wall.access import WS_MESSAGES, ws_check
 from wall.auth import Session, require_session
+from wall.errors import require_websocket_handshake
 from wall.views import alarm_view, broadcast_view, case_event_view, status_view
 
 if TYPE_CHECKING:
@@ -56,7 +57,9 @@ MAX_CLIENT_MESSAGE = 64 * 1024
 TRY_AGAIN_LATER = 1013
 LOGGED_OUT = 4401
 
-_STREAM_ID = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?$")
+_STREAM_ID = re.compile(r"^([0-9]{1,20})(?:-([0-9]{1,20}))?$")
+_STREAM_ID_PART_MAX = 2**64 - 1
+"""Redis stream ids are two unsigned 64-bit integers; anything bigger is the client's error, not a bus outage."""
 
 StreamKey = tuple[int, int]
 
@@ -75,7 +78,10 @@ def parse_stream_id(value: str) -> StreamKey:
     m = _STREAM_ID.fullmatch(value)
     if not m:
         raise ValueError(f"{value[:40]!r} is not a stream id like 1700000000000-0")
-    return int(m.group(1)), int(m.group(2) or 0)
+    key = int(m.group(1)), int(m.group(2) or 0)
+    if max(key) > _STREAM_ID_PART_MAX:
+        raise ValueError(f"{value[:40]!r} is out of range (each part at most {_STREAM_ID_PART_MAX})")
+    return key
 
 
 def entry_frame(stream: str, entry_id: str, data: dict[str, Any]) -> dict[str, Any] | None:
@@ -331,6 +337,7 @@ class EventHub:
         # CPU per client that a command hall's LAN does not need saved.
         ws = web.WebSocketResponse(heartbeat=30.0, timeout=CLOSE_TIMEOUT_S, max_msg_size=MAX_CLIENT_MESSAGE,
                                    compress=False)
+        require_websocket_handshake(ws, request)
         await ws.prepare(request)
         client = Client(ws, session, self.queue_size)
         client.remote = request.remote or ""
@@ -389,13 +396,19 @@ class EventHub:
     async def _on_text(self, client: Client, text: str) -> None:
         try:
             message = json.loads(text)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             self._reply_error(client, f"not JSON: {exc.msg} at position {exc.pos}")
+            return
+        except (ValueError, RecursionError):  # e.g. arrays nested deeper than the parser's recursion limit
+            self._reply_error(client, "not JSON: nested too deeply (a protocol message is a flat object)")
             return
         if not isinstance(message, dict):
             self._reply_error(client, f"message must be a JSON object, got {type(message).__name__}")
             return
         kind = message.get("type")
+        if kind is not None and not isinstance(kind, str):
+            self._reply_error(client, f"type: must be a string, got {type(kind).__name__}")
+            return
         handled = kind in ("ping", "resume") or kind in self.actions
         refused = ws_check(client.session, kind, handled=handled) if isinstance(kind, str) else None
         if refused is not None:

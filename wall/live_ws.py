@@ -18,6 +18,7 @@ from aiohttp import WSCloseCode, web
 
 from wall import state
 from wall.auth import Session, require_session
+from wall.errors import require_websocket_handshake
 from wall.live_protocol import LiveViewer
 
 log = logging.getLogger("citywall.wall.live")
@@ -28,6 +29,8 @@ FRAGMENT_TIMEOUT_S = 15.0
 """No fragment for this long means the camera stalled: tell the tile it is offline so it retries."""
 CLOSE_TIMEOUT_S = 5.0
 VIEWER_QUEUE = 256
+MAX_CLIENT_MESSAGE = 4096
+"""The browser sends nothing on this socket; a bigger frame closes it with 1009 (message too big)."""
 _CAMERA_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -97,7 +100,9 @@ class LiveSockets:
         camera_id = request.match_info["camera_id"]
         # compress=False: browsers offer permessage-deflate and aiohttp accepts it by default, which would deflate
         # every video fragment for every viewer (CPU for nothing: H.264 does not compress).
-        ws = web.WebSocketResponse(heartbeat=30.0, timeout=CLOSE_TIMEOUT_S, max_msg_size=4096, compress=False)
+        ws = web.WebSocketResponse(heartbeat=30.0, timeout=CLOSE_TIMEOUT_S, max_msg_size=MAX_CLIENT_MESSAGE,
+                                   compress=False)
+        require_websocket_handshake(ws, request)
         await ws.prepare(request)
         conn = _Connection(session)
         self._connections.add(conn)

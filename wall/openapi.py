@@ -17,6 +17,7 @@ from cases.audit import MAX_PAGE as MAX_AUDIT_PAGE
 from wall import state
 from wall.access import CSRF_EXEMPT, CSRF_HEADER, ROUTES, SAFE_METHODS, WS_MESSAGES
 from wall.api import MAX_ALARMS, MAX_CASES_PAGE
+from wall.errors import MAX_REQUEST_BODY
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -150,7 +151,7 @@ SCHEMAS: dict[str, Any] = {
             "zones": {"type": "array", "items": _ref("Zone")},
             "status": _ref("CameraStatus"),
             "url": {"type": "string", "description": "credentials redacted (user:***@)"},
-            "substream_url": {"type": ["string", "null"]},
+            "substream_url": {"type": ["string", "null"], "description": "credentials redacted (user:***@)"},
             "live": {"type": "boolean", "description": "live video can be opened for this camera"},
         },
     },
@@ -273,6 +274,7 @@ def _screen_op(summary: str, body: dict[str, Any] | None = None, extra: dict[str
     return op
 
 
+_NOT_A_WEBSOCKET = _error("a plain HTTP request, not a WebSocket handshake (the error names the Upgrade header)")
 _CONFLICT = {"409": _error("no tour on the screen, or it is already in that state")}
 
 WS_FRAMES = {
@@ -306,7 +308,9 @@ WS_FRAMES = {
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+    # Every handler treats an empty value (?limit=) as not given (the pages' filter forms send empty fields).
+    return {"name": name, "in": "query", "required": False, "allowEmptyValue": True, "schema": schema,
+            "description": f"{description} (empty: not given)"}
 
 
 PATHS: dict[str, Any] = {
@@ -447,7 +451,8 @@ PATHS: dict[str, Any] = {
             ),
             "security": _SESSION,
             "x-websocket-frames": WS_FRAMES["/api/ws"],
-            "responses": {"101": {"description": "switching protocols"}, "401": _UNAUTHORIZED},
+            "responses": {"101": {"description": "switching protocols"}, "400": _NOT_A_WEBSOCKET,
+                          "401": _UNAUTHORIZED},
         },
     },
     "/api/live/{camera_id}": {
@@ -463,7 +468,8 @@ PATHS: dict[str, Any] = {
             "security": _SESSION,
             "parameters": [{"name": "camera_id", "in": "path", "required": True, "schema": {"type": "string"}}],
             "x-websocket-frames": WS_FRAMES["/api/live/{camera_id}"],
-            "responses": {"101": {"description": "switching protocols"}, "401": _UNAUTHORIZED},
+            "responses": {"101": {"description": "switching protocols"}, "400": _NOT_A_WEBSOCKET,
+                          "401": _UNAUTHORIZED},
         },
     },
     "/api/screens": {
@@ -686,7 +692,9 @@ PATHS["/api/cases/{id}/actions"] = {
                          "the case after the action"),
             "400": _error("a field is malformed (the error names it)"),
             "401": _UNAUTHORIZED,
-            "403": _json(_ref("CaseConflict"), "the state allows this action, but not to your role"),
+            "403": _json({"anyOf": [_ref("CaseConflict"), _ref("Error")]},
+                         "the state allows this action, but not to your role (with the case and who may), or the "
+                         "access policy refused the request (role, or X-CSRF-Token missing or wrong)"),
             "404": _error("unknown case"),
             "409": _CONFLICT,
         },
@@ -818,11 +826,14 @@ PATHS["/api/audit"] = {
     },
 }
 
+SCHEMAS["ReviewAlarm"] = {
+    **SCHEMAS["Alarm"], "description": "The alarm as the review desk keeps it: no bus stream id (the item id is the alarm id)",
+    "required": [name for name in SCHEMAS["Alarm"]["required"] if name != "id"]}
 SCHEMAS["ReviewItem"] = {"type": "object", "properties": {
     "id": {"type": "string", "description": "the alarm id"},
     "status": {"type": "string", "enum": ["free", "mine", "claimed", "confirmed", "rejected"]},
     "claimed_by": {"type": ["string", "null"]}, "claim_until": {"type": ["number", "null"]},
-    "decision": {"type": ["object", "null"]}, "alarm": _ref("Alarm"),
+    "decision": {"type": ["object", "null"]}, "alarm": _ref("ReviewAlarm"),
     "filing": {"type": ["object", "null"], "description": "the filing policy (cases.auto_file) on this alarm: "
                "{auto, min_confidence, min_dwell_s, reason}; auto false = held: no case until confirmed"},
     "case": {"type": ["object", "null"], "description": "{id, case_no} of the case holding this alarm, if any"}}}
@@ -849,7 +860,7 @@ PATHS["/api/review/claim"] = {
         "security": _SESSION,
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "properties": {
-                "current": {"type": "string", "description": "the item you are on"},
+                "current": {"type": ["string", "null"], "description": "the item you are on (null or absent: none)"},
                 "direction": {"type": "string", "enum": ["next", "prev", "first"], "default": "next"}}}}}},
         "responses": {
             "200": _json({"type": "object", "properties": {
@@ -883,6 +894,11 @@ PATHS["/api/review/{id}/decision"] = {
         },
     },
 }
+
+for _ops in PATHS.values():  # every JSON body is read under the server's body limit
+    for _op in _ops.values():
+        if "application/json" in _op.get("requestBody", {}).get("content", {}):
+            _op["responses"].setdefault("413", _error(f"body over {MAX_REQUEST_BODY} bytes"))
 
 
 def _with_policy(paths: dict[str, Any]) -> dict[str, Any]:

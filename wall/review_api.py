@@ -22,8 +22,8 @@ from cases.policy import filing_decision
 from cases.review import AlarmRejected, MAX_REASON, REJECT_REASONS, ReviewConflict, ReviewDesk
 from detectors.alarm import Alarm
 from wall import state
-from wall.api import _ID, _bus_call, int_param
 from wall.access import note
+from wall.api import _ID, _bus_call, check_text, int_param
 from wall.auth import require_session
 from wall.errors import BadRequest, json_error
 from wall.pages import PAGE_HEADERS
@@ -147,6 +147,7 @@ async def review_decide(request: web.Request) -> web.Response:
     reason = body.get("reason", "")
     if not isinstance(reason, str) or len(reason) > MAX_REASON:
         raise BadRequest("reason", f"must be a string of at most {MAX_REASON} characters")
+    check_text("reason", reason)
     if decision == "reject" and not reason.strip():
         raise BadRequest("reason", "a rejection needs a reason (误报原因)")
     entries = await _recent(request)
