@@ -85,9 +85,6 @@ class HeldAlarm:
         return str(self.alarm["alarm_id"])
 
 
-_HELD_COLUMNS = "alarm_json, cleared_json, held_at, decided_at"
-
-
 def _held(row: Sequence[Any]) -> HeldAlarm:
     alarm, cleared, held_at, decided_at = row
     return HeldAlarm(json.loads(alarm), json.loads(cleared) if cleared else None, float(held_at),
@@ -586,14 +583,15 @@ class CaseStore:
     def held_alarms(self) -> list[HeldAlarm]:
         """Every held alarm no reviewer has decided yet, oldest (alarm time) first, whatever its age."""
         with self._guard() as db:
-            rows = db.execute(f"SELECT {_HELD_COLUMNS} FROM held_alarms WHERE decided_at IS NULL "
-                              "ORDER BY at, alarm_id").fetchall()
+            rows = db.execute("SELECT alarm_json, cleared_json, held_at, decided_at FROM held_alarms "
+                              "WHERE decided_at IS NULL ORDER BY at, alarm_id").fetchall()
         return [_held(r) for r in rows]
 
     def held_alarm(self, alarm_id: str) -> HeldAlarm | None:
         """The held alarm ``alarm_id``, decided or not; None if the policy never held it."""
         with self._guard() as db:
-            row = db.execute(f"SELECT {_HELD_COLUMNS} FROM held_alarms WHERE alarm_id = ?", (alarm_id,)).fetchone()
+            row = db.execute("SELECT alarm_json, cleared_json, held_at, decided_at FROM held_alarms "
+                             "WHERE alarm_id = ?", (alarm_id,)).fetchone()
         return _held(row) if row else None
 
     # -- review queue: claims with a lease (two reviewers never hold the same item) and decisions ------------
