@@ -166,6 +166,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             "FOR EACH STATEMENT EXECUTE FUNCTION audit_log_refuse()",
         ),
     }),
+    Migration(7, "held alarms: raised alarms the filing policy keeps for review, durable", """
+    CREATE TABLE held_alarms (
+        alarm_id TEXT PRIMARY KEY,
+        camera_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        alarm_json TEXT NOT NULL,
+        cleared_json TEXT,
+        held_at DOUBLE PRECISION NOT NULL,
+        decided_at DOUBLE PRECISION
+    );
+    CREATE INDEX held_alarms_undecided ON held_alarms(at, alarm_id) WHERE decided_at IS NULL
+    """),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 _versions = [m.version for m in MIGRATIONS]

@@ -2,9 +2,9 @@
 
 Pure: :func:`filing_decision` looks only at the alarm's event, confidence and dwell and at ``cases.auto_file``
 (global thresholds with per-event overrides). At or above both thresholds the case worker files the alarm; below
-either it is *held*: nothing is filed, the alarm stays in the review queue (``/review``) and a reviewer's confirm
-files it (``ReviewDesk.decide``, idempotent by alarm id). The same function marks the queue's items, so the
-console and the worker never disagree.
+either it is *held*: nothing is filed, the case worker keeps the alarm in the case store and it stays in the
+review queue (``/review``) until a reviewer decides it; a confirm files it (``ReviewDesk.decide``, idempotent by
+alarm id). The same function marks the queue's items, so the console and the worker never disagree.
 """
 
 from __future__ import annotations

@@ -7,9 +7,11 @@ expires after ``lease_s``. Deciding needs a live claim: *confirm* files the alar
 already made, or a new one) and notes the confirmation on the case; *reject* records a false positive with a
 reason (noted on the case if one was filed automatically). Time comes in as ``now``.
 
-A raised alarm the filing policy held (``cases.policy``) has no case until it is confirmed; if its scene has
-cleared meanwhile, the confirm is given that ``cleared`` message too and files it right after, so the new case
-carries the camera's video check (视频核查) instead of looking like a live problem.
+A raised alarm the filing policy held (``cases.policy``) has no case until it is confirmed. The case worker keeps
+it in the store (``CaseStore.hold_alarm``, table ``held_alarms``) until a decision here marks it decided, so it
+stays in the queue however many alarms follow it on the bus. If its scene has cleared meanwhile, the confirm files
+that ``cleared`` message right after (given by the caller, or else the one the worker recorded on the held alarm),
+so the new case carries the camera's video check (视频核查) instead of looking like a live problem.
 """
 
 from __future__ import annotations
@@ -96,7 +98,8 @@ class ReviewDesk:
     def decide(self, alarm: Alarm, reviewer: str, decision: Decision, *, now: float, reason: str = "",
                actor: str | None = None, cleared: Alarm | None = None) -> ReviewResult:
         """Confirm or reject ``alarm`` as ``reviewer``, who must hold its claim. ``cleared``: the alarm's cleared
-        message, when the scene has cleared already (filed after a confirm; idempotent like the raise)."""
+        message, when the scene has cleared already (filed after a confirm; idempotent like the raise); without
+        it, a held alarm's recorded clear is used."""
         item = alarm.alarm_id
         if decision not in ("confirm", "reject"):
             raise ValueError(f"decision must be confirm or reject, not {decision!r}")
@@ -108,6 +111,8 @@ class ReviewDesk:
         self._check_claim(item, reviewer, now)
         case_id: str | None = None
         if decision == "confirm":
+            if cleared is None:
+                cleared = self._recorded_clear(item)
             result = self.filer.file(alarm)
             case_id = result.case["id"] if result.case else None
             if cleared is not None and cleared.alarm_id == item and cleared.phase == "cleared":
@@ -127,6 +132,7 @@ class ReviewDesk:
                 tx._c.execute("INSERT INTO review_decisions (item_id, decision, reviewer, reason, case_id, at) "
                               "VALUES (?, ?, ?, ?, ?, ?)", (item, decision, reviewer, reason, case_id, now))
                 tx._c.execute("DELETE FROM review_claims WHERE item_id = ?", (item,))
+                tx.decide_held_alarm(item, now)
                 if case_id is not None:
                     current = tx.get_case(case_id, now=now)
                     assert current is not None
@@ -136,6 +142,11 @@ class ReviewDesk:
             raise ReviewConflict(f"{item} was decided already", decision=self._decision(item, now)) from None
         case = self.store.get_case(case_id, now=now) if case_id else None
         return ReviewResult(item, decision, reviewer, reason, case)
+
+    def _recorded_clear(self, item: str) -> Alarm | None:
+        """The ``cleared`` message the case worker recorded on held alarm ``item``, if any."""
+        held = self.store.held_alarm(item)
+        return Alarm.from_dict(held.cleared) if held is not None and held.cleared is not None else None
 
     def _decision(self, item: str, now: float) -> dict[str, Any] | None:
         return self.store.review_states([item], now=now).get(item, {}).get("decision")

@@ -25,6 +25,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,30 @@ class VersionConflict(StoreError):
         self.case_id, self.expected, self.current = case_id, expected, current
         super().__init__(f"case {case_id} is at version {current.get('version')}, not {expected}: "
                          f"someone else changed it (now {current.get('state')})")
+
+
+@dataclass(frozen=True)
+class HeldAlarm:
+    """A raised alarm the filing policy held for review (``held_alarms``, migration 7): kept until a reviewer
+    decides it, however far the bus's history has moved on."""
+
+    alarm: dict[str, Any]
+    """The alarm as the case worker held it (``Alarm.to_dict()``; guidance's broadcasts in ``extra`` when guidance
+    answered it first)."""
+    cleared: dict[str, Any] | None
+    """Its ``cleared`` message, once the scene cleared (the confirm files it: the case's video check)."""
+    held_at: float
+    decided_at: float | None
+
+    @property
+    def alarm_id(self) -> str:
+        return str(self.alarm["alarm_id"])
+
+
+def _held(row: Sequence[Any]) -> HeldAlarm:
+    alarm, cleared, held_at, decided_at = row
+    return HeldAlarm(json.loads(alarm), json.loads(cleared) if cleared else None, float(held_at),
+                     None if decided_at is None else float(decided_at))
 
 
 class _Backend:
@@ -308,6 +333,11 @@ class CaseTx:
         self._c.execute("UPDATE cases SET supervise_count = supervise_count + 1 WHERE id = ?", (case_id,))
         self.append_timeline(case_id, at=at, state=state, action=SUPERVISE_ACTION, actor=actor, note=note)
 
+    def decide_held_alarm(self, alarm_id: str, at: float) -> None:
+        """A reviewer decided ``alarm_id``: if it was held, it leaves the queue of held alarms (kept, decided)."""
+        self._c.execute("UPDATE held_alarms SET decided_at = ? WHERE alarm_id = ? AND decided_at IS NULL",
+                        (at, alarm_id))
+
     def get_case(self, case_id: str, *, now: float | None = None) -> dict[str, Any] | None:
         cases = _read_cases(self._c, [case_id], now)
         return cases[0] if cases else None
@@ -529,6 +559,40 @@ class CaseStore:
                 chunk = seqs[start:start + 500]
                 db.execute(f"UPDATE outbox SET published_at = ? WHERE seq IN ({','.join('?' * len(chunk))})",
                            [when, *chunk])
+
+    # -- held alarms: raised alarms the filing policy keeps for a reviewer (cases.policy), durable ------------
+    def hold_alarm(self, alarm: dict[str, Any], *, held_at: float) -> bool:
+        """Keep a held raised alarm (``Alarm.to_dict()``) until a reviewer decides it; False when it was held
+        already (the worker may see an alarm twice: the first record stays)."""
+        with self.transaction() as tx:
+            row = tx._c.execute(
+                "INSERT INTO held_alarms (alarm_id, camera_id, event, at, alarm_json, held_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (alarm_id) DO NOTHING RETURNING alarm_id",
+                (alarm["alarm_id"], alarm["camera_id"], alarm["event"], float(alarm["at"]),
+                 json.dumps(alarm, ensure_ascii=False), held_at)).fetchone()
+        return row is not None
+
+    def clear_held_alarm(self, cleared: dict[str, Any]) -> bool:
+        """Record the ``cleared`` message of a held alarm (the first one stays); False when the alarm is not held."""
+        with self.transaction() as tx:
+            row = tx._c.execute(
+                "UPDATE held_alarms SET cleared_json = ? WHERE alarm_id = ? AND cleared_json IS NULL "
+                "RETURNING alarm_id", (json.dumps(cleared, ensure_ascii=False), cleared["alarm_id"])).fetchone()
+        return row is not None
+
+    def held_alarms(self) -> list[HeldAlarm]:
+        """Every held alarm no reviewer has decided yet, oldest (alarm time) first, whatever its age."""
+        with self._guard() as db:
+            rows = db.execute("SELECT alarm_json, cleared_json, held_at, decided_at FROM held_alarms "
+                              "WHERE decided_at IS NULL ORDER BY at, alarm_id").fetchall()
+        return [_held(r) for r in rows]
+
+    def held_alarm(self, alarm_id: str) -> HeldAlarm | None:
+        """The held alarm ``alarm_id``, decided or not; None if the policy never held it."""
+        with self._guard() as db:
+            row = db.execute("SELECT alarm_json, cleared_json, held_at, decided_at FROM held_alarms "
+                             "WHERE alarm_id = ?", (alarm_id,)).fetchone()
+        return _held(row) if row else None
 
     # -- review queue: claims with a lease (two reviewers never hold the same item) and decisions ------------
     def review_claim(self, reviewer: str, candidates: list[str], *, now: float, lease_s: float) -> str | None:

@@ -11,9 +11,11 @@ Voice guidance (``defer``): a raised alarm that guidance answers first is acked 
 or files nothing (``resolved_by_guidance``). The outcome carries the whole alarm, so nothing is lost in between.
 
 Filing policy (``policy``, ``cases.auto_file``): a raised alarm below the configured confidence/dwell is *held* —
-acked and counted, not filed; it stays in the review queue and a reviewer's confirm files it. Its later
-``cleared`` finds no case and is ignored. The case room's own deadline alarms on ``alarms`` (``cases.deadlines``,
-they carry a ``kind``) are acked without filing.
+recorded in the case store (``CaseStore.hold_alarm``; a repeat keeps the first record), counted and acked, not
+filed; it stays in the review queue until a reviewer decides it, and a confirm files it. Its later ``cleared``
+finds no case and is recorded on the held alarm (the confirm files it as the video check). Held before acked, so
+a held alarm survives the bus history moving on and a crash between the two. The case room's own deadline alarms
+on ``alarms`` (``cases.deadlines``, they carry a ``kind``) are acked without filing.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,10 +72,12 @@ class CaseWorker:
 
     def __init__(self, store: CaseStore, filer: CaseFiler, bus: "Bus", *, consumer: str = "cases-1",
                  group: str = GROUP, block_ms: int = 1000, batch: int = 50,
-                 defer: Callable[[str, str], bool] | None = None, policy: AutoFile | None = None):
+                 defer: Callable[[str, str], bool] | None = None, policy: AutoFile | None = None,
+                 clock: Callable[[], float] = time.time):
         """``defer(camera_id, event)``: a raised alarm that voice guidance answers first is not filed from
         ``alarms`` but from its outcome on ``guidance_outcomes`` (``settings.guidance.defers_filing``).
-        ``policy``: the filing thresholds (``settings.cases.auto_file``); None files every raised alarm."""
+        ``policy``: the filing thresholds (``settings.cases.auto_file``); None files every raised alarm.
+        ``clock``: when an alarm is held (``held_at``)."""
         self.store = store
         self.filer = filer
         self.bus = bus
@@ -82,6 +87,7 @@ class CaseWorker:
         self.batch = batch
         self.defer = defer
         self.policy = policy
+        self.clock = clock
         self.stats = WorkerStats()
         # A deferred alarm's "cleared" can be read before its not_resolved outcome (two streams): it finds no case
         # yet, so it is kept here and filed right after the outcome files the case.
@@ -157,12 +163,13 @@ class CaseWorker:
 
     async def _file(self, entry_id: str, alarm: Alarm) -> FilingResult | None:
         """File one alarm in a thread and publish what it produced (a store failure propagates); None if refused.
-        A raised alarm below the filing policy is held: outcome ``held``, nothing written."""
+        A raised alarm below the filing policy is held: outcome ``held``, recorded in the store, no case."""
         try:
             if alarm.phase == "raised" and self.policy is not None:
                 check_alarm(alarm)  # the thresholds compare numbers: a bad producer is refused first
                 decision = filing_decision(self.policy, alarm.event, alarm.confidence, alarm.dwell_s)
                 if not decision.auto:
+                    await asyncio.to_thread(self.store.hold_alarm, alarm.to_dict(), held_at=self.clock())
                     self.stats.count("held")
                     log.info("alarm %s held for review: %s", alarm.alarm_id, decision.reason)
                     return FilingResult("held", None, reason=decision.reason)
@@ -181,6 +188,9 @@ class CaseWorker:
             return None
         else:
             self.stats.count(result.outcome)
+            if result.outcome == "ignored" and alarm.phase == "cleared":
+                # No case holds it: if the policy held its raise, the confirm will want this clear.
+                await asyncio.to_thread(self.store.clear_held_alarm, alarm.to_dict())
             if result.case is not None:
                 log.info("alarm %s (%s) → %s %s", alarm.alarm_id, alarm.phase, result.outcome,
                          result.case["case_no"])

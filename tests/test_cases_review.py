@@ -94,3 +94,23 @@ def test_confirm_files_a_case_and_reject_needs_a_reason(desk):
     assert rejected.case is None and desk.store.list_cases()[1] == 1
     states = desk.store.review_states(["a-0", "a-1"], now=T0 + 9)
     assert states["a-1"]["decision"]["reason"] == "重复报警" and "claim" not in states["a-1"]
+
+
+def test_held_alarms_leave_the_held_queue_when_decided_and_a_confirm_uses_the_recorded_clear(desk):
+    store = desk.store
+    for i in (0, 1):
+        assert store.hold_alarm(alarm(i).to_dict(), held_at=T0 + i) is True
+    assert store.hold_alarm(alarm(0).to_dict(), held_at=T0 + 9) is False  # idempotent by alarm id
+    cleared = Alarm(**{**alarm(0).to_dict(), "phase": "cleared", "at": T0 + 60, "snapshot": "s/0-after.jpg"})
+    assert store.clear_held_alarm(cleared.to_dict()) is True
+    assert [h.alarm_id for h in store.held_alarms()] == ["a-0", "a-1"]
+
+    assert desk.claim("ann", QUEUE, now=T0 + 70) == "a-0"
+    case = desk.decide(alarm(0), "ann", "confirm", now=T0 + 71).case  # no clear given: the recorded one is used
+    assert [t["action"] for t in case["timeline"]][-2:] == ["video_check", "review_confirm"]
+    assert "s/0-after.jpg" in case["evidence"]
+    assert desk.claim("bob", QUEUE, now=T0 + 72) == "a-1"
+    assert desk.decide(alarm(1), "bob", "reject", now=T0 + 73, reason="重复报警").case is None
+    assert store.held_alarms() == []
+    assert store.held_alarm("a-0").decided_at == T0 + 71 and store.held_alarm("a-1").decided_at == T0 + 73
+    assert desk.claim("cat", ["a-0", "a-1"], now=T0 + 74) is None  # decided items are never claimed again

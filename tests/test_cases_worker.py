@@ -147,6 +147,7 @@ async def test_a_low_confidence_alarm_is_held_for_review_and_filed_by_a_confirm(
     assert case["alarm_ids"] == ["u-1"] and case["state"] == "dispatched"
     actions = [t["action"] for t in case["timeline"]]
     assert actions[-2:] == ["video_check", "review_confirm"] and "置信度 0.42" in case["timeline"][0]["note"]
+    assert store.held_alarms() == [] and store.held_alarm("u-1").decided_at == T0 + 101  # decided: out of the queue
     # Announced by the worker's next outbox flush; a replay of the held alarm is held again and adds nothing.
     await bus.publish(unsure)
     await _run_until(worker, lambda: worker.stats.received == 4 and not store.pending_events())
@@ -154,3 +155,31 @@ async def test_a_low_confidence_alarm_is_held_for_review_and_filed_by_a_confirm(
     assert store.list_cases()[1] == 2
     assert sorted(e.data["action"] for e in await bus.history("case_events", count=10)) == ["filed", "filed",
                                                                                             "verified"]
+
+
+async def test_a_held_alarm_is_recorded_once_with_its_first_clear(bus, store, filer):
+    from config import AutoFile
+
+    policy = AutoFile.model_validate({"min_confidence": 0.7})
+    unsure = Alarm(**{**_alarm("u-2", "cam-vending", "pavement", "vending", T0).to_dict(), "confidence": 0.42})
+    cleared = Alarm(**{**unsure.to_dict(), "phase": "cleared", "at": T0 + 90, "snapshot": "snap/u-2-cleared.jpg"})
+    now = [T0 + 1]
+    worker = CaseWorker(store, filer, bus, consumer="cases-p2", block_ms=100, policy=policy, clock=lambda: now[0])
+    await bus.publish(unsure)
+    await _run_until(worker, lambda: worker.stats.received == 1)
+    [held] = store.held_alarms()
+    assert held.alarm == unsure.to_dict() and held.held_at == T0 + 1 and held.cleared is None
+    assert held.decided_at is None and store.held_alarm("u-2") == held
+
+    # Seen again (a detector re-sent it, or a redelivery after a crash): still one record, the first one.
+    now[0] = T0 + 50
+    for a in (unsure, cleared, Alarm(**{**cleared.to_dict(), "at": T0 + 95})):
+        await bus.publish(a)
+    await _run_until(worker, lambda: worker.stats.received == 4)
+    assert worker.stats.outcomes == {"held": 2, "ignored": 2}
+    [held] = store.held_alarms()
+    assert held.held_at == T0 + 1 and held.cleared == cleared.to_dict()  # the first clear stays
+    assert store.list_cases()[1] == 0 and await bus.history("case_events", count=10) == []
+    # A clear of an alarm that was never held records nothing.
+    assert store.clear_held_alarm({**cleared.to_dict(), "alarm_id": "never-held"}) is False
+    assert store.held_alarm("never-held") is None

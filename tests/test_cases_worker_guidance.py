@@ -1,7 +1,7 @@
 """CaseWorker with voice guidance on a real Redis: eligible raised alarms wait for their guidance outcome; the
 outcome files the case with the broadcasts on the timeline (or files nothing when guidance resolved it); a
 "cleared" that overtakes its not_resolved outcome still becomes the case's video check; other alarms are filed at
-once as before."""
+once as before; an alarm the filing policy holds after guidance answered it is kept with its broadcasts."""
 
 from __future__ import annotations
 
@@ -96,3 +96,33 @@ async def test_a_clear_that_overtakes_its_outcome_still_verifies_the_case(bus, r
         return cases and any(t["action"] == "video_check" for t in store.get_case(cases[0]["id"])["timeline"])
 
     await eventually(verified, what="the video check on the late-filed case")
+
+
+async def test_a_held_alarm_that_guidance_answered_is_kept_with_its_broadcasts(bus, tmp_path):
+    from cases.review import ReviewDesk
+    from config import AutoFile
+
+    settings = load_settings(CONFIG_DIR / "demo.yaml")
+    store = CaseStore.open(f"sqlite:///{tmp_path}/cases.sqlite")
+    filer = build_filer(settings, store)
+    worker = CaseWorker(store, filer, bus, consumer="c2", block_ms=100, defer=settings.guidance.defers_filing,
+                        policy=AutoFile.model_validate({"min_confidence": 0.9}))  # 0.8 < 0.9: held
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        v = _alarm("v-3", "cam-vending", "pavement", "vending", T0)
+        await bus.publish(v)
+        await bus.publish(_outcome(v, "not_resolved"))
+        await eventually(lambda: asyncio.sleep(0, store.held_alarms()), what="the alarm held")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    try:
+        [held] = store.held_alarms()
+        assert held.alarm["extra"]["guidance"]["outcome"] == "not_resolved"
+        desk = ReviewDesk(store, filer)
+        assert desk.claim("monitor", ["v-3"], now=T0 + 60) == "v-3"
+        case = desk.decide(Alarm.from_dict(held.alarm), "monitor", "confirm", now=T0 + 61).case
+        assert [t["action"] for t in case["timeline"]][:3] == ["report", "guidance_broadcast", "guidance_recheck"]
+    finally:
+        store.close()

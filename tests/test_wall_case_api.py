@@ -404,3 +404,57 @@ async def test_review_queue_marks_held_and_auto_filed_items_and_skips_deadline_a
         assert [t["action"] for t in case["timeline"]][-2:] == ["video_check", "review_confirm"]
     finally:
         await c.close()
+
+
+async def test_a_held_alarm_stays_in_the_review_queue_after_the_bus_history_moved_on(held_wall, bus, store,
+                                                                                   tmp_path):
+    from cases.worker import CaseWorker
+    from config import AutoFile
+    from tests.test_cases_worker import _run_until
+    from wall.review_api import HISTORY
+
+    held = Alarm(**{**make_alarm(0).to_dict(), "confidence": 0.5})  # below 0.8: held for review
+    cleared = Alarm(**{**held.to_dict(), "phase": "cleared", "at": held.at + 300,
+                       "snapshot": "cam-a/2026/alarm-0-after.jpg"})
+    worker = CaseWorker(store, build_filer(settings_with_roles(tmp_path), store), bus, consumer="cases-h1",
+                        block_ms=100, policy=AutoFile.model_validate({"min_confidence": 0.8}))
+    for a in (held, cleared):
+        await bus.publish(a)
+    await _run_until(worker, lambda: worker.stats.received == 2)
+    assert worker.stats.outcomes == {"held": 1, "ignored": 1}
+    # A busy site: more than the queue's window of newer alarms; neither the raise nor the clear is in it now.
+    newer = [make_alarm(n) for n in range(1, HISTORY + 2)]
+    for a in newer:
+        await bus.publish(a)
+    window = {e.data["alarm_id"] for e in await bus.history("alarms", count=HISTORY)}
+    assert "alarm-0" not in window
+    store.hold_alarm(newer[1].to_dict(), held_at=newer[1].at)  # held and still in the window: one item
+
+    a, b = await person(held_wall, "monitor"), await person(held_wall, "monitor2")
+    try:
+        queue = await (await a.get("/api/review?limit=500")).json()
+        ids = [i["id"] for i in queue["items"]]
+        assert ids[:3] == ["alarm-0", "alarm-2", "alarm-3"] and ids.count("alarm-2") == 1 and len(ids) == 500
+        assert queue["items"][0]["filing"]["auto"] is False and queue["items"][0]["case"] is None
+        assert queue["counts"]["free"] == HISTORY + 1  # the window's 500 and the held alarm before it
+        ca, cb = await asyncio.gather(a.post("/api/review/claim", json={}), b.post("/api/review/claim", json={}))
+        got = {(await ca.json())["item"]["id"], (await cb.json())["item"]["id"]}
+        assert got == {"alarm-0", "alarm-2"}  # never the same item
+        holder = a if (await ca.json())["item"]["id"] == "alarm-0" else b
+        other = b if holder is a else a
+        resp = await other.post("/api/review/alarm-0/decision", json={"decision": "confirm"})
+        assert resp.status == 409
+        resp = await holder.post("/api/review/alarm-0/decision", json={"decision": "confirm"})
+        assert resp.status == 200, await resp.text()
+        case = (await resp.json())["case"]
+        assert case["alarm_ids"] == ["alarm-0"] and case["state"] == "dispatched"
+        # The clear the worker recorded (long gone from the history) gives the new case its video check.
+        assert [t["action"] for t in case["timeline"]][-2:] == ["video_check", "review_confirm"]
+        assert "cam-a/2026/alarm-0-after.jpg" in case["evidence"]
+        queue = await (await a.get("/api/review?limit=500")).json()
+        assert "alarm-0" not in [i["id"] for i in queue["items"]]
+        resp = await holder.post("/api/review/alarm-0/decision", json={"decision": "reject", "reason": "重复报警"})
+        assert resp.status == 409 and (await resp.json())["decision"]["decision"] == "confirm"
+    finally:
+        await a.close()
+        await b.close()

@@ -839,7 +839,7 @@ SCHEMAS["ReviewItem"] = {"type": "object", "properties": {
     "case": {"type": ["object", "null"], "description": "{id, case_no} of the case holding this alarm, if any"}}}
 PATHS["/api/review"] = {
     "get": {
-        "summary": "Review queue: recent raised alarms still to decide, oldest first, with claims",
+        "summary": "Review queue: held alarms (however old) and recent raised alarms still to decide, oldest first, with claims",
         "security": _SESSION,
         "parameters": [_query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 200}, "items")],
         "responses": {

@@ -1,10 +1,12 @@
 """Review console routes: ``/review`` (the page) and ``/api/review`` (queue, claim, decision).
 
-The queue is the raised alarms in the bus's recent ``alarms`` history, oldest first, with each item's claim and
-decision from the case store (``cases.review.ReviewDesk``). Each item says how the filing policy
-(``cases.auto_file``, ``cases.policy``) treats it — ``filing.auto`` true: the worker files it at once (still
-reviewable: a reject marks the case a false positive); false: *held*, it becomes a case only when confirmed — and
-the case it is in (``case``), if any. The case room's deadline alarms (``kind``) are not review items. Claiming is atomic in the store, so two reviewers never
+The queue is every held alarm not yet decided (kept in the case store by the case worker, ``CaseStore.held_alarms``,
+however old) and the raised alarms in the bus's recent ``alarms`` history, one item per alarm id, oldest first —
+the held alarms the history no longer has come first — with each item's claim and decision from the case store
+(``cases.review.ReviewDesk``). Each item says how the filing policy (``cases.auto_file``, ``cases.policy``) treats
+it — ``filing.auto`` true: the worker files it at once (still reviewable: a reject marks the case a false
+positive); false: *held*, it becomes a case only when confirmed — and the case it is in (``case``), if any. The
+case room's deadline alarms (``kind``) are not review items. Claiming is atomic in the store, so two reviewers never
 get the same item; a decision without a live claim is 409 naming who holds it or who decided it.
 """
 
@@ -20,6 +22,7 @@ from cases.deadlines import is_case_alarm
 from cases.filing import CaseFiler, FilingError
 from cases.policy import filing_decision
 from cases.review import AlarmRejected, MAX_REASON, REJECT_REASONS, ReviewConflict, ReviewDesk
+from cases.store import HeldAlarm
 from detectors.alarm import Alarm
 from wall import state
 from wall.access import note
@@ -50,9 +53,19 @@ def _raised(entries: list[Any]) -> tuple[list[str], dict[str, dict[str, Any]]]:
     return list(alarms), alarms
 
 
+def _merge(held: list[HeldAlarm], entries: list[Any]) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """The queue from the undecided held alarms (oldest first) and the recent history (newest first): the held
+    alarms it no longer has, then its raised alarms in stream order; a held alarm is given as the worker held it."""
+    ids, alarms = _raised(entries)
+    older = [h.alarm_id for h in held if h.alarm_id not in alarms]
+    alarms.update((h.alarm_id, h.alarm) for h in held)
+    return older + ids, alarms
+
+
 async def _queue(request: web.Request) -> tuple[list[str], dict[str, dict[str, Any]]]:
-    """Raised alarms, oldest first (ids, and id → alarm dict)."""
-    return _raised(await _recent(request))
+    """Review items, oldest first (ids, and id → alarm dict)."""
+    held = await asyncio.to_thread(request.app[state.CASES].held_alarms)
+    return _merge(held, await _recent(request))
 
 
 def _cleared(entries: list[Any], alarm_id: str) -> Alarm | None:
@@ -89,7 +102,7 @@ def _item(request: web.Request, alarm: dict[str, Any], st: dict[str, Any], me: s
 
 
 async def review_queue(request: web.Request) -> web.Response:
-    """The queue (oldest first): every recent raised alarm with its status for me (free, mine, claimed,
+    """The queue (oldest first): every undecided held alarm and recent raised alarm with its status for me (free, mine, claimed,
     confirmed, rejected), and the reject reasons the console offers."""
     session = require_session(request)
     limit = int_param(request, "limit", default=200, lo=1, hi=HISTORY)
@@ -152,10 +165,13 @@ async def review_decide(request: web.Request) -> web.Response:
         raise BadRequest("reason", "a rejection needs a reason (误报原因)")
     entries = await _recent(request)
     _ids, alarms = _raised(entries)
-    if item not in alarms:
-        return json_error(404, f"unknown review item {item} (not among the recent raised alarms)")
-    alarm = Alarm.from_dict(alarms[item])
+    held = await asyncio.to_thread(request.app[state.CASES].held_alarm, item)
+    if held is None and item not in alarms:
+        return json_error(404, f"unknown review item {item} (neither held for review nor among the recent raised "
+                               f"alarms)")
+    alarm = Alarm.from_dict(held.alarm if held is not None else alarms[item])
     desk = request.app[REVIEW]
+    # The clear from the history if it still has it; else the desk uses the one recorded on the held alarm.
     cleared = _cleared(entries, item) if decision == "confirm" else None
     try:
         result = await asyncio.to_thread(desk.decide, alarm, session.username, decision,
