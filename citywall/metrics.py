@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from broker.leases import LeaseKeeper
     from cases.store import CaseStore
     from cases.worker import CaseWorker
+    from citywall.keepalive import WatchedChild
     from detectors.worker import DetectionWorker
     from video_ingest.service import IngestService
 
@@ -126,6 +127,22 @@ def bus_metrics(bus: Bus) -> Callable[[], Iterable[Family]]:
         s = bus.stats()
         return [family(f"citywall_bus_{k}_total", "counter", f"Bus {k.replace('_', ' ')}", v)
                 for k, v in sorted(s.items())]
+
+    return provide
+
+
+def child_metrics(children: list[WatchedChild]) -> Callable[[], Iterable[Family]]:
+    """Private child servers (``citywall.keepalive``): restarts after their process died, failed restarts."""
+
+    def provide() -> list[Family]:
+        return [
+            family("citywall_private_server_restarts_total", "counter",
+                   "Private servers started again after their process died",
+                   [({"server": c.name}, c.restarts) for c in children]),
+            family("citywall_private_server_restart_failures_total", "counter",
+                   "Attempts to restart a dead private server that failed",
+                   [({"server": c.name}, c.failed_restarts) for c in children]),
+        ]
 
     return provide
 

@@ -40,7 +40,9 @@ from detectors.alarm import Alarm
 from detectors.worker import DetectionWorker
 from tests.fixtures.postgres import EmbeddedPostgres
 from tests.test_broker_mqtt import Subscriber
+from tests.stack import run_up
 from tests.test_detectors_worker import SceneFeed, cams, settings  # noqa: F401 (fixture)
+from tests.test_e2e import _children
 from tests.test_wall_api import login, make_settings, wall_client
 from tests.waiting import eventually
 from video_ingest.service import IngestService
@@ -397,3 +399,74 @@ async def test_a_flapping_camera_reconnects_every_time_with_the_right_health(dem
         await service.stop()
         server.stop()
     print(f"\nflapping: {seen}")
+
+
+def _descendant(root_pid: int, marker: str) -> int:
+    """The pid of the one descendant of ``root_pid`` whose command line contains ``marker``."""
+    found = [pid for pid in _children(root_pid)
+             if marker in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")]
+    assert len(found) == 1, (marker, found)
+    return found[0]
+
+
+@pytest.mark.e2e
+async def test_citywall_up_restarts_its_private_servers_when_they_die(tmp_path, demo_media):
+    """``citywall up`` (embedded default): SIGKILL the private redis-server, mosquitto and demo RTSP server; each
+    is started again on its port, alarms raised before are still listed, alarms keep coming and every raised
+    alarm is filed exactly once."""
+    import yaml
+
+    from demo.server import SCRIPT
+
+    root = Path(__file__).resolve().parents[1]
+    data = yaml.safe_load((root / "config" / "demo.yaml").read_text(encoding="utf-8").replace(
+        "${CITYWALL_REDIS_URL:-}", "").replace("${CITYWALL_MQTT_URL:-}", ""))
+    data["storage"]["data_dir"] = str(tmp_path / "var")
+    data["demo"]["media_dir"] = str(next(iter(demo_media.values())).parent)
+    config = tmp_path / "faults.yaml"
+    config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    for stack in run_up(config, tmp_path):
+        url, pid = stack["url"], stack["proc"].pid
+        markers = {"redis-server": "redis-server", "mosquitto": "mosquitto", "demo-rtsp": str(SCRIPT)}
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+            resp = await session.post(f"{url}/api/login", json={"username": "admin", "password": "citywall"})
+            assert resp.status == 200
+
+            async def raised() -> dict[str, dict]:
+                rows = (await (await session.get(f"{url}/api/alarms?limit=500")).json())["alarms"]
+                return {a["alarm_id"]: a for a in rows if a["phase"] == "raised"}
+
+            before = await eventually(raised, timeout=120, interval=1, what="a first raised alarm")
+            old = {name: _descendant(pid, marker) for name, marker in markers.items()}
+            killed_at = time.time()
+            for victim in old.values():
+                os.kill(victim, 9)
+
+            async def all_back():
+                with contextlib.suppress(AssertionError, OSError):
+                    new = {name: _descendant(pid, marker) for name, marker in markers.items()}
+                    return new if all(new[n] != old[n] for n in new) else None
+
+            await eventually(all_back, timeout=30, what="every private server started again")
+
+            async def new_alarm():
+                got = await raised()
+                return got if any(a["at"] > killed_at for a in got.values()) and set(before) <= set(got) else None
+
+            after = await eventually(new_alarm, timeout=150, interval=1, what="alarms raised after the kill")
+            metrics = await (await session.get(f"{url}/metrics")).text()
+            for name in markers:
+                assert f'citywall_private_server_restarts_total{{server="{name}"}} 1' in metrics, metrics[-3000:]
+        store = CaseStore.open(f"sqlite:///{tmp_path / 'var' / 'cases.sqlite'}")
+        try:
+            async def all_filed():
+                with store.transaction() as tx:
+                    got = {a: tx.case_for_alarm(a) for a in after}
+                return got if all(got.values()) else None
+
+            filed = await eventually(all_filed, timeout=30, what="a case for every raised alarm")
+            assert store.list_cases(limit=1)[1] == len(set(filed.values()))
+        finally:
+            store.close()
+        print(f"\nprivate servers killed: {len(before)} alarms before, {len(after)} after, "
+              f"{len(set(filed.values()))} cases")
