@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from cases.worker import CaseWorker
     from citywall.keepalive import WatchedChild
     from detectors.worker import DetectionWorker
+    from video_ingest.clip_buffer import ClipRecorder
     from video_ingest.service import IngestService
 
 STATES = ("connecting", "online", "reconnecting", "offline")
@@ -127,6 +128,17 @@ def bus_metrics(bus: Bus) -> Callable[[], Iterable[Family]]:
         s = bus.stats()
         return [family(f"citywall_bus_{k}_total", "counter", f"Bus {k.replace('_', ' ')}", v)
                 for k, v in sorted(s.items())]
+
+    return provide
+
+
+def clip_metrics(clips: ClipRecorder) -> Callable[[], Iterable[Family]]:
+    """Evidence clips per camera: written, failed (disk full, write errors), refused (too many pending)."""
+
+    def provide() -> list[Family]:
+        rows = clips.stats()
+        return [family(f"citywall_evidence_clips_{key}_total", "counter", f"Evidence clips {key}",
+                       _per_camera(rows, key)) for key in ("written", "failed", "refused")]
 
     return provide
 

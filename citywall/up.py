@@ -25,8 +25,8 @@ from cases.store import CaseStore
 from cases.webhooks import WebhookSender
 from cases.worker import CaseWorker, build_filer
 from citywall.keepalive import WatchedChild, keep_alive
-from citywall.metrics import (bus_metrics, case_store_metrics, case_worker_metrics, child_metrics, detection_metrics,
-                              ingest_metrics)
+from citywall.metrics import (bus_metrics, case_store_metrics, case_worker_metrics, child_metrics, clip_metrics,
+                              detection_metrics, ingest_metrics)
 from citywall.supervise import supervise
 from config import Settings, redact_url
 from detectors.feedback import RejectionFollower, SuppressionList
@@ -226,7 +226,8 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
         stack.push_async_callback(_cancel_tasks)
 
         providers = [ingest_metrics(ingest), detection_metrics(detection), case_worker_metrics(case_worker),
-                     case_store_metrics(store), bus_metrics(bus), child_metrics(children)]
+                     case_store_metrics(store), bus_metrics(bus), child_metrics(children),
+                     clip_metrics(clips)]
         app = create_app(settings, bus=bus, cases=store, live=ingest.live, evidence_dir=settings.storage.evidence_dir,
                          metric_providers=providers, guidance=guidance)
         runner = web.AppRunner(app, access_log=None)

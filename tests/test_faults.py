@@ -43,8 +43,10 @@ from tests.test_broker_mqtt import Subscriber
 from tests.stack import run_up
 from tests.test_detectors_worker import SceneFeed, cams, settings  # noqa: F401 (fixture)
 from tests.test_e2e import _children
+from tests.test_ingest_clip_buffer import FPS, _feed
 from tests.test_wall_api import login, make_settings, wall_client
 from tests.waiting import eventually
+from video_ingest.clip_buffer import ClipBuffer
 from video_ingest.service import IngestService
 from wall import state
 from wall.app import create_app
@@ -345,6 +347,28 @@ async def test_evidence_disk_full_still_files_alarms_and_evidence_resumes(tmp_pa
             assert all(tx.case_for_alarm(a.alarm_id) for a in without if a.phase == "raised")
         print(f"\ndisk full: {counts}, evidence errors {world.detection.stats()['evidence_errors']}, "
               f"alarms without snapshot {len(without)}")
+
+
+def test_evidence_clips_on_a_full_disk_fail_cleanly_and_resume(tiny_disk, demo_media):
+    buf = ClipBuffer("cam", pre_s=2.0, post_s=1.0)
+    clips = tiny_disk / "clips"
+    filler = _fill(tiny_disk)
+    requests = []
+
+    def alarm_at(i: int, t: float) -> None:
+        if i in (3 * FPS, 12 * FPS):
+            requests.append(buf.request(f"a{i}", t, clips / f"a{i}.mp4"))
+        if i == 3 * FPS + 2 * FPS:  # the first clip has been handed to the writer: space comes back
+            requests[0].wait(20)
+            filler.unlink()
+
+    _feed(buf, demo_media["vending"], 16.0, after=alarm_at)
+    full, later = (r.wait(20) for r in requests)
+    buf.close()
+    assert full is not None and full.path is None and "No space" in (full.error or ""), full
+    assert later is not None and later.error is None and later.path.stat().st_size > 10_000, later
+    assert sorted(p.name for p in clips.iterdir()) == [later.path.name]  # no .part left by the failure
+    assert (buf.written, buf.failed) == (1, 1)
 
 
 async def test_a_detection_crash_is_restarted_and_resumes_on_the_same_cameras(tmp_path, settings):
