@@ -494,3 +494,55 @@ async def test_citywall_up_restarts_its_private_servers_when_they_die(tmp_path, 
             store.close()
         print(f"\nprivate servers killed: {len(before)} alarms before, {len(after)} after, "
               f"{len(set(filed.values()))} cases")
+
+
+async def test_a_broadcast_played_as_redis_stops_is_logged_once_and_not_repeated(tmp_path, mqtt_url):
+    """Voice guidance: the speaker has played, then Redis goes away before the broadcast record is on the bus.
+    The record waits for the bus (it is the audit log), the speaker is not asked a second time, and the alarm is
+    filed once, after the re-check, with that broadcast on it."""
+    from tests.test_guidance_loop import guidance_world, raised, stream
+
+    redis = EmbeddedRedis(tmp_path / "redis", persistent=True)
+    bus = await Bus.connect(await asyncio.to_thread(redis.start), prefix=f"g{uuid.uuid4().hex[:10]}")
+    try:
+        async with guidance_world(bus, mqtt_url, tmp_path, supervised=True) as world:
+            service = world.runtime.service
+            real = service.on_alarm
+            back = asyncio.Event()
+            restarts: list[asyncio.Task] = []
+
+            async def restart_redis() -> None:
+                await asyncio.to_thread(redis.stop)
+                await asyncio.sleep(1.5)
+                await asyncio.to_thread(redis.start)
+                back.set()
+
+            async def played_then_redis_stops(alarm):
+                results = await real(alarm)  # the speaker has played and acked
+                if not restarts:  # the first broadcast only
+                    restarts.append(asyncio.create_task(restart_redis()))
+                    await asyncio.sleep(0.1)  # Redis is going down now
+                return results
+
+            service.on_alarm = played_then_redis_stops  # type: ignore[method-assign]
+            world.tasks.append(asyncio.create_task(supervise(
+                "guidance", lambda: world.runtime.loop.run(world.stop), world.stop, **BACKOFF)))
+            alarm = raised()
+            await bus.publish(alarm)
+            await asyncio.wait_for(back.wait(), 30)
+
+            def case_for():
+                with world.store.transaction() as tx:
+                    return tx.case_for_alarm(alarm.alarm_id)
+
+            case_id = await eventually(lambda: asyncio.to_thread(case_for), timeout=30, what="the case")
+            records = [r for r in await stream(bus, "broadcasts") if r["alarm_id"] == alarm.alarm_id]
+            assert [r["status"] for r in records] == ["played"]
+            assert len(world.sims["spk-vending"].played) == 1  # asked once, not again after the outage
+            assert world.runtime.broadcaster.record_retries >= 1
+            case = world.store.get_case(case_id)
+            assert [t["action"] for t in case["timeline"]].count("guidance_broadcast") == 1
+            assert world.store.list_cases(limit=1)[1] == 1
+    finally:
+        await bus.close()
+        await asyncio.to_thread(redis.stop)
