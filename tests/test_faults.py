@@ -1,5 +1,6 @@
-"""Faults while alarms flow: Redis restart, Mosquitto down then up, PostgreSQL restart, evidence disk full, a
-detection crash, a flapping camera. Each test breaks one real part under a running pipeline and asserts that it
+"""Faults while alarms flow: Redis restart, Mosquitto down then up, PostgreSQL restart, evidence disk full (snapshots
+and clips), a detection crash, a flapping camera, Redis going away just after a speaker played, and the private
+servers of ``citywall up`` killed. Each test breaks one real part under a running pipeline and asserts that it
 recovers by itself and that nothing accepted is lost: every alarm the bus accepted is filed exactly once, reaches
 the wall's event socket once, and (where MQTT is in the test) reaches MQTT.
 
@@ -39,8 +40,8 @@ from demo.server import DemoRtspServer
 from detectors.alarm import Alarm
 from detectors.worker import DetectionWorker
 from tests.fixtures.postgres import EmbeddedPostgres
-from tests.test_broker_mqtt import Subscriber
 from tests.stack import run_up
+from tests.test_broker_mqtt import Subscriber
 from tests.test_detectors_worker import SceneFeed, cams, settings  # noqa: F401 (fixture)
 from tests.test_e2e import _children
 from tests.test_ingest_clip_buffer import FPS, _feed
@@ -55,6 +56,11 @@ pytestmark = pytest.mark.timeout(240)
 
 SCENES = {"cam-vending": "vending", "cam-bin": "bin_overflow", "cam-road": "road_occupation"}
 BACKOFF = {"first_delay_s": 0.2, "max_delay_s": 2.0}
+
+
+async def _async(value):
+    """``value`` as an awaitable, for ``eventually`` on a plain condition."""
+    return value
 
 
 class WallWatcher:
@@ -263,10 +269,6 @@ async def test_mosquitto_down_then_up_delivers_what_was_queued(tmp_path, setting
         print(f"\nmosquitto outage: {counts}, bridge {world.bridge.stats()}")
 
 
-async def _async(value):
-    return value
-
-
 @pytest.fixture
 def own_postgres():
     """A PostgreSQL server of this test alone (it is stopped and started again)."""
@@ -278,12 +280,15 @@ def own_postgres():
         server.stop()
 
 
-async def test_postgres_restart_files_every_pending_alarm_once(tmp_path, settings, own_postgres):
+async def test_postgres_restart_files_every_pending_alarm_once(tmp_path, settings, own_postgres, caplog):
+    caplog.set_level("WARNING", logger="citywall.supervise")
     async with running_world(tmp_path, settings, cases_url=own_postgres.create_database()) as world:
         await world.more_alarms(2, what="before the restart")
         await asyncio.to_thread(own_postgres.stop_server)
         filed_before = world.case_worker.stats.outcomes.copy()
         await world.more_alarms(2, what="while PostgreSQL is down")  # accepted by the bus, waiting for cases
+        await eventually(lambda: _async(any("cases crashed" in r.getMessage() for r in caplog.records)),
+                         timeout=30, what="the case worker to feel the outage")
         await asyncio.to_thread(own_postgres.start_server)
         await world.more_alarms(1, what="after the restart")
         await world.stop_detection_and_drain()
