@@ -110,7 +110,7 @@ class World:
     def raised(self) -> set[str]:
         return {a.alarm_id for _, a in self.accepted if a.phase == "raised"}
 
-    async def more_alarms(self, n: int, *, timeout: float = 60, what: str = "") -> None:
+    async def more_alarms(self, n: int, *, timeout: float = 120, what: str = "") -> None:
         """Wait until ``n`` more raised alarms than now have been accepted by the bus."""
         target = len(self.raised()) + n
 
@@ -298,12 +298,12 @@ async def test_postgres_restart_files_every_pending_alarm_once(tmp_path, setting
 
 @pytest.fixture
 def tiny_disk(tmp_path):
-    """A 4 MiB tmpfs mounted for this test (evidence on a disk that fills up); skipped when not root."""
+    """A 16 MiB tmpfs mounted for this test (evidence on a disk that fills up); skipped when not root."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root (the disk-full test runs as root in CI)")
     mount = tmp_path / "tiny"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True,
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True,
                           text=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
