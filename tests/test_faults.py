@@ -452,6 +452,11 @@ async def test_citywall_up_restarts_its_private_servers_when_they_die(tmp_path, 
         "${CITYWALL_REDIS_URL:-}", "").replace("${CITYWALL_MQTT_URL:-}", ""))
     data["storage"]["data_dir"] = str(tmp_path / "var")
     data["demo"]["media_dir"] = str(next(iter(demo_media.values())).parent)
+    # Without voice guidance every raised alarm is filed (with it, a scene that clears before the re-check, as the
+    # restarted demo server's scenes do, is resolved by guidance and rightly files nothing; tested above).
+    data["guidance"]["enabled"] = False
+    for plan in data["video_wall"]["plans"]:
+        plan.pop("broadcast", None)
     config = tmp_path / "faults.yaml"
     config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     for stack in run_up(config, tmp_path):
