@@ -318,11 +318,19 @@ class EmbeddedRedis(EmbeddedServer):
 
 
 class EmbeddedMosquitto(EmbeddedServer):
-    """A private mosquitto: ``start()`` → ``mqtt://127.0.0.1:PORT`` (anonymous, no persistence, no websockets)."""
+    """A private mosquitto: ``start()`` → ``mqtt://127.0.0.1:PORT`` (anonymous, no websockets).
+
+    No persistence by default; ``persistent=True`` keeps retained messages, durable sessions (``clean_session=False``
+    subscribers) and the QoS 1 messages queued for them in ``workdir/mosquitto.db`` across :meth:`restart`.
+    """
 
     name = "mosquitto"
     package = "mosquitto"
     scheme = "mqtt"
+
+    def __init__(self, workdir: Path, *, persistent: bool = False, binary: str | None = None) -> None:
+        super().__init__(workdir, binary=binary)
+        self.persistent = persistent
 
     def _config_text(self, port: int) -> str:
         return "\n".join([
@@ -331,7 +339,8 @@ class EmbeddedMosquitto(EmbeddedServer):
             f"listener {port} 127.0.0.1",
             "allow_anonymous true",
             "set_tcp_nodelay true",  # QoS 1 round trips 21 ms → 0.3 ms on loopback
-            "persistence false",
+            *(["persistence true", f"persistence_location {self.workdir.resolve()}/", "autosave_interval 1"]
+              if self.persistent else ["persistence false"]),
             # As root, mosquitto would switch to user "mosquitto"; a credential change clears PR_SET_PDEATHSIG and
             # the broker would outlive a killed citywall. It keeps our user instead (only ever bound to loopback).
             *(["user root"] if os.geteuid() == 0 else []),

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from broker.leases import LeaseKeeper
     from cases.store import CaseStore
     from cases.worker import CaseWorker
+    from citywall.keepalive import WatchedChild
     from detectors.worker import DetectionWorker
+    from video_ingest.clip_buffer import ClipRecorder
     from video_ingest.service import IngestService
 
 STATES = ("connecting", "online", "reconnecting", "offline")
@@ -126,6 +128,33 @@ def bus_metrics(bus: Bus) -> Callable[[], Iterable[Family]]:
         s = bus.stats()
         return [family(f"citywall_bus_{k}_total", "counter", f"Bus {k.replace('_', ' ')}", v)
                 for k, v in sorted(s.items())]
+
+    return provide
+
+
+def clip_metrics(clips: ClipRecorder) -> Callable[[], Iterable[Family]]:
+    """Evidence clips per camera: written, failed (disk full, write errors), refused (too many pending)."""
+
+    def provide() -> list[Family]:
+        rows = clips.stats()
+        return [family(f"citywall_evidence_clips_{key}_total", "counter", f"Evidence clips {key}",
+                       _per_camera(rows, key)) for key in ("written", "failed", "refused")]
+
+    return provide
+
+
+def child_metrics(children: list[WatchedChild]) -> Callable[[], Iterable[Family]]:
+    """Private child servers (``citywall.keepalive``): restarts after their process died, failed restarts."""
+
+    def provide() -> list[Family]:
+        return [
+            family("citywall_private_server_restarts_total", "counter",
+                   "Private servers started again after their process died",
+                   [({"server": c.name}, c.restarts) for c in children]),
+            family("citywall_private_server_restart_failures_total", "counter",
+                   "Attempts to restart a dead private server that failed",
+                   [({"server": c.name}, c.failed_restarts) for c in children]),
+        ]
 
     return provide
 

@@ -26,8 +26,9 @@ from cases.store import CaseStore
 from cases.deadlines import DeadlineAlarmLoop
 from cases.webhooks import WebhookSender
 from cases.worker import CaseWorker, build_filer
-from citywall.metrics import (bus_metrics, case_store_metrics, case_worker_metrics, detection_metrics,
-                              ingest_metrics)
+from citywall.keepalive import WatchedChild, keep_alive
+from citywall.metrics import (bus_metrics, case_store_metrics, case_worker_metrics, child_metrics, clip_metrics,
+                              detection_metrics, ingest_metrics)
 from citywall.supervise import supervise
 from config import Settings, redact_url
 from detectors.feedback import RejectionFollower, SuppressionList
@@ -113,18 +114,21 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
     worker_name = f"{socket.gethostname()}-{os.getpid()}"
 
     async with contextlib.AsyncExitStack() as stack:
+        children: list[WatchedChild] = []  # private servers restarted when their process dies
         redis_url = settings.brokers.redis_url
         if redis_url is None:
             # Persistent (AOF in the data dir): alarms and case events survive a restart like the SQLite cases do.
             redis = EmbeddedRedis(data_dir / "run" / "redis", persistent=True)
             redis_url = await asyncio.to_thread(redis.start)
             stack.callback(redis.stop)
+            children.append(WatchedChild("redis-server", redis.running, redis.restart))
             log.info("started private redis-server at %s", redis_url)
         mqtt_url = settings.brokers.mqtt_url
         if mqtt_url is None:
             mosquitto = EmbeddedMosquitto(data_dir / "run" / "mosquitto")
             mqtt_url = await asyncio.to_thread(mosquitto.start)
             stack.callback(mosquitto.stop)
+            children.append(WatchedChild("mosquitto", mosquitto.running, mosquitto.restart))
             log.info("started private mosquitto at %s", mqtt_url)
 
         demo_server = None
@@ -139,6 +143,19 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
             demo_server = DemoRtspServer(media, port=settings.demo.rtsp_port)
             await asyncio.to_thread(demo_server.start)
             stack.callback(demo_server.stop)
+            server = demo_server
+            children.append(WatchedChild("demo-rtsp", lambda: server.running,
+                                         lambda: (server.stop(), server.start())))  # stop() reaps the dead one
+
+        if children:
+            # Registered after the servers, so it is cancelled before they are stopped on purpose.
+            keepalive_task = asyncio.create_task(keep_alive(children, stop), name="keepalive")
+
+            async def _stop_keepalive() -> None:
+                keepalive_task.cancel()
+                await asyncio.gather(keepalive_task, return_exceptions=True)
+
+            stack.push_async_callback(_stop_keepalive)
 
         def demo_url(name: str) -> str:
             if demo_server is None:
@@ -214,7 +231,8 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
         stack.push_async_callback(_cancel_tasks)
 
         providers = [ingest_metrics(ingest), detection_metrics(detection), case_worker_metrics(case_worker),
-                     case_store_metrics(store), bus_metrics(bus)]
+                     case_store_metrics(store), bus_metrics(bus), child_metrics(children),
+                     clip_metrics(clips)]
         app = create_app(settings, bus=bus, cases=store, live=ingest.live, evidence_dir=settings.storage.evidence_dir,
                          metric_providers=providers, guidance=guidance)
         runner = web.AppRunner(app, access_log=None)

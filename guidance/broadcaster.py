@@ -4,11 +4,18 @@
 It resolves targets (a speaker id, ``group:<name>``, ``all``), plays through ``GuidanceService`` (policy, clip,
 adapters, acks), adds the hall clip (Opus URL the wall plays), and publishes the record — refused attempts too,
 so the ``broadcasts`` stream is the complete audit log.
+
+A broadcast that was played must be logged even when the bus is briefly away (a Redis restart): publishing the
+record is retried with backoff for up to ``record_retry_s`` instead of failing at once — a failure would make the
+closed loop's supervisor re-handle the alarm and shout a second time with the first broadcast unlogged. If the bus
+stays away longer, the record is written to the log (level ERROR, as JSON) before the error propagates.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,6 +28,8 @@ from guidance.speakers import Speaker
 
 Publish = Callable[[BroadcastRecord], Awaitable[Any]]
 
+log = logging.getLogger("citywall.guidance.broadcaster")
+
 
 class UnknownTarget(KeyError):
     """A target naming no speaker or group; ``str(exc.args[0])`` says which."""
@@ -30,9 +39,13 @@ class Broadcaster:
     """Runs broadcasts and logs each one as a ``BroadcastRecord`` through ``publish`` (``bus.publish``)."""
 
     def __init__(self, service: GuidanceService, publish: Publish, *, library: ClipLibrary | None = None,
-                 hall_format: ClipFormat = ClipFormat.OPUS, clock: Callable[[], float] = time.time) -> None:
+                 hall_format: ClipFormat = ClipFormat.OPUS, clock: Callable[[], float] = time.time,
+                 record_retry_s: float = 30.0) -> None:
         self.service = service
         self.publish = publish
+        self.record_retry_s = record_retry_s
+        self.record_retries = 0
+        """Record publishes that failed and were tried again (the bus was away)."""
         self.library = library
         self.hall_format = hall_format
         self.clock = clock
@@ -91,7 +104,7 @@ class Broadcaster:
         """Log an attempt refused before any speaker was asked (role, rate limit, bad input)."""
         record = BroadcastRecord(at=self.clock(), source=source, requested_by=requested_by, text=text[:500],
                                  target=target[:200], status="refused", reason=reason)
-        await self.publish(record)
+        await self._log(record)
         return record
 
     async def _record(self, results: list[BroadcastResult], *, source: Source, requested_by: str, target: str,
@@ -109,8 +122,27 @@ class Broadcaster:
                                  status=status, reason="; ".join(reasons),
                                  place="、".join(r["speaker_name"] for r in rows), results=rows, hall_url=hall_url,
                                  clip_id=clip_id, alarm_id=alarm_id, camera_id=camera_id)
-        await self.publish(record)
+        await self._log(record)
         return record
+
+    async def _log(self, record: BroadcastRecord) -> None:
+        """Publish ``record``, retrying while the bus is unreachable (see the module docstring)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.record_retry_s
+        delay = 0.2
+        while True:
+            try:
+                await self.publish(record)
+                return
+            except ConnectionError as exc:  # BusUnavailable is one
+                if loop.time() + delay > deadline:
+                    log.error("broadcast record not logged on the bus (%s): %s", exc,
+                              json.dumps(record.to_dict(), ensure_ascii=False))
+                    raise
+                self.record_retries += 1
+                log.warning("broadcast record not logged yet (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _hall_url(self, text: str, clip_id: str | None) -> str | None:
         try:

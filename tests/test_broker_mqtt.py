@@ -23,13 +23,17 @@ from tests.fixtures.brokers import blocked_readers, wait_for_blocked_reader
 
 
 class Subscriber:
-    """A real paho client collecting (topic, payload dict, retain) from a topic filter."""
+    """A real paho client collecting (topic, payload dict, retain) from a topic filter. ``durable``: a persistent
+    session (clean_session=False), so QoS 1 messages published while it is disconnected wait for it."""
 
-    def __init__(self, url: str, topic_filter: str) -> None:
+    def __init__(self, url: str, topic_filter: str, *, durable: bool = False) -> None:
         parts = urlsplit(url)
         self.messages: queue.Queue[tuple[str, dict[str, Any], bool]] = queue.Queue()
         self.subscribed = queue.Queue[bool]()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sub-{uuid.uuid4().hex[:8]}")
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sub-{uuid.uuid4().hex[:8]}",
+                                  clean_session=not durable)
+        if durable:
+            self.client.reconnect_delay_set(min_delay=1, max_delay=2)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic_filter, qos=1)
         self.client.on_subscribe = lambda c, u, mid, rcs, p: self.subscribed.put(True)
         self.client.on_message = lambda c, u, m: self.messages.put((m.topic, json.loads(m.payload), m.retain))

@@ -27,13 +27,14 @@ class SceneFeed:
     """A latest-frame slot per camera that advances one scene second per call (virtual time in captured_at).
 
     ``repeat`` returns each frame this many times (the worker must skip a seq it has seen). Sets ``stop`` when
-    every camera has produced ``seconds`` frames."""
+    every camera has produced ``seconds`` frames. ``loop`` plays each scene over and over (virtual time keeps
+    going), so alarms keep coming for as long as ``seconds`` lasts."""
 
-    def __init__(self, scenes: dict[str, str], seconds: int, stop: asyncio.Event, *, repeat: int = 1,
-                 seed: int = 7) -> None:
+    def __init__(self, scenes: dict[str, str], seconds: float, stop: asyncio.Event, *, repeat: int = 1,
+                 seed: int = 7, loop: bool = False) -> None:
         self.scenes = {cam: make_scene(name, seed) for cam, name in scenes.items()}
         self.calls = {cam: 0 for cam in scenes}
-        self.seconds, self.stop, self.repeat = seconds, stop, repeat
+        self.seconds, self.stop, self.repeat, self.loop = seconds, stop, repeat, loop
 
     def __call__(self, camera_id: str) -> Frame | None:
         n = self.calls[camera_id] // self.repeat
@@ -42,7 +43,8 @@ class SceneFeed:
             if all(c // self.repeat >= self.seconds for c in self.calls.values()):
                 self.stop.set()
             return None
-        image = self.scenes[camera_id].render(float(n))
+        scene = self.scenes[camera_id]
+        image = scene.render(float(n % int(scene.duration_s)) if self.loop else float(n))
         return Frame(camera_id, image, captured_at=T0 + n, pts_s=float(n), seq=n)
 
 

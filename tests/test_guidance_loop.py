@@ -6,6 +6,7 @@ broadcast or a second outcome. The pure core is tested with an injected ``now``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ import pytest
 from cases.filing import build_filer
 from cases.store import CaseStore
 from cases.worker import CaseWorker
+from citywall.supervise import supervise
 from config import CONFIG_DIR, Settings, load_settings
 from detectors.alarm import Alarm
 from guidance.clip_server import ClipServer
@@ -78,6 +80,14 @@ class World:
 
 @pytest.fixture
 async def world(bus, mqtt_url: str, tmp_path: Path) -> AsyncIterator[World]:
+    async with guidance_world(bus, mqtt_url, tmp_path) as w:
+        yield w
+
+
+@contextlib.asynccontextmanager
+async def guidance_world(bus, mqtt_url: str, tmp_path: Path, *, supervised: bool = False) -> AsyncIterator[World]:
+    """Guidance (two simulated speakers, a clip server) and a case worker on ``bus``; the loop is not started.
+    ``supervised``: the case worker runs under ``citywall.supervise`` (restarted after a bus outage)."""
     settings = demo_settings(tmp_path)
     server = ClipServer(tmp_path / "guidance-clips")
     await server.start()
@@ -91,7 +101,9 @@ async def world(bus, mqtt_url: str, tmp_path: Path) -> AsyncIterator[World]:
                         defer=settings.guidance.defers_filing)
     stop = asyncio.Event()
     w = World(settings, bus, runtime, store, worker, sims, server, stop, [])
-    w.tasks.append(asyncio.create_task(worker.run(stop)))
+    run = worker.run(stop) if not supervised else supervise("cases", lambda: worker.run(stop), stop,
+                                                             first_delay_s=0.2, max_delay_s=1.0)
+    w.tasks.append(asyncio.create_task(run))
     try:
         yield w
     finally:

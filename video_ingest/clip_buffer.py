@@ -100,35 +100,39 @@ def write_mp4(path: Path, packets: list[ClipPacket], *, codec: str, width: int, 
     base = min(ticks(p, "dts") for p in packets)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
-    out = av.open(str(tmp), "w", format="mp4")
-    try:
-        stream = out.add_stream(codec)
-        stream.width, stream.height = width, height
-        stream.time_base = OUT_TB
-        stream.codec_context.time_base = OUT_TB
-        if extradata:
-            stream.codec_context.extradata = extradata
-        last_dts = None
-        step = 3600  # one frame at 25 fps, for the last packet's duration and for repaired timestamps
-        for i, p in enumerate(packets):
-            dts = ticks(p, "dts") - base
-            pts = ticks(p, "pts") - base
-            if last_dts is not None and dts <= last_dts:  # arrival jitter: keep dts strictly increasing
-                dts = last_dts + 1
-            pts = max(pts, dts)
-            nxt = ticks(packets[i + 1], "dts") - base if i + 1 < len(packets) else dts + step
-            pkt = av.Packet(p.data)
-            pkt.stream = stream
-            pkt.time_base = OUT_TB
-            pkt.dts, pkt.pts = dts, pts
-            pkt.duration = max(1, nxt - dts)
-            pkt.is_keyframe = p.keyframe
-            out.mux(pkt)
-            last_dts = dts
-        seconds = float(((last_dts or 0) + step) * OUT_TB)
-    finally:
-        out.close()
-    os.replace(tmp, path)
+    try:  # a failure (disk full) leaves no .part behind: it would only fill the disk further
+        out = av.open(str(tmp), "w", format="mp4")
+        try:
+            stream = out.add_stream(codec)
+            stream.width, stream.height = width, height
+            stream.time_base = OUT_TB
+            stream.codec_context.time_base = OUT_TB
+            if extradata:
+                stream.codec_context.extradata = extradata
+            last_dts = None
+            step = 3600  # one frame at 25 fps, for the last packet's duration and for repaired timestamps
+            for i, p in enumerate(packets):
+                dts = ticks(p, "dts") - base
+                pts = ticks(p, "pts") - base
+                if last_dts is not None and dts <= last_dts:  # arrival jitter: keep dts strictly increasing
+                    dts = last_dts + 1
+                pts = max(pts, dts)
+                nxt = ticks(packets[i + 1], "dts") - base if i + 1 < len(packets) else dts + step
+                pkt = av.Packet(p.data)
+                pkt.stream = stream
+                pkt.time_base = OUT_TB
+                pkt.dts, pkt.pts = dts, pts
+                pkt.duration = max(1, nxt - dts)
+                pkt.is_keyframe = p.keyframe
+                out.mux(pkt)
+                last_dts = dts
+            seconds = float(((last_dts or 0) + step) * OUT_TB)
+        finally:
+            out.close()
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path.stat().st_size, seconds
 
 
@@ -294,6 +298,11 @@ class ClipRecorder:
             return None
         rel = f"clips/{camera_id}/{clip_id}.mp4"
         return rel if buf.request(clip_id, at, self.root / rel) is not None else None
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Per camera: clips written, failed (e.g. disk full; the alarm keeps its snapshot) and refused."""
+        return {cid: {"written": b.written, "failed": b.failed, "refused": b.refused}
+                for cid, b in self.buffers.items()}
 
     def close(self) -> None:
         for buf in self.buffers.values():
