@@ -125,7 +125,7 @@ async def test_sixteen_tiles_on_the_wall_page_all_keep_playing(wall_for, demo_rt
     for p, b, a in zip(played, before, after):
         # No tile may freeze. Real-time speed is the benchmark's business: on a starved 2-core CI machine 16
         # software decodes of 720p25 get what CPU there is, so ask for a modest amount of playback on every tile.
-        assert p > 4.0, (a["camera"], p, a)
+        assert p > 0.15 * window, (a["camera"], p, window, a)  # quiet machine: ~1.0 × window, 0 jumps
         assert a["videoWidth"] == 1280 and a["fragments"] > b["fragments"], a
     # one RTSP connection per camera id, each relayed to exactly one viewer
     stats = ingest.live.stats()
