@@ -28,8 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 import av  # noqa: E402
 
-from bench.livewall import LiveWall, tile_stats, wait_until  # noqa: E402
+from bench.livewall import LiveWall, wait_until  # noqa: E402
 from demo.clock import ClockRtspServer, decode_band, latency_ms  # noqa: E402
+from tests.live_page import tile_stats  # noqa: E402
 
 WARMUP_S = 3.0
 
