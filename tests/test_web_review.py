@@ -63,7 +63,8 @@ async def test_review_console_keyboard_flow(page, tmp_path, bus, store):
             assert await _item(page) == "alarm-2"  # alarm-1 is the other reviewer's
             assert await page.locator(".q-row[data-id=alarm-1][data-status=claimed]").count() == 1
             assert await page.locator("#boxes .box").count() == 1
-            assert "无照经营游商" in await page.text_content("#meta")
+            meta = await page.text_content("#meta")
+            assert "无照经营游商" in meta and "告警编号 alarm-2" in meta and "null" not in meta, meta
             await eventually(lambda: page.evaluate("document.getElementById('snap').naturalWidth === 640"),
                              what="the snapshot loaded")
             await page.screenshot(path="/tmp/review-item.png")

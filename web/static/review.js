@@ -114,7 +114,7 @@ function renderItem() {
     return b;
   }));
   const [zh, en] = eventLabel(a.event);
-  $("meta").replaceChildren(
+  $("meta").replaceChildren(...[  // replaceChildren would print a null as "null": filter first
     el("span", "m-event", zh, el("span", "en", en)),
     el("span", "", `摄像头 ${a.camera_name || a.camera_id}`),
     el("span", "", `区域 ${a.zone_name || a.zone_id}`),
@@ -122,7 +122,7 @@ function renderItem() {
     el("span", "", `持续 ${Math.round(a.dwell_s || 0)} 秒`),
     el("span", "", `时间 ${timeText(a.at, now())}`),
     it.filing && !it.filing.auto && !it.case ? el("span", "m-held", it.filing.reason) : null,
-    el("span", "m-id", a.alarm_id));
+    el("span", "m-id", `告警编号 ${a.alarm_id}`)].filter(Boolean));
 }
 
 // ------------------------------------------------------------------------------------------------ decisions
