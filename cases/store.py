@@ -655,9 +655,9 @@ class CaseStore:
         """Record one control action; returns its sequence number."""
         with self.transaction() as tx:
             cols = ", ".join(AUDIT_COLUMNS[1:])
-            tx._c.execute(f"INSERT INTO audit_log ({cols}) VALUES ({', '.join('?' * (len(AUDIT_COLUMNS) - 1))})",
-                          entry.row())
-            return int(tx._c.execute("SELECT MAX(seq) FROM audit_log").fetchone()[0])
+            marks = ", ".join("?" * (len(AUDIT_COLUMNS) - 1))
+            row = tx._c.execute(f"INSERT INTO audit_log ({cols}) VALUES ({marks}) RETURNING seq", entry.row()).fetchone()
+            return int(row[0])  # this row's own number (MAX(seq) could be another writer's on PostgreSQL)
 
     def search_audit(self, query: AuditQuery) -> tuple[list[AuditEntry], int]:
         """A page of entries matching ``query``, newest first, and how many match in all."""

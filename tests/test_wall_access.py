@@ -17,7 +17,7 @@ from cases.store import CaseStore, StoreError
 from config import Role, User
 from tests import signin
 from tests.test_wall_api import PASSWORD, evidence_dir, insert_case, make_alarm, store, wall_client  # noqa: F401
-from tests.test_wall_screens_api import make_app
+from tests.test_wall_screens_api import app  # noqa: F401  (the five-camera wall)
 from tests.waiting import eventually
 from wall import state
 from wall.access import CSRF_HEADER, ROUTES, SIGNED_IN, WS_MESSAGES, registered_routes
@@ -68,11 +68,6 @@ def test_every_role_restricted_route_is_in_the_role_table():
         if not any(m == method and shape.match(p) for m, p in exercised):
             untested.append(f"{method} {pattern}")
     assert not untested, f"add these to CASES: {untested}"
-
-
-@pytest.fixture
-async def app(tmp_path, bus, store, evidence_dir):
-    return make_app(tmp_path, bus, store, evidence_dir)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ supervised case is marked in the case list."""
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
@@ -14,22 +13,16 @@ import pytest
 from cases.deadlines import DeadlineAlarmLoop, DeadlineWatcher
 from cases.desk import CaseDesk
 from cases.filing import build_filer
-from cases.store import CaseStore
 from config import DeadlineWatch
+from tests import signin
 from tests.test_wall_api import PASSWORD, make_alarm, wall_client
 from tests.test_wall_case_api import settings_with_roles
+from tests.test_web_review import store  # noqa: F401  (a SQLite case store per test)
 from tests.waiting import eventually
 from wall.app import create_app
 
 pytestmark = pytest.mark.timeout(120)
 SCREENSHOT = Path("/tmp/wall-case-overdue.png")
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = CaseStore.open(f"sqlite:///{tmp_path}/cases.sqlite")
-    yield s
-    s.close()
 
 
 async def test_an_overdue_case_alarm_appears_on_the_wall(page, tmp_path, bus, store):
@@ -41,11 +34,7 @@ async def test_an_overdue_case_alarm_appears_on_the_wall(page, tmp_path, bus, st
     app = create_app(settings, bus=bus, cases=store, live=None, evidence_dir=tmp_path / "evidence")
     async with wall_client(app) as client:
         base = str(client.make_url("")).rstrip("/")
-        await page.goto(f"{base}/login?next=/wall")
-        await page.fill("input[name=username]", "duty")
-        await page.fill("input[name=password]", PASSWORD)
-        await page.press("input[name=password]", "Enter")
-        await page.wait_for_url(re.compile(r".*/wall$"))
+        await signin.sign_in_page(page, base, "/wall", "duty", PASSWORD)
         row = page.locator(f".case-row.supervised[data-case-id='{case['id']}']")
         await row.wait_for(timeout=20_000)
         assert "督办 ×1" in await row.text_content()
@@ -82,11 +71,7 @@ async def test_a_held_alarm_is_confirmed_and_the_leader_supervises_it_with_the_k
     app = create_app(settings, bus=bus, cases=store, live=None, evidence_dir=tmp_path / "evidence")
     async with wall_client(app) as client:
         base = str(client.make_url("")).rstrip("/")
-        await page.goto(f"{base}/login?next=/review")
-        await page.fill("input[name=username]", "leader")
-        await page.fill("input[name=password]", PASSWORD)
-        await page.press("input[name=password]", "Enter")
-        await page.wait_for_url(re.compile(r".*/review$"))
+        await signin.sign_in_page(page, base, "/review", "leader", PASSWORD)
         await page.locator("body[data-ready='1']").wait_for(timeout=20_000)
         row = page.locator(".q-row[data-id=alarm-1][data-filing=held]")
         await row.wait_for(timeout=10_000)

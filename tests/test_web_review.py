@@ -4,7 +4,6 @@ reviewer is never offered, the confirmed case shows its timeline and the reviewe
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import aiohttp
@@ -53,11 +52,7 @@ async def test_review_console_keyboard_flow(page, tmp_path, bus, store):
             got = await (await other.post("/api/review/claim", json={})).json()
             assert got["item"]["id"] == "alarm-1" and got["item"]["status"] == "mine"
 
-            await page.goto(f"{base}/login?next=/review")
-            await page.fill("input[name=username]", "monitor")
-            await page.fill("input[name=password]", PASSWORD)
-            await page.press("input[name=password]", "Enter")
-            await page.wait_for_url(re.compile(r".*/review$"))
+            await signin.sign_in_page(page, base, "/review", "monitor", PASSWORD)
             await page.locator("body[data-ready='1']").wait_for(timeout=10_000)
 
             assert await _item(page) == "alarm-2"  # alarm-1 is the other reviewer's
