@@ -19,12 +19,42 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Protocol
 
-import av
-
 log = logging.getLogger("citywall.ingest.fanout")
 
 GOP_REPLAY_MAX_PACKETS = 300
 GOP_REPLAY_MAX_BYTES = 8 * 1024 * 1024
+
+
+class AccessUnit:
+    """One frame of one camera: ``data`` is its NAL units, each behind a 4-byte big-endian length (the MP4
+    sample format, what ``extradata``'s avcC/hvcC describes); ``pts`` counts ``time_base`` ticks from the session's
+    start. RTP carries presentation times only, so ``dts`` is ``pts`` (cameras do not send B-frames).
+
+    Read-only by contract (a plain slotted class, not a frozen dataclass: it is made 25 times a second per camera).
+    Named like PyAV's packet fields (``is_keyframe``, ``time_base``, ``size``, ``bytes(unit)``) so code that
+    handles either reads the same."""
+
+    __slots__ = ("data", "pts", "is_keyframe", "time_base")
+
+    def __init__(self, data: bytes, pts: int, is_keyframe: bool, time_base: Fraction) -> None:
+        self.data = data
+        self.pts = pts
+        self.is_keyframe = is_keyframe
+        self.time_base = time_base
+
+    @property
+    def dts(self) -> int:
+        return self.pts
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def __bytes__(self) -> bytes:
+        return self.data
+
+    def __repr__(self) -> str:
+        return f"AccessUnit(pts={self.pts}, keyframe={self.is_keyframe}, size={len(self.data)})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +64,14 @@ class StreamInfo:
     camera_id: str
     session: int
     """Increases by one per successful connection of this camera."""
-    stream: av.video.stream.VideoStream
-    """The input stream (template for a remux; valid until ``stream_ended``)."""
     codec: str
     """FFmpeg codec name, e.g. ``h264`` or ``hevc``."""
     width: int
     height: int
     time_base: Fraction
     extradata: bytes | None
-    """Codec configuration (SPS/PPS) from the session description, if the camera sent it."""
+    """The codec configuration record: avcC (H.264) or hvcC (H.265) with the camera's parameter sets; what a
+    decoder or an MP4 muxer needs for the length-prefixed ``AccessUnit.data``."""
     started_at: float
     """Unix time the session began."""
 
@@ -54,7 +83,7 @@ class PacketSink(Protocol):
         """A session began; packets of ``info.session`` follow."""
         ...
 
-    def packet(self, packet: av.Packet, arrived_at: float) -> None:
+    def packet(self, packet: AccessUnit, arrived_at: float) -> None:
         """One video packet (read-only; copy to keep). ``arrived_at`` is the Unix time it was read."""
         ...
 
@@ -73,7 +102,7 @@ class PacketFanout:
         self._lock = threading.Lock()
         self._sinks: tuple[PacketSink, ...] = ()
         self._info: StreamInfo | None = None
-        self._gop: list[tuple[av.Packet, float]] = []
+        self._gop: list[tuple[AccessUnit, float]] = []
         self._gop_bytes = 0
         self.packets = 0
         """Packets published since creation."""
@@ -121,7 +150,7 @@ class PacketFanout:
             for sink in self._sinks:
                 self._call(sink.stream_started, info)
 
-    def publish(self, packet: av.Packet, arrived_at: float) -> None:
+    def publish(self, packet: AccessUnit, arrived_at: float) -> None:
         """Called by the camera source for each packet; never blocks on a sink's consumer."""
         with self._lock:
             self.packets += 1
@@ -130,7 +159,7 @@ class PacketFanout:
             for sink in self._sinks:
                 self._call(sink.packet, packet, arrived_at)
 
-    def _keep(self, packet: av.Packet, arrived_at: float) -> None:
+    def _keep(self, packet: AccessUnit, arrived_at: float) -> None:
         # References only: the demuxer gives every packet its own buffer, so holding one costs no copy.
         if packet.is_keyframe:
             self._clear_gop()

@@ -16,11 +16,15 @@ is transcoded delays only its own other sinks by the encode time of a frame.
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import Any
 
 import av
 
-from video_ingest.mp4 import BoxSplitter
-from video_ingest.remux import MOVFLAGS, Fragment, FragmentMuxer, InitSegment
+from video_ingest.fanout import StreamInfo
+from video_ingest.mp4 import BoxSplitter, Mp4Error, avc_codec_string, fragment_is_keyframe
+from video_ingest.remux import Fragment, InitSegment
+
+MOVFLAGS = "empty_moov+default_base_moof+frag_keyframe+frag_every_frame"
 
 TILE_SIZE = (640, 360)
 TRANSCODE_FROM = ("hevc",)
@@ -35,17 +39,17 @@ def fit_within(width: int, height: int, box: tuple[int, int] = TILE_SIZE) -> tup
     return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
 
 
-class TranscodingMuxer(FragmentMuxer):
-    """Decodes a camera's packets and re-encodes them as H.264 fMP4 fragments (see the module docstring)."""
+class TranscodingMuxer:
+    """Decodes a camera's access units and re-encodes them as H.264 fMP4 fragments (see the module docstring).
+    Same interface as :class:`video_ingest.remux.FragmentMuxer`."""
 
-    def __init__(self, template: av.video.stream.VideoStream, fps: int = 25) -> None:  # noqa: D107
-        ctx = template.codec_context
-        self.source_codec = ctx.name
-        self._decoder = av.CodecContext.create(ctx.name, "r")
-        if ctx.extradata:
-            self._decoder.extradata = ctx.extradata
+    def __init__(self, info: StreamInfo, fps: int = 25) -> None:  # noqa: D107
+        self.source_codec = info.codec
+        self._decoder = av.CodecContext.create(info.codec, "r")
+        if info.extradata:
+            self._decoder.extradata = info.extradata
         self._decoder.thread_type = "SLICE"
-        self._time_base = Fraction(template.time_base or Fraction(1, 90000))
+        self._time_base = Fraction(info.time_base or Fraction(1, 90000))
         self._fps = fps
         self._size: tuple[int, int] | None = None
         self._splitter = BoxSplitter()
@@ -71,7 +75,7 @@ class TranscodingMuxer(FragmentMuxer):
         stream.time_base = self._time_base
         self._stream = stream
 
-    def feed(self, packet: av.Packet) -> list[InitSegment | Fragment]:
+    def feed(self, packet: Any) -> list[InitSegment | Fragment]:
         """Decode ``packet`` (not modified), encode what it yields, return the segments completed."""
         if self.closed:
             return []
@@ -108,8 +112,30 @@ class TranscodingMuxer(FragmentMuxer):
             self.frames += 1
         return self._collect()
 
-    def _transcoded_from(self) -> str | None:
-        return self.source_codec
+    def _collect(self) -> list[InitSegment | Fragment]:
+        out: list[InitSegment | Fragment] = []
+        for box in self._splitter.take():
+            if self.init is None:
+                if box.type in ("ftyp", "moov"):
+                    self._head.append(box.data)
+                    if box.type == "moov":
+                        data = b"".join(self._head)
+                        self.init = InitSegment(data, f'video/mp4; codecs="{avc_codec_string(data)}"',
+                                                self.source_codec)
+                        out.append(self.init)
+                continue
+            if box.type == "moof":
+                self._moof = box.data
+            elif box.type == "mdat":
+                if self._moof is None:
+                    raise Mp4Error("muxer wrote mdat without moof")
+                out.append(Fragment(self._moof + box.data, fragment_is_keyframe(self._moof)))
+                self._moof = None
+        return out
+
+    def flush(self) -> list[Fragment]:
+        """Nothing is held back beyond the encoder's own delay (none with zerolatency)."""
+        return []
 
     def close(self) -> None:
         """Close the encoder and muxer (their tails are discarded). Idempotent."""
