@@ -195,13 +195,14 @@ class Depacketizer:
                 lost = 0  # a late or repeated packet, not a loss
         self._seq = seq
         if lost:
-            # Whose packets were lost is unknowable: the frame in progress and the one this packet belongs to both go.
             self.lost_packets += lost
-            self._broken = True
             self._fu = []
         if self._ts is not None and ts != self._ts and (self._nals or self._broken):
-            done = self._finish()  # the previous frame had no marker bit (or was hit by the loss)
-            self._broken = bool(lost)
+            # The previous frame had no marker bit (or lost it): it ends here, broken if packets are missing.
+            self._broken = self._broken or bool(lost)
+            done = self._finish()
+        if lost:
+            self._broken = True  # whose packets were lost is unknowable: this frame goes too
         self._ts = ts
         try:
             if self._hevc:

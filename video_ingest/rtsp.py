@@ -389,7 +389,9 @@ class RtspSession:
                 challenges.append(value.strip())
         cseq = _int(headers.get("cseq"))
         if not first.startswith("RTSP/"):
-            self._answer_request(cseq)
+            if not first.endswith(" RTSP/1.0"):
+                raise RtspError(f"the server does not speak RTSP (it answered {first[:60]!r})")
+            self._answer_request(cseq)  # a request from the server (GET_PARAMETER, ANNOUNCE…)
             return
         try:
             _, status_text, *reason = first.split(" ", 2)
