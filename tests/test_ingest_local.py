@@ -413,7 +413,13 @@ async def test_hevc_camera_is_transcoded_to_h264_for_every_viewer(hevc_file: Pat
         assert viewer.transcoded_from == "hevc"
         assert second.mime == viewer.mime and second.init_segment == viewer.init_segment
         feed(fanout, hevc.packets[12:])
-        await settle()
+        transcoder = relay._muxer
+        assert transcoder is not None and transcoder.dropped == 0  # on its own thread, off the event loop
+        for _ in range(200):
+            if transcoder.idle:
+                break
+            await asyncio.sleep(0.02)
+        await settle()  # its last segments come back through the loop
         frags = await drain(viewer)
         assert frags, "no transcoded fragments"
         container = av.open(io.BytesIO(viewer.init_segment + b"".join(frags)))

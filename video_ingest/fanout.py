@@ -1,9 +1,10 @@
-"""Packet fan-out: the one place a camera's demux thread hands its packets to every consumer.
+"""Packet fan-out: the one place a camera's frames (:class:`AccessUnit`) reach every consumer — the one message
+type of the boundary between a camera's connection and everything that uses it.
 
-A camera has one RTSP connection; the live relay and the keyframe sampler both feed on it. The demux thread calls
-each sink in turn, so a sink must return at once (hand off to its own bounded queue or do bounded work) and must
-treat the packet as read-only — a sink that keeps or changes a packet copies it first. A sink that raises is
-counted and skipped for that packet; it never ends the demux loop.
+A camera has one RTSP connection; the live relay, the keyframe sampler and the evidence clip ring all feed on it.
+The camera's source (a task on the event loop) calls each sink in turn, so a sink must return at once (hand off
+to its own bounded queue or do bounded work); access units are immutable and may be kept by reference. A sink
+that raises is counted and skipped for that unit; it never ends the connection.
 
 A *session* is one successful connection: ``stream_started(info)`` before its first packet, ``stream_ended(reason)``
 after its last. A sink that subscribes mid-session gets ``stream_started`` at once and, if it asks, the packets
@@ -77,14 +78,14 @@ class StreamInfo:
 
 
 class PacketSink(Protocol):
-    """A consumer of one camera's packets. Every method runs on the demux thread and must not block."""
+    """A consumer of one camera's access units. Every method runs on the event loop and must not block."""
 
     def stream_started(self, info: StreamInfo) -> None:
         """A session began; packets of ``info.session`` follow."""
         ...
 
     def packet(self, packet: AccessUnit, arrived_at: float) -> None:
-        """One video packet (read-only; copy to keep). ``arrived_at`` is the Unix time it was read."""
+        """One frame (immutable). ``arrived_at`` is the Unix time it was read."""
         ...
 
     def stream_ended(self, reason: str) -> None:
@@ -160,7 +161,7 @@ class PacketFanout:
                 self._call(sink.packet, packet, arrived_at)
 
     def _keep(self, packet: AccessUnit, arrived_at: float) -> None:
-        # References only: the demuxer gives every packet its own buffer, so holding one costs no copy.
+        # References only: access units are immutable, so holding one costs no copy.
         if packet.is_keyframe:
             self._clear_gop()
         elif not self._gop:

@@ -26,7 +26,7 @@ from video_ingest.fanout import PacketFanout, StreamInfo
 from video_ingest.remux import Fragment, FragmentMuxer, InitSegment, UnsupportedCodec, make_muxer
 
 if TYPE_CHECKING:
-    from video_ingest.transcode import TranscodingMuxer
+    from video_ingest.transcode import TranscodeThread
 
 log = logging.getLogger("citywall.ingest.live")
 
@@ -182,7 +182,7 @@ class LiveRelay:
         self._run = 0
         """The current run (one per start; stale calls of an earlier run are ignored); 0 while stopped."""
         self._runs = 0
-        self._muxer: FragmentMuxer | TranscodingMuxer | None = None
+        self._muxer: FragmentMuxer | TranscodeThread | None = None
 
     # -- event loop side -----------------------------------------------------------------------------------------
     async def open(self, queue_size: int = 256) -> LiveViewer:
@@ -322,7 +322,14 @@ class LiveRelay:
             return
         self._close_muxer()
         try:
-            self._muxer = make_muxer(info)
+            muxer = make_muxer(info)
+            if isinstance(muxer, FragmentMuxer):
+                self._muxer = muxer
+            else:  # a transcoder: its own thread, segments come back through the loop
+                from video_ingest.transcode import TranscodeThread
+                self._muxer = TranscodeThread(
+                    muxer, lambda segments: self._later(self._segments, run, segments),
+                    lambda reason: self._later(self._on_end, run, reason, None))
         except UnsupportedCodec as exc:
             self._later(self._on_end, run, str(exc), LiveUnavailable(str(exc)))
         except Exception as exc:

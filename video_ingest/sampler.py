@@ -1,4 +1,4 @@
-"""KeyframeSampler: decodes only a camera's keyframes, off the demux thread, into its latest-frame slot.
+"""KeyframeSampler: decodes only a camera's keyframes, off the event loop, into its latest-frame slot.
 
 Detection of slow street events needs about one picture a second, and the GOP gives exactly that: decoding only
 keyframes costs ~1.4 % of a core per 720p stream against ~10.7 % for decoding every frame to BGR. On the event
@@ -81,7 +81,7 @@ class KeyframeSampler:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
-    # -- PacketSink (demux thread) -----------------------------------------------------------------------------
+    # -- PacketSink (event loop) -------------------------------------------------------------------------------
     def stream_started(self, info: StreamInfo) -> None:
         """Remember the session; its keyframes are decoded with a decoder made for it."""
         self._info = info

@@ -9,12 +9,18 @@ frame. Decoding a GOP starts at a keyframe; frames that fail to decode are count
 
 Cost: one 720p25 HEVC camera to 640x360 H.264 took ~10 % of one core here on the mostly static clock scene
 (bench/bench_transcode_cpu.py; busier pictures cost more), ~14 times a remux, which is why it runs only while
-someone watches. It runs on the camera's demux thread (bounded work per packet, no waiting), so a camera that
-is transcoded delays only its own other sinks by the encode time of a frame.
+someone watches. Decoding and encoding (~4 ms a frame) must not hold up the event loop that carries every other
+camera, so :class:`TranscodeThread` runs the muxer on a thread of its own behind a bounded queue: when the thread
+falls behind, queued frames are dropped up to the next keyframe (counted in ``dropped``), and its segments go
+back to the loop through the relay's callback.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -26,7 +32,11 @@ from video_ingest.remux import Fragment, InitSegment
 
 MOVFLAGS = "empty_moov+default_base_moof+frag_keyframe+frag_every_frame"
 
+log = logging.getLogger("citywall.ingest.transcode")
+
 TILE_SIZE = (640, 360)
+QUEUE_FRAMES = 50
+"""Frames the transcode thread may have waiting (2 s at 25 fps) before it drops up to the next keyframe."""
 TRANSCODE_FROM = ("hevc",)
 X264_OPTIONS = {"preset": "ultrafast", "tune": "zerolatency", "bf": "0", "g": "25", "profile": "baseline"}
 
@@ -145,3 +155,92 @@ class TranscodingMuxer:
                 self._out.close()
             except Exception:  # closing mid-stream may fail; nothing is left to save
                 pass
+
+
+class TranscodeThread:
+    """Runs a :class:`TranscodingMuxer` on its own thread. ``feed`` only queues (never blocks) and returns nothing:
+    segments go to ``deliver(segments)`` from the thread, and a failure to ``fail(reason)``; both must be
+    thread-safe (the live relay hands them to its event loop)."""
+
+    def __init__(self, muxer: TranscodingMuxer, deliver: Callable[[list[InitSegment | Fragment]], None],
+                 fail: Callable[[str], None], *, queue_frames: int = QUEUE_FRAMES) -> None:
+        self.muxer = muxer
+        self._deliver = deliver
+        self._fail = fail
+        self._queue: deque[Any] = deque()
+        self._queue_frames = queue_frames
+        self._cond = threading.Condition()
+        self._need_key = False
+        self._busy = False
+        self.dropped = 0
+        """Frames dropped because the thread fell behind (it resumes at a keyframe)."""
+        self.closed = False
+        self._thread = threading.Thread(target=self._run, name=f"transcode-{id(self):x}", daemon=True)
+        self._thread.start()
+
+    @property
+    def skipped(self) -> int:
+        return self.muxer.skipped + self.dropped
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing being transcoded."""
+        with self._cond:
+            return not self._queue and not self._busy
+
+    def feed(self, unit: Any) -> list[InitSegment | Fragment]:
+        """Queue ``unit`` (immutable; kept by reference) for the thread."""
+        with self._cond:
+            if self.closed:
+                return []
+            if self._need_key and not unit.is_keyframe:
+                self.dropped += 1
+                return []
+            if len(self._queue) >= self._queue_frames:
+                self.dropped += len(self._queue) + (0 if unit.is_keyframe else 1)
+                self._queue.clear()
+                self._need_key = not unit.is_keyframe
+                if self._need_key:
+                    return []
+            self._need_key = False
+            self._queue.append(unit)
+            self._cond.notify()
+        return []
+
+    def flush(self) -> list[Fragment]:
+        return []
+
+    def close(self) -> None:
+        """Stop the thread after the frame in hand (not waited for). Idempotent."""
+        with self._cond:
+            self.closed = True
+            self._queue.clear()
+            self._cond.notify()
+
+    def join(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while not self._queue and not self.closed:
+                        self._cond.wait()
+                    if self.closed:
+                        return
+                    unit = self._queue.popleft()
+                    self._busy = True
+                try:
+                    segments = self.muxer.feed(unit)
+                except Exception as exc:
+                    log.warning("transcode failed: %r", exc)
+                    self._fail(f"transcode failed: {exc!r}")
+                    return
+                finally:
+                    with self._cond:
+                        self._busy = False
+                if segments:
+                    self._deliver(segments)
+        finally:
+            self.muxer.close()
