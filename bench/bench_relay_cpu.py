@@ -6,8 +6,8 @@ One demo RTSP server (its CPU is not counted) serves the four demo scenes; 16 ca
 its own RTSP connection. Both sides run at the same time, over the same windows:
 
 - citywall: a child process running one ``IngestService`` (16 sources, no keyframe sampling) with one live
-  viewer per camera that reads every fragment (the wall's WebSocket pump minus the socket): RTSP demux +
-  per-frame fMP4 remux + hand-off to the viewer.
+  viewer per camera that reads every fragment (the wall's WebSocket pump minus the socket): our RTSP client and
+  RTP depacketizer + per-frame fMP4 + the viewer's queue, all on one event loop.
 - baseline: 16 ``ffmpeg -rtsp_transport tcp -i URL -c copy -f mp4 -movflags
   frag_keyframe+empty_moov+default_base_moof+frag_every_frame`` processes writing to /dev/null (per-frame
   fragments, like the relay).

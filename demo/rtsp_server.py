@@ -8,7 +8,8 @@ process.
     /usr/bin/python3 demo/rtsp_server.py --host 127.0.0.1 --port 0 \
         --media vending=/path/vending-7-v1.h264 --fps 25 --media ...
 
-Each ``--media name=path`` is served at ``rtsp://host:port/<name>``. The file is read once into memory and split
+Each ``--media name=path`` is served at ``rtsp://host:port/<name>``. ``--auth digest:USER:PASSWORD`` (or
+``basic:…``) makes every request need those credentials, as IP cameras do. The file is read once into memory and split
 into access units (one per frame); an ``appsrc ! h264parse ! rtph264pay`` pipeline pushes them with monotonic
 timestamps, looping forever, and the RTSP server's sinks pace them to the clock, so the stream runs at the real
 frame rate without decoding or re-encoding. Media are shared between clients; when the last client leaves the
@@ -27,7 +28,8 @@ import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+gi.require_version("GstRtsp", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 VCL = (1, 5)
 AU_DELIMITING = (6, 7, 8, 9, 14, 15, 16, 17, 18)  # SEI, SPS, PPS, AUD, prefix/subset: start a new access unit
@@ -133,7 +135,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
     p.add_argument("--media", action="append", default=[], metavar="NAME=PATH", help="H.264 Annex-B file to loop")
     p.add_argument("--fps", action="append", type=int, default=[], help="frame rate, once or once per --media")
+    p.add_argument("--auth", default="", metavar="METHOD:USER:PASSWORD",
+                   help="require credentials (METHOD: basic or digest)")
     args = p.parse_args(argv)
+    if args.auth:
+        method, _, rest = args.auth.partition(":")
+        user, _, password = rest.partition(":")
+        if method not in ("basic", "digest") or not user or not password:
+            p.error(f"--auth {args.auth!r}: expected basic:USER:PASSWORD or digest:USER:PASSWORD")
     if not args.media:
         p.error("at least one --media NAME=PATH is required")
     fps = args.fps or [25]
@@ -170,10 +179,32 @@ def main(argv: list[str] | None = None) -> int:
         if not units or not units[0].keyframe:
             print(f"--media {name}: {path} is not an H.264 Annex-B stream starting with an IDR frame", file=sys.stderr)
             return 2
-        mounts.add_factory(f"/{name}", LoopFactory(name, units, fps))
+        factory = LoopFactory(name, units, fps)
+        if args.auth:
+            factory.add_role_from_structure(Gst.Structure.new_from_string(
+                "user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"))
+        mounts.add_factory(f"/{name}", factory)
         print(f"media {name}: {len(units)} frames, {sum(u.keyframe for u in units)} keyframes, "
               f"{len(data) / 1e6:.1f} MB at {fps} fps", file=sys.stderr, flush=True)
+    if args.auth:
+        require_auth(server, args.auth)
     return serve(server, args.host, args.port)
+
+
+def require_auth(server: GstRtspServer.RTSPServer, spec: str) -> None:
+    """Every request must carry ``spec``'s credentials (``basic:user:password`` or ``digest:user:password``)."""
+    method, _, rest = spec.partition(":")
+    user, _, password = rest.partition(":")
+    auth = GstRtspServer.RTSPAuth()
+    token = GstRtspServer.RTSPToken()
+    token.set_string("media.factory.role", "user")
+    if method == "digest":
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+        auth.add_digest(user, password, token)
+    else:
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.BASIC)
+        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
+    server.set_auth(auth)
 
 
 def serve(server: GstRtspServer.RTSPServer, host: str, port: int) -> int:

@@ -30,7 +30,8 @@ class DemoRtspServer:
     """Serves each ``media`` file (scene name → H.264 Annex-B path) at ``rtsp://host:port/<name>``, looped at
     25 fps. Usable as a context manager; ``start()`` after ``stop()`` reuses the same port."""
 
-    def __init__(self, media: dict[str, Path], *, host: str = "127.0.0.1", port: int = 0, fps: int = 25) -> None:
+    def __init__(self, media: dict[str, Path], *, host: str = "127.0.0.1", port: int = 0, fps: int = 25,
+                 auth: str = "") -> None:
         if not media:
             raise ValueError("media: at least one scene is required")
         for name, path in media.items():
@@ -42,6 +43,8 @@ class DemoRtspServer:
         self.host = host
         self.port = port
         self.fps = fps
+        self.auth = auth
+        """``digest:USER:PASSWORD`` or ``basic:USER:PASSWORD`` to require credentials, as cameras do; "" for none."""
         self._proc: subprocess.Popen[bytes] | None = None
         self._spawner: Spawner | None = None  # lives exactly as long as the child (PDEATHSIG follows it)
         self._stderr: collections.deque[str] = collections.deque(maxlen=50)
@@ -68,6 +71,8 @@ class DemoRtspServer:
         cmd = [SYSTEM_PYTHON, str(SCRIPT), "--host", self.host, "--port", str(self.port)]
         for name, path in self.media.items():
             cmd += ["--media", f"{name}={path}", "--fps", str(self.fps)]
+        if self.auth:
+            cmd += ["--auth", self.auth]
         return cmd
 
     def start(self) -> None:

@@ -36,7 +36,7 @@ async def test_a_raised_alarm_gets_a_clip_around_it(demo_media, tmp_path):
     alarms = []
     with av.open(str(demo_media["vending"]), format="h264") as inp:
         s = inp.streams.video[0]
-        buf.stream_started(StreamInfo("cam-vending", 1, s, "h264", s.width, s.height, s.time_base,
+        buf.stream_started(StreamInfo("cam-vending", 1, "h264", s.width, s.height, s.time_base,
                                       s.codec_context.extradata, T0))
         packets = (p for p in inp.demux(s) if p.size)
         i = 0

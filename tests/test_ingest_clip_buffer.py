@@ -23,7 +23,7 @@ def _feed(buf: ClipBuffer, media: Path, seconds: float, *, start_session: bool =
     with av.open(str(media), format="h264") as inp:
         s = inp.streams.video[0]
         if start_session:
-            buf.stream_started(StreamInfo("cam", 1, s, s.codec_context.name, s.width, s.height, s.time_base,
+            buf.stream_started(StreamInfo("cam", 1, s.codec_context.name, s.width, s.height, s.time_base,
                                           s.codec_context.extradata, T0))
         i = 0
         for pkt in inp.demux(s):

@@ -1,7 +1,7 @@
 """Ingest parts on a local H.264 file (no network): fMP4 remux, fan-out, keyframe sampler, live relay and viewers.
 
 The file is encoded here with libx264 (GOP 25, no B-frames, like the demo cameras); packets are fed through a
-real ``PacketFanout`` from the test, so the relay's hand-off, GOP cache and per-viewer drops are checked exactly.
+real ``PacketFanout`` from the test, so the relay's GOP cache and per-viewer drops are checked exactly.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class Clip:
 
     def info(self, session: int = 1) -> StreamInfo:
         ctx = self.stream.codec_context
-        return StreamInfo(camera_id="cam", session=session, stream=self.stream, codec=ctx.name, width=ctx.width,
+        return StreamInfo(camera_id="cam", session=session, codec=ctx.name, width=ctx.width,
                           height=ctx.height, time_base=Fraction(self.stream.time_base),
                           extradata=bytes(ctx.extradata) if ctx.extradata else None, started_at=time.time())
 
@@ -87,7 +87,7 @@ def decode_all(blob: bytes) -> list[av.VideoFrame]:
 
 # -- remux ---------------------------------------------------------------------------------------------------------
 def test_remux_gives_init_then_one_fragment_per_frame_that_decodes_from_zero(clip: Clip) -> None:
-    muxer = FragmentMuxer(clip.stream)
+    muxer = FragmentMuxer(clip.info())
     segments = [s for p in clip.packets for s in muxer.feed(p)]
     init, fragments = segments[0], segments[1:]
     assert isinstance(init, InitSegment)
@@ -108,7 +108,7 @@ def test_remux_gives_init_then_one_fragment_per_frame_that_decodes_from_zero(cli
 
 
 def test_remux_starts_at_the_first_keyframe_and_leaves_packets_untouched(clip: Clip) -> None:
-    muxer = FragmentMuxer(clip.stream)
+    muxer = FragmentMuxer(clip.info())
     before = [(p.pts, p.dts, bytes(p)) for p in clip.packets[5:40]]
     segments = [s for p in clip.packets[5:40] for s in muxer.feed(p)]
     assert muxer.skipped == 20  # packets 5..24 come before the keyframe at 25
@@ -118,7 +118,7 @@ def test_remux_starts_at_the_first_keyframe_and_leaves_packets_untouched(clip: C
 
 
 def test_remux_skips_a_packet_whose_dts_does_not_increase(clip: Clip) -> None:
-    muxer = FragmentMuxer(clip.stream)
+    muxer = FragmentMuxer(clip.info())
     out = [s for p in clip.packets[:10] for s in muxer.feed(p)]
     assert muxer.feed(clip.packets[5]) == [] and muxer.skipped == 1
     out += [s for p in clip.packets[10:20] for s in muxer.feed(p)]
@@ -130,7 +130,7 @@ def test_remux_refuses_hevc(hevc_file: Path) -> None:
     hevc = Clip(hevc_file)
     try:
         with pytest.raises(UnsupportedCodec, match="camera sends HEVC; a remux needs H.264"):
-            FragmentMuxer(hevc.stream)
+            FragmentMuxer(hevc.info())
     finally:
         hevc.container.close()
 
@@ -337,7 +337,6 @@ async def test_a_stalled_viewer_drops_until_a_keyframe_and_never_holds_back_othe
     assert stalled.queued == 10 and stalled.dropped == N - 1 - 10
     kept = await drain(stalled)
     assert len(decode_all(stalled.init_segment + b"".join(kept))) == 10
-    assert relay.stats.handoff_drops == 0
     healthy.close()
     stalled.close()
 
@@ -359,29 +358,6 @@ async def test_stalled_viewer_resumes_at_the_next_keyframe(clip: Clip) -> None:
     assert fragment_is_keyframe(resumed[0]) and len(resumed) == 5  # fragments 50..54; 55..58 overflowed again
     assert viewer.dropped == 26 + (49 - 30) + 4
     assert len(decode_all(viewer.init_segment + b"".join(first + resumed))) == len(first) + len(resumed)
-    viewer.close()
-
-
-async def test_loop_hand_off_is_bounded_and_viewers_resume_at_a_keyframe(clip: Clip) -> None:
-    fanout = PacketFanout("cam")
-    relay = LiveRelay("cam", fanout, max_pending=5)
-    fanout.start_session(clip.info())
-    opening = asyncio.create_task(relay.open(queue_size=300))
-    await settle()
-    for p in clip.packets[:27]:  # the loop keeps up: fragments 0..25 arrive
-        feed(fanout, [p])
-        await settle()
-    viewer = await asyncio.wait_for(opening, 2)
-    feed(fanout, clip.packets[27:70])  # the loop does not run meanwhile: only 5 of 43 may be in flight
-    assert relay.stats.handoff_drops == 43 - 5
-    await settle()
-    for p in clip.packets[70:]:
-        feed(fanout, [p])
-        await settle()
-    got = await drain(viewer)
-    keys = [i for i, f in enumerate(got) if fragment_is_keyframe(f)]
-    assert len(got) == 26 + 5 + (N - 1 - 75) and keys == [0, 25, 31]  # resumed exactly at the keyframe at 75
-    assert len(decode_all(viewer.init_segment + b"".join(got))) == len(got)
     viewer.close()
 
 
@@ -437,7 +413,13 @@ async def test_hevc_camera_is_transcoded_to_h264_for_every_viewer(hevc_file: Pat
         assert viewer.transcoded_from == "hevc"
         assert second.mime == viewer.mime and second.init_segment == viewer.init_segment
         feed(fanout, hevc.packets[12:])
-        await settle()
+        transcoder = relay._muxer
+        assert transcoder is not None and transcoder.dropped == 0  # on its own thread, off the event loop
+        for _ in range(200):
+            if transcoder.idle:
+                break
+            await asyncio.sleep(0.02)
+        await settle()  # its last segments come back through the loop
         frags = await drain(viewer)
         assert frags, "no transcoded fragments"
         container = av.open(io.BytesIO(viewer.init_segment + b"".join(frags)))

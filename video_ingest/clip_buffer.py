@@ -1,13 +1,13 @@
 """Evidence clips: a camera's last seconds of packets in a ring, cut into an MP4 around an alarm — remuxed, never
 transcoded.
 
-``ClipBuffer`` is a ``video_ingest.fanout.PacketSink``: on the demux thread it copies each packet's bytes into a
+``ClipBuffer`` is a ``video_ingest.fanout.PacketSink``: on the event loop it keeps each access unit's bytes in a
 ring that always starts at a keyframe and spans at least ``pre_s`` seconds (bounded by ``max_bytes``). An alarm
 calls ``request(clip_id, at, path)``: the clip takes the ring from the last keyframe at or before ``at - pre_s``
 and keeps collecting until ``at + post_s``; then a writer thread (one per buffer, bounded queue) muxes the
 packets into ``path`` (MP4, written to a temporary name and renamed). A session that ends cuts pending clips
-short with what they have. Requests beyond ``max_pending`` are refused and counted — never a blocked demux
-thread.
+short with what they have. Requests beyond ``max_pending`` are refused and counted — never a blocked event
+loop.
 
 Timestamps: the source's when every packet has them, otherwise the arrival times (raw H.264 has none); both
 rebased to start at 0, in a 90 kHz time base.
@@ -160,7 +160,7 @@ class ClipBuffer:
         """Requests refused: too many pending, no session, or the writer queue full."""
         self.failed = 0
 
-    # --- PacketSink (demux thread) ------------------------------------------------------------------------
+    # --- PacketSink (event loop) --------------------------------------------------------------------------
 
     def stream_started(self, info: StreamInfo) -> None:
         with self._lock:

@@ -1,9 +1,10 @@
-"""Packet fan-out: the one place a camera's demux thread hands its packets to every consumer.
+"""Packet fan-out: the one place a camera's frames (:class:`AccessUnit`) reach every consumer — the one message
+type of the boundary between a camera's connection and everything that uses it.
 
-A camera has one RTSP connection; the live relay and the keyframe sampler both feed on it. The demux thread calls
-each sink in turn, so a sink must return at once (hand off to its own bounded queue or do bounded work) and must
-treat the packet as read-only — a sink that keeps or changes a packet copies it first. A sink that raises is
-counted and skipped for that packet; it never ends the demux loop.
+A camera has one RTSP connection; the live relay, the keyframe sampler and the evidence clip ring all feed on it.
+The camera's source (a task on the event loop) calls each sink in turn, so a sink must return at once (hand off
+to its own bounded queue or do bounded work); access units are immutable and may be kept by reference. A sink
+that raises is counted and skipped for that unit; it never ends the connection.
 
 A *session* is one successful connection: ``stream_started(info)`` before its first packet, ``stream_ended(reason)``
 after its last. A sink that subscribes mid-session gets ``stream_started`` at once and, if it asks, the packets
@@ -19,12 +20,42 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Protocol
 
-import av
-
 log = logging.getLogger("citywall.ingest.fanout")
 
 GOP_REPLAY_MAX_PACKETS = 300
 GOP_REPLAY_MAX_BYTES = 8 * 1024 * 1024
+
+
+class AccessUnit:
+    """One frame of one camera: ``data`` is its NAL units, each behind a 4-byte big-endian length (the MP4
+    sample format, what ``extradata``'s avcC/hvcC describes); ``pts`` counts ``time_base`` ticks from the session's
+    start. RTP carries presentation times only, so ``dts`` is ``pts`` (cameras do not send B-frames).
+
+    Read-only by contract (a plain slotted class, not a frozen dataclass: it is made 25 times a second per camera).
+    Named like PyAV's packet fields (``is_keyframe``, ``time_base``, ``size``, ``bytes(unit)``) so code that
+    handles either reads the same."""
+
+    __slots__ = ("data", "pts", "is_keyframe", "time_base")
+
+    def __init__(self, data: bytes, pts: int, is_keyframe: bool, time_base: Fraction) -> None:
+        self.data = data
+        self.pts = pts
+        self.is_keyframe = is_keyframe
+        self.time_base = time_base
+
+    @property
+    def dts(self) -> int:
+        return self.pts
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def __bytes__(self) -> bytes:
+        return self.data
+
+    def __repr__(self) -> str:
+        return f"AccessUnit(pts={self.pts}, keyframe={self.is_keyframe}, size={len(self.data)})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,28 +65,27 @@ class StreamInfo:
     camera_id: str
     session: int
     """Increases by one per successful connection of this camera."""
-    stream: av.video.stream.VideoStream
-    """The input stream (template for a remux; valid until ``stream_ended``)."""
     codec: str
     """FFmpeg codec name, e.g. ``h264`` or ``hevc``."""
     width: int
     height: int
     time_base: Fraction
     extradata: bytes | None
-    """Codec configuration (SPS/PPS) from the session description, if the camera sent it."""
+    """The codec configuration record: avcC (H.264) or hvcC (H.265) with the camera's parameter sets; what a
+    decoder or an MP4 muxer needs for the length-prefixed ``AccessUnit.data``."""
     started_at: float
     """Unix time the session began."""
 
 
 class PacketSink(Protocol):
-    """A consumer of one camera's packets. Every method runs on the demux thread and must not block."""
+    """A consumer of one camera's access units. Every method runs on the event loop and must not block."""
 
     def stream_started(self, info: StreamInfo) -> None:
         """A session began; packets of ``info.session`` follow."""
         ...
 
-    def packet(self, packet: av.Packet, arrived_at: float) -> None:
-        """One video packet (read-only; copy to keep). ``arrived_at`` is the Unix time it was read."""
+    def packet(self, packet: AccessUnit, arrived_at: float) -> None:
+        """One frame (immutable). ``arrived_at`` is the Unix time it was read."""
         ...
 
     def stream_ended(self, reason: str) -> None:
@@ -73,7 +103,7 @@ class PacketFanout:
         self._lock = threading.Lock()
         self._sinks: tuple[PacketSink, ...] = ()
         self._info: StreamInfo | None = None
-        self._gop: list[tuple[av.Packet, float]] = []
+        self._gop: list[tuple[AccessUnit, float]] = []
         self._gop_bytes = 0
         self.packets = 0
         """Packets published since creation."""
@@ -121,7 +151,7 @@ class PacketFanout:
             for sink in self._sinks:
                 self._call(sink.stream_started, info)
 
-    def publish(self, packet: av.Packet, arrived_at: float) -> None:
+    def publish(self, packet: AccessUnit, arrived_at: float) -> None:
         """Called by the camera source for each packet; never blocks on a sink's consumer."""
         with self._lock:
             self.packets += 1
@@ -130,8 +160,8 @@ class PacketFanout:
             for sink in self._sinks:
                 self._call(sink.packet, packet, arrived_at)
 
-    def _keep(self, packet: av.Packet, arrived_at: float) -> None:
-        # References only: the demuxer gives every packet its own buffer, so holding one costs no copy.
+    def _keep(self, packet: AccessUnit, arrived_at: float) -> None:
+        # References only: access units are immutable, so holding one costs no copy.
         if packet.is_keyframe:
             self._clear_gop()
         elif not self._gop:

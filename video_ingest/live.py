@@ -1,17 +1,16 @@
 """Live view: per-camera fMP4 relays (remux only) shared by any number of viewers, each with its own bounded queue.
 
 - :class:`LiveRelay` — one per camera. It subscribes to the camera's packet fan-out only while it has viewers
-  (first viewer starts it, last one stops it), remuxes on the demux thread (cheap: ~1 % of a core, never waits on
-  anything) and hands finished fragments to the event loop with ``call_soon_threadsafe``; that hand-off is bounded
-  and counted. It keeps the fragments since the newest keyframe (the GOP cache) so a new viewer starts at once;
-  the first viewer starts at once too, because the fan-out replays the packets since the newest keyframe.
+  (first viewer starts it, last one stops it) and remuxes each access unit as it arrives on the event loop (our
+  own fMP4 writer: microseconds a frame), straight into the viewers' queues — no thread, no hand-off. It keeps the
+  fragments since the newest keyframe (the GOP cache) so a new viewer starts at once; the first viewer starts at
+  once too, because the fan-out replays the units since the newest keyframe.
 - :class:`LiveViewer` — one per browser tile: the init segment, the MIME type, and a bounded queue. When the queue
   is full the viewer skips fragments until the next keyframe fragment (counted in ``dropped``), so a stalled
   viewer never delays another one and what it does get always decodes.
 - :class:`LiveHub` — camera id → relay; what the wall server uses.
 
-Everything on the viewer side runs on the event loop thread; only ``LiveRelay``'s ``PacketSink`` methods run on
-the demux thread, and they touch nothing but the muxer (under a lock) and the posting counter.
+Everything runs on the event loop thread (camera sources are loop tasks).
 """
 
 from __future__ import annotations
@@ -19,82 +18,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import av
+from typing import TYPE_CHECKING, Any
 
 from video_ingest.fanout import PacketFanout, StreamInfo
 from video_ingest.remux import Fragment, FragmentMuxer, InitSegment, UnsupportedCodec, make_muxer
 
+if TYPE_CHECKING:
+    from video_ingest.transcode import TranscodeThread
+
 log = logging.getLogger("citywall.ingest.live")
 
 KEYFRAME_TIMEOUT_S = 10.0
-MAX_PENDING_HANDOFF = 500
-"""Fragments posted to the event loop and not yet run there; beyond this the relay drops (the loop is stalled)."""
 GOP_CACHE_MAX_FRAGMENTS = 300
 GOP_CACHE_MAX_BYTES = 16 * 1024 * 1024
-
-
-class LoopMailbox:
-    """Thread → event-loop hand-off shared by every relay of one loop, coalescing wake-ups.
-
-    ``call_soon_threadsafe`` per fragment costs a self-pipe write and a loop wake-up each time (16 cameras at
-    25 fps: 400 a second, most of the relay's system time). Here a demux thread appends to a deque and wakes the
-    loop only when no drain is already pending, so fragments that arrive while the loop is busy or before it
-    runs ride along in one wake-up. Order is kept per posting thread; bounds are the posters' business (each
-    relay counts what it has pending)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._lock = threading.Lock()
-        self._items: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
-        self._scheduled = False
-        self.wakeups = 0
-        """Times the loop was woken (≤ items posted)."""
-        self.posted = 0
-
-    def post(self, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
-        """Run ``fn(*args)`` on the loop soon; ``RuntimeError`` if the loop is closed (the item is not kept)."""
-        with self._lock:
-            self._items.append((fn, args))
-            self.posted += 1
-            if self._scheduled:
-                return
-            self._scheduled = True
-            self.wakeups += 1
-        try:
-            self._loop.call_soon_threadsafe(self._drain)
-        except RuntimeError:
-            with self._lock:
-                self._items.clear()
-                self._scheduled = False
-            raise
-
-    def _drain(self) -> None:
-        with self._lock:
-            items, self._items = self._items, []
-            self._scheduled = False
-        for fn, args in items:
-            try:
-                fn(*args)
-            except Exception:
-                log.exception("live: hand-off callback %r failed", fn)
-
-
-_MAILBOXES: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopMailbox]" = weakref.WeakKeyDictionary()
-_MAILBOXES_LOCK = threading.Lock()
-
-
-def loop_mailbox(loop: asyncio.AbstractEventLoop) -> LoopMailbox:
-    """The one :class:`LoopMailbox` of ``loop``."""
-    with _MAILBOXES_LOCK:
-        box = _MAILBOXES.get(loop)
-        if box is None:
-            box = _MAILBOXES[loop] = LoopMailbox(loop)
-        return box
 
 
 class LiveUnavailable(Exception):
@@ -217,40 +155,34 @@ class RelayStats:
     starts: int = 0
     fragments: int = 0
     bytes: int = 0
-    handoff_drops: int = 0
-    """Fragments dropped because the event loop did not keep up (all viewers resume at the next keyframe)."""
     skipped_packets: int = 0
     mux_errors: int = 0
     gop_fragments: int = 0
 
 
 class LiveRelay:
-    """Remuxes one camera into fMP4 for its viewers while it has any; a :class:`PacketSink` of the fan-out."""
+    """Remuxes one camera into fMP4 for its viewers while it has any; a :class:`PacketSink` of the fan-out.
 
-    def __init__(self, camera_id: str, fanout: PacketFanout, *, keyframe_timeout_s: float = KEYFRAME_TIMEOUT_S,
-                 max_pending: int = MAX_PENDING_HANDOFF) -> None:
+    Its sink methods run where the fan-out is fed — the event loop, since camera sources are loop tasks — so a
+    fragment goes from the muxer straight into every viewer's queue. Fed from another thread (a test, a tool), it
+    hands each step to the loop with ``call_soon_threadsafe`` instead."""
+
+    def __init__(self, camera_id: str, fanout: PacketFanout, *,
+                 keyframe_timeout_s: float = KEYFRAME_TIMEOUT_S) -> None:
         self.camera_id = camera_id
         self.fanout = fanout
         self.keyframe_timeout_s = keyframe_timeout_s
-        self.max_pending = max_pending
         self.stats = RelayStats()
-        # event-loop side
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._mailbox: LoopMailbox | None = None
+        self._loop_thread = 0
         self._viewers: list[LiveViewer] = []
         self._init: InitSegment | None = None
         self._gop: list[bytes] = []
         self._gop_bytes = 0
         self._run = 0
-        """The current run (one per start; stale posts of an earlier run are ignored); 0 while stopped."""
+        """The current run (one per start; stale calls of an earlier run are ignored); 0 while stopped."""
         self._runs = 0
-        # demux-thread side (guarded by _lock)
-        self._lock = threading.Lock()
-        self._active_run = 0
-        """The run the demux side feeds; 0 while stopped."""
-        self._muxer: FragmentMuxer | None = None
-        self._pending = 0
-        self._gap = False
+        self._muxer: FragmentMuxer | TranscodeThread | None = None
 
     # -- event loop side -----------------------------------------------------------------------------------------
     async def open(self, queue_size: int = 256) -> LiveViewer:
@@ -300,19 +232,14 @@ class LiveRelay:
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._mailbox = loop_mailbox(loop)
+        self._loop_thread = threading.get_ident()
         self._runs += 1
         self._run = self._runs
         self._init = None
-        self._gop.clear()
-        self._gop_bytes = 0
+        self._clear_gop()
         self.stats.starts += 1
         self.stats.running = True
-        with self._lock:
-            self._active_run = self._run
-            self._pending = 0
-            self._gap = False
-        # When the camera is connected this calls stream_started and replays the packets since the newest keyframe
+        # When the camera is connected this calls stream_started and replays the units since the newest keyframe
         # right here, so the first viewer starts at once instead of waiting up to a GOP.
         self.fanout.subscribe(self, replay_gop=True)
 
@@ -320,14 +247,15 @@ class LiveRelay:
         if self._run == 0:
             return
         self.fanout.unsubscribe(self)
-        with self._lock:
-            self._active_run = 0
-            self._close_muxer()
+        self._close_muxer()
         self._run = 0
         self._init = None
-        self._gop.clear()
-        self._gop_bytes = 0
+        self._clear_gop()
         self.stats.running = False
+
+    def _clear_gop(self) -> None:
+        self._gop = []
+        self._gop_bytes = 0
         self.stats.gop_fragments = 0
 
     def _remove(self, viewer: LiveViewer) -> None:
@@ -339,34 +267,31 @@ class LiveRelay:
         if not self._viewers:
             self._stop()
 
-    def _on_init(self, run: int, init: InitSegment) -> None:
-        if run == self._run:
-            self._init = init
-
-    def _on_fragment(self, run: int, fragment: Fragment, gap: bool) -> None:
+    def _segments(self, run: int, segments: list[InitSegment | Fragment]) -> None:
         if run != self._run:
             return
+        for segment in segments:
+            if isinstance(segment, InitSegment):
+                self._init = segment
+            else:
+                self._fragment(segment)
+
+    def _fragment(self, fragment: Fragment) -> None:
         data = fragment.data
         stats = self.stats
         stats.fragments += 1
         stats.bytes += len(data)
-        if gap:
-            self._gop.clear()
-            self._gop_bytes = 0
-            for viewer in self._viewers:
-                viewer._gap()
         if fragment.keyframe:
             self._gop = [data]
             self._gop_bytes = len(data)
         elif self._gop:
             if len(self._gop) >= GOP_CACHE_MAX_FRAGMENTS or self._gop_bytes + len(data) > GOP_CACHE_MAX_BYTES:
-                self._gop.clear()  # a GOP this long is not worth replaying; new viewers wait for the next keyframe
-                self._gop_bytes = 0
+                self._clear_gop()  # a GOP this long is not worth replaying; new viewers wait for the next keyframe
             else:
                 self._gop.append(data)
                 self._gop_bytes += len(data)
         stats.gop_fragments = len(self._gop)
-        for viewer in list(self._viewers):
+        for viewer in self._viewers:
             viewer._offer(data, fragment.keyframe)
 
     def _on_end(self, run: int, reason: str, error: Exception | None) -> None:
@@ -378,72 +303,67 @@ class LiveRelay:
         self.stats.viewers = 0
         self._stop()
 
-    def _dispatch(self, fn: Callable[..., None], args: tuple[Any, ...], counted: bool) -> None:
-        if counted:
-            with self._lock:
-                self._pending -= 1
-        fn(*args)
+    def _later(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn`` on the loop after the current callback (ends unsubscribe from the fan-out, which must not
+        happen inside one of its deliveries)."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop is closed: nobody is watching any more
+            pass
 
-    # -- PacketSink (demux thread; also stream_started from subscribe on the loop thread) -----------------------
+    # -- PacketSink (where the fan-out is fed: normally the event loop) ------------------------------------------
     def stream_started(self, info: StreamInfo) -> None:
         """Create the muxer for this session (or end the viewers if the codec cannot be relayed)."""
-        with self._lock:
-            run = self._active_run
-            if not run:
-                return
-            self._close_muxer()
-            try:
-                self._muxer = make_muxer(info.stream)
-            except UnsupportedCodec as exc:
-                self._post(self._on_end, (run, str(exc), LiveUnavailable(str(exc))))
-            except Exception as exc:
-                self.stats.mux_errors += 1
-                log.exception("camera %s: cannot create the fMP4 muxer", self.camera_id)
-                self._post(self._on_end, (run, f"remux failed: {exc!r}", None))
+        run = self._run
+        if not run:
+            return
+        self._close_muxer()
+        try:
+            muxer = make_muxer(info)
+            if isinstance(muxer, FragmentMuxer):
+                self._muxer = muxer
+            else:  # a transcoder: its own thread, segments come back through the loop
+                from video_ingest.transcode import TranscodeThread
+                self._muxer = TranscodeThread(
+                    muxer, lambda segments: self._later(self._segments, run, segments),
+                    lambda reason: self._later(self._on_end, run, reason, None))
+        except UnsupportedCodec as exc:
+            self._later(self._on_end, run, str(exc), LiveUnavailable(str(exc)))
+        except Exception as exc:
+            self.stats.mux_errors += 1
+            log.exception("camera %s: cannot create the fMP4 muxer", self.camera_id)
+            self._later(self._on_end, run, f"remux failed: {exc!r}", None)
 
-    def packet(self, packet: av.Packet, arrived_at: float) -> None:
-        """Remux one packet and post what it completed to the event loop; never waits on viewers."""
-        with self._lock:
-            run, muxer = self._active_run, self._muxer
-            if not run or muxer is None:
-                return
-            try:
-                segments = muxer.feed(packet)
-            except Exception as exc:
-                self.stats.mux_errors += 1
-                log.warning("camera %s: remux failed: %r", self.camera_id, exc)
-                self._close_muxer()
-                self._post(self._on_end, (run, f"remux failed: {exc!r}", None))
-                return
-            self.stats.skipped_packets = muxer.skipped
-            for segment in segments:
-                if isinstance(segment, InitSegment):
-                    self._post(self._on_init, (run, segment))
-                elif self._pending >= self.max_pending:
-                    self.stats.handoff_drops += 1
-                    self._gap = True
-                else:
-                    self._pending += 1
-                    gap, self._gap = self._gap, False
-                    self._post(self._on_fragment, (run, segment, gap), counted=True)
+    def packet(self, packet: Any, arrived_at: float) -> None:
+        """Remux one access unit and hand what it completed to the viewers; never waits on them."""
+        run, muxer = self._run, self._muxer
+        if not run or muxer is None:
+            return
+        try:
+            segments = muxer.feed(packet)
+        except Exception as exc:
+            self.stats.mux_errors += 1
+            log.warning("camera %s: remux failed: %r", self.camera_id, exc)
+            self._close_muxer()
+            self._later(self._on_end, run, f"remux failed: {exc!r}", None)
+            return
+        self.stats.skipped_packets = muxer.skipped
+        if not segments:
+            return
+        if threading.get_ident() == self._loop_thread:
+            self._segments(run, segments)
+        else:
+            self._later(self._segments, run, segments)
 
     def stream_ended(self, reason: str) -> None:
         """The camera disconnected: viewers get :class:`LiveEnded` (browsers reconnect)."""
-        with self._lock:
-            run = self._active_run
-            self._close_muxer()
-            if run:
-                self._post(self._on_end, (run, f"camera {self.camera_id}: {reason}", None))
-
-    def _post(self, fn: Callable[..., None], args: tuple[Any, ...], counted: bool = False) -> None:
-        mailbox = self._mailbox
-        if mailbox is None:
-            return
-        try:
-            mailbox.post(self._dispatch, (fn, args, counted))
-        except RuntimeError:  # the loop is closed: nobody is watching any more
-            if counted:
-                self._pending -= 1
+        run = self._run
+        self._close_muxer()
+        if run:
+            self._later(self._on_end, run, f"camera {self.camera_id}: {reason}", None)
 
     def _close_muxer(self) -> None:
         if self._muxer is not None:

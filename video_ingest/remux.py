@@ -1,21 +1,24 @@
-"""FragmentMuxer: remuxes a camera's H.264 packets into fragmented MP4 (no decode, no encode).
+"""FragmentMuxer: a camera's H.264 access units → fragmented MP4 for MediaSource (no decode, no encode).
 
-The output goes to an in-memory, non-seekable writer and is cut on top-level box boundaries into one init segment
-(``ftyp+moov``) and fragments (``moof+mdat``, one per frame with ``frag_every_frame``, so a fragment leaves as soon
-as the muxer knows the frame's duration — one frame interval). Muxing starts at the first keyframe and timestamps
-are rebased so the output starts at 0. Used by :class:`video_ingest.live.LiveRelay` on the demux thread.
+Written with :mod:`video_ingest.fmp4` (our own box writer, a few microseconds a frame), not FFmpeg's mp4 muxer:
+one init segment (``ftyp+moov`` with the camera's avcC) and one ``moof+mdat`` per frame. A frame leaves as soon as
+its duration is known — when the next one arrives, one frame interval, as FFmpeg's ``frag_every_frame`` does.
+Muxing starts at the first keyframe and decode times are rebased so the output starts at 0. HEVC is handed to
+:class:`video_ingest.transcode.TranscodingMuxer` by :func:`make_muxer` (browsers cannot be assumed to decode it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
 
-import av
+from video_ingest import fmp4, h26x
+from video_ingest.fanout import StreamInfo
 
-from video_ingest.mp4 import BoxSplitter, Mp4Error, avc_codec_string, fragment_is_keyframe
-
-MOVFLAGS = "empty_moov+default_base_moof+frag_keyframe+frag_every_frame"
 SUPPORTED_CODECS = ("h264",)
+DEFAULT_FRAME_TICKS = 3600
+"""The last frame's duration before a second one has arrived (one frame at 25 fps in 90 kHz)."""
 
 
 class UnsupportedCodec(Exception):
@@ -24,8 +27,8 @@ class UnsupportedCodec(Exception):
 
 @dataclass(frozen=True, slots=True)
 class InitSegment:
-    """``ftyp+moov``, the MediaSource MIME type derived from its avcC box, and the camera's own codec when the
-    relay transcoded it (``"hevc"``; None for a plain remux)."""
+    """``ftyp+moov``, the MediaSource MIME type, and the camera's own codec when the relay transcoded it
+    (``"hevc"``; None for a plain remux)."""
 
     data: bytes
     mime: str
@@ -34,98 +37,94 @@ class InitSegment:
 
 @dataclass(frozen=True, slots=True)
 class Fragment:
-    """One ``moof+mdat``; ``keyframe`` when its first sample is a sync sample (a decoder can start here)."""
+    """One ``moof+mdat``; ``keyframe`` when its sample is a sync sample (a decoder can start here)."""
 
     data: bytes
     keyframe: bool
 
 
-class FragmentMuxer:
-    """Feeds packets of one input stream into an fMP4 muxer and returns finished segments."""
+def timescale_of(time_base: Fraction) -> int:
+    """The MP4 timescale for ``time_base`` (1/90000 → 90000); :class:`UnsupportedCodec` for a time base that is
+    not 1/N."""
+    if time_base.numerator != 1 or time_base.denominator <= 0:
+        raise UnsupportedCodec(f"time base {time_base} is not 1/N")
+    return time_base.denominator
 
-    def __init__(self, template: av.video.stream.VideoStream) -> None:
-        codec = template.codec_context.name
-        if codec == "hevc":
+
+class FragmentMuxer:
+    """Feeds one session's access units and returns finished segments (see the module docstring)."""
+
+    def __init__(self, info: StreamInfo) -> None:
+        if info.codec == "hevc":
             raise UnsupportedCodec("camera sends HEVC; a remux needs H.264 (the live relay transcodes HEVC)")
-        if codec not in SUPPORTED_CODECS:
-            raise UnsupportedCodec(f"camera sends {codec}; live view needs H.264")
-        self._splitter = BoxSplitter()
-        self._out = av.open(self._splitter, "w", format="mp4", options={"movflags": MOVFLAGS})
-        self._stream = self._out.add_stream_from_template(template)
+        if info.codec not in SUPPORTED_CODECS:
+            raise UnsupportedCodec(f"camera sends {info.codec}; live view needs H.264")
+        if not info.extradata:
+            raise UnsupportedCodec("no codec configuration (SPS/PPS) for this stream")
+        timescale = timescale_of(info.time_base)
+        data = fmp4.init_segment(codec="h264", width=info.width, height=info.height, config=info.extradata,
+                                 timescale=timescale)
+        self._init = InitSegment(data, f'video/mp4; codecs="{h26x.codec_string("h264", info.extradata)}"')
+        self.init: InitSegment | None = None
         self._offset: int | None = None
         self._last_dts: int | None = None
-        self._head: list[bytes] = []
-        self._moof: bytes | None = None
-        self.init: InitSegment | None = None
+        self._held: tuple[bytes, int, bool] | None = None
+        self._step = DEFAULT_FRAME_TICKS * timescale // 90000 or 1
+        self._seq = 0
         self.skipped = 0
-        """Packets skipped: before the first keyframe, without timestamps, or with a non-increasing dts."""
+        """Units skipped: before the first keyframe, without timestamps, or with a non-increasing dts."""
         self.closed = False
 
-    def feed(self, packet: av.Packet) -> list[InitSegment | Fragment]:
-        """Mux ``packet`` (not modified; a copy is muxed) and return the segments it completed."""
+    def feed(self, unit: Any) -> list[InitSegment | Fragment]:
+        """Take one access unit (``data``/``bytes()``, ``dts``, ``is_keyframe``; not kept beyond its bytes) and return
+        the segments it completed: the init segment with the first keyframe, then the previous frame."""
         if self.closed:
             return []
+        dts = unit.dts
+        if dts is None:
+            self.skipped += 1
+            return []
+        out: list[InitSegment | Fragment] = []
         if self._offset is None:
-            if not packet.is_keyframe or packet.dts is None:
+            if not unit.is_keyframe:
                 self.skipped += 1
                 return []
-            self._offset = packet.dts
-        dts = packet.dts
-        if dts is None or (self._last_dts is not None and dts <= self._last_dts):
-            self.skipped += 1  # the mp4 muxer refuses non-increasing dts; dropping one frame is the lesser harm
+            self._offset = dts
+            self.init = self._init
+            out.append(self._init)
+        elif dts <= self._last_dts:  # type: ignore[operator]
+            self.skipped += 1  # MSE needs increasing decode times; dropping one frame is the lesser harm
             return []
+        held = self._held
+        if held is not None:
+            duration = dts - self._offset - held[1]
+            self._step = duration
+            out.append(self._fragment(held, duration))
         self._last_dts = dts
-        copy = av.Packet(bytes(packet))
-        copy.dts = dts - self._offset
-        copy.pts = (packet.pts if packet.pts is not None else dts) - self._offset
-        copy.time_base = packet.time_base
-        copy.is_keyframe = packet.is_keyframe
-        if packet.duration:
-            copy.duration = packet.duration
-        copy.stream = self._stream
-        self._out.mux(copy)
-        return self._collect()
-
-    def _collect(self) -> list[InitSegment | Fragment]:
-        out: list[InitSegment | Fragment] = []
-        for box in self._splitter.take():
-            if self.init is None:
-                if box.type in ("ftyp", "moov"):
-                    self._head.append(box.data)
-                    if box.type == "moov":
-                        data = b"".join(self._head)
-                        self.init = InitSegment(
-                            data, f'video/mp4; codecs="{avc_codec_string(data)}"', self._transcoded_from())
-                        out.append(self.init)
-                continue
-            if box.type == "moof":
-                self._moof = box.data
-            elif box.type == "mdat":
-                if self._moof is None:
-                    raise Mp4Error("muxer wrote mdat without moof")
-                out.append(Fragment(self._moof + box.data, fragment_is_keyframe(self._moof)))
-                self._moof = None
-            # styp/sidx/mfra and the like carry nothing a live viewer needs
+        self._held = (bytes(unit), dts - self._offset, bool(unit.is_keyframe))
         return out
 
-    def _transcoded_from(self) -> str | None:
-        """The source codec when this muxer re-encodes (the transcoder); None for a remux."""
-        return None
+    def flush(self) -> list[Fragment]:
+        """The frame still held (its duration guessed from the previous one), e.g. at the end of a stream."""
+        held, self._held = self._held, None
+        return [self._fragment(held, self._step)] if held is not None else []
+
+    def _fragment(self, held: tuple[bytes, int, bool], duration: int) -> Fragment:
+        self._seq += 1
+        data, decode_time, keyframe = held
+        return Fragment(fmp4.media_segment(self._seq, decode_time, [fmp4.Sample(data, duration, keyframe)]),
+                        keyframe)
 
     def close(self) -> None:
-        """Close the muxer (its trailer is discarded). Idempotent."""
-        if not self.closed:
-            self.closed = True
-            try:
-                self._out.close()
-            except Exception:  # closing after a mux error may fail again; nothing is left to save
-                pass
+        """Forget the stream. Idempotent."""
+        self.closed = True
+        self._held = None
 
 
-def make_muxer(template: av.video.stream.VideoStream) -> FragmentMuxer:
+def make_muxer(info: StreamInfo) -> FragmentMuxer:
     """A remuxer for H.264, a transcoder to H.264 for HEVC (browsers cannot be assumed to decode it);
     :class:`UnsupportedCodec` for anything else."""
-    if template.codec_context.name == "hevc":
+    if info.codec == "hevc":
         from video_ingest.transcode import TranscodingMuxer  # only cameras that need it pay for the import
-        return TranscodingMuxer(template)
-    return FragmentMuxer(template)
+        return TranscodingMuxer(info)
+    return FragmentMuxer(info)

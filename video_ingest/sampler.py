@@ -1,9 +1,10 @@
-"""KeyframeSampler: decodes only a camera's keyframes, off the demux thread, into its latest-frame slot.
+"""KeyframeSampler: decodes only a camera's keyframes, off the event loop, into its latest-frame slot.
 
 Detection of slow street events needs about one picture a second, and the GOP gives exactly that: decoding only
-keyframes costs ~1.4 % of a core per 720p stream against ~10.7 % for decoding every frame to BGR. The demux thread
-only copies a keyframe packet into a tiny bounded queue (the newest wins, a replaced one is counted); one worker
-thread per camera decodes it to BGR and puts a :class:`Frame` into the :class:`LatestFrameSlot`.
+keyframes costs ~1.4 % of a core per 720p stream against ~10.7 % for decoding every frame to BGR. On the event
+loop the sampler only puts a keyframe (an immutable access unit: no copy) into a tiny bounded queue (the newest
+wins, a replaced one is counted); one worker thread per camera decodes it to BGR and puts a :class:`Frame` into
+the :class:`LatestFrameSlot`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import threading
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import av
 
@@ -25,19 +27,18 @@ log = logging.getLogger("citywall.ingest.sampler")
 @dataclass(frozen=True, slots=True)
 class _Job:
     info: StreamInfo
-    packet: av.Packet
+    packet: Any
+    """An AccessUnit (immutable) or a PyAV packet; made into a PyAV packet of its own on the worker thread."""
     arrived_at: float
 
 
-def copy_packet(packet: av.Packet) -> av.Packet:
-    """A private copy of ``packet`` (payload and timing) that another thread or muxer may own and change."""
-    copy = av.Packet(bytes(packet))
-    copy.pts = packet.pts
-    copy.dts = packet.dts
-    copy.time_base = packet.time_base
-    copy.is_keyframe = packet.is_keyframe
-    if packet.duration:
-        copy.duration = packet.duration
+def to_av_packet(unit: Any) -> av.Packet:
+    """A PyAV packet of its own with ``unit``'s bytes and timing (``unit``: an AccessUnit or a PyAV packet)."""
+    copy = av.Packet(bytes(unit))
+    copy.pts = unit.pts
+    copy.dts = unit.dts
+    copy.time_base = unit.time_base
+    copy.is_keyframe = unit.is_keyframe
     return copy
 
 
@@ -80,17 +81,17 @@ class KeyframeSampler:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
-    # -- PacketSink (demux thread) -----------------------------------------------------------------------------
+    # -- PacketSink (event loop) -------------------------------------------------------------------------------
     def stream_started(self, info: StreamInfo) -> None:
         """Remember the session; its keyframes are decoded with a decoder made for it."""
         self._info = info
 
-    def packet(self, packet: av.Packet, arrived_at: float) -> None:
+    def packet(self, packet: Any, arrived_at: float) -> None:
         """Queue a copy of a keyframe; other packets are ignored. Never blocks."""
         info = self._info
         if info is None or not packet.is_keyframe:
             return
-        job = _Job(info, copy_packet(packet), arrived_at)
+        job = _Job(info, packet, arrived_at)
         with self._cond:
             if len(self._jobs) >= self._queue_size:
                 self._jobs.popleft()
@@ -117,7 +118,7 @@ class KeyframeSampler:
                 decoder = self._decoder(job.info)
                 decoder_session = job.info.session
             try:
-                image = self._decode(decoder, job.packet)
+                image = self._decode(decoder, to_av_packet(job.packet))
             except Exception as exc:  # a corrupt keyframe: count it, start the next one with a fresh decoder
                 self.decode_errors += 1
                 log.warning("camera %s: keyframe decode failed: %r", self.camera_id, exc)

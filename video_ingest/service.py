@@ -1,10 +1,10 @@
 """IngestService: every camera of this worker — connections, keyframe sampling, live relays and status updates.
 
-One :class:`CameraSource` per camera (its own thread), a :class:`KeyframeSampler` feeding a
-:class:`LatestFrameSlot` per camera when ``sample_keyframes`` is on, and a :class:`LiveHub` over the same packet
-fan-outs, so a camera has exactly one RTSP connection however many consumers it has. Status changes come from the
-source threads and are handed to the event loop with ``call_soon_threadsafe``; each ``status_updates()`` reader
-has its own bounded queue (the oldest update is dropped and counted when a reader falls behind).
+One :class:`CameraSource` per camera (a task on this event loop), a :class:`KeyframeSampler` feeding a
+:class:`LatestFrameSlot` per camera when ``sample_keyframes`` is on (its decode runs on its own thread), and a
+:class:`LiveHub` over the same packet fan-outs, so a camera has exactly one RTSP connection however many consumers
+it has. Each ``status_updates()`` reader has its own bounded queue (the oldest update is dropped and counted when a
+reader falls behind).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class IngestService:
         self._status_queue_size = status_queue_size
         self._sources: dict[str, CameraSource] = {
             cid: CameraSource(cid, url, worker=worker, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s,
-                              on_status=self._on_status_thread, fanout=PacketFanout(cid))
+                              on_status=self._broadcast, fanout=PacketFanout(cid))
             for cid, url in sources.items()
         }
         self._slots: dict[str, LatestFrameSlot] = {cid: LatestFrameSlot() for cid in sources}
@@ -71,7 +71,7 @@ class IngestService:
         return list(self._sources)
 
     async def start(self) -> None:
-        """Start every camera's connection (and sampler) thread and the status heartbeat."""
+        """Start every camera's connection task (and sampler thread) and the status heartbeat."""
         if self._started:
             raise RuntimeError("IngestService.start(): already started")
         self._started = True
@@ -94,27 +94,23 @@ class IngestService:
             self._heartbeat.cancel()
             await asyncio.gather(self._heartbeat, return_exceptions=True)
         self.live.close("ingest stopped")
-        for source in self._sources.values():
-            source.request_stop()
-        # Poll rather than join in an executor: an executor would leave its own idle threads behind.
-        deadline = time.monotonic() + max((s.open_timeout_s + s.read_timeout_s for s in self._sources.values()),
-                                          default=0) + 2
-        while any(s.alive for s in self._sources.values()) and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        await asyncio.gather(*(source.stop() for source in self._sources.values()))
         for sampler in self._samplers.values():
             sampler.stop(timeout=0)
+        # Poll rather than join in an executor: an executor would leave its own idle threads behind.
+        deadline = time.monotonic() + 5
         while any(s._thread is not None and s._thread.is_alive() for s in self._samplers.values()) \
                 and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-        stuck = [cid for cid, s in self._sources.items() if s.alive]
+        stuck = [cid for cid, s in self._samplers.items() if s._thread is not None and s._thread.is_alive()]
         if stuck:
-            log.warning("ingest stop: camera threads still blocked in I/O: %s", ", ".join(stuck))
+            log.warning("ingest stop: keyframe decoders still busy: %s", ", ".join(stuck))
         for queue in self._readers:
             self._put(queue, _STOP, force=True)
 
     def subscribe_packets(self, camera_id: str, sink: Any, *, replay_gop: bool = True) -> None:
         """Add a packet consumer to ``camera_id``'s one connection (e.g. an evidence clip ring buffer); it is called
-        on the camera's thread and must not block. ``KeyError`` if unknown."""
+        on the event loop and must not block. ``KeyError`` if unknown."""
         self._sources[camera_id].fanout.subscribe(sink, replay_gop=replay_gop)
 
     def latest_frame(self, camera_id: str) -> Frame | None:
@@ -173,15 +169,6 @@ class IngestService:
         return out
 
     # -- internals -----------------------------------------------------------------------------------------------
-    def _on_status_thread(self, status: CameraStatus) -> None:
-        loop = self._loop
-        if loop is None or self._stopped:
-            return
-        try:
-            loop.call_soon_threadsafe(self._broadcast, status)
-        except RuntimeError:  # loop closed during shutdown
-            pass
-
     def _broadcast(self, status: CameraStatus) -> None:
         if self._stopped:
             return

@@ -1,28 +1,30 @@
-"""CameraSource: one RTSP connection per camera stream, in its own thread, with reconnect and health.
+"""CameraSource: one camera's RTSP connection, on the event loop, with reconnect, health and its packet fan-out.
 
-The thread opens the URL with PyAV (RTSP over TCP, no input buffering, FFmpeg socket timeouts), demuxes video packets
-into the camera's :class:`PacketFanout`, and treats both the end of the demux loop (a killed server ends it
-silently) and any error as a disconnect. It then waits an exponential backoff with jitter and tries again.
+Each camera is a task on the worker's event loop (no thread): :class:`video_ingest.rtsp.RtspSession` speaks RTSP
+and rebuilds frames from RTP, and this class turns each frame into an :class:`~video_ingest.fanout.AccessUnit`
+(length-prefixed NAL units, 90 kHz timestamps from 0) for the camera's :class:`PacketFanout`. A *session* starts
+once the codec configuration is known (parameter sets from the SDP or in-band, and a keyframe) and ends with the
+connection, or when the camera changes resolution or codec profile (a new session with the new configuration).
 
-Stopping is checked between packets (≤ one frame interval while video flows); a connection that is hung in
-``av.open`` or a read ends within the open/read timeout, which bounds the worst case of :meth:`CameraSource.stop`.
-PyAV offers no safe way to abort a blocking read from another thread (closing the container under a running
-``av_read_frame`` is a use-after-free), so the timeouts are the mechanism.
+Any failure — refused connection, an RTSP error, a server that closes the connection, no data for
+``read_timeout_s`` — is a disconnect: the source waits an exponential backoff with jitter and tries again.
+Opening (connect + DESCRIBE/SETUP/PLAY) is bounded by ``open_timeout_s``. Stopping cancels the task at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 import time
 from collections.abc import Callable
 from fractions import Fraction
 
-import av
-
 from config import redact_url
-from video_ingest.fanout import PacketFanout, StreamInfo
+from video_ingest import h26x
+from video_ingest.fanout import AccessUnit, PacketFanout, StreamInfo
 from video_ingest.health import Backoff, HealthTracker
+from video_ingest.rtp import RtpAccessUnit, SdpError, VideoTrack
+from video_ingest.rtsp import RtspError, RtspSession
 from video_ingest.status import CameraStatus
 
 log = logging.getLogger("citywall.ingest.source")
@@ -33,6 +35,10 @@ RECONNECT_INITIAL_S = 0.25
 RECONNECT_MAX_S = 1.0
 """A camera's reconnect delay doubles from 0.25 s to at most 1 s: a camera that comes back is pulled again within
 about a second (the wall's "back → playing within 3 s"); a dead one costs one refused connection a second."""
+
+
+class _Timeout(Exception):
+    pass
 
 
 class CameraSource:
@@ -52,144 +58,214 @@ class CameraSource:
         self.backoff = backoff or Backoff(initial_s=RECONNECT_INITIAL_S, max_s=RECONNECT_MAX_S)
         self._on_status = on_status
         self._health = HealthTracker(camera_id, worker=worker, stale_after_s=read_timeout_s)
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._task: asyncio.Task[None] | None = None
         self._session = 0
         self._connected_at: float | None = None
-        self._last_io = 0.0
+        # per connection
+        self._track: VideoTrack | None = None
+        self._params: dict[int, bytes] = {}
+        self._info: StreamInfo | None = None
+        self._sps: h26x.SpsInfo | None = None
+        self._last_ts: int | None = None
+        self._pts = 0
+        self._time_base = Fraction(1, 90000)
+        self._changed: str | None = None
+        self.units = 0
+        """Frames handed to the fan-out since creation."""
 
     # -- public ------------------------------------------------------------------------------------------------
     def start(self) -> None:
-        """Start the connection thread (once)."""
-        if self._thread is not None:
+        """Start pulling (call on the event loop; once)."""
+        if self._task is not None:
             raise RuntimeError(f"camera {self.camera_id}: source already started")
-        self._thread = threading.Thread(target=self._run, name=f"ingest-{self.camera_id}", daemon=True)
-        self._thread.start()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"ingest-{self.camera_id}")
 
-    def request_stop(self) -> None:
-        """Ask the thread to end; returns at once (see :meth:`join`)."""
-        self._stop.set()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the thread to end; True when it has."""
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def stop(self, timeout: float | None = None) -> bool:
-        """Stop and join. The default timeout covers a connection hung in open or read."""
-        self.request_stop()
-        return self.join(self.open_timeout_s + self.read_timeout_s + 2 if timeout is None else timeout)
+    async def stop(self) -> None:
+        """Stop pulling and wait until the connection is closed (at once: nothing here blocks)."""
+        task = self._task
+        if task is None or task.done():
+            return
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
     @property
     def alive(self) -> bool:
-        """Whether the connection thread is running."""
-        return self._thread is not None and self._thread.is_alive()
+        """Whether the source is running."""
+        return self._task is not None and not self._task.done()
 
     def status(self, now: float | None = None) -> CameraStatus:
         """The camera's status at ``now`` (default: the current time)."""
-        with self._lock:
-            return self._health.snapshot(time.time() if now is None else now)
+        return self._health.snapshot(time.time() if now is None else now)
 
-    # -- thread ------------------------------------------------------------------------------------------------
-    def _run(self) -> None:
+    # -- the connection loop -----------------------------------------------------------------------------------
+    async def _run(self) -> None:
         self._emit(lambda now: True)  # the initial "connecting"
-        while not self._stop.is_set():
+        stopping = False
+        while True:
             self._connected_at = None
             error = "stream ended"
-            container: av.container.InputContainer | None = None
-            self._last_io = time.monotonic()
+            rtsp: RtspSession | None = None
             try:
-                with self._lock:
-                    self._health.attempt(time.time())
-                container = self._open()
-                self._last_io = time.monotonic()
-                self._pump(container)
-            except Exception as exc:  # every failure is a disconnect; the loop retries
-                error = self._describe(exc)
+                self._health.attempt(time.time())
+                rtsp = RtspSession(self.url, self._unit)
+                self._reset()
+                try:
+                    async with asyncio.timeout(self.open_timeout_s):
+                        self._track = await rtsp.open()
+                except TimeoutError:
+                    raise _Timeout(f"timed out: no answer to open within {self.open_timeout_s:g} s") from None
+                self._connected_at = time.monotonic()
+                self._maybe_start_session()
+                await self._watch(rtsp)
+            except asyncio.CancelledError:
+                stopping = True
+            except (_Timeout, RtspError, SdpError) as exc:
+                error = str(exc)
+            except OSError as exc:
+                error = f"{type(exc).__name__}: {exc.strerror or exc}"
+            except Exception as exc:  # a bug must not end the camera for good: log it and retry
+                log.exception("camera %s: connection failed", self.camera_id)
+                error = f"{type(exc).__name__}: {exc}"
             finally:
-                # Sinks hear of the end before the container (and the stream they were given) goes away.
-                self.fanout.end_session("stopped" if self._stop.is_set() else error)
-                if container is not None:
-                    container.close()
-            if self._stop.is_set():
-                break
+                self._end_session("stopped" if stopping else redact_url(error))
+                if rtsp is not None:
+                    rtsp.close()
+            if stopping:
+                return
+            error = redact_url(error.replace(self.url, redact_url(self.url)))
             self._emit(lambda now: self._health.failed(now, error))
             up_for = time.monotonic() - self._connected_at if self._connected_at is not None else 0.0
             delay = self.backoff.delay(up_for)
             log.info("camera %s: %s; retrying in %.1f s", self.camera_id, error, delay)
-            self._stop.wait(delay)
-
-    def _open(self) -> av.container.InputContainer:
-        options = {
-            "rtsp_transport": "tcp",
-            "fflags": "nobuffer",
-            # Probe the stream for at most 1 s (FFmpeg's default is 5 s): H.264 parameters come from the SDP or the
-            # first keyframe, and a 1 fps camera otherwise took ~7 s to open.
-            "analyzeduration": "1000000",
-            # socket I/O timeout in microseconds (FFmpeg >= 5 calls it "timeout"; "stimeout" is gone): bounds the
-            # connect and every read of the RTSP exchange and of the stream
-            "timeout": str(int(min(self.open_timeout_s, self.read_timeout_s) * 1_000_000)),
-        }
-        # No PyAV-level timeout: PyAV's interrupt callback takes the GIL on every FFmpeg I/O check (a few dozen
-        # times per frame over RTSP/TCP), and with 16 camera threads that contention cost as much system CPU
-        # as the whole relay (bench/bench_relay_cpu.py). FFmpeg's own socket timeout bounds every step instead.
-        return av.open(self.url, options=options)
-
-    def _pump(self, container: av.container.InputContainer) -> None:
-        """One connection: announce the session, then demux until the loop ends, an error or stop."""
-        if not container.streams.video:
-            raise RuntimeError("no video stream in the source")
-        stream = container.streams.video[0]
-        ctx = stream.codec_context
-        self._connected_at = time.monotonic()
-        self._session += 1
-        info = StreamInfo(
-            camera_id=self.camera_id, session=self._session, stream=stream, codec=ctx.name,
-            width=ctx.width, height=ctx.height, time_base=Fraction(stream.time_base or Fraction(1, 90000)),
-            extradata=bytes(ctx.extradata) if ctx.extradata else None, started_at=time.time(),
-        )
-        with self._lock:
-            self._health.connected(time.time(), codec=ctx.name, width=ctx.width, height=ctx.height)
-        self.fanout.start_session(info)
-        for packet in container.demux(stream):
-            if self._stop.is_set():
+            try:
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:
                 return
-            if packet.size == 0 or packet.dts is None:
-                continue  # the demuxer's end-of-stream flush packet
-            now = time.time()
-            with self._lock:
-                changed = self._health.packet(now)
-            if changed:
-                self._emit(lambda _now: True)
-            self._last_io = time.monotonic()
-            self.fanout.publish(packet, now)
+
+    async def _watch(self, rtsp: RtspSession) -> None:
+        """Until the connection ends: check every second that data keeps coming."""
+        check = min(1.0, self.read_timeout_s / 2)
+        while True:
+            try:
+                await asyncio.wait_for(rtsp.wait_closed(), check)
+                return  # closed cleanly (TEARDOWN from our side never gets here)
+            except TimeoutError:
+                pass
+            if time.monotonic() - rtsp.last_rx > self.read_timeout_s:
+                raise _Timeout(f"timed out: no answer to read within {self.read_timeout_s:g} s")
+
+    # -- frames (called from the socket callback) --------------------------------------------------------------
+    def _reset(self) -> None:
+        self._track = None
+        self._params = {}
+        self._info = None
+        self._sps = None
+        self._last_ts = None
+        self._pts = 0
+        self._changed = None
+
+    def _unit(self, unit: RtpAccessUnit) -> None:
+        track = self._track
+        if track is None:
+            return
+        if unit.keyframe or self._info is None:
+            self._take_parameter_sets(unit.nals)
+            if self._info is None:
+                if not unit.keyframe or not self._maybe_start_session():
+                    return
+            elif self._changed is not None:
+                self._end_session(self._changed)
+                self._changed = None
+                if not self._maybe_start_session():
+                    return
+        ts = unit.timestamp
+        if self._last_ts is not None:
+            delta = (ts - self._last_ts) & 0xFFFFFFFF
+            if delta >= 0x80000000:
+                delta -= 0x100000000
+            self._pts += delta
+        self._last_ts = ts
+        now = time.time()
+        if self._health.packet(now):
+            self._emit(lambda _now: True)
+        self.units += 1
+        self.fanout.publish(AccessUnit(h26x.length_prefixed(unit.nals), self._pts, unit.keyframe,
+                                       self._time_base), now)
+
+    def _take_parameter_sets(self, nals: list[bytes] | tuple[bytes, ...]) -> None:
+        hevc = self._track is not None and self._track.codec == "hevc"
+        for nal in nals:
+            if not nal:
+                continue
+            kind = h26x.h265_nal_type(nal) if hevc else h26x.h264_nal_type(nal)
+            if kind in (_PARAMETER_SETS_HEVC if hevc else _PARAMETER_SETS_H264):
+                old = self._params.get(kind)
+                self._params[kind] = nal
+                if old is not None and old != nal and self._info is not None and kind in (h26x.H264_NAL_SPS,
+                                                                                         h26x.H265_NAL_SPS):
+                    try:
+                        sps = h26x.parse_h265_sps(nal) if hevc else h26x.parse_h264_sps(nal)
+                    except ValueError:
+                        continue
+                    if sps != self._sps:
+                        self._changed = (f"the camera changed its stream ({self._sps.width}x{self._sps.height} → "
+                                         f"{sps.width}x{sps.height})" if self._sps else "the camera changed its stream")
+
+    def _maybe_start_session(self) -> bool:
+        """Start a session when the configuration is known; True when one is running."""
+        track = self._track
+        if track is None:
+            return False
+        if self._info is not None:
+            return True
+        if not self._params:
+            self._take_parameter_sets(track.parameter_sets)
+        hevc = track.codec == "hevc"
+        needed = _PARAMETER_SETS_HEVC if hevc else _PARAMETER_SETS_H264
+        if any(kind not in self._params for kind in needed):
+            return False
+        try:
+            if hevc:
+                sps = h26x.parse_h265_sps(self._params[h26x.H265_NAL_SPS])
+                config = h26x.hevc_decoder_config([self._params[h26x.H265_NAL_VPS]], [self._params[h26x.H265_NAL_SPS]],
+                                                  [self._params[h26x.H265_NAL_PPS]])
+            else:
+                sps = h26x.parse_h264_sps(self._params[h26x.H264_NAL_SPS])
+                config = h26x.avc_decoder_config([self._params[h26x.H264_NAL_SPS]], [self._params[h26x.H264_NAL_PPS]])
+        except ValueError as exc:
+            log.warning("camera %s: unusable parameter sets: %s", self.camera_id, exc)
+            self._params.clear()
+            return False
+        self._session += 1
+        self._sps = sps
+        self._time_base = Fraction(1, track.clock_rate)
+        self._info = StreamInfo(
+            camera_id=self.camera_id, session=self._session, codec=track.codec, width=sps.width,
+            height=sps.height, time_base=self._time_base, extradata=config, started_at=time.time(),
+        )
+        self._health.connected(time.time(), codec=track.codec, width=sps.width, height=sps.height)
+        self.fanout.start_session(self._info)
+        self._emit(lambda now: True)
+        return True
+
+    def _end_session(self, reason: str) -> None:
+        if self._info is not None:
+            self._info = None
+            self._last_ts = None
+        self.fanout.end_session(reason)
 
     def _emit(self, change: Callable[[float], bool]) -> None:
-        with self._lock:
-            now = time.time()
-            changed = change(now)
-            snapshot = self._health.snapshot(now) if changed else None
-        if snapshot is not None and self._on_status is not None:
-            try:
-                self._on_status(snapshot)
-            except Exception:
-                log.exception("camera %s: status callback failed", self.camera_id)
-
-    def _describe(self, exc: BaseException) -> str:
-        # PyAV's timeout interrupts FFmpeg, which then reports whatever the interrupted step failed with (often
-        # "Invalid data"), so a timeout is recognised by how long the step waited.
-        waited = time.monotonic() - self._last_io
-        limit = self.read_timeout_s if self._connected_at is not None else min(self.open_timeout_s,
-                                                                                 self.read_timeout_s)
-        if isinstance(exc, (av.error.ExitError, TimeoutError)) or waited >= limit * 0.95:
-            step = "read" if self._connected_at is not None else "open"
-            text = f"timed out: no answer to {step} within {limit:g} s"
-        else:
-            text = f"{type(exc).__name__}: {exc}"
-        return redact_url(text.replace(self.url, redact_url(self.url)))
+        now = time.time()
+        if not change(now) or self._on_status is None:
+            return
+        try:
+            self._on_status(self._health.snapshot(now))
+        except Exception:
+            log.exception("camera %s: status callback failed", self.camera_id)
 
     def __repr__(self) -> str:
         return f"CameraSource({self.camera_id!r}, {redact_url(self.url)!r})"
+
+
+_PARAMETER_SETS_H264 = (h26x.H264_NAL_SPS, h26x.H264_NAL_PPS)
+_PARAMETER_SETS_HEVC = (h26x.H265_NAL_VPS, h26x.H265_NAL_SPS, h26x.H265_NAL_PPS)

@@ -1,0 +1,300 @@
+"""RTP video in: the session description (SDP) and H.264/H.265 depacketizers that rebuild whole access units.
+
+Pure code, no I/O: :class:`video_ingest.rtsp.RtspSession` feeds it the payloads of interleaved RTP packets.
+
+- :func:`parse_sdp` finds the first H.264 or H.265 video track of a camera's SDP: its payload type, clock rate,
+  control URL (resolved against the content base) and the parameter sets it announces (``sprop-*``).
+- :class:`Depacketizer` follows RFC 6184 (H.264: single NAL, STAP-A, FU-A) and RFC 7798 (H.265: single NAL, AP,
+  FU) and returns one :class:`RtpAccessUnit` per frame — its NAL units, RTP timestamp and whether it starts a GOP
+  (H.264 IDR, H.265 IRAP). A frame ends at the RTP marker bit, or when the timestamp changes (a camera that never
+  sets the marker costs one frame of latency, nothing more). A gap in sequence numbers drops the frame it hit and
+  every frame up to the next keyframe (a decoder cannot use them), counted in ``lost_packets`` /
+  ``dropped_units``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from urllib.parse import urljoin
+
+SUPPORTED = {"H264": "h264", "H265": "hevc"}
+H264_IDR = 5
+H264_SPS, H264_PPS = 7, 8
+H265_VPS, H265_SPS, H265_PPS = 32, 33, 34
+MAX_UNIT_BYTES = 16 * 1024 * 1024
+"""An access unit larger than this (16 MiB) is garbage, not a frame; it is dropped."""
+
+
+class SdpError(ValueError):
+    """The camera's session description has no usable video track (the message says what it offered)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VideoTrack:
+    """The video track chosen from an SDP."""
+
+    codec: str
+    """``h264`` or ``hevc`` (FFmpeg's names)."""
+    payload_type: int
+    clock_rate: int
+    control: str
+    """Absolute URL to SETUP."""
+    parameter_sets: tuple[bytes, ...] = ()
+    """NAL units from ``sprop-parameter-sets`` (H.264) or ``sprop-vps/sps/pps`` (H.265), in that order."""
+
+
+def parse_sdp(text: str, base_url: str) -> VideoTrack:
+    """The first H.264/H.265 video track of ``text``; :class:`SdpError` naming what was offered otherwise."""
+    session_control = ""
+    media: list[dict[str, object]] = []
+    current: dict[str, object] | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if len(line) < 2 or line[1] != "=":
+            continue
+        kind, value = line[0], line[2:]
+        if kind == "m":
+            parts = value.split()
+            current = {"media": parts[0] if parts else "", "formats": parts[3:], "rtpmap": {}, "fmtp": {},
+                       "control": ""}
+            media.append(current)
+        elif kind == "a":
+            name, _, arg = value.partition(":")
+            if current is None:
+                if name == "control":
+                    session_control = arg.strip()
+                continue
+            if name == "control":
+                current["control"] = arg.strip()
+            elif name in ("rtpmap", "fmtp"):
+                pt, _, rest = arg.strip().partition(" ")
+                current[name][pt] = rest.strip()  # type: ignore[index]
+    base = _resolve(base_url, session_control) if session_control else base_url
+    offered = []
+    for m in media:
+        if m["media"] != "video":
+            continue
+        for pt in m["formats"]:  # type: ignore[attr-defined]
+            rtpmap = m["rtpmap"].get(pt, "")  # type: ignore[attr-defined]
+            encoding, _, rate = rtpmap.partition("/")
+            offered.append(encoding or f"payload {pt}")
+            codec = SUPPORTED.get(encoding.upper())
+            if codec is None:
+                continue
+            try:
+                payload_type = int(pt)
+                clock_rate = int(rate.split("/")[0]) if rate else 90000
+            except ValueError:
+                raise SdpError(f"SDP: bad payload type or clock rate in {rtpmap!r}") from None
+            if clock_rate <= 0:
+                raise SdpError(f"SDP: clock rate must be > 0 in {rtpmap!r}")
+            fmtp = _fmtp_params(m["fmtp"].get(pt, ""))  # type: ignore[attr-defined]
+            return VideoTrack(codec, payload_type, clock_rate, _resolve(base, str(m["control"])),
+                              _parameter_sets(codec, fmtp))
+    if not offered:
+        raise SdpError("SDP: the camera offers no video track")
+    raise SdpError(f"SDP: no H.264/H.265 video (the camera offers {', '.join(offered)})")
+
+
+def _resolve(base: str, control: str) -> str:
+    if not control or control == "*":
+        return base
+    if "://" in control:
+        return control
+    return urljoin(base if base.endswith("/") else base + "/", control)
+
+
+def _fmtp_params(fmtp: str) -> dict[str, str]:
+    out = {}
+    for item in fmtp.split(";"):
+        key, sep, value = item.strip().partition("=")
+        if sep:
+            out[key.strip().lower()] = value.strip()
+    return out
+
+
+def _parameter_sets(codec: str, fmtp: dict[str, str]) -> tuple[bytes, ...]:
+    keys = ("sprop-parameter-sets",) if codec == "h264" else ("sprop-vps", "sprop-sps", "sprop-pps")
+    out = []
+    for key in keys:
+        for item in fmtp.get(key, "").split(","):
+            item = item.strip()
+            if not item:
+                continue
+            try:
+                nal = base64.b64decode(item + "=" * (-len(item) % 4), validate=True)
+            except (binascii.Error, ValueError):
+                continue  # a broken sprop is ignored: the parameter sets also come in-band
+            if nal:
+                out.append(nal)
+    return tuple(out)
+
+
+@dataclass(slots=True)
+class RtpAccessUnit:
+    """One frame's NAL units (no start codes), its RTP timestamp and whether a decoder can start at it."""
+
+    nals: list[bytes]
+    timestamp: int
+    keyframe: bool
+    size: int
+
+
+@dataclass
+class Depacketizer:
+    """RTP payloads of one H.264/H.265 track → access units (see the module docstring)."""
+
+    codec: str
+    lost_packets: int = 0
+    """Packets missing from the sequence (the frames they hit were dropped)."""
+    dropped_units: int = 0
+    """Frames dropped: hit by a loss, waiting for the keyframe after one, malformed or oversized."""
+    bad_payloads: int = 0
+    """Payloads that could not be parsed (kept going)."""
+    _nals: list[bytes] = field(default_factory=list)
+    _size: int = 0
+    _fu: list[bytes] = field(default_factory=list)
+    _ts: int | None = None
+    _seq: int | None = None
+    _broken: bool = False
+    _need_key: bool = False
+
+    def __post_init__(self) -> None:
+        if self.codec not in ("h264", "hevc"):
+            raise ValueError(f"depacketizer: codec must be h264 or hevc, got {self.codec!r}")
+        self._hevc = self.codec == "hevc"
+
+    def push(self, packet: bytes) -> RtpAccessUnit | None:
+        """One whole RTP packet (12-byte header onwards); returns the access unit it completed, if any."""
+        if len(packet) < 12 or packet[0] >> 6 != 2:
+            self.bad_payloads += 1
+            return None
+        b0 = packet[0]
+        seq = (packet[2] << 8) | packet[3]
+        ts = int.from_bytes(packet[4:8], "big")
+        offset = 12 + 4 * (b0 & 0x0F)
+        if b0 & 0x10:  # header extension
+            if len(packet) < offset + 4:
+                self.bad_payloads += 1
+                return None
+            offset += 4 + 4 * ((packet[offset + 2] << 8) | packet[offset + 3])
+        end = len(packet)
+        if b0 & 0x20:  # padding
+            end -= packet[-1]
+        if offset >= end:
+            self.bad_payloads += 1
+            return None
+        payload = packet[offset:end]
+        done: RtpAccessUnit | None = None
+        lost = 0
+        if self._seq is not None:
+            lost = (seq - self._seq - 1) & 0xFFFF
+            if lost >= 0x8000:
+                lost = 0  # a late or repeated packet, not a loss
+        self._seq = seq
+        if lost:
+            self.lost_packets += lost
+            self._fu = []
+        if self._ts is not None and ts != self._ts and (self._nals or self._broken):
+            # The previous frame had no marker bit (or lost it): it ends here, broken if packets are missing.
+            self._broken = self._broken or bool(lost)
+            done = self._finish()
+        if lost:
+            self._broken = True  # whose packets were lost is unknowable: this frame goes too
+        self._ts = ts
+        try:
+            if self._hevc:
+                self._h265(payload)
+            else:
+                self._h264(payload)
+        except IndexError:
+            self.bad_payloads += 1
+            self._broken = True
+            self._fu = []
+        if packet[1] & 0x80:
+            marked = self._finish()
+            return marked if done is None else done  # two at once only if the camera mixes both styles
+        return done
+
+    def _add(self, nal: bytes) -> None:
+        if nal:
+            self._nals.append(nal)
+            self._size += len(nal)
+
+    def _h264(self, p: bytes) -> None:
+        t = p[0] & 0x1F
+        if 1 <= t <= 23:
+            self._add(p)
+        elif t == 28:  # FU-A
+            fu = p[1]
+            if fu & 0x80:
+                self._fu = [bytes(((p[0] & 0xE0) | (fu & 0x1F),)), p[2:]]
+            elif self._fu:
+                self._fu.append(p[2:])
+            else:
+                self._broken = True  # a middle/end fragment without its start
+                return
+            if fu & 0x40 and self._fu:
+                self._add(b"".join(self._fu))
+                self._fu = []
+        elif t == 24:  # STAP-A
+            i, n = 1, len(p)
+            while i + 2 <= n:
+                size = (p[i] << 8) | p[i + 1]
+                if i + 2 + size > n:
+                    raise IndexError("STAP-A unit overruns the packet")
+                self._add(p[i + 2:i + 2 + size])
+                i += 2 + size
+        else:  # STAP-B, MTAP, FU-B: not used by cameras in non-interleaved mode
+            self.bad_payloads += 1
+
+    def _h265(self, p: bytes) -> None:
+        t = (p[0] >> 1) & 0x3F
+        if t < 48:
+            self._add(p)
+        elif t == 49:  # FU
+            fu = p[2]
+            if fu & 0x80:
+                self._fu = [bytes(((p[0] & 0x81) | ((fu & 0x3F) << 1), p[1])), p[3:]]
+            elif self._fu:
+                self._fu.append(p[3:])
+            else:
+                self._broken = True
+                return
+            if fu & 0x40 and self._fu:
+                self._add(b"".join(self._fu))
+                self._fu = []
+        elif t == 48:  # AP
+            i, n = 2, len(p)
+            while i + 2 <= n:
+                size = (p[i] << 8) | p[i + 1]
+                if i + 2 + size > n:
+                    raise IndexError("AP unit overruns the packet")
+                self._add(p[i + 2:i + 2 + size])
+                i += 2 + size
+        # 50 (PACI) and reserved types carry nothing we can use
+
+    def _finish(self) -> RtpAccessUnit | None:
+        nals, size, broken = self._nals, self._size, self._broken
+        self._nals, self._size, self._broken = [], 0, False
+        self._fu = []
+        if not nals and not broken:
+            return None
+        keyframe = any(self._is_key(n) for n in nals)
+        if broken or size > MAX_UNIT_BYTES:
+            self.dropped_units += 1
+            self._need_key = True
+            return None
+        if self._need_key:
+            if not keyframe:
+                self.dropped_units += 1
+                return None
+            self._need_key = False
+        return RtpAccessUnit(nals, self._ts or 0, keyframe, size)
+
+    def _is_key(self, nal: bytes) -> bool:
+        if self._hevc:
+            return 16 <= (nal[0] >> 1) & 0x3F <= 23
+        return nal[0] & 0x1F == H264_IDR
