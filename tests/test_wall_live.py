@@ -100,3 +100,35 @@ async def test_offline_camera_gets_camera_offline(client):
         assert frame == {"type": "error", "error": "camera offline"}
         msg = await ws.receive(timeout=10)
         assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+
+
+async def test_a_browser_that_stops_reading_is_bounded_and_holds_back_nobody(client, ingest, monkeypatch):
+    # Fragments are written straight to each socket; one that does not drain its send buffer beyond the bound
+    # skips to the next keyframe (counted) while the other viewer of the same camera gets every fragment.
+    import wall.live_ws
+    monkeypatch.setattr(wall.live_ws, "MAX_SEND_BUFFER", 64 * 1024)
+    cookies = "; ".join(f"{c.key}={c.value}" for c in client.session.cookie_jar)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a browser tab that froze
+    sock.connect(("127.0.0.1", client.port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write((f"GET /api/live/cam-a HTTP/1.1\r\nHost: 127.0.0.1:{client.port}\r\nUpgrade: websocket\r\n"
+                  f"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  f"Sec-WebSocket-Version: 13\r\nCookie: {cookies}\r\n\r\n").encode())
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 20)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    try:
+        async with client.ws_connect("/api/live/cam-a") as ws:
+            assert (await _text(ws))["type"] == "init"
+            received = 0
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            while loop.time() - t0 < 8:
+                msg = await ws.receive(timeout=5)
+                assert msg.type == aiohttp.WSMsgType.BINARY
+                received += 1
+            drops = ingest.live.stats()["cam-a"]["viewer_drops"]
+            assert received >= 8 * 25 * 0.8, received  # the reading viewer kept real time
+            assert sorted(drops)[0] == 0 and sorted(drops)[-1] > 0, drops  # only the stalled one dropped
+    finally:
+        writer.close()

@@ -70,6 +70,30 @@ class LiveViewer:
         self._ended: str | None = None
         self._end_queued = 0
         self._closed = False
+        self._write: Callable[[bytes], bool] | None = None
+        self._ended_event = asyncio.Event()
+
+    def attach(self, write: Callable[[bytes], bool]) -> None:
+        """Push mode: from now on each fragment is handed to ``write(fragment)`` on the event loop as soon as the
+        relay makes it, instead of through the queue and :meth:`next_fragment` (no task wake-up per fragment per
+        viewer). What is already queued goes first, in order. ``write`` returns False when its consumer cannot
+        take the fragment now (a socket whose send buffer is full): the viewer then skips to the next keyframe,
+        counted in ``dropped``, exactly as when the queue is full. :meth:`wait_ended` tells when the stream ends."""
+        self._write = write
+        while self._queue.qsize() > self._end_queued:
+            item = self._queue.get_nowait()
+            if self._need_key:
+                self.dropped += 1
+            elif write(item):
+                self.delivered += 1
+            else:
+                self.dropped += 1
+                self._need_key = True  # what follows in the queue depends on this one
+
+    async def wait_ended(self) -> str:
+        """Wait until the stream ends or the viewer is closed; the reason."""
+        await self._ended_event.wait()
+        return self._ended or "closed"
 
     async def next_fragment(self) -> bytes:
         """The next ``moof+mdat`` (the first one starts at a keyframe). Raises :class:`LiveEnded` when the
@@ -111,10 +135,17 @@ class LiveViewer:
                 if started:
                     self.dropped += 1
                 return
-            if self._queue.full():
+            if self._write is None and self._queue.full():
                 self.dropped += 1
                 return
             self._need_key = False
+        if self._write is not None:
+            if self._write(fragment):
+                self.delivered += 1
+            else:
+                self.dropped += 1
+                self._need_key = True
+            return
         try:
             self._queue.put_nowait(fragment)
         except asyncio.QueueFull:
@@ -132,6 +163,7 @@ class LiveViewer:
         if self._ended is not None:
             return
         self._ended = reason
+        self._ended_event.set()
         if not self._started.done():
             self._started.set_exception(error or LiveUnavailable(reason))
             self._started.exception()  # retrieved: a viewer nobody waits for must not warn

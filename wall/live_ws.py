@@ -3,7 +3,14 @@
 Protocol: a text frame ``{"type": "init", "mime": ..., "transcoded": <source codec or null>}``, one binary frame with the init segment (ftyp+moov),
 then one binary frame per fragment (moof+mdat). Failures end with a text frame ``{"type": "error", ...}`` and a
 close: ``unknown camera <id>``, ``camera offline`` (the tile retries with backoff) or ``live video not available
-on this server``. The viewer's own bounded queue (in the LiveHub) absorbs a slow browser; nothing here buffers.
+on this server``.
+
+Fragments are pushed, not pulled: a local viewer (``attach`` in ``video_ingest.live.LiveViewer``) hands each
+fragment to :class:`FrameWriter` as the relay makes it, which writes one pre-built WebSocket frame — built once per
+fragment and shared by every viewer, as ``websockets.broadcast`` does — straight to the socket's transport. A
+browser that does not keep up is bounded by ``MAX_SEND_BUFFER``: beyond it the viewer skips to the next keyframe
+(counted in its ``dropped``), so a stalled browser holds back nobody and costs no memory beyond that. Viewers
+without ``attach`` (a peer wall server's proxied stream) are pumped from their queue instead.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,6 +37,12 @@ FRAGMENT_TIMEOUT_S = 15.0
 """No fragment for this long means the camera stalled: tell the tile it is offline so it retries."""
 CLOSE_TIMEOUT_S = 5.0
 VIEWER_QUEUE = 256
+MAX_SEND_BUFFER = 1024 * 1024
+"""Bytes a live socket may have waiting in its send buffer (~5 s of a 720p tile) before fragments are dropped."""
+SOCKET_SEND_BUFFER = 256 * 1024
+"""SO_SNDBUF of a live socket (Linux doubles it): the kernel's own queue for a slow browser stays ~1 s of video
+instead of the autotuned megabytes, so a browser that falls behind is noticed (and skipped to a keyframe) while it
+can still catch up, rather than fed video that is already seconds old. Plenty for a tile's bitrate over a LAN."""
 MAX_CLIENT_MESSAGE = 4096
 """The browser sends nothing on this socket; a bigger frame closes it with 1009 (message too big)."""
 _CAMERA_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -69,6 +83,7 @@ class LiveSockets:
     def __init__(self) -> None:
         self._connections: set[_Connection] = set()
         self._stats = LiveStats()
+        self._frames = FrameCache()
 
     def stats(self) -> dict[str, Any]:
         """Counters for ``/api/health``."""
@@ -107,7 +122,7 @@ class LiveSockets:
         conn = _Connection(session)
         self._connections.add(conn)
         self._stats.opened_total += 1
-        conn.task = asyncio.create_task(self._serve(ws, live, camera_id))
+        conn.task = asyncio.create_task(self._serve(ws, live, camera_id, request.transport))
         try:
             await conn.task
         except (ConnectionError, RuntimeError) as exc:  # the browser went away mid-send
@@ -130,7 +145,8 @@ class LiveSockets:
                 conn.done.set()
         return ws
 
-    async def _serve(self, ws: web.WebSocketResponse, live: Any, camera_id: str) -> None:
+    async def _serve(self, ws: web.WebSocketResponse, live: Any, camera_id: str,
+                     transport: asyncio.BaseTransport | None) -> None:
         if live is None:
             await _send_error(ws, "live video not available on this server")
             return
@@ -153,7 +169,13 @@ class LiveSockets:
             await ws.send_json({"type": "init", "mime": viewer.mime,
                                 "transcoded": viewer.transcoded_from})
             await ws.send_bytes(viewer.init_segment)
-            pump = asyncio.create_task(self._pump(ws, viewer))
+            if hasattr(viewer, "attach") and isinstance(transport, asyncio.WriteTransport):
+                sock = transport.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_SEND_BUFFER)
+                pump = asyncio.create_task(self._push(viewer, FrameWriter(transport, self._frames, self._stats)))
+            else:
+                pump = asyncio.create_task(self._pump(ws, viewer))
             reader = asyncio.create_task(_until_client_closes(ws))
             try:
                 await asyncio.wait({pump, reader}, return_when=asyncio.FIRST_COMPLETED)
@@ -179,6 +201,73 @@ class LiveSockets:
             await ws.send_bytes(fragment)
             self._stats.fragments_sent += 1
             self._stats.bytes_sent += len(fragment)
+
+
+    async def _push(self, viewer: Any, writer: "FrameWriter") -> bool:
+        """Push mode: the relay writes fragments through ``writer``; this only watches for the end of the stream
+        or a stall (no fragment for ``FRAGMENT_TIMEOUT_S``). Returns True when the source ended or stalled."""
+        viewer.attach(writer)
+        seen = -1
+        while True:
+            try:
+                async with asyncio.timeout(FRAGMENT_TIMEOUT_S):
+                    reason = await viewer.wait_ended()
+                log.info("live stream ended for a viewer: %s", reason)
+                return True
+            except TimeoutError:
+                progress = viewer.delivered + viewer.dropped
+                if progress == seen:
+                    log.info("live stream stalled for a viewer: no fragment in %g s", FRAGMENT_TIMEOUT_S)
+                    return True
+                seen = progress
+
+
+class FrameCache:
+    """The WebSocket frame of the newest fragment: every viewer of a camera is offered the same fragment one after
+    another, so one entry builds each frame once for all of them."""
+
+    def __init__(self) -> None:
+        self._fragment: bytes | None = None
+        self._frame = b""
+
+    def frame(self, fragment: bytes) -> bytes:
+        if fragment is not self._fragment:
+            self._fragment = fragment
+            self._frame = binary_frame(fragment)
+        return self._frame
+
+
+def binary_frame(payload: bytes) -> bytes:
+    """An unmasked, unfragmented binary WebSocket frame (RFC 6455 §5.2), as a server sends it."""
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x82, n))
+    elif n < 1 << 16:
+        head = bytes((0x82, 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x82, 127)) + n.to_bytes(8, "big")
+    return head + payload
+
+
+class FrameWriter:
+    """Writes fragments to one live socket's transport; refuses (False) while its send buffer holds more than
+    ``MAX_SEND_BUFFER`` or the socket is closing."""
+
+    def __init__(self, transport: asyncio.WriteTransport, frames: FrameCache, stats: LiveStats,
+                 max_buffer: int | None = None) -> None:
+        self.transport = transport
+        self.frames = frames
+        self.stats = stats
+        self.max_buffer = MAX_SEND_BUFFER if max_buffer is None else max_buffer
+
+    def __call__(self, fragment: bytes) -> bool:
+        transport = self.transport
+        if transport.is_closing() or transport.get_write_buffer_size() > self.max_buffer:
+            return False
+        transport.write(self.frames.frame(fragment))
+        self.stats.fragments_sent += 1
+        self.stats.bytes_sent += len(fragment)
+        return True
 
 
 async def _until_client_closes(ws: web.WebSocketResponse) -> None:
