@@ -9,7 +9,8 @@ process.
         --media vending=/path/vending-7-v1.h264 --fps 25 --media ...
 
 Each ``--media name=path`` is served at ``rtsp://host:port/<name>``. ``--auth digest:USER:PASSWORD`` (or
-``basic:…``) makes every request need those credentials, as IP cameras do. The file is read once into memory and split
+``basic:…``) makes every request need those credentials, as IP cameras do; ``--tls PEM`` (certificate and key in one
+file) serves ``rtsps://`` instead. The file is read once into memory and split
 into access units (one per frame); an ``appsrc ! h264parse ! rtph264pay`` pipeline pushes them with monotonic
 timestamps, looping forever, and the RTSP server's sinks pace them to the clock, so the stream runs at the real
 frame rate without decoding or re-encoding. Media are shared between clients; when the last client leaves the
@@ -29,7 +30,7 @@ import gi
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 gi.require_version("GstRtsp", "1.0")
-from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+from gi.repository import Gio, GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 VCL = (1, 5)
 AU_DELIMITING = (6, 7, 8, 9, 14, 15, 16, 17, 18)  # SEI, SPS, PPS, AUD, prefix/subset: start a new access unit
@@ -137,6 +138,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fps", action="append", type=int, default=[], help="frame rate, once or once per --media")
     p.add_argument("--auth", default="", metavar="METHOD:USER:PASSWORD",
                    help="require credentials (METHOD: basic or digest)")
+    p.add_argument("--tls", default="", metavar="PEM", help="serve rtsps:// with this certificate + key file")
+    p.add_argument("--session-timeout", type=int, default=60, metavar="S",
+                   help="RTSP session timeout announced to clients (they must send a keepalive within it)")
     args = p.parse_args(argv)
     if args.auth:
         method, _, rest = args.auth.partition(":")
@@ -180,31 +184,48 @@ def main(argv: list[str] | None = None) -> int:
             print(f"--media {name}: {path} is not an H.264 Annex-B stream starting with an IDR frame", file=sys.stderr)
             return 2
         factory = LoopFactory(name, units, fps)
-        if args.auth:
+        if args.auth or args.tls:
             factory.add_role_from_structure(Gst.Structure.new_from_string(
                 "user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"))
         mounts.add_factory(f"/{name}", factory)
         print(f"media {name}: {len(units)} frames, {sum(u.keyframe for u in units)} keyframes, "
               f"{len(data) / 1e6:.1f} MB at {fps} fps", file=sys.stderr, flush=True)
-    if args.auth:
-        require_auth(server, args.auth)
+    if args.session_timeout != 60:
+        server.connect("client-connected", lambda _server, client: client.connect(
+            "new-session", lambda _client, session: session.set_timeout(args.session_timeout)))
+    if args.auth or args.tls:
+        auth = GstRtspServer.RTSPAuth()
+        if args.auth:
+            require_auth(auth, args.auth)
+        else:  # TLS only: everyone gets the role the media need
+            auth.set_default_token(_user_token())
+        if args.tls:
+            try:
+                auth.set_tls_certificate(Gio.TlsCertificate.new_from_file(args.tls))
+            except GLib.Error as e:
+                print(f"--tls {args.tls}: {e.message}", file=sys.stderr)
+                return 2
+        server.set_auth(auth)
     return serve(server, args.host, args.port)
 
 
-def require_auth(server: GstRtspServer.RTSPServer, spec: str) -> None:
+def _user_token() -> GstRtspServer.RTSPToken:
+    token = GstRtspServer.RTSPToken()
+    token.set_string("media.factory.role", "user")
+    return token
+
+
+def require_auth(auth: GstRtspServer.RTSPAuth, spec: str) -> None:
     """Every request must carry ``spec``'s credentials (``basic:user:password`` or ``digest:user:password``)."""
     method, _, rest = spec.partition(":")
     user, _, password = rest.partition(":")
-    auth = GstRtspServer.RTSPAuth()
-    token = GstRtspServer.RTSPToken()
-    token.set_string("media.factory.role", "user")
+    token = _user_token()
     if method == "digest":
         auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
         auth.add_digest(user, password, token)
     else:
         auth.set_supported_methods(GstRtsp.RTSPAuthMethod.BASIC)
         auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
-    server.set_auth(auth)
 
 
 def serve(server: GstRtspServer.RTSPServer, host: str, port: int) -> int:

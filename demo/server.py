@@ -31,7 +31,7 @@ class DemoRtspServer:
     25 fps. Usable as a context manager; ``start()`` after ``stop()`` reuses the same port."""
 
     def __init__(self, media: dict[str, Path], *, host: str = "127.0.0.1", port: int = 0, fps: int = 25,
-                 auth: str = "") -> None:
+                 auth: str = "", tls_pem: Path | None = None, session_timeout_s: int = 60) -> None:
         if not media:
             raise ValueError("media: at least one scene is required")
         for name, path in media.items():
@@ -45,6 +45,10 @@ class DemoRtspServer:
         self.fps = fps
         self.auth = auth
         """``digest:USER:PASSWORD`` or ``basic:USER:PASSWORD`` to require credentials, as cameras do; "" for none."""
+        self.tls_pem = tls_pem
+        """Certificate + key (PEM): serve ``rtsps://``."""
+        self.session_timeout_s = session_timeout_s
+        """The RTSP session timeout the server announces (clients keep sessions alive within it)."""
         self._proc: subprocess.Popen[bytes] | None = None
         self._spawner: Spawner | None = None  # lives exactly as long as the child (PDEATHSIG follows it)
         self._stderr: collections.deque[str] = collections.deque(maxlen=50)
@@ -64,7 +68,7 @@ class DemoRtspServer:
         """``rtsp://host:port/<name>`` (``name`` may be empty for the server's base URL)."""
         if self.port == 0:
             raise RuntimeError("DemoRtspServer.url(): not started yet, the port is unknown")
-        return f"rtsp://{self.host}:{self.port}/{name}"
+        return f"{'rtsps' if self.tls_pem else 'rtsp'}://{self.host}:{self.port}/{name}"
 
     def _command(self) -> list[str]:
         """The child's command line (a subclass serving other media overrides this)."""
@@ -73,6 +77,10 @@ class DemoRtspServer:
             cmd += ["--media", f"{name}={path}", "--fps", str(self.fps)]
         if self.auth:
             cmd += ["--auth", self.auth]
+        if self.tls_pem:
+            cmd += ["--tls", str(self.tls_pem)]
+        if self.session_timeout_s != 60:
+            cmd += ["--session-timeout", str(self.session_timeout_s)]
         return cmd
 
     def start(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,8 @@ def camera_with_login(request: pytest.FixtureRequest, demo_media: dict[str, Path
 
 
 def with_login(server: DemoRtspServer, user: str, password: str) -> str:
-    return server.url("vending").replace("rtsp://", f"rtsp://{user}:{password}@")
+    scheme, rest = server.url("vending").split("://", 1)
+    return f"{scheme}://{user}:{password}@{rest}"
 
 
 async def first_keyframe(url: str) -> tuple[RtspSession, RtpAccessUnit]:
@@ -124,7 +126,8 @@ def test_urls_are_checked_and_credentials_split_off() -> None:
     assert split_credentials("rtsp://a%40b:p%3Aw@10.0.0.5:8554/Streaming/101?x=1") == \
         ("rtsp://10.0.0.5:8554/Streaming/101?x=1", "a@b", "p:w")
     assert split_credentials("rtsp://cam/") == ("rtsp://cam/", None, None)
-    with pytest.raises(RtspError, match="only rtsp:// URLs"):
+    assert split_credentials("rtsps://u:p@cam/x")[0] == "rtsps://cam/x"
+    with pytest.raises(RtspError, match="only rtsp:// and rtsps:// URLs"):
         split_credentials("http://cam/")
     with pytest.raises(RtspError, match="no host"):
         split_credentials("rtsp:///x")
@@ -136,3 +139,45 @@ async def test_a_closed_port_is_named_in_the_error() -> None:
         port = s.getsockname()[1]
     with pytest.raises(RtspError, match=f"cannot connect to 127.0.0.1:{port}: Connection refused"):
         await first_keyframe(f"rtsp://127.0.0.1:{port}/x")
+
+
+async def test_rtsps_camera_over_tls(demo_media: dict[str, Path], tmp_path: Path) -> None:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=camera.local"], check=True, capture_output=True)
+    pem = tmp_path / "camera.pem"
+    pem.write_bytes(cert.read_bytes() + key.read_bytes())
+    server = DemoRtspServer({"vending": demo_media["vending"]}, auth=f"digest:admin:{PASSWORD}", tls_pem=pem)
+    server.start()
+    try:
+        url = with_login(server, "admin", URL_PASSWORD)
+        assert url.startswith("rtsps://")
+        session, unit = await first_keyframe(url)
+        session.close()
+        assert unit.keyframe
+        with pytest.raises(RtspError):  # plain RTSP to a TLS port is no camera stream
+            await first_keyframe(url.replace("rtsps://", "rtsp://"))
+    finally:
+        server.stop()
+
+
+async def test_the_session_is_kept_alive_within_the_server_timeout(demo_media: dict[str, Path]) -> None:
+    server = DemoRtspServer({"vending": demo_media["vending"]}, session_timeout_s=2)
+    server.start()
+    frames = 0
+
+    def count(unit: RtpAccessUnit) -> None:
+        nonlocal frames
+        frames += 1
+
+    session = RtspSession(server.url("vending"), count)
+    try:
+        await asyncio.wait_for(session.open(), 10)
+        await asyncio.sleep(4.5)  # past twice the timeout: one keepalive a second
+        assert session.keepalives >= 3 and not session.done
+        before = frames
+        await asyncio.sleep(0.5)
+        assert frames > before  # still streaming
+    finally:
+        session.close()
+        server.stop()

@@ -6,7 +6,7 @@ client runs every camera on the event loop, reads the TCP stream in large chunks
 :mod:`video_ingest.rtp`, so a frame costs a few dozen microseconds of Python and no thread switch
 (bench/bench_relay_cpu.py has the figures).
 
-What it speaks: RTSP/1.0 over TCP with the media interleaved on the same connection (``RTP/AVP/TCP``, channels 0-1,
+What it speaks: RTSP/1.0 over TCP (``rtsps://``: over TLS, see :func:`_camera_tls`) with the media interleaved on the same connection (``RTP/AVP/TCP``, channels 0-1,
 the transport every IP camera offers and the one that survives NAT and firewalls), Basic and Digest (MD5, with or
 without ``qop=auth``) authentication from the URL's user info, ``Content-Base`` for relative control URLs, and a
 keepalive (``GET_PARAMETER`` when the server lists it, else ``OPTIONS``) at half the session timeout. Requests the
@@ -19,9 +19,11 @@ never included.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import logging
 import os
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ from video_ingest.rtp import Depacketizer, RtpAccessUnit, VideoTrack, parse_sdp
 log = logging.getLogger("citywall.ingest.rtsp")
 
 USER_AGENT = "citywall"
-DEFAULT_PORT = 554
+DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}
 MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_SESSION_TIMEOUT_S = 60.0
@@ -56,13 +58,14 @@ class Response:
 def split_credentials(url: str) -> tuple[str, str | None, str | None]:
     """``url`` without user info, and the (percent-decoded) user name and password it carried."""
     parts = urlsplit(url)
-    if parts.scheme.lower() != "rtsp":
-        raise RtspError(f"only rtsp:// URLs are supported (got {parts.scheme or 'no'} scheme)")
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise RtspError(f"only rtsp:// and rtsps:// URLs are supported (got {parts.scheme or 'no'} scheme)")
     if not parts.hostname:
         raise RtspError("the camera URL has no host")
     host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
     netloc = host + (f":{parts.port}" if parts.port else "")
-    clean = urlunsplit(("rtsp", netloc, parts.path or "/", parts.query, ""))
+    clean = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
     user = unquote(parts.username) if parts.username is not None else None
     password = unquote(parts.password) if parts.password is not None else None
     return clean, user, password
@@ -102,7 +105,6 @@ class _Auth:
         if self.user is None:
             return None
         if self._basic:
-            import base64
             return "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
         c = self._challenge
         if c is None:
@@ -124,6 +126,15 @@ class _Auth:
         if "opaque" in c:
             parts.append(f'opaque="{c["opaque"]}"')
         return "Digest " + ", ".join(parts)
+
+
+def _camera_tls() -> ssl.SSLContext:
+    """TLS for ``rtsps://``: encrypted, but the camera's certificate is not verified — cameras ship self-signed
+    certificates, and FFmpeg (what citywall used before) does not verify them either by default."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 def _md5(text: str) -> str:
@@ -242,6 +253,8 @@ class RtspSession:
         self.rtp_channel = 0
         self.last_rx = time.monotonic()
         self.bytes_in = 0
+        self.keepalives = 0
+        """Keepalive requests the server answered."""
         self._protocol: _Protocol | None = None
         self._cseq = 0
         self._pending: dict[int, asyncio.Future[Response]] = {}
@@ -258,9 +271,11 @@ class RtspSession:
         loop = asyncio.get_running_loop()
         self._done = loop.create_future()
         parts = urlsplit(self.url)
-        host, port = parts.hostname, parts.port or DEFAULT_PORT
+        host, port = parts.hostname, parts.port or DEFAULT_PORTS[parts.scheme]
+        tls = _camera_tls() if parts.scheme == "rtsps" else None
         try:
-            await loop.create_connection(lambda: self._make_protocol(), host, port)
+            await loop.create_connection(lambda: self._make_protocol(), host, port, ssl=tls,
+                                         server_hostname=host if tls else None)
         except OSError as exc:
             why = os.strerror(exc.errno) if exc.errno else str(exc)
             raise RtspError(f"cannot connect to {host}:{port}: {why}") from None
@@ -270,7 +285,8 @@ class RtspSession:
             self._keepalive_method = "GET_PARAMETER"
         desc = await self._request("DESCRIBE", self.url, {"Accept": "application/sdp"})
         base = desc.headers.get("content-base") or desc.headers.get("content-location") or self.url
-        base, _, _ = split_credentials(base) if base.lower().startswith("rtsp://") else (self.url, None, None)
+        base, _, _ = split_credentials(base) if base.lower().startswith(("rtsp://", "rtsps://")) \
+            else (self.url, None, None)
         track = parse_sdp(desc.body.decode("utf-8", "replace"), base)
         self.track = track
         self.depacketizer = Depacketizer(track.codec)
@@ -441,12 +457,19 @@ class RtspSession:
         interval = max(1.0, self._session_timeout_s / 2)
         while True:
             await asyncio.sleep(interval)
+            method = self._keepalive_method
             try:
-                await asyncio.wait_for(self._send(self._keepalive_method, self.url, {}), interval)
+                response = await asyncio.wait_for(self._send(method, self.url, {}), interval)
             except asyncio.TimeoutError:
                 continue  # the stream's own read timeout decides whether the camera is gone
             except RtspError:
                 return
+            self.keepalives += 1
+            if response.status == 454:
+                self._fail(RtspError("keepalive: 454 Session Not Found (the server dropped the session)"))
+                return
+            if response.status in (405, 501) and method != "OPTIONS":
+                self._keepalive_method = "OPTIONS"  # listed in Public but not implemented after all
 
 
 def _int(text: str | None) -> int | None:
