@@ -39,6 +39,7 @@ class ClockRtspServer(DemoRtspServer):
         self.mounts = tuple(mounts)
         self.host, self.port, self.fps = host, port, fps
         self.width, self.height, self.codec, self.bitrate_kbps = width, height, codec, bitrate_kbps
+        self.auth, self.tls_pem, self.session_timeout_s = "", None, 60  # plain RTSP, no login
         self._proc = None
         self._spawner = None
         self._stderr = collections.deque(maxlen=50)
