@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
 
@@ -227,26 +228,11 @@ class Depacketizer:
         t = p[0] & 0x1F
         if 1 <= t <= 23:
             self._add(p)
-        elif t == 28:  # FU-A
+        elif t == 28:  # FU-A: 1-byte indicator + 1-byte FU header; the NAL header is rebuilt from both
             fu = p[1]
-            if fu & 0x80:
-                self._fu = [bytes(((p[0] & 0xE0) | (fu & 0x1F),)), p[2:]]
-            elif self._fu:
-                self._fu.append(p[2:])
-            else:
-                self._broken = True  # a middle/end fragment without its start
-                return
-            if fu & 0x40 and self._fu:
-                self._add(b"".join(self._fu))
-                self._fu = []
+            self._fragment(fu, lambda: bytes(((p[0] & 0xE0) | (fu & 0x1F),)), p[2:])
         elif t == 24:  # STAP-A
-            i, n = 1, len(p)
-            while i + 2 <= n:
-                size = (p[i] << 8) | p[i + 1]
-                if i + 2 + size > n:
-                    raise IndexError("STAP-A unit overruns the packet")
-                self._add(p[i + 2:i + 2 + size])
-                i += 2 + size
+            self._aggregate(p, 1)
         else:  # STAP-B, MTAP, FU-B: not used by cameras in non-interleaved mode
             self.bad_payloads += 1
 
@@ -254,27 +240,35 @@ class Depacketizer:
         t = (p[0] >> 1) & 0x3F
         if t < 48:
             self._add(p)
-        elif t == 49:  # FU
+        elif t == 49:  # FU: 2-byte payload header + 1-byte FU header
             fu = p[2]
-            if fu & 0x80:
-                self._fu = [bytes(((p[0] & 0x81) | ((fu & 0x3F) << 1), p[1])), p[3:]]
-            elif self._fu:
-                self._fu.append(p[3:])
-            else:
-                self._broken = True
-                return
-            if fu & 0x40 and self._fu:
-                self._add(b"".join(self._fu))
-                self._fu = []
+            self._fragment(fu, lambda: bytes(((p[0] & 0x81) | ((fu & 0x3F) << 1), p[1])), p[3:])
         elif t == 48:  # AP
-            i, n = 2, len(p)
-            while i + 2 <= n:
-                size = (p[i] << 8) | p[i + 1]
-                if i + 2 + size > n:
-                    raise IndexError("AP unit overruns the packet")
-                self._add(p[i + 2:i + 2 + size])
-                i += 2 + size
+            self._aggregate(p, 2)
         # 50 (PACI) and reserved types carry nothing we can use
+
+    def _fragment(self, fu: int, header: Callable[[], bytes], body: bytes) -> None:
+        """One fragment of a NAL unit (S bit 0x80 starts it with ``header()``, E bit 0x40 ends it)."""
+        if fu & 0x80:
+            self._fu = [header(), body]
+        elif self._fu:
+            self._fu.append(body)
+        else:
+            self._broken = True  # a middle/end fragment without its start
+            return
+        if fu & 0x40:
+            self._add(b"".join(self._fu))
+            self._fu = []
+
+    def _aggregate(self, p: bytes, offset: int) -> None:
+        """The NAL units of an aggregation packet: (16-bit size, unit)* after an ``offset``-byte header."""
+        i, n = offset, len(p)
+        while i + 2 <= n:
+            size = (p[i] << 8) | p[i + 1]
+            if i + 2 + size > n:
+                raise IndexError("aggregated unit overruns the packet")
+            self._add(p[i + 2:i + 2 + size])
+            i += 2 + size
 
     def _finish(self) -> RtpAccessUnit | None:
         nals, size, broken = self._nals, self._size, self._broken
