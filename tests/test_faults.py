@@ -232,7 +232,10 @@ async def test_redis_restart_while_alarms_flow_loses_and_repeats_nothing(tmp_pat
         try:
             await world.more_alarms(2, what="before the restart")
             await asyncio.to_thread(world.redis.stop)
-            await asyncio.sleep(2)  # alarms decided now wait in the detector's outbox
+            # Alarms decided now wait in the detector's outbox. Wait until one has (a fixed 2 s sometimes fell
+            # between two alarms, and then the outage was never exercised).
+            await eventually(lambda: _async(world.detection.stats()["publish_errors"] >= 1), timeout=60,
+                             interval=0.2, what="the detector to meet the outage")
             await asyncio.to_thread(world.redis.start)  # same port, same AOF
             await world.more_alarms(3, what="after the restart")
             await world.stop_detection_and_drain()

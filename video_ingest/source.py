@@ -143,16 +143,24 @@ class CameraSource:
                 return
 
     async def _watch(self, rtsp: RtspSession) -> None:
-        """Until the connection ends: check every second that data keeps coming."""
+        """Until the connection ends: check every second that data keeps coming, and that it becomes video (a
+        session) within ``open_timeout_s`` — a camera that never sends its parameter sets is not silently
+        "connecting" for ever."""
         check = min(1.0, self.read_timeout_s / 2)
+        since = time.monotonic()
         while True:
             try:
                 await asyncio.wait_for(rtsp.wait_closed(), check)
                 return  # closed cleanly (TEARDOWN from our side never gets here)
             except TimeoutError:
                 pass
-            if time.monotonic() - rtsp.last_rx > self.read_timeout_s:
+            now = time.monotonic()
+            if now - rtsp.last_rx > self.read_timeout_s:
                 raise _Timeout(f"timed out: no answer to read within {self.read_timeout_s:g} s")
+            if self._info is None and now - since > self.open_timeout_s:
+                codec = self._track.codec if self._track else "video"
+                raise _Timeout(f"no usable {codec} stream within {self.open_timeout_s:g} s: the camera sent no "
+                               f"parameter sets (SPS/PPS) or keyframe")
 
     # -- frames (called from the socket callback) --------------------------------------------------------------
     def _reset(self) -> None:
