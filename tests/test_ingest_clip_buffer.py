@@ -117,3 +117,69 @@ def test_writing_needs_a_keyframe_first(tmp_path):
         write_mp4(tmp_path / "x.mp4", [p], codec="h264", width=64, height=64, extradata=None)
     with pytest.raises(ValueError, match="no packets"):
         write_mp4(tmp_path / "x.mp4", [], codec="h264", width=64, height=64, extradata=None)
+
+
+def _decoded_frames(path: Path) -> tuple[int, int, list[int]]:
+    """(packets, frames decoded, packet sizes) of an MP4, decoding every packet."""
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        pkts = [p for p in c.demux(v) if p.size]
+        frames = sum(len(p.decode()) for p in pkts)
+        return len(pkts), frames, [p.size for p in pkts]
+
+
+def test_camera_access_units_make_an_mp4_where_every_frame_decodes(demo_media, tmp_path):
+    # What the RTSP sources deliver: length-prefixed samples described by an avcC. (FFmpeg's muxer, given an
+    # encoder's stream for these, wrote 1-byte samples: every clip of a real camera was unplayable.)
+    from video_ingest import h26x
+
+    with av.open(str(demo_media["vending"]), format="h264") as inp:
+        units = [h26x.split_annexb(bytes(p)) for p, _ in zip(inp.demux(video=0), range(60))]
+    sps = next(n for n in units[0] if h26x.h264_nal_type(n) == h26x.H264_NAL_SPS)
+    pps = next(n for n in units[0] if h26x.h264_nal_type(n) == h26x.H264_NAL_PPS)
+    packets = [ClipPacket(h26x.length_prefixed(nals), i * 3600, i * 3600,
+                          any(h26x.h264_nal_type(n) == h26x.H264_NAL_IDR for n in nals), T0 + i / FPS,
+                          Fraction(1, 90000)) for i, nals in enumerate(units)]
+    size, seconds = write_mp4(tmp_path / "c.mp4", packets, codec="h264", width=1280, height=720,
+                              extradata=h26x.avc_decoder_config([sps], [pps]))
+    assert seconds == pytest.approx(60 / FPS)
+    n, frames, sizes = _decoded_frames(tmp_path / "c.mp4")
+    assert n == frames == 60 and sizes == [len(p.data) for p in packets]
+    assert size == (tmp_path / "c.mp4").stat().st_size
+
+
+def test_an_hevc_camera_clip_decodes_too(tmp_path):
+    import numpy as np
+
+    src = tmp_path / "src.mp4"
+    out = av.open(str(src), "w")
+    stream = out.add_stream("libx265", rate=25, options={"x265-params": "keyint=25:bframes=0:log-level=error"})
+    stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+    for i in range(40):
+        frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), i * 5, np.uint8), format="bgr24")
+        frame.pts, frame.time_base = i, Fraction(1, 25)
+        for p in stream.encode(frame):
+            out.mux(p)
+    for p in stream.encode():
+        out.mux(p)
+    out.close()
+    with av.open(str(src)) as inp:
+        s = inp.streams.video[0]
+        extradata = bytes(s.codec_context.extradata)  # hvcC, samples length-prefixed: what an HEVC source gives
+        packets = [ClipPacket(bytes(p), p.pts, p.dts, p.is_keyframe, T0, p.time_base)
+                   for p in inp.demux(s) if p.size]
+    write_mp4(tmp_path / "h.mp4", packets, codec="hevc", width=320, height=240, extradata=extradata)
+    n, frames, _ = _decoded_frames(tmp_path / "h.mp4")
+    assert n == frames == 40
+    with av.open(str(tmp_path / "h.mp4")) as c:
+        assert c.streams.video[0].codec_context.name == "hevc"
+        assert float(c.duration / av.time_base) == pytest.approx(40 / 25, abs=0.05)
+
+
+def test_a_clip_without_parameter_sets_or_of_another_codec_is_refused(tmp_path):
+    p = ClipPacket(b"\x00\x00\x00\x01\x65\x88", 0, 0, True, T0, Fraction(1, 90000))
+    with pytest.raises(ValueError, match="no h264 parameter sets"):
+        write_mp4(tmp_path / "x.mp4", [p], codec="h264", width=2, height=2, extradata=None)
+    with pytest.raises(ValueError, match="H.264 and H.265 cameras, not mjpeg"):
+        write_mp4(tmp_path / "x.mp4", [p], codec="mjpeg", width=2, height=2, extradata=None)
+    assert not list(tmp_path.iterdir())

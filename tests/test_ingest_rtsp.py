@@ -230,3 +230,28 @@ async def test_a_silent_server_times_out_and_stop_is_bounded(no_thread_leaks: No
             t0 = time.monotonic()
             await service.stop()
             assert time.monotonic() - t0 < 1 + 1 + 1  # at worst one open timeout
+
+
+async def test_an_evidence_clip_of_a_live_camera_plays_every_frame(demo_rtsp: DemoRtspServer, tmp_path: Path,
+                                                                   no_thread_leaks: None) -> None:
+    from video_ingest.clip_buffer import ClipBuffer
+
+    service = IngestService({"cam": demo_rtsp.url("vending")}, sample_keyframes=False)
+    buf = ClipBuffer("cam", pre_s=1.0, post_s=1.0)
+    await service.start()
+    try:
+        service.subscribe_packets("cam", buf)
+        await wait_for(lambda: service.status("cam").state == "online", 15, "online")
+        await asyncio.sleep(2.5)
+        request = buf.request("c1", time.time(), tmp_path / "c1.mp4")
+        assert request is not None
+        result = await wait_for(lambda: request.wait(0), 10, "the clip written")
+        assert result is not None and result.error is None, result
+        with av.open(str(result.path)) as c:
+            packets = [p for p in c.demux(video=0) if p.size]
+            frames = sum(len(p.decode()) for p in packets)
+        assert len(packets) == result.packets >= 40 and frames == len(packets)
+        assert min(p.size for p in packets) > 100  # whole frames, not stubs
+    finally:
+        buf.close()
+        await service.stop()

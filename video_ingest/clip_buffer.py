@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-import av
-
+from video_ingest import fmp4, h26x
 from video_ingest.fanout import StreamInfo
 
 log = logging.getLogger("citywall.ingest.clips")
@@ -83,11 +82,18 @@ class ClipRequest:
 
 def write_mp4(path: Path, packets: list[ClipPacket], *, codec: str, width: int, height: int,
               extradata: bytes | None) -> tuple[int, float]:
-    """Mux ``packets`` (starting at a keyframe) into an MP4 at ``path`` (atomically); returns (bytes, seconds)."""
+    """Write ``packets`` (starting at a keyframe) as a plain MP4 at ``path`` (atomically, with
+    :func:`video_ingest.fmp4.mp4_file`); returns (bytes, seconds). Packets are length-prefixed samples described
+    by an avcC/hvcC ``extradata`` (what the camera sources deliver), or Annex-B (raw streams; the parameter sets
+    are then taken from ``extradata`` or the packets themselves)."""
     if not packets:
         raise ValueError("no packets to write")
     if not packets[0].keyframe:
         raise ValueError("a clip must start at a keyframe")
+    codec = "hevc" if codec in ("hevc", "h265") else codec
+    if codec not in ("h264", "hevc"):
+        raise ValueError(f"evidence clips are written for H.264 and H.265 cameras, not {codec}")
+    config, payloads = _samples(packets, codec, extradata)
     use_pts = all(p.pts is not None and p.dts is not None and p.time_base for p in packets)
 
     def ticks(p: ClipPacket, which: str) -> int:
@@ -98,42 +104,59 @@ def write_mp4(path: Path, packets: list[ClipPacket], *, codec: str, width: int, 
         return int(round(p.arrived_at / float(OUT_TB)))
 
     base = min(ticks(p, "dts") for p in packets)
+    step = 3600  # one frame at 25 fps, for the last packet's duration and for repaired timestamps
+    decode: list[int] = []
+    for p in packets:
+        dts = ticks(p, "dts") - base
+        if decode and dts <= decode[-1]:  # arrival jitter: keep dts strictly increasing
+            dts = decode[-1] + 1
+        decode.append(dts)
+    samples = []
+    for i, (p, data) in enumerate(zip(packets, payloads)):
+        end = decode[i + 1] if i + 1 < len(decode) else decode[i] + step
+        pts = max(ticks(p, "pts") - base, decode[i])
+        samples.append(fmp4.Sample(data, end - decode[i], p.keyframe, pts - decode[i]))
+    blob = fmp4.mp4_file(codec=codec, width=width, height=height, config=config, samples=samples,
+                         timescale=OUT_TB.denominator)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
     try:  # a failure (disk full) leaves no .part behind: it would only fill the disk further
-        out = av.open(str(tmp), "w", format="mp4")
-        try:
-            stream = out.add_stream(codec)
-            stream.width, stream.height = width, height
-            stream.time_base = OUT_TB
-            stream.codec_context.time_base = OUT_TB
-            if extradata:
-                stream.codec_context.extradata = extradata
-            last_dts = None
-            step = 3600  # one frame at 25 fps, for the last packet's duration and for repaired timestamps
-            for i, p in enumerate(packets):
-                dts = ticks(p, "dts") - base
-                pts = ticks(p, "pts") - base
-                if last_dts is not None and dts <= last_dts:  # arrival jitter: keep dts strictly increasing
-                    dts = last_dts + 1
-                pts = max(pts, dts)
-                nxt = ticks(packets[i + 1], "dts") - base if i + 1 < len(packets) else dts + step
-                pkt = av.Packet(p.data)
-                pkt.stream = stream
-                pkt.time_base = OUT_TB
-                pkt.dts, pkt.pts = dts, pts
-                pkt.duration = max(1, nxt - dts)
-                pkt.is_keyframe = p.keyframe
-                out.mux(pkt)
-                last_dts = dts
-            seconds = float(((last_dts or 0) + step) * OUT_TB)
-        finally:
-            out.close()
+        with open(tmp, "wb") as f:
+            f.write(blob)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path.stat().st_size, seconds
+    return len(blob), float((decode[-1] + step) * OUT_TB)
+
+
+def _samples(packets: list[ClipPacket], codec: str, extradata: bytes | None) -> tuple[bytes, list[bytes]]:
+    """(decoder configuration record, length-prefixed sample per packet)."""
+    if extradata and extradata[0] == 1:  # avcC / hvcC: the packets are length-prefixed already
+        return extradata, [p.data for p in packets]
+    nal_type = h26x.h265_nal_type if codec == "hevc" else h26x.h264_nal_type
+    wanted = ((h26x.H265_NAL_VPS, h26x.H265_NAL_SPS, h26x.H265_NAL_PPS) if codec == "hevc"
+              else (h26x.H264_NAL_SPS, h26x.H264_NAL_PPS))
+    params: dict[int, bytes] = {}
+    for nal in h26x.split_annexb(extradata or b""):
+        if nal and nal_type(nal) in wanted:
+            params.setdefault(nal_type(nal), nal)
+    payloads = []
+    for p in packets:
+        nals = h26x.split_annexb(p.data)
+        for nal in nals:
+            if nal and nal_type(nal) in wanted:
+                params.setdefault(nal_type(nal), nal)
+        payloads.append(h26x.length_prefixed(nals))
+    missing = [k for k in wanted if k not in params]
+    if missing:
+        raise ValueError(f"no {codec} parameter sets (NAL types {missing}) in the clip or the stream's extradata")
+    if codec == "hevc":
+        config = h26x.hevc_decoder_config([params[h26x.H265_NAL_VPS]], [params[h26x.H265_NAL_SPS]],
+                                          [params[h26x.H265_NAL_PPS]])
+    else:
+        config = h26x.avc_decoder_config([params[h26x.H264_NAL_SPS]], [params[h26x.H264_NAL_PPS]])
+    return config, payloads
 
 
 class ClipBuffer:

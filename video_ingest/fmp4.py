@@ -1,9 +1,10 @@
-"""Fragmented-MP4 writer for the live relay: one init segment per stream, then ``moof+mdat`` media segments.
+"""MP4 writer: fragmented for the live relay (an init segment, then ``moof+mdat`` per frame), plain for evidence clips.
 
 Owns the bytes a browser's MediaSource reads: ``init_segment`` (``ftyp+moov`` with one video track whose sample
 entry is ``avc1``+``avcC`` or ``hvc1``+``hvcC``, empty sample tables and ``mvex/trex``) and ``media_segment``
 (``moof`` with ``mfhd``/``tfhd`` default-base-is-moof/``tfdt`` v1/``trun`` v1, then ``mdat``). Samples are
-AVCC/HVCC (4-byte lengths, see :mod:`video_ingest.h26x`). Pure functions on bytes — no I/O, no threads.
+AVCC/HVCC (4-byte lengths, see :mod:`video_ingest.h26x`). ``mp4_file`` writes a whole clip as a plain MP4
+(``moov`` with full sample tables before ``mdat``). Pure functions on bytes — no I/O, no threads.
 
 ``media_segment`` is the relay's hot path (one call per frame per camera, ~400/s for 16 cameras at 25 fps): the
 one-sample case is a single precompiled ``struct`` pack of every header field plus one concatenation.
@@ -63,28 +64,92 @@ def _full_box(kind: bytes, version: int, flags: int, *payload: bytes) -> bytes:
 def init_segment(*, codec: str, width: int, height: int, config: bytes, timescale: int = 90000) -> bytes:
     """``ftyp+moov`` for one video track (ID 1) of ``codec`` (``"h264"`` or ``"hevc"``) whose decoder
     configuration record (``avcC``/``hvcC`` payload, see :mod:`video_ingest.h26x`) is ``config``."""
+    _check(codec, width, height, config, timescale, "fMP4 init segment")
+    empty = (_full_box(b"stts", 0, 0, _U32.pack(0)), _full_box(b"stsc", 0, 0, _U32.pack(0)),
+             _full_box(b"stsz", 0, 0, _U32.pack(0), _U32.pack(0)), _full_box(b"stco", 0, 0, _U32.pack(0)))
+    trex = _full_box(b"trex", 0, 0, struct.pack(">IIIII", TRACK_ID, 1, 0, 0, 0))
+    return _ftyp(codec) + _moov(codec, width, height, config, timescale, 0, empty, _box(b"mvex", trex))
+
+
+def mp4_file(*, codec: str, width: int, height: int, config: bytes, samples: Sequence[Sample],
+             timescale: int = 90000) -> bytes:
+    """A complete, plain (not fragmented) MP4 of ``samples`` (decode order, starting at decode time 0):
+    ``ftyp``, ``moov`` with full sample tables (stts, stss, ctts when needed, stsc, stsz, stco — one chunk) and
+    its duration, then ``mdat``. ``moov`` comes first, so a player can start before reading it all. What evidence
+    clips are written as: every player and editing tool reads it, and seeking works."""
+    _check(codec, width, height, config, timescale, "MP4 file")
+    if not samples:
+        raise ValueError("MP4 file: no samples")
+    n = len(samples)
+    deltas: list[tuple[int, int]] = []  # run-length (count, duration)
+    for s in samples:
+        if s.duration < 0:
+            raise ValueError(f"MP4 file: negative sample duration {s.duration}")
+        if deltas and deltas[-1][1] == s.duration:
+            deltas[-1] = (deltas[-1][0] + 1, s.duration)
+        else:
+            deltas.append((1, s.duration))
+    duration = sum(s.duration for s in samples)
+    tables = [_full_box(b"stts", 0, 0, _U32.pack(len(deltas)), *(struct.pack(">II", c, d) for c, d in deltas))]
+    sync = [i + 1 for i, s in enumerate(samples) if s.keyframe]
+    if len(sync) < n:
+        tables.append(_full_box(b"stss", 0, 0, _U32.pack(len(sync)), *(_U32.pack(i) for i in sync)))
+    if any(s.composition_offset for s in samples):
+        tables.append(_full_box(b"ctts", 1, 0, _U32.pack(n),
+                                *(struct.pack(">Ii", 1, s.composition_offset) for s in samples)))
+    tables.append(_full_box(b"stsc", 0, 0, _U32.pack(1), struct.pack(">III", 1, n, 1)))  # one chunk of n
+    tables.append(_full_box(b"stsz", 0, 0, _U32.pack(0), _U32.pack(n), *(_U32.pack(len(s.data)) for s in samples)))
+    payload = sum(len(s.data) for s in samples)
+    ftyp = _ftyp(codec)
+    # The chunk offset depends on the moov's size, which depends on the offset box's width: try 32-bit first.
+    for wide in (False, True):
+        offset_box = (_full_box(b"co64", 0, 0, _U32.pack(1), struct.pack(">Q", 0)) if wide
+                      else _full_box(b"stco", 0, 0, _U32.pack(1), _U32.pack(0)))
+        moov_size = len(_moov(codec, width, height, config, timescale, duration, (*tables, offset_box)))
+        offset = len(ftyp) + moov_size + (16 if payload + 8 > 0xFFFFFFFF else 8)
+        if wide or offset + payload <= 0xFFFFFFFF:
+            break
+    offset_box = (_full_box(b"co64", 0, 0, _U32.pack(1), struct.pack(">Q", offset)) if wide
+                  else _full_box(b"stco", 0, 0, _U32.pack(1), _U32.pack(offset)))
+    moov = _moov(codec, width, height, config, timescale, duration, (*tables, offset_box))
+    mdat = (_BOX.pack(1, b"mdat") + struct.pack(">Q", payload + 16) if payload + 8 > 0xFFFFFFFF
+            else _BOX.pack(payload + 8, b"mdat"))
+    return b"".join([ftyp, moov, mdat, *(s.data for s in samples)])
+
+
+def _check(codec: str, width: int, height: int, config: bytes, timescale: int, what: str) -> None:
     if codec not in _SAMPLE_ENTRIES:
-        raise ValueError(f"fMP4 init segment: unknown codec {codec!r} (expected 'h264' or 'hevc')")
+        raise ValueError(f"{what}: unknown codec {codec!r} (expected 'h264' or 'hevc')")
     for name, value in (("width", width), ("height", height)):
         if not isinstance(value, int) or not 1 <= value <= 0xFFFF:
-            raise ValueError(f"fMP4 init segment: {name} {value!r} is not in 1..65535")
+            raise ValueError(f"{what}: {name} {value!r} is not in 1..65535")
     if not isinstance(timescale, int) or not 1 <= timescale <= 0xFFFFFFFF:
-        raise ValueError(f"fMP4 init segment: timescale {timescale!r} is not in 1..4294967295")
+        raise ValueError(f"{what}: timescale {timescale!r} is not in 1..4294967295")
     if not config:
-        raise ValueError(f"fMP4 init segment: empty {codec} decoder configuration record")
-    entry_type, config_type = _SAMPLE_ENTRIES[codec]
+        raise ValueError(f"{what}: empty {codec} decoder configuration record")
 
-    ftyp = _box(b"ftyp", b"isom", _U32.pack(0x200), *_BRANDS[codec])
+
+def _ftyp(codec: str) -> bytes:
+    return _box(b"ftyp", b"isom", _U32.pack(0x200), *_BRANDS[codec])
+
+
+def _moov(codec: str, width: int, height: int, config: bytes, timescale: int, duration: int,
+          tables: Sequence[bytes], *extra: bytes) -> bytes:
+    """``moov`` with one video track; ``tables`` are the stbl boxes after stsd; ``duration`` in ``timescale``."""
+    entry_type, config_type = _SAMPLE_ENTRIES[codec]
+    movie_duration = duration * MOVIE_TIMESCALE // timescale
+    if max(duration, movie_duration) > 0xFFFFFFFF:
+        raise ValueError(f"MP4: duration {duration} / {timescale} s is too long for a version-0 header")
     mvhd = _full_box(b"mvhd", 0, 0,
-                     struct.pack(">IIII", 0, 0, MOVIE_TIMESCALE, 0),  # creation, modification, timescale, duration
+                     struct.pack(">IIII", 0, 0, MOVIE_TIMESCALE, movie_duration),  # creation, modification, ...
                      struct.pack(">iHH8x", 0x00010000, 0x0100, 0),    # rate 1.0, volume 1.0, reserved
                      _MATRIX, bytes(24),                              # matrix, pre_defined[6]
                      _U32.pack(TRACK_ID + 1))                         # next_track_ID
     tkhd = _full_box(b"tkhd", 0, 0x000003,                            # track_enabled | track_in_movie
-                     struct.pack(">IIIII", 0, 0, TRACK_ID, 0, 0),    # creation, modification, ID, reserved, duration
+                     struct.pack(">IIIII", 0, 0, TRACK_ID, 0, movie_duration),  # ..., ID, reserved, duration
                      struct.pack(">8xhhhH", 0, 0, 0, 0),              # reserved, layer, alternate_group, volume
                      _MATRIX, struct.pack(">II", width << 16, height << 16))
-    mdhd = _full_box(b"mdhd", 0, 0, struct.pack(">IIIIHH", 0, 0, timescale, 0, 0x55C4, 0))  # language "und"
+    mdhd = _full_box(b"mdhd", 0, 0, struct.pack(">IIIIHH", 0, 0, timescale, duration, 0x55C4, 0))  # "und"
     hdlr = _full_box(b"hdlr", 0, 0, struct.pack(">I4s12x", 0, b"vide"), b"VideoHandler\x00")
     vmhd = _full_box(b"vmhd", 0, 1, bytes(8))                         # graphicsmode 0, opcolor 0,0,0
     dinf = _box(b"dinf", _full_box(b"dref", 0, 0, _U32.pack(1), _full_box(b"url ", 0, 1)))  # self-contained
@@ -95,17 +160,10 @@ def init_segment(*, codec: str, width: int, height: int, config: bytes, timescal
                         bytes(32),                                    # compressorname (empty Pascal string)
                         struct.pack(">Hh", 0x0018, -1),               # depth, pre_defined
                         _box(config_type, bytes(config)))
-    stbl = _box(b"stbl",
-                _full_box(b"stsd", 0, 0, _U32.pack(1), sample_entry),
-                _full_box(b"stts", 0, 0, _U32.pack(0)),
-                _full_box(b"stsc", 0, 0, _U32.pack(0)),
-                _full_box(b"stsz", 0, 0, _U32.pack(0), _U32.pack(0)),
-                _full_box(b"stco", 0, 0, _U32.pack(0)))
+    stbl = _box(b"stbl", _full_box(b"stsd", 0, 0, _U32.pack(1), sample_entry), *tables)
     minf = _box(b"minf", vmhd, dinf, stbl)
     trak = _box(b"trak", tkhd, _box(b"mdia", mdhd, hdlr, minf))
-    trex = _full_box(b"trex", 0, 0, struct.pack(">IIIII", TRACK_ID, 1, 0, 0, 0))
-    moov = _box(b"moov", mvhd, trak, _box(b"mvex", trex))
-    return ftyp + moov
+    return _box(b"moov", mvhd, trak, *extra)
 
 
 # Media segment layout (sizes in bytes): moof 8 [mfhd 16] [traf 8 [tfhd 16] [tfdt 20] [trun 20 + entries]], mdat 8.
