@@ -226,10 +226,12 @@ class CameraSource:
             return False
         if self._info is not None:
             return True
-        if not self._params:
-            self._take_parameter_sets(track.parameter_sets)
         hevc = track.codec == "hevc"
         needed = _PARAMETER_SETS_HEVC if hevc else _PARAMETER_SETS_H264
+        for nal in track.parameter_sets:  # the SDP's fill what has not come in-band (in-band ones are newer)
+            kind = (h26x.h265_nal_type(nal) if hevc else h26x.h264_nal_type(nal)) if nal else -1
+            if kind in needed:
+                self._params.setdefault(kind, nal)
         if any(kind not in self._params for kind in needed):
             return False
         try:
