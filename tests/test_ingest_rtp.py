@@ -27,43 +27,29 @@ def rtp(seq: int, ts: int, payload: bytes, marker: bool, pt: int = 96) -> bytes:
         (ts & 0xFFFFFFFF).to_bytes(4, "big") + b"\x12\x34\x56\x78" + payload
 
 
-def packetize_h264(nals: list[bytes], seq: int, ts: int, *, aggregate: bool = True) -> list[bytes]:
-    """One frame → RTP packets: small NALs together in STAP-A, big ones in FU-A, marker on the last."""
+def packetize(codec: str, nals: list[bytes], seq: int, ts: int, *, aggregate: bool = True) -> list[bytes]:
+    """One frame → RTP packets as senders make them: small NALs together in one aggregate (H.264 STAP-A, H.265
+    AP), big ones in fragments (FU-A, FU), the marker bit on the last packet."""
+    hevc = codec == "hevc"
     payloads: list[bytes] = []
     small = [n for n in nals if len(n) < 200] if aggregate else []
     if len(small) > 1:
-        payloads.append(bytes([0x18]) + b"".join(len(n).to_bytes(2, "big") + n for n in small))
+        head = bytes([48 << 1, 1]) if hevc else bytes([24])
+        payloads.append(head + b"".join(len(n).to_bytes(2, "big") + n for n in small))
     for nal in nals:
         if nal in small and len(small) > 1:
             continue
         if len(nal) <= MTU:
             payloads.append(nal)
             continue
-        head, body = nal[0], nal[1:]
-        chunks = [body[i:i + MTU] for i in range(0, len(body), MTU)]
-        for i, chunk in enumerate(chunks):
-            fu = (0x80 if i == 0 else 0) | (0x40 if i == len(chunks) - 1 else 0) | (head & 0x1F)
-            payloads.append(bytes([(head & 0xE0) | 28, fu]) + chunk)
-    return [rtp(seq + i, ts, p, i == len(payloads) - 1) for i, p in enumerate(payloads)]
-
-
-def packetize_h265(nals: list[bytes], seq: int, ts: int) -> list[bytes]:
-    payloads: list[bytes] = []
-    small = [n for n in nals if len(n) < 200]
-    if len(small) > 1:
-        payloads.append(bytes([48 << 1, 1]) + b"".join(len(n).to_bytes(2, "big") + n for n in small))
-    for nal in nals:
-        if nal in small and len(small) > 1:
-            continue
-        if len(nal) <= MTU:
-            payloads.append(nal)
-            continue
-        kind = (nal[0] >> 1) & 0x3F
-        body = nal[2:]
+        header_len = 2 if hevc else 1
+        kind = (nal[0] >> 1) & 0x3F if hevc else nal[0] & 0x1F
+        prefix = bytes([(nal[0] & 0x81) | (49 << 1), nal[1]]) if hevc else bytes([(nal[0] & 0xE0) | 28])
+        body = nal[header_len:]
         chunks = [body[i:i + MTU] for i in range(0, len(body), MTU)]
         for i, chunk in enumerate(chunks):
             fu = (0x80 if i == 0 else 0) | (0x40 if i == len(chunks) - 1 else 0) | kind
-            payloads.append(bytes([(nal[0] & 0x81) | (49 << 1), nal[1], fu]) + chunk)
+            payloads.append(prefix + bytes([fu]) + chunk)
     return [rtp(seq + i, ts, p, i == len(payloads) - 1) for i, p in enumerate(payloads)]
 
 
@@ -117,7 +103,7 @@ def test_h264_frames_come_back_exactly(h264_frames: list[list[bytes]]) -> None:
     got = []
     seq = 65500  # wraps past 65535 on the way
     for i, nals in enumerate(h264_frames):
-        packets = packetize_h264(nals, seq, 4294960000 + i * 3600)  # the timestamp wraps too
+        packets = packetize("h264", nals, seq, 4294960000 + i * 3600)  # the timestamp wraps too
         seq += len(packets)
         for p in packets:
             unit = d.push(p)
@@ -137,7 +123,7 @@ def test_a_lost_packet_drops_frames_up_to_the_next_keyframe_only(h264_frames: li
     hit = keys[0] + 3  # a P-frame in the first GOP
     got, seq = [], 0
     for i, nals in enumerate(h264_frames):
-        packets = packetize_h264(nals, seq, i * 3600)
+        packets = packetize("h264", nals, seq, i * 3600)
         seq += len(packets)
         for j, p in enumerate(packets):
             if i == hit and j == 0:
@@ -156,7 +142,7 @@ def test_a_camera_without_marker_bits_still_gives_every_frame(h264_frames: list[
     d = Depacketizer("h264")
     got, seq = [], 0
     for i, nals in enumerate(h264_frames[:20]):
-        for p in packetize_h264(nals, seq, i * 3600, aggregate=False):
+        for p in packetize("h264", nals, seq, i * 3600, aggregate=False):
             seq += 1
             unit = d.push(p[:1] + bytes([p[1] & 0x7F]) + p[2:])  # marker cleared
             if unit is not None:
@@ -168,7 +154,7 @@ def test_h265_aggregates_and_fragments(h265_frames: list[list[bytes]]) -> None:
     d = Depacketizer("hevc")
     got, seq = [], 0
     for i, nals in enumerate(h265_frames):
-        packets = packetize_h265(nals, seq, i * 3600)
+        packets = packetize("hevc", nals, seq, i * 3600)
         seq += len(packets)
         for p in packets:
             unit = d.push(p)

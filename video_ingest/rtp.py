@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
 
@@ -230,7 +229,7 @@ class Depacketizer:
             self._add(p)
         elif t == 28:  # FU-A: 1-byte indicator + 1-byte FU header; the NAL header is rebuilt from both
             fu = p[1]
-            self._fragment(fu, lambda: bytes(((p[0] & 0xE0) | (fu & 0x1F),)), p[2:])
+            self._fragment(fu, bytes(((p[0] & 0xE0) | (fu & 0x1F),)) if fu & 0x80 else b"", p[2:])
         elif t == 24:  # STAP-A
             self._aggregate(p, 1)
         else:  # STAP-B, MTAP, FU-B: not used by cameras in non-interleaved mode
@@ -242,15 +241,15 @@ class Depacketizer:
             self._add(p)
         elif t == 49:  # FU: 2-byte payload header + 1-byte FU header
             fu = p[2]
-            self._fragment(fu, lambda: bytes(((p[0] & 0x81) | ((fu & 0x3F) << 1), p[1])), p[3:])
+            self._fragment(fu, bytes(((p[0] & 0x81) | ((fu & 0x3F) << 1), p[1])) if fu & 0x80 else b"", p[3:])
         elif t == 48:  # AP
             self._aggregate(p, 2)
         # 50 (PACI) and reserved types carry nothing we can use
 
-    def _fragment(self, fu: int, header: Callable[[], bytes], body: bytes) -> None:
-        """One fragment of a NAL unit (S bit 0x80 starts it with ``header()``, E bit 0x40 ends it)."""
+    def _fragment(self, fu: int, header: bytes, body: bytes) -> None:
+        """One fragment of a NAL unit (S bit 0x80 starts it with the rebuilt NAL ``header``, E bit 0x40 ends it)."""
         if fu & 0x80:
-            self._fu = [header(), body]
+            self._fu = [header, body]
         elif self._fu:
             self._fu.append(body)
         else:

@@ -187,6 +187,7 @@ class _Protocol(asyncio.Protocol):
         buf += data
         pos, n = 0, len(buf)
         rtp_channel = s.rtp_channel
+        view = memoryview(buf)
         try:
             while pos < n:
                 if buf[pos] == 0x24:  # '$' channel(1) length(2) payload
@@ -197,7 +198,7 @@ class _Protocol(asyncio.Protocol):
                     if end > n:
                         break
                     if buf[pos + 1] == rtp_channel:
-                        s._rtp(bytes(buf[pos + 4:end]))
+                        s._rtp(bytes(view[pos + 4:end]))  # one copy (a bytearray slice would be two)
                     pos = end
                     continue
                 head_end = buf.find(b"\r\n\r\n", pos, pos + MAX_HEADER_BYTES)
@@ -215,6 +216,7 @@ class _Protocol(asyncio.Protocol):
         except RtspError as exc:
             s._fail(exc)
         finally:
+            view.release()  # the buffer cannot shrink while a view of it exists
             del buf[:pos]
 
 
