@@ -41,12 +41,13 @@ _scenarios = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = _scenarios  # dataclasses look their module up while the file executes
 _spec.loader.exec_module(_scenarios)
 Scenario, Truth, build_suite = _scenarios.Scenario, _scenarios.Truth, _scenarios.build_suite
+build_life_suite = _scenarios.build_life_suite
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "demo.yaml"
 T0 = 1_717_387_200.0  # a fixed unix time; scenario second t is analysed at T0 + t
 CLEAR_TARGET_S = 10.0
 LATE_SLACK_S = 5.0
-EVENTS = ("vending", "bin_overflow", "road_occupation")
+EVENTS = ("vending", "bin_overflow", "road_occupation", "shop_front", "bike_parking", "exposed_rubbish")
 
 
 @dataclass
@@ -78,6 +79,7 @@ def run_scenario(sc: Scenario, settings) -> Outcome:
     order: list[RaisedAlarm] = []
     ams: list[float] = []
     fms: list[float] = []
+    seen: dict[int, list[str]] = {}
     for i in range(sc.seconds):
         t = float(i)
         f0 = time.perf_counter()
@@ -85,6 +87,8 @@ def run_scenario(sc: Scenario, settings) -> Outcome:
         fms.append((time.perf_counter() - f0) * 1000)
         step = analyzer.step(img, T0 + t)
         ams.append(step.analysis_ms)
+        for tid, j in analyzer.judgements.items():
+            seen.setdefault(tid, []).append(j.kind.value[:2])
         for f in step.findings:
             a = f.alarm
             if a.phase == "raised":
@@ -100,7 +104,24 @@ def run_scenario(sc: Scenario, settings) -> Outcome:
         if hit is not None:
             hit.matched = True
         matches.append((truth, hit))
-    return Outcome(sc, order, matches, ams, fms)
+    out = Outcome(sc, order, matches, ams, fms)
+    out.judged = dict(seen)  # type: ignore[attr-defined]
+    return out
+
+
+def analyzer_debug(o: Outcome) -> str:
+    """Per track: the kinds it was judged over the run, for ``--only`` runs."""
+    seen = getattr(o, "judged", {})
+    parts = []
+    for k, kinds in list(seen.items())[:10]:
+        runs: list[list] = []
+        for c in kinds:
+            if runs and runs[-1][0] == c:
+                runs[-1][1] += 1
+            else:
+                runs.append([c, 1])
+        parts.append(f"#{k}: " + " ".join(f"{c}×{n}" for c, n in runs))
+    return "; ".join(parts)
 
 
 def _dwell(sc: Scenario, zone_id: str) -> float:
@@ -124,10 +145,19 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", default="7,8", help="comma-separated scene seeds; each builds the whole suite")
     ap.add_argument("--only", default="", help="run only scenarios whose name contains this")
+    ap.add_argument("--suite", choices=("all", "demo", "life"), default="all",
+                    help="demo: the demo scenes under lighting/weather/crowd/vehicle cases; life: what stays "
+                         "(bus stops, benches, bikes, vendors, shop goods, rubbish) under normal/shake/lowrate")
+    ap.add_argument("--conditions", default="normal,shake,lowrate", help="conditions of the life suite")
     args = ap.parse_args()
     settings = load_settings(CONFIG)
-    suite = [s for seed in (int(v) for v in args.seeds.split(","))
-             for s in build_suite(settings, seed) if args.only in s.name]
+    seeds = [int(v) for v in args.seeds.split(",")]
+    suite = []
+    for seed in seeds:
+        if args.suite in ("all", "demo"):
+            suite += [s for s in build_suite(settings, seed) if args.only in s.name]
+        if args.suite in ("all", "life"):
+            suite += [s for s in build_life_suite(seed, tuple(args.conditions.split(","))) if args.only in s.name]
     t_start = time.perf_counter()
     outcomes: list[Outcome] = []
     print(f"{len(suite)} scenarios, seeds {args.seeds}, 1 frame/s each")
@@ -152,6 +182,8 @@ def main() -> int:
             verdict.append(f"{len(o.false_positives)} FP")
         print(f"{sc.name:<36} {sc.hard_case or '-':<20} {truth:<26} {alarms:<34} {'; '.join(verdict) or 'ok'}",
               flush=True)
+        if args.only and analyzer_debug(o):
+            print("   judged:", analyzer_debug(o))
     wall_s = time.perf_counter() - t_start
 
     # Per hard case.
@@ -172,6 +204,21 @@ def main() -> int:
             h is None or h.t_clear is None or not (0 <= h.t_clear - t.end_s <= CLEAR_TARGET_S) for t, h in o.matches)]
         print(f"{case:<22} {len(outs):>4} {n_truth:>5} {found:>5} {fp:>3} {early:>9} {late_clr:>8}  "
               f"{', '.join(bad) or '-'}")
+
+    # Per condition (the life suite's normal / shake / lowrate; the demo suite counts as "demo").
+    print("\nper condition:")
+    print(f"{'condition':<10} {'runs':>4} {'truth':>5} {'found':>5} {'FP':>3} {'late':>4}  scenarios with a miss or FP")
+    conds: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        conds.setdefault(o.scenario.tags[0] if o.scenario.tags else "demo", []).append(o)
+    for cond, outs in conds.items():
+        n_truth = sum(len(o.matches) for o in outs)
+        found = sum(1 for o in outs for _, h in o.matches if h is not None)
+        fp = sum(len(o.false_positives) for o in outs)
+        late_n = sum(1 for o in outs for t, h in o.matches
+                     if h is not None and h.t_raise - t.start_s > _dwell(o.scenario, t.zone_id) + LATE_SLACK_S)
+        bad = [o.scenario.name for o in outs if o.false_positives or any(h is None for _, h in o.matches)]
+        print(f"{cond:<10} {len(outs):>4} {n_truth:>5} {found:>5} {fp:>3} {late_n:>4}  {', '.join(bad) or '-'}")
 
     # Per event type.
     print("\nper event type (targets: precision ≥ 0.95, recall ≥ 0.95, raise ≤ dwell + 5 s, clear ≤ 10 s):")

@@ -326,3 +326,266 @@ def build_suite(settings: Settings, seed: int | None = None) -> list[Scenario]:
                         [Truth("road_occupation", "lane-1", 20.0, 70.0)], "parked car",
                         "a car parks in lane-1 (11-61 s); goods dumped beside it 20-22 s, removed 68-70 s"))
     return out
+
+
+# --- what stays: street life that is no event, and the look-alikes that are (issue "know what stays") -------------
+#
+# One pavement camera, three zones as a 街道 would draw them: the pavement (no vending, no piles, no rubbish; dwell
+# 30 s), the same pavement as a no-parking zone for two-wheelers (dwell 60 s) and the strip along the shop fronts
+# (店外经营, dwell 30 s). Every scene runs under three conditions: normal, a shaking pole (the picture jumps a few
+# pixels every second), and a low bit rate (x264 crf 38) with extra traffic walking and riding through the zone.
+
+from demo.street_life import (  # noqa: E402
+    Bench, BusStop, CargoTrike, DroppedBags, GroundMat, ShopGoods, Sitter, TwoWheeler, Walker, waiting_person,
+)
+from demo.props import Goods as PileOfGoods  # noqa: E402
+
+LIFE_LAYOUT = StreetLayout(building_bottom=300, kerb_y=565, keep_clear=((120, 1160),))
+LIFE_SECONDS = 150
+CONDITIONS = ("normal", "shake", "lowrate")
+
+
+def life_camera() -> Camera:
+    """The street-life scenarios' camera: pavement, no-parking and shop-front zones."""
+    from config.settings import Zone
+
+    pave = [[0.0, 0.5], [1.0, 0.5], [1.0, 0.78], [0.0, 0.78]]
+    return Camera(id="cam-life", name="解放路公交站", url="demo://vending",
+                  position={"lon": 120.1552, "lat": 30.2741, "address": "解放路公交站", "street": "湖滨街道"}, zones=[
+        Zone(id="pavement", name="人行道", events=["vending", "road_occupation", "exposed_rubbish"], dwell_s=30,
+             min_area=0.004, polygon=pave),
+        Zone(id="no-parking", name="非机动车禁停区", events=["bike_parking"], dwell_s=60, min_area=0.004,
+             polygon=pave),
+        Zone(id="shopfront", name="门前三包区", events=["shop_front"], dwell_s=30, min_area=0.003,
+             polygon=[[0.0, 0.41], [1.0, 0.41], [1.0, 0.5], [0.0, 0.5]]),
+    ])
+
+
+def shake(amplitude_px: float = 3.0, seed: int = 0) -> Perturb:
+    """A pole in the wind: every sample the picture is shifted (σ ``amplitude_px``) and turned a little."""
+
+    def apply(img: np.ndarray, t: float) -> np.ndarray:
+        rng = np.random.default_rng([seed, int(round(t * 10)), 5])
+        dx, dy = np.clip(rng.normal(0, amplitude_px, 2), -2.5 * amplitude_px, 2.5 * amplitude_px)
+        ang = float(rng.normal(0, 0.12))
+        m = cv2.getRotationMatrix2D((W / 2, H / 2), ang, 1.0)
+        m[:, 2] += (dx, dy)
+        return cv2.warpAffine(img, m, (W, H), borderMode=cv2.BORDER_REFLECT)
+
+    return apply
+
+
+class Compressed:
+    """The frames of ``frame(t)`` for t = 0..seconds-1 through x264 at ``crf`` (1 frame/s, a keyframe every 2 s,
+    as a low-bit-rate camera sampled once a second), decoded back; encoded once, on first use."""
+
+    def __init__(self, frame: Callable[[float], np.ndarray], seconds: int, crf: int = 38) -> None:
+        self._frame, self._seconds, self._crf = frame, seconds, crf
+        self._frames: list[np.ndarray] | None = None
+
+    def _encode(self) -> list[np.ndarray]:
+        import av
+
+        enc = av.CodecContext.create("libx264", "w")
+        enc.width, enc.height, enc.pix_fmt = W, H, "yuv420p"
+        enc.time_base = __import__("fractions").Fraction(1, 1)
+        enc.options = {"crf": str(self._crf), "preset": "veryfast", "g": "2", "bf": "0", "tune": "zerolatency"}
+        dec = av.CodecContext.create("h264", "r")
+        out: list[np.ndarray] = []
+        packets = []
+        for i in range(self._seconds):
+            vf = av.VideoFrame.from_ndarray(self._frame(float(i)), format="bgr24")
+            vf.pts = i
+            packets += enc.encode(vf)
+        packets += enc.encode(None)
+        for pkt in packets:
+            for fr in dec.decode(pkt):
+                out.append(fr.to_ndarray(format="bgr24"))
+        for fr in dec.decode(None):
+            out.append(fr.to_ndarray(format="bgr24"))
+        return out
+
+    def __call__(self, t: float) -> np.ndarray:
+        if self._frames is None:
+            self._frames = self._encode()
+        return self._frames[min(int(round(t)), len(self._frames) - 1)].copy()
+
+
+def _life_scene(name: str, seed: int, extra: Sequence[Drawable], busy: bool = False) -> Scene:
+    """The pavement street with ``extra`` actors, its own passers-by and traffic; ``busy`` adds people walking and
+    cycling through the zone."""
+    from demo.actors import Cyclist
+
+    rng = np.random.default_rng([seed, 77])
+    lay = LIFE_LAYOUT
+    actors: list[Drawable] = list(extra)
+    actors += crowd(22, (330.0, 560.0), lay, seed + 21, t_range=(0.0, float(LIFE_SECONDS)))
+    actors += _traffic(lay, 706.0, 9, seed + 22, facing=1)
+    if busy:
+        actors += crowd(40, (340.0, 560.0), lay, seed + 23, t_range=(0.0, float(LIFE_SECONDS)))
+        for k in range(8):
+            fy = float(rng.uniform(380.0, 550.0))
+            h = lay.person_height(fy)
+            actors.append(Cyclist(t0=float(rng.uniform(0, LIFE_SECONDS)), foot_y=fy, height=h,
+                                  speed=float(h * rng.uniform(2.0, 3.0)), facing=int(rng.choice((-1, 1))),
+                                  look=random_look(rng), period=float(LIFE_SECONDS)))
+    scene = Scene(name, seed, _Plan(lay, actors), rng)  # type: ignore[arg-type]
+    scene.duration_s = float(LIFE_SECONDS)  # one pass, no 90 s loop
+    return scene
+
+
+def _looks(seed: int, n: int) -> list[Look]:
+    rng = np.random.default_rng([seed, 31])
+    return [random_look(rng) for _ in range(n)]
+
+
+def life_plans(seed: int) -> list[tuple[str, str, list[Drawable], list[Truth], str]]:
+    """(name, what it is, actors, truth, note) of every street-life scene."""
+    lay = LIFE_LAYOUT
+    ph = lay.person_height
+    lk = _looks(seed, 12)
+    plans: list[tuple[str, str, list[Drawable], list[Truth], str]] = []
+    end = float(LIFE_SECONDS)
+
+    # People waiting at a bus stop for two minutes, then the bus comes.
+    fy = 500.0
+    stop = BusStop(x=640.0, foot_y=fy, height_px=ph(fy))
+    queue: list[Drawable] = [stop]
+    for k in range(5):
+        queue.append(waiting_person(8.0 + 4 * k, 128.0 + k, 470.0 + k * 70 + (k % 2) * 12, fy + (k % 2) * 10, ph,
+                                    lk[k], enter_from=-150.0 if k % 2 else 1450.0))
+    plans.append(("bus-queue", "people waiting", queue, [], "5 people queue at a bus stop 8-130 s"))
+
+    # A person sitting on a bench for minutes.
+    fy = 470.0
+    bench = Bench(x=560.0, foot_y=fy, height_px=ph(fy))
+    sit = Sitter(walk_in=((4.0, -120.0, fy + 8), (10.0, 540.0, fy + 8)), sit=(10.0, 140.0), x=540.0,
+                 seat_y=bench.seat_y, foot_y=fy + 4, walk_out=((140.0, 540.0, fy + 8), (147.0, 1400.0, fy + 8)),
+                 height_at=ph, look=lk[5])
+    plans.append(("bench-sitter", "person on a bench", [bench, sit], [], "sits on a bench 10-140 s"))
+
+    # Two people chatting, standing still.
+    fy = 480.0
+    a = Walker(((2.0, -150.0, fy), (9.0, 560.0, fy), (135.0, 560.0, fy), (142.0, -150.0, fy)), ph, lk[6], 1)
+    b = Walker(((3.0, 1450.0, fy + 6), (10.0, 640.0, fy + 6), (135.0, 640.0, fy + 6), (143.0, 1450.0, fy + 6)),
+               ph, lk[7], -1)
+    plans.append(("chatting", "people chatting", [a, b], [], "two people chat 10-135 s"))
+
+    # Two-wheelers parked, the rider walks away; taken at 135 s.
+    fy = 480.0
+    for kind, colour, ridden in (("bicycle", (40, 40, 160), True), ("shared", (20, 170, 240), False),
+                                 ("ebike", (200, 200, 205), True)):
+        if ridden:  # ridden in at cycling speed, the rider gets off at 12 s
+            keys = ((6.0, -200.0, fy), (11.0, 600.0, fy), (136.0, 600.0, fy), (141.0, 1500.0, fy))
+            ride = ((0.0, 12.0), (136.0, 200.0))
+        else:  # pushed in by hand at walking pace
+            keys = ((2.0, -200.0, fy), (11.0, 600.0, fy), (136.0, 600.0, fy), (145.0, 1500.0, fy))
+            ride = ()
+        bike = TwoWheeler(keys, ph, kind, colour, lk[8], ride=ride)
+        owner = Walker(((12.0, 620.0, fy + 12), (19.0, 1450.0, fy + 12)) if ridden else
+                       ((2.0, -240.0, fy + 12), (11.0, 560.0, fy + 12), (12.5, 560.0, fy + 12), (19.0, -240.0, fy + 12)),
+                       ph, lk[8])
+        back = Walker(((129.0, 1450.0, fy + 12), (136.0, 620.0, fy + 12)), ph, lk[8]) if ridden else \
+            Walker(((129.0, -240.0, fy + 12), (136.0, 560.0, fy + 12), (145.0, 1400.0, fy + 12)), ph, lk[8])
+        plans.append((f"parked-{kind}", "parked two-wheeler", [bike, owner, back],
+                      [Truth("bike_parking", "no-parking", 13.0, 136.0)],
+                      f"a {kind} {'ridden' if ridden else 'pushed'} in and left 12-136 s"))
+
+    # An e-bike parked next to a bench its rider sits on: minded, no event (the case that raised vending before).
+    fy = 470.0
+    bench = Bench(x=430.0, foot_y=fy, height_px=ph(fy))
+    ebike = TwoWheeler(((5.0, 1500.0, fy + 14), (11.0, 640.0, fy + 14), (150.0, 640.0, fy + 14)), ph, "ebike",
+                       (60, 60, 200), lk[9], ride=((0.0, 12.0),))
+    rider = Sitter(walk_in=((12.0, 600.0, fy + 10), (15.0, 450.0, fy + 10)), sit=(15.0, 150.0), x=450.0,
+                   seat_y=bench.seat_y, foot_y=fy + 4, walk_out=(), height_at=ph, look=lk[9], facing=1)
+    plans.append(("bench-and-ebike", "person on a bench + e-bike", [bench, ebike, rider], [],
+                  "rides an e-bike in, parks it beside the bench and sits there 15-150 s"))
+
+    # A delivery rider's e-bike with its box, stopped 3 minutes' worth: rider beside it on the phone, then into a
+    # shop for 50 s (less than the no-parking dwell), back and away. No goods out: no event.
+    fy = 485.0
+    dl = TwoWheeler(((4.0, -200.0, fy), (9.0, 700.0, fy), (128.0, 700.0, fy), (133.0, 1500.0, fy)), ph, "ebike",
+                    (40, 150, 240), lk[10], ride=((0.0, 10.0), (127.0, 200.0)), box=True)
+    courier = Walker(((10.0, 760.0, fy + 14), (11.0, 780.0, fy + 14), (60.0, 780.0, fy + 14),
+                      (64.0, 830.0, 330.0), (114.0, 830.0, 330.0), (118.0, 760.0, fy + 14), (127.0, 760.0, fy + 14)),
+                     ph, lk[10])
+    plans.append(("delivery-ebike", "delivery e-bike stopped", [dl, courier], [],
+                  "e-bike with a box stopped 9-128 s; rider beside it, 64-114 s in a shop"))
+
+    # A seller on a ground mat (地摊): must alarm.
+    fy = 470.0
+    mat = GroundMat(x=560.0, foot_y=fy + 30, height_px=ph(fy + 30), setup=(12.0, 16.0), packup=(136.0, 140.0),
+                    seed=seed)
+    seller = Sitter(walk_in=((5.0, -150.0, fy), (11.0, 470.0, fy)), sit=(16.0, 136.0), x=450.0,
+                    seat_y=fy - 0.12 * ph(fy), foot_y=fy, walk_out=((140.0, 470.0, fy), (147.0, -150.0, fy)),
+                    height_at=ph, look=lk[11])
+    stand = Walker(((11.0, 470.0, fy), (16.0, 470.0, fy)), ph, lk[11])
+    pack = Walker(((136.0, 470.0, fy), (140.0, 470.0, fy)), ph, lk[11])
+    plans.append(("mat-vendor", "ground-mat vendor", [mat, seller, stand, pack],
+                  [Truth("vending", "pavement", 16.0, 140.0)], "seller sets out a mat of goods 12-16 s, sits by it"))
+
+    # The same, but the seller leaves for a minute and comes back: one alarm, not two.
+    seller2 = Sitter(walk_in=((5.0, -150.0, fy), (11.0, 470.0, fy)), sit=(16.0, 55.0), x=450.0,
+                     seat_y=fy - 0.12 * ph(fy), foot_y=fy, walk_out=((55.0, 470.0, fy), (61.0, -150.0, fy)),
+                     height_at=ph, look=lk[11])
+    seller3 = Sitter(walk_in=((109.0, -150.0, fy), (115.0, 470.0, fy)), sit=(115.0, 136.0), x=450.0,
+                     seat_y=fy - 0.12 * ph(fy), foot_y=fy, walk_out=((140.0, 470.0, fy), (147.0, -150.0, fy)),
+                     height_at=ph, look=lk[11])
+    plans.append(("vendor-steps-away", "vendor leaves 1 min", [mat, seller2, seller3, stand, pack],
+                  [Truth("vending", "pavement", 16.0, 140.0)], "as mat-vendor; the seller is away 55-115 s"))
+
+    # A vendor rides in on a cargo tricycle, gets off and sets out goods beside it: must alarm.
+    fy = 480.0
+    trike = CargoTrike(keys=((4.0, -300.0, fy), (9.0, 640.0, fy), (138.0, 640.0, fy), (143.0, 1600.0, fy)),
+                       height_at=ph, rider=lk[3], dismount=11.0, remount=137.0, setup=(13.0, 18.0),
+                       packup=(133.0, 136.0), seed=seed)
+    vendor = Walker(((11.0, 700.0, fy + 8), (12.0, 740.0, fy + 8), (137.0, 740.0, fy + 8)), ph, lk[3], -1)
+    plans.append(("trike-vendor", "tricycle vendor", [trike, vendor], [Truth("vending", "pavement", 18.0, 136.0)],
+                  "rides in 4-9 s, sets out goods 13-18 s, stands by them"))
+
+    # A shop's goods pushed out beyond its front, the shopkeeper carrying them and coming and going.
+    fy = 345.0
+    goods = ShopGoods(x=640.0, foot_y=fy, height_px=ph(fy), out=(10.0, 25.0), back=(130.0, 136.0))
+    keeper_keys: list[tuple[float, float, float]] = []
+    t = 8.0
+    while t < 136.0:
+        keeper_keys += [(t, 720.0, 318.0), (t + 2.0, 560.0, fy + 12), (t + 6.0, 560.0, fy + 12), (t + 8.0, 720.0, 318.0)]
+        t += 14.0 if 25.0 < t < 120.0 else 9.0
+    keeper = Walker(tuple(keeper_keys), ph, lk[4])
+    plans.append(("shop-goods", "shop goods outside", [goods, keeper], [Truth("shop_front", "shopfront", 25.0, 136.0)],
+                  "crates carried out 10-25 s, taken in 130-136 s; the shopkeeper comes and goes"))
+
+    # Rubbish bags dropped on the pavement by someone walking by.
+    fy = 500.0
+    bags = DroppedBags(x=600.0, foot_y=fy, height_px=ph(fy), drop=20.0, removed=132.0, seed=seed)
+    dropper = Walker(((12.0, -150.0, fy + 10), (19.0, 580.0, fy + 10), (20.5, 580.0, fy + 10), (27.0, 1450.0, fy + 10)),
+                     ph, lk[2])
+    cleaner = Walker(((126.0, 1450.0, fy + 10), (130.0, 640.0, fy + 10), (133.0, 640.0, fy + 10), (140.0, 1450.0, fy + 10)),
+                     ph, Look((110, 140, 180), (30, 30, 35), (20, 120, 245), (60, 60, 70), hi_vis=True))
+    plans.append(("rubbish-bags", "rubbish left", [bags, dropper, cleaner],
+                  [Truth("exposed_rubbish", "pavement", 20.0, 132.0)], "4 bags left 20-132 s"))
+
+    # Boxes and materials piled on the pavement with nobody at them.
+    fy = 470.0
+    pile = PileOfGoods(x=560.0, foot_y=fy, height_px=ph(fy), dropped=(12.0, 15.0), removed=(128.0, 131.0), seed=seed)
+    plans.append(("pile-on-pavement", "goods unattended", [pile], [Truth("road_occupation", "pavement", 15.0, 131.0)],
+                  "boxes, bricks and pipes piled 12-131 s"))
+    del end
+    return plans
+
+
+def build_life_suite(seed: int = 7, conditions: Sequence[str] = CONDITIONS) -> list[Scenario]:
+    """Every street-life scene under every condition (deterministic for ``seed``)."""
+    cam = life_camera()
+    out: list[Scenario] = []
+    for name, what, actors, truth, note in life_plans(seed):
+        for cond in conditions:
+            scene = _life_scene(f"life-{name}", seed, actors, busy=(cond == "lowrate"))
+            frame: Callable[[float], np.ndarray] = scene.render
+            if cond == "shake":
+                frame = (lambda t, f=frame, p=shake(3.0, seed): p(f(t), t))
+            elif cond == "lowrate":
+                frame = Compressed(frame, LIFE_SECONDS, crf=38)
+            out.append(Scenario(f"life/{name}/{cond}@{seed}", cam, frame, LIFE_SECONDS, list(truth), what, note,
+                                tags=(cond,)))
+    return out

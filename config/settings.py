@@ -41,7 +41,10 @@ class EventType(str, Enum):
 
     VENDING = "vending"  # 无照经营游商 0501 (0504 outside a shop front)
     ROAD_OCCUPATION = "road_occupation"  # 乱堆物堆料 0507
-    BIN_OVERFLOW = "bin_overflow"  # 垃圾箱满溢: 部件 0305 / 暴露垃圾 0102
+    BIN_OVERFLOW = "bin_overflow"  # 垃圾箱满溢: 部件 0305
+    BIKE_PARKING = "bike_parking"  # 非机动车乱停放 0506: a bicycle / e-bike / tricycle left with nobody at it
+    SHOP_FRONT = "shop_front"  # 店外经营 0504: a shop's goods set out beyond its front (a shop-front zone)
+    EXPOSED_RUBBISH = "exposed_rubbish"  # 暴露垃圾 0102: bags and litter on the ground away from a bin
 
 
 Point = tuple[float, float]
@@ -209,6 +212,8 @@ class ObjectRole(str, Enum):
     BIN_OVERFLOW = "bin_overflow"
     GARBAGE = "garbage"
     VEHICLE = "vehicle"
+    BIKE = "bike"
+    """A non-motor vehicle: bicycle, shared bike, e-bike, tricycle (a model's bicycle/motorcycle classes)."""
 
 
 class DetectorModel(Strict):

@@ -99,7 +99,8 @@ class VideoWall(_Strict):
     tours: list[TourConfig] = Field(default_factory=list)
     plans: list[PlanConfig] = Field(default_factory=list)
     alarm_priority: dict[str, int] = Field(
-        default_factory=lambda: {"road_occupation": 3, "vending": 2, "bin_overflow": 1},
+        default_factory=lambda: {"road_occupation": 3, "vending": 2, "shop_front": 2, "exposed_rubbish": 1,
+                                 "bin_overflow": 1, "bike_parking": 1},
         description="event type → priority; the higher wins the alarm tile (an alarm's extra.priority overrides)",
     )
 

@@ -3,10 +3,11 @@
 ``CameraAnalyzer.analyze`` is a pure-ish step (state lives in the object, time comes in as ``now``, no I/O):
 the stationary analyzer finds what stays, the tracker gives it ids, each zone keeps one rule per event kind:
 
-- ``vending`` / ``road_occupation``: a stationary object standing in the zone. The class-agnostic analyzer
-  cannot tell a stall from a pile of goods, so a zone listing both raises the one it lists first (a
-  class-aware backend will map classes to events). ``road_occupation`` leaves out blobs that *arrived
-  moving* (a vehicle that drove in and stopped: parking or loading, not objects on the road);
+- the stationary events (``vending``, ``road_occupation``, ``shop_front``, ``bike_parking``, ``exposed_rubbish``):
+  every stationary candidate is first *judged* (``detectors.judgement``: people only, a parked two-wheeler, a
+  vehicle, goods with or without someone minding them, rubbish), and ``judge_event`` maps the judgement to the
+  one event the zone lists for it — people waiting at a bus stop raise nothing, a mat of goods with its seller is
+  ``vending``, the same goods left alone are ``road_occupation``, a bike nobody minds is ``bike_parking``;
 - ``bin_overflow``: ``BinOverflowAnalyzer``'s fill fraction above its threshold in the bin zone.
 
 Reviewer feedback: with a ``SuppressionList``, a stationary candidate that repeats a rejected alarm (same place,
@@ -30,6 +31,7 @@ from detectors.alarm import Alarm
 from detectors.bins import BinOverflowAnalyzer
 from detectors.detections import Detections
 from detectors.feedback import SuppressionList, crop_signature
+from detectors.judgement import Judge, Judgement, JudgeParams, judge_event
 from detectors.rules import DwellRule, Presence, RuleEvent
 from detectors.schedule import Schedule, resolve_timezone
 from detectors.stationary import StationaryObjectAnalyzer, StationaryParams, StationaryResult
@@ -38,7 +40,8 @@ from detectors.zones import ZoneMask
 
 STATIONARY_DETECTOR = "stationary-bg/1"
 BIN_DETECTOR = "bin-state/1"
-STATIONARY_EVENTS = (EventType.VENDING, EventType.ROAD_OCCUPATION)
+STATIONARY_EVENTS = (EventType.VENDING, EventType.ROAD_OCCUPATION, EventType.SHOP_FRONT, EventType.BIKE_PARKING,
+                     EventType.EXPOSED_RUBBISH)
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ class Observation:
     candidates: bool
     """Whether a stationary candidate stands in a vending / road zone (then a model is worth asking)."""
     seconds: float
+    moving: np.ndarray | None = None
+    """bool (h, w): foreground that is not stationary (passers-by, traffic), at analysis resolution."""
 
 
 def _cover(inner: tuple[float, float, float, float], outer: np.ndarray) -> np.ndarray:
@@ -128,13 +133,18 @@ class CameraAnalyzer:
                  params: StationaryParams | None = None, bin_threshold: float = 0.03,
                  grace_s: float = 4.0, clear_s: float = 5.0,
                  new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
-                 suppressions: SuppressionList | None = None) -> None:
+                 suppressions: SuppressionList | None = None, judge: JudgeParams | None = None) -> None:
         self.camera = camera
         self.suppressions = suppressions
         """Reviewer rejections (``detectors.feedback``): candidates repeating one are left out."""
         tz = resolve_timezone(timezone)
         self.stationary = StationaryObjectAnalyzer(params or StationaryParams(analysis_width=settings.analysis_width))
         self.tracker = IoUTracker()
+        self.judge = Judge(judge)
+        """What each stationary candidate is (``detectors.judgement``)."""
+        self.judgements: dict[int, Judgement] = {}
+        """The latest judgement per track id (for debugging views, tests and the benchmark)."""
+        self._quiet = 0
         self.rules: list[_ZoneRule] = []
         for zone in camera.zones:
             mask = ZoneMask(zone.polygon)
@@ -144,9 +154,8 @@ class CameraAnalyzer:
                 return DwellRule(dwell_s=zone.dwell_s, min_area=zone.min_area, cooldown_s=zone.cooldown_s,
                                  schedule=schedule, grace_s=grace_s, clear_s=clear_s, new_id=new_id)
 
-            kinds = [e for e in zone.events if e in STATIONARY_EVENTS]
-            if kinds:
-                self.rules.append(_ZoneRule(zone, mask, kinds[0], rule(), STATIONARY_DETECTOR))
+            for kind in [e for e in zone.events if e in STATIONARY_EVENTS]:
+                self.rules.append(_ZoneRule(zone, mask, kind, rule(), STATIONARY_DETECTOR))
             if EventType.BIN_OVERFLOW in zone.events:
                 bins = BinOverflowAnalyzer(mask, threshold=bin_threshold, min_area=zone.min_area)
                 self.rules.append(_ZoneRule(zone, mask, EventType.BIN_OVERFLOW, rule(), BIN_DETECTOR, bins))
@@ -167,9 +176,10 @@ class CameraAnalyzer:
         result = self.stationary.update(image, now)
         tracked = self.tracker.update(result.detections, now)
         w, h = result.size
+        moving = self.judge.observe_motion(result.foreground, result.stationary) if result.ready else None
         candidates = bool(len(tracked)) and any(
             zr.mask.holds(tracked, w, h).any() for zr in self.rules if zr.bin is None)
-        return Observation(result, tracked, candidates, time.perf_counter() - t0)
+        return Observation(result, tracked, candidates, time.perf_counter() - t0, moving)
 
     def decide(self, obs: Observation, image: np.ndarray, now: float, model: Detections | None = None
                ) -> AnalysisStep:
@@ -180,6 +190,16 @@ class CameraAnalyzer:
         result, tracked = obs.stationary, obs.tracked
         w, h = result.size
         findings: list[Finding] = []
+        judged: dict[int, Judgement] = {}
+        if obs.candidates and obs.moving is not None:
+            self._quiet = 0
+            judged = self.judge.update(image, now, tracked, obs.moving, result.arrived, model,
+                                       background=self.stationary.background_planar)
+        else:
+            self._quiet += 1
+            if self._quiet == 5:
+                self.judge.forget()
+        self.judgements = judged
         for zr in self.rules:
             if zr.bin is not None:
                 state = zr.bin.update(result)
@@ -188,14 +208,30 @@ class CameraAnalyzer:
                 zr.extra = {"fill_fraction": round(state.fraction, 4)}
             else:
                 inside = zr.mask.holds(tracked, w, h) if len(tracked) else np.zeros(0, bool)
-                if zr.event == EventType.ROAD_OCCUPATION and len(tracked):
-                    # A vehicle that drove in and stopped is parking/loading, not occupation by objects.
-                    inside &= ~tracked.data["arrived_moving"].astype(bool)
-                present = [self._presence(tracked, int(i)) for i in np.flatnonzero(inside)]
+                present = []
+                chosen: Judgement | None = None
+                for i in np.flatnonzero(inside):
+                    j = judged.get(int(tracked.tracker_id[i]))
+                    if j is None or not j.settled or judge_event(j, zr.zone.events) != zr.event:
+                        continue
+                    pres = self._presence(tracked, int(i))
+                    since = pres.since if pres.since is not None else now
+                    if j.kind_since is not None:
+                        since = max(since, j.kind_since)
+                    if zr.event == EventType.BIKE_PARKING and j.unattended_since is not None:
+                        # A bike counts from when its rider left it, not from when it stopped.
+                        since = max(since, j.unattended_since)
+                    pres = Presence(pres.key, pres.box, pres.area, pres.confidence, since)
+                    present.append(pres)
+                    if chosen is None or pres.area > max((q.area for q in present[:-1]), default=0.0):
+                        chosen = j
                 if present and self.suppressions is not None and self.suppressions.has(self.camera.id):
                     present = [p for p in present if not self._rejected(zr, p, image, now)]
+                zr.extra = {}
                 if model is not None:
                     present, zr.extra = model_evidence(zr.event, present, model)
+                if chosen is not None and present:
+                    zr.extra["judgement"] = chosen.as_dict(now)
             event = zr.rule.update(now, present)
             if event is not None:
                 findings.append(Finding(self._alarm(zr, event), zr.zone))

@@ -119,6 +119,10 @@ class StationaryResult:
     """Blobs absorbed as ghosts in this sample."""
     age: np.ndarray = field(default=None)  # type: ignore[assignment]
     """float32 (h, w): seconds each stationary pixel has been stationary (0 elsewhere)."""
+    arrived: np.ndarray | None = None
+    """float32 (h, w): per-pixel arrival score (how well the pixel's blob matched a displaced copy of itself in a
+    frame from before it stopped: ≥ ``vehicle_ncc`` = drove in). The analyzer's own array, valid until the next
+    ``update``: read it, do not keep it."""
 
 
 # Images are kept planar, float32 (3, h, w): reductions over the colour axis are then fast elementwise maxima.
@@ -177,6 +181,12 @@ class StationaryObjectAnalyzer:
     def background(self) -> np.ndarray | None:
         """float32 (h, w, 3) BGR background at analysis resolution (a copy), or None before initialisation."""
         return None if self._bg is None else np.ascontiguousarray(self._bg.transpose(1, 2, 0))
+
+    @property
+    def background_planar(self) -> np.ndarray | None:
+        """The background itself, planar float32 (3, h, w) BGR at analysis resolution, in the light it was learnt
+        in (no copy: read it before the next ``update``)."""
+        return self._bg
 
     def reset(self) -> None:
         """Forget everything (new scene, camera moved, resolution changed)."""
@@ -269,7 +279,7 @@ class StationaryObjectAnalyzer:
         self._grey_hist.append((cur_g, now))
         self._fg_prev = fg_near
         age = np.where(stationary, now - np.nan_to_num(self._since, nan=now), 0.0).astype(np.float32)
-        return StationaryResult(True, dets, stationary, fg.astype(bool), (w, h), overall, ghosts, age)
+        return StationaryResult(True, dets, stationary, fg.astype(bool), (w, h), overall, ghosts, age, self._arrived)
 
     # --- pieces ------------------------------------------------------------------------------------------
 

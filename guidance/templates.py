@@ -15,6 +15,9 @@ DEFAULT_TEMPLATES: dict[str, str] = {
     "vending": "您好，此处为{place}，禁止占道经营，请立即离开。",
     "road_occupation": "您好，此处为{place}，禁止占用道路堆放物品，请立即清理。",
     "bin_overflow": "您好，此处为{place}，垃圾桶已满，请勿继续投放，环卫人员正在处理。",
+    "shop_front": "您好，此处为{place}，禁止店外经营，请将商品收回店内。",
+    "bike_parking": "您好，此处为{place}，禁止停放非机动车，请停放到指定区域。",
+    "exposed_rubbish": "您好，此处为{place}，请勿随意丢弃垃圾，请投入垃圾箱。",
 }
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from config.settings import EventType
 from cases.audit import MAX_PAGE as MAX_AUDIT_PAGE
 from wall import state
 from wall.access import CSRF_EXEMPT, CSRF_HEADER, ROUTES, SAFE_METHODS, WS_MESSAGES
@@ -111,7 +112,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": {"type": "string"},
             "name": {"type": "string"},
-            "events": {"type": "array", "items": {"type": "string", "enum": ["vending", "road_occupation", "bin_overflow"]}},
+            "events": {"type": "array", "items": {"type": "string", "enum": [e.value for e in EventType]}},
             "polygon": {
                 "type": "array",
                 "description": "normalised (x, y) image coordinates, 0..1",

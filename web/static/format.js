@@ -5,6 +5,9 @@ export const EVENT_LABELS = {
   vending: ["无照经营游商", "Street vending"],
   road_occupation: ["乱堆物堆料", "Goods on road"],
   bin_overflow: ["垃圾箱满溢", "Bin overflow"],
+  shop_front: ["店外经营", "Outside shop front"],
+  bike_parking: ["非机动车乱停放", "Bikes parked"],
+  exposed_rubbish: ["暴露垃圾", "Exposed rubbish"],
   // The case room's deadline alarms (cases/deadlines.py): same stream, a "kind" and a case number.
   case_overdue: ["案件超期", "Case overdue"],
   case_near_deadline: ["即将超期", "Near deadline"],
