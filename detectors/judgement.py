@@ -203,6 +203,9 @@ class _Track:
     """How steadily goods (or rubbish) are seen on this track (exponential average of 0/1 per sample)."""
     bike_box: tuple[float, float, float, float] | None = None
     """Where a two-wheeler was recognised on this track: an "object" found there later is that bike."""
+    wheel_samples: int = 0
+    object_samples: int = 0
+    rode_in: bool = False
     family: str = ""
     family_since: float = 0.0
     """Since when the track has been judged this family of kinds (goods, stall and rubbish are one family)."""
@@ -323,6 +326,8 @@ class Judge:
         self._prev_t: float | None = None
         self._live: np.ndarray | None = None
         self._tracks: dict[int, _Track] = {}
+        self._places: list[list] = []
+        """[family, box, since, last seen] of what was judged where (see ``_place_since``)."""
         self._stalls: list[list] = []
         """Places judged a stall: [box, attended_s, last seen]. A track is a fragile identity (a seller walking
         off splits or renames the blob); the place is not — goods found there again are the same stall."""
@@ -593,9 +598,10 @@ class Judge:
                                                              max(tr.attended_samples, old.attended_samples))
                     tr.attended_s = max(tr.attended_s, old.attended_s)
                     tr.goods_ema = max(tr.goods_ema, old.goods_ema)
-                    if old.family and (not tr.family or old.family_since < tr.family_since):
-                        tr.family, tr.family_since = old.family, old.family_since
                     tr.bike_box = tr.bike_box or old.bike_box
+                    tr.wheel_samples = max(tr.wheel_samples, old.wheel_samples)
+                    tr.rode_in |= old.rode_in
+                    tr.object_samples = max(tr.object_samples, old.object_samples)
                     if old.unattended_since is not None:
                         tr.unattended_since = min(tr.unattended_since or now, old.unattended_since)
         dt = min(max(now - tr.last, 0.0), 5.0) if tr.last != now else 0.0
@@ -605,11 +611,15 @@ class Judge:
         for k in list(tr.votes):
             tr.votes[k] *= p.kind_memory
         bikes = [q for q in objects if q.kind == Kind.BIKE]
+        tr.object_samples += bool(objects)
+        tr.wheel_samples += bool(bikes)
+        tr.rode_in |= any(q.why == "rode in" for q in bikes)
         if bikes:
             b0 = bikes[0].box
             tr.bike_box = b0 if tr.bike_box is None else (min(b0[0], tr.bike_box[0]), min(b0[1], tr.bike_box[1]),
                                                            max(b0[2], tr.bike_box[2]), max(b0[3], tr.bike_box[3]))
-        if tr.bike_box is not None and goods:
+        recognised = tr.rode_in or (tr.wheel_samples >= 2 and tr.wheel_samples >= 0.15 * tr.object_samples)
+        if tr.bike_box is not None and goods and recognised:
             # Hough misses a wheel now and then: an "object" where the bike was recognised is the bike.
             same = [q for q in goods if _overlap(q.box, tr.bike_box) >= 0.6 and q.width_p >= 0.4]
             if same:
@@ -669,6 +679,17 @@ class Judge:
                           j.people, j.parts, f"model:{roles}" if roles else "model-free", j.samples, j.kind_since)
         return j
 
+    def _place_since(self, family: str, box, now: float) -> float:
+        """Since when this family of kinds has been judged at this place. Tracks split, merge and get new ids as
+        people walk past and sellers move about; the place where goods (or a bike) stand does not."""
+        self._places = [pl for pl in self._places if now - pl[3] <= 10.0]
+        for pl in self._places:
+            if pl[0] == family and _overlap(pl[1], box) >= 0.4:
+                pl[1], pl[3] = box, now
+                return pl[2]
+        self._places.append([family, box, now, now])
+        return now
+
     def _judgement(self, tid: int, tr: _Track, now: float) -> Judgement:
         total = sum(tr.votes.values()) or 1.0
         share = tr.attended_samples / tr.goods_samples if tr.goods_samples else 0.0
@@ -682,8 +703,8 @@ class Judge:
             rest = {k: v for k, v in tr.votes.items() if k not in (Kind.GOODS, Kind.RUBBISH)}
             kind, score = max(rest.items(), key=lambda kv: kv[1]) if rest else (Kind.UNKNOWN, 0.0)
         family = _FAMILY.get(kind, kind.value)
-        if family != tr.family:
-            tr.family, tr.family_since = family, now
+        tr.family_since = self._place_since(family, tr.box, now)
+        tr.family = family
         return Judgement(tid, kind, float(score / total), share, tr.attended_s, tr.unattended_since, tr.people,
                          tuple(tr.parts), samples=tr.samples, kind_since=tr.family_since)
 
@@ -765,9 +786,10 @@ def _is_ring(g: np.ndarray, x: float, y: float, r: float, bg: np.ndarray | None 
         return g[ys, xs].astype(np.float32)
 
     inner = ring(0.55 * r)
-    # The Hough radius is rough: look for the tyre anywhere from 0.8 r to 1.15 r along each ray.
-    rim = np.max([np.abs(ring(f * r) - inner) for f in (0.8, 0.88, 0.96, 1.04, 1.12)], axis=0)
-    if float(np.median(rim)) < 35.0:
+    # The Hough radius is rough: look for the tyre anywhere from 0.8 r to 1.15 r along each ray. Tyres are black
+    # rubber: along most rays the rim is clearly darker than what lies inside the wheel.
+    rim = np.min([ring(f * r) for f in (0.8, 0.88, 0.96, 1.04, 1.12)], axis=0)
+    if float((rim < inner - 30.0).mean()) < 0.6 or float(np.median(rim)) > 90.0:
         return False
     if bg is None:
         return True
