@@ -299,6 +299,7 @@ _FAMILY = {Kind.GOODS: "goods", Kind.STALL: "goods", Kind.RUBBISH: "goods"}
 _WEIGHT = {"two wheels": 3.0, "rode in": 2.0, "drove in, car-sized": 2.0}
 """Vote weight of a part's evidence (default 1): what is seen rarely by mistake counts more."""
 
+_K3 = np.ones((3, 3), np.uint8)
 _VERTICAL = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 7))
 
 
@@ -335,6 +336,7 @@ class Judge:
         """Camera shake estimated between the last two samples (px of the working image)."""
         self.samples = 0
         self._motion_samples = 0
+        self._shaky = 0
 
     # --- scale learning runs on every sample (cheap) ---------------------------------------------------------
 
@@ -403,7 +405,17 @@ class Judge:
             ys, xs = np.nonzero(regions.any(axis=1))[0], np.nonzero(regions.any(axis=0))[0]
             if len(ys) and len(xs):
                 y0, y1_, x0, x1_ = ys[0], ys[-1] + 1, xs[0], xs[-1] + 1
-                diff = np.abs(work[y0:y1_, x0:x1_].astype(np.int16) - prev[y0:y1_, x0:x1_].astype(np.int16)).max(axis=2)
+                a = work[y0:y1_, x0:x1_].astype(np.int16)
+                b = prev[y0:y1_, x0:x1_]
+                if abs(dx) + abs(dy) > 0.3 or self._shaky:
+                    # A shaking camera also turns a little: what the shift cannot undo is up to a pixel, so a
+                    # pixel only changed if it left the range of its 3x3 neighbourhood a sample ago.
+                    self._shaky = 20 if abs(dx) + abs(dy) > 0.3 else self._shaky - 1
+                    hi = cv2.dilate(b, _K3).astype(np.int16)
+                    lo = cv2.erode(b, _K3).astype(np.int16)
+                    diff = np.maximum(np.maximum(a - hi, lo - a), 0).max(axis=2)
+                else:
+                    diff = np.abs(a - b.astype(np.int16)).max(axis=2)
                 changed = (diff > p.change_threshold).astype(np.uint8)
                 # Whole bodies walking or driving through (now or a sample ago) are not someone staying: solid
                 # changes (a torso, a car, seen through a bicycle frame too) and everything attached to them.
@@ -769,7 +781,10 @@ def _has_wheels(image: np.ndarray, box, p_frac: float, background: np.ndarray | 
         for j in range(i + 1, len(lower)):
             (xa, ya, ra), (xb, yb, rb) = lower[i], lower[j]
             ratio = max(ra, rb) / max(min(ra, rb), 1e-3)
-            if ratio <= 1.35 and abs(ya - yb) <= 0.35 * max(ra, rb) and 1.6 * min(ra, rb) <= abs(xa - xb) <= 5.5 * max(ra, rb):
+            sep = abs(xa - xb)
+            # A wheelbase is about two thirds of a person's height (1.0-1.1 m against 1.7 m).
+            if (ratio <= 1.35 and abs(ya - yb) <= 0.35 * max(ra, rb) and 1.6 * min(ra, rb) <= sep <= 5.5 * max(ra, rb)
+                    and 0.4 * ph * scale <= sep <= 0.95 * ph * scale):
                 return True
     return False
 

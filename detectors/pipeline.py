@@ -200,6 +200,21 @@ class CameraAnalyzer:
             if self._quiet == 5:
                 self.judge.forget()
         self.judgements = judged
+        # Zones are tested on what the judgement is about (the goods, the bike), not on the blob it sits in: a
+        # shopkeeper standing in front of crates on the shop-front strip must not carry the crates onto the pavement.
+        placed = tracked
+        by_area = np.zeros(len(tracked), bool)
+        if judged and len(tracked):
+            boxes = tracked.xyxy.copy()
+            for k in range(len(tracked)):
+                j = judged.get(int(tracked.tracker_id[k]))
+                things = [q.box for q in j.parts if q.kind.value != "person"] if j is not None else []
+                if things:
+                    boxes[k] = (min(b[0] for b in things), min(b[1] for b in things), max(b[2] for b in things),
+                                max(b[3] for b in things))
+                    by_area[k] = True
+            placed = Detections(xyxy=boxes, confidence=tracked.confidence, class_id=tracked.class_id,
+                                tracker_id=tracked.tracker_id)
         for zr in self.rules:
             if zr.bin is not None:
                 state = zr.bin.update(result)
@@ -207,7 +222,10 @@ class CameraAnalyzer:
                            if state.overflowing and state.box is not None else [])
                 zr.extra = {"fill_fraction": round(state.fraction, 4)}
             else:
-                inside = zr.mask.holds(tracked, w, h) if len(tracked) else np.zeros(0, bool)
+                inside = zr.mask.holds(placed, w, h) if len(placed) else np.zeros(0, bool)
+                if by_area.any():
+                    # An object is in the zone where most of it lies (its "feet" may be a passer-by's legs).
+                    inside = np.where(by_area, zr.mask.box_fraction(placed.xyxy, w, h) >= 0.5, inside)
                 present = []
                 chosen: Judgement | None = None
                 for i in np.flatnonzero(inside):

@@ -89,6 +89,11 @@ class StationaryParams:
     samples)."""
     vehicle_young_s: float = 4.0
     """Blobs are tested for how they arrived while their median stationary age is below this."""
+    stabilise: bool = True
+    """Undo camera shake (a pole in the wind): each sample is shifted back onto the background (phase correlation
+    at half the analysis size), so what stays keeps its pixels."""
+    stabilise_every: int = 10
+    """A camera found steady is checked for shake only every this many samples (shaky ones every sample)."""
 
     def __post_init__(self) -> None:
         if self.min_matches > self.history:
@@ -169,6 +174,10 @@ class StationaryObjectAnalyzer:
         self._prev_now: float | None = None
         self.samples = 0
         self.resets = 0
+        self._shaky = 0
+        self._window: np.ndarray | None = None
+        self.shift = (0.0, 0.0)
+        """The last shake correction applied (analysis px)."""
 
     # --- state -------------------------------------------------------------------------------------------
 
@@ -244,6 +253,8 @@ class StationaryObjectAnalyzer:
             return self._empty(w, h, ready=self._bg is not None)
 
         bg = self._bg
+        if p.stabilise and (self._shaky > 0 or self.samples % p.stabilise_every == 0):
+            cur, cur_g = self._stabilise(cur, cur_g, bg)
         light, overall = self._light_field(cur_g, bg)
         if abs(overall / max(self._overall, 1e-3) - 1.0) > p.max_gain_step:
             # A jump like this is a scene cut (camera moved, day/night switch), not drift: start again.
@@ -282,6 +293,28 @@ class StationaryObjectAnalyzer:
         return StationaryResult(True, dets, stationary, fg.astype(bool), (w, h), overall, ghosts, age, self._arrived)
 
     # --- pieces ------------------------------------------------------------------------------------------
+
+    def _stabilise(self, cur: np.ndarray, cur_g: np.ndarray, bg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Shift ``cur`` back onto the background if the camera moved a little (shake); keeps measuring every
+        sample for a while once shake was seen."""
+        h, w = cur_g.shape
+        sw, sh = max(16, w // 2), max(16, h // 2)
+        a = cv2.resize(grey(bg), (sw, sh), interpolation=cv2.INTER_AREA)
+        b = cv2.resize(cur_g, (sw, sh), interpolation=cv2.INTER_AREA)
+        if self._window is None or self._window.shape != a.shape:
+            self._window = cv2.createHanningWindow((sw, sh), cv2.CV_32F)
+        (dx, dy), response = cv2.phaseCorrelate(a, b, self._window)
+        dx, dy = dx * w / sw, dy * h / sh
+        if response < 0.05 or abs(dx) > 0.08 * w or abs(dy) > 0.08 * h or math.hypot(dx, dy) < 0.3:
+            self._shaky = max(0, self._shaky - 1)
+            self.shift = (0.0, 0.0)
+            return cur, cur_g
+        self._shaky = 30
+        self.shift = (dx, dy)
+        m = np.float32([[1, 0, -dx], [0, 1, -dy]])
+        out = np.stack([cv2.warpAffine(plane, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                        for plane in cur])
+        return out, grey(out)
 
     def _empty(self, w: int, h: int, *, ready: bool) -> StationaryResult:
         z = np.zeros((h, w), bool)
