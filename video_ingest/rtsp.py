@@ -23,13 +23,16 @@ import base64
 import hashlib
 import logging
 import os
+import socket
 import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
-from video_ingest.rtp import Depacketizer, RtpAccessUnit, VideoTrack, parse_sdp
+from video_ingest.rtp import Depacketizer, Reorder, RtpAccessUnit, VideoTrack, parse_sdp, rtcp_has_bye, \
+    rtcp_receiver_report
 
 log = logging.getLogger("citywall.ingest.rtsp")
 
@@ -42,6 +45,21 @@ DEFAULT_SESSION_TIMEOUT_S = 60.0
 
 class RtspError(Exception):
     """The RTSP exchange failed; the message names the step (never the credentials)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        """The RTSP status code that caused it, when a response did."""
+
+
+class RtspAuthError(RtspError):
+    """The camera refused the login (401 after credentials were sent, 403) or needs credentials it was not given.
+    Retrying soon would only count towards the camera's account lockout: callers back off hard."""
+
+
+class RtspStreamEnded(RtspError):
+    """The server ended the stream: RTCP BYE, a TEARDOWN/ANNOUNCE/REDIRECT request of its own, or 454 on the
+    keepalive."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,31 +89,45 @@ def split_credentials(url: str) -> tuple[str, str | None, str | None]:
     return clean, user, password
 
 
-class _Auth:
-    """Answers a 401's challenge: Basic, or Digest with MD5 (RFC 2617; ``qop=auth`` when offered)."""
+class DigestAuth:
+    """Answers a 401's challenge — Basic, or Digest (RFC 2617/7616 with MD5 or MD5-sess, ``qop=auth`` when the
+    server's list offers it, quoted or unquoted fields). Pure: no I/O, the cnonce source can be given."""
 
-    def __init__(self, user: str | None, password: str | None) -> None:
+    def __init__(self, user: str | None, password: str | None, *,
+                 cnonce: Callable[[], str] = lambda: os.urandom(8).hex()) -> None:
         self.user = user
         self.password = password or ""
         self._challenge: dict[str, str] | None = None
         self._basic = False
         self._nc = 0
+        self._cnonce = cnonce
 
     @property
     def ready(self) -> bool:
         return self._basic or self._challenge is not None
 
-    def challenge(self, headers: list[str]) -> bool:
+    @staticmethod
+    def is_stale(headers: list[str] | tuple[str, ...]) -> bool:
+        """Whether a Digest challenge says ``stale=true``: only the nonce expired, the credentials were right."""
+        for h in headers:
+            if h.lower().startswith("digest") and _auth_fields(h[6:]).get("stale", "").lower() == "true":
+                return True
+        return False
+
+    def challenge(self, headers: list[str] | tuple[str, ...]) -> bool:
         """Take the server's WWW-Authenticate values; False when none is one we can answer."""
         if self.user is None:
             return False
-        digest = [h for h in headers if h.lower().startswith("digest")]
-        if digest:
-            fields = _auth_fields(digest[0][6:])
-            if fields.get("algorithm", "MD5").upper() not in ("MD5", ""):
-                return False
+        for h in headers:
+            if not h.lower().startswith("digest"):
+                continue
+            fields = _auth_fields(h[6:])
+            if fields.get("algorithm", "MD5").upper() not in ("MD5", "MD5-SESS", ""):
+                continue  # e.g. SHA-256 offered first: a later MD5 challenge may follow
+            if "nonce" not in fields or "realm" not in fields:
+                continue
             self._challenge, self._basic, self._nc = fields, False, 0
-            return "nonce" in fields and "realm" in fields
+            return True
         if any(h.lower().startswith("basic") for h in headers):
             self._basic, self._challenge = True, None
             return True
@@ -113,19 +145,30 @@ class _Auth:
         ha1 = _md5(f"{self.user}:{realm}:{self.password}")
         ha2 = _md5(f"{method}:{uri}")
         parts = [f'username="{self.user}"', f'realm="{realm}"', f'nonce="{nonce}"', f'uri="{uri}"']
-        qop = c.get("qop", "")
-        if "auth" in [q.strip() for q in qop.split(",")]:
+        qops = [q.strip().lower() for q in c.get("qop", "").split(",")]
+        sess = c.get("algorithm", "").upper() == "MD5-SESS"
+        cnonce = self._cnonce() if sess or "auth" in qops else ""
+        if sess:
+            ha1 = _md5(f"{ha1}:{nonce}:{cnonce}")
+            parts.append("algorithm=MD5-sess")
+        elif "algorithm" in c:
+            parts.append("algorithm=MD5")  # echo it only when the server named it (some cameras choke otherwise)
+        if "auth" in qops:
             self._nc += 1
             nc = f"{self._nc:08x}"
-            cnonce = os.urandom(8).hex()
             response = _md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
             parts += ["qop=auth", f"nc={nc}", f'cnonce="{cnonce}"']
         else:
             response = _md5(f"{ha1}:{nonce}:{ha2}")
+            if sess:
+                parts.append(f'cnonce="{cnonce}"')
         parts.append(f'response="{response}"')
         if "opaque" in c:
             parts.append(f'opaque="{c["opaque"]}"')
         return "Digest " + ", ".join(parts)
+
+
+_Auth = DigestAuth
 
 
 def _camera_tls() -> ssl.SSLContext:
@@ -197,8 +240,14 @@ class _Protocol(asyncio.Protocol):
                     end = pos + 4 + size
                     if end > n:
                         break
-                    if buf[pos + 1] == rtp_channel:
+                    channel = buf[pos + 1]
+                    if channel == rtp_channel:
                         s._rtp(bytes(view[pos + 4:end]))  # one copy (a bytearray slice would be two)
+                    elif channel == rtp_channel + 1:  # RTCP: a few packets every few seconds
+                        s._rtcp(bytes(view[pos + 4:end]))
+                        if s.done:
+                            break
+                    # other channels (audio, metadata a camera sends unasked) are skipped
                     pos = end
                     continue
                 head_end = buf.find(b"\r\n\r\n", pos, pos + MAX_HEADER_BYTES)
@@ -213,6 +262,8 @@ class _Protocol(asyncio.Protocol):
                     break
                 s._message(head, bytes(buf[head_end + 4:end]))
                 pos = end
+                if s.done:
+                    break
         except RtspError as exc:
             s._fail(exc)
         finally:
@@ -239,17 +290,64 @@ def _content_length(head: str) -> int:
     return 0
 
 
+TRANSPORTS = ("auto", "tcp", "udp")
+END_REQUESTS = ("TEARDOWN", "ANNOUNCE", "REDIRECT")
+"""Requests a server sends mid-stream that mean this stream is over (answered, then treated as its end)."""
+ANSWERED_REQUESTS = ("GET_PARAMETER", "SET_PARAMETER", "OPTIONS", "PLAY_NOTIFY")
+RTCP_REPORT_S = 5.0
+UDP_RECEIVE_BUFFER = 2 * 1024 * 1024
+"""Asked-for receive buffer of the RTP socket: a 4K keyframe is a burst of a few hundred datagrams."""
+
+
+class _UdpRtp(asyncio.DatagramProtocol):
+    """The RTP socket of a UDP session: datagrams from the camera only, through the reorder window."""
+
+    def __init__(self, session: "RtspSession", rtcp: bool) -> None:
+        self.s = session
+        self.rtcp = rtcp
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        s = self.s
+        if addr[0] not in s._udp_sources:
+            s.udp_foreign += 1  # anyone can send to an open UDP port: only the camera's packets count
+            return
+        s.last_rx = time.monotonic()
+        s.bytes_in += len(data)
+        if self.rtcp:
+            s._rtcp(data)
+            return
+        for packet in s._reorder.push(data):
+            s._rtp(packet)
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # ICMP port unreachable for an RTCP report: the keepalive and read timeout decide
+
+
 class RtspSession:
     """One RTSP connection playing one camera's video; frames go to ``on_unit`` on the event loop thread.
 
     ``await open()`` runs DESCRIBE/SETUP/PLAY (bounded by the caller's timeout); then every completed frame calls
     ``on_unit(unit)`` from inside the socket callback (it must not block). ``await wait_closed()`` returns when the
-    connection ends (raising what ended it); ``close()`` sends TEARDOWN and closes."""
+    connection ends (raising what ended it); ``close()`` sends TEARDOWN and closes.
 
-    def __init__(self, url: str, on_unit: Callable[[RtpAccessUnit], None]) -> None:
+    ``transport``: ``tcp`` (RTP interleaved on the RTSP connection), ``udp`` (RTP/RTCP on a pair of UDP ports of
+    ours: the camera must be able to reach them — no NAT or firewall in between that drops them), or ``auto``
+    (TCP, and UDP when the server answers the TCP SETUP with 461 Unsupported Transport). ``self.transport`` says
+    which one the session uses once open."""
+
+    def __init__(self, url: str, on_unit: Callable[[RtpAccessUnit], None], *, transport: str = "auto") -> None:
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
         self.url, user, password = split_credentials(url)
-        self._auth = _Auth(user, password)
+        self._auth = DigestAuth(user, password)
         self.on_unit = on_unit
+        self.want_transport = transport
+        self.transport: str | None = None
+        """``tcp`` or ``udp`` once SETUP succeeded."""
         self.track: VideoTrack | None = None
         self.depacketizer: Depacketizer | None = None
         self.rtp_channel = 0
@@ -257,6 +355,12 @@ class RtspSession:
         self.bytes_in = 0
         self.keepalives = 0
         """Keepalive requests the server answered."""
+        self.server_requests = 0
+        """Requests the server sent us (answered)."""
+        self.ended_by: str | None = None
+        """What ended the stream from the server's side, when it did (``RTCP BYE``, ``TEARDOWN`` …)."""
+        self.udp_foreign = 0
+        """UDP datagrams from addresses other than the camera's, dropped."""
         self._protocol: _Protocol | None = None
         self._cseq = 0
         self._pending: dict[int, asyncio.Future[Response]] = {}
@@ -266,10 +370,19 @@ class RtspSession:
         self._keepalive: asyncio.Task[None] | None = None
         self._done: asyncio.Future[None] | None = None
         self._closing = False
+        self._authorized = False
+        self._aggregate = self.url
+        # UDP
+        self._reorder = Reorder()
+        self._udp: list[asyncio.DatagramTransport] = []
+        self._udp_sources: set[str] = set()
+        self._server_rtcp: tuple[str, int] | None = None
+        self._ssrc = int.from_bytes(os.urandom(4), "big")
 
     # -- control ---------------------------------------------------------------------------------------------
     async def open(self) -> VideoTrack:
-        """Connect, DESCRIBE, SETUP the video track over TCP, PLAY. :class:`RtspError` on any failure."""
+        """Connect, DESCRIBE, SETUP the video track, PLAY. :class:`RtspError` on any failure
+        (:class:`RtspAuthError` when the login was refused)."""
         loop = asyncio.get_running_loop()
         self._done = loop.create_future()
         parts = urlsplit(self.url)
@@ -286,14 +399,76 @@ class RtspSession:
         if "GET_PARAMETER" in public:
             self._keepalive_method = "GET_PARAMETER"
         desc = await self._request("DESCRIBE", self.url, {"Accept": "application/sdp"})
-        base = desc.headers.get("content-base") or desc.headers.get("content-location") or self.url
-        base, _, _ = split_credentials(base) if base.lower().startswith(("rtsp://", "rtsps://")) \
-            else (self.url, None, None)
+        base = content_base(self.url, desc.headers)
         track = parse_sdp(desc.body.decode("utf-8", "replace"), base)
         self.track = track
+        self._aggregate = track.aggregate or base
         self.depacketizer = Depacketizer(track.codec)
+        if self.want_transport == "udp":
+            setup = await self._setup_udp(track)
+        else:
+            try:
+                setup = await self._setup_tcp(track)
+            except RtspError as exc:
+                if self.want_transport != "auto" or exc.status != 461:
+                    raise
+                log.info("%s: the server refuses RTP over TCP (461); trying RTP over UDP", self.url)
+                setup = await self._setup_udp(track)
+        self._take_session(setup)
+        await self._request("PLAY", self._aggregate, {"Range": "npt=0.000-"})
+        self._keepalive = asyncio.create_task(self._keep_alive(), name="rtsp-keepalive")
+        return track
+
+    async def _setup_tcp(self, track: VideoTrack) -> Response:
+        setup = await self._request("SETUP", track.control, {"Transport": "RTP/AVP/TCP;unicast;interleaved=0-1"})
+        transport = setup.headers.get("transport", "")
+        if "interleaved=" in transport:
+            try:
+                self.rtp_channel = int(transport.split("interleaved=", 1)[1].split("-")[0].split(";")[0])
+            except ValueError:
+                raise RtspError(f"SETUP: bad Transport {transport!r}") from None
+        elif transport and "TCP" not in transport.upper():
+            raise RtspError(f"SETUP: the server refused RTP over TCP (Transport {transport!r})", 461)
+        self.transport = "tcp"
+        return setup
+
+    async def _setup_udp(self, track: VideoTrack) -> Response:
+        proto = self._protocol
+        assert proto is not None and proto.transport is not None
+        sock = proto.transport.get_extra_info("socket")
+        local = proto.transport.get_extra_info("sockname")
+        peer = proto.transport.get_extra_info("peername")
+        rtp_sock, rtcp_sock = _udp_pair(sock.family, local[0])
+        loop = asyncio.get_running_loop()
+        try:
+            for udp_sock, is_rtcp in ((rtp_sock, False), (rtcp_sock, True)):
+                transport, _ = await loop.create_datagram_endpoint(lambda r=is_rtcp: _UdpRtp(self, r), sock=udp_sock)
+                self._udp.append(transport)  # type: ignore[arg-type]
+        except BaseException:
+            rtp_sock.close()
+            rtcp_sock.close()
+            raise
+        rtp_port = rtp_sock.getsockname()[1]
+        self._udp_sources = {peer[0]}
         setup = await self._request("SETUP", track.control,
-                                    {"Transport": "RTP/AVP/TCP;unicast;interleaved=0-1"})
+                                    {"Transport": f"RTP/AVP;unicast;client_port={rtp_port}-{rtp_port + 1}"})
+        transport = setup.headers.get("transport", "")
+        params = _transport_params(transport)
+        if "interleaved" in params or "TCP" in transport.upper().split(";", 1)[0]:
+            raise RtspError(f"SETUP: asked for RTP over UDP, the server answered {transport!r}")
+        source = params.get("source")
+        if source:
+            self._udp_sources.add(source)
+        server_port = params.get("server_port", "")
+        try:
+            rtcp_port = int(server_port.split("-")[1]) if "-" in server_port else int(server_port) + 1
+            self._server_rtcp = (source or peer[0], rtcp_port)
+        except ValueError:
+            self._server_rtcp = None  # no RTCP reports then; the RTSP keepalive still runs
+        self.transport = "udp"
+        return setup
+
+    def _take_session(self, setup: Response) -> None:
         session = setup.headers.get("session")
         if not session:
             raise RtspError("SETUP: the server sent no Session header")
@@ -306,17 +481,6 @@ class RtspSession:
                     self._session_timeout_s = max(2.0, float(value))
                 except ValueError:
                     pass
-        transport = setup.headers.get("transport", "")
-        if "interleaved=" in transport:
-            try:
-                self.rtp_channel = int(transport.split("interleaved=", 1)[1].split("-")[0].split(";")[0])
-            except ValueError:
-                raise RtspError(f"SETUP: bad Transport {transport!r}") from None
-        elif transport and "TCP" not in transport.upper():
-            raise RtspError(f"SETUP: the server refused RTP over TCP (Transport {transport!r})")
-        await self._request("PLAY", base, {"Range": "npt=0.000-"})
-        self._keepalive = asyncio.create_task(self._keep_alive(), name="rtsp-keepalive")
-        return track
 
     async def wait_closed(self) -> None:
         """Return when the connection ends; raises :class:`RtspError` when it ended in error."""
@@ -338,10 +502,11 @@ class RtspSession:
         if proto is not None and proto.transport is not None and not proto.transport.is_closing():
             if self._session_id is not None:
                 try:
-                    proto.transport.write(self._encode("TEARDOWN", self.url, {}))
+                    proto.transport.write(self._encode("TEARDOWN", self._aggregate, {}))
                 except Exception:
                     pass
             proto.transport.close()
+        self._close_udp()
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_exception(RtspError("connection closed"))
@@ -349,6 +514,11 @@ class RtspSession:
         self._pending.clear()
         if self._done is not None and not self._done.done():
             self._done.set_result(None)
+
+    def _close_udp(self) -> None:
+        for t in self._udp:
+            t.close()
+        self._udp = []
 
     # -- requests --------------------------------------------------------------------------------------------
     def _make_protocol(self) -> _Protocol:
@@ -359,6 +529,7 @@ class RtspSession:
         self._cseq += 1
         lines = [f"{method} {url} RTSP/1.0", f"CSeq: {self._cseq}", f"User-Agent: {USER_AGENT}"]
         auth = self._auth.header(method, url)
+        self._authorized = auth is not None
         if auth:
             lines.append(f"Authorization: {auth}")
         if self._session_id is not None:
@@ -367,19 +538,31 @@ class RtspSession:
         return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
     async def _request(self, method: str, url: str, headers: dict[str, str] | None = None) -> Response:
-        for attempt in range(2):
+        """Send, answering a 401 challenge once. Credentials that were sent and refused are never sent again on
+        this connection (unless the server says only the nonce was stale): every refused login counts towards
+        the camera's lockout."""
+        for _ in range(3):
             response = await self._send(method, url, headers or {})
-            if response.status == 401 and attempt == 0:
-                if self._auth.challenge(list(response.challenges)):
-                    continue
-                who = "credentials were refused" if self._auth.user is not None else "the camera needs credentials"
-                raise RtspError(f"{method}: 401 Unauthorized ({who}; put user:password in the camera URL)")
+            authorized = self._authorized
             if response.status == 401:
-                raise RtspError(f"{method}: 401 Unauthorized (credentials were refused)")
+                stale = authorized and DigestAuth.is_stale(response.challenges)
+                if (not authorized or stale) and self._auth.challenge(list(response.challenges)):
+                    continue
+                if self._auth.user is None:
+                    raise RtspAuthError(f"{method}: 401 Unauthorized (the camera needs credentials; put "
+                                        f"user:password in the camera URL)", 401)
+                if not authorized:
+                    offered = ", ".join(c.split(" ", 1)[0] for c in response.challenges) or "none"
+                    raise RtspAuthError(f"{method}: 401 Unauthorized (no login method we speak; offered: {offered})",
+                                        401)
+                raise RtspAuthError(f"{method}: 401 Unauthorized (credentials were refused)", 401)
+            if response.status == 403:
+                raise RtspAuthError(f"{method}: 403 {response.reason or 'Forbidden'} (the camera refused this user)",
+                                    403)
             if not 200 <= response.status < 300:
-                raise RtspError(f"{method}: {response.status} {response.reason}".strip())
+                raise RtspError(f"{method}: {response.status} {response.reason}".strip(), response.status)
             return response
-        raise AssertionError("unreachable")
+        raise RtspAuthError(f"{method}: 401 Unauthorized (credentials were refused)", 401)
 
     async def _send(self, method: str, url: str, headers: dict[str, str]) -> Response:
         proto = self._protocol
@@ -407,9 +590,9 @@ class RtspSession:
                 challenges.append(value.strip())
         cseq = _int(headers.get("cseq"))
         if not first.startswith("RTSP/"):
-            if not first.endswith(" RTSP/1.0"):
+            if not (first.endswith(" RTSP/1.0") or first.endswith(" RTSP/2.0")):
                 raise RtspError(f"the server does not speak RTSP (it answered {first[:60]!r})")
-            self._answer_request(cseq)  # a request from the server (GET_PARAMETER, ANNOUNCE…)
+            self._server_request(first.split(" ", 1)[0].upper(), cseq, headers)
             return
         try:
             _, status_text, *reason = first.split(" ", 2)
@@ -422,12 +605,24 @@ class RtspSession:
         if fut is not None and not fut.done():
             fut.set_result(Response(status, reason[0] if reason else "", headers, body, tuple(challenges)))
         elif status == 454:
-            raise RtspError("keepalive: 454 Session Not Found (the server dropped the session)")
+            self._end("keepalive: 454 Session Not Found (the server dropped the session)", "454")
 
-    def _answer_request(self, cseq: int | None) -> None:
+    def _server_request(self, method: str, cseq: int | None, headers: dict[str, str]) -> None:
+        """A request from the server: answered; TEARDOWN/ANNOUNCE/REDIRECT (and an end-of-stream PLAY_NOTIFY) end
+        the stream, which the caller then reconnects."""
+        self.server_requests += 1
+        known = method in END_REQUESTS or method in ANSWERED_REQUESTS
+        self._answer(cseq, 200 if known else 501, "OK" if known else "Not Implemented")
+        if method in END_REQUESTS:
+            self._end(f"the server sent {method} mid-stream: the stream ended", method)
+        elif method == "PLAY_NOTIFY" and "end-of-stream" in headers.get("notify-reason", "").lower():
+            self._end("the server notified the end of the stream (PLAY_NOTIFY end-of-stream)", "PLAY_NOTIFY")
+
+    def _answer(self, cseq: int | None, status: int, reason: str) -> None:
         proto = self._protocol
         if proto is not None and proto.transport is not None and not proto.transport.is_closing():
-            proto.transport.write(f"RTSP/1.0 200 OK\r\nCSeq: {cseq or 0}\r\n\r\n".encode())
+            session = f"Session: {self._session_id}\r\n" if self._session_id else ""
+            proto.transport.write(f"RTSP/1.0 {status} {reason}\r\nCSeq: {cseq or 0}\r\n{session}\r\n".encode())
 
     def _rtp(self, packet: bytes) -> None:
         depacketizer = self.depacketizer
@@ -436,6 +631,16 @@ class RtspSession:
         unit = depacketizer.push(packet)
         if unit is not None:
             self.on_unit(unit)
+
+    def _rtcp(self, packet: bytes) -> None:
+        if rtcp_has_bye(packet) and self.depacketizer is not None:
+            self._end("the server ended the stream (RTCP BYE)", "RTCP BYE")
+
+    def _end(self, message: str, by: str) -> None:
+        if self.done or self._closing:
+            return
+        self.ended_by = by
+        self._fail(RtspStreamEnded(message))
 
     def _fail(self, exc: Exception) -> None:
         if self._done is not None and not self._done.done():
@@ -449,6 +654,7 @@ class RtspSession:
         proto = self._protocol
         if proto is not None and proto.transport is not None:
             proto.transport.close()
+        self._close_udp()
 
     def _closed(self, exc: Exception | None) -> None:
         if self._closing:
@@ -457,21 +663,90 @@ class RtspSession:
 
     async def _keep_alive(self) -> None:
         interval = max(1.0, self._session_timeout_s / 2)
+        next_keepalive = time.monotonic() + interval
+        report = RTCP_REPORT_S if self.transport == "udp" and self._server_rtcp is not None else interval
+        self._report()  # at once: opens NAT/firewall state towards the server's ports
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(min(report, max(0.0, next_keepalive - time.monotonic())))
+            self._report()
+            if time.monotonic() < next_keepalive:
+                continue
+            next_keepalive = time.monotonic() + interval
             method = self._keepalive_method
             try:
-                response = await asyncio.wait_for(self._send(method, self.url, {}), interval)
+                response = await asyncio.wait_for(self._send(method, self._aggregate, {}), interval)
             except asyncio.TimeoutError:
                 continue  # the stream's own read timeout decides whether the camera is gone
             except RtspError:
                 return
             self.keepalives += 1
             if response.status == 454:
-                self._fail(RtspError("keepalive: 454 Session Not Found (the server dropped the session)"))
+                self._end("keepalive: 454 Session Not Found (the server dropped the session)", "454")
                 return
             if response.status in (405, 501) and method != "OPTIONS":
                 self._keepalive_method = "OPTIONS"  # listed in Public but not implemented after all
+
+    def _report(self) -> None:
+        """An RTCP receiver report to the server's RTCP port (UDP sessions only)."""
+        if self.transport != "udp" or self._server_rtcp is None or len(self._udp) < 2:
+            return
+        try:
+            self._udp[1].sendto(rtcp_receiver_report(self._ssrc), self._server_rtcp)
+        except OSError:
+            pass
+
+
+def content_base(request_url: str, headers: dict[str, str]) -> str:
+    """The base URL of a DESCRIBE answer (RFC 2326 C.1.1): Content-Base, else Content-Location, else the request
+    URL; relative values are resolved against the request URL, user info is dropped."""
+    for name in ("content-base", "content-location"):
+        value = headers.get(name, "").strip()
+        if not value:
+            continue
+        if not value.lower().startswith(("rtsp://", "rtsps://")):
+            value = urljoin(request_url, value)
+            if not value.lower().startswith(("rtsp://", "rtsps://")):
+                continue
+        try:
+            return split_credentials(value)[0]
+        except RtspError:
+            continue
+    return request_url
+
+
+def _transport_params(transport: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in transport.split(",", 1)[0].split(";")[1:]:
+        key, _, value = item.partition("=")
+        out[key.strip().lower()] = value.strip()
+    return out
+
+
+def _udp_pair(family: int, host: str) -> tuple[socket.socket, socket.socket]:
+    """Two UDP sockets on ``host`` with consecutive ports, the first even (RTP even, RTCP odd, RFC 3550 11)."""
+    for _ in range(64):
+        rtp = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            rtp.bind((host, 0))
+            port = rtp.getsockname()[1]
+            if port % 2 == 0 and port < 65535:
+                rtcp = socket.socket(family, socket.SOCK_DGRAM)
+                try:
+                    rtcp.bind((host, port + 1))
+                except OSError:
+                    rtcp.close()
+                else:
+                    try:
+                        rtp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+                    except OSError:
+                        pass
+                    rtp.setblocking(False)
+                    rtcp.setblocking(False)
+                    return rtp, rtcp
+        except OSError:
+            pass
+        rtp.close()
+    raise RtspError(f"no free pair of UDP ports on {host} for RTP/RTCP")
 
 
 def _int(text: str | None) -> int | None:
