@@ -58,6 +58,8 @@ class CannedCamera:
         """Content-Base to send with DESCRIBE (``{url}`` is replaced by the request URL); None: none sent."""
         self.frame_interval_s = frame_interval_s
         self.requests: list[Request] = []
+        self.answers: list[tuple[str, str]] = []
+        """(status line, CSeq) of the client's answers to the server's requests."""
         self.connections = 0
         self.streaming = True
         self.writer: asyncio.StreamWriter | None = None
@@ -112,7 +114,8 @@ class CannedCamera:
                         headers[name.strip().lower()] = value.strip()
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 if first.startswith("RTSP/"):
-                    continue  # the client's answer to a request of ours
+                    self.answers.append((first, headers.get("cseq", "")))  # the client's answer to our request
+                    continue
                 method, url, _ = first.split(" ", 2)
                 request = Request(method, url, headers, body)
                 self.requests.append(request)
