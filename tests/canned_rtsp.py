@@ -80,9 +80,10 @@ class CannedCamera:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for task in list(self._tasks):
+        current = asyncio.current_task()
+        for task in [t for t in self._tasks if t is not current]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*[t for t in self._tasks if t is not current], return_exceptions=True)
         if self.writer is not None:
             self.writer.close()
         assert self._server is not None
@@ -100,6 +101,10 @@ class CannedCamera:
         self.send(("\r\n".join(lines) + "\r\n\r\n").encode())
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)  # type: ignore[arg-type]
+            task.add_done_callback(self._tasks.discard)  # type: ignore[arg-type]
         self.connections += 1
         self.writer = writer
         try:
@@ -119,6 +124,8 @@ class CannedCamera:
                 method, url, _ = first.split(" ", 2)
                 request = Request(method, url, headers, body)
                 self.requests.append(request)
+                if method == "SETUP":
+                    self._transport = headers.get("transport", "")
                 reply = self.handler(request, self) if self.handler else None
                 if reply is None:
                     reply = self._default(request)
@@ -127,11 +134,11 @@ class CannedCamera:
                 if reply.body:
                     out.append(f"Content-Length: {len(reply.body)}")
                 writer.write(("\r\n".join(out) + "\r\n\r\n").encode() + reply.body)
-                if method == "PLAY" and reply.status == 200 and "client_port" not in self._transport:
+                if method == "PLAY" and reply.status == 200 and "interleaved" in self._transport:
                     task = asyncio.create_task(self._stream(writer))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, asyncio.CancelledError):
             pass
         finally:
             writer.close()
@@ -147,7 +154,6 @@ class CannedCamera:
                 headers["Content-Base"] = self.content_base.replace("{url}", r.url)
             return Reply(headers=headers, body=self.sdp.encode())
         if r.method == "SETUP":
-            self._transport = r.headers.get("transport", "")
             return Reply(headers={"Transport": self._transport, "Session": "12345678;timeout=60"})
         return Reply()
 
