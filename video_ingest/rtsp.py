@@ -6,11 +6,20 @@ client runs every camera on the event loop, reads the TCP stream in large chunks
 :mod:`video_ingest.rtp`, so a frame costs a few dozen microseconds of Python and no thread switch
 (bench/bench_relay_cpu.py has the figures).
 
-What it speaks: RTSP/1.0 over TCP (``rtsps://``: over TLS, see :func:`_camera_tls`) with the media interleaved on the same connection (``RTP/AVP/TCP``, channels 0-1,
-the transport every IP camera offers and the one that survives NAT and firewalls), Basic and Digest (MD5, with or
-without ``qop=auth``) authentication from the URL's user info, ``Content-Base`` for relative control URLs, and a
-keepalive (``GET_PARAMETER`` when the server lists it, else ``OPTIONS``) at half the session timeout. Requests the
-server sends us are answered ``200 OK``. Only the video track is set up; RTCP from the server is read and ignored.
+What it speaks: RTSP/1.0 over TCP (``rtsps://``: over TLS, see :func:`_camera_tls`). The media come interleaved on
+the same connection (``RTP/AVP/TCP``, channels 0-1: what every IP camera offers and what survives NAT and
+firewalls) or, for servers that answer that SETUP with ``461 Unsupported Transport``, over a pair of UDP ports of
+ours (``transport="auto"`` falls back by itself; ``udp`` asks for it). Basic and Digest (MD5 and MD5-sess, with or
+without ``qop=auth``, a stale nonce answered again) from the URL's user info — credentials the camera refused are
+never sent twice on a connection (:class:`RtspAuthError`; the caller backs off for minutes). SETUP/PLAY URLs are built
+as FFmpeg does (:func:`video_ingest.rtp.control_url`, :func:`content_base`). A keepalive (``GET_PARAMETER`` when
+the server lists it, else ``OPTIONS``) runs at half the session timeout, with RTCP receiver reports every 5 s on UDP.
+
+The end of a stream is seen at once, not after a read timeout: RTCP BYE, a TEARDOWN/ANNOUNCE/REDIRECT (or an
+end-of-stream PLAY_NOTIFY) sent by the server, 454 on the keepalive and a closed connection each end the session
+with :class:`RtspStreamEnded` or :class:`RtspError`. Other server requests are answered (200, or 501 for methods we
+do not know) and the stream goes on. RTCP is read only on the RTCP channel (a few packets every few seconds); data
+on channels nobody set up is skipped.
 
 Every failure is an :class:`RtspError` whose message names the step and what the server said, with credentials
 never included.

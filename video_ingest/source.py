@@ -6,8 +6,11 @@ and rebuilds frames from RTP, and this class turns each frame into an :class:`~v
 once the codec configuration is known (parameter sets from the SDP or in-band, and a keyframe) and ends with the
 connection, or when the camera changes resolution or codec profile (a new session with the new configuration).
 
-Any failure — refused connection, an RTSP error, a server that closes the connection, no data for
-``read_timeout_s`` — is a disconnect: the source waits an exponential backoff with jitter and tries again.
+Any failure — refused connection, an RTSP error, a server that closes the connection or ends the stream (RTCP BYE,
+its own TEARDOWN, 454 on the keepalive), no data for ``read_timeout_s`` — is a disconnect, logged with its reason:
+the source waits an exponential backoff with jitter and tries again. A refused login is different: retrying soon
+would lock the camera's account, so :class:`~video_ingest.health.LoginGuard` holds the next try back for minutes
+(``SourceOptions.login``) and the status says "密码错误 / authentication failed" with the time of the next try.
 Opening (connect + DESCRIBE/SETUP/PLAY) is bounded by ``open_timeout_s``. Stopping cancels the task at once.
 """
 
