@@ -173,3 +173,25 @@ async def test_a_setup_refused_names_the_step_and_status() -> None:
             assert err.value.status == 404
         finally:
             session.close()
+
+
+async def test_a_query_string_url_against_the_real_gstreamer_server(demo_media) -> None:  # type: ignore[no-untyped-def]
+    """A Dahua-style URL with a query against a real server: GStreamer maps the path to its mount, ignores the
+    query, and answers DESCRIBE with a Content-Base without it — which, as RFC 2326 says, is the base we use."""
+    from demo.server import DemoRtspServer
+
+    server = DemoRtspServer({"vending": demo_media["vending"]}, aliases={"/cam/realmonitor": "vending"})
+    server.start()
+    units: list = []
+    session = RtspSession(server.url("cam/realmonitor?channel=1&subtype=0"), units.append)
+    try:
+        track = await asyncio.wait_for(session.open(), 10)
+        assert track.control == server.url("cam/realmonitor/stream=0")  # Content-Base wins over the request URL
+        for _ in range(200):
+            if len(units) >= 10:
+                break
+            await asyncio.sleep(0.05)
+        assert len(units) >= 10 and any(u.keyframe for u in units)
+    finally:
+        session.close()
+        server.stop()
