@@ -161,3 +161,12 @@ def test_a_refused_login_reads_offline_at_once_with_the_next_try() -> None:
     t.packet(300)
     s = t.snapshot(300)
     assert (s.state, s.auth_failed, s.retry_at, s.error) == ("online", False, None, None)
+
+
+def test_retry_times_alone_are_news_only_for_refused_logins() -> None:
+    t = online_tracker(100)
+    assert t.failed(200, "refused", retry_at=201)
+    assert not t.failed(201, "refused", retry_at=202)  # same error, the next second: nothing to announce
+    assert t.snapshot(201.5).retry_at == 202  # ...but the status read at any time has it
+    assert t.failed(300, "密码错误", retry_at=360, auth=True)
+    assert t.failed(360, "密码错误", retry_at=660, auth=True)  # the next login is minutes away: say when

@@ -185,7 +185,9 @@ class HealthTracker:
         attempt is due at ``retry_at``; ``auth``: the camera refused the login (offline at once: retries are
         minutes apart). Returns whether the state or the error text changed."""
         self.failures += 1
-        error_changed = error != self.error or retry_at != self.retry_at
+        # A new retry time alone is news only for a refused login (minutes away); a dead camera's second-by-second
+        # retries would otherwise publish a status every second (the heartbeat carries retry_at anyway).
+        error_changed = error != self.error or auth != self.auth_failed or (auth and retry_at != self.retry_at)
         self.error = error
         self.retry_at = retry_at
         self.auth_failed = auth
