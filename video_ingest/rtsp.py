@@ -21,163 +21,35 @@ with :class:`RtspStreamEnded` or :class:`RtspError`. Other server requests are a
 do not know) and the stream goes on. RTCP is read only on the RTCP channel (a few packets every few seconds); data
 on channels nobody set up is skipped.
 
-Every failure is an :class:`RtspError` whose message names the step and what the server said, with credentials
-never included.
+The framing, the encoding of requests and answers and the logins are an I/O-free core
+(:mod:`video_ingest.rtsp_core`); this module is its asyncio adapter: sockets, futures, timers. Every failure is an
+:class:`RtspError` whose message names the step and what the server said, with credentials never included.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import logging
 import os
 import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from video_ingest.rtp import Depacketizer, Reorder, RtpAccessUnit, VideoTrack, parse_sdp, rtcp_has_bye, \
     rtcp_receiver_report
+from video_ingest.rtsp_core import (DEFAULT_PORTS, USER_AGENT, DigestAuth, Response, RtspAuthError, RtspCore,
+                                    RtspError, RtspStreamEnded, ServerRequest, content_base, split_credentials,
+                                    transport_params)
+
+__all__ = ["DEFAULT_PORTS", "TRANSPORTS", "USER_AGENT", "DigestAuth", "Response", "RtspAuthError", "RtspError",
+           "RtspSession", "RtspStreamEnded", "content_base", "split_credentials"]
 
 log = logging.getLogger("citywall.ingest.rtsp")
 
-USER_AGENT = "citywall"
-DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}
-MAX_HEADER_BYTES = 64 * 1024
-MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_SESSION_TIMEOUT_S = 60.0
-
-
-class RtspError(Exception):
-    """The RTSP exchange failed; the message names the step (never the credentials)."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        """The RTSP status code that caused it, when a response did."""
-
-
-class RtspAuthError(RtspError):
-    """The camera refused the login (401 after credentials were sent, 403) or needs credentials it was not given.
-    Retrying soon would only count towards the camera's account lockout: callers back off hard."""
-
-
-class RtspStreamEnded(RtspError):
-    """The server ended the stream: RTCP BYE, a TEARDOWN/ANNOUNCE/REDIRECT request of its own, or 454 on the
-    keepalive."""
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    status: int
-    reason: str
-    headers: dict[str, str]
-    """Header names lower-cased."""
-    body: bytes
-    challenges: tuple[str, ...] = ()
-    """The WWW-Authenticate values of a 401."""
-
-
-def split_credentials(url: str) -> tuple[str, str | None, str | None]:
-    """``url`` without user info, and the (percent-decoded) user name and password it carried."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_PORTS:
-        raise RtspError(f"only rtsp:// and rtsps:// URLs are supported (got {parts.scheme or 'no'} scheme)")
-    if not parts.hostname:
-        raise RtspError("the camera URL has no host")
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    clean = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
-    user = unquote(parts.username) if parts.username is not None else None
-    password = unquote(parts.password) if parts.password is not None else None
-    return clean, user, password
-
-
-class DigestAuth:
-    """Answers a 401's challenge — Basic, or Digest (RFC 2617/7616 with MD5 or MD5-sess, ``qop=auth`` when the
-    server's list offers it, quoted or unquoted fields). Pure: no I/O, the cnonce source can be given."""
-
-    def __init__(self, user: str | None, password: str | None, *,
-                 cnonce: Callable[[], str] = lambda: os.urandom(8).hex()) -> None:
-        self.user = user
-        self.password = password or ""
-        self._challenge: dict[str, str] | None = None
-        self._basic = False
-        self._nc = 0
-        self._cnonce = cnonce
-
-    @property
-    def ready(self) -> bool:
-        return self._basic or self._challenge is not None
-
-    @staticmethod
-    def is_stale(headers: list[str] | tuple[str, ...]) -> bool:
-        """Whether a Digest challenge says ``stale=true``: only the nonce expired, the credentials were right."""
-        for h in headers:
-            if h.lower().startswith("digest") and _auth_fields(h[6:]).get("stale", "").lower() == "true":
-                return True
-        return False
-
-    def challenge(self, headers: list[str] | tuple[str, ...]) -> bool:
-        """Take the server's WWW-Authenticate values; False when none is one we can answer."""
-        if self.user is None:
-            return False
-        for h in headers:
-            if not h.lower().startswith("digest"):
-                continue
-            fields = _auth_fields(h[6:])
-            if fields.get("algorithm", "MD5").upper() not in ("MD5", "MD5-SESS", ""):
-                continue  # e.g. SHA-256 offered first: a later MD5 challenge may follow
-            if "nonce" not in fields or "realm" not in fields:
-                continue
-            self._challenge, self._basic, self._nc = fields, False, 0
-            return True
-        if any(h.lower().startswith("basic") for h in headers):
-            self._basic, self._challenge = True, None
-            return True
-        return False
-
-    def header(self, method: str, uri: str) -> str | None:
-        if self.user is None:
-            return None
-        if self._basic:
-            return "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
-        c = self._challenge
-        if c is None:
-            return None
-        realm, nonce = c["realm"], c["nonce"]
-        ha1 = _md5(f"{self.user}:{realm}:{self.password}")
-        ha2 = _md5(f"{method}:{uri}")
-        parts = [f'username="{self.user}"', f'realm="{realm}"', f'nonce="{nonce}"', f'uri="{uri}"']
-        qops = [q.strip().lower() for q in c.get("qop", "").split(",")]
-        sess = c.get("algorithm", "").upper() == "MD5-SESS"
-        cnonce = self._cnonce() if sess or "auth" in qops else ""
-        if sess:
-            ha1 = _md5(f"{ha1}:{nonce}:{cnonce}")
-            parts.append("algorithm=MD5-sess")
-        elif "algorithm" in c:
-            parts.append("algorithm=MD5")  # echo it only when the server named it (some cameras choke otherwise)
-        if "auth" in qops:
-            self._nc += 1
-            nc = f"{self._nc:08x}"
-            response = _md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
-            parts += ["qop=auth", f"nc={nc}", f'cnonce="{cnonce}"']
-        else:
-            response = _md5(f"{ha1}:{nonce}:{ha2}")
-            if sess:
-                parts.append(f'cnonce="{cnonce}"')
-        parts.append(f'response="{response}"')
-        if "opaque" in c:
-            parts.append(f'opaque="{c["opaque"]}"')
-        return "Digest " + ", ".join(parts)
-
-
-_Auth = DigestAuth
 
 
 def _camera_tls() -> ssl.SSLContext:
@@ -189,40 +61,11 @@ def _camera_tls() -> ssl.SSLContext:
     return ctx
 
 
-def _md5(text: str) -> str:
-    return hashlib.md5(text.encode()).hexdigest()
-
-
-def _auth_fields(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    i, n = 0, len(text)
-    while i < n:
-        while i < n and text[i] in " ,":
-            i += 1
-        eq = text.find("=", i)
-        if eq < 0:
-            break
-        key = text[i:eq].strip().lower()
-        i = eq + 1
-        if i < n and text[i] == '"':
-            end = text.find('"', i + 1)
-            end = n if end < 0 else end
-            out[key] = text[i + 1:end]
-            i = end + 1
-        else:
-            end = text.find(",", i)
-            end = n if end < 0 else end
-            out[key] = text[i:end].strip()
-            i = end
-    return out
-
-
 class _Protocol(asyncio.Protocol):
-    """Splits the TCP stream into RTSP messages and interleaved ``$`` frames."""
+    """Hands the TCP stream to the session's :class:`RtspCore`."""
 
     def __init__(self, session: "RtspSession") -> None:
         self.s = session
-        self.buf = bytearray()
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -235,68 +78,10 @@ class _Protocol(asyncio.Protocol):
         s = self.s
         s.last_rx = time.monotonic()
         s.bytes_in += len(data)
-        buf = self.buf
-        buf += data
-        pos, n = 0, len(buf)
-        rtp_channel = s.rtp_channel
-        view = memoryview(buf)
         try:
-            while pos < n:
-                if buf[pos] == 0x24:  # '$' channel(1) length(2) payload
-                    if n - pos < 4:
-                        break
-                    size = (buf[pos + 2] << 8) | buf[pos + 3]
-                    end = pos + 4 + size
-                    if end > n:
-                        break
-                    channel = buf[pos + 1]
-                    if channel == rtp_channel:
-                        s._rtp(bytes(view[pos + 4:end]))  # one copy (a bytearray slice would be two)
-                    elif channel == rtp_channel + 1:  # RTCP: a few packets every few seconds
-                        s._rtcp(bytes(view[pos + 4:end]))
-                        if s.done:
-                            break
-                    # other channels (audio, metadata a camera sends unasked) are skipped
-                    pos = end
-                    continue
-                head_end = buf.find(b"\r\n\r\n", pos, pos + MAX_HEADER_BYTES)
-                if head_end < 0:
-                    if n - pos >= MAX_HEADER_BYTES or (n - pos >= 4 and not _looks_like_rtsp(buf, pos)):
-                        raise RtspError("the server sent something that is neither RTSP nor interleaved RTP")
-                    break
-                head = bytes(buf[pos:head_end]).decode("utf-8", "replace")
-                length = _content_length(head)
-                end = head_end + 4 + length
-                if end > n:
-                    break
-                s._message(head, bytes(buf[head_end + 4:end]))
-                pos = end
-                if s.done:
-                    break
+            s.core.receive(data)
         except RtspError as exc:
             s._fail(exc)
-        finally:
-            view.release()  # the buffer cannot shrink while a view of it exists
-            del buf[:pos]
-
-
-def _looks_like_rtsp(buf: bytearray, pos: int) -> bool:
-    head = bytes(buf[pos:pos + 8])
-    return head.startswith(b"RTSP/") or head[:1].isalpha()
-
-
-def _content_length(head: str) -> int:
-    for line in head.split("\r\n")[1:]:
-        name, _, value = line.partition(":")
-        if name.strip().lower() == "content-length":
-            try:
-                length = int(value.strip())
-            except ValueError:
-                raise RtspError(f"bad Content-Length {value.strip()!r}") from None
-            if not 0 <= length <= MAX_BODY_BYTES:
-                raise RtspError(f"Content-Length {length} out of range")
-            return length
-    return 0
 
 
 TRANSPORTS = ("auto", "tcp", "udp")
@@ -359,7 +144,8 @@ class RtspSession:
         """``tcp`` or ``udp`` once SETUP succeeded."""
         self.track: VideoTrack | None = None
         self.depacketizer: Depacketizer | None = None
-        self.rtp_channel = 0
+        self.core = RtspCore(self._rtp, self._rtcp, self._message)
+        """The I/O-free protocol core this session drives."""
         self.last_rx = time.monotonic()
         self.bytes_in = 0
         self.keepalives = 0
@@ -371,7 +157,6 @@ class RtspSession:
         self.udp_foreign = 0
         """UDP datagrams from addresses other than the camera's, dropped."""
         self._protocol: _Protocol | None = None
-        self._cseq = 0
         self._pending: dict[int, asyncio.Future[Response]] = {}
         self._session_id: str | None = None
         self._session_timeout_s = DEFAULT_SESSION_TIMEOUT_S
@@ -433,7 +218,7 @@ class RtspSession:
         transport = setup.headers.get("transport", "")
         if "interleaved=" in transport:
             try:
-                self.rtp_channel = int(transport.split("interleaved=", 1)[1].split("-")[0].split(";")[0])
+                self.core.rtp_channel = int(transport.split("interleaved=", 1)[1].split("-")[0].split(";")[0])
             except ValueError:
                 raise RtspError(f"SETUP: bad Transport {transport!r}") from None
         elif transport and "TCP" not in transport.upper():
@@ -462,7 +247,7 @@ class RtspSession:
         setup = await self._request("SETUP", track.control,
                                     {"Transport": f"RTP/AVP;unicast;client_port={rtp_port}-{rtp_port + 1}"})
         transport = setup.headers.get("transport", "")
-        params = _transport_params(transport)
+        params = transport_params(transport)
         if "interleaved" in params or "TCP" in transport.upper().split(";", 1)[0]:
             raise RtspError(f"SETUP: asked for RTP over UDP, the server answered {transport!r}")
         source = params.get("source")
@@ -495,6 +280,11 @@ class RtspSession:
         """Return when the connection ends; raises :class:`RtspError` when it ended in error."""
         assert self._done is not None
         await asyncio.shield(self._done)
+
+    @property
+    def rtp_channel(self) -> int:
+        """The interleaved channel of RTP (from the SETUP answer)."""
+        return self.core.rtp_channel
 
     @property
     def done(self) -> bool:
@@ -535,16 +325,9 @@ class RtspSession:
         return self._protocol
 
     def _encode(self, method: str, url: str, headers: dict[str, str]) -> bytes:
-        self._cseq += 1
-        lines = [f"{method} {url} RTSP/1.0", f"CSeq: {self._cseq}", f"User-Agent: {USER_AGENT}"]
         auth = self._auth.header(method, url)
         self._authorized = auth is not None
-        if auth:
-            lines.append(f"Authorization: {auth}")
-        if self._session_id is not None:
-            lines.append(f"Session: {self._session_id}")
-        lines += [f"{k}: {v}" for k, v in headers.items()]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+        return self.core.request(method, url, headers, authorization=auth, session=self._session_id)
 
     async def _request(self, method: str, url: str, headers: dict[str, str] | None = None) -> Response:
         """Send, answering a 401 challenge once. Credentials that were sent and refused are never sent again on
@@ -579,41 +362,21 @@ class RtspSession:
             raise RtspError(f"{method}: connection closed")
         data = self._encode(method, url, headers)
         fut: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        self._pending[self._cseq] = fut
+        self._pending[self.core.cseq] = fut
         proto.transport.write(data)
         return await fut
 
     # -- protocol callbacks ----------------------------------------------------------------------------------
-    def _message(self, head: str, body: bytes) -> None:
-        lines = head.split("\r\n")
-        first = lines[0]
-        headers: dict[str, str] = {}
-        challenges: list[str] = []
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if not sep:
-                continue
-            key = name.strip().lower()
-            headers[key] = value.strip()
-            if key == "www-authenticate":
-                challenges.append(value.strip())
-        cseq = _int(headers.get("cseq"))
-        if not first.startswith("RTSP/"):
-            if not (first.endswith(" RTSP/1.0") or first.endswith(" RTSP/2.0")):
-                raise RtspError(f"the server does not speak RTSP (it answered {first[:60]!r})")
-            self._server_request(first.split(" ", 1)[0].upper(), cseq, headers)
+    def _message(self, message: Response | ServerRequest) -> None:
+        if isinstance(message, ServerRequest):
+            self._server_request(message.method, message.cseq, message.headers)
             return
-        try:
-            _, status_text, *reason = first.split(" ", 2)
-            status = int(status_text)
-        except ValueError:
-            raise RtspError(f"bad status line {first[:80]!r}") from None
-        if cseq is None:
+        if message.cseq is None:
             return
-        fut = self._pending.pop(cseq, None)
+        fut = self._pending.pop(message.cseq, None)
         if fut is not None and not fut.done():
-            fut.set_result(Response(status, reason[0] if reason else "", headers, body, tuple(challenges)))
-        elif status == 454:
+            fut.set_result(message)
+        elif message.status == 454:
             self._end("keepalive: 454 Session Not Found (the server dropped the session)", "454")
 
     def _server_request(self, method: str, cseq: int | None, headers: dict[str, str]) -> None:
@@ -630,8 +393,7 @@ class RtspSession:
     def _answer(self, cseq: int | None, status: int, reason: str) -> None:
         proto = self._protocol
         if proto is not None and proto.transport is not None and not proto.transport.is_closing():
-            session = f"Session: {self._session_id}\r\n" if self._session_id else ""
-            proto.transport.write(f"RTSP/1.0 {status} {reason}\r\nCSeq: {cseq or 0}\r\n{session}\r\n".encode())
+            proto.transport.write(self.core.answer(cseq, status, reason, self._session_id))
 
     def _rtp(self, packet: bytes) -> None:
         depacketizer = self.depacketizer
@@ -652,6 +414,7 @@ class RtspSession:
         self._fail(RtspStreamEnded(message))
 
     def _fail(self, exc: Exception) -> None:
+        self.core.stopped = True  # nothing more from this connection reaches the frame callback
         if self._done is not None and not self._done.done():
             self._done.set_exception(exc)
             self._done.exception()
@@ -705,32 +468,6 @@ class RtspSession:
             pass
 
 
-def content_base(request_url: str, headers: dict[str, str]) -> str:
-    """The base URL of a DESCRIBE answer (RFC 2326 C.1.1): Content-Base, else Content-Location, else the request
-    URL; relative values are resolved against the request URL, user info is dropped."""
-    for name in ("content-base", "content-location"):
-        value = headers.get(name, "").strip()
-        if not value:
-            continue
-        if not value.lower().startswith(("rtsp://", "rtsps://")):
-            value = urljoin(request_url, value)
-            if not value.lower().startswith(("rtsp://", "rtsps://")):
-                continue
-        try:
-            return split_credentials(value)[0]
-        except RtspError:
-            continue
-    return request_url
-
-
-def _transport_params(transport: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in transport.split(",", 1)[0].split(";")[1:]:
-        key, _, value = item.partition("=")
-        out[key.strip().lower()] = value.strip()
-    return out
-
-
 def _udp_pair(family: int, host: str) -> tuple[socket.socket, socket.socket]:
     """Two UDP sockets on ``host`` with consecutive ports, the first even (RTP even, RTCP odd, RFC 3550 11)."""
     for _ in range(64):
@@ -756,10 +493,3 @@ def _udp_pair(family: int, host: str) -> tuple[socket.socket, socket.socket]:
             pass
         rtp.close()
     raise RtspError(f"no free pair of UDP ports on {host} for RTP/RTCP")
-
-
-def _int(text: str | None) -> int | None:
-    try:
-        return int(text) if text is not None else None
-    except ValueError:
-        return None
