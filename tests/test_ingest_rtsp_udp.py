@@ -181,3 +181,22 @@ async def test_udp_fallback_reorders_filters_and_reports() -> None:
 
 async def _async(value):  # type: ignore[no-untyped-def]
     return value
+
+
+async def test_udp_that_never_arrives_says_what_to_check() -> None:
+    from video_ingest.source import CameraSource
+
+    udp = UdpCamera()  # answers SETUP but sends nothing: as if a NAT or firewall dropped the camera's datagrams
+    updates: list = []
+    try:
+        async with CannedCamera(handler=udp.handler) as cam:
+            source = CameraSource("cam", cam.url("/live"), read_timeout_s=1.0, on_status=updates.append)
+            source.start()
+            try:
+                failed = await eventually(lambda: _async(next((u for u in updates if u.error), None)), timeout=10,
+                                          what="the timeout")
+            finally:
+                await source.stop()
+        assert "no answer to read within 1 s (RTP over UDP: can the camera reach this host's UDP ports" in failed.error
+    finally:
+        udp.close()

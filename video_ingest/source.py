@@ -199,7 +199,9 @@ class CameraSource:
                 pass
             now = time.monotonic()
             if now - rtsp.last_rx > self.read_timeout_s:
-                raise _Timeout(f"timed out: no answer to read within {self.read_timeout_s:g} s")
+                hint = (" (RTP over UDP: can the camera reach this host's UDP ports? no NAT/firewall in between?)"
+                        if rtsp.transport == "udp" and rtsp.bytes_in < 64 * 1024 else "")
+                raise _Timeout(f"timed out: no answer to read within {self.read_timeout_s:g} s{hint}")
             if self._info is None and now - since > self.open_timeout_s:
                 codec = self._track.codec if self._track else "video"
                 raise _Timeout(f"no usable {codec} stream within {self.open_timeout_s:g} s: the camera sent no "
