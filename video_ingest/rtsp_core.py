@@ -198,8 +198,8 @@ class RtspCore:
     ``receive(data)`` splits what arrived into interleaved frames (``$``, channel, 16-bit length) and RTSP messages:
     the RTP channel's payloads go to ``on_rtp``, the RTCP channel's (RTP channel + 1) to ``on_rtcp``, other channels
     are skipped (counted in ``skipped``), and each whole message goes to ``on_message`` as a :class:`Response` or a
-    :class:`ServerRequest`. A callback may set ``stopped``: the rest of that chunk is then left unread (a stream
-    that ended delivers nothing more). Anything that is neither raises :class:`RtspError`. ``request()`` and
+    :class:`ServerRequest`. The RTCP and message callbacks may set ``stopped``: the rest of that chunk is then left
+    unread (a stream that ended delivers nothing more); the RTP path checks nothing extra per packet. Anything that is neither raises :class:`RtspError`. ``request()`` and
     ``answer()`` encode what we send."""
 
     def __init__(self, on_rtp: Callable[[bytes], None], on_rtcp: Callable[[bytes], None],
@@ -238,7 +238,9 @@ class RtspCore:
                     channel = buf[pos + 1]
                     if channel == rtp_channel:
                         on_rtp(bytes(view[pos + 4:end]))  # one copy (a bytearray slice would be two)
-                    elif channel == rtp_channel + 1:  # RTCP: a few packets every few seconds
+                        pos = end
+                        continue
+                    if channel == rtp_channel + 1:  # RTCP: a few packets every few seconds
                         self.on_rtcp(bytes(view[pos + 4:end]))
                     else:
                         self.skipped += 1
