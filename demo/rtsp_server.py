@@ -14,7 +14,9 @@ file) serves ``rtsps://`` instead. The file is read once into memory and split
 into access units (one per frame); an ``appsrc ! h264parse ! rtph264pay`` pipeline pushes them with monotonic
 timestamps, looping forever, and the RTSP server's sinks pace them to the clock, so the stream runs at the real
 frame rate without decoding or re-encoding. Media are shared between clients; when the last client leaves the
-media is torn down and the next client starts the loop at t=0. UDP and TCP-interleaved transports both work.
+media is torn down and the next client starts the loop at t=0. UDP and TCP-interleaved transports both work
+(``--protocols udp`` offers UDP only, as some NVRs do); ``--once`` ends each stream after one pass (RTCP BYE);
+``--alias NAME=/cam/realmonitor`` mounts a media under a longer path too.
 Prints ``READY <port>`` on stdout once listening; exits cleanly on SIGTERM/SIGINT.
 """
 
