@@ -63,7 +63,8 @@ class Watched:
         return next((u for u in self.updates[after:] if predicate(u)), None)
 
 
-async def play_until_end(url: str, transport: str = "auto", timeout: float = 15) -> tuple[RtspSession, list, BaseException]:
+async def play_until_end(url: str, transport: str = "auto",
+                         timeout: float = 15) -> tuple[RtspSession, list, BaseException]:
     units: list[RtpAccessUnit] = []
     session = RtspSession(url, units.append, transport=transport)
     try:
@@ -353,3 +354,29 @@ def test_digest_header_is_computed_as_rfc_2617_says() -> None:
 
 async def _async(value):  # type: ignore[no-untyped-def]
     return value
+
+
+async def test_a_nonce_that_expires_mid_session_is_renewed_on_the_keepalive() -> None:
+    seen: list[str] = []
+
+    def handler(request: Request, cam: CannedCamera) -> Reply | None:
+        auth = request.headers.get("authorization", "")
+        if request.method == "SETUP":
+            return Reply(headers={"transport": request.headers["transport"], "session": "5;timeout=2"})
+        if request.method == "GET_PARAMETER":
+            seen.append(auth)
+            if 'nonce="n1"' in auth:  # the camera's nonce lifetime ran out
+                return Reply(401, "Unauthorized", {"WWW-Authenticate": 'Digest realm="cam", nonce="n2", stale=true'})
+            return Reply() if 'nonce="n2"' in auth else Reply(454, "Session Not Found")
+        if not auth:
+            return Reply(401, "Unauthorized", {"WWW-Authenticate": 'Digest realm="cam", nonce="n1"'})
+        return None
+
+    async with CannedCamera(handler=handler) as cam:
+        session, _ = await opened(cam, user="admin", password="pw")
+        try:
+            await eventually(lambda: _async(len(seen) >= 3), timeout=10, what="three keepalives")
+            assert 'nonce="n1"' in seen[0] and all('nonce="n2"' in s for s in seen[1:])
+            assert not session.done
+        finally:
+            session.close()

@@ -452,6 +452,8 @@ class RtspSession:
             except RtspError:
                 return
             self.keepalives += 1
+            if response.status == 401 and DigestAuth.is_stale(response.challenges):
+                self._auth.challenge(list(response.challenges))  # nonce expired: the next keepalive uses the new one
             if response.status == 454:
                 self._end("keepalive: 454 Session Not Found (the server dropped the session)", "454")
                 return

@@ -199,7 +199,8 @@ class RtspCore:
     the RTP channel's payloads go to ``on_rtp``, the RTCP channel's (RTP channel + 1) to ``on_rtcp``, other channels
     are skipped (counted in ``skipped``), and each whole message goes to ``on_message`` as a :class:`Response` or a
     :class:`ServerRequest`. The RTCP and message callbacks may set ``stopped``: the rest of that chunk is then left
-    unread (a stream that ended delivers nothing more); the RTP path checks nothing extra per packet. Anything that is neither raises :class:`RtspError`. ``request()`` and
+    unread (a stream that ended delivers nothing more); the RTP path checks nothing extra per packet. Anything that
+    is neither raises :class:`RtspError`. ``request()`` and
     ``answer()`` encode what we send."""
 
     def __init__(self, on_rtp: Callable[[bytes], None], on_rtcp: Callable[[bytes], None],
@@ -352,7 +353,8 @@ def content_base(request_url: str, headers: dict[str, str]) -> str:
 
 
 def transport_params(transport: str) -> dict[str, str]:
-    """The parameters of a Transport header's first spec (``client_port``, ``server_port``, ``source`` …), names lower-cased."""
+    """The parameters of a Transport header's first spec (``client_port``, ``server_port``, ``source`` …); names
+    lower-cased."""
     out: dict[str, str] = {}
     for item in transport.split(",", 1)[0].split(";")[1:]:
         key, _, value = item.partition("=")
