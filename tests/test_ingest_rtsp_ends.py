@@ -122,7 +122,7 @@ async def test_a_stream_that_ends_is_reconnected_promptly_and_logged(short_clip:
 async def test_a_killed_server_is_noticed_at_once(demo_media: dict[str, Path]) -> None:
     server = DemoRtspServer({"vending": demo_media["vending"]})
     server.start()
-    cam = Watched(server.url("vending"), read_timeout_s=5.0)
+    cam = Watched(server.url("vending"), read_timeout_s=10.0)  # long: the end must not wait for it
     cam.source.start()
     try:
         await eventually(lambda: _async(cam.first(lambda u: u.state == "online")), timeout=20, what="online")
@@ -131,7 +131,7 @@ async def test_a_killed_server_is_noticed_at_once(demo_media: dict[str, Path]) -
         server.stop()
         down = await eventually(lambda: _async(cam.first(lambda u: u.state != "online", n)), timeout=10,
                                 what="the outage")
-        assert time.monotonic() - killed < 3.0
+        assert time.monotonic() - killed < 5.0  # stop() itself waits for the process to exit
         assert "closed the connection" in (down.error or "") or "connection lost" in (down.error or ""), down
         assert down.state == "reconnecting" and down.retry_at is not None
     finally:

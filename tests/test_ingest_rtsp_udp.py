@@ -70,8 +70,9 @@ async def test_a_udp_only_server_streams_into_the_sampler(demo_media: dict[str, 
     await service.start()
     try:
         await eventually(lambda: _async(service.latest_frame("auto")), timeout=30, what="a sampled frame")
-        status = service.status("auto")
-        assert status.state == "online" and status.extra["transport"] == "udp" and status.fps > 5, status
+        status = await eventually(lambda: _async((s := service.status("auto")).fps > 5 and s), timeout=10,
+                                  what="frames at the stream's rate")  # fps needs a few frames after the first
+        assert status.state == "online" and status.extra["transport"] == "udp", status
         frame = service.latest_frame("auto")
         assert frame is not None and frame.image.shape[:2] == (720, 1280)
         refused = await eventually(lambda: _async(service.status("tcp").error), timeout=10, what="the tcp error")
