@@ -41,7 +41,7 @@ from cases.webhooks import WebhookSender
 from cases.worker import CaseWorker, build_filer
 from citywall.metrics import bus_metrics, case_store_metrics, case_worker_metrics, lease_metrics
 from citywall.supervise import supervise
-from citywall.up import follow_rejections
+from citywall.up import camera_options, follow_rejections
 from config import ConfigError, Settings, redact_url
 from config.fingerprint import fingerprint
 from detectors.feedback import RejectionFollower, SuppressionList
@@ -88,7 +88,8 @@ class CameraStack:
                  backend: Any = None, suppressions: SuppressionList | None = None) -> None:
         camera = settings.camera(camera_id)
         self.camera_id = camera_id
-        self.ingest = IngestService({camera_id: camera.substream_url or camera.url}, worker=worker)
+        self.ingest = IngestService({camera_id: camera.substream_url or camera.url}, worker=worker,
+                                    options={camera_id: camera_options(settings, camera)})
         self.clips = ClipRecorder(settings.storage.evidence_dir, [camera_id])
         self.ingest.subscribe_packets(camera_id, self.clips.buffer(camera_id))
         self.detection = DetectionWorker([camera], settings.detection, settings.storage.evidence_dir,

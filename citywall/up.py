@@ -30,14 +30,16 @@ from citywall.keepalive import WatchedChild, keep_alive
 from citywall.metrics import (bus_metrics, case_store_metrics, case_worker_metrics, child_metrics, clip_metrics,
                               detection_metrics, ingest_metrics)
 from citywall.supervise import supervise
-from config import Settings, redact_url
+from config import Camera, Settings, redact_url
 from detectors.feedback import RejectionFollower, SuppressionList
 from detectors.models import load_backends
 from detectors.worker import DetectionWorker
 from guidance.runtime import GuidanceRuntime, build_guidance
 from guidance.simulator import SpeakerSimulator
 from video_ingest.clip_buffer import ClipRecorder
+from video_ingest.health import LoginPolicy
 from video_ingest.service import IngestService
+from video_ingest.source import SourceOptions
 from wall.app import create_app
 
 log = logging.getLogger("citywall.up")
@@ -56,6 +58,13 @@ def resolve_sources(settings: Settings, demo_url) -> dict[str, str]:
             url = demo_url(url.removeprefix("demo://"))
         sources[cam.id] = url
     return sources
+
+
+def camera_options(settings: Settings, cam: Camera) -> SourceOptions:
+    """A camera's connection options: its own ``transport``/``login``, else ``ingest``'s defaults."""
+    login = cam.login or settings.ingest.login
+    return SourceOptions(transport=cam.transport or settings.ingest.transport,
+                         login=LoginPolicy(tuple(login.backoff_s), login.max_attempts, login.window_s))
 
 
 def _demo_scenes(settings: Settings) -> list[str]:
@@ -171,7 +180,8 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
         stack.callback(store.close)
         filer = build_filer(settings, store)
 
-        ingest = IngestService(sources, worker=worker_name)
+        ingest = IngestService(sources, worker=worker_name,
+                               options={c.id: camera_options(settings, c) for c in settings.cameras if c.id in sources})
         await ingest.start()
         stack.push_async_callback(ingest.stop)
 

@@ -11,7 +11,7 @@ import os
 import re
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -99,6 +99,37 @@ class Position(Strict):
     community: str = ""  # 社区
 
 
+class CameraLogin(Strict):
+    """How a camera that refuses the login is retried: cameras lock an account after a few failed logins, so after
+    a refusal the next try waits ``backoff_s`` (1st, 2nd, … refusal; the last repeats) and at most
+    ``max_attempts`` logins are made in any ``window_s`` while refused. Defaults: ≤ 3 logins in 10 minutes."""
+
+    backoff_s: list[float] = Field(default_factory=lambda: [60.0, 300.0, 900.0], min_length=1, max_length=10,
+                                   description="seconds to wait after the 1st, 2nd, … refused login")
+    max_attempts: int = Field(default=3, ge=1, le=20, description="logins at most per window_s while refused")
+    window_s: float = Field(default=600.0, gt=0, le=86400)
+
+    @field_validator("backoff_s")
+    @classmethod
+    def _growing(cls, delays: list[float]) -> list[float]:
+        if any(not d > 0 for d in delays):
+            raise ValueError(f"every delay must be > 0 seconds, got {delays}")
+        if any(b < a for a, b in zip(delays, delays[1:])):
+            raise ValueError(f"delays must not shrink, got {delays}")
+        return delays
+
+
+Transport = Literal["auto", "tcp", "udp"]
+
+
+class Ingest(Strict):
+    """Defaults for every camera's connection (a camera's own ``transport``/``login`` override them)."""
+
+    transport: Transport = Field(default="auto", description="RTP over tcp (interleaved), udp, or auto: TCP, "
+                                                             "then UDP when the camera answers 461")
+    login: CameraLogin = CameraLogin()
+
+
 class Camera(Strict):
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
     name: str = Field(min_length=1)
@@ -107,6 +138,8 @@ class Camera(Strict):
     position: Position
     zones: list[Zone] = Field(default_factory=list)
     enabled: bool = True
+    transport: Transport | None = Field(default=None, description="auto/tcp/udp; empty: ingest.transport")
+    login: CameraLogin | None = Field(default=None, description="refused-login backoff; empty: ingest.login")
 
     @field_validator("url", "substream_url")
     @classmethod
@@ -347,6 +380,7 @@ class Settings(Strict):
     storage: Storage = Storage()
     wall: WallServer = WallServer()
     detection: Detection = Detection()
+    ingest: Ingest = Ingest()
     cases: Cases = Cases()
     cluster: Cluster = Cluster()
     guidance: GuidanceSettings = GuidanceSettings()

@@ -14,7 +14,9 @@ file) serves ``rtsps://`` instead. The file is read once into memory and split
 into access units (one per frame); an ``appsrc ! h264parse ! rtph264pay`` pipeline pushes them with monotonic
 timestamps, looping forever, and the RTSP server's sinks pace them to the clock, so the stream runs at the real
 frame rate without decoding or re-encoding. Media are shared between clients; when the last client leaves the
-media is torn down and the next client starts the loop at t=0. UDP and TCP-interleaved transports both work.
+media is torn down and the next client starts the loop at t=0. UDP and TCP-interleaved transports both work
+(``--protocols udp`` offers UDP only, as some NVRs do); ``--once`` ends each stream after one pass (RTCP BYE);
+``--alias NAME=/cam/realmonitor`` mounts a media under a longer path too.
 Prints ``READY <port>`` on stdout once listening; exits cleanly on SIGTERM/SIGINT.
 """
 
@@ -86,15 +88,22 @@ def split_access_units(data: bytes) -> list[AccessUnit]:
 class LoopingMedia:
     """Feeds one media pipeline's appsrc from the access units, looping, with timestamps that never go back."""
 
-    def __init__(self, name: str, units: list[AccessUnit], fps: int) -> None:
+    def __init__(self, name: str, units: list[AccessUnit], fps: int, once: bool = False) -> None:
         self.name = name
         self.units = units
         self.duration = Gst.SECOND // fps
+        self.once = once
         self.n = 0  # frames pushed since this media started: each new media starts the loop at t=0
 
     def need_data(self, src: Gst.Element, _length: int) -> None:
         # Push a few frames per call; the server's sinks wait on the clock, so the pipeline runs at real time.
         for _ in range(4):
+            if self.once and self.n >= len(self.units):
+                # End of a non-looping stream: the RTP session sends RTCP BYE to every client (as a camera
+                # whose recording ends, or an NVR playback, does).
+                src.emit("end-of-stream")
+                print(f"media {self.name}: end of stream", file=sys.stderr, flush=True)
+                return
             au = self.units[self.n % len(self.units)]
             buf = Gst.Buffer.new_wrapped(au.data)
             buf.pts = buf.dts = self.n * self.duration
@@ -109,12 +118,18 @@ class LoopingMedia:
 class LoopFactory(GstRtspServer.RTSPMediaFactory):
     """Media factory for one file: shared media, a fresh loop per media."""
 
-    def __init__(self, name: str, units: list[AccessUnit], fps: int) -> None:
+    def __init__(self, name: str, units: list[AccessUnit], fps: int, once: bool = False,
+                 protocols: str = "tcp,udp") -> None:
         super().__init__()
         self.name = name
         self.units = units
         self.fps = fps
+        self.once = once
         self.set_shared(True)
+        lower = GstRtsp.RTSPLowerTrans(0)
+        for proto in protocols.split(","):
+            lower |= {"tcp": GstRtsp.RTSPLowerTrans.TCP, "udp": GstRtsp.RTSPLowerTrans.UDP}[proto]
+        self.set_protocols(lower)  # a server restricted to UDP answers a TCP SETUP with 461
         self.set_launch(
             "( appsrc name=src is-live=false format=time block=false max-bytes=2000000 "
             f"caps=video/x-h264,stream-format=byte-stream,alignment=au,framerate={fps}/1 "
@@ -124,7 +139,7 @@ class LoopFactory(GstRtspServer.RTSPMediaFactory):
 
     def _configure(self, _factory, media: GstRtspServer.RTSPMedia) -> None:
         src = media.get_element().get_child_by_name("src")
-        feeder = LoopingMedia(self.name, self.units, self.fps)
+        feeder = LoopingMedia(self.name, self.units, self.fps, self.once)
         src.connect("need-data", feeder.need_data)
         media._feeder = feeder  # keep it alive as long as the media  # type: ignore[attr-defined]
         print(f"media {self.name}: new pipeline, loop starts at t=0", file=sys.stderr, flush=True)
@@ -139,6 +154,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--auth", default="", metavar="METHOD:USER:PASSWORD",
                    help="require credentials (METHOD: basic or digest)")
     p.add_argument("--tls", default="", metavar="PEM", help="serve rtsps:// with this certificate + key file")
+    p.add_argument("--protocols", default="tcp,udp", choices=["tcp,udp", "tcp", "udp"],
+                   help="lower transports offered: udp makes the server answer TCP-interleaved SETUP with 461")
+    p.add_argument("--once", action="store_true",
+                   help="play each file once, then end the stream (RTCP BYE) instead of looping")
+    p.add_argument("--alias", action="append", default=[], metavar="NAME=PATH",
+                   help="also serve media NAME at PATH (may have several segments, e.g. /cam/realmonitor)")
     p.add_argument("--session-timeout", type=int, default=60, metavar="S",
                    help="RTSP session timeout announced to clients (they must send a keepalive within it)")
     args = p.parse_args(argv)
@@ -162,6 +183,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if not 1 <= rate <= 240:
             p.error(f"--fps {rate}: must be 1..240")
         args.streams.append((name, path, rate))
+    names = {name for name, _, _ in args.streams}
+    args.aliases = []
+    for spec in args.alias:
+        name, sep, path = spec.partition("=")
+        if not sep or name not in names or not path.startswith("/"):
+            p.error(f"--alias {spec!r}: expected NAME=/PATH with NAME one of the --media names")
+        args.aliases.append((name, path))
     return args
 
 
@@ -183,11 +211,14 @@ def main(argv: list[str] | None = None) -> int:
         if not units or not units[0].keyframe:
             print(f"--media {name}: {path} is not an H.264 Annex-B stream starting with an IDR frame", file=sys.stderr)
             return 2
-        factory = LoopFactory(name, units, fps)
+        factory = LoopFactory(name, units, fps, args.once, args.protocols)
         if args.auth or args.tls:
             factory.add_role_from_structure(Gst.Structure.new_from_string(
                 "user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"))
         mounts.add_factory(f"/{name}", factory)
+        for alias_name, path in args.aliases:
+            if alias_name == name:
+                mounts.add_factory(path, factory)
         print(f"media {name}: {len(units)} frames, {sum(u.keyframe for u in units)} keyframes, "
               f"{len(data) / 1e6:.1f} MB at {fps} fps", file=sys.stderr, flush=True)
     if args.session_timeout != 60:

@@ -31,7 +31,8 @@ class DemoRtspServer:
     25 fps. Usable as a context manager; ``start()`` after ``stop()`` reuses the same port."""
 
     def __init__(self, media: dict[str, Path], *, host: str = "127.0.0.1", port: int = 0, fps: int = 25,
-                 auth: str = "", tls_pem: Path | None = None, session_timeout_s: int = 60) -> None:
+                 auth: str = "", tls_pem: Path | None = None, session_timeout_s: int = 60,
+                 protocols: str = "tcp,udp", once: bool = False, aliases: dict[str, str] | None = None) -> None:
         if not media:
             raise ValueError("media: at least one scene is required")
         for name, path in media.items():
@@ -49,6 +50,14 @@ class DemoRtspServer:
         """Certificate + key (PEM): serve ``rtsps://``."""
         self.session_timeout_s = session_timeout_s
         """The RTSP session timeout the server announces (clients keep sessions alive within it)."""
+        if protocols not in ("tcp,udp", "tcp", "udp"):
+            raise ValueError(f"protocols must be 'tcp,udp', 'tcp' or 'udp', got {protocols!r}")
+        self.protocols = protocols
+        """Lower transports offered; ``udp`` makes the server answer a TCP-interleaved SETUP with 461."""
+        self.once = once
+        """Play each file once and end the stream (RTCP BYE) instead of looping."""
+        self.aliases = dict(aliases or {})
+        """Extra mount path (``/cam/realmonitor``) → media name."""
         self._proc: subprocess.Popen[bytes] | None = None
         self._spawner: Spawner | None = None  # lives exactly as long as the child (PDEATHSIG follows it)
         self._stderr: collections.deque[str] = collections.deque(maxlen=50)
@@ -81,6 +90,12 @@ class DemoRtspServer:
             cmd += ["--tls", str(self.tls_pem)]
         if self.session_timeout_s != 60:
             cmd += ["--session-timeout", str(self.session_timeout_s)]
+        if self.protocols != "tcp,udp":
+            cmd += ["--protocols", self.protocols]
+        if self.once:
+            cmd.append("--once")
+        for path, name in self.aliases.items():
+            cmd += ["--alias", f"{name}={path}"]
         return cmd
 
     def start(self) -> None:

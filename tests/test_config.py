@@ -27,6 +27,20 @@ def test_demo_config_is_valid():
     assert settings.brokers.redis_url is None  # empty → private redis-server
 
 
+def test_camera_connection_options_default_to_ingest_and_can_be_overridden():
+    from citywall.up import camera_options
+
+    data = demo_data()
+    data["ingest"] = {"transport": "tcp", "login": {"backoff_s": [120], "max_attempts": 2, "window_s": 900}}
+    data["cameras"][0].update(transport="udp", login={"backoff_s": [30, 60]})
+    settings = parse_settings(data, "test.yaml")
+    own, default = camera_options(settings, settings.cameras[0]), camera_options(settings, settings.cameras[1])
+    assert (own.transport, own.login.backoff_s, own.login.max_attempts) == ("udp", (30, 60), 3)
+    assert (default.transport, default.login.backoff_s, default.login.window_s) == ("tcp", (120,), 900)
+    shipped = load_settings(DEMO)
+    assert camera_options(shipped, shipped.cameras[0]).login.backoff_s == (60, 300, 900)
+
+
 @pytest.mark.parametrize(
     "mutate, path, reason",
     [
@@ -46,6 +60,12 @@ def test_demo_config_is_valid():
          "HH:MM-HH:MM"),
         (lambda d: d["cameras"][0]["zones"][0].update(dwell_s=0), "cameras[0].zones[0].dwell_s", "greater than 0"),
         (lambda d: d.pop("users"), "users", "Field required"),
+        (lambda d: d["cameras"][0].update(transport="rtp"), "cameras[0].transport", "'auto', 'tcp' or 'udp'"),
+        (lambda d: d["ingest"].update(transport="quic"), "ingest.transport", "'auto', 'tcp' or 'udp'"),
+        (lambda d: d["ingest"]["login"].update(backoff_s=[300, 60]), "ingest.login.backoff_s", "must not shrink"),
+        (lambda d: d["ingest"]["login"].update(backoff_s=[]), "ingest.login.backoff_s", "at least 1"),
+        (lambda d: d["ingest"]["login"].update(max_attempts=0), "ingest.login.max_attempts", "greater than or equal"),
+        (lambda d: d["cameras"][1].update(login={"backoff_s": [0]}), "cameras[1].login.backoff_s", "> 0"),
     ],
 )
 def test_bad_config_names_key_path_and_reason(mutate, path, reason):

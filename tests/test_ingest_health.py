@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from video_ingest.health import Backoff, HealthTracker
+from video_ingest.health import Backoff, HealthTracker, LoginGuard, LoginPolicy
 
 
 def online_tracker(now: float = 100.0) -> HealthTracker:
@@ -95,3 +95,78 @@ def test_backoff_resets_after_a_stable_minute() -> None:
 def test_backoff_rejects_bad_settings(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         Backoff(**kwargs)
+
+
+# -- logins the camera refuses: never lock the account -------------------------------------------------------------
+
+def login_attempts(policy: LoginPolicy, horizon_s: float, reconnect_s: float = 0.25) -> list[float]:
+    """When a camera with a wrong password is tried, driven as CameraSource does: try, fail, wait for the later of
+    the reconnect delay and the guard."""
+    guard, now, times = LoginGuard(policy), 0.0, []
+    while now < horizon_s:
+        guard.attempt(now)
+        times.append(now)
+        now = max(now + reconnect_s, guard.failed(now))
+    return times
+
+
+def max_in_window(times: list[float], window: float) -> int:
+    return max(sum(1 for u in times if t <= u < t + window) for t in times)
+
+
+def test_a_wrong_password_costs_at_most_three_logins_in_ten_minutes() -> None:
+    times = login_attempts(LoginPolicy(), 3 * 3600)
+    assert times[:4] == [0, 60, 360, 1260]  # 1 min, 5 min, then 15 min apart
+    assert max_in_window(times, 600) == 3
+    assert all(b - a == 900 for a, b in zip(times[3:], times[4:]))  # the last delay repeats
+
+
+@pytest.mark.parametrize("policy", [LoginPolicy((1, 2), 2, 10), LoginPolicy((5,), 1, 60), LoginPolicy((1,), 3, 30),
+                                    LoginPolicy((0.5, 1.0), 2, 3.0)])
+def test_never_more_than_max_attempts_in_any_window(policy: LoginPolicy) -> None:
+    times = login_attempts(policy, 20 * policy.window_s)
+    assert max_in_window(times, policy.window_s) <= policy.max_attempts
+    assert len(times) > policy.max_attempts  # it keeps trying, slowly
+
+
+def test_a_login_that_succeeds_ends_the_run_of_failures() -> None:
+    g = LoginGuard(LoginPolicy((60, 300), 3, 600))
+    assert g.next_attempt_at(5.0) == 5.0 and not g.failing  # nothing holds a first login back
+    g.attempt(0)
+    assert g.failed(0) == 60
+    g.attempt(60)
+    assert g.failed(60) == 360
+    assert g.next_attempt_at(100) == 360
+    g.succeeded()
+    assert (g.failing, g.next_attempt_at(100)) == (False, 100)
+    g.attempt(1000)
+    assert g.failed(1000) == 1060  # a new run starts from the first delay again
+    assert g.attempts_refused == 3
+
+
+@pytest.mark.parametrize("kwargs,match", [({"backoff_s": ()}, "at least one"), ({"backoff_s": (60, 0)}, "> 0"),
+                                          ({"backoff_s": (300, 60)}, "must not shrink"),
+                                          ({"max_attempts": 0}, "max_attempts"), ({"window_s": 0}, "window_s")])
+def test_login_policy_rejects_bad_settings(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        LoginPolicy(**kwargs)
+
+
+def test_a_refused_login_reads_offline_at_once_with_the_next_try() -> None:
+    t = online_tracker(100)
+    assert t.failed(200, "密码错误 / authentication failed: DESCRIBE: 401 Unauthorized", retry_at=260, auth=True)
+    s = t.snapshot(201)
+    assert (s.state, s.auth_failed, s.retry_at) == ("offline", True, 260)
+    assert s.error and s.error.startswith("密码错误")
+    t.packet(300)
+    s = t.snapshot(300)
+    assert (s.state, s.auth_failed, s.retry_at, s.error) == ("online", False, None, None)
+
+
+def test_retry_times_alone_are_news_only_for_refused_logins() -> None:
+    t = online_tracker(100)
+    assert t.failed(200, "refused", retry_at=201)
+    assert not t.failed(201, "refused", retry_at=202)  # same error, the next second: nothing to announce
+    assert t.snapshot(201.5).retry_at == 202  # ...but the status read at any time has it
+    assert t.failed(300, "密码错误", retry_at=360, auth=True)
+    assert t.failed(360, "密码错误", retry_at=660, auth=True)  # the next login is minutes away: say when

@@ -55,6 +55,80 @@ class Backoff:
         self._next = self.initial_s
 
 
+@dataclass(frozen=True)
+class LoginPolicy:
+    """How a camera that refuses our login is retried. Hikvision and Dahua lock an account for a while after a few
+    failed logins (typically 5–7 within minutes), so after an authentication failure the next attempt waits
+    ``backoff_s[k]`` (the k-th consecutive failure; the last value repeats), and at most ``max_attempts`` logins
+    are made within any ``window_s`` while the failures go on. The defaults give at most 3 attempts in 10 minutes."""
+
+    backoff_s: tuple[float, ...] = (60.0, 300.0, 900.0)
+    max_attempts: int = 3
+    window_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if not self.backoff_s:
+            raise ValueError("LoginPolicy.backoff_s: give at least one delay")
+        if any(not b > 0 for b in self.backoff_s):
+            raise ValueError(f"LoginPolicy.backoff_s: every delay must be > 0 s, got {list(self.backoff_s)}")
+        if any(b < a for a, b in zip(self.backoff_s, self.backoff_s[1:])):
+            raise ValueError(f"LoginPolicy.backoff_s: delays must not shrink, got {list(self.backoff_s)}")
+        if self.max_attempts < 1:
+            raise ValueError(f"LoginPolicy.max_attempts must be >= 1, got {self.max_attempts}")
+        if not self.window_s > 0:
+            raise ValueError(f"LoginPolicy.window_s must be > 0, got {self.window_s}")
+
+
+class LoginGuard:
+    """Pure state: when the next login may be tried, given the authentication failures so far (times in, no
+    clock). Attempts are counted from the first failure of a run of failures; a login that succeeds ends the run."""
+
+    def __init__(self, policy: LoginPolicy | None = None) -> None:
+        self.policy = policy or LoginPolicy()
+        self.failures = 0
+        """Consecutive authentication failures."""
+        self.attempts_refused = 0
+        """Logins refused by the camera since creation (all runs)."""
+        self._last_failure: float | None = None
+        self._attempts: deque[float] = deque(maxlen=self.policy.max_attempts)
+
+    @property
+    def failing(self) -> bool:
+        """Whether the camera refused the last login."""
+        return self.failures > 0
+
+    def attempt(self, now: float) -> None:
+        """A login is about to be tried (counted only while failing)."""
+        if self.failures:
+            self._attempts.append(now)
+
+    def failed(self, now: float) -> float:
+        """The camera refused the login at ``now``; returns the earliest time of the next attempt."""
+        if not self.failures:
+            self._attempts.clear()
+            self._attempts.append(now)  # the attempt that just failed opens the window
+        self.failures += 1
+        self.attempts_refused += 1
+        self._last_failure = now
+        return self.next_attempt_at(now)
+
+    def succeeded(self) -> None:
+        """The camera accepted the login: the run of failures ends."""
+        self.failures = 0
+        self._last_failure = None
+        self._attempts.clear()
+
+    def next_attempt_at(self, now: float) -> float:
+        """The earliest time a login may be tried (``now`` when nothing holds it back)."""
+        if not self.failures or self._last_failure is None:
+            return now
+        p = self.policy
+        at = self._last_failure + p.backoff_s[min(self.failures, len(p.backoff_s)) - 1]
+        if len(self._attempts) >= p.max_attempts:
+            at = max(at, self._attempts[0] + p.window_s)
+        return max(now, at)
+
+
 class HealthTracker:
     """The state machine and counters behind one camera's :class:`CameraStatus`."""
 
@@ -77,6 +151,10 @@ class HealthTracker:
         self.codec: str | None = None
         self._arrivals: deque[float] = deque()
         self.extra: dict[str, object] = {}
+        self.retry_at: float | None = None
+        """When the next connection attempt is due, while the camera is not online."""
+        self.auth_failed = False
+        """Whether the camera refused our login (the error says so; retries are held back)."""
 
     def attempt(self, now: float) -> bool:
         """A connection attempt starts. Returns whether the state changed."""
@@ -97,17 +175,24 @@ class HealthTracker:
         self.failures = 0
         if self.state != "online":
             self.error = None
+            self.retry_at = None
+            self.auth_failed = False
             return self._set("online", now)
         return False
 
-    def failed(self, now: float, error: str) -> bool:
-        """An attempt failed or a connection ended with ``error`` (credentials already redacted). Returns
-        whether the state or the error text changed."""
+    def failed(self, now: float, error: str, *, retry_at: float | None = None, auth: bool = False) -> bool:
+        """An attempt failed or a connection ended with ``error`` (credentials already redacted); the next
+        attempt is due at ``retry_at``; ``auth``: the camera refused the login (offline at once: retries are
+        minutes apart). Returns whether the state or the error text changed."""
         self.failures += 1
-        error_changed = error != self.error
+        # A new retry time alone is news only for a refused login (minutes away); a dead camera's second-by-second
+        # retries would otherwise publish a status every second (the heartbeat carries retry_at anyway).
+        error_changed = error != self.error or auth != self.auth_failed or (auth and retry_at != self.retry_at)
         self.error = error
+        self.retry_at = retry_at
+        self.auth_failed = auth
         self._arrivals.clear()
-        state: CameraState = "offline" if self.failures >= self.offline_after_failures else "reconnecting"
+        state: CameraState = "offline" if self.failures >= self.offline_after_failures or auth else "reconnecting"
         if self.state == "offline":
             state = "offline"  # stay offline until video flows again, do not flap on every retry
         return self._set(state, now) or error_changed
@@ -135,6 +220,7 @@ class HealthTracker:
         return CameraStatus(
             camera_id=self.camera_id, state=state, at=now, fps=round(self.fps(now), 2) if state == "online" else 0.0,
             last_frame_at=self.last_packet_at, reconnects=self.reconnects, error=error,
+            retry_at=self.retry_at if state != "online" else None, auth_failed=self.auth_failed,
             width=self.width, height=self.height, codec=self.codec, worker=self.worker, extra=dict(self.extra),
         )
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass, field
-from urllib.parse import urljoin
+from urllib.parse import urlsplit, urlunsplit
 
 SUPPORTED = {"H264": "h264", "H265": "hevc"}
 H264_IDR = 5
@@ -43,6 +44,8 @@ class VideoTrack:
     """Absolute URL to SETUP."""
     parameter_sets: tuple[bytes, ...] = ()
     """NAL units from ``sprop-parameter-sets`` (H.264) or ``sprop-vps/sps/pps`` (H.265), in that order."""
+    aggregate: str = ""
+    """The URL for session-wide requests (PLAY, TEARDOWN): the session-level control resolved against the base."""
 
 
 def parse_sdp(text: str, base_url: str) -> VideoTrack:
@@ -71,7 +74,7 @@ def parse_sdp(text: str, base_url: str) -> VideoTrack:
             elif name in ("rtpmap", "fmtp"):
                 pt, _, rest = arg.strip().partition(" ")
                 current[name][pt] = rest.strip()  # type: ignore[index]
-    base = _resolve(base_url, session_control) if session_control else base_url
+    base = control_url(base_url, session_control)
     offered = []
     for m in media:
         if m["media"] != "video":
@@ -91,19 +94,36 @@ def parse_sdp(text: str, base_url: str) -> VideoTrack:
             if clock_rate <= 0:
                 raise SdpError(f"SDP: clock rate must be > 0 in {rtpmap!r}")
             fmtp = _fmtp_params(m["fmtp"].get(pt, ""))  # type: ignore[attr-defined]
-            return VideoTrack(codec, payload_type, clock_rate, _resolve(base, str(m["control"])),
-                              _parameter_sets(codec, fmtp))
+            return VideoTrack(codec, payload_type, clock_rate, control_url(base, str(m["control"])),
+                              _parameter_sets(codec, fmtp), aggregate=base)
     if not offered:
         raise SdpError("SDP: the camera offers no video track")
     raise SdpError(f"SDP: no H.264/H.265 video (the camera offers {', '.join(offered)})")
 
 
-def _resolve(base: str, control: str) -> str:
+def control_url(base: str, control: str) -> str:
+    """The URL a ``a=control:`` attribute names, resolved as FFmpeg and live555 do (RFC 2326 C.1.1 in practice).
+
+    - an absolute URL (``rtsp://…``) is kept as it is;
+    - ``*`` or nothing means the base itself (the aggregate);
+    - a path starting with ``/`` replaces the base's path (and query);
+    - anything else is appended to the base with one ``/`` between — *not* RFC 3986 resolution, which would drop
+      the base's last segment and its query: a Dahua request URL ``/cam/realmonitor?channel=1&subtype=0`` with
+      ``trackID=0`` gives ``/cam/realmonitor?channel=1&subtype=0/trackID=0``, the URL Dahua cameras (and live555)
+      expect and the one FFmpeg builds.
+    """
+    control = control.strip()
     if not control or control == "*":
         return base
-    if "://" in control:
+    if _ABSOLUTE.match(control):
         return control
-    return urljoin(base if base.endswith("/") else base + "/", control)
+    if control.startswith("/"):
+        parts = urlsplit(base)
+        return urlunsplit((parts.scheme, parts.netloc, control, "", ""))
+    return base + control if base.endswith("/") else base + "/" + control
+
+
+_ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def _fmtp_params(fmtp: str) -> dict[str, str]:
@@ -291,3 +311,93 @@ class Depacketizer:
         if self._hevc:
             return 16 <= (nal[0] >> 1) & 0x3F <= 23
         return nal[0] & 0x1F == H264_IDR
+
+
+RTCP_SR, RTCP_RR, RTCP_BYE = 200, 201, 203
+
+
+def rtcp_has_bye(packet: bytes) -> bool:
+    """Whether a (compound) RTCP packet holds a BYE — the server saying this stream has ended (RFC 3550 6.6).
+    Malformed packets are ``False``: they end nothing."""
+    i, n = 0, len(packet)
+    while i + 4 <= n:
+        if packet[i] >> 6 != 2:
+            return False
+        if packet[i + 1] == RTCP_BYE:
+            return True
+        i += 4 + 4 * ((packet[i + 2] << 8) | packet[i + 3])
+    return False
+
+
+def rtcp_receiver_report(ssrc: int) -> bytes:
+    """An empty RTCP receiver report (no report blocks) from ``ssrc``: what a receiver sends over UDP to tell the
+    server it is still there (some servers time a UDP session out on RTCP silence) and to open NAT mappings."""
+    return bytes((0x80, RTCP_RR, 0, 1)) + (ssrc & 0xFFFFFFFF).to_bytes(4, "big")
+
+
+class Reorder:
+    """RTP over UDP arrives out of order now and then: hold up to ``window`` packets to put them back in sequence
+    order before the depacketizer (which treats a gap as a loss). Pure; packets are whole RTP packets.
+
+    A packet that arrives after its turn has passed (older than the newest released) is dropped and counted in
+    ``late``; when more than ``window`` packets wait behind a gap, the gap is given up as lost and what waits is
+    released. A jump of more than ``RESYNC`` sequence numbers (a server that restarted its stream) starts over."""
+
+    RESYNC = 3000
+
+    def __init__(self, window: int = 32) -> None:
+        if not 1 <= window <= 1024:
+            raise ValueError(f"Reorder.window must be 1..1024, got {window}")
+        self.window = window
+        self.late = 0
+        """Packets dropped because they came after their place in the sequence had been given up."""
+        self.reordered = 0
+        """Packets that arrived ahead of a missing one and were held back."""
+        self._next: int | None = None
+        self._held: dict[int, bytes] = {}
+
+    def push(self, packet: bytes) -> list[bytes]:
+        """The packets that can go to the depacketizer now, in sequence order (often just ``[packet]``)."""
+        if len(packet) < 12:
+            return [packet]  # the depacketizer counts it as bad
+        seq = (packet[2] << 8) | packet[3]
+        expected = self._next
+        if expected is None or (seq == expected and not self._held):
+            self._next = (seq + 1) & 0xFFFF
+            return [packet]
+        ahead = (seq - expected) & 0xFFFF
+        if ahead >= 0x8000:  # behind the expected one: its turn has passed (or a duplicate)
+            if 0x10000 - ahead > self.RESYNC:
+                return self._restart(packet, seq)
+            self.late += 1
+            return []
+        if ahead > self.RESYNC:
+            return self._restart(packet, seq)
+        if seq in self._held:
+            self.late += 1  # a duplicate
+            return []
+        self._held[seq] = packet
+        if ahead:
+            self.reordered += 1
+        out = self._drain()
+        if len(self._held) > self.window:  # give the gap up: it was lost
+            first = min(self._held, key=lambda s: (s - expected) & 0xFFFF)
+            self._next = first
+            out += self._drain()
+        return out
+
+    def _drain(self) -> list[bytes]:
+        out = []
+        held = self._held
+        nxt = self._next
+        while nxt in held:
+            out.append(held.pop(nxt))
+            nxt = (nxt + 1) & 0xFFFF
+        self._next = nxt
+        return out
+
+    def _restart(self, packet: bytes, seq: int) -> list[bytes]:
+        out = [self._held[s] for s in sorted(self._held, key=lambda s: (s - (self._next or 0)) & 0xFFFF)]
+        self._held.clear()
+        self._next = (seq + 1) & 0xFFFF
+        return out + [packet]

@@ -6,126 +6,50 @@ client runs every camera on the event loop, reads the TCP stream in large chunks
 :mod:`video_ingest.rtp`, so a frame costs a few dozen microseconds of Python and no thread switch
 (bench/bench_relay_cpu.py has the figures).
 
-What it speaks: RTSP/1.0 over TCP (``rtsps://``: over TLS, see :func:`_camera_tls`) with the media interleaved on the same connection (``RTP/AVP/TCP``, channels 0-1,
-the transport every IP camera offers and the one that survives NAT and firewalls), Basic and Digest (MD5, with or
-without ``qop=auth``) authentication from the URL's user info, ``Content-Base`` for relative control URLs, and a
-keepalive (``GET_PARAMETER`` when the server lists it, else ``OPTIONS``) at half the session timeout. Requests the
-server sends us are answered ``200 OK``. Only the video track is set up; RTCP from the server is read and ignored.
+What it speaks: RTSP/1.0 over TCP (``rtsps://``: over TLS, see :func:`_camera_tls`). The media come interleaved on
+the same connection (``RTP/AVP/TCP``, channels 0-1: what every IP camera offers and what survives NAT and
+firewalls) or, for servers that answer that SETUP with ``461 Unsupported Transport``, over a pair of UDP ports of
+ours (``transport="auto"`` falls back by itself; ``udp`` asks for it). Basic and Digest (MD5 and MD5-sess, with or
+without ``qop=auth``, a stale nonce answered again) from the URL's user info — credentials the camera refused are
+never sent twice on a connection (:class:`RtspAuthError`; the caller backs off for minutes). SETUP/PLAY URLs are built
+as FFmpeg does (:func:`video_ingest.rtp.control_url`, :func:`content_base`). A keepalive (``GET_PARAMETER`` when
+the server lists it, else ``OPTIONS``) runs at half the session timeout, with RTCP receiver reports every 5 s on UDP.
 
-Every failure is an :class:`RtspError` whose message names the step and what the server said, with credentials
-never included.
+The end of a stream is seen at once, not after a read timeout: RTCP BYE, a TEARDOWN/ANNOUNCE/REDIRECT (or an
+end-of-stream PLAY_NOTIFY) sent by the server, 454 on the keepalive and a closed connection each end the session
+with :class:`RtspStreamEnded` or :class:`RtspError`. Other server requests are answered (200, or 501 for methods we
+do not know) and the stream goes on. RTCP is read only on the RTCP channel (a few packets every few seconds); data
+on channels nobody set up is skipped.
+
+The framing, the encoding of requests and answers and the logins are an I/O-free core
+(:mod:`video_ingest.rtsp_core`); this module is its asyncio adapter: sockets, futures, timers. Every failure is an
+:class:`RtspError` whose message names the step and what the server said, with credentials never included.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import logging
 import os
+import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import urlsplit
 
-from video_ingest.rtp import Depacketizer, RtpAccessUnit, VideoTrack, parse_sdp
+from video_ingest.rtp import Depacketizer, Reorder, RtpAccessUnit, VideoTrack, parse_sdp, rtcp_has_bye, \
+    rtcp_receiver_report
+from video_ingest.rtsp_core import (DEFAULT_PORTS, USER_AGENT, DigestAuth, Response, RtspAuthError, RtspCore,
+                                    RtspError, RtspStreamEnded, ServerRequest, content_base, split_credentials,
+                                    transport_params)
+
+__all__ = ["DEFAULT_PORTS", "TRANSPORTS", "USER_AGENT", "DigestAuth", "Response", "RtspAuthError", "RtspError",
+           "RtspSession", "RtspStreamEnded", "content_base", "split_credentials"]
 
 log = logging.getLogger("citywall.ingest.rtsp")
 
-USER_AGENT = "citywall"
-DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}
-MAX_HEADER_BYTES = 64 * 1024
-MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_SESSION_TIMEOUT_S = 60.0
-
-
-class RtspError(Exception):
-    """The RTSP exchange failed; the message names the step (never the credentials)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    status: int
-    reason: str
-    headers: dict[str, str]
-    """Header names lower-cased."""
-    body: bytes
-    challenges: tuple[str, ...] = ()
-    """The WWW-Authenticate values of a 401."""
-
-
-def split_credentials(url: str) -> tuple[str, str | None, str | None]:
-    """``url`` without user info, and the (percent-decoded) user name and password it carried."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_PORTS:
-        raise RtspError(f"only rtsp:// and rtsps:// URLs are supported (got {parts.scheme or 'no'} scheme)")
-    if not parts.hostname:
-        raise RtspError("the camera URL has no host")
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    clean = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
-    user = unquote(parts.username) if parts.username is not None else None
-    password = unquote(parts.password) if parts.password is not None else None
-    return clean, user, password
-
-
-class _Auth:
-    """Answers a 401's challenge: Basic, or Digest with MD5 (RFC 2617; ``qop=auth`` when offered)."""
-
-    def __init__(self, user: str | None, password: str | None) -> None:
-        self.user = user
-        self.password = password or ""
-        self._challenge: dict[str, str] | None = None
-        self._basic = False
-        self._nc = 0
-
-    @property
-    def ready(self) -> bool:
-        return self._basic or self._challenge is not None
-
-    def challenge(self, headers: list[str]) -> bool:
-        """Take the server's WWW-Authenticate values; False when none is one we can answer."""
-        if self.user is None:
-            return False
-        digest = [h for h in headers if h.lower().startswith("digest")]
-        if digest:
-            fields = _auth_fields(digest[0][6:])
-            if fields.get("algorithm", "MD5").upper() not in ("MD5", ""):
-                return False
-            self._challenge, self._basic, self._nc = fields, False, 0
-            return "nonce" in fields and "realm" in fields
-        if any(h.lower().startswith("basic") for h in headers):
-            self._basic, self._challenge = True, None
-            return True
-        return False
-
-    def header(self, method: str, uri: str) -> str | None:
-        if self.user is None:
-            return None
-        if self._basic:
-            return "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
-        c = self._challenge
-        if c is None:
-            return None
-        realm, nonce = c["realm"], c["nonce"]
-        ha1 = _md5(f"{self.user}:{realm}:{self.password}")
-        ha2 = _md5(f"{method}:{uri}")
-        parts = [f'username="{self.user}"', f'realm="{realm}"', f'nonce="{nonce}"', f'uri="{uri}"']
-        qop = c.get("qop", "")
-        if "auth" in [q.strip() for q in qop.split(",")]:
-            self._nc += 1
-            nc = f"{self._nc:08x}"
-            cnonce = os.urandom(8).hex()
-            response = _md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
-            parts += ["qop=auth", f"nc={nc}", f'cnonce="{cnonce}"']
-        else:
-            response = _md5(f"{ha1}:{nonce}:{ha2}")
-        parts.append(f'response="{response}"')
-        if "opaque" in c:
-            parts.append(f'opaque="{c["opaque"]}"')
-        return "Digest " + ", ".join(parts)
 
 
 def _camera_tls() -> ssl.SSLContext:
@@ -137,40 +61,11 @@ def _camera_tls() -> ssl.SSLContext:
     return ctx
 
 
-def _md5(text: str) -> str:
-    return hashlib.md5(text.encode()).hexdigest()
-
-
-def _auth_fields(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    i, n = 0, len(text)
-    while i < n:
-        while i < n and text[i] in " ,":
-            i += 1
-        eq = text.find("=", i)
-        if eq < 0:
-            break
-        key = text[i:eq].strip().lower()
-        i = eq + 1
-        if i < n and text[i] == '"':
-            end = text.find('"', i + 1)
-            end = n if end < 0 else end
-            out[key] = text[i + 1:end]
-            i = end + 1
-        else:
-            end = text.find(",", i)
-            end = n if end < 0 else end
-            out[key] = text[i:end].strip()
-            i = end
-    return out
-
-
 class _Protocol(asyncio.Protocol):
-    """Splits the TCP stream into RTSP messages and interleaved ``$`` frames."""
+    """Hands the TCP stream to the session's :class:`RtspCore`."""
 
     def __init__(self, session: "RtspSession") -> None:
         self.s = session
-        self.buf = bytearray()
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -183,60 +78,47 @@ class _Protocol(asyncio.Protocol):
         s = self.s
         s.last_rx = time.monotonic()
         s.bytes_in += len(data)
-        buf = self.buf
-        buf += data
-        pos, n = 0, len(buf)
-        rtp_channel = s.rtp_channel
-        view = memoryview(buf)
         try:
-            while pos < n:
-                if buf[pos] == 0x24:  # '$' channel(1) length(2) payload
-                    if n - pos < 4:
-                        break
-                    size = (buf[pos + 2] << 8) | buf[pos + 3]
-                    end = pos + 4 + size
-                    if end > n:
-                        break
-                    if buf[pos + 1] == rtp_channel:
-                        s._rtp(bytes(view[pos + 4:end]))  # one copy (a bytearray slice would be two)
-                    pos = end
-                    continue
-                head_end = buf.find(b"\r\n\r\n", pos, pos + MAX_HEADER_BYTES)
-                if head_end < 0:
-                    if n - pos >= MAX_HEADER_BYTES or (n - pos >= 4 and not _looks_like_rtsp(buf, pos)):
-                        raise RtspError("the server sent something that is neither RTSP nor interleaved RTP")
-                    break
-                head = bytes(buf[pos:head_end]).decode("utf-8", "replace")
-                length = _content_length(head)
-                end = head_end + 4 + length
-                if end > n:
-                    break
-                s._message(head, bytes(buf[head_end + 4:end]))
-                pos = end
+            s.core.receive(data)
         except RtspError as exc:
             s._fail(exc)
-        finally:
-            view.release()  # the buffer cannot shrink while a view of it exists
-            del buf[:pos]
 
 
-def _looks_like_rtsp(buf: bytearray, pos: int) -> bool:
-    head = bytes(buf[pos:pos + 8])
-    return head.startswith(b"RTSP/") or head[:1].isalpha()
+TRANSPORTS = ("auto", "tcp", "udp")
+END_REQUESTS = ("TEARDOWN", "ANNOUNCE", "REDIRECT")
+"""Requests a server sends mid-stream that mean this stream is over (answered, then treated as its end)."""
+ANSWERED_REQUESTS = ("GET_PARAMETER", "SET_PARAMETER", "OPTIONS", "PLAY_NOTIFY")
+RTCP_REPORT_S = 5.0
+UDP_RECEIVE_BUFFER = 2 * 1024 * 1024
+"""Asked-for receive buffer of the RTP socket: a 4K keyframe is a burst of a few hundred datagrams."""
 
 
-def _content_length(head: str) -> int:
-    for line in head.split("\r\n")[1:]:
-        name, _, value = line.partition(":")
-        if name.strip().lower() == "content-length":
-            try:
-                length = int(value.strip())
-            except ValueError:
-                raise RtspError(f"bad Content-Length {value.strip()!r}") from None
-            if not 0 <= length <= MAX_BODY_BYTES:
-                raise RtspError(f"Content-Length {length} out of range")
-            return length
-    return 0
+class _UdpRtp(asyncio.DatagramProtocol):
+    """The RTP socket of a UDP session: datagrams from the camera only, through the reorder window."""
+
+    def __init__(self, session: "RtspSession", rtcp: bool) -> None:
+        self.s = session
+        self.rtcp = rtcp
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        s = self.s
+        if addr[0] not in s._udp_sources:
+            s.udp_foreign += 1  # anyone can send to an open UDP port: only the camera's packets count
+            return
+        s.last_rx = time.monotonic()
+        s.bytes_in += len(data)
+        if self.rtcp:
+            s._rtcp(data)
+            return
+        for packet in s._reorder.push(data):
+            s._rtp(packet)
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # ICMP port unreachable for an RTCP report: the keepalive and read timeout decide
 
 
 class RtspSession:
@@ -244,21 +126,37 @@ class RtspSession:
 
     ``await open()`` runs DESCRIBE/SETUP/PLAY (bounded by the caller's timeout); then every completed frame calls
     ``on_unit(unit)`` from inside the socket callback (it must not block). ``await wait_closed()`` returns when the
-    connection ends (raising what ended it); ``close()`` sends TEARDOWN and closes."""
+    connection ends (raising what ended it); ``close()`` sends TEARDOWN and closes.
 
-    def __init__(self, url: str, on_unit: Callable[[RtpAccessUnit], None]) -> None:
+    ``transport``: ``tcp`` (RTP interleaved on the RTSP connection), ``udp`` (RTP/RTCP on a pair of UDP ports of
+    ours: the camera must be able to reach them — no NAT or firewall in between that drops them), or ``auto``
+    (TCP, and UDP when the server answers the TCP SETUP with 461 Unsupported Transport). ``self.transport`` says
+    which one the session uses once open."""
+
+    def __init__(self, url: str, on_unit: Callable[[RtpAccessUnit], None], *, transport: str = "auto") -> None:
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
         self.url, user, password = split_credentials(url)
-        self._auth = _Auth(user, password)
+        self._auth = DigestAuth(user, password)
         self.on_unit = on_unit
+        self.want_transport = transport
+        self.transport: str | None = None
+        """``tcp`` or ``udp`` once SETUP succeeded."""
         self.track: VideoTrack | None = None
         self.depacketizer: Depacketizer | None = None
-        self.rtp_channel = 0
+        self.core = RtspCore(self._rtp, self._rtcp, self._message)
+        """The I/O-free protocol core this session drives."""
         self.last_rx = time.monotonic()
         self.bytes_in = 0
         self.keepalives = 0
         """Keepalive requests the server answered."""
+        self.server_requests = 0
+        """Requests the server sent us (answered)."""
+        self.ended_by: str | None = None
+        """What ended the stream from the server's side, when it did (``RTCP BYE``, ``TEARDOWN`` …)."""
+        self.udp_foreign = 0
+        """UDP datagrams from addresses other than the camera's, dropped."""
         self._protocol: _Protocol | None = None
-        self._cseq = 0
         self._pending: dict[int, asyncio.Future[Response]] = {}
         self._session_id: str | None = None
         self._session_timeout_s = DEFAULT_SESSION_TIMEOUT_S
@@ -266,10 +164,19 @@ class RtspSession:
         self._keepalive: asyncio.Task[None] | None = None
         self._done: asyncio.Future[None] | None = None
         self._closing = False
+        self._authorized = False
+        self._aggregate = self.url
+        # UDP
+        self._reorder = Reorder()
+        self._udp: list[asyncio.DatagramTransport] = []
+        self._udp_sources: set[str] = set()
+        self._server_rtcp: tuple[str, int] | None = None
+        self._ssrc = int.from_bytes(os.urandom(4), "big")
 
     # -- control ---------------------------------------------------------------------------------------------
     async def open(self) -> VideoTrack:
-        """Connect, DESCRIBE, SETUP the video track over TCP, PLAY. :class:`RtspError` on any failure."""
+        """Connect, DESCRIBE, SETUP the video track, PLAY. :class:`RtspError` on any failure
+        (:class:`RtspAuthError` when the login was refused)."""
         loop = asyncio.get_running_loop()
         self._done = loop.create_future()
         parts = urlsplit(self.url)
@@ -286,14 +193,76 @@ class RtspSession:
         if "GET_PARAMETER" in public:
             self._keepalive_method = "GET_PARAMETER"
         desc = await self._request("DESCRIBE", self.url, {"Accept": "application/sdp"})
-        base = desc.headers.get("content-base") or desc.headers.get("content-location") or self.url
-        base, _, _ = split_credentials(base) if base.lower().startswith(("rtsp://", "rtsps://")) \
-            else (self.url, None, None)
+        base = content_base(self.url, desc.headers)
         track = parse_sdp(desc.body.decode("utf-8", "replace"), base)
         self.track = track
+        self._aggregate = track.aggregate or base
         self.depacketizer = Depacketizer(track.codec)
+        if self.want_transport == "udp":
+            setup = await self._setup_udp(track)
+        else:
+            try:
+                setup = await self._setup_tcp(track)
+            except RtspError as exc:
+                if self.want_transport != "auto" or exc.status != 461:
+                    raise
+                log.info("%s: the server refuses RTP over TCP (461); trying RTP over UDP", self.url)
+                setup = await self._setup_udp(track)
+        self._take_session(setup)
+        await self._request("PLAY", self._aggregate, {"Range": "npt=0.000-"})
+        self._keepalive = asyncio.create_task(self._keep_alive(), name="rtsp-keepalive")
+        return track
+
+    async def _setup_tcp(self, track: VideoTrack) -> Response:
+        setup = await self._request("SETUP", track.control, {"Transport": "RTP/AVP/TCP;unicast;interleaved=0-1"})
+        transport = setup.headers.get("transport", "")
+        if "interleaved=" in transport:
+            try:
+                self.core.rtp_channel = int(transport.split("interleaved=", 1)[1].split("-")[0].split(";")[0])
+            except ValueError:
+                raise RtspError(f"SETUP: bad Transport {transport!r}") from None
+        elif transport and "TCP" not in transport.upper():
+            raise RtspError(f"SETUP: the server refused RTP over TCP (Transport {transport!r})", 461)
+        self.transport = "tcp"
+        return setup
+
+    async def _setup_udp(self, track: VideoTrack) -> Response:
+        proto = self._protocol
+        assert proto is not None and proto.transport is not None
+        sock = proto.transport.get_extra_info("socket")
+        local = proto.transport.get_extra_info("sockname")
+        peer = proto.transport.get_extra_info("peername")
+        rtp_sock, rtcp_sock = _udp_pair(sock.family, local[0])
+        loop = asyncio.get_running_loop()
+        try:
+            for udp_sock, is_rtcp in ((rtp_sock, False), (rtcp_sock, True)):
+                transport, _ = await loop.create_datagram_endpoint(lambda r=is_rtcp: _UdpRtp(self, r), sock=udp_sock)
+                self._udp.append(transport)  # type: ignore[arg-type]
+        except BaseException:
+            rtp_sock.close()
+            rtcp_sock.close()
+            raise
+        rtp_port = rtp_sock.getsockname()[1]
+        self._udp_sources = {peer[0]}
         setup = await self._request("SETUP", track.control,
-                                    {"Transport": "RTP/AVP/TCP;unicast;interleaved=0-1"})
+                                    {"Transport": f"RTP/AVP;unicast;client_port={rtp_port}-{rtp_port + 1}"})
+        transport = setup.headers.get("transport", "")
+        params = transport_params(transport)
+        if "interleaved" in params or "TCP" in transport.upper().split(";", 1)[0]:
+            raise RtspError(f"SETUP: asked for RTP over UDP, the server answered {transport!r}")
+        source = params.get("source")
+        if source:
+            self._udp_sources.add(source)
+        server_port = params.get("server_port", "")
+        try:
+            rtcp_port = int(server_port.split("-")[1]) if "-" in server_port else int(server_port) + 1
+            self._server_rtcp = (source or peer[0], rtcp_port)
+        except ValueError:
+            self._server_rtcp = None  # no RTCP reports then; the RTSP keepalive still runs
+        self.transport = "udp"
+        return setup
+
+    def _take_session(self, setup: Response) -> None:
         session = setup.headers.get("session")
         if not session:
             raise RtspError("SETUP: the server sent no Session header")
@@ -306,22 +275,16 @@ class RtspSession:
                     self._session_timeout_s = max(2.0, float(value))
                 except ValueError:
                     pass
-        transport = setup.headers.get("transport", "")
-        if "interleaved=" in transport:
-            try:
-                self.rtp_channel = int(transport.split("interleaved=", 1)[1].split("-")[0].split(";")[0])
-            except ValueError:
-                raise RtspError(f"SETUP: bad Transport {transport!r}") from None
-        elif transport and "TCP" not in transport.upper():
-            raise RtspError(f"SETUP: the server refused RTP over TCP (Transport {transport!r})")
-        await self._request("PLAY", base, {"Range": "npt=0.000-"})
-        self._keepalive = asyncio.create_task(self._keep_alive(), name="rtsp-keepalive")
-        return track
 
     async def wait_closed(self) -> None:
         """Return when the connection ends; raises :class:`RtspError` when it ended in error."""
         assert self._done is not None
         await asyncio.shield(self._done)
+
+    @property
+    def rtp_channel(self) -> int:
+        """The interleaved channel of RTP (from the SETUP answer)."""
+        return self.core.rtp_channel
 
     @property
     def done(self) -> bool:
@@ -338,10 +301,11 @@ class RtspSession:
         if proto is not None and proto.transport is not None and not proto.transport.is_closing():
             if self._session_id is not None:
                 try:
-                    proto.transport.write(self._encode("TEARDOWN", self.url, {}))
+                    proto.transport.write(self._encode("TEARDOWN", self._aggregate, {}))
                 except Exception:
                     pass
             proto.transport.close()
+        self._close_udp()
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_exception(RtspError("connection closed"))
@@ -350,36 +314,47 @@ class RtspSession:
         if self._done is not None and not self._done.done():
             self._done.set_result(None)
 
+    def _close_udp(self) -> None:
+        for t in self._udp:
+            t.close()
+        self._udp = []
+
     # -- requests --------------------------------------------------------------------------------------------
     def _make_protocol(self) -> _Protocol:
         self._protocol = _Protocol(self)
         return self._protocol
 
     def _encode(self, method: str, url: str, headers: dict[str, str]) -> bytes:
-        self._cseq += 1
-        lines = [f"{method} {url} RTSP/1.0", f"CSeq: {self._cseq}", f"User-Agent: {USER_AGENT}"]
         auth = self._auth.header(method, url)
-        if auth:
-            lines.append(f"Authorization: {auth}")
-        if self._session_id is not None:
-            lines.append(f"Session: {self._session_id}")
-        lines += [f"{k}: {v}" for k, v in headers.items()]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+        self._authorized = auth is not None
+        return self.core.request(method, url, headers, authorization=auth, session=self._session_id)
 
     async def _request(self, method: str, url: str, headers: dict[str, str] | None = None) -> Response:
-        for attempt in range(2):
+        """Send, answering a 401 challenge once. Credentials that were sent and refused are never sent again on
+        this connection (unless the server says only the nonce was stale): every refused login counts towards
+        the camera's lockout."""
+        for _ in range(3):
             response = await self._send(method, url, headers or {})
-            if response.status == 401 and attempt == 0:
-                if self._auth.challenge(list(response.challenges)):
-                    continue
-                who = "credentials were refused" if self._auth.user is not None else "the camera needs credentials"
-                raise RtspError(f"{method}: 401 Unauthorized ({who}; put user:password in the camera URL)")
+            authorized = self._authorized
             if response.status == 401:
-                raise RtspError(f"{method}: 401 Unauthorized (credentials were refused)")
+                stale = authorized and DigestAuth.is_stale(response.challenges)
+                if (not authorized or stale) and self._auth.challenge(list(response.challenges)):
+                    continue
+                if self._auth.user is None:
+                    raise RtspAuthError(f"{method}: 401 Unauthorized (the camera needs credentials; put "
+                                        f"user:password in the camera URL)", 401)
+                if not authorized:
+                    offered = ", ".join(c.split(" ", 1)[0] for c in response.challenges) or "none"
+                    raise RtspAuthError(f"{method}: 401 Unauthorized (no login method we speak; offered: {offered})",
+                                        401)
+                raise RtspAuthError(f"{method}: 401 Unauthorized (credentials were refused)", 401)
+            if response.status == 403:
+                raise RtspAuthError(f"{method}: 403 {response.reason or 'Forbidden'} (the camera refused this user)",
+                                    403)
             if not 200 <= response.status < 300:
-                raise RtspError(f"{method}: {response.status} {response.reason}".strip())
+                raise RtspError(f"{method}: {response.status} {response.reason}".strip(), response.status)
             return response
-        raise AssertionError("unreachable")
+        raise RtspAuthError(f"{method}: 401 Unauthorized (credentials were refused)", 401)
 
     async def _send(self, method: str, url: str, headers: dict[str, str]) -> Response:
         proto = self._protocol
@@ -387,47 +362,38 @@ class RtspSession:
             raise RtspError(f"{method}: connection closed")
         data = self._encode(method, url, headers)
         fut: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        self._pending[self._cseq] = fut
+        self._pending[self.core.cseq] = fut
         proto.transport.write(data)
         return await fut
 
     # -- protocol callbacks ----------------------------------------------------------------------------------
-    def _message(self, head: str, body: bytes) -> None:
-        lines = head.split("\r\n")
-        first = lines[0]
-        headers: dict[str, str] = {}
-        challenges: list[str] = []
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if not sep:
-                continue
-            key = name.strip().lower()
-            headers[key] = value.strip()
-            if key == "www-authenticate":
-                challenges.append(value.strip())
-        cseq = _int(headers.get("cseq"))
-        if not first.startswith("RTSP/"):
-            if not first.endswith(" RTSP/1.0"):
-                raise RtspError(f"the server does not speak RTSP (it answered {first[:60]!r})")
-            self._answer_request(cseq)  # a request from the server (GET_PARAMETER, ANNOUNCE…)
+    def _message(self, message: Response | ServerRequest) -> None:
+        if isinstance(message, ServerRequest):
+            self._server_request(message.method, message.cseq, message.headers)
             return
-        try:
-            _, status_text, *reason = first.split(" ", 2)
-            status = int(status_text)
-        except ValueError:
-            raise RtspError(f"bad status line {first[:80]!r}") from None
-        if cseq is None:
+        if message.cseq is None:
             return
-        fut = self._pending.pop(cseq, None)
+        fut = self._pending.pop(message.cseq, None)
         if fut is not None and not fut.done():
-            fut.set_result(Response(status, reason[0] if reason else "", headers, body, tuple(challenges)))
-        elif status == 454:
-            raise RtspError("keepalive: 454 Session Not Found (the server dropped the session)")
+            fut.set_result(message)
+        elif message.status == 454:
+            self._end("keepalive: 454 Session Not Found (the server dropped the session)", "454")
 
-    def _answer_request(self, cseq: int | None) -> None:
+    def _server_request(self, method: str, cseq: int | None, headers: dict[str, str]) -> None:
+        """A request from the server: answered; TEARDOWN/ANNOUNCE/REDIRECT (and an end-of-stream PLAY_NOTIFY) end
+        the stream, which the caller then reconnects."""
+        self.server_requests += 1
+        known = method in END_REQUESTS or method in ANSWERED_REQUESTS
+        self._answer(cseq, 200 if known else 501, "OK" if known else "Not Implemented")
+        if method in END_REQUESTS:
+            self._end(f"the server sent {method} mid-stream: the stream ended", method)
+        elif method == "PLAY_NOTIFY" and "end-of-stream" in headers.get("notify-reason", "").lower():
+            self._end("the server notified the end of the stream (PLAY_NOTIFY end-of-stream)", "PLAY_NOTIFY")
+
+    def _answer(self, cseq: int | None, status: int, reason: str) -> None:
         proto = self._protocol
         if proto is not None and proto.transport is not None and not proto.transport.is_closing():
-            proto.transport.write(f"RTSP/1.0 200 OK\r\nCSeq: {cseq or 0}\r\n\r\n".encode())
+            proto.transport.write(self.core.answer(cseq, status, reason, self._session_id))
 
     def _rtp(self, packet: bytes) -> None:
         depacketizer = self.depacketizer
@@ -437,7 +403,18 @@ class RtspSession:
         if unit is not None:
             self.on_unit(unit)
 
+    def _rtcp(self, packet: bytes) -> None:
+        if rtcp_has_bye(packet) and self.depacketizer is not None:
+            self._end("the server ended the stream (RTCP BYE)", "RTCP BYE")
+
+    def _end(self, message: str, by: str) -> None:
+        if self.done or self._closing:
+            return
+        self.ended_by = by
+        self._fail(RtspStreamEnded(message))
+
     def _fail(self, exc: Exception) -> None:
+        self.core.stopped = True  # nothing more from this connection reaches the frame callback
         if self._done is not None and not self._done.done():
             self._done.set_exception(exc)
             self._done.exception()
@@ -449,6 +426,7 @@ class RtspSession:
         proto = self._protocol
         if proto is not None and proto.transport is not None:
             proto.transport.close()
+        self._close_udp()
 
     def _closed(self, exc: Exception | None) -> None:
         if self._closing:
@@ -457,25 +435,63 @@ class RtspSession:
 
     async def _keep_alive(self) -> None:
         interval = max(1.0, self._session_timeout_s / 2)
+        next_keepalive = time.monotonic() + interval
+        report = RTCP_REPORT_S if self.transport == "udp" and self._server_rtcp is not None else interval
+        self._report()  # at once: opens NAT/firewall state towards the server's ports
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(min(report, max(0.0, next_keepalive - time.monotonic())))
+            self._report()
+            if time.monotonic() < next_keepalive:
+                continue
+            next_keepalive = time.monotonic() + interval
             method = self._keepalive_method
             try:
-                response = await asyncio.wait_for(self._send(method, self.url, {}), interval)
+                response = await asyncio.wait_for(self._send(method, self._aggregate, {}), interval)
             except asyncio.TimeoutError:
                 continue  # the stream's own read timeout decides whether the camera is gone
             except RtspError:
                 return
             self.keepalives += 1
+            if response.status == 401 and DigestAuth.is_stale(response.challenges):
+                self._auth.challenge(list(response.challenges))  # nonce expired: the next keepalive uses the new one
             if response.status == 454:
-                self._fail(RtspError("keepalive: 454 Session Not Found (the server dropped the session)"))
+                self._end("keepalive: 454 Session Not Found (the server dropped the session)", "454")
                 return
             if response.status in (405, 501) and method != "OPTIONS":
                 self._keepalive_method = "OPTIONS"  # listed in Public but not implemented after all
 
+    def _report(self) -> None:
+        """An RTCP receiver report to the server's RTCP port (UDP sessions only)."""
+        if self.transport != "udp" or self._server_rtcp is None or len(self._udp) < 2:
+            return
+        try:
+            self._udp[1].sendto(rtcp_receiver_report(self._ssrc), self._server_rtcp)
+        except OSError:
+            pass
 
-def _int(text: str | None) -> int | None:
-    try:
-        return int(text) if text is not None else None
-    except ValueError:
-        return None
+
+def _udp_pair(family: int, host: str) -> tuple[socket.socket, socket.socket]:
+    """Two UDP sockets on ``host`` with consecutive ports, the first even (RTP even, RTCP odd, RFC 3550 11)."""
+    for _ in range(64):
+        rtp = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            rtp.bind((host, 0))
+            port = rtp.getsockname()[1]
+            if port % 2 == 0 and port < 65535:
+                rtcp = socket.socket(family, socket.SOCK_DGRAM)
+                try:
+                    rtcp.bind((host, port + 1))
+                except OSError:
+                    rtcp.close()
+                else:
+                    try:
+                        rtp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+                    except OSError:
+                        pass
+                    rtp.setblocking(False)
+                    rtcp.setblocking(False)
+                    return rtp, rtcp
+        except OSError:
+            pass
+        rtp.close()
+    raise RtspError(f"no free pair of UDP ports on {host} for RTP/RTCP")

@@ -20,7 +20,7 @@ from video_ingest.frames import Frame
 from video_ingest.live import LiveHub
 from video_ingest.sampler import KeyframeSampler
 from video_ingest.slot import LatestFrameSlot
-from video_ingest.source import CameraSource
+from video_ingest.source import CameraSource, SourceOptions
 from video_ingest.status import CameraStatus
 
 log = logging.getLogger("citywall.ingest")
@@ -31,16 +31,22 @@ _STOP = object()
 
 
 class IngestService:
-    """Pulls the cameras in ``sources`` (camera id → resolved ``rtsp://`` URL) for detection and live view."""
+    """Pulls the cameras in ``sources`` (camera id → resolved ``rtsp://`` URL) for detection and live view;
+    ``options`` (camera id → :class:`SourceOptions`: transport, login backoff) where a camera needs other than the
+    defaults."""
 
     def __init__(self, sources: dict[str, str], *, worker: str = "local", open_timeout_s: float = 10.0,
                  read_timeout_s: float = 5.0, sample_keyframes: bool = True, heartbeat_s: float = HEARTBEAT_S,
-                 status_queue_size: int = STATUS_QUEUE_SIZE) -> None:
+                 status_queue_size: int = STATUS_QUEUE_SIZE, options: dict[str, SourceOptions] | None = None) -> None:
         for camera_id, url in sources.items():
             if not camera_id:
                 raise ValueError("sources: empty camera id")
             if not isinstance(url, str) or "://" not in url:
                 raise ValueError(f"sources[{camera_id!r}]: expected a URL such as rtsp://host/path (no scheme given)")
+        options = options or {}
+        unknown = sorted(set(options) - set(sources))
+        if unknown:
+            raise ValueError(f"options: no such camera: {', '.join(unknown)}")
         if heartbeat_s <= 0:
             raise ValueError(f"heartbeat_s must be > 0, got {heartbeat_s}")
         self.worker = worker
@@ -48,7 +54,7 @@ class IngestService:
         self._status_queue_size = status_queue_size
         self._sources: dict[str, CameraSource] = {
             cid: CameraSource(cid, url, worker=worker, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s,
-                              on_status=self._broadcast, fanout=PacketFanout(cid))
+                              on_status=self._broadcast, fanout=PacketFanout(cid), options=options.get(cid))
             for cid, url in sources.items()
         }
         self._slots: dict[str, LatestFrameSlot] = {cid: LatestFrameSlot() for cid in sources}

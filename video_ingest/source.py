@@ -6,8 +6,11 @@ and rebuilds frames from RTP, and this class turns each frame into an :class:`~v
 once the codec configuration is known (parameter sets from the SDP or in-band, and a keyframe) and ends with the
 connection, or when the camera changes resolution or codec profile (a new session with the new configuration).
 
-Any failure — refused connection, an RTSP error, a server that closes the connection, no data for
-``read_timeout_s`` — is a disconnect: the source waits an exponential backoff with jitter and tries again.
+Any failure — refused connection, an RTSP error, a server that closes the connection or ends the stream (RTCP BYE,
+its own TEARDOWN, 454 on the keepalive), no data for ``read_timeout_s`` — is a disconnect, logged with its reason:
+the source waits an exponential backoff with jitter and tries again. A refused login is different: retrying soon
+would lock the camera's account, so :class:`~video_ingest.health.LoginGuard` holds the next try back for minutes
+(``SourceOptions.login``) and the status says "密码错误 / authentication failed" with the time of the next try.
 Opening (connect + DESCRIBE/SETUP/PLAY) is bounded by ``open_timeout_s``. Stopping cancels the task at once.
 """
 
@@ -17,14 +20,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from config import redact_url
 from video_ingest import h26x
 from video_ingest.fanout import AccessUnit, PacketFanout, StreamInfo
-from video_ingest.health import Backoff, HealthTracker
+from video_ingest.health import Backoff, HealthTracker, LoginGuard, LoginPolicy
 from video_ingest.rtp import RtpAccessUnit, SdpError, VideoTrack
-from video_ingest.rtsp import RtspError, RtspSession
+from video_ingest.rtsp import TRANSPORTS, RtspAuthError, RtspError, RtspSession
 from video_ingest.status import CameraStatus
 
 log = logging.getLogger("citywall.ingest.source")
@@ -37,8 +41,26 @@ RECONNECT_MAX_S = 1.0
 about a second (the wall's "back → playing within 3 s"); a dead one costs one refused connection a second."""
 
 
+AUTH_ERROR = "密码错误 / authentication failed"
+"""How a refused login starts the camera's status error (the password is never in it)."""
+
+
 class _Timeout(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """Per-camera connection options (from the camera's config)."""
+
+    transport: str = "auto"
+    """``auto`` (RTP over TCP, UDP when the server answers 461), ``tcp`` or ``udp``."""
+    login: LoginPolicy = field(default_factory=LoginPolicy)
+    """How a refused login is retried."""
+
+    def __post_init__(self) -> None:
+        if self.transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, got {self.transport!r}")
 
 
 class CameraSource:
@@ -46,7 +68,8 @@ class CameraSource:
 
     def __init__(self, camera_id: str, url: str, *, worker: str = "local", open_timeout_s: float = 10.0,
                  read_timeout_s: float = 5.0, on_status: StatusCallback | None = None,
-                 backoff: Backoff | None = None, fanout: PacketFanout | None = None) -> None:
+                 backoff: Backoff | None = None, fanout: PacketFanout | None = None,
+                 options: SourceOptions | None = None) -> None:
         if open_timeout_s <= 0 or read_timeout_s <= 0:
             raise ValueError(f"camera {camera_id}: open_timeout_s and read_timeout_s must be > 0, "
                              f"got {open_timeout_s} and {read_timeout_s}")
@@ -56,6 +79,9 @@ class CameraSource:
         self.read_timeout_s = read_timeout_s
         self.fanout = fanout or PacketFanout(camera_id)
         self.backoff = backoff or Backoff(initial_s=RECONNECT_INITIAL_S, max_s=RECONNECT_MAX_S)
+        self.options = options or SourceOptions()
+        self.login = LoginGuard(self.options.login)
+        """Holds back logins after the camera refused one (account lockout)."""
         self._on_status = on_status
         self._health = HealthTracker(camera_id, worker=worker, stale_after_s=read_timeout_s)
         self._task: asyncio.Task[None] | None = None
@@ -104,21 +130,28 @@ class CameraSource:
         while True:
             self._connected_at = None
             error = "stream ended"
+            auth = False
             rtsp: RtspSession | None = None
             try:
                 self._health.attempt(time.time())
-                rtsp = RtspSession(self.url, self._unit)
+                self.login.attempt(time.time())
+                rtsp = RtspSession(self.url, self._unit, transport=self.options.transport)
                 self._reset()
                 try:
                     async with asyncio.timeout(self.open_timeout_s):
                         self._track = await rtsp.open()
                 except TimeoutError:
                     raise _Timeout(f"timed out: no answer to open within {self.open_timeout_s:g} s") from None
+                self.login.succeeded()
                 self._connected_at = time.monotonic()
+                self._health.extra["transport"] = rtsp.transport
                 self._maybe_start_session()
                 await self._watch(rtsp)
             except asyncio.CancelledError:
                 stopping = True
+            except RtspAuthError as exc:
+                auth = True
+                error = f"{AUTH_ERROR}: {exc}"
             except (_Timeout, RtspError, SdpError) as exc:
                 error = str(exc)
             except OSError as exc:
@@ -133,10 +166,20 @@ class CameraSource:
             if stopping:
                 return
             error = redact_url(error.replace(self.url, redact_url(self.url)))
-            self._emit(lambda now: self._health.failed(now, error))
             up_for = time.monotonic() - self._connected_at if self._connected_at is not None else 0.0
             delay = self.backoff.delay(up_for)
-            log.info("camera %s: %s; retrying in %.1f s", self.camera_id, error, delay)
+            now = time.time()
+            if auth:
+                delay = max(delay, self.login.failed(now) - now)
+            elif self.login.failing:  # refused before, unreachable now: the lockout window still holds
+                delay = max(delay, self.login.next_attempt_at(now) - now)
+            retry_at = now + delay
+            self._emit(lambda now: self._health.failed(now, error, retry_at=retry_at, auth=auth))
+            if auth:
+                log.warning("camera %s: %s; login attempt %d refused, next in %.0f s (at %s)", self.camera_id,
+                            error, self.login.failures, delay, time.strftime("%H:%M:%S", time.localtime(retry_at)))
+            else:
+                log.info("camera %s: %s; retrying in %.1f s", self.camera_id, error, delay)
             try:
                 await asyncio.sleep(delay)
             except asyncio.CancelledError:
@@ -156,7 +199,9 @@ class CameraSource:
                 pass
             now = time.monotonic()
             if now - rtsp.last_rx > self.read_timeout_s:
-                raise _Timeout(f"timed out: no answer to read within {self.read_timeout_s:g} s")
+                hint = (" (RTP over UDP: can the camera reach this host's UDP ports? no NAT/firewall in between?)"
+                        if rtsp.transport == "udp" and rtsp.bytes_in < 64 * 1024 else "")
+                raise _Timeout(f"timed out: no answer to read within {self.read_timeout_s:g} s{hint}")
             if self._info is None and now - since > self.open_timeout_s:
                 codec = self._track.codec if self._track else "video"
                 raise _Timeout(f"no usable {codec} stream within {self.open_timeout_s:g} s: the camera sent no "

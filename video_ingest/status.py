@@ -30,6 +30,10 @@ class CameraStatus:
     worker: str = ""
     """Which ingest worker holds the connection."""
     extra: dict[str, Any] = field(default_factory=dict)
+    retry_at: float | None = None
+    """Unix time of the next connection attempt while not online (a refused login: minutes away)."""
+    auth_failed: bool = False
+    """The camera refused the login (wrong user or password): ``error`` starts with "密码错误"."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

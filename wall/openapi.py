@@ -139,6 +139,8 @@ SCHEMAS: dict[str, Any] = {
             "height": {"type": ["integer", "null"]},
             "codec": {"type": ["string", "null"]},
             "worker": {"type": "string"},
+            "retry_at": {"type": ["number", "null"], "description": "next connection attempt (Unix time)"},
+            "auth_failed": {"type": "boolean", "description": "the camera refused the login (密码错误)"},
         },
     },
     "Camera": {
