@@ -15,12 +15,18 @@ into access units (one per frame); an ``appsrc ! h264parse ! rtph264pay`` pipeli
 timestamps, looping forever, and the RTSP server's sinks pace them to the clock, so the stream runs at the real
 frame rate without decoding or re-encoding. Media are shared between clients; when the last client leaves the
 media is torn down and the next client starts the loop at t=0. UDP and TCP-interleaved transports both work.
+A file with B-frames (frames stored in decode order) comes with ``PATH.pts``: a JSON list of each access unit's
+presentation index (``demo.media.encode_numbered`` writes it); its frames then go out in file order with those
+presentation times (RTP timestamps go back and forth, as a camera's with B-frames do), shifted by the reorder depth
+so no presentation time precedes its decode time.
 Prints ``READY <port>`` on stdout once listening; exits cleanly on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -86,18 +92,23 @@ def split_access_units(data: bytes) -> list[AccessUnit]:
 class LoopingMedia:
     """Feeds one media pipeline's appsrc from the access units, looping, with timestamps that never go back."""
 
-    def __init__(self, name: str, units: list[AccessUnit], fps: int) -> None:
+    def __init__(self, name: str, units: list[AccessUnit], fps: int, order: list[int] | None = None) -> None:
         self.name = name
         self.units = units
         self.duration = Gst.SECOND // fps
         self.n = 0  # frames pushed since this media started: each new media starts the loop at t=0
+        self.order = order
+        self.delay = max(0, max(i - p for i, p in enumerate(order))) if order else 0
 
     def need_data(self, src: Gst.Element, _length: int) -> None:
         # Push a few frames per call; the server's sinks wait on the clock, so the pipeline runs at real time.
         for _ in range(4):
-            au = self.units[self.n % len(self.units)]
+            i = self.n % len(self.units)
+            au = self.units[i]
             buf = Gst.Buffer.new_wrapped(au.data)
             buf.pts = buf.dts = self.n * self.duration
+            if self.order is not None:
+                buf.pts = (self.n - i + self.order[i] + self.delay) * self.duration
             buf.duration = self.duration
             if not au.keyframe:
                 buf.set_flags(Gst.BufferFlags.DELTA_UNIT)
@@ -109,11 +120,12 @@ class LoopingMedia:
 class LoopFactory(GstRtspServer.RTSPMediaFactory):
     """Media factory for one file: shared media, a fresh loop per media."""
 
-    def __init__(self, name: str, units: list[AccessUnit], fps: int) -> None:
+    def __init__(self, name: str, units: list[AccessUnit], fps: int, order: list[int] | None = None) -> None:
         super().__init__()
         self.name = name
         self.units = units
         self.fps = fps
+        self.order = order
         self.set_shared(True)
         self.set_launch(
             "( appsrc name=src is-live=false format=time block=false max-bytes=2000000 "
@@ -124,7 +136,7 @@ class LoopFactory(GstRtspServer.RTSPMediaFactory):
 
     def _configure(self, _factory, media: GstRtspServer.RTSPMedia) -> None:
         src = media.get_element().get_child_by_name("src")
-        feeder = LoopingMedia(self.name, self.units, self.fps)
+        feeder = LoopingMedia(self.name, self.units, self.fps, self.order)
         src.connect("need-data", feeder.need_data)
         media._feeder = feeder  # keep it alive as long as the media  # type: ignore[attr-defined]
         print(f"media {self.name}: new pipeline, loop starts at t=0", file=sys.stderr, flush=True)
@@ -183,7 +195,14 @@ def main(argv: list[str] | None = None) -> int:
         if not units or not units[0].keyframe:
             print(f"--media {name}: {path} is not an H.264 Annex-B stream starting with an IDR frame", file=sys.stderr)
             return 2
-        factory = LoopFactory(name, units, fps)
+        order = None
+        if os.path.exists(path + ".pts"):
+            with open(path + ".pts") as f:
+                order = json.load(f)
+            if sorted(order) != list(range(len(units))):
+                print(f"--media {name}: {path}.pts is not a permutation of the {len(units)} frames", file=sys.stderr)
+                return 2
+        factory = LoopFactory(name, units, fps, order)
         if args.auth or args.tls:
             factory.add_role_from_structure(Gst.Structure.new_from_string(
                 "user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"))
