@@ -231,3 +231,20 @@ def test_an_evidence_clip_with_b_frames_has_every_frame_in_order(streams, tmp_pa
     packets = [ClipPacket(u.data, u.pts, u.dts, u.is_keyframe, 0.0, TB) for u in stream.units[50:]]
     write_mp4(tmp_path / "clip.mp4", packets, codec="h264", width=640, height=360, extradata=stream.extradata)
     assert decode_mp4((tmp_path / "clip.mp4").read_bytes()) == list(range(50, 150))
+
+
+def test_analysis_settings_are_validated_with_their_key_paths() -> None:
+    from config import ConfigError, parse_settings
+    from tests.test_wall_api import _HASH
+
+    camera = {"id": "c1", "name": "一号", "url": "rtsp://127.0.0.1:1/main", "position": {"lon": 120.1, "lat": 30.2}}
+    users = [{"username": "admin", "display_name": "管理员", "role": "admin", "password_hash": _HASH}]
+    settings = parse_settings({"users": users, "cameras": [{**camera, "analysis_url": "rtsp://127.0.0.1:1/sub"}],
+                               "detection": {"interval_s": 0.5, "decode": "keyframes"}})
+    assert settings.cameras[0].analysis_url == "rtsp://127.0.0.1:1/sub" and settings.detection.decode == "keyframes"
+    assert parse_settings({"users": users}).detection.decode == "interval"
+    with pytest.raises(ConfigError) as info:
+        parse_settings({"users": users, "cameras": [{**camera, "analysis_url": "http://127.0.0.1/sub"}],
+                        "detection": {"decode": "sometimes"}})
+    paths = [path for path, _ in info.value.problems]
+    assert "cameras[0].analysis_url" in paths and "detection.decode" in paths, info.value.problems

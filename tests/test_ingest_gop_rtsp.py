@@ -48,6 +48,7 @@ def numbered_rtsp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRtsp
         # one IDR per 20 s loop; in between only recovery points every 2 s
         "open_gop": dict(frames=500, gop=50, bframes=2, refs=3, open_gop=True),
         "intra_refresh": dict(frames=500, gop=50, intra_refresh=True),
+        "substream": dict(frames=100, gop=50, width=544, height=304),          # a camera's analysis sub-stream
     }.items():
         path = folder / f"{name}.h264"
         encode_numbered(path, **kwargs)  # type: ignore[arg-type]
@@ -164,3 +165,29 @@ async def test_open_gop_and_intra_refresh_cameras_joined_mid_stream_play_and_are
     finally:
         await service.stop()
         await holder.stop()
+
+
+async def test_a_cameras_analysis_substream_feeds_detection_and_the_main_stream_the_tile(
+        numbered_rtsp: DemoRtspServer) -> None:
+    service = IngestService({"cam": numbered_rtsp.url("bframes")},
+                            analysis_sources={"cam": numbered_rtsp.url("substream")}, sample_interval_s=0.5)
+    await service.start()
+    try:
+        frame = await wait_for(lambda: service.latest_frame("cam"), 15, "an analysed sub-stream picture")
+        assert frame.image.shape == (304, 544, 3)
+        viewer = await service.live.open("cam")
+        await asyncio.wait_for(viewer.next_fragment(), 5)
+        status = service.status("cam")
+        assert (status.width, status.height) == (640, 360)  # the camera's own (main) stream
+        assert status.extra["analysis_state"] == "online" and status.extra["analysis_size"] == "544x304"
+        assert service.stats()["cameras"]["cam"]["analysis_packets"] > 0
+        viewer.close()
+    finally:
+        await service.stop()
+
+
+def test_analysis_sources_must_name_known_cameras() -> None:
+    with pytest.raises(ValueError, match="analysis_sources: other not among the cameras"):
+        IngestService({"cam": "rtsp://127.0.0.1:1/a"}, analysis_sources={"other": "rtsp://127.0.0.1:1/b"})
+    with pytest.raises(ValueError, match=r"analysis_sources\['cam'\]: expected a URL"):
+        IngestService({"cam": "rtsp://127.0.0.1:1/a"}, analysis_sources={"cam": "nope"})
