@@ -248,3 +248,16 @@ def test_analysis_settings_are_validated_with_their_key_paths() -> None:
                         "detection": {"decode": "sometimes"}})
     paths = [path for path, _ in info.value.problems]
     assert "cameras[0].analysis_url" in paths and "detection.decode" in paths, info.value.problems
+
+
+def test_a_camera_clock_that_jumps_back_does_not_stop_analysis(streams) -> None:
+    stream = streams["gop10"]
+    sampler = FrameSampler("cam", LatestFrameSlot(), interval_s=1.0, queue_size=1000)  # thread not started
+    sampler.stream_started(stream.info())
+    for unit in stream.units[:100]:
+        sampler.packet(unit, 1.0)
+    for unit in stream.units[100:200]:  # the same frames again, 4 s earlier on the camera's clock
+        sampler.packet(AccessUnit(unit.data, unit.pts - 100 * TICKS, unit.is_keyframe, TB), 1.0)
+    due = [round(j.packet.pts / TICKS) for j in sampler._jobs if j.due]
+    assert due == [0, 25, 50, 75, 0, 25, 50, 75]
+    assert sampler.stop()

@@ -174,10 +174,11 @@ class FrameSampler:
         due = mode == "all"
         if not due and pts is not None:
             nxt = self._next_due
-            if nxt is None or pts >= nxt:
+            # pts far behind the grid: the camera's clock went back (not B-frame reorder, a few frames): start over
+            if nxt is None or pts >= nxt or pts < nxt - 2 * self._interval_ticks:
                 due = True
                 # Keep the grid (no drift) unless the stream jumped ahead by more than an interval.
-                self._next_due = (nxt + self._interval_ticks if nxt is not None and pts < nxt + self._interval_ticks
+                self._next_due = (nxt + self._interval_ticks if nxt is not None and nxt <= pts < nxt + self._interval_ticks
                                   else pts + self._interval_ticks)
         if not due and not key and self.skip_disposable and h26x.is_disposable(
                 bytes(packet), info.codec, max_sub_layers=self._max_sub_layers):
