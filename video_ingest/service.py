@@ -188,7 +188,8 @@ class IngestService:
             if sampler is not None:
                 entry.update(sampled=sampler.decoded, sample_queue_drops=sampler.dropped,
                              slot_overwritten=self._slots[cid].overwritten, decode_errors=sampler.decode_errors,
-                             sampler=sampler.stats())
+                             decode_cpu_s=sampler.decode_cpu_s + sampler.convert_cpu_s,
+                             decode_skipped=sampler.skipped, sampler=sampler.stats())
                 if cid in self._analysis:
                     entry["analysis_packets"] = self._analysis[cid].fanout.packets
             out["cameras"][cid] = entry
