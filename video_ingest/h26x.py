@@ -608,3 +608,17 @@ def reorder_depth(codec: str, config: bytes | None) -> int:
     if codec == "h264" and sps.profile_idc == 66:
         return 0
     return min(REORDER_FALLBACK, sps.max_num_ref_frames) if sps.max_num_ref_frames else REORDER_FALLBACK
+
+
+def has_idr(sample: bytes) -> bool:
+    """Whether a length-prefixed H.264 sample holds an IDR slice — the only random access point browsers' MSE
+    accepts (a recovery point SEI on a non-IDR picture is not one for Chromium)."""
+    pos, end = 0, len(sample)
+    while pos + 5 <= end:
+        (size,) = _U32.unpack_from(sample, pos)
+        if sample[pos + 4] & 0x1F == H264_NAL_IDR:
+            return True
+        if size == 0:
+            return False
+        pos += 4 + size
+    return False

@@ -11,7 +11,8 @@ B-frames: RTP carries presentation times only, and frames arrive in decode order
 time = presentation time), and each sample carries its composition offset (pts - dts, ``trun`` version 1). No frame
 is held back for it: the first frame's decode time is simply ``depth`` frames before its presentation time. Frames
 before the first keyframe's presentation time (an open GOP's leading pictures, which refer to the GOP before) are
-skipped.
+skipped. Only IDR frames are sync samples: Chromium starts decoding at nothing else, so a camera whose keyframes
+are recovery points (open GOP, intra refresh) is transcoded by the live relay instead (see ``needs_transcode``).
 """
 
 from __future__ import annotations
@@ -118,7 +119,9 @@ class FragmentMuxer:
             duration = dts - self._offset - held[1]
             self._step = duration
             out.append(self._fragment(held, duration))
-        self._held = (bytes(unit), dts - self._offset, bool(unit.is_keyframe), pts - dts)
+        data = bytes(unit)
+        # A sync sample only at an IDR: a recovery point is no random access point for browsers' MSE.
+        self._held = (data, dts - self._offset, bool(unit.is_keyframe) and h26x.has_idr(data), pts - dts)
         return out
 
     def flush(self) -> list[Fragment]:
@@ -136,6 +139,12 @@ class FragmentMuxer:
         """Forget the stream. Idempotent."""
         self.closed = True
         self._held = None
+
+
+def needs_transcode(info: StreamInfo, first_keyframe: Any) -> bool:
+    """Whether a browser can start this H.264 stream at ``first_keyframe`` only through a transcode: a recovery
+    point that is not an IDR (open GOP, intra refresh — cameras that send one IDR and then none)."""
+    return info.codec == "h264" and not h26x.has_idr(bytes(first_keyframe))
 
 
 def make_muxer(info: StreamInfo) -> FragmentMuxer:
