@@ -261,3 +261,30 @@ def test_a_camera_clock_that_jumps_back_does_not_stop_analysis(streams) -> None:
     due = [round(j.packet.pts / TICKS) for j in sampler._jobs if j.due]
     assert due == [0, 25, 50, 75, 0, 25, 50, 75]
     assert sampler.stop()
+
+
+def test_hevc_reorder_depth_and_sub_layer_non_reference_pictures() -> None:
+    import numpy as np
+
+    buf = io.BytesIO()
+    out = av.open(buf, "w", format="mp4")
+    stream = out.add_stream("libx265", rate=FPS, options={"x265-params": "keyint=50:bframes=3:log-level=error"})
+    stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+    for i in range(60):
+        frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), (i * 4) % 255, np.uint8), format="bgr24")
+        frame.pts = i
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)
+    out.close()
+    buf.seek(0)
+    with av.open(buf) as container:
+        video = container.streams.video[0]
+        config = bytes(video.codec_context.extradata)
+        packets = [bytes(p) for p in container.demux(video) if p.size]
+    assert h26x.reorder_depth("hevc", config) == 2  # sps_max_num_reorder_pics
+    disposable = [h26x.is_disposable(p, "hevc") for p in packets]
+    assert not disposable[0] and 0 < sum(disposable) < len(packets)
+    # a _N picture of a lower sub-layer may be referenced by a higher one: kept when the stream has more layers
+    assert not any(h26x.is_disposable(p, "hevc", max_sub_layers=2) for p in packets)
