@@ -12,7 +12,6 @@ import asyncio
 import io
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import av
 import pytest
