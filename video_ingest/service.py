@@ -141,7 +141,8 @@ class IngestService:
         if sampler is None:
             return status
         slot = self._slots[camera_id]
-        status.extra.update(sampled=sampler.decoded, sample_drops=sampler.dropped + slot.overwritten,
+        # Unread pictures are not drops: citywall samples at twice the detection rate (see citywall/up.py).
+        status.extra.update(sampled=sampler.decoded, sample_drops=sampler.dropped, unread=slot.overwritten,
                             decode_errors=sampler.decode_errors, decode_cpu_s=round(sampler.decode_cpu_s, 2))
         analysis = self._analysis.get(camera_id)
         if analysis is not None:  # the sub-stream analysed: its own state, so a dead one is not hidden
