@@ -135,13 +135,15 @@ class Camera(Strict):
     name: str = Field(min_length=1)
     url: str = Field(description="rtsp://[user:pass@]host[:port]/path, or demo://<scene> for the built-in scenes")
     substream_url: str | None = Field(default=None, description="lower-resolution stream for wall tiles")
+    analysis_url: str | None = Field(default=None, description="sub-stream (D1/CIF) decoded for detection only; "
+                                                               "tiles and clips keep url/substream_url")
     position: Position
     zones: list[Zone] = Field(default_factory=list)
     enabled: bool = True
     transport: Transport | None = Field(default=None, description="auto/tcp/udp; empty: ingest.transport")
     login: CameraLogin | None = Field(default=None, description="refused-login backoff; empty: ingest.login")
 
-    @field_validator("url", "substream_url")
+    @field_validator("url", "substream_url", "analysis_url")
     @classmethod
     def _scheme(cls, url: str | None) -> str | None:
         if url is None:
@@ -273,6 +275,9 @@ class DetectorModel(Strict):
 
 class Detection(Strict):
     interval_s: float = Field(default=1.0, gt=0, le=60, description="seconds between analysed frames per camera")
+    decode: Literal["interval", "keyframes", "all"] = Field(
+        default="interval", description="interval: a picture every interval_s whatever the GOP (decodes what it "
+                                        "needs between keyframes); keyframes: keyframes only; all: every frame")
     analysis_width: int = Field(default=320, ge=64, le=1920)
     models: list[DetectorModel] = Field(default_factory=list)
 

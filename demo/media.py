@@ -167,3 +167,75 @@ def ensure_media(media_dir: Path, seed: int, names=SCENE_NAMES) -> dict[str, Pat
     if missing:
         raise RuntimeError(f"demo media for {missing} could not be generated in {media_dir}")
     return result
+
+
+# -- numbered test media: real cameras' stream structures (B-frames, long GOPs, open GOP, intra refresh) ----------
+NUMBER_BITS = 16
+"""A numbered frame shows its index as 16 blocks (most significant first) in a band at the top of the picture."""
+_NUMBER_TOP, _NUMBER_SIZE, _NUMBER_LEFT, _NUMBER_STEP = 8, 24, 8, 32
+
+
+def draw_number(image, index: int) -> None:  # type: ignore[no-untyped-def]
+    """Draw ``index`` (mod 2**16) into ``image`` (BGR, at least 520 px wide) as blocks: white 1, black 0."""
+    for bit in range(NUMBER_BITS):
+        on = (index >> (NUMBER_BITS - 1 - bit)) & 1
+        x = _NUMBER_LEFT + bit * _NUMBER_STEP
+        image[_NUMBER_TOP:_NUMBER_TOP + _NUMBER_SIZE, x:x + _NUMBER_SIZE] = 235 if on else 16
+
+
+def read_number(image) -> int | None:  # type: ignore[no-untyped-def]
+    """The index :func:`draw_number` drew, or None when a block is neither clearly white nor clearly black (a
+    picture decoded from missing references)."""
+    value = 0
+    for bit in range(NUMBER_BITS):
+        x = _NUMBER_LEFT + bit * _NUMBER_STEP
+        level = float(image[_NUMBER_TOP + 4:_NUMBER_TOP + _NUMBER_SIZE - 4, x + 4:x + _NUMBER_SIZE - 4].mean())
+        if 60 < level < 190:
+            return None
+        value = value << 1 | (level >= 190)
+    return value
+
+
+def encode_numbered(out: Path, *, frames: int, fps: int = 25, width: int = 640, height: int = 360,
+                    gop: int = 50, bframes: int = 0, refs: int = 1, open_gop: bool = False,
+                    intra_refresh: bool = False, profile: str = "main") -> dict:
+    """Encode ``frames`` numbered pictures (frame ``i`` shows ``i``, over a moving texture) to the Annex-B file
+    ``out`` with libx264, shaped like a real camera's stream: ``gop`` frames between keyframes, ``bframes``
+    B-frames with ``refs`` reference frames, an open GOP (non-IDR I pictures with recovery point SEI and leading
+    B-frames) or periodic intra refresh (one IDR, then no I picture at all). Writes ``out.pts`` (each access
+    unit's presentation index, in file order, for ``demo/rtsp_server.py``) and returns a description."""
+    import av
+    import numpy as np
+
+    params = [f"keyint={gop}", f"min-keyint={gop}", "scenecut=0", f"bframes={bframes}", f"ref={refs}",
+              "repeat-headers=1", f"open-gop={int(open_gop)}", f"intra-refresh={int(intra_refresh)}", "threads=1"]
+    ctx = av.CodecContext.create("libx264", "w")
+    ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
+    ctx.time_base = Fraction(1, fps)
+    ctx.framerate = Fraction(fps, 1)
+    ctx.options = {"preset": "veryfast", "profile": profile, "crf": "26", "x264-params": ":".join(params)}
+    yy, xx = np.mgrid[0:height, 0:width]
+    order: list[int] = []
+    keys: list[int] = []
+    with open(out, "wb") as f:
+        def write(packets) -> None:  # type: ignore[no-untyped-def]
+            for p in packets:
+                if p.is_keyframe:
+                    keys.append(len(order))
+                order.append(int(p.pts))
+                f.write(bytes(p))
+
+        for i in range(frames):
+            shade = ((xx + yy + 4 * i) % 128 + 64).astype(np.uint8)
+            image = np.dstack([shade, shade[::-1], shade[:, ::-1]])
+            draw_number(image, i)
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+            frame.pts = i
+            write(ctx.encode(frame))
+        write(ctx.encode(None))
+    if sorted(order) != list(range(frames)):
+        raise RuntimeError(f"{out}: the encoder gave {len(order)} packets for {frames} frames")
+    Path(f"{out}.pts").write_text(json.dumps(order))
+    return {"frames": frames, "fps": fps, "width": width, "height": height, "gop": gop, "bframes": bframes,
+            "refs": refs, "open_gop": open_gop, "intra_refresh": intra_refresh, "keyframes": keys,
+            "reordered": sum(1 for i, p in enumerate(order) if p != i)}

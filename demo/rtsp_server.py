@@ -17,12 +17,18 @@ frame rate without decoding or re-encoding. Media are shared between clients; wh
 media is torn down and the next client starts the loop at t=0. UDP and TCP-interleaved transports both work
 (``--protocols udp`` offers UDP only, as some NVRs do); ``--once`` ends each stream after one pass (RTCP BYE);
 ``--alias NAME=/cam/realmonitor`` mounts a media under a longer path too.
+A file with B-frames (frames stored in decode order) comes with ``PATH.pts``: a JSON list of each access unit's
+presentation index (``demo.media.encode_numbered`` writes it); its frames then go out in file order with those
+presentation times (RTP timestamps go back and forth, as a camera's with B-frames do), shifted by the reorder depth
+so no presentation time precedes its decode time.
 Prints ``READY <port>`` on stdout once listening; exits cleanly on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -88,12 +94,15 @@ def split_access_units(data: bytes) -> list[AccessUnit]:
 class LoopingMedia:
     """Feeds one media pipeline's appsrc from the access units, looping, with timestamps that never go back."""
 
-    def __init__(self, name: str, units: list[AccessUnit], fps: int, once: bool = False) -> None:
+    def __init__(self, name: str, units: list[AccessUnit], fps: int, once: bool = False,
+                 order: list[int] | None = None) -> None:
         self.name = name
         self.units = units
         self.duration = Gst.SECOND // fps
         self.once = once
         self.n = 0  # frames pushed since this media started: each new media starts the loop at t=0
+        self.order = order
+        self.delay = max(0, max(i - p for i, p in enumerate(order))) if order else 0
 
     def need_data(self, src: Gst.Element, _length: int) -> None:
         # Push a few frames per call; the server's sinks wait on the clock, so the pipeline runs at real time.
@@ -104,9 +113,12 @@ class LoopingMedia:
                 src.emit("end-of-stream")
                 print(f"media {self.name}: end of stream", file=sys.stderr, flush=True)
                 return
-            au = self.units[self.n % len(self.units)]
+            i = self.n % len(self.units)
+            au = self.units[i]
             buf = Gst.Buffer.new_wrapped(au.data)
             buf.pts = buf.dts = self.n * self.duration
+            if self.order is not None:
+                buf.pts = (self.n - i + self.order[i] + self.delay) * self.duration
             buf.duration = self.duration
             if not au.keyframe:
                 buf.set_flags(Gst.BufferFlags.DELTA_UNIT)
@@ -119,12 +131,13 @@ class LoopFactory(GstRtspServer.RTSPMediaFactory):
     """Media factory for one file: shared media, a fresh loop per media."""
 
     def __init__(self, name: str, units: list[AccessUnit], fps: int, once: bool = False,
-                 protocols: str = "tcp,udp") -> None:
+                 protocols: str = "tcp,udp", order: list[int] | None = None) -> None:
         super().__init__()
         self.name = name
         self.units = units
         self.fps = fps
         self.once = once
+        self.order = order
         self.set_shared(True)
         lower = GstRtsp.RTSPLowerTrans(0)
         for proto in protocols.split(","):
@@ -139,7 +152,7 @@ class LoopFactory(GstRtspServer.RTSPMediaFactory):
 
     def _configure(self, _factory, media: GstRtspServer.RTSPMedia) -> None:
         src = media.get_element().get_child_by_name("src")
-        feeder = LoopingMedia(self.name, self.units, self.fps, self.once)
+        feeder = LoopingMedia(self.name, self.units, self.fps, self.once, self.order)
         src.connect("need-data", feeder.need_data)
         media._feeder = feeder  # keep it alive as long as the media  # type: ignore[attr-defined]
         print(f"media {self.name}: new pipeline, loop starts at t=0", file=sys.stderr, flush=True)
@@ -211,7 +224,14 @@ def main(argv: list[str] | None = None) -> int:
         if not units or not units[0].keyframe:
             print(f"--media {name}: {path} is not an H.264 Annex-B stream starting with an IDR frame", file=sys.stderr)
             return 2
-        factory = LoopFactory(name, units, fps, args.once, args.protocols)
+        order = None
+        if os.path.exists(path + ".pts"):
+            with open(path + ".pts") as f:
+                order = json.load(f)
+            if sorted(order) != list(range(len(units))):
+                print(f"--media {name}: {path}.pts is not a permutation of the {len(units)} frames", file=sys.stderr)
+                return 2
+        factory = LoopFactory(name, units, fps, args.once, args.protocols, order)
         if args.auth or args.tls:
             factory.add_role_from_structure(Gst.Structure.new_from_string(
                 "user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"))

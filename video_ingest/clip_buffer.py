@@ -26,6 +26,7 @@ from pathlib import Path
 
 from video_ingest import fmp4, h26x
 from video_ingest.fanout import StreamInfo
+from video_ingest.reorder import DecodeTimes
 
 log = logging.getLogger("citywall.ingest.clips")
 
@@ -103,11 +104,21 @@ def write_mp4(path: Path, packets: list[ClipPacket], *, codec: str, width: int, 
             return int(round(v * p.time_base / OUT_TB))
         return int(round(p.arrived_at / float(OUT_TB)))
 
-    base = min(ticks(p, "dts") for p in packets)
     step = 3600  # one frame at 25 fps, for the last packet's duration and for repaired timestamps
+    if use_pts and all(p.dts == p.pts for p in packets):
+        # RTP gives presentation times only: with B-frames they go back and forth in arrival (decode) order, so
+        # decode times are derived from the reorder depth the SPS states (see video_ingest.reorder).
+        start = ticks(packets[0], "pts")
+        kept = [(p, d) for p, d in zip(packets, payloads) if ticks(p, "pts") >= start]  # open GOP: no leading
+        packets, payloads = [p for p, _ in kept], [d for _, d in kept]
+        times = DecodeTimes(h26x.reorder_depth(codec, config), step)
+        raw = [times.next(ticks(p, "pts")) for p in packets]
+    else:
+        raw = [ticks(p, "dts") for p in packets]
+    base = min(raw)
     decode: list[int] = []
-    for p in packets:
-        dts = ticks(p, "dts") - base
+    for value in raw:
+        dts = value - base
         if decode and dts <= decode[-1]:  # arrival jitter: keep dts strictly increasing
             dts = decode[-1] + 1
         decode.append(dts)

@@ -1,7 +1,7 @@
 """Packet fan-out: the one place a camera's frames (:class:`AccessUnit`) reach every consumer — the one message
 type of the boundary between a camera's connection and everything that uses it.
 
-A camera has one RTSP connection; the live relay, the keyframe sampler and the evidence clip ring all feed on it.
+A camera has one RTSP connection; the live relay, the frame sampler and the evidence clip ring all feed on it.
 The camera's source (a task on the event loop) calls each sink in turn, so a sink must return at once (hand off
 to its own bounded queue or do bounded work); access units are immutable and may be kept by reference. A sink
 that raises is counted and skipped for that unit; it never ends the connection.
@@ -29,7 +29,8 @@ GOP_REPLAY_MAX_BYTES = 8 * 1024 * 1024
 class AccessUnit:
     """One frame of one camera: ``data`` is its NAL units, each behind a 4-byte big-endian length (the MP4
     sample format, what ``extradata``'s avcC/hvcC describes); ``pts`` counts ``time_base`` ticks from the session's
-    start. RTP carries presentation times only, so ``dts`` is ``pts`` (cameras do not send B-frames).
+    start. RTP carries presentation times only, so ``dts`` is ``pts``; with B-frames units arrive in decode order and
+    ``pts`` goes back and forth — the muxers derive decode times (:mod:`video_ingest.reorder`).
 
     Read-only by contract (a plain slotted class, not a frozen dataclass: it is made 25 times a second per camera).
     Named like PyAV's packet fields (``is_keyframe``, ``time_base``, ``size``, ``bytes(unit)``) so code that

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # H.264 nal_unit_type (ITU-T H.264 table 7-1)
 H264_NAL_SLICE = 1
@@ -105,6 +105,12 @@ class SpsInfo:
     profile_tier_level: bytes = b""
     max_sub_layers: int = 1
     temporal_id_nesting: bool = True
+    # Not compared: only the decode-order side reads them, and a camera restating them is no new stream.
+    max_num_ref_frames: int = field(default=0, compare=False)
+    reorder_frames: int | None = field(default=None, compare=False)
+    """How many frames may precede a frame in decode order and follow it in output order (H.264 VUI
+    max_num_reorder_frames, H.265 sps_max_num_reorder_pics of the highest sub-layer); None when the SPS does
+    not say (an H.264 SPS without VUI bitstream_restriction)."""
 
 
 def unescape_rbsp(nal: bytes) -> bytes:
@@ -214,7 +220,7 @@ def parse_h264_sps(nal: bytes) -> SpsInfo:
         bits.se("offset_for_top_to_bottom_field")
         for _ in range(bits.ue("num_ref_frames_in_pic_order_cnt_cycle", 255)):
             bits.se("offset_for_ref_frame")
-    bits.ue("max_num_ref_frames")
+    max_num_ref_frames = bits.ue("max_num_ref_frames")
     bits.skip(1, "gaps_in_frame_num_value_allowed_flag")
     width_mbs = bits.ue("pic_width_in_mbs_minus1", 4095) + 1
     height_map_units = bits.ue("pic_height_in_map_units_minus1", 4095) + 1
@@ -237,9 +243,60 @@ def parse_h264_sps(nal: bytes) -> SpsInfo:
         if width <= 0 or height <= 0:
             raise ValueError(f"{label}: frame cropping ({left}, {right}, {top}, {bottom}) leaves "
                              f"{width}x{height} of the coded {coded_width}x{coded_height}")
+    reorder: int | None = None
+    try:  # the VUI only matters for the reorder depth: a camera's odd VUI must not cost its stream
+        if bits.u(1, "vui_parameters_present_flag"):
+            reorder = _h264_vui_reorder(bits)
+    except ValueError:
+        reorder = None
     return SpsInfo(width=width, height=height, profile_idc=profile_idc, level_idc=level_idc,
                    chroma_format_idc=chroma_format_idc, bit_depth_luma=depth_luma, bit_depth_chroma=depth_chroma,
-                   coded_width=coded_width, coded_height=coded_height, constraint_flags=constraint_flags)
+                   coded_width=coded_width, coded_height=coded_height, constraint_flags=constraint_flags,
+                   max_num_ref_frames=max_num_ref_frames, reorder_frames=reorder)
+
+
+def _h264_hrd(bits: _Bits) -> None:
+    """hrd_parameters() (H.264 E.1.2), read and discarded."""
+    count = bits.ue("cpb_cnt_minus1", 31) + 1
+    bits.skip(8, "bit_rate_scale, cpb_size_scale")
+    for _ in range(count):
+        bits.ue("bit_rate_value_minus1")
+        bits.ue("cpb_size_value_minus1")
+        bits.skip(1, "cbr_flag")
+    bits.skip(20, "hrd delay lengths")
+
+
+def _h264_vui_reorder(bits: _Bits) -> int | None:
+    """max_num_reorder_frames from vui_parameters() (H.264 E.1.1), or None without bitstream_restriction."""
+    if bits.u(1, "aspect_ratio_info_present_flag") and bits.u(8, "aspect_ratio_idc") == 255:
+        bits.skip(32, "sar_width, sar_height")
+    if bits.u(1, "overscan_info_present_flag"):
+        bits.skip(1, "overscan_appropriate_flag")
+    if bits.u(1, "video_signal_type_present_flag"):
+        bits.skip(4, "video_format, video_full_range_flag")
+        if bits.u(1, "colour_description_present_flag"):
+            bits.skip(24, "colour description")
+    if bits.u(1, "chroma_loc_info_present_flag"):
+        bits.ue("chroma_sample_loc_type_top_field")
+        bits.ue("chroma_sample_loc_type_bottom_field")
+    if bits.u(1, "timing_info_present_flag"):
+        bits.skip(65, "timing info")
+    nal_hrd = bits.u(1, "nal_hrd_parameters_present_flag")
+    if nal_hrd:
+        _h264_hrd(bits)
+    vcl_hrd = bits.u(1, "vcl_hrd_parameters_present_flag")
+    if vcl_hrd:
+        _h264_hrd(bits)
+    if nal_hrd or vcl_hrd:
+        bits.skip(1, "low_delay_hrd_flag")
+    bits.skip(1, "pic_struct_present_flag")
+    if not bits.u(1, "bitstream_restriction_flag"):
+        return None
+    bits.skip(1, "motion_vectors_over_pic_boundaries_flag")
+    for field in ("max_bytes_per_pic_denom", "max_bits_per_mb_denom", "log2_max_mv_length_horizontal",
+                  "log2_max_mv_length_vertical"):
+        bits.ue(field)
+    return bits.ue("max_num_reorder_frames", 16)
 
 
 def parse_h265_sps(nal: bytes) -> SpsInfo:
@@ -293,10 +350,21 @@ def parse_h265_sps(nal: bytes) -> SpsInfo:
                              f"{width}x{height} of the coded {coded_width}x{coded_height}")
     depth_luma = 8 + bits.ue("bit_depth_luma_minus8", 8)
     depth_chroma = 8 + bits.ue("bit_depth_chroma_minus8", 8)
+    reorder: int | None = None
+    try:
+        bits.ue("log2_max_pic_order_cnt_lsb_minus4", 12)
+        all_layers = bits.u(1, "sps_sub_layer_ordering_info_present_flag")
+        for _ in range(max_sub_layers_minus1 + 1 if all_layers else 1):  # the last one read is the highest's
+            bits.ue("sps_max_dec_pic_buffering_minus1")
+            reorder = bits.ue("sps_max_num_reorder_pics", 16)
+            bits.ue("sps_max_latency_increase_plus1")
+    except ValueError:
+        reorder = None
     return SpsInfo(width=width, height=height, profile_idc=general_profile_idc, level_idc=general_level_idc,
                    chroma_format_idc=chroma_format_idc, bit_depth_luma=depth_luma, bit_depth_chroma=depth_chroma,
                    coded_width=coded_width, coded_height=coded_height, profile_tier_level=bytes(ptl),
-                   max_sub_layers=max_sub_layers_minus1 + 1, temporal_id_nesting=bool(nesting))
+                   max_sub_layers=max_sub_layers_minus1 + 1, temporal_id_nesting=bool(nesting),
+                   reorder_frames=reorder)
 
 
 def _nal_array(label: str, what: str, nals: list[bytes], type_of: Callable[[bytes], int],
@@ -403,3 +471,154 @@ def codec_string(codec: str, config: bytes) -> str:
         parts += [f"{b:X}" for b in constraints]
         return ".".join(parts)
     raise ValueError(f"codec_string: unknown codec {codec!r} (expected 'h264' or 'hevc')")
+
+
+# -- decode order, random access and reference pictures (analysis between keyframes, B-frames, open GOP) ---------
+SEI_RECOVERY_POINT = 6
+"""SEI payloadType of recovery_point() in both H.264 (D.1.8) and H.265 (D.2.8)."""
+
+
+def sample_nals(sample: bytes) -> list[bytes]:
+    """The NAL units of a length-prefixed (AVCC/HVCC, 4-byte lengths) sample; a truncated tail is dropped."""
+    out: list[bytes] = []
+    pos, end = 0, len(sample)
+    while pos + 4 <= end:
+        (size,) = _U32.unpack_from(sample, pos)
+        pos += 4
+        if size == 0 or pos + size > end:
+            break
+        out.append(bytes(sample[pos:pos + size]))
+        pos += size
+    return out
+
+
+def _first_vcl(sample: bytes, hevc: bool) -> bytes | None:
+    pos, end = 0, len(sample)
+    while pos + 5 <= end:
+        (size,) = _U32.unpack_from(sample, pos)
+        head = sample[pos + 4]
+        if hevc:
+            if (head >> 1) & 0x3F < 32:
+                return bytes(sample[pos + 4:pos + 4 + min(size, 2)])
+        elif head & 0x1F in (1, 5):
+            return bytes(sample[pos + 4:pos + 5])
+        if size == 0:
+            return None
+        pos += 4 + size
+    return None
+
+
+def is_disposable(sample: bytes, codec: str, *, max_sub_layers: int = 1) -> bool:
+    """Whether no other picture refers to this one, so a decoder that does not need to show it may skip it:
+    H.264 nal_ref_idc 0; H.265 a sub-layer non-reference picture (TRAIL_N, TSA_N, STSA_N, RADL_N, RASL_N) of the
+    highest temporal sub-layer (a lower sub-layer's _N picture may still be used by higher ones)."""
+    hevc = codec == "hevc"
+    head = _first_vcl(sample, hevc)
+    if head is None:
+        return False
+    if not hevc:
+        return (head[0] >> 5) & 3 == 0
+    kind = (head[0] >> 1) & 0x3F
+    if kind > 14 or kind % 2 or len(head) < 2:
+        return False
+    return (head[1] & 0x7) - 1 >= max_sub_layers - 1
+
+
+def _sei_payload_types(rbsp: bytes) -> list[int]:
+    types: list[int] = []
+    pos = 0
+    while pos < len(rbsp) and rbsp[pos:] != b"\x80":
+        kind = 0
+        while pos < len(rbsp) and rbsp[pos] == 0xFF:
+            kind += 255
+            pos += 1
+        if pos >= len(rbsp):
+            break
+        kind += rbsp[pos]
+        pos += 1
+        size = 0
+        while pos < len(rbsp) and rbsp[pos] == 0xFF:
+            size += 255
+            pos += 1
+        if pos >= len(rbsp):
+            break
+        size += rbsp[pos]
+        pos += 1
+        types.append(kind)
+        pos += size
+    return types
+
+
+def has_recovery_point(nals: Iterable[bytes], codec: str) -> bool:
+    """Whether the access unit carries a recovery point SEI — where open-GOP (an I picture that is not an IDR)
+    and intra-refresh (no I picture at all) streams let a decoder start."""
+    hevc = codec == "hevc"
+    for nal in nals:
+        if not nal:
+            continue
+        if hevc:
+            if h265_nal_type(nal) == H265_NAL_PREFIX_SEI and SEI_RECOVERY_POINT in _sei_payload_types(
+                    unescape_rbsp(nal[2:])):
+                return True
+        elif nal[0] & 0x1F == H264_NAL_SEI and SEI_RECOVERY_POINT in _sei_payload_types(unescape_rbsp(nal[1:])):
+            return True
+    return False
+
+
+def config_sps(codec: str, config: bytes | None) -> SpsInfo | None:
+    """The first SPS of an avcC (``"h264"``) or hvcC (``"hevc"``) record, parsed; None when absent or unreadable."""
+    if not config:
+        return None
+    try:
+        if codec == "h264":
+            if len(config) < 8 or not config[5] & 0x1F:
+                return None
+            (size,) = _U16.unpack_from(config, 6)
+            return parse_h264_sps(bytes(config[8:8 + size]))
+        if codec == "hevc":
+            pos, count = 23, config[22]
+            for _ in range(count):
+                kind = config[pos] & 0x3F
+                (n,) = _U16.unpack_from(config, pos + 1)
+                pos += 3
+                for _ in range(n):
+                    (size,) = _U16.unpack_from(config, pos)
+                    if kind == H265_NAL_SPS:
+                        return parse_h265_sps(bytes(config[pos + 2:pos + 2 + size]))
+                    pos += 2 + size
+    except (ValueError, IndexError, struct.error):
+        return None
+    return None
+
+
+REORDER_FALLBACK = 4
+"""The reorder depth assumed when a non-baseline H.264 SPS does not state one (no VUI bitstream_restriction):
+enough for the B-frame structures cameras use (x264/FFmpeg write the field)."""
+
+
+def reorder_depth(codec: str, config: bytes | None) -> int:
+    """How many frames a decoder must hold back to put this stream's pictures in presentation order: what the
+    SPS states; 0 for H.264 baseline/constrained baseline (no B slices); else :data:`REORDER_FALLBACK`, at most the
+    stream's reference frame count when it states one."""
+    sps = config_sps(codec, config)
+    if sps is None:
+        return REORDER_FALLBACK
+    if sps.reorder_frames is not None:
+        return sps.reorder_frames
+    if codec == "h264" and sps.profile_idc == 66:
+        return 0
+    return min(REORDER_FALLBACK, sps.max_num_ref_frames) if sps.max_num_ref_frames else REORDER_FALLBACK
+
+
+def has_idr(sample: bytes) -> bool:
+    """Whether a length-prefixed H.264 sample holds an IDR slice — the only random access point browsers' MSE
+    accepts (a recovery point SEI on a non-IDR picture is not one for Chromium)."""
+    pos, end = 0, len(sample)
+    while pos + 5 <= end:
+        (size,) = _U32.unpack_from(sample, pos)
+        if sample[pos + 4] & 0x1F == H264_NAL_IDR:
+            return True
+        if size == 0:
+            return False
+        pos += 4 + size
+    return False

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from video_ingest.fanout import PacketFanout, StreamInfo
-from video_ingest.remux import Fragment, FragmentMuxer, InitSegment, UnsupportedCodec, make_muxer
+from video_ingest.remux import Fragment, FragmentMuxer, InitSegment, UnsupportedCodec, make_muxer, needs_transcode
 
 if TYPE_CHECKING:
     from video_ingest.transcode import TranscodeThread
@@ -215,6 +215,7 @@ class LiveRelay:
         """The current run (one per start; stale calls of an earlier run are ignored); 0 while stopped."""
         self._runs = 0
         self._muxer: FragmentMuxer | TranscodeThread | None = None
+        self._info: StreamInfo | None = None
 
     # -- event loop side -----------------------------------------------------------------------------------------
     async def open(self, queue_size: int = 256) -> LiveViewer:
@@ -353,15 +354,13 @@ class LiveRelay:
         if not run:
             return
         self._close_muxer()
+        self._info = info
         try:
             muxer = make_muxer(info)
             if isinstance(muxer, FragmentMuxer):
                 self._muxer = muxer
             else:  # a transcoder: its own thread, segments come back through the loop
-                from video_ingest.transcode import TranscodeThread
-                self._muxer = TranscodeThread(
-                    muxer, lambda segments: self._later(self._segments, run, segments),
-                    lambda reason: self._later(self._on_end, run, reason, None))
+                self._muxer = self._transcoder(muxer, run)
         except UnsupportedCodec as exc:
             self._later(self._on_end, run, str(exc), LiveUnavailable(str(exc)))
         except Exception as exc:
@@ -369,11 +368,25 @@ class LiveRelay:
             log.exception("camera %s: cannot create the fMP4 muxer", self.camera_id)
             self._later(self._on_end, run, f"remux failed: {exc!r}", None)
 
+    def _transcoder(self, muxer: Any, run: Any) -> "TranscodeThread":
+        from video_ingest.transcode import TranscodeThread
+        return TranscodeThread(muxer, lambda segments: self._later(self._segments, run, segments),
+                               lambda reason: self._later(self._on_end, run, reason, None))
+
     def packet(self, packet: Any, arrived_at: float) -> None:
         """Remux one access unit and hand what it completed to the viewers; never waits on them."""
         run, muxer = self._run, self._muxer
         if not run or muxer is None:
             return
+        if (isinstance(muxer, FragmentMuxer) and muxer.init is None and packet.is_keyframe
+                and self._info is not None and needs_transcode(self._info, packet)):
+            # The stream starts at a recovery point (open GOP, intra refresh): browsers start only at an IDR,
+            # which may not come for minutes. Decode it here and send H.264 with IDRs instead.
+            from video_ingest.transcode import TranscodingMuxer
+            log.info("camera %s: no IDR to start the tile at (recovery points only): transcoding it",
+                     self.camera_id)
+            muxer.close()
+            self._muxer = muxer = self._transcoder(TranscodingMuxer(self._info), run)
         try:
             segments = muxer.feed(packet)
         except Exception as exc:

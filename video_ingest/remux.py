@@ -5,6 +5,14 @@ one init segment (``ftyp+moov`` with the camera's avcC) and one ``moof+mdat`` pe
 its duration is known — when the next one arrives, one frame interval, as FFmpeg's ``frag_every_frame`` does.
 Muxing starts at the first keyframe and decode times are rebased so the output starts at 0. HEVC is handed to
 :class:`video_ingest.transcode.TranscodingMuxer` by :func:`make_muxer` (browsers cannot be assumed to decode it).
+
+B-frames: RTP carries presentation times only, and frames arrive in decode order. Decode times are derived with
+:class:`video_ingest.reorder.DecodeTimes` from the reorder depth the SPS states (0 without B-frames, so then decode
+time = presentation time), and each sample carries its composition offset (pts - dts, ``trun`` version 1). No frame
+is held back for it: the first frame's decode time is simply ``depth`` frames before its presentation time. Frames
+before the first keyframe's presentation time (an open GOP's leading pictures, which refer to the GOP before) are
+skipped. Only IDR frames are sync samples: Chromium starts decoding at nothing else, so a camera whose keyframes
+are recovery points (open GOP, intra refresh) is transcoded by the live relay instead (see ``needs_transcode``).
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from fractions import Fraction
 from typing import Any
 
 from video_ingest import fmp4, h26x
+from video_ingest.reorder import DecodeTimes
 from video_ingest.fanout import StreamInfo
 
 SUPPORTED_CODECS = ("h264",)
@@ -67,21 +76,26 @@ class FragmentMuxer:
         self._init = InitSegment(data, f'video/mp4; codecs="{h26x.codec_string("h264", info.extradata)}"')
         self.init: InitSegment | None = None
         self._offset: int | None = None
-        self._last_dts: int | None = None
-        self._held: tuple[bytes, int, bool] | None = None
+        self._start_pts = 0
+        self._held: tuple[bytes, int, bool, int] | None = None
         self._step = DEFAULT_FRAME_TICKS * timescale // 90000 or 1
+        self.reorder = h26x.reorder_depth("h264", info.extradata)
+        """Frames of reorder (B-frames) the stream's SPS states; decode times trail presentation times by this."""
+        self._times = DecodeTimes(self.reorder, self._step)
         self._seq = 0
         self.skipped = 0
-        """Units skipped: before the first keyframe, without timestamps, or with a non-increasing dts."""
+        """Units skipped: before the first keyframe (or its presentation time), without timestamps, or whose
+        presentation time would come before its decode time (a stream reordering deeper than its SPS says)."""
         self.closed = False
 
     def feed(self, unit: Any) -> list[InitSegment | Fragment]:
-        """Take one access unit (``data``/``bytes()``, ``dts``, ``is_keyframe``; not kept beyond its bytes) and return
-        the segments it completed: the init segment with the first keyframe, then the previous frame."""
+        """Take one access unit (``data``/``bytes()``, ``pts``, ``is_keyframe``; not kept beyond its bytes) in
+        arrival order and return the segments it completed: the init segment with the first keyframe, then the
+        previous frame."""
         if self.closed:
             return []
-        dts = unit.dts
-        if dts is None:
+        pts = unit.pts
+        if pts is None:
             self.skipped += 1
             return []
         out: list[InitSegment | Fragment] = []
@@ -89,19 +103,25 @@ class FragmentMuxer:
             if not unit.is_keyframe:
                 self.skipped += 1
                 return []
-            self._offset = dts
+            self._start_pts = pts
+            self._offset = pts - self.reorder * self._step  # the first decode time is 0
             self.init = self._init
             out.append(self._init)
-        elif dts <= self._last_dts:  # type: ignore[operator]
-            self.skipped += 1  # MSE needs increasing decode times; dropping one frame is the lesser harm
+        elif pts < self._start_pts:
+            self.skipped += 1  # a leading picture of the first (open) GOP: it refers to frames never sent
+            return []
+        dts = self._times.next(pts)
+        if pts < dts:
+            self.skipped += 1  # MSE refuses DTS > PTS; dropping one frame is the lesser harm
             return []
         held = self._held
         if held is not None:
             duration = dts - self._offset - held[1]
             self._step = duration
             out.append(self._fragment(held, duration))
-        self._last_dts = dts
-        self._held = (bytes(unit), dts - self._offset, bool(unit.is_keyframe))
+        data = bytes(unit)
+        # A sync sample only at an IDR: a recovery point is no random access point for browsers' MSE.
+        self._held = (data, dts - self._offset, bool(unit.is_keyframe) and h26x.has_idr(data), pts - dts)
         return out
 
     def flush(self) -> list[Fragment]:
@@ -109,16 +129,22 @@ class FragmentMuxer:
         held, self._held = self._held, None
         return [self._fragment(held, self._step)] if held is not None else []
 
-    def _fragment(self, held: tuple[bytes, int, bool], duration: int) -> Fragment:
+    def _fragment(self, held: tuple[bytes, int, bool, int], duration: int) -> Fragment:
         self._seq += 1
-        data, decode_time, keyframe = held
-        return Fragment(fmp4.media_segment(self._seq, decode_time, [fmp4.Sample(data, duration, keyframe)]),
+        data, decode_time, keyframe, offset = held
+        return Fragment(fmp4.media_segment(self._seq, decode_time, [fmp4.Sample(data, duration, keyframe, offset)]),
                         keyframe)
 
     def close(self) -> None:
         """Forget the stream. Idempotent."""
         self.closed = True
         self._held = None
+
+
+def needs_transcode(info: StreamInfo, first_keyframe: Any) -> bool:
+    """Whether a browser can start this H.264 stream at ``first_keyframe`` only through a transcode: a recovery
+    point that is not an IDR (open GOP, intra refresh — cameras that send one IDR and then none)."""
+    return info.codec == "h264" and not h26x.has_idr(bytes(first_keyframe))
 
 
 def make_muxer(info: StreamInfo) -> FragmentMuxer:

@@ -1,9 +1,10 @@
 """IngestService: every camera of this worker — connections, keyframe sampling, live relays and status updates.
 
-One :class:`CameraSource` per camera (a task on this event loop), a :class:`KeyframeSampler` feeding a
-:class:`LatestFrameSlot` per camera when ``sample_keyframes`` is on (its decode runs on its own thread), and a
-:class:`LiveHub` over the same packet fan-outs, so a camera has exactly one RTSP connection however many consumers
-it has. Each ``status_updates()`` reader has its own bounded queue (the oldest update is dropped and counted when a
+One :class:`CameraSource` per camera (a task on this event loop), a :class:`FrameSampler` feeding a
+:class:`LatestFrameSlot` per camera when ``sample_keyframes`` is on (a picture every ``sample_interval_s``; its
+decode runs on its own thread), and a :class:`LiveHub` over the same packet fan-outs, so a camera has exactly one
+RTSP connection however many consumers it has. A camera listed in ``analysis_sources`` (its sub-stream, D1/CIF)
+gets a second connection that only the sampler reads; live view and clips stay on the main stream. Each ``status_updates()`` reader has its own bounded queue (the oldest update is dropped and counted when a
 reader falls behind).
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 from video_ingest.fanout import PacketFanout
 from video_ingest.frames import Frame
 from video_ingest.live import LiveHub
-from video_ingest.sampler import KeyframeSampler
+from video_ingest.sampler import FrameSampler, SampleMode
 from video_ingest.slot import LatestFrameSlot
 from video_ingest.source import CameraSource, SourceOptions
 from video_ingest.status import CameraStatus
@@ -37,12 +38,19 @@ class IngestService:
 
     def __init__(self, sources: dict[str, str], *, worker: str = "local", open_timeout_s: float = 10.0,
                  read_timeout_s: float = 5.0, sample_keyframes: bool = True, heartbeat_s: float = HEARTBEAT_S,
-                 status_queue_size: int = STATUS_QUEUE_SIZE, options: dict[str, SourceOptions] | None = None) -> None:
-        for camera_id, url in sources.items():
-            if not camera_id:
-                raise ValueError("sources: empty camera id")
-            if not isinstance(url, str) or "://" not in url:
-                raise ValueError(f"sources[{camera_id!r}]: expected a URL such as rtsp://host/path (no scheme given)")
+                 status_queue_size: int = STATUS_QUEUE_SIZE, options: dict[str, SourceOptions] | None = None,
+                 sample_interval_s: float = 1.0, sample_mode: SampleMode = "interval",
+                 analysis_sources: dict[str, str] | None = None) -> None:
+        analysis_sources = dict(analysis_sources or {})
+        for what, urls in (("sources", sources), ("analysis_sources", analysis_sources)):
+            for camera_id, url in urls.items():
+                if not camera_id:
+                    raise ValueError(f"{what}: empty camera id")
+                if not isinstance(url, str) or "://" not in url:
+                    raise ValueError(f"{what}[{camera_id!r}]: expected a URL such as rtsp://host/path (no scheme given)")
+        unknown = sorted(set(analysis_sources) - set(sources))
+        if unknown:
+            raise ValueError(f"analysis_sources: {', '.join(unknown)} not among the cameras (sources)")
         options = options or {}
         unknown = sorted(set(options) - set(sources))
         if unknown:
@@ -58,9 +66,16 @@ class IngestService:
             for cid, url in sources.items()
         }
         self._slots: dict[str, LatestFrameSlot] = {cid: LatestFrameSlot() for cid in sources}
-        self._samplers: dict[str, KeyframeSampler] = {}
+        self._samplers: dict[str, FrameSampler] = {}
         if sample_keyframes:
-            self._samplers = {cid: KeyframeSampler(cid, self._slots[cid]) for cid in sources}
+            self._samplers = {cid: FrameSampler(cid, self._slots[cid], interval_s=sample_interval_s, mode=sample_mode)
+                              for cid in sources}
+        # A sub-stream for analysis: its own connection, read by the sampler only (no live view, no clips).
+        self._analysis: dict[str, CameraSource] = {
+            cid: CameraSource(cid, url, worker=worker, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s,
+                              fanout=PacketFanout(cid, keep_gop=False))
+            for cid, url in analysis_sources.items() if sample_keyframes
+        }
         self.live = LiveHub({cid: src.fanout for cid, src in self._sources.items()})
         """Live fMP4 viewers of these cameras."""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -84,10 +99,13 @@ class IngestService:
         self._loop = asyncio.get_running_loop()
         for cid, source in self._sources.items():
             sampler = self._samplers.get(cid)
+            analysis = self._analysis.get(cid)
             if sampler is not None:
                 sampler.start()
-                source.fanout.subscribe(sampler)
+                (analysis or source).fanout.subscribe(sampler)
             source.start()
+            if analysis is not None:
+                analysis.start()
         self._heartbeat = asyncio.create_task(self._beat(), name="ingest-status-heartbeat")
 
     async def stop(self) -> None:
@@ -100,7 +118,7 @@ class IngestService:
             self._heartbeat.cancel()
             await asyncio.gather(self._heartbeat, return_exceptions=True)
         self.live.close("ingest stopped")
-        await asyncio.gather(*(source.stop() for source in self._sources.values()))
+        await asyncio.gather(*(source.stop() for source in (*self._sources.values(), *self._analysis.values())))
         for sampler in self._samplers.values():
             sampler.stop(timeout=0)
         # Poll rather than join in an executor: an executor would leave its own idle threads behind.
@@ -110,7 +128,7 @@ class IngestService:
             await asyncio.sleep(0.02)
         stuck = [cid for cid, s in self._samplers.items() if s._thread is not None and s._thread.is_alive()]
         if stuck:
-            log.warning("ingest stop: keyframe decoders still busy: %s", ", ".join(stuck))
+            log.warning("ingest stop: frame decoders still busy: %s", ", ".join(stuck))
         for queue in self._readers:
             self._put(queue, _STOP, force=True)
 
@@ -120,7 +138,7 @@ class IngestService:
         self._sources[camera_id].fanout.subscribe(sink, replay_gop=replay_gop)
 
     def latest_frame(self, camera_id: str) -> Frame | None:
-        """The newest decoded keyframe of ``camera_id`` (None before the first); ``KeyError`` if unknown."""
+        """The newest analysed picture of ``camera_id`` (None before the first); ``KeyError`` if unknown."""
         return self._slots[camera_id].get()
 
     def status(self, camera_id: str) -> CameraStatus:
@@ -130,8 +148,15 @@ class IngestService:
         if sampler is None:
             return status
         slot = self._slots[camera_id]
-        status.extra.update(sampled=sampler.decoded, sample_drops=sampler.dropped + slot.overwritten,
-                            decode_errors=sampler.decode_errors)
+        # Unread pictures are not drops: citywall samples at twice the detection rate (see citywall/up.py).
+        status.extra.update(sampled=sampler.decoded, sample_drops=sampler.dropped, unread=slot.overwritten,
+                            decode_errors=sampler.decode_errors, decode_cpu_s=round(sampler.decode_cpu_s, 2))
+        analysis = self._analysis.get(camera_id)
+        if analysis is not None:  # the sub-stream analysed: its own state, so a dead one is not hidden
+            sub = analysis.status()
+            status.extra.update(analysis_state=sub.state, analysis_error=sub.error)
+            if sub.state == "online":
+                status.extra.update(analysis_size=f"{sub.width}x{sub.height}")
         return status
 
     def statuses(self) -> list[CameraStatus]:
@@ -170,7 +195,11 @@ class IngestService:
             sampler = self._samplers.get(cid)
             if sampler is not None:
                 entry.update(sampled=sampler.decoded, sample_queue_drops=sampler.dropped,
-                             slot_overwritten=self._slots[cid].overwritten, decode_errors=sampler.decode_errors)
+                             slot_overwritten=self._slots[cid].overwritten, decode_errors=sampler.decode_errors,
+                             decode_cpu_s=sampler.decode_cpu_s + sampler.convert_cpu_s,
+                             decode_skipped=sampler.skipped, sampler=sampler.stats())
+                if cid in self._analysis:
+                    entry["analysis_packets"] = self._analysis[cid].fanout.packets
             out["cameras"][cid] = entry
         return out
 

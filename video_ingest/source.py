@@ -221,10 +221,12 @@ class CameraSource:
         track = self._track
         if track is None:
             return
-        if unit.keyframe or self._info is None:
+        # A recovery point (open GOP, intra refresh: cameras that send one IDR and then none) is a decode start too.
+        keyframe = unit.keyframe or h26x.has_recovery_point(unit.nals, track.codec)
+        if keyframe or self._info is None:
             self._take_parameter_sets(unit.nals)
             if self._info is None:
-                if not unit.keyframe or not self._maybe_start_session():
+                if not keyframe or not self._maybe_start_session():
                     return
             elif self._changed is not None:
                 self._end_session(self._changed)
@@ -242,7 +244,7 @@ class CameraSource:
         if self._health.packet(now):
             self._emit(lambda _now: True)
         self.units += 1
-        self.fanout.publish(AccessUnit(h26x.length_prefixed(unit.nals), self._pts, unit.keyframe,
+        self.fanout.publish(AccessUnit(h26x.length_prefixed(unit.nals), self._pts, keyframe,
                                        self._time_base), now)
 
     def _take_parameter_sets(self, nals: list[bytes] | tuple[bytes, ...]) -> None:
