@@ -90,7 +90,7 @@ class CameraStack:
         self.camera_id = camera_id
         self.ingest = IngestService({camera_id: camera.substream_url or camera.url}, worker=worker,
                                     options={camera_id: camera_options(settings, camera)},
-                                    sample_interval_s=settings.detection.interval_s / 2,  # see up.py
+                                    sample_interval_s=settings.detection.interval_s,  # see up.py
                                     sample_mode=settings.detection.decode,
                                     analysis_sources={camera_id: camera.analysis_url} if camera.analysis_url else None)
         self.clips = ClipRecorder(settings.storage.evidence_dir, [camera_id])

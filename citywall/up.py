@@ -181,9 +181,9 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
         stack.callback(store.close)
         filer = build_filer(settings, store)
 
-        # Pictures at twice the analysis rate: the detection loop wakes on its own clock once per interval, and two
-        # 1 Hz clocks beat (it found a new picture only 0.8 times a second in bench/bench_analysis_gop.py).
-        ingest = IngestService(sources, worker=worker_name, sample_interval_s=settings.detection.interval_s / 2,
+        # One picture per analysis interval (the detection loop looks twice per interval, so the two clocks do
+        # not beat); cameras whose GOP fits in the interval are decoded at keyframes only.
+        ingest = IngestService(sources, worker=worker_name, sample_interval_s=settings.detection.interval_s,
                                sample_mode=settings.detection.decode,
                                analysis_sources=resolve_sources(settings, demo_url, analysis=True),
                                options={c.id: camera_options(settings, c) for c in settings.cameras if c.id in sources})

@@ -39,6 +39,7 @@ from detectors.tracking import IoUTracker
 from detectors.zones import ZoneMask
 
 STATIONARY_DETECTOR = "stationary-bg/1"
+KIND_GRACE_S = 5.0
 BIN_DETECTOR = "bin-state/1"
 STATIONARY_EVENTS = (EventType.VENDING, EventType.ROAD_OCCUPATION, EventType.SHOP_FRONT, EventType.BIKE_PARKING,
                      EventType.EXPOSED_RUBBISH)
@@ -235,7 +236,10 @@ class CameraAnalyzer:
                     pres = self._presence(tracked, int(i))
                     since = pres.since if pres.since is not None else now
                     if j.kind_since is not None:
-                        since = max(since, j.kind_since)
+                        # Judging takes a few samples (a seller still setting up looks like people): an object
+                        # judged this way for a while counts from a little before (at most KIND_GRACE_S), while a
+                        # passing misjudgement still has to last most of the dwell.
+                        since = max(since, j.kind_since - min(KIND_GRACE_S, zr.zone.dwell_s / 2))
                     if zr.event == EventType.BIKE_PARKING and j.unattended_since is not None:
                         # A bike counts from when its rider left it, not from when it stopped.
                         since = max(since, j.unattended_since)

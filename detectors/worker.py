@@ -102,6 +102,7 @@ class DetectionWorker:
         self._totals = _Totals(cameras={cam.id: CameraCounters() for cam in cameras})
         self._outbox: deque[Alarm] = deque()
         self._outbox_size = outbox_size
+        self._analysed_at: dict[str, float] = {}
 
     # --- public ------------------------------------------------------------------------------------------
 
@@ -114,7 +115,10 @@ class DetectionWorker:
             alarms = await self.tick()
             self._enqueue(alarms)
             await self._flush(publish)
-            delay = max(0.0, self.settings.interval_s - (loop.time() - started))
+            # Look twice per interval: the samplers deliver a picture per interval on their own clocks, and two
+            # clocks of the same period beat (a picture missed now and then); a camera is still analysed at most
+            # about once per interval (``tick``).
+            delay = max(0.0, self.settings.interval_s / 2 - (loop.time() - started))
             try:
                 await asyncio.wait_for(stop.wait(), timeout=delay)
             except asyncio.TimeoutError:
@@ -135,6 +139,10 @@ class DetectionWorker:
             if frame is None or frame.seq == counters.last_seq:
                 counters.frames_skipped += 1
                 continue
+            taken = frame.captured_at
+            if 0 <= taken - self._analysed_at.get(cam_id, -1e18) < 0.6 * self.settings.interval_s:
+                continue  # a picture from a moment after the last one analysed: wait for the next look
+            self._analysed_at[cam_id] = taken
             counters.last_seq = frame.seq
             batch.append((cam_id, frame))
         self._totals.ticks += 1

@@ -158,7 +158,9 @@ def camera(zones: list[Zone]) -> Camera:
 
 
 def zone(polygon=PAVEMENT, **kw) -> Zone:
-    args = dict(id="pavement", name="Pavement", events=["vending"], polygon=polygon, dwell_s=10, min_area=0.004,
+    # The props here are objects nobody minds (no seller beside them): judged goods, so road_occupation (乱堆物堆料);
+    # vending needs goods with an attendant (tests/test_detectors_judgement.py).
+    args = dict(id="pavement", name="Pavement", events=["road_occupation"], polygon=polygon, dwell_s=10, min_area=0.004,
                 cooldown_s=0)
     args.update(kw)
     return Zone(**args)
@@ -182,7 +184,7 @@ def test_stall_in_zone_raises_once_after_dwell_and_clears_when_it_leaves():
     street = Street(seed=3, movers=crowd(3, 30, 80), props=[Prop(500, 380, 180, 140, on=12, off=50)])
     alarms = feed(street, camera([zone()]), 70)
     assert [(a.phase, a.event, a.zone_id) for _, a in alarms] == [
-        ("raised", "vending", "pavement"), ("cleared", "vending", "pavement")]
+        ("raised", "road_occupation", "pavement"), ("cleared", "road_occupation", "pavement")]
     (t_raise, raised), (t_clear, cleared) = alarms
     assert 12 + 10 <= t_raise <= 12 + 10 + 4
     assert 50 < t_clear <= 50 + 8

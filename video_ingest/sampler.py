@@ -58,6 +58,8 @@ class _Job:
     arrived_at: float
     due: bool
     """The picture of this unit (or the next one out of the decoder after it) is to be analysed."""
+    drain: bool = False
+    """A keyframe decoded on its own: take its picture out of the decoder at once (B-frame reorder)."""
 
 
 def to_av_packet(unit: Any) -> av.Packet:
@@ -94,6 +96,10 @@ class FrameSampler:
         self._info: StreamInfo | None = None
         self._interval_ticks = 0
         self._next_due: int | None = None
+        self._last_key_pts: int | None = None
+        self._gop_ticks: int | None = None
+        """Observed keyframe distance (time-base ticks): when it is no longer than the interval, only keyframes
+        are decoded."""
         self._need_key = True
         self._max_sub_layers = 1
         self._stopping = False
@@ -150,6 +156,7 @@ class FrameSampler:
         self._info = info
         self._interval_ticks = max(1, round(self.interval_s / float(info.time_base)))
         self._next_due = None
+        self._last_key_pts = self._gop_ticks = None
         self._need_key = True
         sps = h26x.config_sps(info.codec, info.extradata)
         self._max_sub_layers = sps.max_sub_layers if sps is not None else 1
@@ -172,6 +179,25 @@ class FrameSampler:
             self._put(_Job(info, packet, arrived_at, True), replace=True)
             return
         due = mode == "all"
+        if mode == "interval" and pts is not None:
+            if key:
+                if self._last_key_pts is not None and pts > self._last_key_pts:
+                    self._gop_ticks = pts - self._last_key_pts
+                self._last_key_pts = pts
+            short_gop = self._gop_ticks is not None and self._gop_ticks <= 1.05 * self._interval_ticks
+            if short_gop:
+                # A keyframe comes at least once per interval: it is all analysis needs (one decode a second, as
+                # keyframe sampling always did); a keyframe up to half an interval early still counts as due.
+                if not key:
+                    self.skipped += 1
+                    return
+                nxt = self._next_due
+                if nxt is None or pts >= nxt - self._interval_ticks // 2 or pts < nxt - 2 * self._interval_ticks:
+                    self._next_due = pts + self._interval_ticks
+                    self._put(_Job(info, packet, arrived_at, True, drain=True), replace=True)
+                else:
+                    self.skipped += 1
+                return
         if not due and pts is not None:
             nxt = self._next_due
             # pts far behind the grid: the camera's clock went back (not B-frame reorder, a few frames): start over
@@ -245,7 +271,7 @@ class FrameSampler:
             t0 = time.thread_time()
             try:
                 frames = decoder.decode(to_av_packet(unit))
-                if drain:  # keyframes only: take this keyframe's picture now, not one keyframe later
+                if drain or job.drain:  # keyframes only: take this keyframe's picture now, not one keyframe later
                     frames += decoder.decode(None)
                     decoder.flush_buffers()
             except Exception as exc:  # a corrupt unit: count it, start again at the next keyframe with a new decoder
