@@ -54,6 +54,7 @@ from wall.live_ws import LiveSockets
 from wall.metrics import scrape
 from wall.remote_live import RemoteLiveHub, token_ok
 from wall.screens_api import SCREENS
+from wall.limits import RedisLimiter
 from wall.sessions import RedisSessions
 
 log = logging.getLogger("citywall.roles")
@@ -265,7 +266,9 @@ async def run_wall(settings: Settings, *, host: str, port: int) -> None:
                          settings.cluster.token)
     app = create_app(settings, bus=bus, cases=store, live=live, evidence_dir=settings.storage.evidence_dir,
                      metric_providers=[bus_metrics(bus), case_store_metrics(store)],
-                     sessions=RedisSessions(bus.redis, bus.prefix, settings.wall.session_ttl_s))
+                     sessions=RedisSessions(bus.redis, bus.prefix, settings.wall.session_ttl_s,
+                                            max_per_user=settings.wall.login.sessions_per_user),
+                     limiter=RedisLimiter(bus.redis, bus.prefix))
     # Every wall server follows the screens; the one holding the "wall" lease also drives tours and pop-ups.
     screens = app[SCREENS]
     screens.leading = False

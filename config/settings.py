@@ -7,6 +7,7 @@ path. ``load_settings`` turns any failure into :class:`ConfigError`, whose messa
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from enum import Enum
@@ -190,11 +191,56 @@ class User(Strict):
         return value
 
 
+class WallLogin(Strict):
+    """Login limits (``wall.limits``): failed attempts are counted before the password is checked."""
+
+    window_s: float = Field(default=60.0, gt=0, le=86400, description="sliding window of the failure limits")
+    failures_per_user_address: int = Field(default=10, ge=1)
+    failures_per_address: int = Field(default=30, ge=1)
+    failures_per_user: int = Field(default=50, ge=1)
+    failures_total: int = Field(default=300, ge=1, description="every username and address together")
+    successes_per_user: int = Field(default=30, ge=1, description="successful logins per user per success window")
+    success_window_s: float = Field(default=600.0, gt=0, le=86400)
+    sessions_per_user: int = Field(default=20, ge=1, description="a new login ends that user's oldest session")
+    password_workers: int = Field(default=2, ge=1, le=16, description="threads hashing passwords (own pool)")
+    password_queue: int = Field(default=32, ge=1, description="password checks waiting; more → 503")
+
+
 class WallServer(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     session_ttl_s: int = Field(default=12 * 3600, ge=60)
     client_queue: int = Field(default=256, ge=8, description="frames buffered per WebSocket client before dropping")
+    login: WallLogin = Field(default_factory=WallLogin)
+    header_timeout_s: float = Field(default=10.0, gt=0, le=300, description="a request's head must arrive within")
+    body_timeout_s: float = Field(default=30.0, gt=0, le=3600, description="a request's body must arrive within")
+    idle_timeout_s: float = Field(default=30.0, gt=0, le=3600, description="keep-alive connection left idle")
+    max_connections: int = Field(default=600, ge=8, description="open HTTP connections; more are refused (503)")
+    max_connections_per_address: int = Field(default=128, ge=1)
+    live_sockets_per_user: int = Field(default=64, ge=1, description="open /api/live + /api/ws sockets per user")
+    live_sockets_total: int = Field(default=400, ge=1)
+    tls_cert: Path | None = Field(default=None, description="PEM certificate chain: the wall serves HTTPS")
+    tls_key: Path | None = Field(default=None, description="PEM private key of tls_cert")
+    trusted_proxies: list[str] = Field(default_factory=list, description="reverse proxies (IPs or CIDRs) whose "
+                                       "X-Forwarded-For / X-Forwarded-Proto are believed")
+    allowed_hosts: list[str] = Field(default_factory=list, description="Host header names besides loopback")
+    allow_demo_users_beyond_loopback: bool = Field(default=False, description="only to show the demo on a LAN")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> WallServer:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together (both or neither)")
+        return self
 
 
 class ObjectRole(str, Enum):

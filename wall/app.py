@@ -7,6 +7,7 @@ WebSockets are closed in ``on_shutdown`` so a stopping server never waits on a b
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
@@ -19,7 +20,8 @@ from wall import (
     api, audit, broadcast_api, case_api, evidence, hub, live_ws, metrics, openapi, pages, screens_api, state,
 )
 from wall.access import make_access_middleware
-from wall.auth import Authenticator, LoginLimiter, SessionStore, make_auth_middleware
+from wall.auth import TRUSTED_PROXIES, Authenticator, SessionStore, make_auth_middleware
+from wall.limits import Limiter, LocalLimiter
 from wall.errors import MAX_REQUEST_BODY, error_middleware
 from wall.hub import EventHub
 from wall.live_ws import LiveSockets
@@ -32,10 +34,6 @@ if TYPE_CHECKING:
     from wall.live_protocol import LiveHub
     from wall.metrics import Provider
 
-LOGIN_MAX_FAILURES = 10
-LOGIN_WINDOW_S = 60.0
-
-
 def create_app(
     settings: Settings,
     *,
@@ -46,14 +44,17 @@ def create_app(
     clock: Callable[[], float] = time.time,
     metric_providers: Iterable[Provider] = (),
     sessions: Sessions | None = None,
+    limiter: Limiter | None = None,
     guidance: GuidanceRuntime | None = None,
 ) -> web.Application:
     """Build the wall server for ``settings``; ``live=None`` serves everything except live video.
 
     ``metric_providers`` add other rooms' figures to ``/metrics`` (see ``wall.metrics``); ``sessions`` defaults to
-    this server's memory (``wall.sessions.RedisSessions`` shares them between wall servers)."""
+    this server's memory (``wall.sessions.RedisSessions`` shares them between wall servers), ``limiter`` the login
+    limits likewise (``wall.limits.RedisLimiter`` for several wall servers)."""
+    login = settings.wall.login
     if sessions is None:
-        sessions = LocalSessions(SessionStore(settings.wall.session_ttl_s))
+        sessions = LocalSessions(SessionStore(settings.wall.session_ttl_s, max_per_user=login.sessions_per_user))
     app = web.Application(
         middlewares=[error_middleware, make_auth_middleware(sessions, clock), make_access_middleware(audit.record_request),
                      api.bus_unavailable_middleware],
@@ -66,8 +67,9 @@ def create_app(
     app[state.EVIDENCE_DIR] = Path(evidence_dir)
     app[state.CLOCK] = clock
     app[state.SESSIONS] = sessions
-    app[state.LOGIN_LIMITER] = LoginLimiter(max_failures=LOGIN_MAX_FAILURES, window_s=LOGIN_WINDOW_S)
-    app[state.AUTHENTICATOR] = Authenticator(settings.users)
+    app[state.LOGIN_LIMITER] = limiter if limiter is not None else LocalLimiter()
+    app[state.AUTHENTICATOR] = Authenticator(settings.users, workers=login.password_workers, queue=login.password_queue)
+    app[TRUSTED_PROXIES] = tuple(ipaddress.ip_network(p, strict=False) for p in settings.wall.trusted_proxies)
     app[state.HUB] = EventHub(bus, queue_size=settings.wall.client_queue, clock=clock,
                               audit=lambda entry: audit.record(app, entry))
     app[state.LIVE_SOCKETS] = LiveSockets()
@@ -102,3 +104,4 @@ async def _event_hub(app: web.Application) -> AsyncIterator[None]:
 async def _close_sockets(app: web.Application) -> None:
     await app[state.HUB].shutdown()
     await app[state.LIVE_SOCKETS].shutdown()
+    app[state.AUTHENTICATOR].close()

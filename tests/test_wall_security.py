@@ -1,0 +1,108 @@
+"""Issue 22: the wall server against a hostile network — each red-team finding as a test on a real server (loopback,
+real Redis), bounded loops, condition-based waits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tests.test_wall_api import PASSWORD, evidence_dir, login, make_settings, store, wall_client  # noqa: F401 (fixtures)
+from wall import state
+from wall.app import create_app
+from wall.limits import RedisLimiter, SlidingWindows, Window
+from wall.sessions import RedisSessions
+
+# ------------------------------------------------------------------------------------------------ login limits
+
+
+def test_sliding_windows_record_all_or_nothing_and_give_back():
+    w = SlidingWindows()
+    a, b = Window("ua", 2, 60), Window("all", 3, 60)
+    assert w.acquire([a, b], 0.0, "1") == 0 and w.acquire([a, b], 1.0, "2") == 0
+    assert w.acquire([a, b], 2.0, "3") == pytest.approx(58.0)  # "ua" is full: nothing recorded anywhere
+    assert w.acquire([Window("other", 2, 60), b], 2.0, "4") == 0  # so "all" still had room for one
+    assert w.acquire([Window("other", 2, 60), b], 2.0, "5") > 0
+    w.release([a, b], "2")  # a right password gives its attempt back
+    assert w.acquire([a, b], 3.0, "6") == 0
+    assert w.acquire([a, b], 60.5, "7") == 0  # the first left the window
+
+
+async def _burst(clients, n: int, username: str = "admin", password: str = "wrong") -> list[int]:
+    async def one(i: int) -> int:
+        c = clients[i % len(clients)]
+        async with c.post("/api/login", json={"username": username, "password": password}) as resp:
+            return resp.status
+
+    return list(await asyncio.gather(*(one(i) for i in range(n))))
+
+
+async def test_600_parallel_wrong_passwords_check_at_most_the_limit(tmp_path, bus, store, evidence_dir):
+    app = create_app(make_settings(tmp_path), bus=bus, cases=store, live=None, evidence_dir=evidence_dir)
+    async with wall_client(app) as attacker, wall_client(app) as other:
+        assert (await login(other, "duty")).status == 200
+        before = app[state.AUTHENTICATOR].checked
+        burst = asyncio.create_task(_burst([attacker], 600))
+        # Another user's request is served during the burst (hashing has its own pool, not the default one).
+        await asyncio.sleep(0.05)
+        started = time.perf_counter()
+        assert (await other.get("/api/cases")).status == 200
+        cases_s = time.perf_counter() - started
+        statuses = await burst
+    checked = app[state.AUTHENTICATOR].checked - before
+    assert checked <= 10, checked
+    assert statuses.count(401) == checked and statuses.count(429) == 600 - checked, sorted(set(statuses))
+    assert cases_s < 5.0, cases_s
+
+
+async def test_limits_hold_across_two_wall_servers_sharing_redis(tmp_path, bus, store, evidence_dir):
+    apps = [create_app(make_settings(tmp_path), bus=bus, cases=store, live=None, evidence_dir=evidence_dir,
+                       limiter=RedisLimiter(bus.redis, bus.prefix)) for _ in range(2)]
+    async with wall_client(apps[0]) as one, wall_client(apps[1]) as two:
+        statuses = await _burst([one, two], 200)
+        checked = sum(a[state.AUTHENTICATOR].checked for a in apps)
+        assert checked <= 10 and statuses.count(429) == 200 - checked, (checked, sorted(set(statuses)))
+        # Per address as well: other usernames from the same address stop at failures_per_address (30).
+        for i in range(40):
+            await _burst([one, two], 1, username=f"nobody{i}")
+        checked = sum(a[state.AUTHENTICATOR].checked for a in apps)
+        assert checked <= 30, checked
+
+
+async def test_unknown_accounts_and_every_address_share_the_global_limit(tmp_path, bus, store, evidence_dir):
+    settings = make_settings(tmp_path, login={"failures_total": 15, "failures_per_address": 1000})
+    app = create_app(settings, bus=bus, cases=store, live=None, evidence_dir=evidence_dir)
+    async with wall_client(app) as c:
+        statuses = [(await login(c, f"ghost{i}", "x")).status for i in range(20)]
+    assert statuses.count(401) == 15 and statuses.count(429) == 5, statuses
+
+
+async def test_right_password_costs_no_failure_and_logins_cannot_evict_others(tmp_path, bus, store, evidence_dir):
+    settings = make_settings(tmp_path, login={"successes_per_user": 8, "sessions_per_user": 3})
+    app = create_app(settings, bus=bus, cases=store, live=None, evidence_dir=evidence_dir)
+    async with wall_client(app) as wall_screen, wall_client(app) as churn:
+        assert (await login(wall_screen, "admin")).status == 200
+        statuses = []
+        for _ in range(12):
+            churn.session.cookie_jar.clear()  # a new browser each time (a login ends the browser's own old session)
+            statuses.append((await login(churn, "duty")).status)
+        assert statuses == [200] * 8 + [429] * 4, statuses  # successful logins are limited per user
+        assert app[state.SESSIONS].count() == 4  # duty keeps its 3 newest sessions; admin's is untouched
+        assert (await wall_screen.get("/api/me")).status == 200
+        for _ in range(9):  # a right password never counts towards the failure limit (10)
+            assert (await login(wall_screen, "admin", "wrong")).status == 401
+        assert (await login(wall_screen, "admin")).status == 200
+        assert (await login(wall_screen, "admin", "wrong")).status == 401
+
+
+async def test_redis_sessions_are_capped_per_user(bus):
+    from config import Role, User
+    from tests.test_wall_auth import USER
+
+    sessions = RedisSessions(bus.redis, bus.prefix, 100, max_per_user=2)
+    other = await sessions.create(User(username="li", role=Role.LEADER, password_hash=USER.password_hash), 0.0)
+    mine = [await sessions.create(USER, float(i)) for i in range(1, 5)]
+    assert await sessions.get(other.token, 5.0) is not None
+    assert [await sessions.get(s.token, 5.0) is not None for s in mine] == [False, False, True, True]
+    assert sessions.take_evicted() == [mine[0].token, mine[1].token]
