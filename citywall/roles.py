@@ -54,6 +54,7 @@ from wall.live_ws import LiveSockets
 from wall.metrics import scrape
 from wall.remote_live import RemoteLiveHub, token_ok
 from wall.screens_api import SCREENS
+from wall.exposure import check_exposure, start_site
 from wall.limits import RedisLimiter
 from wall.sessions import RedisSessions
 
@@ -259,6 +260,7 @@ async def run_worker(settings: Settings, *, name: str) -> None:
 
 async def run_wall(settings: Settings, *, host: str, port: int) -> None:
     require_cluster(settings, "wall")
+    check_exposure(settings, host)
     bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix,
                             maxlen=settings.brokers.stream_maxlen)
     store = await asyncio.to_thread(CaseStore.open, settings.storage.resolved_cases_url())
@@ -283,8 +285,7 @@ async def run_wall(settings: Settings, *, host: str, port: int) -> None:
     runner = web.AppRunner(app, access_log=None)
     try:
         await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
+        await start_site(runner, app, host, port)
         bound = runner.addresses[0][1]
         print(f"citywall wall: http://{'127.0.0.1' if host in ('', '0.0.0.0') else host}:{bound}/wall", flush=True)
         await _with_signals(lambda stop: leader.run(stop, lead))

@@ -39,6 +39,7 @@ from guidance.simulator import SpeakerSimulator
 from video_ingest.clip_buffer import ClipRecorder
 from video_ingest.service import IngestService
 from wall.app import create_app
+from wall.exposure import check_exposure, is_loopback, start_site
 
 log = logging.getLogger("citywall.up")
 
@@ -108,6 +109,7 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
+    demo = check_exposure(settings, host)  # before anything starts: demo passwords stay on loopback
     data_dir = settings.storage.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     settings.storage.evidence_dir.mkdir(parents=True, exist_ok=True)
@@ -238,8 +240,7 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, host, port)
-        await site.start()
+        await start_site(runner, app, host, port)
         bound_port = runner.addresses[0][1] if runner.addresses else port
         if guidance is not None:
             # Speakers fetch clips from the wall server (GET /clips/<name>); its port is known only now, so the
@@ -252,14 +253,17 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
             ]
 
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        scheme = "https" if settings.wall.tls_cert else "http"
         lines = [
             "",
             f"citywall is running — {settings.site_name}",
-            f"  wall:     http://{shown_host}:{bound_port}/wall",
-            f"  metrics:  http://{shown_host}:{bound_port}/metrics",
+            f"  wall:     {scheme}://{shown_host}:{bound_port}/wall",
+            f"  metrics:  {scheme}://{shown_host}:{bound_port}/metrics",
         ]
-        if settings.demo.enabled:
+        if settings.demo.enabled and is_loopback(host):
             lines.append(f"  login:    {DEMO_LOGIN}   (demo users duty, monitor, leader: same password)")
+        elif demo:
+            lines.append(f"  WARNING:  demo users {', '.join(demo)} keep the published demo password on {host}")
         lines += [
             f"  cameras:  {len(sources)}" + (f" (demo scenes from {demo_server.url('')})" if demo_server else ""),
             f"  redis:    {redact_url(redis_url)}" + ("  (private)" if settings.brokers.redis_url is None else ""),

@@ -4,13 +4,18 @@ real Redis), bounded loops, condition-based waits."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from tests.test_wall_api import PASSWORD, evidence_dir, login, make_settings, store, wall_client  # noqa: F401 (fixtures)
 from wall import state
 from wall.app import create_app
+from wall.connections import GUARD
+from wall.exposure import start_site
 from wall.limits import RedisLimiter, SlidingWindows, Window
 from wall.sessions import RedisSessions
 
@@ -106,3 +111,74 @@ async def test_redis_sessions_are_capped_per_user(bus):
     assert await sessions.get(other.token, 5.0) is not None
     assert [await sessions.get(s.token, 5.0) is not None for s in mine] == [False, False, True, True]
     assert sessions.take_evicted() == [mine[0].token, mine[1].token]
+
+
+# ------------------------------------------------------------------------------------------------ connections
+
+
+@contextlib.asynccontextmanager
+async def guarded_server(app):
+    """The app behind its connection guard on 127.0.0.1 (as ``citywall up`` runs it); yields the base URL."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await start_site(runner, app, "127.0.0.1", 0)
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+async def _read_all(reader: asyncio.StreamReader, timeout: float) -> bytes:
+    try:
+        return await asyncio.wait_for(reader.read(), timeout)
+    except (ConnectionError, TimeoutError):
+        return b""
+
+
+async def test_1000_idle_connections_are_capped_and_timed_out_while_logins_are_served(tmp_path, bus, store,
+                                                                                       evidence_dir):
+    settings = make_settings(tmp_path, header_timeout_s=1.5, idle_timeout_s=2.0, max_connections_per_address=100)
+    app = create_app(settings, bus=bus, cases=store, live=None, evidence_dir=evidence_dir)
+    async with guarded_server(app) as base:
+        port = int(base.rsplit(":", 1)[1])
+        conns = []
+        for i in range(1000):  # from 127.0.0.2: another "host" on the loopback network
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.2", 0))
+            if i % 2:
+                writer.write(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # a head never finished
+            conns.append((reader, writer))
+        started = time.perf_counter()
+        async with aiohttp.ClientSession() as browser:
+            async with browser.post(f"{base}/api/login", json={"username": "admin", "password": PASSWORD}) as resp:
+                assert resp.status == 200
+        login_s = time.perf_counter() - started
+        answers = await asyncio.gather(*(_read_all(r, 15.0) for r, _ in conns))
+        refused = [a for a in answers if a.startswith(b"HTTP/1.1 503")]
+        assert len(refused) >= 900 and b"too many connections from 127.0.0.2" in refused[0], len(refused)
+        assert all(a == b"" or a.startswith(b"HTTP/1.1 503") for a in answers)  # the held ones: closed, no answer
+        for _, writer in conns:
+            writer.close()
+        guard = app[GUARD]
+        deadline = time.monotonic() + 10
+        while guard.stats()["open"] and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert guard.stats()["open"] == 0 and guard.stats()["timed_out"] >= 90, guard.stats()
+    assert login_s < 5.0, login_s
+
+
+async def test_half_sent_body_gets_408_and_global_cap_refuses(tmp_path, bus, store, evidence_dir):
+    settings = make_settings(tmp_path, body_timeout_s=1.0, max_connections=8)
+    app = create_app(settings, bus=bus, cases=store, live=None, evidence_dir=evidence_dir)
+    async with guarded_server(app) as base:
+        port = int(base.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100\r\n\r\n{\"user")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 408"), head
+        writer.close()
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(12)]
+        answers = await asyncio.gather(*(_read_all(r, 0.5) for r, _ in held))
+        assert sum(a.startswith(b"HTTP/1.1 503") for a in answers) >= 4, answers
+        for _, w in held:
+            w.close()

@@ -20,6 +20,7 @@ from wall import (
     api, audit, broadcast_api, case_api, evidence, hub, live_ws, metrics, openapi, pages, screens_api, state,
 )
 from wall.access import make_access_middleware
+from wall.connections import GUARD, ConnectionGuard, make_body_middleware, make_connection_middleware
 from wall.auth import TRUSTED_PROXIES, Authenticator, SessionStore, make_auth_middleware
 from wall.limits import Limiter, LocalLimiter
 from wall.errors import MAX_REQUEST_BODY, error_middleware
@@ -55,12 +56,17 @@ def create_app(
     login = settings.wall.login
     if sessions is None:
         sessions = LocalSessions(SessionStore(settings.wall.session_ttl_s, max_per_user=login.sessions_per_user))
+    wall = settings.wall
+    guard = ConnectionGuard(max_connections=wall.max_connections, max_per_address=wall.max_connections_per_address,
+                            header_timeout_s=wall.header_timeout_s, idle_timeout_s=wall.idle_timeout_s)
     app = web.Application(
-        middlewares=[error_middleware, make_auth_middleware(sessions, clock), make_access_middleware(audit.record_request),
+        middlewares=[make_connection_middleware(guard), error_middleware, make_body_middleware(wall.body_timeout_s),
+                     make_auth_middleware(sessions, clock), make_access_middleware(audit.record_request),
                      api.bus_unavailable_middleware],
         client_max_size=MAX_REQUEST_BODY,
     )
     app[state.SETTINGS] = settings
+    app[GUARD] = guard
     app[state.BUS] = bus
     app[state.CASES] = cases
     app[state.LIVE] = live
