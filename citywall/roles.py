@@ -54,6 +54,7 @@ from wall.live_ws import LiveSockets
 from wall.metrics import scrape
 from wall.remote_live import RemoteLiveHub, token_ok
 from wall.screens_api import SCREENS
+from citywall.up import private_data_dir
 from wall.exposure import check_exposure, start_site
 from wall.limits import RedisLimiter
 from wall.sessions import RedisSessions
@@ -243,7 +244,7 @@ async def _with_signals(main: Callable[[asyncio.Event], Awaitable[None]]) -> Non
 
 async def run_worker(settings: Settings, *, name: str) -> None:
     require_cluster(settings, "worker")
-    settings.storage.evidence_dir.mkdir(parents=True, exist_ok=True)
+    private_data_dir(settings.storage.data_dir, settings.storage.evidence_dir)
     bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix,
                             maxlen=settings.brokers.stream_maxlen)
     try:

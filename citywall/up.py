@@ -19,7 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from broker.bus import Bus
-from broker.embedded import EmbeddedMosquitto, EmbeddedRedis
+from broker.embedded import EmbeddedMosquitto, EmbeddedRedis, generate_secret
 from broker.mqtt_bridge import MqttBridge
 from cases.review import AlarmRejected
 from cases.store import CaseStore
@@ -44,6 +44,15 @@ from wall.exposure import check_exposure, is_loopback, start_site
 log = logging.getLogger("citywall.up")
 
 DEMO_LOGIN = "admin / citywall"
+
+
+def private_data_dir(data_dir: Path, *more: Path) -> None:
+    """Data is for this account only: umask 077 (new files 0600, folders 0700) and the folders made 0700, so
+    ``cases.sqlite``, evidence, clips and the brokers' configs are unreadable to other local users."""
+    os.umask(0o077)
+    for path in (data_dir, *more):
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, 0o700)
 
 
 def resolve_sources(settings: Settings, demo_url) -> dict[str, str]:
@@ -111,8 +120,7 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
 
     demo = check_exposure(settings, host)  # before anything starts: demo passwords stay on loopback
     data_dir = settings.storage.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
-    settings.storage.evidence_dir.mkdir(parents=True, exist_ok=True)
+    private_data_dir(data_dir, settings.storage.evidence_dir)
     worker_name = f"{socket.gethostname()}-{os.getpid()}"
 
     async with contextlib.AsyncExitStack() as stack:
@@ -120,14 +128,17 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
         redis_url = settings.brokers.redis_url
         if redis_url is None:
             # Persistent (AOF in the data dir): alarms and case events survive a restart like the SQLite cases do.
-            redis = EmbeddedRedis(data_dir / "run" / "redis", persistent=True)
+            # A password generated for this run (requirepass in a 0600 config): no other local user can publish.
+            redis = EmbeddedRedis(data_dir / "run" / "redis", persistent=True, password=generate_secret())
             redis_url = await asyncio.to_thread(redis.start)
             stack.callback(redis.stop)
             children.append(WatchedChild("redis-server", redis.running, redis.restart))
             log.info("started private redis-server at %s", redis_url)
         mqtt_url = settings.brokers.mqtt_url
         if mqtt_url is None:
-            mosquitto = EmbeddedMosquitto(data_dir / "run" / "mosquitto")
+            # A login generated for this run (0600 password file, allow_anonymous false), run as an unprivileged user.
+            mosquitto = EmbeddedMosquitto(data_dir / "run" / "mosquitto", username="citywall",
+                                          password=generate_secret())
             mqtt_url = await asyncio.to_thread(mosquitto.start)
             stack.callback(mosquitto.stop)
             children.append(WatchedChild("mosquitto", mosquitto.running, mosquitto.restart))

@@ -182,3 +182,101 @@ async def test_half_sent_body_gets_408_and_global_cap_refuses(tmp_path, bus, sto
         assert sum(a.startswith(b"HTTP/1.1 503") for a in answers) >= 4, answers
         for _, w in held:
             w.close()
+
+
+# ------------------------------------------------------------------------------------------------ bus and brokers
+
+
+@pytest.mark.parametrize("field, value", [
+    ("snapshot", "../../../../etc/passwd"), ("snapshot", "/etc/passwd"), ("snapshot_clean", "a\\..\\..\\x.jpg"),
+    ("snapshot", "cam/\x00.jpg"), ("extra", {"clip": "../../secret.mp4"}), ("snapshot", "x" * 600),
+])
+async def test_forged_alarm_with_a_hostile_evidence_path_is_counted_and_dropped(bus, tmp_path, field, value):
+    from cases.filing import build_filer
+    from cases.store import CaseStore
+    from cases.worker import CaseWorker
+    from config import CONFIG_DIR, load_settings
+    from tests.test_cases_worker import T0, _alarm, _run_until
+
+    store = CaseStore.open(f"sqlite:///{tmp_path}/cases.sqlite")
+    try:
+        worker = CaseWorker(store, build_filer(load_settings(CONFIG_DIR / "demo.yaml"), store), bus,
+                            consumer="cases-t", block_ms=100)
+        forged = {**_alarm("f-1", "cam-vending", "pavement", "vending", T0).to_dict(), field: value}
+        await bus.publish_raw("alarms", forged)
+        await bus.publish(_alarm("ok-1", "cam-bin", "bin-1", "bin_overflow", T0 + 1))
+        await _run_until(worker, lambda: worker.stats.received == 2)  # the worker survives and goes on
+        assert worker.stats.rejected == 1 and worker.stats.outcomes == {"filed": 1}, worker.stats
+        assert store.list_cases()[1] == 1
+        assert (await bus.redis.xpending(f"{bus.prefix}:alarms", worker.group))["pending"] == 0  # acked: no re-run
+    finally:
+        store.close()
+
+
+async def test_private_brokers_need_their_generated_credentials(tmp_path):
+    import os
+    import stat
+    import threading
+
+    import paho.mqtt.client as mqtt
+    import redis as redis_sync
+    from yarl import URL as Y
+
+    from broker.embedded import EmbeddedMosquitto, EmbeddedRedis, generate_secret
+
+    with EmbeddedRedis(tmp_path / "redis", password=generate_secret()) as r, \
+            EmbeddedMosquitto(tmp_path / "mqtt", username="citywall", password=generate_secret()) as m:
+        url = Y(r.url)
+        anonymous = redis_sync.Redis(host="127.0.0.1", port=url.port)
+        with pytest.raises(redis_sync.AuthenticationError):
+            anonymous.xadd("citywall:alarms", {"forged": "1"})
+        assert redis_sync.Redis.from_url(r.url).ping()
+        mq = Y(m.url)
+        assert mq.user == "citywall" and mq.password
+
+        def connect(user: str | None, password: str | None) -> str:
+            seen: list[str] = []
+            done = threading.Event()
+            c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+            if user:
+                c.username_pw_set(user, password)
+            c.on_connect = lambda cl, u, f, reason, p: (seen.append(str(reason)), done.set())
+            c.connect("127.0.0.1", mq.port)
+            deadline = time.monotonic() + 5
+            while not done.is_set() and time.monotonic() < deadline:
+                c.loop(0.1)
+            c.disconnect()
+            return seen[0] if seen else "no answer"
+
+        assert connect(None, None) == "Not authorized"
+        assert connect("citywall", "wrong") == "Not authorized"
+        assert connect("citywall", mq.password) == "Success"
+        for path in (r.config_path, m.config_path, m.password_path):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        if os.geteuid() == 0:  # never root: mosquitto runs as an unprivileged account
+            status = open(f"/proc/{m.pid}/status").read()
+            uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
+            assert uid != 0
+
+
+async def test_forged_speaker_messages_are_counted_and_dropped(mqtt_url):
+    import paho.mqtt.publish as publish
+    from yarl import URL as Y
+
+    from guidance.speakers import MqttSpeakerAdapter, parse_mqtt_url
+
+    assert parse_mqtt_url("mqtts://u:p%2Fw@broker.example")[1:] == (8883, "u", "p/w")
+    adapter = MqttSpeakerAdapter(mqtt_url, "sec")
+    await adapter.start()
+    try:
+        port = Y(mqtt_url).port
+        for topic, payload in [("sec/speakers/spk-1/status", b"{not json"), ("sec/speakers/spk-1/status", b'{"online": "yes"}'),
+                               ("sec/speakers/spk-1/ack", b"[1]"), ("sec/speakers/spk-1/ack", b'{"command_id": 1, "ok": "x"}'),
+                               ("sec/speakers/spk 1/status", b'{"online": true}'), ("sec/speakers/spk-1/ack", b"x" * 20000)]:
+            await asyncio.to_thread(publish.single, topic, payload, hostname="127.0.0.1", port=port)
+        deadline = time.monotonic() + 10
+        while adapter.malformed < 6 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert adapter.malformed == 6 and adapter.online("spk-1") is None
+    finally:
+        await adapter.close()
