@@ -136,6 +136,7 @@ class ManualSettings(_Strict):
     per_user_per_minute: int = Field(default=6, ge=1, description="manual broadcasts one user may start per minute")
     max_upload_bytes: int = Field(default=5_000_000, ge=1000, le=50_000_000)
     max_upload_s: float = Field(default=120.0, gt=0, le=600)
+    uploads_per_user_per_minute: int = Field(default=3, ge=1, description="clip uploads one user may send per minute")
 
 
 class GuidanceSettings(_Strict):

@@ -71,7 +71,8 @@ async def fuzz_target(bus, mqtt_url: str, tmp_path: Path) -> AsyncIterator[FuzzT
     settings_ = demo_settings(tmp_path)
     g = settings_.guidance
     settings_ = settings_.model_copy(update={"guidance": g.model_copy(update={
-        "manual": g.manual.model_copy(update={"per_user_per_minute": 1000, "max_upload_bytes": 200_000}),
+        "manual": g.manual.model_copy(update={"per_user_per_minute": 1000, "max_upload_bytes": 200_000,
+                                              "uploads_per_user_per_minute": 1000}),
         "ack_timeout_s": 0.2})})  # no speakers answer here; do not wait for them
     base = ["http://127.0.0.1/clips"]
     runtime = build_guidance(settings_, bus, mqtt_url=mqtt_url, clip_url=lambda n: f"{base[0]}/{n}")

@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from tests.test_wall_api import PASSWORD, evidence_dir, login, make_settings, store, wall_client  # noqa: F401 (fixtures)
+from tests.test_wall_fuzz_api import fuzz_target  # noqa: F401 (fixture)
 from wall import state
 from wall.app import create_app
 from wall.connections import GUARD
@@ -280,3 +281,63 @@ async def test_forged_speaker_messages_are_counted_and_dropped(mqtt_url):
         assert adapter.malformed == 6 and adapter.online("spk-1") is None
     finally:
         await adapter.close()
+
+
+# ------------------------------------------------------------------------------------------------ upload bombs
+
+
+def _flac(rate: int, seconds: float) -> bytes:
+    """Silence as FLAC: 119 s at 384 kHz is ~27 KB on the wire and 183 MB as float samples."""
+    import io
+
+    import av
+    import numpy as np
+
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="flac") as out:
+        stream = out.add_stream("flac", rate=rate, layout="mono")
+        stream.codec_context.format = "s16"
+        silence = np.zeros((1, 4096), dtype=np.int16)
+        pts = 0
+        while pts < rate * seconds:
+            frame = av.AudioFrame.from_ndarray(silence, format="s16", layout="mono")
+            frame.sample_rate, frame.pts = rate, pts
+            for packet in stream.encode(frame):
+                out.mux(packet)
+            pts += 4096
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buf.getvalue()
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+
+async def test_four_parallel_upload_bombs_cost_under_100_mib(fuzz_target):  # noqa: F811
+    from tests.test_wall_fuzz_api import login_session
+
+    bomb = _flac(384_000, 119)
+    long_one = _flac(48_000, 125)
+    assert len(bomb) < 40_000
+    sessions = [await asyncio.to_thread(login_session, fuzz_target.base_url, user) for user in ("admin", "leader")]
+    baseline = peak = _rss_mib()
+    done = asyncio.Event()
+
+    async def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _rss_mib())
+            await asyncio.sleep(0.02)
+
+    sampler = asyncio.create_task(sample())
+    url = f"{fuzz_target.base_url}/api/clips"
+    answers = await asyncio.gather(*(asyncio.to_thread(sessions[i % 2].post, url, data=body, timeout=60)
+                                     for i, body in enumerate([bomb, bomb, bomb, long_one])))
+    done.set()
+    await sampler
+    for resp in answers:
+        assert resp.status_code == 400 and resp.json()["error"].startswith("body: "), resp.text
+    assert "384000 Hz" in answers[0].json()["error"] and "125.0 s" in answers[3].json()["error"]
+    assert peak - baseline <= 100, (baseline, peak)

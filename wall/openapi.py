@@ -337,7 +337,9 @@ PATHS: dict[str, Any] = {
                 "200": _json(_ref("Session"), "logged in"),
                 "400": _error("body, username or password missing or malformed"),
                 "401": _error("wrong username or password"),
-                "429": _error("too many failed logins for this username from this address (Retry-After header)"),
+                "429": _error("too many failed logins (per user and address, address, user or in all) or successful "
+                              "logins of this user (Retry-After header)"),
+                "503": _error("too many password checks waiting, or every session slot taken (Retry-After)"),
             },
         },
     },
@@ -641,7 +643,9 @@ PATHS.update({
                 "size_bytes": {"type": "integer"}, "url": {"type": "string"}}}, "stored in every clip format"),
             "400": _error("not an audio file, or longer than guidance.manual.max_upload_s"),
             "401": _UNAUTHORIZED, "403": _error("role may not upload"),
-            "413": _error("over guidance.manual.max_upload_bytes"), "503": _GUIDANCE_OFF}}},
+            "408": _error("upload not received within wall.body_timeout_s"),
+            "413": _error("over guidance.manual.max_upload_bytes"),
+            "429": _error("over guidance.manual.uploads_per_user_per_minute (Retry-After)"), "503": _GUIDANCE_OFF}}},
 })
 _CASE_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 _CONFLICT = _json(_ref("CaseConflict"), "someone else changed the case first (stale version) or its state does not "
@@ -899,6 +903,7 @@ for _ops in PATHS.values():  # every JSON body is read under the server's body l
     for _op in _ops.values():
         if "application/json" in _op.get("requestBody", {}).get("content", {}):
             _op["responses"].setdefault("413", _error(f"body over {MAX_REQUEST_BODY} bytes"))
+            _op["responses"].setdefault("408", _error("body not received within wall.body_timeout_s"))
 
 
 def _with_policy(paths: dict[str, Any]) -> dict[str, Any]:
