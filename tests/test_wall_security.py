@@ -341,3 +341,44 @@ async def test_four_parallel_upload_bombs_cost_under_100_mib(fuzz_target):  # no
         assert resp.status_code == 400 and resp.json()["error"].startswith("body: "), resp.text
     assert "384000 Hz" in answers[0].json()["error"] and "125.0 s" in answers[3].json()["error"]
     assert peak - baseline <= 100, (baseline, peak)
+
+
+# ------------------------------------------------------------------------------------------------ socket caps
+
+
+async def _ws_attempts(client, path: str, n: int) -> tuple[list, list[int]]:
+    async def one():
+        try:
+            return await client.ws_connect(path)
+        except aiohttp.WSServerHandshakeError as exc:
+            return exc.status
+
+    results = await asyncio.gather(*(one() for _ in range(n)))
+    return [r for r in results if not isinstance(r, int)], [r for r in results if isinstance(r, int)]
+
+
+async def test_300_sockets_from_one_user_are_refused_past_the_cap(tmp_path, bus, store, evidence_dir):
+    from wall.socket_quota import SOCKET_QUOTA
+
+    settings = make_settings(tmp_path, live_sockets_per_user=20, live_sockets_total=30)
+    app = create_app(settings, bus=bus, cases=store, live=None, evidence_dir=evidence_dir)
+    async with wall_client(app) as duty, wall_client(app) as admin:
+        assert (await login(duty, "duty")).status == 200 and (await login(admin, "admin")).status == 200
+        opened, refused = await _ws_attempts(duty, "/api/ws", 300)  # never read: stalled sockets
+        assert len(opened) == 20 and refused == [429] * 280
+        resp = await duty.get("/api/live/cam-a", headers={"Upgrade": "websocket", "Connection": "Upgrade",
+                                                          "Sec-WebSocket-Version": "13",
+                                                          "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+        assert resp.status == 429 and "live_sockets_per_user=20" in (await resp.json())["error"]
+        others, refused = await _ws_attempts(admin, "/api/ws", 15)  # another user: up to the server's total
+        assert len(others) == 10 and refused == [429] * 5
+        for ws in opened + others:
+            await ws.close()
+        quota = app[SOCKET_QUOTA]
+        deadline = time.monotonic() + 10
+        while quota.open_count() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert quota.open_count() == 0  # every slot given back
+        again, refused = await _ws_attempts(duty, "/api/ws", 1)
+        assert len(again) == 1 and not refused
+        await again[0].close()

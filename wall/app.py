@@ -26,6 +26,7 @@ from wall.limits import Limiter, LocalLimiter
 from wall.errors import MAX_REQUEST_BODY, error_middleware
 from wall.hub import EventHub
 from wall.live_ws import LiveSockets
+from wall.socket_quota import SOCKET_QUOTA, SocketQuota
 from wall.sessions import LocalSessions, Sessions
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ def create_app(
     app[state.HUB] = EventHub(bus, queue_size=settings.wall.client_queue, clock=clock,
                               audit=lambda entry: audit.record(app, entry))
     app[state.LIVE_SOCKETS] = LiveSockets()
+    app[SOCKET_QUOTA] = SocketQuota(per_user=wall.live_sockets_per_user, total=wall.live_sockets_total)
     app[state.STARTED_AT] = time.time()
     app[state.METRICS] = list(metric_providers)
     app[state.GUIDANCE] = guidance

@@ -34,6 +34,7 @@ from cases.audit import AuditEntry
 from wall import state
 from wall.access import WS_MESSAGES, ws_check
 from wall.auth import Session, require_session
+from wall.socket_quota import SOCKET_QUOTA
 from wall.errors import require_websocket_handshake
 from wall.views import alarm_view, broadcast_view, case_event_view, status_view
 
@@ -338,6 +339,14 @@ class EventHub:
         ws = web.WebSocketResponse(heartbeat=30.0, timeout=CLOSE_TIMEOUT_S, max_msg_size=MAX_CLIENT_MESSAGE,
                                    compress=False)
         require_websocket_handshake(ws, request)
+        quota = request.app[SOCKET_QUOTA]
+        refused = quota.refusal(session.username)
+        if refused is not None:
+            return refused
+        with quota.slot(session.username):
+            return await self._serve(request, ws, session)
+
+    async def _serve(self, request: web.Request, ws: web.WebSocketResponse, session: Session) -> web.StreamResponse:
         await ws.prepare(request)
         client = Client(ws, session, self.queue_size)
         client.remote = request.remote or ""

@@ -454,7 +454,8 @@ PATHS: dict[str, Any] = {
             "security": _SESSION,
             "x-websocket-frames": WS_FRAMES["/api/ws"],
             "responses": {"101": {"description": "switching protocols"}, "400": _NOT_A_WEBSOCKET,
-                          "401": _UNAUTHORIZED},
+                          "401": _UNAUTHORIZED,
+                          "429": _error("over wall.live_sockets_per_user or wall.live_sockets_total (Retry-After)")},
         },
     },
     "/api/live/{camera_id}": {
@@ -471,7 +472,8 @@ PATHS: dict[str, Any] = {
             "parameters": [{"name": "camera_id", "in": "path", "required": True, "schema": {"type": "string"}}],
             "x-websocket-frames": WS_FRAMES["/api/live/{camera_id}"],
             "responses": {"101": {"description": "switching protocols"}, "400": _NOT_A_WEBSOCKET,
-                          "401": _UNAUTHORIZED},
+                          "401": _UNAUTHORIZED,
+                          "429": _error("over wall.live_sockets_per_user or wall.live_sockets_total (Retry-After)")},
         },
     },
     "/api/screens": {
