@@ -382,3 +382,50 @@ async def test_300_sockets_from_one_user_are_refused_past_the_cap(tmp_path, bus,
         again, refused = await _ws_attempts(duty, "/api/ws", 1)
         assert len(again) == 1 and not refused
         await again[0].close()
+
+
+# ------------------------------------------------------------------------------------------------ no 5xx, audit
+
+
+async def test_deep_json_and_far_dates_are_400_not_500(tmp_path, bus, store, evidence_dir):
+    from tests.test_wall_api import insert_case
+
+    case_id = insert_case(store, 1)
+    app = create_app(make_settings(tmp_path), bus=bus, cases=store, live=None, evidence_dir=evidence_dir)
+    deep_array, deep_object = "[" * 30000 + "]" * 30000, '{"a":' * 10000 + "1" + "}" * 10000
+    async with wall_client(app) as c:
+        assert (await login(c)).status == 200
+        for method, path in (("POST", "/api/login"), ("POST", f"/api/cases/{case_id}/actions"),
+                             ("PUT", "/api/screens/main/layout")):
+            for body in (deep_array, deep_object):
+                resp = await c.request(method, path, data=body, headers={"Content-Type": "application/json"})
+                assert resp.status == 400 and (await resp.json())["error"].startswith("body"), (path, resp.status)
+        for path, field in (("/api/stats?from=9999-12-30&to=9999-12-31", "from"),
+                            ("/api/stats?from=2026-01-01&to=9999-12-31", "to"),
+                            ("/report/daily?date=9999-12-31", "date"), ("/report/daily?date=0001-01-01", "date")):
+            resp = await c.get(path)
+            assert resp.status == 400 and (await resp.json())["error"].startswith(f"{field}: "), path
+
+
+async def test_audit_records_what_was_executed_whatever_the_content_type(tmp_path, bus, store, evidence_dir):
+    import json
+
+    from cases.audit import AuditQuery
+    from tests.test_wall_api import insert_case
+
+    case_id = insert_case(store, 1, state="dispatched")
+    app = create_app(make_settings(tmp_path), bus=bus, cases=store, live=None, evidence_dir=evidence_dir)
+    async with wall_client(app) as c:
+        assert (await login(c, "duty")).status == 200
+        padded = json.dumps({"action": "start", "note": "到场处置"}) + " " * 20_000  # past the old 8 KiB cut
+        resp = await c.post(f"/api/cases/{case_id}/actions", data=padded, headers={"Content-Type": "text/plain"})
+        assert resp.status == 200  # executed (as aiohttp parses any body as JSON)…
+        async with aiohttp.ClientSession(base_url=str(c.make_url("/"))) as anon:
+            resp = await anon.post("/api/login", data=json.dumps({"username": "admin", "password": "nope"}),
+                                   headers={"Content-Type": "text/plain"})
+            assert resp.status == 401
+    entries, _ = store.search_audit(AuditQuery(action="case.start"))
+    [row] = entries  # …so recorded as executed, with its note
+    assert row.details["request"] == {"action": "start", "note": "到场处置"}
+    [failed] = [e for e in store.search_audit(AuditQuery(action="login"))[0] if e.outcome == 401]
+    assert failed.actor == "admin" and "nope" not in json.dumps(failed.details)

@@ -33,7 +33,7 @@ from cases.workflow import TRANSITIONS
 from config import Role
 from wall import state
 from wall.auth import Session, current_session
-from wall.errors import BadRequest, Handler, json_error
+from wall.errors import BadRequest, Handler, json_error, parsed_json
 
 log = logging.getLogger("citywall.wall.access")
 
@@ -113,7 +113,7 @@ class PerAction(Rule):
         if session is None:
             return False, "any signed-in user"
         try:
-            body = await request.json()
+            body = await parsed_json(request)
         except ValueError:
             body = None
         action = body.get("action") if isinstance(body, dict) else None

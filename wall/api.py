@@ -29,7 +29,7 @@ from wall.auth import (
     require_session,
     set_session_cookie,
 )
-from wall.errors import BadRequest, json_error
+from wall.errors import BadRequest, json_error, parsed_json
 from wall.limits import Window
 from wall.views import alarm_view, status_view
 
@@ -132,7 +132,7 @@ async def health(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     """``{username, password}`` → session cookie and ``{user, csrf_token}``; 401 on a wrong password, 429 when rate limited."""
     try:
-        body = await request.json()
+        body = await parsed_json(request)
     except ValueError:
         raise BadRequest("body", "must be a JSON object {username, password}") from None
     if not isinstance(body, dict):

@@ -27,14 +27,13 @@ from cases.audit import MAX_PAGE, AuditEntry, AuditQuery
 from wall import state
 from wall.access import NOTES
 from wall.api import int_param
-from wall.auth import Session
-from wall.errors import BadRequest
+from wall.auth import Session, client_address
+from wall.errors import BadRequest, parsed_json
 from wall.pages import login_first, static_page
 
 log = logging.getLogger("citywall.wall.audit")
 
 _SECRET_KEYS = frozenset({"password", "csrf_token"})
-MAX_BODY_FOR_DETAILS = 8 * 1024
 
 
 @dataclass
@@ -60,15 +59,35 @@ async def record(app: web.Application, entry: AuditEntry) -> None:
 
 
 async def _body_details(request: web.Request) -> dict[str, Any]:
-    if request.content_type != "application/json" or (request.content_length or 0) > MAX_BODY_FOR_DETAILS:
+    """The request as the handler executed it: the body parsed once (``parsed_json``, whatever the Content-Type),
+    passwords removed, long values shortened (a body padded past the limit still shows its note and action)."""
+    if not request.body_exists:
         return {}
     try:
-        body = await request.json()
-    except ValueError:
-        return {}
+        body = await parsed_json(request)
+    except ValueError as exc:
+        return {"_unparsed": str(exc)[:200]}
     if not isinstance(body, dict):
-        return {}
-    return {k: v for k, v in body.items() if k not in _SECRET_KEYS}
+        return {"_body": _shorten(body)}
+    return {str(k)[:64]: _shorten(v) for k, v in list(body.items())[:MAX_DETAIL_KEYS] if k not in _SECRET_KEYS}
+
+
+MAX_DETAIL_KEYS = 32
+MAX_DETAIL_TEXT = 1000
+
+
+def _shorten(value: Any, depth: int = 0) -> Any:
+    """``value`` bounded for the audit row: strings cut, lists and objects trimmed, nesting cut at depth 4."""
+    if isinstance(value, str):
+        return value if len(value) <= MAX_DETAIL_TEXT else value[:MAX_DETAIL_TEXT] + f"…(+{len(value) - MAX_DETAIL_TEXT})"
+    if depth >= 4 and isinstance(value, (list, dict)):
+        return "…"
+    if isinstance(value, list):
+        return [_shorten(v, depth + 1) for v in value[:20]] + (["…"] if len(value) > 20 else [])
+    if isinstance(value, dict):
+        return {str(k)[:64]: _shorten(v, depth + 1) for k, v in list(value.items())[:MAX_DETAIL_KEYS]
+                if k not in _SECRET_KEYS}
+    return value
 
 
 async def record_request(request: web.Request, session: Session | None, rule: Any, status: int,
@@ -87,7 +106,7 @@ async def record_request(request: web.Request, session: Session | None, rule: An
         details["refused"] = problem
     await record(request.app, AuditEntry(at=request.app[state.CLOCK](), actor=actor or "-", role=role,
                                          action=action, target=str(target), outcome=status,
-                                         client=request.remote or "", details=details))
+                                         client=client_address(request), details=details))
 
 
 # ------------------------------------------------------------------------------------------------------ search

@@ -26,7 +26,7 @@ from wall import state
 from wall.access import ON_REFUSED, note
 from wall.api import check_text, int_param
 from wall.auth import LoginLimiter, Session, require_session
-from wall.errors import BadRequest, json_error
+from wall.errors import BadRequest, json_error, parsed_json
 from wall.views import broadcast_view
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ async def post_broadcast(request: web.Request) -> web.Response:
     rt = _runtime(request)
     limits = rt.settings.guidance.manual
     try:
-        body = await request.json()
+        body = await parsed_json(request)
     except ValueError:
         raise BadRequest("body", "must be a JSON object {target, text or clip_id}") from None
     if not isinstance(body, dict):
@@ -156,7 +156,7 @@ async def _log_refused(request: web.Request, session: Session, problem: str) -> 
     if rt is None:
         return
     try:
-        body = await request.json()
+        body = await parsed_json(request)
     except ValueError:
         body = {}
     shown_target, shown_text = _shown(body if isinstance(body, dict) else {})
