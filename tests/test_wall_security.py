@@ -429,3 +429,33 @@ async def test_audit_records_what_was_executed_whatever_the_content_type(tmp_pat
     assert row.details["request"] == {"action": "start", "note": "到场处置"}
     [failed] = [e for e in store.search_audit(AuditQuery(action="login"))[0] if e.outcome == 401]
     assert failed.actor == "admin" and "nope" not in json.dumps(failed.details)
+
+
+# ------------------------------------------------------------------------------------------------ sessions end sockets
+
+
+async def test_sockets_close_when_their_session_expires_or_is_revoked(tmp_path, bus, store, evidence_dir):
+    from cases.audit import AuditQuery
+    from wall.app import sweep_sessions
+
+    now = [1_800_000_000.0]
+    settings = make_settings(tmp_path, session_ttl_s=60)
+    app = create_app(settings, bus=bus, cases=store, live=None, evidence_dir=evidence_dir, clock=lambda: now[0])
+    async with wall_client(app) as c:
+        assert (await login(c, "duty")).status == 200
+        ws = await c.ws_connect("/api/ws")
+        assert (await ws.receive_json(timeout=10))["type"] == "hello"
+        now[0] += 61  # expired: the next message is not served, the socket closes
+        await ws.send_json({"type": "ack", "alarm_id": "alarm-1", "screen": "main"})
+        msg = await ws.receive(timeout=10)
+        assert msg.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 4401, msg
+        assert store.search_audit(AuditQuery(action="alarm.ack"))[1] == 0  # nothing was executed
+
+        assert (await login(c, "duty")).status == 200
+        ws = await c.ws_connect("/api/ws")
+        assert (await ws.receive_json(timeout=10))["type"] == "hello"
+        token = c.session.cookie_jar.filter_cookies(c.make_url("/"))["cw_session"].value
+        await app[state.SESSIONS].revoke(token)  # revoked elsewhere (another wall server, an admin)
+        assert await sweep_sessions(app) == 1  # the periodic sweep closes it without waiting for a message
+        msg = await ws.receive(timeout=10)
+        assert msg.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 4401

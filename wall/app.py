@@ -7,7 +7,9 @@ WebSockets are closed in ``on_shutdown`` so a stopping server never waits on a b
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
@@ -21,13 +23,15 @@ from wall import (
 )
 from wall.access import make_access_middleware
 from wall.connections import GUARD, ConnectionGuard, make_body_middleware, make_connection_middleware
-from wall.auth import TRUSTED_PROXIES, Authenticator, SessionStore, make_auth_middleware
+from wall.auth import TRUSTED_PROXIES, Authenticator, Session, SessionStore, make_auth_middleware
 from wall.limits import Limiter, LocalLimiter
 from wall.errors import MAX_REQUEST_BODY, error_middleware
 from wall.hub import EventHub
 from wall.live_ws import LiveSockets
 from wall.socket_quota import SOCKET_QUOTA, SocketQuota
 from wall.sessions import LocalSessions, Sessions
+
+log = logging.getLogger("citywall.wall")
 
 if TYPE_CHECKING:
     from broker.bus import Bus
@@ -97,7 +101,16 @@ def create_app(
     pages.add_routes(app)
     screens_api.add_routes(app)  # wall screens: REST, pages, and the screen service's background tasks
 
+    async def session_alive(session: Session) -> bool:
+        try:
+            return await sessions.get(session.token, clock()) is not None
+        except Exception:  # the session store (Redis) is down: keep the socket, the sweep tries again
+            return True
+
+    app[state.HUB].session_alive = session_alive
+    app[SESSION_ALIVE] = session_alive
     app.cleanup_ctx.append(_event_hub)
+    app.cleanup_ctx.append(_session_sweep)
     app.on_shutdown.append(_close_sockets)
     return app
 
@@ -107,6 +120,37 @@ async def _event_hub(app: web.Application) -> AsyncIterator[None]:
     await event_hub.start()
     yield
     await event_hub.stop()
+
+
+SESSION_SWEEP_S = 5.0
+"""How often every open socket's session is checked (expired or revoked → the socket closes with 4401)."""
+SESSION_ALIVE = web.AppKey("session_alive", object)
+
+
+async def sweep_sessions(app: web.Application) -> int:
+    """Close every socket whose session has expired or was revoked (elsewhere, too: Redis sessions); how many."""
+    alive = app[SESSION_ALIVE]
+    ended = 0
+    for session, end in app[state.HUB].sessions() + app[state.LIVE_SOCKETS].sessions():
+        if not await alive(session):
+            end(4401, "session ended")
+            ended += 1
+    return ended
+
+
+async def _session_sweep(app: web.Application) -> AsyncIterator[None]:
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(SESSION_SWEEP_S)
+            try:
+                await sweep_sessions(app)
+            except Exception:
+                log.exception("session sweep failed")
+
+    task = asyncio.create_task(loop(), name="session-sweep")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def _close_sockets(app: web.Application) -> None:

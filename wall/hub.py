@@ -26,6 +26,7 @@ import re
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -228,6 +229,8 @@ class EventHub:
         self._clock = clock
         self.queue_size = queue_size
         self.block_ms = block_ms
+        self.session_alive: Callable[[Session], Awaitable[bool]] | None = None
+        """Set by ``create_app``: whether a session still holds (checked before each client message)."""
         self.clients: set[Client] = set()
         self._stats = HubStats()
         self._task: asyncio.Task[None] | None = None
@@ -385,8 +388,16 @@ class EventHub:
             await client.ws.send_str(text)
             self._stats.sent += 1
 
+    def sessions(self) -> list[tuple[Session, Callable[[int, str], None]]]:
+        """Every open socket's session and how to end it (the app's session sweep)."""
+        return [(c.session, c.end) for c in self.clients]
+
     async def _read_loop(self, client: Client) -> None:
         async for msg in client.ws:
+            if self.session_alive is not None and not await self.session_alive(client.session):
+                self.clients.discard(client)
+                client.end(LOGGED_OUT, "session ended")  # expired or revoked: nothing more is accepted
+                return
             if msg.type == WSMsgType.TEXT:
                 try:
                     await self._on_text(client, msg.data)

@@ -91,6 +91,10 @@ class LiveSockets:
         self._stats.viewers = len(self._connections)
         return asdict(self._stats)
 
+    def sessions(self) -> list[tuple[Session, Any]]:
+        """Every open socket's session and how to end it (the app's session sweep)."""
+        return [(c.session, c.end) for c in self._connections if c.session is not None]
+
     def disconnect_session(self, token: str) -> int:
         """Close every live socket of a session (logout)."""
         ended = [c for c in self._connections if c.session is not None and c.session.token == token]
