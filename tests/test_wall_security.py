@@ -459,3 +459,93 @@ async def test_sockets_close_when_their_session_expires_or_is_revoked(tmp_path, 
         assert await sweep_sessions(app) == 1  # the periodic sweep closes it without waiting for a message
         msg = await ws.receive(timeout=10)
         assert msg.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 4401
+
+
+# ------------------------------------------------------------------------------------------------ Host, TLS, proxies
+
+
+@pytest.mark.parametrize("host, ok", [
+    ("127.0.0.1:8080", True), ("localhost:8080", True), ("[::1]:8080", True), ("10.1.2.3", True),
+    ("wall.city.example", True), ("WALL.city.example.:443", True), ("evil.example", False),
+    ("127.0.0.1.evil.example", False), ("", False), ("wall.city.example.evil", False),
+])
+def test_host_allow_list(host, ok):
+    from wall.exposure import host_allowed
+
+    assert host_allowed(host, frozenset({"wall.city.example"})) is ok
+
+
+async def test_dns_rebinding_host_is_refused(tmp_path, bus, store, evidence_dir):
+    app = create_app(make_settings(tmp_path, allowed_hosts=["wall.city.example"]), bus=bus, cases=store, live=None,
+                     evidence_dir=evidence_dir)
+    async with wall_client(app) as c:
+        for path in ("/metrics", "/api/health", "/login"):
+            resp = await c.get(path, headers={"Host": "rebind.evil.example"})
+            assert resp.status == 400 and (await resp.json())["error"].startswith("Host: "), path
+        resp = await c.post("/api/login", json={"username": "admin", "password": PASSWORD},
+                            headers={"Host": "rebind.evil.example:8080"})
+        assert resp.status == 400
+        assert (await c.get("/api/health", headers={"Host": "wall.city.example:8080"})).status == 200
+        assert (await login(c)).status == 200
+
+
+def _self_signed(tmp_path):
+    import subprocess
+
+    cert, key = tmp_path / "wall.crt", tmp_path / "wall.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+async def test_tls_from_config_serves_https_with_secure_cookies(tmp_path, bus, store, evidence_dir):
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    app = create_app(make_settings(tmp_path, tls_cert=str(cert), tls_key=str(key)), bus=bus, cases=store,
+                     live=None, evidence_dir=evidence_dir)
+    async with guarded_server(app) as base:
+        https = base.replace("http://", "https://")
+        ctx = ssl.create_default_context(cafile=str(cert))
+        async with aiohttp.ClientSession() as browser:
+            async with browser.post(f"{https}/api/login", json={"username": "admin", "password": PASSWORD},
+                                    ssl=ctx) as resp:
+                assert resp.status == 200
+                cookie = resp.headers["Set-Cookie"]
+                assert "Secure" in cookie and "HttpOnly" in cookie
+            with pytest.raises(aiohttp.ClientError):  # plain HTTP on the TLS port is not served
+                async with browser.get(f"{base}/api/health") as resp:
+                    await resp.read()
+
+
+async def test_forwarded_proto_counts_only_from_trusted_proxies(tmp_path, bus, store, evidence_dir):
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "10.9.8.7"}
+    for proxies, secure in (([], False), (["127.0.0.0/8"], True)):
+        app = create_app(make_settings(tmp_path, trusted_proxies=proxies), bus=bus, cases=store, live=None,
+                         evidence_dir=evidence_dir)
+        async with wall_client(app) as c:
+            resp = await c.post("/api/login", json={"username": "admin", "password": PASSWORD}, headers=forwarded)
+            assert resp.status == 200
+            assert ("Secure" in resp.headers["Set-Cookie"]) is secure, proxies
+        from cases.audit import AuditQuery
+
+        [row] = store.search_audit(AuditQuery(action="login", limit=1))[0]
+        assert row.client == ("10.9.8.7" if secure else "127.0.0.1")
+
+
+def test_demo_passwords_beyond_loopback_stop_start_up(tmp_path):
+    from config import parse_settings
+    from wall.exposure import ExposureError, check_exposure
+    from wall.passwords import hash_password
+
+    def settings(password: str, **wall):
+        return parse_settings({"storage": {"data_dir": str(tmp_path)}, "wall": wall, "users": [
+            {"username": "admin", "role": "admin", "password_hash": hash_password(password, n=2**10)}]})
+
+    assert check_exposure(settings("citywall"), "127.0.0.1") == ["admin"]
+    for host in ("0.0.0.0", "", "10.1.2.3", "wall.city.example"):
+        with pytest.raises(ExposureError, match="admin.*demo password"):
+            check_exposure(settings("citywall"), host)
+    assert check_exposure(settings("citywall", allow_demo_users_beyond_loopback=True), "0.0.0.0") == ["admin"]
+    assert check_exposure(settings("a-real-password"), "0.0.0.0") == []

@@ -23,6 +23,7 @@ from wall import (
 )
 from wall.access import make_access_middleware
 from wall.connections import GUARD, ConnectionGuard, make_body_middleware, make_connection_middleware
+from wall.exposure import make_host_middleware
 from wall.auth import TRUSTED_PROXIES, Authenticator, Session, SessionStore, make_auth_middleware
 from wall.limits import Limiter, LocalLimiter
 from wall.errors import MAX_REQUEST_BODY, error_middleware
@@ -65,7 +66,8 @@ def create_app(
     guard = ConnectionGuard(max_connections=wall.max_connections, max_per_address=wall.max_connections_per_address,
                             header_timeout_s=wall.header_timeout_s, idle_timeout_s=wall.idle_timeout_s)
     app = web.Application(
-        middlewares=[make_connection_middleware(guard), error_middleware, make_body_middleware(wall.body_timeout_s),
+        middlewares=[make_connection_middleware(guard), error_middleware, make_host_middleware(wall.allowed_hosts),
+                     make_body_middleware(wall.body_timeout_s),
                      make_auth_middleware(sessions, clock), make_access_middleware(audit.record_request),
                      api.bus_unavailable_middleware],
         client_max_size=MAX_REQUEST_BODY,

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from typing import Any
 
 from aiohttp import web
 
 from config import Settings
 from wall import state
 from wall.connections import GUARD, GuardedSite, tls_context
+from wall.errors import BadRequest
 from wall.passwords import verify_password
 
 log = logging.getLogger("citywall.wall")
@@ -66,3 +68,40 @@ async def start_site(runner: web.AppRunner, app: web.Application, host: str, por
     site = GuardedSite(runner, app[GUARD], host, port, ssl_context=ssl_context)
     await site.start()
     return site
+
+
+def host_allowed(host_header: str, allowed: frozenset[str]) -> bool:
+    """Whether a request's Host names this server: a literal IP address (DNS rebinding needs a name), ``localhost``,
+    or one of ``wall.allowed_hosts`` (``*`` allows every name, e.g. behind a proxy that checks it)."""
+    if "*" in allowed:
+        return True
+    host = host_header.strip().lower()
+    if host.startswith("["):  # [::1]:8080
+        name = host[1:].split("]", 1)[0]
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.rstrip(".")
+    if not name:
+        return False
+    if name == "localhost" or name in allowed:
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def make_host_middleware(allowed_hosts: list[str]) -> Any:
+    """Refuse (400 naming Host) a request whose Host is a name this server was not configured with: a DNS
+    rebinding page reaches the server under the attacker's name, which is never on the list."""
+    allowed = frozenset(h.strip().lower().rstrip(".") for h in allowed_hosts)
+
+    @web.middleware
+    async def host_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        if not host_allowed(request.headers.get("Host", ""), allowed):
+            raise BadRequest("Host", f"{request.headers.get('Host', '')[:100]!r} is not an address of this server; "
+                                     "add the name to wall.allowed_hosts")
+        return await handler(request)
+
+    return host_middleware
