@@ -14,6 +14,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
+from urllib.parse import urlsplit
+
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -114,6 +116,9 @@ class Camera(Strict):
         scheme = url.split("://", 1)[0].lower() if "://" in url else ""
         if scheme not in {"rtsp", "rtsps", "demo"}:
             raise ValueError(f"unsupported URL scheme {scheme or '(none)'!r}; use rtsp:// or demo://")
+        problem = url_problem(url) if scheme != "demo" else None
+        if problem:
+            raise ValueError(f"URL {redact_url(url)!r} {problem}")
         return url
 
     @model_validator(mode="after")
@@ -504,14 +509,16 @@ def load_settings(path: str | Path) -> Settings:
     return parse_settings(data, str(path), base_dir=Path.cwd())
 
 
-_URL_PASSWORD = re.compile(r"(://[^:/@\s'\"]*):[^/\s'\"]*@")
-"""The password of every ``scheme://user:password@`` in a text: up to the *last* ``@`` of the authority, so an
-unencoded ``@`` in the password (``admin:p@ss@host``) is masked whole."""
+_URL_PASSWORD = re.compile(r"(://[^:/@\s'\"]*):(?!\d+(?:[/?#\s'\"]|$))(?:(?!://)[^\n'\"]){0,256}@")
+"""The password of every ``scheme://user:password@`` in a text: up to the *last* ``@`` before the next URL, so an
+unencoded ``@``, ``/`` or space in the password (``admin:p@ss/w rd@host``) is masked whole; ``host:554/a@b`` (a
+port, then a path) is not a password."""
 
 
-_QUERY_SECRET = re.compile(r"([?&](?:password|passwd|pwd|pass|token|access_token|key|secret|auth)=)[^&#\s'\"]*",
-                           re.IGNORECASE)
-"""Cameras that take credentials in the query (``...?user=admin&password=...``)."""
+_QUERY_SECRET = re.compile(
+    r"([?&;](?:password|passwd|passwort|pass|pwd|psw|pw|loginpass|login_pass|authbasic|auth|token|access_token|"
+    r"key|apikey|api_key|secret|signature|sig|credentials?)=)[^&;#\s'\"]*", re.IGNORECASE)
+"""Cameras that take credentials in the query or as path parameters (``?user=admin&psw=...``, ``;password=...``)."""
 
 
 def redact_url(url: str) -> str:
@@ -519,6 +526,30 @@ def redact_url(url: str) -> str:
     in a URL or in any text that holds URLs (an error message, a log line): credentials never leave the server.
     The user name is kept (it says which account)."""
     return _QUERY_SECRET.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", url))
+
+
+def url_problem(url: str) -> str | None:
+    """Why a configured stream URL cannot be used (or shown safely), parsed like a client would; None when fine."""
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        return "contains a space or control character; percent-encode it (space: %20)"
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "is not scheme://host/path"
+    authority = re.split(r"[?#]", rest, maxsplit=1)[0]
+    if "@" in authority:
+        userinfo, _, hostpart = authority.rpartition("@")
+        if "/" in userinfo:
+            return ("has an '@' after a '/': in a password write '/' as %2F (and '@' as %40), in a path write '@' "
+                    "as %40, so the URL parses the same everywhere (and its password is never shown)")
+        authority = hostpart
+    try:
+        parts = urlsplit(f"{scheme}://{authority}")
+        parts.port  # noqa: B018 — raises ValueError for a port that is not a number in range
+    except ValueError as exc:
+        return f"cannot be parsed: {exc}"
+    if not parts.hostname:
+        return "has no host"
+    return None
 
 
 __all__ = [

@@ -549,3 +549,32 @@ def test_demo_passwords_beyond_loopback_stop_start_up(tmp_path):
             check_exposure(settings("citywall"), host)
     assert check_exposure(settings("citywall", allow_demo_users_beyond_loopback=True), "0.0.0.0") == ["admin"]
     assert check_exposure(settings("a-real-password"), "0.0.0.0") == []
+
+
+# ------------------------------------------------------------------------------------------------ redaction
+
+SECRET = "Zq7s3cr3tPW"
+
+
+@pytest.mark.parametrize("text", [
+    f"rtsp://admin:a/{SECRET}@10.0.0.1/a", f"rtsp://admin:a {SECRET}@10.0.0.1/a", f"rtsp://h/x?psw={SECRET}",
+    f"rtsp://h/x?user=a&authbasic={SECRET}", f"rtsp://h/x?loginpass={SECRET}&c=1", f"rtsp://h/x;password={SECRET}",
+    f"rtsp://h/x?PassWd={SECRET}", f"error opening 'rtsp://u:p/{SECRET}@h/x': refused",
+])
+def test_redaction_by_parsing_masks_slashes_spaces_and_query_forms(text):
+    from config import redact_url
+
+    out = redact_url(text)
+    assert SECRET not in out and "***" in out, out
+
+
+@pytest.mark.parametrize("url, words", [
+    (f"rtsp://admin:a/{SECRET}@10.0.0.1/a", "%2F"), (f"rtsp://admin:a {SECRET}@10.0.0.1/a", "%20"),
+    ("rtsp://10.0.0.1:99999/a", "cannot be parsed"), ("rtsp:///a", "no host"),
+])
+def test_check_config_rejects_a_camera_url_that_does_not_parse(url, words):
+    from config import ConfigError, parse_settings
+
+    with pytest.raises(ConfigError) as info:
+        parse_settings({"cameras": [{"id": "c", "name": "x", "url": url, "position": {"lon": 1, "lat": 2}}]})
+    assert words in str(info.value) and SECRET not in str(info.value) and "cameras[0].url" in str(info.value)
