@@ -578,3 +578,45 @@ def test_check_config_rejects_a_camera_url_that_does_not_parse(url, words):
     with pytest.raises(ConfigError) as info:
         parse_settings({"cameras": [{"id": "c", "name": "x", "url": url, "position": {"lon": 1, "lat": 2}}]})
     assert words in str(info.value) and SECRET not in str(info.value) and "cameras[0].url" in str(info.value)
+
+
+# ------------------------------------------------------------------------------------------------ audit chain
+
+
+def test_audit_hash_chain_detects_drop_trigger_then_delete_or_update(cases_url):
+    from cases.audit import AuditEntry
+    from cases.store import CaseStore
+
+    store = CaseStore.open(cases_url)
+    try:
+        for i in range(5):
+            store.append_audit(AuditEntry(at=1000.0 + i, actor="duty", role="watch_officer", action="screen.layout",
+                                          target="main", details={"request": {"layout": "3x3"}, "n": i}))
+        check = store.verify_audit(batch=2)
+        assert check.ok and check.rows == 5, check
+        with store.transaction() as tx:  # a local attacker with the database file
+            if store.backend == "sqlite":
+                tx._c.execute("DROP TRIGGER audit_log_no_delete")
+                tx._c.execute("DROP TRIGGER audit_log_no_update")
+            else:
+                tx._c.execute("DROP TRIGGER audit_log_no_change ON audit_log")
+            tx._c.execute("UPDATE audit_log SET actor = 'nobody' WHERE seq = (SELECT MIN(seq) + 3 FROM audit_log)")
+        check = store.verify_audit()
+        assert not check.ok and "changed" in check.reason and check.rows == 3, check
+        with store.transaction() as tx:
+            tx._c.execute("UPDATE audit_log SET actor = 'duty' WHERE actor = 'nobody'")  # put it back …
+            tx._c.execute("DELETE FROM audit_log WHERE seq = (SELECT MIN(seq) + 1 FROM audit_log)")  # … and remove one
+        check = store.verify_audit()
+        assert not check.ok and "removed" in check.reason and check.rows == 1, check
+    finally:
+        store.close()
+
+
+async def test_audit_verify_endpoint_is_admin_only(tmp_path, bus, store, evidence_dir):
+    app = create_app(make_settings(tmp_path), bus=bus, cases=store, live=None, evidence_dir=evidence_dir)
+    async with wall_client(app) as c:
+        assert (await login(c, "duty")).status == 200
+        assert (await c.get("/api/audit/verify")).status == 403
+        assert (await login(c, "admin")).status == 200
+        body = await (await c.get("/api/audit/verify")).json()
+        assert body["ok"] is True and body["rows"] >= 2 and body["first_bad_seq"] is None

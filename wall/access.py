@@ -198,6 +198,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     # the administrator (管理员): configuration and the audit log
     ("GET", "/api/webhooks"): roles(label="查看推送配置 read the webhook configuration"),
     ("GET", "/api/audit"): roles(label="查询审计日志 search the audit log"),
+    ("GET", "/api/audit/verify"): roles(label="校验审计日志 verify the audit log's hash chain"),
     # monitoring and speakers (no browser session)
     ("GET", "/metrics"): PUBLIC,
     ("GET", "/clips/{name}"): PUBLIC,

@@ -831,6 +831,20 @@ PATHS["/api/audit"] = {
         },
     },
 }
+PATHS["/api/audit/verify"] = {
+    "get": {
+        "summary": "Verify the audit log's hash chain (admin only): each row carries sha256(previous hash + row)",
+        "security": _SESSION,
+        "responses": {
+            "200": _json({"type": "object", "required": ["ok", "rows"], "properties": {
+                "ok": {"type": "boolean"}, "rows": {"type": "integer", "description": "chained rows checked"},
+                "unchained": {"type": "integer", "description": "rows written before the chain existed"},
+                "first_bad_seq": {"type": ["integer", "null"]}, "reason": {"type": "string"}}},
+                "the result; ok false names the first row removed or changed"),
+            "401": _UNAUTHORIZED,
+        },
+    },
+}
 
 SCHEMAS["ReviewAlarm"] = {
     **SCHEMAS["Alarm"], "description": "The alarm as the review desk keeps it: no bus stream id (the item id is the alarm id)",
