@@ -620,3 +620,34 @@ async def test_audit_verify_endpoint_is_admin_only(tmp_path, bus, store, evidenc
         assert (await login(c, "admin")).status == 200
         body = await (await c.get("/api/audit/verify")).json()
         assert body["ok"] is True and body["rows"] >= 2 and body["first_bad_seq"] is None
+
+
+async def test_evidence_live_and_export_reads_are_audited(tmp_path, bus, store, evidence_dir):
+    from cases.audit import AuditQuery
+
+    (evidence_dir / "cam-a").mkdir()
+    (evidence_dir / "cam-a" / "x.jpg").write_bytes(b"\xff\xd8jpeg")
+    app = create_app(make_settings(tmp_path), bus=bus, cases=store, live=None, evidence_dir=evidence_dir)
+    async with wall_client(app) as c:
+        assert (await login(c, "duty")).status == 200
+        assert (await c.get("/evidence/cam-a/x.jpg")).status == 200
+        assert (await c.get("/api/stats", params={"format": "xlsx", "from": "2026-03-01"})).status == 200
+        assert (await c.get("/api/stats")).status == 200  # viewing on screen is not an export
+        ws = await c.ws_connect("/api/live/cam-a")
+        await ws.receive(timeout=10)  # "live video not available" here; the view is still recorded
+        await ws.close()
+
+        async def rows(action):
+            deadline = time.monotonic() + 10
+            while True:
+                found = store.search_audit(AuditQuery(action=action))[0]
+                if found or time.monotonic() > deadline:
+                    return found
+                await asyncio.sleep(0.05)
+
+        [read] = await rows("evidence.read")
+        assert (read.actor, read.target, read.outcome) == ("duty", "cam-a/x.jpg", 200)
+        [export] = await rows("stats.export")
+        assert export.details["query"] == {"format": "xlsx", "from": "2026-03-01"}
+        [live] = await rows("live.view")
+        assert live.target == "cam-a" and live.actor == "duty"

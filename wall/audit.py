@@ -95,13 +95,16 @@ async def record_request(request: web.Request, session: Session | None, rule: An
     """The access middleware's recorder: one entry per state-changing request (see the module docstring)."""
     notes = dict(request.get(NOTES) or {})
     body = await _body_details(request)
-    action = rule.audit or f"{request.method} {request.match_info.route.resource.canonical}"
+    action = (rule.audit if request.method not in ("GET", "HEAD") else rule.read_audit) or \
+        f"{request.method} {request.match_info.route.resource.canonical}"
     if action == "case.action" and isinstance(body.get("action"), str):
         action = f"case.{body['action'][:32]}"
     actor = notes.pop("actor", None) or (session.username if session else "") or str(body.get("username", ""))[:64]
     role = notes.pop("role", None) or (session.role.value if session else "")
     target = notes.pop("target", None) or "/".join(request.match_info.values())
     details = {**({"request": body} if body and action != "login" else {}), **notes}
+    if request.method in ("GET", "HEAD") and request.query:  # a read: what was asked for (e.g. the export's range)
+        details["query"] = {str(k)[:64]: _shorten(v) for k, v in list(request.query.items())[:MAX_DETAIL_KEYS]}
     if problem:
         details["refused"] = problem
     await record(request.app, AuditEntry(at=request.app[state.CLOCK](), actor=actor or "-", role=role,
