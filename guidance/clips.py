@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import hmac
 import io
 import os
+import secrets
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -163,6 +165,26 @@ def transcode(wav: bytes, fmt: ClipFormat, out_path: Path) -> None:
         dst.mux(out_stream.encode(None))
 
 
+SECRET_FILE = ".clip-secret"
+"""In the clip directory, mode 0600; a dot file, so ``/clips/`` never serves it (names there are hex only)."""
+
+
+def site_secret(path: Path) -> bytes:
+    """32 random bytes kept in ``path`` (created once, 0600, never replaced): the same across restarts and processes
+    sharing the directory, so cached clip names stay valid."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        secret = path.read_bytes()
+        if len(secret) < 32:
+            raise ValueError(f"{path} is not a clip secret (expected 32 bytes, found {len(secret)})") from None
+        return secret
+    secret = secrets.token_bytes(32)
+    with os.fdopen(fd, "wb") as f:
+        f.write(secret)
+    return secret
+
+
 class ClipCache:
     """Renders guidance text with a TTS engine into clips of each format, cached as files under ``directory``.
 
@@ -179,11 +201,13 @@ class ClipCache:
         self._lock = threading.Lock()
         self._infos: dict[str, AudioInfo] = {}
         self._key_locks: dict[str, threading.Lock] = {}
+        self._secret = site_secret(self.directory / SECRET_FILE)
 
     def key(self, text: str, fmt: ClipFormat) -> str:
-        """Hash of (engine, voice, text, format): the cache key and file stem."""
+        """Keyed hash of (engine, voice, text, format): the cache key and file stem. HMAC with this clip directory's
+        secret, so ``/clips/<name>`` (public: speakers fetch without a session) cannot be found from a guessed text."""
         material = "\x1f".join((self.engine.name, self.engine.voice, text.strip(), ClipFormat(fmt).value))
-        return hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]
+        return hmac.new(self._secret, material.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
     def get(self, text: str, fmt: ClipFormat | str) -> Clip:
         """The clip for ``text`` in ``fmt``, rendering it on a miss (ValueError for bad text or unknown format)."""
