@@ -52,11 +52,14 @@ class Speaker:
     volume: int = 80
     zone: str = ""
     groups: tuple[str, ...] = ()
+    auth_token: str | None = field(default=None, repr=False)
+    """HTTP speakers: the bearer token (never shown)."""
 
     @classmethod
     def from_config(cls, c: SpeakerConfig) -> Speaker:
         """Build from the validated config entry."""
-        return cls(c.id, c.name, tuple(c.camera_ids), c.area, c.adapter, c.url, c.volume, c.zone, tuple(c.groups))
+        return cls(c.id, c.name, tuple(c.camera_ids), c.area, c.adapter, c.url, c.volume, c.zone, tuple(c.groups),
+                   c.auth_token)
 
 
 class SpeakerRegistry:
