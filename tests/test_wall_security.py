@@ -651,3 +651,73 @@ async def test_evidence_live_and_export_reads_are_audited(tmp_path, bus, store, 
         assert export.details["query"] == {"format": "xlsx", "from": "2026-03-01"}
         [live] = await rows("live.view")
         assert live.target == "cam-a" and live.actor == "duty"
+
+
+# ------------------------------------------------------------------------------------------------ external brokers
+
+
+@contextlib.contextmanager
+def _tls_broker(argv_for, ready_port: int, tmp_path):
+    import socket
+    import subprocess
+
+    log = open(tmp_path / f"broker-{ready_port}.log", "wb")
+    proc = subprocess.Popen(argv_for, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            assert proc.poll() is None, (tmp_path / f"broker-{ready_port}.log").read_text()
+            try:
+                socket.create_connection(("127.0.0.1", ready_port), timeout=0.5).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "broker did not listen"
+                time.sleep(0.05)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+async def test_external_redis_over_tls_with_a_password(tmp_path):
+    from broker.bus import Bus, BusUnavailable
+    from broker.embedded import find_binary, free_port
+
+    cert, key = _self_signed(tmp_path)
+    port = free_port()
+    conf = tmp_path / "redis.conf"
+    conf.write_text(f"bind 127.0.0.1\nport 0\ntls-port {port}\ntls-cert-file {cert}\ntls-key-file {key}\n"
+                    f"tls-ca-cert-file {cert}\ntls-auth-clients no\nrequirepass s3cretRedis\nsave \"\"\n"
+                    f"dir {tmp_path}\n")
+    with _tls_broker([find_binary("redis-server", "redis-server"), str(conf)], port, tmp_path):
+        bus = await Bus.connect(f"rediss://:s3cretRedis@127.0.0.1:{port}/0?ssl_ca_certs={cert}", prefix="tls")
+        try:
+            await bus.ping()
+        finally:
+            await bus.close()
+        with pytest.raises(BusUnavailable) as info:  # a wrong password is refused, and not shown
+            await Bus.connect(f"rediss://:wrongPass@127.0.0.1:{port}/0?ssl_ca_certs={cert}", prefix="tls")
+        assert "wrongPass" not in str(info.value)
+
+
+async def test_external_mqtt_over_tls_with_a_password(tmp_path, monkeypatch):
+    from broker.embedded import find_binary, free_port, mosquitto_password_line
+    from guidance.speakers import MqttSpeakerAdapter
+
+    cert, key = _self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the default context trusts our test CA
+    port = free_port()
+    (tmp_path / "passwd").write_text(mosquitto_password_line("citywall", "s3cretMqtt"))
+    (tmp_path / "passwd").chmod(0o600)
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"per_listener_settings false\nlistener {port} 127.0.0.1\ncertfile {cert}\nkeyfile {key}\n"
+                    f"allow_anonymous false\npassword_file {tmp_path / 'passwd'}\n"
+                    + ("user root\n" if __import__("os").geteuid() == 0 else ""))
+    with _tls_broker([find_binary("mosquitto", "mosquitto"), "-c", str(conf)], port, tmp_path):
+        adapter = MqttSpeakerAdapter(f"mqtts://citywall:s3cretMqtt@127.0.0.1:{port}", "tls", connect_timeout_s=10)
+        await adapter.start()  # TLS (certificate verified) and the login both accepted
+        await adapter.close()
+        wrong = MqttSpeakerAdapter(f"mqtts://citywall:nope@127.0.0.1:{port}", "tls", connect_timeout_s=2)
+        with pytest.raises(ConnectionError):
+            await wrong.start()
