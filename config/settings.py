@@ -204,9 +204,9 @@ class WallLogin(Strict):
     failures_per_address: int = Field(default=30, ge=1)
     failures_per_user: int = Field(default=50, ge=1)
     failures_total: int = Field(default=300, ge=1, description="every username and address together")
-    successes_per_user: int = Field(default=30, ge=1, description="successful logins per user per success window")
+    successes_per_user: int = Field(default=60, ge=1, description="successful logins per user per success window")
     success_window_s: float = Field(default=600.0, gt=0, le=86400)
-    sessions_per_user: int = Field(default=20, ge=1, description="a new login ends that user's oldest session")
+    sessions_per_user: int = Field(default=64, ge=1, description="a new login ends that user's oldest session")
     password_workers: int = Field(default=2, ge=1, le=16, description="threads hashing passwords (own pool)")
     password_queue: int = Field(default=32, ge=1, description="password checks waiting; more → 503")
 

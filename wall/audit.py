@@ -28,6 +28,7 @@ from wall import state
 from wall.access import NOTES
 from wall.api import int_param
 from wall.auth import Session, client_address
+from wall.connections import STREAMED_BODIES
 from wall.errors import BadRequest, parsed_json
 from wall.pages import login_first, static_page
 
@@ -61,12 +62,14 @@ async def record(app: web.Application, entry: AuditEntry) -> None:
 async def _body_details(request: web.Request) -> dict[str, Any]:
     """The request as the handler executed it: the body parsed once (``parsed_json``, whatever the Content-Type),
     passwords removed, long values shortened (a body padded past the limit still shows its note and action)."""
-    if not request.body_exists:
-        return {}
+    if not request.body_exists or (request.method, request.path) in STREAMED_BODIES:
+        return {}  # an upload streams its own body (the handler notes what it stored)
     try:
         body = await parsed_json(request)
     except ValueError as exc:
         return {"_unparsed": str(exc)[:200]}
+    except web.HTTPException:  # e.g. over the body limit: the client already got that answer
+        return {}
     if not isinstance(body, dict):
         return {"_body": _shorten(body)}
     return {str(k)[:64]: _shorten(v) for k, v in list(body.items())[:MAX_DETAIL_KEYS] if k not in _SECRET_KEYS}

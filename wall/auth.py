@@ -63,7 +63,7 @@ class SessionStore:
     At most ``max_per_user`` per user (a new login ends *that user's* oldest) and ``max_sessions`` in all (beyond
     that a login is refused with :class:`SessionsFull`): one user's logins never end another user's sessions."""
 
-    def __init__(self, ttl_s: float, *, max_sessions: int = 10_000, max_per_user: int = 20):
+    def __init__(self, ttl_s: float, *, max_sessions: int = 10_000, max_per_user: int = 64):
         if ttl_s <= 0:
             raise ValueError(f"ttl_s must be positive, got {ttl_s}")
         self.ttl_s = ttl_s

@@ -58,7 +58,7 @@ class LocalSessions:
 class RedisSessions:
     """Sessions shared by every wall server of a cluster (``citywall wall``)."""
 
-    def __init__(self, redis: Any, prefix: str, ttl_s: float, *, max_per_user: int = 20) -> None:
+    def __init__(self, redis: Any, prefix: str, ttl_s: float, *, max_per_user: int = 64) -> None:
         if ttl_s <= 0:
             raise ValueError(f"ttl_s must be positive, got {ttl_s}")
         self._redis = redis
