@@ -60,6 +60,8 @@ async def test_600_parallel_wrong_passwords_check_at_most_the_limit(tmp_path, bu
     assert checked <= 10, checked
     assert statuses.count(401) == checked and statuses.count(429) == 600 - checked, sorted(set(statuses))
     assert cases_s < 5.0, cases_s
+    print(f"600 parallel wrong logins: {checked} checked, {statuses.count(429)} x 429; "
+          f"another user's GET /api/cases during the burst: {cases_s * 1000:.0f} ms")
 
 
 async def test_limits_hold_across_two_wall_servers_sharing_redis(tmp_path, bus, store, evidence_dir):
@@ -165,6 +167,8 @@ async def test_1000_idle_connections_are_capped_and_timed_out_while_logins_are_s
             await asyncio.sleep(0.05)
         assert guard.stats()["open"] == 0 and guard.stats()["timed_out"] >= 90, guard.stats()
     assert login_s < 5.0, login_s
+    print(f"1000 idle connections: {len(refused)} refused (503), login from another address in "
+          f"{login_s * 1000:.0f} ms, {guard.stats()}")
 
 
 async def test_half_sent_body_gets_408_and_global_cap_refuses(tmp_path, bus, store, evidence_dir):
@@ -341,6 +345,7 @@ async def test_four_parallel_upload_bombs_cost_under_100_mib(fuzz_target):  # no
         assert resp.status_code == 400 and resp.json()["error"].startswith("body: "), resp.text
     assert "384000 Hz" in answers[0].json()["error"] and "125.0 s" in answers[3].json()["error"]
     assert peak - baseline <= 100, (baseline, peak)
+    print(f"4 parallel upload bombs: RSS {baseline:.0f} -> peak {peak:.0f} MiB (+{peak - baseline:.0f})")
 
 
 # ------------------------------------------------------------------------------------------------ socket caps
@@ -721,3 +726,25 @@ async def test_external_mqtt_over_tls_with_a_password(tmp_path, monkeypatch):
         wrong = MqttSpeakerAdapter(f"mqtts://citywall:nope@127.0.0.1:{port}", "tls", connect_timeout_s=2)
         with pytest.raises(ConnectionError):
             await wrong.start()
+
+
+def test_data_dir_is_private_to_the_service_account(tmp_path):
+    import os
+    import stat
+
+    from cases.store import CaseStore
+    from citywall.up import private_data_dir
+
+    data = tmp_path / "var"
+    (data).mkdir(mode=0o755)
+    old = os.umask(0o022)
+    try:
+        private_data_dir(data, data / "evidence")
+        store = CaseStore.open(f"sqlite:///{data}/cases.sqlite")
+        store.close()
+        (data / "evidence" / "a.jpg").write_bytes(b"x")
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (data, data / "evidence", data / "cases.sqlite",
+                                                                   data / "evidence" / "a.jpg")}
+    finally:
+        os.umask(old)
+    assert modes == {"var": 0o700, "evidence": 0o700, "cases.sqlite": 0o600, "a.jpg": 0o600}, modes
