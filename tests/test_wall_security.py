@@ -83,7 +83,13 @@ async def test_unknown_accounts_and_every_address_share_the_global_limit(tmp_pat
     app = create_app(settings, bus=bus, cases=store, live=None, evidence_dir=evidence_dir)
     async with wall_client(app) as c:
         statuses = [(await login(c, f"ghost{i}", "x")).status for i in range(20)]
-    assert statuses.count(401) == 15 and statuses.count(429) == 5, statuses
+        assert statuses.count(401) == 15 and statuses.count(429) == 5, statuses
+        metrics = await (await c.get("/metrics")).text()
+    from cases.audit import AuditQuery
+
+    rows = store.search_audit(AuditQuery(action="login", limit=500))[0]
+    assert sorted({r.outcome for r in rows}) == [401] and len(rows) == 15  # refused floods are counted, not rows
+    assert "citywall_login_refused_total 5" in metrics and "citywall_login_checked_total 15" in metrics
 
 
 async def test_right_password_costs_no_failure_and_logins_cannot_evict_others(tmp_path, bus, store, evidence_dir):

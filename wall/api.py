@@ -155,6 +155,7 @@ async def login(request: web.Request) -> web.Response:
     wait, attempt = await _bus_call(limiter.acquire(failures, app[state.CLOCK]()))
     if wait > 0:
         retry = max(1, math.ceil(wait))
+        note(request, unaudited=True)  # refused before any check: counted (metrics), not a row each (a flood)
         return json_error(
             429, f"too many failed logins for {username}; try again in {retry} s", headers={"Retry-After": str(retry)}
         )

@@ -42,6 +42,8 @@ class AuditStats:
     recorded: int = 0
     failed: int = 0
     """Entries the case store did not take (logged as errors)."""
+    rate_limited: int = 0
+    """Login attempts refused by the login limits before any check: counted here instead of one row each."""
 
 
 STATS: web.AppKey[AuditStats] = web.AppKey("audit_stats")
@@ -97,6 +99,9 @@ async def record_request(request: web.Request, session: Session | None, rule: An
                          problem: str) -> None:
     """The access middleware's recorder: one entry per state-changing request (see the module docstring)."""
     notes = dict(request.get(NOTES) or {})
+    if notes.pop("unaudited", False):
+        request.app[STATS].rate_limited += 1
+        return
     body = await _body_details(request)
     action = (rule.audit if request.method not in ("GET", "HEAD") else rule.read_audit) or \
         f"{request.method} {request.match_info.route.resource.canonical}"
