@@ -34,7 +34,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from cases.audit import AuditEntry
 from wall import state
 from wall.access import WS_MESSAGES, ws_check
-from wall.auth import Session, require_session
+from wall.auth import Session, client_address, require_session
 from wall.socket_quota import SOCKET_QUOTA
 from wall.errors import require_websocket_handshake
 from wall.views import alarm_view, broadcast_view, case_event_view, status_view
@@ -352,7 +352,7 @@ class EventHub:
     async def _serve(self, request: web.Request, ws: web.WebSocketResponse, session: Session) -> web.StreamResponse:
         await ws.prepare(request)
         client = Client(ws, session, self.queue_size)
-        client.remote = request.remote or ""
+        client.remote = client_address(request)
         client.send_control({"type": "hello", "user": session.user_dict()})
         self.clients.add(client)
         self._stats.connected_total += 1
