@@ -50,10 +50,17 @@ def find_binary(name: str, package: str) -> str:
     return found
 
 
-def die_with_parent(parent_pid: int) -> Callable[[], None]:
-    """preexec_fn: SIGKILL this child when the forking thread dies; exit at once if the parent is already gone."""
+def die_with_parent(parent_pid: int, *, run_as: tuple[int, int] | None = None) -> Callable[[], None]:
+    """preexec_fn: SIGKILL this child when the forking thread dies; exit at once if the parent is already gone.
+
+    ``run_as`` (uid, gid): drop to that user first — a credential change clears the death signal, so it is asked
+    for afterwards."""
 
     def preexec() -> None:
+        if run_as is not None:
+            os.setgroups([])
+            os.setgid(run_as[1])
+            os.setuid(run_as[0])
         if sys.platform.startswith("linux"):
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -105,6 +112,8 @@ class EmbeddedServer:
         self._proc: subprocess.Popen[bytes] | None = None
         self._spawner: Spawner | None = None
         self._lock = threading.Lock()
+        self._fds: list[int] = []
+        """Descriptors handed to the child at its next start (``pass_fds``), closed here once it has them."""
 
     # --------------------------------------------------------------------------------------------- subclass hooks
     def _config_text(self, port: int) -> str:
@@ -201,7 +210,16 @@ class EmbeddedServer:
 
     # --------------------------------------------------------------------------------------------- internals
     def _launch(self, binary: str, port: int) -> None:
-        self.config_path.write_text(self._config_text(port))
+        write_private(self.config_path, self._config_text(port), owner=getattr(self, "_account", None))
+        try:
+            argv = self._argv(binary, self.config_path)
+            self._spawn(argv, port)
+        finally:
+            for fd in self._fds:
+                os.close(fd)
+            self._fds = []
+
+    def _spawn(self, argv: list[str], port: int) -> None:
         marker = f"--- {self.name} starting on 127.0.0.1:{port} ({uuid.uuid4().hex[:8]}) ---"
         with open(self.log_path, "ab") as log:
             log.write(f"{marker}\n".encode())
@@ -209,10 +227,10 @@ class EmbeddedServer:
             if self._spawner is None:
                 self._spawner = Spawner(self.name)
             self._proc = self._spawner.popen(
-                self._argv(binary, self.config_path), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                argv, pass_fds=tuple(self._fds), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 # Own session: a Ctrl-C in the terminal reaches only citywall, which stops its servers last, after
                 # the workers that use them; PDEATHSIG still kills them if citywall dies without stopping them.
-                cwd=self.workdir, start_new_session=True, preexec_fn=die_with_parent(os.getpid()),
+                cwd=self.workdir, start_new_session=True, preexec_fn=self._preexec(),
             )
         proc = self._proc
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -231,6 +249,9 @@ class EmbeddedServer:
         self._terminate()
         raise RuntimeError(f"{self.name} did not answer on 127.0.0.1:{port} within {START_TIMEOUT_S:.0f} s; "
                            f"log {self.log_path}:\n{self._tail_since(marker)}")
+
+    def _preexec(self) -> Callable[[], None]:
+        return die_with_parent(os.getpid())
 
     def _tail_since(self, marker: str) -> str:
         text = self.log_tail(200)
@@ -318,32 +339,64 @@ class EmbeddedRedis(EmbeddedServer):
 
 
 class EmbeddedMosquitto(EmbeddedServer):
-    """A private mosquitto: ``start()`` → ``mqtt://127.0.0.1:PORT`` (anonymous, no websockets).
+    """A private mosquitto: ``start()`` → ``mqtt://127.0.0.1:PORT`` (no websockets).
 
-    No persistence by default; ``persistent=True`` keeps retained messages, durable sessions (``clean_session=False``
-    subscribers) and the QoS 1 messages queued for them in ``workdir/mosquitto.db`` across :meth:`restart`.
+    Anonymous by default (test fixtures); with ``username``/``password`` it writes a password file (mosquitto's
+    PBKDF2-SHA512 ``$7$`` format, mode 0600) and sets ``allow_anonymous false``, and the URL carries the login.
+    Started by root, it runs as ``run_as`` (default the ``mosquitto`` account, else ``nobody``): the child drops
+    to that user *before* asking for its parent-death signal, so the signal survives (a credential change inside
+    mosquitto would clear it). No persistence by default; ``persistent=True`` keeps retained messages, durable
+    sessions and their queued QoS 1 messages in ``workdir/mosquitto.db`` across :meth:`restart`.
     """
 
     name = "mosquitto"
     package = "mosquitto"
     scheme = "mqtt"
 
-    def __init__(self, workdir: Path, *, persistent: bool = False, binary: str | None = None) -> None:
+    def __init__(self, workdir: Path, *, persistent: bool = False, username: str | None = None,
+                 password: str | None = None, run_as: str | None = None, binary: str | None = None) -> None:
         super().__init__(workdir, binary=binary)
+        if (username is None) != (password is None):
+            raise ValueError("username and password go together")
+        for what, value in (("username", username), ("password", password)):
+            if value is not None and (not value or any(c in value for c in " \t\r\n\"'@/:#")):
+                raise ValueError(f"{what} must be non-empty without spaces, quotes, '@', '/', ':' or '#'")
         self.persistent = persistent
+        self.username = username
+        self.password = password
+        self._account = _unprivileged_account(run_as) if os.geteuid() == 0 else None
+        """(uid, gid) the broker runs as when we are root (mosquitto must not run as root)."""
+
+    @property
+    def url(self) -> str:
+        """``mqtt://127.0.0.1:PORT`` (``mqtt://USER:PASSWORD@…`` with a login); RuntimeError before start."""
+        url = super().url
+        return url.replace("mqtt://", f"mqtt://{self.username}:{self.password}@", 1) if self.username else url
+
+    @property
+    def password_path(self) -> Path:
+        return self.workdir / "mosquitto.passwd"
 
     def _config_text(self, port: int) -> str:
+        password_file = str(self.password_path.resolve())
+        if self.username and self.password:
+            write_private(self.password_path, mosquitto_password_line(self.username, self.password),
+                          owner=self._account)
+            if self._account is not None:
+                # Handed over open: the unprivileged broker need not traverse our 0700 data directory.
+                self._fds.append(os.open(self.password_path, os.O_RDONLY))
+                password_file = f"/dev/fd/{self._fds[-1]}"
+        if self._account is not None and self.persistent:
+            os.chown(self.workdir, self._account[0], self._account[1])
         return "\n".join([
             "# written by citywall broker.embedded; rewritten on every start",
             "per_listener_settings false",
             f"listener {port} 127.0.0.1",
-            "allow_anonymous true",
+            *(["allow_anonymous false", f"password_file {password_file}"] if self.username
+              else ["allow_anonymous true"]),
             "set_tcp_nodelay true",  # QoS 1 round trips 21 ms → 0.3 ms on loopback
             *(["persistence true", f"persistence_location {self.workdir.resolve()}/", "autosave_interval 1"]
               if self.persistent else ["persistence false"]),
-            # As root, mosquitto would switch to user "mosquitto"; a credential change clears PR_SET_PDEATHSIG and
-            # the broker would outlive a killed citywall. It keeps our user instead (only ever bound to loopback).
-            *(["user root"] if os.geteuid() == 0 else []),
             "log_dest stdout",
             "log_type error",
             "log_type warning",
@@ -353,13 +406,21 @@ class EmbeddedMosquitto(EmbeddedServer):
         ])
 
     def _argv(self, binary: str, config: Path) -> list[str]:
-        return [binary, "-c", str(config)]
+        if self._account is None:
+            return [binary, "-c", str(config)]
+        self._fds.append(os.open(config, os.O_RDONLY))
+        return [binary, "-c", f"/dev/fd/{self._fds[-1]}"]
+
+    def _preexec(self) -> Callable[[], None]:
+        return die_with_parent(os.getpid(), run_as=self._account)
 
     def _answers(self, port: int, pid: int) -> bool:
         import paho.mqtt.client as mqtt
 
         connected = threading.Event()
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"citywall-probe-{uuid.uuid4().hex[:8]}")
+        if self.username:
+            client.username_pw_set(self.username, self.password)
         client.on_connect = lambda c, u, flags, reason, props: reason.is_failure or connected.set()
         try:
             client.connect("127.0.0.1", port, keepalive=5)
@@ -375,6 +436,50 @@ class EmbeddedMosquitto(EmbeddedServer):
         finally:
             with contextlib.suppress(Exception):
                 client.disconnect()
+
+
+def _unprivileged_account(name: str | None) -> tuple[int, int]:
+    """(uid, gid) of ``name``, else of the ``mosquitto`` account, else of ``nobody``."""
+    import pwd
+
+    for candidate in ([name] if name else ["mosquitto", "nobody"]):
+        try:
+            entry = pwd.getpwnam(candidate)
+        except KeyError:
+            continue
+        return entry.pw_uid, entry.pw_gid
+    raise RuntimeError(f"no unprivileged account to run mosquitto as (tried {name or 'mosquitto, nobody'})")
+
+
+def write_private(path: Path, text: str, *, owner: tuple[int, int] | None = None) -> None:
+    """Write ``text`` to ``path`` readable by its owner only (0600), created so from the start (no window)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    if owner is not None:
+        os.chown(tmp, owner[0], owner[1])
+    os.replace(tmp, path)
+
+
+def mosquitto_password_line(username: str, password: str, *, iterations: int = 101) -> str:
+    """One ``password_file`` line in mosquitto 2's format: ``user:$7$iterations$salt$hash`` (PBKDF2-SHA512)."""
+    import base64
+    import hashlib
+
+    salt = os.urandom(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, 64)
+    return (f"{username}:$7${iterations}${base64.b64encode(salt).decode()}$"
+            f"{base64.b64encode(digest).decode()}\n")
+
+
+def generate_secret() -> str:
+    """A random password for a private broker (URL-safe, no characters that need quoting)."""
+    import secrets
+
+    return secrets.token_hex(24)
 
 
 def _recv_until(sock: socket.socket, *needles: bytes, limit: int = 65536) -> bytes:

@@ -5,6 +5,7 @@ SQLite and PostgreSQL); written by the wall server's access middleware and searc
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -67,6 +68,25 @@ class AuditQuery:
 
 
 COLUMNS = ("seq", "at", "actor", "role", "action", "target", "outcome", "client", "details")
+
+
+def chain_hash(prev_hash: str, row: tuple[Any, ...]) -> str:
+    """The row's link in the hash chain (migration 8): sha256 of the previous row's hash and this row's stored
+    values (``AuditEntry.row()``), so a row changed or removed behind the triggers' back breaks the chain."""
+    body = json.dumps([prev_hash, *row], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    """What :meth:`cases.store.CaseStore.verify_audit` found."""
+
+    ok: bool
+    rows: int
+    """Rows checked (chained ones; rows written before migration 8 carry no hash and are counted in ``unchained``)."""
+    unchained: int = 0
+    first_bad_seq: int | None = None
+    reason: str = ""
 
 
 def entry_from_row(row: tuple[Any, ...]) -> AuditEntry:

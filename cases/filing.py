@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from pathlib import PurePosixPath
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -235,10 +236,25 @@ def check_alarm(alarm: Alarm) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value in (
                 float("inf"), float("-inf")):
             raise FilingError(f"alarm {alarm.alarm_id}: field {name} must be a finite number, got {value!r}")
-    for name in ("snapshot", "snapshot_clean"):
-        value = getattr(alarm, name)
+    clip = alarm.extra.get("clip") if isinstance(alarm.extra, dict) else None
+    for name, value in (("snapshot", alarm.snapshot), ("snapshot_clean", alarm.snapshot_clean), ("extra.clip", clip)):
         if value is not None and not isinstance(value, str):
             raise FilingError(f"alarm {alarm.alarm_id}: field {name} must be a path string, got {value!r}")
+        problem = evidence_path_problem(value) if value else None
+        if problem:  # a forged message must not make the store refuse (and the worker crash-loop on) the entry
+            raise FilingError(f"alarm {alarm.alarm_id}: field {name} {value[:80]!r} {problem}")
+
+
+def evidence_path_problem(path: str) -> str | None:
+    """Why ``path`` is not a plain path inside the evidence directory, or None when it is."""
+    if len(path) > 512:
+        return "is longer than 512 characters"
+    if "\x00" in path or "\\" in path or any(ord(c) < 32 for c in path):
+        return "holds NUL, backslashes or control characters"
+    parts = PurePosixPath(path).parts
+    if path.startswith("/") or ".." in parts or not parts:
+        return "must be relative to the evidence directory, without '..'"
+    return None
 
 
 def build_filer(settings: Settings, store: CaseStore) -> CaseFiler:

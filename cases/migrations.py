@@ -179,6 +179,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     );
     CREATE INDEX held_alarms_undecided ON held_alarms(at, alarm_id) WHERE decided_at IS NULL
     """),
+    Migration(8, "audit log hash chain: each row carries sha256(previous row's hash + this row)", """
+    ALTER TABLE audit_log ADD COLUMN prev_hash TEXT NOT NULL DEFAULT '';
+    ALTER TABLE audit_log ADD COLUMN hash TEXT NOT NULL DEFAULT ''
+    """),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 _versions = [m.version for m in MIGRATIONS]

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from cases.audit import COLUMNS as AUDIT_COLUMNS
-from cases.audit import AuditEntry, AuditQuery, entry_from_row
+from cases.audit import AuditEntry, AuditQuery, ChainCheck, chain_hash, entry_from_row
 from cases.migrations import MIGRATIONS, SCHEMA_VERSION
 from cases.workflow import OPEN_STATES, STATE_LABELS, State, TERMINAL_STATES
 from config import redact_url
@@ -656,8 +656,41 @@ class CaseStore:
         with self.transaction() as tx:
             cols = ", ".join(AUDIT_COLUMNS[1:])
             marks = ", ".join("?" * (len(AUDIT_COLUMNS) - 1))
-            row = tx._c.execute(f"INSERT INTO audit_log ({cols}) VALUES ({marks}) RETURNING seq", entry.row()).fetchone()
+            # Writers are serialised (BEGIN IMMEDIATE / the advisory lock), so the last hash is the chain's end.
+            last = tx._c.execute("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+            prev = last[0] if last else ""
+            values = entry.row()
+            row = tx._c.execute(f"INSERT INTO audit_log ({cols}, prev_hash, hash) VALUES ({marks}, ?, ?) RETURNING seq",
+                                (*values, prev, chain_hash(prev, values))).fetchone()
             return int(row[0])  # this row's own number (MAX(seq) could be another writer's on PostgreSQL)
+
+    def verify_audit(self, batch: int = 1000) -> ChainCheck:
+        """Walk the audit log's hash chain in order: a row changed, inserted or removed (e.g. after ``DROP TRIGGER``)
+        is found by its hash or by the next row's ``prev_hash``."""
+        cols = ", ".join(AUDIT_COLUMNS)
+        checked = unchained = 0
+        prev_hash: str | None = None
+        after = -1
+        with self._guard() as db:
+            while True:
+                rows = db.execute(f"SELECT {cols}, prev_hash, hash FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?",
+                                  (after, batch)).fetchall()
+                if not rows:
+                    return ChainCheck(ok=True, rows=checked, unchained=unchained)
+                for *values, prev, digest in rows:
+                    seq, stored = int(values[0]), tuple(values[1:])
+                    after = seq
+                    if not digest and prev_hash is None:  # written before the chain existed
+                        unchained += 1
+                        continue
+                    expected_prev = prev_hash or ""
+                    if prev != expected_prev:
+                        return ChainCheck(False, checked, unchained, seq, "the row before it was removed or changed "
+                                                                          "(prev_hash does not match)")
+                    if chain_hash(prev, stored) != digest:
+                        return ChainCheck(False, checked, unchained, seq, "this row was changed (hash does not match)")
+                    prev_hash = digest
+                    checked += 1
 
     def search_audit(self, query: AuditQuery) -> tuple[list[AuditEntry], int]:
         """A page of entries matching ``query``, newest first, and how many match in all."""

@@ -186,10 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     from broker.bus import BusUnavailable
     from broker.leases import ClusterMismatch
     from detectors.models import ModelError
+    from wall.exposure import ExposureError
 
     try:
         return args.func(args)
-    except (ConfigError, BusUnavailable, ClusterMismatch, ModelError) as exc:  # messages already name the key / redacted URL
+    except (ConfigError, BusUnavailable, ClusterMismatch, ModelError, ExposureError) as exc:  # messages already name the key / redacted URL
         print(f"citywall: {exc}", file=sys.stderr)
         return 2
 

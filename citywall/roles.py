@@ -54,6 +54,9 @@ from wall.live_ws import LiveSockets
 from wall.metrics import scrape
 from wall.remote_live import RemoteLiveHub, token_ok
 from wall.screens_api import SCREENS
+from citywall.up import private_data_dir
+from wall.exposure import check_exposure, start_site
+from wall.limits import RedisLimiter
 from wall.sessions import RedisSessions
 
 log = logging.getLogger("citywall.roles")
@@ -245,7 +248,7 @@ async def _with_signals(main: Callable[[asyncio.Event], Awaitable[None]]) -> Non
 
 async def run_worker(settings: Settings, *, name: str) -> None:
     require_cluster(settings, "worker")
-    settings.storage.evidence_dir.mkdir(parents=True, exist_ok=True)
+    private_data_dir(settings.storage.data_dir, settings.storage.evidence_dir)
     bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix,
                             maxlen=settings.brokers.stream_maxlen)
     try:
@@ -262,6 +265,7 @@ async def run_worker(settings: Settings, *, name: str) -> None:
 
 async def run_wall(settings: Settings, *, host: str, port: int) -> None:
     require_cluster(settings, "wall")
+    check_exposure(settings, host)
     bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix,
                             maxlen=settings.brokers.stream_maxlen)
     store = await asyncio.to_thread(CaseStore.open, settings.storage.resolved_cases_url())
@@ -269,7 +273,9 @@ async def run_wall(settings: Settings, *, host: str, port: int) -> None:
                          settings.cluster.token)
     app = create_app(settings, bus=bus, cases=store, live=live, evidence_dir=settings.storage.evidence_dir,
                      metric_providers=[bus_metrics(bus), case_store_metrics(store)],
-                     sessions=RedisSessions(bus.redis, bus.prefix, settings.wall.session_ttl_s))
+                     sessions=RedisSessions(bus.redis, bus.prefix, settings.wall.session_ttl_s,
+                                            max_per_user=settings.wall.login.sessions_per_user),
+                     limiter=RedisLimiter(bus.redis, bus.prefix))
     # Every wall server follows the screens; the one holding the "wall" lease also drives tours and pop-ups.
     screens = app[SCREENS]
     screens.leading = False
@@ -284,8 +290,7 @@ async def run_wall(settings: Settings, *, host: str, port: int) -> None:
     runner = web.AppRunner(app, access_log=None)
     try:
         await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
+        await start_site(runner, app, host, port)
         bound = runner.addresses[0][1]
         print(f"citywall wall: http://{'127.0.0.1' if host in ('', '0.0.0.0') else host}:{bound}/wall", flush=True)
         await _with_signals(lambda stop: leader.run(stop, lead))

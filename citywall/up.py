@@ -19,7 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from broker.bus import Bus
-from broker.embedded import EmbeddedMosquitto, EmbeddedRedis
+from broker.embedded import EmbeddedMosquitto, EmbeddedRedis, generate_secret
 from broker.mqtt_bridge import MqttBridge
 from cases.review import AlarmRejected
 from cases.store import CaseStore
@@ -41,10 +41,20 @@ from video_ingest.health import LoginPolicy
 from video_ingest.service import IngestService
 from video_ingest.source import SourceOptions
 from wall.app import create_app
+from wall.exposure import check_exposure, is_loopback, start_site
 
 log = logging.getLogger("citywall.up")
 
 DEMO_LOGIN = "admin / citywall"
+
+
+def private_data_dir(data_dir: Path, *more: Path) -> None:
+    """Data is for this account only: umask 077 (new files 0600, folders 0700) and the folders made 0700, so
+    ``cases.sqlite``, evidence, clips and the brokers' configs are unreadable to other local users."""
+    os.umask(0o077)
+    for path in (data_dir, *more):
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, 0o700)
 
 
 def resolve_sources(settings: Settings, demo_url, *, analysis: bool = False) -> dict[str, str]:
@@ -118,9 +128,9 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
+    demo = check_exposure(settings, host)  # before anything starts: demo passwords stay on loopback
     data_dir = settings.storage.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
-    settings.storage.evidence_dir.mkdir(parents=True, exist_ok=True)
+    private_data_dir(data_dir, settings.storage.evidence_dir)
     worker_name = f"{socket.gethostname()}-{os.getpid()}"
 
     async with contextlib.AsyncExitStack() as stack:
@@ -128,14 +138,17 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
         redis_url = settings.brokers.redis_url
         if redis_url is None:
             # Persistent (AOF in the data dir): alarms and case events survive a restart like the SQLite cases do.
-            redis = EmbeddedRedis(data_dir / "run" / "redis", persistent=True)
+            # A password generated for this run (requirepass in a 0600 config): no other local user can publish.
+            redis = EmbeddedRedis(data_dir / "run" / "redis", persistent=True, password=generate_secret())
             redis_url = await asyncio.to_thread(redis.start)
             stack.callback(redis.stop)
             children.append(WatchedChild("redis-server", redis.running, redis.restart))
             log.info("started private redis-server at %s", redis_url)
         mqtt_url = settings.brokers.mqtt_url
         if mqtt_url is None:
-            mosquitto = EmbeddedMosquitto(data_dir / "run" / "mosquitto")
+            # A login generated for this run (0600 password file, allow_anonymous false), run as an unprivileged user.
+            mosquitto = EmbeddedMosquitto(data_dir / "run" / "mosquitto", username="citywall",
+                                          password=generate_secret())
             mqtt_url = await asyncio.to_thread(mosquitto.start)
             stack.callback(mosquitto.stop)
             children.append(WatchedChild("mosquitto", mosquitto.running, mosquitto.restart))
@@ -253,8 +266,7 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, host, port)
-        await site.start()
+        await start_site(runner, app, host, port)
         bound_port = runner.addresses[0][1] if runner.addresses else port
         if guidance is not None:
             # Speakers fetch clips from the wall server (GET /clips/<name>); its port is known only now, so the
@@ -267,14 +279,17 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
             ]
 
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        scheme = "https" if settings.wall.tls_cert else "http"
         lines = [
             "",
             f"citywall is running — {settings.site_name}",
-            f"  wall:     http://{shown_host}:{bound_port}/wall",
-            f"  metrics:  http://{shown_host}:{bound_port}/metrics",
+            f"  wall:     {scheme}://{shown_host}:{bound_port}/wall",
+            f"  metrics:  {scheme}://{shown_host}:{bound_port}/metrics",
         ]
-        if settings.demo.enabled:
+        if settings.demo.enabled and is_loopback(host):
             lines.append(f"  login:    {DEMO_LOGIN}   (demo users duty, monitor, leader: same password)")
+        elif demo:
+            lines.append(f"  WARNING:  demo users {', '.join(demo)} keep the published demo password on {host}")
         lines += [
             f"  cameras:  {len(sources)}" + (f" (demo scenes from {demo_server.url('')})" if demo_server else ""),
             f"  redis:    {redact_url(redis_url)}" + ("  (private)" if settings.brokers.redis_url is None else ""),

@@ -70,7 +70,10 @@ class SpeakerSettings(_Strict):
     id: Annotated[str, Field(pattern=_ID)]
     name: str = Field(min_length=1)
     adapter: AdapterKind = "mqtt"
-    url: str | None = Field(default=None, description="control URL of an HTTP speaker (adapter http)")
+    url: str | None = Field(default=None, description="control URL of an HTTP speaker (adapter http); "
+                            "http(s)://user:password@host/... sends HTTP Basic authentication")
+    auth_token: str | None = Field(default=None, min_length=8, repr=False,
+                                   description="HTTP speakers: sent as Authorization: Bearer <token> (use ${ENV})")
     camera_ids: list[str] = Field(default_factory=list, description="cameras whose alarms this speaker answers")
     zone: str = Field(default="", description="zone id on those cameras it faces; empty: the whole view")
     area: str = ""
@@ -136,6 +139,7 @@ class ManualSettings(_Strict):
     per_user_per_minute: int = Field(default=6, ge=1, description="manual broadcasts one user may start per minute")
     max_upload_bytes: int = Field(default=5_000_000, ge=1000, le=50_000_000)
     max_upload_s: float = Field(default=120.0, gt=0, le=600)
+    uploads_per_user_per_minute: int = Field(default=3, ge=1, description="clip uploads one user may send per minute")
 
 
 class GuidanceSettings(_Strict):

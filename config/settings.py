@@ -7,11 +7,14 @@ path. ``load_settings`` turns any failure into :class:`ConfigError`, whose messa
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Literal
+
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -151,6 +154,9 @@ class Camera(Strict):
         scheme = url.split("://", 1)[0].lower() if "://" in url else ""
         if scheme not in {"rtsp", "rtsps", "demo"}:
             raise ValueError(f"unsupported URL scheme {scheme or '(none)'!r}; use rtsp:// or demo://")
+        problem = url_problem(url) if scheme != "demo" else None
+        if problem:
+            raise ValueError(f"URL {redact_url(url)!r} {problem}")
         return url
 
     @model_validator(mode="after")
@@ -228,11 +234,56 @@ class User(Strict):
         return value
 
 
+class WallLogin(Strict):
+    """Login limits (``wall.limits``): failed attempts are counted before the password is checked."""
+
+    window_s: float = Field(default=60.0, gt=0, le=86400, description="sliding window of the failure limits")
+    failures_per_user_address: int = Field(default=10, ge=1)
+    failures_per_address: int = Field(default=30, ge=1)
+    failures_per_user: int = Field(default=50, ge=1)
+    failures_total: int = Field(default=300, ge=1, description="every username and address together")
+    successes_per_user: int = Field(default=60, ge=1, description="successful logins per user per success window")
+    success_window_s: float = Field(default=600.0, gt=0, le=86400)
+    sessions_per_user: int = Field(default=64, ge=1, description="a new login ends that user's oldest session")
+    password_workers: int = Field(default=2, ge=1, le=16, description="threads hashing passwords (own pool)")
+    password_queue: int = Field(default=32, ge=1, description="password checks waiting; more → 503")
+
+
 class WallServer(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     session_ttl_s: int = Field(default=12 * 3600, ge=60)
     client_queue: int = Field(default=256, ge=8, description="frames buffered per WebSocket client before dropping")
+    login: WallLogin = Field(default_factory=WallLogin)
+    header_timeout_s: float = Field(default=10.0, gt=0, le=300, description="a request's head must arrive within")
+    body_timeout_s: float = Field(default=30.0, gt=0, le=3600, description="a request's body must arrive within")
+    idle_timeout_s: float = Field(default=30.0, gt=0, le=3600, description="keep-alive connection left idle")
+    max_connections: int = Field(default=600, ge=8, description="open HTTP connections; more are refused (503)")
+    max_connections_per_address: int = Field(default=128, ge=1)
+    live_sockets_per_user: int = Field(default=64, ge=1, description="open /api/live + /api/ws sockets per user")
+    live_sockets_total: int = Field(default=400, ge=1)
+    tls_cert: Path | None = Field(default=None, description="PEM certificate chain: the wall serves HTTPS")
+    tls_key: Path | None = Field(default=None, description="PEM private key of tls_cert")
+    trusted_proxies: list[str] = Field(default_factory=list, description="reverse proxies (IPs or CIDRs) whose "
+                                       "X-Forwarded-For / X-Forwarded-Proto are believed")
+    allowed_hosts: list[str] = Field(default_factory=list, description="Host header names besides loopback")
+    allow_demo_users_beyond_loopback: bool = Field(default=False, description="only to show the demo on a LAN")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> WallServer:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together (both or neither)")
+        return self
 
 
 class ObjectRole(str, Enum):
@@ -502,14 +553,16 @@ def load_settings(path: str | Path) -> Settings:
     return parse_settings(data, str(path), base_dir=Path.cwd())
 
 
-_URL_PASSWORD = re.compile(r"(://[^:/@\s'\"]*):[^/\s'\"]*@")
-"""The password of every ``scheme://user:password@`` in a text: up to the *last* ``@`` of the authority, so an
-unencoded ``@`` in the password (``admin:p@ss@host``) is masked whole."""
+_URL_PASSWORD = re.compile(r"(://[^:/@\s'\"]*):(?!\d+(?:[/?#\s'\"]|$))(?:(?!://)[^\n'\"]){0,256}@")
+"""The password of every ``scheme://user:password@`` in a text: up to the *last* ``@`` before the next URL, so an
+unencoded ``@``, ``/`` or space in the password (``admin:p@ss/w rd@host``) is masked whole; ``host:554/a@b`` (a
+port, then a path) is not a password."""
 
 
-_QUERY_SECRET = re.compile(r"([?&](?:password|passwd|pwd|pass|token|access_token|key|secret|auth)=)[^&#\s'\"]*",
-                           re.IGNORECASE)
-"""Cameras that take credentials in the query (``...?user=admin&password=...``)."""
+_QUERY_SECRET = re.compile(
+    r"([?&;](?:password|passwd|passwort|pass|pwd|psw|pw|loginpass|login_pass|authbasic|auth|token|access_token|"
+    r"key|apikey|api_key|secret|signature|sig|credentials?)=)[^&;#\s'\"]*", re.IGNORECASE)
+"""Cameras that take credentials in the query or as path parameters (``?user=admin&psw=...``, ``;password=...``)."""
 
 
 def redact_url(url: str) -> str:
@@ -517,6 +570,30 @@ def redact_url(url: str) -> str:
     in a URL or in any text that holds URLs (an error message, a log line): credentials never leave the server.
     The user name is kept (it says which account)."""
     return _QUERY_SECRET.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", url))
+
+
+def url_problem(url: str) -> str | None:
+    """Why a configured stream URL cannot be used (or shown safely), parsed like a client would; None when fine."""
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        return "contains a space or control character; percent-encode it (space: %20)"
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "is not scheme://host/path"
+    authority = re.split(r"[?#]", rest, maxsplit=1)[0]
+    if "@" in authority:
+        userinfo, _, hostpart = authority.rpartition("@")
+        if "/" in userinfo:
+            return ("has an '@' after a '/': in a password write '/' as %2F (and '@' as %40), in a path write '@' "
+                    "as %40, so the URL parses the same everywhere (and its password is never shown)")
+        authority = hostpart
+    try:
+        parts = urlsplit(f"{scheme}://{authority}")
+        parts.port  # noqa: B018 — raises ValueError for a port that is not a number in range
+    except ValueError as exc:
+        return f"cannot be parsed: {exc}"
+    if not parts.hostname:
+        return "has no host"
+    return None
 
 
 __all__ = [

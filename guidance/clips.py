@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import hmac
 import io
 import os
+import secrets
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -65,8 +67,17 @@ class Clip:
     info: AudioInfo
 
 
-def _decode(data: bytes, *, max_duration_s: float | None = None) -> tuple[AudioInfo, np.ndarray]:
-    """Decode all audio of ``data`` to mono float32 in [-1, 1]; ValueError "not an audio file" if it is not audio."""
+MAX_SAMPLE_RATE = 48_000
+"""Highest sample rate accepted in an upload (every speaker format is at most 48 kHz)."""
+MAX_CHANNELS = 8
+
+
+def _decode(data: bytes, *, max_duration_s: float | None = None) -> AudioInfo:
+    """Decode all audio of ``data`` and describe it; ValueError "not an audio file" if it is not audio.
+
+    Bounded: the rate, channel count and (when the header says) duration are checked before anything is decoded,
+    and decoding keeps only running sums, never the samples, so memory does not grow with the audio's length (a
+    27 KB FLAC can hold two minutes at 384 kHz)."""
     try:
         container = av.open(io.BytesIO(data), mode="r")
     except (av.error.FFmpegError, ValueError) as exc:
@@ -75,40 +86,49 @@ def _decode(data: bytes, *, max_duration_s: float | None = None) -> tuple[AudioI
         if not container.streams.audio:
             raise ValueError("not an audio file: no audio stream")
         stream = container.streams.audio[0]
-        rate = stream.codec_context.sample_rate or stream.rate
+        rate = stream.codec_context.sample_rate or stream.rate or 0
         channels = stream.codec_context.channels
+        if max_duration_s is not None:  # an upload: its budget is checked from the header first
+            if not 0 < rate <= MAX_SAMPLE_RATE:
+                raise ValueError(f"sample rate {rate} Hz is not between 1 and {MAX_SAMPLE_RATE} Hz")
+            if not 0 < channels <= MAX_CHANNELS:
+                raise ValueError(f"{channels} channels; at most {MAX_CHANNELS}")
+            declared = (float(stream.duration * stream.time_base) if stream.duration and stream.time_base
+                        else container.duration / 1_000_000 if container.duration else None)
+            if declared is not None and declared > max_duration_s:
+                raise ValueError(f"audio is {declared:.1f} s, longer than max_duration_s={max_duration_s}")
+        if rate <= 0:
+            raise ValueError("not an audio file: no sample rate")
         resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-        chunks: list[np.ndarray] = []
         samples = 0
+        energy = 0.0
         try:
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
                     arr = out.to_ndarray().reshape(-1)
-                    chunks.append(arr)
                     samples += arr.size
+                    energy += float(np.dot(arr.astype(np.float64), arr))
                 if max_duration_s is not None and samples / rate > max_duration_s:
                     raise ValueError(f"audio is longer than max_duration_s={max_duration_s}")
             for out in resampler.resample(None):
                 arr = out.to_ndarray().reshape(-1)
-                chunks.append(arr)
                 samples += arr.size
+                energy += float(np.dot(arr.astype(np.float64), arr))
         except av.error.FFmpegError as exc:
             raise ValueError(f"not an audio file: {exc}") from exc
         if samples == 0:
             raise ValueError("not an audio file: no audio samples decoded")
         if max_duration_s is not None and samples / rate > max_duration_s:
             raise ValueError(f"audio is {samples / rate:.1f} s, longer than max_duration_s={max_duration_s}")
-        pcm = np.concatenate(chunks).astype(np.float32)
-        rms = float(np.sqrt(np.mean(np.square(pcm, dtype=np.float64))))
-        info = AudioInfo(codec=stream.codec_context.name, container=container.format.name,
+        rms = (energy / samples) ** 0.5
+        return AudioInfo(codec=stream.codec_context.name, container=container.format.name,
                          duration_s=samples / rate, sample_rate=rate, channels=channels, size_bytes=len(data),
                          rms_dbfs=float(20.0 * np.log10(rms)) if rms > 0 else float("-inf"))
-        return info, pcm
 
 
 def probe_audio(data: bytes) -> AudioInfo:
     """Decode ``data`` fully and describe it (duration counted from decoded samples, not trusted from headers)."""
-    return _decode(data)[0]
+    return _decode(data)
 
 
 def validate_upload(data: bytes, *, max_bytes: int = 5_000_000, max_duration_s: float = 120.0,
@@ -118,7 +138,7 @@ def validate_upload(data: bytes, *, max_bytes: int = 5_000_000, max_duration_s: 
         raise ValueError(f"upload is {len(data)} bytes, over max_bytes={max_bytes}")
     if not data:
         raise ValueError("not an audio file: empty upload")
-    info, _ = _decode(data, max_duration_s=max_duration_s)
+    info = _decode(data, max_duration_s=max_duration_s)
     if info.duration_s < min_duration_s:
         raise ValueError(f"audio is {info.duration_s:.2f} s, shorter than min_duration_s={min_duration_s}")
     return info
@@ -145,6 +165,26 @@ def transcode(wav: bytes, fmt: ClipFormat, out_path: Path) -> None:
         dst.mux(out_stream.encode(None))
 
 
+SECRET_FILE = ".clip-secret"
+"""In the clip directory, mode 0600; a dot file, so ``/clips/`` never serves it (names there are hex only)."""
+
+
+def site_secret(path: Path) -> bytes:
+    """32 random bytes kept in ``path`` (created once, 0600, never replaced): the same across restarts and processes
+    sharing the directory, so cached clip names stay valid."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        secret = path.read_bytes()
+        if len(secret) < 32:
+            raise ValueError(f"{path} is not a clip secret (expected 32 bytes, found {len(secret)})") from None
+        return secret
+    secret = secrets.token_bytes(32)
+    with os.fdopen(fd, "wb") as f:
+        f.write(secret)
+    return secret
+
+
 class ClipCache:
     """Renders guidance text with a TTS engine into clips of each format, cached as files under ``directory``.
 
@@ -161,11 +201,13 @@ class ClipCache:
         self._lock = threading.Lock()
         self._infos: dict[str, AudioInfo] = {}
         self._key_locks: dict[str, threading.Lock] = {}
+        self._secret = site_secret(self.directory / SECRET_FILE)
 
     def key(self, text: str, fmt: ClipFormat) -> str:
-        """Hash of (engine, voice, text, format): the cache key and file stem."""
+        """Keyed hash of (engine, voice, text, format): the cache key and file stem. HMAC with this clip directory's
+        secret, so ``/clips/<name>`` (public: speakers fetch without a session) cannot be found from a guessed text."""
         material = "\x1f".join((self.engine.name, self.engine.voice, text.strip(), ClipFormat(fmt).value))
-        return hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]
+        return hmac.new(self._secret, material.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
     def get(self, text: str, fmt: ClipFormat | str) -> Clip:
         """The clip for ``text`` in ``fmt``, rendering it on a miss (ValueError for bad text or unknown format)."""

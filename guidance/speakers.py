@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -50,11 +52,14 @@ class Speaker:
     volume: int = 80
     zone: str = ""
     groups: tuple[str, ...] = ()
+    auth_token: str | None = field(default=None, repr=False)
+    """HTTP speakers: the bearer token (never shown)."""
 
     @classmethod
     def from_config(cls, c: SpeakerConfig) -> Speaker:
         """Build from the validated config entry."""
-        return cls(c.id, c.name, tuple(c.camera_ids), c.area, c.adapter, c.url, c.volume, c.zone, tuple(c.groups))
+        return cls(c.id, c.name, tuple(c.camera_ids), c.area, c.adapter, c.url, c.volume, c.zone, tuple(c.groups),
+                   c.auth_token)
 
 
 class SpeakerRegistry:
@@ -168,14 +173,20 @@ def status_topic(prefix: str, speaker_id: str) -> str:
     return f"{prefix}/speakers/{speaker_id}/status"
 
 
+MAX_MQTT_PAYLOAD = 16 * 1024
+MAX_SPEAKERS = 10_000
+_SPEAKER_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
 def parse_mqtt_url(url: str) -> tuple[str, int, str | None, str | None]:
-    """(host, port, username, password) of ``mqtt://[user:pass@]host[:port]``; ValueError naming the bad part."""
+    """(host, port, username, password) of ``mqtt[s]://[user:pass@]host[:port]`` (mqtts: TLS, default port 8883);
+    ValueError naming the bad part."""
     parts = urlsplit(url)
-    if parts.scheme != "mqtt":
-        raise ValueError(f"mqtt_url must start with mqtt://, got scheme {parts.scheme!r}")
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise ValueError(f"mqtt_url must start with mqtt:// or mqtts://, got scheme {parts.scheme!r}")
     if not parts.hostname:
         raise ValueError("mqtt_url has no host")
-    return (parts.hostname, parts.port or 1883, unquote(parts.username) if parts.username else None,
+    return (parts.hostname, parts.port or (8883 if parts.scheme == "mqtts" else 1883), unquote(parts.username) if parts.username else None,
             unquote(parts.password) if parts.password else None)
 
 
@@ -195,11 +206,15 @@ class MqttSpeakerAdapter:
         self.sent = 0
         self.acked = 0
         self.timeouts = 0
+        self.malformed = 0
+        """MQTT messages dropped as forged or broken (bad topic, JSON or fields)."""
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                    client_id=client_id or f"citywall-guidance-{uuid.uuid4().hex[:8]}",
                                    clean_session=True)
         if user:
             self._client.username_pw_set(user, password)
+        if urlsplit(mqtt_url).scheme == "mqtts":
+            self._client.tls_set_context(ssl.create_default_context())
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
@@ -230,7 +245,8 @@ class MqttSpeakerAdapter:
 
     def stats(self) -> dict[str, int]:
         """Counters for metrics."""
-        return {"sent": self.sent, "acked": self.acked, "timeouts": self.timeouts, "pending": len(self._pending)}
+        return {"sent": self.sent, "acked": self.acked, "timeouts": self.timeouts, "pending": len(self._pending),
+                "malformed": self.malformed}
 
     def online(self, speaker_id: str) -> bool | None:
         """What the speaker's retained status says (None: never heard of it, e.g. a speaker without status)."""
@@ -287,19 +303,31 @@ class MqttSpeakerAdapter:
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         parts = msg.topic.split("/")
         speaker_id, kind = (parts[-2], parts[-1]) if len(parts) >= 3 else ("", "")
+        if not _SPEAKER_ID.fullmatch(speaker_id) or len(msg.payload) > MAX_MQTT_PAYLOAD:
+            self.malformed += 1  # a forged or broken message: counted and dropped, like bad HTTP input
+            return
+        if speaker_id not in self._status and len(self._status) >= MAX_SPEAKERS:
+            self.malformed += 1  # bounded: forged speaker ids cannot grow the table
+            return
         if kind == "status":
             try:
                 st = json.loads(msg.payload)
-                online = bool(st["online"])
+                online = st["online"]
+                if not isinstance(online, bool):
+                    raise TypeError("online must be true or false")
             except (ValueError, KeyError, TypeError):
+                self.malformed += 1
                 return
             with self._lock:
                 self._status.setdefault(speaker_id, {}).update(online=online, at=time.time())
             return
         try:
             reply = json.loads(msg.payload)
+            if not isinstance(reply, dict) or not isinstance(reply.get("ok", False), bool):
+                raise TypeError("an ack is an object whose ok is true or false")
             command_id = str(reply["command_id"])
         except (ValueError, KeyError, TypeError):
+            self.malformed += 1
             return  # a speaker's garbage must not kill paho's thread
         with self._lock:
             st = self._status.setdefault(speaker_id, {})

@@ -87,7 +87,9 @@ def test_cache_hits_misses_and_keys(tmp_path: Path, tts: EspeakTts) -> None:
     assert len({a.key, c.key, d.key}) == 3
     assert cache.stats() == {"hits": 1, "misses": 3, "hit_rate": 0.25}
     assert cache.key(TEXT, ClipFormat.MP3) != ClipCache(tmp_path / "x", EspeakTts(voice="en")).key(TEXT, ClipFormat.MP3)
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left behind
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") and p.name != ".clip-secret"]  # no temp files
+    assert (tmp_path / ".clip-secret").stat().st_mode & 0o777 == 0o600
+    assert cache.key(TEXT, ClipFormat.MP3) != ClipCache(tmp_path / "y", tts).key(TEXT, ClipFormat.MP3)  # keyed
     # A new process finds the files: hits, no re-render.
     again = ClipCache(tmp_path, tts)
     assert again.get(TEXT, ClipFormat.MP3).info.duration_s == pytest.approx(a.info.duration_s)

@@ -114,3 +114,35 @@ async def test_unreachable_speaker_and_missing_url() -> None:
     with pytest.raises(ValueError, match="'h9' has adapter 'http' but no url"):
         HttpSpeakerAdapter.from_registry(SpeakerRegistry.from_config([SpeakerConfig(id="h9", name="x",
                                                                                     adapter="http")]))
+
+
+async def test_http_speakers_authenticate_with_a_bearer_token_or_basic() -> None:
+    seen: list[str | None] = []
+
+    async def play(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        return web.json_response({"ok": request.headers.get("Authorization") is not None})
+
+    app = web.Application()
+    app.add_routes([web.post("/play", play)])
+    runner, base = await _serve(app)
+    host = base.removeprefix("http://")
+    try:
+        registry = SpeakerRegistry.from_config([
+            SpeakerConfig(id="tok", name="t", adapter="http", url=f"{base}/play", auth_token="s3cret-token-1"),
+            SpeakerConfig(id="basic", name="b", adapter="http", url=f"http://admin:p%40ss@{host}/play"),
+            SpeakerConfig(id="open", name="o", adapter="http", url=f"{base}/play"),
+        ])
+        adapter = HttpSpeakerAdapter.from_registry(registry)
+        assert "p%40ss" not in adapter.urls["basic"] and "admin" not in adapter.urls["basic"]
+        assert "s3cret" not in repr(registry.get("tok"))
+        await adapter.start()
+        try:
+            acks = [await adapter.play(PlayCommand(command_id=f"c-{sid}", speaker_id=sid, clip_url="http://x/c.mp3",
+                                                   text="t", volume=50)) for sid in ("tok", "basic", "open")]
+        finally:
+            await adapter.close()
+        assert seen == ["Bearer s3cret-token-1", "Basic YWRtaW46cEBzcw==", None]
+        assert [a.ok for a in acks] == [True, True, False]
+    finally:
+        await runner.cleanup()

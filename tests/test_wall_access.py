@@ -54,6 +54,7 @@ CASES: list[tuple[str, str, dict | None, set[str]]] = [
     ("POST", "/api/clips", None, {L}),
     ("GET", "/api/webhooks", None, set()),
     ("GET", "/api/audit", None, set()),
+    ("GET", "/api/audit/verify", None, set()),
 ]
 
 

@@ -8,7 +8,7 @@ from yarl import URL
 from config import Role, User
 from tests.test_wall_api import PASSWORD, evidence_dir, login, make_settings, store, wall_client  # noqa: F401 (fixtures)
 from wall.app import create_app
-from wall.auth import LoginLimiter, SessionStore, is_public
+from wall.auth import LoginLimiter, SessionsFull, SessionStore, is_public
 from wall.passwords import hash_password
 
 USER = User(username="zhang", display_name="张三", role=Role.WATCH_OFFICER, password_hash=hash_password("x", n=2**10))
@@ -30,11 +30,18 @@ def test_session_lifetime_and_revocation():
     assert s.user_dict() == {"username": "zhang", "display_name": "张三", "role": "watch_officer"}
 
 
-def test_session_store_is_bounded_and_purges():
-    store = SessionStore(ttl_s=100, max_sessions=3)
-    tokens = [store.create(USER, now=float(i)).token for i in range(5)]
-    assert len(store) == 3 and store.get(tokens[0], now=5) is None and store.get(tokens[4], now=5) is not None
-    assert store.purge(now=1000.0) == 3 and len(store) == 0
+def test_session_store_is_bounded_per_user_and_never_evicts_others():
+    other = User(username="li", role=Role.LEADER, password_hash=USER.password_hash)
+    store = SessionStore(ttl_s=100, max_sessions=4, max_per_user=2)
+    theirs = store.create(other, now=0.0)
+    tokens = [store.create(USER, now=float(i)).token for i in range(1, 6)]
+    assert len(store) == 3 and store.get(theirs.token, now=6) is not None  # one user's logins never end another's
+    assert store.get(tokens[2], now=6) is None and store.get(tokens[4], now=6) is not None
+    assert store.evicted == tokens[:3]  # the caller closes their sockets
+    store.create(other, now=7.0)
+    with pytest.raises(SessionsFull):  # full: refused, nobody evicted
+        store.create(User(username="wang", role=Role.MONITOR, password_hash=USER.password_hash), now=8.0)
+    assert store.purge(now=1000.0) == 4 and len(store) == 0
     with pytest.raises(ValueError, match="ttl_s"):
         SessionStore(ttl_s=0)
 

@@ -71,8 +71,13 @@ async def fuzz_target(bus, mqtt_url: str, tmp_path: Path) -> AsyncIterator[FuzzT
     settings_ = demo_settings(tmp_path)
     g = settings_.guidance
     settings_ = settings_.model_copy(update={"guidance": g.model_copy(update={
-        "manual": g.manual.model_copy(update={"per_user_per_minute": 1000, "max_upload_bytes": 200_000}),
-        "ack_timeout_s": 0.2})})  # no speakers answer here; do not wait for them
+        "manual": g.manual.model_copy(update={"per_user_per_minute": 1000, "max_upload_bytes": 200_000,
+                                              "uploads_per_user_per_minute": 1000}),
+        "ack_timeout_s": 0.2}),  # no speakers answer here; do not wait for them
+        # The fuzzer signs in afresh for every operation: lift the per-user login and session limits for it.
+        "wall": settings_.wall.model_copy(update={"login": settings_.wall.login.model_copy(update={
+            "successes_per_user": 100_000, "sessions_per_user": 1000, "failures_per_user_address": 100_000,
+            "failures_per_address": 100_000, "failures_per_user": 100_000, "failures_total": 100_000})})})
     base = ["http://127.0.0.1/clips"]
     runtime = build_guidance(settings_, bus, mqtt_url=mqtt_url, clip_url=lambda n: f"{base[0]}/{n}")
     await runtime.start()

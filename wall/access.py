@@ -33,7 +33,7 @@ from cases.workflow import TRANSITIONS
 from config import Role
 from wall import state
 from wall.auth import Session, current_session
-from wall.errors import BadRequest, Handler, json_error
+from wall.errors import BadRequest, Handler, json_error, parsed_json
 
 log = logging.getLogger("citywall.wall.access")
 
@@ -58,6 +58,13 @@ class Rule:
     """The control action's name in the audit log (``screen.layout``); state-changing routes only."""
     target_field: str = ""
     """WebSocket messages: the field naming the action's target (for the audit entry of a refusal)."""
+    read_audit: str = ""
+    """Reads worth an audit row (evidence, live video, exports): the action name recorded for a GET."""
+    read_audit_when: Callable[[web.Request], bool] | None = None
+    """Only the reads this says (e.g. statistics only when exported as CSV/XLSX)."""
+
+    def audits_read(self, request: web.Request) -> bool:
+        return bool(self.read_audit) and (self.read_audit_when is None or self.read_audit_when(request))
 
     def allowed(self, session: Session | None) -> bool:
         if self.public:
@@ -113,7 +120,7 @@ class PerAction(Rule):
         if session is None:
             return False, "any signed-in user"
         try:
-            body = await request.json()
+            body = await parsed_json(request)
         except ValueError:
             body = None
         action = body.get("action") if isinstance(body, dict) else None
@@ -165,14 +172,15 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/cameras"): SIGNED_IN,
     ("GET", "/api/alarms"): SIGNED_IN,
     ("GET", "/api/ws"): SIGNED_IN,
-    ("GET", "/api/live/{camera_id}"): SIGNED_IN,
-    ("GET", "/evidence/{path}"): SIGNED_IN,
+    ("GET", "/api/live/{camera_id}"): Rule(read_audit="live.view"),
+    ("GET", "/evidence/{path}"): Rule(read_audit="evidence.read"),
     ("GET", "/api/screens"): SIGNED_IN,
     ("GET", "/api/screens/{id}"): SIGNED_IN,
     ("GET", "/api/map"): SIGNED_IN,
     ("GET", "/api/cases"): SIGNED_IN,
     ("GET", "/api/cases/{id}"): SIGNED_IN,
-    ("GET", "/api/stats"): SIGNED_IN,
+    ("GET", "/api/stats"): Rule(read_audit="stats.export",
+                                read_audit_when=lambda r: r.query.get("format") in ("csv", "xlsx")),
     ("GET", "/api/speakers"): SIGNED_IN,
     ("GET", "/api/broadcasts"): SIGNED_IN,
     ("GET", "/api/guidance/stats"): SIGNED_IN,
@@ -198,6 +206,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     # the administrator (管理员): configuration and the audit log
     ("GET", "/api/webhooks"): roles(label="查看推送配置 read the webhook configuration"),
     ("GET", "/api/audit"): roles(label="查询审计日志 search the audit log"),
+    ("GET", "/api/audit/verify"): roles(label="校验审计日志 verify the audit log's hash chain"),
     # monitoring and speakers (no browser session)
     ("GET", "/metrics"): PUBLIC,
     ("GET", "/clips/{name}"): PUBLIC,
@@ -302,6 +311,7 @@ def make_access_middleware(record: Recorder | None = None) -> Any:
             return json_error(500, f"route {key[0]} {key[1]} has no access rule (server misconfiguration)")
         session = current_session(request)
         state_changing = request.method not in SAFE_METHODS
+        audited = state_changing or rule.audits_read(request)
         if not rule.public and session is None:
             return json_error(401, "login required")
         problem = check_csrf(request, session)
@@ -316,7 +326,7 @@ def make_access_middleware(record: Recorder | None = None) -> Any:
             hook = request.app.get(ON_REFUSED, {}).get(key)
             if hook is not None and session is not None:
                 await hook(request, session, problem)
-            if state_changing and record is not None:
+            if audited and record is not None:
                 await record(request, session, rule, 403, problem)
             return json_error(403, problem)
         try:
@@ -336,7 +346,7 @@ def make_access_middleware(record: Recorder | None = None) -> Any:
             status = 500
             raise
         finally:
-            if state_changing and record is not None and status:
+            if audited and record is not None and status:
                 await record(request, current_session(request), rule, status, "")
 
     return access_middleware

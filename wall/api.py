@@ -21,11 +21,16 @@ from wall import state
 from wall.access import note
 from wall.auth import (
     COOKIE,
+    PasswordCheckBusy,
+    SessionsFull,
+    client_address,
+    is_secure,
     clear_session_cookie,
     require_session,
     set_session_cookie,
 )
-from wall.errors import BadRequest, json_error
+from wall.errors import BadRequest, json_error, parsed_json
+from wall.limits import Window
 from wall.views import alarm_view, status_view
 
 log = logging.getLogger("citywall.wall.api")
@@ -127,7 +132,7 @@ async def health(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     """``{username, password}`` → session cookie and ``{user, csrf_token}``; 401 on a wrong password, 429 when rate limited."""
     try:
-        body = await request.json()
+        body = await parsed_json(request)
     except ValueError:
         raise BadRequest("body", "must be a JSON object {username, password}") from None
     if not isinstance(body, dict):
@@ -139,28 +144,48 @@ async def login(request: web.Request) -> web.Response:
         raise BadRequest("password", "required, a string of 1 to 1024 characters")
 
     app = request.app
-    now = app[state.CLOCK]()
+    limits = app[state.SETTINGS].wall.login
     limiter = app[state.LOGIN_LIMITER]
-    key = f"{username}\x00{request.remote}"
-    wait = limiter.retry_after(key, now)
+    address = client_address(request)
+    failures = [Window(f"fail:ua:{username}\x00{address}", limits.failures_per_user_address, limits.window_s),
+                Window(f"fail:a:{address}", limits.failures_per_address, limits.window_s),
+                Window(f"fail:u:{username}", limits.failures_per_user, limits.window_s),
+                Window("fail:all", limits.failures_total, limits.window_s)]
+    # Counted before the password is checked (one atomic step), so a parallel burst cannot pass the limit.
+    wait, attempt = await _bus_call(limiter.acquire(failures, app[state.CLOCK]()))
     if wait > 0:
         retry = max(1, math.ceil(wait))
+        note(request, unaudited=True)  # refused before any check: counted (metrics), not a row each (a flood)
         return json_error(
             429, f"too many failed logins for {username}; try again in {retry} s", headers={"Retry-After": str(retry)}
         )
-    user = await app[state.AUTHENTICATOR].check(username, password)
+    try:
+        user = await app[state.AUTHENTICATOR].check(username, password)
+    except PasswordCheckBusy:
+        return json_error(503, "too many logins at once; try again in 1 s", headers={"Retry-After": "1"})
     if user is None:
-        limiter.failure(key, app[state.CLOCK]())
         return json_error(401, "wrong username or password")
-    limiter.success(key)
+    await _bus_call(limiter.release(failures, attempt))  # a right password costs no failure
+    successes = [Window(f"ok:u:{username}", limits.successes_per_user, limits.success_window_s)]
+    wait, _ = await _bus_call(limiter.acquire(successes, app[state.CLOCK]()))
+    if wait > 0:
+        retry = max(1, math.ceil(wait))
+        return json_error(429, f"too many logins for {username}; try again in {retry} s",
+                          headers={"Retry-After": str(retry)})
     sessions = app[state.SESSIONS]
     await sessions.revoke(request.cookies.get(COOKIE))  # a fresh token on every login (no session fixation)
-    session = await sessions.create(user, app[state.CLOCK]())
+    try:
+        session = await sessions.create(user, app[state.CLOCK]())
+    except SessionsFull as exc:
+        return json_error(503, f"{exc}; try again later", headers={"Retry-After": "60"})
+    for token in sessions.take_evicted():  # this user's oldest session ended: its sockets close too
+        app[state.HUB].disconnect_session(token)
+        app[state.LIVE_SOCKETS].disconnect_session(token)
     response = web.json_response({"user": session.user_dict(), "expires_at": session.expires_at,
                                   "csrf_token": session.csrf_token})
     note(request, role=session.role.value)
-    set_session_cookie(response, session, secure=request.secure)
-    log.info("login %s (%s) from %s", session.username, session.role.value, request.remote)
+    set_session_cookie(response, session, secure=is_secure(request))
+    log.info("login %s (%s) from %s", session.username, session.role.value, address)
     return response
 
 

@@ -7,6 +7,9 @@ WebSockets are closed in ``on_shutdown`` so a stopping server never waits on a b
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
@@ -19,11 +22,17 @@ from wall import (
     api, audit, broadcast_api, case_api, evidence, hub, live_ws, metrics, openapi, pages, screens_api, state,
 )
 from wall.access import make_access_middleware
-from wall.auth import Authenticator, LoginLimiter, SessionStore, make_auth_middleware
+from wall.connections import GUARD, ConnectionGuard, make_body_middleware, make_connection_middleware
+from wall.exposure import make_host_middleware
+from wall.auth import TRUSTED_PROXIES, Authenticator, Session, SessionStore, make_auth_middleware
+from wall.limits import Limiter, LocalLimiter
 from wall.errors import MAX_REQUEST_BODY, error_middleware
 from wall.hub import EventHub
 from wall.live_ws import LiveSockets
+from wall.socket_quota import SOCKET_QUOTA, SocketQuota
 from wall.sessions import LocalSessions, Sessions
+
+log = logging.getLogger("citywall.wall")
 
 if TYPE_CHECKING:
     from broker.bus import Bus
@@ -31,10 +40,6 @@ if TYPE_CHECKING:
     from guidance.runtime import GuidanceRuntime
     from wall.live_protocol import LiveHub
     from wall.metrics import Provider
-
-LOGIN_MAX_FAILURES = 10
-LOGIN_WINDOW_S = 60.0
-
 
 def create_app(
     settings: Settings,
@@ -46,31 +51,42 @@ def create_app(
     clock: Callable[[], float] = time.time,
     metric_providers: Iterable[Provider] = (),
     sessions: Sessions | None = None,
+    limiter: Limiter | None = None,
     guidance: GuidanceRuntime | None = None,
 ) -> web.Application:
     """Build the wall server for ``settings``; ``live=None`` serves everything except live video.
 
     ``metric_providers`` add other rooms' figures to ``/metrics`` (see ``wall.metrics``); ``sessions`` defaults to
-    this server's memory (``wall.sessions.RedisSessions`` shares them between wall servers)."""
+    this server's memory (``wall.sessions.RedisSessions`` shares them between wall servers), ``limiter`` the login
+    limits likewise (``wall.limits.RedisLimiter`` for several wall servers)."""
+    login = settings.wall.login
     if sessions is None:
-        sessions = LocalSessions(SessionStore(settings.wall.session_ttl_s))
+        sessions = LocalSessions(SessionStore(settings.wall.session_ttl_s, max_per_user=login.sessions_per_user))
+    wall = settings.wall
+    guard = ConnectionGuard(max_connections=wall.max_connections, max_per_address=wall.max_connections_per_address,
+                            header_timeout_s=wall.header_timeout_s, idle_timeout_s=wall.idle_timeout_s)
     app = web.Application(
-        middlewares=[error_middleware, make_auth_middleware(sessions, clock), make_access_middleware(audit.record_request),
+        middlewares=[make_connection_middleware(guard), error_middleware, make_host_middleware(wall.allowed_hosts),
+                     make_body_middleware(wall.body_timeout_s),
+                     make_auth_middleware(sessions, clock), make_access_middleware(audit.record_request),
                      api.bus_unavailable_middleware],
         client_max_size=MAX_REQUEST_BODY,
     )
     app[state.SETTINGS] = settings
+    app[GUARD] = guard
     app[state.BUS] = bus
     app[state.CASES] = cases
     app[state.LIVE] = live
     app[state.EVIDENCE_DIR] = Path(evidence_dir)
     app[state.CLOCK] = clock
     app[state.SESSIONS] = sessions
-    app[state.LOGIN_LIMITER] = LoginLimiter(max_failures=LOGIN_MAX_FAILURES, window_s=LOGIN_WINDOW_S)
-    app[state.AUTHENTICATOR] = Authenticator(settings.users)
+    app[state.LOGIN_LIMITER] = limiter if limiter is not None else LocalLimiter()
+    app[state.AUTHENTICATOR] = Authenticator(settings.users, workers=login.password_workers, queue=login.password_queue)
+    app[TRUSTED_PROXIES] = tuple(ipaddress.ip_network(p, strict=False) for p in settings.wall.trusted_proxies)
     app[state.HUB] = EventHub(bus, queue_size=settings.wall.client_queue, clock=clock,
                               audit=lambda entry: audit.record(app, entry))
     app[state.LIVE_SOCKETS] = LiveSockets()
+    app[SOCKET_QUOTA] = SocketQuota(per_user=wall.live_sockets_per_user, total=wall.live_sockets_total)
     app[state.STARTED_AT] = time.time()
     app[state.METRICS] = list(metric_providers)
     app[state.GUIDANCE] = guidance
@@ -87,7 +103,16 @@ def create_app(
     pages.add_routes(app)
     screens_api.add_routes(app)  # wall screens: REST, pages, and the screen service's background tasks
 
+    async def session_alive(session: Session) -> bool:
+        try:
+            return await sessions.get(session.token, clock()) is not None
+        except Exception:  # the session store (Redis) is down: keep the socket, the sweep tries again
+            return True
+
+    app[state.HUB].session_alive = session_alive
+    app[SESSION_ALIVE] = session_alive
     app.cleanup_ctx.append(_event_hub)
+    app.cleanup_ctx.append(_session_sweep)
     app.on_shutdown.append(_close_sockets)
     return app
 
@@ -99,6 +124,38 @@ async def _event_hub(app: web.Application) -> AsyncIterator[None]:
     await event_hub.stop()
 
 
+SESSION_SWEEP_S = 5.0
+"""How often every open socket's session is checked (expired or revoked → the socket closes with 4401)."""
+SESSION_ALIVE = web.AppKey("session_alive", object)
+
+
+async def sweep_sessions(app: web.Application) -> int:
+    """Close every socket whose session has expired or was revoked (elsewhere, too: Redis sessions); how many."""
+    alive = app[SESSION_ALIVE]
+    ended = 0
+    for session, end in app[state.HUB].sessions() + app[state.LIVE_SOCKETS].sessions():
+        if not await alive(session):
+            end(4401, "session ended")
+            ended += 1
+    return ended
+
+
+async def _session_sweep(app: web.Application) -> AsyncIterator[None]:
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(SESSION_SWEEP_S)
+            try:
+                await sweep_sessions(app)
+            except Exception:
+                log.exception("session sweep failed")
+
+    task = asyncio.create_task(loop(), name="session-sweep")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 async def _close_sockets(app: web.Application) -> None:
     await app[state.HUB].shutdown()
     await app[state.LIVE_SOCKETS].shutdown()
+    app[state.AUTHENTICATOR].close()

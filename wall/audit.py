@@ -27,14 +27,14 @@ from cases.audit import MAX_PAGE, AuditEntry, AuditQuery
 from wall import state
 from wall.access import NOTES
 from wall.api import int_param
-from wall.auth import Session
-from wall.errors import BadRequest
+from wall.auth import Session, client_address
+from wall.connections import STREAMED_BODIES
+from wall.errors import BadRequest, parsed_json
 from wall.pages import login_first, static_page
 
 log = logging.getLogger("citywall.wall.audit")
 
 _SECRET_KEYS = frozenset({"password", "csrf_token"})
-MAX_BODY_FOR_DETAILS = 8 * 1024
 
 
 @dataclass
@@ -42,6 +42,8 @@ class AuditStats:
     recorded: int = 0
     failed: int = 0
     """Entries the case store did not take (logged as errors)."""
+    rate_limited: int = 0
+    """Login attempts refused by the login limits before any check: counted here instead of one row each."""
 
 
 STATS: web.AppKey[AuditStats] = web.AppKey("audit_stats")
@@ -60,34 +62,62 @@ async def record(app: web.Application, entry: AuditEntry) -> None:
 
 
 async def _body_details(request: web.Request) -> dict[str, Any]:
-    if request.content_type != "application/json" or (request.content_length or 0) > MAX_BODY_FOR_DETAILS:
-        return {}
+    """The request as the handler executed it: the body parsed once (``parsed_json``, whatever the Content-Type),
+    passwords removed, long values shortened (a body padded past the limit still shows its note and action)."""
+    if not request.body_exists or (request.method, request.path) in STREAMED_BODIES:
+        return {}  # an upload streams its own body (the handler notes what it stored)
     try:
-        body = await request.json()
-    except ValueError:
+        body = await parsed_json(request)
+    except ValueError as exc:
+        return {"_unparsed": str(exc)[:200]}
+    except web.HTTPException:  # e.g. over the body limit: the client already got that answer
         return {}
     if not isinstance(body, dict):
-        return {}
-    return {k: v for k, v in body.items() if k not in _SECRET_KEYS}
+        return {"_body": _shorten(body)}
+    return {str(k)[:64]: _shorten(v) for k, v in list(body.items())[:MAX_DETAIL_KEYS] if k not in _SECRET_KEYS}
+
+
+MAX_DETAIL_KEYS = 32
+MAX_DETAIL_TEXT = 1000
+
+
+def _shorten(value: Any, depth: int = 0) -> Any:
+    """``value`` bounded for the audit row: strings cut, lists and objects trimmed, nesting cut at depth 4."""
+    if isinstance(value, str):
+        return value if len(value) <= MAX_DETAIL_TEXT else value[:MAX_DETAIL_TEXT] + f"…(+{len(value) - MAX_DETAIL_TEXT})"
+    if depth >= 4 and isinstance(value, (list, dict)):
+        return "…"
+    if isinstance(value, list):
+        return [_shorten(v, depth + 1) for v in value[:20]] + (["…"] if len(value) > 20 else [])
+    if isinstance(value, dict):
+        return {str(k)[:64]: _shorten(v, depth + 1) for k, v in list(value.items())[:MAX_DETAIL_KEYS]
+                if k not in _SECRET_KEYS}
+    return value
 
 
 async def record_request(request: web.Request, session: Session | None, rule: Any, status: int,
                          problem: str) -> None:
     """The access middleware's recorder: one entry per state-changing request (see the module docstring)."""
     notes = dict(request.get(NOTES) or {})
+    if notes.pop("unaudited", False):
+        request.app[STATS].rate_limited += 1
+        return
     body = await _body_details(request)
-    action = rule.audit or f"{request.method} {request.match_info.route.resource.canonical}"
+    action = (rule.audit if request.method not in ("GET", "HEAD") else rule.read_audit) or \
+        f"{request.method} {request.match_info.route.resource.canonical}"
     if action == "case.action" and isinstance(body.get("action"), str):
         action = f"case.{body['action'][:32]}"
     actor = notes.pop("actor", None) or (session.username if session else "") or str(body.get("username", ""))[:64]
     role = notes.pop("role", None) or (session.role.value if session else "")
     target = notes.pop("target", None) or "/".join(request.match_info.values())
     details = {**({"request": body} if body and action != "login" else {}), **notes}
+    if request.method in ("GET", "HEAD") and request.query:  # a read: what was asked for (e.g. the export's range)
+        details["query"] = {str(k)[:64]: _shorten(v) for k, v in list(request.query.items())[:MAX_DETAIL_KEYS]}
     if problem:
         details["refused"] = problem
     await record(request.app, AuditEntry(at=request.app[state.CLOCK](), actor=actor or "-", role=role,
                                          action=action, target=str(target), outcome=status,
-                                         client=request.remote or "", details=details))
+                                         client=client_address(request), details=details))
 
 
 # ------------------------------------------------------------------------------------------------------ search
@@ -143,6 +173,15 @@ async def search(request: web.Request) -> web.Response:
                               "offset": query.offset})
 
 
+async def verify(request: web.Request) -> web.Response:
+    """``GET /api/audit/verify``: walk the hash chain; ``ok`` false names the first row removed or changed."""
+    check = await asyncio.to_thread(request.app[state.CASES].verify_audit)
+    if not check.ok:
+        log.error("audit log tampered with at seq %s: %s", check.first_bad_seq, check.reason)
+    return web.json_response({"ok": check.ok, "rows": check.rows, "unchained": check.unchained,
+                              "first_bad_seq": check.first_bad_seq, "reason": check.reason})
+
+
 async def audit_page(request: web.Request) -> web.StreamResponse:
     """``/audit``: the admin's audit log page (web/static/audit.*; its data needs the admin role)."""
     login_first(request)
@@ -152,4 +191,5 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
 def add_routes(app: web.Application) -> None:
     app[STATS] = AuditStats()
     app.router.add_get("/api/audit", search)
+    app.router.add_get("/api/audit/verify", verify)
     app.router.add_get("/audit", audit_page)

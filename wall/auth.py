@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import secrets
 from collections import OrderedDict, deque
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -25,6 +27,8 @@ from wall.errors import Handler, json_error
 from wall.passwords import hash_password, verify_password
 
 COOKIE = "cw_session"
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple)
+"""``wall.trusted_proxies`` parsed into ``ipaddress`` networks."""
 PUBLIC_API = frozenset({"/api/health", "/api/login", "/api/openapi.json"})
 """API paths that need no session."""
 LOGIN_REQUIRED_PAGES = ("/wall",)
@@ -49,15 +53,25 @@ class Session:
         return {"username": self.username, "display_name": self.display_name, "role": self.role.value}
 
 
-class SessionStore:
-    """Server-side sessions with a fixed lifetime; at most ``max_sessions`` (oldest evicted first)."""
+class SessionsFull(RuntimeError):
+    """Every session slot is taken (shown as 503); nobody else's session is evicted to make room."""
 
-    def __init__(self, ttl_s: float, *, max_sessions: int = 10_000):
+
+class SessionStore:
+    """Server-side sessions with a fixed lifetime.
+
+    At most ``max_per_user`` per user (a new login ends *that user's* oldest) and ``max_sessions`` in all (beyond
+    that a login is refused with :class:`SessionsFull`): one user's logins never end another user's sessions."""
+
+    def __init__(self, ttl_s: float, *, max_sessions: int = 10_000, max_per_user: int = 64):
         if ttl_s <= 0:
             raise ValueError(f"ttl_s must be positive, got {ttl_s}")
         self.ttl_s = ttl_s
         self.max_sessions = max_sessions
+        self.max_per_user = max_per_user
         self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self.evicted: list[str] = []
+        """Tokens ended by :meth:`create` to keep a user within ``max_per_user`` (read and cleared by the caller)."""
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -65,8 +79,13 @@ class SessionStore:
     def create(self, user: User, now: float) -> Session:
         """Start a session for ``user``; returns it with a fresh unguessable token."""
         self.purge(now)
-        while len(self._sessions) >= self.max_sessions:
-            self._sessions.popitem(last=False)
+        own = [t for t, s in self._sessions.items() if s.username == user.username]  # oldest first
+        while len(own) >= self.max_per_user:
+            token = own.pop(0)
+            del self._sessions[token]
+            self.evicted.append(token)
+        if len(self._sessions) >= self.max_sessions:
+            raise SessionsFull(f"all {self.max_sessions} sessions are in use")
         session = Session(
             token=secrets.token_urlsafe(32),
             username=user.username,
@@ -154,25 +173,46 @@ class LoginLimiter:
         self._failures.pop(key, None)
 
 
+class PasswordCheckBusy(RuntimeError):
+    """More password checks are waiting than ``password_queue`` allows (shown as 503)."""
+
+
 class Authenticator:
-    """Checks a username and password against the configured users (scrypt, in a worker thread).
+    """Checks a username and password against the configured users (scrypt on a small pool of its own).
 
     An unknown username is checked against a dummy hash with the same cost, so response time does not tell
-    which usernames exist.
+    which usernames exist. The hashing runs on its own bounded executor, never on the loop's default one, so a
+    burst of logins cannot starve the case store's and the screens' worker threads; at most ``queue`` checks wait
+    (:class:`PasswordCheckBusy` beyond that).
     """
 
-    def __init__(self, users: Iterable[User]):
+    def __init__(self, users: Iterable[User], *, workers: int = 2, queue: int = 32):
         self._users = {u.username: u for u in users}
         first = next(iter(self._users.values()), None)
         n, r, p = (int(x) for x in first.password_hash.split("$")[1:4]) if first else (2**14, 8, 1)
         self._dummy_hash = hash_password(secrets.token_hex(8), n=n, r=r, p=p)
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="password")
+        self._queue = queue
+        self._pending = 0
+        self.checked = 0
+        """Passwords actually hashed (a refused attempt never gets here)."""
 
     async def check(self, username: str, password: str) -> User | None:
         """The user when the password is right, else None."""
+        if self._pending >= self._queue:
+            raise PasswordCheckBusy(f"{self._pending} password checks waiting")
         user = self._users.get(username)
         stored = user.password_hash if user else self._dummy_hash
-        ok = await asyncio.to_thread(verify_password, password, stored)
+        self._pending += 1
+        self.checked += 1
+        try:
+            ok = await asyncio.get_running_loop().run_in_executor(self._executor, verify_password, password, stored)
+        finally:
+            self._pending -= 1
         return user if ok and user is not None else None
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 SESSION = web.RequestKey("session", Session)
@@ -207,6 +247,39 @@ def set_session_cookie(response: web.StreamResponse, session: Session, *, secure
 def clear_session_cookie(response: web.StreamResponse) -> None:
     """Tell the browser to forget the session cookie."""
     response.del_cookie(COOKIE, path="/")
+
+
+def _trusted(request: web.Request) -> bool:
+    """Whether the peer is one of ``wall.trusted_proxies`` (its X-Forwarded-* headers are believed)."""
+    proxies = request.app[TRUSTED_PROXIES]
+    if not proxies or not request.remote:
+        return False
+    try:
+        peer = ipaddress.ip_address(request.remote)
+    except ValueError:
+        return False
+    return any(peer in net for net in proxies)
+
+
+def client_address(request: web.Request) -> str:
+    """The client's address: the peer, or behind a trusted proxy the last X-Forwarded-For hop it did not add."""
+    if _trusted(request):
+        hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+        for hop in reversed(hops):
+            try:
+                ip = ipaddress.ip_address(hop)
+            except ValueError:
+                break
+            if not any(ip in net for net in request.app[TRUSTED_PROXIES]):
+                return str(ip)
+    return request.remote or ""
+
+
+def is_secure(request: web.Request) -> bool:
+    """HTTPS to the browser: served over TLS here, or a trusted proxy says ``X-Forwarded-Proto: https``."""
+    if request.secure:  # aiohttp reads this from the connection (TLS), never from a header
+        return True
+    return _trusted(request) and request.headers.get("X-Forwarded-Proto", "").strip().lower() == "https"
 
 
 def _cross_origin(request: web.Request) -> bool:

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
@@ -25,7 +26,7 @@ from wall import state
 from wall.access import ON_REFUSED, note
 from wall.api import check_text, int_param
 from wall.auth import LoginLimiter, Session, require_session
-from wall.errors import BadRequest, json_error
+from wall.errors import BadRequest, json_error, parsed_json
 from wall.views import broadcast_view
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ log = logging.getLogger("citywall.wall.broadcast")
 MAX_LOG = 500
 _TARGET = re.compile(r"^(all|group:[A-Za-z0-9_.-]{1,64}|[A-Za-z0-9_.-]{1,64})$")
 LIMITER: web.AppKey[LoginLimiter] = web.AppKey("broadcast_limiter")
+UPLOAD_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("upload_limiter")
+DECODES: web.AppKey[asyncio.Semaphore] = web.AppKey("upload_decodes")
 
 
 def _runtime(request: web.Request) -> GuidanceRuntime:
@@ -89,7 +92,7 @@ async def post_broadcast(request: web.Request) -> web.Response:
     rt = _runtime(request)
     limits = rt.settings.guidance.manual
     try:
-        body = await request.json()
+        body = await parsed_json(request)
     except ValueError:
         raise BadRequest("body", "must be a JSON object {target, text or clip_id}") from None
     if not isinstance(body, dict):
@@ -153,7 +156,7 @@ async def _log_refused(request: web.Request, session: Session, problem: str) -> 
     if rt is None:
         return
     try:
-        body = await request.json()
+        body = await parsed_json(request)
     except ValueError:
         body = {}
     shown_target, shown_text = _shown(body if isinstance(body, dict) else {})
@@ -163,22 +166,40 @@ async def _log_refused(request: web.Request, session: Session, problem: str) -> 
 
 async def post_clip(request: web.Request) -> web.Response:
     """``POST /api/clips``: the raw audio file as the body → ``{clip_id, duration_s, ...}`` (201)."""
-    import asyncio
-
     session = require_session(request)
     rt = _runtime(request)
     limits = rt.settings.guidance.manual
     if request.content_length is not None and request.content_length > limits.max_upload_bytes:
         return json_error(413, f"upload is {request.content_length} bytes, over max_upload_bytes="
                                f"{limits.max_upload_bytes}")
+    now = request.app[state.CLOCK]()
+    uploads = request.app[UPLOAD_LIMITER]
+    wait = uploads.retry_after(session.username, now)
+    if wait > 0:
+        retry = max(1, math.ceil(wait))
+        return json_error(429, f"too many uploads by {session.username}; try again in {retry} s",
+                          headers={"Retry-After": str(retry)})
+    uploads.failure(session.username, now)  # every attempt counts (the limiter is a sliding window per user)
     data = bytearray()
-    async for chunk in request.content.iter_chunked(65536):
-        data += chunk
-        if len(data) > limits.max_upload_bytes:
-            return json_error(413, f"upload is over max_upload_bytes={limits.max_upload_bytes}")
+
+    async def receive() -> web.Response | None:
+        async for chunk in request.content.iter_chunked(65536):
+            data.extend(chunk)
+            if len(data) > limits.max_upload_bytes:
+                return json_error(413, f"upload is over max_upload_bytes={limits.max_upload_bytes}")
+        return None
+
     try:
-        clip_id, info = await asyncio.to_thread(rt.library.save, bytes(data), max_bytes=limits.max_upload_bytes,
-                                                max_duration_s=limits.max_upload_s)
+        refused = await asyncio.wait_for(receive(), request.app[state.SETTINGS].wall.body_timeout_s)
+    except TimeoutError:
+        return json_error(408, "upload not received within wall.body_timeout_s")
+    if refused is not None:
+        return refused
+    try:
+        async with request.app[DECODES]:  # one decode at a time per server: parallel uploads cannot add up
+            clip_id, info = await asyncio.to_thread(rt.library.save, bytes(data),
+                                                    max_bytes=limits.max_upload_bytes,
+                                                    max_duration_s=limits.max_upload_s)
     except ValueError as exc:
         raise BadRequest("body", str(exc)) from None
     note(request, target=clip_id, duration_s=round(info.duration_s, 2))
@@ -192,6 +213,9 @@ def add_routes(app: web.Application) -> None:
     rt = app.get(state.GUIDANCE)
     limit = rt.settings.guidance.manual.per_user_per_minute if rt is not None else 6
     app[LIMITER] = LoginLimiter(max_failures=limit, window_s=60.0)
+    uploads = rt.settings.guidance.manual.uploads_per_user_per_minute if rt is not None else 3
+    app[UPLOAD_LIMITER] = LoginLimiter(max_failures=uploads, window_s=60.0)
+    app[DECODES] = asyncio.Semaphore(1)
     app.setdefault(ON_REFUSED, {})[("POST", "/api/broadcasts")] = _log_refused
     app.router.add_get("/api/speakers", speakers)
     app.router.add_get("/api/broadcasts", list_broadcasts)

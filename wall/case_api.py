@@ -30,7 +30,7 @@ from wall import daily_report, review_api, state
 from wall.access import note
 from wall.api import _ID, _STATE, MAX_CASES_PAGE, check_text, int_param, str_param
 from wall.auth import require_session
-from wall.errors import BadRequest, json_error
+from wall.errors import BadRequest, json_error, parsed_json
 from wall.views import case_view
 
 CASE_CONFIG: web.AppKey[CaseConfig] = web.AppKey("case_config")
@@ -152,7 +152,7 @@ async def act_on_case(request: web.Request) -> web.Response:
     session = require_session(request)
     case_id = _case_id(request)
     try:
-        body = await request.json()
+        body = await parsed_json(request)
     except ValueError:
         raise BadRequest("body", "must be a JSON object {action, version?, note?, extension?, unit_id?}") from None
     args = _parse_action_body(body)
@@ -207,7 +207,7 @@ async def supervise_case(request: web.Request) -> web.Response:
     session = require_session(request)
     case_id = _case_id(request)
     try:
-        body = await request.json()
+        body = await parsed_json(request)
     except ValueError:
         raise BadRequest("body", "must be a JSON object {note?, version?}") from None
     if not isinstance(body, dict):
@@ -244,9 +244,16 @@ def _date_param(request: web.Request, name: str, default: date, tz: ZoneInfo) ->
     if not _DATE.fullmatch(raw):
         raise BadRequest(name, f"must be a date YYYY-MM-DD, got {raw[:40]!r}")
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise BadRequest(name, f"{raw!r} is not a calendar date") from None
+    if not MIN_DATE <= day <= MAX_DATE:  # the day after 9999-12-31 does not exist (OverflowError, once a 500)
+        raise BadRequest(name, f"must be between {MIN_DATE} and {MAX_DATE}, got {raw}")
+    return day
+
+
+MIN_DATE = date(1970, 1, 2)
+MAX_DATE = date(9998, 12, 31)
 
 
 def _choice(request: web.Request, name: str, options: tuple[str, ...], default: str) -> str:

@@ -149,6 +149,8 @@ async def daily_report(request: web.Request) -> web.StreamResponse:
             day = date.fromisoformat(raw)
         except ValueError:
             raise BadRequest("date", f"must be a date YYYY-MM-DD, got {raw[:40]!r}") from None
+        if not date(1970, 1, 2) <= day <= date(9998, 12, 31):  # no day after 9999-12-31 (once a 500)
+            raise BadRequest("date", f"must be between 1970-01-02 and 9998-12-31, got {raw[:40]}")
     else:
         day = datetime.fromtimestamp(now, tz).date()
     start = datetime.combine(day, dt_time(0), tz).timestamp()

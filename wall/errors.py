@@ -6,8 +6,10 @@ The middleware turns aiohttp's own HTTP errors (unknown route, wrong method) and
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -27,6 +29,28 @@ class BadRequest(ValueError):
         self.field = field
         self.reason = reason
         super().__init__(f"{field}: {reason}")
+
+
+_PARSED = web.RequestKey("parsed_json_body", tuple)
+
+
+async def parsed_json(request: web.Request) -> Any:
+    """The request body parsed as JSON, once per request (whatever its Content-Type, as aiohttp's ``json()`` does):
+    the handler, the access policy and the audit log all see the same value. ValueError when it is not JSON,
+    including JSON nested too deeply for the parser (a RecursionError would otherwise be a 500)."""
+    cached = request.get(_PARSED)
+    if cached is None:
+        try:
+            cached = (True, json.loads(await request.text()))
+        except RecursionError:
+            cached = (False, "not JSON: nested too deeply")
+        except (ValueError, UnicodeDecodeError) as exc:
+            cached = (False, f"not JSON: {exc}")
+        request[_PARSED] = cached
+    ok, value = cached
+    if not ok:
+        raise ValueError(value)
+    return value
 
 
 def json_error(status: int, message: str, *, headers: dict[str, str] | None = None) -> web.Response:

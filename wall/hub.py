@@ -26,6 +26,7 @@ import re
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -33,7 +34,8 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from cases.audit import AuditEntry
 from wall import state
 from wall.access import WS_MESSAGES, ws_check
-from wall.auth import Session, require_session
+from wall.auth import Session, client_address, require_session
+from wall.socket_quota import SOCKET_QUOTA
 from wall.errors import require_websocket_handshake
 from wall.views import alarm_view, broadcast_view, case_event_view, status_view
 
@@ -227,6 +229,8 @@ class EventHub:
         self._clock = clock
         self.queue_size = queue_size
         self.block_ms = block_ms
+        self.session_alive: Callable[[Session], Awaitable[bool]] | None = None
+        """Set by ``create_app``: whether a session still holds (checked before each client message)."""
         self.clients: set[Client] = set()
         self._stats = HubStats()
         self._task: asyncio.Task[None] | None = None
@@ -338,9 +342,17 @@ class EventHub:
         ws = web.WebSocketResponse(heartbeat=30.0, timeout=CLOSE_TIMEOUT_S, max_msg_size=MAX_CLIENT_MESSAGE,
                                    compress=False)
         require_websocket_handshake(ws, request)
+        quota = request.app[SOCKET_QUOTA]
+        refused = quota.refusal(session.username)
+        if refused is not None:
+            return refused
+        with quota.slot(session.username):
+            return await self._serve(request, ws, session)
+
+    async def _serve(self, request: web.Request, ws: web.WebSocketResponse, session: Session) -> web.StreamResponse:
         await ws.prepare(request)
         client = Client(ws, session, self.queue_size)
-        client.remote = request.remote or ""
+        client.remote = client_address(request)
         client.send_control({"type": "hello", "user": session.user_dict()})
         self.clients.add(client)
         self._stats.connected_total += 1
@@ -376,8 +388,16 @@ class EventHub:
             await client.ws.send_str(text)
             self._stats.sent += 1
 
+    def sessions(self) -> list[tuple[Session, Callable[[int, str], None]]]:
+        """Every open socket's session and how to end it (the app's session sweep)."""
+        return [(c.session, c.end) for c in self.clients]
+
     async def _read_loop(self, client: Client) -> None:
         async for msg in client.ws:
+            if self.session_alive is not None and not await self.session_alive(client.session):
+                self.clients.discard(client)
+                client.end(LOGGED_OUT, "session ended")  # expired or revoked: nothing more is accepted
+                return
             if msg.type == WSMsgType.TEXT:
                 try:
                     await self._on_text(client, msg.data)

@@ -26,6 +26,7 @@ from aiohttp import WSCloseCode, web
 
 from wall import state
 from wall.auth import Session, require_session
+from wall.socket_quota import SOCKET_QUOTA
 from wall.errors import require_websocket_handshake
 from wall.live_protocol import LiveViewer
 
@@ -90,6 +91,10 @@ class LiveSockets:
         self._stats.viewers = len(self._connections)
         return asdict(self._stats)
 
+    def sessions(self) -> list[tuple[Session, Any]]:
+        """Every open socket's session and how to end it (the app's session sweep)."""
+        return [(c.session, c.end) for c in self._connections if c.session is not None]
+
     def disconnect_session(self, token: str) -> int:
         """Close every live socket of a session (logout)."""
         ended = [c for c in self._connections if c.session is not None and c.session.token == token]
@@ -118,6 +123,17 @@ class LiveSockets:
         ws = web.WebSocketResponse(heartbeat=30.0, timeout=CLOSE_TIMEOUT_S, max_msg_size=MAX_CLIENT_MESSAGE,
                                    compress=False)
         require_websocket_handshake(ws, request)
+        if session is None:  # a cluster peer: authenticated by the caller, counted by its own wall server
+            return await self._serve_socket(request, ws, live, camera_id, session)
+        quota = request.app[SOCKET_QUOTA]
+        refused = quota.refusal(session.username)
+        if refused is not None:
+            return refused
+        with quota.slot(session.username):
+            return await self._serve_socket(request, ws, live, camera_id, session)
+
+    async def _serve_socket(self, request: web.Request, ws: web.WebSocketResponse, live: Any, camera_id: str,
+                            session: Session | None) -> web.StreamResponse:
         await ws.prepare(request)
         conn = _Connection(session)
         self._connections.add(conn)

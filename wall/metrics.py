@@ -105,7 +105,28 @@ def wall_families(app: web.Application) -> list[Family]:
                live["fragments_sent"]),
         family("citywall_live_bytes_sent_total", "counter", "Bytes of live video sent", live["bytes_sent"]),
     ] + ([family("citywall_sessions", "gauge", "Logged-in sessions", n)]
-         if (n := app[state.SESSIONS].count()) is not None else [])
+         if (n := app[state.SESSIONS].count()) is not None else []) + _security_families(app)
+
+
+def _security_families(app: web.Application) -> list[Family]:
+    """What the limits refused (issue 22): logins, connections, sockets."""
+    from wall.connections import GUARD
+    from wall.socket_quota import SOCKET_QUOTA
+
+    out = [family("citywall_login_refused_total", "counter", "Login attempts refused by the login limits (429)",
+                  getattr(app[state.LOGIN_LIMITER], "refused", 0)),
+           family("citywall_login_checked_total", "counter", "Passwords checked (scrypt)",
+                  app[state.AUTHENTICATOR].checked),
+           family("citywall_sockets_refused_total", "counter", "WebSocket upgrades refused by the socket caps",
+                  app[SOCKET_QUOTA].refused)]
+    if GUARD in app:
+        guard = app[GUARD].stats()
+        out += [family("citywall_http_connections", "gauge", "Open HTTP connections", guard["open"]),
+                family("citywall_http_connections_refused_total", "counter",
+                       "Connections refused by the connection caps (503)", guard["refused"]),
+                family("citywall_http_connections_timed_out_total", "counter",
+                       "Connections closed for a late request head or idleness", guard["timed_out"])]
+    return out
 
 
 def scrape(families: list[Family], providers: Iterable[Provider]) -> web.Response:

@@ -340,7 +340,9 @@ PATHS: dict[str, Any] = {
                 "200": _json(_ref("Session"), "logged in"),
                 "400": _error("body, username or password missing or malformed"),
                 "401": _error("wrong username or password"),
-                "429": _error("too many failed logins for this username from this address (Retry-After header)"),
+                "429": _error("too many failed logins (per user and address, address, user or in all) or successful "
+                              "logins of this user (Retry-After header)"),
+                "503": _error("too many password checks waiting, or every session slot taken (Retry-After)"),
             },
         },
     },
@@ -455,7 +457,8 @@ PATHS: dict[str, Any] = {
             "security": _SESSION,
             "x-websocket-frames": WS_FRAMES["/api/ws"],
             "responses": {"101": {"description": "switching protocols"}, "400": _NOT_A_WEBSOCKET,
-                          "401": _UNAUTHORIZED},
+                          "401": _UNAUTHORIZED,
+                          "429": _error("over wall.live_sockets_per_user or wall.live_sockets_total (Retry-After)")},
         },
     },
     "/api/live/{camera_id}": {
@@ -472,7 +475,8 @@ PATHS: dict[str, Any] = {
             "parameters": [{"name": "camera_id", "in": "path", "required": True, "schema": {"type": "string"}}],
             "x-websocket-frames": WS_FRAMES["/api/live/{camera_id}"],
             "responses": {"101": {"description": "switching protocols"}, "400": _NOT_A_WEBSOCKET,
-                          "401": _UNAUTHORIZED},
+                          "401": _UNAUTHORIZED,
+                          "429": _error("over wall.live_sockets_per_user or wall.live_sockets_total (Retry-After)")},
         },
     },
     "/api/screens": {
@@ -644,7 +648,9 @@ PATHS.update({
                 "size_bytes": {"type": "integer"}, "url": {"type": "string"}}}, "stored in every clip format"),
             "400": _error("not an audio file, or longer than guidance.manual.max_upload_s"),
             "401": _UNAUTHORIZED, "403": _error("role may not upload"),
-            "413": _error("over guidance.manual.max_upload_bytes"), "503": _GUIDANCE_OFF}}},
+            "408": _error("upload not received within wall.body_timeout_s"),
+            "413": _error("over guidance.manual.max_upload_bytes"),
+            "429": _error("over guidance.manual.uploads_per_user_per_minute (Retry-After)"), "503": _GUIDANCE_OFF}}},
 })
 _CASE_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 _CONFLICT = _json(_ref("CaseConflict"), "someone else changed the case first (stale version) or its state does not "
@@ -828,6 +834,20 @@ PATHS["/api/audit"] = {
         },
     },
 }
+PATHS["/api/audit/verify"] = {
+    "get": {
+        "summary": "Verify the audit log's hash chain (admin only): each row carries sha256(previous hash + row)",
+        "security": _SESSION,
+        "responses": {
+            "200": _json({"type": "object", "required": ["ok", "rows"], "properties": {
+                "ok": {"type": "boolean"}, "rows": {"type": "integer", "description": "chained rows checked"},
+                "unchained": {"type": "integer", "description": "rows written before the chain existed"},
+                "first_bad_seq": {"type": ["integer", "null"]}, "reason": {"type": "string"}}},
+                "the result; ok false names the first row removed or changed"),
+            "401": _UNAUTHORIZED,
+        },
+    },
+}
 
 SCHEMAS["ReviewAlarm"] = {
     **SCHEMAS["Alarm"], "description": "The alarm as the review desk keeps it: no bus stream id (the item id is the alarm id)",
@@ -902,6 +922,7 @@ for _ops in PATHS.values():  # every JSON body is read under the server's body l
     for _op in _ops.values():
         if "application/json" in _op.get("requestBody", {}).get("content", {}):
             _op["responses"].setdefault("413", _error(f"body over {MAX_REQUEST_BODY} bytes"))
+            _op["responses"].setdefault("408", _error("body not received within wall.body_timeout_s"))
 
 
 def _with_policy(paths: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from wall import state
 from wall.access import note
 from wall.api import _ID, _bus_call, check_text, int_param
 from wall.auth import require_session
-from wall.errors import BadRequest, json_error
+from wall.errors import BadRequest, json_error, parsed_json
 from wall.pages import PAGE_HEADERS
 from wall.views import alarm_view, case_view
 
@@ -118,7 +118,7 @@ async def review_queue(request: web.Request) -> web.Response:
 
 async def _json_body(request: web.Request, what: str) -> dict[str, Any]:
     try:
-        body = await request.json()
+        body = await parsed_json(request)
     except ValueError:
         raise BadRequest("body", f"must be a JSON object {what}") from None
     if not isinstance(body, dict):

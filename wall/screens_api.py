@@ -26,7 +26,7 @@ from wall import state
 from wall.api import BusUnavailable
 from wall.access import note
 from wall.auth import require_session
-from wall.errors import BadRequest, json_error
+from wall.errors import BadRequest, json_error, parsed_json
 from wall.hub import MessageError
 from wall.pages import PAGE_HEADERS, login_first, static_page
 from wall.screen_service import ScreenService
@@ -61,7 +61,7 @@ def _service(request: web.Request) -> ScreenService:
 
 async def _body(request: web.Request) -> dict[str, Any]:
     try:
-        body = await request.json()
+        body = await parsed_json(request)
     except ValueError:
         raise BadRequest("body", "must be a JSON object") from None
     if not isinstance(body, dict):

@@ -27,6 +27,10 @@ class Sessions(Protocol):
         """Live sessions, when cheaply known (None for the shared store)."""
         ...
 
+    def take_evicted(self) -> list[str]:
+        """Tokens ended to keep a user within ``sessions_per_user`` since the last call (their sockets close)."""
+        ...
+
 
 class LocalSessions:
     """Sessions in this process's memory (``citywall up``)."""
@@ -46,16 +50,26 @@ class LocalSessions:
     def count(self) -> int | None:
         return len(self.store)
 
+    def take_evicted(self) -> list[str]:
+        out, self.store.evicted = self.store.evicted, []
+        return out
+
 
 class RedisSessions:
     """Sessions shared by every wall server of a cluster (``citywall wall``)."""
 
-    def __init__(self, redis: Any, prefix: str, ttl_s: float) -> None:
+    def __init__(self, redis: Any, prefix: str, ttl_s: float, *, max_per_user: int = 64) -> None:
         if ttl_s <= 0:
             raise ValueError(f"ttl_s must be positive, got {ttl_s}")
         self._redis = redis
         self._prefix = prefix
         self.ttl_s = ttl_s
+        self.max_per_user = max_per_user
+        self._evicted: list[str] = []
+
+    def take_evicted(self) -> list[str]:
+        out, self._evicted = self._evicted, []
+        return out
 
     def _key(self, token: str) -> str:
         return f"{self._prefix}:session:{token}"
@@ -68,6 +82,19 @@ class RedisSessions:
                 "created_at": session.created_at, "expires_at": session.expires_at, "csrf_token": session.csrf_token}
         await self._redis.set(self._key(session.token), json.dumps(data, ensure_ascii=False),
                               px=int(self.ttl_s * 1000))
+        # The user's sessions, oldest first: beyond max_per_user the user's own oldest end (nobody else's).
+        mine = f"{self._prefix}:user_sessions:{user.username}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(mine, "-inf", now - self.ttl_s)
+            pipe.zadd(mine, {session.token: now})
+            pipe.pexpire(mine, int(self.ttl_s * 1000))
+            pipe.zrange(mine, 0, -1)
+            tokens = (await pipe.execute())[-1]
+        excess = [t.decode() if isinstance(t, bytes) else t for t in tokens][: max(0, len(tokens) - self.max_per_user)]
+        if excess:
+            await self._redis.zrem(mine, *excess)
+            await self._redis.delete(*(self._key(t) for t in excess))
+            self._evicted += excess
         return session
 
     async def get(self, token: str | None, now: float) -> Session | None:

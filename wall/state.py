@@ -14,9 +14,10 @@ if TYPE_CHECKING:
     from broker.bus import Bus
     from cases.store import CaseStore
     from guidance.runtime import GuidanceRuntime
-    from wall.auth import Authenticator, LoginLimiter
+    from wall.auth import Authenticator
     from wall.hub import EventHub
     from wall.live_protocol import LiveHub
+    from wall.limits import Limiter
     from wall.live_ws import LiveSockets
     from wall.metrics import Provider
     from wall.sessions import Sessions
@@ -27,7 +28,7 @@ CASES: web.AppKey[CaseStore] = web.AppKey("cases")
 LIVE: web.AppKey[LiveHub | None] = web.AppKey("live")
 EVIDENCE_DIR: web.AppKey[Path] = web.AppKey("evidence_dir")
 SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")
-LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter")
+LOGIN_LIMITER: web.AppKey[Limiter] = web.AppKey("login_limiter")
 HUB: web.AppKey[EventHub] = web.AppKey("hub")
 LIVE_SOCKETS: web.AppKey[LiveSockets] = web.AppKey("live_sockets")
 STARTED_AT: web.AppKey[float] = web.AppKey("started_at")
