@@ -72,9 +72,9 @@ class CaseWorker:
 
     def __init__(self, store: CaseStore, filer: CaseFiler, bus: "Bus", *, consumer: str = "cases-1",
                  group: str = GROUP, block_ms: int = 1000, batch: int = 50,
-                 defer: Callable[[str, str], bool] | None = None, policy: AutoFile | None = None,
+                 defer: Callable[[str, str, dict], bool] | None = None, policy: AutoFile | None = None,
                  clock: Callable[[], float] = time.time):
-        """``defer(camera_id, event)``: a raised alarm that voice guidance answers first is not filed from
+        """``defer(camera_id, event, extra)``: a raised alarm that voice guidance answers first is not filed from
         ``alarms`` but from its outcome on ``guidance_outcomes`` (``settings.guidance.defers_filing``).
         ``policy``: the filing thresholds (``settings.cases.auto_file``); None files every raised alarm.
         ``clock``: when an alarm is held (``held_at``)."""
@@ -126,12 +126,12 @@ class CaseWorker:
             self.stats.malformed += 1
             log.warning("alarms entry %s is malformed and is skipped: %s (data: %.300r)", entry_id, exc, data)
         else:
-            if alarm.phase == "raised" and self.defer is not None and self.defer(alarm.camera_id, alarm.event):
+            if alarm.phase == "raised" and self.defer is not None and self.defer(alarm.camera_id, alarm.event, alarm.extra):
                 self.stats.count("deferred")  # filed when guidance's outcome arrives (or never: resolved)
             else:
                 result = await self._file(entry_id, alarm)
                 if (result is not None and result.outcome == "ignored" and alarm.phase == "cleared"
-                        and self.defer is not None and self.defer(alarm.camera_id, alarm.event)):
+                        and self.defer is not None and self.defer(alarm.camera_id, alarm.event, alarm.extra)):
                     self._early_clears[alarm.alarm_id] = alarm
                     while len(self._early_clears) > EARLY_CLEARS:
                         self._early_clears.popitem(last=False)

@@ -190,11 +190,16 @@ class GuidanceSettings(_Strict):
                 out.setdefault(g, []).append(s.id)
         return out
 
-    def defers_filing(self, camera_id: str, event: str) -> bool:
+    def defers_filing(self, camera_id: str, event: str, extra: dict | None = None) -> bool:
         """Whether a raised alarm waits for the closed loop's outcome before a case is filed: guidance on, the
-        closed loop on, the event in its events, and a speaker at the camera."""
-        return (self.enabled and self.closed_loop.enabled and event in self.closed_loop.events
-                and bool(self.speakers_for(camera_id)))
+        closed loop on, the event in its events, a speaker at the camera — and someone there who can act on the
+        message: an alarm whose judgement (``extra['judgement']``, detectors.judgement) says nobody minds the thing
+        (goods left alone, a parked bike, rubbish) is filed at once, never spoken to people merely passing."""
+        if not (self.enabled and self.closed_loop.enabled and event in self.closed_loop.events
+                and bool(self.speakers_for(camera_id))):
+            return False
+        judgement = (extra or {}).get("judgement")
+        return not (isinstance(judgement, dict) and judgement.get("actionable") is False)
 
 
 def guidance_problems(settings: Settings) -> list[tuple[str, str]]:

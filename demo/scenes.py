@@ -23,7 +23,10 @@ from demo.actors import (
 from demo.backdrop import H, W, StreetLayout, paint_street
 from demo.props import Bin, Goods, Stall
 
-SCENE_NAMES = ("vending", "bin_overflow", "road_occupation", "quiet_street")
+SCENE_NAMES = ("vending", "bin_overflow", "road_occupation", "quiet_street", "bus_stop", "mat_vendor")
+"""Every scene. The demo cameras (config/demo.yaml) show the first four; ``bus_stop`` (people waiting, a parked
+bicycle: no event) and ``mat_vendor`` (a seller on a ground mat: vending) are the street-life pair the end-to-end
+test of the judgement runs over RTSP."""
 FPS = 25
 DURATION_S = 90.0
 NOISE_FRAMES = 8        # distinct sensor-noise fields, cycled frame by frame
@@ -215,7 +218,52 @@ def _quiet_street(rng: np.random.Generator, seed: int) -> _Plan:
     return _Plan(layout, tuple(actors), ())
 
 
+def _bus_stop(rng: np.random.Generator, seed: int) -> _Plan:
+    """People queue at a bus stop most of the loop; a cyclist parks a bicycle beside it and walks off. Nothing
+    here is an event (the bike is not in a no-parking zone in the demo)."""
+    from demo.street_life import BusStop, TwoWheeler, Walker, waiting_person
+
+    layout = StreetLayout(building_bottom=300, kerb_y=565, keep_clear=((120, 1160),))
+    ph = layout.person_height
+    fy = 500.0
+    actors: list[Drawable] = [BusStop(x=560.0, foot_y=fy, height_px=ph(fy))]
+    for k in range(4):
+        actors.append(waiting_person(5.0 + 3 * k, 80.0 + k, 420.0 + k * 75 + (k % 2) * 10, fy + (k % 2) * 10, ph,
+                                     random_look(rng), enter_from=-150.0 if k % 2 else 1450.0))
+    by = 470.0
+    actors.append(TwoWheeler(((5.0, 1500.0, by), (9.0, 960.0, by), (82.0, 960.0, by), (86.0, -200.0, by)), ph,
+                             "bicycle", (40, 40, 160), random_look(rng), ride=((0.0, 10.0), (82.0, 90.0))))
+    rider = random_look(rng)
+    actors.append(Walker(((10.0, 930.0, by + 12), (16.0, 1450.0, by + 12)), ph, rider))
+    actors.append(Walker(((76.0, 1450.0, by + 12), (82.0, 930.0, by + 12)), ph, rider))
+    actors += _passers(rng, layout, 24, (330.0, 555.0))
+    actors += _traffic(rng, layout, 706.0, 8)
+    return _Plan(layout, tuple(actors), ())
+
+
+def _mat_vendor(rng: np.random.Generator, seed: int) -> _Plan:
+    """A seller walks in, spreads a mat of goods (12-16 s), sits beside it and packs up at 70-74 s: vending."""
+    from demo.street_life import GroundMat, Sitter, Walker
+
+    layout = StreetLayout(building_bottom=300, kerb_y=565, keep_clear=((120, 1160),))
+    ph = layout.person_height
+    fy = 470.0
+    seller = Look((120, 150, 190), (30, 30, 35), (40, 60, 160), (60, 60, 70))
+    actors: list[Drawable] = [
+        GroundMat(x=560.0, foot_y=fy + 30, height_px=ph(fy + 30), setup=(12.0, 16.0), packup=(70.0, 74.0), seed=seed),
+        Sitter(walk_in=((5.0, -150.0, fy), (11.0, 470.0, fy)), sit=(16.0, 70.0), x=450.0, seat_y=fy - 0.12 * ph(fy),
+               foot_y=fy, walk_out=((74.0, 470.0, fy), (80.0, -150.0, fy)), height_at=ph, look=seller),
+        Walker(((11.0, 470.0, fy), (16.0, 470.0, fy)), ph, seller),
+        Walker(((70.0, 470.0, fy), (74.0, 470.0, fy)), ph, seller),
+    ]
+    actors += _passers(rng, layout, 24, (330.0, 555.0))
+    actors += _traffic(rng, layout, 706.0, 8)
+    return _Plan(layout, tuple(actors), (GroundTruth("vending", "pavement", 12.0, 74.0),))
+
+
 _PLANS: dict[str, Callable[[np.random.Generator, int], _Plan]] = {
+    "bus_stop": _bus_stop,
+    "mat_vendor": _mat_vendor,
     "vending": _vending,
     "bin_overflow": _bin_overflow,
     "road_occupation": _road_occupation,

@@ -92,6 +92,8 @@ class JudgeParams:
     stall_share: float = 0.5
     """Share of samples with someone minding the goods that makes them a stall."""
     stall_samples: int = 6
+    decide_samples: int = 10
+    """Goods samples before goods nobody minds are reported as such (before that: undecided)."""
     """Samples of goods seen before the share is trusted (and after which a stall stays a stall)."""
     min_part: float = 0.035
     min_goods: float = 0.12
@@ -199,6 +201,8 @@ class _Track:
     parts: list[Part] = field(default_factory=list)
     box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     samples: int = 0
+    attended_ema: float = 0.0
+    """Recent share of goods samples with someone minding them (a seller may sit still at first, then fidget)."""
     goods_ema: float = 0.0
     """How steadily goods (or rubbish) are seen on this track (exponential average of 0/1 per sample)."""
     bike_box: tuple[float, float, float, float] | None = None
@@ -231,6 +235,8 @@ class Judgement:
     """``model-free`` or ``model:<roles>`` when a site model's boxes decided."""
     samples: int = 0
     """Samples this judgement rests on (a track and the tracks it continues)."""
+    pending: bool = False
+    """Goods seen for only a few samples, minded so far: a stall or not is not decided yet (nothing is raised)."""
     kind_since: float | None = None
     """Since when it has been judged this kind (goods, stall and rubbish count as one): the dwell of an event
     starts no earlier (a passer-by who cuts a parked bike in two for a few seconds is no pile of goods that has
@@ -260,6 +266,7 @@ class Judgement:
     def as_dict(self, now: float | None = None) -> dict:
         """JSON-ready form carried in ``Alarm.extra['judgement']``."""
         return {"kind": self.kind.value, "label": self.label, "label_en": KIND_LABELS[self.kind][1],
+                "actionable": self.kind in ACTIONABLE,
                 "confidence": round(self.confidence, 3), "attended_share": round(self.attended_share, 3),
                 "attended_s": round(self.attended_s, 1), "people": self.people,
                 "evidence": self.evidence(now), "source": self.source,
@@ -277,6 +284,8 @@ def judge_event(j: Judgement, events: Sequence[EventType]) -> EventType | None:
                 return e
         return None
 
+    if j.pending:
+        return None
     if j.kind == Kind.STALL:
         return first(EventType.VENDING, EventType.SHOP_FRONT, EventType.ROAD_OCCUPATION)
     if j.kind == Kind.GOODS:
@@ -610,6 +619,7 @@ class Judge:
                                                              max(tr.attended_samples, old.attended_samples))
                     tr.attended_s = max(tr.attended_s, old.attended_s)
                     tr.goods_ema = max(tr.goods_ema, old.goods_ema)
+                    tr.attended_ema = max(tr.attended_ema, old.attended_ema)
                     tr.bike_box = tr.bike_box or old.bike_box
                     tr.wheel_samples = max(tr.wheel_samples, old.wheel_samples)
                     tr.rode_in |= old.rode_in
@@ -648,6 +658,7 @@ class Judge:
             main = max(goods, key=lambda q: q.width_p * q.height_p)
             # Goods set out beside a bike or tricycle in the same sample are goods for sure (a vendor's cart).
             tr.votes[main.kind] = tr.votes.get(main.kind, 0.0) + (2.0 if bikes else 1.0)
+            tr.attended_ema = 0.75 * tr.attended_ema + 0.25 * (1.0 if attended else 0.0)
             if attended:
                 tr.attended_samples += 1
                 tr.attended_s += dt if tr.last_attended is not None else 1.0
@@ -666,7 +677,8 @@ class Judge:
         elif tr.unattended_since is None:
             tr.unattended_since = now
         share = tr.attended_samples / tr.goods_samples if tr.goods_samples else 0.0
-        if tr.goods_samples >= p.stall_samples and share >= p.stall_share and tr.goods_ema >= 0.5:
+        if (tr.goods_samples >= p.stall_samples and max(share, tr.attended_ema) >= p.stall_share
+                and tr.goods_ema >= 0.5):
             tr.stall = True
         if goods:
             gbox = (min(q.box[0] for q in goods), min(q.box[1] for q in goods), max(q.box[2] for q in goods),
@@ -688,7 +700,8 @@ class Judge:
         if model:
             roles = ",".join(sorted({q.why[6:] for q in parts if q.why.startswith("model:")}))
             j = Judgement(j.track_id, j.kind, j.confidence, j.attended_share, j.attended_s, j.unattended_since,
-                          j.people, j.parts, f"model:{roles}" if roles else "model-free", j.samples, j.kind_since)
+                          j.people, j.parts, f"model:{roles}" if roles else "model-free", j.samples, j.pending,
+                          j.kind_since)
         return j
 
     def _place_since(self, family: str, box, now: float) -> float:
@@ -717,8 +730,11 @@ class Judge:
         family = _FAMILY.get(kind, kind.value)
         tr.family_since = self._place_since(family, tr.box, now)
         tr.family = family
+        # Goods just set out: whether someone minds them takes a few samples to see (a seller sitting down,
+        # still for a moment): not decided before ``decide_samples``.
+        pending = kind in (Kind.GOODS, Kind.RUBBISH) and tr.goods_samples < self.params.decide_samples
         return Judgement(tid, kind, float(score / total), share, tr.attended_s, tr.unattended_since, tr.people,
-                         tuple(tr.parts), samples=tr.samples, kind_since=tr.family_since)
+                         tuple(tr.parts), samples=tr.samples, pending=pending, kind_since=tr.family_since)
 
 
 def _overlap(a, b) -> float:

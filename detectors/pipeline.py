@@ -63,6 +63,8 @@ class _ZoneRule:
     detector: str
     bin: BinOverflowAnalyzer | None = None
     extra: dict = field(default_factory=dict)
+    judgement: dict | None = None
+    """The last judgement that made this rule's event (kept for the cleared alarm)."""
 
 
 @dataclass(eq=False)
@@ -253,7 +255,7 @@ class CameraAnalyzer:
                 if model is not None:
                     present, zr.extra = model_evidence(zr.event, present, model)
                 if chosen is not None and present:
-                    zr.extra["judgement"] = chosen.as_dict(now)
+                    zr.extra["judgement"] = zr.judgement = chosen.as_dict(now)
             event = zr.rule.update(now, present)
             if event is not None:
                 findings.append(Finding(self._alarm(zr, event), zr.zone))
@@ -276,6 +278,8 @@ class CameraAnalyzer:
 
     def _alarm(self, zr: _ZoneRule, event: RuleEvent) -> Alarm:
         extra: dict = dict(zr.extra)
+        if "judgement" not in extra and zr.judgement is not None:
+            extra["judgement"] = zr.judgement
         if event.keys and zr.bin is None:
             extra["track_ids"] = list(event.keys)
         return Alarm(

@@ -125,10 +125,10 @@ def _alarm_like(data: dict[str, Any]) -> SimpleNamespace:
 
 
 class GuidanceLoop:
-    """The closed loop on the bus (see the module docstring). ``eligible(camera_id, event)`` is
+    """The closed loop on the bus (see the module docstring). ``eligible(camera_id, event, extra)`` is
     ``settings.guidance.defers_filing`` — the same rule the case worker uses to wait for the outcome."""
 
-    def __init__(self, bus: Bus, broadcaster: Broadcaster, eligible: Callable[[str, str], bool], *,
+    def __init__(self, bus: Bus, broadcaster: Broadcaster, eligible: Callable[[str, str, dict], bool], *,
                  recheck_after_s: float, consumer: str = "guidance-1", group: str = GROUP,
                  clock: Callable[[], float] = time.time, max_block_ms: int = 500) -> None:
         self.bus = bus
@@ -169,7 +169,7 @@ class GuidanceLoop:
             await self.bus.ack(ALARMS_STREAM, self.group, entry_id)
             return
         now = self.clock()
-        if alarm.phase == "raised" and self.eligible(alarm.camera_id, alarm.event) \
+        if alarm.phase == "raised" and self.eligible(alarm.camera_id, alarm.event, alarm.extra) \
                 and not self.core.known(alarm.alarm_id):
             record = await self.broadcaster.for_alarm(alarm)
             records = [record.to_dict()] if record is not None else []

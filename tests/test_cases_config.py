@@ -24,7 +24,8 @@ def cfg():
 
 def test_shipped_categories(cfg):
     cat = cfg.catalog
-    assert [c.ref for c in cat.categories] == ["事件/0501", "事件/0504", "事件/0507", "事件/0102", "部件/0305"]
+    assert [c.ref for c in cat.categories] == ["事件/0501", "事件/0504", "事件/0506", "事件/0507", "事件/0102",
+                                                  "部件/0305"]
     assert cat.for_event("vending").ref == "事件/0501"
     assert cat.for_event("road_occupation").ref == "事件/0507"
     assert cat.for_event("bin_overflow").ref == "部件/0305"
@@ -134,7 +135,7 @@ def _square(x: float, y: float, size: float = 0.001) -> list[list[float]]:
          "missing: 紧急"),
         ("categories.yaml", lambda d: d["categories"][0]["time_limits"]["一般"].update(unit="fortnights"),
          "categories[0].time_limits.一般.unit", "work_hours"),
-        ("categories.yaml", lambda d: d["categories"][4].update(detector_events=[]), "(top level)",
+        ("categories.yaml", lambda d: d["categories"][5].update(detector_events=[]), "(top level)",
          "detector events with no category (alarms could not be filed): bin_overflow"),
         ("categories.yaml", lambda d: d["categories"][3].update(detector_events=["vending"]), "categories[3]",
          "'vending' already files into 事件/0501"),
@@ -142,7 +143,7 @@ def _square(x: float, y: float, size: float = 0.001) -> list[list[float]]:
          "事件/0501 is already defined at categories[0]"),
         ("dispatch.yaml", lambda d: d["rules"][0].update(unit="ghost-squad"), "rules[0].unit",
          "unknown unit 'ghost-squad'"),
-        ("dispatch.yaml", lambda d: d["rules"][1]["categories"].append("事件/0999"), "rules[1].categories[3]",
+        ("dispatch.yaml", lambda d: d["rules"][1]["categories"].append("事件/0999"), "rules[1].categories[4]",
          "unknown category '事件/0999'"),
         ("dispatch.yaml", lambda d: d["rules"].append({"categories": ["事件/0501"], "street": "湖滨街道",
                                                        "unit": "municipal"}),

@@ -16,6 +16,7 @@ from demo.scenes import SCENE_NAMES, make_scene
 from detectors.pipeline import CameraAnalyzer
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "demo.yaml"
+STREET_LIFE = CONFIG.with_name("street_life.yaml")  # the cameras of the bus_stop and mat_vendor scenes
 T0 = 1_717_387_200.0
 
 
@@ -25,7 +26,8 @@ def settings():
 
 
 def camera_for(settings, scene_name: str):
-    (cam,) = [c for c in settings.cameras if c.url == f"demo://{scene_name}"]
+    cams = settings.cameras + load_settings(STREET_LIFE).cameras
+    (cam,) = [c for c in cams if c.url == f"demo://{scene_name}"]
     return cam
 
 

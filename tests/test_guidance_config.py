@@ -85,3 +85,15 @@ def test_cross_checks_name_the_key_path(mutate, path: str, reason: str) -> None:
         parse_settings(_demo_with(mutate), "demo")
     assert any(p == path and reason in r for p, r in info.value.problems), info.value.problems
     assert f"{path}: " in str(info.value)
+
+
+def test_only_alarms_someone_can_act_on_wait_for_the_loudspeaker():
+    """Goods left alone, a parked bike or rubbish: nobody on site hears the message, the case is filed at once; a
+    stall with its seller (the judgement's ``actionable``) is spoken to first. Alarms without a judgement (a site
+    model's, older ones) keep the event rule."""
+    g = load_settings(DEMO).guidance
+    stall = {"judgement": {"kind": "stall", "actionable": True}}
+    goods = {"judgement": {"kind": "goods", "actionable": False}}
+    assert g.defers_filing("cam-vending", "vending", stall)
+    assert not g.defers_filing("cam-road", "road_occupation", goods)
+    assert g.defers_filing("cam-vending", "vending", {}) and g.defers_filing("cam-vending", "vending")

@@ -17,7 +17,9 @@ def test_default_templates_per_event(event: str, expected: str) -> None:
 
 
 def test_every_config_event_type_has_a_template() -> None:
-    assert set(DEFAULT_TEMPLATES) == {"vending", "road_occupation", "bin_overflow"}
+    from config.settings import EventType
+
+    assert set(DEFAULT_TEMPLATES) == {e.value for e in EventType}
 
 
 @pytest.mark.parametrize(("event", "variables", "message"), [
