@@ -2,6 +2,7 @@
 // Keys: "/" focuses the text search, "[" newer page, "]" older page.
 
 import { ApiError, getJSON } from "./api.js";
+import { installChrome } from "./chrome.js";
 import { el } from "./dom.js";
 import { setTimeZone, timeText } from "./format.js";
 
@@ -60,7 +61,7 @@ function page(step) {
 
 async function main() {
   const me = await getJSON("/api/me").catch(() => null);
-  if (me) setTimeZone(me.timezone);
+  if (me) { setTimeZone(me.timezone); installChrome(me); }
   const initial = new URLSearchParams(location.search);
   for (const key of FIELDS) {
     const input = $("filters").elements[key];

@@ -18,10 +18,12 @@ export class CasePanel {
     this.list = list;
     this.cases = [];
     this.total = 0;
+    this.problem = "";
   }
 
   /** Replace the list with ``cases`` (from GET /api/cases) and render at ``now``. */
   set(cases, total, now) {
+    this.problem = "";
     this.cases = Array.isArray(cases) ? cases : [];
     this.total = Number.isFinite(total) ? total : this.cases.length;
     this.render(now);
@@ -39,12 +41,22 @@ export class CasePanel {
     return { open, overdue };
   }
 
+  /** The case list could not be read (``text``: why, in Chinese): said at the top, the last rows kept greyed. */
+  unavailable(text) {
+    this.problem = text || "案件服务暂时不可用";
+    this.render(Date.now() / 1000);
+  }
+
   render(now) {
     const open = this.cases.filter((c) => !FINISHED_STATES.has(c.state));
     const done = this.cases.filter((c) => FINISHED_STATES.has(c.state));
     open.sort((a, b) => (isOverdue(b, now) - isOverdue(a, now)) || ((a.deadline_at ?? Infinity) - (b.deadline_at ?? Infinity)));
     const rows = [...open, ...done].slice(0, MAX_ROWS).map((c) => this._row(c, now));
-    if (!rows.length) rows.push(el("div", "empty", bilingual("暂无案件", "No cases")));
+    if (this.problem) {
+      for (const row of rows) row.classList.add("stale");
+      rows.unshift(el("div", "panel-note case-problem", `案件列表暂时无法读取：${this.problem}，正在重试`,
+        this.cases.length ? "（以下为最后一次读取的数据）" : ""));
+    } else if (!rows.length) rows.push(el("div", "empty", bilingual("暂无案件", "No cases")));
     this.list.replaceChildren(...rows);
     fitRows(this.list);
   }

@@ -5,6 +5,7 @@
 // Exposed for tests as window.citywallConsole.
 
 import { ApiError, checkSession, getJSON } from "./api.js";
+import { installChrome, linkState, userText } from "./chrome.js";
 import { bilingual, el } from "./dom.js";
 import { EventSocket } from "./events.js";
 import { eventLabel, setTimeZone } from "./format.js";
@@ -37,8 +38,7 @@ async function act(what, fn) {
     say(`✔ ${what}`);
     return out;
   } catch (err) {
-    const msg = err instanceof ApiError && err.status === 403 ? `无权限 / Not allowed: ${err.message}` : err.message;
-    say(`✘ ${what}: ${msg}`, true);
+    say(`✘ ${what}：${err.message}`, true);  // ApiError: Chinese (messages.js)
     return null;
   }
 }
@@ -288,7 +288,8 @@ async function start() {
   try {
     me = await getJSON("/api/me");
     if (me.timezone) setTimeZone(me.timezone);
-    $("user").textContent = `${me.user.display_name || me.user.username} · ${me.user.role}`;
+    $("user").textContent = userText(me.user);
+    installChrome(me);
     const cams = await getJSON("/api/cameras");
     for (const c of cams.cameras || []) cameras.set(c.id, c);
     renderCameras();
@@ -305,6 +306,7 @@ async function start() {
       onStatus: (state) => {
         $("link").dataset.state = state;
         $("link-text").textContent = { open: "实时连接正常", closed: "实时连接中断" }[state] || "连接中";
+        linkState(state);
         if (state === "open" && socket.connects > 1) loadAll().catch((err) => console.warn(err));
       },
     });
@@ -318,7 +320,7 @@ async function start() {
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return;
     console.error(err);
-    say(`加载失败 / Failed to load: ${err.message}`, true);
+    say(`加载失败：${err.message}`, true);
   }
 }
 

@@ -6,6 +6,7 @@
 // case number. A leader also gets 督办 (supervise, key D) on an open case.
 
 import { getJSON, send } from "./api.js";
+import { installChrome, userText } from "./chrome.js";
 import { el } from "./dom.js";
 import { eventLabel, setTimeZone, timeText } from "./format.js";
 
@@ -81,9 +82,9 @@ function claim(direction) {
 
 async function claimNow(direction) {
   {
-    const { ok, data } = await send("POST", "/api/review/claim",
+    const { ok, data, message } = await send("POST", "/api/review/claim",
       { current: state.current ? state.current.id : undefined, direction });
-    if (!ok) { say(data.error || "领取失败"); return; }
+    if (!ok) { say(`领取失败：${message}`); return; }
     const stays = data.item && state.current && data.item.id === state.current.id;
     if ((data.item === null || stays) && direction !== "first" && state.current) {
       say(direction === "next" ? "已是最后一条 (last item)" : "已是第一条 (first item)");
@@ -136,7 +137,7 @@ async function decideNow(decision, reason) {
   if (!it) return;
   const r = await send("POST", `/api/review/${encodeURIComponent(it.id)}/decision`, { decision, reason });
   if (!r.ok) {
-    say(`未能提交：${r.data.error || `HTTP ${r.status}`}`);
+    say(`未能提交：${r.message}`);
     await loadQueue();
     return;
   }
@@ -232,7 +233,7 @@ async function act(c, action) {
     say(`${c.case_no}：${actionLabel(action)} 完成 (${action} done)`, "ok");
     await showCase(c.id, r.data.case);
   } else {
-    say(`${c.case_no}：${r.data.error || r.status}`);
+    say(`${c.case_no}：${r.message}`);
     if (r.data.case) await showCase(c.id, r.data.case);
   }
 }
@@ -243,7 +244,7 @@ async function supervise(c) {
     say(`${c.case_no}：已督办（第 ${r.data.case.supervise_count} 次）(supervised)`, "ok");
     await showCase(c.id, r.data.case);
   } else {
-    say(`${c.case_no}：${r.data.error || r.status}`);
+    say(`${c.case_no}：${r.message}`);
     if (r.data.case) await showCase(c.id, r.data.case);
   }
 }
@@ -293,7 +294,8 @@ async function main() {
   }
   state.me = me.user;
   setTimeZone(me.timezone);
-  $("user").textContent = `${me.user.display_name}（${me.user.role}）`;
+  $("user").textContent = userText(me.user);
+  installChrome(me);
   $("confirm").addEventListener("click", () => decide("confirm"));
   $("reject").addEventListener("click", openReasons);
   $("next").addEventListener("click", () => claim("next"));

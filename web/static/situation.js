@@ -5,6 +5,7 @@
 import { AlarmPanel } from "./alarms.js";
 import { ApiError, checkSession, getJSON } from "./api.js";
 import { CasePanel } from "./cases.js";
+import { installChrome, linkState } from "./chrome.js";
 import { el } from "./dom.js";
 import { EventSocket } from "./events.js";
 import { clockText, dateText, eventLabel, isCaseAlarm, setTimeZone } from "./format.js";
@@ -176,13 +177,17 @@ function tickClock() {
   $("clock-date").textContent = dateText(d);
 }
 
+let caseRetry = 0;
 async function refreshCases() {
+  clearTimeout(caseRetry);
   try {
     const body = await getJSON("/api/cases?limit=500");
     cases.set(body.cases, body.total, now());
     renderFigures();
   } catch (err) {
-    if (!(err instanceof ApiError && err.status === 401)) console.warn("cases refresh failed", err);
+    if (err instanceof ApiError && err.status === 401) return;
+    cases.unavailable(err.message);   // said as such, last rows greyed, asked again
+    caseRetry = setTimeout(refreshCases, 10000);
   }
 }
 
@@ -194,6 +199,7 @@ async function start() {
   setInterval(() => { drawHot(); renderFigures(); }, 30000);
   try {
     const me = await getJSON("/api/me");
+    installChrome(me, { corner: true });
     if (me.site_name) $("site-name").textContent = me.site_name;
     if (me.timezone) { setTimeZone(me.timezone); tickClock(); }
     for (const c of (await getJSON("/api/cameras")).cameras || []) cameras.set(c.id, c);
@@ -223,6 +229,7 @@ async function start() {
       onStatus: (state) => {
         $("link").dataset.state = state;
         $("link-text").textContent = { open: "实时连接正常", closed: "实时连接中断" }[state] || "连接中";
+        linkState(state);
       },
     });
     socket.remember("alarms", list.length ? list[0].id : "0-0");
@@ -233,7 +240,7 @@ async function start() {
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return;
     console.error(err);
-    $("banner").textContent = `加载失败 / Failed to load: ${err.message}`;
+    $("banner").textContent = `加载失败：${err.message}`;
     $("banner").hidden = false;
   }
 }

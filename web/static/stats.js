@@ -2,6 +2,7 @@
 // an SVG bar chart of 结案率 and 按期结案率 per group, the full table, CSV/XLSX downloads of the same query.
 
 import { getJSON } from "./api.js";
+import { installChrome } from "./chrome.js";
 import { el } from "./dom.js";
 
 const $ = (id) => document.getElementById(id);
@@ -89,6 +90,7 @@ async function show() {
 async function main() {
   const me = await getJSON("/api/me").catch(() => null);
   if (!me) return;
+  installChrome(me);
   const form = $("filters");
   const url = new URLSearchParams(location.search);
   const today = new Intl.DateTimeFormat("en-CA", { timeZone: me.timezone }).format(new Date());

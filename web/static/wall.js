@@ -7,6 +7,7 @@
 import { AlarmPanel } from "./alarms.js";
 import { ApiError, checkSession, getJSON } from "./api.js";
 import { CasePanel } from "./cases.js";
+import { installChrome, linkState } from "./chrome.js";
 import { EventSocket } from "./events.js";
 import { clockText, dateText, isCaseAlarm, setTimeZone } from "./format.js";
 import { installHallAudio } from "./hall-audio.js";
@@ -31,6 +32,8 @@ const alarms = new AlarmPanel($("alarm-list"), { cameraName: (id) => cameras.get
 const cases = new CasePanel($("case-list"));
 const alarmTimers = new Map();      // camera id → timeout removing its tile's alarm border
 let caseTimer = 0;
+let caseRetry = 0;
+const CASE_RETRY_MS = 10000;
 
 // ------------------------------------------------------------------------------------------ scaling
 
@@ -141,7 +144,7 @@ async function acknowledge(alarmId) {
   try {
     await ackAlarm(alarmId);
   } catch (err) {
-    showBanner(`确认失败 / Ack failed: ${err.message}`);
+    showBanner(`确认失败：${err.message}`);
     setTimeout(() => showBanner(""), 5000);
   }
 }
@@ -163,13 +166,18 @@ function onCameraStatus(status) {
 }
 
 async function refreshCases() {
+  clearTimeout(caseRetry);
   try {
     const body = await getJSON(`/api/cases?limit=${CASES_LIMIT}`);
     cases.set(body.cases, body.total, now());
     $("case-total").textContent = Number.isFinite(body.total) ? `共 ${body.total} 件` : "";
     renderCounters();
   } catch (err) {
-    if (!(err instanceof ApiError && err.status === 401)) console.warn("cases refresh failed", err);
+    if (err instanceof ApiError && err.status === 401) return;
+    // A case store outage (503) is said as such; the last rows stay, greyed, and it is asked again.
+    cases.unavailable(err.message);
+    $("case-total").textContent = "";
+    caseRetry = setTimeout(refreshCases, CASE_RETRY_MS);
   }
 }
 
@@ -223,6 +231,7 @@ async function start() {
 
   try {
     const me = await getJSON("/api/me");
+    installChrome(me, { corner: true });
     const site = me.site_name || me.site?.name;
     if (site) $("site-name").textContent = site;
     if (me.timezone) { setTimeZone(me.timezone); tickClock(); }
@@ -236,6 +245,7 @@ async function start() {
       checkSession,
       onStatus: (state) => {
         setLink(state);
+        linkState(state);
         if (state === "open" && socket.connects > 1) {
           // Back after an outage: statuses and screen states are not replayed, so read them again.
           refreshCameras().catch((err) => console.warn("cameras refresh failed", err));
@@ -265,7 +275,7 @@ async function start() {
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return;  // on the way to /login
     console.error(err);
-    showBanner(`加载失败 / Failed to load: ${err.message}`);
+    showBanner(`加载失败：${err.message}（10 秒后重试）`);
     setTimeout(() => location.reload(), 10000);
   }
 }
