@@ -36,6 +36,7 @@ MIN_DWELL_S = 3.0
 MAX_DWELL_S = 3600.0
 MAX_GRID = 8
 MAX_PENDING_ALARMS = 16
+MAX_REPEATS = 64
 """Alarms that lost the tile to a higher priority wait here (bounded; the lowest is dropped and counted)."""
 
 
@@ -221,6 +222,18 @@ class AlarmPop:
     at: float
     expires_at: float
     payload: dict[str, Any] = field(default_factory=dict)
+    repeats: list[str] = field(default_factory=list)
+    """Later alarms of the same place (camera, zone, event) folded into this pop-up instead of queueing one each;
+    an ack of any of them acknowledges the group. Bounded by ``MAX_REPEATS`` (the count keeps going)."""
+    count: int = 1
+    """How many alarms of this place the pop-up stands for (the badge)."""
+
+    @property
+    def place(self) -> tuple[str, Any, Any, Any]:
+        return (self.camera_id, self.payload.get("zone_id"), self.payload.get("event"), self.payload.get("kind"))
+
+    def holds(self, alarm_id: str) -> bool:
+        return alarm_id == self.alarm_id or alarm_id in self.repeats
 
 
 @dataclass
@@ -243,12 +256,13 @@ class Screen:
 
 def _pop_dict(pop: AlarmPop) -> dict[str, Any]:
     return {"alarm_id": pop.alarm_id, "camera_id": pop.camera_id, "priority": pop.priority, "at": pop.at,
-            "expires_at": pop.expires_at, "payload": pop.payload}
+            "expires_at": pop.expires_at, "payload": pop.payload, "repeats": list(pop.repeats), "count": pop.count}
 
 
 def _pop_from(data: Mapping[str, Any]) -> AlarmPop:
     return AlarmPop(str(data["alarm_id"]), str(data["camera_id"]), int(data["priority"]), float(data["at"]),
-                    float(data["expires_at"]), dict(data.get("payload") or {}))
+                    float(data["expires_at"]), dict(data.get("payload") or {}),
+                    [str(r) for r in data.get("repeats") or []][:MAX_REPEATS], int(data.get("count") or 1))
 
 
 class Wall:
@@ -470,10 +484,15 @@ class Wall:
 
     def raise_alarm(self, alarm: Mapping[str, Any], now: float) -> list[str]:
         """A raised alarm: on every screen with an alarm tile it pops up, or waits if a higher priority holds the
-        tile (equal priority: the newer wins — the hall should see the latest). Cleared and unknown-camera
-        alarms change nothing. Of the case room's deadline alarms only ``case_overdue`` of a case with a camera
-        pops (priority ``alarm_priority.case_overdue``, default 0: below every detector event); near-deadline
-        warnings are alarm-list cards only, so a morning of due cases does not take the tile."""
+        tile (equal priority: the newer wins — the hall should see the latest). A repeat of a place already
+        shown or waiting (same camera, zone, event) is folded into that pop-up (its count goes up, its picture is
+        the newest) rather than queueing another. A cleared alarm leaves the wall: it never pops up later, and a
+        pop-up it holds ends (the alarm list keeps its card). Unknown-camera alarms change nothing. Of the case
+        room's deadline alarms only ``case_overdue`` of a case with a camera pops (priority
+        ``alarm_priority.case_overdue``, default 0: below every detector event); near-deadline warnings are
+        alarm-list cards only, so a morning of due cases does not take the tile."""
+        if alarm.get("phase", "raised") == "cleared":
+            return self.clear_alarm(alarm.get("alarm_id"), now)
         if alarm.get("phase", "raised") != "raised" or alarm.get("kind") == CASE_NEAR_DEADLINE:
             return []
         alarm_id, camera_id = alarm.get("alarm_id"), alarm.get("camera_id")
@@ -489,9 +508,18 @@ class Wall:
         for s in self.screens.values():
             if s.alarm_tile is None:
                 continue
-            if (s.alarm and s.alarm.alarm_id == alarm_id) or any(p.alarm_id == alarm_id for p in s.pending):
+            if any(p.holds(alarm_id) for p in ([s.alarm] if s.alarm else []) + s.pending):
                 continue  # at-least-once bus delivery: the same alarm twice is one pop-up
             pop = AlarmPop(alarm_id, str(camera_id), priority, now, now + s.alarm_timeout_s, payload)
+            same = next((p for p in ([s.alarm] if s.alarm else []) + s.pending if p.place == pop.place), None)
+            if same is not None:
+                same.count += 1
+                same.repeats = (same.repeats + [alarm_id])[-MAX_REPEATS:]
+                same.payload = payload           # the newest picture of the place
+                same.priority = max(same.priority, priority)
+                same.at, same.expires_at = now, max(same.expires_at, now + s.alarm_timeout_s)
+                changed.append(self._touch(s, now))
+                continue
             if s.alarm is None or priority >= s.alarm.priority:
                 if s.alarm is not None:
                     self._queue(s, s.alarm)
@@ -499,6 +527,33 @@ class Wall:
                 changed.append(self._touch(s, now))
             else:
                 self._queue(s, pop)
+                changed.append(self._touch(s, now))
+        return changed
+
+    def clear_alarm(self, alarm_id: object, now: float) -> list[str]:
+        """The detector says the scene is clear again: the alarm leaves every pop-up and queue it is in (a group
+        keeps showing while another of its alarms is still raised)."""
+        if not isinstance(alarm_id, str) or not alarm_id:
+            return []
+        changed: list[str] = []
+        for s in self.screens.values():
+            hit = False
+            for pop in ([s.alarm] if s.alarm else []) + list(s.pending):
+                if not pop.holds(alarm_id):
+                    continue
+                hit = True
+                gone = pop.alarm_id == alarm_id and not pop.repeats
+                if not gone:
+                    if pop.alarm_id == alarm_id:  # the first of a group cleared: the next one names it
+                        pop.alarm_id, pop.repeats = pop.repeats[0], pop.repeats[1:]
+                    else:
+                        pop.repeats = [r for r in pop.repeats if r != alarm_id]
+                if gone:
+                    if pop is s.alarm:
+                        self._next_pop(s, now)
+                    else:
+                        s.pending = [p for p in s.pending if p is not pop]
+            if hit:
                 changed.append(self._touch(s, now))
         return changed
 
@@ -522,11 +577,11 @@ class Wall:
         changed: list[str] = []
         for s in self.screens.values():
             hit = False
-            if s.alarm is not None and s.alarm.alarm_id == alarm_id:
+            if s.alarm is not None and s.alarm.holds(alarm_id):
                 self._next_pop(s, now)
                 hit = True
-            elif any(p.alarm_id == alarm_id for p in s.pending):
-                s.pending = [p for p in s.pending if p.alarm_id != alarm_id]
+            elif any(p.holds(alarm_id) for p in s.pending):
+                s.pending = [p for p in s.pending if not p.holds(alarm_id)]
                 hit = True
             if hit:
                 changed.append(self._touch(s, now))

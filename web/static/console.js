@@ -10,6 +10,7 @@ import { bilingual, el } from "./dom.js";
 import { EventSocket } from "./events.js";
 import { eventLabel, setTimeZone } from "./format.js";
 import { ackAlarm, sendJSON } from "./screen-api.js";
+import { CueRepeater } from "./cue.js";
 
 const $ = (id) => document.getElementById(id);
 const LAYOUT_LABELS = { "1": "单画面", "2x2": "四画面", "3x3": "九画面", "4x4": "十六画面", "1+5": "一大五小", "1+7": "一大七小" };
@@ -20,6 +21,7 @@ let order = [];                // screen ids in configured order
 let selected = null;           // selected screen id
 let meta = { layouts: [], tours: [], plans: [] };
 let me = null;
+const cue = new CueRepeater({ intervalMs: Number(new URLSearchParams(location.search).get("cue_s") || 20) * 1000 });
 
 // ------------------------------------------------------------------------------------------ feedback
 
@@ -158,15 +160,40 @@ function renderAlarms() {
     const [zh, en] = eventLabel(p.event);
     const ack = el("button", "ack", bilingual("确认", "Ack"));
     ack.type = "button";
-    ack.addEventListener("click", () => act(`确认告警 ${a.alarm_id}`, () => ackAlarm(a.alarm_id)));
+    ack.addEventListener("click", () => act(`确认告警 ${zh}`, () => ackAlarm(a.alarm_id)));
+    const count = a.count > 1 ? el("span", "count", `×${a.count}`) : null;
+    if (count) count.title = `同一地点 ${a.count} 次告警`;
     const li = el("li", waiting ? "alarm waiting" : "alarm",
-      el("div", "what", el("span", "zh", zh), el("span", "en", en)),
+      el("div", "what", el("span", "zh", zh), el("span", "en", en), count),
       el("div", "where", `${p.camera_name || cameraName(a.camera_id)} · ${names.join("、")}${waiting ? " · 等待中 waiting" : ""}`),
       ack);
     li.dataset.alarmId = a.alarm_id;
     return li;
   });
   $("alarms").replaceChildren(...(items.length ? items : [el("li", "none", bilingual("暂无", "None"))]));
+  $("ack-all").disabled = !rows.size;
+  $("ack-all").dataset.count = String(rows.size);
+  cue.set([...rows.keys()]);
+}
+
+/** 全部确认: every alarm shown or waiting, one acknowledgement each (each audited like a single 确认). */
+async function ackAll() {
+  const ids = new Set();
+  for (const id of order) {
+    const s = screens.get(id);
+    for (const a of [s.alarm, ...(s.pending_alarms || [])]) if (a) ids.add(a.alarm_id);
+  }
+  if (!ids.size) return;
+  let failed = 0;
+  for (const id of ids) {
+    try { await ackAlarm(id); } catch (err) { if (!(err instanceof ApiError && err.status === 404)) failed += 1; }
+  }
+  if (failed) say(`✘ 全部确认：${failed} 条未能确认`, true); else say(`✔ 全部确认 ${ids.size} 条`);
+}
+
+function renderMute() {
+  $("cue-mute").textContent = cue.muted ? "已静音" : "静音";
+  $("cue-mute").classList.toggle("on", cue.muted);
 }
 
 function render() {
@@ -312,10 +339,13 @@ async function start() {
     });
     socket.start();
     for (const a of ["start", "pause", "resume", "stop"]) $(`tour-${a}`).addEventListener("click", () => tour(a));
+    $("ack-all").addEventListener("click", ackAll);
+    $("cue-mute").addEventListener("click", () => { if (cue.muted) cue.unmute(); else cue.mute(); renderMute(); });
+    renderMute();
     $("help-button").addEventListener("click", () => { $("help").hidden = !$("help").hidden; });
     $("help").addEventListener("click", () => { $("help").hidden = true; });
     document.addEventListener("keydown", onKey);
-    window.citywallConsole = { screens, cameras, socket, get selected() { return selected; }, select };
+    window.citywallConsole = { screens, cameras, socket, cue, get selected() { return selected; }, select };
     document.body.dataset.ready = "1";
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return;

@@ -114,6 +114,9 @@ function renderItem() {
                              height: `${(y2 - y1) * 100}%` });
     return b;
   }));
+  showClip(false);
+  $("play-clip").disabled = !safeClip(a);
+  $("clip-note").textContent = safeClip(a) ? "" : "无录像 No clip";
   const [zh, en] = eventLabel(a.event);
   $("meta").replaceChildren(...[  // replaceChildren would print a null as "null": filter first
     el("span", "m-event", zh, el("span", "en", en)),
@@ -124,6 +127,29 @@ function renderItem() {
     el("span", "", `时间 ${timeText(a.at, now())}`),
     it.filing && !it.filing.auto && !it.case ? el("span", "m-held", it.filing.reason) : null,
     el("span", "m-id", `告警编号 ${a.alarm_id}`)].filter(Boolean));
+}
+
+/** The item's clip URL when it is a same-site path, else null. */
+function safeClip(alarm) {
+  const u = alarm && alarm.clip_url;
+  return typeof u === "string" && u.startsWith("/") && !u.startsWith("//") ? u : null;
+}
+
+/** V: the evidence clip plays in place of the snapshot (boxes hidden: they belong to the still); V again back. */
+function showClip(on) {
+  const video = $("clip");
+  const url = on && state.current ? safeClip(state.current.alarm) : null;
+  video.hidden = !url;
+  $("snap").hidden = Boolean(url);
+  $("boxes").hidden = Boolean(url);
+  $("play-clip").classList.toggle("on", Boolean(url));
+  if (url) {
+    if (video.getAttribute("src") !== url) video.src = url;
+    video.currentTime = 0;
+    video.play().catch(() => {});
+  } else if (video.getAttribute("src")) {
+    video.pause();
+  }
 }
 
 // ------------------------------------------------------------------------------------------------ decisions
@@ -279,6 +305,7 @@ function onKey(ev) {
     serial(() => supervise(state.shownCase));
     return;
   }
+  if (key === "v") { ev.preventDefault(); showClip($("clip").hidden); return; }
   if (key === "Enter" || key === "y") { ev.preventDefault(); decide("confirm"); }
   else if (key === "r" || key === "n") { ev.preventDefault(); openReasons(); }
   else if (key === "j") { ev.preventDefault(); claim("next"); }
@@ -301,6 +328,8 @@ async function main() {
   $("next").addEventListener("click", () => claim("next"));
   $("prev").addEventListener("click", () => claim("prev"));
   $("reason-cancel").addEventListener("click", closeReasons);
+  $("play-clip").addEventListener("click", () => showClip($("clip").hidden));
+  $("clip").addEventListener("error", () => { $("clip-note").textContent = "录像无法播放 The clip cannot be played"; });
   $("reasons").addEventListener("submit", (ev) => { ev.preventDefault(); submitReason(); });
   document.addEventListener("keydown", onKey);
   renderItem();

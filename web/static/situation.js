@@ -5,10 +5,11 @@
 import { AlarmPanel } from "./alarms.js";
 import { ApiError, checkSession, getJSON } from "./api.js";
 import { CasePanel } from "./cases.js";
+import { showClip } from "./clip-view.js";
 import { installChrome, linkState } from "./chrome.js";
 import { el } from "./dom.js";
 import { EventSocket } from "./events.js";
-import { clockText, dateText, eventLabel, isCaseAlarm, setTimeZone } from "./format.js";
+import { clockText, dateText, eventLabel, isCaseAlarm, setTimeZone, timeText } from "./format.js";
 
 const STAGE_W = 1920;
 const STAGE_H = 1080;
@@ -19,7 +20,7 @@ const now = () => Date.now() / 1000;
 
 const cameras = new Map();
 const hot = new Map();             // alarm_id → {camera_id, event, at}
-const alarms = new AlarmPanel($("alarm-list"), { cameraName: (id) => cameras.get(id)?.name || id });
+const alarms = new AlarmPanel($("alarm-list"), { cameraName: (id) => cameras.get(id)?.name || id, onOpen: openAlarm });
 const cases = new CasePanel($("case-list"));
 let project = null;                // lon/lat → map x/y
 
@@ -51,6 +52,15 @@ function renderFigures() {
   const { open, overdue } = cases.counts(now());
   setFig("fig-open", open);
   setFig("fig-overdue", overdue, overdue > 0);
+}
+
+/** A clicked alarm card: its evidence clip plays over the stage (a case deadline card has none). */
+function openAlarm(alarm) {
+  if (!alarm || isCaseAlarm(alarm)) return;
+  const [zh] = eventLabel(alarm.event);
+  const camera = alarm.camera_name || cameras.get(alarm.camera_id)?.name || alarm.camera_id || "";
+  showClip({ title: zh, sub: `${camera} · ${alarm.zone_name || alarm.zone_id || ""} · ${timeText(alarm.started_at ?? alarm.at, now())}`,
+             clipUrl: alarm.clip_url, snapshotUrl: alarm.snapshot_url }, $("stage"));
 }
 
 // ------------------------------------------------------------------------------------------ map

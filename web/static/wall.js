@@ -7,11 +7,12 @@
 import { AlarmPanel } from "./alarms.js";
 import { ApiError, checkSession, getJSON } from "./api.js";
 import { CasePanel } from "./cases.js";
+import { showClip } from "./clip-view.js";
 import { installChrome, linkState } from "./chrome.js";
 import { EventSocket } from "./events.js";
-import { clockText, dateText, isCaseAlarm, setTimeZone } from "./format.js";
+import { clockText, dateText, eventLabel, isCaseAlarm, setTimeZone, timeText } from "./format.js";
 import { installHallAudio } from "./hall-audio.js";
-import { playCue, cueStats } from "./cue.js";
+import { CueRepeater, cueStats } from "./cue.js";
 import { ackAlarm, screenFromPath } from "./screen-api.js";
 import { ScreenGrid, fallbackScreen } from "./screen-grid.js";
 
@@ -25,15 +26,25 @@ const $ = (id) => document.getElementById(id);
 const now = () => Date.now() / 1000;
 
 const cameras = new Map();          // id → camera record from /api/cameras, status kept up to date
-const grid = new ScreenGrid($("grid"), { cameras, onAck: (id) => acknowledge(id) });
+const grid = new ScreenGrid($("grid"), { cameras, onAck: (id) => acknowledge(id), onMute: () => muteCue() });
+const cue = new CueRepeater({ intervalMs: Number(new URLSearchParams(location.search).get("cue_s") || 20) * 1000 });
 const wanted = screenFromPath();    // null: the default screen
 let screen = null;                  // the screen view shown (from the server), or a fallback 2x2
-const alarms = new AlarmPanel($("alarm-list"), { cameraName: (id) => cameras.get(id)?.name || id });
+const alarms = new AlarmPanel($("alarm-list"), { cameraName: (id) => cameras.get(id)?.name || id, onOpen: openAlarm });
 const cases = new CasePanel($("case-list"));
 const alarmTimers = new Map();      // camera id → timeout removing its tile's alarm border
 let caseTimer = 0;
 let caseRetry = 0;
 const CASE_RETRY_MS = 10000;
+
+/** A clicked alarm card: its evidence clip plays over the stage (a case deadline card has none). */
+function openAlarm(alarm) {
+  if (!alarm || isCaseAlarm(alarm)) return;
+  const [zh] = eventLabel(alarm.event);
+  const camera = alarm.camera_name || cameras.get(alarm.camera_id)?.name || alarm.camera_id || "";
+  showClip({ title: zh, sub: `${camera} · ${alarm.zone_name || alarm.zone_id || ""} · ${timeText(alarm.started_at ?? alarm.at, now())}`,
+             clipUrl: alarm.clip_url, snapshotUrl: alarm.snapshot_url }, $("stage"));
+}
 
 // ------------------------------------------------------------------------------------------ scaling
 
@@ -101,9 +112,16 @@ function flagTile(cameraId, remainingMs = ALARM_BORDER_MS) {
 
 // ------------------------------------------------------------------------------------------ screen
 
-/** A new alarm took the alarm tile: the sound cue (and the hall-audio hook, one call, goes here). */
+/** A new alarm took the alarm tile (the hall-audio hook, one call, goes here); the cue itself follows what
+ *  waits for an acknowledgement (``cue.set`` in applyScreen). */
 function onAlarmPopup(alarm) {
-  playCue();
+  grid.setMuted(cue.muted);
+}
+
+/** 静音: the repeating cue stops for 5 minutes (alarms still pop up and wait for their 确认). */
+function muteCue() {
+  if (cue.muted) cue.unmute(); else cue.mute();
+  grid.setMuted(cue.muted);
 }
 
 /** Show a screen view from the server, unless a push older than the one shown (``force``: a GET, which is
@@ -125,6 +143,8 @@ function applyScreen(view, force = false) {
     $("tour-state").title = tour.name;
     $("tour-state").classList.toggle("paused", Boolean(tour.paused));
   }
+  // Repeats until acknowledged: every alarm shown or waiting on this screen keeps the cue going.
+  cue.set([view.alarm, ...(view.pending_alarms || [])].filter(Boolean).map((a) => a.alarm_id));
   if (view.alarm && view.alarm.alarm_id !== before) onAlarmPopup(view.alarm);
 }
 
@@ -254,7 +274,7 @@ async function start() {
         if (state === "open") scheduleCases();
       },
     });
-    window.citywall = { cameras, grid, alarms, cases, socket, refreshCases, cues: cueStats,
+    window.citywall = { cameras, grid, alarms, cases, socket, refreshCases, cues: cueStats, cue,
                         get screen() { return screen; } };
 
     const history = await getJSON("/api/alarms?limit=200");
