@@ -845,7 +845,10 @@ PATHS["/api/review"] = {
         "responses": {
             "200": _json({"type": "object", "properties": {
                 "items": {"type": "array", "items": _ref("ReviewItem")},
-                "counts": {"type": "object"}, "reasons": {"type": "array", "items": {"type": "string"}},
+                "counts": {"type": "object", "description": "items by status (free, mine, claimed, confirmed, "
+                           "rejected); unfiled: open items not yet filed (待复核); auto_filed: open items with a case",
+                           "additionalProperties": {"type": "integer"}},
+                "reasons": {"type": "array", "items": {"type": "string"}},
                 "lease_s": {"type": "number"}}}, "the queue"),
             "400": _error("limit out of range"),
             "401": _UNAUTHORIZED,
@@ -861,7 +864,7 @@ PATHS["/api/review/claim"] = {
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "properties": {
                 "current": {"type": ["string", "null"], "description": "the item you are on (null or absent: none)"},
-                "direction": {"type": "string", "enum": ["next", "prev", "first"], "default": "next"}}}}}},
+                "direction": {"type": "string", "enum": ["next", "prev", "first", "this"], "default": "next"}}}}}},
         "responses": {
             "200": _json({"type": "object", "properties": {
                 "item": {"oneOf": [_ref("ReviewItem"), {"type": "null"}]},
