@@ -393,3 +393,33 @@ def test_restore_refuses_what_no_longer_fits(patch, field):
 
 def test_every_preset_listed():
     assert list(PRESETS) == ["1", "2x2", "3x3", "4x4", "1+5", "1+7"]
+
+
+def test_ending_a_plan_restores_what_each_screen_showed_before():
+    wall = make_wall()
+    wall.set_layout("main", "3x3", 999)
+    wall.assign("main", 8, "c6", 999)
+    before_main, before_aux = shown(wall, "main"), shown(wall, "aux")
+    wall.start_tour("aux", "t", 1000)
+    aux_tour, dwell = wall.view("aux")["tour"]["tiles"], wall.view("aux")["tour"]["dwell_s"]
+    wall.invoke_plan("flood", 1001)
+    assert wall.view("main")["plan"] == {"id": "flood", "name": wall.plans["flood"].name, "at": 1001}
+    assert wall.view("aux")["plan"]["id"] == "flood"
+    wall.invoke_plan("flood", 1002)                      # invoked twice: ending still goes back to before the first
+    with pytest.raises(NotFound):
+        wall.end_plan("nope", 1003)
+    assert sorted(wall.end_plan("flood", 1003)) == ["aux", "main"]
+    main = wall.view("main")
+    assert main["plan"] is None and main["layout"]["name"] == "3x3" and shown(wall, "main") == before_main
+    aux = wall.view("aux")
+    assert aux["tour"]["tiles"] == aux_tour and not aux["tour"]["paused"] and aux["tour"]["next_at"] == 1003 + dwell
+    assert len(shown(wall, "aux")) == len(before_aux)
+    with pytest.raises(Conflict):
+        wall.end_plan("flood", 1004)                     # not active any more
+    # The plan survives a restart (persisted with what it saved).
+    wall.invoke_plan("flood", 1005)
+    again = make_wall()
+    again.restore("main", wall.snapshot("main"))
+    assert again.view("main")["plan"]["id"] == "flood"
+    again.end_plan("flood", 1006)
+    assert again.view("main")["layout"]["name"] == "3x3"

@@ -255,9 +255,12 @@ SCHEMAS["Screen"] = {
         "pop_tile": {"type": ["integer", "null"], "description": "where the current pop-up shows: the alarm tile, or "
                      "the tile already showing the alarm's camera when that tile is at least as large"},
         "alarm": {"type": ["object", "null"], "description": "the pop-up: alarm_id, camera_id, priority, at, "
-                  "expires_at, payload (event, zone_name, boxes, ...)"},
+                  "expires_at, payload (event, zone_name, boxes, ...); count and repeats: later alarms of the same "
+                  "place (camera, zone, event) folded into it — an ack of any of them acknowledges the group"},
         "pending_alarms": {"type": "array", "items": {"type": "object"}},
         "tour": {"type": ["object", "null"], "description": "tour, name, tiles, dwell_s, step, paused, next_at"},
+        "plan": {"type": ["object", "null"], "description": "the active emergency plan on this screen: id, name, at "
+                 "(POST /api/plans/{id}/end restores what the screen showed before it)"},
     },
 }
 _SCREEN_OK = _json({"type": "object", "properties": {"screen": _ref("Screen")}}, "the screen after the change")
@@ -514,6 +517,22 @@ PATHS: dict[str, Any] = {
                 "401": _UNAUTHORIZED,
                 "403": _error("the user's role may not invoke this plan (leader by default; admin always)"),
                 "404": _error("unknown plan"),
+            },
+        },
+    },
+    "/api/plans/{id}/end": {
+        "post": {
+            "summary": "End an active emergency plan (结束预案): its screens get back the layout, cameras and tour they "
+                       "had before it; logged on stream wall_actions",
+            "security": _SESSION,
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {
+                "200": _json({"type": "object", "properties": {"plan": {"type": "string"},
+                              "screens": {"type": "array", "items": _ref("Screen")}}}, "the screens it restored"),
+                "401": _UNAUTHORIZED,
+                "403": _error("the user's role may not end this plan (the plan's roles; admin always)"),
+                "404": _error("unknown plan"),
+                "409": _error("the plan is not active on any screen"),
             },
         },
     },

@@ -249,6 +249,17 @@ class Screen:
     pending: list[AlarmPop] = field(default_factory=list)
     version: int = 0
     changed_at: float = 0.0
+    plan: "ActivePlan | None" = None
+    """The emergency plan this screen shows, with what it showed before (restored when the plan ends)."""
+
+
+@dataclass
+class ActivePlan:
+    plan_id: str
+    name: str
+    at: float
+    saved: dict[str, Any]
+    """The screen before the first plan took it: layout spec, tiles, alarm tile, tour (``Wall._before_plan``)."""
 
 
 # ------------------------------------------------------------------------------------------------------ the wall
@@ -627,6 +638,9 @@ class Wall:
             if screen_id not in self.screens:
                 raise ScreenError(f"{where}.screens", f"unknown screen {screen_id!r}")
             s = self.screens[screen_id]
+            # A second plan over the first keeps what the screen showed before any plan: ending it goes home.
+            saved = s.plan.saved if s.plan is not None else self._before_plan(s)
+            s.plan = ActivePlan(plan.id, plan.name, now, saved)
             s.tour = None
             self._relayout(s, parse_layout(ps.layout, field=f"{where}.screens.{screen_id}.layout"))
             if len(ps.tiles) > len(s.layout):
@@ -642,6 +656,54 @@ class Wall:
                     raise ScreenError(f"{where}.screens.{screen_id}.tour", f"unknown tour {ps.tour!r}")
                 self.start_tour(screen_id, ps.tour, now,
                                 tiles=list(ps.tour_tiles) if ps.tour_tiles is not None else None)
+            changed.append(self._touch(s, now))
+        return changed
+
+    @staticmethod
+    def _before_plan(s: Screen) -> dict[str, Any]:
+        tour = None
+        if s.tour is not None:
+            t = s.tour
+            tour = {"tour": t.tour, "tiles": list(t.tiles), "dwell_s": t.dwell_s, "step": t.step,
+                    "paused": t.paused, "remaining_s": t.remaining_s}
+        return {"layout": s.layout.spec(), "tiles": list(s.tiles), "alarm_tile": s.alarm_tile, "tour": tour}
+
+    def end_plan(self, plan_id: object, now: float) -> list[str]:
+        """End an active plan: every screen it holds gets back the layout, cameras and tour it had before the plan
+        (a running tour resumes with a fresh dwell; alarm pop-ups stay as they are). 404 for an unknown plan,
+        Conflict when it is not active on any screen."""
+        if not isinstance(plan_id, str):
+            raise ScreenError("plan", "must be a plan id string")
+        if plan_id not in self.plans:
+            raise NotFound("plan", plan_id)
+        held = [s for s in self.screens.values() if s.plan is not None and s.plan.plan_id == plan_id]
+        if not held:
+            raise Conflict(f"plan {plan_id} is not active on any screen")
+        changed = []
+        for s in held:
+            saved = s.plan.saved
+            s.plan = None
+            try:
+                layout = parse_layout(saved["layout"], field="layout")
+                self._relayout(s, layout)
+                s.tiles = [c if c in self._camera_set else None for c in saved["tiles"]][:len(layout)]
+                s.tiles += [None] * (len(layout) - len(s.tiles))
+                if saved.get("alarm_tile") is not None and saved["alarm_tile"] < len(layout):
+                    s.alarm_tile = saved["alarm_tile"]
+                s.tour = None
+                t = saved.get("tour")
+                if t and t["tour"] in self.tours:
+                    run = TourRun(t["tour"], [i for i in t["tiles"] if i < len(layout)], float(t["dwell_s"]),
+                                  int(t["step"]))
+                    if run.tiles:
+                        if t.get("paused"):
+                            run.remaining_s = t.get("remaining_s") or run.dwell_s
+                        else:
+                            run.next_at = now + run.dwell_s
+                        s.tour = run
+                        self._show_step(s)
+            except (ScreenError, KeyError, TypeError, ValueError):
+                pass  # what was saved no longer fits the configuration: the plan's picture stays, the plan ends
             changed.append(self._touch(s, now))
         return changed
 
@@ -669,6 +731,7 @@ class Wall:
             "alarm": _pop_dict(s.alarm) if s.alarm else None,
             "pending_alarms": [_pop_dict(p) for p in s.pending],
             "tour": tour,
+            "plan": {"id": s.plan.plan_id, "name": s.plan.name, "at": s.plan.at} if s.plan else None,
         }
 
     def snapshot(self, screen_id: str) -> dict[str, Any]:
@@ -681,6 +744,8 @@ class Wall:
                     "remaining_s": t.remaining_s}
         return {"layout": s.layout.spec(), "tiles": list(s.tiles), "alarm_tile": s.alarm_tile, "tour": tour,
                 "alarm": _pop_dict(s.alarm) if s.alarm else None, "pending": [_pop_dict(p) for p in s.pending],
+                "plan": {"plan_id": s.plan.plan_id, "name": s.plan.name, "at": s.plan.at, "saved": s.plan.saved}
+                if s.plan else None,
                 "version": s.version, "changed_at": s.changed_at}
 
     def restore(self, screen_id: str, data: Mapping[str, Any]) -> None:
@@ -708,6 +773,12 @@ class Wall:
         if alarm is not None and alarm.camera_id not in self._camera_set:
             alarm = None
         pending = [_pop_from(p) for p in data.get("pending") or [] if p.get("camera_id") in self._camera_set]
+        plan = data.get("plan")
+        if plan and plan.get("plan_id") in self.plans and isinstance(plan.get("saved"), dict):
+            s.plan = ActivePlan(str(plan["plan_id"]), str(plan.get("name", "")), float(plan.get("at", 0.0)),
+                                dict(plan["saved"]))
+        else:
+            s.plan = None
         s.layout, s.tiles, s.alarm_tile, s.tour, s.alarm, s.pending = layout, tiles, alarm_tile, tour, alarm, pending
         s.version = int(data.get("version", 0))
         s.changed_at = float(data.get("changed_at", 0.0))

@@ -130,15 +130,51 @@ function renderTour(view) {
   $("tour-start").disabled = !meta.tours.length;
 }
 
+/** Which plans hold a screen now: plan id → [screen names]. */
+function activePlans() {
+  const out = new Map();
+  for (const id of order) {
+    const s = screens.get(id);
+    if (s && s.plan) out.set(s.plan.id, [...(out.get(s.plan.id) || []), s.name || id]);
+  }
+  return out;
+}
+
+let confirming = null;  // the plan id waiting for its 确认启动
+
 function renderPlans() {
+  const active = activePlans();
   $("plans").replaceChildren(...meta.plans.map((p) => {
+    const on = active.get(p.id);
+    const box = el("div", on ? "plan-row active" : "plan-row");
+    box.dataset.plan = p.id;
     const b = el("button", p.allowed ? "plan" : "plan locked", el("span", "zh", p.name),
-      el("span", "en", p.allowed ? `${p.screens.length} 屏 screens` : "需指挥长权限 Leader only"));
+      el("span", "en", !p.allowed ? "需指挥长权限 Leader only"
+        : on ? `执行中 Active · ${on.join("、")}` : `${p.screens.length} 屏 screens`));
     b.type = "button";
     b.dataset.plan = p.id;
-    b.disabled = !p.allowed;
-    b.addEventListener("click", () => invokePlan(p));
-    return b;
+    b.disabled = !p.allowed || Boolean(on);
+    b.addEventListener("click", () => { confirming = p.id; renderPlans(); });
+    box.append(b);
+    if (on && p.allowed) {
+      const end = el("button", "plan-end", "结束预案", el("span", "en", "End plan"));
+      end.type = "button";
+      end.addEventListener("click", () => endPlan(p));
+      box.append(end);
+    }
+    if (confirming === p.id && !on) {
+      const names = p.screens.map((sid) => (screens.get(sid) || {}).name || sid).join("、");
+      const yes = el("button", "plan-yes", "确认启动");
+      yes.type = "button";
+      yes.addEventListener("click", () => { confirming = null; invokePlan(p); });
+      const no = el("button", "plan-no", "取消");
+      no.type = "button";
+      no.addEventListener("click", () => { confirming = null; renderPlans(); });
+      box.append(el("div", "plan-confirm", el("span", "", `启动「${p.name}」将切换 ${names}，`
+        + "原布局在结束预案时恢复。"), yes, no));
+      setTimeout(() => yes.focus(), 0);
+    }
+    return box;
   }));
 }
 
@@ -204,6 +240,7 @@ function render() {
   renderPreview(view);
   renderTour(view);
   renderAlarms();
+  if (meta.plans.length) renderPlans();
 }
 
 function renderCameras() {
@@ -256,8 +293,15 @@ async function tour(action) {
 }
 
 async function invokePlan(plan) {
-  const out = await act(`预案 ${plan.name}`, () => sendJSON("POST", `/api/plans/${encodeURIComponent(plan.id)}/invoke`));
+  const out = await act(`启动预案 ${plan.name}`, () => sendJSON("POST", `/api/plans/${encodeURIComponent(plan.id)}/invoke`));
   if (out) for (const s of out.screens) takeScreen(s);
+  renderPlans();
+}
+
+async function endPlan(plan) {
+  const out = await act(`结束预案 ${plan.name}`, () => sendJSON("POST", `/api/plans/${encodeURIComponent(plan.id)}/end`));
+  if (out) for (const s of out.screens) takeScreen(s);
+  renderPlans();
 }
 
 function select(id) {

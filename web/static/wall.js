@@ -136,6 +136,9 @@ function applyScreen(view, force = false) {
   $("screen-name").textContent = view.name || "";
   $("screen-name").hidden = !view.name;
   $("wall-label").hidden = Boolean(view.name);
+  // An emergency plan holds this screen: said in the header until it ends.
+  $("plan-state").hidden = !view.plan;
+  $("plan-state").textContent = view.plan ? `预案执行中：${view.plan.name || view.plan.id}` : "";
   const tour = view.tour;
   $("tour-state").hidden = !tour;
   if (tour) {
