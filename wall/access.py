@@ -211,6 +211,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/situation"): PUBLIC,
     ("GET", "/review"): PUBLIC,
     ("GET", "/stats"): PUBLIC,
+    ("GET", "/broadcast"): PUBLIC,
     ("GET", "/report/daily"): PUBLIC,
     ("GET", "/audit"): PUBLIC,
     ("GET", "/static"): PUBLIC,

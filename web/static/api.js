@@ -84,6 +84,21 @@ export async function send(method, url, body = undefined) {
   }
 }
 
+/** ``method`` ``url`` with a raw body (an uploaded file) and the CSRF token; resolves like :func:`send`. */
+export async function sendRaw(method, url, body, contentType) {
+  const resp = await reach(url, {
+    method, credentials: "same-origin", body,
+    headers: { Accept: "application/json", "Content-Type": contentType, ...(await csrfHeader()) },
+  });
+  if (resp.status === 401) {
+    goLogin();
+    throw new ApiError(401, "login required");
+  }
+  let data = null;
+  try { data = await resp.json(); } catch (_) { /* not JSON */ }
+  return { status: resp.status, ok: resp.ok, data: data || {}, message: resp.ok ? "" : errorText(resp.status, data && data.error) };
+}
+
 /** ``method`` ``url`` with a JSON body; resolves to the JSON reply, rejects with ApiError (401 → login page). */
 export async function sendJSON(method, url, body = undefined) {
   const { status, ok, data } = await send(method, url, body);
