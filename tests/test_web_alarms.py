@@ -135,3 +135,29 @@ async def test_an_alarm_card_plays_its_clip_on_the_wall_and_in_review(page, site
     await eventually(lambda: page.evaluate("document.getElementById('clip').currentTime > 0.5"), timeout=15,
                      what="the clip plays in the review console")
     assert await page.is_hidden("#snap")
+
+
+async def test_older_alarms_page_in_the_history_view(page, site, bus):
+    for n in range(45):
+        await bus.publish(make_alarm(100 + n, camera="cam-b"))
+    await sign_in(page, site, "duty")
+    await page.goto(f"{site.base}/wall/main")
+    await page.locator("#link[data-state=open]").wait_for(timeout=15_000)
+    await page.click("#alarm-history")
+    rows = page.locator("#alarm-history tbody tr")
+    await eventually(lambda: _count(page, "#alarm-history tbody tr[data-alarm-id]", 20), timeout=10, what="page 1")
+    first = await rows.first.get_attribute("data-alarm-id")
+    assert first == "alarm-144"
+    await page.click("#alarm-history .ah-older")
+    await eventually(lambda: _first_is(page, "alarm-124"), timeout=10, what="page 2 (更早)")
+    await page.click("#alarm-history .ah-older")
+    await eventually(lambda: _first_is(page, "alarm-104"), timeout=10, what="page 3")
+    assert await rows.count() == 5 and await page.is_disabled("#alarm-history .ah-older")   # the oldest page
+    await page.click("#alarm-history .ah-newer")
+    await eventually(lambda: _first_is(page, "alarm-124"), timeout=10, what="较新 goes forward again")
+    await page.click("#alarm-history .ah-latest")
+    await eventually(lambda: _first_is(page, "alarm-144"), timeout=10, what="最新")
+
+
+async def _first_is(page, alarm_id: str) -> bool:
+    return await page.evaluate("document.querySelector('#alarm-history tbody tr')?.dataset.alarmId") == alarm_id

@@ -378,18 +378,32 @@ PATHS: dict[str, Any] = {
     },
     "/api/alarms": {
         "get": {
-            "summary": "Newest alarms (raised and cleared), newest first",
+            "summary": "Alarms (raised and cleared), newest first: a cursor page over the alarms stream",
+            "description": "Without a cursor: the newest. before=<id>: the page older than that alarm (pass the "
+                           "answer's older for the next one); after=<id>: the limit alarms just after it, still "
+                           "newest first (pass newer to keep paging forward; more_newer says there are more). "
+                           "since/until (unix seconds, inclusive) bound any page.",
             "security": _SESSION,
             "parameters": [
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_ALARMS, "default": 100}, "how many"),
+                _query("before", {"type": "string", "pattern": "^[0-9]{1,20}-[0-9]{1,20}$"},
+                       "only alarms older than this stream id (exclusive)"),
+                _query("after", {"type": "string", "pattern": "^[0-9]{1,20}-[0-9]{1,20}$"},
+                       "only alarms newer than this stream id (exclusive)"),
+                _query("since", {"type": "number", "minimum": 0, "maximum": 10000000000}, "unix seconds, inclusive"),
+                _query("until", {"type": "number", "minimum": 0, "maximum": 10000000000}, "unix seconds, inclusive"),
             ],
             "responses": {
                 "200": _json(
                     {"type": "object", "required": ["alarms"],
-                     "properties": {"alarms": {"type": "array", "items": _ref("Alarm")}}},
+                     "properties": {"alarms": {"type": "array", "items": _ref("Alarm")},
+                                    "older": {"type": ["string", "null"],
+                                              "description": "before= for the next older page; null: none"},
+                                    "newer": {"type": ["string", "null"], "description": "after= for newer ones"},
+                                    "more_newer": {"type": "boolean"}}},
                     "alarms",
                 ),
-                "400": _error("limit out of range"),
+                "400": _error("limit, before, after, since or until invalid (the field is named)"),
                 "401": _UNAUTHORIZED,
                 "503": _error("event bus unavailable"),
             },

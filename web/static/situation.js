@@ -6,6 +6,7 @@ import { AlarmPanel } from "./alarms.js";
 import { ApiError, checkSession, getJSON } from "./api.js";
 import { CasePanel } from "./cases.js";
 import { showClip } from "./clip-view.js";
+import { showAlarmHistory } from "./alarm-history.js";
 import { installChrome, linkState } from "./chrome.js";
 import { el } from "./dom.js";
 import { EventSocket } from "./events.js";
@@ -243,6 +244,8 @@ async function start() {
       },
     });
     socket.remember("alarms", list.length ? list[0].id : "0-0");
+    $("alarm-history").addEventListener("click", () => showAlarmHistory($("stage"), {
+      cameraName: (id) => cameras.get(id)?.name || id }));
     socket.start();
     await refreshCases();
     window.citywallSituation = { cameras, hot, alarms, cases, socket };

@@ -8,6 +8,7 @@ import { AlarmPanel } from "./alarms.js";
 import { ApiError, checkSession, getJSON } from "./api.js";
 import { CasePanel } from "./cases.js";
 import { showClip } from "./clip-view.js";
+import { showAlarmHistory } from "./alarm-history.js";
 import { installChrome, linkState } from "./chrome.js";
 import { EventSocket } from "./events.js";
 import { clockText, dateText, eventLabel, isCaseAlarm, setTimeZone, timeText } from "./format.js";
@@ -292,6 +293,8 @@ async function start() {
     // this GET and the socket opening is lost.
     socket.remember("alarms", list.length ? list[0].id : "0-0");
     installHallAudio(socket);
+    $("alarm-history").addEventListener("click", () => showAlarmHistory($("stage"), {
+      cameraName: (id) => cameras.get(id)?.name || id }));
     socket.start();
     await refreshCases();
     showBanner("");
