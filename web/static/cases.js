@@ -14,8 +14,10 @@ export function isOverdue(c, now) {
 }
 
 export class CasePanel {
-  constructor(list) {
+  /** ``onOpen(case)``: a row was clicked (or Enter on it) — the page opens the case. */
+  constructor(list, { onOpen = null } = {}) {
     this.list = list;
+    this.onOpen = onOpen;
     this.cases = [];
     this.total = 0;
     this.problem = "";
@@ -70,20 +72,27 @@ export class CasePanel {
     row.classList.toggle("overdue", overdue);
     row.classList.toggle("finished", finished);
     row.classList.toggle("supervised", Boolean(c.supervised));
+    // Two lines, so as many cases as possible fit the panel: what and its state; number, unit and time left.
     row.append(
       el("div", "line1",
-        el("span", "case-no", c.case_no || c.id || ""),
+        el("span", "code", c.code || ""),
+        el("span", "category", c.category_name || c.title || ""),
         c.supervised ? el("span", "supervised", `督办 ×${c.supervise_count}`) : null,
         el("span", `state state-${String(c.state || "").replace(/[^a-z_]/g, "")}`, c.state_label || c.state || "")),
       el("div", "line2",
-        el("span", "code", c.code || ""),
-        el("span", "category", c.category_name || c.title || "")),
-      el("div", "line3",
+        el("span", "case-no", c.case_no || c.id || ""),
         el("span", "unit", c.unit_name || "未派遣单位"),
         finished
           ? el("span", "deadline", `截止 ${timeText(c.deadline_at, now)}`)
-          : el("span", "deadline", el("span", "left", left.zh), el("span", "due", ` · 截止 ${timeText(c.deadline_at, now)}`))),
+          : el("span", "deadline", el("span", "left", left.zh))),
     );
+    row.title = `${c.case_no || ""} 截止 ${timeText(c.deadline_at, now)} · 点击打开案件`;
+    if (this.onOpen) {
+      row.tabIndex = 0;
+      row.classList.add("openable");
+      row.addEventListener("click", () => this.onOpen(c));
+      row.addEventListener("keydown", (ev) => { if (ev.key === "Enter") this.onOpen(c); });
+    }
     return row;
   }
 }

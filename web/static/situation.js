@@ -22,7 +22,9 @@ const now = () => Date.now() / 1000;
 const cameras = new Map();
 const hot = new Map();             // alarm_id → {camera_id, event, at}
 const alarms = new AlarmPanel($("alarm-list"), { cameraName: (id) => cameras.get(id)?.name || id, onOpen: openAlarm });
-const cases = new CasePanel($("case-list"));
+// A case row opens the case in the review console's case view (until the case office has its own page).
+const cases = new CasePanel($("case-list"), {
+  onOpen: (c) => window.open(`/review?case=${encodeURIComponent(c.id)}`, "_blank", "noopener") });
 let project = null;                // lon/lat → map x/y
 
 function fitStage() {
