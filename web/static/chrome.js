@@ -34,7 +34,8 @@ export function userText(user) {
 }
 
 /** Add the page links, the user and 交接班 to the page. ``corner``: the wall and situation stages have no room in
- *  their header — the bar sits in a corner, dim until pointed at. Returns the nav element. */
+ *  their header — a small 菜单 button in the header's second line opens the bar as a drop-down (nothing covers
+ *  the video, the pop-up or the panels until someone asks for it). Returns the nav element. */
 export function installChrome(me, { corner = false } = {}) {
   const role = me && me.user ? me.user.role : "";
   const here = location.pathname.replace(/\/+$/, "") || "/";
@@ -48,13 +49,24 @@ export function installChrome(me, { corner = false } = {}) {
   out.type = "button";
   out.title = "交接班：退出登录 Hand over: sign out";
   out.addEventListener("click", logout);
-  const nav = el("nav", corner ? "cw-nav corner" : "cw-nav", ...links,
-    el("span", "cw-user", userText(me && me.user)), out);
+  // Pages with their own user line (#user) keep it; the others get it here.
+  const user = document.getElementById("user") ? null : el("span", "cw-user", userText(me && me.user));
+  const nav = el("nav", corner ? "cw-nav corner" : "cw-nav", ...links, user, out);
   nav.setAttribute("aria-label", "页面 Pages");
   const old = document.querySelector(".cw-nav");
   if (old) old.replaceWith(nav);
-  else if (corner) document.body.append(nav);
-  else (document.querySelector("header") || document.body).append(nav);
+  else if (corner) {
+    nav.hidden = true;
+    const toggle = el("button", "cw-menu", "☰ 菜单", el("span", "en", "Menu"));
+    toggle.type = "button";
+    toggle.setAttribute("aria-haspopup", "true");
+    toggle.addEventListener("click", (ev) => { ev.stopPropagation(); nav.hidden = !nav.hidden; });
+    document.addEventListener("click", (ev) => { if (!nav.contains(ev.target)) nav.hidden = true; });
+    document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") nav.hidden = true; });
+    const line = document.querySelector(".site-sub");
+    (line || document.body).append(toggle);
+    (document.getElementById("stage") || document.body).append(nav);
+  } else (document.querySelector("header") || document.body).append(nav);
   return nav;
 }
 

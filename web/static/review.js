@@ -267,7 +267,7 @@ async function showCase(caseId, given = null) {
   $("case").dataset.caseId = c.id;
   $("case").dataset.state = c.state;
   $("case-head").textContent = `${c.case_no} ${c.title || ""}`;
-  const facts = [["状态", `${c.state_label} (${c.state})`], ["类别", `${c.kind}/${c.code} ${c.category_name}`],
+  const facts = [["状态", c.state_label || c.state], ["类别", `${c.kind}/${c.code} ${c.category_name}`],
                  ["责任单位", c.unit_name], ["截止", (c.deadline_iso || "").slice(0, 16).replace("T", " ")],
                  ["地址", c.address], ["版本", String(c.version)],
                  ["督办", c.supervised ? `${c.supervise_count} 次，最近 ${c.last_supervision.actor} ${timeText(c.last_supervision.at, now())}` : "—"]];
