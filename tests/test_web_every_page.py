@@ -160,3 +160,39 @@ async def test_server_errors_reach_the_page_in_chinese_only(page, site):
     }""")
     status = await page.text_content("#status")
     assert status and not re.search(r"[A-Za-z]{3,}", status), status
+
+
+@pytest.mark.parametrize("width, height", [(1920, 1080), (3840, 2160)])
+async def test_wall_layout_captions_banner_and_mute_button(page, site, bus, width, height):
+    context = await page.context.browser.new_context(viewport={"width": width, "height": height})
+    try:
+        wall = await context.new_page()
+        resp = await wall.request.post(f"{site.base}/api/login", data={"username": "duty", "password": PASSWORD})
+        assert resp.ok
+        await wall.goto(f"{site.base}/wall/main")
+        await wall.locator("#link[data-state=open]").wait_for(timeout=15_000)
+        # English captions: at least 20 px on the 1920-wide stage, i.e. 40 px at 4K.
+        sizes = await wall.evaluate("""() => {
+            const scale = document.getElementById('stage').getBoundingClientRect().width / 1920;
+            return [...document.querySelectorAll('#stage .en')].filter(e => e.offsetParent !== null)
+              .map(e => [e.textContent, parseFloat(getComputedStyle(e).fontSize) * scale]); }""")
+        assert sizes and min(s for _, s in sizes) >= 20 * width / 1920 - 0.5, sizes
+        # A broadcast banner stays clear of the header counters and big enough; the mute button clear of the cases.
+        await wall.evaluate("""() => window.citywall.socket.onFrame({ type: 'broadcast', broadcast: {
+            status: 'played', text: '请勿在人行道摆摊，请将货物搬离人行道，谢谢配合，违者将依法处理', place: '解放路人行道喇叭',
+            target: 'spk-1', broadcast_id: 'b1', hall_url: null } })""")
+        banner = wall.locator(".hall-banner")
+        await banner.wait_for(timeout=5_000)
+        b = await banner.bounding_box()
+        counters = await wall.locator(".counters").bounding_box()
+        cases = await wall.locator(".panel.cases").bounding_box()
+        mute = await wall.locator(".hall-mute").bounding_box()
+        assert b["y"] >= counters["y"] + counters["height"], (b, counters)
+        assert float(await banner.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")) >= 28 * width / 1920 * 0.95
+        assert mute["y"] + mute["height"] <= counters["y"] + counters["height"] + 1, (mute, counters)  # in the header
+        assert mute["x"] + mute["width"] <= counters["x"], (mute, counters)
+        assert cases["y"] > mute["y"] + mute["height"]
+        assert await wall.evaluate("(() => { const t = document.querySelector('.hall-banner .text');"
+                                   " return t.scrollWidth <= t.clientWidth + 1; })()")
+    finally:
+        await context.close()

@@ -11,8 +11,8 @@ const BANNER_MIN_MS = 6000; // a banner with no audio (muted, or blocked by the 
 
 // Sizes follow the viewport (the wall's stage is scaled to it): as large at 4K as at 1080p, relative to the
 // screen. The banner sits below the wall's header (12.5 % of the height) so the counters stay readable, and
-// wraps a long text onto a second line instead of cutting it; the mute button sits at the video grid's
-// bottom-right corner, clear of the alarm/case column (600/1920 of the width).
+// wraps a long text onto a second line instead of cutting it; the mute toggle sits in the header's second line
+// (a floating corner button only on a page without that line).
 const STYLE = `
 .hall-banner { position: fixed; left: 34.4vw; top: calc(12.5vh + 0.6vw); transform: translateX(-50%); z-index: 50;
   max-width: 64vw; display: flex; align-items: center; flex-wrap: wrap; gap: 0.4em 0.7em; padding: 0.45em 0.9em;
@@ -24,9 +24,11 @@ const STYLE = `
   max-width: 60vw; }
 .hall-banner .place { font-size: 0.8em; font-weight: 600; color: #b9d7ff; white-space: nowrap; }
 .hall-banner .note { font-size: 0.67em; font-weight: 600; color: #ffd166; }
-.hall-mute { position: fixed; right: calc(31.25vw + 0.8vw); bottom: 0.8vw; z-index: 50; padding: 0.4em 0.8em;
+.hall-mute { position: fixed; right: 0.8vw; bottom: 0.8vw; z-index: 50; padding: 0.4em 0.8em;
   border-radius: 0.35em; font-size: clamp(18px, 1.15vw, 56px); font-weight: 700; color: #fff; background: #1b2a40;
   border: 0.1em solid #44597a; cursor: pointer; }
+.hall-mute.in-header { position: static; font-size: 20px; padding: 0 10px; border-width: 1px; border-radius: 4px;
+  background: transparent; color: var(--text-2, #b4c0d0); white-space: nowrap; }
 .hall-mute[aria-pressed="true"] { background: #5a1620; border-color: #e5484d; }
 `;
 
@@ -55,7 +57,11 @@ export class HallAudio {
       this.setMuted(!this.muted);
     });
     this.audio.addEventListener("ended", () => this._scheduleHide(0));
-    root.append(this.banner, this.button);
+    // The wall's header line has room for the toggle (nothing over the video, the pop-up or the panels);
+    // elsewhere it floats in the corner.
+    const line = document.querySelector(".site-sub");
+    root.append(this.banner);
+    if (line) { this.button.classList.add("in-header"); line.append(this.button); } else root.append(this.button);
     this._renderButton();
   }
 
@@ -100,7 +106,10 @@ export class HallAudio {
 
   _renderButton() {
     this.button.setAttribute("aria-pressed", String(this.muted));
-    this.button.replaceChildren(this.muted ? "广播已静音 Muted (M)" : "广播声音 开 Hall audio on (M)");
+    const header = this.button.classList.contains("in-header");
+    this.button.title = this.muted ? "大厅广播声音已关 Hall audio muted (M)" : "大厅广播声音开 Hall audio on (M)";
+    this.button.replaceChildren(this.muted ? (header ? "广播 关" : "广播已静音 Muted (M)")
+      : (header ? "广播 开" : "广播声音 开 Hall audio on (M)"));
   }
 }
 
