@@ -13,16 +13,24 @@ from tests.test_wall_api import evidence_dir, store  # noqa: F401
 pytestmark = pytest.mark.timeout(120)
 
 
-async def test_map_labels_do_not_overlap_cameras_open_and_cases_are_marked(page, site):
+async def test_map_labels_do_not_overlap_cameras_open_and_cases_are_marked(page, site, bus):
+    import time
+
+    from detectors.alarm import Alarm
+    from tests.test_wall_api import make_alarm
+
     insert_case(site.store, 1, camera="cam-b")
     insert_case(site.store, 2, camera="cam-b")
+    for n, cam in enumerate(("cam-a", "cam-b", "cam-c")):   # live alarms: their event names go on the map too
+        await bus.publish(Alarm(**{**make_alarm(n + 1, camera=cam).to_dict(), "at": time.time()}))
     await sign_in(page, site, "leader")
     await page.goto(f"{site.base}/situation")
     await page.locator("body[data-ready='1']").wait_for(timeout=15_000)
     await page.locator("#map .cam[data-camera=cam-b] .case-mark").wait_for(timeout=10_000)
     assert await page.text_content("#map .cam[data-camera=cam-b] .case-mark text") == "案2"
     assert await page.locator("#map .cam[data-camera=cam-a] .case-mark").count() == 0
-    boxes = await page.evaluate("""() => [...document.querySelectorAll('#map .areas text, #map .cams text')]
+    await page.locator("#map .hot text").first.wait_for(timeout=10_000)
+    boxes = await page.evaluate("""() => [...document.querySelectorAll('#map .areas text, #map .cams text, #map .hot text')]
         .filter(t => !t.closest('.case-mark')).map(t => { const b = t.getBoundingClientRect();
         return [t.textContent, b.left, b.top, b.right, b.bottom]; })""")
     assert len(boxes) >= 5

@@ -150,13 +150,13 @@ function scaleBar(w, h, points) {
 // none of them, or is left out (its name stays in the marker's tooltip) — never drawn over another.
 let placed = [];
 
-function placeLabel(text, size, candidates) {
+function placeLabel(text, size, candidates, boxes = placed) {
   const w = [...String(text)].reduce((a, ch) => a + (ch.charCodeAt(0) > 255 ? size : size * 0.6), 0);
   for (const [x, y, anchor] of candidates) {
     const x0 = anchor === "middle" ? x - w / 2 : anchor === "end" ? x - w : x;
     const box = [x0 - 2, y - size, x0 + w + 2, y + size * 0.3];
-    if (placed.some((b) => box[0] < b[2] && box[2] > b[0] && box[1] < b[3] && box[3] > b[1])) continue;
-    placed.push(box);
+    if (boxes.some((b) => box[0] < b[2] && box[2] > b[0] && box[1] < b[3] && box[3] > b[1])) continue;
+    boxes.push(box);
     return [x, y, anchor];
   }
   return null;
@@ -204,6 +204,7 @@ function drawCameras() {
       badge.append(svg("rect", { x: -20, y: -16, width: 40, height: 30, rx: 6 }),
         svg("text", { x: 0, y: 7, "text-anchor": "middle" }, `案${c.open}`));
       badge.append(svg("title", {}, `${c.open} 件办理中案件${c.overdue ? `，${c.overdue} 件超期` : ""}`));
+      placed.push([x - 50, y - 46, x - 10, y - 14]);
       m.append(badge);
       m.dataset.cases = String(c.open);
     }
@@ -241,6 +242,7 @@ function drawHot() {
   if (!project) return;
   const g = $("map-hot");
   g.replaceChildren();
+  const taken = [...placed];
   const t = now();
   for (const [id, a] of hot) {
     if (t - a.at > HOT_S) { hot.delete(id); continue; }
@@ -248,8 +250,12 @@ function drawHot() {
     if (!cam || !cam.position) continue;
     const [x, y] = project([cam.position.lon, cam.position.lat]);
     const m = svg("g", { class: "hot", "data-alarm-id": id, "data-camera": a.camera_id, transform: `translate(${x.toFixed(1)},${y.toFixed(1)})` });
-    m.append(svg("circle", { r: 40, class: "ring" }), svg("circle", { r: 22, class: "core" }),
-      svg("text", { x: 0, y: -50, "text-anchor": "middle" }, eventLabel(a.event)[0]));
+    m.append(svg("circle", { r: 40, class: "ring" }), svg("circle", { r: 22, class: "core" }));
+    // The event's name where it covers no other label (this draw's own copy of the taken boxes).
+    const name = eventLabel(a.event)[0];
+    const at = placeLabel(name, 28, [[x, y - 50, "middle"], [x + 48, y - 30, "start"],
+      [x - 48, y - 30, "end"], [x, y + 76, "middle"]], taken);
+    if (at) m.append(svg("text", { x: (at[0] - x).toFixed(1), y: (at[1] - y).toFixed(1), "text-anchor": at[2] }, name));
     g.append(m);
   }
 }
