@@ -159,10 +159,12 @@ async def main(out: Path) -> None:
             # The wall with an alarm pop-up (a repeat of one place: the count badge) at 1080p.
             await page.goto(f"{base}/wall/main")
             await page.wait_for_function(LIVE, timeout=90_000)
-            c = cams[list(cams)[0]]
+            # Two more alarms of the place whose alarm holds the tile (the highest priority): its pop-up counts 3.
+            shown = await page.evaluate("window.citywall.screen.alarm && window.citywall.screen.alarm.camera_id")
+            c = cams.get(shown) or cams[list(cams)[0]]
             for n in (20, 21):
                 await bus.publish(alarm(n, c.id, c.name, c.zones[0].id, c.zones[0].name, c.zones[0].events[0], 130))
-            await page.locator(".pop").wait_for(timeout=15_000)
+            await page.locator(".pop .pop-count").wait_for(timeout=15_000)
             await asyncio.sleep(2)
             path = out / "wall-alarm.png"
             await page.screenshot(path=str(path))
