@@ -304,7 +304,7 @@ function askDetails(c, action, label) {
   $("act-extension").hidden = action !== "extend";
   $("act-note").value = "";
   $("act-error").textContent = "";
-  $("act-note-need").textContent = action === "supervise" ? "（督办要求）" : "";
+  $("act-note-need").textContent = action === "supervise" ? "（督办要求，可不填）" : "";
   if (action === "extend") { $("act-value").value = "1"; $("act-unit").value = "work_days"; }
   dlg.showModal();
   (action === "extend" ? $("act-value") : $("act-note")).focus();
@@ -326,7 +326,6 @@ function askDetails(c, action, label) {
         if (!Number.isFinite(value) || value <= 0) { $("act-error").textContent = "请填写大于 0 的延期时长"; return; }
         out.extension = { value, unit: $("act-unit").value };
       }
-      if (action === "supervise" && !out.note) { $("act-error").textContent = "请写明督办要求"; return; }
       done(out);
     };
   });
@@ -353,7 +352,8 @@ async function act(c, action) {
 async function supervise(c) {
   const extra = await askDetails(c, "supervise", "督办");
   if (!extra) return;
-  const r = await send("POST", `/api/cases/${encodeURIComponent(c.id)}/supervise`, { version: c.version, note: extra.note });
+  const r = await send("POST", `/api/cases/${encodeURIComponent(c.id)}/supervise`,
+    { version: c.version, ...(extra.note ? { note: extra.note } : {}) });
   if (r.ok) {
     say(`${c.case_no}：已督办（第 ${r.data.case.supervise_count} 次）(supervised)`, "ok");
     await showCase(c.id, r.data.case);
@@ -418,6 +418,10 @@ async function main() {
   $("prev").addEventListener("click", () => claim("prev"));
   $("reason-cancel").addEventListener("click", closeReasons);
   $("play-clip").addEventListener("click", () => showClip($("clip").hidden));
+  // In the action dialog Enter sends (Shift+Enter: a new line in the note).
+  $("act-note").addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && !ev.shiftKey) { ev.preventDefault(); $("act-form").requestSubmit(); }
+  });
   $("clip").addEventListener("error", () => { $("clip-note").textContent = "录像无法播放 The clip cannot be played"; });
   $("reasons").addEventListener("submit", (ev) => { ev.preventDefault(); submitReason(); });
   document.addEventListener("keydown", onKey);
