@@ -115,11 +115,12 @@ async def test_an_unreadable_case_list_is_said_not_shown_empty(page, site):
     await page.locator("#link[data-state=open]").wait_for(timeout=15_000)
     await page.locator("#case-list .empty").wait_for(timeout=10_000)   # no cases yet: "暂无案件"
     site.store.close()                                                  # the case store goes away
+    assert (await page.request.get(f"{site.base}/api/cases")).status == 503
     await page.evaluate("window.citywall.refreshCases()")
     note = page.locator("#case-list .case-problem")
     await note.wait_for(timeout=10_000)
     text = await note.text_content()
-    assert "案件列表暂时无法读取" in text and "正在重试" in text, text
+    assert "案件列表暂时无法读取" in text and "案件库暂时不可用" in text and "正在重试" in text, text
     assert await page.locator("#case-list .empty").count() == 0
     assert not re.search(r"[A-Za-z]{4,}", text), f"English reached the page: {text}"
 

@@ -430,6 +430,7 @@ PATHS: dict[str, Any] = {
                     "a page of cases",
                 ),
                 "400": _error("a parameter is malformed or out of range (the error names it)"),
+                "503": _error("the case store is unavailable (the page says so and retries)"),
                 "401": _UNAUTHORIZED,
             },
         },
