@@ -118,6 +118,11 @@ async function main() {
   setTimeZone(me.timezone);
   installChrome(me);
   $("send-form").addEventListener("submit", broadcast);
+  $("clip-file").addEventListener("change", () => {
+    const f = $("clip-file").files[0];
+    $("clip-name").textContent = f ? f.name : "未选择文件";
+    if (f) $("send-form").elements.source.value = "clip";
+  });
   try {
     await Promise.all([loadSpeakers(), loadLog(), loadStats()]);
     if (!["leader", "admin"].includes(me.user.role)) {
@@ -126,7 +131,8 @@ async function main() {
     }
   } catch (err) {
     $("message").textContent = err instanceof ApiError && err.status === 503
-      ? "本系统未启用语音广播（guidance.enabled）" : `加载失败：${err.message}`;
+      ? "本系统未启用语音广播（guidance.enabled），不能喊话" : `加载失败：${err.message}`;
+    $("send").disabled = true;
   }
   window.citywallBroadcast = { loadLog, loadStats };
   document.body.dataset.ready = "1";
