@@ -101,6 +101,11 @@ def _check_id(kind: str, entry_id: str) -> str:
     return entry_id
 
 
+def _parse(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
 def _raise_if_cancelled() -> None:
     """Re-raise a cancellation that a blocking read returned through instead of raising.
 
@@ -266,6 +271,28 @@ class Bus:
     async def history(self, stream: str, *, count: int = 100) -> list[Entry]:
         """The newest ``count`` entries, newest first."""
         rows = await self._call(self._redis.xrevrange(self.key(stream), "+", "-", count=count))
+        return self._decode_all(stream, rows)
+
+    async def window(self, stream: str, *, after: str | None = None, before: str | None = None,
+                     since_ms: int | None = None, until_ms: int | None = None, count: int = 100,
+                     oldest_first: bool = False) -> list[Entry]:
+        """Up to ``count`` entries with ``after < id < before`` whose time is within ``since_ms..until_ms``
+        (inclusive; milliseconds), newest first — or, with ``oldest_first``, the ``count`` oldest of that window,
+        oldest first (paging forward from ``after``). Cursor paging over XREVRANGE / XRANGE."""
+        low, high = "-", "+"
+        low_key, high_key = (-1, -1), (1 << 64, 1 << 64)
+        if after is not None:
+            low_key, low = (*_parse(_check_id("after", after)), 1), f"({after}"
+        if since_ms is not None and (since_ms, 0, 0) > low_key:
+            low_key, low = (since_ms, 0, 0), f"{since_ms}-0"
+        if before is not None:
+            high_key, high = (*_parse(_check_id("before", before)), -1), f"({before}"
+        if until_ms is not None and (until_ms, 1 << 64, 0) < high_key:
+            high_key, high = (until_ms, 1 << 64, 0), f"{until_ms}-{(1 << 64) - 1}"
+        if oldest_first:
+            rows = await self._call(self._redis.xrange(self.key(stream), low, high, count=count))
+        else:
+            rows = await self._call(self._redis.xrevrange(self.key(stream), high, low, count=count))
         return self._decode_all(stream, rows)
 
     async def since(self, stream: str, last_id: str, *, count: int = 1000) -> list[Entry]:

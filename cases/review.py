@@ -19,12 +19,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Literal
 
+from cases.events import CaseEvent
 from cases.filing import CaseFiler
 from cases.store import CaseStore, StoreConflict
+from cases.workflow import Action, State, is_open
 from detectors.alarm import Alarm
 
 Decision = Literal["confirm", "reject"]
-Direction = Literal["next", "prev", "first"]
+Direction = Literal["next", "prev", "first", "this"]
 REJECT_REASONS = ("误报：光影/遮挡", "误报：正常通行或停留", "误报：车辆临时停靠", "重复报警", "其他")
 """Reasons offered by the console (keys 1–5); any other short text is accepted too."""
 MAX_REASON = 200
@@ -83,7 +85,12 @@ class ReviewDesk:
     def claim(self, reviewer: str, queue: list[str], *, now: float, current: str | None = None,
               direction: Direction = "next") -> str | None:
         """Claim the next free item after ``current`` (``prev``: the nearest free one before it; ``first`` or no
-        current: from the start of ``queue``). None when there is none in that direction."""
+        current: from the start of ``queue``; ``this``: ``current`` itself, picked from the list). None when there
+        is none in that direction (``this``: when someone else holds it or it is not in the queue)."""
+        if direction == "this":
+            if current is None or current not in queue:
+                return None
+            return self.store.review_claim(reviewer, [current], now=now, lease_s=self.lease_s)
         if current is not None and current in queue and direction != "first":
             i = queue.index(current)
             candidates = queue[i + 1:] if direction == "next" else queue[:i][::-1]
@@ -138,10 +145,25 @@ class ReviewDesk:
                     assert current is not None
                     tx.append_timeline(case_id, at=now, state=current["state"], action=f"review_{decision}",
                                        actor=who, note=note)
+                    if decision == "reject" and is_open(current["state"]):
+                        self._void(tx, current, who, reason, now)
         except StoreConflict:
             raise ReviewConflict(f"{item} was decided already", decision=self._decision(item, now)) from None
         case = self.store.get_case(case_id, now=now) if case_id else None
         return ReviewResult(item, decision, reviewer, reason, case)
+
+    @staticmethod
+    def _void(tx: Any, case: dict[str, Any], who: str, reason: str, now: float) -> None:
+        """误报驳回 of an auto-filed alarm: its case is voided (作废) whatever stage it reached — there is nothing
+        to handle — with a timeline entry, and the event goes out (webhooks, the unit's side) like any transition.
+        A finished case keeps its state; the rejection is noted on it."""
+        tx.update_case(case["id"], now, state=State.VOIDED.value)
+        note = f"误报驳回，案件作废：{reason}"
+        tx.append_timeline(case["id"], at=now, state=State.VOIDED.value, action=Action.VOID.value, actor=who, note=note)
+        stored = tx.get_case(case["id"], now=now)
+        event = CaseEvent(case_id=case["id"], case_no=stored["case_no"], action="transition",
+                          state=State.VOIDED.value, at=now, actor=who, case=stored, note=f"void: {note}")
+        tx.enqueue_event(case["id"], event.to_dict(), now)
 
     def _recorded_clear(self, item: str) -> Alarm | None:
         """The ``cleared`` message the case worker recorded on held alarm ``item``, if any."""

@@ -19,12 +19,27 @@ import cv2
 import numpy as np
 
 from detectors.alarm import Alarm
+from detectors.cjk_text import renderer
 from detectors.schedule import resolve_timezone
 
 _SAFE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 ZONE_COLOUR = (0, 215, 255)  # BGR amber
 BOX_COLOUR = (0, 0, 255)
 TEXT_COLOUR = (255, 255, 255)
+
+
+# The caption's event names (Chinese, as the hall reads them); an event not listed shows its code.
+EVENT_NAMES = {"vending": "无照经营游商", "road_occupation": "乱堆物堆料", "bin_overflow": "垃圾箱满溢"}
+PHASE_NAMES = {"raised": "告警", "cleared": "已消除"}
+
+
+def caption_text(alarm: Alarm, local: datetime) -> str:
+    """The burnt-in caption in Chinese: camera · zone · event phase · date time · dwell."""
+    dwell = int(round(alarm.dwell_s))
+    dwell_text = f"{dwell // 60}分{dwell % 60:02d}秒" if dwell >= 60 else f"{dwell}秒"
+    return (f"{alarm.camera_name or alarm.camera_id} | {alarm.zone_name or alarm.zone_id} | "
+            f"{EVENT_NAMES.get(alarm.event, alarm.event)} {PHASE_NAMES.get(alarm.phase, alarm.phase)} | "
+            f"{local.strftime('%Y-%m-%d %H:%M:%S')} | 停留 {dwell_text}")
 
 
 def ascii_label(text: str, fallback: str) -> str:
@@ -70,6 +85,19 @@ class EvidenceWriter:
         for x1, y1, x2, y2 in alarm.boxes:
             cv2.rectangle(out, (int(x1 * w), int(y1 * h)), (int(x2 * w), int(y2 * h)), BOX_COLOUR, 2 * scale)
         local = local or datetime.fromtimestamp(alarm.at, self.tz)
+        cjk = renderer()
+        if cjk is not None:  # Chinese through FreeType; without it (no font), the ASCII caption below
+            mask = cjk.render(caption_text(alarm, local), 14 * scale)
+            mh, mw = mask.shape
+            mw = min(mw, w - 12 * scale)
+            band = out[0:mh + 6 * scale, 0:min(w, mw + 12 * scale)]
+            band[:] = 0
+            alpha = mask[:, :mw, None].astype(np.float32) / 255.0
+            y0, x0 = 3 * scale, 6 * scale
+            region = out[y0:y0 + mh, x0:x0 + mw].astype(np.float32)
+            out[y0:y0 + mh, x0:x0 + mw] = (region * (1 - alpha) + np.array(TEXT_COLOUR, np.float32) * alpha
+                                           ).astype(np.uint8)
+            return out
         caption = (f"{ascii_label(alarm.camera_name, alarm.camera_id)} | "
                    f"{ascii_label(alarm.zone_name, alarm.zone_id)} | {alarm.event} {alarm.phase} | "
                    f"{local.strftime('%Y-%m-%d %H:%M:%S')} | dwell {alarm.dwell_s:.0f}s")

@@ -114,3 +114,29 @@ def test_held_alarms_leave_the_held_queue_when_decided_and_a_confirm_uses_the_re
     assert store.held_alarms() == []
     assert store.held_alarm("a-0").decided_at == T0 + 71 and store.held_alarm("a-1").decided_at == T0 + 73
     assert desk.claim("cat", ["a-0", "a-1"], now=T0 + 74) is None  # decided items are never claimed again
+
+
+def test_rejecting_an_auto_filed_alarm_voids_its_case_with_a_timeline_entry(desk):
+    filed = desk.filer.file(alarm(0))                      # the case worker filed it at once (auto)
+    case_id = filed.case["id"]
+    assert desk.store.get_case(case_id, now=T0)["state"] == "dispatched"
+    assert desk.claim("ann", QUEUE, now=T0 + 1) == "a-0"
+    result = desk.decide(alarm(0), "ann", "reject", now=T0 + 2, reason="误报：正常通行或停留")
+    case = desk.store.get_case(case_id, now=T0 + 3)
+    assert result.case["state"] == "voided" and case["state"] == "voided"
+    last = case["timeline"][-2:]
+    assert [e["action"] for e in last] == ["review_reject", "void"]
+    assert last[1]["state"] == "voided" and "误报驳回，案件作废" in last[1]["note"] and "正常通行" in last[1]["note"]
+    # The unit's side hears of it like any transition (the outbox carries the event).
+    events = [e for _, e in desk.store.pending_events(1000) if e["case_id"] == case_id]
+    assert (events[-1]["action"], events[-1]["state"], events[-1]["actor"]) == ("transition", "voided", "ann")
+
+
+def test_rejecting_a_finished_auto_filed_case_only_notes_it(desk):
+    case_id = desk.filer.file(alarm(1)).case["id"]
+    with desk.store.transaction() as tx:
+        tx.update_case(case_id, T0, state="closed")
+    assert desk.claim("ann", ["a-1"], now=T0 + 1) == "a-1"
+    desk.decide(alarm(1), "ann", "reject", now=T0 + 2, reason="重复报警")
+    case = desk.store.get_case(case_id, now=T0 + 3)
+    assert case["state"] == "closed" and case["timeline"][-1]["action"] == "review_reject"

@@ -138,8 +138,30 @@ def test_evidence_paths_and_files(tmp_path):
     b, g, r = (int(v) for v in a[360, 100])  # the zone outline along y = 0.5 * 720, amber
     assert r > 200 and g > 170 and b < 60
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+    # The caption is burnt in at the top left (white text on a black band), in Chinese where the font exists.
+    band = a[0:40, 0:400]
+    assert band.max() > 200 and np.median(band) < 20
     cleared = Alarm(**{**alarm.to_dict(), "phase": "cleared", "boxes": [(0.25, 0.5, 0.5, 0.75)]})
     assert writer.write(cleared, image)[0] == "2024-06-03/cam-1/ab12cd-cleared.jpg"
+
+
+def test_the_caption_is_chinese_and_rendered_with_a_cjk_font():
+    from datetime import datetime, timezone
+
+    from detectors.cjk_text import renderer
+    from detectors.evidence import caption_text
+
+    alarm = Alarm(alarm_id="ab12cd", phase="raised", camera_id="cam-1", zone_id="z1", event="vending",
+                  started_at=0.0, at=0.0, dwell_s=95.0, confidence=0.9, boxes=[], camera_name="解放路人行道",
+                  zone_name="人行道")
+    text = caption_text(alarm, datetime(2026, 3, 11, 8, 0, 5, tzinfo=timezone.utc))
+    assert text == "解放路人行道 | 人行道 | 无照经营游商 告警 | 2026-03-11 08:00:05 | 停留 1分35秒"
+    cjk = renderer()
+    if cjk is None:
+        pytest.skip("FreeType or the Noto CJK font is not installed: the caption falls back to ASCII")
+    one, two = cjk.render("解", 28), cjk.render("放", 28)
+    assert one.shape[0] == 36 and (one > 128).sum() > 40 and not np.array_equal(one, two)  # real, distinct glyphs
+    assert cjk.render("解放路", 28).shape[1] > 2.5 * 28
 
 
 def test_evidence_refuses_unsafe_names(tmp_path):

@@ -50,6 +50,7 @@ CASES: list[tuple[str, str, dict | None, set[str]]] = [
     ("POST", "/api/cases/case-none/actions", {"action": "void"}, {W, L}),
     ("POST", "/api/cases/case-none/supervise", {}, {L}),
     ("POST", "/api/plans/flood/invoke", None, {L}),
+    ("POST", "/api/plans/flood/end", None, {L}),
     ("POST", "/api/broadcasts", {"target": "all", "text": "请注意"}, {L}),
     ("POST", "/api/clips", None, {L}),
     ("GET", "/api/webhooks", None, set()),

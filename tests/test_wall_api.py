@@ -144,11 +144,43 @@ async def test_alarms_newest_first_with_ids_and_snapshot_urls(client, bus):
     assert got[0]["boxes"] == [[0.1, 0.6, 0.2, 0.8]]
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=501", "limit=abc", "limit=-1", "limit=1.5"])
-async def test_alarms_limit_validated(client, query):
+async def test_alarm_history_pages_with_a_cursor(client, bus):
+    ids = [await bus.publish(make_alarm(n)) for n in range(12)]          # oldest first
+    newest = ids[::-1]
+
+    async def page(query: str) -> dict:
+        resp = await client.get(f"/api/alarms?{query}")
+        assert resp.status == 200, await resp.text()
+        return await resp.json()
+
+    first = await page("limit=5")
+    assert [a["id"] for a in first["alarms"]] == newest[:5] and first["older"] == newest[4]
+    second = await page(f"limit=5&before={first['older']}")             # 更早
+    assert [a["id"] for a in second["alarms"]] == newest[5:10] and second["older"] == newest[9]
+    last = await page(f"limit=5&before={second['older']}")
+    assert [a["id"] for a in last["alarms"]] == newest[10:] and last["older"] is None   # no more
+    # Forward from an id: the 5 just after it, newest first, and whether more newer ones exist.
+    fwd = await page(f"limit=5&after={ids[2]}")
+    assert [a["id"] for a in fwd["alarms"]] == ids[3:8][::-1] and fwd["more_newer"] is True
+    assert fwd["newer"] == ids[7]
+    end = await page(f"limit=5&after={ids[8]}")
+    assert [a["id"] for a in end["alarms"]] == ids[9:][::-1] and end["more_newer"] is False
+    # A time window (unix seconds of the stream ids), inclusive, and combined with a cursor.
+    t = [int(i.split("-")[0]) for i in ids]
+    window = await page(f"since={t[3] / 1000}&until={t[6] / 1000}&limit=100")
+    assert [a["id"] for a in window["alarms"]] == [i for i, ms in zip(ids, t) if t[3] <= ms <= t[6]][::-1]
+    both = await page(f"before={ids[5]}&after={ids[1]}")
+    assert [a["id"] for a in both["alarms"]] == ids[2:5][::-1]
+
+
+@pytest.mark.parametrize("query, field", [
+    ("limit=0", "limit"), ("limit=501", "limit"), ("limit=abc", "limit"), ("limit=-1", "limit"), ("limit=1.5", "limit"),
+    ("before=abc", "before"), ("after=1-2-3", "after"), ("before=99999999999999999999-0", "before"),
+    ("since=yesterday", "since"), ("until=-5", "until"), ("since=200&until=100", "until"),
+])
+async def test_alarms_limit_validated(client, query, field):
     resp = await client.get(f"/api/alarms?{query}")
-    assert resp.status == 400
-    assert (await resp.json())["error"].startswith("limit: ")
+    assert resp.status == 400 and (await resp.json())["error"].startswith(f"{field}:")
 
 
 # ------------------------------------------------------------------------------------------------ cases

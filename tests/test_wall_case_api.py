@@ -317,7 +317,8 @@ async def test_review_api_claims_and_refusals(wall, bus):
         resp = await a.post("/api/review/alarm-3/decision", json={"decision": "reject", "reason": "重复报警"})
         assert resp.status == 200 and (await resp.json())["case"] is None
         counts = (await (await b.get("/api/review")).json())["counts"]
-        assert counts == {"free": 0, "mine": 1, "claimed": 0, "confirmed": 1, "rejected": 1}
+        assert counts == {"free": 0, "mine": 1, "claimed": 0, "confirmed": 1, "rejected": 1, "unfiled": 1,
+                          "auto_filed": 0}
     finally:
         await a.close()
         await b.close()
@@ -396,6 +397,9 @@ async def test_review_queue_marks_held_and_auto_filed_items_and_skips_deadline_a
         assert second["filing"] == {"auto": False, "min_confidence": 0.8, "min_dwell_s": 0.0,
                                     "reason": "置信度 0.50 低于 0.80：待人工复核后立案"}
         assert second["case"] is None
+        # 待复核 counts what still waits to be filed; the auto-filed item is counted apart.
+        counts = (await (await c.get("/api/review")).json())["counts"]
+        assert (counts["free"], counts["unfiled"], counts["auto_filed"]) == (2, 1, 1)
         assert (await (await c.post("/api/review/claim", json={"current": "alarm-1"})).json())["item"]["id"] == "alarm-2"
         resp = await c.post("/api/review/alarm-2/decision", json={"decision": "confirm"})
         case = (await resp.json())["case"]

@@ -282,8 +282,47 @@ def test_pending_alarms_are_bounded_and_dropped_counted():
     wall = make_wall()
     wall.raise_alarm(alarm("top", "c1", "road_occupation"), 1000)
     for i in range(20):
-        wall.raise_alarm(alarm(f"low{i}", "c2"), 1000 + i)
+        wall.raise_alarm(alarm(f"low{i}", "c2", zone_id=f"z{i}"), 1000 + i)  # 20 different places
     assert len(wall.view("main")["pending_alarms"]) == 16 and wall.dropped_alarms == 4
+
+
+def test_repeats_of_one_place_are_one_pop_up_with_a_count():
+    wall = make_wall()
+    wall.raise_alarm(alarm("top", "c1", "road_occupation"), 1000)          # holds the tile
+    for i in range(11):                                                       # 11 repeats of one place wait
+        wall.raise_alarm(alarm(f"rep{i}", "c2", zone_id="pavement", snapshot=f"s{i}.jpg"), 1001 + i)
+    wall.raise_alarm(alarm("other", "c2", zone_id="corner"), 1020)          # another zone: its own pop-up
+    view = wall.view("main")
+    assert [(p["alarm_id"], p["count"]) for p in view["pending_alarms"]] == [("other", 1), ("rep0", 11)]
+    group = view["pending_alarms"][1]
+    assert group["payload"]["snapshot"] == "s10.jpg" and group["repeats"] == [f"rep{i}" for i in range(1, 11)]
+    # Acknowledging any alarm of the group acknowledges the place.
+    assert wall.ack("rep7", 1030) == ["main"]
+    assert [p["alarm_id"] for p in wall.view("main")["pending_alarms"]] == ["other"]
+    # A repeat of the place on screen raises its count, it does not queue.
+    wall.raise_alarm(alarm("top2", "c1", "road_occupation"), 1031)
+    assert (wall.view("main")["alarm"]["alarm_id"], wall.view("main")["alarm"]["count"]) == ("top", 2)
+
+
+def test_a_cleared_alarm_never_pops_up_and_ends_its_pop_up():
+    wall = make_wall()
+    wall.raise_alarm(alarm("top", "c1", "road_occupation"), 1000)
+    wall.raise_alarm(alarm("gone", "c2"), 1001)                              # waits behind "top"
+    assert wall.raise_alarm({"alarm_id": "gone", "phase": "cleared", "camera_id": "c2"}, 1002) == ["main"]
+    assert wall.view("main")["pending_alarms"] == []
+    wall.ack("top", 1003)
+    assert wall.view("main")["alarm"] is None                                # "gone" never took the tile
+    # The one on screen clears: its pop-up ends (the next waiting one takes the tile).
+    wall.raise_alarm(alarm("w", "c3", zone_id="z"), 1004)
+    wall.raise_alarm(alarm("shown", "c6", "road_occupation"), 1005)
+    wall.raise_alarm({"alarm_id": "shown", "phase": "cleared", "camera_id": "c6"}, 1006)
+    assert wall.view("main")["alarm"]["alarm_id"] == "w"
+    # A group ends only when its last raised alarm clears.
+    wall.raise_alarm(alarm("g1", "c3", zone_id="z"), 1007)                  # folded into "w"
+    wall.raise_alarm({"alarm_id": "w", "phase": "cleared", "camera_id": "c3"}, 1008)
+    assert wall.view("main")["alarm"]["alarm_id"] == "g1"
+    wall.raise_alarm({"alarm_id": "g1", "phase": "cleared", "camera_id": "c3"}, 1009)
+    assert wall.view("main")["alarm"] is None and shown(wall, "main") == ["c1", "c2", "c3", "c4"]
 
 
 def test_plan_switches_every_screen_at_once():
@@ -354,3 +393,33 @@ def test_restore_refuses_what_no_longer_fits(patch, field):
 
 def test_every_preset_listed():
     assert list(PRESETS) == ["1", "2x2", "3x3", "4x4", "1+5", "1+7"]
+
+
+def test_ending_a_plan_restores_what_each_screen_showed_before():
+    wall = make_wall()
+    wall.set_layout("main", "3x3", 999)
+    wall.assign("main", 8, "c6", 999)
+    before_main, before_aux = shown(wall, "main"), shown(wall, "aux")
+    wall.start_tour("aux", "t", 1000)
+    aux_tour, dwell = wall.view("aux")["tour"]["tiles"], wall.view("aux")["tour"]["dwell_s"]
+    wall.invoke_plan("flood", 1001)
+    assert wall.view("main")["plan"] == {"id": "flood", "name": wall.plans["flood"].name, "at": 1001}
+    assert wall.view("aux")["plan"]["id"] == "flood"
+    wall.invoke_plan("flood", 1002)                      # invoked twice: ending still goes back to before the first
+    with pytest.raises(NotFound):
+        wall.end_plan("nope", 1003)
+    assert sorted(wall.end_plan("flood", 1003)) == ["aux", "main"]
+    main = wall.view("main")
+    assert main["plan"] is None and main["layout"]["name"] == "3x3" and shown(wall, "main") == before_main
+    aux = wall.view("aux")
+    assert aux["tour"]["tiles"] == aux_tour and not aux["tour"]["paused"] and aux["tour"]["next_at"] == 1003 + dwell
+    assert len(shown(wall, "aux")) == len(before_aux)
+    with pytest.raises(Conflict):
+        wall.end_plan("flood", 1004)                     # not active any more
+    # The plan survives a restart (persisted with what it saved).
+    wall.invoke_plan("flood", 1005)
+    again = make_wall()
+    again.restore("main", wall.snapshot("main"))
+    assert again.view("main")["plan"]["id"] == "flood"
+    again.end_plan("flood", 1006)
+    assert again.view("main")["layout"]["name"] == "3x3"

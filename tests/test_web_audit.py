@@ -38,15 +38,21 @@ async def test_audit_page(page, tmp_path, bus, store, evidence_dir):
 
         await _sign_in_on_page(page, base, "/audit", "admin")
         rows = await _rows(page)
-        assert [(r[1], r[3], r[5]) for r in rows[:3]] == [("admin", "login", "200"), ("duty", "plan.invoke", "403"),
-                                                          ("duty", "screen.layout", "200")]
-        assert rows[1][2] == "值班员 watch_officer" and '"layout":"3x3"' in rows[2][7]
+        # Action names, outcomes and roles in words; details readable; time with its date.
+        assert [(r[1], r[3], r[5]) for r in rows[:3]] == [("admin", "登录", "成功"), ("duty", "启动预案", "无权限被拒"),
+                                                          ("duty", "改变布局", "成功")]
+        assert rows[1][2] == "值班员" and "布局：3x3" in rows[2][7] and "{" not in rows[2][7]
+        assert "拒绝原因：当前角色（值班员）无权执行此操作" in rows[1][7]
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", rows[0][0]), rows[0][0]
+        # The action filter offers the case actions; the time filters are plain text in the site's format.
+        assert await page.locator("select[name=action] option[value='case.close']").count() == 1
+        assert await page.get_attribute("input[name=since]", "type") is None
         assert await page.locator("#table tr.refused").count() == 1
         await page.select_option("select[name=outcome]", "403")
         await page.click("#filters button[type=submit]")
         await page.wait_for_url(re.compile(r".*outcome=403.*"))
         await page.wait_for_function("document.querySelectorAll('#table tbody tr').length === 1")
-        assert (await _rows(page))[0][3] == "plan.invoke"
+        assert (await _rows(page))[0][3] == "启动预案"
         await page.screenshot(path="/tmp/audit.png")
 
         await page.context.clear_cookies()

@@ -82,7 +82,10 @@ async def test_a_held_alarm_is_confirmed_and_the_leader_supervises_it_with_the_k
         await page.keyboard.press("Enter")   # confirm → the case is filed now
         await page.locator("#case[data-state=dispatched]").wait_for(timeout=20_000)
         await page.locator(".case-action[data-action=supervise]").wait_for(timeout=10_000)
-        await page.keyboard.press("d")       # 督办
+        await page.keyboard.press("d")       # 督办: the note dialog (the note is optional), Enter sends
+        await page.locator("#act-dialog[open]").wait_for(timeout=5_000)
+        await page.keyboard.type("今日办结")
+        await page.keyboard.press("Enter")
         await eventually(lambda: page.evaluate("document.getElementById('case-facts').textContent.includes('1 次')"),
                          what="the case view shows one 督办", timeout=20)
         assert "督办" in await page.text_content("#timeline")

@@ -179,9 +179,30 @@ async def test_plan_switches_two_screens_for_the_leader_only(page, site):
     main = await open_wall(page, site, "main")
     aux = await open_wall(await page.context.new_page(), site, "aux")
     console = await open_console(await page.context.new_page(), site)
+    before_main, before_aux = await tiles(main), await tiles(aux)
     await console.click("button.plan[data-plan=flood]")
+    # One click asks first: nothing switches until 确认启动 (and 取消 leaves everything as it was).
+    await console.locator(".plan-confirm").wait_for(timeout=5_000)
+    assert "主屏" in await console.text_content(".plan-confirm")
+    await console.click(".plan-no")
+    assert await console.locator(".plan-confirm").count() == 0
+    await console.wait_for_timeout(500)
+    assert await tiles(main) == before_main
+    await console.click("button.plan[data-plan=flood]")
+    await console.click(".plan-yes")
     await eventually(showing(main, ["cam-e"]), timeout=10, what="main switched by the plan")
     await eventually(showing(aux, ["cam-a", "cam-b"] + [None] * 7), timeout=10, what="aux switched by the plan")
+    # The wall says a plan is active; the console offers to end it.
+    await main.locator("#plan-state:not([hidden])").wait_for(timeout=10_000)
+    assert "防汛应急" in await main.text_content("#plan-state")
+    await console.locator(".plan-row.active .plan-end").wait_for(timeout=10_000)
+    await console.click(".plan-row.active .plan-end")
+    await eventually(showing(main, before_main), timeout=10, what="main back to what it showed before the plan")
+    await eventually(showing(aux, before_aux), timeout=10, what="aux back too")
+    await main.locator("#plan-state").wait_for(state="hidden", timeout=10_000)
+    await console.click("button.plan[data-plan=flood]")   # again, for the duty officer's view below
+    await console.click(".plan-yes")
+    await eventually(showing(main, ["cam-e"]), timeout=10, what="main switched by the plan again")
 
     duty_context = await page.context.browser.new_context(viewport={"width": 1920, "height": 1080})
     try:
@@ -192,6 +213,10 @@ async def test_plan_switches_two_screens_for_the_leader_only(page, site):
         resp = await duty.request.post(f"{site.base}/api/plans/flood/invoke",
                                        headers=await signin.csrf_headers(duty.request, site.base))
         assert resp.status == 403 and "role watch_officer" in (await resp.json())["error"]
+        resp = await duty.request.post(f"{site.base}/api/plans/flood/end",
+                                       headers=await signin.csrf_headers(duty.request, site.base))
+        assert resp.status == 403
+        assert await duty.locator(".plan-end").count() == 0
     finally:
         await duty_context.close()
 

@@ -49,8 +49,8 @@ async def test_stats_page(page, tmp_path, bus, store):
         await page.press("input[name=password]", "Enter")
         await page.wait_for_url(re.compile(r".*/stats\?.*"))
         await page.locator("body[data-ready='1']").wait_for(timeout=10_000)
-        kpis = await page.eval_on_selector_all(".kpi", "ks => ks.map(k => [k.querySelector('.k').textContent, "
-                                                        "k.querySelector('.v').textContent])")
+        kpis = await page.eval_on_selector_all("#kpis .kpi", "ks => ks.map(k => [k.querySelector('.k').textContent, "
+                                                             "k.querySelector('.v').textContent])")
         assert kpis == [["立案数", "2"], ["结案率", "50.0%"], ["按期结案率", "50.0%"], ["处置率", "50.0%"],
                         ["返工率", "0.0%"]]
         api = await (await client.session.get(f"{base}/api/stats?by=unit&from=2026-03-01&to=2026-03-31",
@@ -61,6 +61,17 @@ async def test_stats_page(page, tmp_path, bus, store):
         assert await page.locator("rect.bar").count() == 2 * len(api["rows"])
         assert await page.get_attribute("#csv", "href") == "/api/stats?by=unit&period=day&from=2026-03-01&to=2026-03-31&format=csv"
         assert await page.get_attribute("#daily", "href") == "/report/daily?date=2026-03-31"
+        # The bars have a legend; alarms, false positives and broadcasts of the period beside the case figures.
+        assert "结案率" in await page.text_content("#legend") and "按期结案率" in await page.text_content("#legend")
+        events = await page.eval_on_selector_all("#event-kpis .kpi", "ks => ks.map(k => [k.dataset.k, "
+                                                 "k.querySelector('.v').textContent])")
+        assert dict(events)["alarms"] == "0" and "false positives (recent)" in dict(events)
+        # Dates are typed as the site writes them, whatever the browser's locale; a wrong one is said.
+        assert await page.get_attribute("input[name=from]", "type") is None
+        await page.fill("input[name=from]", "03/01/2026")
+        await page.click("#filters button[type=submit]")
+        assert "年-月-日" in await page.text_content("#message")
+        await page.fill("input[name=from]", "2026-03-01")
         await page.select_option("select[name=by]", "category")
         await page.locator("#table thead th:first-child:text('案件类别')").wait_for(timeout=10_000)
         await page.screenshot(path="/tmp/stats.png")

@@ -201,6 +201,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
                                                  audit="case.supervise"),
     # the leader (指挥长)
     ("POST", "/api/plans/{id}/invoke"): PerPlan(label="启动预案 invoke an emergency plan", audit="plan.invoke"),
+    ("POST", "/api/plans/{id}/end"): PerPlan(label="结束预案 end an emergency plan", audit="plan.end"),
     ("POST", "/api/broadcasts"): roles(*BROADCAST_ROLES, label="人工广播 manual broadcast", audit="broadcast.manual"),
     ("POST", "/api/clips"): roles(*BROADCAST_ROLES, label="上传录音 upload a recording", audit="clip.upload"),
     # the administrator (管理员): configuration and the audit log
@@ -219,6 +220,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/situation"): PUBLIC,
     ("GET", "/review"): PUBLIC,
     ("GET", "/stats"): PUBLIC,
+    ("GET", "/broadcast"): PUBLIC,
     ("GET", "/report/daily"): PUBLIC,
     ("GET", "/audit"): PUBLIC,
     ("GET", "/static"): PUBLIC,

@@ -238,11 +238,54 @@ async def cameras(request: web.Request) -> web.Response:
     return web.json_response({"cameras": out})
 
 
+_STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+
+
+def _stream_id_param(request: web.Request, name: str) -> str | None:
+    raw = str_param(request, name, _STREAM_ID, "an alarm stream id like 1712345678901-0 (the alarms' id field)")
+    if raw is not None and any(int(part) >= 1 << 64 for part in raw.split("-")):
+        raise BadRequest(name, f"{raw[:40]!r} is beyond a stream id's 64-bit parts")
+    return raw
+
+
+def _time_param(request: web.Request, name: str) -> int | None:
+    """A unix time in seconds (fractions allowed) → milliseconds; :class:`BadRequest` naming ``name``."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadRequest(name, f"must be a unix time in seconds, got {raw[:40]!r}") from None
+    if not 0 <= value <= 10_000_000_000:
+        raise BadRequest(name, f"must be a unix time in seconds between 0 and 1e10, got {raw[:40]!r}")
+    return int(value * 1000)
+
+
 async def alarms(request: web.Request) -> web.Response:
-    """The newest alarms (raised and cleared), newest first, each with its stream ``id`` and snapshot URLs."""
+    """Alarms (raised and cleared), newest first, each with its stream ``id`` and snapshot URLs; a cursor page.
+
+    ``before=<id>``: older than that alarm (the "更早" page); ``after=<id>``: the ``limit`` alarms just after it
+    (newer; still returned newest first); ``since``/``until``: unix seconds, inclusive. ``older`` is the ``before``
+    of the next older page (null when there is none), ``newer`` the ``after`` of the next newer one."""
     limit = int_param(request, "limit", default=100, lo=1, hi=MAX_ALARMS)
-    entries = await _bus_call(request.app[state.BUS].history("alarms", count=limit))
-    return web.json_response({"alarms": [{**alarm_view(e.data), "id": e.id} for e in entries]})
+    before, after = _stream_id_param(request, "before"), _stream_id_param(request, "after")
+    since_ms, until_ms = _time_param(request, "since"), _time_param(request, "until")
+    if since_ms is not None and until_ms is not None and until_ms < since_ms:
+        raise BadRequest("until", "is before since")
+    forward = after is not None and before is None
+    entries = await _bus_call(request.app[state.BUS].window(
+        "alarms", after=after, before=before, since_ms=since_ms, until_ms=until_ms, count=limit + 1,
+        oldest_first=forward))
+    more = len(entries) > limit
+    entries = entries[:limit]
+    if forward:
+        entries.reverse()
+    page = [{**alarm_view(e.data), "id": e.id} for e in entries]
+    older = page[-1]["id"] if page and (forward or more) else None
+    newer = page[0]["id"] if page else after
+    return web.json_response({"alarms": page, "older": older, "newer": newer,
+                              "more_newer": bool(forward and more)})
 
 
 @web.middleware

@@ -222,7 +222,15 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/broadcasts", post_broadcast)
     app.router.add_get("/api/guidance/stats", stats)
     app.router.add_post("/api/clips", post_clip)
+    app.router.add_get("/broadcast", broadcast_page)
     app.router.add_get("/clips/{name}", get_clip)
+
+
+async def broadcast_page(request: web.Request) -> web.StreamResponse:
+    """``/broadcast``: 人工喊话 and the guidance statistics (its script goes to /login without a session)."""
+    from wall.pages import static_page
+
+    return static_page("broadcast.html")
 
 
 async def get_clip(request: web.Request) -> web.StreamResponse:

@@ -8,6 +8,7 @@ the allowed ones), 403 when the state allows it but not to this role, 400 naming
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from datetime import date, datetime, timedelta
 from datetime import time as dt_time
@@ -32,6 +33,8 @@ from wall.api import _ID, _STATE, MAX_CASES_PAGE, check_text, int_param, str_par
 from wall.auth import require_session
 from wall.errors import BadRequest, json_error, parsed_json
 from wall.views import case_view
+
+log = logging.getLogger("citywall.wall")
 
 CASE_CONFIG: web.AppKey[CaseConfig] = web.AppKey("case_config")
 DESK: web.AppKey[CaseDesk] = web.AppKey("case_desk")
@@ -87,6 +90,9 @@ async def list_cases(request: web.Request) -> web.Response:
         if case_state is not None:
             raise BadRequest("state", f"unknown case state {case_state!r}") from None
         raise BadRequest("query", str(exc)) from None
+    except Exception as exc:  # the database went away (closed, PostgreSQL down): a 503 the pages can say, not a 500
+        log.warning("case store unavailable for the case list: %r", exc)
+        return json_error(503, f"case store unavailable: {type(exc).__name__}")
     return web.json_response({"cases": [case_view(c) for c in page], "total": total, "limit": limit, "offset": offset})
 
 

@@ -258,9 +258,12 @@ SCHEMAS["Screen"] = {
         "pop_tile": {"type": ["integer", "null"], "description": "where the current pop-up shows: the alarm tile, or "
                      "the tile already showing the alarm's camera when that tile is at least as large"},
         "alarm": {"type": ["object", "null"], "description": "the pop-up: alarm_id, camera_id, priority, at, "
-                  "expires_at, payload (event, zone_name, boxes, ...)"},
+                  "expires_at, payload (event, zone_name, boxes, ...); count and repeats: later alarms of the same "
+                  "place (camera, zone, event) folded into it — an ack of any of them acknowledges the group"},
         "pending_alarms": {"type": "array", "items": {"type": "object"}},
         "tour": {"type": ["object", "null"], "description": "tour, name, tiles, dwell_s, step, paused, next_at"},
+        "plan": {"type": ["object", "null"], "description": "the active emergency plan on this screen: id, name, at "
+                 "(POST /api/plans/{id}/end restores what the screen showed before it)"},
     },
 }
 _SCREEN_OK = _json({"type": "object", "properties": {"screen": _ref("Screen")}}, "the screen after the change")
@@ -380,18 +383,32 @@ PATHS: dict[str, Any] = {
     },
     "/api/alarms": {
         "get": {
-            "summary": "Newest alarms (raised and cleared), newest first",
+            "summary": "Alarms (raised and cleared), newest first: a cursor page over the alarms stream",
+            "description": "Without a cursor: the newest. before=<id>: the page older than that alarm (pass the "
+                           "answer's older for the next one); after=<id>: the limit alarms just after it, still "
+                           "newest first (pass newer to keep paging forward; more_newer says there are more). "
+                           "since/until (unix seconds, inclusive) bound any page.",
             "security": _SESSION,
             "parameters": [
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_ALARMS, "default": 100}, "how many"),
+                _query("before", {"type": "string", "pattern": "^[0-9]{1,20}-[0-9]{1,20}$"},
+                       "only alarms older than this stream id (exclusive)"),
+                _query("after", {"type": "string", "pattern": "^[0-9]{1,20}-[0-9]{1,20}$"},
+                       "only alarms newer than this stream id (exclusive)"),
+                _query("since", {"type": "number", "minimum": 0, "maximum": 10000000000}, "unix seconds, inclusive"),
+                _query("until", {"type": "number", "minimum": 0, "maximum": 10000000000}, "unix seconds, inclusive"),
             ],
             "responses": {
                 "200": _json(
                     {"type": "object", "required": ["alarms"],
-                     "properties": {"alarms": {"type": "array", "items": _ref("Alarm")}}},
+                     "properties": {"alarms": {"type": "array", "items": _ref("Alarm")},
+                                    "older": {"type": ["string", "null"],
+                                              "description": "before= for the next older page; null: none"},
+                                    "newer": {"type": ["string", "null"], "description": "after= for newer ones"},
+                                    "more_newer": {"type": "boolean"}}},
                     "alarms",
                 ),
-                "400": _error("limit out of range"),
+                "400": _error("limit, before, after, since or until invalid (the field is named)"),
                 "401": _UNAUTHORIZED,
                 "503": _error("event bus unavailable"),
             },
@@ -418,6 +435,7 @@ PATHS: dict[str, Any] = {
                     "a page of cases",
                 ),
                 "400": _error("a parameter is malformed or out of range (the error names it)"),
+                "503": _error("the case store is unavailable (the page says so and retries)"),
                 "401": _UNAUTHORIZED,
             },
         },
@@ -521,6 +539,22 @@ PATHS: dict[str, Any] = {
                 "401": _UNAUTHORIZED,
                 "403": _error("the user's role may not invoke this plan (leader by default; admin always)"),
                 "404": _error("unknown plan"),
+            },
+        },
+    },
+    "/api/plans/{id}/end": {
+        "post": {
+            "summary": "End an active emergency plan (结束预案): its screens get back the layout, cameras and tour they "
+                       "had before it; logged on stream wall_actions",
+            "security": _SESSION,
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {
+                "200": _json({"type": "object", "properties": {"plan": {"type": "string"},
+                              "screens": {"type": "array", "items": _ref("Screen")}}}, "the screens it restored"),
+                "401": _UNAUTHORIZED,
+                "403": _error("the user's role may not end this plan (the plan's roles; admin always)"),
+                "404": _error("unknown plan"),
+                "409": _error("the plan is not active on any screen"),
             },
         },
     },
@@ -868,7 +902,10 @@ PATHS["/api/review"] = {
         "responses": {
             "200": _json({"type": "object", "properties": {
                 "items": {"type": "array", "items": _ref("ReviewItem")},
-                "counts": {"type": "object"}, "reasons": {"type": "array", "items": {"type": "string"}},
+                "counts": {"type": "object", "description": "items by status (free, mine, claimed, confirmed, "
+                           "rejected); unfiled: open items not yet filed (待复核); auto_filed: open items with a case",
+                           "additionalProperties": {"type": "integer"}},
+                "reasons": {"type": "array", "items": {"type": "string"}},
                 "lease_s": {"type": "number"}}}, "the queue"),
             "400": _error("limit out of range"),
             "401": _UNAUTHORIZED,
@@ -884,7 +921,7 @@ PATHS["/api/review/claim"] = {
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "properties": {
                 "current": {"type": ["string", "null"], "description": "the item you are on (null or absent: none)"},
-                "direction": {"type": "string", "enum": ["next", "prev", "first"], "default": "next"}}}}}},
+                "direction": {"type": "string", "enum": ["next", "prev", "first", "this"], "default": "next"}}}}}},
         "responses": {
             "200": _json({"type": "object", "properties": {
                 "item": {"oneOf": [_ref("ReviewItem"), {"type": "null"}]},

@@ -112,6 +112,9 @@ async def review_queue(request: web.Request) -> web.Response:
     items = [_item(request, alarms[i], states.get(i, {}), session.username) for i in ids]
     counts = {s: sum(1 for it in items if it["status"] == s) for s in ("free", "mine", "claimed", "confirmed", "rejected")}
     open_items = [it for it in items if it["status"] in ("free", "mine", "claimed")]
+    # 待复核 is what still waits for a person to file it; an auto-filed item (a case already) is counted apart.
+    counts["unfiled"] = sum(1 for it in open_items if it["status"] != "claimed" and not it["case"])
+    counts["auto_filed"] = sum(1 for it in open_items if it["case"])
     return web.json_response({"items": open_items[:limit], "counts": counts, "reasons": list(REJECT_REASONS),
                               "lease_s": request.app[REVIEW].lease_s})
 
@@ -127,15 +130,18 @@ async def _json_body(request: web.Request, what: str) -> dict[str, Any]:
 
 
 async def review_claim(request: web.Request) -> web.Response:
-    """Claim the next (or previous) free item for me; ``{"item": null}`` when there is none."""
+    """Claim the next (or previous) free item for me, or the one picked from the list (``direction: this``);
+    ``{"item": null}`` when there is none (or the picked one is someone else's)."""
     session = require_session(request)
     body = await _json_body(request, "{current?, direction?}")
     current = body.get("current")
     if current is not None and (not isinstance(current, str) or not _ID.fullmatch(current)):
         raise BadRequest("current", f"must be an item id, got {current!r}"[:200])
     direction = body.get("direction", "next")
-    if direction not in ("next", "prev", "first"):
-        raise BadRequest("direction", f"must be next, prev or first, got {direction!r}"[:200])
+    if direction not in ("next", "prev", "first", "this"):
+        raise BadRequest("direction", f"must be next, prev, first or this, got {direction!r}"[:200])
+    if direction == "this" and current is None:
+        raise BadRequest("current", "direction this needs the item id in current")
     ids, alarms = await _queue(request)
     now = request.app[state.CLOCK]()
     desk = request.app[REVIEW]

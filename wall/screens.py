@@ -36,6 +36,7 @@ MIN_DWELL_S = 3.0
 MAX_DWELL_S = 3600.0
 MAX_GRID = 8
 MAX_PENDING_ALARMS = 16
+MAX_REPEATS = 64
 """Alarms that lost the tile to a higher priority wait here (bounded; the lowest is dropped and counted)."""
 
 
@@ -221,6 +222,18 @@ class AlarmPop:
     at: float
     expires_at: float
     payload: dict[str, Any] = field(default_factory=dict)
+    repeats: list[str] = field(default_factory=list)
+    """Later alarms of the same place (camera, zone, event) folded into this pop-up instead of queueing one each;
+    an ack of any of them acknowledges the group. Bounded by ``MAX_REPEATS`` (the count keeps going)."""
+    count: int = 1
+    """How many alarms of this place the pop-up stands for (the badge)."""
+
+    @property
+    def place(self) -> tuple[str, Any, Any, Any]:
+        return (self.camera_id, self.payload.get("zone_id"), self.payload.get("event"), self.payload.get("kind"))
+
+    def holds(self, alarm_id: str) -> bool:
+        return alarm_id == self.alarm_id or alarm_id in self.repeats
 
 
 @dataclass
@@ -236,6 +249,17 @@ class Screen:
     pending: list[AlarmPop] = field(default_factory=list)
     version: int = 0
     changed_at: float = 0.0
+    plan: "ActivePlan | None" = None
+    """The emergency plan this screen shows, with what it showed before (restored when the plan ends)."""
+
+
+@dataclass
+class ActivePlan:
+    plan_id: str
+    name: str
+    at: float
+    saved: dict[str, Any]
+    """The screen before the first plan took it: layout spec, tiles, alarm tile, tour (``Wall._before_plan``)."""
 
 
 # ------------------------------------------------------------------------------------------------------ the wall
@@ -243,12 +267,13 @@ class Screen:
 
 def _pop_dict(pop: AlarmPop) -> dict[str, Any]:
     return {"alarm_id": pop.alarm_id, "camera_id": pop.camera_id, "priority": pop.priority, "at": pop.at,
-            "expires_at": pop.expires_at, "payload": pop.payload}
+            "expires_at": pop.expires_at, "payload": pop.payload, "repeats": list(pop.repeats), "count": pop.count}
 
 
 def _pop_from(data: Mapping[str, Any]) -> AlarmPop:
     return AlarmPop(str(data["alarm_id"]), str(data["camera_id"]), int(data["priority"]), float(data["at"]),
-                    float(data["expires_at"]), dict(data.get("payload") or {}))
+                    float(data["expires_at"]), dict(data.get("payload") or {}),
+                    [str(r) for r in data.get("repeats") or []][:MAX_REPEATS], int(data.get("count") or 1))
 
 
 class Wall:
@@ -470,10 +495,15 @@ class Wall:
 
     def raise_alarm(self, alarm: Mapping[str, Any], now: float) -> list[str]:
         """A raised alarm: on every screen with an alarm tile it pops up, or waits if a higher priority holds the
-        tile (equal priority: the newer wins — the hall should see the latest). Cleared and unknown-camera
-        alarms change nothing. Of the case room's deadline alarms only ``case_overdue`` of a case with a camera
-        pops (priority ``alarm_priority.case_overdue``, default 0: below every detector event); near-deadline
-        warnings are alarm-list cards only, so a morning of due cases does not take the tile."""
+        tile (equal priority: the newer wins — the hall should see the latest). A repeat of a place already
+        shown or waiting (same camera, zone, event) is folded into that pop-up (its count goes up, its picture is
+        the newest) rather than queueing another. A cleared alarm leaves the wall: it never pops up later, and a
+        pop-up it holds ends (the alarm list keeps its card). Unknown-camera alarms change nothing. Of the case
+        room's deadline alarms only ``case_overdue`` of a case with a camera pops (priority
+        ``alarm_priority.case_overdue``, default 0: below every detector event); near-deadline warnings are
+        alarm-list cards only, so a morning of due cases does not take the tile."""
+        if alarm.get("phase", "raised") == "cleared":
+            return self.clear_alarm(alarm.get("alarm_id"), now)
         if alarm.get("phase", "raised") != "raised" or alarm.get("kind") == CASE_NEAR_DEADLINE:
             return []
         alarm_id, camera_id = alarm.get("alarm_id"), alarm.get("camera_id")
@@ -489,9 +519,18 @@ class Wall:
         for s in self.screens.values():
             if s.alarm_tile is None:
                 continue
-            if (s.alarm and s.alarm.alarm_id == alarm_id) or any(p.alarm_id == alarm_id for p in s.pending):
+            if any(p.holds(alarm_id) for p in ([s.alarm] if s.alarm else []) + s.pending):
                 continue  # at-least-once bus delivery: the same alarm twice is one pop-up
             pop = AlarmPop(alarm_id, str(camera_id), priority, now, now + s.alarm_timeout_s, payload)
+            same = next((p for p in ([s.alarm] if s.alarm else []) + s.pending if p.place == pop.place), None)
+            if same is not None:
+                same.count += 1
+                same.repeats = (same.repeats + [alarm_id])[-MAX_REPEATS:]
+                same.payload = payload           # the newest picture of the place
+                same.priority = max(same.priority, priority)
+                same.at, same.expires_at = now, max(same.expires_at, now + s.alarm_timeout_s)
+                changed.append(self._touch(s, now))
+                continue
             if s.alarm is None or priority >= s.alarm.priority:
                 if s.alarm is not None:
                     self._queue(s, s.alarm)
@@ -499,6 +538,33 @@ class Wall:
                 changed.append(self._touch(s, now))
             else:
                 self._queue(s, pop)
+                changed.append(self._touch(s, now))
+        return changed
+
+    def clear_alarm(self, alarm_id: object, now: float) -> list[str]:
+        """The detector says the scene is clear again: the alarm leaves every pop-up and queue it is in (a group
+        keeps showing while another of its alarms is still raised)."""
+        if not isinstance(alarm_id, str) or not alarm_id:
+            return []
+        changed: list[str] = []
+        for s in self.screens.values():
+            hit = False
+            for pop in ([s.alarm] if s.alarm else []) + list(s.pending):
+                if not pop.holds(alarm_id):
+                    continue
+                hit = True
+                gone = pop.alarm_id == alarm_id and not pop.repeats
+                if not gone:
+                    if pop.alarm_id == alarm_id:  # the first of a group cleared: the next one names it
+                        pop.alarm_id, pop.repeats = pop.repeats[0], pop.repeats[1:]
+                    else:
+                        pop.repeats = [r for r in pop.repeats if r != alarm_id]
+                if gone:
+                    if pop is s.alarm:
+                        self._next_pop(s, now)
+                    else:
+                        s.pending = [p for p in s.pending if p is not pop]
+            if hit:
                 changed.append(self._touch(s, now))
         return changed
 
@@ -522,11 +588,11 @@ class Wall:
         changed: list[str] = []
         for s in self.screens.values():
             hit = False
-            if s.alarm is not None and s.alarm.alarm_id == alarm_id:
+            if s.alarm is not None and s.alarm.holds(alarm_id):
                 self._next_pop(s, now)
                 hit = True
-            elif any(p.alarm_id == alarm_id for p in s.pending):
-                s.pending = [p for p in s.pending if p.alarm_id != alarm_id]
+            elif any(p.holds(alarm_id) for p in s.pending):
+                s.pending = [p for p in s.pending if not p.holds(alarm_id)]
                 hit = True
             if hit:
                 changed.append(self._touch(s, now))
@@ -572,6 +638,9 @@ class Wall:
             if screen_id not in self.screens:
                 raise ScreenError(f"{where}.screens", f"unknown screen {screen_id!r}")
             s = self.screens[screen_id]
+            # A second plan over the first keeps what the screen showed before any plan: ending it goes home.
+            saved = s.plan.saved if s.plan is not None else self._before_plan(s)
+            s.plan = ActivePlan(plan.id, plan.name, now, saved)
             s.tour = None
             self._relayout(s, parse_layout(ps.layout, field=f"{where}.screens.{screen_id}.layout"))
             if len(ps.tiles) > len(s.layout):
@@ -587,6 +656,54 @@ class Wall:
                     raise ScreenError(f"{where}.screens.{screen_id}.tour", f"unknown tour {ps.tour!r}")
                 self.start_tour(screen_id, ps.tour, now,
                                 tiles=list(ps.tour_tiles) if ps.tour_tiles is not None else None)
+            changed.append(self._touch(s, now))
+        return changed
+
+    @staticmethod
+    def _before_plan(s: Screen) -> dict[str, Any]:
+        tour = None
+        if s.tour is not None:
+            t = s.tour
+            tour = {"tour": t.tour, "tiles": list(t.tiles), "dwell_s": t.dwell_s, "step": t.step,
+                    "paused": t.paused, "remaining_s": t.remaining_s}
+        return {"layout": s.layout.spec(), "tiles": list(s.tiles), "alarm_tile": s.alarm_tile, "tour": tour}
+
+    def end_plan(self, plan_id: object, now: float) -> list[str]:
+        """End an active plan: every screen it holds gets back the layout, cameras and tour it had before the plan
+        (a running tour resumes with a fresh dwell; alarm pop-ups stay as they are). 404 for an unknown plan,
+        Conflict when it is not active on any screen."""
+        if not isinstance(plan_id, str):
+            raise ScreenError("plan", "must be a plan id string")
+        if plan_id not in self.plans:
+            raise NotFound("plan", plan_id)
+        held = [s for s in self.screens.values() if s.plan is not None and s.plan.plan_id == plan_id]
+        if not held:
+            raise Conflict(f"plan {plan_id} is not active on any screen")
+        changed = []
+        for s in held:
+            saved = s.plan.saved
+            s.plan = None
+            try:
+                layout = parse_layout(saved["layout"], field="layout")
+                self._relayout(s, layout)
+                s.tiles = [c if c in self._camera_set else None for c in saved["tiles"]][:len(layout)]
+                s.tiles += [None] * (len(layout) - len(s.tiles))
+                if saved.get("alarm_tile") is not None and saved["alarm_tile"] < len(layout):
+                    s.alarm_tile = saved["alarm_tile"]
+                s.tour = None
+                t = saved.get("tour")
+                if t and t["tour"] in self.tours:
+                    run = TourRun(t["tour"], [i for i in t["tiles"] if i < len(layout)], float(t["dwell_s"]),
+                                  int(t["step"]))
+                    if run.tiles:
+                        if t.get("paused"):
+                            run.remaining_s = t.get("remaining_s") or run.dwell_s
+                        else:
+                            run.next_at = now + run.dwell_s
+                        s.tour = run
+                        self._show_step(s)
+            except (ScreenError, KeyError, TypeError, ValueError):
+                pass  # what was saved no longer fits the configuration: the plan's picture stays, the plan ends
             changed.append(self._touch(s, now))
         return changed
 
@@ -614,6 +731,7 @@ class Wall:
             "alarm": _pop_dict(s.alarm) if s.alarm else None,
             "pending_alarms": [_pop_dict(p) for p in s.pending],
             "tour": tour,
+            "plan": {"id": s.plan.plan_id, "name": s.plan.name, "at": s.plan.at} if s.plan else None,
         }
 
     def snapshot(self, screen_id: str) -> dict[str, Any]:
@@ -626,6 +744,8 @@ class Wall:
                     "remaining_s": t.remaining_s}
         return {"layout": s.layout.spec(), "tiles": list(s.tiles), "alarm_tile": s.alarm_tile, "tour": tour,
                 "alarm": _pop_dict(s.alarm) if s.alarm else None, "pending": [_pop_dict(p) for p in s.pending],
+                "plan": {"plan_id": s.plan.plan_id, "name": s.plan.name, "at": s.plan.at, "saved": s.plan.saved}
+                if s.plan else None,
                 "version": s.version, "changed_at": s.changed_at}
 
     def restore(self, screen_id: str, data: Mapping[str, Any]) -> None:
@@ -653,6 +773,12 @@ class Wall:
         if alarm is not None and alarm.camera_id not in self._camera_set:
             alarm = None
         pending = [_pop_from(p) for p in data.get("pending") or [] if p.get("camera_id") in self._camera_set]
+        plan = data.get("plan")
+        if plan and plan.get("plan_id") in self.plans and isinstance(plan.get("saved"), dict):
+            s.plan = ActivePlan(str(plan["plan_id"]), str(plan.get("name", "")), float(plan.get("at", 0.0)),
+                                dict(plan["saved"]))
+        else:
+            s.plan = None
         s.layout, s.tiles, s.alarm_tile, s.tour, s.alarm, s.pending = layout, tiles, alarm_tile, tour, alarm, pending
         s.version = int(data.get("version", 0))
         s.changed_at = float(data.get("changed_at", 0.0))

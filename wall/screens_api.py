@@ -210,6 +210,20 @@ async def invoke_plan(request: web.Request) -> web.Response:
                               "broadcasts": broadcasts})
 
 
+@_errors
+async def end_plan(request: web.Request) -> web.Response:
+    """End an active plan (结束预案): its screens get back what they showed before it (same roles as invoking)."""
+    plan_id = request.match_info["id"]
+    svc = _service(request)
+    if plan_id not in svc.wall.plans:
+        raise NotFound("plan", plan_id)
+    changed = await _run(request, lambda now: svc.wall.end_plan(plan_id, now), "plan_end",
+                         {"plan": plan_id, "name": svc.wall.plans[plan_id].name})
+    log.info("plan %s ended by %s", plan_id, require_session(request).username)
+    note(request, name=svc.wall.plans[plan_id].name, screens=changed)
+    return web.json_response({"plan": plan_id, "screens": [svc.wall.view(sid) for sid in changed]})
+
+
 async def _plan_broadcasts(request: web.Request, plan_id: str, username: str) -> list[dict[str, Any]]:
     """The plan's broadcast, if it has one: a manual broadcast per target, each logged on ``broadcasts`` like any
     other. The screens have switched already; a broadcast that fails is reported here, not as a failed plan."""
@@ -333,6 +347,7 @@ def add_routes(app: web.Application) -> None:
     for action in ("start", "pause", "resume", "stop"):
         r.add_post(f"/api/screens/{{id}}/tour/{action}", _tour_handler(action))
     r.add_post("/api/plans/{id}/invoke", invoke_plan)
+    r.add_post("/api/plans/{id}/end", end_plan)
     r.add_post("/api/alarms/{alarm_id}/ack", ack_alarm)
     r.add_get("/api/map", map_data)
     r.add_get("/wall/{screen}", screen_page)

@@ -10,10 +10,12 @@ const MAX_CARDS = 60;
 const FRESH_MS = 8000;
 
 export class AlarmPanel {
-  /** ``list``: the container element; ``cameraName(id)``: name lookup for alarms without camera_name. */
-  constructor(list, { cameraName = (id) => id, emptyText = ["暂无告警", "No alarms"] } = {}) {
+  /** ``list``: the container element; ``cameraName(id)``: name lookup for alarms without camera_name;
+   *  ``onOpen(alarm)``: a card was clicked (or Enter on it) — the page plays its evidence clip. */
+  constructor(list, { cameraName = (id) => id, emptyText = ["暂无告警", "No alarms"], onOpen = null } = {}) {
     this.list = list;
     this.cameraName = cameraName;
+    this.onOpen = onOpen;
     this.cards = new Map();          // alarm_id → card element
     this.raisedToday = new Map();    // alarm_id → raised at (unix)
     this.empty = el("div", "empty", bilingual(emptyText[0], emptyText[1]));
@@ -32,13 +34,22 @@ export class AlarmPanel {
     let card = this.cards.get(id);
     if (card && alarm.phase === "cleared") {
       card.classList.remove("fresh");
-      this._fill(card, { ...card._alarm, ...alarm, phase: "cleared", dwell_s: alarm.dwell_s ?? card._alarm.dwell_s }, now);
+      const was = card._alarm;
+      this._fill(card, { ...was, ...alarm, phase: "cleared", dwell_s: alarm.dwell_s ?? was.dwell_s,
+                         clip_url: was.clip_url || alarm.clip_url, snapshot_url: was.snapshot_url || alarm.snapshot_url }, now);
       fitRows(this.list);
       return card;
     }
     if (card) card.remove();
     card = el("article", "alarm-card");
     card.dataset.alarmId = id;
+    if (this.onOpen) {
+      card.tabIndex = 0;
+      card.classList.add("openable");
+      card.title = "点击播放录像 / Click to play the clip";
+      card.addEventListener("click", () => this.onOpen(card._alarm));
+      card.addEventListener("keydown", (ev) => { if (ev.key === "Enter") this.onOpen(card._alarm); });
+    }
     card.dataset.camera = String(alarm.camera_id || "");
     this._fill(card, alarm, now);
     this.cards.set(id, card);

@@ -1,5 +1,8 @@
 // HTTP helpers for the wall pages: JSON in and out, and a 401 anywhere sends the browser to /login.
 // Every state-changing request carries the session's CSRF token (X-CSRF-Token), read from /api/me once per page.
+// Errors carry a Chinese ``message`` (messages.js); the server's English text stays in ``raw`` for the console.
+
+import { errorText } from "./messages.js";
 
 /** Leave for the login page, coming back here afterwards. */
 export function goLogin() {
@@ -7,25 +10,27 @@ export function goLogin() {
   location.assign(`/login?next=${encodeURIComponent(here)}`);
 }
 
-/** An HTTP error with the server's JSON ``error`` text. */
+/** An HTTP error: ``message`` is what a person reads (Chinese), ``raw`` the server's own ``error`` text. */
 export class ApiError extends Error {
-  constructor(status, message) {
-    super(message);
+  constructor(status, raw = "") {
+    super(errorText(status, raw));
     this.status = status;
+    this.raw = raw;
   }
 }
 
 /** GET ``url`` as JSON; 401 → login page (and a rejected promise), other failures → ApiError. */
 export async function getJSON(url) {
-  const resp = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+  const resp = await reach(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
   if (resp.status === 401) {
     goLogin();
-    throw new ApiError(401, "not signed in");
+    throw new ApiError(401, "login required");
   }
   if (!resp.ok) {
-    let detail = resp.statusText;
-    try { detail = (await resp.json()).error || detail; } catch (_) { /* not JSON */ }
-    throw new ApiError(resp.status, `${url}: ${resp.status} ${detail}`);
+    let detail = "";
+    try { detail = (await resp.json()).error || ""; } catch (_) { /* not JSON */ }
+    console.warn(`GET ${url}: ${resp.status} ${detail}`);
+    throw new ApiError(resp.status, detail);
   }
   const data = await resp.json();
   if (url === "/api/me" && data && data.csrf_token) csrfToken = data.csrf_token;
@@ -34,16 +39,27 @@ export async function getJSON(url) {
 
 let csrfToken = null;
 
+/** fetch, with "no answer at all" (server down, network gone) as ApiError status 0 instead of a TypeError. */
+async function reach(url, init) {
+  try {
+    return await fetch(url, init);
+  } catch (err) {
+    console.warn(`${init.method || "GET"} ${url}: no answer`, err);
+    throw new ApiError(0, "");
+  }
+}
+
 async function csrfHeader() {
   if (!csrfToken) await getJSON("/api/me");
   return { "X-CSRF-Token": csrfToken || "" };
 }
 
-/** ``method`` ``url`` with an optional JSON body and the CSRF token; resolves to ``{status, ok, data}``
+/** ``method`` ``url`` with an optional JSON body and the CSRF token; resolves to ``{status, ok, data, message}``
+ * (``message``: the Chinese text of a failure, "" on success)
  * (401 → login page and a rejected promise). A token refused as stale is fetched again and the request retried once. */
 export async function send(method, url, body = undefined) {
   for (let attempt = 0; ; attempt += 1) {
-    const resp = await fetch(url, {
+    const resp = await reach(url, {
       method,
       credentials: "same-origin",
       headers: {
@@ -55,7 +71,7 @@ export async function send(method, url, body = undefined) {
     });
     if (resp.status === 401) {
       goLogin();
-      throw new ApiError(401, "not signed in");
+      throw new ApiError(401, "login required");
     }
     let data = null;
     try { data = await resp.json(); } catch (_) { /* not JSON */ }
@@ -63,14 +79,30 @@ export async function send(method, url, body = undefined) {
       csrfToken = null;
       continue;
     }
-    return { status: resp.status, ok: resp.ok, data: data || {} };
+    if (!resp.ok) console.warn(`${method} ${url}: ${resp.status} ${(data && data.error) || ""}`);
+    return { status: resp.status, ok: resp.ok, data: data || {}, message: resp.ok ? "" : errorText(resp.status, data && data.error) };
   }
+}
+
+/** ``method`` ``url`` with a raw body (an uploaded file) and the CSRF token; resolves like :func:`send`. */
+export async function sendRaw(method, url, body, contentType) {
+  const resp = await reach(url, {
+    method, credentials: "same-origin", body,
+    headers: { Accept: "application/json", "Content-Type": contentType, ...(await csrfHeader()) },
+  });
+  if (resp.status === 401) {
+    goLogin();
+    throw new ApiError(401, "login required");
+  }
+  let data = null;
+  try { data = await resp.json(); } catch (_) { /* not JSON */ }
+  return { status: resp.status, ok: resp.ok, data: data || {}, message: resp.ok ? "" : errorText(resp.status, data && data.error) };
 }
 
 /** ``method`` ``url`` with a JSON body; resolves to the JSON reply, rejects with ApiError (401 → login page). */
 export async function sendJSON(method, url, body = undefined) {
   const { status, ok, data } = await send(method, url, body);
-  if (!ok) throw new ApiError(status, data.error || `${status}`);
+  if (!ok) throw new ApiError(status, data.error || "");
   return data;
 }
 

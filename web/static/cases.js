@@ -14,14 +14,18 @@ export function isOverdue(c, now) {
 }
 
 export class CasePanel {
-  constructor(list) {
+  /** ``onOpen(case)``: a row was clicked (or Enter on it) — the page opens the case. */
+  constructor(list, { onOpen = null } = {}) {
     this.list = list;
+    this.onOpen = onOpen;
     this.cases = [];
     this.total = 0;
+    this.problem = "";
   }
 
   /** Replace the list with ``cases`` (from GET /api/cases) and render at ``now``. */
   set(cases, total, now) {
+    this.problem = "";
     this.cases = Array.isArray(cases) ? cases : [];
     this.total = Number.isFinite(total) ? total : this.cases.length;
     this.render(now);
@@ -39,12 +43,22 @@ export class CasePanel {
     return { open, overdue };
   }
 
+  /** The case list could not be read (``text``: why, in Chinese): said at the top, the last rows kept greyed. */
+  unavailable(text) {
+    this.problem = text || "案件服务暂时不可用";
+    this.render(Date.now() / 1000);
+  }
+
   render(now) {
     const open = this.cases.filter((c) => !FINISHED_STATES.has(c.state));
     const done = this.cases.filter((c) => FINISHED_STATES.has(c.state));
     open.sort((a, b) => (isOverdue(b, now) - isOverdue(a, now)) || ((a.deadline_at ?? Infinity) - (b.deadline_at ?? Infinity)));
     const rows = [...open, ...done].slice(0, MAX_ROWS).map((c) => this._row(c, now));
-    if (!rows.length) rows.push(el("div", "empty", bilingual("暂无案件", "No cases")));
+    if (this.problem) {
+      for (const row of rows) row.classList.add("stale");
+      rows.unshift(el("div", "panel-note case-problem", `案件列表暂时无法读取：${this.problem}，正在重试`,
+        this.cases.length ? "（以下为最后一次读取的数据）" : ""));
+    } else if (!rows.length) rows.push(el("div", "empty", bilingual("暂无案件", "No cases")));
     this.list.replaceChildren(...rows);
     fitRows(this.list);
   }
@@ -58,20 +72,27 @@ export class CasePanel {
     row.classList.toggle("overdue", overdue);
     row.classList.toggle("finished", finished);
     row.classList.toggle("supervised", Boolean(c.supervised));
+    // Two lines, so as many cases as possible fit the panel: what and its state; number, unit and time left.
     row.append(
       el("div", "line1",
-        el("span", "case-no", c.case_no || c.id || ""),
+        el("span", "code", c.code || ""),
+        el("span", "category", c.category_name || c.title || ""),
         c.supervised ? el("span", "supervised", `督办 ×${c.supervise_count}`) : null,
         el("span", `state state-${String(c.state || "").replace(/[^a-z_]/g, "")}`, c.state_label || c.state || "")),
       el("div", "line2",
-        el("span", "code", c.code || ""),
-        el("span", "category", c.category_name || c.title || "")),
-      el("div", "line3",
+        el("span", "case-no", c.case_no || c.id || ""),
         el("span", "unit", c.unit_name || "未派遣单位"),
         finished
           ? el("span", "deadline", `截止 ${timeText(c.deadline_at, now)}`)
-          : el("span", "deadline", el("span", "left", left.zh), el("span", "due", ` · 截止 ${timeText(c.deadline_at, now)}`))),
+          : el("span", "deadline", el("span", "left", left.zh))),
     );
+    row.title = `${c.case_no || ""} 截止 ${timeText(c.deadline_at, now)} · 点击打开案件`;
+    if (this.onOpen) {
+      row.tabIndex = 0;
+      row.classList.add("openable");
+      row.addEventListener("click", () => this.onOpen(c));
+      row.addEventListener("keydown", (ev) => { if (ev.key === "Enter") this.onOpen(c); });
+    }
     return row;
   }
 }

@@ -5,10 +5,12 @@
 // Exposed for tests as window.citywallConsole.
 
 import { ApiError, checkSession, getJSON } from "./api.js";
+import { installChrome, linkState, userText } from "./chrome.js";
 import { bilingual, el } from "./dom.js";
 import { EventSocket } from "./events.js";
 import { eventLabel, setTimeZone } from "./format.js";
 import { ackAlarm, sendJSON } from "./screen-api.js";
+import { CueRepeater } from "./cue.js";
 
 const $ = (id) => document.getElementById(id);
 const LAYOUT_LABELS = { "1": "单画面", "2x2": "四画面", "3x3": "九画面", "4x4": "十六画面", "1+5": "一大五小", "1+7": "一大七小" };
@@ -19,6 +21,7 @@ let order = [];                // screen ids in configured order
 let selected = null;           // selected screen id
 let meta = { layouts: [], tours: [], plans: [] };
 let me = null;
+const cue = new CueRepeater({ intervalMs: Number(new URLSearchParams(location.search).get("cue_s") || 20) * 1000 });
 
 // ------------------------------------------------------------------------------------------ feedback
 
@@ -37,8 +40,7 @@ async function act(what, fn) {
     say(`✔ ${what}`);
     return out;
   } catch (err) {
-    const msg = err instanceof ApiError && err.status === 403 ? `无权限 / Not allowed: ${err.message}` : err.message;
-    say(`✘ ${what}: ${msg}`, true);
+    say(`✘ ${what}：${err.message}`, true);  // ApiError: Chinese (messages.js)
     return null;
   }
 }
@@ -128,15 +130,51 @@ function renderTour(view) {
   $("tour-start").disabled = !meta.tours.length;
 }
 
+/** Which plans hold a screen now: plan id → [screen names]. */
+function activePlans() {
+  const out = new Map();
+  for (const id of order) {
+    const s = screens.get(id);
+    if (s && s.plan) out.set(s.plan.id, [...(out.get(s.plan.id) || []), s.name || id]);
+  }
+  return out;
+}
+
+let confirming = null;  // the plan id waiting for its 确认启动
+
 function renderPlans() {
+  const active = activePlans();
   $("plans").replaceChildren(...meta.plans.map((p) => {
+    const on = active.get(p.id);
+    const box = el("div", on ? "plan-row active" : "plan-row");
+    box.dataset.plan = p.id;
     const b = el("button", p.allowed ? "plan" : "plan locked", el("span", "zh", p.name),
-      el("span", "en", p.allowed ? `${p.screens.length} 屏 screens` : "需指挥长权限 Leader only"));
+      el("span", "en", !p.allowed ? "需指挥长权限 Leader only"
+        : on ? `执行中 Active · ${on.join("、")}` : `${p.screens.length} 屏 screens`));
     b.type = "button";
     b.dataset.plan = p.id;
-    b.disabled = !p.allowed;
-    b.addEventListener("click", () => invokePlan(p));
-    return b;
+    b.disabled = !p.allowed || Boolean(on);
+    b.addEventListener("click", () => { confirming = p.id; renderPlans(); });
+    box.append(b);
+    if (on && p.allowed) {
+      const end = el("button", "plan-end", "结束预案", el("span", "en", "End plan"));
+      end.type = "button";
+      end.addEventListener("click", () => endPlan(p));
+      box.append(end);
+    }
+    if (confirming === p.id && !on) {
+      const names = p.screens.map((sid) => (screens.get(sid) || {}).name || sid).join("、");
+      const yes = el("button", "plan-yes", "确认启动");
+      yes.type = "button";
+      yes.addEventListener("click", () => { confirming = null; invokePlan(p); });
+      const no = el("button", "plan-no", "取消");
+      no.type = "button";
+      no.addEventListener("click", () => { confirming = null; renderPlans(); });
+      box.append(el("div", "plan-confirm", el("span", "", `启动「${p.name}」将切换 ${names}，`
+        + "原布局在结束预案时恢复。"), yes, no));
+      setTimeout(() => yes.focus(), 0);
+    }
+    return box;
   }));
 }
 
@@ -158,15 +196,40 @@ function renderAlarms() {
     const [zh, en] = eventLabel(p.event);
     const ack = el("button", "ack", bilingual("确认", "Ack"));
     ack.type = "button";
-    ack.addEventListener("click", () => act(`确认告警 ${a.alarm_id}`, () => ackAlarm(a.alarm_id)));
+    ack.addEventListener("click", () => act(`确认告警 ${zh}`, () => ackAlarm(a.alarm_id)));
+    const count = a.count > 1 ? el("span", "count", `×${a.count}`) : null;
+    if (count) count.title = `同一地点 ${a.count} 次告警`;
     const li = el("li", waiting ? "alarm waiting" : "alarm",
-      el("div", "what", el("span", "zh", zh), el("span", "en", en)),
+      el("div", "what", el("span", "zh", zh), el("span", "en", en), count),
       el("div", "where", `${p.camera_name || cameraName(a.camera_id)} · ${names.join("、")}${waiting ? " · 等待中 waiting" : ""}`),
       ack);
     li.dataset.alarmId = a.alarm_id;
     return li;
   });
   $("alarms").replaceChildren(...(items.length ? items : [el("li", "none", bilingual("暂无", "None"))]));
+  $("ack-all").disabled = !rows.size;
+  $("ack-all").dataset.count = String(rows.size);
+  cue.set([...rows.keys()]);
+}
+
+/** 全部确认: every alarm shown or waiting, one acknowledgement each (each audited like a single 确认). */
+async function ackAll() {
+  const ids = new Set();
+  for (const id of order) {
+    const s = screens.get(id);
+    for (const a of [s.alarm, ...(s.pending_alarms || [])]) if (a) ids.add(a.alarm_id);
+  }
+  if (!ids.size) return;
+  let failed = 0;
+  for (const id of ids) {
+    try { await ackAlarm(id); } catch (err) { if (!(err instanceof ApiError && err.status === 404)) failed += 1; }
+  }
+  if (failed) say(`✘ 全部确认：${failed} 条未能确认`, true); else say(`✔ 全部确认 ${ids.size} 条`);
+}
+
+function renderMute() {
+  $("cue-mute").textContent = cue.muted ? "已静音" : "静音";
+  $("cue-mute").classList.toggle("on", cue.muted);
 }
 
 function render() {
@@ -177,6 +240,7 @@ function render() {
   renderPreview(view);
   renderTour(view);
   renderAlarms();
+  if (meta.plans.length) renderPlans();
 }
 
 function renderCameras() {
@@ -229,8 +293,15 @@ async function tour(action) {
 }
 
 async function invokePlan(plan) {
-  const out = await act(`预案 ${plan.name}`, () => sendJSON("POST", `/api/plans/${encodeURIComponent(plan.id)}/invoke`));
+  const out = await act(`启动预案 ${plan.name}`, () => sendJSON("POST", `/api/plans/${encodeURIComponent(plan.id)}/invoke`));
   if (out) for (const s of out.screens) takeScreen(s);
+  renderPlans();
+}
+
+async function endPlan(plan) {
+  const out = await act(`结束预案 ${plan.name}`, () => sendJSON("POST", `/api/plans/${encodeURIComponent(plan.id)}/end`));
+  if (out) for (const s of out.screens) takeScreen(s);
+  renderPlans();
 }
 
 function select(id) {
@@ -288,7 +359,8 @@ async function start() {
   try {
     me = await getJSON("/api/me");
     if (me.timezone) setTimeZone(me.timezone);
-    $("user").textContent = `${me.user.display_name || me.user.username} · ${me.user.role}`;
+    $("user").textContent = userText(me.user);
+    installChrome(me);
     const cams = await getJSON("/api/cameras");
     for (const c of cams.cameras || []) cameras.set(c.id, c);
     renderCameras();
@@ -305,20 +377,24 @@ async function start() {
       onStatus: (state) => {
         $("link").dataset.state = state;
         $("link-text").textContent = { open: "实时连接正常", closed: "实时连接中断" }[state] || "连接中";
+        linkState(state);
         if (state === "open" && socket.connects > 1) loadAll().catch((err) => console.warn(err));
       },
     });
     socket.start();
     for (const a of ["start", "pause", "resume", "stop"]) $(`tour-${a}`).addEventListener("click", () => tour(a));
+    $("ack-all").addEventListener("click", ackAll);
+    $("cue-mute").addEventListener("click", () => { if (cue.muted) cue.unmute(); else cue.mute(); renderMute(); });
+    renderMute();
     $("help-button").addEventListener("click", () => { $("help").hidden = !$("help").hidden; });
     $("help").addEventListener("click", () => { $("help").hidden = true; });
     document.addEventListener("keydown", onKey);
-    window.citywallConsole = { screens, cameras, socket, get selected() { return selected; }, select };
+    window.citywallConsole = { screens, cameras, socket, cue, get selected() { return selected; }, select };
     document.body.dataset.ready = "1";
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return;
     console.error(err);
-    say(`加载失败 / Failed to load: ${err.message}`, true);
+    say(`加载失败：${err.message}`, true);
   }
 }
 

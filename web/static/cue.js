@@ -30,3 +30,63 @@ export function playCue() {
     console.warn("alarm cue not played", err);
   }
 }
+
+const MUTE_KEY = "citywall.cueMutedUntil";
+
+/** The cue again and again while an alarm waits for its acknowledgement: at once for a new alarm, then every
+ *  ``intervalMs`` (20 s: heard across the hall, not a siren) until nothing is waiting. ``mute(ms)`` silences it
+ *  (5 minutes by default, remembered across reloads); a new alarm after the mute ends sounds again. */
+export class CueRepeater {
+  constructor({ intervalMs = 20000, play = playCue, now = () => Date.now() } = {}) {
+    this.intervalMs = intervalMs;
+    this.play = play;
+    this.now = now;
+    this.waiting = new Set();
+    this.repeats = 0;
+    this._timer = 0;
+  }
+
+  get mutedUntil() {
+    return Number(localStorage.getItem(MUTE_KEY) || 0);
+  }
+
+  get muted() {
+    return this.mutedUntil > this.now();
+  }
+
+  /** The alarm ids waiting for acknowledgement now; a new one sounds at once. */
+  set(ids) {
+    const next = new Set(ids);
+    const fresh = [...next].some((id) => !this.waiting.has(id));
+    this.waiting = next;
+    if (!next.size) { this._stop(); return; }
+    if (fresh) { this._sound(); this._schedule(); }
+    else if (!this._timer) this._schedule();
+  }
+
+  mute(ms = 5 * 60 * 1000) {
+    localStorage.setItem(MUTE_KEY, String(this.now() + ms));
+  }
+
+  unmute() {
+    localStorage.removeItem(MUTE_KEY);
+  }
+
+  _sound() {
+    if (!this.muted) this.play();
+  }
+
+  _schedule() {
+    clearInterval(this._timer);
+    this._timer = setInterval(() => {
+      if (!this.waiting.size) { this._stop(); return; }
+      this.repeats += 1;
+      this._sound();
+    }, this.intervalMs);
+  }
+
+  _stop() {
+    clearInterval(this._timer);
+    this._timer = 0;
+  }
+}

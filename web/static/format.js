@@ -82,6 +82,18 @@ export function timeText(unix, now) {
   return `${pad(d.month)}-${pad(d.day)} ${pad(d.hour)}:${pad(d.minute)}`;
 }
 
+/** A unix time as the site writes dates: "2026-03-11 08:00:05" (site timezone; never the browser's locale). */
+export function dateTimeText(unix) {
+  if (!Number.isFinite(unix)) return "—";
+  const d = zoned(new Date(unix * 1000));
+  return `${d.year}-${pad(d.month)}-${pad(d.day)} ${pad(d.hour)}:${pad(d.minute)}:${pad(d.second)}`;
+}
+
+/** "2026-03-11" of a unix time in the site timezone. */
+export function isoDate(unix) {
+  return dateTimeText(unix).slice(0, 10);
+}
+
 /** Midnight (unix seconds) of the site-local day containing ``now``. */
 export function startOfDay(now) {
   const z = zoned(new Date(now * 1000));

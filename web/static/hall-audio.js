@@ -9,18 +9,26 @@ import { el, safePath } from "./dom.js";
 const MUTE_KEY = "citywall.hallMuted";
 const BANNER_MIN_MS = 6000; // a banner with no audio (muted, or blocked by the browser) stays this long
 
+// Sizes follow the viewport (the wall's stage is scaled to it): as large at 4K as at 1080p, relative to the
+// screen. The banner sits below the wall's header (12.5 % of the height) so the counters stay readable, and
+// wraps a long text onto a second line instead of cutting it; the mute toggle sits in the header's second line
+// (a floating corner button only on a page without that line).
 const STYLE = `
-.hall-banner { position: fixed; left: 50%; top: 12px; transform: translateX(-50%); z-index: 50; max-width: 86vw;
-  display: flex; align-items: center; gap: 18px; padding: 14px 26px; border-radius: 10px;
-  background: #12305a; border: 3px solid #5aa9ff; color: #fff; box-shadow: 0 8px 30px rgba(0,0,0,.6);
-  font-size: 30px; font-weight: 800; }
+.hall-banner { position: fixed; left: 34.4vw; top: calc(12.5vh + 0.6vw); transform: translateX(-50%); z-index: 50;
+  max-width: 64vw; display: flex; align-items: center; flex-wrap: wrap; gap: 0.4em 0.7em; padding: 0.45em 0.9em;
+  border-radius: 0.35em; background: #12305a; border: 0.1em solid #5aa9ff; color: #fff;
+  box-shadow: 0 8px 30px rgba(0,0,0,.6); font-size: clamp(22px, 1.6vw, 80px); font-weight: 800; }
 .hall-banner[hidden] { display: none; }
-.hall-banner .label .en { margin-left: 8px; font-size: 20px; font-weight: 600; color: #b9d7ff; }
-.hall-banner .text { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; max-width: 60vw; }
-.hall-banner .place { font-size: 24px; font-weight: 600; color: #b9d7ff; white-space: nowrap; }
-.hall-banner .note { font-size: 20px; font-weight: 600; color: #ffd166; }
-.hall-mute { position: fixed; right: 14px; bottom: 14px; z-index: 50; padding: 10px 18px; border-radius: 8px;
-  font-size: 22px; font-weight: 700; color: #fff; background: #1b2a40; border: 2px solid #44597a; cursor: pointer; }
+.hall-banner .label .en { margin-left: 0.3em; font-size: 0.67em; font-weight: 600; color: #b9d7ff; }
+.hall-banner .text { display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical; overflow: hidden;
+  max-width: 60vw; }
+.hall-banner .place { font-size: 0.8em; font-weight: 600; color: #b9d7ff; white-space: nowrap; }
+.hall-banner .note { font-size: 0.67em; font-weight: 600; color: #ffd166; }
+.hall-mute { position: fixed; right: 0.8vw; bottom: 0.8vw; z-index: 50; padding: 0.4em 0.8em;
+  border-radius: 0.35em; font-size: clamp(18px, 1.15vw, 56px); font-weight: 700; color: #fff; background: #1b2a40;
+  border: 0.1em solid #44597a; cursor: pointer; }
+.hall-mute.in-header { position: static; font-size: 20px; padding: 0 10px; border-width: 1px; border-radius: 4px;
+  background: transparent; color: var(--text-2, #b4c0d0); white-space: nowrap; }
 .hall-mute[aria-pressed="true"] { background: #5a1620; border-color: #e5484d; }
 `;
 
@@ -49,7 +57,11 @@ export class HallAudio {
       this.setMuted(!this.muted);
     });
     this.audio.addEventListener("ended", () => this._scheduleHide(0));
-    root.append(this.banner, this.button);
+    // The wall's header line has room for the toggle (nothing over the video, the pop-up or the panels);
+    // elsewhere it floats in the corner.
+    const line = document.querySelector(".site-sub");
+    root.append(this.banner);
+    if (line) { this.button.classList.add("in-header"); line.append(this.button); } else root.append(this.button);
     this._renderButton();
   }
 
@@ -94,7 +106,10 @@ export class HallAudio {
 
   _renderButton() {
     this.button.setAttribute("aria-pressed", String(this.muted));
-    this.button.replaceChildren(this.muted ? "广播已静音 Muted (M)" : "广播声音 开 Hall audio on (M)");
+    const header = this.button.classList.contains("in-header");
+    this.button.title = this.muted ? "大厅广播声音已关 Hall audio muted (M)" : "大厅广播声音开 Hall audio on (M)";
+    this.button.replaceChildren(this.muted ? (header ? "广播 关" : "广播已静音 Muted (M)")
+      : (header ? "广播 开" : "广播声音 开 Hall audio on (M)"));
   }
 }
 

@@ -1,5 +1,8 @@
 // Login page: POST /api/login {username, password}; 200 → ?next (same-site path only) or /wall;
-// 401 → wrong username or password; 429 → rate limited (with the server's wait); anything else → its error.
+// 401 → wrong username or password; 429 → rate limited (with the server's wait); anything else → its error in
+// Chinese (messages.js).
+
+import { errorText } from "./messages.js";
 
 const form = document.getElementById("login-form");
 const errorEl = document.getElementById("error");
@@ -47,7 +50,7 @@ async function signIn(event) {
     } else {
       let detail = "";
       try { detail = (await resp.json()).error || ""; } catch (_) { /* not JSON */ }
-      showError(`登录失败 / Sign-in failed (${resp.status}) ${detail}`.trim());
+      showError(`登录失败：${errorText(resp.status, detail)}`);
     }
   } catch (err) {
     showError("无法连接服务器 / Cannot reach the server");

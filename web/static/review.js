@@ -6,6 +6,8 @@
 // case number. A leader also gets 督办 (supervise, key D) on an open case.
 
 import { getJSON, send } from "./api.js";
+import { installChrome, userText } from "./chrome.js";
+import { roleLabel } from "./messages.js";
 import { el } from "./dom.js";
 import { eventLabel, setTimeZone, timeText } from "./format.js";
 
@@ -18,6 +20,21 @@ const ACTION_LABELS = {
   review_confirm: "人工确认", review_reject: "判定误报", supervise: "督办",
 };
 const actionLabel = (a) => ACTION_LABELS[a] || a;
+
+/** "duty(watch_officer)" → "duty（值班员）"; "system" → 系统. */
+function actorText(actor) {
+  const m = String(actor || "").match(/^(.*)\((\w+)\)$/);
+  if (m) return `${m[1]}（${roleLabel(m[2])}）`;
+  return actor === "system" ? "系统" : String(actor || "");
+}
+
+/** A timeline note with the case's alarm ids (long hex) as 第n次报警 and other case ids as their numbers. */
+function noteText(note, c) {
+  let text = String(note);
+  (c.alarm_ids || []).forEach((id, i) => { if (id) text = text.split(id).join(`第${i + 1}次报警`); });
+  if (c.id) text = text.split(c.id).join(c.case_no || "本案");
+  return text;
+}
 const state = { me: null, items: [], current: null, reasons: [], reason: 0, rejecting: false, caseId: null, shownCase: null };
 
 // Keys typed while a request is in flight are queued, not dropped: each step runs after the previous one.
@@ -42,7 +59,7 @@ async function loadQueue() {
   state.reasons = body.reasons;
   for (const [k, v] of Object.entries(body.counts)) {
     const node = document.querySelector(`#counts [data-k=${k}] b`);
-    if (node) node.textContent = k === "free" ? String(v + (body.counts.mine || 0)) : String(v);
+    if (node) node.textContent = String(v);  // unfiled: free or mine, no case yet (auto-filed ones apart)
   }
   renderQueue();
 }
@@ -67,6 +84,9 @@ function renderQueue() {
       el("div", "q-title", itemTitle(it.alarm), filingTag(it)),
       el("div", "q-sub", `${timeText(it.alarm.at, now())} · ${it.alarm.zone_name || it.alarm.zone_id}`));
     row.dataset.id = it.id;
+    row.tabIndex = 0;
+    row.title = "点击处理此条 / Click to work on this item";
+    row.addEventListener("click", () => pickItem(it));
     row.dataset.filing = it.case ? "filed" : (it.filing && !it.filing.auto ? "held" : "auto");
     row.dataset.status = status;
     return row;
@@ -75,15 +95,32 @@ function renderQueue() {
   if (mine) mine.scrollIntoView({ block: "nearest" });
 }
 
+/** A row of the queue clicked: claim exactly that item (someone else's stays theirs, and is said so). */
+function pickItem(it) {
+  if (state.current && state.current.id === it.id) return Promise.resolve();
+  return serial(async () => {
+    const { ok, data, message } = await send("POST", "/api/review/claim", { current: it.id, direction: "this" });
+    if (!ok) { say(`领取失败：${message}`); return; }
+    if (!data.item) {
+      say(it.claimed_by ? `该告警正由 ${it.claimed_by} 复核` : "该告警已不在复核队列中");
+    } else {
+      state.current = data.item;
+      closeReasons();
+      renderItem();
+    }
+    await loadQueue();
+  });
+}
+
 function claim(direction) {
   return serial(() => claimNow(direction));
 }
 
 async function claimNow(direction) {
   {
-    const { ok, data } = await send("POST", "/api/review/claim",
+    const { ok, data, message } = await send("POST", "/api/review/claim",
       { current: state.current ? state.current.id : undefined, direction });
-    if (!ok) { say(data.error || "领取失败"); return; }
+    if (!ok) { say(`领取失败：${message}`); return; }
     const stays = data.item && state.current && data.item.id === state.current.id;
     if ((data.item === null || stays) && direction !== "first" && state.current) {
       say(direction === "next" ? "已是最后一条 (last item)" : "已是第一条 (first item)");
@@ -113,6 +150,13 @@ function renderItem() {
                              height: `${(y2 - y1) * 100}%` });
     return b;
   }));
+  showClip(false);
+  // An auto-filed item shows its case (what the unit was sent), so a rejection's effect is seen.
+  if (it.case && it.case.id && state.caseId !== it.case.id) {
+    showCase(it.case.id).catch((err) => console.warn("case of the item not shown", err));
+  }
+  $("play-clip").disabled = !safeClip(a);
+  $("clip-note").textContent = safeClip(a) ? "" : "无录像 No clip";
   const [zh, en] = eventLabel(a.event);
   $("meta").replaceChildren(...[  // replaceChildren would print a null as "null": filter first
     el("span", "m-event", zh, el("span", "en", en)),
@@ -123,6 +167,29 @@ function renderItem() {
     el("span", "", `时间 ${timeText(a.at, now())}`),
     it.filing && !it.filing.auto && !it.case ? el("span", "m-held", it.filing.reason) : null,
     el("span", "m-id", `告警编号 ${a.alarm_id}`)].filter(Boolean));
+}
+
+/** The item's clip URL when it is a same-site path, else null. */
+function safeClip(alarm) {
+  const u = alarm && alarm.clip_url;
+  return typeof u === "string" && u.startsWith("/") && !u.startsWith("//") ? u : null;
+}
+
+/** V: the evidence clip plays in place of the snapshot (boxes hidden: they belong to the still); V again back. */
+function showClip(on) {
+  const video = $("clip");
+  const url = on && state.current ? safeClip(state.current.alarm) : null;
+  video.hidden = !url;
+  $("snap").hidden = Boolean(url);
+  $("boxes").hidden = Boolean(url);
+  $("play-clip").classList.toggle("on", Boolean(url));
+  if (url) {
+    if (video.getAttribute("src") !== url) video.src = url;
+    video.currentTime = 0;
+    video.play().catch(() => {});
+  } else if (video.getAttribute("src")) {
+    video.pause();
+  }
 }
 
 // ------------------------------------------------------------------------------------------------ decisions
@@ -136,7 +203,7 @@ async function decideNow(decision, reason) {
   if (!it) return;
   const r = await send("POST", `/api/review/${encodeURIComponent(it.id)}/decision`, { decision, reason });
   if (!r.ok) {
-    say(`未能提交：${r.data.error || `HTTP ${r.status}`}`);
+    say(`未能提交：${r.message}`);
     await loadQueue();
     return;
   }
@@ -200,7 +267,7 @@ async function showCase(caseId, given = null) {
   $("case").dataset.caseId = c.id;
   $("case").dataset.state = c.state;
   $("case-head").textContent = `${c.case_no} ${c.title || ""}`;
-  const facts = [["状态", `${c.state_label} (${c.state})`], ["类别", `${c.kind}/${c.code} ${c.category_name}`],
+  const facts = [["状态", c.state_label || c.state], ["类别", `${c.kind}/${c.code} ${c.category_name}`],
                  ["责任单位", c.unit_name], ["截止", (c.deadline_iso || "").slice(0, 16).replace("T", " ")],
                  ["地址", c.address], ["版本", String(c.version)],
                  ["督办", c.supervised ? `${c.supervise_count} 次，最近 ${c.last_supervision.actor} ${timeText(c.last_supervision.at, now())}` : "—"]];
@@ -222,28 +289,76 @@ async function showCase(caseId, given = null) {
   state.shownCase = c;
   $("case-actions").replaceChildren(...buttons);
   $("timeline").replaceChildren(...(c.timeline || []).slice().reverse().map((e) => el("li", "tl-row",
-    el("span", "tl-when", timeText(e.at, now())), el("b", "", actionLabel(e.action)), el("span", "tl-who", e.actor),
-    e.note ? el("span", "tl-note", e.note) : null)));
+    el("span", "tl-when", timeText(e.at, now())), el("b", "", actionLabel(e.action)), el("span", "tl-who", actorText(e.actor)),
+    e.note ? el("span", "tl-note", noteText(e.note, c)) : null)));
+}
+
+// Actions that ask for more than a click: 延期 needs the added time limit; 督办 and 作废/回退 take a note.
+const NEEDS_DIALOG = { extend: "extension", supervise: "note", void: "note", return: "note", reject: "note", suspend: "note" };
+
+/** The small dialog for an action: resolves to {note, extension?} or null when cancelled. */
+function askDetails(c, action, label) {
+  const dlg = $("act-dialog");
+  $("act-title").textContent = `${label}`;
+  $("act-case").textContent = `${c.case_no} ${c.title || ""} · 当前截止 ${(c.deadline_iso || "").slice(0, 16).replace("T", " ") || "无"}`;
+  $("act-extension").hidden = action !== "extend";
+  $("act-note").value = "";
+  $("act-error").textContent = "";
+  $("act-note-need").textContent = action === "supervise" ? "（督办要求，可不填）" : "";
+  if (action === "extend") { $("act-value").value = "1"; $("act-unit").value = "work_days"; }
+  dlg.showModal();
+  (action === "extend" ? $("act-value") : $("act-note")).focus();
+  return new Promise((resolve) => {
+    const done = (value) => {
+      $("act-form").onsubmit = null;
+      $("act-cancel").onclick = null;
+      dlg.onclose = null;
+      if (dlg.open) dlg.close();
+      resolve(value);
+    };
+    $("act-cancel").onclick = () => done(null);
+    dlg.onclose = () => done(null);
+    $("act-form").onsubmit = (ev) => {
+      ev.preventDefault();
+      const out = { note: $("act-note").value.trim() };
+      if (action === "extend") {
+        const value = Number($("act-value").value);
+        if (!Number.isFinite(value) || value <= 0) { $("act-error").textContent = "请填写大于 0 的延期时长"; return; }
+        out.extension = { value, unit: $("act-unit").value };
+      }
+      done(out);
+    };
+  });
 }
 
 async function act(c, action) {
-  const r = await send("POST", `/api/cases/${encodeURIComponent(c.id)}/actions`, { action, version: c.version });
+  let extra = {};
+  if (NEEDS_DIALOG[action]) {
+    const label = (c.allowed_actions || []).find((a) => a.action === action)?.label || actionLabel(action);
+    extra = await askDetails(c, action, label);
+    if (!extra) return;
+    if (!extra.note) delete extra.note;
+  }
+  const r = await send("POST", `/api/cases/${encodeURIComponent(c.id)}/actions`, { action, version: c.version, ...extra });
   if (r.ok) {
     say(`${c.case_no}：${actionLabel(action)} 完成 (${action} done)`, "ok");
     await showCase(c.id, r.data.case);
   } else {
-    say(`${c.case_no}：${r.data.error || r.status}`);
+    say(`${c.case_no}：${r.message}`);
     if (r.data.case) await showCase(c.id, r.data.case);
   }
 }
 
 async function supervise(c) {
-  const r = await send("POST", `/api/cases/${encodeURIComponent(c.id)}/supervise`, { version: c.version });
+  const extra = await askDetails(c, "supervise", "督办");
+  if (!extra) return;
+  const r = await send("POST", `/api/cases/${encodeURIComponent(c.id)}/supervise`,
+    { version: c.version, ...(extra.note ? { note: extra.note } : {}) });
   if (r.ok) {
     say(`${c.case_no}：已督办（第 ${r.data.case.supervise_count} 次）(supervised)`, "ok");
     await showCase(c.id, r.data.case);
   } else {
-    say(`${c.case_no}：${r.data.error || r.status}`);
+    say(`${c.case_no}：${r.message}`);
     if (r.data.case) await showCase(c.id, r.data.case);
   }
 }
@@ -252,7 +367,8 @@ async function supervise(c) {
 
 function onKey(ev) {
   if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
-  const typing = ev.target instanceof HTMLInputElement;
+  if ($("act-dialog").open) return;  // the dialog's own keys (Enter, Esc)
+  const typing = ev.target instanceof HTMLInputElement || ev.target instanceof HTMLTextAreaElement;
   if (state.rejecting) {
     if (ev.key === "Escape") { ev.preventDefault(); closeReasons(); return; }
     if (ev.key === "Enter") { ev.preventDefault(); submitReason(); return; }
@@ -278,6 +394,7 @@ function onKey(ev) {
     serial(() => supervise(state.shownCase));
     return;
   }
+  if (key === "v") { ev.preventDefault(); showClip($("clip").hidden); return; }
   if (key === "Enter" || key === "y") { ev.preventDefault(); decide("confirm"); }
   else if (key === "r" || key === "n") { ev.preventDefault(); openReasons(); }
   else if (key === "j") { ev.preventDefault(); claim("next"); }
@@ -293,16 +410,26 @@ async function main() {
   }
   state.me = me.user;
   setTimeZone(me.timezone);
-  $("user").textContent = `${me.user.display_name}（${me.user.role}）`;
+  $("user").textContent = userText(me.user);
+  installChrome(me);
   $("confirm").addEventListener("click", () => decide("confirm"));
   $("reject").addEventListener("click", openReasons);
   $("next").addEventListener("click", () => claim("next"));
   $("prev").addEventListener("click", () => claim("prev"));
   $("reason-cancel").addEventListener("click", closeReasons);
+  $("play-clip").addEventListener("click", () => showClip($("clip").hidden));
+  // In the action dialog Enter sends (Shift+Enter: a new line in the note).
+  $("act-note").addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && !ev.shiftKey) { ev.preventDefault(); $("act-form").requestSubmit(); }
+  });
+  $("clip").addEventListener("error", () => { $("clip-note").textContent = "录像无法播放 The clip cannot be played"; });
   $("reasons").addEventListener("submit", (ev) => { ev.preventDefault(); submitReason(); });
   document.addEventListener("keydown", onKey);
   renderItem();
   await claim("first");
+  // /review?case=<id>: open that case (the wall's and the situation screen's case rows link here).
+  const wanted = new URLSearchParams(location.search).get("case");
+  if (wanted) await showCase(wanted).catch((err) => say(`无法打开案件：${err.message}`));
   document.body.dataset.ready = "1";
   setInterval(() => { loadQueue().catch((err) => console.warn("queue refresh failed", err)); }, 5000);
 }

@@ -26,11 +26,14 @@ function svgEl(tag, attrs) {
 }
 
 export class ScreenGrid {
-  /** ``cameras``: Map id → camera record (name, status, zones); ``onAck(alarmId)``: the overlay's button. */
-  constructor(container, { cameras, onAck = () => {} }) {
+  /** ``cameras``: Map id → camera record (name, status, zones); ``onAck(alarmId)``: the overlay's 确认 button;
+   *  ``onMute()``: its 静音 button (the repeating cue). */
+  constructor(container, { cameras, onAck = () => {}, onMute = () => {} }) {
     this.container = container;
     this.cameras = cameras;
     this.onAck = onAck;
+    this.onMute = onMute;
+    this.muted = false;
     this.tiles = new Map();      // camera id → first <cw-tile> showing it
     this.byIndex = [];           // tile index → <cw-tile> | empty cell
     this.view = null;
@@ -106,16 +109,31 @@ export class ScreenGrid {
     const ack = el("button", "ack", bilingual("确认", "Ack (A)"));
     ack.type = "button";
     ack.addEventListener("click", () => this.onAck(alarm.alarm_id));
+    const mute = el("button", "mute", this.muted ? "已静音" : "静音");
+    mute.type = "button";
+    mute.title = "提示音静音 5 分钟 / Mute the cue for 5 minutes";
+    mute.addEventListener("click", () => this.onMute());
+    const count = alarm.count > 1 ? el("span", "pop-count", `×${alarm.count}`) : null;
+    if (count) count.title = `同一地点 ${alarm.count} 次告警 / ${alarm.count} alarms at this place`;
     const label = el("div", "pop-label",
-      el("span", "pop-tag", "告警"),
+      el("span", "pop-tag", "告警"), count,
       el("span", "pop-event", zh, en ? el("span", "en pop-en", en) : null),
       // The camera's name is already in the tile's title bar; the zone says where in the picture.
       p.case_no
         ? el("span", "pop-where", `${p.case_no} ${p.unit_name || ""}`)
         : el("span", "pop-where", p.zone_name || p.camera_name || (cam && cam.name) || alarm.camera_id),
-      ack);
+      mute, ack);
     box.append(svg, label);
     return box;
+  }
+
+  /** Show the cue's mute state on the pop-up's button. */
+  setMuted(muted) {
+    this.muted = Boolean(muted);
+    for (const b of this.container.querySelectorAll(".pop .mute")) {
+      b.textContent = this.muted ? "已静音" : "静音";
+      b.classList.toggle("on", this.muted);
+    }
   }
 
   tile(cameraId) {

@@ -4,10 +4,14 @@
 
 import { AlarmPanel } from "./alarms.js";
 import { ApiError, checkSession, getJSON } from "./api.js";
-import { CasePanel } from "./cases.js";
+import { CasePanel, isOverdue } from "./cases.js";
+import { showClip } from "./clip-view.js";
+import { showAlarmHistory } from "./alarm-history.js";
+import { installChrome, linkState } from "./chrome.js";
 import { el } from "./dom.js";
 import { EventSocket } from "./events.js";
-import { clockText, dateText, eventLabel, isCaseAlarm, setTimeZone } from "./format.js";
+import "./video-tile.js";
+import { FINISHED_STATES, clockText, dateText, eventLabel, isCaseAlarm, setTimeZone, timeText } from "./format.js";
 
 const STAGE_W = 1920;
 const STAGE_H = 1080;
@@ -18,8 +22,10 @@ const now = () => Date.now() / 1000;
 
 const cameras = new Map();
 const hot = new Map();             // alarm_id → {camera_id, event, at}
-const alarms = new AlarmPanel($("alarm-list"), { cameraName: (id) => cameras.get(id)?.name || id });
-const cases = new CasePanel($("case-list"));
+const alarms = new AlarmPanel($("alarm-list"), { cameraName: (id) => cameras.get(id)?.name || id, onOpen: openAlarm });
+// A case row opens the case in the review console's case view (until the case office has its own page).
+const cases = new CasePanel($("case-list"), {
+  onOpen: (c) => window.open(`/review?case=${encodeURIComponent(c.id)}`, "_blank", "noopener") });
 let project = null;                // lon/lat → map x/y
 
 function fitStage() {
@@ -50,6 +56,15 @@ function renderFigures() {
   const { open, overdue } = cases.counts(now());
   setFig("fig-open", open);
   setFig("fig-overdue", overdue, overdue > 0);
+}
+
+/** A clicked alarm card: its evidence clip plays over the stage (a case deadline card has none). */
+function openAlarm(alarm) {
+  if (!alarm || isCaseAlarm(alarm)) return;
+  const [zh] = eventLabel(alarm.event);
+  const camera = alarm.camera_name || cameras.get(alarm.camera_id)?.name || alarm.camera_id || "";
+  showClip({ title: zh, sub: `${camera} · ${alarm.zone_name || alarm.zone_id || ""} · ${timeText(alarm.started_at ?? alarm.at, now())}`,
+             clipUrl: alarm.clip_url, snapshotUrl: alarm.snapshot_url }, $("stage"));
 }
 
 // ------------------------------------------------------------------------------------------ map
@@ -88,10 +103,12 @@ function drawMap(data) {
     groups.set(key, [...(groups.get(key) || []), ...xy]);
   }
   const labels = svg("g", { class: "areas" });
+  placed = [];
   for (const [name, pts] of groups) {
     const x = pts.reduce((a, p) => a + p[0], 0) / pts.length;
     const y = Math.max(...pts.map((p) => p[1]));
-    labels.append(svg("text", { x: x.toFixed(1), y: (y + 34).toFixed(1), "text-anchor": "middle" }, name));
+    const at = placeLabel(name, 22, [[x, y + 34, "middle"], [x, y - 10, "middle"], [x, y + 60, "middle"]]);
+    if (at) labels.append(svg("text", { x: at[0].toFixed(1), y: at[1].toFixed(1), "text-anchor": at[2] }, name));
   }
   const cams = svg("g", { class: "cams", id: "map-cams" });
   map.replaceChildren(graticule(w, h), cells, labels, scaleBar(w, h, points), svg("g", { id: "map-hot" }), cams);
@@ -129,25 +146,103 @@ function scaleBar(w, h, points) {
   return g;
 }
 
+// Labels already on the map (boxes in map units): a new label takes the first candidate spot that overlaps
+// none of them, or is left out (its name stays in the marker's tooltip) — never drawn over another.
+let placed = [];
+
+function placeLabel(text, size, candidates, boxes = placed) {
+  const w = [...String(text)].reduce((a, ch) => a + (ch.charCodeAt(0) > 255 ? size : size * 0.6), 0);
+  for (const [x, y, anchor] of candidates) {
+    const x0 = anchor === "middle" ? x - w / 2 : anchor === "end" ? x - w : x;
+    const box = [x0 - 2, y - size, x0 + w + 2, y + size * 0.3];
+    if (boxes.some((b) => box[0] < b[2] && box[2] > b[0] && box[1] < b[3] && box[3] > b[1])) continue;
+    boxes.push(box);
+    return [x, y, anchor];
+  }
+  return null;
+}
+
+/** Open cases per camera: {open, overdue}. */
+function casesByCamera() {
+  const out = new Map();
+  for (const c of cases.cases || []) {
+    if (!c.camera_id || FINISHED_STATES.has(c.state)) continue;
+    const v = out.get(c.camera_id) || { open: 0, overdue: 0 };
+    v.open += 1;
+    if (isOverdue(c, now())) v.overdue += 1;
+    out.set(c.camera_id, v);
+  }
+  return out;
+}
+
 function drawCameras() {
   if (!project) return;
   const g = $("map-cams");
   g.replaceChildren();
+  const areaBoxes = placed.length ? placed.slice(0, $("map").querySelectorAll(".areas text").length) : [];
+  placed = [...areaBoxes];
+  const marks = [];
   for (const cam of cameras.values()) {
     if (!cam.position) continue;
     const [x, y] = project([cam.position.lon, cam.position.lat]);
+    placed.push([x - 16, y - 16, x + 16, y + 16]);   // markers first: no label covers another camera's dot
+    marks.push([cam, x, y]);
+  }
+  const byCam = casesByCamera();
+  for (const [cam, x, y] of marks) {
     const state = (cam.status && cam.status.state) || "unknown";
-    const m = svg("g", { class: `cam ${state}`, "data-camera": cam.id, transform: `translate(${x.toFixed(1)},${y.toFixed(1)})` });
-    m.append(svg("circle", { r: 14 }), svg("text", { x: 22, y: 10 }, cam.name || cam.id));
+    const m = svg("g", { class: `cam ${state}`, "data-camera": cam.id, transform: `translate(${x.toFixed(1)},${y.toFixed(1)})`,
+                         role: "button", tabindex: "0" });
+    m.append(svg("title", {}, `${cam.name || cam.id}：点击查看实时画面`), svg("circle", { r: 14 }));
+    const name = cam.name || cam.id;
+    const at = placeLabel(name, 26, [[x + 22, y + 10, "start"], [x - 22, y + 10, "end"], [x, y - 24, "middle"],
+                                     [x, y + 44, "middle"]]);
+    if (at) m.append(svg("text", { x: (at[0] - x).toFixed(1), y: (at[1] - y).toFixed(1), "text-anchor": at[2] }, name));
+    const c = byCam.get(cam.id);
+    if (c) {
+      const badge = svg("g", { class: c.overdue ? "case-mark overdue" : "case-mark", transform: "translate(-30,-30)" });
+      badge.append(svg("rect", { x: -20, y: -16, width: 40, height: 30, rx: 6 }),
+        svg("text", { x: 0, y: 7, "text-anchor": "middle" }, `案${c.open}`));
+      badge.append(svg("title", {}, `${c.open} 件办理中案件${c.overdue ? `，${c.overdue} 件超期` : ""}`));
+      placed.push([x - 50, y - 46, x - 10, y - 14]);
+      m.append(badge);
+      m.dataset.cases = String(c.open);
+    }
+    m.addEventListener("click", () => openLive(cam));
+    m.addEventListener("keydown", (ev) => { if (ev.key === "Enter") openLive(cam); });
     g.append(m);
   }
   drawHot();
 }
 
+/** A camera on the map clicked: its live picture over the map (a <cw-tile>), 关闭 or Esc closes it. */
+function openLive(cam) {
+  closeLive();
+  const tile = document.createElement("cw-tile");
+  tile.setAttribute("camera", cam.id);
+  tile.setAttribute("name", cam.name || cam.id);
+  if (cam.status && cam.status.state) tile.setAttribute("camera-state", cam.status.state);
+  const close = el("button", "live-close", "关闭 ", el("span", "en", "Close (Esc)"));
+  close.type = "button";
+  close.addEventListener("click", closeLive);
+  const box = el("div", "live-view", el("div", "live-box", el("div", "live-head", el("span", "", cam.name || cam.id), close), tile));
+  box.id = "live-view";
+  box.addEventListener("click", (ev) => { if (ev.target === box) closeLive(); });
+  $("stage").append(box);
+}
+
+function closeLive() {
+  const box = $("live-view");
+  if (box) box.remove();
+}
+
+document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") closeLive(); });
+
 function drawHot() {
   if (!project) return;
   const g = $("map-hot");
   g.replaceChildren();
+  const taken = [...placed];
   const t = now();
   for (const [id, a] of hot) {
     if (t - a.at > HOT_S) { hot.delete(id); continue; }
@@ -155,8 +250,12 @@ function drawHot() {
     if (!cam || !cam.position) continue;
     const [x, y] = project([cam.position.lon, cam.position.lat]);
     const m = svg("g", { class: "hot", "data-alarm-id": id, "data-camera": a.camera_id, transform: `translate(${x.toFixed(1)},${y.toFixed(1)})` });
-    m.append(svg("circle", { r: 40, class: "ring" }), svg("circle", { r: 22, class: "core" }),
-      svg("text", { x: 0, y: -50, "text-anchor": "middle" }, eventLabel(a.event)[0]));
+    m.append(svg("circle", { r: 40, class: "ring" }), svg("circle", { r: 22, class: "core" }));
+    // The event's name where it covers no other label (this draw's own copy of the taken boxes).
+    const name = eventLabel(a.event)[0];
+    const at = placeLabel(name, 28, [[x, y - 50, "middle"], [x + 48, y - 30, "start"],
+      [x - 48, y - 30, "end"], [x, y + 76, "middle"]], taken);
+    if (at) m.append(svg("text", { x: (at[0] - x).toFixed(1), y: (at[1] - y).toFixed(1), "text-anchor": at[2] }, name));
     g.append(m);
   }
 }
@@ -176,13 +275,18 @@ function tickClock() {
   $("clock-date").textContent = dateText(d);
 }
 
+let caseRetry = 0;
 async function refreshCases() {
+  clearTimeout(caseRetry);
   try {
     const body = await getJSON("/api/cases?limit=500");
     cases.set(body.cases, body.total, now());
     renderFigures();
+    drawCameras();   // the map marks cameras with open cases
   } catch (err) {
-    if (!(err instanceof ApiError && err.status === 401)) console.warn("cases refresh failed", err);
+    if (err instanceof ApiError && err.status === 401) return;
+    cases.unavailable(err.message);   // said as such, last rows greyed, asked again
+    caseRetry = setTimeout(refreshCases, 10000);
   }
 }
 
@@ -194,6 +298,7 @@ async function start() {
   setInterval(() => { drawHot(); renderFigures(); }, 30000);
   try {
     const me = await getJSON("/api/me");
+    installChrome(me, { corner: true });
     if (me.site_name) $("site-name").textContent = me.site_name;
     if (me.timezone) { setTimeZone(me.timezone); tickClock(); }
     for (const c of (await getJSON("/api/cameras")).cameras || []) cameras.set(c.id, c);
@@ -223,17 +328,20 @@ async function start() {
       onStatus: (state) => {
         $("link").dataset.state = state;
         $("link-text").textContent = { open: "实时连接正常", closed: "实时连接中断" }[state] || "连接中";
+        linkState(state);
       },
     });
     socket.remember("alarms", list.length ? list[0].id : "0-0");
+    $("alarm-history").addEventListener("click", () => showAlarmHistory($("stage"), {
+      cameraName: (id) => cameras.get(id)?.name || id }));
     socket.start();
     await refreshCases();
-    window.citywallSituation = { cameras, hot, alarms, cases, socket };
+    window.citywallSituation = { cameras, hot, alarms, cases, socket, get labels() { return placed; } };
     document.body.dataset.ready = "1";
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return;
     console.error(err);
-    $("banner").textContent = `加载失败 / Failed to load: ${err.message}`;
+    $("banner").textContent = `加载失败：${err.message}`;
     $("banner").hidden = false;
   }
 }

@@ -1,7 +1,8 @@
 // Leader's statistics view over GET /api/stats: filters in the URL (so a view can be bookmarked), KPI tiles,
 // an SVG bar chart of 结案率 and 按期结案率 per group, the full table, CSV/XLSX downloads of the same query.
 
-import { getJSON } from "./api.js";
+import { ApiError, getJSON } from "./api.js";
+import { installChrome } from "./chrome.js";
 import { el } from "./dom.js";
 
 const $ = (id) => document.getElementById(id);
@@ -69,8 +70,77 @@ function renderTable(body) {
   }));
 }
 
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+const ALARM_PAGES = 20;          // at most 20 × 500 alarms counted per query (the figure says "≥" past that)
+
+/** Midnight of a YYYY-MM-DD day in the site's timezone, as unix seconds (the server's own reading). */
+function dayStart(text, tz) {
+  const guess = Date.parse(`${text}T00:00:00Z`) / 1000;
+  const parts = new Intl.DateTimeFormat("en-US", { timeZone: tz, hourCycle: "h23", hour: "numeric", minute: "numeric" })
+    .formatToParts(new Date(guess * 1000));
+  const h = +parts.find((p) => p.type === "hour").value;
+  const m = +parts.find((p) => p.type === "minute").value;
+  const offset = (h >= 12 ? h - 24 : h) * 3600 + m * 60;   // the zone's offset from UTC at that moment
+  return guess - offset;
+}
+
+/** Alarms, false positives and broadcasts in the period: the alarm stream paged by time (/api/alarms?since&until),
+ *  the review desk's rejections among recent items, the broadcast log. */
+async function renderEventFigures(from, to) {
+  const since = dayStart(from, tz);
+  const until = dayStart(to, tz) + 86400 - 0.001;
+  let raised = 0;
+  let cleared = 0;
+  let cursor = "";
+  let capped = false;
+  try {
+    for (let i = 0; ; i += 1) {
+      if (i === ALARM_PAGES) { capped = true; break; }
+      const body = await getJSON(`/api/alarms?limit=500&since=${since}&until=${until}${cursor}`);
+      for (const a of body.alarms) {
+        if (a.kind) continue;  // the case room's deadline alarms are not detections
+        if (a.phase === "cleared") cleared += 1; else raised += 1;
+      }
+      if (!body.older) break;
+      cursor = `&before=${encodeURIComponent(body.older)}`;
+    }
+  } catch (err) {
+    raised = null;
+  }
+  let rejected = null;
+  try { rejected = (await getJSON("/api/review")).counts.rejected; } catch (_) { /* not a reviewer's role */ }
+  let broadcasts = null;
+  let manual = null;
+  try {
+    const log = (await getJSON("/api/broadcasts?limit=500")).broadcasts.filter((b) => b.at >= since && b.at <= until);
+    broadcasts = log.filter((b) => b.status === "played" || b.status === "partial").length;
+    manual = log.filter((b) => b.source === "manual").length;
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 503)) console.warn(err);
+  }
+  const show = (v) => (v === null ? "—" : String(v));
+  $("event-kpis").replaceChildren(
+    kpiTile(raised === null ? "—" : `${capped ? "≥" : ""}${raised}`, "告警数", "alarms"),
+    kpiTile(show(cleared), "现场已恢复", "cleared"),
+    kpiTile(show(rejected), "误报驳回（近期）", "false positives (recent)"),
+    kpiTile(show(broadcasts), "语音广播", "broadcasts played"),
+    kpiTile(show(manual), "人工喊话", "manual"));
+}
+
+function kpiTile(value, label, en) {
+  const tile = el("div", "kpi", el("div", "v", value), el("div", "k", label, el("span", "en", ` ${en}`)));
+  tile.dataset.k = en;
+  return tile;
+}
+
+let tz = "Asia/Shanghai";
+
 async function show() {
   const params = query();
+  if (!DATE.test(params.get("from")) || !DATE.test(params.get("to"))) {
+    $("message").textContent = "日期格式应为 年-月-日，例 2026-03-01";
+    return;
+  }
   history.replaceState(null, "", `?${params}`);
   for (const fmt of ["csv", "xlsx"]) $(fmt).href = `/api/stats?${params}&format=${fmt}`;
   $("daily").href = `/report/daily?date=${params.get("to")}`;
@@ -80,6 +150,7 @@ async function show() {
     renderKpis(body.total);
     renderChart(body.rows);
     renderTable(body);
+    await renderEventFigures(params.get("from"), params.get("to"));
     document.body.dataset.ready = "1";
   } catch (err) {
     $("message").textContent = err.message;
@@ -89,6 +160,8 @@ async function show() {
 async function main() {
   const me = await getJSON("/api/me").catch(() => null);
   if (!me) return;
+  installChrome(me);
+  tz = me.timezone || tz;
   const form = $("filters");
   const url = new URLSearchParams(location.search);
   const today = new Intl.DateTimeFormat("en-CA", { timeZone: me.timezone }).format(new Date());

@@ -7,10 +7,13 @@
 import { AlarmPanel } from "./alarms.js";
 import { ApiError, checkSession, getJSON } from "./api.js";
 import { CasePanel } from "./cases.js";
+import { showClip } from "./clip-view.js";
+import { showAlarmHistory } from "./alarm-history.js";
+import { installChrome, linkState } from "./chrome.js";
 import { EventSocket } from "./events.js";
-import { clockText, dateText, isCaseAlarm, setTimeZone } from "./format.js";
+import { clockText, dateText, eventLabel, isCaseAlarm, setTimeZone, timeText } from "./format.js";
 import { installHallAudio } from "./hall-audio.js";
-import { playCue, cueStats } from "./cue.js";
+import { CueRepeater, cueStats } from "./cue.js";
 import { ackAlarm, screenFromPath } from "./screen-api.js";
 import { ScreenGrid, fallbackScreen } from "./screen-grid.js";
 
@@ -24,13 +27,27 @@ const $ = (id) => document.getElementById(id);
 const now = () => Date.now() / 1000;
 
 const cameras = new Map();          // id → camera record from /api/cameras, status kept up to date
-const grid = new ScreenGrid($("grid"), { cameras, onAck: (id) => acknowledge(id) });
+const grid = new ScreenGrid($("grid"), { cameras, onAck: (id) => acknowledge(id), onMute: () => muteCue() });
+const cue = new CueRepeater({ intervalMs: Number(new URLSearchParams(location.search).get("cue_s") || 20) * 1000 });
 const wanted = screenFromPath();    // null: the default screen
 let screen = null;                  // the screen view shown (from the server), or a fallback 2x2
-const alarms = new AlarmPanel($("alarm-list"), { cameraName: (id) => cameras.get(id)?.name || id });
-const cases = new CasePanel($("case-list"));
+const alarms = new AlarmPanel($("alarm-list"), { cameraName: (id) => cameras.get(id)?.name || id, onOpen: openAlarm });
+// A case row opens the case in the review console's case view (until the case office has its own page).
+const cases = new CasePanel($("case-list"), {
+  onOpen: (c) => window.open(`/review?case=${encodeURIComponent(c.id)}`, "_blank", "noopener") });
 const alarmTimers = new Map();      // camera id → timeout removing its tile's alarm border
 let caseTimer = 0;
+let caseRetry = 0;
+const CASE_RETRY_MS = 10000;
+
+/** A clicked alarm card: its evidence clip plays over the stage (a case deadline card has none). */
+function openAlarm(alarm) {
+  if (!alarm || isCaseAlarm(alarm)) return;
+  const [zh] = eventLabel(alarm.event);
+  const camera = alarm.camera_name || cameras.get(alarm.camera_id)?.name || alarm.camera_id || "";
+  showClip({ title: zh, sub: `${camera} · ${alarm.zone_name || alarm.zone_id || ""} · ${timeText(alarm.started_at ?? alarm.at, now())}`,
+             clipUrl: alarm.clip_url, snapshotUrl: alarm.snapshot_url }, $("stage"));
+}
 
 // ------------------------------------------------------------------------------------------ scaling
 
@@ -98,9 +115,16 @@ function flagTile(cameraId, remainingMs = ALARM_BORDER_MS) {
 
 // ------------------------------------------------------------------------------------------ screen
 
-/** A new alarm took the alarm tile: the sound cue (and the hall-audio hook, one call, goes here). */
+/** A new alarm took the alarm tile (the hall-audio hook, one call, goes here); the cue itself follows what
+ *  waits for an acknowledgement (``cue.set`` in applyScreen). */
 function onAlarmPopup(alarm) {
-  playCue();
+  grid.setMuted(cue.muted);
+}
+
+/** 静音: the repeating cue stops for 5 minutes (alarms still pop up and wait for their 确认). */
+function muteCue() {
+  if (cue.muted) cue.unmute(); else cue.mute();
+  grid.setMuted(cue.muted);
 }
 
 /** Show a screen view from the server, unless a push older than the one shown (``force``: a GET, which is
@@ -115,6 +139,9 @@ function applyScreen(view, force = false) {
   $("screen-name").textContent = view.name || "";
   $("screen-name").hidden = !view.name;
   $("wall-label").hidden = Boolean(view.name);
+  // An emergency plan holds this screen: said in the header until it ends.
+  $("plan-state").hidden = !view.plan;
+  $("plan-state").textContent = view.plan ? `预案执行中：${view.plan.name || view.plan.id}` : "";
   const tour = view.tour;
   $("tour-state").hidden = !tour;
   if (tour) {
@@ -122,6 +149,8 @@ function applyScreen(view, force = false) {
     $("tour-state").title = tour.name;
     $("tour-state").classList.toggle("paused", Boolean(tour.paused));
   }
+  // Repeats until acknowledged: every alarm shown or waiting on this screen keeps the cue going.
+  cue.set([view.alarm, ...(view.pending_alarms || [])].filter(Boolean).map((a) => a.alarm_id));
   if (view.alarm && view.alarm.alarm_id !== before) onAlarmPopup(view.alarm);
 }
 
@@ -141,7 +170,7 @@ async function acknowledge(alarmId) {
   try {
     await ackAlarm(alarmId);
   } catch (err) {
-    showBanner(`确认失败 / Ack failed: ${err.message}`);
+    showBanner(`确认失败：${err.message}`);
     setTimeout(() => showBanner(""), 5000);
   }
 }
@@ -163,13 +192,18 @@ function onCameraStatus(status) {
 }
 
 async function refreshCases() {
+  clearTimeout(caseRetry);
   try {
     const body = await getJSON(`/api/cases?limit=${CASES_LIMIT}`);
     cases.set(body.cases, body.total, now());
     $("case-total").textContent = Number.isFinite(body.total) ? `共 ${body.total} 件` : "";
     renderCounters();
   } catch (err) {
-    if (!(err instanceof ApiError && err.status === 401)) console.warn("cases refresh failed", err);
+    if (err instanceof ApiError && err.status === 401) return;
+    // A case store outage (503) is said as such; the last rows stay, greyed, and it is asked again.
+    cases.unavailable(err.message);
+    $("case-total").textContent = "";
+    caseRetry = setTimeout(refreshCases, CASE_RETRY_MS);
   }
 }
 
@@ -223,6 +257,7 @@ async function start() {
 
   try {
     const me = await getJSON("/api/me");
+    installChrome(me, { corner: true });
     const site = me.site_name || me.site?.name;
     if (site) $("site-name").textContent = site;
     if (me.timezone) { setTimeZone(me.timezone); tickClock(); }
@@ -236,6 +271,7 @@ async function start() {
       checkSession,
       onStatus: (state) => {
         setLink(state);
+        linkState(state);
         if (state === "open" && socket.connects > 1) {
           // Back after an outage: statuses and screen states are not replayed, so read them again.
           refreshCameras().catch((err) => console.warn("cameras refresh failed", err));
@@ -244,7 +280,7 @@ async function start() {
         if (state === "open") scheduleCases();
       },
     });
-    window.citywall = { cameras, grid, alarms, cases, socket, refreshCases, cues: cueStats,
+    window.citywall = { cameras, grid, alarms, cases, socket, refreshCases, cues: cueStats, cue,
                         get screen() { return screen; } };
 
     const history = await getJSON("/api/alarms?limit=200");
@@ -259,13 +295,15 @@ async function start() {
     // this GET and the socket opening is lost.
     socket.remember("alarms", list.length ? list[0].id : "0-0");
     installHallAudio(socket);
+    $("alarm-history").addEventListener("click", () => showAlarmHistory($("stage"), {
+      cameraName: (id) => cameras.get(id)?.name || id }));
     socket.start();
     await refreshCases();
     showBanner("");
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return;  // on the way to /login
     console.error(err);
-    showBanner(`加载失败 / Failed to load: ${err.message}`);
+    showBanner(`加载失败：${err.message}（10 秒后重试）`);
     setTimeout(() => location.reload(), 10000);
   }
 }
