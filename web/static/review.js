@@ -164,9 +164,19 @@ function renderItem() {
     el("span", "", `区域 ${a.zone_name || a.zone_id}`),
     el("span", "", `置信度 ${Math.round((a.confidence || 0) * 100)}%`),
     el("span", "", `持续 ${Math.round(a.dwell_s || 0)} 秒`),
+    judgementTag(a),
     el("span", "", `时间 ${timeText(a.at, now())}`),
     it.filing && !it.filing.auto && !it.case ? el("span", "m-held", it.filing.reason) : null,
     el("span", "m-id", `告警编号 ${a.alarm_id}`)].filter(Boolean));
+}
+
+/** What the detector judged the object to be, with its evidence ("研判 货物 + 看摊人 52 s"), or null. */
+function judgementTag(alarm) {
+  const j = alarm && alarm.extra && alarm.extra.judgement;
+  if (!j || typeof j.evidence !== "string") return null;
+  const tag = el("span", `m-judgement k-${String(j.kind || "unknown").replace(/[^a-z_]/g, "")}`, `研判 ${j.evidence}`);
+  tag.title = `${j.label_en || ""}${j.source ? ` · ${j.source}` : ""}`;
+  return tag;
 }
 
 /** The item's clip URL when it is a same-site path, else null. */
