@@ -101,6 +101,9 @@ def _check_id(kind: str, entry_id: str) -> str:
     return entry_id
 
 
+_MAX_SEQ = (1 << 64) - 1
+
+
 def _parse(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
@@ -289,6 +292,8 @@ class Bus:
             high_key, high = (*_parse(_check_id("before", before)), -1), f"({before}"
         if until_ms is not None and (until_ms, 1 << 64, 0) < high_key:
             high_key, high = (until_ms, 1 << 64, 0), f"{until_ms}-{(1 << 64) - 1}"
+        if high_key[:2] == (0, 0) or low_key[:2] == (_MAX_SEQ, _MAX_SEQ) or high_key[:2] < low_key[:2]:
+            return []  # nothing lies before 0-0 or after the largest id (Redis refuses such exclusive bounds)
         if oldest_first:
             rows = await self._call(self._redis.xrange(self.key(stream), low, high, count=count))
         else:

@@ -244,3 +244,12 @@ async def test_tail_survives_a_redis_outage_and_restart(tmp_path) -> None:
         await agen.aclose()
         await bus.close()
         server.stop()
+
+
+async def test_window_at_the_ends_of_the_id_space_is_empty_not_an_error(bus: Bus) -> None:
+    """Redis refuses an exclusive bound below 0-0 or above the largest id; the bus answers an empty page."""
+    await bus.publish(Ping(1))
+    assert await bus.window("pings", before="0-0") == []
+    assert await bus.window("pings", before="000-0000") == []
+    assert await bus.window("pings", after=f"{(1 << 64) - 1}-{(1 << 64) - 1}") == []
+    assert len(await bus.window("pings", after="0-0")) == 1
