@@ -76,6 +76,8 @@ class JudgeParams:
     """Width of the half-resolution working image for liveness."""
     change_threshold: float = 26.0
     """Max-over-channels grey-level change (after shake alignment) that counts a pixel as changed."""
+    shake_threshold: float = 16.0
+    """With a shaking camera: grey levels outside the 3x3 neighbourhood's range a sample ago that count as changed."""
     solid_width: float = 0.07
     """Changes wider than this (×P) are a body moving, not a person fidgeting in place."""
     body_margin: float = 0.12
@@ -422,7 +424,8 @@ class Judge:
                     self._shaky = 20 if abs(dx) + abs(dy) > 0.3 else self._shaky - 1
                     hi = cv2.dilate(b, _K3).astype(np.int16)
                     lo = cv2.erode(b, _K3).astype(np.int16)
-                    diff = np.maximum(np.maximum(a - hi, lo - a), 0).max(axis=2)
+                    # Outside the neighbourhood's range is a real change already: count it from a lower level.
+                    diff = np.maximum(np.maximum(a - hi, lo - a), 0).max(axis=2) * (p.change_threshold / p.shake_threshold)
                 else:
                     diff = np.abs(a - b.astype(np.int16)).max(axis=2)
                 changed = (diff > p.change_threshold).astype(np.uint8)
