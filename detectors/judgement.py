@@ -311,6 +311,7 @@ _WEIGHT = {"two wheels": 3.0, "rode in": 2.0, "drove in, car-sized": 2.0}
 """Vote weight of a part's evidence (default 1): what is seen rarely by mistake counts more."""
 
 _K3 = np.ones((3, 3), np.uint8)
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.uint8)
 _VERTICAL = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 7))
 
 
@@ -538,7 +539,8 @@ class Judge:
         """uint8 mask of pixels near changes that recur: connected groups of recently changed pixels whose changes
         fall in at least ``live_samples`` of the last ``history`` samples."""
         p = self.params
-        any_change = (bits != 0).astype(np.uint8)
+        # A pixel that changed once is noise, rain or a passer-by's edge; one at a fidgeting outline changes again.
+        any_change = (_POPCOUNT[bits] >= 2).astype(np.uint8)
         if not any_change.any():
             return any_change
         grown = cv2.dilate(any_change, _disk(max(1.0, join_px)))

@@ -31,7 +31,7 @@ from detectors.alarm import Alarm
 from detectors.bins import BinOverflowAnalyzer
 from detectors.detections import Detections
 from detectors.feedback import SuppressionList, crop_signature
-from detectors.judgement import Judge, Judgement, JudgeParams, judge_event
+from detectors.judgement import Judge, Judgement, JudgeParams, Kind, judge_event
 from detectors.rules import DwellRule, Presence, RuleEvent
 from detectors.schedule import Schedule, resolve_timezone
 from detectors.stationary import StationaryObjectAnalyzer, StationaryParams, StationaryResult
@@ -225,16 +225,26 @@ class CameraAnalyzer:
                            if state.overflowing and state.box is not None else [])
                 zr.extra = {"fill_fraction": round(state.fraction, 4)}
             else:
-                inside = zr.mask.holds(placed, w, h) if len(placed) else np.zeros(0, bool)
+                inside = zr.mask.holds(tracked, w, h) if len(tracked) else np.zeros(0, bool)
                 if by_area.any():
-                    # An object is in the zone where most of it lies (its "feet" may be a passer-by's legs).
-                    inside = np.where(by_area, zr.mask.box_fraction(placed.xyxy, w, h) >= 0.5, inside)
+                    # An object is in the zone where most of it lies; it stands in the zone by its blob's feet
+                    # only if most of it lies in no other zone (the feet may be a shopkeeper's legs in front of
+                    # crates on the shop-front strip).
+                    mine = zr.mask.box_fraction(placed.xyxy, w, h) >= 0.5
+                    elsewhere = np.zeros(len(placed), bool)
+                    for other in self.rules:
+                        if other.zone.id != zr.zone.id and other.bin is None:
+                            elsewhere |= other.mask.box_fraction(placed.xyxy, w, h) >= 0.3
+                    inside = np.where(by_area, mine | (inside & ~elsewhere), inside)
                 present = []
                 chosen: Judgement | None = None
                 for i in np.flatnonzero(inside):
                     j = judged.get(int(tracked.tracker_id[i]))
                     if j is None or not j.settled or judge_event(j, zr.zone.events) != zr.event:
                         continue
+                    if (zr.event == EventType.ROAD_OCCUPATION and j.kind != Kind.STALL
+                            and bool(tracked.data["arrived_moving"][i])):
+                        continue  # the whole blob drove in and stopped: parking or loading, not goods on the road
                     pres = self._presence(tracked, int(i))
                     since = pres.since if pres.since is not None else now
                     if j.kind_since is not None:
