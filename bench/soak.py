@@ -27,6 +27,7 @@ import json
 import math
 import os
 import re
+import secrets
 import sys
 import tempfile
 import time
@@ -50,11 +51,14 @@ PROCESS_NAMES = {"redis-server": "redis", "mosquitto": "mosquitto", "rtsp_server
                  "citywall.cli": "citywall"}
 
 
-def soak_config(tmp: Path, cameras: int) -> Path:
+def soak_config(tmp: Path, cameras: int, redis_url: str | None = None) -> Path:
     """demo.yaml with its four scenes repeated over ``cameras`` cameras (the originals keep their ids, which the
-    speakers and screens name), data in ``tmp``."""
+    speakers and screens name), data in ``tmp``; ``redis_url``: the bench's own Redis (``citywall up``'s private
+    one has a generated password that only citywall knows)."""
     text = (ROOT / "config" / "demo.yaml").read_text(encoding="utf-8")
     data = yaml.safe_load(text.replace("${CITYWALL_REDIS_URL:-}", "").replace("${CITYWALL_MQTT_URL:-}", ""))
+    if redis_url:
+        data["brokers"]["redis_url"] = redis_url
     data["storage"]["data_dir"] = str(tmp / "var")
     data["demo"]["media_dir"] = str(ROOT / "var" / "demo-media")
     originals = [c for c in data["cameras"] if str(c.get("url", "")).startswith("demo://")]
@@ -142,6 +146,12 @@ async def watch_live(session: aiohttp.ClientSession, url: str, camera: str, traf
         await asyncio.sleep(1)
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def sample(stack: dict[str, Any], redis: aioredis.Redis, session: aiohttp.ClientSession, prefix: str,
                  traffic: Traffic) -> dict[str, Any]:
     info = await redis.info("memory")
@@ -149,6 +159,7 @@ async def sample(stack: dict[str, Any], redis: aioredis.Redis, session: aiohttp.
     return {
         "t_s": round(time.monotonic() - stack["started"], 1),
         "processes": process_figures(stack["proc"].pid),
+        "citywall_cpu_s": _cpu_s(stack["proc"].pid),
         "redis_used_mib": info["used_memory"] / 2**20,
         "redis_streams_mib": await streams_mib(redis, prefix),
         "alarms": await redis.xlen(f"{prefix}:alarms"),
@@ -196,13 +207,16 @@ def ratios(rows: list[dict[str, Any]], warmup_s: float) -> tuple[dict[str, Any],
 
 async def soak(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="citywall-soak-"))
-    config = soak_config(tmp, args.cameras)
+    from broker.embedded import EmbeddedRedis
+
+    redis_server = EmbeddedRedis(tmp / "redis", password=secrets.token_hex(16))
+    redis_url = redis_server.start()
+    config = soak_config(tmp, args.cameras, redis_url)
     prefix = load_settings(config).brokers.topic_prefix
     rows: list[dict[str, Any]] = []
     running = run_up(config, tmp, timeout=180)
     stack = next(running)
     try:
-        redis_url = re.search(r"redis:\s+(redis://\S+)", stack["banner"]).group(1)
         url = stack["url"]
         print(f"soak: {args.cameras} cameras, {args.minutes} min, a sample every {args.sample_s:.0f} s, warm-up "
               f"{args.warmup_s:.0f} s; stack at {url} (logs {stack['stderr']})", flush=True)
@@ -239,7 +253,11 @@ async def soak(args: argparse.Namespace) -> int:
         if stack["proc"].poll() is None:
             stack["proc"].terminate()
             stack["proc"].wait(30)
+        redis_server.stop()
     first, last, growth = ratios(rows, args.warmup_s)
+    if "citywall_cpu_s" in first and last["t_s"] > first["t_s"]:
+        cores = (last["citywall_cpu_s"] - first["citywall_cpu_s"]) / (last["t_s"] - first["t_s"])
+        print(f"\ncitywall process CPU after the warm-up: {cores:.2f} cores ({args.cameras} cameras)")
     # Redis holds the streams, which fill until their MAXLEN trim: its data and its RSS get the looser threshold.
     limit = {k: math.inf if k.startswith("redis.streams") else args.redis_threshold if k in REDIS_DATA
              else args.threshold for k in growth}
