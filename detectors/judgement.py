@@ -125,7 +125,6 @@ class PersonScale:
         self._fit: tuple[float, float] | None = None
         self._median: float | None = None
         self._dirty = False
-        self._new = 0
         self.samples = 0
 
     def observe(self, moving: np.ndarray) -> None:
@@ -141,12 +140,8 @@ class PersonScale:
             if not (1.8 <= bh / max(bw, 1) <= 5.0) or area < 0.35 * bw * bh:
                 continue
             self._obs.append(((y + bh) / h, bh / h))
-            self.samples += 1
-            self._new += 1
-        # Refit after every 20 new observations (or the first few): a fit costs milliseconds, a view is fixed.
-        if self._new >= 20 or (self._fit is None and self._median is None and self._new):
             self._dirty = True
-            self._new = 0
+            self.samples += 1
 
     def _refit(self) -> None:
         self._dirty = False
@@ -389,8 +384,7 @@ class Judge:
         wh = max(1, int(round(H * ww / W)))
         work = cv2.resize(image, (ww, wh), interpolation=cv2.INTER_AREA) if (ww, wh) != (W, H) else image
         work = cv2.blur(work, (3, 3))
-        grey = cv2.resize(cv2.cvtColor(work, cv2.COLOR_BGR2GRAY), (max(16, ww // 4), max(16, wh // 4)),
-                          interpolation=cv2.INTER_AREA).astype(np.float32)
+        grey = cv2.cvtColor(work, cv2.COLOR_BGR2GRAY).astype(np.float32)
         ah, aw = moving.shape
         moving_w = cv2.resize(self._bodies(moving).astype(np.uint8), (ww, wh), interpolation=cv2.INTER_NEAREST)
         fresh = self._prev is None or self._prev.shape != work.shape or (
@@ -414,12 +408,9 @@ class Judge:
         self._live &= (1 << p.history) - 1
         if not fresh:
             assert self._prev is not None and self._prev_grey is not None and self._prev_moving is not None
-            # Shake between the two samples, measured at a quarter of the working size (0.4 ms instead of 5 ms;
-            # what it leaves, under a pixel, the range test below absorbs).
             (dx, dy), _ = cv2.phaseCorrelate(self._prev_grey, grey)
-            dx, dy = dx * ww / grey.shape[1], dy * wh / grey.shape[0]
-            if abs(dx) > 12 or abs(dy) > 12 or abs(dx) + abs(dy) < 0.8:
-                dx = dy = 0.0  # a jump (scene cut) or within the coarse measurement's own noise: a steady camera
+            if abs(dx) > 12 or abs(dy) > 12:
+                dx = dy = 0.0
             self.shift = (dx, dy)
             m = np.float32([[1, 0, dx], [0, 1, dy]])
             prev = cv2.warpAffine(self._prev, m, (ww, wh), borderMode=cv2.BORDER_REPLICATE) if (dx or dy) else self._prev
@@ -428,10 +419,10 @@ class Judge:
                 y0, y1_, x0, x1_ = ys[0], ys[-1] + 1, xs[0], xs[-1] + 1
                 a = work[y0:y1_, x0:x1_].astype(np.int16)
                 b = prev[y0:y1_, x0:x1_]
-                if dx or dy or self._shaky:
+                if abs(dx) + abs(dy) > 0.3 or self._shaky:
                     # A shaking camera also turns a little: what the shift cannot undo is up to a pixel, so a
                     # pixel only changed if it left the range of its 3x3 neighbourhood a sample ago.
-                    self._shaky = 20 if (dx or dy) else self._shaky - 1
+                    self._shaky = 20 if abs(dx) + abs(dy) > 0.3 else self._shaky - 1
                     hi = cv2.dilate(b, _K3).astype(np.int16)
                     lo = cv2.erode(b, _K3).astype(np.int16)
                     # Outside the neighbourhood's range is a real change already: count it from a lower level.
