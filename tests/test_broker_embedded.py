@@ -160,3 +160,36 @@ def test_persistent_redis_keeps_data_across_restart_and_ephemeral_does_not(tmp_p
             server.restart()
             assert roundtrip(server) == after
         assert any((tmp_path / str(persistent)).glob("appendonly*")) == persistent
+
+
+def test_a_persistent_broker_in_a_private_directory_keeps_durable_sessions(tmp_path: Path) -> None:
+    # Started by root, mosquitto runs unprivileged and cannot traverse a 0700 directory above its workdir; its
+    # database must still be written there, and a durable subscriber's queued message survive a restart.
+    import paho.mqtt.client as mqtt
+
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    got: list[bytes] = []
+    with EmbeddedMosquitto(private / "m", persistent=True) as server:
+        sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="durable-sub", clean_session=False)
+        sub.on_message = lambda c, u, m: got.append(m.payload)
+        sub.connect("127.0.0.1", server.port)
+        sub.subscribe("t", qos=1)
+        sub.loop(1.0)
+        sub.disconnect()
+        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="pub")
+        pub.connect("127.0.0.1", server.port)
+        pub.loop_start()
+        pub.publish("t", b"queued while away", qos=1).wait_for_publish(5)
+        pub.disconnect()
+        pub.loop_stop()
+        time.sleep(1.5)  # autosave_interval 1
+        server.restart()
+        assert (private / "m" / "mosquitto.db").exists(), server.log_tail()
+        assert "Permission denied" not in server.log_tail(), server.log_tail()
+        sub.reconnect()
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            sub.loop(0.2)
+        sub.disconnect()
+    assert got == [b"queued while away"]
