@@ -28,6 +28,7 @@ import math
 import os
 import re
 import secrets
+import subprocess
 import sys
 import tempfile
 import time
@@ -160,6 +161,7 @@ async def sample(stack: dict[str, Any], redis: aioredis.Redis, session: aiohttp.
         "t_s": round(time.monotonic() - stack["started"], 1),
         "processes": process_figures(stack["proc"].pid),
         "citywall_cpu_s": _cpu_s(stack["proc"].pid),
+        "analysed": await frames_analysed(session, stack["url"]),
         "redis_used_mib": info["used_memory"] / 2**20,
         "redis_streams_mib": await streams_mib(redis, prefix),
         "alarms": await redis.xlen(f"{prefix}:alarms"),
@@ -169,6 +171,13 @@ async def sample(stack: dict[str, Any], redis: aioredis.Redis, session: aiohttp.
         "live_mib": traffic.live_bytes / 2**20,
         "reconnects": traffic.reconnects,
     }
+
+
+async def frames_analysed(session: aiohttp.ClientSession, url: str) -> dict[str, float]:
+    """Camera → frames analysed so far (``citywall_detector_frames_analysed_total`` on ``/metrics``)."""
+    text = await (await session.get(f"{url}/metrics")).text()
+    return {m.group(1): float(m.group(2)) for m in
+            re.finditer(r'^citywall_detector_frames_analysed_total\{camera="([^"]+)"\} (\S+)$', text, re.M)}
 
 
 async def streams_mib(redis: aioredis.Redis, prefix: str) -> float:
@@ -252,12 +261,24 @@ async def soak(args: argparse.Namespace) -> int:
         running.close()
         if stack["proc"].poll() is None:
             stack["proc"].terminate()
-            stack["proc"].wait(30)
+            try:
+                stack["proc"].wait(60)
+            except subprocess.TimeoutExpired:
+                print("soak: citywall did not stop within 60 s of SIGTERM; killed", file=sys.stderr)
+                stack["proc"].kill()
+                stack["proc"].wait()
         redis_server.stop()
     first, last, growth = ratios(rows, args.warmup_s)
     if "citywall_cpu_s" in first and last["t_s"] > first["t_s"]:
         cores = (last["citywall_cpu_s"] - first["citywall_cpu_s"]) / (last["t_s"] - first["t_s"])
         print(f"\ncitywall process CPU after the warm-up: {cores:.2f} cores ({args.cameras} cameras)")
+        span = last["t_s"] - first["t_s"]
+        rates = sorted((last["analysed"].get(c, 0.0) - n) / span for c, n in first.get("analysed", {}).items())
+        if rates:
+            per_frame = (last["citywall_cpu_s"] - first["citywall_cpu_s"]) / max(1.0, sum(rates) * span)
+            print(f"analysed frames/s per camera: median {rates[len(rates) // 2]:.2f}, min {rates[0]:.2f}, "
+                  f"{sum(r >= 0.95 for r in rates)}/{len(rates)} cameras at >= 0.95/s; "
+                  f"citywall CPU per analysed frame {per_frame * 1000:.1f} ms (everything included)")
     # Redis holds the streams, which fill until their MAXLEN trim: its data and its RSS get the looser threshold.
     limit = {k: math.inf if k.startswith("redis.streams") else args.redis_threshold if k in REDIS_DATA
              else args.threshold for k in growth}

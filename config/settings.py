@@ -330,6 +330,8 @@ class Detection(Strict):
         default="interval", description="interval: a picture every interval_s whatever the GOP (decodes what it "
                                         "needs between keyframes); keyframes: keyframes only; all: every frame")
     analysis_width: int = Field(default=320, ge=64, le=1920)
+    analysis_threads: int = Field(default=2, ge=1, le=64, description="threads analysing a round's cameras in "
+                                  "parallel (one camera on one thread at a time); about the number of cores")
     models: list[DetectorModel] = Field(default_factory=list)
 
 

@@ -126,6 +126,11 @@ class SuppressionList:
         self.add(r)
         return r
 
+    def count_suppressed(self) -> None:
+        """Count one suppressed candidate (cameras are analysed on several threads)."""
+        with self._lock:
+            self.suppressed += 1
+
     def has(self, camera_id: str) -> bool:
         """Whether any rejection concerns ``camera_id`` (callers skip computing signatures otherwise)."""
         return any(r.camera_id == camera_id for r in self._items)

@@ -125,6 +125,7 @@ class PersonScale:
         self._fit: tuple[float, float] | None = None
         self._median: float | None = None
         self._dirty = False
+        self._new = 0
         self.samples = 0
 
     def observe(self, moving: np.ndarray) -> None:
@@ -140,8 +141,13 @@ class PersonScale:
             if not (1.8 <= bh / max(bw, 1) <= 5.0) or area < 0.35 * bw * bh:
                 continue
             self._obs.append(((y + bh) / h, bh / h))
-            self._dirty = True
             self.samples += 1
+            self._new += 1
+        # Refit on every observation while learning; once a hundred are in, after every 20 new ones (a fit costs
+        # about 1.5 ms and a camera's view does not change between two of them).
+        if self._new and (len(self._obs) < 100 or self._new >= 20):
+            self._dirty = True
+            self._new = 0
 
     def _refit(self) -> None:
         self._dirty = False
@@ -315,6 +321,11 @@ _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.uint8)
 _VERTICAL = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 7))
 
 
+def _channel_max(image: np.ndarray) -> np.ndarray:
+    """Per pixel, the largest of a (h, w, 3) image's channels."""
+    return np.maximum(np.maximum(image[..., 0], image[..., 1]), image[..., 2])
+
+
 def _disk(r: float) -> np.ndarray:
     k = max(1, int(round(r))) * 2 + 1
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
@@ -335,6 +346,7 @@ class Judge:
         self.scale = PersonScale()
         self._prev: np.ndarray | None = None
         self._prev_grey: np.ndarray | None = None
+        self._prev_half: np.ndarray | None = None
         self._prev_moving: np.ndarray | None = None
         self._prev_t: float | None = None
         self._live: np.ndarray | None = None
@@ -349,6 +361,8 @@ class Judge:
         self.samples = 0
         self._motion_samples = 0
         self._shaky = 0
+        self._fresh_t = 0.0
+        self._since_fresh = 0
 
     # --- scale learning runs on every sample (cheap) ---------------------------------------------------------
 
@@ -363,7 +377,7 @@ class Judge:
 
     def forget(self) -> None:
         """Drop the working images (no candidates for a while): the next sample starts liveness afresh."""
-        self._prev = self._prev_grey = self._prev_moving = self._live = None
+        self._prev = self._prev_grey = self._prev_half = self._prev_moving = self._live = None
         self._prev_t = None
 
     # --- the step ---------------------------------------------------------------------------------------------
@@ -385,12 +399,20 @@ class Judge:
         work = cv2.resize(image, (ww, wh), interpolation=cv2.INTER_AREA) if (ww, wh) != (W, H) else image
         work = cv2.blur(work, (3, 3))
         grey = cv2.cvtColor(work, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        half = cv2.resize(grey, (max(16, ww // 2), max(16, wh // 2)), interpolation=cv2.INTER_AREA)
         ah, aw = moving.shape
         moving_w = cv2.resize(self._bodies(moving).astype(np.uint8), (ww, wh), interpolation=cv2.INTER_NEAREST)
         fresh = self._prev is None or self._prev.shape != work.shape or (
             self._prev_t is not None and now - self._prev_t > 5.0)
         if fresh:
             self._live = np.zeros((wh, ww), np.uint8)
+            self._fresh_t, self._since_fresh = now, 0
+        else:
+            self._since_fresh += 1
+        # Right after a fresh start (first candidates, or a gap of over 5 s between samples on a loaded machine)
+        # nobody can look alive yet: people would be judged objects. Tracks judged before the gap keep their
+        # judgement until liveness has had ``live_samples`` samples again (new tracks are judged as always).
+        warming = self._since_fresh < p.live_samples
         assert self._live is not None
         n = len(tracked)
         regions = np.zeros((wh, ww), bool)
@@ -407,8 +429,15 @@ class Judge:
         self._live <<= 1
         self._live &= (1 << p.history) - 1
         if not fresh:
-            assert self._prev is not None and self._prev_grey is not None and self._prev_moving is not None
-            (dx, dy), _ = cv2.phaseCorrelate(self._prev_grey, grey)
+            assert self._prev is not None and self._prev_grey is not None and self._prev_half is not None
+            assert self._prev_moving is not None
+            # Shake between the two samples: measured at half the working size first (a quarter of the cost), and
+            # again at full size only if that sees a shift or the camera shook lately — the half-size figure is
+            # within ~0.1 px on a steady view but up to ~1.5 px off on a shaking one.
+            (dx, dy), _ = cv2.phaseCorrelate(self._prev_half, half)
+            dx, dy = dx * ww / half.shape[1], dy * wh / half.shape[0]
+            if self._shaky or abs(dx) + abs(dy) > 0.2:
+                (dx, dy), _ = cv2.phaseCorrelate(self._prev_grey, grey)
             if abs(dx) > 12 or abs(dy) > 12:
                 dx = dy = 0.0
             self.shift = (dx, dy)
@@ -417,19 +446,17 @@ class Judge:
             ys, xs = np.nonzero(regions.any(axis=1))[0], np.nonzero(regions.any(axis=0))[0]
             if len(ys) and len(xs):
                 y0, y1_, x0, x1_ = ys[0], ys[-1] + 1, xs[0], xs[-1] + 1
-                a = work[y0:y1_, x0:x1_].astype(np.int16)
+                a = work[y0:y1_, x0:x1_]
                 b = prev[y0:y1_, x0:x1_]
                 if abs(dx) + abs(dy) > 0.3 or self._shaky:
                     # A shaking camera also turns a little: what the shift cannot undo is up to a pixel, so a
                     # pixel only changed if it left the range of its 3x3 neighbourhood a sample ago.
                     self._shaky = 20 if abs(dx) + abs(dy) > 0.3 else self._shaky - 1
-                    hi = cv2.dilate(b, _K3).astype(np.int16)
-                    lo = cv2.erode(b, _K3).astype(np.int16)
                     # Outside the neighbourhood's range is a real change already: count it from a lower level.
-                    diff = np.maximum(np.maximum(a - hi, lo - a), 0).max(axis=2) * (p.change_threshold / p.shake_threshold)
+                    out_of_range = cv2.max(cv2.subtract(a, cv2.dilate(b, _K3)), cv2.subtract(cv2.erode(b, _K3), a))
+                    changed = (_channel_max(out_of_range) > p.shake_threshold).astype(np.uint8)
                 else:
-                    diff = np.abs(a - b.astype(np.int16)).max(axis=2)
-                changed = (diff > p.change_threshold).astype(np.uint8)
+                    changed = (_channel_max(cv2.absdiff(a, b)) > p.change_threshold).astype(np.uint8)
                 # Whole bodies walking or driving through (now or a sample ago) are not someone staying: solid
                 # changes (a torso, a car, seen through a bicycle frame too) and everything attached to them.
                 ph_mid = self._p_frac(float(np.median(tracked.xyxy[:, 3])) if n else 0.6) * wh
@@ -439,7 +466,7 @@ class Judge:
                 changed = changed.astype(bool) & ~walkers.astype(bool)
                 self._live[y0:y1_, x0:x1_] |= changed.astype(np.uint8)
         self._live[~regions] = 0
-        self._prev, self._prev_grey, self._prev_moving, self._prev_t = work, grey, moving_w, now
+        self._prev, self._prev_grey, self._prev_half, self._prev_moving, self._prev_t = work, grey, half, moving_w, now
         ph_mid = self._p_frac(float(np.median(tracked.xyxy[:, 3])) if n else 0.6) * wh
         live_mask = self._persistent(self._live, 0.08 * ph_mid)
 
@@ -492,8 +519,11 @@ class Judge:
                     continue
                 box = ((bx[0] + x) / ww, (bx[1] + y) / wh, (bx[0] + x + bw) / ww, (bx[1] + y + bh) / wh)
                 comp = labels == c
-                parts.append(self._part(image, box, comp, bw / ph, bh / ph, area / max(bw * bh, 1), arrived,
-                                        model_roles, model_boxes, (bx[0] + x, bx[1] + y, bw, bh), (ww, wh), ph))
+                part = self._part(image, box, comp, bw / ph, bh / ph, area / max(bw * bh, 1), arrived,
+                                  model_roles, model_boxes, (bx[0] + x, bx[1] + y, bw, bh), (ww, wh), ph)
+                if part.kind in (Kind.GOODS, Kind.RUBBISH) and model_roles is None:
+                    part = self._piece_of_a_bike(image, part, tracked.xyxy, i, ph / wh)
+                parts.append(part)
             # Still people: a person-shaped part (nobody moved in it) counts as a person too.
             live_here = int(pm.sum() > 0.04 * ph * ph)
             still_people = [q for q in parts if q.kind == Kind.PERSON]
@@ -516,6 +546,11 @@ class Judge:
             else:
                 people = max(self._count_people(people_mask[sub], ph), len(still_people))
             box = tuple(float(v) for v in tracked.xyxy[i])
+            held = self._tracks.get(tid)
+            if warming and held is not None and held.first < self._fresh_t:
+                held.last, held.box = now, box
+                out[tid] = self._judgement(tid, held, now)
+                continue
             out[tid] = self._accumulate(tid, now, box, parts, objects, goods, attended, live_here, still_people,
                                         people, model_roles is not None)
         # Forget tracks not seen for a while.
@@ -543,19 +578,26 @@ class Judge:
         any_change = (_POPCOUNT[bits] >= 2).astype(np.uint8)
         if not any_change.any():
             return any_change
-        grown = cv2.dilate(any_change, _disk(max(1.0, join_px)))
+        # Work on the rectangle around the changes (a margin wider than the join): the same groups, far less area.
+        disk = _disk(max(1.0, join_px))
+        m = disk.shape[0]
+        ys, xs = np.nonzero(any_change.any(axis=1))[0], np.nonzero(any_change.any(axis=0))[0]
+        y0, y1, x0, x1 = max(0, ys[0] - m), ys[-1] + 1 + m, max(0, xs[0] - m), xs[-1] + 1 + m
+        changes, crop_bits = any_change[y0:y1, x0:x1], bits[y0:y1, x0:x1]
+        grown = cv2.dilate(changes, disk)
         n, labels = cv2.connectedComponents(grown, connectivity=8)
+        out = np.zeros_like(any_change)
         if n <= 1:
-            return np.zeros_like(any_change)
+            return out
         # OR of the change bits per group, then how many samples each group saw change in.
-        idx = labels[any_change.astype(bool)]
-        flags = bits[any_change.astype(bool)]
+        where = changes.astype(bool)
         seen = np.zeros(n, np.uint8)
-        np.bitwise_or.at(seen, idx, flags)
+        np.bitwise_or.at(seen, labels[where], crop_bits[where])
         counts = np.unpackbits(seen[:, None], axis=1).sum(axis=1)
         keep = counts >= p.live_samples
         keep[0] = False
-        return (keep[labels] & any_change.astype(bool)).astype(np.uint8)
+        out[y0:y1, x0:x1] = keep[labels] & where
+        return out
 
     @staticmethod
     def _bodies(moving: np.ndarray) -> np.ndarray:
@@ -604,6 +646,28 @@ class Judge:
         if h_p <= 0.45 and w_p <= 1.6 and _bag_like(image, box, fill):
             return Part(box, Kind.RUBBISH, w_p, h_p, "low, bag-like")
         return Part(box, Kind.GOODS, w_p, h_p, "object")
+
+    def _piece_of_a_bike(self, image: np.ndarray, part: Part, boxes: np.ndarray, own: int, p_frac: float) -> Part:
+        """A bicycle is mostly see-through: its frame and wheels can come apart into several stationary
+        candidates (most often when it arrived between two samples), none of which has two wheels by itself. A
+        goods-like piece whose candidate stands beside others at the same feet level is a bike's piece if the
+        group has two wheels."""
+        x1, y1, x2, y2 = (float(v) for v in boxes[own])
+        gap = 0.3 * p_frac * image.shape[0] / image.shape[1]  # a third of a person's height, as a width
+        group = [(x1, y1, x2, y2)]
+        for j, (a1, b1, a2, b2) in enumerate(boxes):
+            if j != own and a1 <= x2 + gap and a2 >= x1 - gap and abs(b2 - y2) <= 0.35 * p_frac:
+                group.append((float(a1), float(b1), float(a2), float(b2)))
+        if len(group) < 2:
+            return part
+        union = (min(b[0] for b in group), min(b[1] for b in group), max(b[2] for b in group),
+                 max(b[3] for b in group))
+        ww = (union[2] - union[0]) * image.shape[1] / (p_frac * image.shape[0])
+        hh = (union[3] - union[1]) / p_frac
+        # The group may hold someone standing beside the bike too: taller than a bike alone.
+        if 0.45 <= ww <= 2.0 and 0.3 <= hh <= 1.3 and _has_wheels(image, union, p_frac, self._background):
+            return Part(part.box, Kind.BIKE, part.width_p, part.height_p, "two wheels")
+        return part
 
     def _accumulate(self, tid: int, now: float, box, parts: list[Part], objects: list[Part], goods: list[Part],
                     attended: bool, live_here: int, still_people: list[Part], people: int, model: bool) -> Judgement:

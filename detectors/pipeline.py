@@ -277,7 +277,7 @@ class CameraAnalyzer:
         hit = self.suppressions.match(camera_id=self.camera.id, zone_id=zr.zone.id, event=zr.event.value,
                                       box=p.box, signature=crop_signature(image, p.box), now=now)
         if hit is not None:
-            self.suppressions.suppressed += 1
+            self.suppressions.count_suppressed()
         return hit is not None
 
     @staticmethod

@@ -1,8 +1,8 @@
 """DetectionWorker: the asyncio adapter that feeds cameras' latest frames to their ``CameraAnalyzer`` and publishes.
 
 Every ``interval_s`` it takes each camera's latest frame (skipping a ``seq`` it has already analysed), runs all
-of that tick's analyses and evidence writes in one worker thread (``asyncio.to_thread``) so the event loop never
-blocks on pixels, then publishes each raised/cleared ``Alarm``. A crash in one camera's analysis is logged and
+of that tick's analyses and evidence writes off the event loop (``asyncio.to_thread``; the cameras' analyses
+spread over ``detection.analysis_threads`` threads) so the event loop never blocks on pixels, then publishes each raised/cleared ``Alarm``. A crash in one camera's analysis is logged and
 counted and the other cameras go on. Alarms that could not be published wait in a bounded outbox (oldest
 dropped and counted when full) and are retried on the next tick, in order, so a Redis hiccup loses nothing.
 """
@@ -13,10 +13,12 @@ import asyncio
 import logging
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import tzinfo
 from pathlib import Path
+from typing import Any
 
 from config.settings import Camera, Detection
 from detectors.alarm import Alarm
@@ -24,7 +26,7 @@ from detectors.detections import Detections
 from detectors.evidence import EvidenceWriter
 from detectors.feedback import SuppressionList
 from detectors.models import DetectorBackend
-from detectors.pipeline import CameraAnalyzer
+from detectors.pipeline import AnalysisStep, CameraAnalyzer, Observation
 from video_ingest.frames import Frame
 
 log = logging.getLogger("citywall.detectors")
@@ -103,6 +105,8 @@ class DetectionWorker:
         self._outbox: deque[Alarm] = deque()
         self._outbox_size = outbox_size
         self._analysed_at: dict[str, float] = {}
+        self._pool = (ThreadPoolExecutor(max_workers=settings.analysis_threads, thread_name_prefix="analysis")
+                      if settings.analysis_threads > 1 and len(cameras) > 1 else None)
 
     # --- public ------------------------------------------------------------------------------------------
 
@@ -188,15 +192,11 @@ class DetectionWorker:
 
         Two passes: every camera's stationary analysis first; then, if a model is configured, one batched call
         for the frames that have a candidate in a zone (gating: quiet frames cost the model nothing); then the
-        rules."""
+        rules. Both passes spread the cameras over ``analysis_threads`` threads (a camera's analyzer is used by
+        one thread at a time; OpenCV and NumPy release the GIL in the pixel work); evidence is written here, in
+        order, on this thread."""
         out: list[Alarm] = []
-        observed = []
-        for cam_id, frame in batch:
-            try:
-                observed.append((cam_id, frame, self.analyzers[cam_id].observe(frame.image, frame.captured_at)))
-            except Exception:
-                self._totals.cameras[cam_id].errors += 1
-                log.exception("analysis failed for camera %s (seq %d)", cam_id, frame.seq)
+        observed = [o for o in self._map(self._observe_one, batch) if o is not None]
         model: dict[str, Detections] = {}
         wanted = [(cam_id, frame) for cam_id, frame, obs in observed if obs.candidates]
         if self.backend is not None and wanted:
@@ -209,14 +209,11 @@ class DetectionWorker:
                 # Without the model the class-agnostic rules still decide; the count shows the trouble.
                 self._totals.model_errors += 1
                 log.exception("model %s failed on %d frames", getattr(self.backend, "name", "?"), len(wanted))
-        for cam_id, frame, obs in observed:
-            counters = self._totals.cameras[cam_id]
-            try:
-                step = self.analyzers[cam_id].decide(obs, frame.image, frame.captured_at, model.get(cam_id))
-            except Exception:
-                counters.errors += 1
-                log.exception("analysis failed for camera %s (seq %d)", cam_id, frame.seq)
+        steps = self._map(lambda o: self._decide_one(o, model.get(o[0])), observed)
+        for (cam_id, frame, _), step in zip(observed, steps):
+            if step is None:
                 continue
+            counters = self._totals.cameras[cam_id]
             counters.frames_analysed += 1
             counters.analysis_ms_last = step.analysis_ms
             counters.analysis_ms_total += step.analysis_ms
@@ -248,6 +245,30 @@ class DetectionWorker:
                          alarm.camera_id, alarm.zone_id, alarm.event, alarm.dwell_s)
                 out.append(alarm)
         return out
+
+    def _map(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+        """``[fn(x) for x in items]``, spread over the analysis threads when there is more than one item."""
+        if self._pool is None or len(items) < 2:
+            return [fn(x) for x in items]
+        return list(self._pool.map(fn, items))
+
+    def _observe_one(self, item: tuple[str, Frame]) -> tuple[str, Frame, Observation] | None:
+        cam_id, frame = item
+        try:
+            return cam_id, frame, self.analyzers[cam_id].observe(frame.image, frame.captured_at)
+        except Exception:
+            self._totals.cameras[cam_id].errors += 1
+            log.exception("analysis failed for camera %s (seq %d)", cam_id, frame.seq)
+            return None
+
+    def _decide_one(self, item: tuple[str, Frame, Observation], model: Detections | None) -> AnalysisStep | None:
+        cam_id, frame, obs = item
+        try:
+            return self.analyzers[cam_id].decide(obs, frame.image, frame.captured_at, model)
+        except Exception:
+            self._totals.cameras[cam_id].errors += 1
+            log.exception("analysis failed for camera %s (seq %d)", cam_id, frame.seq)
+            return None
 
     def _enqueue(self, alarms: list[Alarm]) -> None:
         for alarm in alarms:

@@ -331,22 +331,6 @@ def test_resolution_change_resets_the_background():
     assert not r.ready and r.size == (320, 240) and analyzer.resets == 1
 
 
-def test_analysis_cost_per_frame_at_320px():
-    import time
-
-    street = Street(seed=13, movers=crowd(13, 30, 40), props=[Prop(500, 380, 180, 140, on=5, off=999)])
-    analyzer = CameraAnalyzer(camera([zone()]), Detection())
-    frames = [street.render(t) for t in range(40)]
-    spent = []
-    for t, img in enumerate(frames):
-        t0 = time.perf_counter()
-        analyzer.analyze(img, T0 + t)
-        spent.append(time.perf_counter() - t0)
-    ms = 1000 * float(np.median(spent[10:]))
-    print(f"analysis: {ms:.1f} ms per 1280x720 frame at 320 px")
-    assert ms < 60  # generous: the shared CI machine is busy; ~5 ms when idle
-
-
 def test_a_staying_object_is_not_absorbed_for_many_minutes():
     """Sampled every 10 s for 15 minutes, a stall is still reported, with its age, as one blob."""
     street = Street(seed=14, movers=crowd(14, 10, 1000), props=[Prop(500, 380, 180, 140, on=60, off=99999)])

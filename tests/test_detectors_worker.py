@@ -155,3 +155,33 @@ async def test_a_failing_frame_source_is_counted(settings, tmp_path):
 
     await asyncio.wait_for(asyncio.gather(worker.run(publish, stop), stopper()), 10)
     assert worker.stats()["cameras"]["cam-road"]["errors"] >= 5
+
+
+@pytest.mark.timeout(180)
+async def test_analysis_threads_decide_the_same_alarms_as_one_thread(settings, tmp_path):
+    # The cameras of a round are analysed on several threads (each camera's analyzer on one at a time): the
+    # alarms must be exactly those of a single thread, and the threads must really have been used.
+    import threading
+
+    scenes = {"cam-vending": "vending", "cam-street": "quiet_street"}
+    outcomes = {}
+    for threads in (1, 2):
+        stop = asyncio.Event()
+        feed = SceneFeed(scenes, 30, stop)
+        worker = DetectionWorker(cams(settings, *scenes), Detection(interval_s=0.01, analysis_threads=threads),
+                                 tmp_path / str(threads), feed, timezone=settings.timezone)
+        used: set[str] = set()
+        for analyzer in worker.analyzers.values():
+            observe = analyzer.observe
+            analyzer.observe = lambda *a, _o=observe, **k: (used.add(threading.current_thread().name), _o(*a, **k))[1]
+        published: list[Alarm] = []
+
+        async def publish(alarm: Alarm) -> None:
+            published.append(alarm)
+
+        await asyncio.wait_for(worker.run(publish, stop), 150)
+        outcomes[threads] = sorted((a.camera_id, a.phase, a.event, a.zone_id, a.at) for a in published)
+        assert worker.stats()["frames_analysed"] == 2 * 30
+        pooled = {name for name in used if name.startswith("analysis")}
+        assert len(pooled) == (0 if threads == 1 else threads), used
+    assert outcomes[1] == outcomes[2] and outcomes[1], outcomes
