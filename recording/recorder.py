@@ -134,6 +134,8 @@ class SegmentWriter:
         self.write_errors = 0
         """Other write failures (the segment is closed where it was; the next keyframe starts a new one)."""
         self.index_errors = 0
+        self.broken: set[str] = set()
+        """Cameras whose open segment the writer had to close after a failed write; the recorder ends it too."""
 
     def start(self) -> None:
         if self._thread is None:
@@ -246,6 +248,7 @@ class SegmentWriter:
             self.write_errors += 1
             log.error("recording: camera %s: %s failed: %s", camera_id, what, exc)
         if entry is not None:
+            self.broken.add(camera_id)
             self._close(camera_id, None, f"write failed: {exc.strerror or exc}")
 
     def _close(self, camera_id: str, end_at: float | None, reason: str) -> None:
@@ -333,6 +336,10 @@ class CameraRecorder:
                 if arrived_at <= self._until:
                     self._start_from_ring()
                 return
+        if self.camera_id in self.writer.broken:  # the writer closed this segment after a failed write
+            self.writer.broken.discard(self.camera_id)
+            if self._mux is not None:
+                self._end("write failed", gap=True, flush=False)
         if self.writer.full:
             if self._mux is not None:
                 self._end("disk full", gap=True)
