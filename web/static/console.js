@@ -1,7 +1,8 @@
 // The staff console for the wall screens: pick a screen, switch its layout, drag cameras onto tiles, run tours,
 // invoke plans (roles permitting) and acknowledge alarm pop-ups. Everything goes to the server (REST); what the
 // screens show comes back as "wall_screen" frames on /api/ws, so the console, every wall page and every other
-// console stay the same. Keyboard: 1–6 layouts, [ ] screens, T tour, S stop, A ack, ? help.
+// console stay the same. Keyboard: 1–6 layouts, [ ] screens, T tour, S stop, A ack, ? help. 回放 on a camera opens
+// its recording (playback.js).
 // Exposed for tests as window.citywallConsole.
 
 import { ApiError, checkSession, getJSON } from "./api.js";
@@ -11,6 +12,7 @@ import { EventSocket } from "./events.js";
 import { eventLabel, setTimeZone } from "./format.js";
 import { ackAlarm, sendJSON } from "./screen-api.js";
 import { CueRepeater } from "./cue.js";
+import { openPlayback } from "./playback.js";
 
 const $ = (id) => document.getElementById(id);
 const LAYOUT_LABELS = { "1": "单画面", "2x2": "四画面", "3x3": "九画面", "4x4": "十六画面", "1+5": "一大五小", "1+7": "一大七小" };
@@ -249,7 +251,15 @@ function renderCameras() {
   $("cam-count").textContent = `${online}/${list.length} 在线`;
   $("camera-list").replaceChildren(...list.map((c, i) => {
     const state = (c.status && c.status.state) || "unknown";
-    const li = el("li", `camera ${state}`, el("span", "dot"), el("span", "name", c.name || c.id), el("span", "id", c.id));
+    const replay = el("button", "replay", "回放");
+    replay.type = "button";
+    replay.title = "录像回放 / Playback";
+    replay.addEventListener("click", (ev) => {
+      ev.stopPropagation();
+      openPlayback({ camera: c.id, name: c.name || c.id, role: me && me.user ? me.user.role : "" });
+    });
+    const li = el("li", `camera ${state}`, el("span", "dot"), el("span", "name", c.name || c.id), el("span", "id", c.id),
+      replay);
     li.draggable = true;
     li.tabIndex = 0;
     li.dataset.camera = c.id;
