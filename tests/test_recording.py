@@ -400,3 +400,73 @@ async def test_case_evidence_is_kept_past_retention(tmp_path, store):  # noqa: F
     kept = [r.path for r in service.index.segments("cam-a", 0, now)]
     assert plan.retention == 1 and plan.held == 1 and len(kept) == 2
     assert (root / kept[0]).exists() and kept[0].endswith("1773198000000.mp4")
+
+
+# ------------------------------------------------------------------------------------------- in the browser
+
+async def test_tile_plays_a_recording_at_speed_pauses_and_the_console_panel_shows_the_timeline(
+        tmp_path, bus, store, evidence_dir, demo_rtsp, browser):  # noqa: F811
+    from playwright.async_api import async_playwright
+
+    from tests.live_page import login_page, show_tiles, tile_stats
+
+    settings = rec_settings(tmp_path)
+    ingest, service = await start_recording(settings, store, demo_rtsp.url("vending"))
+    pw = await async_playwright().start()
+    try:
+        began = time.time()
+        await eventually(lambda: _recorded_s(service, began, 12.0), timeout=90, what="12 s recorded")
+        rows = service.index.segments("cam-v", began - 60, time.time())
+        start = rows[0].start_at
+        app = create_app(settings, bus=bus, cases=store, live=ingest.live, evidence_dir=evidence_dir,
+                         recordings=service.library)
+        async with wall_client(app) as client:
+            base = str(client.make_url("")).rstrip("/")
+            connected = await pw.chromium.connect_over_cdp(browser.cdp_url)
+            context = await connected.new_context(viewport={"width": 1600, "height": 1000})
+            page = await login_page(context, base, "duty", PASSWORD)
+            await show_tiles(page, ["cam-v"], width=640, height=360, columns=1)
+            await page.evaluate("at => document.querySelector('cw-tile').setAttribute('playback-at', String(at))",
+                                start + 2.0)
+
+            async def playing():
+                s = (await tile_stats(page))[0]
+                return s if s["state"] == "live" and s["videoWidth"] == 1280 and s["position"] > 0 else None
+            first = await eventually(playing, timeout=30, what="the tile playing the recording")
+            assert first["playback"] and start + 1.0 <= first["position"] <= start + 6.0, first
+            badge = await page.evaluate("() => document.querySelector('cw-tile').shadowRoot.querySelector('.badge')"
+                                        ".textContent")
+            assert badge.startswith("回放 1×"), badge
+
+            # 4x: recorded time runs about four times as fast as the clock
+            await page.evaluate("() => document.querySelector('cw-tile').setAttribute('speed', '4')")
+            await asyncio.sleep(1.0)
+            p0, t0 = (await tile_stats(page))[0]["position"], time.monotonic()
+            await asyncio.sleep(2.0)
+            p1, t1 = (await tile_stats(page))[0]["position"], time.monotonic()
+            rate = (p1 - p0) / (t1 - t0)
+            assert 2.0 <= rate <= 6.0, (p0, p1, rate)  # a busy 2-core machine: loose bounds around 4
+
+            # pause: the picture holds and the tile does not call it a lost signal
+            await page.evaluate("() => document.querySelector('cw-tile').pause()")
+            await asyncio.sleep(0.5)
+            held = (await tile_stats(page))[0]
+            await asyncio.sleep(6.0)
+            still = (await tile_stats(page))[0]
+            assert still["held"] and still["currentTime"] == pytest.approx(held["currentTime"], abs=0.05), still
+            assert still["state"] == "live", still
+
+            # the console: 回放 on a camera opens the panel with the 24 h timeline
+            await page.goto(f"{base}/console")
+            await page.locator("body[data-ready='1']").wait_for(timeout=30_000)
+            await page.locator(".camera[data-camera='cam-v'] .replay").click()
+            await page.locator(".pb-view .pb-span").first.wait_for(timeout=15_000)
+            timeline = await page.evaluate("() => document.querySelector('.pb-view').timeline")
+            assert timeline["spans"] and timeline["recorded_s"] >= 12.0, timeline
+            labels = await page.evaluate("() => document.querySelector('.pb-controls').textContent")
+            assert "回到直播" in labels and "4×" in labels and "导出" not in labels  # duty may not export
+            await context.close()
+    finally:
+        await pw.stop()
+        await ingest.stop()
+        await service.stop()
