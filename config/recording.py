@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 RecordingMode = Literal["continuous", "alarms", "off"]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _off(value: object) -> object:
+    """YAML reads a bare ``off`` as false: take it as the mode ``off`` it was meant to be."""
+    return "off" if value is False else value
 
 
 class RecordingOverride(_Strict):
@@ -25,6 +30,8 @@ class RecordingOverride(_Strict):
     retention_days: float | None = Field(default=None, gt=0, le=3650)
     pre_s: float | None = Field(default=None, ge=0, le=120)
     post_s: float | None = Field(default=None, ge=0, le=600)
+
+    _mode = field_validator("mode", mode="before")(_off)
 
 
 class RecordingSettings(_Strict):
@@ -44,6 +51,8 @@ class RecordingSettings(_Strict):
     writer_queue: int = Field(default=4096, ge=64, le=1_000_000, description="fragments waiting for the writer "
                                                                               "thread; beyond: dropped (a gap)")
     cameras: dict[str, RecordingOverride] = Field(default_factory=dict)
+
+    _mode = field_validator("mode", mode="before")(_off)
 
     def unknown_cameras(self, known: set[str]) -> list[str]:
         return [f"recording.cameras: no such camera {cid!r}" for cid in self.cameras if cid not in known]

@@ -299,6 +299,7 @@ class CameraRecorder:
         self._ring: deque[tuple[AccessUnit, float]] = deque()
         self._until = 0.0
         self._pending_close: _Close | None = None
+        self._closed = False
         self.segments = 0
         self.gaps = 0
         """Segments ended early by a drop, a full disk or a clock jump (a gap in the timeline)."""
@@ -314,7 +315,7 @@ class CameraRecorder:
     # -- PacketSink (event loop) -------------------------------------------------------------------------------
     def stream_started(self, info: StreamInfo) -> None:
         self._end("new session")
-        self._info = info
+        self._info = None if self._closed else info
         self._ring.clear()
         self._last_pts = None
 
@@ -323,9 +324,15 @@ class CameraRecorder:
         self._info = None
         self._ring.clear()
 
+    def close(self, reason: str = "recording stopped") -> None:
+        """End the segment being written and record nothing more (the camera's connection may go on)."""
+        self._end(reason)
+        self._closed = True
+        self._info = None
+
     def packet(self, unit: AccessUnit, arrived_at: float) -> None:
         policy = self.policy
-        if policy.mode == "off" or self._info is None:
+        if policy.mode == "off" or self._info is None or self._closed:
             return
         if self._last_pts is not None and abs(unit.pts - self._last_pts) * unit.time_base > CLOCK_JUMP_S:
             self._end("camera timestamps jumped", gap=True)

@@ -93,7 +93,7 @@ class RecordingService:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         for recorder in self.recorders.values():
-            recorder.stream_ended("recording stopped")
+            recorder.close()
         await asyncio.to_thread(self.writer.stop)
 
     def alarm(self, camera_id: str, at: float) -> None:
