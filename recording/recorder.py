@@ -36,6 +36,8 @@ log = logging.getLogger("citywall.recording")
 Mode = Literal["continuous", "alarms", "off"]
 CLOCK_JUMP_S = 5.0
 """A camera timestamp further than this from the previous frame's ends the segment (camera clock reset)."""
+BATCH_FRAGMENTS = 32
+"""Fragments handed to the writer together: at each keyframe (a whole GOP) or once this many are waiting."""
 RESYNC_S = 2.0
 """A rolled segment starts where the previous one ended unless that has drifted this far from the arrival time."""
 
@@ -75,9 +77,10 @@ class _Open:
 @dataclass(frozen=True, slots=True)
 class _Append:
     camera_id: str
-    data: bytes
+    parts: tuple[bytes, ...]
+    """Fragments (moof+mdat), in order: a GOP's worth at most (one hand-off and one write for all of them)."""
     end_at: float
-    """Wall time of the end of this fragment's frame."""
+    """Wall time of the end of the last fragment's frame."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +204,7 @@ class SegmentWriter:
         row = SegmentRow(item.camera_id, item.path, item.start_at, item.start_at, 0, item.codec, complete=False)
         entry = _OpenFile(row, f, 0, item.start_at)
         self._files[item.camera_id] = entry
-        if not self._write(entry, item.init, item.start_at):
+        if not self._write(entry, (item.init,), item.start_at):
             return
         try:
             self.index.opened(row)
@@ -212,17 +215,18 @@ class SegmentWriter:
     def _append(self, item: _Append) -> None:
         entry = self._files.get(item.camera_id)
         if entry is not None:
-            self._write(entry, item.data, item.end_at)
+            self._write(entry, item.parts, item.end_at)
 
-    def _write(self, entry: _OpenFile, data: bytes, end_at: float) -> bool:
+    def _write(self, entry: _OpenFile, parts: tuple[bytes, ...], end_at: float) -> bool:
         try:
-            entry.file.write(data)
+            entry.file.writelines(parts)
         except OSError as exc:
             self._failed(entry.row.camera_id, exc, f"writing {entry.row.path}")
             return False
-        entry.written += len(data)
+        size = sum(len(p) for p in parts)
+        entry.written += size
         entry.end_at = end_at
-        self.bytes_written += len(data)
+        self.bytes_written += size
         return True
 
     def _failed(self, camera_id: str, exc: OSError, what: str) -> None:
@@ -299,6 +303,7 @@ class CameraRecorder:
         self._ring: deque[tuple[AccessUnit, float]] = deque()
         self._until = 0.0
         self._pending_close: _Close | None = None
+        self._batch: list[bytes] = []
         self._closed = False
         self.segments = 0
         self.gaps = 0
@@ -434,22 +439,37 @@ class CameraRecorder:
         mux = self._mux
         assert mux is not None
         fragment = mux.feed(unit)
-        if fragment is not None and not self.writer.offer(
-                _Append(self.camera_id, fragment, self._seg_start + mux.media_ticks / mux.timescale)):
-            self.dropped += 1
+        if fragment is None:
+            return
+        self._batch.append(fragment)
+        if (unit.is_keyframe or len(self._batch) >= BATCH_FRAGMENTS) and not self._hand_over():
             self._end("writer queue full", gap=True, flush=False)
+
+    def _hand_over(self) -> bool:
+        """Give the waiting fragments to the writer; False (counted in ``dropped``) when its queue is full."""
+        batch, self._batch = self._batch, []
+        mux = self._mux
+        if not batch or mux is None:
+            return True
+        if self.writer.offer(_Append(self.camera_id, tuple(batch), self._seg_start + mux.media_ticks / mux.timescale)):
+            return True
+        self.dropped += len(batch)
+        return False
 
     def _end(self, reason: str, *, gap: bool = False, flush: bool = True) -> None:
         mux = self._mux
         if mux is None:
             return
-        self._mux = None
         if flush:
             last = mux.flush()
-            if last is not None and not self.writer.offer(
-                    _Append(self.camera_id, last, self._seg_start + mux.media_ticks / mux.timescale)):
-                self.dropped += 1
+            if last is not None:
+                self._batch.append(last)
+            if not self._hand_over():
                 gap = True
+        else:
+            self.dropped += len(self._batch)
+            self._batch = []
+        self._mux = None
         end_at = self._seg_start + mux.media_ticks / mux.timescale
         close = _Close(self.camera_id, end_at, reason)
         if not self.writer.offer(close):
