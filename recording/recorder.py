@@ -24,7 +24,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -95,8 +95,8 @@ _Item = _Open | _Append | _Close | None
 
 def segment_path(camera_id: str, start_at: float) -> str:
     """``<camera>/<YYYY-MM-DD>/<start ms>.mp4`` (UTC date; the name is the start in Unix milliseconds)."""
-    day = datetime.fromtimestamp(start_at, timezone.utc).strftime("%Y-%m-%d")
-    return f"{camera_id}/{day}/{int(round(start_at * 1000))}.mp4"
+    day = datetime.fromtimestamp(start_at, UTC).strftime("%Y-%m-%d")
+    return f"{camera_id}/{day}/{round(start_at * 1000)}.mp4"
 
 
 class SegmentIndexSink:
@@ -197,7 +197,7 @@ class SegmentWriter:
         path = self.root / item.path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            f = open(path, "xb")
+            f = open(path, "xb")  # noqa: SIM115 (kept open across calls: appended per GOP)
         except OSError as exc:
             self._failed(item.camera_id, exc, f"cannot create {path}")
             return
