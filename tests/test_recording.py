@@ -129,6 +129,78 @@ def test_spans_merge_touching_segments_and_gaps_fill_the_rest():
     assert gaps == [[90, 100], [120, 150], [160, 200]]
 
 
+# ----------------------------------------------------------------------------------- segments: H.264 and H.265
+
+@pytest.mark.parametrize("codec, params", [("h264", "bframes=2:b-pyramid=none"), ("hevc", "bframes=2")])
+def test_segments_round_trip_with_b_frames_and_a_cut_tail(codec, params):
+    from fractions import Fraction
+
+    from recording.playback import init_facts
+    from recording.segment import SegmentMuxer
+    from tests.test_ingest_h26x_fmp4 import encode
+    from video_ingest import fmp4
+    from video_ingest.fanout import AccessUnit
+    from video_ingest.h26x import length_prefixed
+
+    clip = encode(codec, 320, 240, n=36, params=params, options={"bf": "2"} if codec == "h264" else None)
+    mux = SegmentMuxer(codec=codec, width=320, height=240, config=clip.config(), time_base=Fraction(1, 90000))
+    parts = [mux.init]
+    for au, pts, key in zip(clip.aus, clip.pts, clip.keyframes):
+        fragment = mux.feed(AccessUnit(length_prefixed(au), pts, key, Fraction(1, 90000)))
+        if fragment is not None:
+            parts.append(fragment)
+    parts.append(mux.flush())
+    blob = b"".join(parts)
+    seg = parse_segment(blob)
+    assert seg.codec == codec and seg.timescale == 90000 and seg.valid_bytes == len(blob)
+    assert len(seg.frames) == 36 and seg.frames[0].keyframe and seg.keyframes == 6
+    assert any(f.composition_offset for f in seg.frames)  # B-frames: presentation after decode
+    assert seg.duration_s == pytest.approx(36 / 25, abs=0.05)
+    decoded, _ = decode(blob)
+    assert decoded == 36
+    # the export path: a plain MP4 from the parsed frames decodes the same
+    facts = init_facts(seg.init)
+    assert (facts.codec, facts.width, facts.height) == (codec, 320, 240)
+    plain = fmp4.mp4_file(codec=codec, width=320, height=240, config=facts.config, samples=[
+        fmp4.Sample(seg.sample(blob, f), f.duration, f.keyframe, f.composition_offset) for f in seg.frames])
+    assert decode(plain)[0] == 36
+    # a file cut inside its last fragment: that fragment is left out, everything before is kept
+    cut = parse_segment(blob[:-20])
+    assert len(cut.frames) == 35 and cut.valid_bytes == len(blob) - len(parts[-1])
+
+
+def test_index_on_sqlite_and_postgresql(cases_url, tmp_path):
+    """Rows on open and close, the range query, deletion, holds and markers, repair: the same on both stores."""
+    cases = CaseStore.open(cases_url)
+    try:
+        index = RecordingIndex(cases, tmp_path / "rec")
+        for i in range(5):
+            start = NOW + 10 * i
+            row = SegmentRow("cam-a", f"cam-a/d/{int(start * 1000)}.mp4", start, start, 0, "hevc", complete=False)
+            index.opened(row)
+            index.opened(row)  # twice: kept once
+            if i < 4:
+                index.closed(SegmentRow("cam-a", row.path, start, start + 10, 1000 + i, "hevc"))
+        index.opened(SegmentRow("cam-b", "cam-b/d/1.mp4", NOW, NOW, 0, "h264", complete=False))
+        index.closed(SegmentRow("cam-b", "cam-b/d/1.mp4", NOW, NOW, 0, "h264"))  # nothing written: row removed
+        rows = index.segments("cam-a", NOW + 15, NOW + 35)
+        assert [r.start_at for r in rows] == [NOW + 10, NOW + 20, NOW + 30] and rows[0].bytes == 1001
+        assert [r.complete for r in index.segments("cam-a", NOW + 45, NOW + 50)] == [False]
+        assert index.total_bytes() == 1000 + 1001 + 1002 + 1003
+        assert [r.start_at for r in index.following("cam-a", NOW + 20, limit=2)] == [NOW + 30, NOW + 40]
+        assert index.segments("cam-b", 0, NOW + 100) == []
+        insert_case(cases, 1, camera="cam-a")
+        assert [(h.camera_id, h.closed_at) for h in index.case_holds()] == [("cam-a", None)]
+        marks = index.markers("cam-a", 1_773_198_000, 1_773_198_100)
+        assert [m["case_no"] for m in marks] == ["CW20260311-0001"]
+        assert index.delete([rows[0].path]) == 0  # no file on disk: the row goes all the same
+        assert len(index.all_facts()) == 4
+        report = index.repair()  # no files at all: every row is stale
+        assert report.removed_rows == 4 and index.all_facts() == []
+    finally:
+        cases.close()
+
+
 # ------------------------------------------------------------------------------------------------ the settings
 
 def test_recording_settings_are_validated_naming_the_key(tmp_path):
@@ -247,6 +319,29 @@ async def test_record_timeline_seek_fast_forward_and_export(tmp_path, bus, store
 async def _recorded_s(service: RecordingService, since: float, wanted: float) -> bool:
     rows = await asyncio.to_thread(service.index.segments, "cam-v", since - 60, time.time())
     return sum(r.end_at - r.start_at for r in rows if r.complete) >= wanted
+
+
+async def test_alarm_mode_records_from_pre_s_before_to_post_s_after_an_alarm(tmp_path, store, demo_rtsp):  # noqa: F811
+    settings = rec_settings(tmp_path, mode="alarms", pre_s=3, post_s=3)
+    ingest, service = await start_recording(settings, store, demo_rtsp.url("vending"))
+    try:
+        await eventually(_sync(lambda: ingest.status("cam-v").state == "online"), timeout=30, what="camera online")
+        await asyncio.sleep(5.0)  # the ring fills; nothing is written without an alarm
+        assert service.writer.segments_written == 0 and service.index.all_facts() == []
+        alarm_at = time.time()
+        record = service.clip_hook(lambda camera_id, clip_id, at: f"clips/{camera_id}/{clip_id}.mp4")
+        assert record("cam-v", "a1", alarm_at) == "clips/cam-v/a1.mp4"  # the clip call goes on as before
+        await eventually(_sync(lambda: service.writer.segments_written >= 1), timeout=30, what="the alarm recorded")
+        await asyncio.sleep(2.0)
+        rows = service.index.segments("cam-v", 0, time.time())
+        spans, _ = spans_and_gaps(rows, alarm_at - 60, time.time())
+        assert len(spans) == 1, spans
+        start, end = spans[0]
+        assert alarm_at - 4.2 <= start <= alarm_at - 2.8, (start - alarm_at)  # the keyframe at or before -3 s
+        assert alarm_at + 2.8 <= end <= alarm_at + 4.5, (end - alarm_at)      # to the keyframe after +3 s
+    finally:
+        await ingest.stop()
+        await service.stop()
 
 
 async def test_unknown_camera_bad_range_and_no_recorder(tmp_path, bus, store, evidence_dir):  # noqa: F811
