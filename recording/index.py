@@ -93,11 +93,28 @@ class RecordingIndex:
         return [_row(r) for r in rows]
 
     def all_facts(self) -> list[SegmentFacts]:
-        """Every segment, for the retention planner."""
+        """Every segment (tests and small stores; the janitor reads :meth:`candidates`)."""
         with self.store.transaction() as tx:
             rows = tx.execute("SELECT path, camera_id, start_at, end_at, bytes, complete FROM recording_segments"
                               ).fetchall()
         return [SegmentFacts(str(r[0]), str(r[1]), float(r[2]), float(r[3]), int(r[4]), bool(r[5])) for r in rows]
+
+    def candidates(self, ended_before: float, oldest: int) -> tuple[list[SegmentFacts], int, int]:
+        """What the planner needs without reading the whole index: the segments that ended before
+        ``ended_before`` (past the shortest retention), the ``oldest`` segments by start, the store's total bytes
+        and its largest segment."""
+        cols = "path, camera_id, start_at, end_at, bytes, complete"
+        with self.store.transaction() as tx:
+            old = tx.execute(f"SELECT {cols} FROM recording_segments WHERE end_at < ? AND complete = 1",
+                             (ended_before,)).fetchall()
+            first = tx.execute(f"SELECT {cols} FROM recording_segments ORDER BY start_at LIMIT ?",
+                               (oldest,)).fetchall()
+            total, largest = tx.execute("SELECT COALESCE(SUM(bytes), 0), COALESCE(MAX(bytes), 0) "
+                                        "FROM recording_segments").fetchone()
+        rows = {str(r[0]): r for r in (*old, *first)}
+        facts = [SegmentFacts(str(r[0]), str(r[1]), float(r[2]), float(r[3]), int(r[4]), bool(r[5]))
+                 for r in rows.values()]
+        return facts, int(total), int(largest)
 
     def total_bytes(self) -> int:
         with self.store.transaction() as tx:

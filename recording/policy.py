@@ -80,13 +80,14 @@ def _held(seg: SegmentFacts, holds: Iterable[CaseHold], now: float, rules: Reten
 
 
 def plan_deletions(segments: Iterable[SegmentFacts], holds: Iterable[CaseHold], now: float, rules: RetentionRules,
-                   *, free_bytes: int = 0) -> Plan:
-    """Which segments to delete now (see the module docstring)."""
+                   *, free_bytes: int = 0, total_bytes: int | None = None) -> Plan:
+    """Which segments to delete now (see the module docstring). ``segments`` may be only the candidates (the
+    oldest ones and those past retention) when ``total_bytes`` gives the whole store's size for the quota."""
     by_camera: dict[str, list[CaseHold]] = {}
     for h in holds:
         by_camera.setdefault(h.camera_id, []).append(h)
     ordered = sorted(segments, key=lambda s: (s.start_at, s.path))
-    total = sum(s.bytes for s in ordered)
+    total = sum(s.bytes for s in ordered) if total_bytes is None else total_bytes
     plan = Plan()
     gone: set[str] = set()
     kept: set[str] = set()

@@ -26,6 +26,8 @@ from recording.recorder import CameraPolicy, CameraRecorder, SegmentWriter
 log = logging.getLogger("citywall.recording")
 
 DAY_S = 86400.0
+SWEEP_OLDEST = 5000
+"""Oldest segments the janitor reads per sweep for the quota and a full disk (the rest waits for the next)."""
 
 
 def camera_policy(settings: Settings, camera_id: str) -> CameraPolicy:
@@ -117,11 +119,15 @@ class RecordingService:
             except RuntimeError:
                 pass
 
-    async def sweep(self, *, free_bytes: int = 0) -> Plan:
-        """Plan and carry out the deletions due now (see :mod:`recording.policy`)."""
-        facts = await asyncio.to_thread(self.index.all_facts)
+    async def sweep(self, *, disk_full: bool = False) -> Plan:
+        """Plan and carry out the deletions due now (see :mod:`recording.policy`); ``disk_full`` asks for room:
+        the larger of 5 % of what is stored and four of the largest segments."""
+        now = self.clock()
+        shortest = min([self.rules.default_retention_s, *self.rules.retention_s.values()])
+        facts, total, largest = await asyncio.to_thread(self.index.candidates, now - shortest, SWEEP_OLDEST)
         holds = await asyncio.to_thread(self.index.case_holds)
-        plan = plan_deletions(facts, holds, self.clock(), self.rules, free_bytes=free_bytes)
+        free = max(total // 20, 4 * largest, 1) if disk_full else 0
+        plan = plan_deletions(facts, holds, now, self.rules, free_bytes=free, total_bytes=total)
         if plan.delete:
             removed = await asyncio.to_thread(self.index.delete, plan.delete)
             self.deleted += removed
@@ -144,10 +150,7 @@ class RecordingService:
             try:
                 if self._full.is_set():
                     self._full.clear()
-                    facts = await asyncio.to_thread(self.index.all_facts)
-                    stored = sum(f.bytes for f in facts)
-                    largest = max((f.bytes for f in facts), default=0)
-                    plan = await self.sweep(free_bytes=max(stored // 20, 4 * largest, 1))
+                    plan = await self.sweep(disk_full=True)
                     if plan.freed_bytes:
                         self.writer.resume()
                     else:

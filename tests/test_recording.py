@@ -108,6 +108,8 @@ def test_planner_quota_deletes_oldest_first_across_cameras_and_never_a_held_one(
     assert plan.delete == [s.path for s in segs[:3]] and plan.quota == 3 and plan.over_quota_bytes == 0
     held = plan_deletions(segs, [CaseHold("cam-a", NOW - 500)], NOW, rules)  # the oldest is evidence
     assert held.delete == [s.path for s in segs[1:4]] and held.held == 1
+    only_two = plan_deletions(segs[:2], [], NOW, rules, total_bytes=500)  # candidates only, the store's total given
+    assert only_two.delete == [s.path for s in segs[:2]] and only_two.over_quota_bytes == 50
     all_held = plan_deletions(segs, [CaseHold(s.camera_id, s.start_at) for s in segs], NOW, rules)
     assert all_held.delete == [] and all_held.over_quota_bytes == 250 and all_held.held == 5
 
