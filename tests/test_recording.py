@@ -289,7 +289,13 @@ async def test_record_timeline_seek_fast_forward_and_export(tmp_path, bus, store
             params = {"since": f"{span_start + 2.0}", "until": f"{span_start + 12.0}"}
             resp = await client.get("/api/recordings/cam-v/export", params=params)
             assert resp.status == 403 and "needs admin, leader, monitor" in (await resp.json())["error"]
-            await client.post("/api/logout")
+            # signing out ends a playback socket like a live one (4401)
+            async with client.ws_connect("/api/recordings/cam-v/play", params={"at": f"{span_start}"}) as ws:
+                assert (await ws.receive_json(timeout=10))["type"] == "init"
+                assert (await client.post("/api/logout")).status == 200
+                while not ws.closed:
+                    await ws.receive(timeout=10)
+                assert ws.close_code == 4401
             assert (await signin.login(client, "monitor", PASSWORD)).status == 200
             resp = await client.get("/api/recordings/cam-v/export",
                                     params={"since": params["since"], "until": f"{span_start + 2000}"})

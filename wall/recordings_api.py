@@ -17,6 +17,7 @@ behaviour: ``LookupError`` means nothing recorded (404), a ``ValueError`` with `
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -24,7 +25,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from wall import state
 from wall.access import note
@@ -35,8 +36,6 @@ from wall.socket_quota import SOCKET_QUOTA
 log = logging.getLogger("citywall.wall.recordings")
 
 RECORDINGS: web.AppKey[Any] = web.AppKey("recordings")
-PLAY_SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("play_sockets")
-"""Open playback sockets, closed when the server shuts down."""
 """The recording library (``recording.playback.RecordingLibrary``), or None where this server has none."""
 SPEEDS = (1, 2, 4, 8)
 LEAD_S = 0.5
@@ -160,12 +159,25 @@ async def play(request: web.Request) -> web.StreamResponse:
 async def _serve(request: web.Request, ws: web.WebSocketResponse, library: Any, camera_id: str, at: float,
                  speed: int) -> web.WebSocketResponse:
     await ws.prepare(request)
-    sockets = request.app[PLAY_SOCKETS]
-    sockets.add(ws)
-    try:
-        return await _play(ws, library, camera_id, at, speed)
-    finally:
-        sockets.discard(ws)
+    task = asyncio.create_task(_play(ws, library, camera_id, at, speed))
+    # Tracked with the live sockets: logout, an expired session and shutdown end it the same way.
+    with request.app[state.LIVE_SOCKETS].tracked(require_session(request), task) as conn:
+        try:
+            await task
+        except (ConnectionError, RuntimeError) as exc:  # the browser went away mid-send
+            log.debug("playback socket for %s ended: %r", camera_id, exc)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if conn.close_code is None or (current is not None and current.cancelling()):
+                raise
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            code = conn.close_code if conn.close_code is not None else WSCloseCode.OK
+            with contextlib.suppress(ConnectionError, RuntimeError, asyncio.TimeoutError):
+                await asyncio.wait_for(ws.close(code=code, message=conn.close_reason.encode()[:120]), 5)
+    return ws
 
 
 async def _play(ws: web.WebSocketResponse, library: Any, camera_id: str, at: float,
@@ -174,7 +186,6 @@ async def _play(ws: web.WebSocketResponse, library: Any, camera_id: str, at: flo
         cursor = await asyncio.to_thread(library.cursor, camera_id, at, speed)
     except LookupError:
         await ws.send_json({"type": "error", "error": "nothing recorded at or after this time / 此后无录像"})
-        await ws.close()
         return ws
     control = _Control()
     reader = asyncio.create_task(_read_control(ws, control))
@@ -185,7 +196,6 @@ async def _play(ws: web.WebSocketResponse, library: Any, camera_id: str, at: flo
         for task in (reader, pump):
             task.cancel()
         await asyncio.gather(reader, pump, return_exceptions=True)
-        await ws.close()
     return ws
 
 
@@ -279,13 +289,6 @@ async def _pump(ws: web.WebSocketResponse, cursor: Any, control: _Control) -> No
 def add_routes(app: web.Application, recordings: Any = None) -> None:
     """Register the recording routes; ``recordings`` is the library (None: they answer 503)."""
     app[RECORDINGS] = recordings
-    app[PLAY_SOCKETS] = set()
-
-    async def close_sockets(app: web.Application) -> None:
-        for ws in list(app[PLAY_SOCKETS]):
-            await ws.close(code=1001, message=b"server shutting down")
-
-    app.on_shutdown.append(close_sockets)
     app.router.add_get("/api/recordings/{camera_id}", timeline)
     app.router.add_get("/api/recordings/{camera_id}/play", play)
     app.router.add_get("/api/recordings/{camera_id}/export", export)
