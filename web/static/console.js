@@ -201,10 +201,16 @@ function renderAlarms() {
     ack.addEventListener("click", () => act(`确认告警 ${zh}`, () => ackAlarm(a.alarm_id)));
     const count = a.count > 1 ? el("span", "count", `×${a.count}`) : null;
     if (count) count.title = `同一地点 ${a.count} 次告警`;
+    const back = el("button", "replay", bilingual("回看30秒", "Back 30 s"));
+    back.type = "button";
+    back.title = "从告警前30秒回放 / Play the recording from 30 s before the alarm";
+    back.addEventListener("click", () => openPlayback({
+      camera: a.camera_id, name: p.camera_name || cameraName(a.camera_id),
+      at: (Number(p.at) || Date.now() / 1000) - 30, role: me && me.user ? me.user.role : "" }));
     const li = el("li", waiting ? "alarm waiting" : "alarm",
       el("div", "what", el("span", "zh", zh), el("span", "en", en), count),
       el("div", "where", `${p.camera_name || cameraName(a.camera_id)} · ${names.join("、")}${waiting ? " · 等待中 waiting" : ""}`),
-      ack);
+      back, ack);
     li.dataset.alarmId = a.alarm_id;
     return li;
   });
