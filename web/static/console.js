@@ -206,7 +206,7 @@ function renderAlarms() {
     back.title = "从告警前30秒回放 / Play the recording from 30 s before the alarm";
     back.addEventListener("click", () => openPlayback({
       camera: a.camera_id, name: p.camera_name || cameraName(a.camera_id),
-      at: (Number(p.at) || Date.now() / 1000) - 30, role: me && me.user ? me.user.role : "" }));
+      at: (Number(a.at) || Date.now() / 1000) - 30, role: me && me.user ? me.user.role : "" }));  // a.at: when it popped up
     const li = el("li", waiting ? "alarm waiting" : "alarm",
       el("div", "what", el("span", "zh", zh), el("span", "en", en), count),
       el("div", "where", `${p.camera_name || cameraName(a.camera_id)} · ${names.join("、")}${waiting ? " · 等待中 waiting" : ""}`),
