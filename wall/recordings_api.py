@@ -185,7 +185,7 @@ async def _play(ws: web.WebSocketResponse, library: Any, camera_id: str, at: flo
     try:
         cursor = await asyncio.to_thread(library.cursor, camera_id, at, speed)
     except LookupError:
-        await ws.send_json({"type": "error", "error": "nothing recorded at or after this time / 此后无录像"})
+        await ws.send_json({"type": "error", "error": "nothing recorded at or after this time"})
         return ws
     control = _Control()
     reader = asyncio.create_task(_read_control(ws, control))

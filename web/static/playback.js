@@ -6,6 +6,7 @@
 import { getJSON } from "./api.js";
 import { bilingual, el } from "./dom.js";
 import { dateTimeText } from "./format.js";
+import { errorText } from "./messages.js";
 import "./video-tile.js";
 
 const DAY_S = 86400;
@@ -91,10 +92,27 @@ export function openPlayback({ camera, name = "", at = 0, role = "" }) {
     button("后退30秒", "Back 30 s", () => seek((tile.position || now()) - 30)),
     button("回到直播", "Back to live", () => { tile.removeAttribute("playback-at"); renderSpeed(); }));
   if (EXPORT_ROLES.includes(role)) {
-    controls.appendChild(button("导出", "Export", () => {
+    controls.appendChild(button("导出", "Export", async () => {
       const p = tile.position || now() - 60;
       const q = new URLSearchParams({ since: String(Math.floor(p - 30)), until: String(Math.floor(p + 30)) });
-      location.assign(`/api/recordings/${encodeURIComponent(camera)}/export?${q}`);
+      legend.textContent = "正在导出前后各30秒的录像… / Exporting";
+      try {
+        const resp = await fetch(`/api/recordings/${encodeURIComponent(camera)}/export?${q}`);
+        if (!resp.ok) {
+          const body = await resp.json().catch(() => ({}));
+          legend.textContent = `导出失败：${resp.status === 404 ? "该时段没有录像" : errorText(resp.status, body.error)}`;
+          return;
+        }
+        const name = (resp.headers.get("Content-Disposition") || "").match(/filename="([^"]+)"/);
+        const a = el("a");
+        a.href = URL.createObjectURL(await resp.blob());
+        a.download = name ? name[1] : `${camera}.mp4`;
+        a.click();
+        setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+        legend.textContent = `已导出 ${a.download} / Exported`;
+      } catch (err) {
+        legend.textContent = `导出失败：${errorText(0)}`;
+      }
     }));
   }
   controls.appendChild(pos);

@@ -52,6 +52,8 @@ export function reasonText(error) {
   if (e === "camera offline") return "摄像头离线 / Camera offline";
   if (e.startsWith("live video not available")) return "服务器未提供直播 / Live video not available";
   if (e.startsWith("no data for")) return "长时间无数据 / No data";
+  if (e.startsWith("nothing recorded")) return "此后无录像 / Nothing recorded from here on";
+  if (e.startsWith("recording not available")) return "服务器未提供录像 / Recording not available";
   if (e.startsWith("connection closed")) return `连接断开，正在重连 / Reconnecting`;
   return e;
 }
