@@ -299,6 +299,7 @@ class CameraRecorder:
         self._seg_start = 0.0
         self._seg_first_pts = 0
         self._last_pts: int | None = None
+        self._jump_ticks = int(CLOCK_JUMP_S * 90000)
         self._next_start: float | None = None
         self._ring: deque[tuple[AccessUnit, float]] = deque()
         self._until = 0.0
@@ -321,6 +322,7 @@ class CameraRecorder:
     def stream_started(self, info: StreamInfo) -> None:
         self._end("new session")
         self._info = None if self._closed else info
+        self._jump_ticks = int(CLOCK_JUMP_S / info.time_base)
         self._ring.clear()
         self._last_pts = None
 
@@ -339,7 +341,7 @@ class CameraRecorder:
         policy = self.policy
         if policy.mode == "off" or self._info is None or self._closed:
             return
-        if self._last_pts is not None and abs(unit.pts - self._last_pts) * unit.time_base > CLOCK_JUMP_S:
+        if self._last_pts is not None and abs(unit.pts - self._last_pts) > self._jump_ticks:
             self._end("camera timestamps jumped", gap=True)
         self._last_pts = unit.pts
         if policy.mode == "alarms":

@@ -65,8 +65,9 @@ class SegmentMuxer:
         return self._offset is not None
 
     def is_sync(self, unit: Any) -> bool:
-        """Whether ``unit`` can start a segment: a keyframe (for H.264 an IDR: what MSE and players start at)."""
-        return bool(unit.is_keyframe) and (self.codec != "h264" or h26x.has_idr(bytes(unit)))
+        """Whether ``unit`` can start a segment: a keyframe — an IDR/IRAP, or a recovery point for cameras that
+        send no IDR (intra refresh, open GOP: FFmpeg and the export decode from there; a browser may not)."""
+        return bool(unit.is_keyframe)
 
     def feed(self, unit: Any) -> bytes | None:
         """Take one access unit (``bytes()``, ``pts``, ``is_keyframe``) in arrival order; the first must be a
