@@ -203,6 +203,67 @@ def test_index_on_sqlite_and_postgresql(cases_url, tmp_path):
         cases.close()
 
 
+def _units(codec: str = "h264", n: int = 60):
+    """(StreamInfo, [(AccessUnit, arrived offset s)]) of a small encoded stream (a keyframe every 6 frames)."""
+    from fractions import Fraction
+
+    from tests.test_ingest_h26x_fmp4 import encode
+    from video_ingest.fanout import AccessUnit, StreamInfo
+    from video_ingest.h26x import length_prefixed
+
+    clip = encode(codec, 320, 240, n=n, params="bframes=0")
+    tb = Fraction(1, 90000)
+    info = StreamInfo("cam-a", 1, codec, 320, 240, tb, clip.config(), NOW)
+    return info, [(AccessUnit(length_prefixed(au), pts, key, tb), pts / 90000)
+                  for au, pts, key in zip(clip.aus, clip.pts, clip.keyframes)]
+
+
+def test_recorder_rolls_at_keyframes_and_a_timestamp_jump_is_a_gap(tmp_path, store):  # noqa: F811
+    from recording.recorder import CameraPolicy, CameraRecorder, SegmentWriter
+    from video_ingest.fanout import AccessUnit
+
+    index = RecordingIndex(store, tmp_path / "rec")
+    writer = SegmentWriter(index.root, index)
+    writer.start()
+    recorder = CameraRecorder("cam-a", writer, CameraPolicy(segment_s=0.5))
+    info, units = _units()
+    recorder.stream_started(info)
+    for unit, offset in units:  # 2.4 s, a keyframe every 0.24 s: rolls at the keyframe at 0.72 s, 1.44 s, 2.16 s
+        recorder.packet(unit, NOW + offset)
+    for unit, offset in units[:30]:  # the camera's clock jumps 100 s ahead; arrival goes on
+        recorder.packet(AccessUnit(unit.data, unit.pts + 9_000_000, unit.is_keyframe, unit.time_base),
+                        NOW + 2.4 + offset)
+    recorder.stream_ended("test over")
+    writer.stop()
+    rows = index.segments("cam-a", 0, NOW + 100)
+    assert [round(r.start_at - NOW, 2) for r in rows] == [0.0, 0.72, 1.44, 2.16, 2.4, 3.12]
+    assert recorder.gaps == 1 and recorder.dropped == 0 and all(r.complete for r in rows)
+    spans, _ = spans_and_gaps(rows, NOW, NOW + 3.6)
+    assert spans == [[NOW, pytest.approx(NOW + 3.6)]]  # the jump ends a segment; arrival time has no hole
+    frames = [parse_segment((index.root / r.path).read_bytes()).frames for r in rows]
+    assert [len(f) for f in frames] == [18, 18, 18, 6, 18, 12] and all(f[0].keyframe for f in frames)
+
+
+def test_a_full_writer_queue_drops_to_the_next_keyframe_and_counts_it(tmp_path, store):  # noqa: F811
+    from recording.recorder import CameraPolicy, CameraRecorder, SegmentWriter
+
+    index = RecordingIndex(store, tmp_path / "rec")
+    writer = SegmentWriter(index.root, index, queue_size=16)  # not started yet: nothing drains the queue
+    recorder = CameraRecorder("cam-a", writer, CameraPolicy(segment_s=60))
+    info, units = _units(n=240)
+    recorder.stream_started(info)
+    for unit, offset in units:
+        recorder.packet(unit, NOW + offset)
+    assert recorder.dropped > 0 and recorder.gaps >= 1
+    writer.start()
+    recorder.stream_ended("test over")
+    writer.stop()
+    for row in index.segments("cam-a", 0, NOW + 100):
+        data = (index.root / row.path).read_bytes()
+        seg = parse_segment(data)
+        assert seg.valid_bytes == len(data) and seg.frames[0].keyframe
+
+
 # ------------------------------------------------------------------------------------------------ the settings
 
 def test_recording_settings_are_validated_naming_the_key(tmp_path):
