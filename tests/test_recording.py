@@ -406,8 +406,10 @@ async def test_alarm_mode_records_from_pre_s_before_to_post_s_after_an_alarm(tmp
         spans, _ = spans_and_gaps(rows, alarm_at - 60, time.time())
         assert len(spans) == 1, spans
         start, end = spans[0]
-        assert alarm_at - 4.2 <= start <= alarm_at - 2.8, (start - alarm_at)  # the keyframe at or before -3 s
-        assert alarm_at + 2.8 <= end <= alarm_at + 4.5, (end - alarm_at)      # to the keyframe after +3 s
+        # from the keyframe at or before -3 s to the keyframe after +3 s (GOP 1 s); a starved machine delivers
+        # packets late and in bursts, so the far bounds are loose
+        assert alarm_at - 5.0 <= start <= alarm_at - 2.8, (start - alarm_at)
+        assert alarm_at + 2.8 <= end <= alarm_at + 7.0, (end - alarm_at)
     finally:
         await ingest.stop()
         await service.stop()
