@@ -180,7 +180,11 @@ def parse_segment(data: bytes) -> ParsedSegment:
         if kind != "moof" or mkind != "mdat":
             raise SegmentError(f"unexpected box {kind!r} at offset {start} (expected moof then mdat)")
         try:
-            frames += _fragment_frames(data, start, payload, box_end, mpayload, mend)
+            one = _one_sample(data, start, box_end, mpayload, mend)
+            if one is not None:
+                frames.append(one)
+            else:
+                frames += _fragment_frames(data, start, payload, box_end, mpayload, mend)
         except (Mp4Error, struct.error) as exc:
             raise SegmentError(f"bad fragment at offset {start}: {exc}") from None
         valid = mend
@@ -200,6 +204,34 @@ def _init_facts(init: bytes) -> tuple[str, int]:
     version = init[mdhd[0]]
     (timescale,) = struct.unpack_from(">I", init, mdhd[0] + (20 if version == 1 else 12))
     return codec, timescale
+
+
+# The layout fmp4.media_segment writes for one sample (the recorder's every fragment): moof 8, mfhd 16, traf 8,
+# tfhd 16 (default-base-is-moof only), tfdt 20 (version 1), trun 20 (version 1, one sample, data offset) + entry.
+_FAST = struct.Struct(">I4s I4sI4x I4s4xQ I4sIIi")
+"""traf size/type, tfhd size/type/flags, tfdt size/type/base time, trun size/type/flags/count/data offset — read
+from moof + 24."""
+_ENTRY3 = struct.Struct(">III")
+_ENTRY4 = struct.Struct(">IIIi")
+
+
+def _one_sample(data: bytes, moof: int, moof_end: int, mdat_payload: int, mdat_end: int) -> SegmentFrame | None:
+    """The frame of a fragment in the recorder's own one-sample layout, read at fixed offsets; None otherwise."""
+    if moof_end - moof not in (100, 104):
+        return None
+    (_, traf, _, tfhd, tfhd_flags, tfdt_size, tfdt, base, _, trun, trun_flags, count,
+     offset) = _FAST.unpack_from(data, moof + 24)
+    if (traf, tfhd, tfdt, trun) != (b"traf", b"tfhd", b"tfdt", b"trun") or tfhd_flags != 0x020000 \
+            or tfdt_size != 20 or count != 1 or moof + offset != mdat_payload or trun_flags not in (0x01000701,
+                                                                                                  0x01000F01):
+        return None
+    if trun_flags & 0x800:
+        duration, size, flags, cto = _ENTRY4.unpack_from(data, moof + 88)
+    else:
+        (duration, size, flags), cto = _ENTRY3.unpack_from(data, moof + 88), 0
+    if mdat_payload + size > mdat_end:
+        raise Mp4Error("sample data past the end of its mdat")
+    return SegmentFrame(mdat_payload, size, base, duration, cto, not flags & _NON_SYNC)
 
 
 def _fragment_frames(data: bytes, moof_start: int, payload: int, moof_end: int, mdat_payload: int,
