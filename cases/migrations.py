@@ -183,6 +183,19 @@ MIGRATIONS: tuple[Migration, ...] = (
     ALTER TABLE audit_log ADD COLUMN prev_hash TEXT NOT NULL DEFAULT '';
     ALTER TABLE audit_log ADD COLUMN hash TEXT NOT NULL DEFAULT ''
     """),
+    Migration(9, "recording segments: the index of every camera's recorded files (recording/)", """
+    CREATE TABLE recording_segments (
+        path TEXT PRIMARY KEY,
+        camera_id TEXT NOT NULL,
+        start_at DOUBLE PRECISION NOT NULL,
+        end_at DOUBLE PRECISION NOT NULL,
+        bytes BIGINT NOT NULL,
+        codec TEXT NOT NULL,
+        complete INTEGER NOT NULL
+    );
+    CREATE INDEX recording_segments_camera ON recording_segments(camera_id, start_at);
+    CREATE INDEX recording_segments_start ON recording_segments(start_at)
+    """),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 _versions = [m.version for m in MIGRATIONS]

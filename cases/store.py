@@ -229,6 +229,10 @@ class CaseTx:
         self._db = db
         self._c = db  # ``execute``/``executemany`` like a DB-API connection, with ? placeholders
 
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        """One statement on another room's tables in this transaction (``?`` placeholders; the recording index)."""
+        return self._c.execute(sql, args)
+
     def case_for_alarm(self, alarm_id: str, phase: str = "raised") -> str | None:
         row = self._c.execute("SELECT case_id FROM case_alarms WHERE alarm_id = ? AND phase = ?", (alarm_id, phase)).fetchone()
         return row[0] if row else None

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from cases.worker import CaseWorker
     from citywall.keepalive import WatchedChild
     from detectors.worker import DetectionWorker
+    from recording.service import RecordingService
     from video_ingest.clip_buffer import ClipRecorder
     from video_ingest.service import IngestService
 
@@ -143,6 +144,24 @@ def clip_metrics(clips: ClipRecorder) -> Callable[[], Iterable[Family]]:
         rows = clips.stats()
         return [family(f"citywall_evidence_clips_{key}_total", "counter", f"Evidence clips {key}",
                        _per_camera(rows, key)) for key in ("written", "failed", "refused")]
+
+    return provide
+
+
+def recording_metrics(recording: RecordingService) -> Callable[[], Iterable[Family]]:
+    """Recording: bytes and segments written, disk-full stops, write errors, deletions; per camera gaps and drops."""
+
+    def provide() -> list[Family]:
+        st = recording.stats()
+        cams = st["cameras"]
+        out = [family(f"citywall_recording_{key}_total", "counter", f"Recording {key.replace('_', ' ')}",
+                      [({}, st[key])]) for key in ("bytes_written", "segments_written", "disk_full", "write_errors",
+                                                   "deleted", "deleted_bytes")]
+        out.append(family("citywall_recording_stopped_disk_full", "gauge",
+                          "1 while recording is stopped because the disk is full", [({}, st["stopped_disk_full"])]))
+        out += [family(f"citywall_recording_{key}_total", "counter", f"Recording {key} per camera",
+                       _per_camera(cams, key)) for key in ("gaps", "dropped")]
+        return out
 
     return provide
 

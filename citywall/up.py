@@ -28,7 +28,7 @@ from cases.webhooks import WebhookSender
 from cases.worker import CaseWorker, build_filer
 from citywall.keepalive import WatchedChild, keep_alive
 from citywall.metrics import (bus_metrics, case_store_metrics, case_worker_metrics, child_metrics, clip_metrics,
-                              detection_metrics, ingest_metrics)
+                              detection_metrics, ingest_metrics, recording_metrics)
 from citywall.supervise import supervise
 from config import Camera, Settings, redact_url
 from detectors.feedback import RejectionFollower, SuppressionList
@@ -36,6 +36,7 @@ from detectors.models import load_backends
 from detectors.worker import DetectionWorker
 from guidance.runtime import GuidanceRuntime, build_guidance
 from guidance.simulator import SpeakerSimulator
+from recording.service import build_recording
 from video_ingest.clip_buffer import ClipRecorder
 from video_ingest.health import LoginPolicy
 from video_ingest.service import IngestService
@@ -208,6 +209,11 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
         for cid in sources:
             ingest.subscribe_packets(cid, clips.buffer(cid))
         stack.callback(clips.close)
+        # Recording (录像回放): segment files from the same connections, indexed in the case store (None when off).
+        recording = build_recording(settings, store, list(sources))
+        if recording is not None:
+            await recording.start(ingest.subscribe_packets)
+            stack.push_async_callback(recording.stop)
         # Reviewers' rejections (stream alarm_rejections, replayed from its start) suppress the same object there.
         suppressions = SuppressionList()
         rejections = RejectionFollower(suppressions, settings.storage.evidence_dir)
@@ -218,7 +224,7 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
             ingest.latest_frame,
             timezone=settings.timezone,
             backend=load_backends(settings.detection.models),
-            clips=clips.record,
+            clips=recording.clip_hook(clips.record) if recording is not None else clips.record,
             suppressions=suppressions,
         )
         # A stable consumer name per host: after a crash the restarted process replays its own unacked alarms at
@@ -260,9 +266,10 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
 
         providers = [ingest_metrics(ingest), detection_metrics(detection), case_worker_metrics(case_worker),
                      case_store_metrics(store), bus_metrics(bus), child_metrics(children),
-                     clip_metrics(clips)]
+                     clip_metrics(clips)] + ([recording_metrics(recording)] if recording is not None else [])
         app = create_app(settings, bus=bus, cases=store, live=ingest.live, evidence_dir=settings.storage.evidence_dir,
-                         metric_providers=providers, guidance=guidance)
+                         metric_providers=providers, guidance=guidance,
+                         recordings=recording.library if recording is not None else None)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)

@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from config.guidance import GuidanceSettings, guidance_problems
+from config.recording import RecordingSettings
 from config.video_wall import VideoWall
 
 CONFIG_DIR = Path(__file__).resolve().parent
@@ -446,6 +447,7 @@ class Settings(Strict):
     users: list[User] = Field(min_length=1)
     cameras: list[Camera] = Field(default_factory=list)
     video_wall: VideoWall = VideoWall()
+    recording: RecordingSettings = RecordingSettings()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Settings":
@@ -460,7 +462,7 @@ class Settings(Strict):
         demo_cams = [c.id for c in self.cameras if c.url.startswith("demo://")]
         if demo_cams and not self.demo.enabled:
             raise ValueError(f"cameras {', '.join(demo_cams)} use demo:// URLs but demo.enabled is false")
-        wall_problems = self.video_wall.unknown_cameras(set(ids))
+        wall_problems = self.video_wall.unknown_cameras(set(ids)) + self.recording.unknown_cameras(set(ids))
         if wall_problems:
             raise ValueError("; ".join(wall_problems))
         return self

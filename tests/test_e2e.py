@@ -124,7 +124,8 @@ async def test_metrics_report_every_room(stack):
     text = await eventually(cameras_up, timeout=60, what="four demo cameras up, the unreachable one down")
     for name in ("citywall_camera_fps", "citywall_detector_frames_analysed_total", "citywall_ws_clients",
                  "citywall_case_worker_received_total", "citywall_bus_published_total",
-                 "citywall_relay_viewer_drops_total", "citywall_cases_overdue"):
+                 "citywall_relay_viewer_drops_total", "citywall_cases_overdue",
+                 "citywall_recording_bytes_written_total", "citywall_recording_gaps_total"):  # the demo records
         assert f"# TYPE {name} " in text, name
     assert "citywall_metrics_provider_errors_total 0" in text
     assert "rtsp://" not in text

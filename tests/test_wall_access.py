@@ -56,6 +56,7 @@ CASES: list[tuple[str, str, dict | None, set[str]]] = [
     ("GET", "/api/webhooks", None, set()),
     ("GET", "/api/audit", None, set()),
     ("GET", "/api/audit/verify", None, set()),
+    ("GET", "/api/recordings/cam-a/export", None, {M, L}),
 ]
 
 

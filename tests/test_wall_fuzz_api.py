@@ -34,6 +34,8 @@ from schemathesis.specs.openapi.checks import (
 
 from cases.store import CaseStore
 from guidance.runtime import build_guidance
+from recording.index import RecordingIndex
+from recording.playback import RecordingLibrary
 from tests.test_guidance_loop import demo_settings
 from tests.test_wall_api import insert_case, make_alarm, wall_client
 from wall.app import create_app
@@ -44,7 +46,7 @@ enough that the whole run stays well under two minutes on a 2-core CI machine.""
 DEMO_PASSWORD = "citywall"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           negative_data_rejection]
-WEBSOCKET_PATHS = ("/api/ws", "/api/live/{camera_id}")
+WEBSOCKET_PATHS = ("/api/ws", "/api/live/{camera_id}", "/api/recordings/{camera_id}/play")
 """Fuzzed by tests/test_wall_fuzz_ws.py with a WebSocket client; here only their plain-GET refusal is checked."""
 
 
@@ -88,7 +90,9 @@ async def fuzz_target(bus, mqtt_url: str, tmp_path: Path) -> AsyncIterator[FuzzT
     (evidence_dir / camera / "2026").mkdir(parents=True)
     (evidence_dir / camera / "2026" / "alarm-1.jpg").write_bytes(b"\xff\xd8\xff\xe0fake-jpeg")
     await bus.publish(make_alarm(1, camera=camera))
-    app = create_app(settings_, bus=bus, cases=store, live=None, evidence_dir=evidence_dir, guidance=runtime)
+    recordings = RecordingLibrary(RecordingIndex(store, tmp_path / "recordings"))  # none recorded: 404s
+    app = create_app(settings_, bus=bus, cases=store, live=None, evidence_dir=evidence_dir, guidance=runtime,
+                     recordings=recordings)
     try:
         async with wall_client(app) as client:
             base_url = str(client.make_url("")).rstrip("/")
@@ -100,6 +104,7 @@ async def fuzz_target(bus, mqtt_url: str, tmp_path: Path) -> AsyncIterator[FuzzT
                 "/api/screens/": {"id": screen, "tile": "0"},
                 "/api/alarms/": {"alarm_id": "alarm-1"},
                 "/api/live/": {"camera_id": camera},
+                "/api/recordings/": {"camera_id": camera},
                 "/evidence/": {"path": f"{camera}/2026/alarm-1.jpg"},
             }
             if settings_.video_wall.plans:

@@ -157,6 +157,13 @@ async def test_alarm_pops_up_with_overlay_and_ack_reverts_everywhere(page, site,
     assert abs(tb["x"] - pb["x"]) < 2 and abs(tb["width"] - pb["width"]) < 2
     await console.locator(".alarm[data-alarm-id=alarm-5]").wait_for(timeout=10_000)
     assert await console.get_attribute(".ptile[data-tile='3']", "class") == "ptile src-alarm"
+    # 回看30秒 on the pop-up: the camera's recording from 30 s before the alarm (录像回放 panel; Esc closes it)
+    await console.click(".alarm[data-alarm-id=alarm-5] .replay")
+    replay = console.locator(".pb-view cw-tile")
+    assert await replay.get_attribute("camera") == "cam-e"
+    assert float(await replay.get_attribute("playback-at")) == pytest.approx(time.time() - 30, abs=15)
+    await console.keyboard.press("Escape")
+    await console.locator(".pb-view").wait_for(state="detached", timeout=5_000)
 
     await wall.click(".pop .ack")  # acknowledge on the wall
     await eventually(showing(wall, CAMS[:4]), timeout=10, what="the alarm tile back to cam-d")

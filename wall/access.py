@@ -158,6 +158,8 @@ WALL_ROLES = (W, L)
 REVIEW_ROLES = (M, L)
 """The review desk (监控员): confirm or reject alarms, which files cases; the leader too, who works (and 督办s)
 from the review console."""
+EXPORT_ROLES = (M, L)
+"""Recording export (监控员, 指挥长; admin always): evidence leaves the system."""
 BROADCAST_ROLES = (L,)
 """Manual voice broadcasts and the recordings they play (指挥长)."""
 
@@ -184,6 +186,11 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/speakers"): SIGNED_IN,
     ("GET", "/api/broadcasts"): SIGNED_IN,
     ("GET", "/api/guidance/stats"): SIGNED_IN,
+    # recordings (录像回放): playback for everyone signed in, export for the desks that hand evidence on
+    ("GET", "/api/recordings/{camera_id}"): SIGNED_IN,
+    ("GET", "/api/recordings/{camera_id}/play"): Rule(read_audit="recording.play"),
+    ("GET", "/api/recordings/{camera_id}/export"): Rule(roles=frozenset(EXPORT_ROLES), label="导出录像 export a recording",
+                                                        read_audit="recording.export"),
     # the wall (值班员)
     ("PUT", "/api/screens/{id}/layout"): roles(*WALL_ROLES, label="改变布局 change the layout", audit="screen.layout"),
     ("PUT", "/api/screens/{id}/tiles/{tile}"): roles(*WALL_ROLES, label="切换画面 assign a tile", audit="screen.tile"),

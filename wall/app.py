@@ -19,7 +19,8 @@ from aiohttp import web
 
 from config import Settings
 from wall import (
-    api, audit, broadcast_api, case_api, evidence, hub, live_ws, metrics, openapi, pages, screens_api, state,
+    api, audit, broadcast_api, case_api, evidence, hub, live_ws, metrics, openapi, pages, recordings_api, screens_api,
+    state,
 )
 from wall.access import make_access_middleware
 from wall.connections import GUARD, ConnectionGuard, make_body_middleware, make_connection_middleware
@@ -53,12 +54,14 @@ def create_app(
     sessions: Sessions | None = None,
     limiter: Limiter | None = None,
     guidance: GuidanceRuntime | None = None,
+    recordings: object | None = None,
 ) -> web.Application:
     """Build the wall server for ``settings``; ``live=None`` serves everything except live video.
 
     ``metric_providers`` add other rooms' figures to ``/metrics`` (see ``wall.metrics``); ``sessions`` defaults to
     this server's memory (``wall.sessions.RedisSessions`` shares them between wall servers), ``limiter`` the login
-    limits likewise (``wall.limits.RedisLimiter`` for several wall servers)."""
+    limits likewise (``wall.limits.RedisLimiter`` for several wall servers); ``recordings`` the recording library
+    (``recording.playback.RecordingLibrary``) the playback routes serve (None: they answer 503)."""
     login = settings.wall.login
     if sessions is None:
         sessions = LocalSessions(SessionStore(settings.wall.session_ttl_s, max_per_user=login.sessions_per_user))
@@ -101,6 +104,7 @@ def create_app(
     metrics.add_routes(app)
     broadcast_api.add_routes(app)
     pages.add_routes(app)
+    recordings_api.add_routes(app, recordings)
     screens_api.add_routes(app)  # wall screens: REST, pages, and the screen service's background tasks
 
     async def session_alive(session: Session) -> bool:

@@ -16,9 +16,11 @@ without ``attach`` (a peer wall server's proxied stream) are pumped from their q
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import socket
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -94,6 +96,19 @@ class LiveSockets:
     def sessions(self) -> list[tuple[Session, Any]]:
         """Every open socket's session and how to end it (the app's session sweep)."""
         return [(c.session, c.end) for c in self._connections if c.session is not None]
+
+    @contextlib.contextmanager
+    def tracked(self, session: Session, task: asyncio.Task[Any]) -> Iterator[_Connection]:
+        """Count another video socket of ``session`` (a recording playback) with the live ones while it runs:
+        logout, an expired session and shutdown cancel ``task`` and leave the close code on the connection."""
+        conn = _Connection(session)
+        conn.task = task
+        self._connections.add(conn)
+        try:
+            yield conn
+        finally:
+            self._connections.discard(conn)
+            conn.done.set()
 
     def disconnect_session(self, token: str) -> int:
         """Close every live socket of a session (logout)."""

@@ -883,6 +883,73 @@ PATHS["/api/audit/verify"] = {
     },
 }
 
+_CAMERA = {"name": "camera_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_TIME = {"type": "string", "description": "epoch seconds or an ISO date/time (site timezone)"}
+WS_FRAMES["/api/recordings/{camera_id}/play"] = {
+    "server": {
+        "init": {"type": "init", "mime": 'video/mp4; codecs="..."', "transcoded": None, "playback": True},
+        "binary": "the init segment, then one fragment (moof+mdat) per frame, paced in real time on the output "
+                  "timeline (retimed for the speed; at 4x and 8x keyframes only)",
+        "time": {"type": "time", "at": "recorded unix time of the next keyframe", "media": "its output time (s)"},
+        "end": {"type": "end"},
+        "error": {"type": "error", "error": "nothing recorded at or after this time | a bad control message, "
+                                            "naming the field"},
+    },
+    "client": {"pause": {"type": "pause"}, "resume": {"type": "resume"}, "step": {"type": "step"},
+               "speed": {"type": "speed", "speed": "1 | 2 | 4 | 8"}},
+}
+PATHS["/api/recordings/{camera_id}"] = {
+    "get": {
+        "summary": "A camera's recording timeline: recorded spans, gaps and alarm markers (cases, held alarms)",
+        "security": _SESSION,
+        "parameters": [_CAMERA, _query("since", _TIME, "from (default: 24 h ago)"),
+                       _query("until", _TIME, "to (default: now; later is cut to now)")],
+        "responses": {
+            "200": _json({"type": "object", "properties": {
+                "spans": {"type": "array", "items": {"type": "array", "items": {"type": "number"}},
+                          "description": "[start, end] unix times recorded"},
+                "gaps": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+                "markers": {"type": "array", "items": {"type": "object"}}, "segments": {"type": "integer"},
+                "bytes": {"type": "integer"}, "recorded_s": {"type": "number"}}}, "the timeline"),
+            "400": _error("since/until malformed, until not after since, or more than 7 days"),
+            "401": _UNAUTHORIZED, "404": _error("unknown camera"),
+            "503": _error("recording not available on this server"),
+        },
+    },
+}
+PATHS["/api/recordings/{camera_id}/play"] = {
+    "get": {
+        "summary": "WebSocket: play a camera's recording from a time at 1x/2x/4x/8x (pause, step, speed)",
+        "description": "The live socket's frames (init text, init segment, fragments) so <cw-tile> plays it; "
+                       "see x-websocket-frames for the time marks and the control messages.",
+        "security": _SESSION,
+        "parameters": [_CAMERA, {**_query("at", _TIME, "where to start (the keyframe at or before it)"),
+                                 "required": True},
+                       _query("speed", {"type": "integer", "enum": [1, 2, 4, 8], "default": 1}, "speed")],
+        "x-websocket-frames": WS_FRAMES["/api/recordings/{camera_id}/play"],
+        "responses": {"101": {"description": "switching protocols"}, "400": _error("at or speed malformed, or "
+                      "not a WebSocket handshake"), "401": _UNAUTHORIZED, "404": _error("unknown camera"),
+                      "429": _error("over wall.live_sockets_per_user or wall.live_sockets_total (Retry-After)"),
+                      "503": _error("recording not available on this server")},
+    },
+}
+PATHS["/api/recordings/{camera_id}/export"] = {
+    "get": {
+        "summary": "Download a time range of one camera as one MP4 (remuxed; recorded in the audit log)",
+        "security": _SESSION,
+        "parameters": [_CAMERA, {**_query("since", _TIME, "from (the keyframe at or before it)"), "required": True},
+                       {**_query("until", _TIME, "to (at most recording.max_export_s after since)"),
+                        "required": True}],
+        "responses": {
+            "200": {"description": "the MP4 (Content-Disposition: attachment; X-Recording-Seconds, "
+                                   "X-Recording-Start)", "content": {"video/mp4": {}}},
+            "400": _error("since/until malformed, until not after since, or the range too long (names the field)"),
+            "401": _UNAUTHORIZED, "404": _error("unknown camera, or nothing recorded in the range"),
+            "503": _error("recording not available on this server"),
+        },
+    },
+}
+
 SCHEMAS["ReviewAlarm"] = {
     **SCHEMAS["Alarm"], "description": "The alarm as the review desk keeps it: no bus stream id (the item id is the alarm id)",
     "required": [name for name in SCHEMAS["Alarm"]["required"] if name != "id"]}

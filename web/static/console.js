@@ -1,7 +1,8 @@
 // The staff console for the wall screens: pick a screen, switch its layout, drag cameras onto tiles, run tours,
 // invoke plans (roles permitting) and acknowledge alarm pop-ups. Everything goes to the server (REST); what the
 // screens show comes back as "wall_screen" frames on /api/ws, so the console, every wall page and every other
-// console stay the same. Keyboard: 1–6 layouts, [ ] screens, T tour, S stop, A ack, ? help.
+// console stay the same. Keyboard: 1–6 layouts, [ ] screens, T tour, S stop, A ack, ? help. 回放 on a camera opens
+// its recording (playback.js).
 // Exposed for tests as window.citywallConsole.
 
 import { ApiError, checkSession, getJSON } from "./api.js";
@@ -11,6 +12,7 @@ import { EventSocket } from "./events.js";
 import { eventLabel, setTimeZone } from "./format.js";
 import { ackAlarm, sendJSON } from "./screen-api.js";
 import { CueRepeater } from "./cue.js";
+import { openPlayback } from "./playback.js";
 
 const $ = (id) => document.getElementById(id);
 const LAYOUT_LABELS = { "1": "单画面", "2x2": "四画面", "3x3": "九画面", "4x4": "十六画面", "1+5": "一大五小", "1+7": "一大七小" };
@@ -199,10 +201,16 @@ function renderAlarms() {
     ack.addEventListener("click", () => act(`确认告警 ${zh}`, () => ackAlarm(a.alarm_id)));
     const count = a.count > 1 ? el("span", "count", `×${a.count}`) : null;
     if (count) count.title = `同一地点 ${a.count} 次告警`;
+    const back = el("button", "replay", bilingual("回看30秒", "Back 30 s"));
+    back.type = "button";
+    back.title = "从告警前30秒回放 / Play the recording from 30 s before the alarm";
+    back.addEventListener("click", () => openPlayback({
+      camera: a.camera_id, name: p.camera_name || cameraName(a.camera_id),
+      at: (Number(a.at) || Date.now() / 1000) - 30, role: me && me.user ? me.user.role : "" }));  // a.at: when it popped up
     const li = el("li", waiting ? "alarm waiting" : "alarm",
       el("div", "what", el("span", "zh", zh), el("span", "en", en), count),
       el("div", "where", `${p.camera_name || cameraName(a.camera_id)} · ${names.join("、")}${waiting ? " · 等待中 waiting" : ""}`),
-      ack);
+      back, ack);
     li.dataset.alarmId = a.alarm_id;
     return li;
   });
@@ -249,7 +257,15 @@ function renderCameras() {
   $("cam-count").textContent = `${online}/${list.length} 在线`;
   $("camera-list").replaceChildren(...list.map((c, i) => {
     const state = (c.status && c.status.state) || "unknown";
-    const li = el("li", `camera ${state}`, el("span", "dot"), el("span", "name", c.name || c.id), el("span", "id", c.id));
+    const replay = el("button", "replay", "回放");
+    replay.type = "button";
+    replay.title = "录像回放 / Playback";
+    replay.addEventListener("click", (ev) => {
+      ev.stopPropagation();
+      openPlayback({ camera: c.id, name: c.name || c.id, role: me && me.user ? me.user.role : "" });
+    });
+    const li = el("li", `camera ${state}`, el("span", "dot"), el("span", "name", c.name || c.id), el("span", "id", c.id),
+      replay);
     li.draggable = true;
     li.tabIndex = 0;
     li.dataset.camera = c.id;

@@ -9,6 +9,11 @@
 // one-at-a-time append queue, a short buffer, playback held at the live edge, and no socket while the tile
 // is not visible (nobody looks at it, so nobody should pay for it).
 //
+// Playback (录像回放): with a playback-at attribute (Unix seconds) the tile plays the camera's recording from that
+// time over /api/recordings/<camera>/play instead (same frames, retimed by the server for speed="1|2|4|8"; text
+// frames {"type":"time","at","media"} map the playhead to recorded time, {"type":"end"} ends it). Methods
+// pause(), resume(), step() (one frame while paused); tile.position is the recorded time on screen.
+//
 // Attributes: camera (required), name (shown as the title), camera-state (the ingest status the wall got
 // from camera_status frames: online|connecting|reconnecting|offline), alarm (red alarm border while present),
 // enlarged (fills the wall's grid; toggled by double-click, Escape leaves it).
@@ -35,6 +40,8 @@ const STATE_LABELS = {
   live: ["直播", "LIVE"],
   offline: ["离线", "Offline"],
   paused: ["暂停", "Paused"],
+  playback: ["回放", "Playback"],
+  ended: ["录像结束", "End of recording"],
 };
 
 /** Why a tile is dark, for the overlay: the server's and the tile's own reasons in Chinese first. */
@@ -45,6 +52,8 @@ export function reasonText(error) {
   if (e === "camera offline") return "摄像头离线 / Camera offline";
   if (e.startsWith("live video not available")) return "服务器未提供直播 / Live video not available";
   if (e.startsWith("no data for")) return "长时间无数据 / No data";
+  if (e.startsWith("nothing recorded")) return "此后无录像 / Nothing recorded from here on";
+  if (e.startsWith("recording not available")) return "服务器未提供录像 / Recording not available";
   if (e.startsWith("connection closed")) return `连接断开，正在重连 / Reconnecting`;
   return e;
 }
@@ -82,6 +91,8 @@ TEMPLATE.innerHTML = `
   }
   .xcode[hidden] { display: none; }
   .badge.live { background: #16a34a; color: #fff; }
+  .badge.playback { background: #2563eb; color: #fff; }
+  .badge.ended { background: #52606d; color: #fff; }
   .badge.connecting { background: #f5b400; color: #111; }
   .badge.connecting .en { color: #111; }
   .badge.offline { background: #dc2626; color: #fff; }
@@ -101,7 +112,7 @@ TEMPLATE.innerHTML = `
 
 /** Live camera tile; see the file header for attributes, events and stats. */
 export class CwTile extends HTMLElement {
-  static observedAttributes = ["camera", "name", "camera-state"];
+  static observedAttributes = ["camera", "name", "camera-state", "playback-at", "speed"];
 
   constructor() {
     super();
@@ -116,6 +127,8 @@ export class CwTile extends HTMLElement {
     this._overlay = root.querySelector(".overlay");
     this._xcode = root.querySelector(".xcode");
     this._why = root.querySelector(".overlay .why");
+    this._overZh = root.querySelector(".overlay .zh");
+    this._overEn = root.querySelector(".overlay .en");
 
     this._state = "idle";
     this._ws = null;
@@ -128,6 +141,10 @@ export class CwTile extends HTMLElement {
     this._lastError = "";
     this._lastDataAt = 0;
     this._connected = false;       // in the document
+    this._marks = [];              // playback: {at, media} time marks, newest last
+    this._held = false;            // playback: paused by pause()
+    this._ended = false;           // playback: the server said there is no more
+    this._resumeAt = 0;            // playback: where a reconnect resumes
 
     this._onVisibility = () => this._syncActive();
     this._onKey = (ev) => { if (ev.key === "Escape" && this.hasAttribute("enlarged")) this.toggleEnlarged(false); };
@@ -169,11 +186,20 @@ export class CwTile extends HTMLElement {
   attributeChangedCallback(name, oldValue, value) {
     if (oldValue === value) return;
     if (name === "name") this._renderName();
-    if (name === "camera" && this._connected) {
+    if ((name === "camera" || name === "playback-at") && this._connected) {
+      this._marks = [];
+      this._held = false;
+      this._ended = false;
+      this._resumeAt = 0;
       this._renderName();
       this._teardown();
       this._attempt = 0;
+      clearTimeout(this._retryTimer);
+      this._retryTimer = 0;
       this._syncActive();
+    }
+    if (name === "speed" && this._ws && this.playback) {
+      this._send({ type: "speed", speed: Number(value || 1) });
     }
     if (name === "camera-state") {
       // The server saw the camera come back: skip the rest of the backoff wait.
@@ -186,6 +212,31 @@ export class CwTile extends HTMLElement {
       this._renderBadge();
       this._renderOverlay();
     }
+  }
+
+  /** Whether the tile plays a recording (playback-at is set). */
+  get playback() { return this.hasAttribute("playback-at"); }
+
+  /** Playback: the recorded Unix time on screen (0 before the first time mark). */
+  get position() {
+    const t = this.video.currentTime;
+    let mark = null;
+    for (const m of this._marks) { if (m.media <= t + 1e-3) mark = m; }
+    if (!mark) return this._marks.length ? this._marks[0].at : 0;
+    return mark.at + (t - mark.media) * Number(this.getAttribute("speed") || 1);
+  }
+
+  /** Playback: hold the picture (the server stops sending). */
+  pause() { if (!this.playback) return; this._held = true; this.video.pause(); this._send({ type: "pause" }); this._setState(this._state); }
+
+  /** Playback: go on from the held picture. */
+  resume() { if (!this.playback) return; this._held = false; this._send({ type: "resume" }); this.video.play().catch(() => {}); this._setState(this._state); }
+
+  /** Playback, paused: show the next frame. */
+  step() { if (this.playback && this._held) this._send({ type: "step" }); }
+
+  _send(msg) {
+    if (this._ws && this._ws.readyState === WebSocket.OPEN) this._ws.send(JSON.stringify(msg));
   }
 
   /** Figures for tests and diagnostics. */
@@ -212,6 +263,9 @@ export class CwTile extends HTMLElement {
       paused: v.paused,
       lastError: this._lastError,
       transcoded: this._transcoded || "",
+      playback: this.playback,
+      position: this.playback ? this.position : 0,
+      held: this._held,
     };
   }
 
@@ -227,7 +281,8 @@ export class CwTile extends HTMLElement {
   // ------------------------------------------------------------------------------------------ lifecycle
 
   _shouldRun() {
-    return this._connected && this._visible && document.visibilityState !== "hidden" && !!this.getAttribute("camera");
+    return this._connected && this._visible && document.visibilityState !== "hidden" && !!this.getAttribute("camera") &&
+      !this._ended;
   }
 
   _syncActive() {
@@ -244,7 +299,14 @@ export class CwTile extends HTMLElement {
   _open() {
     const camera = this.getAttribute("camera");
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(`${proto}//${location.host}/api/live/${encodeURIComponent(camera)}`);
+    let path = `/api/live/${encodeURIComponent(camera)}`;
+    if (this.playback) {
+      const at = this._resumeAt || Number(this.getAttribute("playback-at"));
+      const speed = Number(this.getAttribute("speed") || 1);
+      path = `/api/recordings/${encodeURIComponent(camera)}/play?at=${at}&speed=${speed}`;
+      this._marks = [];
+    }
+    const ws = new WebSocket(`${proto}//${location.host}${path}`);
     ws.binaryType = "arraybuffer";
     this._ws = ws;
     this._session = null;
@@ -261,9 +323,11 @@ export class CwTile extends HTMLElement {
   /** Drop the socket and the media pipeline; schedule a reconnect with backoff if the tile should run. */
   _fail(reason) {
     if (!this._ws && !this._session) return;
+    if (this.playback && this._marks.length) this._resumeAt = this.position;  // a reconnect goes on from here
     this._lastError = reason || "";
     this._teardown();
-    this._setState("offline");
+    this._setState(this._ended ? "ended" : "offline");
+    if (this._ended) return;
     if (!this._shouldRun()) { this._syncActive(); return; }
     const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this._attempt);
     const delay = base * (0.9 + Math.random() * 0.2);
@@ -302,6 +366,9 @@ export class CwTile extends HTMLElement {
       try { msg = JSON.parse(data); } catch (_) { this._fail("bad text frame"); return; }
       if (msg.type === "init") this._startMedia(String(msg.mime || ""), msg.transcoded ? String(msg.transcoded) : "");
       else if (msg.type === "error") this._lastError = String(msg.error || "error");
+      else if (msg.type === "time") this._marks.push({ at: Number(msg.at), media: Number(msg.media) });
+      else if (msg.type === "end") { this._ended = true; this._lastError = "录像结束 / End of recording"; }
+      if (this._marks.length > 600) this._marks.splice(0, this._marks.length - 600);
       return;
     }
     this._lastDataAt = performance.now();
@@ -400,6 +467,10 @@ export class CwTile extends HTMLElement {
         this.video.play().catch(() => {});
       }
       this._setState("live");
+      if (this._held) {  // a step while paused: show the frame that just arrived
+        const end = this._bufferedEnd();
+        if (end !== null) this.video.currentTime = Math.max(0, end - 0.001);
+      }
       this._maybeTrim(s);
     } else {
       s.appending = null;
@@ -461,6 +532,7 @@ export class CwTile extends HTMLElement {
 
   _tick() {
     const s = this._session;
+    if (this._held) return;  // playback paused: no catching up, and silence is expected
     if (s && s.started && !s.dead) this._keepLive(s);
     if (!this._ws) return;
     const quiet = performance.now() - this._lastDataAt;
@@ -500,9 +572,15 @@ export class CwTile extends HTMLElement {
   /** The badge shows the tile's own state, except that the server's word that the camera is down wins
    *  (the video may still be draining a buffer for a moment). */
   _renderBadge() {
-    const cameraDown = ["offline", "reconnecting"].includes(this.getAttribute("camera-state") || "");
-    const shown = cameraDown && this._state !== "paused" ? "offline" : this._state;
-    const [zh, en] = STATE_LABELS[shown] || [shown, ""];
+    const cameraDown = !this.playback && ["offline", "reconnecting"].includes(this.getAttribute("camera-state") || "");
+    let shown = cameraDown && this._state !== "paused" ? "offline" : this._state;
+    if (this.playback && shown === "live") shown = "playback";
+    let [zh, en] = STATE_LABELS[shown] || [shown, ""];
+    if (shown === "playback") {
+      const speed = Number(this.getAttribute("speed") || 1);
+      zh = `${this._held ? "回放暂停" : "回放"} ${speed}×`;
+      en = this._held ? "Paused" : "Playback";
+    }
     this._badge.className = `badge ${shown}`;
     this._badgeZh.textContent = zh;
     this._badgeEn.textContent = en;
@@ -510,10 +588,12 @@ export class CwTile extends HTMLElement {
 
   _renderOverlay() {
     const cameraDown = ["offline", "reconnecting"].includes(this.getAttribute("camera-state") || "");
-    const show = this._state === "offline";
+    const show = this._state === "offline" || this._state === "ended";
     this._overlay.hidden = !show;
+    this._overZh.textContent = this._state === "ended" ? "录像结束" : "信号中断";
+    this._overEn.textContent = this._state === "ended" ? "End of recording" : "No signal";
     if (show) {
-      this._why.textContent = cameraDown ? reasonText("camera offline") : reasonText(this._lastError);
+      this._why.textContent = cameraDown && !this.playback ? reasonText("camera offline") : reasonText(this._lastError);
     }
   }
 

@@ -1,0 +1,179 @@
+"""RecordingService: recording wired for one process — repair, recorders on the cameras, the writer, the janitor.
+
+What ``citywall up`` (and a worker) calls: ``build_recording(settings, store, camera_ids)`` → a service (None when
+recording is off for every camera); ``await service.start(subscribe)`` repairs the index, starts the writer
+thread and subscribes one :class:`recording.recorder.CameraRecorder` per camera through ``subscribe(camera_id,
+sink)`` (``IngestService.subscribe_packets``); the janitor applies :func:`recording.policy.plan_deletions`
+every ``janitor_interval_s`` and at once when the disk is full (asking for room: the larger of 5 % of what is
+stored and four of the largest segments), then lets the writer resume. ``library`` is what the wall serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from config import Settings
+from recording.index import RecordingIndex, RepairReport
+from recording.playback import RecordingLibrary
+from recording.policy import Plan, RetentionRules, plan_deletions
+from recording.recorder import CameraPolicy, CameraRecorder, SegmentWriter
+
+log = logging.getLogger("citywall.recording")
+
+DAY_S = 86400.0
+SWEEP_OLDEST = 5000
+"""Oldest segments the janitor reads per sweep for the quota and a full disk (the rest waits for the next)."""
+
+
+def camera_policy(settings: Settings, camera_id: str) -> CameraPolicy:
+    """A camera's policy: its override in ``recording.cameras``, else the section's values."""
+    rec = settings.recording
+    own = rec.cameras.get(camera_id)
+
+    def pick(name: str) -> Any:
+        value = getattr(own, name) if own is not None else None
+        return getattr(rec, name) if value is None else value
+
+    return CameraPolicy(mode=pick("mode"), segment_s=pick("segment_s"), pre_s=pick("pre_s"), post_s=pick("post_s"))
+
+
+def retention_rules(settings: Settings) -> RetentionRules:
+    rec = settings.recording
+    return RetentionRules(
+        default_retention_s=rec.retention_days * DAY_S,
+        retention_s={cid: o.retention_days * DAY_S for cid, o in rec.cameras.items() if o.retention_days},
+        quota_bytes=None if rec.quota_gb is None else int(rec.quota_gb * 1e9),
+        hold_pre_s=rec.case_pre_s, hold_post_s=rec.case_post_s, keep_after_close_s=rec.keep_after_close_days * DAY_S)
+
+
+class RecordingService:
+    """See the module docstring."""
+
+    def __init__(self, settings: Settings, store: Any, camera_ids: list[str], *, root: str | Path | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        rec = settings.recording
+        self.root = Path(root) if root is not None else settings.storage.data_dir / "recordings"
+        self.rules = retention_rules(settings)
+        self.interval_s = rec.janitor_interval_s
+        self.clock = clock
+        self.index = RecordingIndex(store, self.root)
+        self.library = RecordingLibrary(self.index, max_export_s=rec.max_export_s, clock=clock)
+        self._full = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.writer = SegmentWriter(self.root, self.index, queue_size=rec.writer_queue, on_full=self._on_full)
+        self.recorders = {cid: CameraRecorder(cid, self.writer, camera_policy(settings, cid)) for cid in camera_ids}
+        self._task: asyncio.Task[None] | None = None
+        self.repair_report: RepairReport | None = None
+        self.last_plan: Plan | None = None
+        self.deleted = 0
+        self.deleted_bytes = 0
+
+    @property
+    def active(self) -> bool:
+        """Whether any camera is recorded at all."""
+        return any(r.policy.mode != "off" for r in self.recorders.values())
+
+    async def start(self, subscribe: Callable[[str, Any], None]) -> None:
+        """Repair the index, start the writer and subscribe every recorded camera."""
+        self._loop = asyncio.get_running_loop()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.repair_report = await asyncio.to_thread(self.index.repair)
+        self.writer.start()
+        for cid, recorder in self.recorders.items():
+            if recorder.policy.mode != "off":
+                subscribe(cid, recorder)
+        self._task = asyncio.create_task(self._janitor(), name="recording-janitor")
+
+    async def stop(self) -> None:
+        """End every segment (the recorders see their streams end first when ingest stops) and stop the writer."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for recorder in self.recorders.values():
+            recorder.close()
+        await asyncio.to_thread(self.writer.stop)
+
+    def alarm(self, camera_id: str, at: float) -> None:
+        """An alarm at ``camera_id`` (mode ``alarms`` records around it)."""
+        recorder = self.recorders.get(camera_id)
+        if recorder is not None:
+            recorder.alarm(at)
+
+    def clip_hook(self, record: Callable[[str, str, float], Any]) -> Callable[[str, str, float], Any]:
+        """Wrap the detectors' evidence-clip call so that every alarm also reaches :meth:`alarm`."""
+        def hook(camera_id: str, clip_id: str, at: float) -> Any:
+            self.alarm(camera_id, at)
+            return record(camera_id, clip_id, at)
+        return hook
+
+    def _on_full(self) -> None:  # writer thread
+        loop = self._loop
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(self._full.set)
+            except RuntimeError:
+                pass
+
+    async def sweep(self, *, disk_full: bool = False) -> Plan:
+        """Plan and carry out the deletions due now (see :mod:`recording.policy`); ``disk_full`` asks for room:
+        the larger of 5 % of what is stored and four of the largest segments."""
+        now = self.clock()
+        shortest = min([self.rules.default_retention_s, *self.rules.retention_s.values()])
+        facts, total, largest = await asyncio.to_thread(self.index.candidates, now - shortest, SWEEP_OLDEST)
+        holds = await asyncio.to_thread(self.index.case_holds)
+        free = max(total // 20, 4 * largest, 1) if disk_full else 0
+        plan = plan_deletions(facts, holds, now, self.rules, free_bytes=free, total_bytes=total)
+        if plan.delete:
+            removed = await asyncio.to_thread(self.index.delete, plan.delete)
+            self.deleted += removed
+            self.deleted_bytes += plan.freed_bytes
+            log.info("recording: deleted %d segment(s), %.1f MB (retention %d, quota %d, disk full %d; %d kept "
+                     "for cases)", removed, plan.freed_bytes / 1e6, plan.retention, plan.quota, plan.disk_full,
+                     plan.held)
+        if plan.over_quota_bytes:
+            log.error("recording: %.1f MB over the quota, all of it kept for cases (open, or closed less than "
+                      "keep_after_close_days ago)", plan.over_quota_bytes / 1e6)
+        self.last_plan = plan
+        return plan
+
+    async def _janitor(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._full.wait(), self.interval_s)
+            except TimeoutError:
+                pass
+            try:
+                if self._full.is_set():
+                    self._full.clear()
+                    plan = await self.sweep(disk_full=True)
+                    if plan.freed_bytes:
+                        self.writer.resume()
+                    else:
+                        log.error("recording: disk full and nothing may be deleted (cases hold it all); "
+                                  "retrying in %g s", self.interval_s)
+                else:
+                    await self.sweep()
+                    if self.writer.full:  # nothing freed last time: try again now that time has passed
+                        self._full.set()
+            except Exception:  # the janitor must keep running; the next round tries again
+                log.exception("recording: retention sweep failed")
+
+    def stats(self) -> dict[str, Any]:
+        """Figures for /metrics."""
+        return {"bytes_written": self.writer.bytes_written, "segments_written": self.writer.segments_written,
+                "disk_full": self.writer.disk_full, "write_errors": self.writer.write_errors,
+                "index_errors": self.writer.index_errors, "writer_queue": self.writer.queued,
+                "stopped_disk_full": int(self.writer.full), "deleted": self.deleted,
+                "deleted_bytes": self.deleted_bytes,
+                "cameras": {cid: r.stats() for cid, r in self.recorders.items()}}
+
+
+def build_recording(settings: Settings, store: Any, camera_ids: list[str]) -> RecordingService | None:
+    """The process's recording, or None when every camera's mode is off."""
+    service = RecordingService(settings, store, camera_ids)
+    return service if service.active else None
