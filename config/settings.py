@@ -225,6 +225,8 @@ class User(Strict):
     display_name: str = ""
     role: Role
     password_hash: str = Field(description='from "citywall hash-password"; format scrypt$n$r$p$salt$hash')
+    enabled: bool = Field(default=True, description="a disabled user cannot log in; their sessions end at once")
+    units: list[str] = Field(default_factory=list, description="unit scope (dispatch unit ids); empty: all units")
 
     @field_validator("password_hash")
     @classmethod

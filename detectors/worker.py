@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import tzinfo
 from pathlib import Path
@@ -103,6 +103,23 @@ class DetectionWorker:
         self._outbox: deque[Alarm] = deque()
         self._outbox_size = outbox_size
         self._analysed_at: dict[str, float] = {}
+        self._timezone = timezone
+        self._cameras_lock = asyncio.Lock()
+
+    async def set_cameras(self, cameras: list[Camera], changed: Collection[str] = ()) -> None:
+        """The running configuration changed (``admin.running``): analyse ``cameras`` from the next tick on.
+        Cameras in ``changed`` (zones, stream) and new ones get a fresh analyser; the others keep their state."""
+        async with self._cameras_lock:
+            analyzers = {}
+            for cam in cameras:
+                keep = self.analyzers.get(cam.id)
+                analyzers[cam.id] = keep if keep is not None and cam.id not in changed else CameraAnalyzer(
+                    cam, self.settings, timezone=self._timezone, suppressions=self.suppressions)
+            self.analyzers = analyzers
+            self._totals.cameras = {cid: self._totals.cameras.get(cid) or CameraCounters() for cid in analyzers}
+            for cid in list(self._analysed_at):
+                if cid not in analyzers or cid in changed:
+                    del self._analysed_at[cid]
 
     # --- public ------------------------------------------------------------------------------------------
 
@@ -149,7 +166,8 @@ class DetectionWorker:
         if not batch:
             return []
         t0 = time.perf_counter()
-        alarms = await asyncio.to_thread(self._analyse_batch, batch)
+        async with self._cameras_lock:  # set_cameras waits for the batch in hand
+            alarms = await asyncio.to_thread(self._analyse_batch, [(c, f) for c, f in batch if c in self.analyzers])
         self._totals.tick_ms_last = (time.perf_counter() - t0) * 1000.0
         return alarms
 
