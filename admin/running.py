@@ -210,3 +210,34 @@ class RunningConfig:
                          outcome.change.to_dict())
             except ConfigError as exc:
                 log.error("config change from the bus refused: %s", exc)
+
+
+def process_applier(*, ingest: Any, detection: Any, clips: Any, sources: Callable[[Settings], dict[str, str]],
+                    analysis_sources: Callable[[Settings], dict[str, str]],
+                    options: Callable[[Settings, Any], Any]) -> Applier:
+    """This process's cameras follow a change: detection lets go of removed cameras first, ingest closes and opens
+    connections (with their clip buffers), then detection takes the new camera list (fresh analysers where zones
+    or the stream changed). ``sources``/``analysis_sources``/``options`` are ``citywall.up``'s resolvers."""
+
+    async def apply_to_cameras(old: Settings, new: Settings, change: ConfigChange) -> None:
+        urls, analysis = sources(new), analysis_sources(new)
+        closing = set(change.cameras_removed) | set(change.cameras_reconnected)
+        kept = [c for c in old.cameras if c.enabled and c.id in ingest.camera_ids and c.id not in closing]
+        if closing:
+            await detection.set_cameras(kept)
+        for cid in sorted(closing):
+            if cid in ingest.camera_ids:
+                await ingest.remove_camera(cid)
+                clips.remove(cid)
+        for cid in change.cameras_added + change.cameras_reconnected:
+            if cid in urls:
+                await ingest.add_camera(cid, urls[cid], options=options(new, new.camera(cid)),
+                                        analysis_url=analysis.get(cid))
+                ingest.subscribe_packets(cid, clips.buffer(cid))
+        if change.camera_list_changed:
+            await detection.set_cameras([c for c in new.cameras if c.enabled and c.id in ingest.camera_ids],
+                                        changed=set(change.cameras_reconnected) | set(change.cameras_reanalysed))
+        if closing or change.cameras_added:
+            log.info("cameras now: %s", ", ".join(ingest.camera_ids))
+
+    return apply_to_cameras

@@ -208,6 +208,19 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/webhooks"): roles(label="查看推送配置 read the webhook configuration"),
     ("GET", "/api/audit"): roles(label="查询审计日志 search the audit log"),
     ("GET", "/api/audit/verify"): roles(label="校验审计日志 verify the audit log's hash chain"),
+    ("GET", "/api/admin/cameras"): roles(label="查看摄像机配置 read the camera configuration"),
+    ("POST", "/api/admin/cameras"): roles(label="添加摄像机 add a camera", audit="camera.add"),
+    ("PUT", "/api/admin/cameras/{id}"): roles(label="修改摄像机 edit a camera", audit="camera.edit"),
+    ("PATCH", "/api/admin/cameras/{id}"): roles(label="修改摄像机 edit a camera", audit="camera.edit"),
+    ("DELETE", "/api/admin/cameras/{id}"): roles(label="删除摄像机 delete a camera", audit="camera.delete"),
+    ("POST", "/api/admin/cameras/test"): roles(label="测试连接 test a camera connection", audit="camera.test"),
+    ("GET", "/api/admin/users"): roles(label="查看用户 read the users"),
+    ("POST", "/api/admin/users"): roles(label="添加用户 add a user", audit="user.add"),
+    ("PUT", "/api/admin/users/{username}"): roles(label="修改用户 edit a user", audit="user.edit"),
+    ("POST", "/api/me/password"): Rule(label="修改密码 change own password", audit="user.password"),
+    ("GET", "/api/admin/config"): Rule(roles=frozenset(), label="导出配置 export the configuration",
+                                       read_audit="config.export"),
+    ("POST", "/api/admin/config/import"): roles(label="导入配置 import a configuration", audit="config.import"),
     # monitoring and speakers (no browser session)
     ("GET", "/metrics"): PUBLIC,
     ("GET", "/clips/{name}"): PUBLIC,
@@ -223,6 +236,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/broadcast"): PUBLIC,
     ("GET", "/report/daily"): PUBLIC,
     ("GET", "/audit"): PUBLIC,
+    ("GET", "/admin/cameras"): PUBLIC,
+    ("GET", "/admin/users"): PUBLIC,
     ("GET", "/static"): PUBLIC,
 }
 

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from admin import api as admin_api
+from admin.running import RunningConfig
 from config import Settings
 from wall import (
     api, audit, broadcast_api, case_api, evidence, hub, live_ws, metrics, openapi, pages, screens_api, state,
@@ -53,12 +55,14 @@ def create_app(
     sessions: Sessions | None = None,
     limiter: Limiter | None = None,
     guidance: GuidanceRuntime | None = None,
+    running: RunningConfig | None = None,
 ) -> web.Application:
     """Build the wall server for ``settings``; ``live=None`` serves everything except live video.
 
     ``metric_providers`` add other rooms' figures to ``/metrics`` (see ``wall.metrics``); ``sessions`` defaults to
     this server's memory (``wall.sessions.RedisSessions`` shares them between wall servers), ``limiter`` the login
-    limits likewise (``wall.limits.RedisLimiter`` for several wall servers)."""
+    limits likewise (``wall.limits.RedisLimiter`` for several wall servers); ``running`` the running configuration
+    (``admin.running``; by default one of this server's own, following changes announced on the bus)."""
     login = settings.wall.login
     if sessions is None:
         sessions = LocalSessions(SessionStore(settings.wall.session_ttl_s, max_per_user=login.sessions_per_user))
@@ -102,6 +106,7 @@ def create_app(
     broadcast_api.add_routes(app)
     pages.add_routes(app)
     screens_api.add_routes(app)  # wall screens: REST, pages, and the screen service's background tasks
+    admin_api.add_routes(app, running or RunningConfig(settings, bus=bus))  # cameras, users, live config changes
 
     async def session_alive(session: Session) -> bool:
         try:
