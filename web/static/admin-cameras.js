@@ -27,6 +27,9 @@ function message(text, ok = false) {
 
 /** A refused change: the server's problems list, one line per key path. */
 function refusalText(result) {
+  // Admin refusals carry their reason in Chinese already ("password: 密码过于常见…"): show it, not just "输入有误".
+  const raw = (result.data && result.data.error) || "";
+  if (!(result.data && result.data.problems) && /[\u4e00-\u9fff]/.test(raw)) return raw.replace(/^[\w.[\]]+: /, "");
   const problems = (result.data && result.data.problems) || [];
   if (problems.length) return "修改被拒绝（配置无效）：\n" + problems.map((p) => `${p.path}: ${p.reason}`).join("\n");
   return result.message || "操作失败";
@@ -100,7 +103,7 @@ function formCamera() {
   return cam;
 }
 
-function openCamera(id) {
+function openCamera(id, { keepMessage = false } = {}) {
   editing = id;
   const cam = cameras.find((c) => c.id === id) || { position: {} };
   const f = $("camera").elements;
@@ -112,7 +115,7 @@ function openCamera(id) {
   f.community.value = cam.position.community || ""; f.enabled.checked = cam.enabled !== false;
   $("form-title").replaceChildren(id ? `编辑 ${cam.name}` : "新增摄像机", el("span", "en", id ? "Edit camera" : "New camera"));
   $("probe").hidden = true;
-  message("");
+  if (!keepMessage) message("");
   renderTable();
 }
 
@@ -120,7 +123,7 @@ async function save(ev) {
   ev.preventDefault();
   const cam = formCamera();
   if (editing) await change("PUT", `/api/admin/cameras/${encodeURIComponent(editing)}`, cam);
-  else if (await change("POST", "/api/admin/cameras", cam)) openCamera(cam.id);
+  else if (await change("POST", "/api/admin/cameras", cam)) openCamera(cam.id, { keepMessage: true });
 }
 
 async function testConnection() {
@@ -159,7 +162,7 @@ async function testConnection() {
 function openZones(id) {
   const cam = cameras.find((c) => c.id === id);
   if (!cam) return;
-  openCamera(id);
+  openCamera(id, { keepMessage: true });
   zones = JSON.parse(JSON.stringify(cam.zones || []));
   $("zones").hidden = false;
   $("zone-camera").textContent = cam.name;

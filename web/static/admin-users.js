@@ -16,6 +16,9 @@ function say(id, text, ok = false) {
 }
 
 function refusal(result) {
+  // Admin refusals carry their reason in Chinese already ("password: 密码过于常见…"): show it, not just "输入有误".
+  const raw = (result.data && result.data.error) || "";
+  if (!(result.data && result.data.problems) && /[\u4e00-\u9fff]/.test(raw)) return raw.replace(/^[\w.[\]]+: /, "");
   const problems = (result.data && result.data.problems) || [];
   return problems.length ? problems.map((p) => `${p.path}: ${p.reason}`).join("\n") : result.message;
 }
