@@ -20,6 +20,7 @@ from aiohttp import web
 from admin import api as admin_api
 from admin.running import RunningConfig
 from config import Settings
+from maps import api as maps_api
 from wall import (
     api, audit, broadcast_api, case_api, evidence, hub, live_ws, metrics, openapi, pages, screens_api, state,
 )
@@ -107,6 +108,7 @@ def create_app(
     pages.add_routes(app)
     screens_api.add_routes(app)  # wall screens: REST, pages, and the screen service's background tasks
     admin_api.add_routes(app, running or RunningConfig(settings, bus=bus))  # cameras, users, live config changes
+    maps_api.add_routes(app)  # the situation map's basemap and offline tiles
 
     async def session_alive(session: Session) -> bool:
         try:
