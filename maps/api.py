@@ -13,10 +13,10 @@ from typing import Any
 from aiohttp import web
 
 from config.settings import MapSettings
-from maps.coords import to_display
+from maps.coords import from_display, to_display
 from maps.tiles import Cell, TileCache, check_tile
 from wall import state
-from wall.errors import json_error
+from wall.errors import BadRequest, json_error
 
 OFFLINE_URL = "/api/map/tiles/{z}/{x}/{y}.png"
 TILES: web.AppKey[dict[str, Any]] = web.AppKey("map_tiles")
@@ -95,7 +95,31 @@ async def tile(request: web.Request) -> web.Response:
     return web.Response(body=png, content_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
+def _coordinate(request: web.Request, name: str, limit: float) -> float:
+    raw = request.query.get(name, "")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadRequest(name, f"must be a number, got {raw[:20]!r}") from None
+    if not -limit <= value <= limit:
+        raise BadRequest(name, f"must be within ±{limit:g}, got {value}")
+    return value
+
+
+async def convert(request: web.Request) -> web.Response:
+    """``?lon=&lat=&to=display|wgs84``: a stored point onto the basemap, or a point picked on it back to WGS-84 (the
+    admin page's draggable camera marker on a GCJ-02 source)."""
+    lon, lat = _coordinate(request, "lon", 180), _coordinate(request, "lat", 90)
+    to = request.query.get("to", "")
+    if to not in ("display", "wgs84"):
+        raise BadRequest("to", "must be display or wgs84")
+    crs = request.app[state.SETTINGS].map.crs
+    x, y = to_display(lon, lat, crs) if to == "display" else from_display(lon, lat, crs)
+    return web.json_response({"lon": round(x, 7), "lat": round(y, 7), "crs": crs})
+
+
 def add_routes(app: web.Application) -> None:
     app[TILES] = {}
+    app.router.add_get("/api/map/convert", convert)
     app.router.add_get("/api/map/basemap", basemap)
     app.router.add_get("/api/map/tiles/{z}/{x}/{y}.png", tile)

@@ -113,3 +113,27 @@ async def test_users_page_creates_a_user_and_refuses_a_weak_password(page, site)
     await page.click("#save")
     await page.locator("#users tr[data-user=zhang]").wait_for(timeout=10_000)
     assert "监控员" in await page.text_content("#users tr[data-user=zhang]")
+
+
+async def test_a_camera_is_placed_by_dragging_its_marker_on_the_map(page, site):
+    await open_as(page, site, "/admin/cameras")
+    await page.click("#cameras tr[data-camera=cam-b] button:text('编辑')")
+    marker = page.locator("#position-map .leaflet-marker-icon")
+    await marker.wait_for(timeout=10_000)
+    await page.wait_for_function("document.querySelector('#position-map .leaflet-tile-loaded') !== null",
+                                 timeout=15_000)
+    before = float(await page.input_value("#f-lon")), float(await page.input_value("#f-lat"))
+    box = await marker.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] - 4
+    await page.mouse.move(x, y)
+    await page.mouse.down()
+    await page.mouse.move(x + 40, y + 10, steps=8)
+    await page.mouse.move(x + 80, y + 20, steps=8)
+    await page.mouse.up()
+    await page.locator("#message", has_text="位置已更新").wait_for(timeout=10_000)
+    after = float(await page.input_value("#f-lon")), float(await page.input_value("#f-lat"))
+    assert after[0] > before[0] and after[1] < before[1], (before, after)  # east and south on the map
+    await page.click("#save")
+    await page.locator("#message", has_text="检测已更新").wait_for(timeout=10_000)
+    cams = {c["id"]: c for c in (await (await site.get("/api/cameras")).json())["cameras"]}
+    assert cams["cam-b"]["position"]["lon"] == pytest.approx(after[0], abs=1e-6)

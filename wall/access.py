@@ -178,6 +178,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/screens/{id}"): SIGNED_IN,
     ("GET", "/api/map"): SIGNED_IN,
     ("GET", "/api/map/basemap"): SIGNED_IN,
+    ("GET", "/api/map/convert"): SIGNED_IN,
     ("GET", "/api/map/tiles/{z}/{x}/{y}.png"): SIGNED_IN,
     ("GET", "/api/cases"): SIGNED_IN,
     ("GET", "/api/cases/{id}"): SIGNED_IN,

@@ -1093,6 +1093,15 @@ PATHS["/api/map/basemap"] = {"get": {
         "tiles": {"type": "object", "description": "url (Leaflet template), offline, attribution, subdomains, "
                   "min_zoom, max_zoom, crs"},
         "cells": {"type": "array"}, "cameras": {"type": "array"}}}, "the basemap"), "401": _UNAUTHORIZED}}}
+PATHS["/api/map/convert"] = {"get": {
+    **_ADMIN, "summary": "A point between WGS-84 (stored) and the basemap's coordinate system (map.crs)",
+    "parameters": [_query("lon", {"type": "number", "minimum": -180, "maximum": 180}, "longitude"),
+                   _query("lat", {"type": "number", "minimum": -90, "maximum": 90}, "latitude"),
+                   _query("to", {"enum": ["display", "wgs84"]}, "display: onto the basemap; wgs84: back")],
+    "responses": {"200": _json({"type": "object", "properties": {"lon": {"type": "number"}, "lat": {"type": "number"},
+                                                                 "crs": {"type": "string"}}}, "the point"),
+                  "400": _error("lon, lat or to missing or out of range (the error names it)"),
+                  "401": _UNAUTHORIZED}}}
 PATHS["/api/map/tiles/{z}/{x}/{y}.png"] = {"get": {
     **_ADMIN, "summary": "An offline basemap tile (Web Mercator, 256 px) drawn from cases.grid_file, cached",
     "parameters": [{"name": n, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}

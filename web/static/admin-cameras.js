@@ -117,6 +117,7 @@ function openCamera(id, { keepMessage = false } = {}) {
   $("probe").hidden = true;
   if (!keepMessage) message("");
   renderTable();
+  placeMarker();
 }
 
 async function save(ev) {
@@ -155,6 +156,45 @@ async function testConnection() {
     el("span", "", "帧率"), el("span", "", `${r.fps} fps`),
     el("span", "", "传输"), el("span", "", r.transport.toUpperCase()),
     el("span", "", "快照"), img);
+}
+
+// ------------------------------------------------------------------------------------------------ position
+
+// The camera's position by dragging its marker on the basemap. Points go through /api/map/convert, so a GCJ-02
+// basemap shows and picks them where they are while WGS-84 is stored.
+let posMap = null;
+let posMarker = null;
+
+async function setupPositionMap() {
+  const L = window.L;
+  const data = await getJSON("/api/map/basemap");
+  const t = data.tiles;
+  posMap = L.map("position-map", { minZoom: t.min_zoom, maxZoom: t.max_zoom, zoomSnap: 0.25 });
+  L.tileLayer(t.url, { subdomains: t.subdomains || "abc", minZoom: t.min_zoom, maxZoom: t.max_zoom }).addTo(posMap);
+  const cells = L.featureGroup(data.cells.map((c) => L.polygon(c.ring.map(([lon, lat]) => [lat, lon]),
+    { weight: 1, fillOpacity: 0.05, interactive: false }))).addTo(posMap);
+  if (cells.getLayers().length) posMap.fitBounds(cells.getBounds());
+  else posMap.setView([30.27, 120.16], 14);
+  posMarker = L.marker(posMap.getCenter(), { draggable: true, title: "拖动设置位置" }).addTo(posMap);
+  posMarker.on("dragend", async () => {
+    const p = posMarker.getLatLng();
+    const w = await getJSON(`/api/map/convert?lon=${p.lng}&lat=${p.lat}&to=wgs84`);
+    const f = $("camera").elements;
+    f.lon.value = w.lon.toFixed(6);
+    f.lat.value = w.lat.toFixed(6);
+    message("位置已更新，保存后生效 (position set; save to apply)", true);
+  });
+}
+
+async function placeMarker() {
+  const f = $("camera").elements;
+  const lon = Number(f.lon.value), lat = Number(f.lat.value);
+  if (!posMarker || !f.lon.value || !f.lat.value || !Number.isFinite(lon) || !Number.isFinite(lat)) return;
+  try {
+    const d = await getJSON(`/api/map/convert?lon=${lon}&lat=${lat}&to=display`);
+    posMarker.setLatLng([d.lat, d.lon]);
+    posMap.panTo([d.lat, d.lon]);
+  } catch (_) { /* out of range: the field keeps what was typed, the save names it */ }
 }
 
 // ------------------------------------------------------------------------------------------------ zones
@@ -354,6 +394,8 @@ async function main() {
   $("zone").addEventListener("submit", saveZones);
   setupOverlay();
   window.addEventListener("resize", draw);
+  for (const name of ["lon", "lat"]) $("camera").elements[name].addEventListener("change", placeMarker);
+  await setupPositionMap().catch((err) => console.warn("position map unavailable", err));
   await load();
   openCamera(null);
   setInterval(() => load().catch(() => {}), 5000);
