@@ -331,7 +331,9 @@ def wall_applier(app: web.Application) -> Applier:
                 app[state.HUB].disconnect_session(token)
                 app[state.LIVE_SOCKETS].disconnect_session(token)
         if change.camera_list_changed:
-            from wall.screens_api import SCREENS  # the screens room registers itself after this module
+            from wall.screens_api import (
+                SCREENS,  # the screens room registers itself after this module
+            )
 
             screens = app.get(SCREENS)
             if screens is not None:

@@ -53,7 +53,7 @@ def classify(exc: BaseException) -> tuple[str, str]:
         return "auth", f"用户名或密码错误（摄像机拒绝登录 401/403）: {detail}"
     if isinstance(exc, SdpError):
         return "no_video", f"码流中没有可用的视频轨（只支持 H.264/H.265）: {detail}"
-    if isinstance(exc, asyncio.TimeoutError):
+    if isinstance(exc, TimeoutError):
         return "timeout", "连接超时：摄像机在规定时间内没有应答（地址、端口或网络不通？）"
     if isinstance(exc, RtspError):
         status = exc.status
@@ -108,12 +108,12 @@ async def probe_camera(url: str, *, transport: str = "auto", open_timeout_s: flo
         track = await asyncio.wait_for(session.open(), open_timeout_s)
         try:
             await asyncio.wait_for(first_key.wait(), max(open_timeout_s, 10.0))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return ProbeResult(False, shown, kind="timeout", error="连接成功但 10 秒内没有收到关键帧（摄像机不出图？）",
                                codec=track.codec, transport=session.transport or "", frames=len(units),
                                elapsed_s=round(time.monotonic() - started, 2))
         await asyncio.sleep(watch_s)
-    except Exception as exc:  # every failure becomes the answer, with its reason
+    except Exception as exc:  # noqa: BLE001 - every failure becomes the answer, with its reason
         kind, message = classify(exc)
         return ProbeResult(False, shown, kind=kind, error=message, elapsed_s=round(time.monotonic() - started, 2))
     finally:
@@ -126,7 +126,7 @@ async def probe_camera(url: str, *, transport: str = "auto", open_timeout_s: flo
     fps = (len(seen) - 1) * track.clock_rate / ticks if ticks else ((len(seen) - 1) / span if span else 0.0)
     try:
         width, height, jpeg = await asyncio.to_thread(_snapshot, track.codec, seen[0][1], track.parameter_sets)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a picture that does not decode leaves the facts without a snapshot
         width, height, jpeg = 0, 0, ""
     return ProbeResult(True, shown, codec=track.codec, width=width, height=height, fps=round(fps, 1),
                        transport=session.transport or "", frames=len(units), snapshot_jpeg=jpeg,

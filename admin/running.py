@@ -126,8 +126,8 @@ class RunningConfig:
         naming the key path when they are not valid or touch another section."""
         other = sorted(set(changes) - set(EDITABLE))
         if other:
-            raise ConfigError("change", [(k, f"cannot be changed while running (only {', '.join(EDITABLE)}); "
-                                             "edit the site file and restart") for k in other])
+            why = f"cannot be changed while running (only {', '.join(EDITABLE)}); edit the site file and restart"
+            raise ConfigError("change", [(k, why) for k in other])
         return with_overlay(self.settings, changes, "change")
 
     def preview(self, new: Settings) -> tuple[ConfigChange, list[dict[str, Any]]]:

@@ -460,7 +460,7 @@ class MapSettings(Strict):
         return value
 
     @model_validator(mode="after")
-    def _template(self) -> "MapSettings":
+    def _template(self) -> MapSettings:
         if self.tiles != "offline":
             if self.kind == "xyz" and not all(k in self.tiles for k in ("{z}", "{x}", "{y}")):
                 raise ValueError("tiles: an XYZ URL needs {z}, {x} and {y}")

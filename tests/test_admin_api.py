@@ -13,7 +13,13 @@ import pytest
 from admin.running import OVERLAY_NAME, ConfigChanged, load_running
 from cases.audit import AuditQuery
 from tests import signin
-from tests.test_wall_api import PASSWORD, evidence_dir, make_settings, store, wall_client  # noqa: F401
+from tests.test_wall_api import (  # noqa: F401
+    PASSWORD,
+    evidence_dir,
+    make_settings,
+    store,
+    wall_client,
+)
 from tests.waiting import eventually
 from wall.app import create_app
 
@@ -35,7 +41,7 @@ async def _ids(client) -> list[str]:
 
 
 async def test_add_edit_disable_delete_a_camera_without_restart(setup, tmp_path, store):  # noqa: F811
-    app, admin, settings = setup
+    _, admin, _ = setup
     cam = {"id": "cam-c", "name": "新摄像机", "url": "rtsp://viewer:pw123@127.0.0.1:2/c",
            "position": {"lon": 120.17, "lat": 30.28}}
     resp = await admin.post("/api/admin/cameras", json=cam)
@@ -60,7 +66,7 @@ async def test_add_edit_disable_delete_a_camera_without_restart(setup, tmp_path,
 
 
 async def test_an_invalid_change_is_refused_naming_the_field_and_changes_nothing(setup, tmp_path):
-    app, admin, settings = setup
+    _, admin, settings = setup
     bad = {"id": "cam-c", "name": "坏", "url": "http://127.0.0.1/c", "position": {"lon": 500, "lat": 30}}
     resp = await admin.post("/api/admin/cameras", json=bad)
     assert resp.status == 400
@@ -77,7 +83,7 @@ async def test_an_invalid_change_is_refused_naming_the_field_and_changes_nothing
 
 
 async def test_a_disabled_user_s_open_wall_socket_closes_at_once(setup):
-    app, admin, settings = setup
+    _, admin, _ = setup
     async with aiohttp.ClientSession(base_url=str(admin.make_url("/")), cookie_jar=aiohttp.CookieJar(unsafe=True)) as duty:
         assert (await signin.login(duty, "duty", PASSWORD)).status == 200
         async with duty.ws_connect("/api/ws") as ws:
@@ -99,7 +105,7 @@ async def test_a_disabled_user_s_open_wall_socket_closes_at_once(setup):
 
 
 async def test_users_created_with_password_rules_and_own_password_change(setup):
-    app, admin, settings = setup
+    _, admin, _ = setup
     user = {"username": "zhang", "display_name": "张三", "role": "monitor", "units": ["hubin-squad"]}
     resp = await admin.post("/api/admin/users", json={**user, "password": "zhang12345"})
     assert resp.status == 400 and "用户名" in (await resp.json())["error"]
@@ -125,7 +131,7 @@ async def test_users_created_with_password_rules_and_own_password_change(setup):
 
 
 async def test_yaml_export_import_preview_then_apply(setup):
-    app, admin, settings = setup
+    _, admin, _ = setup
     resp = await admin.get("/api/admin/config")
     assert resp.status == 200 and resp.content_type == "application/yaml"
     text = await resp.text()
@@ -148,8 +154,8 @@ async def test_yaml_export_import_preview_then_apply(setup):
 
 
 async def test_a_change_is_announced_on_the_bus_and_another_wall_server_adopts_it(setup, bus, store,  # noqa: F811
-                                                                                  evidence_dir, tmp_path):
-    app, admin, settings = setup
+                                                                                  evidence_dir, tmp_path):  # noqa: F811
+    _, admin, _ = setup
     other = create_app(make_settings(tmp_path), bus=bus, cases=store, live=None, evidence_dir=evidence_dir)
     async with wall_client(other) as second:
         assert (await signin.login(second, "admin", PASSWORD)).status == 200
@@ -166,7 +172,7 @@ async def test_a_change_is_announced_on_the_bus_and_another_wall_server_adopts_i
 
 
 async def test_connection_test_reports_stream_facts_or_the_exact_error(setup, demo_rtsp):
-    app, admin, settings = setup
+    _, admin, _ = setup
     resp = await admin.post("/api/admin/cameras/test", json={"url": demo_rtsp.url("mat_vendor")})
     body = await resp.json()
     assert body["ok"] and body["codec"] == "h264" and (body["width"], body["height"]) == (1280, 720)

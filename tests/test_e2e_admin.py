@@ -5,8 +5,6 @@ camera and its zone."""
 
 from __future__ import annotations
 
-import asyncio
-import re
 import time
 
 import aiohttp

@@ -7,7 +7,13 @@ import math
 
 import pytest
 
-from maps.coords import from_display, gcj02_to_wgs84, outside_china, to_display, wgs84_to_gcj02
+from maps.coords import (
+    from_display,
+    gcj02_to_wgs84,
+    outside_china,
+    to_display,
+    wgs84_to_gcj02,
+)
 
 
 def metres(a: tuple[float, float], b: tuple[float, float]) -> float:

@@ -12,7 +12,13 @@ import aiohttp
 import pytest
 
 from tests import signin
-from tests.test_wall_api import PASSWORD, evidence_dir, make_settings, store, wall_client  # noqa: F401
+from tests.test_wall_api import (  # noqa: F401
+    PASSWORD,
+    evidence_dir,
+    make_settings,
+    store,
+    wall_client,
+)
 from wall import state
 from wall.app import create_app
 from wall.screens_api import SCREENS

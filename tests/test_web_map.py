@@ -18,7 +18,14 @@ from admin.running import settings_data
 from config import parse_settings
 from maps.coords import wgs84_to_gcj02
 from tests import signin
-from tests.test_wall_api import PASSWORD, evidence_dir, make_alarm, make_settings, store, wall_client  # noqa: F401
+from tests.test_wall_api import (  # noqa: F401
+    PASSWORD,
+    evidence_dir,
+    make_alarm,
+    make_settings,
+    store,
+    wall_client,
+)
 from tests.waiting import eventually
 from wall import state
 from wall.app import create_app
@@ -52,7 +59,7 @@ async def _open_situation(page, base):
 
 
 async def test_offline_basemap_cameras_open_their_tile_and_alarms_are_marked(page, tmp_path, bus, store,  # noqa: F811
-                                                                              evidence_dir):
+                                                                              evidence_dir):  # noqa: F811
     ctx, site = await _site(_settings(tmp_path), bus, store, evidence_dir)
     try:
         await _open_situation(page, site.base)
@@ -125,7 +132,7 @@ async def test_a_configured_tile_source_is_asked_for_tiles(page, tmp_path, bus, 
 
 
 async def test_gcj02_sources_get_shifted_points_and_tiles_are_checked_and_cached(tmp_path, bus, store,  # noqa: F811
-                                                                                 evidence_dir):
+                                                                                 evidence_dir):  # noqa: F811
     ctx, site = await _site(_settings(tmp_path, tiles="https://tiles.example/{z}/{x}/{y}.png", crs="gcj02"),
                             bus, store, evidence_dir)
     try:
