@@ -188,6 +188,24 @@ async def test_camera(request: web.Request) -> web.Response:
     return web.json_response(result.to_dict())
 
 
+async def camera_candidates(request: web.Request) -> web.Response:
+    """The stationary candidates detection sees now on a camera (normalised boxes), for the zone preview; says
+    so when detection does not run in this process or has not analysed the camera yet."""
+    cam_id = request.match_info["id"]
+    running = _running(request)
+    if not any(c.id == cam_id for c in running.settings.cameras):
+        return json_error(404, f"no camera {cam_id!r}")
+    if running.candidates is None:
+        return web.json_response({"available": False, "boxes": [],
+                                  "reason": "检测不在本服务器上运行（分布式部署），无法预览 (detection runs elsewhere)"})
+    latest = running.candidates(cam_id)
+    if latest is None:
+        return web.json_response({"available": False, "boxes": [],
+                                  "reason": "该摄像机尚未分析（未启用、离线或刚接入） (not analysed yet)"})
+    at, boxes = latest
+    return web.json_response({"available": True, "at": at, "boxes": boxes})
+
+
 # ------------------------------------------------------------------------------------------------ users
 
 
@@ -368,6 +386,7 @@ def add_routes(app: web.Application, running: RunningConfig) -> None:
     r.add_patch("/api/admin/cameras/{id}", patch_camera)
     r.add_delete("/api/admin/cameras/{id}", delete_camera)
     r.add_post("/api/admin/cameras/test", test_camera)
+    r.add_get("/api/admin/cameras/{id}/candidates", camera_candidates)
     r.add_get("/api/admin/users", list_users)
     r.add_post("/api/admin/users", add_user)
     r.add_put("/api/admin/users/{username}", update_user)

@@ -116,6 +116,9 @@ class RunningConfig:
         self._appliers: list[Applier] = []
         self._lock = asyncio.Lock()
         self.path = settings.storage.data_dir / OVERLAY_NAME
+        self.candidates: Callable[[str], tuple[float, list[list[float]]] | None] | None = None
+        """Where detection runs in this process (``citywall up``): a camera's current stationary candidates
+        (``DetectionWorker.candidates``), for the zone editor's preview; None elsewhere (a separate wall server)."""
 
     def add_applier(self, applier: Applier) -> None:
         """Call ``applier(old, new, change)`` after every accepted change (in the order added)."""

@@ -268,6 +268,7 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
             ingest=ingest, detection=detection, clips=clips, sources=lambda s: resolve_sources(s, demo_url),
             analysis_sources=lambda s: resolve_sources(s, demo_url, analysis=True),
             options=camera_options))
+        running.candidates = detection.candidates  # the zone editor's preview of what a zone would catch
         app = create_app(settings, bus=bus, cases=store, live=ingest.live, evidence_dir=settings.storage.evidence_dir,
                          metric_providers=providers, guidance=guidance, running=running)
         runner = web.AppRunner(app, access_log=None)

@@ -105,6 +105,12 @@ class DetectionWorker:
         self._analysed_at: dict[str, float] = {}
         self._timezone = timezone
         self._cameras_lock = asyncio.Lock()
+        self._candidates: dict[str, tuple[float, list[list[float]]]] = {}
+
+    def candidates(self, camera_id: str) -> tuple[float, list[list[float]]] | None:
+        """The stationary candidates of ``camera_id``'s last analysed frame: ``(captured_at, [[x1, y1, x2, y2],
+        …])`` normalised; None before the first (the admin's zone preview reads it)."""
+        return self._candidates.get(camera_id)
 
     async def set_cameras(self, cameras: list[Camera], changed: Collection[str] = ()) -> None:
         """The running configuration changed (``admin.running``): analyse ``cameras`` from the next tick on.
@@ -120,6 +126,7 @@ class DetectionWorker:
             for cid in list(self._analysed_at):
                 if cid not in analyzers or cid in changed:
                     del self._analysed_at[cid]
+                    self._candidates.pop(cid, None)
 
     # --- public ------------------------------------------------------------------------------------------
 
@@ -211,7 +218,9 @@ class DetectionWorker:
         observed = []
         for cam_id, frame in batch:
             try:
-                observed.append((cam_id, frame, self.analyzers[cam_id].observe(frame.image, frame.captured_at)))
+                obs = self.analyzers[cam_id].observe(frame.image, frame.captured_at)
+                observed.append((cam_id, frame, obs))
+                self._candidates[cam_id] = (frame.captured_at, obs.tracked.xyxy.round(4).tolist())
             except Exception:
                 self._totals.cameras[cam_id].errors += 1
                 log.exception("analysis failed for camera %s (seq %d)", cam_id, frame.seq)

@@ -78,6 +78,11 @@ async def test_add_a_camera_see_it_live_draw_a_zone_get_an_alarm_and_keep_it_ove
 
             raised = await eventually(alarm, timeout=90, interval=1, what="a vending alarm from the drawn zone")
             assert raised[0]["zone_id"] == "pavement" and raised[0]["event"] == "vending"
+            # The zone editor's preview: detection runs in this process, so the current candidates are there, and
+            # the vendor stands in the zone (bottom centre inside, as detection decides).
+            preview = await (await admin.get("/api/admin/cameras/cam-live/candidates")).json()
+            assert preview["available"] is True, preview
+            assert any(0.42 <= y2 <= 0.78 for _x1, _y1, _x2, y2 in preview["boxes"]), preview
         finally:
             await admin.close()
     finally:

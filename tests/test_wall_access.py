@@ -62,6 +62,7 @@ CASES: list[tuple[str, str, dict | None, set[str]]] = [
     ("PATCH", "/api/admin/cameras/nope", {}, set()),
     ("DELETE", "/api/admin/cameras/nope", None, set()),
     ("POST", "/api/admin/cameras/test", {}, set()),
+    ("GET", "/api/admin/cameras/nope/candidates", None, set()),
     ("GET", "/api/admin/users", None, set()),
     ("POST", "/api/admin/users", {}, set()),
     ("PUT", "/api/admin/users/nope", {}, set()),

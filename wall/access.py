@@ -217,6 +217,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("PATCH", "/api/admin/cameras/{id}"): roles(label="修改摄像机 edit a camera", audit="camera.edit"),
     ("DELETE", "/api/admin/cameras/{id}"): roles(label="删除摄像机 delete a camera", audit="camera.delete"),
     ("POST", "/api/admin/cameras/test"): roles(label="测试连接 test a camera connection", audit="camera.test"),
+    ("GET", "/api/admin/cameras/{id}/candidates"): roles(label="预览检测候选 preview detection candidates"),
     ("GET", "/api/admin/users"): roles(label="查看用户 read the users"),
     ("POST", "/api/admin/users"): roles(label="添加用户 add a user", audit="user.add"),
     ("PUT", "/api/admin/users/{username}"): roles(label="修改用户 edit a user", audit="user.edit"),

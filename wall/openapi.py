@@ -1032,6 +1032,14 @@ PATHS["/api/admin/cameras/{id}"] = {
                "responses": {"200": _CHANGED, "400": _REFUSED, "401": _UNAUTHORIZED, "403": _FORBIDDEN,
                              "404": _error("no such camera")}},
 }
+PATHS["/api/admin/cameras/{id}/candidates"] = {"get": {
+    **_ADMIN, "summary": "The stationary candidates detection sees now on the camera (normalised x1,y1,x2,y2), for "
+    "the zone editor's preview; available: false with the reason where detection runs elsewhere or not yet",
+    "parameters": [_CAM_ID],
+    "responses": {"200": _json({"type": "object", "properties": {
+        "available": {"type": "boolean"}, "at": {"type": "number"}, "reason": {"type": "string"},
+        "boxes": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}}}, "the candidates"),
+        "401": _UNAUTHORIZED, "403": _FORBIDDEN, "404": _error("no such camera")}}}
 PATHS["/api/admin/cameras/test"] = {"post": {
     **_ADMIN, "summary": "测试连接: open an RTSP URL (or camera id's stored one) with the RTSP client; codec, "
     "resolution, fps, transport and a JPEG snapshot, or the exact error in Chinese (kind: auth, refused, timeout, "

@@ -18,6 +18,7 @@ let statuses = {};       // id → /api/cameras entry
 let editing = null;      // camera id being edited, null for a new one
 let zones = [];          // the zones of the camera open in the editor (edited locally until saved)
 let zoneIndex = -1;
+let candidates = null;   // {available, boxes, reason} from /api/admin/cameras/{id}/candidates
 
 function message(text, ok = false) {
   const m = $("message");
@@ -204,13 +205,53 @@ function openZones(id) {
   if (!cam) return;
   openCamera(id, { keepMessage: true });
   zones = JSON.parse(JSON.stringify(cam.zones || []));
+  candidates = null;
   $("zones").hidden = false;
   $("zone-camera").textContent = cam.name;
   pickZone(zones.length ? 0 : -1);
   refreshPicture();
 }
 
+/** Point-in-polygon (even-odd), normalised coordinates. */
+function inside([x, y], poly) {
+  let hit = false;
+  for (let i = 0, j = poly.length - 1; i < poly.length; j = i++) {
+    const [xi, yi] = poly[i], [xj, yj] = poly[j];
+    if ((yi > y) !== (yj > y) && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) hit = !hit;
+  }
+  return hit;
+}
+
+/** Whether the zone would catch a candidate box: standing in it (bottom centre inside, as detection decides) and
+ *  not smaller than its min area. */
+function caught(box, z) {
+  if (!z || (z.polygon || []).length < 3) return false;
+  const [x1, y1, x2, y2] = box;
+  return inside([(x1 + x2) / 2, y2], z.polygon) && (x2 - x1) * (y2 - y1) >= (Number(z.min_area) || 0);
+}
+
+async function refreshCandidates() {
+  if (!editing) return;
+  try {
+    candidates = await getJSON(`/api/admin/cameras/${encodeURIComponent(editing)}/candidates`);
+  } catch (_) {
+    candidates = { available: false, boxes: [], reason: "无法读取检测候选" };
+  }
+  draw();
+}
+
+function candidateText() {
+  const out = $("candidates");
+  if (!candidates) { out.textContent = ""; return; }
+  if (!candidates.available) { out.textContent = `检测候选预览不可用：${candidates.reason}`; return; }
+  const z = zones[zoneIndex];
+  const n = candidates.boxes.filter((b) => caught(b, z)).length;
+  out.textContent = `当前 ${candidates.boxes.length} 个静止候选，本区域将命中 ${n} 个 (candidates now: ${candidates.boxes.length}; this zone catches ${n})`;
+  out.dataset.caught = String(n);
+}
+
 async function refreshPicture() {
+  refreshCandidates();
   const img = $("snapshot");
   img.removeAttribute("src");
   const result = await send("POST", "/api/admin/cameras/test", { id: editing });
@@ -297,7 +338,15 @@ function draw() {
       nodes.push(rect);
     }
   }
+  for (const box of (candidates && candidates.boxes) || []) {
+    const [x1, y1, x2, y2] = box;
+    const rect = svg("rect", { x: x1, y: y1, width: x2 - x1, height: y2 - y1 });
+    rect.classList.add("candidate");
+    if (caught(box, z)) rect.classList.add("caught");
+    nodes.push(rect);
+  }
   overlay.replaceChildren(...nodes);
+  candidateText();
 }
 
 function pointer(ev) {
@@ -390,6 +439,7 @@ async function main() {
     pickZone(zones.length ? 0 : -1);
   });
   $("zone-picture").addEventListener("click", refreshPicture);
+  $("candidates-refresh").addEventListener("click", refreshCandidates);
   $("zone").addEventListener("input", readZone);
   $("zone").addEventListener("submit", saveZones);
   setupOverlay();
