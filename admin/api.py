@@ -175,7 +175,10 @@ async def test_camera(request: web.Request) -> web.Response:
     if not isinstance(url, str) or not url:
         raise BadRequest("url", "give the stream URL to test (rtsp://…)")
     if url.startswith("demo://"):
-        raise BadRequest("url", "demo:// 演示场景无需测试 (a built-in demo scene)")
+        if running_url := _running(request).stream_url:
+            url = running_url(url)  # the demo scene on the private RTSP server
+        else:
+            raise BadRequest("url", "demo:// 演示场景只能在 citywall up 中测试 (a built-in demo scene)")
     transport = body.get("transport") or (settings.ingest.transport)
     if transport not in ("auto", "tcp", "udp"):
         raise BadRequest("transport", "must be auto, tcp or udp")

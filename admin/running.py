@@ -116,6 +116,9 @@ class RunningConfig:
         self._appliers: list[Applier] = []
         self._lock = asyncio.Lock()
         self.path = settings.storage.data_dir / OVERLAY_NAME
+        self.stream_url: Callable[[str], str] | None = None
+        """The URL ingest would open for a configured one (``citywall up``: ``demo://<scene>`` → the private RTSP
+        server), so 测试连接 and the zone editor's picture work on demo cameras; None: URLs are used as given."""
         self.candidates: Callable[[str], tuple[float, list[list[float]]] | None] | None = None
         """Where detection runs in this process (``citywall up``): a camera's current stationary candidates
         (``DetectionWorker.candidates``), for the zone editor's preview; None elsewhere (a separate wall server)."""

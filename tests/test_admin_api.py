@@ -21,6 +21,7 @@ from tests.test_wall_api import (  # noqa: F401
     wall_client,
 )
 from tests.waiting import eventually
+from wall import state
 from wall.app import create_app
 
 pytestmark = pytest.mark.timeout(120)
@@ -172,7 +173,7 @@ async def test_a_change_is_announced_on_the_bus_and_another_wall_server_adopts_i
 
 
 async def test_connection_test_reports_stream_facts_or_the_exact_error(setup, demo_rtsp):
-    _, admin, _ = setup
+    app, admin, _ = setup
     resp = await admin.post("/api/admin/cameras/test", json={"url": demo_rtsp.url("mat_vendor")})
     body = await resp.json()
     assert body["ok"] and body["codec"] == "h264" and (body["width"], body["height"]) == (1280, 720)
@@ -184,3 +185,9 @@ async def test_connection_test_reports_stream_facts_or_the_exact_error(setup, de
     assert body["kind"] == "refused" and "连接被拒绝" in body["error"] and "secret" not in str(body)
     body = await (await admin.post("/api/admin/cameras/test", json={"url": "rtsp://h/a b"})).json()
     assert body["kind"] == "bad_url" and "space" in body["error"]
+    resp = await admin.post("/api/admin/cameras/test", json={"url": "demo://vending"})
+    assert resp.status == 400 and "citywall up" in (await resp.json())["error"]
+    # Under citywall up demo:// is the private RTSP server (RunningConfig.stream_url), so demo cameras test too.
+    app[state.RUNNING].stream_url = lambda url: demo_rtsp.url(url.removeprefix("demo://"))
+    body = await (await admin.post("/api/admin/cameras/test", json={"url": "demo://vending"})).json()
+    assert body["ok"] and body["codec"] == "h264", body
