@@ -220,12 +220,15 @@ class RunningConfig:
 
 def process_applier(*, ingest: Any, detection: Any, clips: Any, sources: Callable[[Settings], dict[str, str]],
                     analysis_sources: Callable[[Settings], dict[str, str]],
-                    options: Callable[[Settings, Any], Any]) -> Applier:
+                    options: Callable[[Settings, Any], Any], filer: Any = None) -> Applier:
     """This process's cameras follow a change: detection lets go of removed cameras first, ingest closes and opens
     connections (with their clip buffers), then detection takes the new camera list (fresh analysers where zones
-    or the stream changed). ``sources``/``analysis_sources``/``options`` are ``citywall.up``'s resolvers."""
+    or the stream changed); the case filer (``filer``) files a new camera's alarms with its address and grid.
+    ``sources``/``analysis_sources``/``options`` are ``citywall.up``'s resolvers."""
 
     async def apply_to_cameras(old: Settings, new: Settings, change: ConfigChange) -> None:
+        if filer is not None and change.camera_list_changed:
+            filer.cameras = {c.id: c for c in new.cameras}
         urls, analysis = sources(new), analysis_sources(new)
         closing = set(change.cameras_removed) | set(change.cameras_reconnected)
         kept = [c for c in old.cameras if c.enabled and c.id in ingest.camera_ids and c.id not in closing]
