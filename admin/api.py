@@ -28,6 +28,8 @@ from wall.auth import require_session
 from wall.errors import BadRequest, json_error, parsed_json
 from wall.pages import login_first, static_page
 from wall.passwords import hash_password
+from wall.review_api import REVIEW
+from wall.screens_api import SCREENS
 
 log = logging.getLogger("citywall.admin.api")
 
@@ -352,13 +354,15 @@ def wall_applier(app: web.Application) -> Applier:
                 app[state.HUB].disconnect_session(token)
                 app[state.LIVE_SOCKETS].disconnect_session(token)
         if change.camera_list_changed:
-            from wall.screens_api import (
-                SCREENS,  # the screens room registers itself after this module
-            )
-
             screens = app.get(SCREENS)
             if screens is not None:
                 screens.wall.set_cameras(c.id for c in new.cameras)
+            live = app[state.LIVE]
+            if hasattr(live, "set_cameras"):  # a cluster wall server's proxy to the workers (citywall wall)
+                live.set_cameras(c.id for c in new.cameras if c.enabled)
+            desk = app.get(REVIEW)
+            if desk is not None:  # a confirmed alarm of a new camera is filed with its address and grid
+                desk.filer.cameras = {c.id: c for c in new.cameras}
 
     return apply_to_wall
 

@@ -22,6 +22,8 @@ from tests.test_wall_api import (  # noqa: F401
 )
 from tests.waiting import eventually
 from wall import state
+from wall.review_api import REVIEW
+from wall.screens_api import SCREENS
 from wall.app import create_app
 
 pytestmark = pytest.mark.timeout(120)
@@ -42,7 +44,7 @@ async def _ids(client) -> list[str]:
 
 
 async def test_add_edit_disable_delete_a_camera_without_restart(setup, tmp_path, store):  # noqa: F811
-    _, admin, _ = setup
+    app, admin, _ = setup
     cam = {"id": "cam-c", "name": "新摄像机", "url": "rtsp://viewer:pw123@127.0.0.1:2/c",
            "position": {"lon": 120.17, "lat": 30.28}}
     resp = await admin.post("/api/admin/cameras", json=cam)
@@ -51,6 +53,8 @@ async def test_add_edit_disable_delete_a_camera_without_restart(setup, tmp_path,
     assert body["applied"]["cameras_added"] == ["cam-c"]
     assert {"path": "cameras[cam-c].url", "new": "rtsp://viewer:***@127.0.0.1:2/c"} in body["diff"]
     assert await _ids(admin) == ["cam-a", "cam-b", "cam-c"]
+    assert "cam-c" in app[REVIEW].filer.cameras  # a confirmed alarm of it is filed with its position
+    assert "cam-c" in app[SCREENS].wall.cameras  # the wall may show it
     # the admin list shows URLs masked; sending one back unchanged keeps the stored password
     shown = {c["id"]: c for c in (await (await admin.get("/api/admin/cameras")).json())["cameras"]}["cam-c"]
     assert shown["url"] == "rtsp://viewer:***@127.0.0.1:2/c"
