@@ -22,9 +22,9 @@ from tests.test_wall_api import (  # noqa: F401
 )
 from tests.waiting import eventually
 from wall import state
+from wall.app import create_app
 from wall.review_api import REVIEW
 from wall.screens_api import SCREENS
-from wall.app import create_app
 
 pytestmark = pytest.mark.timeout(120)
 NEW_PASSWORD = "风雨桥-East-7"
