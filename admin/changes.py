@@ -126,3 +126,48 @@ def diff_lines(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]
             line["new"] = _shown(path, b[path])
         out.append(line)
     return out
+
+
+MASK = "***"
+_SECRET_VALUE_KEYS = frozenset({"token", "secret", "auth_token", "password", "api_key"})
+
+
+def mask_secrets(value: Any, key: str = "") -> Any:
+    """Plain config data with every secret masked: URL passwords (``redact_url``) and the values of keys such as
+    ``token``, ``secret``, ``auth_token`` (password hashes stay: they are what a site file holds)."""
+    if isinstance(value, dict):
+        return {k: mask_secrets(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_secrets(v, key) for v in value]
+    if isinstance(value, str) and value:
+        if key in _SECRET_VALUE_KEYS:
+            return MASK
+        if "://" in value:
+            return redact_url(value)
+    return value
+
+
+def _keyed(items: list[Any]) -> dict[Any, Any] | None:
+    if items and all(isinstance(v, dict) and ("id" in v or "username" in v or "name" in v) for v in items):
+        return {v.get("id", v.get("username", v.get("name"))): v for v in items}
+    return None
+
+
+def restore_secrets(value: Any, current: Any, key: str = "") -> Any:
+    """``value`` (data that went out through :func:`mask_secrets` and may have been edited) with each masked secret
+    that is still shown as masked put back from ``current`` at the same place (list items matched by their
+    ``id``/``username``/``name``); a secret typed anew is kept as typed."""
+    if isinstance(value, dict):
+        cur = current if isinstance(current, dict) else {}
+        return {k: restore_secrets(v, cur.get(k), str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        cur_list = current if isinstance(current, list) else []
+        by_key = _keyed(cur_list)
+        mine = _keyed(value)
+        if by_key is not None and mine is not None:
+            return [restore_secrets(v, by_key.get(v.get("id", v.get("username", v.get("name")))), key)
+                    for v in value]
+        return [restore_secrets(v, cur_list[i] if i < len(cur_list) else None, key) for i, v in enumerate(value)]
+    if isinstance(value, str) and MASK in value and isinstance(current, str) and mask_secrets(current, key) == value:
+        return current
+    return value

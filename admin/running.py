@@ -32,7 +32,14 @@ from typing import Any
 
 import yaml
 
-from admin.changes import EDITABLE, ConfigChange, diff_lines, plan_changes
+from admin.changes import (
+    EDITABLE,
+    ConfigChange,
+    diff_lines,
+    mask_secrets,
+    plan_changes,
+    restore_secrets,
+)
 from config.settings import ConfigError, Settings, parse_settings
 
 log = logging.getLogger("citywall.admin")
@@ -184,8 +191,10 @@ class RunningConfig:
             raise
 
     def export_yaml(self) -> str:
-        """The whole running configuration as YAML (the site file's form; importing it changes nothing)."""
-        return yaml.safe_dump(settings_data(self.settings), allow_unicode=True, sort_keys=False)
+        """The whole running configuration as YAML, the site file's form with every secret masked (camera and
+        broker URL passwords, tokens): secrets never leave the server. Importing it changes nothing: a masked value
+        still masked is the stored one."""
+        return yaml.safe_dump(mask_secrets(settings_data(self.settings)), allow_unicode=True, sort_keys=False)
 
     def parse_import(self, text: str) -> tuple[Settings, list[str]]:
         """A whole configuration in YAML → the settings it gives while running, and the sections that differ
@@ -196,6 +205,8 @@ class RunningConfig:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
             raise ConfigError("import", [(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
+        if isinstance(data, dict):
+            data = restore_secrets(data, settings_data(self.settings))  # masked by the export: the stored ones
         whole = parse_settings(data, "import")  # the whole file must be valid, as check-config would say
         restart = plan_changes(self.settings, whole).restart_needed
         return self.candidate(_editable(settings_data(whole))), restart

@@ -134,3 +134,20 @@ async def test_export_then_import_changes_nothing_and_import_reports_restart_sec
     with pytest.raises(ConfigError) as err:
         running.parse_import(text.replace("lat: 30.27", "lat: 300"))
     assert err.value.problems[0][0].startswith("cameras[0].position.lat")
+
+
+def test_export_masks_every_secret_and_import_puts_the_stored_ones_back(tmp_path):
+    data = settings_data(make_settings(tmp_path))
+    data["cluster"] = {"token": "cluster-secret-42"}
+    data["brokers"] = {"redis_url": "redis://:redispw9@127.0.0.1:6379/0"}
+    base = parse_settings(data)
+    running = RunningConfig(base)
+    text = running.export_yaml()
+    for secret in ("topsecret", "cluster-secret-42", "redispw9"):
+        assert secret not in text
+    assert "rtsp://viewer:***@127.0.0.1:1/a" in text and "token: '***'" in text
+    new, restart = running.parse_import(text)
+    assert new == base and restart == []  # masked values are the stored ones
+    edited = text.replace("rtsp://viewer:***@127.0.0.1:1/a", "rtsp://viewer:newpass77@127.0.0.1:1/a")
+    new, _ = running.parse_import(edited)
+    assert new.camera("cam-a").url == "rtsp://viewer:newpass77@127.0.0.1:1/a"  # typed anew: kept as typed
