@@ -212,10 +212,20 @@ class RunningConfig:
         return self.candidate(_editable(settings_data(whole))), restart
 
     async def follow(self, stop: asyncio.Event) -> None:
-        """Adopt the changes other processes announce on the bus (several-worker mode)."""
+        """Adopt the changes other processes announce on the bus (several-worker mode) until ``stop`` is set."""
+        reader = asyncio.create_task(self._follow(), name="config-follow")
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({reader, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reader, stopped):
+                task.cancel()
+            await asyncio.gather(reader, stopped, return_exceptions=True)
+        if reader.done() and not reader.cancelled() and reader.exception() is not None:
+            raise reader.exception()  # the supervisor restarts it
+
+    async def _follow(self) -> None:
         async for entry in self.bus.tail([ConfigChanged.STREAM]):
-            if stop.is_set():
-                return
             data = entry.data
             if data.get("origin") == self.origin:
                 continue

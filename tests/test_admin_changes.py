@@ -151,3 +151,17 @@ def test_export_masks_every_secret_and_import_puts_the_stored_ones_back(tmp_path
     edited = text.replace("rtsp://viewer:***@127.0.0.1:1/a", "rtsp://viewer:newpass77@127.0.0.1:1/a")
     new, _ = running.parse_import(edited)
     assert new.camera("cam-a").url == "rtsp://viewer:newpass77@127.0.0.1:1/a"  # typed anew: kept as typed
+
+
+async def test_following_the_bus_ends_when_asked(tmp_path, bus):
+    import asyncio
+    import time
+
+    running = RunningConfig(make_settings(tmp_path), bus=bus)
+    stop = asyncio.Event()
+    task = asyncio.create_task(running.follow(stop))
+    await asyncio.sleep(0.3)
+    started = time.monotonic()
+    stop.set()
+    await asyncio.wait_for(task, 5)  # not only when the next message arrives (a process must stop on SIGTERM)
+    assert time.monotonic() - started < 1.0
