@@ -175,6 +175,15 @@ class LeaseKeeper:
         if differences:
             raise ClusterMismatch(differences)
 
+    async def record_config(self, fingerprint: Mapping[str, str]) -> None:
+        """The cluster's configuration changed while running (every member adopted it): record the new one, so
+        :meth:`check_config` compares later joiners with it."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._keys.config)
+            if fingerprint:
+                pipe.hset(self._keys.config, mapping=dict(fingerprint))
+            await pipe.execute()
+
     # ------------------------------------------------------------------------------------------------ rounds
     async def tick(self) -> LeaseChange:
         """One round: beat, read, plan, apply. Redis errors propagate (``run`` handles them and fences)."""

@@ -32,6 +32,8 @@ from typing import Any
 
 from aiohttp import web
 
+from admin.changes import ConfigChange
+from admin.running import RunningConfig, load_running
 from broker.bus import Bus
 from broker.leases import LeaseChange, LeaseKeeper
 from broker.mqtt_bridge import MqttBridge
@@ -210,15 +212,40 @@ class CameraWorker:
                     await maybe
             follow = asyncio.create_task(supervise("rejections", lambda: follow_rejections(self.bus, self._rejections),
                                                    stop))
+            running = RunningConfig(self.settings, bus=self.bus)  # admin changes from any wall server reach here
+            running.add_applier(self._adopt)
+            adopt = asyncio.create_task(supervise("config-follow", lambda: running.follow(stop), stop))
             try:
                 await self.keeper.run(stop, self._on_change)
             finally:
                 follow.cancel()
-                await asyncio.gather(follow, return_exceptions=True)
+                adopt.cancel()
+                await asyncio.gather(follow, adopt, return_exceptions=True)
         finally:
             await asyncio.gather(*(s.stop() for s in self.stacks.values()), return_exceptions=True)
             self.stacks.clear()
             await runner.cleanup()
+
+    async def _adopt(self, old: Settings, new: Settings, change: ConfigChange) -> None:
+        """A running-configuration change (admin pages, announced on the bus): the leases follow the enabled
+        cameras, the stacks of changed cameras restart with the new settings, removed ones stop at once, and the
+        cluster's recorded configuration becomes the new one (so a worker started later with it may join)."""
+        self.settings = new
+        if self.keeper is not None:
+            self.keeper.items = sorted(c.id for c in new.cameras if c.enabled)
+            await self.keeper.record_config(fingerprint(new))
+        enabled = {c.id for c in new.cameras if c.enabled}
+        touched = (set(change.cameras_removed) | set(change.cameras_reconnected)
+                   | set(change.cameras_reanalysed)) & set(self.stacks)
+        for cid in sorted(touched):
+            await self.stacks.pop(cid).stop()
+            if cid in enabled:
+                stack = CameraStack(new, cid, self.bus, self.name, backend=self.backend, suppressions=self.suppressions)
+                await stack.start()
+                self.stacks[cid] = stack
+        if touched or change.cameras_added:
+            log.info("configuration changed: restarted %s; new cameras are leased in the next rounds",
+                     ", ".join(sorted(touched)) or "none")
 
     async def _on_change(self, change: LeaseChange) -> None:
         gone = [self.stacks.pop(cid) for cid in sorted(change.released) if cid in self.stacks]
@@ -247,6 +274,7 @@ async def _with_signals(main: Callable[[asyncio.Event], Awaitable[None]]) -> Non
 
 
 async def run_worker(settings: Settings, *, name: str) -> None:
+    settings = load_running(settings)  # admin changes adopted earlier (persisted in data_dir) survive a restart
     require_cluster(settings, "worker")
     private_data_dir(settings.storage.data_dir, settings.storage.evidence_dir)
     bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix,
@@ -264,6 +292,7 @@ async def run_worker(settings: Settings, *, name: str) -> None:
 
 
 async def run_wall(settings: Settings, *, host: str, port: int) -> None:
+    settings = load_running(settings)
     require_cluster(settings, "wall")
     check_exposure(settings, host)
     bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix,
@@ -316,6 +345,27 @@ class Singleton:
         self._make = make
         self._stop: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+
+    async def _adopt(self, old: Settings, new: Settings, change: ConfigChange) -> None:
+        """A running-configuration change (admin pages, announced on the bus): the leases follow the enabled
+        cameras, the stacks of changed cameras restart with the new settings, removed ones stop at once, and the
+        cluster's recorded configuration becomes the new one (so a worker started later with it may join)."""
+        self.settings = new
+        if self.keeper is not None:
+            self.keeper.items = sorted(c.id for c in new.cameras if c.enabled)
+            await self.keeper.record_config(fingerprint(new))
+        enabled = {c.id for c in new.cameras if c.enabled}
+        touched = (set(change.cameras_removed) | set(change.cameras_reconnected)
+                   | set(change.cameras_reanalysed)) & set(self.stacks)
+        for cid in sorted(touched):
+            await self.stacks.pop(cid).stop()
+            if cid in enabled:
+                stack = CameraStack(new, cid, self.bus, self.name, backend=self.backend, suppressions=self.suppressions)
+                await stack.start()
+                self.stacks[cid] = stack
+        if touched or change.cameras_added:
+            log.info("configuration changed: restarted %s; new cameras are leased in the next rounds",
+                     ", ".join(sorted(touched)) or "none")
 
     async def _on_change(self, change: LeaseChange) -> None:
         if self.pool in change.released:
@@ -402,7 +452,9 @@ async def run_bridge(settings: Settings, *, name: str) -> None:
 async def run_cases(settings: Settings, *, name: str) -> None:
     """The case worker; every ``cases`` process consumes alarms (consumer group), and one of them at a time also
     delivers the webhooks and runs the deadline watch (``Singleton``s), so a target never gets the same event from
-    two senders and a case raises each deadline alarm once."""
+    two senders and a case raises each deadline alarm once. Cameras changed from the admin pages (announced on the
+    bus) reach its filer, so a new camera's cases carry its address and grid."""
+    settings = load_running(settings)
     require_cluster(settings, "cases")
     bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix,
                             maxlen=settings.brokers.stream_maxlen)
@@ -424,9 +476,16 @@ async def run_cases(settings: Settings, *, name: str) -> None:
                 ok, body["cases"] = False, str(exc)[:200]
             return ok, body
 
+        running = RunningConfig(settings, bus=bus)
+
+        async def adopt(old: Settings, new: Settings, change: ConfigChange) -> None:
+            worker.filer.cameras = {c.id: c for c in new.cameras}  # a new camera's cases get its address and grid
+
+        running.add_applier(adopt)
+
         async def main(stop: asyncio.Event) -> None:
             await asyncio.gather(supervise("cases", lambda: worker.run(stop), stop), webhooks.run(stop),
-                                 deadlines.run(stop))
+                                 deadlines.run(stop), supervise("config-follow", lambda: running.follow(stop), stop))
 
         async with ops_server(settings.cluster.live_host, [case_worker_metrics(worker), case_store_metrics(store),
                                                            bus_metrics(bus)], health) as ops:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from admin.running import RunningConfig, load_running, process_applier
 from broker.bus import Bus
 from broker.embedded import EmbeddedMosquitto, EmbeddedRedis, generate_secret
 from broker.mqtt_bridge import MqttBridge
@@ -129,6 +130,7 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
+    settings = load_running(settings)  # cameras and users changed from the browser (admin pages) persist
     demo = check_exposure(settings, host)  # before anything starts: demo passwords stay on loopback
     data_dir = settings.storage.data_dir
     private_data_dir(data_dir, settings.storage.evidence_dir)
@@ -267,8 +269,15 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
         providers = [ingest_metrics(ingest), detection_metrics(detection), case_worker_metrics(case_worker),
                      case_store_metrics(store), bus_metrics(bus), child_metrics(children),
                      clip_metrics(clips)] + ([recording_metrics(recording)] if recording is not None else [])
+        running = RunningConfig(settings, bus=bus)  # admin changes reach ingest, detection and the wall live
+        running.add_applier(process_applier(
+            ingest=ingest, detection=detection, clips=clips, sources=lambda s: resolve_sources(s, demo_url),
+            analysis_sources=lambda s: resolve_sources(s, demo_url, analysis=True),
+            options=camera_options, filer=filer))
+        running.candidates = detection.candidates  # the zone editor's preview of what a zone would catch
+        running.stream_url = lambda url: demo_url(url.removeprefix("demo://")) if url.startswith("demo://") else url
         app = create_app(settings, bus=bus, cases=store, live=ingest.live, evidence_dir=settings.storage.evidence_dir,
-                         metric_providers=providers, guidance=guidance,
+                         metric_providers=providers, guidance=guidance, running=running,
                          recordings=recording.library if recording is not None else None)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

@@ -226,6 +226,8 @@ class User(Strict):
     display_name: str = ""
     role: Role
     password_hash: str = Field(description='from "citywall hash-password"; format scrypt$n$r$p$salt$hash')
+    enabled: bool = Field(default=True, description="a disabled user cannot log in; their sessions end at once")
+    units: list[str] = Field(default_factory=list, description="unit scope (dispatch unit ids); empty: all units")
 
     @field_validator("password_hash")
     @classmethod
@@ -431,6 +433,49 @@ class Webhooks(Strict):
         return self
 
 
+class MapSettings(Strict):
+    """The situation map's basemap (``map:``). ``tiles: offline`` (default) draws the site's ``cases.grid_file`` as
+    plain tiles on the wall server (no network); else an XYZ URL template (``{z}``/``{x}``/``{y}``, ``{s}`` for
+    ``subdomains``), or with ``kind: wmts`` a WMTS KVP endpoint whose Web-Mercator matrix set (天地图 ``w``,
+    GoogleMapsCompatible) is asked tile by tile."""
+
+    tiles: str = Field(default="offline", description='"offline" or the tile URL (http(s)://…)')
+    kind: Literal["xyz", "wmts"] = "xyz"
+    wmts_layer: str = Field(default="", description="WMTS LAYER (e.g. 天地图 vec)")
+    wmts_style: str = "default"
+    wmts_matrix_set: str = Field(default="w", description="a Web-Mercator TILEMATRIXSET (天地图: w)")
+    wmts_format: str = Field(default="tiles", description="WMTS FORMAT (天地图: tiles; others image/png)")
+    subdomains: str = Field(default="", description='letters or digits for {s} (天地图: "01234567")')
+    attribution: str = Field(default="", description="credit shown on the map (e.g. 审图号, the data owner)")
+    crs: Literal["wgs84", "gcj02", "cgcs2000"] = Field(
+        default="wgs84", description="coordinate system of the tiles: gcj02 (高德/腾讯) shifts the stored WGS-84 "
+                                     "points onto them; cgcs2000 (天地图) is WGS-84 at map scale")
+    min_zoom: int = Field(default=10, ge=0, le=22)
+    max_zoom: int = Field(default=19, ge=0, le=22)
+
+    @field_validator("tiles")
+    @classmethod
+    def _tiles(cls, value: str) -> str:
+        if value == "offline":
+            return value
+        if not value.startswith(("http://", "https://")):
+            raise ValueError('must be "offline" or an http(s):// tile URL')
+        return value
+
+    @model_validator(mode="after")
+    def _template(self) -> MapSettings:
+        if self.tiles != "offline":
+            if self.kind == "xyz" and not all(k in self.tiles for k in ("{z}", "{x}", "{y}")):
+                raise ValueError("tiles: an XYZ URL needs {z}, {x} and {y}")
+            if self.kind == "wmts" and not self.wmts_layer:
+                raise ValueError("wmts_layer: required with kind: wmts")
+            if "{s}" in self.tiles and not self.subdomains:
+                raise ValueError("subdomains: required when tiles uses {s}")
+        if self.min_zoom > self.max_zoom:
+            raise ValueError(f"min_zoom ({self.min_zoom}) is above max_zoom ({self.max_zoom})")
+        return self
+
+
 class Settings(Strict):
     site_name: str = "城市运行管理中心"
     timezone: str = "Asia/Shanghai"
@@ -448,6 +493,7 @@ class Settings(Strict):
     cameras: list[Camera] = Field(default_factory=list)
     video_wall: VideoWall = VideoWall()
     recording: RecordingSettings = RecordingSettings()
+    map: MapSettings = MapSettings()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Settings":

@@ -13,8 +13,8 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import tzinfo
 from pathlib import Path
@@ -106,7 +106,31 @@ class DetectionWorker:
         self._outbox_size = outbox_size
         self._analysed_at: dict[str, float] = {}
         self._pool = (ThreadPoolExecutor(max_workers=settings.analysis_threads, thread_name_prefix="analysis")
-                      if settings.analysis_threads > 1 and len(cameras) > 1 else None)
+                      if settings.analysis_threads > 1 else None)
+        self._timezone = timezone
+        self._cameras_lock = asyncio.Lock()
+        self._candidates: dict[str, tuple[float, list[list[float]]]] = {}
+
+    def candidates(self, camera_id: str) -> tuple[float, list[list[float]]] | None:
+        """The stationary candidates of ``camera_id``'s last analysed frame: ``(captured_at, [[x1, y1, x2, y2],
+        …])`` normalised; None before the first (the admin's zone preview reads it)."""
+        return self._candidates.get(camera_id)
+
+    async def set_cameras(self, cameras: list[Camera], changed: Collection[str] = ()) -> None:
+        """The running configuration changed (``admin.running``): analyse ``cameras`` from the next tick on.
+        Cameras in ``changed`` (zones, stream) and new ones get a fresh analyser; the others keep their state."""
+        async with self._cameras_lock:
+            analyzers = {}
+            for cam in cameras:
+                keep = self.analyzers.get(cam.id)
+                analyzers[cam.id] = keep if keep is not None and cam.id not in changed else CameraAnalyzer(
+                    cam, self.settings, timezone=self._timezone, suppressions=self.suppressions)
+            self.analyzers = analyzers
+            self._totals.cameras = {cid: self._totals.cameras.get(cid) or CameraCounters() for cid in analyzers}
+            for cid in list(self._analysed_at):
+                if cid not in analyzers or cid in changed:
+                    del self._analysed_at[cid]
+                    self._candidates.pop(cid, None)
 
     # --- public ------------------------------------------------------------------------------------------
 
@@ -153,7 +177,8 @@ class DetectionWorker:
         if not batch:
             return []
         t0 = time.perf_counter()
-        alarms = await asyncio.to_thread(self._analyse_batch, batch)
+        async with self._cameras_lock:  # set_cameras waits for the batch in hand
+            alarms = await asyncio.to_thread(self._analyse_batch, [(c, f) for c, f in batch if c in self.analyzers])
         self._totals.tick_ms_last = (time.perf_counter() - t0) * 1000.0
         return alarms
 
@@ -255,7 +280,9 @@ class DetectionWorker:
     def _observe_one(self, item: tuple[str, Frame]) -> tuple[str, Frame, Observation] | None:
         cam_id, frame = item
         try:
-            return cam_id, frame, self.analyzers[cam_id].observe(frame.image, frame.captured_at)
+            obs = self.analyzers[cam_id].observe(frame.image, frame.captured_at)
+            self._candidates[cam_id] = (frame.captured_at, obs.tracked.xyxy.round(4).tolist())
+            return cam_id, frame, obs
         except Exception:
             self._totals.cameras[cam_id].errors += 1
             log.exception("analysis failed for camera %s (seq %d)", cam_id, frame.seq)

@@ -1,5 +1,5 @@
-"""Screenshots of the pages for the README: the wall at 1920x1080 and 3840x2160, the console, the review console
-and the situation screen, with live demo video, alarms and cases, in headless Chromium.
+"""Screenshots of the pages for the README: the wall at 1920x1080 and 3840x2160, the console, the review console,
+the situation screen and the admin's cameras page, with live demo video, alarms and cases, in headless Chromium.
 
     python scripts/page_shots.py [out_dir]     (default docs/screenshots)
 
@@ -37,6 +37,7 @@ from demo.server import DemoRtspServer  # noqa: E402
 from detectors.alarm import Alarm  # noqa: E402
 from tests.fixtures.browser import start_chromium  # noqa: E402
 from video_ingest.service import IngestService  # noqa: E402
+from wall import state  # noqa: E402
 from wall.app import create_app  # noqa: E402
 
 MAX_BYTES = 400_000
@@ -119,6 +120,8 @@ async def main(out: Path) -> None:
         if n % 2 == 0:
             filer.file(a)
     app = create_app(settings, bus=bus, cases=store, live=ingest.live, evidence_dir=tmp / "evidence")
+    # 测试连接 / the zone editor's picture on demo cameras: demo://<scene> is the demo RTSP server (as in citywall up).
+    app[state.RUNNING].stream_url = lambda u: rtsp.url(u.removeprefix("demo://")) if u.startswith("demo://") else u
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -168,6 +171,20 @@ async def main(out: Path) -> None:
             await asyncio.sleep(2)
             path = out / "wall-alarm.png"
             await page.screenshot(path=str(path))
+            sizes[path.name] = shrink(path)
+            await ctx.close()
+            # 摄像机与区域 (admin): the zone editor on the vending camera's current picture.
+            ctx = await browser.new_context(viewport={"width": 1920, "height": 1080})
+            page = await ctx.new_page()
+            await page.request.post(f"{base}/api/login", data={"username": "admin", "password": "citywall"})
+            await page.goto(f"{base}/admin/cameras")
+            await page.locator("body[data-ready='1']").wait_for(timeout=30_000)
+            first = next(iter(cams.values()))
+            await page.click(f"#cameras tr[data-camera='{first.id}'] button:text('区域')")
+            await page.wait_for_function("document.getElementById('snapshot').naturalWidth > 0", timeout=30_000)
+            await asyncio.sleep(1)
+            path = out / "admin-cameras.png"
+            await page.screenshot(path=str(path), full_page=True)
             sizes[path.name] = shrink(path)
             await ctx.close()
             await browser.close()

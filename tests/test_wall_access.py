@@ -57,6 +57,18 @@ CASES: list[tuple[str, str, dict | None, set[str]]] = [
     ("GET", "/api/audit", None, set()),
     ("GET", "/api/audit/verify", None, set()),
     ("GET", "/api/recordings/cam-a/export", None, {M, L}),
+    ("GET", "/api/admin/cameras", None, set()),
+    ("POST", "/api/admin/cameras", {}, set()),
+    ("PUT", "/api/admin/cameras/nope", {}, set()),
+    ("PATCH", "/api/admin/cameras/nope", {}, set()),
+    ("DELETE", "/api/admin/cameras/nope", None, set()),
+    ("POST", "/api/admin/cameras/test", {}, set()),
+    ("GET", "/api/admin/cameras/nope/candidates", None, set()),
+    ("GET", "/api/admin/users", None, set()),
+    ("POST", "/api/admin/users", {}, set()),
+    ("PUT", "/api/admin/users/nope", {}, set()),
+    ("GET", "/api/admin/config", None, set()),
+    ("POST", "/api/admin/config/import", {}, set()),
 ]
 
 

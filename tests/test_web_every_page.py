@@ -19,7 +19,7 @@ from wall.screens_api import SCREENS
 
 pytestmark = pytest.mark.timeout(120)
 OFFLINE = "与服务器的连接已中断，正在重连"
-PAGES = ["/wall", "/console", "/review", "/situation", "/stats", "/audit"]
+PAGES = ["/wall", "/console", "/review", "/situation", "/stats", "/audit", "/admin/cameras", "/admin/users"]
 
 
 @pytest.fixture

@@ -244,7 +244,7 @@ async def test_situation_panel_counts_and_map_markers(page, site, bus):
     online = CameraStatus(camera_id="cam-a", state="online", at=time.time())
     await bus.put_state("cameras", "cam-a", online.to_dict())  # what /api/cameras reads (as citywall up does)
     await signed_in(page, site)
-    await page.goto(f"{site.base}/situation")
+    await page.goto(f"{site.base}/situation?map=grid")  # the SVG grid diagram (the basemap: test_web_map.py)
     await page.locator("body[data-ready='1']").wait_for(timeout=15_000)
     await page.locator("#link[data-state=open]").wait_for(timeout=15_000)
     assert await page.locator("#map polygon.cell").count() >= 10  # config/grid.geojson, drawn offline

@@ -24,7 +24,7 @@ async def test_map_labels_do_not_overlap_cameras_open_and_cases_are_marked(page,
     for n, cam in enumerate(("cam-a", "cam-b", "cam-c")):   # live alarms: their event names go on the map too
         await bus.publish(Alarm(**{**make_alarm(n + 1, camera=cam).to_dict(), "at": time.time()}))
     await sign_in(page, site, "leader")
-    await page.goto(f"{site.base}/situation")
+    await page.goto(f"{site.base}/situation?map=grid")  # the SVG grid diagram (the basemap: test_web_map.py)
     await page.locator("body[data-ready='1']").wait_for(timeout=15_000)
     await page.locator("#map .cam[data-camera=cam-b] .case-mark").wait_for(timeout=10_000)
     assert await page.text_content("#map .cam[data-camera=cam-b] .case-mark text") == "案2"

@@ -321,10 +321,22 @@ class ClipRecorder:
     def __init__(self, root: str | Path, camera_ids: list[str], *, pre_s: float = 8.0, post_s: float = 8.0,
                  max_bytes: int = 48 * 1024 * 1024) -> None:
         self.root = Path(root)
+        self._pre_s, self._post_s, self._max_bytes = pre_s, post_s, max_bytes
         self.buffers = {cid: ClipBuffer(cid, pre_s=pre_s, post_s=post_s, max_bytes=max_bytes) for cid in camera_ids}
 
     def buffer(self, camera_id: str) -> ClipBuffer:
-        return self.buffers[camera_id]
+        """``camera_id``'s ring buffer, made on first use (a camera added while running)."""
+        buf = self.buffers.get(camera_id)
+        if buf is None:
+            buf = self.buffers[camera_id] = ClipBuffer(camera_id, pre_s=self._pre_s, post_s=self._post_s,
+                                                       max_bytes=self._max_bytes)
+        return buf
+
+    def remove(self, camera_id: str) -> None:
+        """Forget a camera that was removed (clips being written finish first)."""
+        buf = self.buffers.pop(camera_id, None)
+        if buf is not None:
+            buf.close(timeout=0)  # never block the event loop; the writer thread ends on its own
 
     def record(self, camera_id: str, clip_id: str, at: float) -> str | None:
         buf = self.buffers.get(camera_id)

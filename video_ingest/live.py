@@ -423,6 +423,7 @@ class LiveHub:
     """Camera id → :class:`LiveRelay`; hands out :class:`LiveViewer` objects to the wall server."""
 
     def __init__(self, fanouts: Mapping[str, PacketFanout], *, keyframe_timeout_s: float = KEYFRAME_TIMEOUT_S) -> None:
+        self._keyframe_timeout_s = keyframe_timeout_s
         self.relays: dict[str, LiveRelay] = {
             cid: LiveRelay(cid, fanout, keyframe_timeout_s=keyframe_timeout_s) for cid, fanout in fanouts.items()
         }
@@ -439,6 +440,18 @@ class LiveHub:
         except KeyError:
             raise KeyError(f"unknown camera {camera_id!r}") from None
         return await relay.open(queue_size)
+
+    def add(self, camera_id: str, fanout: PacketFanout) -> None:
+        """Serve a camera added while running (``admin.running``); ``ValueError`` if it is already here."""
+        if camera_id in self.relays:
+            raise ValueError(f"camera {camera_id!r} already has a live relay")
+        self.relays[camera_id] = LiveRelay(camera_id, fanout, keyframe_timeout_s=self._keyframe_timeout_s)
+
+    def remove(self, camera_id: str, reason: str = "camera removed") -> None:
+        """Stop serving ``camera_id``: its viewers end with ``reason`` (event loop thread). Unknown: nothing."""
+        relay = self.relays.pop(camera_id, None)
+        if relay is not None:
+            relay.close(reason)
 
     def close(self, reason: str = "live view shut down") -> None:
         """End every viewer and stop every relay (event loop thread)."""

@@ -58,6 +58,9 @@ class IngestService:
         if heartbeat_s <= 0:
             raise ValueError(f"heartbeat_s must be > 0, got {heartbeat_s}")
         self.worker = worker
+        self._open_timeout_s, self._read_timeout_s = open_timeout_s, read_timeout_s
+        self._sample_keyframes, self._sample_interval_s, self._sample_mode = \
+            sample_keyframes, sample_interval_s, sample_mode
         self.heartbeat_s = heartbeat_s
         self._status_queue_size = status_queue_size
         self._sources: dict[str, CameraSource] = {
@@ -131,6 +134,49 @@ class IngestService:
             log.warning("ingest stop: frame decoders still busy: %s", ", ".join(stuck))
         for queue in self._readers:
             self._put(queue, _STOP, force=True)
+
+    async def add_camera(self, camera_id: str, url: str, *, options: SourceOptions | None = None,
+                         analysis_url: str | None = None) -> None:
+        """Open a camera while running (the administrator added or enabled it): its connection, sampler and live
+        relay start now. ``ValueError`` for a camera already here or a URL without a scheme."""
+        if not self._started or self._stopped:
+            raise RuntimeError("IngestService.add_camera(): the service is not running")
+        if camera_id in self._sources:
+            raise ValueError(f"camera {camera_id!r} is already open")
+        for what, value in (("url", url), ("analysis_url", analysis_url)):
+            if value is not None and (not isinstance(value, str) or "://" not in value):
+                raise ValueError(f"{what} of {camera_id!r}: expected a URL such as rtsp://host/path")
+        source = CameraSource(camera_id, url, worker=self.worker, open_timeout_s=self._open_timeout_s,
+                              read_timeout_s=self._read_timeout_s, on_status=self._broadcast,
+                              fanout=PacketFanout(camera_id), options=options)
+        self._sources[camera_id] = source
+        self._slots[camera_id] = slot = LatestFrameSlot()
+        analysis = None
+        if self._sample_keyframes:
+            sampler = self._samplers[camera_id] = FrameSampler(camera_id, slot, interval_s=self._sample_interval_s,
+                                                               mode=self._sample_mode)
+            if analysis_url:
+                analysis = self._analysis[camera_id] = CameraSource(
+                    camera_id, analysis_url, worker=self.worker, open_timeout_s=self._open_timeout_s,
+                    read_timeout_s=self._read_timeout_s, fanout=PacketFanout(camera_id, keep_gop=False))
+            sampler.start()
+            (analysis or source).fanout.subscribe(sampler)
+        self.live.add(camera_id, source.fanout)
+        source.start()
+        if analysis is not None:
+            analysis.start()
+
+    async def remove_camera(self, camera_id: str) -> None:
+        """Close a camera while running (removed or disabled): its live viewers end, its connection closes.
+        ``KeyError`` if unknown."""
+        source = self._sources.pop(camera_id)
+        analysis = self._analysis.pop(camera_id, None)
+        self.live.remove(camera_id)
+        await asyncio.gather(*(s.stop() for s in (source, analysis) if s is not None))
+        sampler = self._samplers.pop(camera_id, None)
+        if sampler is not None:
+            sampler.stop(timeout=0)
+        self._slots.pop(camera_id, None)
 
     def subscribe_packets(self, camera_id: str, sink: Any, *, replay_gop: bool = True) -> None:
         """Add a packet consumer to ``camera_id``'s one connection (e.g. an evidence clip ring buffer); it is called

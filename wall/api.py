@@ -222,7 +222,7 @@ async def cameras(request: web.Request) -> web.Response:
     live = app[state.LIVE]
     statuses = await _bus_call(app[state.BUS].get_state("cameras"))
     out = []
-    for cam in app[state.SETTINGS].cameras:
+    for cam in app[state.RUNNING].settings.cameras:
         status = statuses.get(cam.id) or {"camera_id": cam.id, "state": "unknown"}
         out.append({
             "id": cam.id,

@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from admin import api as admin_api
+from admin.running import RunningConfig
 from config import Settings
+from maps import api as maps_api
 from wall import (
     api, audit, broadcast_api, case_api, evidence, hub, live_ws, metrics, openapi, pages, recordings_api, screens_api,
     state,
@@ -55,13 +58,16 @@ def create_app(
     limiter: Limiter | None = None,
     guidance: GuidanceRuntime | None = None,
     recordings: object | None = None,
+    running: RunningConfig | None = None,
 ) -> web.Application:
     """Build the wall server for ``settings``; ``live=None`` serves everything except live video.
 
     ``metric_providers`` add other rooms' figures to ``/metrics`` (see ``wall.metrics``); ``sessions`` defaults to
     this server's memory (``wall.sessions.RedisSessions`` shares them between wall servers), ``limiter`` the login
     limits likewise (``wall.limits.RedisLimiter`` for several wall servers); ``recordings`` the recording library
-    (``recording.playback.RecordingLibrary``) the playback routes serve (None: they answer 503)."""
+    (``recording.playback.RecordingLibrary``) the playback routes serve (None: they answer 503).
+    ``running`` the running configuration (``admin.running``; by default one of this server's own, following
+    changes announced on the bus)."""
     login = settings.wall.login
     if sessions is None:
         sessions = LocalSessions(SessionStore(settings.wall.session_ttl_s, max_per_user=login.sessions_per_user))
@@ -106,6 +112,8 @@ def create_app(
     pages.add_routes(app)
     recordings_api.add_routes(app, recordings)
     screens_api.add_routes(app)  # wall screens: REST, pages, and the screen service's background tasks
+    admin_api.add_routes(app, running or RunningConfig(settings, bus=bus))  # cameras, users, live config changes
+    maps_api.add_routes(app)  # the situation map's basemap and offline tiles
 
     async def session_alive(session: Session) -> bool:
         try:

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from cases.audit import MAX_PAGE, AuditEntry, AuditQuery
+from config import redact_url
 from wall import state
 from wall.access import NOTES
 from wall.api import int_param
@@ -34,7 +35,7 @@ from wall.pages import login_first, static_page
 
 log = logging.getLogger("citywall.wall.audit")
 
-_SECRET_KEYS = frozenset({"password", "csrf_token"})
+_SECRET_KEYS = frozenset({"password", "csrf_token", "old_password", "new_password", "password_hash", "yaml"})
 
 
 @dataclass
@@ -84,6 +85,7 @@ MAX_DETAIL_TEXT = 1000
 def _shorten(value: Any, depth: int = 0) -> Any:
     """``value`` bounded for the audit row: strings cut, lists and objects trimmed, nesting cut at depth 4."""
     if isinstance(value, str):
+        value = redact_url(value) if "://" in value else value  # a camera URL's password never reaches the log
         return value if len(value) <= MAX_DETAIL_TEXT else value[:MAX_DETAIL_TEXT] + f"…(+{len(value) - MAX_DETAIL_TEXT})"
     if depth >= 4 and isinstance(value, (list, dict)):
         return "…"

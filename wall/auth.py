@@ -202,6 +202,8 @@ class Authenticator:
         if self._pending >= self._queue:
             raise PasswordCheckBusy(f"{self._pending} password checks waiting")
         user = self._users.get(username)
+        if user is not None and not user.enabled:
+            user = None  # a disabled user is checked like an unknown one: same cost, same answer
         stored = user.password_hash if user else self._dummy_hash
         self._pending += 1
         self.checked += 1
@@ -210,6 +212,10 @@ class Authenticator:
         finally:
             self._pending -= 1
         return user if ok and user is not None else None
+
+    def set_users(self, users: Iterable[User]) -> None:
+        """The running configuration changed the users (``admin.running``): later checks use these."""
+        self._users = {u.username: u for u in users}
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

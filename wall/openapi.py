@@ -1055,6 +1055,137 @@ def _with_policy(paths: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# -------------------------------------------------------------------------- administration and the map (issue 17)
+
+SCHEMAS["ConfigChange"] = {"type": "object", "description": "what an accepted change did (admin.running)", "properties": {
+    "ok": {"type": "boolean", "description": "false when a part of the system could not apply it (see errors)"},
+    "diff": {"type": "array", "items": {"type": "object", "properties": {
+        "path": {"type": "string", "description": "key path, lists keyed by id: cameras[cam-a].url"},
+        "old": {}, "new": {}}}, "description": "changed keys (passwords masked)"},
+    "applied": {"type": "object", "description": "cameras_added/removed/reconnected/reanalysed, users_ended, "
+                "users_changed, restart_needed"},
+    "errors": {"type": "array", "items": {"type": "string"}}}}
+SCHEMAS["ConfigRefused"] = {"type": "object", "required": ["error"], "properties": {
+    "error": {"type": "string"},
+    "problems": {"type": "array", "items": {"type": "object", "properties": {
+        "path": {"type": "string", "description": "the key path that is wrong, e.g. cameras[2].url"},
+        "reason": {"type": "string"}}}}}}
+_CHANGED = _json(_ref("ConfigChange"), "validated, persisted and applied at once (no restart)")
+_REFUSED = _json(_ref("ConfigRefused"), "refused: the settings schema names every wrong key path; nothing changed")
+_FORBIDDEN = _error("not an administrator")
+_ADMIN = {"security": _SESSION}
+_CAMERA_BODY = {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "description": "a camera as in the YAML (id, name, url, substream_url, analysis_url, position, "
+    "zones, enabled, transport, login); a URL sent back masked (***) keeps the stored password"}}}}
+_CAM_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}, "description": "camera id"}
+PATHS["/api/admin/cameras"] = {
+    "get": {**_ADMIN, "summary": "Cameras as configured, URLs with passwords masked (admin)",
+            "responses": {"200": _json({"type": "object", "properties": {"cameras": {"type": "array"}}}, "cameras"),
+                          "401": _UNAUTHORIZED, "403": _FORBIDDEN}},
+    "post": {**_ADMIN, "summary": "Add a camera: ingest opens it, detection and the wall take it within seconds",
+             "requestBody": _CAMERA_BODY,
+             "responses": {"200": _CHANGED, "400": _REFUSED, "401": _UNAUTHORIZED, "403": _FORBIDDEN}},
+}
+PATHS["/api/admin/cameras/{id}"] = {
+    "put": {**_ADMIN, "summary": "Replace a camera (its id stays)", "parameters": [_CAM_ID], "requestBody": _CAMERA_BODY,
+            "responses": {"200": _CHANGED, "400": _REFUSED, "401": _UNAUTHORIZED, "403": _FORBIDDEN,
+                          "404": _error("no such camera")}},
+    "patch": {**_ADMIN, "summary": "Change some keys of a camera (enabled, zones, position …)", "parameters": [_CAM_ID],
+              "requestBody": _CAMERA_BODY,
+              "responses": {"200": _CHANGED, "400": _REFUSED, "401": _UNAUTHORIZED, "403": _FORBIDDEN,
+                            "404": _error("no such camera")}},
+    "delete": {**_ADMIN, "summary": "Delete a camera (refused while the wall's screens or tours name it)",
+               "parameters": [_CAM_ID],
+               "responses": {"200": _CHANGED, "400": _REFUSED, "401": _UNAUTHORIZED, "403": _FORBIDDEN,
+                             "404": _error("no such camera")}},
+}
+PATHS["/api/admin/cameras/{id}/candidates"] = {"get": {
+    **_ADMIN, "summary": "The stationary candidates detection sees now on the camera (normalised x1,y1,x2,y2), for "
+    "the zone editor's preview; available: false with the reason where detection runs elsewhere or not yet",
+    "parameters": [_CAM_ID],
+    "responses": {"200": _json({"type": "object", "properties": {
+        "available": {"type": "boolean"}, "at": {"type": "number"}, "reason": {"type": "string"},
+        "boxes": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}}}, "the candidates"),
+        "401": _UNAUTHORIZED, "403": _FORBIDDEN, "404": _error("no such camera")}}}
+PATHS["/api/admin/cameras/test"] = {"post": {
+    **_ADMIN, "summary": "测试连接: open an RTSP URL (or camera id's stored one) with the RTSP client; codec, "
+    "resolution, fps, transport and a JPEG snapshot, or the exact error in Chinese (kind: auth, refused, timeout, "
+    "no_video, transport, not_found, protocol, bad_url)",
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {
+        "url": {"type": "string"}, "id": {"type": "string"}, "transport": {"enum": ["auto", "tcp", "udp"]},
+        "which": {"enum": ["url", "substream_url"]}}}}}},
+    "responses": {"200": _json({"type": "object", "properties": {
+        "ok": {"type": "boolean"}, "url": {"type": "string"}, "kind": {"type": "string"}, "error": {"type": "string"},
+        "codec": {"type": "string"}, "width": {"type": "integer"}, "height": {"type": "integer"},
+        "fps": {"type": "number"}, "transport": {"type": "string"}, "frames": {"type": "integer"},
+        "snapshot_jpeg": {"type": "string"}, "elapsed_s": {"type": "number"}}}, "the test's result"),
+        "400": _error("no URL, a demo:// URL, or an unknown camera id"), "401": _UNAUTHORIZED, "403": _FORBIDDEN,
+        "503": _error("too many connection tests at once")}}}
+_USER_BODY = {"type": "object", "properties": {
+    "username": {"type": "string"}, "display_name": {"type": "string"},
+    "role": {"enum": ["watch_officer", "monitor", "leader", "admin"]}, "enabled": {"type": "boolean"},
+    "units": {"type": "array", "items": {"type": "string"}}, "password": {"type": "string", "description":
+    "≥ 10 characters, not containing the user name, not a common password"}}}
+PATHS["/api/admin/users"] = {
+    "get": {**_ADMIN, "summary": "Users: username, display_name, role, enabled, units (admin)",
+            "responses": {"200": _json({"type": "object", "properties": {"users": {"type": "array"}}}, "users"),
+                          "401": _UNAUTHORIZED, "403": _FORBIDDEN}},
+    "post": {**_ADMIN, "summary": "Create a user (password rules apply)",
+             "requestBody": {"required": True, "content": {"application/json": {"schema": _USER_BODY}}},
+             "responses": {"200": _CHANGED, "400": _REFUSED, "401": _UNAUTHORIZED, "403": _FORBIDDEN}},
+}
+PATHS["/api/admin/users/{username}"] = {"put": {
+    **_ADMIN, "summary": "Change a user: disable (their sessions and sockets end at once), role, units, display "
+    "name, or reset the password; the last enabled admin cannot be disabled or demoted",
+    "parameters": [{"name": "username", "in": "path", "required": True, "schema": {"type": "string"}}],
+    "requestBody": {"required": True, "content": {"application/json": {"schema": _USER_BODY}}},
+    "responses": {"200": _CHANGED, "400": _REFUSED, "401": _UNAUTHORIZED, "403": _FORBIDDEN,
+                  "404": _error("no such user")}}}
+PATHS["/api/me/password"] = {"post": {
+    **_ADMIN, "summary": "Change one's own password (rules apply); every session of the user ends",
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": [
+        "old_password", "new_password"], "properties": {"old_password": {"type": "string"},
+                                                         "new_password": {"type": "string"}}}}}},
+    "responses": {"200": _CHANGED, "400": _REFUSED, "401": _UNAUTHORIZED, "403": _error("the old password is wrong")}}}
+PATHS["/api/admin/config"] = {"get": {
+    **_ADMIN, "summary": "The running configuration as YAML (the site file's form, admin changes included)",
+    "responses": {"200": {"description": "YAML", "content": {"application/yaml": {"schema": {
+        "type": "object", "description": "the whole configuration (the site file's keys)"}}}},
+                  "401": _UNAUTHORIZED, "403": _FORBIDDEN}}}
+PATHS["/api/admin/config/import"] = {"post": {
+    **_ADMIN, "summary": "Import a whole configuration (YAML text): validated, the diff shown; with apply: true its "
+    "cameras and users are applied (other sections that differ are listed in restart_needed)",
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": [
+        "yaml"], "properties": {"yaml": {"type": "string"}, "apply": {"type": "boolean"}}}}}},
+    "responses": {"200": _json({"type": "object", "properties": {
+        "diff": {"type": "array"}, "actions": {"type": "object"}, "restart_needed": {"type": "array"},
+        "applied": {"type": "boolean"}}}, "the preview (and whether it was applied)"),
+        "400": _REFUSED, "401": _UNAUTHORIZED, "403": _FORBIDDEN}}}
+PATHS["/api/map/basemap"] = {"get": {
+    **_ADMIN, "summary": "The situation map's tile source (map: settings; offline: the server's own tiles) and the "
+    "grid cells and cameras in the tiles' coordinate system (GCJ-02 sources get shifted points)",
+    "responses": {"200": _json({"type": "object", "properties": {
+        "tiles": {"type": "object", "description": "url (Leaflet template), offline, attribution, subdomains, "
+                  "min_zoom, max_zoom, crs"},
+        "cells": {"type": "array"}, "cameras": {"type": "array"}}}, "the basemap"), "401": _UNAUTHORIZED}}}
+PATHS["/api/map/convert"] = {"get": {
+    **_ADMIN, "summary": "A point between WGS-84 (stored) and the basemap's coordinate system (map.crs)",
+    "parameters": [_query("lon", {"type": "number", "minimum": -180, "maximum": 180}, "longitude"),
+                   _query("lat", {"type": "number", "minimum": -90, "maximum": 90}, "latitude"),
+                   _query("to", {"enum": ["display", "wgs84"]}, "display: onto the basemap; wgs84: back")],
+    "responses": {"200": _json({"type": "object", "properties": {"lon": {"type": "number"}, "lat": {"type": "number"},
+                                                                 "crs": {"type": "string"}}}, "the point"),
+                  "400": _error("lon, lat or to missing or out of range (the error names it)"),
+                  "401": _UNAUTHORIZED}}}
+PATHS["/api/map/tiles/{z}/{x}/{y}.png"] = {"get": {
+    **_ADMIN, "summary": "An offline basemap tile (Web Mercator, 256 px) drawn from cases.grid_file, cached",
+    "parameters": [{"name": n, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+                   for n in ("z", "x", "y")],
+    "responses": {"200": {"description": "PNG", "content": {"image/png": {"schema": {"type": "string",
+                                                                                       "format": "binary"}}}},
+                  "400": _error("z, x or y out of range (the error says which)"), "401": _UNAUTHORIZED}}}
+
+
 def build_document(site_name: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document."""
     return {

@@ -111,6 +111,10 @@ class RemoteLiveHub:
     def has_camera(self, camera_id: str) -> bool:
         return camera_id in self._cameras
 
+    def set_cameras(self, camera_ids: Iterable[str]) -> None:
+        """The running configuration changed the cameras (``admin.running``)."""
+        self._cameras = frozenset(camera_ids)
+
     async def open(self, camera_id: str, *, queue_size: int = 256) -> RemoteViewer:
         if camera_id not in self._cameras:
             raise KeyError(camera_id)

@@ -311,6 +311,12 @@ class Wall:
 
     # -------------------------------------------------------------------------------------- building, lookup
 
+
+    def set_cameras(self, cameras: Iterable[str]) -> None:
+        """The running configuration changed the cameras (``admin.running``): tiles and pop-ups may use these.
+        Tiles already showing a removed camera keep it until reassigned (they show it offline)."""
+        self.cameras = tuple(dict.fromkeys(cameras))
+        self._camera_set = set(self.cameras)
     def _build(self, d: ScreenDef, where: str, now: float) -> Screen:
         layout = parse_layout(d.layout, field=f"{where}.layout")
         if len(d.tiles) > len(layout):

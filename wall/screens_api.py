@@ -299,7 +299,7 @@ async def map_data(request: web.Request) -> web.Response:
         cache["cells"] = await asyncio.to_thread(_read_grid, settings.cases.grid_file)
     cells = cache["cells"]
     cams = [{"id": c.id, "name": c.name, "lon": c.position.lon, "lat": c.position.lat,
-             "address": c.position.address, "enabled": c.enabled} for c in settings.cameras]
+             "address": c.position.address, "enabled": c.enabled} for c in request.app[state.RUNNING].settings.cameras]
     return web.json_response({"cells": cells, "cameras": cams})
 
 

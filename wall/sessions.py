@@ -23,6 +23,10 @@ class Sessions(Protocol):
 
     async def revoke(self, token: str | None) -> Session | None: ...
 
+    async def revoke_user(self, username: str) -> int:
+        """End every session of ``username`` (disabled or removed by the administrator); how many."""
+        ...
+
     def count(self) -> int | None:
         """Live sessions, when cheaply known (None for the shared store)."""
         ...
@@ -46,6 +50,9 @@ class LocalSessions:
 
     async def revoke(self, token: str | None) -> Session | None:
         return self.store.revoke(token)
+
+    async def revoke_user(self, username: str) -> int:
+        return self.store.revoke_user(username)
 
     def count(self) -> int | None:
         return len(self.store)
@@ -121,3 +128,11 @@ class RedisSessions:
 
     def count(self) -> int | None:
         return None
+
+    async def revoke_user(self, username: str) -> int:
+        mine = f"{self._prefix}:user_sessions:{username}"
+        tokens = [t.decode() if isinstance(t, bytes) else t for t in await self._redis.zrange(mine, 0, -1)]
+        if tokens:
+            await self._redis.delete(*(self._key(t) for t in tokens))
+        await self._redis.delete(mine)
+        return len(tokens)

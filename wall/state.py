@@ -13,6 +13,7 @@ from config import Settings
 if TYPE_CHECKING:
     from broker.bus import Bus
     from cases.store import CaseStore
+    from admin.running import RunningConfig
     from guidance.runtime import GuidanceRuntime
     from wall.auth import Authenticator
     from wall.hub import EventHub
@@ -39,3 +40,6 @@ CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 """Wall-clock time source (``time.time``); sessions and login limits read it."""
 GUIDANCE: web.AppKey[GuidanceRuntime | None] = web.AppKey("guidance")
 """Voice guidance (speakers, broadcaster, clips); None when ``guidance.enabled`` is false."""
+RUNNING: web.AppKey[RunningConfig] = web.AppKey("running")
+"""The running configuration (``admin.running``): its ``settings.cameras``/``users`` change without a restart;
+read the camera list there, not in ``SETTINGS``."""

@@ -16,6 +16,8 @@ export const PAGES = [
   ["/broadcast", "喊话", "Broadcast", ["leader", "admin"]],
   ["/stats", "综合评价", "Statistics", null],
   ["/audit", "审计日志", "Audit", ["admin"]],
+  ["/admin/cameras", "摄像机", "Cameras", ["admin"]],
+  ["/admin/users", "用户·密码", "Users / password", null],
 ];
 
 const OFFLINE_TEXT = "与服务器的连接已中断，正在重连";

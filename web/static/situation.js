@@ -10,6 +10,7 @@ import { showAlarmHistory } from "./alarm-history.js";
 import { installChrome, linkState } from "./chrome.js";
 import { el } from "./dom.js";
 import { EventSocket } from "./events.js";
+import { Basemap } from "./basemap.js";
 import "./video-tile.js";
 import { FINISHED_STATES, clockText, dateText, eventLabel, isCaseAlarm, setTimeZone, timeText } from "./format.js";
 
@@ -27,6 +28,9 @@ const alarms = new AlarmPanel($("alarm-list"), { cameraName: (id) => cameras.get
 const cases = new CasePanel($("case-list"), {
   onOpen: (c) => window.open(`/review?case=${encodeURIComponent(c.id)}`, "_blank", "noopener") });
 let project = null;                // lon/lat → map x/y
+// The real basemap (Leaflet) unless ?map=grid asks for the plain SVG grid diagram.
+const basemap = new URLSearchParams(location.search).get("map") === "grid" ? null
+  : new Basemap($("basemap"), { onCamera: (id) => { const cam = cameras.get(id); if (cam) openLive(cam); } });
 
 function fitStage() {
   const scale = Math.min(window.innerWidth / STAGE_W, window.innerHeight / STAGE_H);
@@ -265,6 +269,14 @@ function onAlarm(alarm) {
   if (alarm.phase === "cleared") hot.delete(alarm.alarm_id);
   else if (Number.isFinite(alarm.at) && now() - alarm.at < HOT_S) hot.set(alarm.alarm_id, alarm);
   drawHot();
+  drawBasemap();
+}
+
+/** Camera states and live alarms on the basemap. */
+function drawBasemap() {
+  if (!basemap || !basemap.map) return;
+  for (const cam of cameras.values()) basemap.setState(cam.id, cam.status && cam.status.state);
+  basemap.setHot(new Set([...hot.values()].filter((a) => now() - a.at <= HOT_S).map((a) => a.camera_id)));
 }
 
 // ------------------------------------------------------------------------------------------ start
@@ -303,6 +315,12 @@ async function start() {
     if (me.timezone) { setTimeZone(me.timezone); tickClock(); }
     for (const c of (await getJSON("/api/cameras")).cameras || []) cameras.set(c.id, c);
     drawMap(await getJSON("/api/map"));
+    if (basemap) {
+      $("map").setAttribute("hidden", "");  // an SVG element has no .hidden property
+      $("basemap").hidden = false;
+      await basemap.load();
+      drawBasemap();
+    }
     const history = await getJSON("/api/alarms?limit=200");
     const list = history.alarms || [];
     alarms.load(list, now());
@@ -319,6 +337,7 @@ async function start() {
         } else if (msg.type === "camera_status" && msg.status && cameras.has(msg.status.camera_id)) {
           cameras.get(msg.status.camera_id).status = msg.status;
           drawCameras();
+          drawBasemap();
           renderFigures();
         } else if (msg.type === "case") {
           clearTimeout(caseTimer);
@@ -336,7 +355,7 @@ async function start() {
       cameraName: (id) => cameras.get(id)?.name || id }));
     socket.start();
     await refreshCases();
-    window.citywallSituation = { cameras, hot, alarms, cases, socket, get labels() { return placed; } };
+    window.citywallSituation = { cameras, hot, alarms, cases, socket, basemap, get labels() { return placed; } };
     document.body.dataset.ready = "1";
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return;

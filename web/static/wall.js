@@ -134,6 +134,7 @@ function applyScreen(view, force = false) {
   if (!force && screen && screen.id === view.id && view.version < screen.version) return;
   const before = screen && screen.alarm ? screen.alarm.alarm_id : null;
   screen = view;
+  if ((view.tiles || []).some((t) => t.camera && !cameras.has(t.camera))) cameraListChanged();
   grid.render(view);
   // The screen's name takes the place of the generic "视频监控大屏 Video wall" (the header line is narrow).
   $("screen-name").textContent = view.name || "";
@@ -182,9 +183,27 @@ function onAlarm(alarm) {
   renderCounters();
 }
 
+let cameraRefresh = null;
+/** A camera this page does not know (the administrator added it while running): read the list and the screen
+ *  again, once for a burst of such frames. */
+function cameraListChanged() {
+  if (cameraRefresh) return;
+  cameraRefresh = setTimeout(async () => {
+    try {
+      await refreshCameras();
+      await loadScreen();
+    } catch (err) {
+      console.warn("cameras refresh failed", err);
+    } finally {
+      cameraRefresh = null;
+    }
+  }, 300);
+}
+
 function onCameraStatus(status) {
   if (!status || !status.camera_id) return;
   const cam = cameras.get(status.camera_id);
+  if (!cam) cameraListChanged();
   if (cam) cam.status = status;
   const tile = grid.tile(status.camera_id);
   if (tile && status.state) tile.setAttribute("camera-state", status.state);
@@ -214,6 +233,8 @@ function scheduleCases() {
 
 async function refreshCameras() {
   const body = await getJSON("/api/cameras");
+  const listed = new Set((body.cameras || []).map((c) => c.id));
+  for (const id of [...cameras.keys()]) if (!listed.has(id)) cameras.delete(id);  // removed by the administrator
   for (const cam of body.cameras || []) {
     cameras.set(cam.id, cam);
     onCameraStatus(cam.status);
