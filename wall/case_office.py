@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aiohttp import web
+from aiohttp import MultipartReader, web
 
 from cases.desk import CaseNotFound, PhotoRefused
 from cases.listing import DEADLINE_STAGES, MAX_SEARCH, SORTS, CaseQuery, CursorError, deadline_stage
@@ -240,6 +240,33 @@ async def _store_picture(request: web.Request, session: Session, case: dict[str,
                               "case": _detail(event.case, session.role.value)}, status=201)
 
 
+class _TooBig(Exception):
+    """A multipart body over the photo limit."""
+
+
+async def _read_form(request: web.Request, max_bytes: int, out: dict[str, Any]) -> None:
+    """The upload's ``photo`` (bytes) and ``note`` into ``out``; :class:`_TooBig` past ``max_bytes``."""
+    try:
+        # Our own reader: the server's client_max_size (64 KiB, for JSON bodies) would refuse every photo.
+        reader = MultipartReader(request.headers, request.content, client_max_size=max_bytes + 64 * 1024,
+                                 max_size_error_cls=_TooBig)
+        async for part in reader:
+            if part.name == "photo" and "photo" not in out:
+                data = out["photo"] = bytearray()
+                while chunk := await part.read_chunk(65536):  # type: ignore[union-attr]
+                    data.extend(chunk)
+                    if len(data) > max_bytes:
+                        raise _TooBig(max_bytes)
+            elif part.name == "note":
+                out["note"] = (await part.text())[:501]  # type: ignore[union-attr]
+            else:
+                raise BadRequest(str(part.name or "part")[:40], "unknown field; allowed: photo, note")
+    except (ValueError, AssertionError) as exc:
+        if isinstance(exc, BadRequest):
+            raise
+        raise BadRequest("body", f"not readable multipart/form-data: {exc}") from None
+
+
 def _remove(path: Path) -> None:
     path.unlink(missing_ok=True)
 
@@ -269,27 +296,15 @@ async def post_photo(request: web.Request) -> web.Response:
     budget.failure(session.username, now)  # every attempt counts (a sliding window per user)
     if not request.content_type.startswith("multipart/"):
         raise BadRequest("body", "must be multipart/form-data with a file field 'photo'")
-    data = bytearray()
-    note_text = ""
-    got_photo = False
+    form: dict[str, Any] = {}
     try:
-        reader = await request.multipart()
-        async for part in reader:
-            if part.name == "photo" and not got_photo:
-                got_photo = True
-                while chunk := await part.read_chunk(65536):  # type: ignore[union-attr]
-                    data.extend(chunk)
-                    if len(data) > max_bytes:
-                        return web.json_response(too_big, status=413)
-            elif part.name == "note":
-                note_text = (await part.text())[:501]  # type: ignore[union-attr]
-            else:
-                raise BadRequest(str(part.name or "part")[:40], "unknown field; allowed: photo, note")
-    except (ValueError, AssertionError) as exc:
-        if isinstance(exc, BadRequest):
-            raise
-        raise BadRequest("body", f"not readable multipart/form-data: {exc}") from None
-    if not got_photo:
+        await asyncio.wait_for(_read_form(request, max_bytes, form), app[state.SETTINGS].wall.body_timeout_s)
+    except TimeoutError:
+        return json_error(408, "upload not received within wall.body_timeout_s")
+    except _TooBig:
+        return web.json_response(too_big, status=413)
+    data, note_text = form.get("photo"), form.get("note", "")
+    if data is None:
         raise BadRequest("photo", "no file field 'photo' in the form")
     if len(note_text) > 500:
         raise BadRequest("note", "must be a string of at most 500 characters")
