@@ -522,16 +522,18 @@ class CaseStore:
 
     def query_cases(self, query: CaseQuery, *, now: float) -> CasePage:
         """The desk's list: one page of ``query`` (keyset-paged), how many match in each state, the next cursor."""
+        # Only fixed SQL and ? marks are joined here (cases.listing builds conditions from constants).
         conditions, args = listing.where(query, now)
-        by, after, after_args = listing.order(query)
-        page_where = " AND ".join([*conditions, *([after] if after else [])])
+        order_by, after, after_args = listing.order(query)
+        page_conditions = [*conditions, *([after] if after else [])]
+        page_clause = f"WHERE {' AND '.join(page_conditions)}" if page_conditions else ""
         count_conditions, count_args = listing.where(query.without_state(), now)
-        count_clause = f"WHERE {' AND '.join(count_conditions)}" if count_conditions else ""
+        clause = f"WHERE {' AND '.join(count_conditions)}" if count_conditions else ""
         with self._guard() as db:
             counts = {str(st): int(n) for st, n in db.execute(
-                f"SELECT state, COUNT(*) FROM cases {count_clause} GROUP BY state", count_args).fetchall()}
+                f"SELECT state, COUNT(*) FROM cases {clause} GROUP BY state", count_args).fetchall()}
             ids = [r[0] for r in db.execute(
-                f"SELECT id FROM cases {'WHERE ' + page_where if page_where else ''} ORDER BY {by} LIMIT ? OFFSET ?",
+                f"SELECT id FROM cases {page_clause} ORDER BY {order_by} LIMIT ? OFFSET ?",
                 [*args, *after_args, query.limit, query.offset]).fetchall()]
             cases = _read_cases(db, ids, now)
         total = sum(n for st, n in counts.items() if not query.states or st in query.states)

@@ -121,7 +121,8 @@ async def test_sql_metacharacters_in_case_filters_are_data(tmp_path, bus, cases_
         store.close()
 
 
-FIXED_SQL_FRAGMENTS = {"clause", "marks", "rows", "_PG_WRITE_LOCK", "cols", "', '.join(AUDIT_COLUMNS)"}
+FIXED_SQL_FRAGMENTS = {"clause", "marks", "rows", "_PG_WRITE_LOCK", "cols", "', '.join(AUDIT_COLUMNS)", "page_clause",
+                       "order_by"}
 """Names interpolated into SQL in cases/store.py: WHERE clauses of fixed conditions, ``?`` lists, a constant."""
 
 
