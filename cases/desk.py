@@ -60,7 +60,7 @@ class CaseDesk:
         self.store = store
 
     def act(self, case_id: str, action: Action | str, *, role: Role | str, user: str, now: float, note: str = "",
-            extension: TimeLimit | None = None, unit_id: str | None = None,
+            extension: TimeLimit | None = None, unit_id: str | None = None, urgency: str | None = None,
             expected_version: int | None = None) -> CaseEvent:
         """Apply ``action`` by ``user`` (acting as ``role``) at ``now``.
 
@@ -93,10 +93,11 @@ class CaseDesk:
                 changes.update(deadline_at=due.timestamp(), deadline_iso=due.isoformat())
                 detail = f"延期 {extension.describe()}，新截止 {due.strftime('%Y-%m-%d %H:%M')}"
             elif act == Action.DISPATCH:
-                changes.update(self._redispatch(case, unit_id, now))
-                detail = f"派遣至 {changes['unit_name']}，截止 {changes['deadline_iso'][:16].replace('T', ' ')}"
-            elif unit_id is not None:
-                raise ValueError("unit_id is only used when dispatching")
+                changes.update(self._redispatch(case, unit_id, now, urgency))
+                detail = (f"派遣至 {changes['unit_name']}（{changes['urgency']}），"
+                          f"截止 {changes['deadline_iso'][:16].replace('T', ' ')}")
+            elif unit_id is not None or urgency is not None:
+                raise ValueError(f"{'unit_id' if unit_id is not None else 'urgency'} is only used when dispatching")
             tx.update_case(case_id, now, expected_version=expected_version, **changes)
             text = "；".join(x for x in (detail, note) if x)
             tx.append_timeline(case_id, at=now, state=target.value, action=Action(act).value,
@@ -170,16 +171,23 @@ class CaseDesk:
             tx.enqueue_event(case_id, event.to_dict(), now)
             return event
 
-    def _redispatch(self, case: dict[str, Any], unit_id: str | None, now: float) -> dict[str, Any]:
+    def _redispatch(self, case: dict[str, Any], unit_id: str | None, now: float,
+                    urgency: str | None = None) -> dict[str, Any]:
         units = self.config.dispatcher.units
         if unit_id is not None and unit_id not in units:
             raise ValueError(f"unknown unit {unit_id!r}; known: {', '.join(sorted(units))}")
         unit = units[unit_id or case["unit_id"]] if (unit_id or case["unit_id"]) in units else None
         category = self.config.catalog.get(f"{case['kind']}/{case['code']}")
-        limit = category.limit(case.get("urgency") or None)
+        if urgency is not None and urgency not in category.time_limits:
+            raise ValueError(f"urgency must be one of {', '.join(category.time_limits)}, got {urgency!r}")
+        level = urgency or case.get("urgency") or category.default_urgency
+        limit = category.limit(level)
         due = self.config.calendar.add(now, limit)
         # deadline_from: the time limit runs from now (the deadline watch measures "near" from here, not from filing)
-        out: dict[str, Any] = {"deadline_at": due.timestamp(), "deadline_iso": due.isoformat(), "deadline_from": now}
+        out: dict[str, Any] = {"deadline_at": due.timestamp(), "deadline_iso": due.isoformat(), "deadline_from": now,
+                               "urgency": level, "time_limit": {**(case.get("time_limit") or {}),
+                                                                "value": limit.value, "unit": limit.unit.value,
+                                                                "label": limit.describe()}}
         if unit is not None:
             out.update(unit_id=unit.id, unit_name=unit.name)
         else:

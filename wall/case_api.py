@@ -113,9 +113,9 @@ def _note_and_version(body: dict[str, Any]) -> dict[str, Any]:
 def _parse_action_body(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("body", "must be a JSON object {action, version?, note?, extension?, unit_id?}")
-    unknown = sorted(set(body) - {"action", "version", "note", "extension", "unit_id"})
+    unknown = sorted(set(body) - {"action", "version", "note", "extension", "unit_id", "urgency"})
     if unknown:
-        raise BadRequest(unknown[0], "unknown field; allowed: action, version, note, extension, unit_id")
+        raise BadRequest(unknown[0], "unknown field; allowed: action, version, note, extension, unit_id, urgency")
     action = body.get("action")
     if not isinstance(action, str) or action not in {a.value for a in _PEOPLE_ACTIONS}:
         raise BadRequest("action", f"must be one of {', '.join(a.value for a in _PEOPLE_ACTIONS)}, got {action!r}"[:300])
@@ -131,6 +131,11 @@ def _parse_action_body(body: Any) -> dict[str, Any]:
         if not isinstance(unit_id, str) or not _ID.fullmatch(unit_id):
             raise BadRequest("unit_id", f"must be a unit id, got {unit_id!r}"[:200])
         out["unit_id"] = unit_id
+    urgency = body.get("urgency")
+    if urgency is not None:
+        if urgency not in ("一般", "紧急"):
+            raise BadRequest("urgency", f"must be 一般 or 紧急, got {urgency!r}"[:200])
+        out["urgency"] = urgency
     return out
 
 
@@ -170,7 +175,7 @@ async def act_on_case(request: web.Request) -> web.Response:
         }, status=status)
     except ValueError as exc:  # extension missing for extend, unknown unit, unit_id on a non-dispatch
         text = str(exc)
-        field = "extension" if "extension" in text else "unit_id"
+        field = next((f for f in ("extension", "urgency") if f in text), "unit_id")
         raise BadRequest(field, text) from None
     note(request, case_no=event.case["case_no"], state=event.state)
     return _event_response(event, role)

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import MultipartReader, web
 
 from cases.desk import CaseNotFound, PhotoRefused
-from cases.listing import DEADLINE_STAGES, MAX_SEARCH, SORTS, CaseQuery, CursorError, deadline_stage
+from cases.listing import DEADLINE_LABELS, DEADLINE_STAGES, MAX_SEARCH, SORTS, CaseQuery, CursorError, deadline_stage
 from cases.photos import PhotoRejected, prepare_photo
 from cases.workflow import Action, State
 from config import Role
@@ -164,6 +164,28 @@ async def list_cases(request: web.Request) -> web.Response:
     return web.json_response({"cases": cases, "total": page.total, "counts": page.counts,
                               "next_cursor": page.next_cursor, "limit": query.limit, "offset": query.offset,
                               "sort": query.sort})
+
+
+async def filters(request: web.Request) -> web.Response:
+    """``GET /api/case-filters``: the choices of the list's filters, with Chinese labels (a unit user: their units)."""
+    from wall.case_api import CASE_CONFIG
+
+    session = require_session(request)
+    scope = unit_scope(request, session)
+    config = request.app[CASE_CONFIG]
+    cells = config.grid.cells
+    return web.json_response({
+        "states": [{"value": s.value, "label": s.label} for s in State],
+        "deadline": [{"value": k, "label": DEADLINE_LABELS[k]} for k in DEADLINE_STAGES],
+        "categories": [{"value": c.ref, "label": f"{c.code} {c.name}"} for c in config.catalog.categories],
+        "units": [{"value": u.id, "label": u.name} for u in config.dispatcher.units.values()
+                  if scope is None or u.id in scope],
+        "streets": sorted({c.street for c in cells if c.street}),
+        "communities": sorted({c.community for c in cells if c.community}),
+        "cameras": [{"value": c.id, "label": c.name or c.id} for c in request.app[state.SETTINGS].cameras],
+        "sorts": [{"value": "newest", "label": "最新上报"}, {"value": "oldest", "label": "最早上报"},
+                  {"value": "deadline", "label": "截止时间最近"}],
+    })
 
 
 # ------------------------------------------------------------------------------------------------ the detail
@@ -391,6 +413,7 @@ def add_routes(app: web.Application) -> None:
     limits = app[state.SETTINGS].cases.field_photos
     app[PHOTO_LIMITER] = LoginLimiter(max_failures=limits.per_user_per_hour, window_s=3600.0)
     app[PHOTO_WORK] = asyncio.Semaphore(1)
+    app.router.add_get("/api/case-filters", filters)
     app.router.add_post("/api/cases/{id}/photos", post_photo)
     app.router.add_post("/api/cases/{id}/snapshot", post_snapshot)
     app.router.add_get("/cases", cases_page)

@@ -729,6 +729,7 @@ PATHS["/api/cases/{id}/actions"] = {
                     "value": {"type": "number"}, "unit": {"type": "string",
                                                           "enum": ["work_hours", "work_days", "hours"]}}},
                 "unit_id": {"type": "string"},
+                "urgency": {"type": "string", "enum": ["一般", "紧急"], "description": "dispatch only: the time limit of this urgency"},
             }}}}},
         "responses": {
             "200": _json({"type": "object", "properties": {"case": _ref("Case"), "event": {"type": "object"}}},
@@ -783,6 +784,10 @@ PATHS["/api/cases"]["get"]["description"] = (
     "`state` may list several states (comma-separated). `q` searches case number, title, address and description. "
     "Unit users (role unit) get only their units' cases. The answer adds `counts` (per state, the state filter "
     "left out) and `next_cursor` (null on the last page); each case carries `deadline_stage`.")
+PATHS["/api/case-filters"] = {"get": {
+    "summary": "What the case list can be filtered by: states, categories, units, streets, communities, cameras",
+    "description": "A unit user gets only their own units.", "security": _SESSION,
+    "responses": {"200": _json({"type": "object"}, "the filter options (Chinese labels)"), "401": _UNAUTHORIZED}}}
 _PICTURE_ANSWER = _json({"type": "object", "properties": {"photo": {"type": "object"}, "case": _ref("Case")}},
                         "the picture as kept (url, taken_at) and the case")
 PATHS["/api/cases/{id}/photos"] = {"post": {
