@@ -81,7 +81,8 @@ def prepare_photo(data: bytes, *, max_side: int = 1600) -> PreparedPhoto:
     except PhotoRejected:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        raise PhotoRejected("文件不是可识别的图片，请重新拍照上传", "not a readable image") from None
+        raise PhotoRejected("只能上传照片：文件不是可识别的图片（JPEG、PNG 或 WebP），请重新拍照上传",
+                            "not a readable image") from None
     image = ImageOps.exif_transpose(image)
     if image.mode not in ("RGB", "L"):
         image = image.convert("RGB")
