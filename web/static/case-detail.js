@@ -64,10 +64,10 @@ function show(c) {
 
 function renderHead() {
   const c = state.c;
-  $("head").replaceChildren(el("span", "no", c.case_no), el("span", "title", c.title || ""),
+  $("head").replaceChildren(...[el("span", "no", c.case_no), el("span", "title", c.title || ""),
     el("span", "badge state", c.state_label || c.state), stageBadge(c),
     c.supervised ? el("span", "badge supervised", `督办 ×${c.supervise_count}`) : null,
-    el("span", `cd-count ${c.deadline_stage || ""}`, countdown(c, now())));
+    el("span", `cd-count ${c.deadline_stage || ""}`, countdown(c, now()))].filter(Boolean));
 }
 
 function renderEvidence(c) {

@@ -69,15 +69,16 @@ async function openCase(id) {
   document.body.dataset.state = c.state;
   $("list-view").hidden = true;
   $("case-view").hidden = false;
+  document.body.classList.add("in-case");
   $("back").hidden = false;
   $("title").textContent = c.case_no;
   $("c-no").textContent = `${c.case_no} · ${c.kind || ""} ${c.code || ""}`;
   $("c-title").textContent = c.title || c.category_name || "";
-  $("c-badges").replaceChildren(el("span", "badge state", c.state_label), stageBadge(c),
+  $("c-badges").replaceChildren(...[el("span", "badge state", c.state_label), stageBadge(c),
     c.urgency === "紧急" ? el("span", "badge overdue", "紧急") : null,
-    c.supervised ? el("span", "badge supervised", `督办 ×${c.supervise_count}`) : null);
+    c.supervised ? el("span", "badge supervised", `督办 ×${c.supervise_count}`) : null].filter(Boolean));
   $("c-due").textContent = `${countdown(c, now())} · 截止 ${dateTimeText(c.deadline_at)}`;
-  $("c-addr").textContent = `📌 ${c.address || "—"}${c.street ? ` · ${c.street}` : ""}${c.community ? ` · ${c.community}` : ""}`;
+  $("c-addr").textContent = `地点：${c.address || "—"}${c.street ? ` · ${c.street}` : ""}${c.community ? ` · ${c.community}` : ""}`;
   const nav = $("c-nav");
   nav.hidden = !c.location;
   if (c.location) nav.href = c.location.geo;
@@ -105,6 +106,7 @@ function closeCase() {
   $("fb-error").textContent = "";
   $("case-view").hidden = true;
   $("list-view").hidden = false;
+  document.body.classList.remove("in-case");
   $("back").hidden = true;
   $("title").textContent = "我的案件";
   delete document.body.dataset.caseId;
