@@ -195,7 +195,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     CREATE INDEX cases_list_unit ON cases(unit_id, reported_at, case_no);
     CREATE INDEX cases_list_state ON cases(state, reported_at, case_no);
     CREATE INDEX cases_list_street ON cases(street, reported_at, case_no);
-    CREATE INDEX cases_list_open_deadline ON cases(deadline_at) WHERE is_open = 1
+    CREATE INDEX cases_list_open_deadline ON cases(deadline_at) WHERE is_open = 1;
+    CREATE INDEX cases_list_unit_state ON cases(unit_id, state);
+    CREATE INDEX cases_list_supervised ON cases(state, reported_at, case_no) WHERE supervise_count > 0;
+    CREATE INDEX cases_list_cover ON cases(state, is_open, deadline_at, deadline_from, reported_at, supervise_count,
+        unit_id, street, community, grid_code, camera_id, kind, code, case_no, id, search)
     """, per_backend={
         # Cases written before this migration: the columns from their stored JSON (the store writes both since).
         "sqlite": (

@@ -20,7 +20,7 @@ from PIL import Image
 
 from cases.audit import AuditQuery
 from cases.store import CaseStore
-from config import parse_settings
+from config import ConfigError, parse_settings
 from tests import signin
 from tests.test_wall_api import _HASH, PASSWORD, wall_client
 from wall import state
@@ -265,3 +265,16 @@ async def test_snapshot_without_live_video_is_a_clear_503(wall, store):
     async with await browser(wall, "duty") as duty:
         resp = await duty.post(f"/api/cases/{case_id}/snapshot")
         assert resp.status == 503 and "无法抓拍" in (await resp.json())["error_zh"]
+
+
+def test_a_unit_user_of_an_unknown_unit_stops_start_up(tmp_path, store):
+    settings = office_settings(tmp_path)
+    users = [u.model_dump() for u in settings.users] + [
+        {"username": "ghost", "role": "unit", "password_hash": _HASH, "units": ["hubin-squad", "no-such-unit"]}]
+    bad = parse_settings({**settings.model_dump(mode="json", exclude={"users"}), "users": users})
+    with pytest.raises(ConfigError) as err:
+        create_app(bad, bus=None, cases=store, live=None, evidence_dir=tmp_path)
+    assert "users[3].units[1]: unknown unit 'no-such-unit'" in str(err.value)
+    with pytest.raises(ValueError, match="units: a unit user needs at least one unit id"):
+        parse_settings({**settings.model_dump(mode="json", exclude={"users"}),
+                        "users": [{"username": "u", "role": "unit", "password_hash": _HASH}]})

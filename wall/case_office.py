@@ -36,7 +36,7 @@ from cases.desk import CaseNotFound, PhotoRefused
 from cases.listing import DEADLINE_LABELS, DEADLINE_STAGES, MAX_SEARCH, SORTS, CaseQuery, CursorError, deadline_stage
 from cases.photos import PhotoRejected, prepare_photo
 from cases.workflow import Action, State
-from config import Role
+from config import ConfigError, Role
 from wall import state
 from wall.access import note
 from wall.api import _ID, MAX_CASES_PAGE, check_text, int_param, str_param
@@ -408,9 +408,21 @@ async def field_page(request: web.Request) -> web.StreamResponse:
     return static_page("field.html")
 
 
+def check_unit_users(settings: Any, units: Any, source: str) -> None:
+    """Every unit user's ``units`` exist in the dispatch file; :class:`ConfigError` naming the key otherwise."""
+    problems = [(f"users[{i}].units[{j}]", f"unknown unit {unit!r}; known: {', '.join(sorted(units))}")
+                for i, user in enumerate(settings.users) for j, unit in enumerate(user.units) if unit not in units]
+    if problems:
+        raise ConfigError(source, problems)
+
+
 def add_routes(app: web.Application) -> None:
     """Register the case office's routes (``GET /api/cases`` is registered by ``wall.case_api`` with our handler)."""
-    limits = app[state.SETTINGS].cases.field_photos
+    from wall.case_api import CASE_CONFIG
+
+    settings = app[state.SETTINGS]
+    check_unit_users(settings, app[CASE_CONFIG].dispatcher.units, str(settings.cases.dispatch_file))
+    limits = settings.cases.field_photos
     app[PHOTO_LIMITER] = LoginLimiter(max_failures=limits.per_user_per_hour, window_s=3600.0)
     app[PHOTO_WORK] = asyncio.Semaphore(1)
     app.router.add_get("/api/case-filters", filters)
