@@ -128,7 +128,7 @@ def parse_query(request: web.Request, scope: tuple[str, ...] | None) -> CaseQuer
     community = str_param(request, "community", _PLACE, "a community name (at most 64 characters)")
     grid = str_param(request, "grid", _GRID, "a grid code or its leading digits")
     camera_id = str_param(request, "camera_id", _ID, "a camera id")
-    limit = int_param(request, "limit", default=50, lo=1, hi=MAX_CASES_PAGE)
+    limit = int_param(request, "limit", default=100, lo=1, hi=MAX_CASES_PAGE)
     offset = int_param(request, "offset", default=0, lo=0, hi=10_000_000)
     cursor = q.get("cursor") or None
     if cursor is not None and (len(cursor) > 400 or offset):

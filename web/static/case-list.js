@@ -213,8 +213,10 @@ async function main() {
   $("more").addEventListener("click", more);
   document.addEventListener("keydown", onKey);
   await load();
-  const socket = new EventSocket({ onFrame, onStatus: linkState, checkSession });
-  socket.start();
+  if (me.user.role !== "unit") {  // the event socket is the centre's (a unit user's list is refreshed by R)
+    const socket = new EventSocket({ onFrame, onStatus: linkState, checkSession });
+    socket.start();
+  }
   document.body.dataset.ready = "1";
 }
 
