@@ -278,3 +278,51 @@ def test_a_unit_user_of_an_unknown_unit_stops_start_up(tmp_path, store):
     with pytest.raises(ValueError, match="units: a unit user needs at least one unit id"):
         parse_settings({**settings.model_dump(mode="json", exclude={"users"}),
                         "users": [{"username": "u", "role": "unit", "password_hash": _HASH}]})
+
+
+class _OneCameraLive:
+    """A live hub of one camera that serves a real H.264 fMP4 clip (the shape ``wall.live_protocol`` asks for)."""
+
+    def __init__(self, clip):
+        self.clip = clip
+        self.closed = 0
+
+    def has_camera(self, camera_id: str) -> bool:
+        return camera_id == "cam-a"
+
+    async def open(self, camera_id: str, *, queue_size: int = 256):
+        hub = self
+
+        class Viewer:
+            mime, init_segment, transcoded_from, dropped = hub.clip.mime, hub.clip.init, None, 0
+
+            async def next_fragment(self) -> bytes:
+                return hub.clip.fragments[0]
+
+            def close(self) -> None:
+                hub.closed += 1
+
+        return Viewer()
+
+
+async def test_site_snapshot_takes_the_cameras_current_picture(tmp_path, bus, store):
+    from tests.fixtures.browser import make_fmp4_clip
+
+    case_id = put_case(store, 1, unit="hubin-squad")
+    live = _OneCameraLive(make_fmp4_clip(1.0, width=320, height=180))
+    (tmp_path / "evidence").mkdir()
+    app = create_app(office_settings(tmp_path), bus=bus, cases=store, live=live, evidence_dir=tmp_path / "evidence")
+    app[state.CLOCK] = lambda: NOW
+    async with wall_client(app) as client:
+        async with await browser(client, "duty") as duty:
+            resp = await duty.post(f"/api/cases/{case_id}/snapshot")
+            assert resp.status == 201, await resp.text()
+            photo = (await resp.json())["photo"]
+            assert photo["kind"] == "site_snapshot" and photo["path"].startswith(f"snapshots/{case_id}/")
+        async with await browser(client, "squad") as squad:  # a unit may not take one (the desk checks)
+            assert (await squad.post(f"/api/cases/{case_id}/snapshot")).status == 403
+    kept = Image.open(tmp_path / "evidence" / photo["path"])
+    assert kept.size == (320, 180) and kept.format == "JPEG"
+    assert live.closed == 1  # the viewer is given back at once
+    case = store.get_case(case_id, now=NOW)
+    assert case["photos"][-1]["kind"] == "site_snapshot" and case["timeline"][-1]["note"].startswith("现场抓拍")

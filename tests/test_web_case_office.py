@@ -6,7 +6,6 @@ upload is refused with a Chinese message; a concurrent change shows the case as 
 
 from __future__ import annotations
 
-import io
 import re
 
 import pytest
