@@ -62,6 +62,7 @@ async def test_every_page_links_the_others_and_names_the_role_in_chinese(page, s
     assert "/audit" not in hrefs and "/review" not in hrefs and "/wall" in hrefs and "/situation" in hrefs
     assert await page.text_content("#user") == "duty · 值班员"
     # A unit user is offered only its own page (the centre's pages would answer 403 to it).
+    await page.goto("about:blank")  # the console would notice the logout and go to /login meanwhile
     await page.request.post(f"{site.base}/api/logout", headers=await _csrf(page, site))
     await sign_in(page, site, "squad")
     await page.goto(f"{site.base}/cases")
