@@ -260,11 +260,11 @@ async def test_field_photo_resized_exif_time_kept_bad_uploads_refused(wall, stor
     assert len(store.get_case(case_id, now=NOW)["photos"]) == 3
 
 
-async def test_snapshot_without_live_video_is_a_clear_503(wall, store):
+async def test_snapshot_without_live_video_is_a_clear_409(wall, store):
     case_id = put_case(store, 1, unit="hubin-squad")
     async with await browser(wall, "duty") as duty:
         resp = await duty.post(f"/api/cases/{case_id}/snapshot")
-        assert resp.status == 503 and "无法抓拍" in (await resp.json())["error_zh"]
+        assert resp.status == 409 and "无法抓拍" in (await resp.json())["error_zh"]
 
 
 def test_a_unit_user_of_an_unknown_unit_stops_start_up(tmp_path, store):

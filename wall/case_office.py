@@ -31,6 +31,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from cases.desk import CaseNotFound, PhotoRefused
 from cases.listing import DEADLINE_LABELS, DEADLINE_STAGES, MAX_SEARCH, SORTS, CaseQuery, CursorError, deadline_stage
@@ -283,10 +284,10 @@ async def _read_form(request: web.Request, max_bytes: int, out: dict[str, Any]) 
                 out["note"] = (await part.text())[:501]  # type: ignore[union-attr]
             else:
                 raise BadRequest(str(part.name or "part")[:40], "unknown field; allowed: photo, note")
-    except (ValueError, AssertionError) as exc:
+    except (ValueError, AssertionError, HttpProcessingError) as exc:  # a malformed part header, boundary, charset
         if isinstance(exc, BadRequest):
             raise
-        raise BadRequest("body", f"not readable multipart/form-data: {exc}") from None
+        raise BadRequest("body", f"not readable multipart/form-data: {type(exc).__name__}") from None
 
 
 def _remove(path: Path) -> None:
@@ -342,7 +343,7 @@ async def post_photo(request: web.Request) -> web.Response:
 
 async def post_snapshot(request: web.Request) -> web.Response:
     """``POST /api/cases/{id}/snapshot``: 现场抓拍 — the case camera's current picture kept as evidence (201);
-    503 when the camera is offline or live video is not served here."""
+    409 when this server has no live video of the camera, 503 when the camera gives no picture now."""
     session = require_session(request)
     case = await _scoped_case(request, session)
     if case is None:
@@ -350,8 +351,9 @@ async def post_snapshot(request: web.Request) -> web.Response:
     live = request.app[state.LIVE]
     camera_id = str(case.get("camera_id") or "")
     if live is None or not camera_id or not live.has_camera(camera_id):
+        # not a passing failure of the server: this case's camera has no live video here (409, like a finished case)
         return web.json_response({"error": f"no live video of camera {camera_id or '-'} on this server",
-                                  "error_zh": "该摄像头没有实时画面，无法抓拍"}, status=503)
+                                  "error_zh": "该摄像头没有实时画面，无法抓拍"}, status=409)
     try:
         jpeg = await asyncio.wait_for(_grab(live, camera_id), SNAPSHOT_TIMEOUT_S)
     except Exception as exc:  # offline, ended, timed out, undecodable: the camera cannot give a picture now

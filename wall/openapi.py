@@ -803,8 +803,10 @@ PATHS["/api/cases/{id}/photos"] = {"post": {
 PATHS["/api/cases/{id}/snapshot"] = {"post": {
     "summary": "现场抓拍: the case camera's current picture kept as evidence (for 核查)",
     "security": _SESSION, "parameters": [_CASE_ID],
-    "responses": {"201": _PICTURE_ANSWER, "401": _UNAUTHORIZED, "404": _error("unknown case"),
-                  "409": _error("the case is finished"), "503": _error("no live picture from the camera now")}}}
+    "responses": {"201": _PICTURE_ANSWER, "400": _error("malformed id"), "401": _UNAUTHORIZED,
+                  "404": _error("unknown case"),
+                  "409": _error("the case is finished, or this server has no live video of its camera"),
+                  "503": _error("the camera gave no picture now (offline, timed out)")}}}
 
 _STATS_ROW = {"type": "object", "properties": {
     "key": {"type": "string"}, "label": {"type": "string"},
