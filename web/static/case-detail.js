@@ -93,14 +93,17 @@ function renderEvidence(c) {
 function renderFacts(c) {
   const loc = c.location;
   const place = el("span", "", c.address || "—");
-  const map = loc ? el("a", "", ` 地图 ${loc.lat.toFixed(5)}, ${loc.lon.toFixed(5)}`) : null;
-  if (map) { map.href = `/situation?camera=${encodeURIComponent(c.camera_id)}`; }
+  // The camera's position as a geo: link (a map application opens it); /situation shows it on the grid map.
+  const map = loc ? el("a", "", ` 坐标 ${loc.lat.toFixed(5)}, ${loc.lon.toFixed(5)}`) : null;
+  if (map) map.href = loc.geo;
+  const grid = loc ? el("a", "", " 态势图") : null;
+  if (grid) grid.href = "/situation";
   const limit = c.time_limit && c.time_limit.label ? `（时限 ${c.time_limit.label}，按工作日历）` : "";
   const facts = [
     ["类别", `${c.kind || ""} ${c.code || ""} ${c.category_name || ""}`],
     ["紧急程度", c.urgency || "一般"],
     ["责任单位", el("span", "", c.unit_name || "—", c.dispatch_reason ? el("span", "why", `派遣规则：${c.dispatch_reason}`) : null)],
-    ["地点", el("span", "", place, map, el("span", "why", [c.street, c.community, c.grid_code && `网格 ${c.grid_code}`].filter(Boolean).join(" · ")))],
+    ["地点", el("span", "", place, map, grid, el("span", "why", [c.street, c.community, c.grid_code && `网格 ${c.grid_code}`].filter(Boolean).join(" · ")))],
     ["摄像头", c.camera_name || c.camera_id || "—"],
     ["上报时间", dateTimeText(c.reported_at)],
     ["截止时间", `${dateTimeText(c.deadline_at)}${limit}`],
