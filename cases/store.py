@@ -120,6 +120,10 @@ class _Backend:
     def executemany(self, sql: str, rows: list[Sequence[Any]]) -> None:
         raise NotImplementedError
 
+    def execute_planned(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        """Execute planned for these very values (the case list: a LIMIT or a filter's selectivity changes the plan)."""
+        return self.execute(sql, args)
+
     def begin(self) -> None:
         raise NotImplementedError
 
@@ -229,6 +233,11 @@ class _Postgres(_Backend):
     def executemany(self, sql: str, rows: list[Sequence[Any]]) -> None:
         with self.conn.cursor() as cur:
             cur.executemany(self._q(sql), rows)
+
+    def execute_planned(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        # psycopg prepares a statement run often; PostgreSQL then may keep a generic plan that knows neither the
+        # LIMIT nor how selective the filter is (a full sort of 100,000 cases for a page of 50).
+        return self.conn.execute(self._q(sql), tuple(args), prepare=False)
 
     def begin(self) -> None:
         # One round trip: without parameters psycopg sends both statements as one simple query.
@@ -547,9 +556,9 @@ class CaseStore:
         clause = f"WHERE {' AND '.join(count_conditions)}" if count_conditions else ""
         with self._guard() as db:
             db.refresh_stats()
-            counts = {str(st): int(n) for st, n in db.execute(
+            counts = {str(st): int(n) for st, n in db.execute_planned(
                 f"SELECT state, COUNT(*) FROM cases {clause} GROUP BY state", count_args).fetchall()}
-            ids = [r[0] for r in db.execute(
+            ids = [r[0] for r in db.execute_planned(
                 f"SELECT id FROM cases {page_clause} ORDER BY {order_by} LIMIT ? OFFSET ?",
                 [*args, *after_args, query.limit, query.offset]).fetchall()]
             cases = _read_cases(db, ids, now)
