@@ -21,6 +21,20 @@ SUPERVISE_ROLES = frozenset({Role.LEADER.value})
 """Who may 督办: the duty leader (指挥长) only."""
 
 
+PHOTO_ACTION = "photo"
+"""The timeline action of a picture added to a case (not a workflow transition)."""
+PHOTO_KINDS = {"field_photo": "现场处置照片", "site_snapshot": "现场抓拍（摄像头当前画面）"}
+"""Evidence kinds of pictures added by people, and their timeline labels."""
+
+
+class PhotoRefused(Exception):
+    """A picture for a finished case; ``case`` is the case as it is now."""
+
+    def __init__(self, message: str, *, case: dict[str, Any]):
+        super().__init__(message)
+        self.case = case
+
+
 class CaseNotFound(KeyError):
     """No case with that id."""
 
@@ -46,7 +60,7 @@ class CaseDesk:
         self.store = store
 
     def act(self, case_id: str, action: Action | str, *, role: Role | str, user: str, now: float, note: str = "",
-            extension: TimeLimit | None = None, unit_id: str | None = None,
+            extension: TimeLimit | None = None, unit_id: str | None = None, urgency: str | None = None,
             expected_version: int | None = None) -> CaseEvent:
         """Apply ``action`` by ``user`` (acting as ``role``) at ``now``.
 
@@ -79,10 +93,11 @@ class CaseDesk:
                 changes.update(deadline_at=due.timestamp(), deadline_iso=due.isoformat())
                 detail = f"延期 {extension.describe()}，新截止 {due.strftime('%Y-%m-%d %H:%M')}"
             elif act == Action.DISPATCH:
-                changes.update(self._redispatch(case, unit_id, now))
-                detail = f"派遣至 {changes['unit_name']}，截止 {changes['deadline_iso'][:16].replace('T', ' ')}"
-            elif unit_id is not None:
-                raise ValueError("unit_id is only used when dispatching")
+                changes.update(self._redispatch(case, unit_id, now, urgency))
+                detail = (f"派遣至 {changes['unit_name']}（{changes['urgency']}），"
+                          f"截止 {changes['deadline_iso'][:16].replace('T', ' ')}")
+            elif unit_id is not None or urgency is not None:
+                raise ValueError(f"{'unit_id' if unit_id is not None else 'urgency'} is only used when dispatching")
             tx.update_case(case_id, now, expected_version=expected_version, **changes)
             text = "；".join(x for x in (detail, note) if x)
             tx.append_timeline(case_id, at=now, state=target.value, action=Action(act).value,
@@ -123,16 +138,56 @@ class CaseDesk:
             tx.enqueue_event(case_id, event.to_dict(), now)
             return event
 
-    def _redispatch(self, case: dict[str, Any], unit_id: str | None, now: float) -> dict[str, Any]:
+    def add_photo(self, case_id: str, path: str, *, kind: str, role: Role | str, user: str, now: float,
+                  taken_at: str | None = None, note: str = "") -> CaseEvent:
+        """A picture for an open case: a unit's field photo (``kind`` ``field_photo``, 处置反馈 evidence, with the time
+        the phone took it) or the desk's 现场抓拍 from the camera (``site_snapshot``). The file (``path``, relative to
+        the evidence directory) is written already; this records it as evidence, in the case's ``photos`` (who,
+        when, taken when) and on the timeline, and queues a ``photo`` CaseEvent. :class:`PhotoRefused` (409) for a
+        finished case."""
+        if kind not in PHOTO_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(PHOTO_KINDS)}, got {kind!r}")
+        role_value = role.value if isinstance(role, Role) else str(role)
+        with self.store.transaction() as tx:
+            case = tx.get_case(case_id, now=now)
+            if case is None:
+                raise CaseNotFound(case_id)
+            if not is_open(case["state"]):
+                raise PhotoRefused(f"case {case['case_no']} is {case['state_label']} ({case['state']}); pictures are "
+                                   "added to open cases only", case=case)
+            tx.add_evidence(case_id, path, kind=kind, at=now)
+            record = {"path": path, "kind": kind, "at": now, "by": f"{user}({role_value})", "taken_at": taken_at,
+                      "note": note}
+            tx.update_case(case_id, now, photos=[*(case.get("photos") or []), record])
+            label = PHOTO_KINDS[kind]
+            taken = f"，拍摄于 {taken_at.replace('T', ' ')}" if taken_at else ""
+            text = f"{label}{taken}{'；' + note if note else ''}"
+            tx.append_timeline(case_id, at=now, state=case["state"], action=PHOTO_ACTION, actor=f"{user}({role_value})",
+                               note=text)
+            stored = tx.get_case(case_id, now=now)
+            assert stored is not None
+            event = CaseEvent(case_id=case_id, case_no=stored["case_no"], action=PHOTO_ACTION, state=stored["state"],
+                              at=now, actor=user, case=stored, note=text)
+            tx.enqueue_event(case_id, event.to_dict(), now)
+            return event
+
+    def _redispatch(self, case: dict[str, Any], unit_id: str | None, now: float,
+                    urgency: str | None = None) -> dict[str, Any]:
         units = self.config.dispatcher.units
         if unit_id is not None and unit_id not in units:
             raise ValueError(f"unknown unit {unit_id!r}; known: {', '.join(sorted(units))}")
         unit = units[unit_id or case["unit_id"]] if (unit_id or case["unit_id"]) in units else None
         category = self.config.catalog.get(f"{case['kind']}/{case['code']}")
-        limit = category.limit(case.get("urgency") or None)
+        if urgency is not None and urgency not in category.time_limits:
+            raise ValueError(f"urgency must be one of {', '.join(category.time_limits)}, got {urgency!r}")
+        level = urgency or case.get("urgency") or category.default_urgency
+        limit = category.limit(level)
         due = self.config.calendar.add(now, limit)
         # deadline_from: the time limit runs from now (the deadline watch measures "near" from here, not from filing)
-        out: dict[str, Any] = {"deadline_at": due.timestamp(), "deadline_iso": due.isoformat(), "deadline_from": now}
+        out: dict[str, Any] = {"deadline_at": due.timestamp(), "deadline_iso": due.isoformat(), "deadline_from": now,
+                               "urgency": level, "time_limit": {**(case.get("time_limit") or {}),
+                                                                "value": limit.value, "unit": limit.unit.value,
+                                                                "label": limit.describe()}}
         if unit is not None:
             out.update(unit_id=unit.id, unit_name=unit.name)
         else:
@@ -140,4 +195,4 @@ class CaseDesk:
         return out
 
 
-__all__ = ["CaseDesk", "CaseNotFound", "SuperviseRefused", "TransitionError", "VersionConflict", "can_supervise"]
+__all__ = ["CaseDesk", "CaseNotFound", "PhotoRefused", "SuperviseRefused", "TransitionError", "VersionConflict", "can_supervise"]

@@ -196,6 +196,44 @@ MIGRATIONS: tuple[Migration, ...] = (
     CREATE INDEX recording_segments_camera ON recording_segments(camera_id, start_at);
     CREATE INDEX recording_segments_start ON recording_segments(start_at)
     """),
+    Migration(10, "case office list: unit, place, deadline start and search text as columns; keyset indexes", """
+    ALTER TABLE cases ADD COLUMN unit_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE cases ADD COLUMN street TEXT NOT NULL DEFAULT '';
+    ALTER TABLE cases ADD COLUMN community TEXT NOT NULL DEFAULT '';
+    ALTER TABLE cases ADD COLUMN grid_code TEXT NOT NULL DEFAULT '';
+    ALTER TABLE cases ADD COLUMN deadline_from DOUBLE PRECISION;
+    ALTER TABLE cases ADD COLUMN search TEXT NOT NULL DEFAULT '';
+    CREATE INDEX cases_list_reported ON cases(reported_at, case_no);
+    CREATE INDEX cases_list_deadline ON cases(deadline_at, case_no);
+    CREATE INDEX cases_list_unit ON cases(unit_id, reported_at, case_no);
+    CREATE INDEX cases_list_state ON cases(state, reported_at, case_no);
+    CREATE INDEX cases_list_street ON cases(street, reported_at, case_no);
+    CREATE INDEX cases_list_open_deadline ON cases(deadline_at) WHERE is_open = 1;
+    CREATE INDEX cases_list_unit_state ON cases(unit_id, state);
+    CREATE INDEX cases_list_supervised ON cases(state, reported_at, case_no) WHERE supervise_count > 0;
+    CREATE INDEX cases_list_cover ON cases(state, is_open, deadline_at, deadline_from, reported_at, supervise_count,
+        unit_id, street, community, grid_code, camera_id, kind, code, case_no, id, search)
+    """, per_backend={
+        # Cases written before this migration: the columns from their stored JSON (the store writes both since).
+        "sqlite": (
+            "UPDATE cases SET unit_id = COALESCE(json_extract(data, '$.unit_id'), ''), "
+            "street = COALESCE(json_extract(data, '$.street'), ''), "
+            "community = COALESCE(json_extract(data, '$.community'), ''), "
+            "grid_code = COALESCE(json_extract(data, '$.grid_code'), ''), "
+            "deadline_from = json_extract(data, '$.deadline_from'), "
+            "search = case_no || ' ' || COALESCE(json_extract(data, '$.title'), '') || ' ' || "
+            "COALESCE(json_extract(data, '$.address'), '') || ' ' || COALESCE(json_extract(data, '$.description'), '')",
+        ),
+        "postgresql": (
+            "UPDATE cases SET unit_id = COALESCE(data::jsonb->>'unit_id', ''), "
+            "street = COALESCE(data::jsonb->>'street', ''), "
+            "community = COALESCE(data::jsonb->>'community', ''), "
+            "grid_code = COALESCE(data::jsonb->>'grid_code', ''), "
+            "deadline_from = (data::jsonb->>'deadline_from')::double precision, "
+            "search = case_no || ' ' || COALESCE(data::jsonb->>'title', '') || ' ' || "
+            "COALESCE(data::jsonb->>'address', '') || ' ' || COALESCE(data::jsonb->>'description', '')",
+        ),
+    }),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 _versions = [m.version for m in MIGRATIONS]

@@ -1,8 +1,9 @@
 """The case state machine (GB/T 30428 / CJJ/T 106): 上报 → 受理 → 立案 → 派遣 → 处置 → 反馈 → 核查 → 结案, with the
 side paths 不予立案, 作废, 回退, 延期, 挂账/恢复 and 返工. Pure: a table of transitions checked against state and role.
 
-Actors are ``config.Role`` values plus ``"system"`` (automatic filing, video verification). Responsible units
-have no accounts yet, so the centre's watch officer records a unit's answer (签收处置, 反馈, 回退) on its behalf.
+Actors are ``config.Role`` values plus ``"system"`` (automatic filing, video verification). A responsible unit's
+own people (role ``unit``, scoped to their units by the wall) take the unit's steps — 签收处置, 反馈, 回退 — from the
+field page; the centre's watch officer may still record a unit's answer on its behalf.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ ACTION_LABELS: dict[Action, str] = {
 }
 
 W, M, L, A, S = Role.WATCH_OFFICER.value, Role.MONITOR.value, Role.LEADER.value, Role.ADMIN.value, SYSTEM
+U = Role.UNIT.value
 ACTORS: frozenset[str] = frozenset({*(r.value for r in Role), SYSTEM})
 
 
@@ -117,13 +119,13 @@ TRANSITIONS: tuple[Transition, ...] = (
     _t(State.ACCEPTED, Action.VOID, State.VOIDED, W, L, A),
     _t(State.REGISTERED, Action.DISPATCH, State.DISPATCHED, W, L, A, S),
     _t(State.REGISTERED, Action.VOID, State.VOIDED, L, A),
-    _t(State.DISPATCHED, Action.START, State.HANDLING, W, A),
-    _t(State.DISPATCHED, Action.FEEDBACK, State.HANDLED, W, A),
-    _t(State.DISPATCHED, Action.RETURN, State.RETURNED, W, A),
+    _t(State.DISPATCHED, Action.START, State.HANDLING, W, U, A),
+    _t(State.DISPATCHED, Action.FEEDBACK, State.HANDLED, W, U, A),
+    _t(State.DISPATCHED, Action.RETURN, State.RETURNED, W, U, A),
     _t(State.DISPATCHED, Action.EXTEND, State.DISPATCHED, L, A),
     _t(State.DISPATCHED, Action.SUSPEND, State.SUSPENDED, L, A),
-    _t(State.HANDLING, Action.FEEDBACK, State.HANDLED, W, A),
-    _t(State.HANDLING, Action.RETURN, State.RETURNED, W, A),
+    _t(State.HANDLING, Action.FEEDBACK, State.HANDLED, W, U, A),
+    _t(State.HANDLING, Action.RETURN, State.RETURNED, W, U, A),
     _t(State.HANDLING, Action.EXTEND, State.HANDLING, L, A),
     _t(State.HANDLING, Action.SUSPEND, State.SUSPENDED, L, A),
     _t(State.RETURNED, Action.DISPATCH, State.DISPATCHED, W, L, A),

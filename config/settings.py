@@ -219,6 +219,7 @@ class Role(str, Enum):
     MONITOR = "monitor"  # 监控员
     LEADER = "leader"  # 指挥长
     ADMIN = "admin"  # 管理员
+    UNIT = "unit"  # 责任单位 (处置人员): sees and works only its units' cases (the field page)
 
 
 class User(Strict):
@@ -227,7 +228,17 @@ class User(Strict):
     role: Role
     password_hash: str = Field(description='from "citywall hash-password"; format scrypt$n$r$p$salt$hash')
     enabled: bool = Field(default=True, description="a disabled user cannot log in; their sessions end at once")
-    units: list[str] = Field(default_factory=list, description="unit scope (dispatch unit ids); empty: all units")
+    units: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]] = Field(
+        default_factory=list, description="role unit only: the responsible units (dispatch file unit ids) whose "
+                                          "cases this user sees and works")
+
+    @model_validator(mode="after")
+    def _units_for_unit_role(self) -> "User":
+        if self.role is Role.UNIT and not self.units:
+            raise ValueError("units: a unit user needs at least one unit id (from the dispatch file)")
+        if self.role is not Role.UNIT and self.units:
+            raise ValueError(f"units: only role unit is scoped to units (this user is {self.role.value})")
+        return self
 
     @field_validator("password_hash")
     @classmethod
@@ -397,6 +408,14 @@ class DeadlineWatch(Strict):
     interval_s: float = Field(default=30.0, ge=1, le=3600, description="seconds between checks")
 
 
+class FieldPhotos(Strict):
+    """Photos the units upload from the field page (``wall.case_office``): refused over the size, resized."""
+
+    max_mb: float = Field(default=10.0, gt=0, le=100, description="largest accepted upload, in MB (2^20 bytes)")
+    max_side_px: int = Field(default=1600, ge=320, le=8000, description="longest side after the server's resize")
+    per_user_per_hour: int = Field(default=60, ge=1, le=10000, description="uploads per user per hour (sliding)")
+
+
 class Cases(Strict):
     categories_file: Path = CONFIG_DIR / "categories.yaml"
     dispatch_file: Path = CONFIG_DIR / "dispatch.yaml"
@@ -404,6 +423,7 @@ class Cases(Strict):
     grid_file: Path = CONFIG_DIR / "grid.geojson"
     auto_file: AutoFile = AutoFile()
     deadline_watch: DeadlineWatch = DeadlineWatch()
+    field_photos: FieldPhotos = FieldPhotos()
 
 
 class WebhookTarget(Strict):

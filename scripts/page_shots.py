@@ -1,7 +1,9 @@
 """Screenshots of the pages for the README: the wall at 1920x1080 and 3840x2160, the console, the review console,
-the situation screen and the admin's cameras page, with live demo video, alarms and cases, in headless Chromium.
+the situation screen, the admin's cameras page and the case office (desk list, case page, the unit's phone page at
+390x844), with live demo video, alarms and cases, in headless Chromium.
 
-    python scripts/page_shots.py [out_dir]     (default docs/screenshots)
+    python scripts/page_shots.py [out_dir] [--only cases]     (default docs/screenshots; --only cases: the case
+                                                               office's three shots alone)
 
 Runs the real wall server in-process on config/demo.yaml (as scripts/wall_shots.py does): a private
 redis-server, the demo RTSP server, ingest (live video only), a throw-away case store with a few filed cases and
@@ -91,7 +93,86 @@ def alarm(n: int, camera: str, name: str, zone: str, zone_name: str, event: str,
                  camera_name=name, zone_name=zone_name, detector="shots/1")
 
 
-async def main(out: Path) -> None:
+async def case_office_data(settings, store, filer, evidence: Path, live) -> str:
+    """Thirty cases over the last days in every stage for the list; returns the case the shots open (fed back by
+    the unit with a photo, waiting for 核查; its alarm picture is a frame of the demo camera)."""
+    from cases.desk import CaseDesk
+    from wall.case_office import _grab
+
+    desk = CaseDesk(filer.config, store)
+    cams = list(settings.cameras)
+    now = time.time()
+    shown = ""
+    for n in range(30):
+        c = cams[n % len(cams)]
+        zone = c.zones[n % len(c.zones)] if c.zones else None
+        at = now - 3600 * (n * 2.5 + 0.5)
+        snapshot = None
+        if n == 2:  # the case the shots open: a real frame of its camera as the alarm's picture
+            snapshot = f"{c.id}/office-2.jpg"
+            (evidence / c.id).mkdir(parents=True, exist_ok=True)
+            (evidence / snapshot).write_bytes(await asyncio.wait_for(_grab(live, c.id), 60))
+        # a zone id of its own per case: the filer attaches a repeat of one place to its open case
+        a = Alarm(alarm_id=f"office-{n}", phase="raised", camera_id=c.id, zone_id=f"{zone.id if zone else 'z'}-{n}",
+                  event=zone.events[0] if zone and zone.events else "vending", started_at=at - 120, at=at, dwell_s=120,
+                  confidence=0.9, boxes=[(0.4, 0.5, 0.55, 0.8)], camera_name=c.name, snapshot=snapshot,
+                  zone_name=zone.name if zone else "", detector="shots/1")
+        case = filer.file(a).case
+        steps = [[], ["start"], ["feedback"], ["feedback", "verify", "close"], ["start"], ["return"]][n % 6]
+        if n == 2:
+            shown = case["id"]
+        for step in steps:
+            desk.act(case["id"], step, role="admin", user="duty", now=at + 900)
+        if n % 7 == 3 and store.get_case(case["id"])["state"] != "closed":
+            desk.supervise(case["id"], role="leader", user="leader", now=at + 1200, note="请加快处置")
+    photo = evidence / "field" / shown / "demo.jpg"
+    photo.parent.mkdir(parents=True, exist_ok=True)
+    img = np.full((900, 1200, 3), (70, 110, 90), np.uint8)
+    cv2.putText(img, "field photo", (360, 460), cv2.FONT_HERSHEY_SIMPLEX, 2.2, (235, 235, 235), 4)
+    cv2.imwrite(str(photo), img)
+    desk.add_photo(shown, f"field/{shown}/demo.jpg", kind="field_photo", role="unit", user="squad", now=now - 600,
+                   taken_at=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now - 700)), note="已劝离，现场已清理")
+    return shown
+
+
+async def case_office_shots(browser, base: str, out: Path, shown: str, sizes: dict[str, int]) -> None:
+    """The desk list and the case page at 1920x1080 (duty), the phone page at 390x844 (the unit)."""
+    ctx = await browser.new_context(viewport={"width": 1920, "height": 1080})
+    page = await ctx.new_page()
+    await page.request.post(f"{base}/api/login", data={"username": "duty", "password": "citywall"})
+    await page.goto(f"{base}/cases")
+    await page.locator("body[data-ready='1']").wait_for(timeout=30_000)
+    await page.keyboard.press("j")
+    await page.keyboard.press("j")
+    await asyncio.sleep(1)
+    await page.screenshot(path=str(out / "cases-list.png"))
+    sizes["cases-list.png"] = shrink(out / "cases-list.png")
+    await page.goto(f"{base}/cases/{shown}")
+    await page.locator("body[data-ready='1']").wait_for(timeout=30_000)
+    await page.wait_for_function("document.querySelector('cw-tile') && document.querySelector('cw-tile').stats.state === 'live'",
+                                 timeout=60_000)
+    await page.keyboard.press("s")  # 现场抓拍: the camera's picture now beside the alarm's
+    await page.locator("#cmp-now:not([hidden])").wait_for(timeout=30_000)
+    await asyncio.sleep(2)
+    await page.screenshot(path=str(out / "case-detail.png"))
+    sizes["case-detail.png"] = shrink(out / "case-detail.png")
+    await ctx.close()
+    ctx = await browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                    has_touch=True)
+    page = await ctx.new_page()
+    await page.request.post(f"{base}/api/login", data={"username": "squad", "password": "citywall"})
+    await page.goto(f"{base}/field")
+    await page.locator("body[data-ready='1']").wait_for(timeout=30_000)
+    first = await page.get_attribute(".fd-card", "data-case-id")
+    await page.goto(f"{base}/field#{first}")
+    await page.locator("#case-view:not([hidden])").wait_for(timeout=30_000)
+    await asyncio.sleep(1)
+    await page.screenshot(path=str(out / "field-phone.png"))
+    sizes["field-phone.png"] = shrink(out / "field-phone.png")
+    await ctx.close()
+
+
+async def main(out: Path, only: str = "") -> None:
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="citywall-pages-"))
     settings = load_settings(ROOT / "config" / "demo.yaml")
@@ -129,12 +210,14 @@ async def main(out: Path) -> None:
     base = f"http://127.0.0.1:{runner.addresses[0][1]}"
     for a in history:
         await bus.publish(a)
+    shown = await case_office_data(settings, store, filer, tmp / "evidence", ingest.live)
     chromium = start_chromium()
     sizes: dict[str, int] = {}
     try:
         async with async_playwright() as pw:
             browser = await pw.chromium.connect_over_cdp(chromium.cdp_url)
-            for w, h, name in ((1920, 1080, "wall-1080p"), (3840, 2160, "wall-4k")):
+            await case_office_shots(browser, base, out, shown, sizes)
+            for w, h, name in ((1920, 1080, "wall-1080p"), (3840, 2160, "wall-4k")) if only != "cases" else ():
                 ctx = await browser.new_context(viewport={"width": w, "height": h})
                 page = await ctx.new_page()
                 await page.request.post(f"{base}/api/login", data={"username": "leader", "password": "citywall"})
@@ -149,7 +232,7 @@ async def main(out: Path) -> None:
             ctx = await browser.new_context(viewport={"width": 1920, "height": 1080})
             page = await ctx.new_page()
             await page.request.post(f"{base}/api/login", data={"username": "leader", "password": "citywall"})
-            for path_, name, ready in (("/console", "console", "body[data-ready='1']"),
+            for path_, name, ready in () if only == "cases" else (("/console", "console", "body[data-ready='1']"),
                                        ("/review", "review", "body[data-ready='1']"),
                                        ("/situation", "situation", "body[data-ready='1']"),
                                        ("/broadcast", "broadcast", "body[data-ready='1']")):
@@ -160,18 +243,19 @@ async def main(out: Path) -> None:
                 await page.screenshot(path=str(path))
                 sizes[path.name] = shrink(path)
             # The wall with an alarm pop-up (a repeat of one place: the count badge) at 1080p.
-            await page.goto(f"{base}/wall/main")
-            await page.wait_for_function(LIVE, timeout=90_000)
-            # Two more alarms of the place whose alarm holds the tile (the highest priority): its pop-up counts 3.
-            shown = await page.evaluate("window.citywall.screen.alarm && window.citywall.screen.alarm.camera_id")
-            c = cams.get(shown) or cams[list(cams)[0]]
-            for n in (20, 21):
-                await bus.publish(alarm(n, c.id, c.name, c.zones[0].id, c.zones[0].name, c.zones[0].events[0], 130))
-            await page.locator(".pop .pop-count").wait_for(timeout=15_000)
-            await asyncio.sleep(2)
-            path = out / "wall-alarm.png"
-            await page.screenshot(path=str(path))
-            sizes[path.name] = shrink(path)
+            if only != "cases":
+                await page.goto(f"{base}/wall/main")
+                await page.wait_for_function(LIVE, timeout=90_000)
+                # Two more alarms of the place whose alarm holds the tile (the highest priority): its pop-up counts 3.
+                shown = await page.evaluate("window.citywall.screen.alarm && window.citywall.screen.alarm.camera_id")
+                c = cams.get(shown) or cams[list(cams)[0]]
+                for n in (20, 21):
+                    await bus.publish(alarm(n, c.id, c.name, c.zones[0].id, c.zones[0].name, c.zones[0].events[0], 130))
+                await page.locator(".pop .pop-count").wait_for(timeout=15_000)
+                await asyncio.sleep(2)
+                path = out / "wall-alarm.png"
+                await page.screenshot(path=str(path))
+                sizes[path.name] = shrink(path)
             await ctx.close()
             # 摄像机与区域 (admin): the zone editor on the vending camera's current picture.
             ctx = await browser.new_context(viewport={"width": 1920, "height": 1080})
@@ -202,4 +286,10 @@ async def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshots"))
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Screenshots of the pages for the README")
+    parser.add_argument("out", nargs="?", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument("--only", choices=["cases"], default="", help="only the case office's shots")
+    ns = parser.parse_args()
+    asyncio.run(main(ns.out, only=ns.only))

@@ -65,7 +65,7 @@ def test_allowed(state, action, actor, after):
         ("registered", "void", W, "void (作废; admin/leader)"),
         ("dispatched", "extend", W, "extend (延期; admin/leader)"),  # 延期 needs a leader's approval
         ("dispatched", "close", A, "cannot close a case in state dispatched (派遣)"),
-        ("dispatched", "start", S, "start (签收处置; admin/watch_officer)"),
+        ("dispatched", "start", S, "start (签收处置; admin/unit/watch_officer)"),
         ("handling", "verify", M, "allowed from handling: feedback"),
         ("handled", "close", L, "allowed from handled: verify (核查"),
         ("verifying", "close", S, "close (结案; admin/leader/watch_officer)"),  # closing is a person's decision

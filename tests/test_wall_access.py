@@ -27,14 +27,19 @@ from wall.sessions import RedisSessions
 
 pytestmark = pytest.mark.timeout(90)
 TIMEOUT = 10
-USERS = {"duty": Role.WATCH_OFFICER, "monitor": Role.MONITOR, "leader": Role.LEADER, "admin": Role.ADMIN}
-W, M, L = "watch_officer", "monitor", "leader"
+USERS = {"duty": Role.WATCH_OFFICER, "monitor": Role.MONITOR, "leader": Role.LEADER, "admin": Role.ADMIN,
+         "squad": Role.UNIT}
+W, M, L, U = "watch_officer", "monitor", "leader", "unit"
 
 # (method, path, JSON body or None, roles allowed besides admin)
 CASES: list[tuple[str, str, dict | None, set[str]]] = [
     ("GET", "/api/cameras", None, {W, M, L}),
     ("GET", "/api/screens", None, {W, M, L}),
-    ("GET", "/api/cases", None, {W, M, L}),
+    ("GET", "/api/alarms", None, {W, M, L}),
+    ("GET", "/api/map", None, {W, M, L}),
+    ("GET", "/api/broadcasts", None, {W, M, L}),
+    ("GET", "/api/cases", None, {W, M, L, U}),
+    ("GET", "/api/me", None, {W, M, L, U}),
     ("PUT", "/api/screens/main/layout", {"layout": "2x2"}, {W, L}),
     ("PUT", "/api/screens/main/tiles/0", {"camera": "cam-a"}, {W, L}),
     ("POST", "/api/screens/main/tour/start", {"tour": "nope"}, {W, L}),
@@ -46,6 +51,9 @@ CASES: list[tuple[str, str, dict | None, set[str]]] = [
     ("POST", "/api/review/claim", {}, {M, L}),
     ("POST", "/api/review/alarm-none/decision", {"decision": "confirm"}, {M, L}),
     ("POST", "/api/cases/case-none/actions", {"action": "accept"}, {W, M}),
+    ("POST", "/api/cases/case-none/actions", {"action": "feedback"}, {W, U}),
+    ("POST", "/api/cases/case-none/photos", None, {W, U}),
+    ("POST", "/api/cases/case-none/snapshot", None, {W, M, L}),
     ("POST", "/api/cases/case-none/actions", {"action": "extend", "extension": {"value": 1, "unit": "days"}}, {L}),
     ("POST", "/api/cases/case-none/actions", {"action": "void"}, {W, L}),
     ("POST", "/api/cases/case-none/supervise", {}, {L}),

@@ -179,7 +179,8 @@ async def test_list_filters_by_category_and_unit_and_names_an_unknown_category(w
     assert [c["id"] for c in body["cases"]] == [case_id]
     unit = body["cases"][0]["unit_id"]
     assert (await (await wall.get("/api/cases", params={"unit_id": unit})).json())["total"] == 1
-    assert (await (await wall.get("/api/cases", params={"unit_id": "nobody"})).json())["total"] == 0
+    resp = await wall.get("/api/cases", params={"unit_id": "nobody"})  # not a unit of the dispatch file
+    assert resp.status == 400 and (await resp.json())["error"].startswith("unit_id: unknown unit 'nobody'")
     assert (await (await wall.get("/api/cases", params={"category": "事件/0504"})).json())["total"] == 0
     resp = await wall.get("/api/cases", params={"category": "事件/9999"})
     assert resp.status == 400

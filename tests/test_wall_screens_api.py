@@ -28,6 +28,8 @@ def wall_settings(tmp_path: Path) -> Settings:
     users = [{"username": name, "display_name": name, "role": role, "password_hash": _HASH}
              for name, role in (("admin", "admin"), ("duty", "watch_officer"), ("leader", "leader"),
                                 ("monitor", "monitor"))]
+    users.append({"username": "squad", "display_name": "湖滨中队", "role": "unit", "password_hash": _HASH,
+                  "units": ["hubin-squad"]})
     return parse_settings({
         "site_name": "测试中心",
         "storage": {"data_dir": str(tmp_path / "var")},

@@ -19,7 +19,7 @@ from wall.screens_api import SCREENS
 
 pytestmark = pytest.mark.timeout(120)
 OFFLINE = "与服务器的连接已中断，正在重连"
-PAGES = ["/wall", "/console", "/review", "/situation", "/stats", "/audit", "/admin/cameras", "/admin/users"]
+PAGES = ["/wall", "/console", "/review", "/cases", "/situation", "/stats", "/audit", "/admin/cameras", "/admin/users"]
 
 
 @pytest.fixture
@@ -61,6 +61,14 @@ async def test_every_page_links_the_others_and_names_the_role_in_chinese(page, s
     hrefs = await page.locator("nav.cw-nav a.cw-link").evaluate_all("as => as.map(a => a.getAttribute('href'))")
     assert "/audit" not in hrefs and "/review" not in hrefs and "/wall" in hrefs and "/situation" in hrefs
     assert await page.text_content("#user") == "duty · 值班员"
+    # A unit user is offered only its own page (the centre's pages would answer 403 to it).
+    await page.goto("about:blank")  # the console would notice the logout and go to /login meanwhile
+    await page.request.post(f"{site.base}/api/logout", headers=await _csrf(page, site))
+    await sign_in(page, site, "squad")
+    await page.goto(f"{site.base}/cases")
+    await page.locator("nav.cw-nav").wait_for(state="attached", timeout=15_000)
+    hrefs = await page.locator("nav.cw-nav a.cw-link").evaluate_all("as => as.map(a => a.getAttribute('href'))")
+    assert hrefs == ["/field"], hrefs
 
 
 async def _csrf(page, site) -> dict:

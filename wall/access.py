@@ -5,7 +5,8 @@ pattern as written in ``add_routes``, e.g. ``/api/screens/{id}/layout``). A row 
 
 - ``PUBLIC``: no session needed (login, health, the OpenAPI document, pages whose script sends the browser to
   the login page, clip files the speakers fetch, Prometheus' ``/metrics``);
-- ``SIGNED_IN``: any logged-in user;
+- ``SIGNED_IN``: any logged-in user of the centre; ``UNITS_TOO``: unit users (role ``unit``) as well — they may use
+  only the rows that say so (their own cases: ``wall.case_office`` narrows what they see to their units);
 - a set of roles (``admin`` always passes: the administrator may do everything);
 - a rule decided per request (:class:`PerAction` for case actions, whose action is in the body and whose roles
   come from ``cases.workflow``; :class:`PerPlan` for emergency plans, whose roles are in the configuration).
@@ -37,7 +38,7 @@ from wall.errors import BadRequest, Handler, json_error, parsed_json
 
 log = logging.getLogger("citywall.wall.access")
 
-W, M, L, A = Role.WATCH_OFFICER, Role.MONITOR, Role.LEADER, Role.ADMIN
+W, M, L, A, U = Role.WATCH_OFFICER, Role.MONITOR, Role.LEADER, Role.ADMIN, Role.UNIT
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
 CLIENT_GONE = 499
@@ -62,6 +63,8 @@ class Rule:
     """Reads worth an audit row (evidence, live video, exports): the action name recorded for a GET."""
     read_audit_when: Callable[[web.Request], bool] | None = None
     """Only the reads this says (e.g. statistics only when exported as CSV/XLSX)."""
+    units_too: bool = False
+    """Open to unit users (role ``unit``) as well: they may use only the routes that say so (their cases)."""
 
     def audits_read(self, request: web.Request) -> bool:
         return bool(self.read_audit) and (self.read_audit_when is None or self.read_audit_when(request))
@@ -71,13 +74,15 @@ class Rule:
             return True
         if session is None:
             return False
-        return self.roles is None or session.role is A or session.role in self.roles
+        if self.roles is None:
+            return session.role is not U or self.units_too
+        return session.role is A or session.role in self.roles
 
     def needs(self) -> str:
         if self.public:
             return "nothing"
         if self.roles is None:
-            return "any signed-in user"
+            return "any signed-in user" if self.units_too else "any signed-in user of the centre (not unit)"
         return _needs(self.roles)
 
     async def decide(self, request: web.Request, session: Session | None) -> tuple[bool, str]:
@@ -92,6 +97,8 @@ def _needs(allowed: frozenset[Role] | set[Role]) -> str:
 
 PUBLIC = Rule(public=True)
 SIGNED_IN = Rule()
+UNITS_TOO = Rule(units_too=True)
+"""Any signed-in user, unit users included (who see only their units' cases: ``wall.case_office``)."""
 
 
 def roles(*allowed: Role, label: str = "", audit: str = "", target_field: str = "") -> Rule:
@@ -167,23 +174,24 @@ ROUTES: dict[tuple[str, str], Rule] = {
     # session
     ("GET", "/api/health"): PUBLIC,
     ("POST", "/api/login"): Rule(public=True, label="登录 login", audit="login"),
-    ("POST", "/api/logout"): Rule(label="退出 logout", audit="logout"),
-    ("GET", "/api/me"): SIGNED_IN,
+    ("POST", "/api/logout"): Rule(label="退出 logout", audit="logout", units_too=True),
+    ("GET", "/api/me"): UNITS_TOO,
     ("GET", "/api/openapi.json"): PUBLIC,
     # reads every role needs on the wall, the console and the situation panel
     ("GET", "/api/cameras"): SIGNED_IN,
     ("GET", "/api/alarms"): SIGNED_IN,
     ("GET", "/api/ws"): SIGNED_IN,
     ("GET", "/api/live/{camera_id}"): Rule(read_audit="live.view"),
-    ("GET", "/evidence/{path}"): Rule(read_audit="evidence.read"),
+    ("GET", "/evidence/{path}"): Rule(read_audit="evidence.read", units_too=True),
     ("GET", "/api/screens"): SIGNED_IN,
     ("GET", "/api/screens/{id}"): SIGNED_IN,
     ("GET", "/api/map"): SIGNED_IN,
     ("GET", "/api/map/basemap"): SIGNED_IN,
     ("GET", "/api/map/convert"): SIGNED_IN,
     ("GET", "/api/map/tiles/{z}/{x}/{y}.png"): SIGNED_IN,
-    ("GET", "/api/cases"): SIGNED_IN,
-    ("GET", "/api/cases/{id}"): SIGNED_IN,
+    ("GET", "/api/cases"): UNITS_TOO,
+    ("GET", "/api/cases/{id}"): UNITS_TOO,
+    ("GET", "/api/case-filters"): UNITS_TOO,
     ("GET", "/api/stats"): Rule(read_audit="stats.export",
                                 read_audit_when=lambda r: r.query.get("format") in ("csv", "xlsx")),
     ("GET", "/api/speakers"): SIGNED_IN,
@@ -207,6 +215,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/review/claim"): roles(*REVIEW_ROLES, label="领取复核 claim a review item", audit="review.claim"),
     ("POST", "/api/review/{id}/decision"): roles(*REVIEW_ROLES, label="复核判定 review decision", audit="review.decision"),
     ("POST", "/api/cases/{id}/actions"): PerAction(label="案件操作 case action", audit="case.action"),
+    ("POST", "/api/cases/{id}/photos"): roles(W, U, label="上传处置照片 upload a field photo", audit="case.photo"),
+    ("POST", "/api/cases/{id}/snapshot"): roles(W, M, L, label="现场抓拍 take the camera's picture now",
+                                                audit="case.snapshot"),
     ("POST", "/api/cases/{id}/supervise"): roles(*(Role(r) for r in SUPERVISE_ROLES), label="督办 supervise a case",
                                                  audit="case.supervise"),
     # the leader (指挥长)
@@ -249,6 +260,10 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/audit"): PUBLIC,
     ("GET", "/admin/cameras"): PUBLIC,
     ("GET", "/admin/users"): PUBLIC,
+    ("GET", "/cases"): PUBLIC,
+    ("GET", "/cases/{id}"): PUBLIC,
+    ("GET", "/cases/{id}/print"): PUBLIC,
+    ("GET", "/field"): PUBLIC,
     ("GET", "/static"): PUBLIC,
 }
 

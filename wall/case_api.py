@@ -27,9 +27,9 @@ from cases.stats import DIMENSIONS, PERIODS, compute_stats
 from cases.store import VersionConflict
 from cases.workflow import ACTION_LABELS, Action, State, TransitionError, allowed_actions, transitions_from
 from config import redact_url
-from wall import daily_report, review_api, state
+from wall import case_office, daily_report, review_api, state
 from wall.access import note
-from wall.api import _ID, _STATE, MAX_CASES_PAGE, check_text, int_param, str_param
+from wall.api import _ID, check_text, int_param
 from wall.auth import require_session
 from wall.errors import BadRequest, json_error, parsed_json
 from wall.views import case_view
@@ -68,34 +68,6 @@ def _allowed_view(st: State) -> list[dict[str, Any]]:
     return [{"action": t.action.value, "label": t.action.label, "roles": sorted(t.roles)} for t in transitions_from(st)]
 
 
-async def list_cases(request: web.Request) -> web.Response:
-    """A page of cases (newest first) and the total matching the filters."""
-    case_state = str_param(request, "state", _STATE, "a case state (lower-case letters and _)")
-    camera_id = str_param(request, "camera_id", _ID, "a camera id")
-    limit = int_param(request, "limit", default=100, lo=1, hi=MAX_CASES_PAGE)
-    offset = int_param(request, "offset", default=0, lo=0, hi=10_000_000)
-    category = category_param(request, request.app[CASE_CONFIG])
-    unit_id = str_param(request, "unit_id", _ID, "a unit id")
-    q = request.query.get("q", "").strip() or None
-    if q is not None and len(q) > 64:
-        raise BadRequest("q", "search text must be at most 64 characters")
-    if q is not None:
-        check_text("q", q)
-    store = request.app[state.CASES]
-    try:
-        page, total = await asyncio.to_thread(
-            store.list_cases, state=case_state, camera_id=camera_id, limit=limit, offset=offset, category=category,
-            unit_id=unit_id, q=q, now=request.app[state.CLOCK]())
-    except ValueError as exc:  # the store refuses a state it does not know
-        if case_state is not None:
-            raise BadRequest("state", f"unknown case state {case_state!r}") from None
-        raise BadRequest("query", str(exc)) from None
-    except Exception as exc:  # the database went away (closed, PostgreSQL down): a 503 the pages can say, not a 500
-        log.warning("case store unavailable for the case list: %r", exc)
-        return json_error(503, f"case store unavailable: {type(exc).__name__}")
-    return web.json_response({"cases": [case_view(c) for c in page], "total": total, "limit": limit, "offset": offset})
-
-
 def _case_id(request: web.Request) -> str:
     case_id = request.match_info["id"]
     if not _ID.fullmatch(case_id):
@@ -108,9 +80,19 @@ async def get_case(request: web.Request) -> web.Response:
     session = require_session(request)
     case_id = _case_id(request)
     case = await asyncio.to_thread(request.app[state.CASES].get_case, case_id, now=request.app[state.CLOCK]())
-    if case is None:
-        return json_error(404, f"unknown case {case_id}")
-    return web.json_response(_detail(case, session.role.value))
+    if case is None or not case_office.in_scope(case, case_office.unit_scope(request, session)):
+        return json_error(404, f"unknown case {case_id}")  # another unit's case: as if it did not exist
+    detail = _detail(case, session.role.value)
+    return web.json_response({**detail, **case_office.detail_extras(request, detail)})
+
+
+async def _refuse_out_of_scope(request: web.Request, session: Any, case_id: str) -> web.Response | None:
+    """404 when a unit user acts on a case of another unit (nothing is written, the refusal is audited)."""
+    scope = case_office.unit_scope(request, session)
+    if scope is None:
+        return None
+    case = await asyncio.to_thread(request.app[state.CASES].get_case, case_id, now=request.app[state.CLOCK]())
+    return None if case_office.in_scope(case, scope) else json_error(404, f"unknown case {case_id}")
 
 
 def _note_and_version(body: dict[str, Any]) -> dict[str, Any]:
@@ -131,9 +113,9 @@ def _note_and_version(body: dict[str, Any]) -> dict[str, Any]:
 def _parse_action_body(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("body", "must be a JSON object {action, version?, note?, extension?, unit_id?}")
-    unknown = sorted(set(body) - {"action", "version", "note", "extension", "unit_id"})
+    unknown = sorted(set(body) - {"action", "version", "note", "extension", "unit_id", "urgency"})
     if unknown:
-        raise BadRequest(unknown[0], "unknown field; allowed: action, version, note, extension, unit_id")
+        raise BadRequest(unknown[0], "unknown field; allowed: action, version, note, extension, unit_id, urgency")
     action = body.get("action")
     if not isinstance(action, str) or action not in {a.value for a in _PEOPLE_ACTIONS}:
         raise BadRequest("action", f"must be one of {', '.join(a.value for a in _PEOPLE_ACTIONS)}, got {action!r}"[:300])
@@ -149,6 +131,11 @@ def _parse_action_body(body: Any) -> dict[str, Any]:
         if not isinstance(unit_id, str) or not _ID.fullmatch(unit_id):
             raise BadRequest("unit_id", f"must be a unit id, got {unit_id!r}"[:200])
         out["unit_id"] = unit_id
+    urgency = body.get("urgency")
+    if urgency is not None:
+        if urgency not in ("一般", "紧急"):
+            raise BadRequest("urgency", f"must be 一般 or 紧急, got {urgency!r}"[:200])
+        out["urgency"] = urgency
     return out
 
 
@@ -162,6 +149,9 @@ async def act_on_case(request: web.Request) -> web.Response:
     except ValueError:
         raise BadRequest("body", "must be a JSON object {action, version?, note?, extension?, unit_id?}") from None
     args = _parse_action_body(body)
+    refused = await _refuse_out_of_scope(request, session, case_id)
+    if refused is not None:
+        return refused
     app = request.app
     desk = app[DESK]
     role = session.role.value
@@ -185,7 +175,7 @@ async def act_on_case(request: web.Request) -> web.Response:
         }, status=status)
     except ValueError as exc:  # extension missing for extend, unknown unit, unit_id on a non-dispatch
         text = str(exc)
-        field = "extension" if "extension" in text else "unit_id"
+        field = next((f for f in ("extension", "urgency") if f in text), "unit_id")
         raise BadRequest(field, text) from None
     note(request, case_no=event.case["case_no"], state=event.state)
     return _event_response(event, role)
@@ -222,6 +212,9 @@ async def supervise_case(request: web.Request) -> web.Response:
     if unknown:
         raise BadRequest(unknown[0], "unknown field; allowed: note, version")
     args = _note_and_version(body)
+    refused = await _refuse_out_of_scope(request, session, case_id)
+    if refused is not None:
+        return refused
     role = session.role.value
     now = request.app[state.CLOCK]()
     try:
@@ -337,9 +330,10 @@ def add_routes(app: web.Application) -> None:
     app[DESK] = CaseDesk(config, app[state.CASES])
     review_api.add_routes(app, CaseFiler(config, app[state.CASES], list(settings.cameras)))
     daily_report.add_routes(app)
-    app.router.add_get("/api/cases", list_cases)
+    app.router.add_get("/api/cases", case_office.list_cases)
     app.router.add_get("/api/cases/{id}", get_case)
     app.router.add_post("/api/cases/{id}/actions", act_on_case)
     app.router.add_post("/api/cases/{id}/supervise", supervise_case)
     app.router.add_get("/api/stats", stats)
     app.router.add_get("/api/webhooks", webhooks)
+    case_office.add_routes(app)

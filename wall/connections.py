@@ -250,8 +250,8 @@ async def read_body(request: web.Request, timeout_s: float) -> None:
 
 
 GUARD: web.AppKey[ConnectionGuard] = web.AppKey("connection_guard", ConnectionGuard)
-STREAMED_BODIES = frozenset({("POST", "/api/clips")})
-"""Routes that stream their own (larger) body, with their own limits and timeout."""
+STREAMED_BODIES = frozenset({("POST", "/api/clips"), ("POST", "/api/cases/{id}/photos")})
+"""Routes (method, pattern) that stream their own (larger) body, with their own limits and timeout."""
 
 
 def make_connection_middleware(guard: ConnectionGuard) -> Any:
@@ -270,7 +270,9 @@ def make_body_middleware(body_timeout_s: float) -> Any:
 
     @web.middleware
     async def body_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.body_exists and (request.method, request.path) not in STREAMED_BODIES:
+        resource = request.match_info.route.resource
+        pattern = resource.canonical if resource is not None else request.path
+        if request.body_exists and (request.method, pattern) not in STREAMED_BODIES:
             await read_body(request, body_timeout_s)
         return await handler(request)
 

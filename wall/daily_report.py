@@ -82,8 +82,9 @@ def render(site: str, day: date, cases: list[dict[str, Any]], overdue: list[dict
     for c in overdue[:MAX_OVERDUE]:
         due = datetime.fromtimestamp(float(c["deadline_at"]), tz)
         late_h = (now - float(c["deadline_at"])) / 3600
-        rows.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
-            c.get("case_no"), c.get("title"), c.get("state_label"), c.get("unit_name"),
+        link = f'<td><a href="/cases/{quote(str(c.get("id") or ""), safe="")}">{html.escape(str(c.get("case_no")))}</a></td>'
+        rows.append("<tr>" + link + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
+            c.get("title"), c.get("state_label"), c.get("unit_name"),
             due.strftime("%m-%d %H:%M"), f"{late_h:.1f} 小时")) + "</tr>")
     overdue_html = ('<table><thead><tr><th>案件编号</th><th>案件</th><th>状态</th><th>责任单位</th><th>截止</th>'
                     f"<th>已超期</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
@@ -105,6 +106,8 @@ def render(site: str, day: date, cases: list[dict[str, Any]], overdue: list[dict
 <div id="by-category">{_table(by_cat, "案件类别")}</div>
 <h2>超期未结案件</h2>
 <div id="overdue">{overdue_html}{more}</div>
+<p class="none"><a href="/cases?from={day.isoformat()}&amp;to={day.isoformat()}">当日全部案件 →</a>
+  <a href="/cases?deadline=overdue&amp;sort=deadline">全部超期案件 →</a></p>
 <div class="foot"><span>统计口径：当日上报并立案的案件；结案率 = 结案数/应结案数，按期结案率 = 按期结案数/应结案数，
 处置率 = 处置数/应处置数，返工率 = 返工数/处置数。</span><span>生成时间 {made.strftime('%Y-%m-%d %H:%M')}</span></div>
 </body></html>"""

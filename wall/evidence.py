@@ -7,11 +7,13 @@ Evidence files are written once and never changed, so browsers may cache them (p
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path, PurePosixPath
 
 from aiohttp import web
 
 from wall import state
+from wall.auth import current_session
 from wall.errors import json_error
 
 CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".mp4": "video/mp4"}
@@ -41,7 +43,7 @@ async def evidence(request: web.Request) -> web.StreamResponse:
     """``GET /evidence/{path}``: one evidence file, or 404 JSON."""
     rel = request.match_info["path"]
     target = resolve_evidence(request.app[state.EVIDENCE_DIR], rel)
-    if target is None:
+    if target is None or not await _unit_may_read(request, rel):
         return json_error(404, f"no evidence file {rel[:200]}")
     return web.FileResponse(
         target,
@@ -51,6 +53,18 @@ async def evidence(request: web.Request) -> web.StreamResponse:
             "X-Content-Type-Options": "nosniff",
         },
     )
+
+
+async def _unit_may_read(request: web.Request, rel: str) -> bool:
+    """A unit user reads only the evidence of their units' cases; everyone else reads every file."""
+    from wall.case_office import unit_scope  # the case office owns unit scope
+
+    session = current_session(request)
+    scope = unit_scope(request, session) if session is not None else None
+    if scope is None:
+        return True
+    units = await asyncio.to_thread(request.app[state.CASES].evidence_case_units, rel)
+    return bool(units & set(scope))
 
 
 def add_routes(app: web.Application) -> None:

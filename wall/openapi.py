@@ -729,6 +729,7 @@ PATHS["/api/cases/{id}/actions"] = {
                     "value": {"type": "number"}, "unit": {"type": "string",
                                                           "enum": ["work_hours", "work_days", "hours"]}}},
                 "unit_id": {"type": "string"},
+                "urgency": {"type": "string", "enum": ["一般", "紧急"], "description": "dispatch only: the time limit of this urgency"},
             }}}}},
         "responses": {
             "200": _json({"type": "object", "properties": {"case": _ref("Case"), "event": {"type": "object"}}},
@@ -765,6 +766,47 @@ PATHS["/api/cases/{id}/supervise"] = {
         },
     },
 }
+
+# The case office (wall.case_office): the desk list's filters, keyset paging and counts; pictures for a case.
+PATHS["/api/cases"]["get"]["parameters"] += [
+    _query(name, schema, text) for name, schema, text in (
+        ("street", {"type": "string", "maxLength": 64}, "only cases in this street (街道)"),
+        ("community", {"type": "string", "maxLength": 64}, "only cases in this community (社区)"),
+        ("grid", {"type": "string", "pattern": "^[0-9]{1,20}$"}, "grid code or its leading digits (万米单元网格)"),
+        ("deadline", {"type": "string", "enum": ["normal", "near", "overdue"]}, "open cases by deadline stage: "
+                                                                               "正常 / 即将超期 / 超期"),
+        ("supervised", {"type": "string", "enum": ["1", "0", "true", "false"]}, "督办 or not"),
+        ("from", {"type": "string", "format": "date"}, "reported on or after this day (site timezone)"),
+        ("to", {"type": "string", "format": "date"}, "reported on or before this day (site timezone)"),
+        ("sort", {"type": "string", "enum": ["newest", "oldest", "deadline"], "default": "newest"}, "order"),
+        ("cursor", {"type": "string", "maxLength": 400}, "next_cursor of the previous page (keyset paging)"))]
+PATHS["/api/cases"]["get"]["description"] = (
+    "`state` may list several states (comma-separated). `q` searches case number, title, address and description. "
+    "Unit users (role unit) get only their units' cases. The answer adds `counts` (per state, the state filter "
+    "left out) and `next_cursor` (null on the last page); each case carries `deadline_stage`.")
+PATHS["/api/case-filters"] = {"get": {
+    "summary": "What the case list can be filtered by: states, categories, units, streets, communities, cameras",
+    "description": "A unit user gets only their own units.", "security": _SESSION,
+    "responses": {"200": _json({"type": "object"}, "the filter options (Chinese labels)"), "401": _UNAUTHORIZED}}}
+_PICTURE_ANSWER = _json({"type": "object", "properties": {"photo": {"type": "object"}, "case": _ref("Case")}},
+                        "the picture as kept (url, taken_at) and the case")
+PATHS["/api/cases/{id}/photos"] = {"post": {
+    "summary": "A field photo for an open case (unit users, watch officers): resized, EXIF time kept",
+    "security": _SESSION, "parameters": [_CASE_ID],
+    "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["photo"], "properties": {
+            "photo": {"type": "string", "format": "binary"}, "note": {"type": "string", "maxLength": 500}}}}}},
+    "responses": {"201": _PICTURE_ANSWER, "400": _error("not an image (error_zh says so in Chinese)"),
+                  "401": _UNAUTHORIZED, "404": _error("unknown case, or another unit's"),
+                  "409": _error("the case is finished"), "413": _error("over cases.field_photos.max_mb"),
+                  "429": _error("over cases.field_photos.per_user_per_hour")}}}
+PATHS["/api/cases/{id}/snapshot"] = {"post": {
+    "summary": "现场抓拍: the case camera's current picture kept as evidence (for 核查)",
+    "security": _SESSION, "parameters": [_CASE_ID],
+    "responses": {"201": _PICTURE_ANSWER, "400": _error("malformed id"), "401": _UNAUTHORIZED,
+                  "404": _error("unknown case"),
+                  "409": _error("the case is finished, or this server has no live video of its camera"),
+                  "503": _error("the camera gave no picture now (offline, timed out)")}}}
 
 _STATS_ROW = {"type": "object", "properties": {
     "key": {"type": "string"}, "label": {"type": "string"},

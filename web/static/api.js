@@ -99,6 +99,22 @@ export async function sendRaw(method, url, body, contentType) {
   return { status: resp.status, ok: resp.ok, data: data || {}, message: resp.ok ? "" : errorText(resp.status, data && data.error) };
 }
 
+/** POST a ``FormData`` (multipart: a photo and its fields) with the CSRF token; resolves like :func:`send`. The
+ *  browser writes the Content-Type with its boundary. */
+export async function sendForm(url, form) {
+  const resp = await reach(url, {
+    method: "POST", credentials: "same-origin", body: form,
+    headers: { Accept: "application/json", ...(await csrfHeader()) },
+  });
+  if (resp.status === 401) {
+    goLogin();
+    throw new ApiError(401, "login required");
+  }
+  let data = null;
+  try { data = await resp.json(); } catch (_) { /* not JSON */ }
+  return { status: resp.status, ok: resp.ok, data: data || {}, message: resp.ok ? "" : errorText(resp.status, data && data.error) };
+}
+
 /** ``method`` ``url`` with a JSON body; resolves to the JSON reply, rejects with ApiError (401 → login page). */
 export async function sendJSON(method, url, body = undefined) {
   const { status, ok, data } = await send(method, url, body);

@@ -7,11 +7,13 @@ import { send } from "./api.js";
 import { el } from "./dom.js";
 import { roleLabel } from "./messages.js";
 
-/** [path, Chinese, English, roles (null: everyone)] in the order shown. */
+/** [path, Chinese, English, roles (null: everyone at the centre; a unit user sees only the pages naming unit)]. */
 export const PAGES = [
   ["/wall", "大屏", "Wall", null],
   ["/console", "大屏控制", "Console", null],
   ["/review", "视频复核", "Review", ["monitor", "leader", "admin"]],
+  ["/cases", "案件办理", "Cases", ["watch_officer", "monitor", "leader", "admin"]],
+  ["/field", "移动处置", "Field", ["unit", "watch_officer", "admin"]],
   ["/situation", "综合态势", "Situation", null],
   ["/broadcast", "喊话", "Broadcast", ["leader", "admin"]],
   ["/stats", "综合评价", "Statistics", null],
@@ -41,7 +43,7 @@ export function userText(user) {
 export function installChrome(me, { corner = false } = {}) {
   const role = me && me.user ? me.user.role : "";
   const here = location.pathname.replace(/\/+$/, "") || "/";
-  const links = PAGES.filter(([, , , roles]) => !roles || roles.includes(role)).map(([path, zh, en]) => {
+  const links = PAGES.filter(([, , , roles]) => (roles ? roles.includes(role) : role !== "unit")).map(([path, zh, en]) => {
     const a = el("a", "cw-link", zh, el("span", "en", en));
     a.href = path;
     if (here === path || here.startsWith(`${path}/`)) a.setAttribute("aria-current", "page");

@@ -8,10 +8,11 @@ const form = document.getElementById("login-form");
 const errorEl = document.getElementById("error");
 const submit = document.getElementById("submit");
 
-/** Where to go after signing in: ``?next`` when it is a path on this site, else /wall. */
-export function nextTarget(search) {
+/** Where to go after signing in: ``?next`` when it is a path on this site, else /wall (a unit user's: /field). */
+export function nextTarget(search, role = "") {
   const next = new URLSearchParams(search).get("next") || "";
-  return next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") ? next : "/wall";
+  const home = role === "unit" ? "/field" : "/wall";
+  return next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") ? next : home;
 }
 
 function showError(text) {
@@ -37,7 +38,9 @@ async function signIn(event) {
       body: JSON.stringify({ username, password }),
     });
     if (resp.ok) {
-      location.assign(nextTarget(location.search));
+      let role = "";
+      try { role = ((await resp.json()).user || {}).role || ""; } catch (_) { /* not JSON */ }
+      location.assign(nextTarget(location.search, role));
       return;
     }
     if (resp.status === 401) {

@@ -3,7 +3,7 @@
 // A known message pattern gives a precise sentence; otherwise the status and the field the server named do.
 
 /** Role code → Chinese name (headers, audit, refusals). */
-export const ROLE_LABELS = { watch_officer: "值班员", monitor: "监控员", leader: "指挥长", admin: "管理员" };
+export const ROLE_LABELS = { watch_officer: "值班员", monitor: "监控员", leader: "指挥长", admin: "管理员", unit: "责任单位" };
 
 /** The Chinese name of a role; an unknown code reads as 未知角色 rather than the code. */
 export function roleLabel(role) {
@@ -20,6 +20,8 @@ const FIELD_LABELS = {
   unit_id: "责任单位", by: "维度", period: "粒度", date: "日期", actor: "用户", outcome: "结果",
   Upgrade: "连接方式", file: "文件", plan: "预案", alarm_id: "告警", from: "开始日期", to: "结束日期",
   query: "查询条件", id: "编号", clip_id: "录音", target: "广播对象",
+  deadline: "时限", supervised: "督办", sort: "排序", cursor: "翻页位置", grid: "网格", street: "街道", community: "社区",
+  camera_id: "摄像头", photo: "照片", urgency: "紧急程度",
 };
 
 // [pattern on the server's text, Chinese (a function of the match or a string)], first match wins.
