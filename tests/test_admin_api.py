@@ -111,7 +111,7 @@ async def test_a_disabled_user_s_open_wall_socket_closes_at_once(setup):
 
 async def test_users_created_with_password_rules_and_own_password_change(setup):
     _, admin, _ = setup
-    user = {"username": "zhang", "display_name": "张三", "role": "monitor", "units": ["hubin-squad"]}
+    user = {"username": "zhang", "display_name": "张三", "role": "monitor", "units": []}
     resp = await admin.post("/api/admin/users", json={**user, "password": "zhang12345"})
     assert resp.status == 400 and "用户名" in (await resp.json())["error"]
     resp = await admin.post("/api/admin/users", json={**user, "password": "short"})

@@ -401,7 +401,9 @@ async def test_alarm_mode_records_from_pre_s_before_to_post_s_after_an_alarm(tmp
         record = service.clip_hook(lambda camera_id, clip_id, at: f"clips/{camera_id}/{clip_id}.mp4")
         assert record("cam-v", "a1", alarm_at) == "clips/cam-v/a1.mp4"  # the clip call goes on as before
         await eventually(_sync(lambda: service.writer.segments_written >= 1), timeout=30, what="the alarm recorded")
-        await asyncio.sleep(2.0)
+        # The segment closes once post_s has passed (the keyframe after it): wait for that, not for a fixed time.
+        await eventually(_sync(lambda: (rows := service.index.segments("cam-v", 0, time.time()))
+                               and all(r.complete for r in rows)), timeout=30, what="the alarm's segment closed")
         rows = service.index.segments("cam-v", 0, time.time())
         spans, _ = spans_and_gaps(rows, alarm_at - 60, time.time())
         assert len(spans) == 1, spans

@@ -239,7 +239,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/admin/users"): roles(label="查看用户 read the users"),
     ("POST", "/api/admin/users"): roles(label="添加用户 add a user", audit="user.add"),
     ("PUT", "/api/admin/users/{username}"): roles(label="修改用户 edit a user", audit="user.edit"),
-    ("POST", "/api/me/password"): Rule(label="修改密码 change own password", audit="user.password"),
+    ("POST", "/api/me/password"): Rule(label="修改密码 change own password", audit="user.password", units_too=True),
     ("GET", "/api/admin/config"): Rule(roles=frozenset(), label="导出配置 export the configuration",
                                        read_audit="config.export"),
     ("POST", "/api/admin/config/import"): roles(label="导入配置 import a configuration", audit="config.import"),
