@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
@@ -144,7 +144,7 @@ class DeadlineWatcher:
 class DeadlineAlarmLoop:
     """Every ``interval_s``: read the open cases, publish the watcher's new alarms, record them (the adapter)."""
 
-    def __init__(self, store: "CaseStore", bus: "Bus", rule: DeadlineWatch, *, timezone: str = "Asia/Shanghai",
+    def __init__(self, store: CaseStore, bus: Bus, rule: DeadlineWatch, *, timezone: str = "Asia/Shanghai",
                  clock: Callable[[], float]):
         self.store = store
         self.bus = bus
@@ -152,6 +152,8 @@ class DeadlineAlarmLoop:
         self.timezone = timezone
         self.clock = clock
         self.raised = 0
+        self.checks = 0
+        """Checks done (each ``step``): lets a caller wait for a check instead of sleeping."""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop``; a store or bus failure propagates (the supervisor restarts it, the store remembers)."""
@@ -164,7 +166,7 @@ class DeadlineAlarmLoop:
             await self.step(watcher)
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self.rule.interval_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def step(self, watcher: DeadlineWatcher) -> list[CaseDeadlineAlarm]:
@@ -177,6 +179,7 @@ class DeadlineAlarmLoop:
                                     alarm.at)
             self.raised += 1
             log.info("%s", alarm.label)
+        self.checks += 1
         return alarms
 
 

@@ -16,6 +16,8 @@ from cases.store import CASE_KEYS, CaseStore
 from config import CONFIG_DIR, load_settings
 from detectors.alarm import Alarm
 
+pytestmark = pytest.mark.every_backend
+
 SH = ZoneInfo("Asia/Shanghai")
 WED_11 = datetime(2026, 3, 11, 11, 0, tzinfo=SH).timestamp()
 
@@ -23,13 +25,6 @@ WED_11 = datetime(2026, 3, 11, 11, 0, tzinfo=SH).timestamp()
 @pytest.fixture(scope="module")
 def settings():
     return load_settings(CONFIG_DIR / "demo.yaml")
-
-
-@pytest.fixture
-def store(cases_url):
-    s = CaseStore.open(cases_url)
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -23,15 +23,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
+import yaml
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-import yaml
 
 from broker.embedded import EmbeddedRedis
 from cases.store import CaseStore
 from tests import signin
-from tests.test_broker_mqtt import Subscriber
+from tests.fixtures.brokers import Subscriber
 from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -233,7 +233,7 @@ async def test_a_cluster_shares_cameras_fails_over_survives_redis_and_files_ever
             async def served_again():
                 try:
                     return await _live_fragment(session, url_a, on_w1[0])
-                except (AssertionError, asyncio.TimeoutError, aiohttp.ClientError):
+                except (TimeoutError, AssertionError, aiohttp.ClientError):
                     return None
 
             await eventually(served_again, timeout=30, what=f"live video of {on_w1[0]} from w2")

@@ -11,8 +11,15 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from config.settings import ConfigError, DetectorModel, load_settings, parse_settings
-from detectors.models import (ROLE_IDS, HogPersonBackend, ModelError, OnnxBackend, load_backend, load_backends,
-                              resolve_class_map)
+from detectors.models import (
+    ROLE_IDS,
+    HogPersonBackend,
+    ModelError,
+    OnnxBackend,
+    load_backend,
+    load_backends,
+    resolve_class_map,
+)
 from detectors.yolo import Letterbox, decode_yolov8, letterbox, nms
 
 # --- pure parts ---------------------------------------------------------------------------------------------

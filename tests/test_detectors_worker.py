@@ -11,50 +11,19 @@ import pytest
 
 from config import load_settings
 from config.settings import Detection
-from demo.scenes import make_scene
 from detectors.alarm import Alarm
 from detectors.worker import DetectionWorker
-from video_ingest.frames import Frame
+from tests.fixtures.scenes import T0, SceneFeed, cams
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "demo.yaml"
-T0 = 1_717_387_200.0
 FAST = Detection(interval_s=0.01)
 
 pytestmark = pytest.mark.timeout(60)
 
 
-class SceneFeed:
-    """A latest-frame slot per camera that advances one scene second per call (virtual time in captured_at).
-
-    ``repeat`` returns each frame this many times (the worker must skip a seq it has seen). Sets ``stop`` when
-    every camera has produced ``seconds`` frames. ``loop`` plays each scene over and over (virtual time keeps
-    going), so alarms keep coming for as long as ``seconds`` lasts."""
-
-    def __init__(self, scenes: dict[str, str], seconds: float, stop: asyncio.Event, *, repeat: int = 1,
-                 seed: int = 7, loop: bool = False) -> None:
-        self.scenes = {cam: make_scene(name, seed) for cam, name in scenes.items()}
-        self.calls = {cam: 0 for cam in scenes}
-        self.seconds, self.stop, self.repeat, self.loop = seconds, stop, repeat, loop
-
-    def __call__(self, camera_id: str) -> Frame | None:
-        n = self.calls[camera_id] // self.repeat
-        self.calls[camera_id] += 1
-        if n >= self.seconds:
-            if all(c // self.repeat >= self.seconds for c in self.calls.values()):
-                self.stop.set()
-            return None
-        scene = self.scenes[camera_id]
-        image = scene.render(float(n % int(scene.duration_s)) if self.loop else float(n))
-        return Frame(camera_id, image, captured_at=T0 + n, pts_s=float(n), seq=n)
-
-
 @pytest.fixture(scope="module")
 def settings():
     return load_settings(CONFIG)
-
-
-def cams(settings, *ids: str):
-    return [c for c in settings.cameras if c.id in ids]
 
 
 async def test_alarms_reach_the_bus_with_evidence(settings, bus, tmp_path):

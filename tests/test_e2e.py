@@ -108,10 +108,9 @@ async def test_wrong_password_gets_401(stack):
 
 async def test_metrics_report_every_room(stack):
     async def scrape() -> str:
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"{stack['url']}/metrics") as resp:
-                assert resp.status == 200 and resp.content_type == "text/plain"
-                return await resp.text()
+        async with aiohttp.ClientSession() as session, session.get(f"{stack['url']}/metrics") as resp:
+            assert resp.status == 200 and resp.content_type == "text/plain"
+            return await resp.text()
 
     async def cameras_up() -> str | None:
         text = await scrape()

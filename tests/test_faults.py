@@ -35,17 +35,19 @@ from broker.mqtt_bridge import MqttBridge
 from cases.store import CaseStore
 from cases.worker import CaseWorker, build_filer
 from citywall.supervise import supervise
+from config import CONFIG_DIR, load_settings
 from config.settings import Detection
 from demo.server import DemoRtspServer
 from detectors.alarm import Alarm
 from detectors.worker import DetectionWorker
+from tests.fixtures.brokers import Subscriber
+from tests.fixtures.factories import raised
 from tests.fixtures.postgres import EmbeddedPostgres
+from tests.fixtures.scenes import SceneFeed, cams
+from tests.fixtures.wall import login, make_settings, wall_client
 from tests.stack import run_up
-from tests.test_broker_mqtt import Subscriber
-from tests.test_detectors_worker import SceneFeed, cams, settings  # noqa: F401 (fixture)
 from tests.test_e2e import _children
 from tests.test_ingest_clip_buffer import FPS, _feed
-from tests.test_wall_api import login, make_settings, wall_client
 from tests.waiting import eventually
 from video_ingest.clip_buffer import ClipBuffer
 from video_ingest.service import IngestService
@@ -53,6 +55,13 @@ from wall import state
 from wall.app import create_app
 
 pytestmark = pytest.mark.timeout(240)
+
+
+
+@pytest.fixture(scope="module")
+def settings():
+    return load_settings(CONFIG_DIR / "demo.yaml")
+
 
 SCENES = {"cam-vending": "vending", "cam-bin": "bin_overflow", "cam-road": "road_occupation"}
 BACKOFF = {"first_delay_s": 0.2, "max_delay_s": 2.0}
@@ -319,11 +328,10 @@ def tiny_disk(tmp_path):
 def _fill(disk: Path) -> Path:
     """Write a filler file until the disk is full; returns it."""
     filler = disk / "filler"
-    with open(filler, "wb") as fh:
-        with contextlib.suppress(OSError):
-            while True:
-                fh.write(b"\0" * 65536)
-                fh.flush()
+    with open(filler, "wb") as fh, contextlib.suppress(OSError):
+        while True:
+            fh.write(b"\0" * 65536)
+            fh.flush()
     with contextlib.suppress(OSError):  # the last partial block
         with open(filler, "ab") as fh:
             while True:
@@ -513,7 +521,7 @@ async def test_a_broadcast_played_as_redis_stops_is_logged_once_and_not_repeated
     """Voice guidance: the speaker has played, then Redis goes away before the broadcast record is on the bus.
     The record waits for the bus (it is the audit log), the speaker is not asked a second time, and the alarm is
     filed once, after the re-check, with that broadcast on it."""
-    from tests.test_guidance_loop import guidance_world, raised, stream
+    from tests.test_guidance_loop import guidance_world, stream
 
     redis = EmbeddedRedis(tmp_path / "redis", persistent=True)
     bus = await Bus.connect(await asyncio.to_thread(redis.start), prefix=f"g{uuid.uuid4().hex[:10]}")

@@ -18,6 +18,7 @@ import av
 import pytest
 
 from demo.media import encode_numbered, read_number
+from tests.fixtures.wall import PASSWORD_HASH
 from video_ingest import h26x
 from video_ingest.clip_buffer import ClipPacket, write_mp4
 from video_ingest.fanout import AccessUnit, PacketFanout, StreamInfo
@@ -151,7 +152,7 @@ def test_open_gop_and_intra_refresh_are_analysed_from_a_recovery_point(streams, 
     late = Stream.__new__(Stream)  # the camera joined mid-stream: the first unit it can start at is a recovery point
     start = next(i for i, u in enumerate(stream.units) if u.is_keyframe and i > 0)
     late.units, late.extradata, late.order = stream.units[start:], stream.extradata, stream.order[start:]
-    assert not any(h26x.H264_NAL_IDR == n[0] & 0x1F for u in late.units for n in h26x.sample_nals(u.data))
+    assert not any(n[0] & 0x1F == h26x.H264_NAL_IDR for u in late.units for n in h26x.sample_nals(u.data))
     frames = run_sampler(late, FrameSampler("cam", LatestFrameSlot(), interval_s=0.2))
     numbers = [read_number(f.image) for f in frames]
     assert len(frames) >= 10
@@ -235,10 +236,9 @@ def test_an_evidence_clip_with_b_frames_has_every_frame_in_order(streams, tmp_pa
 
 def test_analysis_settings_are_validated_with_their_key_paths() -> None:
     from config import ConfigError, parse_settings
-    from tests.test_wall_api import _HASH
 
     camera = {"id": "c1", "name": "一号", "url": "rtsp://127.0.0.1:1/main", "position": {"lon": 120.1, "lat": 30.2}}
-    users = [{"username": "admin", "display_name": "管理员", "role": "admin", "password_hash": _HASH}]
+    users = [{"username": "admin", "display_name": "管理员", "role": "admin", "password_hash": PASSWORD_HASH}]
     settings = parse_settings({"users": users, "cameras": [{**camera, "analysis_url": "rtsp://127.0.0.1:1/sub"}],
                                "detection": {"interval_s": 0.5, "decode": "keyframes"}})
     assert settings.cameras[0].analysis_url == "rtsp://127.0.0.1:1/sub" and settings.detection.decode == "keyframes"

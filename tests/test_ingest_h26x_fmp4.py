@@ -27,9 +27,19 @@ import pytest
 
 from demo.media import ensure_media
 from video_ingest import h26x
-from video_ingest.fmp4 import (KEYFRAME_FLAGS, NON_KEYFRAME_FLAGS, Sample, init_segment, media_segment)
-from video_ingest.h26x import (SpsInfo, avc_decoder_config, codec_string, h264_nal_type, h265_nal_type,
-                               hevc_decoder_config, length_prefixed, parse_h264_sps, parse_h265_sps, split_annexb)
+from video_ingest.fmp4 import KEYFRAME_FLAGS, NON_KEYFRAME_FLAGS, Sample, init_segment, media_segment
+from video_ingest.h26x import (
+    SpsInfo,
+    avc_decoder_config,
+    codec_string,
+    h264_nal_type,
+    h265_nal_type,
+    hevc_decoder_config,
+    length_prefixed,
+    parse_h264_sps,
+    parse_h265_sps,
+    split_annexb,
+)
 from video_ingest.mp4 import avc_codec_string, find_box, fragment_is_keyframe, iter_boxes
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 
 from video_ingest.fanout import PacketFanout, StreamInfo
+from video_ingest.frames import Frame
 from video_ingest.live import LiveEnded, LiveHub, LiveRelay, LiveUnavailable
 from video_ingest.mp4 import fragment_is_keyframe, iter_boxes
 from video_ingest.remux import Fragment, FragmentMuxer, InitSegment, UnsupportedCodec
 from video_ingest.sampler import KeyframeSampler
 from video_ingest.slot import LatestFrameSlot
-from video_ingest.frames import Frame
 
 W, H, N, GOP = 320, 240, 100, 25
 

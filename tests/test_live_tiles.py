@@ -19,12 +19,12 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import async_playwright
 
+from config import Settings, parse_settings
 from demo.clock import ClockRtspServer
 from demo.scenes import SCENE_NAMES
 from demo.server import DemoRtspServer
+from tests.fixtures.wall import PASSWORD, PASSWORD_HASH, make_settings, wall_client
 from tests.live_page import login_page, overlay_shown, show_tiles, tile_stats
-from config import Settings, parse_settings
-from tests.test_wall_api import _HASH, PASSWORD, evidence_dir, make_settings, store, wall_client  # noqa: F401
 from tests.waiting import eventually
 from video_ingest.service import IngestService
 from wall.app import create_app
@@ -75,7 +75,7 @@ def wall_settings(tmp_path, cameras: list[str], layout: str) -> Settings:
     return parse_settings({
         "site_name": "测试中心",
         "storage": {"data_dir": str(tmp_path / "var")},
-        "users": [{"username": "admin", "display_name": "管理员", "role": "admin", "password_hash": _HASH}],
+        "users": [{"username": "admin", "display_name": "管理员", "role": "admin", "password_hash": PASSWORD_HASH}],
         "cameras": [{"id": c, "name": f"摄像头 {c}", "url": f"rtsp://127.0.0.1:1/{c}",
                      "position": {"lon": 120.15 + i / 1000, "lat": 30.27}} for i, c in enumerate(cameras)],
         "video_wall": {"screens": [{"id": "main", "name": "主屏", "layout": layout, "tiles": cameras}]},

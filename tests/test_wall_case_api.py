@@ -19,42 +19,14 @@ from aiohttp.test_utils import TestClient
 from cases.desk import CaseDesk
 from cases.filing import build_filer
 from cases.webhooks import WebhookSender
-from cases.store import CaseStore
-from config import parse_settings
 from config.settings import Webhooks
 from detectors.alarm import Alarm
 from tests import signin
-from tests.test_wall_api import _HASH, PASSWORD, login, make_alarm, wall_client
+from tests.fixtures.factories import make_alarm
+from tests.fixtures.wall import PASSWORD, login, settings_with_roles, wall_client
 from wall.app import create_app
 
-
-def settings_with_roles(tmp_path):
-    users = [
-        {"username": "admin", "display_name": "管理员", "role": "admin", "password_hash": _HASH},
-        {"username": "duty", "display_name": "值班员", "role": "watch_officer", "password_hash": _HASH},
-        {"username": "duty2", "display_name": "值班员二", "role": "watch_officer", "password_hash": _HASH},
-        {"username": "monitor", "display_name": "监控员", "role": "monitor", "password_hash": _HASH},
-        {"username": "monitor2", "display_name": "监控员二", "role": "monitor", "password_hash": _HASH},
-        {"username": "leader", "display_name": "指挥长", "role": "leader", "password_hash": _HASH},
-    ]
-    return parse_settings({
-        "site_name": "测试中心",
-        "storage": {"data_dir": str(tmp_path / "var")},
-        "users": users,
-        "cameras": [
-            {"id": "cam-a", "name": "解放路人行道", "url": "rtsp://127.0.0.1:1/a",
-             "position": {"lon": 120.15, "lat": 30.27, "address": "解放路88号", "street": "湖滨街道"},
-             "zones": [{"id": "pavement", "name": "人行道", "events": ["vending"],
-                        "polygon": [[0, 0.6], [1, 0.6], [1, 1], [0, 1]]}]},
-        ],
-    })
-
-
-@pytest.fixture
-def store(cases_url):
-    s = CaseStore.open(cases_url)
-    yield s
-    s.close()
+pytestmark = pytest.mark.every_backend
 
 
 @pytest.fixture
@@ -414,7 +386,7 @@ async def test_a_held_alarm_stays_in_the_review_queue_after_the_bus_history_move
                                                                                    tmp_path):
     from cases.worker import CaseWorker
     from config import AutoFile
-    from tests.test_cases_worker import _run_until
+    from tests.waiting import run_until
     from wall.review_api import HISTORY
 
     held = Alarm(**{**make_alarm(0).to_dict(), "confidence": 0.5})  # below 0.8: held for review
@@ -424,7 +396,7 @@ async def test_a_held_alarm_stays_in_the_review_queue_after_the_bus_history_move
                         block_ms=100, policy=AutoFile.model_validate({"min_confidence": 0.8}))
     for a in (held, cleared):
         await bus.publish(a)
-    await _run_until(worker, lambda: worker.stats.received == 2)
+    await run_until(worker.run, lambda: worker.stats.received == 2)
     assert worker.stats.outcomes == {"held": 1, "ignored": 1}
     # A busy site: more than the queue's window of newer alarms; neither the raise nor the clear is in it now.
     newer = [make_alarm(n) for n in range(1, HISTORY + 2)]

@@ -24,14 +24,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.test_wall_api import (  # noqa: F401 (fixtures)
-    evidence_dir,
-    login,
-    make_alarm,
-    make_settings,
-    store,
-    wall_client,
-)
+from tests.fixtures.factories import make_alarm
+from tests.fixtures.wall import login, make_settings, wall_client
 from tests.test_wall_hub import _raw_ws_connect, _read_until_close
 from wall import state
 from wall.app import create_app

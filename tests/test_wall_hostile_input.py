@@ -12,13 +12,12 @@ import pytest
 import requests
 from yarl import URL
 
-from tests.test_wall_api import login, wall_client
-from tests.test_wall_case_api import settings_with_roles
-from tests.test_wall_fuzz_api import FuzzTarget, fuzz_target, login_session  # noqa: F401 (fixture)
+from tests.fixtures.factories import make_alarm
+from tests.fixtures.fuzz import FuzzTarget, login_session
+from tests.fixtures.wall import login, settings_with_roles, wall_client
 from wall.app import create_app
 from wall.errors import MAX_REQUEST_BODY
 from wall.openapi import build_document
-
 
 
 def _body_routes(known: dict[str, dict[str, str]]) -> list[tuple[str, str]]:
@@ -95,7 +94,6 @@ async def test_sql_metacharacters_in_case_filters_are_data(tmp_path, bus, cases_
     """Parameterised queries: quotes and comments are plain data; LIKE wildcards match only themselves."""
     from cases.filing import build_filer
     from cases.store import CaseStore
-    from tests.test_wall_api import make_alarm
 
     store = CaseStore.open(cases_url)
     try:
@@ -146,7 +144,6 @@ async def test_control_characters_in_free_text_are_a_field_error_on_every_store(
     NUL) and cut the text short on SQLite; now a 400 naming the field."""
     from cases.filing import build_filer
     from cases.store import CaseStore
-    from tests.test_wall_api import make_alarm
 
     store = CaseStore.open(cases_url)
     try:

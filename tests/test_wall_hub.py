@@ -15,14 +15,8 @@ import aiohttp
 import pytest
 
 from cases.events import CaseEvent
-from tests.test_wall_api import (  # noqa: F401 (fixtures)
-    evidence_dir,
-    login,
-    make_alarm,
-    make_settings,
-    store,
-    wall_client,
-)
+from tests.fixtures.factories import make_alarm
+from tests.fixtures.wall import login, make_settings, wall_client
 from video_ingest.status import CameraStatus
 from wall import state
 from wall.app import create_app

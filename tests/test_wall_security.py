@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.test_wall_api import PASSWORD, evidence_dir, login, make_settings, store, wall_client  # noqa: F401 (fixtures)
-from tests.test_wall_fuzz_api import fuzz_target  # noqa: F401 (fixture)
+from tests.fixtures.cases import insert_case
+from tests.fixtures.wall import PASSWORD, login, make_settings, wall_client
 from wall import state
 from wall.app import create_app
 from wall.connections import GUARD
@@ -207,7 +207,8 @@ async def test_forged_alarm_with_a_hostile_evidence_path_is_counted_and_dropped(
     from cases.store import CaseStore
     from cases.worker import CaseWorker
     from config import CONFIG_DIR, load_settings
-    from tests.test_cases_worker import T0, _alarm, _run_until
+    from tests.test_cases_worker import T0, _alarm
+    from tests.waiting import run_until
 
     store = CaseStore.open(f"sqlite:///{tmp_path}/cases.sqlite")
     try:
@@ -216,7 +217,7 @@ async def test_forged_alarm_with_a_hostile_evidence_path_is_counted_and_dropped(
         forged = {**_alarm("f-1", "cam-vending", "pavement", "vending", T0).to_dict(), field: value}
         await bus.publish_raw("alarms", forged)
         await bus.publish(_alarm("ok-1", "cam-bin", "bin-1", "bin_overflow", T0 + 1))
-        await _run_until(worker, lambda: worker.stats.received == 2)  # the worker survives and goes on
+        await run_until(worker.run, lambda: worker.stats.received == 2)  # the worker survives and goes on
         assert worker.stats.rejected == 1 and worker.stats.outcomes == {"filed": 1}, worker.stats
         assert store.list_cases()[1] == 1
         assert (await bus.redis.xpending(f"{bus.prefix}:alarms", worker.group))["pending"] == 0  # acked: no re-run
@@ -326,7 +327,7 @@ def _rss_mib() -> float:
 
 
 async def test_four_parallel_upload_bombs_cost_under_100_mib(fuzz_target):  # noqa: F811
-    from tests.test_wall_fuzz_api import login_session
+    from tests.fixtures.fuzz import login_session
 
     bomb = _flac(384_000, 119)
     long_one = _flac(48_000, 125)
@@ -399,7 +400,6 @@ async def test_300_sockets_from_one_user_are_refused_past_the_cap(tmp_path, bus,
 
 
 async def test_deep_json_and_far_dates_are_400_not_500(tmp_path, bus, store, evidence_dir):
-    from tests.test_wall_api import insert_case
 
     case_id = insert_case(store, 1)
     app = create_app(make_settings(tmp_path), bus=bus, cases=store, live=None, evidence_dir=evidence_dir)
@@ -422,7 +422,6 @@ async def test_audit_records_what_was_executed_whatever_the_content_type(tmp_pat
     import json
 
     from cases.audit import AuditQuery
-    from tests.test_wall_api import insert_case
 
     case_id = insert_case(store, 1, state="dispatched")
     app = create_app(make_settings(tmp_path), bus=bus, cases=store, live=None, evidence_dir=evidence_dir)

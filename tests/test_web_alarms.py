@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_wall_api import PASSWORD, evidence_dir, make_alarm, store, wall_client  # noqa: F401
-from tests.test_web_every_page import sign_in, site  # noqa: F401
+from tests.fixtures.factories import make_alarm
+from tests.fixtures.wall import PASSWORD, sign_in
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)

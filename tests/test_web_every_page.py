@@ -10,32 +10,12 @@ import re
 
 import pytest
 
-from tests.test_wall_api import PASSWORD, evidence_dir, store, wall_client  # noqa: F401
-from tests.test_wall_screens_api import wall_settings
-from tests.waiting import eventually
+from tests.fixtures.wall import PASSWORD, sign_in
 from wall import state
-from wall.app import create_app
-from wall.screens_api import SCREENS
 
 pytestmark = pytest.mark.timeout(120)
 OFFLINE = "与服务器的连接已中断，正在重连"
 PAGES = ["/wall", "/console", "/review", "/situation", "/stats", "/audit"]
-
-
-@pytest.fixture
-async def site(tmp_path, bus, store, evidence_dir):
-    app = create_app(wall_settings(tmp_path), bus=bus, cases=store, live=None, evidence_dir=evidence_dir)
-    async with wall_client(app) as client:
-        await app[SCREENS].ready.wait()
-        await app[state.HUB].ready.wait()
-        client.base = str(client.make_url("")).rstrip("/")
-        client.store = store
-        yield client
-
-
-async def sign_in(page, site, username: str = "admin"):
-    resp = await page.request.post(f"{site.base}/api/login", data={"username": username, "password": PASSWORD})
-    assert resp.ok, await resp.text()
 
 
 async def test_every_page_links_the_others_and_names_the_role_in_chinese(page, site):

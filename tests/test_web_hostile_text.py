@@ -21,9 +21,9 @@ import pytest
 
 from cases.store import CaseStore
 from guidance.runtime import build_guidance
+from tests.fixtures.factories import demo_settings, make_alarm
+from tests.fixtures.wall import wall_client
 from tests.live_page import login_page
-from tests.test_guidance_loop import demo_settings
-from tests.test_wall_api import make_alarm, wall_client
 from tests.waiting import eventually
 from wall.app import create_app
 

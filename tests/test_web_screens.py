@@ -10,8 +10,8 @@ import time
 import pytest
 
 from tests import signin
-from tests.test_wall_api import PASSWORD, evidence_dir, make_alarm, store, wall_client  # noqa: F401
-from tests.test_wall_screens_api import CAMS, wall_settings
+from tests.fixtures.factories import make_alarm
+from tests.fixtures.wall import CAMS, PASSWORD, wall_client, wall_settings
 from tests.waiting import eventually
 from video_ingest.status import CameraStatus
 from wall import state

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_wall_api import insert_case
-from tests.test_web_every_page import sign_in, site  # noqa: F401
-from tests.test_wall_api import evidence_dir, store  # noqa: F401
+from tests.fixtures.cases import insert_case
+from tests.fixtures.factories import make_alarm
+from tests.fixtures.wall import sign_in
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -17,7 +17,6 @@ async def test_map_labels_do_not_overlap_cameras_open_and_cases_are_marked(page,
     import time
 
     from detectors.alarm import Alarm
-    from tests.test_wall_api import make_alarm
 
     insert_case(site.store, 1, camera="cam-b")
     insert_case(site.store, 2, camera="cam-b")

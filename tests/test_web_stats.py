@@ -11,22 +11,14 @@ import pytest
 
 from cases.desk import CaseDesk
 from cases.filing import build_filer
-from cases.store import CaseStore
 from detectors.alarm import Alarm
-from tests.test_wall_api import PASSWORD, make_alarm, wall_client
-from tests.test_wall_case_api import settings_with_roles
+from tests.fixtures.factories import make_alarm
+from tests.fixtures.wall import PASSWORD, settings_with_roles, wall_client
 from wall.app import create_app
 
 pytestmark = pytest.mark.timeout(120)
 SH = ZoneInfo("Asia/Shanghai")
 WED_11 = datetime(2026, 3, 11, 11, 0, tzinfo=SH).timestamp()
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = CaseStore.open(f"sqlite:///{tmp_path}/cases.sqlite")
-    yield s
-    s.close()
 
 
 async def test_stats_page(page, tmp_path, bus, store):
