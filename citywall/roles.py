@@ -35,28 +35,28 @@ from aiohttp import web
 from broker.bus import Bus
 from broker.leases import LeaseChange, LeaseKeeper
 from broker.mqtt_bridge import MqttBridge
-from cases.store import CaseStore
 from cases.deadlines import DeadlineAlarmLoop
+from cases.store import CaseStore
 from cases.webhooks import WebhookSender
 from cases.worker import CaseWorker, build_filer
 from citywall.metrics import bus_metrics, case_store_metrics, case_worker_metrics, lease_metrics
 from citywall.supervise import supervise
-from citywall.up import camera_options, follow_rejections
+from citywall.up import camera_options, follow_rejections, private_data_dir
 from config import ConfigError, Settings, redact_url
 from config.fingerprint import fingerprint
 from detectors.feedback import RejectionFollower, SuppressionList
 from detectors.models import load_backends
 from detectors.worker import DetectionWorker
+from messages import CODECS
 from video_ingest.clip_buffer import ClipRecorder
 from video_ingest.service import IngestService
 from wall.app import create_app
+from wall.exposure import check_exposure, start_site
+from wall.limits import RedisLimiter
 from wall.live_ws import LiveSockets
 from wall.metrics import scrape
 from wall.remote_live import RemoteLiveHub, token_ok
 from wall.screens_api import SCREENS
-from citywall.up import private_data_dir
-from wall.exposure import check_exposure, start_site
-from wall.limits import RedisLimiter
 from wall.sessions import RedisSessions
 
 log = logging.getLogger("citywall.roles")
@@ -249,7 +249,7 @@ async def _with_signals(main: Callable[[asyncio.Event], Awaitable[None]]) -> Non
 async def run_worker(settings: Settings, *, name: str) -> None:
     require_cluster(settings, "worker")
     private_data_dir(settings.storage.data_dir, settings.storage.evidence_dir)
-    bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix,
+    bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix, codecs=CODECS,
                             maxlen=settings.brokers.stream_maxlen)
     try:
         worker = CameraWorker(settings, bus, name=name)
@@ -266,7 +266,7 @@ async def run_worker(settings: Settings, *, name: str) -> None:
 async def run_wall(settings: Settings, *, host: str, port: int) -> None:
     require_cluster(settings, "wall")
     check_exposure(settings, host)
-    bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix,
+    bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix, codecs=CODECS,
                             maxlen=settings.brokers.stream_maxlen)
     store = await asyncio.to_thread(CaseStore.open, settings.storage.resolved_cases_url())
     live = RemoteLiveHub(bus.redis, bus.prefix, [c.id for c in settings.cameras if c.enabled],
@@ -377,7 +377,7 @@ async def run_bridge(settings: Settings, *, name: str) -> None:
     require_cluster(settings, "bridge")
     if not settings.brokers.mqtt_url:
         raise ConfigError("<config>", [("brokers.mqtt_url", "required by `citywall bridge`")])
-    bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix,
+    bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix, codecs=CODECS,
                             maxlen=settings.brokers.stream_maxlen)
 
     def bridge(stop: asyncio.Event) -> Awaitable[None]:
@@ -404,7 +404,7 @@ async def run_cases(settings: Settings, *, name: str) -> None:
     delivers the webhooks and runs the deadline watch (``Singleton``s), so a target never gets the same event from
     two senders and a case raises each deadline alarm once."""
     require_cluster(settings, "cases")
-    bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix,
+    bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix, codecs=CODECS,
                             maxlen=settings.brokers.stream_maxlen)
     store = await asyncio.to_thread(CaseStore.open, settings.storage.resolved_cases_url())
     try:
@@ -412,8 +412,9 @@ async def run_cases(settings: Settings, *, name: str) -> None:
         webhooks = Singleton(bus, settings, pool="webhooks", name=name,
                              make=lambda stop: WebhookSender(store, settings.webhooks).run(stop))
         deadlines = Singleton(bus, settings, pool="deadlines", name=name,
-                              make=lambda stop: DeadlineAlarmLoop(store, bus, settings.cases.deadline_watch,
-                                                                  timezone=settings.timezone, clock=time.time).run(stop))
+                              make=lambda stop: DeadlineAlarmLoop(
+                                  store, bus, settings.cases.deadline_watch, timezone=settings.timezone,
+                                  clock=time.time).run(stop))
 
         async def health() -> tuple[bool, dict[str, Any]]:
             ok, body = await _bus_health(bus)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -38,8 +39,6 @@ async def supervise(
             log.exception("%s crashed; restarting in %.1f s", name, delay)
         if loop.time() - started >= healthy_after_s:
             delay = first_delay_s
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=delay)
-        except TimeoutError:
-            pass
         delay = min(delay * 2, max_delay_s)

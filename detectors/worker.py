@@ -10,6 +10,7 @@ dropped and counted when full) and are retried on the next tick, in order, so a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -19,12 +20,12 @@ from datetime import tzinfo
 from pathlib import Path
 
 from config.settings import Camera, Detection
-from detectors.alarm import Alarm
 from detectors.detections import Detections
 from detectors.evidence import EvidenceWriter
 from detectors.feedback import SuppressionList
 from detectors.models import DetectorBackend
 from detectors.pipeline import CameraAnalyzer
+from messages.alarm import Alarm
 from video_ingest.frames import Frame
 
 log = logging.getLogger("citywall.detectors")
@@ -119,10 +120,8 @@ class DetectionWorker:
             # clocks of the same period beat (a picture missed now and then); a camera is still analysed at most
             # about once per interval (``tick``).
             delay = max(0.0, self.settings.interval_s / 2 - (loop.time() - started))
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
-            except asyncio.TimeoutError:
-                pass
         # One last attempt to hand over what is still waiting.
         await self._flush(publish)
 
@@ -202,7 +201,7 @@ class DetectionWorker:
         if self.backend is not None and wanted:
             try:
                 dets = self.backend.detect([frame.image for _, frame in wanted])
-                model = {cam_id: d for (cam_id, _), d in zip(wanted, dets)}
+                model = {cam_id: d for (cam_id, _), d in zip(wanted, dets, strict=False)}
                 self._totals.model_calls += 1
                 self._totals.model_images += len(wanted)
             except Exception:

@@ -22,9 +22,9 @@ from typing import Any
 
 from guidance.clips import ClipFormat
 from guidance.library import ClipLibrary
-from guidance.records import BroadcastRecord, Source, record_status
 from guidance.service import AlarmLike, BroadcastResult, GuidanceService
 from guidance.speakers import Speaker
+from messages.guidance import BroadcastRecord, Source, record_status
 
 Publish = Callable[[BroadcastRecord], Awaitable[Any]]
 

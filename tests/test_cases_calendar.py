@@ -141,7 +141,8 @@ def _calendar_file(tmp_path: Path, mutate) -> Path:
 @pytest.mark.parametrize(
     "mutate, where, reason",
     [
-        (lambda d: d["years"][2026]["workdays"].append("2026-03-11"), "years[2026].workdays[6]", "already a working weekday"),
+        (lambda d: d["years"][2026]["workdays"].append("2026-03-11"), "years[2026].workdays[6]",
+         "already a working weekday"),
         (lambda d: d["years"][2026]["holidays"].append("2025-12-31"), "years[2026].holidays[33]", "not in 2026"),
         (lambda d: d["years"][2026]["workdays"].append("2026-10-03"), "years[2026]", "both holiday and workday"),
         (lambda d: d.update(work_hours=["08:30-12:00", "11:00-17:30"]), "work_hours", "starts before the previous"),

@@ -16,7 +16,7 @@ from cases.desk import CaseDesk
 from cases.filing import build_filer
 from cases.worker import CaseWorker
 from config import CONFIG_DIR, DeadlineWatch, load_settings
-from detectors.alarm import Alarm
+from messages.alarm import Alarm
 from tests.waiting import eventually, run_until
 
 pytestmark = pytest.mark.every_backend
@@ -29,7 +29,8 @@ RULE = DeadlineWatch(near_fraction=0.75)
 
 def case(n: int, *, reported: float = T0, deadline: float = T0 + 4 * HOUR, camera: str = "cam-vending") -> dict:
     return {"id": f"c{n}", "case_no": f"CW20260311-{n:04d}", "state": "dispatched", "reported_at": reported,
-            "deadline_at": deadline, "title": "解放路人行道 无照经营游商", "unit_id": "u1", "unit_name": "上城区城管中队",
+            "deadline_at": deadline, "title": "解放路人行道 无照经营游商", "unit_id": "u1",
+            "unit_name": "上城区城管中队",
             "camera_id": camera, "camera_name": "解放路人行道", "zone_id": "pavement", "address": "解放路88号",
             "deadline_iso": datetime.fromtimestamp(deadline, SH).isoformat()}
 

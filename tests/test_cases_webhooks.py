@@ -20,7 +20,7 @@ from cases.store import CaseStore
 from cases.webhooks import WebhookSender, backoff
 from config import CONFIG_DIR, load_settings
 from config.settings import Webhooks
-from detectors.alarm import Alarm
+from messages.alarm import Alarm
 from tests.waiting import run_until
 
 pytestmark = pytest.mark.every_backend
@@ -132,7 +132,8 @@ async def test_a_target_that_is_down_stays_pending_and_loses_nothing(store):
     try:
         await run_until(WebhookSender(store, config(url, events=["filed"])).run, lambda: len(receiver.accepted) == 2,
                         timeout=20)
-        assert [a["key"] for a in receiver.accepted] == [head["idempotency_key"], status["pending"][1]["idempotency_key"]]
+        keys = [head["idempotency_key"], status["pending"][1]["idempotency_key"]]
+        assert [a["key"] for a in receiver.accepted] == keys
         assert store.webhook_status()["targets"]["city"] == {"pending": 0, "delivered": 2, "oldest_pending_seq": None}
     finally:
         await receiver.stop()

@@ -8,11 +8,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cases.events import CaseEvent
 from cases.filing import build_filer
 from cases.worker import CaseWorker
 from config import CONFIG_DIR, load_settings
-from detectors.alarm import Alarm
+from messages.alarm import Alarm
+from messages.case_event import CaseEvent
 from tests.waiting import run_until
 
 pytestmark = pytest.mark.every_backend

@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from detectors.alarm import Alarm
 from detectors.detections import Detections
 from detectors.evidence import EvidenceWriter
 from detectors.tracking import IoUTracker, box_iou
 from detectors.zones import ZoneMask
+from messages.alarm import Alarm
 
 
 def dets(*boxes, **kw) -> Detections:

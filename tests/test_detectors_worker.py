@@ -11,8 +11,8 @@ import pytest
 
 from config import load_settings
 from config.settings import Detection
-from detectors.alarm import Alarm
 from detectors.worker import DetectionWorker
+from messages.alarm import Alarm
 from tests.fixtures.scenes import T0, SceneFeed, cams
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "demo.yaml"
@@ -26,6 +26,7 @@ def settings():
     return load_settings(CONFIG)
 
 
+@pytest.mark.slow
 async def test_alarms_reach_the_bus_with_evidence(settings, bus, tmp_path):
     stop = asyncio.Event()
     feed = SceneFeed({"cam-vending": "vending", "cam-street": "quiet_street"}, 80, stop, repeat=2)

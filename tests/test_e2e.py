@@ -117,8 +117,8 @@ async def test_metrics_report_every_room(stack):
         up = {line.rsplit(" ", 1)[0]: line.rsplit(" ", 1)[1]
               for line in text.splitlines() if line.startswith("citywall_camera_up{")}
         demo = [v for k, v in up.items() if OFFLINE not in k]
-        return text if len(demo) == 4 and set(demo) == {"1"} and up[f'citywall_camera_up{{camera="{OFFLINE}"}}'] == "0" \
-            else None
+        offline = up[f'citywall_camera_up{{camera="{OFFLINE}"}}']
+        return text if len(demo) == 4 and set(demo) == {"1"} and offline == "0" else None
 
     text = await eventually(cameras_up, timeout=60, what="four demo cameras up, the unreachable one down")
     for name in ("citywall_camera_fps", "citywall_detector_frames_analysed_total", "citywall_ws_clients",
@@ -156,7 +156,7 @@ async def test_wall_plays_every_tile(stack, page):
         first = await playing()
     await asyncio.sleep(3)
     second = await playing()
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=False):
         assert a["w"] > 0, f"tile {a['camera']} has no picture: {first}"
         assert b["t"] > a["t"] + 1.0, f"tile {a['camera']} is not advancing: {a} → {b}"
     await page.screenshot(path=str(stack["stderr"].parent / "wall.png"))

@@ -38,8 +38,8 @@ from citywall.supervise import supervise
 from config import CONFIG_DIR, load_settings
 from config.settings import Detection
 from demo.server import DemoRtspServer
-from detectors.alarm import Alarm
 from detectors.worker import DetectionWorker
+from messages.alarm import Alarm
 from tests.fixtures.brokers import Subscriber
 from tests.fixtures.factories import raised
 from tests.fixtures.postgres import EmbeddedPostgres
@@ -54,7 +54,7 @@ from video_ingest.service import IngestService
 from wall import state
 from wall.app import create_app
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]  # restarts Redis, Mosquitto, PostgreSQL, whole worlds
 
 
 
@@ -332,11 +332,10 @@ def _fill(disk: Path) -> Path:
         while True:
             fh.write(b"\0" * 65536)
             fh.flush()
-    with contextlib.suppress(OSError):  # the last partial block
-        with open(filler, "ab") as fh:
-            while True:
-                fh.write(b"\0" * 512)
-                fh.flush()
+    with contextlib.suppress(OSError), open(filler, "ab") as fh:  # the last partial block
+        while True:
+            fh.write(b"\0" * 512)
+            fh.flush()
     assert shutil.disk_usage(disk).free < 64 * 1024
     return filler
 
@@ -478,7 +477,7 @@ async def test_citywall_up_restarts_its_private_servers_when_they_die(tmp_path, 
             assert resp.status == 200
 
             async def raised() -> dict[str, dict]:
-                rows = (await (await session.get(f"{url}/api/alarms?limit=500")).json())["alarms"]
+                rows = (await (await session.get(f"{url}/api/alarms?limit=500")).json())["alarms"]  # noqa: B023 (awaited within this one-pass loop)
                 return {a["alarm_id"]: a for a in rows if a["phase"] == "raised"}
 
             before = await eventually(raised, timeout=120, interval=1, what="a first raised alarm")
@@ -489,14 +488,14 @@ async def test_citywall_up_restarts_its_private_servers_when_they_die(tmp_path, 
 
             async def all_back():
                 with contextlib.suppress(AssertionError, OSError):
-                    new = {name: _descendant(pid, marker) for name, marker in markers.items()}
-                    return new if all(new[n] != old[n] for n in new) else None
+                    new = {name: _descendant(pid, marker) for name, marker in markers.items()}  # noqa: B023 (awaited within this one-pass loop)
+                    return new if all(new[n] != old[n] for n in new) else None  # noqa: B023 (awaited within this one-pass loop)
 
             await eventually(all_back, timeout=30, what="every private server started again")
 
             async def new_alarm():
                 got = await raised()
-                return got if any(a["at"] > killed_at for a in got.values()) and set(before) <= set(got) else None
+                return got if any(a["at"] > killed_at for a in got.values()) and set(before) <= set(got) else None  # noqa: B023 (awaited within this one-pass loop)
 
             after = await eventually(new_alarm, timeout=150, interval=1, what="alarms raised after the kill")
             metrics = await (await session.get(f"{url}/metrics")).text()
@@ -505,8 +504,8 @@ async def test_citywall_up_restarts_its_private_servers_when_they_die(tmp_path, 
         store = CaseStore.open(f"sqlite:///{tmp_path / 'var' / 'cases.sqlite'}")
         try:
             async def all_filed():
-                with store.transaction() as tx:
-                    got = {a: tx.case_for_alarm(a) for a in after}
+                with store.transaction() as tx:  # noqa: B023 (awaited within this one-pass loop)
+                    got = {a: tx.case_for_alarm(a) for a in after}  # noqa: B023 (awaited within this one-pass loop)
                 return got if all(got.values()) else None
 
             filed = await eventually(all_filed, timeout=30, what="a case for every raised alarm")

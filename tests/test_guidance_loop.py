@@ -19,14 +19,16 @@ from cases.store import CaseStore
 from cases.worker import CaseWorker
 from citywall.supervise import supervise
 from config import Settings
-from detectors.alarm import Alarm
 from guidance.clip_server import ClipServer
 from guidance.clips import ClipFormat
 from guidance.loop import STATE_TABLE, ClosedLoopCore, outcome_counts
 from guidance.runtime import GuidanceRuntime, build_guidance
 from guidance.simulator import SpeakerSimulator
+from messages.alarm import Alarm
 from tests.fixtures.factories import RECHECK_S, demo_settings, raised
 from tests.waiting import eventually
+
+SLOW_FIXTURES = {"world"}  # speaker simulators on MQTT and a guidance runtime: tests using it are slow
 
 
 def cleared(a: Alarm) -> Alarm:
@@ -178,6 +180,7 @@ async def test_offline_speaker_means_not_broadcast_and_the_case_is_filed_at_once
     await asyncio.to_thread(world.sims["spk-road"].start)  # the fixture stops it again
 
 
+@pytest.mark.slow
 async def test_restart_resumes_the_check_without_a_second_broadcast_or_outcome(world: World, mqtt_url) -> None:
     bus = world.bus
     first_stop = asyncio.Event()

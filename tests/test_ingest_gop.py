@@ -28,6 +28,8 @@ from video_ingest.reorder import DecodeTimes
 from video_ingest.sampler import FrameSampler, KeyframeSampler
 from video_ingest.slot import LatestFrameSlot
 
+SLOW_FIXTURES = {"streams"}  # encodes the test streams: tests using it are slow (tests/conftest.py)
+
 FPS = 25
 TICKS = 90000 // FPS
 TB = Fraction(1, 90000)
@@ -51,7 +53,7 @@ class Stream:
         assert len(packets) == len(order)
         self.units: list[AccessUnit] = []
         params: dict[int, bytes] = {}
-        for p, index in zip(packets, order):
+        for p, index in zip(packets, order, strict=False):
             nals = h26x.split_annexb(bytes(p))
             for nal in nals:
                 if nal[0] & 0x1F in (h26x.H264_NAL_SPS, h26x.H264_NAL_PPS):
@@ -156,7 +158,7 @@ def test_open_gop_and_intra_refresh_are_analysed_from_a_recovery_point(streams, 
     frames = run_sampler(late, FrameSampler("cam", LatestFrameSlot(), interval_s=0.2))
     numbers = [read_number(f.image) for f in frames]
     assert len(frames) >= 10
-    clean = [(round(f.pts_s * FPS), n) for f, n in zip(frames, numbers) if n is not None]
+    clean = [(round(f.pts_s * FPS), n) for f, n in zip(frames, numbers, strict=False) if n is not None]
     assert len(clean) >= len(frames) - 3  # an intra refresh's first pictures may still show missing parts
     assert all(index == n for index, n in clean)
 
@@ -189,8 +191,8 @@ def test_sampler_settings_are_checked() -> None:
 def test_decode_times_increase_and_never_pass_presentation(depth: int, presentation: list[int]) -> None:
     times = DecodeTimes(depth, 1)
     decode = [times.next(p) for p in presentation]
-    assert all(b > a for a, b in zip(decode, decode[1:]))
-    assert all(d <= p for d, p in zip(decode, presentation))
+    assert all(b > a for a, b in zip(decode, decode[1:], strict=False))
+    assert all(d <= p for d, p in zip(decode, presentation, strict=False))
     assert decode[depth] == 0 and times.start == -depth
 
 

@@ -24,7 +24,7 @@ from video_ingest.frames import Frame
 from video_ingest.mp4 import fragment_is_keyframe
 from video_ingest.service import IngestService
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]  # RTSP servers and encoded cameras
 
 FPS = 25
 
@@ -133,7 +133,8 @@ async def test_open_gop_and_intra_refresh_cameras_joined_mid_stream_play_and_are
         await asyncio.sleep(2.5)  # the stream's only IDR is behind us; recovery points every 2 s follow
         await service.start()
         t0 = time.monotonic()
-        await eventually(lambda: service.status("cam").state == "online", timeout=10, what="online from a recovery point")
+        await eventually(lambda: service.status("cam").state == "online", timeout=10,
+                         what="online from a recovery point")
         viewer = await service.live.open("cam")
         first = await asyncio.wait_for(viewer.next_fragment(), 5)
         assert fragment_is_keyframe(first)

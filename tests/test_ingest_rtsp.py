@@ -15,11 +15,11 @@ import av
 import pytest
 
 from demo.server import DemoRtspServer
+from messages.camera import CameraStatus
 from tests.waiting import eventually
 from video_ingest.live import LiveEnded, LiveUnavailable
 from video_ingest.mp4 import fragment_is_keyframe, iter_boxes
 from video_ingest.service import IngestService
-from video_ingest.status import CameraStatus
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -161,10 +161,12 @@ async def test_unreachable_camera_is_retried_with_redacted_errors(no_thread_leak
     service = IngestService({"cam": url}, open_timeout_s=2, read_timeout_s=2)
     await service.start()
     try:
-        status = await eventually(lambda: (s := service.status("cam")).reconnects >= 3 and s, timeout=15, what="3 retries")
+        status = await eventually(lambda: (s := service.status("cam")).reconnects >= 3 and s, timeout=15,
+                                  what="3 retries")
         assert status.state in ("reconnecting", "offline")
         assert status.error and "refused" in status.error.lower()
-        status = await eventually(lambda: (s := service.status("cam")).state == "offline" and s, timeout=15, what="offline")
+        status = await eventually(lambda: (s := service.status("cam")).state == "offline" and s, timeout=15,
+                                  what="offline")
         assert "s3cret" not in repr(status)
         service.live.relays["cam"].keyframe_timeout_s = 0.5
         with pytest.raises(LiveUnavailable, match="no keyframe"):
@@ -215,7 +217,8 @@ async def test_a_silent_server_times_out_and_stop_is_bounded(no_thread_leaks: No
         service = IngestService({"cam": url}, open_timeout_s=1, read_timeout_s=1, sample_keyframes=False)
         await service.start()
         try:
-            status = await eventually(lambda: (s := service.status("cam")).error and s, timeout=10, what="a timeout error")
+            status = await eventually(lambda: (s := service.status("cam")).error and s, timeout=10,
+                                      what="a timeout error")
             assert status.state == "reconnecting" and "timed out" in status.error
         finally:
             t0 = time.monotonic()

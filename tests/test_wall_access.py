@@ -225,7 +225,8 @@ async def test_control_actions_are_audited_and_only_the_admin_searches(server, s
     async with await as_user(server, "duty") as duty:
         assert (await duty.put("/api/screens/main/layout", json={"layout": "3x3"})).status == 200
         assert (await duty.post("/api/plans/flood/invoke")).status == 403
-        assert (await duty.post(f"/api/cases/{case_id}/actions", json={"action": "start", "note": "到场"})).status == 200
+        resp = await duty.post(f"/api/cases/{case_id}/actions", json={"action": "start", "note": "到场"})
+        assert resp.status == 200
     async with aiohttp.ClientSession(base_url=str(server.make_url("/"))) as anon:
         assert (await signin.login(anon, "leader", "wrong password")).status == 401
     async with await as_user(server, "leader") as leader:

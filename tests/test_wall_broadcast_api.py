@@ -141,7 +141,8 @@ async def test_upload_is_validated_by_decoding_and_can_be_broadcast(broadcast_ap
 
 async def test_clip_files_are_read_only_and_confined(broadcast_api) -> None:
     client, runtime, sims = broadcast_api
-    for path in ("/clips/..%2F..%2Fetc%2Fpasswd", "/clips/.hidden.mp3", "/clips/abc.mp3", "/clips/" + "0" * 32 + ".mp3"):
+    for path in ("/clips/..%2F..%2Fetc%2Fpasswd", "/clips/.hidden.mp3", "/clips/abc.mp3",
+                 "/clips/" + "0" * 32 + ".mp3"):
         assert (await client.get(path)).status == 404, path
     name = next(p.name for p in runtime.cache.directory.glob("*.mp3"))
     resp = await client.get(f"/clips/{name}")

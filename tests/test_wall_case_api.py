@@ -20,7 +20,7 @@ from cases.desk import CaseDesk
 from cases.filing import build_filer
 from cases.webhooks import WebhookSender
 from config.settings import Webhooks
-from detectors.alarm import Alarm
+from messages.alarm import Alarm
 from tests import signin
 from tests.fixtures.factories import make_alarm
 from tests.fixtures.wall import PASSWORD, login, settings_with_roles, wall_client
@@ -174,7 +174,8 @@ async def test_stats_json_csv_xlsx_through_the_api(tmp_path, bus, store):
                      clock=lambda: wed_11 + 30 * 24 * 3600)
     async with wall_client(app) as c:
         assert (await login(c, "leader")).status == 200
-        body = await (await c.get("/api/stats", params={"by": "total", "from": "2026-03-11", "to": "2026-03-11"})).json()
+        params = {"by": "total", "from": "2026-03-11", "to": "2026-03-11"}
+        body = await (await c.get("/api/stats", params=params)).json()
         assert body["cases"] == 2
         total = body["total"]
         assert (total["registered"], total["due"], total["closed"], total["closed_on_time"]) == (2, 2, 1, 1)
@@ -191,7 +192,8 @@ async def test_stats_json_csv_xlsx_through_the_api(tmp_path, bus, store):
         assert resp.status == 200 and "attachment" in resp.headers["Content-Disposition"]
         ws = openpyxl.load_workbook(io.BytesIO(await resp.read())).active
         assert ws["A1"].value == "责任单位" and ws["B1"].value == "立案数"
-        for params, field in [({"by": "street"}, "by"), ({"period": "year"}, "period"), ({"from": "2026-13-01"}, "from"),
+        for params, field in [({"by": "street"}, "by"), ({"period": "year"}, "period"),
+                              ({"from": "2026-13-01"}, "from"),
                               ({"from": "yesterday"}, "from"), ({"from": "2026-03-02", "to": "2026-03-01"}, "to"),
                               ({"format": "pdf"}, "format"), ({"category": "事件/9999"}, "category")]:
             resp = await c.get("/api/stats", params=params)
@@ -311,7 +313,7 @@ async def test_supervise_is_for_leaders_marks_the_case_and_keeps_its_state(wall,
         assert case["state"] == "dispatched" and case["version"] == 2   # not a transition, but a change
         assert case["supervised"] is True and case["supervise_count"] == 1
         last = case["last_supervision"]
-        assert last["action"] == "supervise" and last["actor"] == "leader(leader)" and last["note"] == "请今日内处置完毕"
+        assert (last["action"], last["actor"], last["note"]) == ("supervise", "leader(leader)", "请今日内处置完毕")
         assert case["timeline"][-1] == last and body["event"]["action"] == "supervise"
         resp = await leader.post(f"/api/cases/{case_id}/supervise", json={"version": 1})  # stale
         assert resp.status == 409 and (await resp.json())["case"]["supervise_count"] == 1
@@ -372,7 +374,8 @@ async def test_review_queue_marks_held_and_auto_filed_items_and_skips_deadline_a
         # 待复核 counts what still waits to be filed; the auto-filed item is counted apart.
         counts = (await (await c.get("/api/review")).json())["counts"]
         assert (counts["free"], counts["unfiled"], counts["auto_filed"]) == (2, 1, 1)
-        assert (await (await c.post("/api/review/claim", json={"current": "alarm-1"})).json())["item"]["id"] == "alarm-2"
+        claimed = await (await c.post("/api/review/claim", json={"current": "alarm-1"})).json()
+        assert claimed["item"]["id"] == "alarm-2"
         resp = await c.post("/api/review/alarm-2/decision", json={"decision": "confirm"})
         case = (await resp.json())["case"]
         assert resp.status == 200 and case["alarm_ids"] == ["alarm-1", "alarm-2"]  # same place: attached

@@ -110,7 +110,7 @@ def _without_session(target: FuzzTarget) -> int:
     refused = 0
     for path, ops in doc["paths"].items():
         ids = next((ids for prefix, ids in target.known_ids.items() if path.startswith(prefix)), {})
-        url = target.base_url + re.sub(r"\{(\w+)\}", lambda m: ids.get(m.group(1), "x"), path)
+        url = target.base_url + re.sub(r"\{(\w+)\}", lambda m, ids=ids: ids.get(m.group(1), "x"), path)
         for method, op in ops.items():
             if op.get("security") == []:
                 continue

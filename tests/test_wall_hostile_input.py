@@ -1,6 +1,7 @@
 """Hostile HTTP input the schema fuzz does not reach, on a real wall server (real Redis, real case store on SQLite
 and PostgreSQL, guidance on real Mosquitto): request bodies over the size limit or not JSON on every route that
-takes one, the audio upload streamed past its limit or not audio, path traversal on evidence and clip URLs, and SQL metacharacters in every case-list filter."""
+takes one, the audio upload streamed past its limit or not audio, path traversal on evidence and clip URLs, and SQL
+metacharacters in every case-list filter."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def _body_routes(known: dict[str, dict[str, str]]) -> list[tuple[str, str]]:
         ids = next((ids for prefix, ids in known.items() if path.startswith(prefix)), {})
         for method, op in ops.items():
             if "application/json" in op.get("requestBody", {}).get("content", {}):
-                out.append((method.upper(), re.sub(r"\{(\w+)\}", lambda m: ids.get(m.group(1), "x"), path)))
+                out.append((method.upper(), re.sub(r"\{(\w+)\}", lambda m, ids=ids: ids.get(m.group(1), "x"), path)))
     return out
 
 
@@ -129,7 +130,7 @@ def test_no_sql_is_built_from_values() -> None:
 
     root = Path(__file__).resolve().parents[1]
     offenders = []
-    for py in [*root.glob("cases/*.py"), *root.glob("wall/*.py"), *root.glob("guidance/*.py"), *root.glob("broker/*.py")]:
+    for py in [p for room in ("cases", "wall", "guidance", "broker") for p in root.glob(f"{room}/*.py")]:
         text = py.read_text()
         for m in re.finditer(r'execute\(\s*f"([^"]*)"', text):
             fields = re.findall(r"\{([^}]*)\}", m.group(1))

@@ -17,7 +17,8 @@ from wall.metrics import Family, family, render
 
 def test_render_follows_the_exposition_format() -> None:
     text = render([
-        family("citywall_camera_up", "gauge", "1 when online", [({"camera": "cam-1"}, 1), ({"camera": 'a"b\\c\nd'}, 0)]),
+        family("citywall_camera_up", "gauge", "1 when online",
+               [({"camera": "cam-1"}, 1), ({"camera": 'a"b\\c\nd'}, 0)]),
         family("citywall_x_total", "counter", "help with \\ backslash", 3.5),
         family("citywall_nan", "gauge", "not a number", math.nan),
     ])

@@ -77,6 +77,7 @@ def _settings(tmp_path, urls: dict[str, str]):
     })
 
 
+@pytest.mark.slow
 async def test_secret_in_camera_urls_is_in_no_response_frame_metric_page_or_log(tmp_path, bus, store, caplog):
     caplog.set_level(logging.DEBUG)
     urls = _urls(_closed_port())

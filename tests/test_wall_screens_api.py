@@ -121,6 +121,7 @@ async def test_bad_input_named(client, method, path, body, status, needle):
     assert cams(await screen(client)) == CAMS[:4]
 
 
+@pytest.mark.slow
 async def test_tour_ticks_on_the_server_and_pauses(client):
     resp = await client.post("/api/screens/main/tour/start", json={"tour": "patrol", "tiles": [0, 1]})
     view = (await resp.json())["screen"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -144,6 +145,7 @@ async def _read_all(reader: asyncio.StreamReader, timeout: float) -> bytes:
         return b""
 
 
+@pytest.mark.slow  # 1,000 sockets: a stress test, load-sensitive
 async def test_1000_idle_connections_are_capped_and_timed_out_while_logins_are_served(tmp_path, bus, store,
                                                                                        evidence_dir):
     settings = make_settings(tmp_path, header_timeout_s=1.5, idle_timeout_s=2.0, max_connections_per_address=100)
@@ -157,9 +159,9 @@ async def test_1000_idle_connections_are_capped_and_timed_out_while_logins_are_s
                 writer.write(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # a head never finished
             conns.append((reader, writer))
         started = time.perf_counter()
-        async with aiohttp.ClientSession() as browser:
-            async with browser.post(f"{base}/api/login", json={"username": "admin", "password": PASSWORD}) as resp:
-                assert resp.status == 200
+        async with (aiohttp.ClientSession() as browser,
+                    browser.post(f"{base}/api/login", json={"username": "admin", "password": PASSWORD}) as resp):
+            assert resp.status == 200
         login_s = time.perf_counter() - started
         answers = await asyncio.gather(*(_read_all(r, 15.0) for r, _ in conns))
         refused = [a for a in answers if a.startswith(b"HTTP/1.1 503")]
@@ -225,6 +227,7 @@ async def test_forged_alarm_with_a_hostile_evidence_path_is_counted_and_dropped(
         store.close()
 
 
+@pytest.mark.slow
 async def test_private_brokers_need_their_generated_credentials(tmp_path):
     import os
     import stat
@@ -266,7 +269,7 @@ async def test_private_brokers_need_their_generated_credentials(tmp_path):
         for path in (r.config_path, m.config_path, m.password_path):
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
         if os.geteuid() == 0:  # never root: mosquitto runs as an unprivileged account
-            status = open(f"/proc/{m.pid}/status").read()
+            status = Path(f"/proc/{m.pid}/status").read_text()
             uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
             assert uid != 0
 
@@ -282,9 +285,12 @@ async def test_forged_speaker_messages_are_counted_and_dropped(mqtt_url):
     await adapter.start()
     try:
         port = Y(mqtt_url).port
-        for topic, payload in [("sec/speakers/spk-1/status", b"{not json"), ("sec/speakers/spk-1/status", b'{"online": "yes"}'),
-                               ("sec/speakers/spk-1/ack", b"[1]"), ("sec/speakers/spk-1/ack", b'{"command_id": 1, "ok": "x"}'),
-                               ("sec/speakers/spk 1/status", b'{"online": true}'), ("sec/speakers/spk-1/ack", b"x" * 20000)]:
+        for topic, payload in [("sec/speakers/spk-1/status", b"{not json"),
+                               ("sec/speakers/spk-1/status", b'{"online": "yes"}'),
+                               ("sec/speakers/spk-1/ack", b"[1]"),
+                               ("sec/speakers/spk-1/ack", b'{"command_id": 1, "ok": "x"}'),
+                               ("sec/speakers/spk 1/status", b'{"online": true}'),
+                               ("sec/speakers/spk-1/ack", b"x" * 20000)]:
             await asyncio.to_thread(publish.single, topic, payload, hostname="127.0.0.1", port=port)
         deadline = time.monotonic() + 10
         while adapter.malformed < 6 and time.monotonic() < deadline:
@@ -671,8 +677,8 @@ def _tls_broker(argv_for, ready_port: int, tmp_path):
     import socket
     import subprocess
 
-    log = open(tmp_path / f"broker-{ready_port}.log", "wb")
-    proc = subprocess.Popen(argv_for, stdout=log, stderr=subprocess.STDOUT)
+    with open(tmp_path / f"broker-{ready_port}.log", "wb") as log:  # the child keeps its own copy
+        proc = subprocess.Popen(argv_for, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 15
         while True:
@@ -687,7 +693,6 @@ def _tls_broker(argv_for, ready_port: int, tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
-        log.close()
 
 
 async def test_external_redis_over_tls_with_a_password(tmp_path):

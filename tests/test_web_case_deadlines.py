@@ -60,7 +60,7 @@ async def test_an_overdue_case_alarm_appears_on_the_wall(page, tmp_path, bus, st
 
 async def test_a_held_alarm_is_confirmed_and_the_leader_supervises_it_with_the_keyboard(page, tmp_path, bus, store):
     from config import AutoFile
-    from detectors.alarm import Alarm
+    from messages.alarm import Alarm
 
     settings = settings_with_roles(tmp_path)
     settings = settings.model_copy(update={"cases": settings.cases.model_copy(

@@ -160,7 +160,8 @@ async def test_wall_layout_captions_banner_and_mute_button(page, site, bus, widt
         assert sizes and min(s for _, s in sizes) >= 20 * width / 1920 - 0.5, sizes
         # A broadcast banner stays clear of the header counters and big enough; the mute button clear of the cases.
         await wall.evaluate("""() => window.citywall.socket.onFrame({ type: 'broadcast', broadcast: {
-            status: 'played', text: '请勿在人行道摆摊，请将货物搬离人行道，谢谢配合，违者将依法处理', place: '解放路人行道喇叭',
+            status: 'played', text: '请勿在人行道摆摊，请将货物搬离人行道，谢谢配合，违者将依法处理',
+            place: '解放路人行道喇叭',
             target: 'spk-1', broadcast_id: 'b1', hall_url: null } })""")
         banner = wall.locator(".hall-banner")
         await banner.wait_for(timeout=5_000)

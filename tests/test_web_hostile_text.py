@@ -122,7 +122,8 @@ async def test_stored_markup_never_runs_on_any_page(page, hostile_wall) -> None:
         await page.wait_for_load_state("networkidle")
         label = VISIBLE.get(path)
         if label:
-            text = await eventually(lambda: _text_with(page, label), timeout=20, what=f"{label} shown on {path}")
+            text = await eventually(lambda label=label: _text_with(page, label), timeout=20,
+                                    what=f"{label} shown on {path}")
             assert "<img src=x onerror=" in text or "<svg onload=" in text, (path, text[:300])
         assert await page.evaluate("() => window.__pwned") is None, path
         # No element the payloads would have created exists anywhere (shadow roots included).

@@ -96,7 +96,8 @@ async def test_review_console_keyboard_flow(page, tmp_path, bus, store):
                                              "reviewer": "monitor", "reason": "误报：正常通行或停留", "case_id": None}
     # The rejection reached the detectors' side of the bus (they suppress the same object in the same place).
     rejected = [e.data for e in await bus.history("alarm_rejections")]
-    assert [(r["alarm_id"], r["reviewer"], r["reason"]) for r in rejected] == [("alarm-3", "monitor", "误报：正常通行或停留")]
+    assert [(r["alarm_id"], r["reviewer"], r["reason"]) for r in rejected] == [
+        ("alarm-3", "monitor", "误报：正常通行或停留")]
     case = store.list_cases()[0][0]
     assert case["state"] == "dispatched"
     assert any(e["action"] == "review_confirm" for e in case["timeline"])

@@ -14,11 +14,11 @@ import time
 
 import pytest
 
+from messages.camera import CameraStatus
 from tests.fixtures.cases import insert_case
 from tests.fixtures.factories import make_alarm
 from tests.fixtures.wall import PASSWORD, make_settings, wall_client
 from tests.waiting import eventually
-from video_ingest.status import CameraStatus
 from wall.app import create_app
 
 service = pytest.importorskip("video_ingest.service", reason="video_ingest.service (IngestService) not built yet")

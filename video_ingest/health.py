@@ -15,7 +15,7 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 
-from video_ingest.status import CameraState, CameraStatus
+from messages.camera import CameraState, CameraStatus
 
 OFFLINE_AFTER_FAILURES = 3
 """Consecutive failed attempts (disconnects or refused connects) after which a camera counts as offline."""
@@ -71,7 +71,7 @@ class LoginPolicy:
             raise ValueError("LoginPolicy.backoff_s: give at least one delay")
         if any(not b > 0 for b in self.backoff_s):
             raise ValueError(f"LoginPolicy.backoff_s: every delay must be > 0 s, got {list(self.backoff_s)}")
-        if any(b < a for a, b in zip(self.backoff_s, self.backoff_s[1:])):
+        if any(b < a for a, b in zip(self.backoff_s, self.backoff_s[1:], strict=False)):
             raise ValueError(f"LoginPolicy.backoff_s: delays must not shrink, got {list(self.backoff_s)}")
         if self.max_attempts < 1:
             raise ValueError(f"LoginPolicy.max_attempts must be >= 1, got {self.max_attempts}")

@@ -3,7 +3,8 @@
 - ``GET /api/speakers``: every speaker with its online status (retained MQTT status / last ack).
 - ``POST /api/broadcasts``: a leader's (or admin's) manual broadcast — text spoken now or an uploaded clip — to a
   speaker, ``group:<name>`` or ``all``; pre-empts automatic and scheduled audio. Other roles get 403 (``wall.access``;
-  the refusal is still logged here), too many per user 429, text over the limit 400, an unknown speaker/group/clip 404. Offline speakers are listed in the answer.
+  the refusal is still logged here), too many per user 429, text over the limit 400, an unknown speaker/group/clip
+  404. Offline speakers are listed in the answer.
   Every attempt, refused ones included, is logged on the ``broadcasts`` stream.
 - ``GET /api/broadcasts``: that log, newest first.
 - ``GET /api/guidance/stats``: closed-loop outcomes (resolved by guidance / not resolved / not broadcast).
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from guidance.clip_server import CLIP_MIME, CLIP_NAME
+from messages import streams
 from wall import state
 from wall.access import ON_REFUSED, note
 from wall.api import check_text, int_param
@@ -66,7 +68,7 @@ async def list_broadcasts(request: web.Request) -> web.Response:
     """``GET /api/broadcasts?limit=N``: the log, newest first."""
     require_session(request)
     limit = int_param(request, "limit", default=100, lo=1, hi=MAX_LOG)
-    entries = await request.app[state.BUS].history("broadcasts", count=limit)
+    entries = await request.app[state.BUS].history(streams.BROADCASTS, count=limit)
     return web.json_response({"broadcasts": [{"id": e.id, **broadcast_view(e.data)} for e in entries]})
 
 

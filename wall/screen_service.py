@@ -16,6 +16,7 @@ with a lease; ``citywall up`` always leads) — otherwise a tour would step once
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import time
@@ -25,7 +26,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from config import ConfigError, Settings
-from wall.screen_messages import WallAction, WallScreenState
+from messages import streams
+from messages.wall import WallAction, WallScreenState
 from wall.screens import PlanDef, PlanScreen, ScreenDef, ScreenError, TourDef, Wall
 
 if TYPE_CHECKING:
@@ -173,10 +175,8 @@ class ScreenService:
             due = self.wall.next_due()
             wait = TICK_MAX_S if due is None else min(TICK_MAX_S, max(0.0, due - self.clock()))
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
-            except asyncio.TimeoutError:
-                pass
             if not self.leading:
                 continue
             try:
@@ -231,10 +231,10 @@ class ScreenService:
         while True:
             try:
                 if ids is None:
-                    ids = await self.bus.last_ids(["alarms"])
+                    ids = await self.bus.last_ids([streams.ALARMS])
                 self.ready.set()
-                async for entry in self.bus.tail(["alarms"], dict(ids), block_ms=1000):
-                    ids["alarms"] = entry.id
+                async for entry in self.bus.tail([streams.ALARMS], dict(ids), block_ms=1000):
+                    ids[streams.ALARMS] = entry.id
                     self.stats.alarms_seen += 1
                     if not self.leading:
                         continue
