@@ -20,7 +20,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -31,6 +31,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from broker.backoff import Backoff
 from config import redact_url
 
 log = logging.getLogger("citywall.broker.bus")
@@ -79,20 +80,6 @@ class BusStats:
     undecodable: int = 0
     reconnects: int = 0
     claimed: int = 0
-
-
-@dataclass
-class _Backoff:
-    delay: float = BACKOFF_MIN_S
-    failures: int = field(default=0)
-
-    def next(self) -> float:
-        delay, self.delay = self.delay, min(self.delay * 2, BACKOFF_MAX_S)
-        self.failures += 1
-        return delay
-
-    def reset(self) -> None:
-        self.delay, self.failures = BACKOFF_MIN_S, 0
 
 
 def _check_name(kind: str, name: str) -> str:
@@ -358,7 +345,7 @@ class Bus:
                 _check_id(f"last_ids[{stream!r}]", entry_id)
         block = max(1, min(int(block_ms), MAX_BLOCK_MS))
         ids: dict[str, str] = {}
-        backoff = _Backoff()
+        backoff = Backoff(initial_s=BACKOFF_MIN_S, max_s=BACKOFF_MAX_S)
         while True:
             try:
                 if len(ids) < len(streams):
@@ -370,7 +357,7 @@ class Bus:
                 _raise_if_cancelled()
             except (*_DOWN, BusUnavailable) as exc:
                 _raise_if_cancelled()  # a cancel that surfaced as a connection error must not be retried away
-                delay = backoff.next()
+                delay = backoff.delay()
                 self._stats.reconnects += 1
                 log.warning("tail of %s: Redis at %s unavailable (%s); retrying in %.1f s from %s", streams,
                             redact_url(self.url), redact(self.url, str(exc)), delay, ids or given)

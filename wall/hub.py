@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from broker.backoff import Backoff
 from cases.audit import AuditEntry
 from messages import streams
 from wall import state
@@ -272,7 +273,7 @@ class EventHub:
             self._task = None
 
     async def _run(self, ids: dict[str, str] | None) -> None:
-        backoff = 0.5
+        backoff = Backoff(initial_s=0.5, max_s=10.0)
         while True:
             try:
                 if ids is None:
@@ -283,14 +284,14 @@ class EventHub:
                 async for entry in self.bus.tail(list(STREAMS), dict(ids), block_ms=self.block_ms, count=batch):
                     ids[entry.stream] = entry.id
                     self.dispatch(entry)
-                    backoff = 0.5
+                    backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self._stats.tail_errors += 1
-                log.warning("event hub tail failed (%r); resuming from %s in %.1f s", exc, ids, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                delay = backoff.delay()
+                log.warning("event hub tail failed (%r); resuming from %s in %.1f s", exc, ids, delay)
+                await asyncio.sleep(delay)
 
     def dispatch(self, entry: Entry) -> None:
         """Fan one bus entry out to every client (never waits)."""

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from broker.backoff import Backoff
 from config import ConfigError, Settings
 from messages import streams
 from messages.wall import WallAction, WallScreenState
@@ -190,7 +191,7 @@ class ScreenService:
 
     async def _follow(self) -> None:
         """Adopt screens other wall servers changed: their state table entry, when newer than ours."""
-        backoff = 0.5
+        backoff = Backoff(initial_s=0.5, max_s=10.0)
         while True:
             try:
                 ids = await self.bus.last_ids([WallScreenState.STREAM])
@@ -198,14 +199,14 @@ class ScreenService:
                     if entry.data.get("origin") == self.origin:
                         continue
                     await self.adopt(str(entry.data.get("screen_id")))
-                    backoff = 0.5
+                    backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self.stats.errors += 1
-                log.warning("wall screens follower failed (%r); retrying in %.1f s", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                delay = backoff.delay()
+                log.warning("wall screens follower failed (%r); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
 
     async def adopt(self, screen_id: str) -> bool:
         """Take ``screen_id`` from the state table if another server saved a newer version; True if adopted."""
@@ -226,7 +227,7 @@ class ScreenService:
         return True
 
     async def _alarm_tail(self) -> None:
-        backoff = 0.5
+        backoff = Backoff(initial_s=0.5, max_s=10.0)
         ids: dict[str, str] | None = None
         while True:
             try:
@@ -245,11 +246,11 @@ class ScreenService:
                         continue
                     if changed:
                         self.stats.alarms_popped += 1
-                    backoff = 0.5
+                    backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self.stats.errors += 1
-                log.warning("wall screens alarm tail failed (%r); retrying in %.1f s", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                delay = backoff.delay()
+                log.warning("wall screens alarm tail failed (%r); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
