@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import asyncio
 
+from cases.store import CaseStore
 from tests.fixtures.factories import raised
 from tests.fixtures.guidance import login_demo, sine_wav
+from tests.fixtures.wall import wall_client
 from tests.waiting import eventually
+from wall.app import create_app
+from wall.limits import RedisLimiter
 
 
 async def test_only_leader_and_admin_may_broadcast_and_refusals_are_logged(broadcast_api) -> None:
@@ -148,3 +152,24 @@ async def test_clip_files_are_read_only_and_confined(broadcast_api) -> None:
     resp = await client.get(f"/clips/{name}")
     assert resp.status == 200 and resp.headers["Content-Type"] == "audio/mpeg"
     assert (await client.post(f"/clips/{name}", data=b"x")).status in (403, 405)
+
+
+async def test_the_broadcast_limit_holds_across_wall_servers_sharing_redis(broadcast_api, bus, tmp_path) -> None:
+    """Two wall servers on one Redis (the cluster's RedisLimiter): the leader's four broadcasts a minute are four in
+    all, not four per server; uploads likewise."""
+    client, runtime, sims = broadcast_api
+    settings = runtime.settings
+    store = CaseStore.open(f"sqlite:///{tmp_path}/two.sqlite")
+    apps = [create_app(settings, bus=bus, cases=store, live=None, evidence_dir=tmp_path / "evidence",
+                       guidance=runtime, limiter=RedisLimiter(bus.redis, bus.prefix)) for _ in range(2)]
+    try:
+        async with wall_client(apps[0]) as a, wall_client(apps[1]) as b:
+            for c in (a, b):
+                await login_demo(c, "leader")
+            statuses = [(await c.post("/api/broadcasts", json={"target": "spk-vending", "text": f"第{i}次。"})).status
+                        for i, c in enumerate((a, b, a, b, a, b))]
+            assert statuses == [200, 200, 200, 200, 429, 429]
+            uploads = [(await c.post("/api/clips", data=b"not audio")).status for c in (a, b, a, b)]
+            assert uploads.count(429) == 4 - settings.guidance.manual.uploads_per_user_per_minute, uploads
+    finally:
+        store.close()
