@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -32,6 +33,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from broker.backoff import Backoff
+from broker.histogram import Histogram
 from config import redact_url
 
 log = logging.getLogger("citywall.broker.bus")
@@ -139,6 +141,8 @@ class Bus:
         self.maxlen = maxlen
         self.codecs: Mapping[str, Callable[[dict[str, Any]], Any]] = codecs or {}
         self._stats = BusStats()
+        self.publish_seconds = Histogram()
+        """Time of each successful publish (the XADD round trip), for the metrics page."""
 
     # ------------------------------------------------------------------------------------------------ lifecycle
     @classmethod
@@ -255,9 +259,11 @@ class Bus:
             payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"stream {stream!r}: data is not JSON-serialisable: {exc}") from None
+        started = time.perf_counter()
         entry_id = await self._call(
             self._redis.xadd(self.key(stream), {"data": payload}, maxlen=self.maxlen, approximate=True)
         )
+        self.publish_seconds.observe(time.perf_counter() - started)
         self._stats.published += 1
         return str(entry_id)
 

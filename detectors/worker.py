@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import tzinfo
 from pathlib import Path
 
+from broker.histogram import Histogram
 from config.settings import Camera, Detection
 from detectors.detections import Detections
 from detectors.evidence import EvidenceWriter
@@ -101,6 +102,8 @@ class DetectionWorker:
             cam.id: CameraAnalyzer(cam, settings, timezone=timezone, suppressions=suppressions) for cam in cameras
         }
         self._totals = _Totals(cameras={cam.id: CameraCounters() for cam in cameras})
+        self.analysis_seconds = Histogram()
+        """Analysis time per frame, every camera of this worker (the metrics page's detector latency)."""
         self._outbox: deque[Alarm] = deque()
         self._outbox_size = outbox_size
         self._analysed_at: dict[str, float] = {}
@@ -217,6 +220,7 @@ class DetectionWorker:
                 log.exception("analysis failed for camera %s (seq %d)", cam_id, frame.seq)
                 continue
             counters.frames_analysed += 1
+            self.analysis_seconds.observe(step.analysis_ms / 1000.0)
             counters.analysis_ms_last = step.analysis_ms
             counters.analysis_ms_total += step.analysis_ms
             for finding in step.findings:

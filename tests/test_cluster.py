@@ -176,7 +176,7 @@ async def test_a_cluster_shares_cameras_fails_over_survives_redis_and_files_ever
                 health = await resp.json()
                 assert resp.status == 200 and len(health["cameras"]) == 6, health
             async with plain.get(f"{w1_live}/metrics") as resp:
-                assert "citywall_leases_held 6" in await resp.text()
+                assert "citywall_leases_held 6.0" in await resp.text()
             async with plain.get(f"{w1_live}/internal/live/{health['cameras'][0]}") as resp:
                 assert resp.status == 401  # the cluster token is required
             # Every role answers /health; exactly one bridge is active.

@@ -118,14 +118,14 @@ async def test_metrics_report_every_room(stack):
               for line in text.splitlines() if line.startswith("citywall_camera_up{")}
         demo = [v for k, v in up.items() if OFFLINE not in k]
         offline = up[f'citywall_camera_up{{camera="{OFFLINE}"}}']
-        return text if len(demo) == 4 and set(demo) == {"1"} and offline == "0" else None
+        return text if len(demo) == 4 and set(demo) == {"1.0"} and offline == "0.0" else None
 
     text = await eventually(cameras_up, timeout=60, what="four demo cameras up, the unreachable one down")
     for name in ("citywall_camera_fps", "citywall_detector_frames_analysed_total", "citywall_ws_clients",
                  "citywall_case_worker_received_total", "citywall_bus_published_total",
                  "citywall_relay_viewer_drops_total", "citywall_cases_overdue"):
         assert f"# TYPE {name} " in text, name
-    assert "citywall_metrics_provider_errors_total 0" in text
+    assert "citywall_metrics_provider_errors_total 0.0" in text
     assert "rtsp://" not in text
 
 

@@ -500,7 +500,7 @@ async def test_citywall_up_restarts_its_private_servers_when_they_die(tmp_path, 
             after = await eventually(new_alarm, timeout=150, interval=1, what="alarms raised after the kill")
             metrics = await (await session.get(f"{url}/metrics")).text()
             for name in markers:
-                assert f'citywall_private_server_restarts_total{{server="{name}"}} 1' in metrics, metrics[-3000:]
+                assert f'citywall_private_server_restarts_total{{server="{name}"}} 1.0' in metrics, metrics[-3000:]
         store = CaseStore.open(f"sqlite:///{tmp_path / 'var' / 'cases.sqlite'}")
         try:
             async def all_filed():

@@ -90,7 +90,7 @@ async def test_unknown_accounts_and_every_address_share_the_global_limit(tmp_pat
 
     rows = store.search_audit(AuditQuery(action="login", limit=500))[0]
     assert sorted({r.outcome for r in rows}) == [401] and len(rows) == 15  # refused floods are counted, not rows
-    assert "citywall_login_refused_total 5" in metrics and "citywall_login_checked_total 15" in metrics
+    assert "citywall_login_refused_total 5.0" in metrics and "citywall_login_checked_total 15.0" in metrics
 
 
 async def test_right_password_costs_no_failure_and_logins_cannot_evict_others(tmp_path, bus, store, evidence_dir):
