@@ -39,7 +39,7 @@ from cases.deadlines import DeadlineAlarmLoop
 from cases.store import CaseStore
 from cases.webhooks import WebhookSender
 from cases.worker import CaseWorker, build_filer
-from citywall.metrics import bus_metrics, case_store_metrics, case_worker_metrics, lease_metrics
+from citywall.metrics import bus_metrics, case_store_metrics, case_worker_metrics, detection_metrics, lease_metrics
 from citywall.supervise import supervise
 from citywall.up import camera_options, follow_rejections, private_data_dir
 from config import ConfigError, Settings, redact_url
@@ -54,7 +54,7 @@ from wall.app import create_app
 from wall.exposure import check_exposure, start_site
 from wall.limits import RedisLimiter
 from wall.live_ws import LiveSockets
-from wall.metrics import scrape
+from wall.metrics import ScrapeStats, scrape
 from wall.remote_live import RemoteLiveHub, token_ok
 from wall.screens_api import SCREENS
 from wall.sessions import RedisSessions
@@ -85,10 +85,10 @@ def require_cluster(settings: Settings, role: str, source: str = "<config>") -> 
 
 
 class CameraStack:
-    """One camera held by this worker: its connection, keyframe sampling, detection and status publishing."""
+    """One camera held by this worker: its connection, frame sampling, clip buffer and status publishing (its
+    analysis is in the worker's one DetectionWorker, batched with the other cameras like ``citywall up``)."""
 
-    def __init__(self, settings: Settings, camera_id: str, bus: Bus, worker: str, *,
-                 backend: Any = None, suppressions: SuppressionList | None = None) -> None:
+    def __init__(self, settings: Settings, camera_id: str, bus: Bus, worker: str) -> None:
         camera = settings.camera(camera_id)
         self.camera_id = camera_id
         self.ingest = IngestService({camera_id: camera.substream_url or camera.url}, worker=worker,
@@ -98,20 +98,13 @@ class CameraStack:
                                     analysis_sources={camera_id: camera.analysis_url} if camera.analysis_url else None)
         self.clips = ClipRecorder(settings.storage.evidence_dir, [camera_id])
         self.ingest.subscribe_packets(camera_id, self.clips.buffer(camera_id))
-        self.detection = DetectionWorker([camera], settings.detection, settings.storage.evidence_dir,
-                                         self.ingest.latest_frame, timezone=settings.timezone, backend=backend,
-                                         clips=self.clips.record, suppressions=suppressions)
         self._bus = bus
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def start(self) -> None:
         await self.ingest.start()
-        self._tasks = [
-            asyncio.create_task(supervise(f"status-{self.camera_id}", self._publish_statuses, self._stop)),
-            asyncio.create_task(supervise(f"detection-{self.camera_id}",
-                                          lambda: self.detection.run(self._bus.publish, self._stop), self._stop)),
-        ]
+        self._tasks = [asyncio.create_task(supervise(f"status-{self.camera_id}", self._publish_statuses, self._stop))]
 
     async def _publish_statuses(self) -> None:
         async for status in self.ingest.status_updates():
@@ -159,6 +152,18 @@ class CameraWorker:
         self.backend = load_backends(settings.detection.models)  # one model shared by this worker's cameras
         self.suppressions = SuppressionList()
         self._rejections = RejectionFollower(self.suppressions, settings.storage.evidence_dir)
+        # One detection loop over every camera held, as in `citywall up`: one batched model call per tick.
+        self.detection = DetectionWorker([], settings.detection, settings.storage.evidence_dir, self._frame,
+                                         timezone=settings.timezone, backend=self.backend, clips=self._clip,
+                                         suppressions=self.suppressions)
+
+    def _frame(self, camera_id: str) -> Any:
+        stack = self.stacks.get(camera_id)
+        return stack.ingest.latest_frame(camera_id) if stack is not None else None
+
+    def _clip(self, camera_id: str, clip_id: str, at: float) -> str | None:
+        stack = self.stacks.get(camera_id)
+        return stack.clips.record(camera_id, clip_id, at) if stack is not None else None
 
     def internal_app(self) -> web.Application:
         """``/internal/live/{camera_id}`` for wall servers (cluster token), ``/metrics`` and ``/health`` (200 once
@@ -170,9 +175,12 @@ class CameraWorker:
                 return web.json_response({"error": "cluster token required"}, status=401)
             return await self._sockets.serve(request, self.live, None)
 
+        scrapes = ScrapeStats()
+
         async def metrics(_request: web.Request) -> web.Response:
-            providers = [bus_metrics(self.bus)] + ([lease_metrics(self.keeper)] if self.keeper else [])
-            return scrape([], providers)
+            providers = [bus_metrics(self.bus), detection_metrics(self.detection)] + (
+                [lease_metrics(self.keeper)] if self.keeper else [])
+            return scrape([], providers, scrapes)
 
         async def health(_request: web.Request) -> web.Response:
             keeper = self.keeper
@@ -210,26 +218,33 @@ class CameraWorker:
                     await maybe
             follow = asyncio.create_task(supervise("rejections", lambda: follow_rejections(self.bus, self._rejections),
                                                    stop))
+            detect = asyncio.create_task(supervise("detection", lambda: self.detection.run(self.bus.publish, stop),
+                                                   stop))
             try:
                 await self.keeper.run(stop, self._on_change)
             finally:
                 follow.cancel()
                 await asyncio.gather(follow, return_exceptions=True)
+                if not stop.is_set():  # the keeper failed: the detection loop has no stop of its own
+                    detect.cancel()
+                await asyncio.gather(detect, return_exceptions=True)
         finally:
             await asyncio.gather(*(s.stop() for s in self.stacks.values()), return_exceptions=True)
             self.stacks.clear()
             await runner.cleanup()
 
     async def _on_change(self, change: LeaseChange) -> None:
+        for cid in sorted(change.released):
+            self.detection.remove_camera(cid)
         gone = [self.stacks.pop(cid) for cid in sorted(change.released) if cid in self.stacks]
         if gone:
             log.info("releasing %s", ", ".join(s.camera_id for s in gone))
             await asyncio.gather(*(s.stop() for s in gone), return_exceptions=True)
         for cid in sorted(change.acquired):
-            stack = CameraStack(self.settings, cid, self.bus, self.name, backend=self.backend,
-                                suppressions=self.suppressions)
+            stack = CameraStack(self.settings, cid, self.bus, self.name)
             await stack.start()
             self.stacks[cid] = stack
+            self.detection.add_camera(self.settings.camera(cid))
         if change.acquired:
             log.info("now holding %d cameras (+%s)", len(self.stacks), ", ".join(sorted(change.acquired)))
 
@@ -349,8 +364,10 @@ async def ops_server(host: str, providers: list[Callable[[], Any]],
         ready, body = await health()
         return web.json_response({"ready": ready, **body}, status=200 if ready else 503)
 
+    scrapes = ScrapeStats()
+
     async def metrics_route(_request: web.Request) -> web.Response:
-        return scrape([], providers)
+        return scrape([], providers, scrapes)
 
     app = web.Application()
     app.router.add_get("/health", health_route)

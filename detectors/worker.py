@@ -97,6 +97,7 @@ class DetectionWorker:
         """A model (``detectors.models``) asked about the tick's frames that have a stationary candidate in a
         zone, all cameras in one batched call."""
         self.frames = frames
+        self._timezone = timezone
         self.evidence = EvidenceWriter(evidence_dir, timezone=timezone)
         self.analyzers: dict[str, CameraAnalyzer] = {
             cam.id: CameraAnalyzer(cam, settings, timezone=timezone, suppressions=suppressions) for cam in cameras
@@ -109,6 +110,18 @@ class DetectionWorker:
         self._analysed_at: dict[str, float] = {}
 
     # --- public ------------------------------------------------------------------------------------------
+
+    def add_camera(self, camera: Camera) -> None:
+        """Analyse ``camera`` from the next tick on (a cluster worker acquired it); its frames come from ``frames``."""
+        self.analyzers[camera.id] = CameraAnalyzer(camera, self.settings, timezone=self._timezone,
+                                                   suppressions=self.suppressions)
+        self._totals.cameras[camera.id] = CameraCounters()
+
+    def remove_camera(self, camera_id: str) -> None:
+        """Stop analysing ``camera_id`` (released); a tick already in the analysis thread finishes with it."""
+        self.analyzers.pop(camera_id, None)
+        self._totals.cameras.pop(camera_id, None)
+        self._analysed_at.pop(camera_id, None)
 
     async def run(self, publish: Callable[[Alarm], Awaitable[object]], stop: asyncio.Event) -> None:
         """Analyse every ``interval_s`` until ``stop`` is set, awaiting ``publish(alarm)`` for each alarm."""
@@ -151,7 +164,11 @@ class DetectionWorker:
         if not batch:
             return []
         t0 = time.perf_counter()
-        alarms = await asyncio.to_thread(self._analyse_batch, batch)
+        # The analysers and counters of this batch, taken here on the event loop: a camera removed while the
+        # thread runs (remove_camera) finishes this tick with its own objects.
+        analyzers = {cam_id: self.analyzers[cam_id] for cam_id, _ in batch}
+        cameras = {cam_id: self._totals.cameras[cam_id] for cam_id, _ in batch}
+        alarms = await asyncio.to_thread(self._analyse_batch, batch, analyzers, cameras)
         self._totals.tick_ms_last = (time.perf_counter() - t0) * 1000.0
         return alarms
 
@@ -185,7 +202,8 @@ class DetectionWorker:
 
     # --- internals ---------------------------------------------------------------------------------------
 
-    def _analyse_batch(self, batch: list[tuple[str, Frame]]) -> list[Alarm]:
+    def _analyse_batch(self, batch: list[tuple[str, Frame]], analyzers: dict[str, CameraAnalyzer],
+                       cameras: dict[str, CameraCounters]) -> list[Alarm]:
         """Runs in the worker thread: analysis + evidence for every frame of the tick.
 
         Two passes: every camera's stationary analysis first; then, if a model is configured, one batched call
@@ -195,9 +213,9 @@ class DetectionWorker:
         observed = []
         for cam_id, frame in batch:
             try:
-                observed.append((cam_id, frame, self.analyzers[cam_id].observe(frame.image, frame.captured_at)))
+                observed.append((cam_id, frame, analyzers[cam_id].observe(frame.image, frame.captured_at)))
             except Exception:
-                self._totals.cameras[cam_id].errors += 1
+                cameras[cam_id].errors += 1
                 log.exception("analysis failed for camera %s (seq %d)", cam_id, frame.seq)
         model: dict[str, Detections] = {}
         wanted = [(cam_id, frame) for cam_id, frame, obs in observed if obs.candidates]
@@ -212,9 +230,9 @@ class DetectionWorker:
                 self._totals.model_errors += 1
                 log.exception("model %s failed on %d frames", getattr(self.backend, "name", "?"), len(wanted))
         for cam_id, frame, obs in observed:
-            counters = self._totals.cameras[cam_id]
+            counters = cameras[cam_id]
             try:
-                step = self.analyzers[cam_id].decide(obs, frame.image, frame.captured_at, model.get(cam_id))
+                step = analyzers[cam_id].decide(obs, frame.image, frame.captured_at, model.get(cam_id))
             except Exception:
                 counters.errors += 1
                 log.exception("analysis failed for camera %s (seq %d)", cam_id, frame.seq)

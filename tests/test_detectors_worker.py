@@ -125,3 +125,26 @@ async def test_a_failing_frame_source_is_counted(settings, tmp_path):
 
     await asyncio.wait_for(asyncio.gather(worker.run(publish, stop), stopper()), 10)
     assert worker.stats()["cameras"]["cam-road"]["errors"] >= 5
+
+
+async def test_cameras_join_and_leave_one_worker_and_share_its_ticks(settings, tmp_path):
+    """A cluster worker's one DetectionWorker: cameras acquired later join the same tick (one batched model call),
+    a released camera is no longer asked for frames."""
+    stop = asyncio.Event()
+    feed = SceneFeed({"cam-vending": "vending", "cam-street": "quiet_street"}, 5, stop)
+    asked: list[str] = []
+
+    def frames(camera_id: str):
+        asked.append(camera_id)
+        return feed(camera_id)
+
+    worker = DetectionWorker([], FAST, tmp_path, frames, timezone=settings.timezone)
+    assert await worker.tick() == [] and asked == []
+    for cam in cams(settings, "cam-vending", "cam-street"):
+        worker.add_camera(cam)
+    await worker.tick()
+    assert sorted(asked) == ["cam-street", "cam-vending"] and worker.stats()["frames_analysed"] == 2
+    worker.remove_camera("cam-street")
+    asked.clear()
+    await worker.tick()
+    assert asked == ["cam-vending"] and set(worker.stats()["cameras"]) == {"cam-vending"}

@@ -392,11 +392,11 @@ async def test_a_detection_crash_is_restarted_and_resumes_on_the_same_cameras(tm
         real = world.detection._analyse_batch
         crashes = {"left": 2}
 
-        def crash_twice(batch):
+        def crash_twice(batch, *state):
             if crashes["left"]:
                 crashes["left"] -= 1
                 raise RuntimeError("simulated detector crash")
-            return real(batch)
+            return real(batch, *state)
 
         world.detection._analyse_batch = crash_twice  # type: ignore[method-assign]
         mark = len(world.accepted)
