@@ -77,7 +77,7 @@ def ensure_gop_media(seconds: int) -> dict[str, Path]:
         ctx.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline",
                        "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:repeat-headers=1"
                                       f":bitrate={rate}:vbv-maxrate={rate * 5 // 4}:vbv-bufsize={rate}:threads=1"}
-        encoders[name] = (ctx, open(f"{path}.part", "wb"))
+        encoders[name] = (ctx, open(f"{path}.part", "wb"))  # noqa: SIM115 (closed after the encode loop)
     with av.open(str(source), format="h264") as container:
         for i, frame in enumerate(container.decode(video=0)):
             if i >= seconds * FPS:
@@ -179,7 +179,8 @@ def part1(paths: dict[str, Path], settings, camera) -> list[dict]:  # type: igno
                          "alarm_latency_beyond_dwell_s": None if latency is None else round(latency, 2)})
             r = rows[-1]
             print(f"GOP {gop / FPS:>4.0f} s  {mode:<9}: {r['analysed_per_s']:.2f} analysed/s "
-                  f"({r['pictures_per_s']:.2f} pictures/s out of the sampler), decode+BGR {r['sampler_cpu_pct']:5.2f} % "
+                  f"({r['pictures_per_s']:.2f} pictures/s out of the sampler), "
+                  f"decode+BGR {r['sampler_cpu_pct']:5.2f} % "
                   f"of a core ({r['decoded_units']} units decoded), alarm "
                   + (f"{latency:+.2f} s beyond the {dwell:.0f} s dwell" if latency is not None else "never raised"),
                   flush=True)
@@ -247,7 +248,7 @@ async def part2(paths: dict[str, Path], n: int, window: float, settings, camera)
         c0, r0, t0 = proc_cpu(os.getpid()), proc_cpu(server.pid or 0), time.monotonic()
         await asyncio.sleep(window)
         c1, r1, t1 = proc_cpu(os.getpid()), proc_cpu(server.pid or 0), time.monotonic()
-        periods = [b - a for a, b in zip(ticks, ticks[1:]) if a >= t0 and b <= t1]
+        periods = [b - a for a, b in zip(ticks, ticks[1:], strict=False) if a >= t0 and b <= t1]
         span = t1 - t0
         sampled = {c: (svc.status(c).extra["sampled"] - s0[c]) / span for c in ids}
         done = {c: (analysed[c] - a0[c]) / span for c in ids}
@@ -273,7 +274,8 @@ async def part2(paths: dict[str, Path], n: int, window: float, settings, camera)
     print(f"{n} cameras (tile 720p25 GOP 2 s watched + 640x360 sub-stream analysed): {ok}/{n} at >= 1 analysed "
           f"frame/s (median {out['analysed_per_s_median']}, min {out['analysed_per_s_min']}/s; sampler put out "
           f"{out['sampled_per_s_median']}/s; detection round every {out['detection_tick_s_median']} s); tiles median "
-          f"{out['tile_fps_median']} fps (min {out['tile_fps_min']}); this process {out['process_cpu_pct']} % of a core, "
+          f"{out['tile_fps_median']} fps (min {out['tile_fps_min']}); "
+          f"this process {out['process_cpu_pct']} % of a core, "
           f"RTSP server {out['rtsp_server_cpu_pct']} %; load average {out['load_avg']}", flush=True)
     return out
 

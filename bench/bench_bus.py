@@ -95,8 +95,8 @@ async def _mqtt_latency(bus: Bus, mqtt_url: str, n: int) -> dict[str, Any]:
 
 
 async def main(n: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="citywall-bench-") as tmp:
-        with EmbeddedRedis(Path(tmp) / "redis") as redis, EmbeddedMosquitto(Path(tmp) / "mqtt") as mosq:
+    with (tempfile.TemporaryDirectory(prefix="citywall-bench-") as tmp,
+          EmbeddedRedis(Path(tmp) / "redis") as redis, EmbeddedMosquitto(Path(tmp) / "mqtt") as mosq):
             bus = await Bus.connect(redis.url, prefix="bench")
             try:
                 return {

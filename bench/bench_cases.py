@@ -32,13 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from broker.bus import Bus  # noqa: E402
 from broker.embedded import EmbeddedRedis  # noqa: E402
-from cases.events import CaseEvent  # noqa: E402
 from cases.filing import build_filer  # noqa: E402
 from cases.store import CaseStore  # noqa: E402
 from cases.worker import CaseWorker  # noqa: E402
 from config import CONFIG_DIR, load_settings  # noqa: E402
-from detectors.alarm import Alarm  # noqa: E402
 from detectors.evidence import EvidenceWriter  # noqa: E402
+from messages.alarm import Alarm  # noqa: E402
+from messages.case_event import CaseEvent  # noqa: E402
 
 PLACES = [("cam-vending", "pavement", "vending"), ("cam-bin", "bin-1", "bin_overflow"),
           ("cam-road", "lane", "road_occupation"), ("cam-street", "corner", "vending")]
@@ -54,7 +54,8 @@ def _summary(samples_s: list[float]) -> dict[str, float]:
 def _alarm(i: int, prefix: str, zones: int = 40) -> Alarm:
     cam, zone, event = PLACES[i % len(PLACES)]
     return Alarm(alarm_id=f"{prefix}-{i}", phase="raised", camera_id=cam,
-                 zone_id=f"{prefix}-{zone}-{(i // 4) % zones}", event=event, started_at=T0 + i - 30, at=T0 + i, dwell_s=30.0, confidence=0.9,
+                 zone_id=f"{prefix}-{zone}-{(i // 4) % zones}", event=event, started_at=T0 + i - 30, at=T0 + i,
+                 dwell_s=30.0, confidence=0.9,
                  boxes=[(0.1, 0.6, 0.3, 0.9)], detector="bench/1")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import re
@@ -31,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from broker.bus import Bus  # noqa: E402
 from broker.embedded import EmbeddedRedis  # noqa: E402
-from detectors.alarm import Alarm  # noqa: E402
+from messages.alarm import Alarm  # noqa: E402
 
 
 def _publisher_proc(redis_url: str, prefix: str, cameras: list[str], ids: list[str], rate: float, out: str,
@@ -91,10 +92,8 @@ async def _round(redis_url: str, prefix: str, cameras: list[str], workers: int, 
     go.set()
     for proc in procs:
         await asyncio.to_thread(proc.join, 300)
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(reader, timeout=120)
-    except asyncio.TimeoutError:
-        pass
     await bus.close()
     sent: dict[str, float] = {}
     elapsed = 0.0

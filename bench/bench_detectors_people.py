@@ -102,7 +102,7 @@ def main() -> int:
                 times.append((time.perf_counter() - t0) * 1000)
             tp, fp, fn = score(d.xyxy, VISIBLE[name], w, h)
             boxes = " ".join(f"({int(b[0] * w)},{int(b[1] * h)},{int(b[2] * w)},{int(b[3] * h)},{c:.2f})"
-                             for b, c in zip(d.xyxy, d.confidence))
+                             for b, c in zip(d.xyxy, d.confidence, strict=False))
             ms = statistics.median(times)
             print(f"{svm:<8} {name:<11} {w}x{h:<5} {side:>5} {len(VISIBLE[name]):>6} {len(d):>5} {tp:>3} {fp:>3} "
                   f"{fn:>3} {ms:>7.0f}  {boxes or '-'}")

@@ -12,8 +12,8 @@ Each mode runs in a fresh child process holding all four demo cameras at once (r
 at a time), measuring thread CPU time (decoders run single-threaded, ``thread_count = 1``, so thread time is
 all of it) for demux, decode (+ BGR conversion) and analysis separately, in CPU seconds per camera-second of
 video. Repeated ``--reps`` times; medians are quoted. A direct check then runs 80 % of the derived cameras per
-core in one single-threaded process and reports how much faster than real time it got through the video. Peak RSS per camera comes from ``ru_maxrss`` of a child
-holding 4 cameras minus one holding 1 camera, divided by 3.
+core in one single-threaded process and reports how much faster than real time it got through the video. Peak RSS
+per camera comes from ``ru_maxrss`` of a child holding 4 cameras minus one holding 1 camera, divided by 3.
 
 Derived: cameras per core = 1 / (CPU s per camera-second); per 2-core machine = twice that, i.e. with both cores
 doing nothing else — the RTSP receive path, the wall and the bus are not in these figures. Ends with a one-line
@@ -195,7 +195,7 @@ def main() -> int:
               f"{'':<36} {1 / total:>9.1f} {int(2 / total):>12d} {per_cam_rss:>10.1f} {rss4:>10.0f}")
     ratio = res["naive"]["total"] / res["citywall"]["total"]
     ratios = [sum(n["per_cam_s"].values()) / sum(c["per_cam_s"].values())
-              for n, c in zip(runs["naive"], runs["citywall"])]
+              for n, c in zip(runs["naive"], runs["citywall"], strict=False)]
     print(f"\ncitywall sustains {ratio:.1f}x the cameras of the naive path (per-repetition ratios "
           f"{', '.join(f'{x:.1f}' for x in ratios)}; target >= 5x)")
     n_cw = res["citywall"]

@@ -31,8 +31,15 @@ import av  # noqa: E402
 
 from demo.media import ensure_media  # noqa: E402
 from video_ingest.fmp4 import Sample, init_segment, media_segment  # noqa: E402
-from video_ingest.h26x import (H264_NAL_IDR, H264_NAL_PPS, H264_NAL_SPS, avc_decoder_config,  # noqa: E402
-                               h264_nal_type, length_prefixed, split_annexb)
+from video_ingest.h26x import (  # noqa: E402
+    H264_NAL_IDR,
+    H264_NAL_PPS,
+    H264_NAL_SPS,
+    avc_decoder_config,
+    h264_nal_type,
+    length_prefixed,
+    split_annexb,
+)
 from video_ingest.remux import FragmentMuxer  # noqa: E402
 
 TICKS = 3600  # 90 kHz per frame at 25 fps
@@ -105,7 +112,7 @@ def main() -> int:
     raw = [bytes(pk) for pk in packets]
     aus = [split_annexb(r) for r in raw]
     keys = [any(h264_nal_type(n) == H264_NAL_IDR for n in au) for au in aus]
-    samples = [Sample(length_prefixed(au), TICKS, k) for au, k in zip(aus, keys)]
+    samples = [Sample(length_prefixed(au), TICKS, k) for au, k in zip(aus, keys, strict=False)]
     sps = next(n for au in aus for n in au if h264_nal_type(n) == H264_NAL_SPS)
     pps = next(n for au in aus for n in au if h264_nal_type(n) == H264_NAL_PPS)
     init = init_segment(codec="h264", width=template.codec_context.width, height=template.codec_context.height,

@@ -178,7 +178,8 @@ async def run(args: argparse.Namespace) -> int:
     if tile_ms and base_ms:
         p50t, p50b = pct(tile_ms, .5), pct(base_ms, .5)
         print(f"ratio tile/baseline p50: {p50t / p50b:.2f}x  (+{p50t - p50b:.0f} ms for relay, WS, MSE, playout)")
-    print(f"tile lag first {window:.0f} s: p50 {pct(first, .5):.0f} ms; last {window:.0f} s: p50 {pct(last, .5):.0f} ms; "
+    print(f"tile lag first {window:.0f} s: p50 {pct(first, .5):.0f} ms; "
+          f"last {window:.0f} s: p50 {pct(last, .5):.0f} ms; "
           f"drift {pct(last, .5) - pct(first, .5):+.0f} ms")
     print(f"tile buffered ahead of playhead: p50 {pct(behind, .5):.0f} ms, p95 {pct(behind, .95):.0f} ms; "
           f"frames presented {frames}, unreadable {bad}; jumps {final['jumps']}, reconnects {final['reconnects']}, "

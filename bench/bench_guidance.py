@@ -57,7 +57,7 @@ def bench_tts(n: int) -> dict[str, Any]:
     tts = EspeakTts()
     book = TemplateBook()
     texts = [book.render(event, place=PLACES[i % len(PLACES)]) for i, event in
-             zip(range(n), [e for _ in range(n) for e in DEFAULT_TEMPLATES])]
+             zip(range(n), [e for _ in range(n) for e in DEFAULT_TEMPLATES], strict=False)]
     times = []
     for text in texts:
         t0 = time.perf_counter()

@@ -44,7 +44,8 @@ async def reader(viewer: LiveViewer, counts: list[int]) -> None:
         pass
 
 
-async def open_viewers(service: IngestService, n: int, queue_size: int = 256) -> tuple[list[LiveViewer], list[asyncio.Task[None]], list[int]]:
+async def open_viewers(service: IngestService, n: int, queue_size: int = 256,
+                       ) -> tuple[list[LiveViewer], list[asyncio.Task[None]], list[int]]:
     counts = [0]
     viewers = [await service.live.open("cam", queue_size=queue_size) for _ in range(n)]
     tasks = [asyncio.create_task(reader(v, counts)) for v in viewers]
@@ -74,7 +75,7 @@ async def run(window_s: float, reps: int) -> None:
             while plain.status("cam").state != "online" and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
             await asyncio.sleep(1.0)
-            for rep in range(reps):
+            for _rep in range(reps):
                 results["idle"].append(await cpu_percent(window_s))
 
                 t0 = time.monotonic()  # cold: the relay starts (from the GOP the fan-out replays)

@@ -163,7 +163,8 @@ def run(args: argparse.Namespace) -> int:
         m_ours, m_ff = statistics.median(ours), statistics.median(theirs)
         print(f"citywall relay   median {m_ours:5.1f} % of one core ({m_ours / args.streams:.2f} % per stream)")
         print(f"ffmpeg -c copy   median {m_ff:5.1f} % of one core ({m_ff / args.streams:.2f} % per stream)")
-        print(f"ratio citywall/ffmpeg: {m_ours / m_ff:.2f}x  (target <= 1.5x: {'MET' if m_ours / m_ff <= 1.5 else 'NOT MET'})")
+        met = "MET" if m_ours / m_ff <= 1.5 else "NOT MET"
+        print(f"ratio citywall/ffmpeg: {m_ours / m_ff:.2f}x  (target <= 1.5x: {met})")
         return 0
     finally:
         if relay is not None and relay.poll() is None:

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench_live_fanout import cpu_percent, reader  # noqa: E402  (bench/ is on sys.path as the script's folder)
+
 from demo.clock import ClockRtspServer  # noqa: E402
 from video_ingest.service import IngestService  # noqa: E402
 

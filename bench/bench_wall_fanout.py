@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from broker.bus import Bus  # noqa: E402
 from broker.embedded import EmbeddedRedis  # noqa: E402
-from detectors.alarm import Alarm  # noqa: E402
+from messages.alarm import Alarm  # noqa: E402
 
 
 def _clients_proc(url: str, cookie: str, n: int, expected: int, out: str, ready: Any) -> None:
@@ -57,7 +57,7 @@ async def _clients(url: str, cookie: str, n: int, expected: int, out: str, ready
             while len(got) < expected:
                 try:
                     msg = await ws.receive(timeout=15)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     return
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     closed[i] = True

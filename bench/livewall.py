@@ -12,6 +12,7 @@ server; the tiles talk to the real ``/api/live/<camera>`` socket. Nothing leaves
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import sys
 import tempfile
@@ -59,7 +60,7 @@ class LiveWall:
         self._browser = None
         self._contexts: list[Any] = []
 
-    async def __aenter__(self) -> "LiveWall":
+    async def __aenter__(self) -> LiveWall:
         try:
             await self.start()
         except BaseException:
@@ -112,10 +113,8 @@ class LiveWall:
 
     async def stop(self) -> None:
         for context in self._contexts:
-            try:
+            with contextlib.suppress(Exception):
                 await context.close()
-            except Exception:
-                pass
         if self._browser is not None:
             await self._browser.close()
         if self._pw is not None:

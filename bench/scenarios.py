@@ -27,7 +27,7 @@ import numpy as np
 
 from config.settings import Camera, Settings
 from demo.actors import CAR_COLOURS, Drawable, Look, PasserBy, Tricycle, draw_car, random_look
-from demo.backdrop import H, W, StreetLayout
+from demo.backdrop import H, StreetLayout, W
 from demo.scenes import GroundTruth, Scene, make_scene
 
 Perturb = Callable[[np.ndarray, float], np.ndarray]
@@ -124,7 +124,7 @@ def rain(density: int = 700, seed: int = 0, dim: float = 0.88) -> Perturb:
         x = rng.uniform(0, W, density)
         y = rng.uniform(0, H, density)
         length = rng.uniform(15, 45, density)
-        for xi, yi, li in zip(x, y, length):
+        for xi, yi, li in zip(x, y, length, strict=False):
             cv2.line(layer, (int(xi), int(yi)), (int(xi + 0.25 * li), int(yi + li)), (70, 70, 70), 1, cv2.LINE_AA)
         return cv2.add(out, layer)
 
@@ -148,7 +148,7 @@ def compose(*fns: Perturb) -> Perturb:
 def _interp(keys: Sequence[tuple[float, float, float]], t: float) -> tuple[float, float] | None:
     if t < keys[0][0] or t > keys[-1][0]:
         return None
-    for (ta, xa, ya), (tb, xb, yb) in zip(keys, keys[1:]):
+    for (ta, xa, ya), (tb, xb, yb) in zip(keys, keys[1:], strict=False):
         if ta <= t <= tb:
             f = 0.0 if tb == ta else (t - ta) / (tb - ta)
             return xa + (xb - xa) * f, ya + (yb - ya) * f
@@ -335,10 +335,19 @@ def build_suite(settings: Settings, seed: int | None = None) -> list[Scenario]:
 # (店外经营, dwell 30 s). Every scene runs under three conditions: normal, a shaking pole (the picture jumps a few
 # pixels every second), and a low bit rate (x264 crf 38) with extra traffic walking and riding through the zone.
 
-from demo.street_life import (  # noqa: E402
-    Bench, BusStop, CargoTrike, DroppedBags, GroundMat, ShopGoods, Sitter, TwoWheeler, Walker, waiting_person,
-)
 from demo.props import Goods as PileOfGoods  # noqa: E402
+from demo.street_life import (  # noqa: E402
+    Bench,
+    BusStop,
+    CargoTrike,
+    DroppedBags,
+    GroundMat,
+    ShopGoods,
+    Sitter,
+    TwoWheeler,
+    Walker,
+    waiting_person,
+)
 
 LIFE_LAYOUT = StreetLayout(building_bottom=300, kerb_y=565, keep_clear=((120, 1160),))
 LIFE_SECONDS = 150
@@ -359,6 +368,11 @@ def life_camera() -> Camera:
         Zone(id="shopfront", name="门前三包区", events=["shop_front"], dwell_s=30, min_area=0.003,
              polygon=[[0.0, 0.41], [1.0, 0.41], [1.0, 0.5], [0.0, 0.5]]),
     ])
+
+
+def _shaken(render: Callable[[float], np.ndarray], perturb: Perturb) -> Callable[[float], np.ndarray]:
+    """``render`` with ``perturb`` applied to every frame."""
+    return lambda t: perturb(render(t), t)
 
 
 def shake(amplitude_px: float = 3.0, seed: int = 0) -> Perturb:
@@ -423,7 +437,7 @@ def _life_scene(name: str, seed: int, extra: Sequence[Drawable], busy: bool = Fa
     actors += _traffic(lay, 706.0, 9, seed + 22, facing=1)
     if busy:
         actors += crowd(40, (340.0, 560.0), lay, seed + 23, t_range=(0.0, float(LIFE_SECONDS)))
-        for k in range(8):
+        for _k in range(8):
             fy = float(rng.uniform(380.0, 550.0))
             h = lay.person_height(fy)
             actors.append(Cyclist(t0=float(rng.uniform(0, LIFE_SECONDS)), foot_y=fy, height=h,
@@ -483,7 +497,8 @@ def life_plans(seed: int) -> list[tuple[str, str, list[Drawable], list[Truth], s
             ride = ()
         bike = TwoWheeler(keys, ph, kind, colour, lk[8], ride=ride)
         owner = Walker(((12.0, 620.0, fy + 12), (19.0, 1450.0, fy + 12)) if ridden else
-                       ((2.0, -240.0, fy + 12), (11.0, 560.0, fy + 12), (12.5, 560.0, fy + 12), (19.0, -240.0, fy + 12)),
+                       ((2.0, -240.0, fy + 12), (11.0, 560.0, fy + 12), (12.5, 560.0, fy + 12),
+                        (19.0, -240.0, fy + 12)),
                        ph, lk[8])
         back = Walker(((129.0, 1450.0, fy + 12), (136.0, 620.0, fy + 12)), ph, lk[8]) if ridden else \
             Walker(((129.0, -240.0, fy + 12), (136.0, 560.0, fy + 12), (145.0, 1400.0, fy + 12)), ph, lk[8])
@@ -549,7 +564,8 @@ def life_plans(seed: int) -> list[tuple[str, str, list[Drawable], list[Truth], s
     keeper_keys: list[tuple[float, float, float]] = []
     t = 8.0
     while t < 136.0:
-        keeper_keys += [(t, 720.0, 318.0), (t + 2.0, 560.0, fy + 12), (t + 6.0, 560.0, fy + 12), (t + 8.0, 720.0, 318.0)]
+        keeper_keys += [(t, 720.0, 318.0), (t + 2.0, 560.0, fy + 12), (t + 6.0, 560.0, fy + 12),
+                        (t + 8.0, 720.0, 318.0)]
         t += 14.0 if 25.0 < t < 120.0 else 9.0
     keeper = Walker(tuple(keeper_keys), ph, lk[4])
     plans.append(("shop-goods", "shop goods outside", [goods, keeper], [Truth("shop_front", "shopfront", 25.0, 136.0)],
@@ -560,7 +576,8 @@ def life_plans(seed: int) -> list[tuple[str, str, list[Drawable], list[Truth], s
     bags = DroppedBags(x=600.0, foot_y=fy, height_px=ph(fy), drop=20.0, removed=132.0, seed=seed)
     dropper = Walker(((12.0, -150.0, fy + 10), (19.0, 580.0, fy + 10), (20.5, 580.0, fy + 10), (27.0, 1450.0, fy + 10)),
                      ph, lk[2])
-    cleaner = Walker(((126.0, 1450.0, fy + 10), (130.0, 640.0, fy + 10), (133.0, 640.0, fy + 10), (140.0, 1450.0, fy + 10)),
+    cleaner = Walker(((126.0, 1450.0, fy + 10), (130.0, 640.0, fy + 10), (133.0, 640.0, fy + 10),
+                      (140.0, 1450.0, fy + 10)),
                      ph, Look((110, 140, 180), (30, 30, 35), (20, 120, 245), (60, 60, 70), hi_vis=True))
     plans.append(("rubbish-bags", "rubbish left", [bags, dropper, cleaner],
                   [Truth("exposed_rubbish", "pavement", 20.0, 132.0)], "4 bags left 20-132 s"))
@@ -583,7 +600,7 @@ def build_life_suite(seed: int = 7, conditions: Sequence[str] = CONDITIONS) -> l
             scene = _life_scene(f"life-{name}", seed, actors, busy=(cond == "lowrate"))
             frame: Callable[[float], np.ndarray] = scene.render
             if cond == "shake":
-                frame = (lambda t, f=frame, p=shake(3.0, seed): p(f(t), t))
+                frame = _shaken(frame, shake(3.0, seed))
             elif cond == "lowrate":
                 frame = Compressed(frame, LIFE_SECONDS, crf=38)
             out.append(Scenario(f"life/{name}/{cond}@{seed}", cam, frame, LIFE_SECONDS, list(truth), what, note,

@@ -192,7 +192,8 @@ async def streams_mib(redis: aioredis.Redis, prefix: str) -> float:
 def print_sample(row: dict[str, Any], names: list[str]) -> None:
     procs = "  ".join(f"{n}: {p['rss_mib']:6.1f} MiB {p['fds']:4.0f} fd {p['threads']:3.0f} thr"
                       for n in names if (p := row["processes"].get(n)))
-    print(f"[{row['t_s'] / 60:5.1f} min] {procs}  redis mem {row['redis_used_mib']:.2f} MiB (streams {row['redis_streams_mib']:.2f}) | alarms {row['alarms']} "
+    print(f"[{row['t_s'] / 60:5.1f} min] {procs}  redis mem {row['redis_used_mib']:.2f} MiB "
+          f"(streams {row['redis_streams_mib']:.2f}) | alarms {row['alarms']} "
           f"cases {row['cases']} broadcasts {row['broadcasts']} ws frames {row['ws_frames']} "
           f"live {row['live_mib']:.0f} MiB reconnects {row['reconnects']}", flush=True)
 

@@ -8,7 +8,9 @@ Delivery: :meth:`Bus.tail` is a plain reader (every tail sees every entry; it re
 from its last id, so a Redis restart costs neither entries nor duplicates). :meth:`Bus.consume` is a consumer-group
 reader with at-least-once delivery: a consumer's own unacknowledged entries come back first (a crashed consumer
 replays its work), then entries other consumers left unacknowledged for ``claim_idle_ms`` (a consumer that never
-came back), then new ones. This module knows no domain: a message is anything with ``STREAM`` and ``to_dict()``.
+came back), then new ones. This module knows no domain: a message is anything with ``STREAM`` and ``to_dict()``;
+given ``codecs`` (stream → decoder, ``messages.CODECS`` in citywall), every entry read also carries its typed
+message (``Entry.message``).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
 from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
@@ -29,6 +32,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from broker.backoff import Backoff
+from broker.histogram import Histogram
 from config import redact_url
 
 log = logging.getLogger("citywall.broker.bus")
@@ -50,7 +55,7 @@ class BusUnavailable(ConnectionError):
 class Message(Protocol):
     """What :meth:`Bus.publish` accepts: a boundary dataclass with its stream name and a JSON-able dict."""
 
-    STREAM: str
+    STREAM: ClassVar[str]
 
     def to_dict(self) -> dict[str, Any]: ...
 
@@ -62,6 +67,9 @@ class Entry:
     stream: str
     id: str
     data: dict[str, Any]
+    message: Any = None
+    """The typed message decoded from ``data`` by the bus's codec for this stream; None when the bus has no codec
+    for it or the payload is not a valid message (counted in ``stats()["undecodable"]``)."""
 
 
 @dataclass
@@ -71,22 +79,9 @@ class BusStats:
     published: int = 0
     read: int = 0
     malformed: int = 0
+    undecodable: int = 0
     reconnects: int = 0
     claimed: int = 0
-
-
-@dataclass
-class _Backoff:
-    delay: float = BACKOFF_MIN_S
-    failures: int = field(default=0)
-
-    def next(self) -> float:
-        delay, self.delay = self.delay, min(self.delay * 2, BACKOFF_MAX_S)
-        self.failures += 1
-        return delay
-
-    def reset(self) -> None:
-        self.delay, self.failures = BACKOFF_MIN_S, 0
 
 
 def _check_name(kind: str, name: str) -> str:
@@ -138,17 +133,23 @@ class Bus:
     """Publish/read JSON messages on Redis Streams. Create with :meth:`connect`; one instance per process is enough
     (redis-py pools connections; every blocking reader holds its own for the duration of a read)."""
 
-    def __init__(self, client: aioredis.Redis, url: str, *, prefix: str, maxlen: int) -> None:
+    def __init__(self, client: aioredis.Redis, url: str, *, prefix: str, maxlen: int,
+                 codecs: Mapping[str, Callable[[dict[str, Any]], Any]] | None = None) -> None:
         self._redis = client
         self.url = url
         self.prefix = _check_name("prefix", prefix)
         self.maxlen = maxlen
+        self.codecs: Mapping[str, Callable[[dict[str, Any]], Any]] = codecs or {}
         self._stats = BusStats()
+        self.publish_seconds = Histogram()
+        """Time of each successful publish (the XADD round trip), for the metrics page."""
 
     # ------------------------------------------------------------------------------------------------ lifecycle
     @classmethod
-    async def connect(cls, url: str, *, prefix: str = "citywall", maxlen: int = 100_000) -> "Bus":
-        """Connect and PING; BusUnavailable (password redacted) if Redis cannot be reached."""
+    async def connect(cls, url: str, *, prefix: str = "citywall", maxlen: int = 100_000,
+                      codecs: Mapping[str, Callable[[dict[str, Any]], Any]] | None = None) -> Bus:
+        """Connect and PING; BusUnavailable (password redacted) if Redis cannot be reached. ``codecs``: stream name →
+        decoder of an entry's JSON into its message (see ``Entry.message``)."""
         _check_name("prefix", prefix)
         if maxlen < 1:
             raise ValueError(f"maxlen {maxlen!r} must be at least 1")
@@ -160,7 +161,7 @@ class Bus:
             )
         except ValueError as exc:
             raise ValueError(redact(url, f"bad Redis URL {url!r}: {exc}")) from None
-        bus = cls(client, url, prefix=prefix, maxlen=maxlen)
+        bus = cls(client, url, prefix=prefix, maxlen=maxlen, codecs=codecs)
         try:
             await client.ping()
         except (*_DOWN, ResponseError) as exc:  # ResponseError: e.g. NOAUTH / wrong password
@@ -192,7 +193,8 @@ class Bus:
         return self._redis
 
     def stats(self) -> dict[str, int]:
-        """Counters: published, read, malformed, reconnects (tail), claimed (consume)."""
+        """Counters: published, read, malformed (not JSON), undecodable (JSON but not the stream's message type),
+        reconnects (tail), claimed (consume)."""
         return dict(vars(self._stats))
 
     # ------------------------------------------------------------------------------------------------ keys/codec
@@ -214,7 +216,17 @@ class Bus:
             log.warning("stream %s entry %s is not a JSON object in field 'data' (%s); skipped: %.200r",
                         stream, entry_id, exc, fields)
             return None
-        return Entry(stream, entry_id, data)
+        codec = self.codecs.get(stream)
+        if codec is None:
+            return Entry(stream, entry_id, data)
+        try:
+            message = codec(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            # Kept with message None: the reader decides (a case worker records and acks it, a hub skips it).
+            self._stats.undecodable += 1
+            log.warning("stream %s entry %s is not a valid message (%s): %.200r", stream, entry_id, exc, data)
+            message = None
+        return Entry(stream, entry_id, data, message)
 
     def _decode_all(self, stream: str, rows: list[Any]) -> list[Entry]:
         out = []
@@ -247,9 +259,11 @@ class Bus:
             payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"stream {stream!r}: data is not JSON-serialisable: {exc}") from None
+        started = time.perf_counter()
         entry_id = await self._call(
             self._redis.xadd(self.key(stream), {"data": payload}, maxlen=self.maxlen, approximate=True)
         )
+        self.publish_seconds.observe(time.perf_counter() - started)
         self._stats.published += 1
         return str(entry_id)
 
@@ -337,7 +351,7 @@ class Bus:
                 _check_id(f"last_ids[{stream!r}]", entry_id)
         block = max(1, min(int(block_ms), MAX_BLOCK_MS))
         ids: dict[str, str] = {}
-        backoff = _Backoff()
+        backoff = Backoff(initial_s=BACKOFF_MIN_S, max_s=BACKOFF_MAX_S)
         while True:
             try:
                 if len(ids) < len(streams):
@@ -349,7 +363,7 @@ class Bus:
                 _raise_if_cancelled()
             except (*_DOWN, BusUnavailable) as exc:
                 _raise_if_cancelled()  # a cancel that surfaced as a connection error must not be retried away
-                delay = backoff.next()
+                delay = backoff.delay()
                 self._stats.reconnects += 1
                 log.warning("tail of %s: Redis at %s unavailable (%s); retrying in %.1f s from %s", streams,
                             redact_url(self.url), redact(self.url, str(exc)), delay, ids or given)

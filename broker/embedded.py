@@ -43,7 +43,8 @@ def free_port() -> int:
 
 
 def find_binary(name: str, package: str) -> str:
-    """Absolute path of ``name`` on PATH or in the sbin directories; RuntimeError naming the Debian package if absent."""
+    """Absolute path of ``name`` on PATH or in the sbin directories; RuntimeError naming the Debian package if
+    absent."""
     found = shutil.which(name) or shutil.which(name, path=os.pathsep.join(_SBIN_DIRS))
     if found is None:
         raise RuntimeError(f"{name} not found: install Debian package {package} (make up does this)")

@@ -19,6 +19,7 @@ another worker may hold them — two connections to one camera are worse than a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -108,7 +109,8 @@ class LeaseKeeper:
     """
 
     def __init__(self, client: aioredis.Redis, *, prefix: str, worker: str, items: Iterable[str],
-                 pool: str = "cameras", ttl_s: float = 6.0, interval_s: float = 1.0, info: Mapping[str, Any] | None = None,
+                 pool: str = "cameras", ttl_s: float = 6.0, interval_s: float = 1.0,
+                 info: Mapping[str, Any] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if not 0 < interval_s < ttl_s / 2:
             raise ValueError(f"interval_s {interval_s} must be positive and under half of ttl_s {ttl_s}")
@@ -135,17 +137,17 @@ class LeaseKeeper:
         if not names:
             return []
         beats = await self._redis.mget([self._keys.heartbeat(n) for n in names])
-        dead = [n for n, b in zip(names, beats) if b is None]
+        dead = [n for n, b in zip(names, beats, strict=False) if b is None]
         if dead:
             await self._redis.hdel(self._keys.workers, *dead)
-        return [n for n, b in zip(names, beats) if b is not None]
+        return [n for n, b in zip(names, beats, strict=False) if b is not None]
 
     async def holders(self) -> dict[str, str | None]:
         """item → current holder (None when free)."""
         if not self.items:
             return {}
         values = await self._redis.mget([self._keys.lease(i) for i in self.items])
-        return dict(zip(self.items, values))
+        return dict(zip(self.items, values, strict=False))
 
     # ------------------------------------------------------------------------------------------------ joining
     async def check_config(self, fingerprint: Mapping[str, str]) -> None:
@@ -215,7 +217,8 @@ class LeaseKeeper:
 
     def fence_if_stale(self) -> LeaseChange:
         """After a failed round: drop everything once our leases may have lapsed (``ttl - interval`` since success)."""
-        if self.held and (self._last_ok is None or self.clock() - self._last_ok >= self.ttl_ms / 1000 - self.interval_s):
+        lapsed = self._last_ok is None or self.clock() - self._last_ok >= self.ttl_ms / 1000 - self.interval_s
+        if self.held and lapsed:
             self.stats.fenced += 1
             log.warning("no Redis round for %.1f s: releasing %d items locally (leases may have lapsed)",
                         self.clock() - (self._last_ok or 0), len(self.held))
@@ -245,10 +248,8 @@ class LeaseKeeper:
                     change = self.fence_if_stale()
                 if change:
                     await on_change(change)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.interval_s)
-                except asyncio.TimeoutError:
-                    pass
         finally:
             change = await self.leave()
             if change:

@@ -8,13 +8,13 @@
 | ``dispatch`` | category × grid/street → exactly one responsible unit, with a fallback |
 | ``loader`` / ``bundle`` | reading the four config files with errors naming file and key path |
 | ``workflow`` | the case state machine: stages, side paths, role checks, Chinese labels, pure |
-| ``store`` | ``CaseStore``: SQLite (WAL) or PostgreSQL, alarm index, event outbox, versions, review claims, webhook deliveries |
+| ``store`` | ``CaseStore``: SQLite (WAL) or PostgreSQL, alarm index, event outbox, versions, review claims, webhooks |
 | ``migrations`` | the schema as numbered migrations, one SQL for both databases |
 | ``filing`` | ``CaseFiler``: alarms → filed / attached / video-verified cases; ``build_filer`` |
 | ``desk`` | ``CaseDesk``: people's workflow actions on stored cases |
-| ``events`` | ``CaseEvent``, the message on stream ``case_events`` |
+| (``messages``) | ``CaseEvent`` (stream ``case_events``), ``CaseDeadlineAlarm`` and ``AlarmRejected`` live there |
 | ``worker`` | ``CaseWorker``: consume ``alarms``, file, publish from the outbox, ack |
-| ``stats`` / ``export`` | 立案数, 结案率, 按期结案率, 处置率, 返工率 per unit/grid/category/period (pure); CSV and XLSX |
-| ``webhooks`` | ``WebhookSender``: each case event POSTed to the city platform from the outbox, retried until delivered |
+| ``stats`` / ``export`` | 立案数, 结案率, 按期结案率, 处置率, 返工率 per unit/grid/category/period (pure); CSV, XLSX |
+| ``webhooks`` | ``WebhookSender``: each case event POSTed to the city platform from the outbox, retried till sent |
 | ``review`` | ``ReviewDesk``: reviewers claim detections with a lease, confirm → case, reject → false positive |
 """

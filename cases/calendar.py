@@ -76,7 +76,7 @@ class CalendarConfig(_Strict):
         return days
 
     @model_validator(mode="after")
-    def _years(self) -> "CalendarConfig":
+    def _years(self) -> CalendarConfig:
         for year, cal in self.years.items():
             for field in ("holidays", "workdays"):
                 for i, day in enumerate(getattr(cal, field)):
@@ -112,7 +112,7 @@ class Deadline:
     start: datetime
     due: datetime
     limit: TimeLimit
-    calendar: "WorkCalendar"
+    calendar: WorkCalendar
 
     @property
     def due_ts(self) -> float:
@@ -181,7 +181,8 @@ class WorkCalendar:
                 remaining -= available
             day += timedelta(days=1)
             t = datetime.combine(day, time(0), self.tz)
-        raise ValueError(f"calendar {self.name!r} has no working time within {MAX_SCAN_DAYS} days of {self.local(start)}")
+        raise ValueError(f"calendar {self.name!r} has no working time within {MAX_SCAN_DAYS} days of "
+                         f"{self.local(start)}")
 
     def add_work_hours(self, start: Instant, hours: float) -> datetime:
         return self.add_work_seconds(start, hours * 3600)

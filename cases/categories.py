@@ -63,7 +63,7 @@ class Category(_Strict):
         return f"{self.kind}/{self.code}"
 
     @model_validator(mode="after")
-    def _limits(self) -> "Category":
+    def _limits(self) -> Category:
         missing = [u for u in URGENCIES if u not in self.time_limits]
         if missing:
             raise ValueError(f"time_limits needs every urgency; missing: {', '.join(missing)}")
@@ -80,7 +80,7 @@ class CategoryCatalog(_Strict):
     categories: list[Category] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "CategoryCatalog":
+    def _consistent(self) -> CategoryCatalog:
         seen: dict[str, int] = {}
         owner: dict[EventType, str] = {}
         for i, cat in enumerate(self.categories):

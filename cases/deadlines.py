@@ -22,14 +22,15 @@ view (is the problem still there?); a case without one is a card in the alarm li
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from datetime import datetime
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 from config import DeadlineWatch
+from messages import CASE_ALARM_KINDS, CASE_NEAR_DEADLINE, CASE_OVERDUE, CaseDeadlineAlarm, is_case_alarm
 
 if TYPE_CHECKING:
     from broker.bus import Bus
@@ -38,51 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("citywall.cases.deadlines")
 
 Stage = Literal["near_deadline", "overdue"]
-CASE_NEAR_DEADLINE = "case_near_deadline"
-CASE_OVERDUE = "case_overdue"
 KIND_OF_STAGE: dict[str, str] = {"near_deadline": CASE_NEAR_DEADLINE, "overdue": CASE_OVERDUE}
-CASE_ALARM_KINDS = frozenset(KIND_OF_STAGE.values())
 LABELS = {CASE_NEAR_DEADLINE: ("即将超期", "Near deadline"), CASE_OVERDUE: ("案件超期", "Case overdue")}
-
-
-def is_case_alarm(data: dict[str, Any]) -> bool:
-    """Whether an ``alarms`` entry is a case deadline alarm (not a detector's): it has nothing to file or review."""
-    return data.get("kind") in CASE_ALARM_KINDS
-
-
-@dataclass(frozen=True)
-class CaseDeadlineAlarm:
-    """A wall alarm for one case's deadline (bus stream ``alarms``; ``kind`` tells it from a detector alarm)."""
-
-    STREAM: ClassVar[str] = "alarms"
-
-    alarm_id: str
-    """``case-<case id>-<stage>-<deadline>``: stable, so a repeat delivery is the same card and pop-up."""
-    kind: str
-    """``case_near_deadline`` or ``case_overdue``; also in ``event``, which the wall's alarm priorities key on."""
-    stage: str
-    """``near_deadline`` or ``overdue``."""
-    event: str
-    phase: str
-    at: float
-    started_at: float
-    case_id: str
-    case_no: str
-    title: str
-    unit_id: str
-    unit_name: str
-    deadline_at: float
-    deadline_iso: str
-    camera_id: str
-    """The case's camera ("" for a case without one): the wall pops its live view only for a known camera."""
-    camera_name: str
-    zone_id: str
-    address: str
-    label: str
-    """``案件超期 CW20260311-0001 上城区城管中队 截止 03-11 15:00`` — one line for any consumer (MQTT, logs)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class DeadlineWatcher:
@@ -132,7 +90,8 @@ class DeadlineWatcher:
         due = datetime.fromtimestamp(deadline, self.tz).strftime("%m-%d %H:%M")
         unit = str(case.get("unit_name") or "")
         return CaseDeadlineAlarm(
-            alarm_id=f"case-{case['id']}-{stage}-{int(deadline)}", kind=kind, stage=stage, event=kind, phase="raised", at=now,
+            alarm_id=f"case-{case['id']}-{stage}-{int(deadline)}", kind=kind, stage=stage, event=kind, phase="raised",
+            at=now,
             started_at=deadline if stage == "overdue" else now, case_id=case["id"], case_no=case["case_no"],
             title=str(case.get("title") or ""), unit_id=str(case.get("unit_id") or ""), unit_name=unit,
             deadline_at=deadline, deadline_iso=str(case.get("deadline_iso") or ""),
@@ -144,7 +103,7 @@ class DeadlineWatcher:
 class DeadlineAlarmLoop:
     """Every ``interval_s``: read the open cases, publish the watcher's new alarms, record them (the adapter)."""
 
-    def __init__(self, store: "CaseStore", bus: "Bus", rule: DeadlineWatch, *, timezone: str = "Asia/Shanghai",
+    def __init__(self, store: CaseStore, bus: Bus, rule: DeadlineWatch, *, timezone: str = "Asia/Shanghai",
                  clock: Callable[[], float]):
         self.store = store
         self.bus = bus
@@ -152,6 +111,8 @@ class DeadlineAlarmLoop:
         self.timezone = timezone
         self.clock = clock
         self.raised = 0
+        self.checks = 0
+        """Checks done (each ``step``): lets a caller wait for a check instead of sleeping."""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop``; a store or bus failure propagates (the supervisor restarts it, the store remembers)."""
@@ -162,10 +123,8 @@ class DeadlineAlarmLoop:
                                   raised=await asyncio.to_thread(self.store.deadline_alarms_raised))
         while not stop.is_set():
             await self.step(watcher)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self.rule.interval_s)
-            except asyncio.TimeoutError:
-                pass
 
     async def step(self, watcher: DeadlineWatcher) -> list[CaseDeadlineAlarm]:
         """One check: publish and record every new alarm; returns them."""
@@ -177,6 +136,7 @@ class DeadlineAlarmLoop:
                                     alarm.at)
             self.raised += 1
             log.info("%s", alarm.label)
+        self.checks += 1
         return alarms
 
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from cases.bundle import CaseConfig
 from cases.categories import TimeLimit
-from cases.events import CaseEvent
 from cases.store import SUPERVISE_ACTION, CaseStore, VersionConflict
 from cases.workflow import Action, State, TransitionError, is_open, next_state, state_before_suspend
 from config import Role
+from messages.case_event import CaseEvent
 
 SUPERVISE_ROLES = frozenset({Role.LEADER.value})
 """Who may 督办: the duty leader (指挥长) only."""
@@ -105,7 +105,8 @@ class CaseDesk:
             stored = tx.get_case(case_id, now=now)
             assert stored is not None
             event = CaseEvent(case_id=case_id, case_no=stored["case_no"], action="transition", state=target.value,
-                              at=now, actor=user, case=stored, note=f"{Action(act).value}: {text}" if text else Action(act).value)
+                              at=now, actor=user, case=stored,
+                              note=f"{Action(act).value}: {text}" if text else Action(act).value)
             tx.enqueue_event(case_id, event.to_dict(), now)
             return event
 
@@ -176,7 +177,7 @@ class CaseDesk:
         units = self.config.dispatcher.units
         if unit_id is not None and unit_id not in units:
             raise ValueError(f"unknown unit {unit_id!r}; known: {', '.join(sorted(units))}")
-        unit = units[unit_id or case["unit_id"]] if (unit_id or case["unit_id"]) in units else None
+        unit = units.get(unit_id or case["unit_id"])
         category = self.config.catalog.get(f"{case['kind']}/{case['code']}")
         if urgency is not None and urgency not in category.time_limits:
             raise ValueError(f"urgency must be one of {', '.join(category.time_limits)}, got {urgency!r}")

@@ -40,7 +40,7 @@ class Rule(_Strict):
     note: str = ""
 
     @model_validator(mode="after")
-    def _one_place(self) -> "Rule":
+    def _one_place(self) -> Rule:
         if (self.street is None) == (self.grid_prefix is None):
             raise ValueError("give exactly one of street or grid_prefix")
         return self
@@ -55,10 +55,11 @@ class DispatchConfig(_Strict):
 
     units: list[Unit] = Field(min_length=1)
     rules: list[Rule] = Field(default_factory=list)
-    fallback_unit: str | None = Field(default=None, description="unit for unmapped places; required unless rules cover all")
+    fallback_unit: str | None = Field(default=None,
+                                      description="unit for unmapped places; required unless rules cover all")
 
     @model_validator(mode="after")
-    def _units(self) -> "DispatchConfig":
+    def _units(self) -> DispatchConfig:
         ids = [u.id for u in self.units]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
@@ -95,9 +96,9 @@ class Dispatcher:
         """(unit, reason) from the rules alone, or None when no rule applies."""
         best: Rule | None = None
         for rule in self.rules:
-            if category in rule.categories and rule.grid_prefix and grid_code.startswith(rule.grid_prefix):
-                if best is None or len(rule.grid_prefix) > len(best.grid_prefix or ""):
-                    best = rule
+            if (category in rule.categories and rule.grid_prefix and grid_code.startswith(rule.grid_prefix)
+                    and (best is None or len(rule.grid_prefix) > len(best.grid_prefix or ""))):
+                best = rule
         if best is None and street:
             best = next((r for r in self.rules if category in r.categories and r.street == street), None)
         if best is None:
@@ -110,8 +111,10 @@ class Dispatcher:
         if found:
             return found
         if self.fallback is None:
-            raise LookupError(f"no unit for {category} at grid {grid_code or '-'} / street {street or '-'} and no fallback_unit")
-        return self.fallback, f"{category}: no rule for grid {grid_code or '-'} / street {street or '-'} → fallback {self.fallback.id}"
+            raise LookupError(f"no unit for {category} at grid {grid_code or '-'} / street {street or '-'} "
+                              f"and no fallback_unit")
+        return self.fallback, (f"{category}: no rule for grid {grid_code or '-'} / street {street or '-'} "
+                               f"→ fallback {self.fallback.id}")
 
     def assign(self, category: str, lon: float | None, lat: float | None, *, street: str = "",
                community: str = "") -> Assignment:
@@ -137,12 +140,14 @@ def check_dispatch(cfg: DispatchConfig, catalog: CategoryCatalog, grid: Grid, so
             problems.append((f"rules[{i}].unit", f"unknown unit {rule.unit!r}; known: {', '.join(sorted(units))}"))
         for j, ref in enumerate(rule.categories):
             if ref not in refs:
-                problems.append((f"rules[{i}].categories[{j}]", f"unknown category {ref!r}; known: {', '.join(sorted(refs))}"))
+                problems.append((f"rules[{i}].categories[{j}]",
+                                 f"unknown category {ref!r}; known: {', '.join(sorted(refs))}"))
                 continue
             key = (ref, rule.place)
             if key in places:
                 problems.append((f"rules[{i}].categories[{j}]",
-                                 f"{ref} at {rule.place} already goes to rules[{places[key]}]; exactly one unit per place"))
+                                 f"{ref} at {rule.place} already goes to rules[{places[key]}]; "
+                                 f"exactly one unit per place"))
             else:
                 places[key] = i
     if problems:

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import logging
 import uuid
-from pathlib import PurePosixPath
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from cases.bundle import CaseConfig, load_case_config
 from cases.categories import Category
-from cases.events import CaseEvent
 from cases.store import CaseStore, CaseTx
 from cases.workflow import SYSTEM, Action, State, next_state
 from config import Camera, Settings
-from detectors.alarm import Alarm
+from messages.alarm import Alarm
+from messages.case_event import CaseEvent
 
 log = logging.getLogger("citywall.cases.filing")
 
@@ -203,7 +203,7 @@ class CaseFiler:
                 continue
             rows = [r for r in b.get("results") or [] if isinstance(r, dict)]
             acks = "，".join(f"{r.get('speaker_name') or r.get('speaker_id')}"
-                            f"{'已应答' if r.get('acked') else '未应答（' + str(r.get('reason') or r.get('outcome')) + '）'}"
+                            + ("已应答" if r.get("acked") else f"未应答（{r.get('reason') or r.get('outcome')}）")
                             for r in rows) or str(b.get("reason") or "无喇叭")
             tx.append_timeline(case_id, at=float(b.get("at") or alarm.at), state=state, action="guidance_broadcast",
                                actor=SYSTEM, note=f"语音引导广播「{b.get('text', '')}」：{acks}"
@@ -242,7 +242,7 @@ def check_alarm(alarm: Alarm) -> None:
             raise FilingError(f"alarm {alarm.alarm_id}: field {name} must be a path string, got {value!r}")
         problem = evidence_path_problem(value) if value else None
         if problem:  # a forged message must not make the store refuse (and the worker crash-loop on) the entry
-            raise FilingError(f"alarm {alarm.alarm_id}: field {name} {value[:80]!r} {problem}")
+            raise FilingError(f"alarm {alarm.alarm_id}: field {name} {str(value)[:80]!r} {problem}")
 
 
 def evidence_path_problem(path: str) -> str | None:

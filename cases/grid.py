@@ -28,7 +28,8 @@ class CellProperties(_Strict):
 
 class PolygonGeometry(_Strict):
     type: Literal["Polygon"]
-    coordinates: list[list[tuple[float, float]]] = Field(min_length=1, max_length=1, description="one outer ring, no holes")
+    coordinates: list[list[tuple[float, float]]] = Field(min_length=1, max_length=1,
+                                                         description="one outer ring, no holes")
 
     @field_validator("coordinates")
     @classmethod
@@ -61,7 +62,7 @@ class GridConfig(_Strict):
     crs: Any = None
 
     @model_validator(mode="after")
-    def _cells(self) -> "GridConfig":
+    def _cells(self) -> GridConfig:
         seen: dict[str, int] = {}
         for i, feature in enumerate(self.features):
             code = feature.properties.grid_code
@@ -102,7 +103,7 @@ class Grid:
     def __init__(self, cfg: GridConfig):
         self.cells = [
             GridCell(f.properties.grid_code, f.properties.street, f.properties.community, f.properties.name,
-                     [tuple(p) for p in f.geometry.coordinates[0][:-1]])
+                     list(f.geometry.coordinates[0][:-1]))
             for f in cfg.features
         ]
 
@@ -126,7 +127,7 @@ def _bbox(ring: list[Pt]) -> tuple[float, float, float, float]:
 
 
 def signed_area(ring: list[Pt]) -> float:
-    return sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(ring, ring[1:] + ring[:1])) / 2
+    return sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(ring, ring[1:] + ring[:1], strict=False)) / 2
 
 
 def _orient(a: Pt, b: Pt, c: Pt) -> float:
@@ -137,7 +138,8 @@ def segments_cross(a: Pt, b: Pt, c: Pt, d: Pt) -> bool:
     """True when segments ab and cd cross at a single interior point (touching or collinear overlap is not a cross)."""
     d1, d2 = _orient(c, d, a), _orient(c, d, b)
     d3, d4 = _orient(a, b, c), _orient(a, b, d)
-    return ((d1 > EPS and d2 < -EPS) or (d1 < -EPS and d2 > EPS)) and ((d3 > EPS and d4 < -EPS) or (d3 < -EPS and d4 > EPS))
+    return (((d1 > EPS and d2 < -EPS) or (d1 < -EPS and d2 > EPS))
+            and ((d3 > EPS and d4 < -EPS) or (d3 < -EPS and d4 > EPS)))
 
 
 def _on_segment(p: Pt, a: Pt, b: Pt) -> bool:
@@ -146,14 +148,14 @@ def _on_segment(p: Pt, a: Pt, b: Pt) -> bool:
 
 
 def on_boundary(p: Pt, ring: list[Pt]) -> bool:
-    return any(_on_segment(p, a, b) for a, b in zip(ring, ring[1:] + ring[:1]))
+    return any(_on_segment(p, a, b) for a, b in zip(ring, ring[1:] + ring[:1], strict=False))
 
 
 def point_in_polygon(p: Pt, ring: list[Pt]) -> bool:
     """Ray casting with a half-open rule, so a point on an edge shared by two cells lands in exactly one of them."""
     x, y = p
     inside = False
-    for (x1, y1), (x2, y2) in zip(ring, ring[1:] + ring[:1]):
+    for (x1, y1), (x2, y2) in zip(ring, ring[1:] + ring[:1], strict=False):
         if (y1 > y) != (y2 > y):
             x_cross = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
             if x < x_cross:
@@ -185,8 +187,9 @@ def polygon_problem(ring: list[Pt]) -> str | None:
 def interior_point(ring: list[Pt]) -> Pt:
     """A point strictly inside a simple polygon: the centroid when it is inside, else an ear's centroid."""
     a = signed_area(ring)
-    cx = sum((x1 + x2) * (x1 * y2 - x2 * y1) for (x1, y1), (x2, y2) in zip(ring, ring[1:] + ring[:1])) / (6 * a)
-    cy = sum((y1 + y2) * (x1 * y2 - x2 * y1) for (x1, y1), (x2, y2) in zip(ring, ring[1:] + ring[:1])) / (6 * a)
+    edges = list(zip(ring, ring[1:] + ring[:1], strict=True))
+    cx = sum((x1 + x2) * (x1 * y2 - x2 * y1) for (x1, y1), (x2, y2) in edges) / (6 * a)
+    cy = sum((y1 + y2) * (x1 * y2 - x2 * y1) for (x1, y1), (x2, y2) in edges) / (6 * a)
     if strictly_inside((cx, cy), ring):
         return cx, cy
     n = len(ring)
@@ -204,8 +207,8 @@ def polygons_overlap(a: list[Pt], b: list[Pt]) -> bool:
     bx0, by0, bx1, by1 = _bbox(b)
     if ax1 <= bx0 or bx1 <= ax0 or ay1 <= by0 or by1 <= ay0:
         return False
-    ea = list(zip(a, a[1:] + a[:1]))
-    eb = list(zip(b, b[1:] + b[:1]))
+    ea = list(zip(a, a[1:] + a[:1], strict=False))
+    eb = list(zip(b, b[1:] + b[:1], strict=False))
     if any(segments_cross(p, q, r, s) for p, q in ea for r, s in eb):
         return True
     if any(strictly_inside(p, b) for p in a) or any(strictly_inside(p, a) for p in b):
@@ -229,5 +232,6 @@ def find_overlaps(cells: list[tuple[str, list[Pt]]]) -> list[tuple[str, str]]:
             if _bbox(ring_b)[0] >= max_x:
                 break
             if polygons_overlap(ring_a, ring_b):
-                found.append(tuple(sorted((code_a, code_b))))
+                first, second = sorted((code_a, code_b))
+                found.append((first, second))
     return found

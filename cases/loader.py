@@ -43,7 +43,8 @@ def read_data(path: Path) -> Any:
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ConfigError(str(path), [(f"line {exc.lineno}, column {exc.colno}", f"not valid JSON: {exc.msg}")]) from None
+            where = f"line {exc.lineno}, column {exc.colno}"
+            raise ConfigError(str(path), [(where, f"not valid JSON: {exc.msg}")]) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -16,14 +16,14 @@ so the new case carries the camera's video check (视频核查) instead of looki
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, ClassVar, Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from cases.events import CaseEvent
 from cases.filing import CaseFiler
 from cases.store import CaseStore, StoreConflict
 from cases.workflow import Action, State, is_open
-from detectors.alarm import Alarm
+from messages.alarm import Alarm
+from messages.case_event import CaseEvent
 
 Decision = Literal["confirm", "reject"]
 Direction = Literal["next", "prev", "first", "this"]
@@ -38,33 +38,6 @@ class ReviewConflict(RuntimeError):
     def __init__(self, message: str, *, holder: str | None = None, decision: dict[str, Any] | None = None):
         super().__init__(message)
         self.holder, self.decision = holder, decision
-
-
-@dataclass(frozen=True)
-class AlarmRejected:
-    """A reviewer judged a raised alarm a false positive (stream ``alarm_rejections``); the detectors of that camera
-    suppress the same object in the same place from then on (``detectors.feedback``)."""
-
-    STREAM: ClassVar[str] = "alarm_rejections"
-
-    alarm_id: str
-    camera_id: str
-    zone_id: str
-    event: str
-    boxes: list[list[float]]
-    snapshot_clean: str | None
-    """The alarm's clean snapshot (evidence path): the look of the rejected object comes from it."""
-    reviewer: str
-    reason: str
-    at: float
-
-    @classmethod
-    def of(cls, alarm: Alarm, reviewer: str, reason: str, at: float) -> "AlarmRejected":
-        return cls(alarm.alarm_id, alarm.camera_id, alarm.zone_id, alarm.event,
-                   [list(map(float, b)) for b in alarm.boxes], alarm.snapshot_clean, reviewer, reason, at)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ class StatsRow:
     def rework_rate(self) -> float | None:
         return self._rate(self.reworked, self.handled)
 
-    def add(self, other: "StatsRow") -> None:
+    def add(self, other: StatsRow) -> None:
         for key, _, _ in COUNT_COLUMNS:
             setattr(self, key, getattr(self, key) + getattr(other, key))
 

@@ -34,7 +34,7 @@ from cases.audit import COLUMNS as AUDIT_COLUMNS
 from cases.audit import AuditEntry, AuditQuery, ChainCheck, chain_hash, entry_from_row
 from cases.listing import CaseQuery
 from cases.migrations import MIGRATIONS, SCHEMA_VERSION
-from cases.workflow import OPEN_STATES, STATE_LABELS, State, TERMINAL_STATES
+from cases.workflow import OPEN_STATES, STATE_LABELS, TERMINAL_STATES, State
 from config import redact_url
 
 # Case dict keys in the order the API returns them (the wall renders these).
@@ -259,7 +259,8 @@ class _Postgres(_Backend):
         return None
 
     def has_table(self, name: str) -> bool:
-        return self.conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]
+        row = self.conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
+        return bool(row and row[0])
 
 
 class CaseTx:
@@ -274,7 +275,8 @@ class CaseTx:
         return self._c.execute(sql, args)
 
     def case_for_alarm(self, alarm_id: str, phase: str = "raised") -> str | None:
-        row = self._c.execute("SELECT case_id FROM case_alarms WHERE alarm_id = ? AND phase = ?", (alarm_id, phase)).fetchone()
+        row = self._c.execute("SELECT case_id FROM case_alarms WHERE alarm_id = ? AND phase = ?",
+                              (alarm_id, phase)).fetchone()
         return row[0] if row else None
 
     def link_alarm(self, alarm_id: str, phase: str, case_id: str, at: float) -> None:
@@ -347,8 +349,8 @@ class CaseTx:
         """Append ``(at, state, action, actor, note)`` entries in order, in one statement (one round trip)."""
         if not entries:
             return
-        rows = ", ".join(f"(?, (SELECT COALESCE(MAX(seq), 0) + {k} FROM case_timeline WHERE case_id = ?), ?, ?, ?, ?, ?)"
-                         for k in range(1, len(entries) + 1))
+        rows = ", ".join(f"(?, (SELECT COALESCE(MAX(seq), 0) + {k} FROM case_timeline WHERE case_id = ?), "
+                         f"?, ?, ?, ?, ?)" for k in range(1, len(entries) + 1))
         args: list[Any] = []
         for at, state, action, actor, note in entries:
             args += [case_id, case_id, at, State(state).value, action, actor, note]
@@ -406,7 +408,7 @@ class CaseStore:
         return self._db.conn  # type: ignore[attr-defined]
 
     @classmethod
-    def open(cls, url: str) -> "CaseStore":
+    def open(cls, url: str) -> CaseStore:
         """``sqlite:///relative/path``, ``sqlite:////absolute/path``, ``sqlite:///:memory:`` or
         ``postgresql://user[:password]@host:port/database`` (any libpq URL)."""
         scheme = url.split("://", 1)[0].lower() if "://" in url else ""
@@ -684,7 +686,8 @@ class CaseStore:
                     continue
                 c.execute("DELETE FROM review_claims WHERE reviewer = ? AND item_id <> ?", (reviewer, item))
                 c.execute("INSERT INTO review_claims (item_id, reviewer, until_at) VALUES (?, ?, ?) "
-                          "ON CONFLICT (item_id) DO UPDATE SET reviewer = excluded.reviewer, until_at = excluded.until_at",
+                          "ON CONFLICT (item_id) DO UPDATE SET reviewer = excluded.reviewer, "
+                          "until_at = excluded.until_at",
                           (item, reviewer, now + lease_s))
                 return item
             return None
@@ -711,7 +714,8 @@ class CaseStore:
                 chunk = item_ids[start:start + 500]
                 marks = ",".join("?" * len(chunk))
                 for item, reviewer, until in db.execute(
-                        f"SELECT item_id, reviewer, until_at FROM review_claims WHERE until_at > ? AND item_id IN ({marks})",
+                        f"SELECT item_id, reviewer, until_at FROM review_claims "
+                        f"WHERE until_at > ? AND item_id IN ({marks})",
                         [now, *chunk]).fetchall():
                     out.setdefault(item, {})["claim"] = {"reviewer": reviewer, "until_at": until}
                 for item, decision, reviewer, reason, case_id, at in db.execute(
@@ -769,7 +773,8 @@ class CaseStore:
 
     def search_audit(self, query: AuditQuery) -> tuple[list[AuditEntry], int]:
         """A page of entries matching ``query``, newest first, and how many match in all."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[str | int | float] = []
         for column, value in (("actor", query.actor), ("action", query.action), ("outcome", query.outcome)):
             if value is not None:
                 where.append(f"{column} = ?")
@@ -824,7 +829,8 @@ class CaseStore:
             rows = db.execute(
                 "SELECT d.id, d.outbox_seq, d.case_id, d.idempotency_key, d.attempts, d.next_at, d.last_error, o.event "
                 "FROM webhook_deliveries d JOIN outbox o ON o.seq = d.outbox_seq "
-                "WHERE d.target = ? AND d.delivered_at IS NULL ORDER BY d.outbox_seq LIMIT ?", (target, limit)).fetchall()
+                "WHERE d.target = ? AND d.delivered_at IS NULL ORDER BY d.outbox_seq LIMIT ?",
+                (target, limit)).fetchall()
         return [{"id": r[0], "seq": r[1], "case_id": r[2], "key": r[3], "attempts": r[4], "next_at": r[5],
                  "last_error": r[6], "event": json.loads(r[7])} for r in rows]
 
@@ -833,7 +839,8 @@ class CaseStore:
         """Record one attempt: delivered, or failed with ``error`` and retried at ``next_at``."""
         with self.transaction() as tx:
             if ok:
-                tx._c.execute("UPDATE webhook_deliveries SET attempts = attempts + 1, delivered_at = ?, last_error = '' "
+                tx._c.execute("UPDATE webhook_deliveries SET attempts = attempts + 1, delivered_at = ?, "
+                              "last_error = '' "
                               "WHERE id = ?", (at, delivery_id))
             else:
                 tx._c.execute("UPDATE webhook_deliveries SET attempts = attempts + 1, last_error = ?, next_at = ? "
@@ -856,7 +863,8 @@ class CaseStore:
         items = []
         for target, case_id, seq, key, attempts, next_at, error, created, event in pending:
             ev = json.loads(event)
-            items.append({"target": target, "case_id": case_id, "case_no": ev.get("case_no"), "action": ev.get("action"),
+            items.append({"target": target, "case_id": case_id, "case_no": ev.get("case_no"),
+                          "action": ev.get("action"),
                           "seq": seq, "idempotency_key": key, "attempts": attempts, "next_at": next_at,
                           "last_error": error, "created_at": created})
         return {"targets": targets, "pending": items}
@@ -924,7 +932,8 @@ def _read_cases(c: Any, ids: list[str], now: float | None) -> list[dict[str, Any
         else:
             overdue = now > deadline_at
         stored.update(state=st.value, state_label=STATE_LABELS[st], deadline_at=deadline_at,
-                      alarm_ids=alarms[case_id], evidence=evidence[case_id], timeline=timeline[case_id], overdue=overdue,
+                      alarm_ids=alarms[case_id], evidence=evidence[case_id], timeline=timeline[case_id],
+                      overdue=overdue,
                       version=version, closed_at=closed_at, supervised=bool(supervise_count),
                       supervise_count=int(supervise_count),
                       last_supervision=next((t for t in reversed(timeline[case_id])

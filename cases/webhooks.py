@@ -11,6 +11,7 @@ repeats — delivery is at-least-once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -23,7 +24,7 @@ import aiohttp
 
 from cases.store import CaseStore
 from config import redact_url
-from config.settings import WebhookTarget, Webhooks
+from config.settings import Webhooks, WebhookTarget
 
 log = logging.getLogger("citywall.cases.webhooks")
 
@@ -59,10 +60,8 @@ class WebhookSender:
         async with aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as http:
             while not stop.is_set():
                 await self.step(http)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.config.poll_s)
-                except asyncio.TimeoutError:
-                    pass
 
     async def step(self, http: aiohttp.ClientSession) -> int:
         """One round over every target; returns how many deliveries succeeded."""
@@ -116,7 +115,7 @@ class WebhookSender:
                 if 200 <= resp.status < 300:
                     return None
                 return f"HTTP {resp.status}"
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return f"timeout after {target.timeout_s:g} s"
         except aiohttp.ClientError as exc:
             return redact_url(f"{type(exc).__name__}: {exc}")[:300]

@@ -29,23 +29,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cases.events import CaseEvent
-from cases.deadlines import is_case_alarm
 from cases.filing import CaseFiler, FilingError, FilingResult, build_filer, check_alarm
 from cases.policy import filing_decision
 from cases.store import CaseStore, StoreError
 from config import AutoFile
-from detectors.alarm import Alarm
+from messages import Alarm, CaseDeadlineAlarm, CaseEvent, decode_alarm, streams
 
 if TYPE_CHECKING:  # the Bus is duck-typed here; broker knows no domain and cases needs only its methods
     from broker.bus import Bus
 
 log = logging.getLogger("citywall.cases.worker")
 
-ALARMS_STREAM = Alarm.STREAM
+ALARMS_STREAM = streams.ALARMS
 GROUP = "cases"
-OUTCOMES_STREAM = "guidance_outcomes"
-"""Voice guidance's verdicts on raised alarms it answered first (``guidance.records.GuidanceOutcome``)."""
+OUTCOMES_STREAM = streams.GUIDANCE_OUTCOMES
+"""Voice guidance's verdicts on raised alarms it answered first (``messages.GuidanceOutcome``)."""
 FILE_OUTCOMES = ("not_resolved", "not_broadcast")
 OUTBOX_PAGE = 100
 EARLY_CLEARS = 1000
@@ -70,7 +68,7 @@ class WorkerStats:
 class CaseWorker:
     """Consumes alarms into cases; see the module docstring for the delivery guarantees."""
 
-    def __init__(self, store: CaseStore, filer: CaseFiler, bus: "Bus", *, consumer: str = "cases-1",
+    def __init__(self, store: CaseStore, filer: CaseFiler, bus: Bus, *, consumer: str = "cases-1",
                  group: str = GROUP, block_ms: int = 1000, batch: int = 50,
                  defer: Callable[[str, str, dict], bool] | None = None, policy: AutoFile | None = None,
                  clock: Callable[[], float] = time.time):
@@ -116,17 +114,19 @@ class CaseWorker:
     async def handle(self, entry_id: str, data: dict[str, Any]) -> None:
         """File one stream entry, publish what it produced, ack it."""
         self.stats.received += 1
-        if is_case_alarm(data):  # our own deadline alarm, for the wall: nothing to file
-            self.stats.count("case_alarm")
-            await self.bus.ack(ALARMS_STREAM, self.group, entry_id)
-            return
         try:
-            alarm = Alarm.from_dict(data)
+            alarm = decode_alarm(data)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             self.stats.malformed += 1
             log.warning("alarms entry %s is malformed and is skipped: %s (data: %.300r)", entry_id, exc, data)
         else:
-            if alarm.phase == "raised" and self.defer is not None and self.defer(alarm.camera_id, alarm.event, alarm.extra):
+            if isinstance(alarm, CaseDeadlineAlarm):  # our own deadline alarm, for the wall: nothing to file
+                self.stats.count("case_alarm")
+                await self.bus.ack(ALARMS_STREAM, self.group, entry_id)
+                return
+            deferred = (alarm.phase == "raised" and self.defer is not None
+                        and self.defer(alarm.camera_id, alarm.event, alarm.extra))
+            if deferred:
                 self.stats.count("deferred")  # filed when guidance's outcome arrives (or never: resolved)
             else:
                 result = await self._file(entry_id, alarm)

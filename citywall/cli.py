@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ctypes
 import getpass
 import logging
@@ -34,10 +35,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
     settings = load_checked(args.config)
     host = args.host if args.host is not None else settings.wall.host
     port = args.port if args.port is not None else settings.wall.port
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_up(settings, host=host, port=port, config_path=Path(args.config)))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
@@ -56,10 +55,8 @@ def _cmd_role(args: argparse.Namespace) -> int:
         host = args.host if args.host is not None else settings.wall.host
         port = args.port if args.port is not None else settings.wall.port
         main = roles.run_wall(settings, host=host, port=port)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main)
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
@@ -201,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ConfigError, BusUnavailable, ClusterMismatch, ModelError, ExposureError) as exc:  # messages already name the key / redacted URL
+    except (ConfigError, BusUnavailable, ClusterMismatch, ModelError, ExposureError) as exc:
+        # The messages already name the key / the redacted URL.
         print(f"citywall: {exc}", file=sys.stderr)
         return 2
 

@@ -10,6 +10,7 @@ Servers configured by URL (production) are someone else's to supervise and are n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,10 +47,8 @@ async def keep_alive(children: list[WatchedChild], stop: asyncio.Event, *, inter
             else:
                 child.restarts += 1
                 log.warning("private %s is back (restart %d)", child.name, child.restarts)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval_s)
-        except TimeoutError:
-            pass
 
 
 __all__ = ["WatchedChild", "keep_alive"]

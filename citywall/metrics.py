@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from wall.metrics import Family, family
+from wall.metrics import Family, family, histogram
 
 if TYPE_CHECKING:
     from broker.bus import Bus
@@ -58,9 +58,11 @@ def ingest_metrics(ingest: IngestService) -> Callable[[], Iterable[Family]]:
             family("citywall_ingest_decode_errors_total", "counter", "Frames that failed to decode",
                    _per_camera(cams, "decode_errors")),
             family("citywall_ingest_decode_cpu_seconds_total", "counter",
-                   "CPU seconds spent decoding (and converting) frames for detection", _per_camera(cams, "decode_cpu_s")),
+                   "CPU seconds spent decoding (and converting) frames for detection",
+                   _per_camera(cams, "decode_cpu_s")),
             family("citywall_ingest_decode_skipped_total", "counter",
-                   "Non-reference frames not decoded (no analysed picture needed them)", _per_camera(cams, "decode_skipped")),
+                   "Non-reference frames not decoded (no analysed picture needed them)",
+                   _per_camera(cams, "decode_skipped")),
             family("citywall_relay_viewers", "gauge", "Live viewers per camera relay", _per_camera(live, "viewers")),
             family("citywall_relay_viewer_drops_total", "counter",
                    "Fragments dropped from viewers' bounded queues (all viewers of the camera)",
@@ -84,6 +86,8 @@ def detection_metrics(detection: DetectionWorker) -> Callable[[], Iterable[Famil
             family("citywall_detector_errors_total", "counter", "Analyses that raised", _per_camera(cams, "errors")),
             family("citywall_detector_analysis_ms", "gauge", "Last analysis time per frame (ms)",
                    _per_camera(cams, "analysis_ms_last")),
+            histogram("citywall_detector_analysis_seconds", "Analysis time per frame, all cameras of the worker",
+                      detection.analysis_seconds),
             family("citywall_detector_tick_ms", "gauge", "Last batch tick over all cameras (ms)", s["tick_ms_last"]),
             family("citywall_alarms_raised_total", "counter", "Alarms raised", _per_camera(cams, "alarms_raised")),
             family("citywall_alarms_cleared_total", "counter", "Alarms cleared", _per_camera(cams, "alarms_cleared")),
@@ -132,7 +136,9 @@ def bus_metrics(bus: Bus) -> Callable[[], Iterable[Family]]:
     def provide() -> list[Family]:
         s = bus.stats()
         return [family(f"citywall_bus_{k}_total", "counter", f"Bus {k.replace('_', ' ')}", v)
-                for k, v in sorted(s.items())]
+                for k, v in sorted(s.items())] + [
+            histogram("citywall_bus_publish_seconds", "Time to publish one message (XADD round trip)",
+                      bus.publish_seconds)]
 
     return provide
 

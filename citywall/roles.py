@@ -37,28 +37,28 @@ from admin.running import RunningConfig, load_running
 from broker.bus import Bus
 from broker.leases import LeaseChange, LeaseKeeper
 from broker.mqtt_bridge import MqttBridge
-from cases.store import CaseStore
 from cases.deadlines import DeadlineAlarmLoop
+from cases.store import CaseStore
 from cases.webhooks import WebhookSender
 from cases.worker import CaseWorker, build_filer
-from citywall.metrics import bus_metrics, case_store_metrics, case_worker_metrics, lease_metrics
+from citywall.metrics import bus_metrics, case_store_metrics, case_worker_metrics, detection_metrics, lease_metrics
 from citywall.supervise import supervise
-from citywall.up import camera_options, follow_rejections
+from citywall.up import camera_options, follow_rejections, private_data_dir
 from config import ConfigError, Settings, redact_url
 from config.fingerprint import fingerprint
 from detectors.feedback import RejectionFollower, SuppressionList
 from detectors.models import load_backends
 from detectors.worker import DetectionWorker
+from messages import CODECS
 from video_ingest.clip_buffer import ClipRecorder
 from video_ingest.service import IngestService
 from wall.app import create_app
-from wall.live_ws import LiveSockets
-from wall.metrics import scrape
-from wall.remote_live import RemoteLiveHub, token_ok
-from wall.screens_api import SCREENS
-from citywall.up import private_data_dir
 from wall.exposure import check_exposure, start_site
 from wall.limits import RedisLimiter
+from wall.live_ws import LiveSockets
+from wall.metrics import ScrapeStats, scrape
+from wall.remote_live import RemoteLiveHub, token_ok
+from wall.screens_api import SCREENS
 from wall.sessions import RedisSessions
 
 log = logging.getLogger("citywall.roles")
@@ -87,10 +87,10 @@ def require_cluster(settings: Settings, role: str, source: str = "<config>") -> 
 
 
 class CameraStack:
-    """One camera held by this worker: its connection, keyframe sampling, detection and status publishing."""
+    """One camera held by this worker: its connection, frame sampling, clip buffer and status publishing (its
+    analysis is in the worker's one DetectionWorker, batched with the other cameras like ``citywall up``)."""
 
-    def __init__(self, settings: Settings, camera_id: str, bus: Bus, worker: str, *,
-                 backend: Any = None, suppressions: SuppressionList | None = None) -> None:
+    def __init__(self, settings: Settings, camera_id: str, bus: Bus, worker: str) -> None:
         camera = settings.camera(camera_id)
         self.camera_id = camera_id
         self.ingest = IngestService({camera_id: camera.substream_url or camera.url}, worker=worker,
@@ -100,20 +100,13 @@ class CameraStack:
                                     analysis_sources={camera_id: camera.analysis_url} if camera.analysis_url else None)
         self.clips = ClipRecorder(settings.storage.evidence_dir, [camera_id])
         self.ingest.subscribe_packets(camera_id, self.clips.buffer(camera_id))
-        self.detection = DetectionWorker([camera], settings.detection, settings.storage.evidence_dir,
-                                         self.ingest.latest_frame, timezone=settings.timezone, backend=backend,
-                                         clips=self.clips.record, suppressions=suppressions)
         self._bus = bus
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def start(self) -> None:
         await self.ingest.start()
-        self._tasks = [
-            asyncio.create_task(supervise(f"status-{self.camera_id}", self._publish_statuses, self._stop)),
-            asyncio.create_task(supervise(f"detection-{self.camera_id}",
-                                          lambda: self.detection.run(self._bus.publish, self._stop), self._stop)),
-        ]
+        self._tasks = [asyncio.create_task(supervise(f"status-{self.camera_id}", self._publish_statuses, self._stop))]
 
     async def _publish_statuses(self) -> None:
         async for status in self.ingest.status_updates():
@@ -161,6 +154,18 @@ class CameraWorker:
         self.backend = load_backends(settings.detection.models)  # one model shared by this worker's cameras
         self.suppressions = SuppressionList()
         self._rejections = RejectionFollower(self.suppressions, settings.storage.evidence_dir)
+        # One detection loop over every camera held, as in `citywall up`: one batched model call per tick.
+        self.detection = DetectionWorker([], settings.detection, settings.storage.evidence_dir, self._frame,
+                                         timezone=settings.timezone, backend=self.backend, clips=self._clip,
+                                         suppressions=self.suppressions)
+
+    def _frame(self, camera_id: str) -> Any:
+        stack = self.stacks.get(camera_id)
+        return stack.ingest.latest_frame(camera_id) if stack is not None else None
+
+    def _clip(self, camera_id: str, clip_id: str, at: float) -> str | None:
+        stack = self.stacks.get(camera_id)
+        return stack.clips.record(camera_id, clip_id, at) if stack is not None else None
 
     def internal_app(self) -> web.Application:
         """``/internal/live/{camera_id}`` for wall servers (cluster token), ``/metrics`` and ``/health`` (200 once
@@ -172,9 +177,12 @@ class CameraWorker:
                 return web.json_response({"error": "cluster token required"}, status=401)
             return await self._sockets.serve(request, self.live, None)
 
+        scrapes = ScrapeStats()
+
         async def metrics(_request: web.Request) -> web.Response:
-            providers = [bus_metrics(self.bus)] + ([lease_metrics(self.keeper)] if self.keeper else [])
-            return scrape([], providers)
+            providers = [bus_metrics(self.bus), detection_metrics(self.detection)] + (
+                [lease_metrics(self.keeper)] if self.keeper else [])
+            return scrape([], providers, scrapes)
 
         async def health(_request: web.Request) -> web.Response:
             keeper = self.keeper
@@ -215,12 +223,17 @@ class CameraWorker:
             running = RunningConfig(self.settings, bus=self.bus)  # admin changes from any wall server reach here
             running.add_applier(self._adopt)
             adopt = asyncio.create_task(supervise("config-follow", lambda: running.follow(stop), stop))
+            detect = asyncio.create_task(supervise("detection", lambda: self.detection.run(self.bus.publish, stop),
+                                                   stop))
             try:
                 await self.keeper.run(stop, self._on_change)
             finally:
                 follow.cancel()
                 adopt.cancel()
                 await asyncio.gather(follow, adopt, return_exceptions=True)
+                if not stop.is_set():  # the keeper failed: the detection loop has no stop of its own
+                    detect.cancel()
+                await asyncio.gather(detect, return_exceptions=True)
         finally:
             await asyncio.gather(*(s.stop() for s in self.stacks.values()), return_exceptions=True)
             self.stacks.clear()
@@ -238,25 +251,29 @@ class CameraWorker:
         touched = (set(change.cameras_removed) | set(change.cameras_reconnected)
                    | set(change.cameras_reanalysed)) & set(self.stacks)
         for cid in sorted(touched):
+            self.detection.remove_camera(cid)
             await self.stacks.pop(cid).stop()
             if cid in enabled:
-                stack = CameraStack(new, cid, self.bus, self.name, backend=self.backend, suppressions=self.suppressions)
+                stack = CameraStack(new, cid, self.bus, self.name)
                 await stack.start()
                 self.stacks[cid] = stack
+                self.detection.add_camera(new.camera(cid))
         if touched or change.cameras_added:
             log.info("configuration changed: restarted %s; new cameras are leased in the next rounds",
                      ", ".join(sorted(touched)) or "none")
 
     async def _on_change(self, change: LeaseChange) -> None:
+        for cid in sorted(change.released):
+            self.detection.remove_camera(cid)
         gone = [self.stacks.pop(cid) for cid in sorted(change.released) if cid in self.stacks]
         if gone:
             log.info("releasing %s", ", ".join(s.camera_id for s in gone))
             await asyncio.gather(*(s.stop() for s in gone), return_exceptions=True)
         for cid in sorted(change.acquired):
-            stack = CameraStack(self.settings, cid, self.bus, self.name, backend=self.backend,
-                                suppressions=self.suppressions)
+            stack = CameraStack(self.settings, cid, self.bus, self.name)
             await stack.start()
             self.stacks[cid] = stack
+            self.detection.add_camera(self.settings.camera(cid))
         if change.acquired:
             log.info("now holding %d cameras (+%s)", len(self.stacks), ", ".join(sorted(change.acquired)))
 
@@ -277,7 +294,7 @@ async def run_worker(settings: Settings, *, name: str) -> None:
     settings = load_running(settings)  # admin changes adopted earlier (persisted in data_dir) survive a restart
     require_cluster(settings, "worker")
     private_data_dir(settings.storage.data_dir, settings.storage.evidence_dir)
-    bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix,
+    bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix, codecs=CODECS,
                             maxlen=settings.brokers.stream_maxlen)
     try:
         worker = CameraWorker(settings, bus, name=name)
@@ -295,7 +312,7 @@ async def run_wall(settings: Settings, *, host: str, port: int) -> None:
     settings = load_running(settings)
     require_cluster(settings, "wall")
     check_exposure(settings, host)
-    bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix,
+    bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix, codecs=CODECS,
                             maxlen=settings.brokers.stream_maxlen)
     store = await asyncio.to_thread(CaseStore.open, settings.storage.resolved_cases_url())
     live = RemoteLiveHub(bus.redis, bus.prefix, [c.id for c in settings.cameras if c.enabled],
@@ -358,11 +375,13 @@ class Singleton:
         touched = (set(change.cameras_removed) | set(change.cameras_reconnected)
                    | set(change.cameras_reanalysed)) & set(self.stacks)
         for cid in sorted(touched):
+            self.detection.remove_camera(cid)
             await self.stacks.pop(cid).stop()
             if cid in enabled:
-                stack = CameraStack(new, cid, self.bus, self.name, backend=self.backend, suppressions=self.suppressions)
+                stack = CameraStack(new, cid, self.bus, self.name)
                 await stack.start()
                 self.stacks[cid] = stack
+                self.detection.add_camera(new.camera(cid))
         if touched or change.cameras_added:
             log.info("configuration changed: restarted %s; new cameras are leased in the next rounds",
                      ", ".join(sorted(touched)) or "none")
@@ -399,8 +418,10 @@ async def ops_server(host: str, providers: list[Callable[[], Any]],
         ready, body = await health()
         return web.json_response({"ready": ready, **body}, status=200 if ready else 503)
 
+    scrapes = ScrapeStats()
+
     async def metrics_route(_request: web.Request) -> web.Response:
-        return scrape([], providers)
+        return scrape([], providers, scrapes)
 
     app = web.Application()
     app.router.add_get("/health", health_route)
@@ -427,7 +448,7 @@ async def run_bridge(settings: Settings, *, name: str) -> None:
     require_cluster(settings, "bridge")
     if not settings.brokers.mqtt_url:
         raise ConfigError("<config>", [("brokers.mqtt_url", "required by `citywall bridge`")])
-    bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix,
+    bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix, codecs=CODECS,
                             maxlen=settings.brokers.stream_maxlen)
 
     def bridge(stop: asyncio.Event) -> Awaitable[None]:
@@ -456,7 +477,7 @@ async def run_cases(settings: Settings, *, name: str) -> None:
     bus) reach its filer, so a new camera's cases carry its address and grid."""
     settings = load_running(settings)
     require_cluster(settings, "cases")
-    bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix,
+    bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix, codecs=CODECS,
                             maxlen=settings.brokers.stream_maxlen)
     store = await asyncio.to_thread(CaseStore.open, settings.storage.resolved_cases_url())
     try:
@@ -464,8 +485,9 @@ async def run_cases(settings: Settings, *, name: str) -> None:
         webhooks = Singleton(bus, settings, pool="webhooks", name=name,
                              make=lambda stop: WebhookSender(store, settings.webhooks).run(stop))
         deadlines = Singleton(bus, settings, pool="deadlines", name=name,
-                              make=lambda stop: DeadlineAlarmLoop(store, bus, settings.cases.deadline_watch,
-                                                                  timezone=settings.timezone, clock=time.time).run(stop))
+                              make=lambda stop: DeadlineAlarmLoop(
+                                  store, bus, settings.cases.deadline_watch, timezone=settings.timezone,
+                                  clock=time.time).run(stop))
 
         async def health() -> tuple[bool, dict[str, Any]]:
             ok, body = await _bus_health(bus)

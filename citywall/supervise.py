@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+
+from broker.backoff import Backoff
 
 log = logging.getLogger("citywall.supervise")
 
@@ -24,22 +27,19 @@ async def supervise(
     A task that returns normally while ``stop`` is not set is treated like a crash (roles run forever).
     """
     loop = asyncio.get_running_loop()
-    delay = first_delay_s
+    backoff = Backoff(initial_s=first_delay_s, max_s=max_delay_s, stable_s=healthy_after_s)
     while not stop.is_set():
         started = loop.time()
         try:
             await start()
             if stop.is_set():
                 return
+            delay = backoff.delay(loop.time() - started)
             log.warning("%s ended unexpectedly; restarting in %.1f s", name, delay)
         except asyncio.CancelledError:
             raise
         except Exception:
+            delay = backoff.delay(loop.time() - started)
             log.exception("%s crashed; restarting in %.1f s", name, delay)
-        if loop.time() - started >= healthy_after_s:
-            delay = first_delay_s
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=delay)
-        except TimeoutError:
-            pass
-        delay = min(delay * 2, max_delay_s)

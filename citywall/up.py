@@ -22,14 +22,21 @@ from admin.running import RunningConfig, load_running, process_applier
 from broker.bus import Bus
 from broker.embedded import EmbeddedMosquitto, EmbeddedRedis, generate_secret
 from broker.mqtt_bridge import MqttBridge
-from cases.review import AlarmRejected
-from cases.store import CaseStore
 from cases.deadlines import DeadlineAlarmLoop
+from cases.store import CaseStore
 from cases.webhooks import WebhookSender
 from cases.worker import CaseWorker, build_filer
 from citywall.keepalive import WatchedChild, keep_alive
-from citywall.metrics import (bus_metrics, case_store_metrics, case_worker_metrics, child_metrics, clip_metrics,
-                              detection_metrics, ingest_metrics, recording_metrics)
+from citywall.metrics import (
+    bus_metrics,
+    case_store_metrics,
+    case_worker_metrics,
+    child_metrics,
+    clip_metrics,
+    detection_metrics,
+    ingest_metrics,
+    recording_metrics,
+)
 from citywall.supervise import supervise
 from config import Camera, Settings, redact_url
 from detectors.feedback import RejectionFollower, SuppressionList
@@ -37,6 +44,8 @@ from detectors.models import load_backends
 from detectors.worker import DetectionWorker
 from guidance.runtime import GuidanceRuntime, build_guidance
 from guidance.simulator import SpeakerSimulator
+from messages import CODECS
+from messages.review import AlarmRejected
 from recording.service import build_recording
 from video_ingest.clip_buffer import ClipRecorder
 from video_ingest.health import LoginPolicy
@@ -190,7 +199,8 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
 
         sources = resolve_sources(settings, demo_url)
 
-        bus = await Bus.connect(redis_url, prefix=settings.brokers.topic_prefix, maxlen=settings.brokers.stream_maxlen)
+        bus = await Bus.connect(redis_url, prefix=settings.brokers.topic_prefix,
+                                maxlen=settings.brokers.stream_maxlen, codecs=CODECS)
         stack.push_async_callback(bus.close)
 
         store = await asyncio.to_thread(CaseStore.open, settings.storage.resolved_cases_url())
@@ -246,7 +256,8 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
         rejections_task = asyncio.create_task(
             supervise("rejections", lambda: follow_rejections(bus, rejections), stop), name="rejections")
         tasks = [
-            asyncio.create_task(supervise("detection", lambda: detection.run(bus.publish, stop), stop), name="detection"),
+            asyncio.create_task(supervise("detection", lambda: detection.run(bus.publish, stop), stop),
+                                name="detection"),
             asyncio.create_task(supervise("cases", lambda: case_worker.run(stop), stop), name="cases"),
             asyncio.create_task(supervise("mqtt-bridge", lambda: bridge.run(stop), stop), name="mqtt-bridge"),
             asyncio.create_task(supervise("webhooks", lambda: webhooks.run(stop), stop), name="webhooks"),

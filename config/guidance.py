@@ -24,10 +24,11 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _ID = r"^[A-Za-z0-9_.-]{1,64}$"  # speaker ids are MQTT topic segments
 TEMPLATE_VARIABLES = frozenset({"place", "time"})
 """Variables a template may use: the spoken place (zone/camera name) and the local time "HH:MM"."""
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 AdapterKind = Literal["mqtt", "http", "hall"]
 ClipFormatName = Literal["alaw_wav", "mp3", "opus"]
-Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_DEFAULT_FORMATS: dict[str, ClipFormatName] = {"mqtt": "mp3", "http": "mp3", "hall": "opus"}
 
 
 class _Strict(BaseModel):
@@ -151,8 +152,7 @@ class GuidanceSettings(_Strict):
     clip_dir: Path | None = Field(default=None, description="rendered/uploaded clips; empty: data_dir/guidance-clips")
     repeat: int = Field(default=2, ge=1, le=10, description="times an automatic warning is played")
     ack_timeout_s: float = Field(default=5.0, gt=0, le=60)
-    formats: dict[str, ClipFormatName] = Field(default_factory=lambda: {"mqtt": "mp3", "http": "mp3",
-                                                                        "hall": "opus"})
+    formats: dict[str, ClipFormatName] = Field(default_factory=lambda: dict(_DEFAULT_FORMATS))
     templates: dict[str, str] = Field(default_factory=dict, description="message per event type; {place}, {time}")
     policy: PolicySettings = Field(default_factory=PolicySettings)
     closed_loop: ClosedLoopSettings = Field(default_factory=ClosedLoopSettings)

@@ -13,7 +13,6 @@ import re
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Literal
-
 from urllib.parse import urlsplit
 
 import yaml
@@ -77,7 +76,7 @@ class Zone(Strict):
                 raise ValueError(f"point {i} ({x}, {y}) is outside 0..1; zone polygons use normalised coordinates")
         # Shoelace area: a degenerate polygon (all points on a line) can never contain anything.
         area = 0.0
-        for (x1, y1), (x2, y2) in zip(poly, poly[1:] + poly[:1]):
+        for (x1, y1), (x2, y2) in zip(poly, poly[1:] + poly[:1], strict=False):
             area += x1 * y2 - x2 * y1
         if abs(area) / 2 < 1e-6:
             raise ValueError("polygon has no area (points are collinear or repeated)")
@@ -118,7 +117,7 @@ class CameraLogin(Strict):
     def _growing(cls, delays: list[float]) -> list[float]:
         if any(not d > 0 for d in delays):
             raise ValueError(f"every delay must be > 0 seconds, got {delays}")
-        if any(b < a for a, b in zip(delays, delays[1:])):
+        if any(b < a for a, b in zip(delays, delays[1:], strict=False)):
             raise ValueError(f"delays must not shrink, got {delays}")
         return delays
 
@@ -161,7 +160,7 @@ class Camera(Strict):
         return url
 
     @model_validator(mode="after")
-    def _unique_zones(self) -> "Camera":
+    def _unique_zones(self) -> Camera:
         seen: set[str] = set()
         for zone in self.zones:
             if zone.id in seen:
@@ -332,7 +331,7 @@ class DetectorModel(Strict):
     max_batch: int = Field(default=16, ge=1, le=256)
 
     @model_validator(mode="after")
-    def _needs_file(self) -> "DetectorModel":
+    def _needs_file(self) -> DetectorModel:
         if self.backend in ("onnx", "ultralytics") and (self.path is None or not self.class_map):
             raise ValueError(f"an {self.backend} model needs path and a non-empty class_map")
         return self
@@ -361,7 +360,7 @@ class Cluster(Strict):
                                                             "and advertises to wall servers")
 
     @model_validator(mode="after")
-    def _timing(self) -> "Cluster":
+    def _timing(self) -> Cluster:
         if self.lease_interval_s >= self.lease_ttl_s / 2:
             raise ValueError(f"lease_interval_s ({self.lease_interval_s}) must be under half of lease_ttl_s "
                              f"({self.lease_ttl_s})")
@@ -445,7 +444,7 @@ class Webhooks(Strict):
     poll_s: float = Field(default=1.0, gt=0, le=60, description="how often the outbox is checked for new events")
 
     @model_validator(mode="after")
-    def _unique(self) -> "Webhooks":
+    def _unique(self) -> Webhooks:
         names = [t.name for t in self.targets]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -516,7 +515,7 @@ class Settings(Strict):
     map: MapSettings = MapSettings()
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> "Settings":
+    def _cross_checks(self) -> Settings:
         ids = [c.id for c in self.cameras]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
@@ -591,7 +590,8 @@ def _resolve_paths(settings: Settings, base_dir: Path) -> Settings:
     storage = settings.storage.model_copy(update={"data_dir": rel(settings.storage.data_dir)})
     demo = settings.demo.model_copy(update={"media_dir": rel(settings.demo.media_dir)})
     cases = settings.cases.model_copy(
-        update={k: rel(getattr(settings.cases, k)) for k in ("categories_file", "dispatch_file", "calendar_file", "grid_file")}
+        update={k: rel(getattr(settings.cases, k))
+                for k in ("categories_file", "dispatch_file", "calendar_file", "grid_file")}
     )
     guidance = settings.guidance
     if guidance.clip_dir is not None:

@@ -7,7 +7,7 @@ Absent section → one screen ``main`` in 2x2 with the first four enabled camera
 
 from __future__ import annotations
 
-from typing import Annotated, Union
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
@@ -22,7 +22,8 @@ ScreenId = Annotated[str, Field(pattern=ID_PATTERN)]
 
 
 class CustomLayout(_Strict):
-    """A custom grid: ``rows`` × ``cols`` cells; each span ``[row, col, rowspan, colspan]`` merges cells into one tile."""
+    """A custom grid: ``rows`` × ``cols`` cells; each span ``[row, col, rowspan, colspan]`` merges cells into one
+    tile."""
 
     rows: int = Field(ge=1, le=8)
     cols: int = Field(ge=1, le=8)
@@ -40,7 +41,7 @@ def _preset(name: str) -> str:
 
 # A tagged union so an error names one branch: "layout.preset: unknown layout" or "layout.custom.rows: ...".
 LayoutSpec = Annotated[
-    Union[Annotated[Annotated[str, AfterValidator(_preset)], Tag("preset")], Annotated[CustomLayout, Tag("custom")]],
+    Annotated[Annotated[str, AfterValidator(_preset)], Tag("preset")] | Annotated[CustomLayout, Tag("custom")],
     Discriminator(lambda v: "preset" if isinstance(v, str) else "custom"),
 ]
 
@@ -105,7 +106,7 @@ class VideoWall(_Strict):
     )
 
     @model_validator(mode="after")
-    def _unique(self) -> "VideoWall":
+    def _unique(self) -> VideoWall:
         for kind, items in (("screen", self.screens), ("tour", self.tours), ("plan", self.plans)):
             ids = [i.id for i in items]
             dupes = sorted({i for i in ids if ids.count(i) > 1})

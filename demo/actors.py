@@ -9,8 +9,9 @@ scripted actors (the vendor, the cleaner, the delivery tricycle) follow key fram
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -212,13 +213,16 @@ def draw_car(img: np.ndarray, x: float, ground_y: float, length: float, facing: 
     cv2.ellipse(img, (int(x), int(ground_y)), (int(0.52 * L), max(3, int(0.03 * L))), 0, 0, 360, (40, 41, 42), -1, AA)
     belt = body_bottom - 0.45 * hgt
     lower = np.array([[x0 + 0.02 * L, belt], [x1 - 0.02 * L, belt], [x1, body_bottom - 0.08 * hgt],
-                      [x1 - 0.01 * L, body_bottom], [x0 + 0.01 * L, body_bottom], [x0, body_bottom - 0.08 * hgt]], np.int32)
+                      [x1 - 0.01 * L, body_bottom], [x0 + 0.01 * L, body_bottom], [x0, body_bottom - 0.08 * hgt]],
+                     np.int32)
     cv2.fillPoly(img, [lower], colour, AA)
     top = body_bottom - hgt
     if van:
-        cab = np.array([[x0 + 0.03 * L, belt], [x0 + 0.05 * L, top], [x1 - 0.18 * L, top], [x1 - 0.02 * L, belt]], np.int32)
+        cab = np.array([[x0 + 0.03 * L, belt], [x0 + 0.05 * L, top], [x1 - 0.18 * L, top], [x1 - 0.02 * L, belt]],
+                       np.int32)
     else:
-        cab = np.array([[x0 + 0.12 * L, belt], [x0 + 0.28 * L, top], [x1 - 0.34 * L, top], [x1 - 0.14 * L, belt]], np.int32)
+        cab = np.array([[x0 + 0.12 * L, belt], [x0 + 0.28 * L, top], [x1 - 0.34 * L, top], [x1 - 0.14 * L, belt]],
+                       np.int32)
     if facing < 0:  # mirror the cabin so the bonnet points the way it drives
         cab[:, 0] = (2 * x - cab[:, 0]).astype(np.int32)
     cv2.fillPoly(img, [cab], colour, AA)
@@ -272,7 +276,7 @@ def _interp(keys: tuple[tuple[float, float, float], ...], t: float) -> tuple[flo
     """Piecewise-linear position from key frames (t, x, y); also returns the speed sign (dx/dt)."""
     if t < keys[0][0] or t > keys[-1][0]:
         return None
-    for (ta, xa, ya), (tb, xb, yb) in zip(keys, keys[1:]):
+    for (ta, xa, ya), (tb, xb, yb) in zip(keys, keys[1:], strict=False):
         if ta <= t <= tb:
             f = 0.0 if tb == ta else (t - ta) / (tb - ta)
             v = 0.0 if tb == ta else (xb - xa) / (tb - ta)

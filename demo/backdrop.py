@@ -131,7 +131,8 @@ def _building(img: np.ndarray, rng: np.random.Generator, x0: int, x1: int, botto
         pts = np.array([[x0 + 10, shop_top], [x1 - 10, shop_top], [x1 + 6, shop_top + 34], [x0 - 6, shop_top + 34]])
         cv2.fillConvexPoly(img, pts, a, cv2.LINE_AA)
         for sx in range(x0, x1, 36):
-            stripe = np.array([[sx + 10, shop_top], [sx + 28, shop_top], [sx + 30, shop_top + 34], [sx + 12, shop_top + 34]])
+            stripe = np.array([[sx + 10, shop_top], [sx + 28, shop_top], [sx + 30, shop_top + 34],
+                               [sx + 12, shop_top + 34]])
             cv2.fillConvexPoly(img, stripe, (225, 230, 235), cv2.LINE_AA)
 
 

@@ -26,7 +26,6 @@ import gi
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import Gst, GstRtspServer  # noqa: E402
-
 from rtsp_server import serve  # noqa: E402  (this file's folder is on sys.path when run as a script)
 
 # Layout — keep in step with demo/clock.py (the decoder side).

@@ -53,8 +53,10 @@ def is_valid(media_dir: Path, name: str, seed: int) -> bool:
 
 def _valid(stream: Path, side: Path) -> bool:
     meta = read_sidecar(side)
+    if not meta:
+        return False
     try:
-        return bool(meta) and meta.get("version") == MEDIA_VERSION and stream.stat().st_size == meta["bytes"] > 0
+        return meta.get("version") == MEDIA_VERSION and stream.stat().st_size == meta["bytes"] > 0
     except (OSError, KeyError, TypeError):
         return False
 
@@ -64,6 +66,7 @@ def encode_scene(name: str, seed: int, out: Path, *, threads: int = 1) -> dict:
     write to a temporary name). Returns the sidecar metadata."""
     import av  # imported here: the RTSP server side never needs it
     import cv2
+    import numpy as np
 
     from demo.scenes import make_scene
 
@@ -99,7 +102,8 @@ def encode_scene(name: str, seed: int, out: Path, *, threads: int = 1) -> dict:
             img = scene.render(i / scene.fps)
             render_s += time.perf_counter() - r0
             # OpenCV's I420 is limited-range BT.601, as swscale would produce, at a seventh of the cost.
-            frame = av.VideoFrame.from_ndarray(cv2.cvtColor(img, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
+            i420 = np.asarray(cv2.cvtColor(img, cv2.COLOR_BGR2YUV_I420), dtype=np.uint8)  # already uint8: no copy
+            frame = av.VideoFrame.from_ndarray(i420, format="yuv420p")
             frame.pts = i
             write(ctx.encode(frame))
             if (i + 1) % (scene.fps * 30) == 0:

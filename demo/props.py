@@ -5,8 +5,8 @@ goods dropped on the road. Each is a ``Drawable`` (see ``demo.actors``) whose lo
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import cv2
 import numpy as np

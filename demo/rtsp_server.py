@@ -88,7 +88,7 @@ def split_access_units(data: bytes) -> list[AccessUnit]:
             if nal_type == 5:
                 keys[-1] = True
     bounds.append(len(data))
-    return [AccessUnit(data[a:b], k) for a, b, k in zip(bounds, bounds[1:], keys)]
+    return [AccessUnit(data[a:b], k) for a, b, k in zip(bounds, bounds[1:], keys, strict=False)]
 
 
 class LoopingMedia:
@@ -189,7 +189,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if len(fps) != len(args.media):
         p.error(f"give --fps once or once per --media ({len(args.media)}), not {len(args.fps)} times")
     args.streams = []
-    for spec, rate in zip(args.media, fps):
+    for spec, rate in zip(args.media, fps, strict=False):
         name, sep, path = spec.partition("=")
         if not sep or not name or not path or "/" in name:
             p.error(f"--media {spec!r}: expected NAME=PATH with a NAME without '/'")

@@ -11,16 +11,24 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import cv2
 import numpy as np
 
 from demo.actors import (
-    CAR_COLOURS, Car, Cyclist, Drawable, Look, PasserBy, ScriptedPerson, Tricycle, random_look,
+    CAR_COLOURS,
+    Car,
+    Cyclist,
+    Drawable,
+    Look,
+    PasserBy,
+    ScriptedPerson,
+    Tricycle,
+    random_look,
 )
-from demo.backdrop import H, W, StreetLayout, paint_street
+from demo.backdrop import H, StreetLayout, W, paint_street
 from demo.props import Bin, Goods, Stall
 
 SCENE_NAMES = ("vending", "bin_overflow", "road_occupation", "quiet_street", "bus_stop", "mat_vendor")

@@ -94,8 +94,8 @@ class DemoRtspServer:
             cmd += ["--protocols", self.protocols]
         if self.once:
             cmd.append("--once")
-        for path, name in self.aliases.items():
-            cmd += ["--alias", f"{name}={path}"]
+        for target, name in self.aliases.items():
+            cmd += ["--alias", f"{name}={target}"]
         return cmd
 
     def start(self) -> None:
@@ -142,7 +142,7 @@ class DemoRtspServer:
                 break
         proc.poll()
         time.sleep(0.1)  # let the stderr reader catch the last lines
-        why = "exited with code %s" % proc.returncode if proc.returncode is not None else "did not become ready"
+        why = f"exited with code {proc.returncode}" if proc.returncode is not None else "did not become ready"
         raise RuntimeError(f"demo RTSP server on {self.host}:{self.port} {why} within {READY_TIMEOUT_S:.0f} s; "
                            f"stderr:\n{self.stderr_tail()}")
 
@@ -179,7 +179,7 @@ class DemoRtspServer:
         if proc.stderr is not None:
             proc.stderr.close()
 
-    def __enter__(self) -> "DemoRtspServer":
+    def __enter__(self) -> DemoRtspServer:
         self.start()
         return self
 

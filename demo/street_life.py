@@ -10,7 +10,7 @@ labelled scenarios in ``bench/scenarios.py`` and two demo scenes (``bus_stop``, 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -159,7 +159,7 @@ class Sitter:
 
 def waiting_person(arrive: float, leave: float, x: float, foot_y: float, height_at: Callable[[float], float],
                    look: Look, enter_from: float = -120.0, exit_to: float = 1400.0, pace: float = 0.8
-                   ) -> "Walker":
+                   ) -> Walker:
     """Someone who walks in from ``enter_from``, stands at ``x`` from ``arrive`` to ``leave`` (swaying, looking
     about), then walks off to ``exit_to`` — at a bus stop, chatting, waiting for a friend."""
     h = height_at(foot_y)
@@ -224,7 +224,8 @@ def draw_bike(img: np.ndarray, x: float, gy: float, h: float, facing: int, kind:
         seat = (x - f * 0.12 * h, gy - 0.5 * h)
         cv2.ellipse(img, (int(seat[0]), int(seat[1])), (int(0.13 * h), int(0.03 * h)), 0, 0, 360, (30, 30, 30), -1, AA)
         bars = (front[0] - f * 0.02 * h, gy - 0.75 * h)
-        cv2.line(img, (int(front[0]), int(front[1])), (int(bars[0]), int(bars[1])), (40, 40, 40), max(2, int(0.03 * h)), AA)
+        cv2.line(img, (int(front[0]), int(front[1])), (int(bars[0]), int(bars[1])), (40, 40, 40),
+                 max(2, int(0.03 * h)), AA)
         cv2.line(img, (int(bars[0] - 0.08 * h), int(bars[1])), (int(bars[0] + 0.08 * h), int(bars[1])), (40, 40, 40),
                  max(2, int(0.025 * h)), AA)
         if box:
@@ -246,8 +247,8 @@ def draw_bike(img: np.ndarray, x: float, gy: float, h: float, facing: int, kind:
         for c in (rear, front):
             cv2.ellipse(img, (int(c[0]), int(c[1])), (int(wr + 4), int(wr + 4)), 0, 200, 340, colour, 3, AA)
         bk = (bars[0] + f * 0.08 * h, bars[1] + 0.06 * h)
-        cv2.rectangle(img, (int(bk[0] - 0.08 * h), int(bk[1] - 0.06 * h)), (int(bk[0] + 0.08 * h), int(bk[1] + 0.06 * h)),
-                      (60, 60, 60), 2, AA)
+        cv2.rectangle(img, (int(bk[0] - 0.08 * h), int(bk[1] - 0.06 * h)),
+                      (int(bk[0] + 0.08 * h), int(bk[1] + 0.06 * h)), (60, 60, 60), 2, AA)
 
 
 @dataclass(frozen=True)
@@ -355,14 +356,15 @@ class CargoTrike:
         if k > 0:  # the cloth of goods spread in front of the bed
             half = 0.7 * h * k
             cx = x - f * 0.35 * h
-            cloth = np.array([[cx - half, gy + 0.03 * h], [cx + half, gy + 0.03 * h], [cx + half + 0.08 * h, gy + 0.2 * h],
-                              [cx - half - 0.08 * h, gy + 0.2 * h]], np.int32)
+            cloth = np.array([[cx - half, gy + 0.03 * h], [cx + half, gy + 0.03 * h],
+                              [cx + half + 0.08 * h, gy + 0.2 * h], [cx - half - 0.08 * h, gy + 0.2 * h]], np.int32)
             cv2.fillConvexPoly(img, cloth, (50, 140, 200), AA)
             rng = np.random.default_rng(self.seed)
             for i in range(int(16 * k)):
                 gx = cx - half * 0.85 + (i % 8) * (1.7 * half / 8)
                 gyy = gy + 0.08 * h + (i // 8) * 0.06 * h
-                cv2.circle(img, (int(gx), int(gyy)), max(2, int(0.03 * h)), FRUIT[int(rng.integers(len(FRUIT)))], -1, AA)
+                fruit = FRUIT[int(rng.integers(len(FRUIT)))]
+                cv2.circle(img, (int(gx), int(gyy)), max(2, int(0.03 * h)), fruit, -1, AA)
         cv2.ellipse(img, (int(x), int(gy)), (int(0.75 * h), max(2, int(0.03 * h))), 0, 0, 360, (40, 41, 42), -1, AA)
         lo, hi = sorted((x - f * 0.75 * h, x + f * 0.05 * h))
         bed_y = gy - 0.42 * h
@@ -415,7 +417,7 @@ class ShopGoods:
 
     def draw(self, img: np.ndarray, t: float) -> None:
         n = self._count(t)
-        for kind, x0, y0, x1, y1, colour in self.pieces()[:n]:
+        for _kind, x0, y0, x1, y1, colour in self.pieces()[:n]:
             cv2.rectangle(img, (int(x0), int(y0)), (int(x1), int(y1)), colour, -1, AA)
             cv2.rectangle(img, (int(x0), int(y0)), (int(x1), int(y1)), _shade(colour, 0.6), 2, AA)
             for k in range(1, 3):  # produce in the crate

@@ -1,1 +1,2 @@
-"""Detection: the Detections type, scene analysis (stationary objects, bin state), zones, dwell rules, alarms with evidence."""
+"""Detection: the Detections type, scene analysis (stationary objects, bin state), zones, dwell rules, alarms with
+evidence."""

@@ -94,7 +94,7 @@ class CjkText:
         self._cache: dict[tuple[str, int], tuple[np.ndarray, int, int, int]] = {}
 
     @classmethod
-    def load(cls, fonts: tuple[str, ...] = FONT_CANDIDATES) -> "CjkText | None":
+    def load(cls, fonts: tuple[str, ...] = FONT_CANDIDATES) -> CjkText | None:
         """A renderer over the first CJK font found (its Simplified Chinese face), or None."""
         lib = _library()
         if lib is None:

@@ -22,7 +22,7 @@ CLASS_NAMES: dict[int, str] = {STATIONARY_OBJECT: "object", BIN_OVERFLOW: "bin-o
 
 def _check(name: str, value: np.ndarray, expected: tuple[int | None, ...], n: int | None) -> None:
     shape = value.shape
-    if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected, shape)):
+    if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected, shape, strict=False)):
         want = "(" + ", ".join("N" if e is None and i == 0 else ("*" if e is None else str(e))
                                 for i, e in enumerate(expected)) + ("," if len(expected) == 1 else "") + ")"
         raise ValueError(f"Detections.{name} must have shape {want}; got {shape}")
@@ -73,14 +73,14 @@ class Detections:
             raise ValueError("Detections.xyxy rows must satisfy x1 <= x2 and y1 <= y2")
 
     @classmethod
-    def empty(cls) -> "Detections":
+    def empty(cls) -> Detections:
         """No objects."""
         return cls(xyxy=np.zeros((0, 4), np.float32))
 
     def __len__(self) -> int:
         return int(self.xyxy.shape[0])
 
-    def __getitem__(self, index: Any) -> "Detections":
+    def __getitem__(self, index: Any) -> Detections:
         """Rows selected by a boolean mask, an index array or a slice (always returns ``Detections``)."""
         if isinstance(index, (int, np.integer)):
             index = [int(index)]
@@ -95,7 +95,7 @@ class Detections:
             data={k: v[index] for k, v in self.data.items()},
         )
 
-    def filter(self, keep: np.ndarray) -> "Detections":
+    def filter(self, keep: np.ndarray) -> Detections:
         """The rows where the boolean array ``keep`` (shape (N,)) is true."""
         keep = np.asarray(keep, dtype=bool)
         return self[keep]
@@ -114,7 +114,7 @@ class Detections:
         return [tuple(round(float(v), 4) for v in row) for row in self.xyxy]  # type: ignore[misc]
 
     @classmethod
-    def merge(cls, parts: list["Detections"]) -> "Detections":
+    def merge(cls, parts: list[Detections]) -> Detections:
         """Rows of all ``parts`` in order; masks are kept only when every part has them at the same size."""
         parts = [p for p in parts if len(p)]
         if not parts:

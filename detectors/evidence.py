@@ -18,9 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detectors.alarm import Alarm
 from detectors.cjk_text import renderer
 from detectors.schedule import resolve_timezone
+from messages.alarm import Alarm
 
 _SAFE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 ZONE_COLOUR = (0, 215, 255)  # BGR amber

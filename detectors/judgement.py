@@ -442,7 +442,8 @@ class Judge:
                 dx = dy = 0.0
             self.shift = (dx, dy)
             m = np.float32([[1, 0, dx], [0, 1, dy]])
-            prev = cv2.warpAffine(self._prev, m, (ww, wh), borderMode=cv2.BORDER_REPLICATE) if (dx or dy) else self._prev
+            prev = (cv2.warpAffine(self._prev, m, (ww, wh), borderMode=cv2.BORDER_REPLICATE) if (dx or dy)
+                    else self._prev)
             ys, xs = np.nonzero(regions.any(axis=1))[0], np.nonzero(regions.any(axis=0))[0]
             if len(ys) and len(xs):
                 y0, y1_, x0, x1_ = ys[0], ys[-1] + 1, xs[0], xs[-1] + 1
@@ -838,7 +839,8 @@ def _has_wheels(image: np.ndarray, box, p_frac: float, background: np.ndarray | 
     scale = min(1.0, 160.0 / max(ph, 1.0))
     g = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
     if scale < 1.0:
-        g = cv2.resize(g, (max(1, int(g.shape[1] * scale)), max(1, int(g.shape[0] * scale))), interpolation=cv2.INTER_AREA)
+        g = cv2.resize(g, (max(1, int(g.shape[1] * scale)), max(1, int(g.shape[0] * scale))),
+                       interpolation=cv2.INTER_AREA)
     g = cv2.medianBlur(g, 3)
     bg_g = None
     if background is not None:
@@ -847,7 +849,8 @@ def _has_wheels(image: np.ndarray, box, p_frac: float, background: np.ndarray | 
         x1, y1, x2, y2 = box
         px, py = (x2 - x1) * 0.08, (y2 - y1) * 0.08
         bx0, by0 = max(0, int((x1 - px) * bw)), max(0, int((y1 - py) * bh))
-        bx1, by1 = min(bw, max(bx0 + 1, int(math.ceil((x2 + px) * bw)))), min(bh, max(by0 + 1, int(math.ceil((y2 + py) * bh))))
+        bx1 = min(bw, max(bx0 + 1, int(math.ceil((x2 + px) * bw))))
+        by1 = min(bh, max(by0 + 1, int(math.ceil((y2 + py) * bh))))
         region = background[:, by0:by1, bx0:bx1].transpose(1, 2, 0)
         if region.size:
             grey_bg = 0.114 * region[..., 0] + 0.587 * region[..., 1] + 0.299 * region[..., 2]

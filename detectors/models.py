@@ -180,7 +180,7 @@ class OnnxBackend:
             self.inference_s += time.perf_counter() - t0
             self.calls += 1
             self.images += len(chunk)
-            for head, (_, lb) in zip(heads, boxed):
+            for head, (_, lb) in zip(heads, boxed, strict=False):
                 xyxy, score, cls = decode_yolov8(head, lb, confidence=self.confidence, iou=self.iou,
                                                  classes=self._classes)
                 out.append(_detections(xyxy, score, cls, self.index_roles))

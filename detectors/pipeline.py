@@ -27,7 +27,6 @@ from datetime import tzinfo
 import numpy as np
 
 from config.settings import Camera, Detection, EventType, Zone
-from detectors.alarm import Alarm
 from detectors.bins import BinOverflowAnalyzer
 from detectors.detections import Detections
 from detectors.feedback import SuppressionList, crop_signature
@@ -37,6 +36,7 @@ from detectors.schedule import Schedule, resolve_timezone
 from detectors.stationary import StationaryObjectAnalyzer, StationaryParams, StationaryResult
 from detectors.tracking import IoUTracker
 from detectors.zones import ZoneMask
+from messages.alarm import Alarm
 
 STATIONARY_DETECTOR = "stationary-bg/1"
 KIND_GRACE_S = 5.0

@@ -6,8 +6,8 @@ Pure: time comes in as an argument, nothing is read or written. One ``DwellRule`
   gaps up to ``grace_s`` (occlusions) and always from one sample to the next, however far apart samples are;
 - when one has been there ``dwell_s`` and the schedule is open and no cooldown runs → RAISED, once: while
   raised, more objects do not raise more alarms;
-- when nothing qualifying has been seen for ``clear_s`` and ``clear_samples`` samples → CLEARED; then ``cooldown_s`` must pass before the rule
-  may raise again (an object still there after the cooldown raises at once).
+- when nothing qualifying has been seen for ``clear_s`` and ``clear_samples`` samples → CLEARED; then ``cooldown_s``
+  must pass before the rule may raise again (an object still there after the cooldown raises at once).
 """
 
 from __future__ import annotations

@@ -382,7 +382,7 @@ class StationaryObjectAnalyzer:
         # How did young blobs arrive? A rigid thing that drove in and stopped (a vehicle) is found displaced
         # along its row in a frame from before it stopped (before ``since``, which dates from the stop).
         arrival = np.zeros(len(masks), np.float32)
-        for k, (m, age) in enumerate(zip(masks, ages)):
+        for k, (m, age) in enumerate(zip(masks, ages, strict=False)):
             if age < p.vehicle_young_s:
                 since = now - age
                 score = 0.0

@@ -10,6 +10,7 @@ dropped and counted when full) and are retried on the next tick, in order, so a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -20,13 +21,14 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
+from broker.histogram import Histogram
 from config.settings import Camera, Detection
-from detectors.alarm import Alarm
 from detectors.detections import Detections
 from detectors.evidence import EvidenceWriter
 from detectors.feedback import SuppressionList
 from detectors.models import DetectorBackend
 from detectors.pipeline import AnalysisStep, CameraAnalyzer, Observation
+from messages.alarm import Alarm
 from video_ingest.frames import Frame
 
 log = logging.getLogger("citywall.detectors")
@@ -97,11 +99,14 @@ class DetectionWorker:
         """A model (``detectors.models``) asked about the tick's frames that have a stationary candidate in a
         zone, all cameras in one batched call."""
         self.frames = frames
+        self._timezone = timezone
         self.evidence = EvidenceWriter(evidence_dir, timezone=timezone)
         self.analyzers: dict[str, CameraAnalyzer] = {
             cam.id: CameraAnalyzer(cam, settings, timezone=timezone, suppressions=suppressions) for cam in cameras
         }
         self._totals = _Totals(cameras={cam.id: CameraCounters() for cam in cameras})
+        self.analysis_seconds = Histogram()
+        """Analysis time per frame, every camera of this worker (the metrics page's detector latency)."""
         self._outbox: deque[Alarm] = deque()
         self._outbox_size = outbox_size
         self._analysed_at: dict[str, float] = {}
@@ -134,6 +139,18 @@ class DetectionWorker:
 
     # --- public ------------------------------------------------------------------------------------------
 
+    def add_camera(self, camera: Camera) -> None:
+        """Analyse ``camera`` from the next tick on (a cluster worker acquired it); its frames come from ``frames``."""
+        self.analyzers[camera.id] = CameraAnalyzer(camera, self.settings, timezone=self._timezone,
+                                                   suppressions=self.suppressions)
+        self._totals.cameras[camera.id] = CameraCounters()
+
+    def remove_camera(self, camera_id: str) -> None:
+        """Stop analysing ``camera_id`` (released); a tick already in the analysis thread finishes with it."""
+        self.analyzers.pop(camera_id, None)
+        self._totals.cameras.pop(camera_id, None)
+        self._analysed_at.pop(camera_id, None)
+
     async def run(self, publish: Callable[[Alarm], Awaitable[object]], stop: asyncio.Event) -> None:
         """Analyse every ``interval_s`` until ``stop`` is set, awaiting ``publish(alarm)`` for each alarm."""
         loop = asyncio.get_running_loop()
@@ -147,10 +164,8 @@ class DetectionWorker:
             # clocks of the same period beat (a picture missed now and then); a camera is still analysed at most
             # about once per interval (``tick``).
             delay = max(0.0, self.settings.interval_s / 2 - (loop.time() - started))
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
-            except asyncio.TimeoutError:
-                pass
         # One last attempt to hand over what is still waiting.
         await self._flush(publish)
 
@@ -178,7 +193,12 @@ class DetectionWorker:
             return []
         t0 = time.perf_counter()
         async with self._cameras_lock:  # set_cameras waits for the batch in hand
-            alarms = await asyncio.to_thread(self._analyse_batch, [(c, f) for c, f in batch if c in self.analyzers])
+            # The analysers and counters of this batch, taken here on the event loop: a camera removed while the
+            # thread runs (remove_camera) finishes this tick with its own objects.
+            batch = [(c, f) for c, f in batch if c in self.analyzers]
+            analyzers = {cam_id: self.analyzers[cam_id] for cam_id, _ in batch}
+            cameras = {cam_id: self._totals.cameras[cam_id] for cam_id, _ in batch}
+            alarms = await asyncio.to_thread(self._analyse_batch, batch, analyzers, cameras)
         self._totals.tick_ms_last = (time.perf_counter() - t0) * 1000.0
         return alarms
 
@@ -212,7 +232,8 @@ class DetectionWorker:
 
     # --- internals ---------------------------------------------------------------------------------------
 
-    def _analyse_batch(self, batch: list[tuple[str, Frame]]) -> list[Alarm]:
+    def _analyse_batch(self, batch: list[tuple[str, Frame]], analyzers: dict[str, CameraAnalyzer],
+                       cameras: dict[str, CameraCounters]) -> list[Alarm]:
         """Runs in the worker thread: analysis + evidence for every frame of the tick.
 
         Two passes: every camera's stationary analysis first; then, if a model is configured, one batched call
@@ -221,25 +242,27 @@ class DetectionWorker:
         one thread at a time; OpenCV and NumPy release the GIL in the pixel work); evidence is written here, in
         order, on this thread."""
         out: list[Alarm] = []
-        observed = [o for o in self._map(self._observe_one, batch) if o is not None]
+        observed = [o for o in self._map(lambda item: self._observe_one(item, analyzers, cameras), batch)
+                    if o is not None]
         model: dict[str, Detections] = {}
         wanted = [(cam_id, frame) for cam_id, frame, obs in observed if obs.candidates]
         if self.backend is not None and wanted:
             try:
                 dets = self.backend.detect([frame.image for _, frame in wanted])
-                model = {cam_id: d for (cam_id, _), d in zip(wanted, dets)}
+                model = {cam_id: d for (cam_id, _), d in zip(wanted, dets, strict=False)}
                 self._totals.model_calls += 1
                 self._totals.model_images += len(wanted)
             except Exception:
                 # Without the model the class-agnostic rules still decide; the count shows the trouble.
                 self._totals.model_errors += 1
                 log.exception("model %s failed on %d frames", getattr(self.backend, "name", "?"), len(wanted))
-        steps = self._map(lambda o: self._decide_one(o, model.get(o[0])), observed)
-        for (cam_id, frame, _), step in zip(observed, steps):
+        steps = self._map(lambda o: self._decide_one(o, model.get(o[0]), analyzers, cameras), observed)
+        for (cam_id, frame, _), step in zip(observed, steps, strict=True):
             if step is None:
                 continue
-            counters = self._totals.cameras[cam_id]
+            counters = cameras[cam_id]
             counters.frames_analysed += 1
+            self.analysis_seconds.observe(step.analysis_ms / 1000.0)
             counters.analysis_ms_last = step.analysis_ms
             counters.analysis_ms_total += step.analysis_ms
             for finding in step.findings:
@@ -277,23 +300,25 @@ class DetectionWorker:
             return [fn(x) for x in items]
         return list(self._pool.map(fn, items))
 
-    def _observe_one(self, item: tuple[str, Frame]) -> tuple[str, Frame, Observation] | None:
+    def _observe_one(self, item: tuple[str, Frame], analyzers: dict[str, CameraAnalyzer],
+                     cameras: dict[str, CameraCounters]) -> tuple[str, Frame, Observation] | None:
         cam_id, frame = item
         try:
-            obs = self.analyzers[cam_id].observe(frame.image, frame.captured_at)
+            obs = analyzers[cam_id].observe(frame.image, frame.captured_at)
             self._candidates[cam_id] = (frame.captured_at, obs.tracked.xyxy.round(4).tolist())
             return cam_id, frame, obs
         except Exception:
-            self._totals.cameras[cam_id].errors += 1
+            cameras[cam_id].errors += 1
             log.exception("analysis failed for camera %s (seq %d)", cam_id, frame.seq)
             return None
 
-    def _decide_one(self, item: tuple[str, Frame, Observation], model: Detections | None) -> AnalysisStep | None:
+    def _decide_one(self, item: tuple[str, Frame, Observation], model: Detections | None,
+                    analyzers: dict[str, CameraAnalyzer], cameras: dict[str, CameraCounters]) -> AnalysisStep | None:
         cam_id, frame, obs = item
         try:
-            return self.analyzers[cam_id].decide(obs, frame.image, frame.captured_at, model)
+            return analyzers[cam_id].decide(obs, frame.image, frame.captured_at, model)
         except Exception:
-            self._totals.cameras[cam_id].errors += 1
+            cameras[cam_id].errors += 1
             log.exception("analysis failed for camera %s (seq %d)", cam_id, frame.seq)
             return None
 

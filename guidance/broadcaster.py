@@ -20,11 +20,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from broker.backoff import Backoff
 from guidance.clips import ClipFormat
 from guidance.library import ClipLibrary
-from guidance.records import BroadcastRecord, Source, record_status
 from guidance.service import AlarmLike, BroadcastResult, GuidanceService
 from guidance.speakers import Speaker
+from messages.guidance import BroadcastRecord, Source, record_status
 
 Publish = Callable[[BroadcastRecord], Awaitable[Any]]
 
@@ -129,12 +130,13 @@ class Broadcaster:
         """Publish ``record``, retrying while the bus is unreachable (see the module docstring)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.record_retry_s
-        delay = 0.2
+        backoff = Backoff(initial_s=0.2, max_s=5.0)
         while True:
             try:
                 await self.publish(record)
                 return
             except ConnectionError as exc:  # BusUnavailable is one
+                delay = backoff.delay()
                 if loop.time() + delay > deadline:
                     log.error("broadcast record not logged on the bus (%s): %s", exc,
                               json.dumps(record.to_dict(), ensure_ascii=False))
@@ -142,7 +144,6 @@ class Broadcaster:
                 self.record_retries += 1
                 log.warning("broadcast record not logged yet (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
 
     async def _hall_url(self, text: str, clip_id: str | None) -> str | None:
         try:

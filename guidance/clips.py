@@ -133,7 +133,8 @@ def probe_audio(data: bytes) -> AudioInfo:
 
 def validate_upload(data: bytes, *, max_bytes: int = 5_000_000, max_duration_s: float = 120.0,
                     min_duration_s: float = 0.2) -> AudioInfo:
-    """Check an uploaded guidance clip: ValueError "not an audio file", over ``max_bytes`` or over ``max_duration_s``."""
+    """Check an uploaded guidance clip: ValueError "not an audio file", over ``max_bytes`` or over
+    ``max_duration_s``."""
     if len(data) > max_bytes:
         raise ValueError(f"upload is {len(data)} bytes, over max_bytes={max_bytes}")
     if not data:

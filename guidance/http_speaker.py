@@ -9,7 +9,6 @@ adapter file next to this one. A speaker that wants authentication gets ``Author
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time
@@ -97,7 +96,7 @@ class HttpSpeakerAdapter:
                     reply = json.loads(body)
                     ok = bool(reply.get("ok", False)) if isinstance(reply, dict) else False
                     reason = str(reply.get("reason", "")) if isinstance(reply, dict) else "reply is not an object"
-        except asyncio.TimeoutError:
+        except TimeoutError:
             reason = "timeout"
         except aiohttp.ClientError as exc:
             reason = f"unreachable: {exc}"

@@ -19,18 +19,17 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from guidance.broadcaster import Broadcaster
-from guidance.records import GuidanceOutcome
+from messages import Alarm, GuidanceOutcome, decode_alarm, streams
 
 if TYPE_CHECKING:
     from broker.bus import Bus
 
 log = logging.getLogger("citywall.guidance.loop")
 
-ALARMS_STREAM = "alarms"
+ALARMS_STREAM = streams.ALARMS
 GROUP = "guidance"
 STATE_TABLE = "guidance_alarms"
 
@@ -117,13 +116,6 @@ class ClosedLoopCore:
                                broadcasts=check.broadcasts, cleared_at=check.cleared_at)
 
 
-def _alarm_like(data: dict[str, Any]) -> SimpleNamespace:
-    return SimpleNamespace(alarm_id=str(data["alarm_id"]), phase=str(data["phase"]), camera_id=str(data["camera_id"]),
-                           event=str(data["event"]), camera_name=str(data.get("camera_name") or ""),
-                           zone_name=str(data.get("zone_name") or ""),
-                           extra=data.get("extra") if isinstance(data.get("extra"), dict) else {})
-
-
 class GuidanceLoop:
     """The closed loop on the bus (see the module docstring). ``eligible(camera_id, event, extra)`` is
     ``settings.guidance.defers_filing`` — the same rule the case worker uses to wait for the outcome."""
@@ -163,9 +155,12 @@ class GuidanceLoop:
     async def handle(self, entry_id: str, data: dict[str, Any]) -> None:
         """One alarms entry: a raised eligible alarm is broadcast; a cleared one marks its pending check."""
         try:
-            alarm = _alarm_like(data)
+            alarm = decode_alarm(data)
         except (KeyError, TypeError, ValueError):
             log.warning("alarms entry %s is malformed; skipped by guidance", entry_id)
+            await self.bus.ack(ALARMS_STREAM, self.group, entry_id)
+            return
+        if not isinstance(alarm, Alarm):  # a case deadline alarm: nothing to say on a street
             await self.bus.ack(ALARMS_STREAM, self.group, entry_id)
             return
         now = self.clock()

@@ -9,6 +9,7 @@ late (the first tick starts from now).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -57,10 +58,8 @@ class ScheduleTicker:
     async def run(self, stop: asyncio.Event) -> None:
         last = self.clock()
         while not stop.is_set():
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.tick_s)
-            except asyncio.TimeoutError:
-                pass
             now = self.clock()
             for sched, _ in due_between(self.schedules, last, now, self.tz):
                 record = await self.broadcaster.scheduled(sched.id, sched.targets, sched.text)

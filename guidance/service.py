@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 from typing import Any, Literal, Protocol
+from zoneinfo import ZoneInfo
 
 from guidance.clips import Clip, ClipCache, ClipFormat
 from guidance.policy import Broadcast, BroadcastPolicy, BroadcastRequest, Priority
@@ -29,7 +29,7 @@ DEFAULT_FORMATS: dict[str, ClipFormat] = {"mqtt": ClipFormat.MP3, "http": ClipFo
 
 
 class AlarmLike(Protocol):
-    """What the service reads from an alarm (``detectors.alarm.Alarm`` fits)."""
+    """What the service reads from an alarm (``messages.Alarm`` fits)."""
 
     alarm_id: str
     phase: str

@@ -10,6 +10,7 @@ speakers ack when playback starts. It announces itself on ``{prefix}/speakers/{i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -67,10 +68,8 @@ class SpeakerSimulator:
         """Say offline (retained), disconnect and join paho's thread."""
         info = self._client.publish(status_topic(self.prefix, self.speaker_id), json.dumps({"online": False}),
                                     qos=1, retain=True)
-        try:
+        with contextlib.suppress(RuntimeError, ValueError):  # not connected: the last will says it instead
             info.wait_for_publish(2.0)
-        except (RuntimeError, ValueError):
-            pass  # not connected: the last will says it instead
         self._client.disconnect()
         self._client.loop_stop()
 

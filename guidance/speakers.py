@@ -186,8 +186,8 @@ def parse_mqtt_url(url: str) -> tuple[str, int, str | None, str | None]:
         raise ValueError(f"mqtt_url must start with mqtt:// or mqtts://, got scheme {parts.scheme!r}")
     if not parts.hostname:
         raise ValueError("mqtt_url has no host")
-    return (parts.hostname, parts.port or (8883 if parts.scheme == "mqtts" else 1883), unquote(parts.username) if parts.username else None,
-            unquote(parts.password) if parts.password else None)
+    return (parts.hostname, parts.port or (8883 if parts.scheme == "mqtts" else 1883),
+            unquote(parts.username) if parts.username else None, unquote(parts.password) if parts.password else None)
 
 
 class MqttSpeakerAdapter:
@@ -277,7 +277,7 @@ class MqttSpeakerAdapter:
             self.sent += 1
             try:
                 reply = await asyncio.wait_for(fut, self.ack_timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.timeouts += 1
                 return Ack(command.command_id, False, "timeout", time.perf_counter() - started)
         finally:

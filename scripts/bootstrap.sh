@@ -39,7 +39,7 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   echo "bootstrap: preparing the Python environment in .venv" >&2
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[test]"
+  .venv/bin/python -m pip install -q -e ".[test,dev]"
   # The project needs OpenCV's contrib wheel (OpenCV 5 keeps the HOG people detector there); a plain
   # opencv-python-headless left by an older install shares the cv2 folder with it: remove it, restore contrib.
   if .venv/bin/python -m pip show -q opencv-python-headless >/dev/null 2>&1; then

@@ -28,7 +28,7 @@ from citywall.up import _publish_statuses, resolve_sources  # noqa: E402
 from config import load_settings  # noqa: E402
 from demo.media import ensure_media  # noqa: E402
 from demo.server import DemoRtspServer  # noqa: E402
-from detectors.alarm import Alarm  # noqa: E402
+from messages.alarm import Alarm  # noqa: E402
 from tests.fixtures.browser import start_chromium  # noqa: E402
 from video_ingest.service import IngestService  # noqa: E402
 from wall.app import create_app  # noqa: E402

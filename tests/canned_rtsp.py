@@ -50,7 +50,7 @@ class CannedCamera:
     """``async with CannedCamera(sdp) as cam: cam.url("/path")``; after PLAY (TCP) it sends one tiny frame every
     ``frame_interval_s`` on channel 0 while ``streaming`` is true."""
 
-    def __init__(self, sdp: str = SDP, *, handler: Callable[[Request, "CannedCamera"], Reply | None] | None = None,
+    def __init__(self, sdp: str = SDP, *, handler: Callable[[Request, CannedCamera], Reply | None] | None = None,
                  content_base: str | None = None, frame_interval_s: float = 0.04) -> None:
         self.sdp = sdp
         self.handler = handler
@@ -74,7 +74,7 @@ class CannedCamera:
     def methods(self) -> list[str]:
         return [r.method for r in self.requests]
 
-    async def __aenter__(self) -> "CannedCamera":
+    async def __aenter__(self) -> CannedCamera:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self

@@ -17,10 +17,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_up(config: Path, tmp: Path, *, timeout: float = 120) -> Iterator[dict[str, Any]]:
     """Yields ``{url, proc, started, stderr, banner}`` once the stack prints its wall address and "Ctrl-C"."""
     stderr = tmp / "stderr.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "citywall.cli", "up", "--config", str(config), "--port", "0"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=open(stderr, "wb"), text=True,
-    )
+    with open(stderr, "wb") as err:  # the child keeps its own copy
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "citywall.cli", "up", "--config", str(config), "--port", "0"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True,
+        )
     url = None
     deadline = time.monotonic() + timeout
     lines: list[str] = []

@@ -13,13 +13,7 @@ import pytest
 from admin.running import OVERLAY_NAME, ConfigChanged, load_running
 from cases.audit import AuditQuery
 from tests import signin
-from tests.test_wall_api import (  # noqa: F401
-    PASSWORD,
-    evidence_dir,
-    make_settings,
-    store,
-    wall_client,
-)
+from tests.fixtures.wall import make_settings, PASSWORD, wall_client
 from tests.waiting import eventually
 from wall import state
 from wall.app import create_app

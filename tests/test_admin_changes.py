@@ -12,7 +12,7 @@ from admin.changes import diff_lines, plan_changes
 from admin.passwords import password_problem
 from admin.running import OVERLAY_NAME, RunningConfig, load_running, settings_data
 from config import ConfigError, parse_settings
-from tests.test_wall_api import make_settings
+from tests.fixtures.wall import make_settings
 
 
 def _with(settings, **sections):

@@ -3,7 +3,6 @@ after the parent is SIGKILLed, a lost port race retried, clear errors for a miss
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess

@@ -34,7 +34,7 @@ class Worker:
         self.cameras |= change.acquired
         self.cameras -= change.released
 
-    def start(self) -> "Worker":
+    def start(self) -> Worker:
         self.task = asyncio.create_task(self.keeper.run(self.stop, self._on_change))
         return self
 

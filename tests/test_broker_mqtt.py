@@ -4,57 +4,17 @@ subscribers, the bounded outbox while the broker is down, and resuming after a b
 from __future__ import annotations
 
 import asyncio
-import json
-import queue
-import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from broker.bus import Bus, Entry
 from broker.embedded import EmbeddedMosquitto
 from broker.mqtt_bridge import MqttBridge, route, topic_segment
-from tests.fixtures.brokers import blocked_readers, wait_for_blocked_reader
-
-
-class Subscriber:
-    """A real paho client collecting (topic, payload dict, retain) from a topic filter. ``durable``: a persistent
-    session (clean_session=False), so QoS 1 messages published while it is disconnected wait for it."""
-
-    def __init__(self, url: str, topic_filter: str, *, durable: bool = False) -> None:
-        parts = urlsplit(url)
-        self.messages: queue.Queue[tuple[str, dict[str, Any], bool]] = queue.Queue()
-        self.subscribed = queue.Queue[bool]()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sub-{uuid.uuid4().hex[:8]}",
-                                  clean_session=not durable)
-        if durable:
-            self.client.reconnect_delay_set(min_delay=1, max_delay=2)
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic_filter, qos=1)
-        self.client.on_subscribe = lambda c, u, mid, rcs, p: self.subscribed.put(True)
-        self.client.on_message = lambda c, u, m: self.messages.put((m.topic, json.loads(m.payload), m.retain))
-        self.client.connect(parts.hostname, parts.port)
-        self.client.loop_start()
-        self.subscribed.get(timeout=5)
-
-    def take(self, n: int, timeout: float = 5.0) -> list[tuple[str, dict[str, Any], bool]]:
-        deadline = time.monotonic() + timeout
-        return [self.messages.get(timeout=max(0.01, deadline - time.monotonic())) for _ in range(n)]
-
-    def nothing_more(self, wait: float = 0.3) -> bool:
-        try:
-            extra = self.messages.get(timeout=wait)
-        except queue.Empty:
-            return True
-        pytest.fail(f"unexpected MQTT message {extra}")
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+from tests.fixtures.brokers import Subscriber, blocked_readers, wait_for_blocked_reader
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -78,18 +38,11 @@ async def bridge(bus: Bus, mqtt_url: str) -> AsyncIterator[MqttBridge]:
     stop = asyncio.Event()
     before = await blocked_readers(bus)
     task = asyncio.create_task(b.run(stop))
-    await _wait(lambda: b.connected)
+    await eventually(lambda: b.connected)
     await wait_for_blocked_reader(bus, before)  # the tail has fixed its starting point
     yield b
     stop.set()
     await asyncio.wait_for(task, 5)
-
-
-async def _wait(cond, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 def _alarm(n: int, camera: str = "cam-1") -> dict[str, Any]:
@@ -115,23 +68,25 @@ async def test_bus_entries_arrive_on_their_topics(bus: Bus, bridge: MqttBridge, 
     assert (f"{bus.prefix}/alarms/cam-1", {**_alarm(1), "id": alarm_id}, False) in got
     assert (f"{bus.prefix}/cases/case-9", {"case_id": "case-9", "action": "filed", "state": "reported",
                                            "case": {"title": "无照经营游商"}, "id": case_id}, False) in got
-    await _wait(lambda: bridge.stats()["skipped"] == 1)
-    assert await asyncio.to_thread(sub.nothing_more)
+    await eventually(lambda: bridge.stats()["skipped"] == 1)
+    await bus.publish_raw("alarms", _alarm(2, camera="fence"))
+    assert await asyncio.to_thread(sub.next_is, f"{bus.prefix}/alarms/fence")
     stats = bridge.stats()
-    assert stats["sent"] == 2 and stats["dropped"] == 0 and stats["queued"] == 0
-    await _wait(lambda: bridge.stats()["published"] == 2)  # both PUBACKed
+    assert stats["sent"] == 3 and stats["dropped"] == 0 and stats["queued"] == 0
+    await eventually(lambda: bridge.stats()["published"] == 3)  # all PUBACKed
 
 
 async def test_camera_status_is_retained_for_late_subscribers(bus: Bus, bridge: MqttBridge, mqtt_url: str,
                                                               subscribers) -> None:
     await bus.publish_raw("camera_status", {"camera_id": "cam-a", "state": "connecting"})
     last = await bus.publish_raw("camera_status", {"camera_id": "cam-a", "state": "online"})
-    await _wait(lambda: bridge.stats()["published"] == 2)
+    await eventually(lambda: bridge.stats()["published"] == 2)
     late = await _subscribe(subscribers, mqtt_url, f"{bus.prefix}/cameras/+/status")
     [(topic, payload, retained)] = await asyncio.to_thread(late.take, 1)
     assert topic == f"{bus.prefix}/cameras/cam-a/status" and retained
     assert payload == {"camera_id": "cam-a", "state": "online", "id": last}
-    assert await asyncio.to_thread(late.nothing_more)
+    await bus.publish_raw("camera_status", {"camera_id": "fence", "state": "online"})
+    assert await asyncio.to_thread(late.next_is, f"{bus.prefix}/cameras/fence/status")  # no older status retained
 
 
 async def test_outbox_is_bounded_while_the_broker_is_down(tmp_path: Path, bus: Bus, subscribers) -> None:
@@ -140,19 +95,20 @@ async def test_outbox_is_bounded_while_the_broker_is_down(tmp_path: Path, bus: B
     b = MqttBridge(bus, url, prefix=bus.prefix, outbox_size=5)
     try:
         b.start()
-        await _wait(lambda: b.connected)
+        await eventually(lambda: b.connected)
         await asyncio.to_thread(broker.stop)
-        await _wait(lambda: not b.connected)
+        await eventually(lambda: not b.connected)
         for n in range(8):  # retained, so a subscriber after the restart can see which ones survived
             b.publish_json(f"{bus.prefix}/speakers/s{n}", {"n": n}, qos=1, retain=True)
         assert b.stats() | {"connected": None} == {"sent": 0, "published": 0, "dropped": 3, "skipped": 0,
                                                    "queued": 5, "connected": None}
         assert await asyncio.to_thread(broker.start) == url
-        await _wait(lambda: b.stats()["published"] == 5, timeout=15)  # paho reconnects (1 s backoff) and flushes
+        await eventually(lambda: b.stats()["published"] == 5, timeout=15)  # paho reconnects (1 s backoff) and flushes
         sub = await _subscribe(subscribers, url, f"{bus.prefix}/speakers/#")
         got = await asyncio.to_thread(sub.take, 5)
         assert sorted(p["n"] for _, p, retained in got if retained) == [3, 4, 5, 6, 7]  # oldest three dropped
-        assert await asyncio.to_thread(sub.nothing_more)
+        b.publish_json(f"{bus.prefix}/speakers/fence", {"n": -1}, qos=1)
+        assert await asyncio.to_thread(sub.next_is, f"{bus.prefix}/speakers/fence")
         with pytest.raises(ValueError, match="qos 3"):
             b.publish_json("x", {}, qos=3)
         with pytest.raises(ValueError, match="topic 'a/#'"):
@@ -168,7 +124,7 @@ async def test_bridge_restart_resumes_where_it_stopped(bus: Bus, mqtt_url: str, 
     stop = asyncio.Event()
     before = await blocked_readers(bus)
     task = asyncio.create_task(first.run(stop))
-    await _wait(lambda: first.connected)
+    await eventually(lambda: first.connected)
     await wait_for_blocked_reader(bus, before)
     a1 = await bus.publish_raw("alarms", _alarm(1))
     assert [p["id"] for _, p, _ in await asyncio.to_thread(sub.take, 1)] == [a1]
@@ -183,7 +139,8 @@ async def test_bridge_restart_resumes_where_it_stopped(bus: Bus, mqtt_url: str, 
     try:
         got = await asyncio.to_thread(sub.take, 2)
         assert [p["id"] for _, p, _ in got] == missed  # a1 is not sent again
-        assert await asyncio.to_thread(sub.nothing_more)
+        await bus.publish_raw("alarms", _alarm(4, camera="fence"))
+        assert await asyncio.to_thread(sub.next_is, f"{bus.prefix}/alarms/fence")
         assert await bus.get_state("mqtt_bridge") != {}
     finally:
         stop.set()

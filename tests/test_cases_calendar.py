@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -88,7 +88,7 @@ def test_unix_time_naive_and_utc_inputs_agree(cal):
     local = t("2026-03-11 11:00")
     expected = t("2026-03-11 14:30")
     assert cal.add_work_hours(local.timestamp(), 2) == expected
-    assert cal.add_work_hours(local.astimezone(timezone.utc), 2) == expected
+    assert cal.add_work_hours(local.astimezone(UTC), 2) == expected
     assert cal.add_work_hours(datetime(2026, 3, 11, 11, 0), 2) == expected  # naive = calendar-local
 
 
@@ -141,7 +141,8 @@ def _calendar_file(tmp_path: Path, mutate) -> Path:
 @pytest.mark.parametrize(
     "mutate, where, reason",
     [
-        (lambda d: d["years"][2026]["workdays"].append("2026-03-11"), "years[2026].workdays[6]", "already a working weekday"),
+        (lambda d: d["years"][2026]["workdays"].append("2026-03-11"), "years[2026].workdays[6]",
+         "already a working weekday"),
         (lambda d: d["years"][2026]["holidays"].append("2025-12-31"), "years[2026].holidays[33]", "not in 2026"),
         (lambda d: d["years"][2026]["workdays"].append("2026-10-03"), "years[2026]", "both holiday and workday"),
         (lambda d: d.update(work_hours=["08:30-12:00", "11:00-17:30"]), "work_hours", "starts before the previous"),

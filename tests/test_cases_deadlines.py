@@ -14,10 +14,12 @@ import pytest
 from cases.deadlines import DeadlineAlarmLoop, DeadlineWatcher, is_case_alarm
 from cases.desk import CaseDesk
 from cases.filing import build_filer
-from cases.store import CaseStore
 from cases.worker import CaseWorker
 from config import CONFIG_DIR, DeadlineWatch, load_settings
-from detectors.alarm import Alarm
+from messages.alarm import Alarm
+from tests.waiting import eventually, run_until
+
+pytestmark = pytest.mark.every_backend
 
 SH = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 3, 11, 10, 0, tzinfo=SH).timestamp()
@@ -27,7 +29,8 @@ RULE = DeadlineWatch(near_fraction=0.75)
 
 def case(n: int, *, reported: float = T0, deadline: float = T0 + 4 * HOUR, camera: str = "cam-vending") -> dict:
     return {"id": f"c{n}", "case_no": f"CW20260311-{n:04d}", "state": "dispatched", "reported_at": reported,
-            "deadline_at": deadline, "title": "解放路人行道 无照经营游商", "unit_id": "u1", "unit_name": "上城区城管中队",
+            "deadline_at": deadline, "title": "解放路人行道 无照经营游商", "unit_id": "u1",
+            "unit_name": "上城区城管中队",
             "camera_id": camera, "camera_name": "解放路人行道", "zone_id": "pavement", "address": "解放路88号",
             "deadline_iso": datetime.fromtimestamp(deadline, SH).isoformat()}
 
@@ -106,13 +109,6 @@ def _alarm(n: int, at: float, phase: str = "raised") -> Alarm:
 
 
 @pytest.fixture
-def store(cases_url):
-    s = CaseStore.open(cases_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def settings():
     return load_settings(CONFIG_DIR / "demo.yaml")
 
@@ -159,21 +155,14 @@ async def test_loop_publishes_once_per_stage_and_the_case_worker_files_nothing(b
     restarted = DeadlineAlarmLoop(store, bus, loop.rule, timezone=settings.timezone, clock=lambda: clock["now"])
     stop = asyncio.Event()
     task = asyncio.create_task(restarted.run(stop))
-    await asyncio.sleep(0.3)
+    await eventually(lambda: restarted.checks, what="the restarted loop's first check")
     stop.set()
     await asyncio.wait_for(task, 5)
     assert restarted.raised == 0 and len(await bus.history("alarms", count=10)) == 2
 
     # The case worker reads the same stream: our alarms are acked, counted, never filed or rejected.
     worker = CaseWorker(store, filer, bus, consumer="cases-dl", block_ms=100)
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    deadline_t = time.monotonic() + 15
-    while worker.stats.received < 2:
-        assert time.monotonic() < deadline_t, worker.stats
-        await asyncio.sleep(0.05)
-    stop.set()
-    await asyncio.wait_for(task, 5)
+    await run_until(worker.run, lambda: worker.stats.received >= 2, what="both deadline alarms read")
     assert worker.stats.outcomes == {"case_alarm": 2} and worker.stats.malformed == 0
     assert store.list_cases()[1] == 1
 
@@ -198,11 +187,9 @@ async def test_two_cases_processes_run_one_deadline_watch(bus, store, settings, 
     singles = [Singleton(bus, cluster, pool="deadlines", name=f"cases-{i}", make=make) for i in (1, 2)]
     tasks = [asyncio.create_task(s.run(stop)) for s in singles]
     try:
-        deadline_t = time.monotonic() + 15
-        while not await bus.history("alarms", count=10):
-            assert time.monotonic() < deadline_t, "no deadline alarm"
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(1.5)                    # another round or two of the watch: nothing new
+        await eventually(lambda: bus.history("alarms", count=10), timeout=15, what="the deadline alarm")
+        checked = sum(loop.checks for loop in loops)  # two more rounds of the watch: nothing new
+        await eventually(lambda: sum(loop.checks for loop in loops) >= checked + 2, timeout=15, what="two more checks")
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 10)

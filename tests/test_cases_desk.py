@@ -13,7 +13,7 @@ from cases.filing import build_filer
 from cases.store import CaseStore
 from cases.workflow import TransitionError
 from config import CONFIG_DIR, load_settings
-from detectors.alarm import Alarm
+from messages.alarm import Alarm
 
 SH = ZoneInfo("Asia/Shanghai")
 WED_11 = datetime(2026, 3, 11, 11, 0, tzinfo=SH).timestamp()

@@ -10,11 +10,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cases.events import CaseEvent
 from cases.filing import CaseFiler, FilingError, build_filer
 from cases.store import CASE_KEYS, CaseStore
 from config import CONFIG_DIR, load_settings
-from detectors.alarm import Alarm
+from messages.alarm import Alarm
+from messages.case_event import CaseEvent
+
+pytestmark = pytest.mark.every_backend
 
 SH = ZoneInfo("Asia/Shanghai")
 WED_11 = datetime(2026, 3, 11, 11, 0, tzinfo=SH).timestamp()
@@ -23,13 +25,6 @@ WED_11 = datetime(2026, 3, 11, 11, 0, tzinfo=SH).timestamp()
 @pytest.fixture(scope="module")
 def settings():
     return load_settings(CONFIG_DIR / "demo.yaml")
-
-
-@pytest.fixture
-def store(cases_url):
-    s = CaseStore.open(cases_url)
-    yield s
-    s.close()
 
 
 @pytest.fixture
@@ -51,7 +46,8 @@ def test_raised_alarm_files_a_dispatched_case(filer, store):
     case = result.case
     assert set(CASE_KEYS) <= set(case)
     assert case["case_no"] == "CW20260311-0001"
-    assert (case["source"], case["kind"], case["code"], case["category_name"]) == ("camera", "事件", "0501", "无照经营游商")
+    assert (case["source"], case["kind"], case["code"], case["category_name"]) == (
+        "camera", "事件", "0501", "无照经营游商")
     assert (case["state"], case["state_label"], case["urgency"]) == ("dispatched", "派遣", "一般")
     assert (case["street"], case["community"], case["grid_code"]) == ("湖滨街道", "东坡社区", "33010200100101")
     assert (case["unit_id"], case["unit_name"]) == ("hubin-squad", "湖滨街道城管中队")

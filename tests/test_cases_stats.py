@@ -126,8 +126,8 @@ def test_bad_dimension_and_period_are_named():
     assert empty["rows"] == [] and empty["total"]["close_rate"] is None
 
 
-HEADERS = ["责任单位", "立案数", "应结案数", "结案数", "按期结案数", "应处置数", "处置数", "返工数", "结案率", "按期结案率",
-           "处置率", "返工率"]
+HEADERS = ["责任单位", "立案数", "应结案数", "结案数", "按期结案数", "应处置数", "处置数", "返工数", "结案率",
+           "按期结案率", "处置率", "返工率"]
 
 
 def test_csv_has_chinese_headers_a_bom_and_percentages():

@@ -11,6 +11,8 @@ import pytest
 from cases.migrations import MIGRATIONS
 from cases.store import CASE_KEYS, SCHEMA_VERSION, CaseStore, StoreConflict, StoreError, VersionConflict
 
+pytestmark = pytest.mark.every_backend
+
 T0 = 1_773_198_000.0  # 2026-03-11 11:00 +08:00
 
 
@@ -24,13 +26,6 @@ def _case(n: int, *, camera: str = "cam-a", state: str = "dispatched", at: float
         "unit_id": "hubin-squad", "unit_name": "湖滨街道城管中队", "reported_at": at, "deadline_at": at + 7200,
         "deadline_iso": "2026-03-11T13:00:00+08:00", "time_limit": {"value": 2, "unit": "work_hours", "calendar": "x"},
     }
-
-
-@pytest.fixture
-def store(cases_url):
-    s = CaseStore.open(cases_url)
-    yield s
-    s.close()
 
 
 def _insert(store: CaseStore, case: dict, alarm_id: str | None = None) -> None:
@@ -87,10 +82,9 @@ def test_case_numbers_per_day(store):
 
 def test_alarm_index_is_unique_and_rollback_keeps_nothing(store):
     _insert(store, _case(1), alarm_id="a-1")
-    with pytest.raises(StoreConflict):
-        with store.transaction() as tx:
-            tx.insert_case(_case(2))
-            tx.link_alarm("a-1", "raised", "case-002", T0)
+    with pytest.raises(StoreConflict), store.transaction() as tx:
+        tx.insert_case(_case(2))
+        tx.link_alarm("a-1", "raised", "case-002", T0)
     assert store.get_case("case-002") is None  # the whole transaction rolled back
     with store.transaction() as tx:
         assert tx.case_for_alarm("a-1") == "case-001"
@@ -112,9 +106,8 @@ def test_update_case_tracks_open_and_closed(store):
 def test_evidence_must_stay_relative(store):
     _insert(store, _case(1))
     for bad in ("/etc/passwd", "../secrets.jpg", "a/../../b.jpg"):
-        with pytest.raises(StoreError, match="relative"):
-            with store.transaction() as tx:
-                tx.add_evidence("case-001", bad, kind="snapshot", at=T0)
+        with pytest.raises(StoreError, match="relative"), store.transaction() as tx:
+            tx.add_evidence("case-001", bad, kind="snapshot", at=T0)
 
 
 def test_outbox(store):
@@ -180,9 +173,8 @@ def test_versions_detect_concurrent_changes(store):
     assert store.get_case("case-001")["version"] == 1
     with store.transaction() as tx:
         assert tx.update_case("case-001", T0 + 10, expected_version=1, state="handling") == 2
-    with pytest.raises(VersionConflict) as info:
-        with store.transaction() as tx:
-            tx.update_case("case-001", T0 + 20, expected_version=1, state="handled")
+    with pytest.raises(VersionConflict) as info, store.transaction() as tx:
+        tx.update_case("case-001", T0 + 20, expected_version=1, state="handled")
     assert info.value.current["state"] == "handling" and info.value.current["version"] == 2
     assert store.get_case("case-001")["state"] == "handling"
 

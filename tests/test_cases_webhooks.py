@@ -8,7 +8,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -21,7 +20,10 @@ from cases.store import CaseStore
 from cases.webhooks import WebhookSender, backoff
 from config import CONFIG_DIR, load_settings
 from config.settings import Webhooks
-from detectors.alarm import Alarm
+from messages.alarm import Alarm
+from tests.waiting import run_until
+
+pytestmark = pytest.mark.every_backend
 
 SH = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 3, 11, 11, 0, tzinfo=SH).timestamp()
@@ -60,13 +62,6 @@ class Receiver:
             await self.runner.cleanup()
 
 
-@pytest.fixture
-def store(cases_url):
-    s = CaseStore.open(cases_url)
-    yield s
-    s.close()
-
-
 def file_alarms(store: CaseStore, n: int, start: int = 0) -> None:
     filer = build_filer(load_settings(CONFIG_DIR / "demo.yaml"), store)
     for i in range(start, start + n):
@@ -78,20 +73,6 @@ def file_alarms(store: CaseStore, n: int, start: int = 0) -> None:
 def config(url: str, **extra) -> Webhooks:
     return Webhooks.model_validate({"targets": [{"name": "city", "url": url, "secret": "s3cret", **extra}],
                                     "backoff_s": 0.05, "backoff_max_s": 0.2, "poll_s": 0.02})
-
-
-async def run_until(sender: WebhookSender, done, timeout: float = 20.0) -> None:
-    stop = asyncio.Event()
-    task = asyncio.create_task(sender.run(stop))
-    deadline = time.monotonic() + timeout
-    try:
-        while not done():
-            assert not task.done(), task.exception()
-            assert time.monotonic() < deadline, f"not done: {sender.stats}"
-            await asyncio.sleep(0.02)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 5)
 
 
 def test_backoff_doubles_and_is_capped():
@@ -107,7 +88,7 @@ async def test_failing_target_is_retried_with_the_same_key_and_delivered_in_orde
         async with aiohttp.ClientSession() as http:
             assert await sender.step(http) == 0
         file_alarms(store, 4)  # 2 filed + 2 attached
-        await run_until(sender, lambda: len(receiver.accepted) == 4)
+        await run_until(sender.run, lambda: len(receiver.accepted) == 4, timeout=20)
         assert len(receiver.requests) == 7  # 3 refusals of the first event, then 4 deliveries
         keys = [h["Idempotency-Key"] for h, _ in receiver.requests]
         assert keys[:4] == [keys[0]] * 4  # the head is retried alone (order kept), with the same key
@@ -149,8 +130,10 @@ async def test_a_target_that_is_down_stays_pending_and_loses_nothing(store):
     receiver = Receiver()
     await receiver.start(port)
     try:
-        await run_until(WebhookSender(store, config(url, events=["filed"])), lambda: len(receiver.accepted) == 2)
-        assert [a["key"] for a in receiver.accepted] == [head["idempotency_key"], status["pending"][1]["idempotency_key"]]
+        await run_until(WebhookSender(store, config(url, events=["filed"])).run, lambda: len(receiver.accepted) == 2,
+                        timeout=20)
+        keys = [head["idempotency_key"], status["pending"][1]["idempotency_key"]]
+        assert [a["key"] for a in receiver.accepted] == keys
         assert store.webhook_status()["targets"]["city"] == {"pending": 0, "delivered": 2, "oldest_pending_seq": None}
     finally:
         await receiver.stop()

@@ -3,19 +3,19 @@ replays file nothing twice; malformed entries are counted and acked; unpublished
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from cases.events import CaseEvent
 from cases.filing import build_filer
-from cases.store import CaseStore
 from cases.worker import CaseWorker
 from config import CONFIG_DIR, load_settings
-from detectors.alarm import Alarm
+from messages.alarm import Alarm
+from messages.case_event import CaseEvent
+from tests.waiting import run_until
+
+pytestmark = pytest.mark.every_backend
 
 SH = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 3, 11, 11, 0, tzinfo=SH).timestamp()
@@ -35,29 +35,8 @@ ALARMS = [
 
 
 @pytest.fixture
-def store(cases_url):
-    s = CaseStore.open(cases_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def filer(store):
     return build_filer(load_settings(CONFIG_DIR / "demo.yaml"), store)
-
-
-async def _run_until(worker: CaseWorker, done, timeout: float = 15.0) -> None:
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    deadline = time.monotonic() + timeout
-    try:
-        while not done():
-            assert not task.done(), task.exception()
-            assert time.monotonic() < deadline, f"worker did not finish: {worker.stats}"
-            await asyncio.sleep(0.05)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=5)
 
 
 async def test_alarms_become_cases_and_replays_add_nothing(bus, store, filer):
@@ -67,7 +46,7 @@ async def test_alarms_become_cases_and_replays_add_nothing(bus, store, filer):
     await bus.publish_raw("alarms", {**_alarm("x-1", "cam-road", "lane-1", "juggling", T0).to_dict()})  # no category
 
     worker = CaseWorker(store, filer, bus, consumer="cases-t1", block_ms=100)
-    await _run_until(worker, lambda: worker.stats.received == 6)
+    await run_until(worker.run, lambda: worker.stats.received == 6)
     assert worker.stats.malformed == 1 and worker.stats.rejected == 1
     assert worker.stats.outcomes == {"filed": 2, "attached": 1, "verified": 1}
 
@@ -86,7 +65,7 @@ async def test_alarms_become_cases_and_replays_add_nothing(bus, store, filer):
     # Replay everything (e.g. a detector restarted and re-sent): no new case, no new announcement.
     for a in ALARMS:
         await bus.publish(a)
-    await _run_until(worker, lambda: worker.stats.received == 10)
+    await run_until(worker.run, lambda: worker.stats.received == 10)
     assert worker.stats.outcomes["duplicate"] == 4
     assert store.list_cases()[1] == 2
     assert len(await bus.history("case_events", count=50)) == 4
@@ -97,12 +76,12 @@ async def test_unpublished_announcements_survive_a_crash(bus, store, filer):
     filer.file(ALARMS[0])
     assert len(store.pending_events()) == 1
     worker = CaseWorker(store, filer, bus, consumer="cases-t2", block_ms=100)
-    await _run_until(worker, lambda: not store.pending_events())
+    await run_until(worker.run, lambda: not store.pending_events())
     [entry] = await bus.history("case_events", count=10)
     assert entry.data["action"] == "filed" and entry.data["case"]["alarm_ids"] == ["v-1"]
     # The alarm itself, delivered now, is a no-op.
     await bus.publish(ALARMS[0])
-    await _run_until(worker, lambda: worker.stats.received == 1)
+    await run_until(worker.run, lambda: worker.stats.received == 1)
     assert worker.stats.outcomes == {"duplicate": 1}
     assert len(await bus.history("case_events", count=10)) == 1
 
@@ -113,7 +92,7 @@ async def test_entries_left_pending_by_a_crash_are_filed_on_restart(bus, store, 
     delivered = await bus.consume("alarms", "cases", "cases-t3", block_ms=100)  # then the process "dies", no ack
     assert len(delivered) == 1
     worker = CaseWorker(store, filer, bus, consumer="cases-t3", block_ms=100)
-    await _run_until(worker, lambda: worker.stats.received == 1)
+    await run_until(worker.run, lambda: worker.stats.received == 1)
     assert store.list_cases()[1] == 1
     assert [e.data["action"] for e in await bus.history("case_events", count=10)] == ["filed"]
 
@@ -130,7 +109,7 @@ async def test_a_low_confidence_alarm_is_held_for_review_and_filed_by_a_confirm(
     for a in (unsure, sure, unsure_cleared):
         await bus.publish(a)
     worker = CaseWorker(store, filer, bus, consumer="cases-p1", block_ms=100, policy=policy)
-    await _run_until(worker, lambda: worker.stats.received == 3)
+    await run_until(worker.run, lambda: worker.stats.received == 3)
     # Held: nothing filed, nothing announced; its clear finds no case and changes nothing.
     assert worker.stats.outcomes == {"held": 1, "filed": 1, "ignored": 1}
     [only] = store.list_cases()[0]
@@ -150,7 +129,7 @@ async def test_a_low_confidence_alarm_is_held_for_review_and_filed_by_a_confirm(
     assert store.held_alarms() == [] and store.held_alarm("u-1").decided_at == T0 + 101  # decided: out of the queue
     # Announced by the worker's next outbox flush; a replay of the held alarm is held again and adds nothing.
     await bus.publish(unsure)
-    await _run_until(worker, lambda: worker.stats.received == 4 and not store.pending_events())
+    await run_until(worker.run, lambda: worker.stats.received == 4 and not store.pending_events())
     assert worker.stats.outcomes == {"held": 2, "filed": 1, "ignored": 1}
     assert store.list_cases()[1] == 2
     assert sorted(e.data["action"] for e in await bus.history("case_events", count=10)) == ["filed", "filed",
@@ -166,7 +145,7 @@ async def test_a_held_alarm_is_recorded_once_with_its_first_clear(bus, store, fi
     now = [T0 + 1]
     worker = CaseWorker(store, filer, bus, consumer="cases-p2", block_ms=100, policy=policy, clock=lambda: now[0])
     await bus.publish(unsure)
-    await _run_until(worker, lambda: worker.stats.received == 1)
+    await run_until(worker.run, lambda: worker.stats.received == 1)
     [held] = store.held_alarms()
     assert held.alarm == unsure.to_dict() and held.held_at == T0 + 1 and held.cleared is None
     assert held.decided_at is None and store.held_alarm("u-2") == held
@@ -175,7 +154,7 @@ async def test_a_held_alarm_is_recorded_once_with_its_first_clear(bus, store, fi
     now[0] = T0 + 50
     for a in (unsure, cleared, Alarm(**{**cleared.to_dict(), "at": T0 + 95})):
         await bus.publish(a)
-    await _run_until(worker, lambda: worker.stats.received == 4)
+    await run_until(worker.run, lambda: worker.stats.received == 4)
     assert worker.stats.outcomes == {"held": 2, "ignored": 2}
     [held] = store.held_alarms()
     assert held.held_at == T0 + 1 and held.cleared == cleared.to_dict()  # the first clear stays

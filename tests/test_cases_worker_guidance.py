@@ -14,8 +14,8 @@ from cases.filing import build_filer
 from cases.store import CaseStore
 from cases.worker import CaseWorker
 from config import CONFIG_DIR, load_settings
-from detectors.alarm import Alarm
-from guidance.records import GuidanceOutcome
+from messages.alarm import Alarm
+from messages.guidance import GuidanceOutcome
 from tests.waiting import eventually
 
 T0 = time.time() - 600

@@ -101,6 +101,7 @@ def test_redact_url_hides_password_only():
     assert redact_url("rtsp://cam.local/x") == "rtsp://cam.local/x"
 
 
+@pytest.mark.slow
 def test_check_config_cli_exit_codes(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "citywall.cli", "check-config", str(DEMO)],
                         capture_output=True, text=True, cwd=ROOT)
@@ -116,6 +117,7 @@ def test_check_config_cli_exit_codes(tmp_path):
     assert "cameras[0].zones[0].min_area" in res.stderr
 
 
+@pytest.mark.slow
 def test_check_config_also_checks_the_case_files(tmp_path):
     grid = tmp_path / "grid.geojson"
     grid.write_text('{"type": "FeatureCollection", "features": [{"type": "Feature"}]}', encoding="utf-8")

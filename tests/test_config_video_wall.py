@@ -30,9 +30,11 @@ def test_absent_section_gives_no_screens_here_and_the_server_defaults():
     (lambda v: v["tours"][0].update(cameras=["cam-bin", "cam-x"]), "video_wall.tours[0].cameras[1]", "unknown camera"),
     (lambda v: v["plans"][0].update(roles=["janitor"]), "video_wall.plans[0].roles", "unknown role"),
     (lambda v: v["plans"][0]["screens"].update(ghost={"layout": "1"}), "plans[flood].screens.ghost", "unknown screen"),
-    (lambda v: v["plans"][1]["screens"]["aux"].update(tour="nope"), "plans[cityscape].screens.aux.tour", "unknown tour"),
+    (lambda v: v["plans"][1]["screens"]["aux"].update(tour="nope"), "plans[cityscape].screens.aux.tour",
+     "unknown tour"),
     (lambda v: v["screens"][1].update(id="main"), "video_wall", "repeated: main"),
-    (lambda v: v["screens"][0].update(layout={"rows": 9, "cols": 2}), "video_wall.screens[0].layout.custom.rows", "less than or equal to 8"),
+    (lambda v: v["screens"][0].update(layout={"rows": 9, "cols": 2}), "video_wall.screens[0].layout.custom.rows",
+     "less than or equal to 8"),
 ])
 def test_bad_video_wall_named(mutate, path, reason):
     data = demo_data()

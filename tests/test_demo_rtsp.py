@@ -117,12 +117,12 @@ def test_stream_is_h264_720p_keyframe_every_25_and_real_time(demo_rtsp):
         ctx = container.streams.video[0].codec_context
         assert (ctx.name, ctx.width, ctx.height) == ("h264", 1280, 720)
         keys = [i for i, (_, p) in enumerate(got) if p.is_keyframe]
-        assert len(keys) >= 4 and all(b - a == 25 for a, b in zip(keys, keys[1:])), keys
+        assert len(keys) >= 4 and all(b - a == 25 for a, b in zip(keys, keys[1:], strict=False)), keys
         # A new client may get up to a second at once (the server's preroll); after that, real time.
         elapsed = got[105][0] - got[55][0]
         assert 1.7 < elapsed < 2.4, f"50 packets took {elapsed:.2f} s, expected 2.0 s at 25 fps"
         pts = [p.pts for _, p in got if p.pts is not None]
-        assert all(b > a for a, b in zip(pts, pts[1:]))
+        assert all(b > a for a, b in zip(pts, pts[1:], strict=False))
     finally:
         container.close()
 
@@ -167,7 +167,7 @@ def test_server_cpu_per_stream_is_small(demo_rtsp):
 
     def read(name: str) -> None:
         with av.open(demo_rtsp.url(name), options=OPTS, timeout=TIMEOUT) as c:
-            for p in c.demux(video=0):
+            for _p in c.demux(video=0):
                 counts[name] += 1
                 if stop.is_set():
                     break
@@ -310,7 +310,7 @@ def test_loop_restarts_seamlessly_with_monotonic_timestamps(demo_media, tmp_path
         container.close()
     keys = [i for i, (_, p) in enumerate(got) if p.is_keyframe]
     assert keys[:6] == [0, 25, 50, 75, 100, 125]
-    steps = {b.pts - a.pts for (_, a), (_, b) in zip(got[1:], got[2:])}
+    steps = {b.pts - a.pts for (_, a), (_, b) in zip(got[1:], got[2:], strict=False)}
     assert steps == {3600}, steps  # 90 kHz clock / 25 fps, across the loop boundaries too
     elapsed = got[129][0] - got[40][0]
     assert abs(elapsed - 89 / 25) < 0.5, elapsed
@@ -342,7 +342,7 @@ def test_server_dies_with_a_killed_parent(demo_media, tmp_path):
     deadline = _time.monotonic() + 5
     while _time.monotonic() < deadline:
         try:
-            state = open(f"/proc/{child}/stat").read().rsplit(")", 1)[1].split()[0]
+            state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             break
         if state == "Z":

@@ -12,6 +12,8 @@ import pytest
 from config import load_settings
 from demo.scenes import SCENE_NAMES, GroundTruth, make_scene
 
+pytestmark = pytest.mark.slow  # renders every demo scene
+
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "demo.yaml"
 STREET_LIFE = CONFIG.with_name("street_life.yaml")  # the cameras of the bus_stop and mat_vendor scenes
 DIFF = 40  # grey levels: an object, not lighting or noise

@@ -15,6 +15,8 @@ from config import load_settings
 from demo.scenes import SCENE_NAMES, make_scene
 from detectors.pipeline import CameraAnalyzer
 
+pytestmark = pytest.mark.slow  # runs whole demo scenes through detection
+
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "demo.yaml"
 STREET_LIFE = CONFIG.with_name("street_life.yaml")  # the cameras of the bus_stop and mat_vendor scenes
 T0 = 1_717_387_200.0

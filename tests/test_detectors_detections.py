@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import cv2
 import numpy as np
 import pytest
 
-from detectors.alarm import Alarm
 from detectors.detections import Detections
 from detectors.evidence import EvidenceWriter
 from detectors.tracking import IoUTracker, box_iou
 from detectors.zones import ZoneMask
+from messages.alarm import Alarm
 
 
 def dets(*boxes, **kw) -> Detections:
@@ -146,7 +148,7 @@ def test_evidence_paths_and_files(tmp_path):
 
 
 def test_the_caption_is_chinese_and_rendered_with_a_cjk_font():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from detectors.cjk_text import renderer
     from detectors.evidence import caption_text
@@ -154,7 +156,7 @@ def test_the_caption_is_chinese_and_rendered_with_a_cjk_font():
     alarm = Alarm(alarm_id="ab12cd", phase="raised", camera_id="cam-1", zone_id="z1", event="vending",
                   started_at=0.0, at=0.0, dwell_s=95.0, confidence=0.9, boxes=[], camera_name="解放路人行道",
                   zone_name="人行道")
-    text = caption_text(alarm, datetime(2026, 3, 11, 8, 0, 5, tzinfo=timezone.utc))
+    text = caption_text(alarm, datetime(2026, 3, 11, 8, 0, 5, tzinfo=UTC))
     assert text == "解放路人行道 | 人行道 | 无照经营游商 告警 | 2026-03-11 08:00:05 | 停留 1分35秒"
     cjk = renderer()
     if cjk is None:

@@ -99,6 +99,7 @@ def test_rejection_round_trips_through_a_dict():
     assert back.box == pytest.approx(r.box, abs=1e-4) and np.allclose(back.signature, r.signature, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_rejected_stall_does_not_raise_again_but_another_camera_still_does():
     settings = load_settings(CONFIG)
     scene = make_scene("vending", settings.demo.seed)

@@ -180,6 +180,7 @@ def feed(street: Street, cam: Camera, seconds: int, start: float = 0.0) -> list:
 # --- tests ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_stall_in_zone_raises_once_after_dwell_and_clears_when_it_leaves():
     street = Street(seed=3, movers=crowd(3, 30, 80), props=[Prop(500, 380, 180, 140, on=12, off=50)])
     alarms = feed(street, camera([zone()]), 70)
@@ -198,6 +199,7 @@ def test_stall_in_zone_raises_once_after_dwell_and_clears_when_it_leaves():
     assert 0.0 < raised.confidence <= 1.0
 
 
+@pytest.mark.slow
 def test_passers_by_and_traffic_only_raise_nothing():
     street = Street(seed=4, movers=crowd(4, 60, 150))
     analyzer = CameraAnalyzer(camera([zone(), zone(ROAD, id="road", events=["road_occupation"])]), Detection())
@@ -211,6 +213,7 @@ def test_passers_by_and_traffic_only_raise_nothing():
     assert stationary_samples <= 3  # a coincidental overlap may flicker, never persists
 
 
+@pytest.mark.slow
 def test_lighting_drift_alone_is_not_foreground():
     # ±8 % over 60 s — faster and larger than the ±5 % the brief asks for.
     street = Street(seed=5, drift=0.08, drift_period_s=60.0)
@@ -223,6 +226,7 @@ def test_lighting_drift_alone_is_not_foreground():
     assert abs(r.gain - 1.0) < 0.1
 
 
+@pytest.mark.slow
 def test_sudden_exposure_change_is_not_foreground():
     """A camera's auto-exposure jumps by 12 %: the gain-matched comparison sees no object anywhere."""
     street = Street(seed=5, movers=crowd(5, 10, 80), exposure_steps=((30.0, 0.88), (55.0, 1.12)))
@@ -233,6 +237,7 @@ def test_sudden_exposure_change_is_not_foreground():
         assert len(step.stationary.detections) == 0, f"t={t}: {step.stationary.detections.xyxy}"
 
 
+@pytest.mark.slow
 def test_object_outside_the_zone_is_seen_but_raises_nothing():
     street = Street(seed=6, movers=crowd(6, 20, 60), props=[Prop(520, 600, 200, 90, on=5, off=999)])
     cam = camera([zone()])  # pavement zone; the goods lie on the road
@@ -248,6 +253,7 @@ def test_object_outside_the_zone_is_seen_but_raises_nothing():
     assert [(a.phase, a.event, a.zone_id) for _, a in alarms] == [("raised", "road_occupation", "lane")]
 
 
+@pytest.mark.slow
 def test_ghost_of_an_object_present_at_start_up_is_absorbed():
     """A stall standing there when analysis starts is part of the first background; when it leaves, the hole it
     leaves must not become an alarm, and when it comes back it must."""
@@ -258,6 +264,7 @@ def test_ghost_of_an_object_present_at_start_up_is_absorbed():
     assert 60 + 10 <= alarms[0][0] <= 60 + 14
 
 
+@pytest.mark.slow
 def test_bin_overflow_raises_and_clears():
     street = Street(seed=8, movers=crowd(8, 20, 90))
     bin_ = Prop(600, 420, 70, 110, on=-100, off=999, colour=(40, 120, 40))
@@ -290,6 +297,7 @@ def test_schedule_outside_hours_raises_nothing(spans, expect_alarm):
     assert bool(alarms) is expect_alarm
 
 
+@pytest.mark.slow
 def test_cooldown_is_honoured():
     props = [Prop(500, 380, 180, 140, on=5, off=25), Prop(300, 400, 160, 120, on=34, off=999)]
     street = Street(seed=10, movers=crowd(10, 15, 120), props=props)
@@ -304,6 +312,7 @@ def test_cooldown_is_honoured():
     assert quick[2][0] <= 34 + 10 + 4 < t_again
 
 
+@pytest.mark.slow
 def test_one_alarm_per_stall_with_people_walking_in_front():
     """A long-standing stall, constantly passed in front of, is one track and one alarm."""
     street = Street(seed=11, movers=crowd(11, 70, 200), props=[Prop(500, 380, 180, 140, on=5, off=999)])
@@ -364,6 +373,7 @@ def _run(cam: Camera, render, seconds: int) -> list:
     return [(t, f.alarm) for t in range(seconds) for f in analyzer.analyze(render(float(t)), T0 + t)]
 
 
+@pytest.mark.slow
 def test_a_dusk_ramp_does_not_clear_a_standing_stall_early():
     street = Street(seed=11, movers=crowd(11, 25, 90), props=[Prop(400, 330, 220, 170, on=10, off=70)], drift=0)
 

@@ -11,41 +11,14 @@ import pytest
 
 from config import load_settings
 from config.settings import Detection
-from demo.scenes import make_scene
-from detectors.alarm import Alarm
 from detectors.worker import DetectionWorker
-from video_ingest.frames import Frame
+from messages.alarm import Alarm
+from tests.fixtures.scenes import T0, SceneFeed, cams
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "demo.yaml"
-T0 = 1_717_387_200.0
 FAST = Detection(interval_s=0.01)
 
 pytestmark = pytest.mark.timeout(60)
-
-
-class SceneFeed:
-    """A latest-frame slot per camera that advances one scene second per call (virtual time in captured_at).
-
-    ``repeat`` returns each frame this many times (the worker must skip a seq it has seen). Sets ``stop`` when
-    every camera has produced ``seconds`` frames. ``loop`` plays each scene over and over (virtual time keeps
-    going), so alarms keep coming for as long as ``seconds`` lasts."""
-
-    def __init__(self, scenes: dict[str, str], seconds: float, stop: asyncio.Event, *, repeat: int = 1,
-                 seed: int = 7, loop: bool = False) -> None:
-        self.scenes = {cam: make_scene(name, seed) for cam, name in scenes.items()}
-        self.calls = {cam: 0 for cam in scenes}
-        self.seconds, self.stop, self.repeat, self.loop = seconds, stop, repeat, loop
-
-    def __call__(self, camera_id: str) -> Frame | None:
-        n = self.calls[camera_id] // self.repeat
-        self.calls[camera_id] += 1
-        if n >= self.seconds:
-            if all(c // self.repeat >= self.seconds for c in self.calls.values()):
-                self.stop.set()
-            return None
-        scene = self.scenes[camera_id]
-        image = scene.render(float(n % int(scene.duration_s)) if self.loop else float(n))
-        return Frame(camera_id, image, captured_at=T0 + n, pts_s=float(n), seq=n)
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +26,7 @@ def settings():
     return load_settings(CONFIG)
 
 
-def cams(settings, *ids: str):
-    return [c for c in settings.cameras if c.id in ids]
-
-
+@pytest.mark.slow
 async def test_alarms_reach_the_bus_with_evidence(settings, bus, tmp_path):
     stop = asyncio.Event()
     feed = SceneFeed({"cam-vending": "vending", "cam-street": "quiet_street"}, 80, stop, repeat=2)
@@ -185,3 +155,24 @@ async def test_analysis_threads_decide_the_same_alarms_as_one_thread(settings, t
         pooled = {name for name in used if name.startswith("analysis")}
         assert len(pooled) == (0 if threads == 1 else threads), used
     assert outcomes[1] == outcomes[2] and outcomes[1], outcomes
+async def test_cameras_join_and_leave_one_worker_and_share_its_ticks(settings, tmp_path):
+    """A cluster worker's one DetectionWorker: cameras acquired later join the same tick (one batched model call),
+    a released camera is no longer asked for frames."""
+    stop = asyncio.Event()
+    feed = SceneFeed({"cam-vending": "vending", "cam-street": "quiet_street"}, 5, stop)
+    asked: list[str] = []
+
+    def frames(camera_id: str):
+        asked.append(camera_id)
+        return feed(camera_id)
+
+    worker = DetectionWorker([], FAST, tmp_path, frames, timezone=settings.timezone)
+    assert await worker.tick() == [] and asked == []
+    for cam in cams(settings, "cam-vending", "cam-street"):
+        worker.add_camera(cam)
+    await worker.tick()
+    assert sorted(asked) == ["cam-street", "cam-vending"] and worker.stats()["frames_analysed"] == 2
+    worker.remove_camera("cam-street")
+    asked.clear()
+    await worker.tick()
+    assert asked == ["cam-vending"] and set(worker.stats()["cameras"]) == {"cam-vending"}

@@ -15,11 +15,10 @@ import pytest
 import yaml
 
 from demo.scenes import make_scene
-
-pytestmark = pytest.mark.e2e
-
 from tests import signin
 from tests.stack import run_up
+
+pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,40 +18,17 @@ from cases.filing import build_filer
 from cases.store import CaseStore
 from cases.worker import CaseWorker
 from citywall.supervise import supervise
-from config import CONFIG_DIR, Settings, load_settings
-from detectors.alarm import Alarm
+from config import Settings
 from guidance.clip_server import ClipServer
 from guidance.clips import ClipFormat
 from guidance.loop import STATE_TABLE, ClosedLoopCore, outcome_counts
 from guidance.runtime import GuidanceRuntime, build_guidance
 from guidance.simulator import SpeakerSimulator
+from messages.alarm import Alarm
+from tests.fixtures.factories import RECHECK_S, demo_settings, raised
 from tests.waiting import eventually
 
-RECHECK_S = 2.0
-
-
-def demo_settings(tmp_path: Path, *, recheck_s: float = RECHECK_S) -> Settings:
-    s = load_settings(CONFIG_DIR / "demo.yaml")
-    g = s.guidance
-    g = g.model_copy(update={
-        "closed_loop": g.closed_loop.model_copy(update={"recheck_after_s": recheck_s}),
-        # no quiet hours (the test may run at night) and no repeat limit (every test uses the same text)
-        "policy": g.policy.model_copy(update={"quiet_start": "00:00", "quiet_end": "00:00",
-                                              "min_repeat_interval_s": 0, "max_per_hour": 100}),
-        "ack_timeout_s": 3.0,
-    })
-    return s.model_copy(update={
-        "guidance": g,
-        "storage": s.storage.model_copy(update={"data_dir": tmp_path}),
-        "brokers": s.brokers.model_copy(update={"topic_prefix": f"t{uuid.uuid4().hex[:10]}"}),
-    })
-
-
-def raised(camera: str = "cam-vending", zone: str = "pavement", event: str = "vending") -> Alarm:
-    now = time.time()
-    return Alarm(alarm_id=uuid.uuid4().hex, phase="raised", camera_id=camera, zone_id=zone, event=event,
-                 started_at=now - 10, at=now, dwell_s=10, confidence=0.9, camera_name="解放路人行道",
-                 zone_name="人行道禁止摆摊区")
+SLOW_FIXTURES = {"world"}  # speaker simulators on MQTT and a guidance runtime: tests using it are slow
 
 
 def cleared(a: Alarm) -> Alarm:
@@ -204,6 +180,7 @@ async def test_offline_speaker_means_not_broadcast_and_the_case_is_filed_at_once
     await asyncio.to_thread(world.sims["spk-road"].start)  # the fixture stops it again
 
 
+@pytest.mark.slow
 async def test_restart_resumes_the_check_without_a_second_broadcast_or_outcome(world: World, mqtt_url) -> None:
     bus = world.bus
     first_stop = asyncio.Event()

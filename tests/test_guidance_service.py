@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from detectors.alarm import Alarm
 from guidance.clip_server import ClipServer
 from guidance.clips import ClipCache
 from guidance.policy import BroadcastPolicy, PolicyConfig
@@ -19,6 +18,7 @@ from guidance.simulator import SpeakerSimulator
 from guidance.speakers import MqttSpeakerAdapter, SpeakerConfig, SpeakerRegistry
 from guidance.templates import TemplateBook
 from guidance.tts import EspeakTts
+from messages.alarm import Alarm
 
 NOON = datetime(2026, 11, 23, 12, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 
@@ -72,7 +72,7 @@ async def test_alarm_plays_at_every_covering_speaker_then_policy_applies(setup) 
     results = await service.on_alarm(a)
     assert [(r.speaker_id, r.outcome) for r in results] == [("spk-a", "played"), ("spk-b", "played")]
     expected = "您好，此处为人民路东侧人行道，禁止占道经营，请立即离开。"
-    for r, sim in zip(results, sims):
+    for r, sim in zip(results, sims, strict=False):
         assert r.text == expected and r.alarm_id == a.alarm_id and r.ack is not None and r.ack.ok
         played = sim.played[-1]
         assert played.command["text"] == expected and played.command["repeat"] == 2

@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from guidance.clip_server import ClipServer
 from guidance.clips import ClipCache, ClipFormat, probe_audio
-from guidance.speakers import (Ack, MqttSpeakerAdapter, PlayCommand, SpeakerAdapter, SpeakerConfig, SpeakerRegistry,
-                               check_unique_speakers)
 from guidance.simulator import SpeakerSimulator
+from guidance.speakers import (
+    Ack,
+    MqttSpeakerAdapter,
+    PlayCommand,
+    SpeakerAdapter,
+    SpeakerConfig,
+    SpeakerRegistry,
+    check_unique_speakers,
+)
 from guidance.templates import TemplateBook
 from guidance.tts import EspeakTts
 

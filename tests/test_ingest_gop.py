@@ -18,6 +18,7 @@ import av
 import pytest
 
 from demo.media import encode_numbered, read_number
+from tests.fixtures.wall import PASSWORD_HASH
 from video_ingest import h26x
 from video_ingest.clip_buffer import ClipPacket, write_mp4
 from video_ingest.fanout import AccessUnit, PacketFanout, StreamInfo
@@ -26,6 +27,8 @@ from video_ingest.remux import Fragment, FragmentMuxer, InitSegment
 from video_ingest.reorder import DecodeTimes
 from video_ingest.sampler import FrameSampler, KeyframeSampler
 from video_ingest.slot import LatestFrameSlot
+
+SLOW_FIXTURES = {"streams"}  # encodes the test streams: tests using it are slow (tests/conftest.py)
 
 FPS = 25
 TICKS = 90000 // FPS
@@ -50,7 +53,7 @@ class Stream:
         assert len(packets) == len(order)
         self.units: list[AccessUnit] = []
         params: dict[int, bytes] = {}
-        for p, index in zip(packets, order):
+        for p, index in zip(packets, order, strict=False):
             nals = h26x.split_annexb(bytes(p))
             for nal in nals:
                 if nal[0] & 0x1F in (h26x.H264_NAL_SPS, h26x.H264_NAL_PPS):
@@ -151,11 +154,11 @@ def test_open_gop_and_intra_refresh_are_analysed_from_a_recovery_point(streams, 
     late = Stream.__new__(Stream)  # the camera joined mid-stream: the first unit it can start at is a recovery point
     start = next(i for i, u in enumerate(stream.units) if u.is_keyframe and i > 0)
     late.units, late.extradata, late.order = stream.units[start:], stream.extradata, stream.order[start:]
-    assert not any(h26x.H264_NAL_IDR == n[0] & 0x1F for u in late.units for n in h26x.sample_nals(u.data))
+    assert not any(n[0] & 0x1F == h26x.H264_NAL_IDR for u in late.units for n in h26x.sample_nals(u.data))
     frames = run_sampler(late, FrameSampler("cam", LatestFrameSlot(), interval_s=0.2))
     numbers = [read_number(f.image) for f in frames]
     assert len(frames) >= 10
-    clean = [(round(f.pts_s * FPS), n) for f, n in zip(frames, numbers) if n is not None]
+    clean = [(round(f.pts_s * FPS), n) for f, n in zip(frames, numbers, strict=False) if n is not None]
     assert len(clean) >= len(frames) - 3  # an intra refresh's first pictures may still show missing parts
     assert all(index == n for index, n in clean)
 
@@ -188,8 +191,8 @@ def test_sampler_settings_are_checked() -> None:
 def test_decode_times_increase_and_never_pass_presentation(depth: int, presentation: list[int]) -> None:
     times = DecodeTimes(depth, 1)
     decode = [times.next(p) for p in presentation]
-    assert all(b > a for a, b in zip(decode, decode[1:]))
-    assert all(d <= p for d, p in zip(decode, presentation))
+    assert all(b > a for a, b in zip(decode, decode[1:], strict=False))
+    assert all(d <= p for d, p in zip(decode, presentation, strict=False))
     assert decode[depth] == 0 and times.start == -depth
 
 
@@ -235,10 +238,9 @@ def test_an_evidence_clip_with_b_frames_has_every_frame_in_order(streams, tmp_pa
 
 def test_analysis_settings_are_validated_with_their_key_paths() -> None:
     from config import ConfigError, parse_settings
-    from tests.test_wall_api import _HASH
 
     camera = {"id": "c1", "name": "一号", "url": "rtsp://127.0.0.1:1/main", "position": {"lon": 120.1, "lat": 30.2}}
-    users = [{"username": "admin", "display_name": "管理员", "role": "admin", "password_hash": _HASH}]
+    users = [{"username": "admin", "display_name": "管理员", "role": "admin", "password_hash": PASSWORD_HASH}]
     settings = parse_settings({"users": users, "cameras": [{**camera, "analysis_url": "rtsp://127.0.0.1:1/sub"}],
                                "detection": {"interval_s": 0.5, "decode": "keyframes"}})
     assert settings.cameras[0].analysis_url == "rtsp://127.0.0.1:1/sub" and settings.detection.decode == "keyframes"

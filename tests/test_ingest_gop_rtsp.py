@@ -18,24 +18,15 @@ import pytest
 
 from demo.media import encode_numbered, read_number
 from demo.server import DemoRtspServer
+from tests.waiting import eventually
 from video_ingest.fanout import AccessUnit, StreamInfo
 from video_ingest.frames import Frame
 from video_ingest.mp4 import fragment_is_keyframe
 from video_ingest.service import IngestService
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]  # RTSP servers and encoded cameras
 
 FPS = 25
-
-
-async def wait_for(predicate, timeout: float, what: str, step: float = 0.05):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        await asyncio.sleep(step)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +102,7 @@ async def test_b_frame_camera_analysed_picture_is_the_newest_and_matches_its_tim
     service.subscribe_packets("cam", recorder, replay_gop=False)
     await service.start()
     try:
-        await wait_for(lambda: service.latest_frame("cam"), 15, "a first analysed picture")
+        await eventually(lambda: service.latest_frame("cam"), timeout=15, what="a first analysed picture")
         frames = await collect_frames(service, "cam", 6.0)
     finally:
         await service.stop()
@@ -138,11 +129,12 @@ async def test_open_gop_and_intra_refresh_cameras_joined_mid_stream_play_and_are
     await holder.start()
     service = IngestService({"cam": url}, sample_interval_s=0.5)
     try:
-        await wait_for(lambda: holder.status("hold").state == "online", 15, "the first client online")
+        await eventually(lambda: holder.status("hold").state == "online", timeout=15, what="the first client online")
         await asyncio.sleep(2.5)  # the stream's only IDR is behind us; recovery points every 2 s follow
         await service.start()
         t0 = time.monotonic()
-        await wait_for(lambda: service.status("cam").state == "online", 10, "online from a recovery point")
+        await eventually(lambda: service.status("cam").state == "online", timeout=10,
+                         what="online from a recovery point")
         viewer = await service.live.open("cam")
         first = await asyncio.wait_for(viewer.next_fragment(), 5)
         assert fragment_is_keyframe(first)
@@ -172,7 +164,7 @@ async def test_a_cameras_analysis_substream_feeds_detection_and_the_main_stream_
                             analysis_sources={"cam": numbered_rtsp.url("substream")}, sample_interval_s=0.5)
     await service.start()
     try:
-        frame = await wait_for(lambda: service.latest_frame("cam"), 15, "an analysed sub-stream picture")
+        frame = await eventually(lambda: service.latest_frame("cam"), timeout=15, what="an analysed sub-stream picture")
         assert frame.image.shape == (304, 544, 3)
         viewer = await service.live.open("cam")
         await asyncio.wait_for(viewer.next_fragment(), 5)

@@ -27,10 +27,22 @@ import pytest
 
 from demo.media import ensure_media
 from video_ingest import h26x
-from video_ingest.fmp4 import (KEYFRAME_FLAGS, NON_KEYFRAME_FLAGS, Sample, init_segment, media_segment)
-from video_ingest.h26x import (SpsInfo, avc_decoder_config, codec_string, h264_nal_type, h265_nal_type,
-                               hevc_decoder_config, length_prefixed, parse_h264_sps, parse_h265_sps, split_annexb)
+from video_ingest.fmp4 import KEYFRAME_FLAGS, NON_KEYFRAME_FLAGS, Sample, init_segment, media_segment
+from video_ingest.h26x import (
+    SpsInfo,
+    avc_decoder_config,
+    codec_string,
+    h264_nal_type,
+    h265_nal_type,
+    hevc_decoder_config,
+    length_prefixed,
+    parse_h264_sps,
+    parse_h265_sps,
+    split_annexb,
+)
 from video_ingest.mp4 import avc_codec_string, find_box, fragment_is_keyframe, iter_boxes
+
+SLOW_FIXTURES = {"demo_clip"}  # needs the demo media: tests using it are slow (tests/conftest.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKS = 3600  # one frame at 25 fps in the 90 kHz track timescale
@@ -592,7 +604,7 @@ def test_fmp4_reads_back_frame_for_frame(any_clip: Clip) -> None:
     assert [p.is_keyframe for p in packets] == any_clip.keyframes
     assert sorted(f.pts for f in frames) == sorted(p - dts0 for p in any_clip.pts)
     assert {(f.width, f.height) for f in frames} == {(any_clip.width, any_clip.height)}
-    for segment, key in zip(segments, any_clip.keyframes):
+    for segment, key in zip(segments, any_clip.keyframes, strict=False):
         (kind, _, moof_end), (kind2, _, end) = list(iter_boxes(segment))
         assert (kind, kind2, end) == ("moof", "mdat", len(segment))
         assert fragment_is_keyframe(segment[:moof_end]) == key
@@ -688,7 +700,8 @@ def test_media_segment_layout_and_errors() -> None:
 def test_media_segment_cost(demo_clip: Clip) -> None:
     """The hot path: one single-sample segment per frame. Prints µs per call (run with -s); the bound is loose
     (a shared 2-core machine), bench/bench_fmp4.py compares with PyAV's muxer."""
-    samples = [Sample(length_prefixed(au), TICKS, key) for au, key in zip(demo_clip.aus, demo_clip.keyframes)]
+    samples = [Sample(length_prefixed(au), TICKS, key)
+               for au, key in zip(demo_clip.aus, demo_clip.keyframes, strict=False)]
     runs = []
     for _ in range(7):
         t0 = time.perf_counter()

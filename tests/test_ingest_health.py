@@ -40,7 +40,8 @@ def test_fps_over_a_sliding_window() -> None:
     assert t.snapshot(8.0).fps == pytest.approx(12.5, rel=0.05)
 
 
-@pytest.mark.parametrize("failures,expected", [(1, "reconnecting"), (2, "reconnecting"), (3, "offline"), (5, "offline")])
+@pytest.mark.parametrize("failures,expected",
+                         [(1, "reconnecting"), (2, "reconnecting"), (3, "offline"), (5, "offline")])
 def test_failures_go_reconnecting_then_offline(failures: int, expected: str) -> None:
     t = online_tracker()
     for i in range(failures):
@@ -77,7 +78,7 @@ def test_backoff_doubles_to_the_cap_with_jitter() -> None:
     b = Backoff(rng=random.Random(1))
     delays = [b.delay() for _ in range(8)]
     bases = [0.5, 1, 2, 4, 8, 10, 10, 10]
-    for d, base in zip(delays, bases):
+    for d, base in zip(delays, bases, strict=False):
         assert base * 0.8 <= d <= base * 1.2
     assert len(set(delays)) == len(delays)  # jittered, not in lock-step
 
@@ -118,7 +119,7 @@ def test_a_wrong_password_costs_at_most_three_logins_in_ten_minutes() -> None:
     times = login_attempts(LoginPolicy(), 3 * 3600)
     assert times[:4] == [0, 60, 360, 1260]  # 1 min, 5 min, then 15 min apart
     assert max_in_window(times, 600) == 3
-    assert all(b - a == 900 for a, b in zip(times[3:], times[4:]))  # the last delay repeats
+    assert all(b - a == 900 for a, b in zip(times[3:], times[4:], strict=False))  # the last delay repeats
 
 
 @pytest.mark.parametrize("policy", [LoginPolicy((1, 2), 2, 10), LoginPolicy((5,), 1, 60), LoginPolicy((1,), 3, 30),

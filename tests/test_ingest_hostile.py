@@ -24,6 +24,8 @@ from detectors.worker import DetectionWorker
 from tests.waiting import eventually
 from video_ingest.service import IngestService
 
+pytestmark = pytest.mark.slow  # encodes hostile streams, RTSP
+
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "demo.yaml"
 
 
@@ -66,7 +68,7 @@ def _nal_units(au: bytes) -> list[bytes]:
     """An Annex-B access unit split into NAL units (each with its start code)."""
     starts = [m.start() for m in re.finditer(b"\x00\x00\x01", au)]
     starts = [i - 1 if i > 0 and au[i - 1] == 0 else i for i in starts]
-    return [au[a:b] for a, b in zip(starts, starts[1:] + [len(au)])]
+    return [au[a:b] for a, b in zip(starts, starts[1:] + [len(au)], strict=False)]
 
 
 def _wrong_sps(units: list[tuple[bytes, bool]], other: bytes, seed: int = 5) -> bytes:
@@ -100,7 +102,8 @@ def hostile_media(tmp_path_factory) -> dict[str, Path]:
     return {
         "corrupt": _write(d / "corrupt.h264", _corrupt(_encode(640, 360, 250, 25, 25))),
         # 4 s at 640x360, then 4 s at 320x240: a new SPS at the switch, as when a camera's profile is changed.
-        "badsps": _write(d / "badsps.h264", _wrong_sps(_encode(640, 360, 250, 25, 25), _encode(320, 240, 1, 25, 25)[0][0])),
+        "badsps": _write(d / "badsps.h264",
+                         _wrong_sps(_encode(640, 360, 250, 25, 25), _encode(320, 240, 1, 25, 25)[0][0])),
         "resize": _write(d / "resize.h264", _encode(640, 360, 100, 25, 25) + _encode(320, 240, 100, 25, 25)),
     }
 

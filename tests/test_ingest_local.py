@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 
 from video_ingest.fanout import PacketFanout, StreamInfo
+from video_ingest.frames import Frame
 from video_ingest.live import LiveEnded, LiveHub, LiveRelay, LiveUnavailable
 from video_ingest.mp4 import fragment_is_keyframe, iter_boxes
 from video_ingest.remux import Fragment, FragmentMuxer, InitSegment, UnsupportedCodec
 from video_ingest.sampler import KeyframeSampler
 from video_ingest.slot import LatestFrameSlot
-from video_ingest.frames import Frame
 
 W, H, N, GOP = 320, 240, 100, 25
 
@@ -424,7 +424,8 @@ async def test_hevc_camera_is_transcoded_to_h264_for_every_viewer(hevc_file: Pat
         assert frags, "no transcoded fragments"
         container = av.open(io.BytesIO(viewer.init_segment + b"".join(frags)))
         stream = container.streams.video[0]
-        assert stream.codec_context.name == "h264" and (stream.codec_context.width, stream.codec_context.height) == (W, H)
+        ctx = stream.codec_context
+        assert ctx.name == "h264" and (ctx.width, ctx.height) == (W, H)
         assert len(list(container.decode(stream))) >= len(hevc.packets) - 5  # the encoder holds none back
         container.close()
         viewer.close()

@@ -6,8 +6,7 @@ import struct
 
 import pytest
 
-from video_ingest.mp4 import (BoxSplitter, Mp4Error, avc_codec_string, find_box, fragment_is_keyframe,
-                              iter_boxes)
+from video_ingest.mp4 import BoxSplitter, Mp4Error, avc_codec_string, find_box, fragment_is_keyframe, iter_boxes
 
 
 def box(kind: str, payload: bytes = b"") -> bytes:

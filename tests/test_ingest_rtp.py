@@ -19,6 +19,8 @@ import pytest
 from video_ingest import h26x
 from video_ingest.rtp import Depacketizer, SdpError, parse_sdp
 
+SLOW_FIXTURES = {"h265_frames"}  # encodes with x265: tests using it are slow (tests/conftest.py)
+
 MTU = 1400
 
 

@@ -15,10 +15,11 @@ import av
 import pytest
 
 from demo.server import DemoRtspServer
+from messages.camera import CameraStatus
+from tests.waiting import eventually
 from video_ingest.live import LiveEnded, LiveUnavailable
 from video_ingest.mp4 import fragment_is_keyframe, iter_boxes
 from video_ingest.service import IngestService
-from video_ingest.status import CameraStatus
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -41,16 +42,6 @@ def rtsp_connections(port: int) -> int:
             if state == "01" and int(remote.split(":")[1], 16) == port and inode in inodes:
                 count += 1
     return count
-
-
-async def wait_for(predicate, timeout: float, what: str, step: float = 0.05):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        await asyncio.sleep(step)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def free_port() -> int:
@@ -79,14 +70,14 @@ async def test_camera_online_at_25_fps_with_sampled_frames(demo_rtsp: DemoRtspSe
                 seen.append(status)
 
         collector = asyncio.create_task(collect())
-        await wait_for(lambda: service.status("cam").state == "online", 15, "online")
+        await eventually(lambda: service.status("cam").state == "online", timeout=15, what="online")
         await asyncio.sleep(3.2)  # a full fps window
         status = service.status("cam")
         assert status.fps == pytest.approx(25, abs=1.5)
         assert (status.width, status.height, status.codec, status.worker, status.error) == (
             1280, 720, "h264", "w-test", None)
         assert time.time() - status.last_frame_at < 1
-        frame = await wait_for(lambda: service.latest_frame("cam"), 5, "a sampled frame")
+        frame = await eventually(lambda: service.latest_frame("cam"), timeout=5, what="a sampled frame")
         assert frame.image.shape == (720, 1280, 3) and frame.keyframe and frame.camera_id == "cam"
         assert abs(frame.captured_at - time.time()) < 3
         assert service.status("cam").extra["sampled"] >= 2
@@ -106,7 +97,7 @@ async def test_live_viewer_gets_decodable_fmp4_starting_at_a_keyframe(demo_rtsp:
     await service.start()
     try:
         fanout = service.live.relays["cam"].fanout
-        await wait_for(lambda: fanout.gop_packets > 0, 15, "video with a keyframe")
+        await eventually(lambda: fanout.gop_packets > 0, timeout=15, what="video with a keyframe")
         t0 = time.monotonic()
         viewer = await service.live.open("cam")  # the first viewer: the relay starts from the replayed GOP
         first = await viewer.next_fragment()
@@ -170,10 +161,12 @@ async def test_unreachable_camera_is_retried_with_redacted_errors(no_thread_leak
     service = IngestService({"cam": url}, open_timeout_s=2, read_timeout_s=2)
     await service.start()
     try:
-        status = await wait_for(lambda: (s := service.status("cam")).reconnects >= 3 and s, 15, "3 retries")
+        status = await eventually(lambda: (s := service.status("cam")).reconnects >= 3 and s, timeout=15,
+                                  what="3 retries")
         assert status.state in ("reconnecting", "offline")
         assert status.error and "refused" in status.error.lower()
-        status = await wait_for(lambda: (s := service.status("cam")).state == "offline" and s, 15, "offline")
+        status = await eventually(lambda: (s := service.status("cam")).state == "offline" and s, timeout=15,
+                                  what="offline")
         assert "s3cret" not in repr(status)
         service.live.relays["cam"].keyframe_timeout_s = 0.5
         with pytest.raises(LiveUnavailable, match="no keyframe"):
@@ -192,7 +185,7 @@ async def test_server_outage_and_recovery(demo_media: dict[str, Path], no_thread
     service = IngestService({"cam": server.url("vending")}, read_timeout_s=3)
     await service.start()
     try:
-        await wait_for(lambda: service.status("cam").state == "online", 15, "online")
+        await eventually(lambda: service.status("cam").state == "online", timeout=15, what="online")
         viewer = await service.live.open("cam")
         await viewer.next_fragment()
         server.stop()
@@ -200,12 +193,12 @@ async def test_server_outage_and_recovery(demo_media: dict[str, Path], no_thread
         with pytest.raises(LiveEnded):
             while True:
                 await asyncio.wait_for(viewer.next_fragment(), 5)
-        await wait_for(lambda: service.status("cam").state != "online", 5, "not online")
+        await eventually(lambda: service.status("cam").state != "online", timeout=5, what="not online")
         assert time.monotonic() - t0 < 5
         down = service.status("cam")
         assert down.error and down.state in ("reconnecting", "offline")
         server.start()  # same port
-        await wait_for(lambda: service.status("cam").state == "online", 20, "online again")
+        await eventually(lambda: service.status("cam").state == "online", timeout=20, what="online again")
         assert service.status("cam").reconnects >= 1
         viewer = await service.live.open("cam")
         fragment = await asyncio.wait_for(viewer.next_fragment(), 5)
@@ -224,7 +217,8 @@ async def test_a_silent_server_times_out_and_stop_is_bounded(no_thread_leaks: No
         service = IngestService({"cam": url}, open_timeout_s=1, read_timeout_s=1, sample_keyframes=False)
         await service.start()
         try:
-            status = await wait_for(lambda: (s := service.status("cam")).error and s, 10, "a timeout error")
+            status = await eventually(lambda: (s := service.status("cam")).error and s, timeout=10,
+                                      what="a timeout error")
             assert status.state == "reconnecting" and "timed out" in status.error
         finally:
             t0 = time.monotonic()
@@ -241,11 +235,11 @@ async def test_an_evidence_clip_of_a_live_camera_plays_every_frame(demo_rtsp: De
     await service.start()
     try:
         service.subscribe_packets("cam", buf)
-        await wait_for(lambda: service.status("cam").state == "online", 15, "online")
+        await eventually(lambda: service.status("cam").state == "online", timeout=15, what="online")
         await asyncio.sleep(2.5)
         request = buf.request("c1", time.time(), tmp_path / "c1.mp4")
         assert request is not None
-        result = await wait_for(lambda: request.wait(0), 10, "the clip written")
+        result = await eventually(lambda: request.wait(0), timeout=10, what="the clip written")
         assert result is not None and result.error is None, result
         with av.open(str(result.path)) as c:
             packets = [p for p in c.demux(video=0) if p.size]

@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 
 from demo.server import DemoRtspServer
+from messages.camera import CameraStatus
 from tests.canned_rtsp import RTCP_BYE, RTCP_SR, CannedCamera, Reply, Request, interleaved
 from tests.waiting import eventually
 from video_ingest.health import LoginPolicy
 from video_ingest.rtp import RtpAccessUnit
 from video_ingest.rtsp import DigestAuth, RtspAuthError, RtspError, RtspSession, RtspStreamEnded
 from video_ingest.source import AUTH_ERROR, CameraSource, SourceOptions
-from video_ingest.status import CameraStatus
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -356,6 +356,7 @@ async def _async(value):  # type: ignore[no-untyped-def]
     return value
 
 
+@pytest.mark.slow
 async def test_a_nonce_that_expires_mid_session_is_renewed_on_the_keepalive() -> None:
     seen: list[str] = []
 

@@ -32,7 +32,7 @@ a=rtpmap:96 H264/90000
 a=fmtp:96 profile-level-id=420029; packetization-mode=1; sprop-parameter-sets=Z00AKp2oHgCJ+WbgICAoAAADAAgAAAMBlCA=,aO48gA==
 a=Media_header:MEDIAINFO=494D4B48010100000400000100000000000000000000000000000000000000000000000000000000;
 a=appversion:1.0
-"""
+"""  # noqa: E501 (a camera's SDP as it sent it)
 
 DAHUA_SDP = """v=0
 o=- 2251938202 2251938202 IN IP4 0.0.0.0
@@ -68,7 +68,7 @@ a=control:rtsp://192.168.1.13/media/video1/video
 m=application 0 RTP/AVP 107
 a=control:rtsp://192.168.1.13/media/video1/metadata
 a=rtpmap:107 vnd.onvif.metadata/90000
-"""
+"""  # noqa: E501 (a camera's SDP as it sent it)
 
 
 @pytest.mark.parametrize("base,control,expected", [

@@ -13,18 +13,19 @@ looks at one tile's behaviour without the wall page around it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
 import pytest
 from playwright.async_api import async_playwright
 
+from config import Settings, parse_settings
 from demo.clock import ClockRtspServer
 from demo.scenes import SCENE_NAMES
 from demo.server import DemoRtspServer
+from tests.fixtures.wall import PASSWORD, PASSWORD_HASH, make_settings, wall_client
 from tests.live_page import login_page, overlay_shown, show_tiles, tile_stats
-from config import Settings, parse_settings
-from tests.test_wall_api import _HASH, PASSWORD, evidence_dir, make_settings, store, wall_client  # noqa: F401
 from tests.waiting import eventually
 from video_ingest.service import IngestService
 from wall.app import create_app
@@ -64,10 +65,8 @@ async def wall_for(tmp_path, bus, store, evidence_dir, browser):  # noqa: F811
         yield make
     finally:
         for close in reversed(stack):
-            try:
+            with contextlib.suppress(Exception):
                 await close()
-            except Exception:
-                pass
 
 
 def wall_settings(tmp_path, cameras: list[str], layout: str) -> Settings:
@@ -75,7 +74,7 @@ def wall_settings(tmp_path, cameras: list[str], layout: str) -> Settings:
     return parse_settings({
         "site_name": "测试中心",
         "storage": {"data_dir": str(tmp_path / "var")},
-        "users": [{"username": "admin", "display_name": "管理员", "role": "admin", "password_hash": _HASH}],
+        "users": [{"username": "admin", "display_name": "管理员", "role": "admin", "password_hash": PASSWORD_HASH}],
         "cameras": [{"id": c, "name": f"摄像头 {c}", "url": f"rtsp://127.0.0.1:1/{c}",
                      "position": {"lon": 120.15 + i / 1000, "lat": 30.27}} for i, c in enumerate(cameras)],
         "video_wall": {"screens": [{"id": "main", "name": "主屏", "layout": layout, "tiles": cameras}]},
@@ -99,7 +98,8 @@ async def test_sixteen_tiles_on_the_wall_page_all_keep_playing(wall_for, demo_rt
     ingest, page = await wall_for(cams, layout="4x4")
     await page.goto(page.url.replace("/login", "/wall/main"))
     await page.locator("#link[data-state=open]").wait_for(timeout=30_000)
-    shown = await page.evaluate("() => [...document.querySelectorAll('#grid cw-tile')].map(t => t.getAttribute('camera'))")
+    shown = await page.evaluate(
+        "() => [...document.querySelectorAll('#grid cw-tile')].map(t => t.getAttribute('camera'))")
     assert sorted(shown) == sorted(cams), shown
     await eventually(lambda: _all(page, lambda s: s["state"] == "live" and s["videoWidth"] > 0, 16),
                      timeout=90, what="all 16 tiles showing a picture")
@@ -121,8 +121,8 @@ async def test_sixteen_tiles_on_the_wall_page_all_keep_playing(wall_for, demo_rt
     print(f"window {window:.1f} s")
     print("\n".join(f"{a['camera']}: played {p:.1f} s, behind {a['behindLive']:.2f} s, jumps {a['jumps']}, "
                     f"reconnects {a['reconnects']}, resyncs {a['resyncs']}, batched {a['batched']}, {a['lastError']!r}"
-                    for p, a in zip(played, after)))
-    for p, b, a in zip(played, before, after):
+                    for p, a in zip(played, after, strict=False)))
+    for p, b, a in zip(played, before, after, strict=False):
         # No tile may freeze. Real-time speed is the benchmark's business: on a starved 2-core CI machine 16
         # software decodes of 720p25 get what CPU there is, so ask for a modest amount of playback on every tile.
         assert p > 0.15 * window, (a["camera"], p, window, a)  # quiet machine: ~1.0 × window, 0 jumps

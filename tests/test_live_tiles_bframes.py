@@ -20,11 +20,10 @@ import pytest
 
 from demo.media import encode_numbered
 from demo.server import DemoRtspServer
-from video_ingest.service import IngestService
 from tests.live_page import show_tiles, tile_stats
 from tests.test_live_tiles import _all, wall_for  # noqa: F401
-from tests.test_wall_api import evidence_dir, store  # noqa: F401
 from tests.waiting import eventually
+from video_ingest.service import IngestService
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -26,14 +26,8 @@ from recording.recorder import SegmentRow
 from recording.segment import parse_segment
 from recording.service import RecordingService
 from tests import signin
-from tests.test_wall_api import (  # noqa: F401
-    _HASH,
-    PASSWORD,
-    evidence_dir,
-    insert_case,
-    store,
-    wall_client,
-)
+from tests.fixtures.cases import insert_case
+from tests.fixtures.wall import PASSWORD, PASSWORD_HASH as _HASH, wall_client
 from tests.waiting import eventually
 from video_ingest.mp4 import fragment_is_keyframe
 from video_ingest.service import IngestService

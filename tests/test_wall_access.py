@@ -16,8 +16,9 @@ from cases.audit import AuditEntry, AuditQuery
 from cases.store import CaseStore, StoreError
 from config import Role, User
 from tests import signin
-from tests.test_wall_api import PASSWORD, evidence_dir, insert_case, make_alarm, store, wall_client  # noqa: F401
-from tests.test_wall_screens_api import app  # noqa: F401  (the five-camera wall)
+from tests.fixtures.cases import insert_case
+from tests.fixtures.factories import make_alarm
+from tests.fixtures.wall import PASSWORD, wall_client
 from tests.waiting import eventually
 from wall import state
 from wall.access import CSRF_HEADER, ROUTES, SIGNED_IN, WS_MESSAGES, registered_routes
@@ -94,10 +95,10 @@ def test_every_role_restricted_route_is_in_the_role_table():
 
 
 @pytest.fixture
-async def server(app):
-    async with wall_client(app) as c:
-        await asyncio.wait_for(app[SCREENS].ready.wait(), TIMEOUT)
-        await asyncio.wait_for(app[state.HUB].ready.wait(), TIMEOUT)
+async def server(screens_app):
+    async with wall_client(screens_app) as c:
+        await asyncio.wait_for(screens_app[SCREENS].ready.wait(), TIMEOUT)
+        await asyncio.wait_for(screens_app[state.HUB].ready.wait(), TIMEOUT)
         yield c
 
 
@@ -109,16 +110,16 @@ async def as_user(server, username: str) -> aiohttp.ClientSession:
     return session
 
 
-async def test_every_registered_route_has_exactly_one_rule(app):
-    registered = set(registered_routes(app))
+async def test_every_registered_route_has_exactly_one_rule(screens_app):
+    registered = set(registered_routes(screens_app))
     missing = sorted(registered - set(ROUTES))
     assert not missing, f"routes without an access rule in wall.access.ROUTES: {missing}"
     stale = sorted(set(ROUTES) - registered)
     assert not stale, f"rules for routes nobody registers: {stale}"
     assert len(registered) > 40
-    assert {"ping", "resume", *app[state.HUB].actions} == set(WS_MESSAGES)
+    assert {"ping", "resume", *screens_app[state.HUB].actions} == set(WS_MESSAGES)
     # the authentication middleware's short list of session-free API paths agrees with the table
-    assert PUBLIC_API == {path for (_, path), rule in ROUTES.items() if rule.public and path.startswith("/api/")}
+    assert {path for (_, path), rule in ROUTES.items() if rule.public and path.startswith("/api/")} == PUBLIC_API
 
 
 @pytest.mark.parametrize("username", list(USERS))
@@ -198,7 +199,7 @@ async def _frame(ws, kind: str) -> dict:
             return frame
 
 
-async def test_websocket_messages_are_checked_by_role_and_the_socket_stays_open(server, app, bus):
+async def test_websocket_messages_are_checked_by_role_and_the_socket_stays_open(server, screens_app, bus):
     assert WS_MESSAGES["ack"].roles == frozenset({Role.WATCH_OFFICER, Role.LEADER})
     await bus.publish(make_alarm(7, camera="cam-e"))
     async with await as_user(server, "monitor") as browser, browser.ws_connect("/api/ws") as ws:
@@ -220,7 +221,7 @@ async def test_websocket_messages_are_checked_by_role_and_the_socket_stays_open(
         await ws.send_json({"type": "ack", "alarm_id": "alarm-7"})
         result = await _frame(ws, "ack_result")
         assert result["alarm_id"] == "alarm-7"
-    store = app[state.CASES]
+    store = screens_app[state.CASES]
     entries, _ = await asyncio.to_thread(store.search_audit, AuditQuery(action="alarm.ack"))
     seen = {(e.actor, e.target, e.outcome, e.details.get("via")) for e in entries}
     assert ("monitor", "alarm-7", 403, "websocket") in seen
@@ -245,7 +246,8 @@ async def test_control_actions_are_audited_and_only_the_admin_searches(server, s
     async with await as_user(server, "duty") as duty:
         assert (await duty.put("/api/screens/main/layout", json={"layout": "3x3"})).status == 200
         assert (await duty.post("/api/plans/flood/invoke")).status == 403
-        assert (await duty.post(f"/api/cases/{case_id}/actions", json={"action": "start", "note": "到场"})).status == 200
+        resp = await duty.post(f"/api/cases/{case_id}/actions", json={"action": "start", "note": "到场"})
+        assert resp.status == 200
     async with aiohttp.ClientSession(base_url=str(server.make_url("/"))) as anon:
         assert (await signin.login(anon, "leader", "wrong password")).status == 401
     async with await as_user(server, "leader") as leader:
@@ -295,9 +297,8 @@ def test_audit_log_is_append_only_and_searchable(cases_url):
         if store.backend == "postgresql":
             refused.append("TRUNCATE audit_log")
         for sql in refused:
-            with pytest.raises(StoreError, match="append-only"):
-                with store.transaction() as tx:
-                    tx._c.execute(sql)
+            with pytest.raises(StoreError, match="append-only"), store.transaction() as tx:
+                tx._c.execute(sql)
         assert store.search_audit(AuditQuery())[1] == 3
     finally:
         store.close()
@@ -317,13 +318,13 @@ async def test_bad_input_is_audited_with_the_status_the_client_got(server):
         assert [(e["actor"], e["target"], e["outcome"]) for e in body["entries"]] == [("duty", "main/99x", 400)]
 
 
-async def test_a_route_without_a_rule_is_refused_not_served(app):
+async def test_a_route_without_a_rule_is_refused_not_served(screens_app):
     async def secret(request):
         return aiohttp.web.json_response({"secret": True})
 
-    app.router.add_get("/api/new-thing", secret)
-    assert ("GET", "/api/new-thing") in set(registered_routes(app)) - set(ROUTES)
-    async with wall_client(app) as client:
+    screens_app.router.add_get("/api/new-thing", secret)
+    assert ("GET", "/api/new-thing") in set(registered_routes(screens_app)) - set(ROUTES)
+    async with wall_client(screens_app) as client:
         assert (await signin.login(client, "admin", PASSWORD)).status == 200
         resp = await client.get("/api/new-thing")
         assert resp.status == 500 and "has no access rule" in (await resp.json())["error"]

@@ -1,106 +1,21 @@
 """Wall server REST API on a real bus (Redis) and a real SQLite case store: cameras, alarms, cases, evidence,
-health and the OpenAPI document. Also home of the small builders the other ``test_wall_*`` files import."""
+health and the OpenAPI document (the shared builders live in tests/fixtures/wall.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from yarl import URL
 
-from cases.store import CaseStore
-from tests import signin
-from config import Settings, parse_settings
-from detectors.alarm import Alarm
-from video_ingest.status import CameraStatus
+from messages.camera import CameraStatus
+from tests.fixtures.cases import insert_case
+from tests.fixtures.factories import make_alarm
+from tests.fixtures.wall import login, make_settings, wall_client
 from wall.app import create_app
 from wall.evidence import resolve_evidence
-from wall.passwords import hash_password
-
-PASSWORD = "wall-test-pw"
-_HASH = hash_password(PASSWORD, n=2**10)  # low scrypt cost: tests log in often
-
-
-def make_settings(tmp_path: Path, **wall: object) -> Settings:
-    """Two users (admin, duty) with PASSWORD, two cameras (one with credentials in its URL)."""
-    return parse_settings({
-        "site_name": "测试中心",
-        "storage": {"data_dir": str(tmp_path / "var")},
-        "wall": wall,
-        "users": [
-            {"username": "admin", "display_name": "管理员", "role": "admin", "password_hash": _HASH},
-            {"username": "duty", "display_name": "值班员", "role": "watch_officer", "password_hash": _HASH},
-        ],
-        "cameras": [
-            {"id": "cam-a", "name": "解放路人行道", "url": "rtsp://viewer:topsecret@127.0.0.1:1/a",
-             "position": {"lon": 120.15, "lat": 30.27, "address": "解放路88号", "street": "湖滨街道"},
-             "zones": [{"id": "pavement", "name": "人行道", "events": ["vending"],
-                        "polygon": [[0, 0.6], [1, 0.6], [1, 1], [0, 1]]}]},
-            {"id": "cam-b", "name": "延安路垃圾箱", "url": "rtsp://127.0.0.1:1/b",
-             "position": {"lon": 120.16, "lat": 30.27}},
-        ],
-    })
-
-
-def make_alarm(n: int, *, camera: str = "cam-a", phase: str = "raised", extra: dict | None = None) -> Alarm:
-    return Alarm(
-        alarm_id=f"alarm-{n}", phase=phase, camera_id=camera, zone_id="pavement", event="vending",
-        started_at=1_773_198_000.0 + n, at=1_773_198_010.0 + n, dwell_s=10.0, confidence=0.9,
-        boxes=[(0.1, 0.6, 0.2, 0.8)], snapshot=f"{camera}/2026/alarm-{n}.jpg", detector="test/1",
-        camera_name="解放路人行道", zone_name="人行道", extra=extra or {},
-    )
-
-
-def insert_case(store: CaseStore, n: int, *, camera: str = "cam-a", state: str = "dispatched") -> str:
-    at = 1_773_198_000.0 + n * 60
-    case = {
-        "id": f"case-{n:03d}", "case_no": f"CW20260311-{n:04d}", "source": "camera", "kind": "事件", "code": "0501",
-        "category_name": "无照经营游商", "title": f"case {n}", "state": state, "urgency": "一般",
-        "camera_id": camera, "camera_name": "解放路人行道", "zone_id": "pavement", "event": "vending",
-        "address": "解放路88号", "street": "湖滨街道", "community": "东坡社区", "grid_code": "33010200100101",
-        "unit_id": "hubin-squad", "unit_name": "湖滨街道城管中队", "reported_at": at, "deadline_at": at + 7200,
-        "deadline_iso": "2026-03-11T13:00:00+08:00", "time_limit": {"value": 2, "unit": "work_hours", "calendar": "x"},
-    }
-    with store.transaction() as tx:
-        tx.insert_case(case)
-        tx.append_timeline(case["id"], at=at, state=state, action="report", actor="system")
-        tx.link_alarm(f"alarm-{n}", "raised", case["id"], at)
-        tx.add_evidence(case["id"], f"{camera}/2026/case {n}.jpg", kind="snapshot", at=at)
-    return case["id"]
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = CaseStore.open(f"sqlite:///{tmp_path}/cases.sqlite")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def evidence_dir(tmp_path) -> Path:
-    d = tmp_path / "evidence"
-    d.mkdir()
-    return d
-
-
-@contextlib.asynccontextmanager
-async def wall_client(app: web.Application) -> AsyncIterator[TestClient]:
-    """A started test server on 127.0.0.1 (ephemeral port) and a client with its own cookie jar."""
-    client = TestClient(TestServer(app, host="127.0.0.1"))
-    await client.start_server()
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-async def login(client: TestClient, username: str = "admin", password: str = PASSWORD):
-    return await signin.login(client, username, password)
 
 
 @pytest.fixture
@@ -168,7 +83,7 @@ async def test_alarm_history_pages_with_a_cursor(client, bus):
     # A time window (unix seconds of the stream ids), inclusive, and combined with a cursor.
     t = [int(i.split("-")[0]) for i in ids]
     window = await page(f"since={t[3] / 1000}&until={t[6] / 1000}&limit=100")
-    assert [a["id"] for a in window["alarms"]] == [i for i, ms in zip(ids, t) if t[3] <= ms <= t[6]][::-1]
+    assert [a["id"] for a in window["alarms"]] == [i for i, ms in zip(ids, t, strict=False) if t[3] <= ms <= t[6]][::-1]
     both = await page(f"before={ids[5]}&after={ids[1]}")
     assert [a["id"] for a in both["alarms"]] == ids[2:5][::-1]
 

@@ -6,7 +6,7 @@ import pytest
 from yarl import URL
 
 from config import Role, User
-from tests.test_wall_api import PASSWORD, evidence_dir, login, make_settings, store, wall_client  # noqa: F401 (fixtures)
+from tests.fixtures.wall import PASSWORD, login, make_settings, wall_client
 from wall.app import create_app
 from wall.auth import LoginLimiter, SessionsFull, SessionStore, is_public
 from wall.passwords import hash_password

@@ -5,80 +5,25 @@ read-only, and every attempt — refused ones too — in the broadcast log."""
 from __future__ import annotations
 
 import asyncio
-import io
-import math
-import struct
-import wave
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from cases.store import CaseStore
-from guidance.runtime import build_guidance
-from guidance.simulator import SpeakerSimulator
-from tests import signin
-from tests.test_guidance_loop import demo_settings, raised
+from tests.fixtures.factories import raised
+from tests.fixtures.guidance import login_demo, sine_wav
+from tests.fixtures.wall import wall_client
 from tests.waiting import eventually
 from wall.app import create_app
+from wall.limits import RedisLimiter
 
 
-def sine_wav(seconds: float = 1.5, rate: int = 16000) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"".join(struct.pack("<h", int(12000 * math.sin(2 * math.pi * 440 * i / rate)))
-                               for i in range(int(seconds * rate))))
-    return buf.getvalue()
-
-
-@pytest.fixture
-async def api(bus, mqtt_url: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient, object, dict]]:
-    settings = demo_settings(tmp_path)
-    g = settings.guidance
-    settings = settings.model_copy(update={"guidance": g.model_copy(update={
-        "manual": g.manual.model_copy(update={"per_user_per_minute": 4, "max_upload_bytes": 400_000}),
-        "ack_timeout_s": 2.0})})
-    base = ["http://127.0.0.1/clips"]
-    runtime = build_guidance(settings, bus, mqtt_url=mqtt_url, clip_url=lambda n: f"{base[0]}/{n}")
-    sims = {sid: SpeakerSimulator(mqtt_url, sid, settings.brokers.topic_prefix) for sid in ("spk-vending", "spk-road")}
-    for sim in sims.values():
-        await asyncio.to_thread(sim.start)
-    await runtime.start()
-    store = CaseStore.open(f"sqlite:///{tmp_path}/cases.sqlite")
-    app = create_app(settings, bus=bus, cases=store, live=None, evidence_dir=tmp_path / "evidence", guidance=runtime)
-    server = TestServer(app, host="127.0.0.1")
-    client = TestClient(server)
-    await client.start_server()
-    base[0] = f"http://127.0.0.1:{server.port}/clips"
-    try:
-        yield client, runtime, sims
-    finally:
-        await client.close()
-        await runtime.close()
-        for sim in sims.values():
-            await asyncio.to_thread(sim.stop)
-        store.close()
-
-
-async def login(client: TestClient, user: str) -> None:
-    client.session.cookie_jar.clear()
-    resp = await signin.login(client, user, "citywall")
-    assert resp.status == 200, await resp.text()
-
-
-async def test_only_leader_and_admin_may_broadcast_and_refusals_are_logged(api) -> None:
-    client, runtime, sims = api
+async def test_only_leader_and_admin_may_broadcast_and_refusals_are_logged(broadcast_api) -> None:
+    client, runtime, sims = broadcast_api
     for user in ("duty", "monitor"):
-        await login(client, user)
+        await login_demo(client, user)
         resp = await client.post("/api/broadcasts", json={"target": "spk-vending", "text": "请离开"})
         assert resp.status == 403, user
         assert "needs admin, leader" in (await resp.json())["error"]
     assert not sims["spk-vending"].played
-    await login(client, "leader")
+    await login_demo(client, "leader")
     resp = await client.post("/api/broadcasts", json={"target": "spk-vending", "text": "请立即离开人行道。"})
     assert resp.status == 200, await resp.text()
     body = await resp.json()
@@ -97,9 +42,9 @@ async def test_only_leader_and_admin_may_broadcast_and_refusals_are_logged(api) 
     assert "role watch_officer may not 人工广播 manual broadcast" in log[2]["reason"]
 
 
-async def test_an_emergency_plan_speaks_at_its_sites(api) -> None:
-    client, runtime, sims = api
-    await login(client, "leader")
+async def test_an_emergency_plan_speaks_at_its_sites(broadcast_api) -> None:
+    client, runtime, sims = broadcast_api
+    await login_demo(client, "leader")
     resp = await client.post("/api/plans/flood/invoke")
     assert resp.status == 200, await resp.text()
     body = await resp.json()
@@ -111,9 +56,9 @@ async def test_an_emergency_plan_speaks_at_its_sites(api) -> None:
     assert log[0]["requested_by"] == "leader (预案 防汛应急)" and log[0]["status"] == "played"
 
 
-async def test_bad_requests_name_what_was_wrong(api) -> None:
-    client, runtime, sims = api
-    await login(client, "admin")
+async def test_bad_requests_name_what_was_wrong(broadcast_api) -> None:
+    client, runtime, sims = broadcast_api
+    await login_demo(client, "admin")
     cases = [
         ({"target": "spk-vending", "text": "长" * 201}, 400, "over the limit of max_text_chars=200"),
         ({"target": "spk-nowhere", "text": "你好"}, 404, "unknown speaker 'spk-nowhere'"),
@@ -133,10 +78,10 @@ async def test_bad_requests_name_what_was_wrong(api) -> None:
     assert len((await (await client.get("/api/broadcasts")).json())["broadcasts"]) == len(cases)
 
 
-async def test_offline_speaker_is_reported_not_dropped(api) -> None:
-    client, runtime, sims = api
+async def test_offline_speaker_is_reported_not_dropped(broadcast_api) -> None:
+    client, runtime, sims = broadcast_api
     await asyncio.to_thread(sims["spk-road"].stop)
-    await login(client, "leader")
+    await login_demo(client, "leader")
 
     async def road_offline():
         speakers = (await (await client.get("/api/speakers")).json())["speakers"]
@@ -153,24 +98,24 @@ async def test_offline_speaker_is_reported_not_dropped(api) -> None:
     await asyncio.to_thread(sims["spk-road"].start)  # the fixture stops it
 
 
-async def test_rate_limit_per_user(api) -> None:
-    client, runtime, sims = api
-    await login(client, "leader")
+async def test_rate_limit_per_user(broadcast_api) -> None:
+    client, runtime, sims = broadcast_api
+    await login_demo(client, "leader")
     for i in range(4):
         resp = await client.post("/api/broadcasts", json={"target": "spk-vending", "text": f"第{i}次提醒。"})
         assert resp.status == 200
     resp = await client.post("/api/broadcasts", json={"target": "spk-vending", "text": "再一次。"})
     assert resp.status == 429 and int(resp.headers["Retry-After"]) >= 1
     assert "at most 4 manual broadcasts per minute" in (await resp.json())["error"]
-    await login(client, "admin")  # another user is not limited by the leader's count
+    await login_demo(client, "admin")  # another user is not limited by the leader's count
     assert (await client.post("/api/broadcasts", json={"target": "spk-vending", "text": "管理员。"})).status == 200
 
 
-async def test_manual_preempts_an_automatic_warning(api) -> None:
-    client, runtime, sims = api
+async def test_manual_preempts_an_automatic_warning(broadcast_api) -> None:
+    client, runtime, sims = broadcast_api
     auto = await runtime.broadcaster.for_alarm(raised())
     assert auto is not None and auto.status == "played"
-    await login(client, "leader")
+    await login_demo(client, "leader")
     resp = await client.post("/api/broadcasts", json={"target": "spk-vending", "text": "指挥中心通知。"})
     assert (await resp.json())["broadcast"]["status"] == "played"  # not refused as "busy"
     # a second automatic warning while the manual one plays is refused as busy
@@ -178,11 +123,11 @@ async def test_manual_preempts_an_automatic_warning(api) -> None:
     assert again.status == "refused" and "busy" in again.results[0]["reason"]
 
 
-async def test_upload_is_validated_by_decoding_and_can_be_broadcast(api) -> None:
-    client, runtime, sims = api
-    await login(client, "duty")
+async def test_upload_is_validated_by_decoding_and_can_be_broadcast(broadcast_api) -> None:
+    client, runtime, sims = broadcast_api
+    await login_demo(client, "duty")
     assert (await client.post("/api/clips", data=sine_wav())).status == 403
-    await login(client, "leader")
+    await login_demo(client, "leader")
     resp = await client.post("/api/clips", data=b"%PDF-1.4 this is not audio" * 20)
     assert resp.status == 400 and "not an audio file" in (await resp.json())["error"]
     resp = await client.post("/api/clips", data=b"\0" * 500_000)
@@ -198,11 +143,33 @@ async def test_upload_is_validated_by_decoding_and_can_be_broadcast(api) -> None
     assert played.info is not None and abs(played.info.duration_s - 1.5) < 0.15 and played.info.rms_dbfs > -20
 
 
-async def test_clip_files_are_read_only_and_confined(api) -> None:
-    client, runtime, sims = api
-    for path in ("/clips/..%2F..%2Fetc%2Fpasswd", "/clips/.hidden.mp3", "/clips/abc.mp3", "/clips/" + "0" * 32 + ".mp3"):
+async def test_clip_files_are_read_only_and_confined(broadcast_api) -> None:
+    client, runtime, sims = broadcast_api
+    for path in ("/clips/..%2F..%2Fetc%2Fpasswd", "/clips/.hidden.mp3", "/clips/abc.mp3",
+                 "/clips/" + "0" * 32 + ".mp3"):
         assert (await client.get(path)).status == 404, path
     name = next(p.name for p in runtime.cache.directory.glob("*.mp3"))
     resp = await client.get(f"/clips/{name}")
     assert resp.status == 200 and resp.headers["Content-Type"] == "audio/mpeg"
     assert (await client.post(f"/clips/{name}", data=b"x")).status in (403, 405)
+
+
+async def test_the_broadcast_limit_holds_across_wall_servers_sharing_redis(broadcast_api, bus, tmp_path) -> None:
+    """Two wall servers on one Redis (the cluster's RedisLimiter): the leader's four broadcasts a minute are four in
+    all, not four per server; uploads likewise."""
+    client, runtime, sims = broadcast_api
+    settings = runtime.settings
+    store = CaseStore.open(f"sqlite:///{tmp_path}/two.sqlite")
+    apps = [create_app(settings, bus=bus, cases=store, live=None, evidence_dir=tmp_path / "evidence",
+                       guidance=runtime, limiter=RedisLimiter(bus.redis, bus.prefix)) for _ in range(2)]
+    try:
+        async with wall_client(apps[0]) as a, wall_client(apps[1]) as b:
+            for c in (a, b):
+                await login_demo(c, "leader")
+            statuses = [(await c.post("/api/broadcasts", json={"target": "spk-vending", "text": f"第{i}次。"})).status
+                        for i, c in enumerate((a, b, a, b, a, b))]
+            assert statuses == [200, 200, 200, 200, 429, 429]
+            uploads = [(await c.post("/api/clips", data=b"not audio")).status for c in (a, b, a, b)]
+            assert uploads.count(429) == 4 - settings.guidance.manual.uploads_per_user_per_minute, uploads
+    finally:
+        store.close()

@@ -19,42 +19,14 @@ from aiohttp.test_utils import TestClient
 from cases.desk import CaseDesk
 from cases.filing import build_filer
 from cases.webhooks import WebhookSender
-from cases.store import CaseStore
-from config import parse_settings
 from config.settings import Webhooks
-from detectors.alarm import Alarm
+from messages.alarm import Alarm
 from tests import signin
-from tests.test_wall_api import _HASH, PASSWORD, login, make_alarm, wall_client
+from tests.fixtures.factories import make_alarm
+from tests.fixtures.wall import PASSWORD, login, settings_with_roles, wall_client
 from wall.app import create_app
 
-
-def settings_with_roles(tmp_path):
-    users = [
-        {"username": "admin", "display_name": "管理员", "role": "admin", "password_hash": _HASH},
-        {"username": "duty", "display_name": "值班员", "role": "watch_officer", "password_hash": _HASH},
-        {"username": "duty2", "display_name": "值班员二", "role": "watch_officer", "password_hash": _HASH},
-        {"username": "monitor", "display_name": "监控员", "role": "monitor", "password_hash": _HASH},
-        {"username": "monitor2", "display_name": "监控员二", "role": "monitor", "password_hash": _HASH},
-        {"username": "leader", "display_name": "指挥长", "role": "leader", "password_hash": _HASH},
-    ]
-    return parse_settings({
-        "site_name": "测试中心",
-        "storage": {"data_dir": str(tmp_path / "var")},
-        "users": users,
-        "cameras": [
-            {"id": "cam-a", "name": "解放路人行道", "url": "rtsp://127.0.0.1:1/a",
-             "position": {"lon": 120.15, "lat": 30.27, "address": "解放路88号", "street": "湖滨街道"},
-             "zones": [{"id": "pavement", "name": "人行道", "events": ["vending"],
-                        "polygon": [[0, 0.6], [1, 0.6], [1, 1], [0, 1]]}]},
-        ],
-    })
-
-
-@pytest.fixture
-def store(cases_url):
-    s = CaseStore.open(cases_url)
-    yield s
-    s.close()
+pytestmark = pytest.mark.every_backend
 
 
 @pytest.fixture
@@ -203,7 +175,8 @@ async def test_stats_json_csv_xlsx_through_the_api(tmp_path, bus, store):
                      clock=lambda: wed_11 + 30 * 24 * 3600)
     async with wall_client(app) as c:
         assert (await login(c, "leader")).status == 200
-        body = await (await c.get("/api/stats", params={"by": "total", "from": "2026-03-11", "to": "2026-03-11"})).json()
+        params = {"by": "total", "from": "2026-03-11", "to": "2026-03-11"}
+        body = await (await c.get("/api/stats", params=params)).json()
         assert body["cases"] == 2
         total = body["total"]
         assert (total["registered"], total["due"], total["closed"], total["closed_on_time"]) == (2, 2, 1, 1)
@@ -220,7 +193,8 @@ async def test_stats_json_csv_xlsx_through_the_api(tmp_path, bus, store):
         assert resp.status == 200 and "attachment" in resp.headers["Content-Disposition"]
         ws = openpyxl.load_workbook(io.BytesIO(await resp.read())).active
         assert ws["A1"].value == "责任单位" and ws["B1"].value == "立案数"
-        for params, field in [({"by": "street"}, "by"), ({"period": "year"}, "period"), ({"from": "2026-13-01"}, "from"),
+        for params, field in [({"by": "street"}, "by"), ({"period": "year"}, "period"),
+                              ({"from": "2026-13-01"}, "from"),
                               ({"from": "yesterday"}, "from"), ({"from": "2026-03-02", "to": "2026-03-01"}, "to"),
                               ({"format": "pdf"}, "format"), ({"category": "事件/9999"}, "category")]:
             resp = await c.get("/api/stats", params=params)
@@ -340,7 +314,7 @@ async def test_supervise_is_for_leaders_marks_the_case_and_keeps_its_state(wall,
         assert case["state"] == "dispatched" and case["version"] == 2   # not a transition, but a change
         assert case["supervised"] is True and case["supervise_count"] == 1
         last = case["last_supervision"]
-        assert last["action"] == "supervise" and last["actor"] == "leader(leader)" and last["note"] == "请今日内处置完毕"
+        assert (last["action"], last["actor"], last["note"]) == ("supervise", "leader(leader)", "请今日内处置完毕")
         assert case["timeline"][-1] == last and body["event"]["action"] == "supervise"
         resp = await leader.post(f"/api/cases/{case_id}/supervise", json={"version": 1})  # stale
         assert resp.status == 409 and (await resp.json())["case"]["supervise_count"] == 1
@@ -401,7 +375,8 @@ async def test_review_queue_marks_held_and_auto_filed_items_and_skips_deadline_a
         # 待复核 counts what still waits to be filed; the auto-filed item is counted apart.
         counts = (await (await c.get("/api/review")).json())["counts"]
         assert (counts["free"], counts["unfiled"], counts["auto_filed"]) == (2, 1, 1)
-        assert (await (await c.post("/api/review/claim", json={"current": "alarm-1"})).json())["item"]["id"] == "alarm-2"
+        claimed = await (await c.post("/api/review/claim", json={"current": "alarm-1"})).json()
+        assert claimed["item"]["id"] == "alarm-2"
         resp = await c.post("/api/review/alarm-2/decision", json={"decision": "confirm"})
         case = (await resp.json())["case"]
         assert resp.status == 200 and case["alarm_ids"] == ["alarm-1", "alarm-2"]  # same place: attached
@@ -415,7 +390,7 @@ async def test_a_held_alarm_stays_in_the_review_queue_after_the_bus_history_move
                                                                                    tmp_path):
     from cases.worker import CaseWorker
     from config import AutoFile
-    from tests.test_cases_worker import _run_until
+    from tests.waiting import run_until
     from wall.review_api import HISTORY
 
     held = Alarm(**{**make_alarm(0).to_dict(), "confidence": 0.5})  # below 0.8: held for review
@@ -425,7 +400,7 @@ async def test_a_held_alarm_stays_in_the_review_queue_after_the_bus_history_move
                         block_ms=100, policy=AutoFile.model_validate({"min_confidence": 0.8}))
     for a in (held, cleared):
         await bus.publish(a)
-    await _run_until(worker, lambda: worker.stats.received == 2)
+    await run_until(worker.run, lambda: worker.stats.received == 2)
     assert worker.stats.outcomes == {"held": 1, "ignored": 1}
     # A busy site: more than the queue's window of newer alarms; neither the raise nor the clear is in it now.
     newer = [make_alarm(n) for n in range(1, HISTORY + 2)]

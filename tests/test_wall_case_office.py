@@ -22,7 +22,7 @@ from cases.audit import AuditQuery
 from cases.store import CaseStore
 from config import ConfigError, parse_settings
 from tests import signin
-from tests.test_wall_api import _HASH, PASSWORD, wall_client
+from tests.fixtures.wall import PASSWORD, PASSWORD_HASH as _HASH, wall_client
 from wall import state
 from wall.app import create_app
 

@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
 from collections import Counter
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -32,89 +28,17 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from cases.store import CaseStore
-from guidance.runtime import build_guidance
-from recording.index import RecordingIndex
-from recording.playback import RecordingLibrary
-from tests.test_guidance_loop import demo_settings
-from tests.test_wall_api import insert_case, make_alarm, wall_client
-from wall.app import create_app
+from tests.fixtures.fuzz import FuzzTarget, login_session
 
 MAX_EXAMPLES = 25
 """Per operation, per generation mode, per id variant: enough to reach every branch the schema describes, small
 enough that the whole run stays well under two minutes on a 2-core CI machine."""
-DEMO_PASSWORD = "citywall"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           negative_data_rejection]
 NOT_FUZZED = {("post", "/api/admin/cameras/test"): "opens an RTSP connection to whatever URL it is given (the test "
               "may only reach loopback); tests/test_admin_api.py covers it"}
 WEBSOCKET_PATHS = ("/api/ws", "/api/live/{camera_id}", "/api/recordings/{camera_id}/play")
 """Fuzzed by tests/test_wall_fuzz_ws.py with a WebSocket client; here only their plain-GET refusal is checked."""
-
-
-@dataclass
-class FuzzTarget:
-    base_url: str
-    known_ids: dict[str, dict[str, str]]
-    """Path prefix → path parameters naming real records, so generated requests also reach past the 404."""
-
-
-def login_session(base_url: str, username: str = "admin", password: str = DEMO_PASSWORD) -> requests.Session:
-    """A logged-in ``requests`` session; sends the CSRF header when the login response carries a token."""
-    session = requests.Session()
-    resp = session.post(f"{base_url}/api/login", json={"username": username, "password": password}, timeout=10)
-    assert resp.status_code == 200, resp.text
-    token = resp.json().get("csrf_token")
-    if token:
-        session.headers["X-CSRF-Token"] = token
-    return session
-
-
-@pytest.fixture
-async def fuzz_target(bus, mqtt_url: str, tmp_path: Path) -> AsyncIterator[FuzzTarget]:
-    settings_ = demo_settings(tmp_path)
-    g = settings_.guidance
-    settings_ = settings_.model_copy(update={"guidance": g.model_copy(update={
-        "manual": g.manual.model_copy(update={"per_user_per_minute": 1000, "max_upload_bytes": 200_000,
-                                              "uploads_per_user_per_minute": 1000}),
-        "ack_timeout_s": 0.2}),  # no speakers answer here; do not wait for them
-        # The fuzzer signs in afresh for every operation: lift the per-user login and session limits for it.
-        "wall": settings_.wall.model_copy(update={"login": settings_.wall.login.model_copy(update={
-            "successes_per_user": 100_000, "sessions_per_user": 1000, "failures_per_user_address": 100_000,
-            "failures_per_address": 100_000, "failures_per_user": 100_000, "failures_total": 100_000})})})
-    base = ["http://127.0.0.1/clips"]
-    runtime = build_guidance(settings_, bus, mqtt_url=mqtt_url, clip_url=lambda n: f"{base[0]}/{n}")
-    await runtime.start()
-    store = CaseStore.open(f"sqlite:///{tmp_path}/cases.sqlite")
-    camera = settings_.cameras[0].id
-    case_id = insert_case(store, 1, camera=camera)
-    evidence_dir = tmp_path / "evidence"
-    (evidence_dir / camera / "2026").mkdir(parents=True)
-    (evidence_dir / camera / "2026" / "alarm-1.jpg").write_bytes(b"\xff\xd8\xff\xe0fake-jpeg")
-    await bus.publish(make_alarm(1, camera=camera))
-    recordings = RecordingLibrary(RecordingIndex(store, tmp_path / "recordings"))  # none recorded: 404s
-    app = create_app(settings_, bus=bus, cases=store, live=None, evidence_dir=evidence_dir, guidance=runtime,
-                     recordings=recordings)
-    try:
-        async with wall_client(app) as client:
-            base_url = str(client.make_url("")).rstrip("/")
-            base[0] = f"{base_url}/clips"
-            screen = settings_.video_wall.screens[0].id if settings_.video_wall.screens else "main"
-            known = {
-                "/api/cases/": {"id": case_id},
-                "/api/review/": {"id": "alarm-1"},
-                "/api/screens/": {"id": screen, "tile": "0"},
-                "/api/alarms/": {"alarm_id": "alarm-1"},
-                "/api/live/": {"camera_id": camera},
-                "/api/recordings/": {"camera_id": camera},
-                "/evidence/": {"path": f"{camera}/2026/alarm-1.jpg"},
-            }
-            if settings_.video_wall.plans:
-                known["/api/plans/"] = {"id": settings_.video_wall.plans[0].id}
-            yield FuzzTarget(base_url, known)
-    finally:
-        await runtime.close()
-        store.close()
 
 
 def _variants(path: str, known: dict[str, dict[str, str]]) -> list[dict[str, str] | None]:
@@ -190,7 +114,7 @@ def _without_session(target: FuzzTarget) -> int:
     refused = 0
     for path, ops in doc["paths"].items():
         ids = next((ids for prefix, ids in target.known_ids.items() if path.startswith(prefix)), {})
-        url = target.base_url + re.sub(r"\{(\w+)\}", lambda m: ids.get(m.group(1), "x"), path)
+        url = target.base_url + re.sub(r"\{(\w+)\}", lambda m, ids=ids: ids.get(m.group(1), "x"), path)
         for method, op in ops.items():
             if op.get("security") == []:
                 continue

@@ -24,14 +24,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.test_wall_api import (  # noqa: F401 (fixtures)
-    evidence_dir,
-    login,
-    make_alarm,
-    make_settings,
-    store,
-    wall_client,
-)
+from tests.fixtures.factories import make_alarm
+from tests.fixtures.wall import login, make_settings, wall_client
 from tests.test_wall_hub import _raw_ws_connect, _read_until_close
 from wall import state
 from wall.app import create_app
@@ -150,7 +144,8 @@ async def test_event_socket_answers_every_hostile_frame_with_an_error_and_stays_
         errors = [r for r in replies if r.get("type") == "error"]
         assert all(r["type"] == "error" for r in replies), [r for r in replies if r["type"] != "error"][:3]
         assert len(replies) > len(frames) * 0.8  # nearly all of the corpus is wrong (a few are valid resumes)
-        assert not [e for e in errors if "internal error" in e["error"]], [e for e in errors if "internal" in e["error"]]
+        internal = [e for e in errors if "internal" in e["error"]]
+        assert not [e for e in internal if "internal error" in e["error"]], internal
         # Every error names what was wrong (no bare "error"), in a bounded length.
         assert all(5 < len(e["error"]) <= 300 for e in errors), max(errors, key=lambda e: len(e["error"]))
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
@@ -213,7 +208,7 @@ def _cookie(client) -> str:
     (_masked_frame(0x1, b'{"type": "ping", "x": "\xff\xfe"}'), 1007),  # invalid UTF-8 in a text frame
     (_masked_frame(0x9, b"p" * 200), 1002),  # a control frame over 125 bytes: protocol error
     (bytes([0x83, 0x80]) + os.urandom(4), 1002),  # reserved opcode
-])
+], ids=["text-too-big", "binary-too-big", "bad-utf8", "long-control", "reserved-opcode"])  # stable under xdist
 async def test_event_socket_closes_broken_frames_with_a_clear_code_and_serves_others(hub_client, bus, frame, code):
     assert await asyncio.to_thread(_raw_close_code, hub_client.port, _cookie(hub_client), "/api/ws", frame) == code
     async with hub_client.ws_connect("/api/ws") as ws:

@@ -1,6 +1,7 @@
 """Hostile HTTP input the schema fuzz does not reach, on a real wall server (real Redis, real case store on SQLite
 and PostgreSQL, guidance on real Mosquitto): request bodies over the size limit or not JSON on every route that
-takes one, the audio upload streamed past its limit or not audio, path traversal on evidence and clip URLs, and SQL metacharacters in every case-list filter."""
+takes one, the audio upload streamed past its limit or not audio, path traversal on evidence and clip URLs, and SQL
+metacharacters in every case-list filter."""
 
 from __future__ import annotations
 
@@ -12,13 +13,12 @@ import pytest
 import requests
 from yarl import URL
 
-from tests.test_wall_api import login, wall_client
-from tests.test_wall_case_api import settings_with_roles
-from tests.test_wall_fuzz_api import FuzzTarget, fuzz_target, login_session  # noqa: F401 (fixture)
+from tests.fixtures.factories import make_alarm
+from tests.fixtures.fuzz import FuzzTarget, login_session
+from tests.fixtures.wall import login, settings_with_roles, wall_client
 from wall.app import create_app
 from wall.errors import MAX_REQUEST_BODY
 from wall.openapi import build_document
-
 
 
 def _body_routes(known: dict[str, dict[str, str]]) -> list[tuple[str, str]]:
@@ -28,7 +28,7 @@ def _body_routes(known: dict[str, dict[str, str]]) -> list[tuple[str, str]]:
         ids = next((ids for prefix, ids in known.items() if path.startswith(prefix)), {})
         for method, op in ops.items():
             if "application/json" in op.get("requestBody", {}).get("content", {}):
-                out.append((method.upper(), re.sub(r"\{(\w+)\}", lambda m: ids.get(m.group(1), "x"), path)))
+                out.append((method.upper(), re.sub(r"\{(\w+)\}", lambda m, ids=ids: ids.get(m.group(1), "x"), path)))
     return out
 
 
@@ -95,7 +95,6 @@ async def test_sql_metacharacters_in_case_filters_are_data(tmp_path, bus, cases_
     """Parameterised queries: quotes and comments are plain data; LIKE wildcards match only themselves."""
     from cases.filing import build_filer
     from cases.store import CaseStore
-    from tests.test_wall_api import make_alarm
 
     store = CaseStore.open(cases_url)
     try:
@@ -132,7 +131,7 @@ def test_no_sql_is_built_from_values() -> None:
 
     root = Path(__file__).resolve().parents[1]
     offenders = []
-    for py in [*root.glob("cases/*.py"), *root.glob("wall/*.py"), *root.glob("guidance/*.py"), *root.glob("broker/*.py")]:
+    for py in [p for room in ("cases", "wall", "guidance", "broker") for p in root.glob(f"{room}/*.py")]:
         text = py.read_text()
         for m in re.finditer(r'execute(?:_planned)?\(\s*f"([^"]*)"', text):
             fields = re.findall(r"\{([^}]*)\}", m.group(1))
@@ -147,7 +146,6 @@ async def test_control_characters_in_free_text_are_a_field_error_on_every_store(
     NUL) and cut the text short on SQLite; now a 400 naming the field."""
     from cases.filing import build_filer
     from cases.store import CaseStore
-    from tests.test_wall_api import make_alarm
 
     store = CaseStore.open(cases_url)
     try:

@@ -14,16 +14,10 @@ import struct
 import aiohttp
 import pytest
 
-from cases.events import CaseEvent
-from tests.test_wall_api import (  # noqa: F401 (fixtures)
-    evidence_dir,
-    login,
-    make_alarm,
-    make_settings,
-    store,
-    wall_client,
-)
-from video_ingest.status import CameraStatus
+from messages.camera import CameraStatus
+from messages.case_event import CaseEvent
+from tests.fixtures.factories import make_alarm
+from tests.fixtures.wall import login, make_settings, wall_client
 from wall import state
 from wall.app import create_app
 from wall.hub import parse_stream_id
@@ -131,6 +125,7 @@ async def test_resume_sends_exactly_the_missed_alarms_and_case_events(client, bu
         assert frame["type"] == "alarm" and frame["id"] == new_id
 
 
+@pytest.mark.slow
 async def test_resume_while_alarms_keep_arriving_has_no_duplicates_or_gaps(client, bus):
     before = [await bus.publish(make_alarm(n)) for n in range(300)]
     resume_from = before[100]

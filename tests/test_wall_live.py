@@ -13,13 +13,7 @@ import socket
 import aiohttp
 import pytest
 
-from tests.test_wall_api import (  # noqa: F401 (fixtures)
-    evidence_dir,
-    login,
-    make_settings,
-    store,
-    wall_client,
-)
+from tests.fixtures.wall import login, make_settings, wall_client
 from wall.app import create_app
 from wall.live_protocol import LiveHub
 

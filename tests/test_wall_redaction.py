@@ -16,7 +16,7 @@ import pytest
 from citywall.metrics import ingest_metrics
 from citywall.up import _publish_statuses
 from config import ConfigError, parse_settings, redact_url
-from tests.test_wall_api import _HASH, login, store, wall_client  # noqa: F401 (fixture)
+from tests.fixtures.wall import PASSWORD_HASH, login, wall_client
 from tests.test_wall_live import _closed_port
 from tests.waiting import eventually
 from video_ingest.service import IngestService
@@ -71,12 +71,13 @@ def _settings(tmp_path, urls: dict[str, str]):
     return parse_settings({
         "site_name": "测试中心",
         "storage": {"data_dir": str(tmp_path / "var")},
-        "users": [{"username": "admin", "display_name": "管理员", "role": "admin", "password_hash": _HASH}],
+        "users": [{"username": "admin", "display_name": "管理员", "role": "admin", "password_hash": PASSWORD_HASH}],
         "cameras": [{"id": cid, "name": f"camera {cid}", "url": url, "substream_url": url.replace("/a", "/a-sub"),
                      "position": {"lon": 120.15, "lat": 30.27}} for cid, url in urls.items()],
     })
 
 
+@pytest.mark.slow
 async def test_secret_in_camera_urls_is_in_no_response_frame_metric_page_or_log(tmp_path, bus, store, caplog):
     caplog.set_level(logging.DEBUG)
     urls = _urls(_closed_port())
@@ -101,7 +102,7 @@ async def test_secret_in_camera_urls_is_in_no_response_frame_metric_page_or_log(
                 while len(frames) < 50:  # the camera_status frames pushed meanwhile (their errors hold the URL)
                     try:
                         msg = await ws.receive(timeout=2)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         break
                     if msg.type != aiohttp.WSMsgType.TEXT:
                         break

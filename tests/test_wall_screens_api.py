@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import aiohttp
 import pytest
 
-from config import Settings, parse_settings
 from tests import signin
-from tests.test_wall_api import _HASH, PASSWORD, evidence_dir, make_alarm, store, wall_client  # noqa: F401
+from tests.fixtures.factories import make_alarm
+from tests.fixtures.wall import CAMS, PASSWORD, make_app, wall_client, wall_settings
 from tests.waiting import eventually
 from wall import state
 from wall.app import create_app
@@ -20,46 +19,10 @@ from wall.screens_api import SCREENS
 
 pytestmark = pytest.mark.timeout(60)
 TIMEOUT = 10
-CAMS = ["cam-a", "cam-b", "cam-c", "cam-d", "cam-e"]
-
-
-def wall_settings(tmp_path: Path) -> Settings:
-    """Five cameras, users of every role, screens main (2x2, alarm tile 3) and aux (1+5), a tour, two plans."""
-    users = [{"username": name, "display_name": name, "role": role, "password_hash": _HASH}
-             for name, role in (("admin", "admin"), ("duty", "watch_officer"), ("leader", "leader"),
-                                ("monitor", "monitor"))]
-    users.append({"username": "squad", "display_name": "湖滨中队", "role": "unit", "password_hash": _HASH,
-                  "units": ["hubin-squad"]})
-    return parse_settings({
-        "site_name": "测试中心",
-        "storage": {"data_dir": str(tmp_path / "var")},
-        "users": users,
-        "cameras": [{"id": c, "name": f"摄像头{c[-1]}", "url": f"rtsp://127.0.0.1:1/{c}",
-                     "position": {"lon": 120.15 + i / 100, "lat": 30.27},
-                     "zones": [{"id": "pavement", "name": "人行道", "events": ["vending"],
-                                "polygon": [[0, 0.6], [1, 0.6], [1, 1], [0, 1]]}]} for i, c in enumerate(CAMS)],
-        "video_wall": {
-            "screens": [
-                {"id": "main", "name": "主屏", "layout": "2x2", "tiles": CAMS[:4], "alarm_tile": 3},
-                {"id": "aux", "name": "副屏", "layout": "1+5", "tiles": ["cam-e"]},
-            ],
-            "tours": [{"id": "patrol", "name": "全区轮巡", "cameras": CAMS, "dwell_s": 3}],
-            "plans": [
-                {"id": "flood", "name": "防汛应急", "screens": {"main": {"layout": "1", "tiles": ["cam-e"]},
-                                                             "aux": {"layout": "3x3", "tiles": ["cam-a", "cam-b"]}}},
-            ],
-        },
-    })
-
-
 async def login(client, username: str = "admin"):
     resp = await signin.login(client, username, PASSWORD)
     assert resp.status == 200
     return resp
-
-
-def make_app(tmp_path, bus, store, evidence_dir):
-    return create_app(wall_settings(tmp_path), bus=bus, cases=store, live=None, evidence_dir=evidence_dir)
 
 
 @pytest.fixture
@@ -158,6 +121,7 @@ async def test_bad_input_named(client, method, path, body, status, needle):
     assert cams(await screen(client)) == CAMS[:4]
 
 
+@pytest.mark.slow
 async def test_tour_ticks_on_the_server_and_pauses(client):
     resp = await client.post("/api/screens/main/tour/start", json={"tour": "patrol", "tiles": [0, 1]})
     view = (await resp.json())["screen"]

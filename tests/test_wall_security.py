@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.test_wall_api import PASSWORD, evidence_dir, login, make_settings, store, wall_client  # noqa: F401 (fixtures)
-from tests.test_wall_fuzz_api import fuzz_target  # noqa: F401 (fixture)
+from tests.fixtures.cases import insert_case
+from tests.fixtures.wall import PASSWORD, login, make_settings, wall_client
 from wall import state
 from wall.app import create_app
 from wall.connections import GUARD
@@ -89,7 +90,7 @@ async def test_unknown_accounts_and_every_address_share_the_global_limit(tmp_pat
 
     rows = store.search_audit(AuditQuery(action="login", limit=500))[0]
     assert sorted({r.outcome for r in rows}) == [401] and len(rows) == 15  # refused floods are counted, not rows
-    assert "citywall_login_refused_total 5" in metrics and "citywall_login_checked_total 15" in metrics
+    assert "citywall_login_refused_total 5.0" in metrics and "citywall_login_checked_total 15.0" in metrics
 
 
 async def test_right_password_costs_no_failure_and_logins_cannot_evict_others(tmp_path, bus, store, evidence_dir):
@@ -144,6 +145,7 @@ async def _read_all(reader: asyncio.StreamReader, timeout: float) -> bytes:
         return b""
 
 
+@pytest.mark.slow  # 1,000 sockets: a stress test, load-sensitive
 async def test_1000_idle_connections_are_capped_and_timed_out_while_logins_are_served(tmp_path, bus, store,
                                                                                        evidence_dir):
     settings = make_settings(tmp_path, header_timeout_s=1.5, idle_timeout_s=2.0, max_connections_per_address=100)
@@ -157,9 +159,9 @@ async def test_1000_idle_connections_are_capped_and_timed_out_while_logins_are_s
                 writer.write(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # a head never finished
             conns.append((reader, writer))
         started = time.perf_counter()
-        async with aiohttp.ClientSession() as browser:
-            async with browser.post(f"{base}/api/login", json={"username": "admin", "password": PASSWORD}) as resp:
-                assert resp.status == 200
+        async with (aiohttp.ClientSession() as browser,
+                    browser.post(f"{base}/api/login", json={"username": "admin", "password": PASSWORD}) as resp):
+            assert resp.status == 200
         login_s = time.perf_counter() - started
         answers = await asyncio.gather(*(_read_all(r, 15.0) for r, _ in conns))
         refused = [a for a in answers if a.startswith(b"HTTP/1.1 503")]
@@ -207,7 +209,8 @@ async def test_forged_alarm_with_a_hostile_evidence_path_is_counted_and_dropped(
     from cases.store import CaseStore
     from cases.worker import CaseWorker
     from config import CONFIG_DIR, load_settings
-    from tests.test_cases_worker import T0, _alarm, _run_until
+    from tests.test_cases_worker import T0, _alarm
+    from tests.waiting import run_until
 
     store = CaseStore.open(f"sqlite:///{tmp_path}/cases.sqlite")
     try:
@@ -216,7 +219,7 @@ async def test_forged_alarm_with_a_hostile_evidence_path_is_counted_and_dropped(
         forged = {**_alarm("f-1", "cam-vending", "pavement", "vending", T0).to_dict(), field: value}
         await bus.publish_raw("alarms", forged)
         await bus.publish(_alarm("ok-1", "cam-bin", "bin-1", "bin_overflow", T0 + 1))
-        await _run_until(worker, lambda: worker.stats.received == 2)  # the worker survives and goes on
+        await run_until(worker.run, lambda: worker.stats.received == 2)  # the worker survives and goes on
         assert worker.stats.rejected == 1 and worker.stats.outcomes == {"filed": 1}, worker.stats
         assert store.list_cases()[1] == 1
         assert (await bus.redis.xpending(f"{bus.prefix}:alarms", worker.group))["pending"] == 0  # acked: no re-run
@@ -224,6 +227,7 @@ async def test_forged_alarm_with_a_hostile_evidence_path_is_counted_and_dropped(
         store.close()
 
 
+@pytest.mark.slow
 async def test_private_brokers_need_their_generated_credentials(tmp_path):
     import os
     import stat
@@ -265,7 +269,7 @@ async def test_private_brokers_need_their_generated_credentials(tmp_path):
         for path in (r.config_path, m.config_path, m.password_path):
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
         if os.geteuid() == 0:  # never root: mosquitto runs as an unprivileged account
-            status = open(f"/proc/{m.pid}/status").read()
+            status = Path(f"/proc/{m.pid}/status").read_text()
             uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
             assert uid != 0
 
@@ -281,9 +285,12 @@ async def test_forged_speaker_messages_are_counted_and_dropped(mqtt_url):
     await adapter.start()
     try:
         port = Y(mqtt_url).port
-        for topic, payload in [("sec/speakers/spk-1/status", b"{not json"), ("sec/speakers/spk-1/status", b'{"online": "yes"}'),
-                               ("sec/speakers/spk-1/ack", b"[1]"), ("sec/speakers/spk-1/ack", b'{"command_id": 1, "ok": "x"}'),
-                               ("sec/speakers/spk 1/status", b'{"online": true}'), ("sec/speakers/spk-1/ack", b"x" * 20000)]:
+        for topic, payload in [("sec/speakers/spk-1/status", b"{not json"),
+                               ("sec/speakers/spk-1/status", b'{"online": "yes"}'),
+                               ("sec/speakers/spk-1/ack", b"[1]"),
+                               ("sec/speakers/spk-1/ack", b'{"command_id": 1, "ok": "x"}'),
+                               ("sec/speakers/spk 1/status", b'{"online": true}'),
+                               ("sec/speakers/spk-1/ack", b"x" * 20000)]:
             await asyncio.to_thread(publish.single, topic, payload, hostname="127.0.0.1", port=port)
         deadline = time.monotonic() + 10
         while adapter.malformed < 6 and time.monotonic() < deadline:
@@ -326,7 +333,7 @@ def _rss_mib() -> float:
 
 
 async def test_four_parallel_upload_bombs_cost_under_100_mib(fuzz_target):  # noqa: F811
-    from tests.test_wall_fuzz_api import login_session
+    from tests.fixtures.fuzz import login_session
 
     bomb = _flac(384_000, 119)
     long_one = _flac(48_000, 125)
@@ -399,7 +406,6 @@ async def test_300_sockets_from_one_user_are_refused_past_the_cap(tmp_path, bus,
 
 
 async def test_deep_json_and_far_dates_are_400_not_500(tmp_path, bus, store, evidence_dir):
-    from tests.test_wall_api import insert_case
 
     case_id = insert_case(store, 1)
     app = create_app(make_settings(tmp_path), bus=bus, cases=store, live=None, evidence_dir=evidence_dir)
@@ -422,7 +428,6 @@ async def test_audit_records_what_was_executed_whatever_the_content_type(tmp_pat
     import json
 
     from cases.audit import AuditQuery
-    from tests.test_wall_api import insert_case
 
     case_id = insert_case(store, 1, state="dispatched")
     app = create_app(make_settings(tmp_path), bus=bus, cases=store, live=None, evidence_dir=evidence_dir)
@@ -672,8 +677,8 @@ def _tls_broker(argv_for, ready_port: int, tmp_path):
     import socket
     import subprocess
 
-    log = open(tmp_path / f"broker-{ready_port}.log", "wb")
-    proc = subprocess.Popen(argv_for, stdout=log, stderr=subprocess.STDOUT)
+    with open(tmp_path / f"broker-{ready_port}.log", "wb") as log:  # the child keeps its own copy
+        proc = subprocess.Popen(argv_for, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 15
         while True:
@@ -688,7 +693,6 @@ def _tls_broker(argv_for, ready_port: int, tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
-        log.close()
 
 
 async def test_external_redis_over_tls_with_a_password(tmp_path):

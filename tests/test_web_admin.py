@@ -12,13 +12,7 @@ import aiohttp
 import pytest
 
 from tests import signin
-from tests.test_wall_api import (  # noqa: F401
-    PASSWORD,
-    evidence_dir,
-    make_settings,
-    store,
-    wall_client,
-)
+from tests.fixtures.wall import make_settings, PASSWORD, wall_client
 from wall import state
 from wall.app import create_app
 from wall.screens_api import SCREENS

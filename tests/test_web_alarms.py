@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_wall_api import PASSWORD, evidence_dir, make_alarm, store, wall_client  # noqa: F401
-from tests.test_web_every_page import sign_in, site  # noqa: F401
+from tests.fixtures.factories import make_alarm
+from tests.fixtures.wall import PASSWORD, sign_in
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)
@@ -71,7 +71,8 @@ async def test_the_cue_repeats_until_acknowledged_and_can_be_muted(page, site, b
     await page.click(".pop .mute")
     assert await page.text_content(".pop .mute") == "已静音"
     muted_at = await page.evaluate("window.citywall.cues.played")
-    await page.wait_for_function(f"window.citywall.cue.repeats >= {await page.evaluate('window.citywall.cue.repeats')} + 2")
+    repeats = await page.evaluate("window.citywall.cue.repeats")
+    await page.wait_for_function(f"window.citywall.cue.repeats >= {repeats} + 2")
     assert await page.evaluate("window.citywall.cues.played") == muted_at       # muted: ticks, no sound
     await page.click(".pop .mute")                                              # unmute: it sounds again
     await eventually(lambda: page.evaluate(f"window.citywall.cues.played > {muted_at}"), timeout=10,

@@ -8,8 +8,7 @@ import re
 import pytest
 
 from tests import signin
-from tests.test_wall_api import PASSWORD, evidence_dir, store, wall_client  # noqa: F401
-from tests.test_wall_screens_api import make_app
+from tests.fixtures.wall import PASSWORD, make_app, wall_client
 
 pytestmark = pytest.mark.timeout(90)
 

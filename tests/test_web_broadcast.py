@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_wall_broadcast_api import api, sine_wav  # noqa: F401
+from tests.fixtures.guidance import sine_wav
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)
@@ -22,8 +22,8 @@ async def open_page(page, client, user: str):
     return base
 
 
-async def test_a_leader_broadcasts_text_to_a_group_and_a_recording_to_one_speaker(page, api, tmp_path):
-    client, runtime, sims = api
+async def test_a_leader_broadcasts_text_to_a_group_and_a_recording_to_one_speaker(page, broadcast_api, tmp_path):
+    client, runtime, sims = broadcast_api
     await open_page(page, client, "leader")
     assert await page.locator("#speakers li").count() == 2
     clip = tmp_path / "notice.wav"
@@ -68,8 +68,8 @@ async def _more(sim, before: int) -> bool:
     return len(sim.played) > before
 
 
-async def test_a_watch_officer_sees_the_log_but_may_not_speak(page, api):
-    client, runtime, sims = api
+async def test_a_watch_officer_sees_the_log_but_may_not_speak(page, broadcast_api):
+    client, runtime, sims = broadcast_api
     await open_page(page, client, "duty")
     assert await page.is_disabled("#send")
     assert "只有指挥长可以喊话" in await page.text_content("#result")

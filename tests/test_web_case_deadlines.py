@@ -15,9 +15,8 @@ from cases.desk import CaseDesk
 from cases.filing import build_filer
 from config import DeadlineWatch
 from tests import signin
-from tests.test_wall_api import PASSWORD, make_alarm, wall_client
-from tests.test_wall_case_api import settings_with_roles
-from tests.test_web_review import store  # noqa: F401  (a SQLite case store per test)
+from tests.fixtures.factories import make_alarm
+from tests.fixtures.wall import PASSWORD, settings_with_roles, wall_client
 from tests.waiting import eventually
 from wall.app import create_app
 
@@ -61,7 +60,7 @@ async def test_an_overdue_case_alarm_appears_on_the_wall(page, tmp_path, bus, st
 
 async def test_a_held_alarm_is_confirmed_and_the_leader_supervises_it_with_the_keyboard(page, tmp_path, bus, store):
     from config import AutoFile
-    from detectors.alarm import Alarm
+    from messages.alarm import Alarm
 
     settings = settings_with_roles(tmp_path)
     settings = settings.model_copy(update={"cases": settings.cases.model_copy(

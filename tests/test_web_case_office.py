@@ -16,7 +16,8 @@ from cases.filing import build_filer
 from cases.store import CaseStore
 from config import parse_settings
 from tests import signin
-from tests.test_wall_api import _HASH, PASSWORD, make_alarm, wall_client
+from tests.fixtures.factories import make_alarm
+from tests.fixtures.wall import PASSWORD, PASSWORD_HASH as _HASH, wall_client
 from tests.test_wall_case_office import put_case
 from tests.waiting import eventually
 from wall.app import create_app

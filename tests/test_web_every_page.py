@@ -10,32 +10,12 @@ import re
 
 import pytest
 
-from tests.test_wall_api import PASSWORD, evidence_dir, store, wall_client  # noqa: F401
-from tests.test_wall_screens_api import wall_settings
-from tests.waiting import eventually
+from tests.fixtures.wall import PASSWORD, sign_in
 from wall import state
-from wall.app import create_app
-from wall.screens_api import SCREENS
 
 pytestmark = pytest.mark.timeout(120)
 OFFLINE = "与服务器的连接已中断，正在重连"
 PAGES = ["/wall", "/console", "/review", "/cases", "/situation", "/stats", "/audit", "/admin/cameras", "/admin/users"]
-
-
-@pytest.fixture
-async def site(tmp_path, bus, store, evidence_dir):
-    app = create_app(wall_settings(tmp_path), bus=bus, cases=store, live=None, evidence_dir=evidence_dir)
-    async with wall_client(app) as client:
-        await app[SCREENS].ready.wait()
-        await app[state.HUB].ready.wait()
-        client.base = str(client.make_url("")).rstrip("/")
-        client.store = store
-        yield client
-
-
-async def sign_in(page, site, username: str = "admin"):
-    resp = await page.request.post(f"{site.base}/api/login", data={"username": username, "password": PASSWORD})
-    assert resp.ok, await resp.text()
 
 
 async def test_every_page_links_the_others_and_names_the_role_in_chinese(page, site):
@@ -188,7 +168,8 @@ async def test_wall_layout_captions_banner_and_mute_button(page, site, bus, widt
         assert sizes and min(s for _, s in sizes) >= 20 * width / 1920 - 0.5, sizes
         # A broadcast banner stays clear of the header counters and big enough; the mute button clear of the cases.
         await wall.evaluate("""() => window.citywall.socket.onFrame({ type: 'broadcast', broadcast: {
-            status: 'played', text: '请勿在人行道摆摊，请将货物搬离人行道，谢谢配合，违者将依法处理', place: '解放路人行道喇叭',
+            status: 'played', text: '请勿在人行道摆摊，请将货物搬离人行道，谢谢配合，违者将依法处理',
+            place: '解放路人行道喇叭',
             target: 'spk-1', broadcast_id: 'b1', hall_url: null } })""")
         banner = wall.locator(".hall-banner")
         await banner.wait_for(timeout=5_000)

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import re
 
-from tests.test_wall_broadcast_api import api, login  # noqa: F401 (fixture)
+from tests.fixtures.guidance import login_demo
 from tests.waiting import eventually
 
 
-async def test_wall_page_plays_and_shows_a_broadcast(api, page) -> None:  # noqa: F811
-    client, runtime, sims = api
+async def test_wall_page_plays_and_shows_a_broadcast(broadcast_api, page) -> None:
+    client, runtime, sims = broadcast_api
     base = f"http://127.0.0.1:{client.server.port}"
     await page.goto(f"{base}/wall")
     await page.wait_for_url(re.compile(r".*/login\?next=.*"))
@@ -28,7 +28,7 @@ async def test_wall_page_plays_and_shows_a_broadcast(api, page) -> None:  # noqa
     await eventually(socket_open, what="the wall's event socket open")
     assert await page.evaluate("document.querySelector('.hall-banner').hidden")
 
-    await login(client, "leader")
+    await login_demo(client, "leader")
     resp = await client.post("/api/broadcasts", json={"target": "spk-vending", "text": "请勿占道经营。"})
     assert resp.status == 200
     banner = page.locator(".hall-banner")

@@ -21,9 +21,9 @@ import pytest
 
 from cases.store import CaseStore
 from guidance.runtime import build_guidance
+from tests.fixtures.factories import demo_settings, make_alarm
+from tests.fixtures.wall import wall_client
 from tests.live_page import login_page
-from tests.test_guidance_loop import demo_settings
-from tests.test_wall_api import make_alarm, wall_client
 from tests.waiting import eventually
 from wall.app import create_app
 
@@ -122,7 +122,8 @@ async def test_stored_markup_never_runs_on_any_page(page, hostile_wall) -> None:
         await page.wait_for_load_state("networkidle")
         label = VISIBLE.get(path)
         if label:
-            text = await eventually(lambda: _text_with(page, label), timeout=20, what=f"{label} shown on {path}")
+            text = await eventually(lambda label=label: _text_with(page, label), timeout=20,
+                                    what=f"{label} shown on {path}")
             assert "<img src=x onerror=" in text or "<svg onload=" in text, (path, text[:300])
         assert await page.evaluate("() => window.__pwned") is None, path
         # No element the payloads would have created exists anywhere (shadow roots included).

@@ -18,14 +18,8 @@ from admin.running import settings_data
 from config import parse_settings
 from maps.coords import wgs84_to_gcj02
 from tests import signin
-from tests.test_wall_api import (  # noqa: F401
-    PASSWORD,
-    evidence_dir,
-    make_alarm,
-    make_settings,
-    store,
-    wall_client,
-)
+from tests.fixtures.factories import make_alarm
+from tests.fixtures.wall import make_settings, PASSWORD, wall_client
 from tests.waiting import eventually
 from wall import state
 from wall.app import create_app

@@ -11,22 +11,14 @@ import cv2
 import numpy as np
 import pytest
 
-from cases.store import CaseStore
 from tests import signin
-from tests.test_wall_api import PASSWORD, make_alarm, wall_client
-from tests.test_wall_case_api import settings_with_roles
+from tests.fixtures.factories import make_alarm
+from tests.fixtures.wall import PASSWORD, settings_with_roles, wall_client
 from tests.waiting import eventually
 from wall.app import create_app
 
 pytestmark = pytest.mark.timeout(120)
 SCREENSHOT = Path("/tmp/review.png")
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = CaseStore.open(f"sqlite:///{tmp_path}/cases.sqlite")
-    yield s
-    s.close()
 
 
 async def _item(page) -> str:
@@ -104,7 +96,8 @@ async def test_review_console_keyboard_flow(page, tmp_path, bus, store):
                                              "reviewer": "monitor", "reason": "误报：正常通行或停留", "case_id": None}
     # The rejection reached the detectors' side of the bus (they suppress the same object in the same place).
     rejected = [e.data for e in await bus.history("alarm_rejections")]
-    assert [(r["alarm_id"], r["reviewer"], r["reason"]) for r in rejected] == [("alarm-3", "monitor", "误报：正常通行或停留")]
+    assert [(r["alarm_id"], r["reviewer"], r["reason"]) for r in rejected] == [
+        ("alarm-3", "monitor", "误报：正常通行或停留")]
     case = store.list_cases()[0][0]
     assert case["state"] == "dispatched"
     assert any(e["action"] == "review_confirm" for e in case["timeline"])

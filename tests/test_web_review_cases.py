@@ -10,21 +10,13 @@ import re
 import pytest
 
 from cases.filing import build_filer
-from cases.store import CaseStore
 from tests import signin
-from tests.test_wall_api import PASSWORD, make_alarm, wall_client
-from tests.test_wall_case_api import settings_with_roles
+from tests.fixtures.factories import make_alarm
+from tests.fixtures.wall import PASSWORD, settings_with_roles, wall_client
 from tests.waiting import eventually
 from wall.app import create_app
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = CaseStore.open(f"sqlite:///{tmp_path}/cases.sqlite")
-    yield s
-    s.close()
 
 
 async def _item(page) -> str:

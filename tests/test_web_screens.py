@@ -9,11 +9,11 @@ import time
 
 import pytest
 
+from messages.camera import CameraStatus
 from tests import signin
-from tests.test_wall_api import PASSWORD, evidence_dir, make_alarm, store, wall_client  # noqa: F401
-from tests.test_wall_screens_api import CAMS, wall_settings
+from tests.fixtures.factories import make_alarm
+from tests.fixtures.wall import CAMS, PASSWORD, wall_client, wall_settings
 from tests.waiting import eventually
-from video_ingest.status import CameraStatus
 from wall import state
 from wall.app import create_app
 from wall.screens_api import SCREENS

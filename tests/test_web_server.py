@@ -14,10 +14,11 @@ import time
 
 import pytest
 
+from messages.camera import CameraStatus
+from tests.fixtures.cases import insert_case
+from tests.fixtures.factories import make_alarm
+from tests.fixtures.wall import PASSWORD, make_settings, wall_client
 from tests.waiting import eventually
-
-from tests.test_wall_api import PASSWORD, insert_case, make_alarm, make_settings, wall_client
-from video_ingest.status import CameraStatus
 from wall.app import create_app
 
 service = pytest.importorskip("video_ingest.service", reason="video_ingest.service (IngestService) not built yet")
@@ -33,15 +34,6 @@ async def ingest(demo_rtsp):
         yield svc
     finally:
         await svc.stop()
-
-
-@pytest.fixture
-def store(tmp_path):
-    from cases.store import CaseStore
-
-    s = CaseStore.open(f"sqlite:///{tmp_path}/cases.sqlite")
-    yield s
-    s.close()
 
 
 async def _stats(page, camera: str) -> dict:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_wall_api import insert_case
-from tests.test_web_every_page import sign_in, site  # noqa: F401
-from tests.test_wall_api import evidence_dir, store  # noqa: F401
+from tests.fixtures.cases import insert_case
+from tests.fixtures.factories import make_alarm
+from tests.fixtures.wall import sign_in
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -16,8 +16,7 @@ pytestmark = pytest.mark.timeout(120)
 async def test_map_labels_do_not_overlap_cameras_open_and_cases_are_marked(page, site, bus):
     import time
 
-    from detectors.alarm import Alarm
-    from tests.test_wall_api import make_alarm
+    from messages.alarm import Alarm
 
     insert_case(site.store, 1, camera="cam-b")
     insert_case(site.store, 2, camera="cam-b")
@@ -30,7 +29,8 @@ async def test_map_labels_do_not_overlap_cameras_open_and_cases_are_marked(page,
     assert await page.text_content("#map .cam[data-camera=cam-b] .case-mark text") == "案2"
     assert await page.locator("#map .cam[data-camera=cam-a] .case-mark").count() == 0
     await page.locator("#map .hot text").first.wait_for(timeout=10_000)
-    boxes = await page.evaluate("""() => [...document.querySelectorAll('#map .areas text, #map .cams text, #map .hot text')]
+    boxes = await page.evaluate("""() => [
+        ...document.querySelectorAll('#map .areas text, #map .cams text, #map .hot text')]
         .filter(t => !t.closest('.case-mark')).map(t => { const b = t.getBoundingClientRect();
         return [t.textContent, b.left, b.top, b.right, b.bottom]; })""")
     assert len(boxes) >= 5

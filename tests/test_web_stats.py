@@ -11,22 +11,14 @@ import pytest
 
 from cases.desk import CaseDesk
 from cases.filing import build_filer
-from cases.store import CaseStore
-from detectors.alarm import Alarm
-from tests.test_wall_api import PASSWORD, make_alarm, wall_client
-from tests.test_wall_case_api import settings_with_roles
+from messages.alarm import Alarm
+from tests.fixtures.factories import make_alarm
+from tests.fixtures.wall import PASSWORD, settings_with_roles, wall_client
 from wall.app import create_app
 
 pytestmark = pytest.mark.timeout(120)
 SH = ZoneInfo("Asia/Shanghai")
 WED_11 = datetime(2026, 3, 11, 11, 0, tzinfo=SH).timestamp()
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = CaseStore.open(f"sqlite:///{tmp_path}/cases.sqlite")
-    yield s
-    s.close()
 
 
 async def test_stats_page(page, tmp_path, bus, store):
@@ -55,11 +47,13 @@ async def test_stats_page(page, tmp_path, bus, store):
                         ["返工率", "0.0%"]]
         api = await (await client.session.get(f"{base}/api/stats?by=unit&from=2026-03-01&to=2026-03-31",
                                               cookies=await _cookies(page))).json()
-        rows = await page.eval_on_selector_all("#table tbody tr", "rs => rs.map(r => [...r.cells].map(c => c.textContent))")
+        rows = await page.eval_on_selector_all("#table tbody tr",
+                                               "rs => rs.map(r => [...r.cells].map(c => c.textContent))")
         assert [r[0] for r in rows] == [r["label"] for r in api["rows"]] + ["合计"]
         assert rows[-1][1:4] == ["2", "2", "1"]
         assert await page.locator("rect.bar").count() == 2 * len(api["rows"])
-        assert await page.get_attribute("#csv", "href") == "/api/stats?by=unit&period=day&from=2026-03-01&to=2026-03-31&format=csv"
+        assert await page.get_attribute("#csv", "href") == (
+            "/api/stats?by=unit&period=day&from=2026-03-01&to=2026-03-31&format=csv")
         assert await page.get_attribute("#daily", "href") == "/report/daily?date=2026-03-31"
         # The bars have a legend; alarms, false positives and broadcasts of the period beside the case figures.
         assert "结案率" in await page.text_content("#legend") and "按期结案率" in await page.text_content("#legend")

@@ -36,7 +36,8 @@ def _camera(cam_id: str, name: str, state: str = "online") -> dict:
     return {
         "id": cam_id, "name": name, "enabled": True,
         "position": {"lon": 120.15, "lat": 30.27, "address": "测试路", "street": "湖滨街道", "community": "东坡社区"},
-        "zones": [], "status": {"camera_id": cam_id, "state": state, "at": time.time()}, "url": "demo://x", "live": True,
+        "zones": [], "status": {"camera_id": cam_id, "state": state, "at": time.time()}, "url": "demo://x",
+        "live": True,
     }
 
 
@@ -246,7 +247,8 @@ async def test_wall_plays_tiles_shows_history_and_live_alarms(page, server):
     ]
     server.cases = [
         _case(1, "cam-vending"),
-        _case(2, "cam-road", code="0507", category="乱堆物堆料", deadline_in=-2 * 3600, label="处置中", state="handling"),
+        _case(2, "cam-road", code="0507", category="乱堆物堆料", deadline_in=-2 * 3600, label="处置中",
+              state="handling"),
         _case(3, "cam-bin", code="0305", category="垃圾箱", state="closed", label="已结案"),
     ]
     errors: list[str] = []
@@ -261,7 +263,7 @@ async def test_wall_plays_tiles_shows_history_and_live_alarms(page, server):
         lambda: _all_live(page), timeout=30, what="every tile live with a picture")
     await asyncio.sleep(2.0)
     second = await tile_stats(page)
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=False):
         assert b["currentTime"] > a["currentTime"] + 1.0, (a, b)
 
     # Counters: 4 of 5 cameras online, 1 open case overdue, 2 open cases.
@@ -292,8 +294,11 @@ async def test_wall_plays_tiles_shows_history_and_live_alarms(page, server):
     assert "fresh" in await card.get_attribute("class")
     assert await page.get_attribute("cw-tile[camera=cam-vending]", "alarm") == ""
     assert await page.get_attribute("cw-tile[camera=cam-road]", "alarm") is None
-    border = await page.evaluate("getComputedStyle(document.querySelector('cw-tile[camera=cam-vending]')).borderTopColor")
-    assert border != await page.evaluate("getComputedStyle(document.querySelector('cw-tile[camera=cam-road]')).borderTopColor")
+    def border_of(camera: str) -> str:
+        return f"getComputedStyle(document.querySelector('cw-tile[camera={camera}]')).borderTopColor"
+
+    border = await page.evaluate(border_of("cam-vending"))
+    assert border != await page.evaluate(border_of("cam-road"))
     assert await page.text_content("#count-alarms .num") == "1"  # the other one was raised yesterday
     snap = await card.locator("img").evaluate("img => img.complete && img.naturalWidth")
     assert snap == 320

@@ -23,10 +23,14 @@ from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from video_ingest import fmp4, h26x
 from video_ingest.fanout import StreamInfo
 from video_ingest.reorder import DecodeTimes
+
+if TYPE_CHECKING:
+    import av
 
 log = logging.getLogger("citywall.ingest.clips")
 
@@ -109,7 +113,8 @@ def write_mp4(path: Path, packets: list[ClipPacket], *, codec: str, width: int, 
         # RTP gives presentation times only: with B-frames they go back and forth in arrival (decode) order, so
         # decode times are derived from the reorder depth the SPS states (see video_ingest.reorder).
         start = ticks(packets[0], "pts")
-        kept = [(p, d) for p, d in zip(packets, payloads) if ticks(p, "pts") >= start]  # open GOP: no leading
+        # open GOP: no leading
+        kept = [(p, d) for p, d in zip(packets, payloads, strict=False) if ticks(p, "pts") >= start]
         packets, payloads = [p for p, _ in kept], [d for _, d in kept]
         times = DecodeTimes(h26x.reorder_depth(codec, config), step)
         raw = [times.next(ticks(p, "pts")) for p in packets]
@@ -123,7 +128,7 @@ def write_mp4(path: Path, packets: list[ClipPacket], *, codec: str, width: int, 
             dts = decode[-1] + 1
         decode.append(dts)
     samples = []
-    for i, (p, data) in enumerate(zip(packets, payloads)):
+    for i, (p, data) in enumerate(zip(packets, payloads, strict=False)):
         end = decode[i + 1] if i + 1 < len(decode) else decode[i] + step
         pts = max(ticks(p, "pts") - base, decode[i])
         samples.append(fmp4.Sample(data, end - decode[i], p.keyframe, pts - decode[i]))

@@ -293,9 +293,9 @@ def _h264_vui_reorder(bits: _Bits) -> int | None:
     if not bits.u(1, "bitstream_restriction_flag"):
         return None
     bits.skip(1, "motion_vectors_over_pic_boundaries_flag")
-    for field in ("max_bytes_per_pic_denom", "max_bits_per_mb_denom", "log2_max_mv_length_horizontal",
-                  "log2_max_mv_length_vertical"):
-        bits.ue(field)
+    for name in ("max_bytes_per_pic_denom", "max_bits_per_mb_denom", "log2_max_mv_length_horizontal",
+                 "log2_max_mv_length_vertical"):
+        bits.ue(name)
     return bits.ue("max_num_reorder_frames", 16)
 
 

@@ -11,11 +11,11 @@ timeout ends its connection.
 
 from __future__ import annotations
 
-import random
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from video_ingest.status import CameraState, CameraStatus
+from broker.backoff import Backoff as BaseBackoff
+from messages.camera import CameraState, CameraStatus
 
 OFFLINE_AFTER_FAILURES = 3
 """Consecutive failed attempts (disconnects or refused connects) after which a camera counts as offline."""
@@ -23,36 +23,13 @@ FPS_WINDOW_S = 3.0
 
 
 @dataclass
-class Backoff:
-    """Exponential reconnect delay with jitter: ``initial_s`` doubling to ``max_s``; reset after a stable run."""
+class Backoff(BaseBackoff):
+    """Camera reconnects (``broker.backoff.Backoff`` with camera defaults): ``initial_s`` doubling to ``max_s``, each
+    delay jittered by ±20 % so cameras do not retry in step, back to ``initial_s`` after a connection stayed up for a
+    minute."""
 
-    initial_s: float = 0.5
-    max_s: float = 10.0
     jitter: float = 0.2
-    """Each delay is multiplied by a random factor in [1 - jitter, 1 + jitter] so cameras do not retry in step."""
-    stable_s: float = 60.0
-    """A connection that stayed up this long resets the delay to ``initial_s``."""
-    rng: random.Random = field(default_factory=random.Random)
-    _next: float = field(init=False, default=0.0)
-
-    def __post_init__(self) -> None:
-        if not 0 < self.initial_s <= self.max_s:
-            raise ValueError(f"Backoff: need 0 < initial_s <= max_s, got {self.initial_s} and {self.max_s}")
-        if not 0 <= self.jitter < 1:
-            raise ValueError(f"Backoff.jitter must be in [0, 1), got {self.jitter}")
-        self._next = self.initial_s
-
-    def delay(self, connected_for_s: float = 0.0) -> float:
-        """The wait before the next attempt, given how long the connection that just ended had been up."""
-        if connected_for_s >= self.stable_s:
-            self._next = self.initial_s
-        base = self._next
-        self._next = min(self.max_s, self._next * 2)
-        return base * self.rng.uniform(1 - self.jitter, 1 + self.jitter)
-
-    def reset(self) -> None:
-        """Start again from ``initial_s``."""
-        self._next = self.initial_s
+    stable_s: float | None = 60.0
 
 
 @dataclass(frozen=True)
@@ -71,7 +48,7 @@ class LoginPolicy:
             raise ValueError("LoginPolicy.backoff_s: give at least one delay")
         if any(not b > 0 for b in self.backoff_s):
             raise ValueError(f"LoginPolicy.backoff_s: every delay must be > 0 s, got {list(self.backoff_s)}")
-        if any(b < a for a, b in zip(self.backoff_s, self.backoff_s[1:])):
+        if any(b < a for a, b in zip(self.backoff_s, self.backoff_s[1:], strict=False)):
             raise ValueError(f"LoginPolicy.backoff_s: delays must not shrink, got {list(self.backoff_s)}")
         if self.max_attempts < 1:
             raise ValueError(f"LoginPolicy.max_attempts must be >= 1, got {self.max_attempts}")

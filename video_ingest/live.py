@@ -16,6 +16,7 @@ Everything runs on the event loop thread (camera sources are loop tasks).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -49,7 +50,7 @@ _END = object()
 class LiveViewer:
     """One viewer's subscription: ``init_segment`` and ``mime`` first, then :meth:`next_fragment` until LiveEnded."""
 
-    def __init__(self, relay: "LiveRelay", queue_size: int) -> None:
+    def __init__(self, relay: LiveRelay, queue_size: int) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
         self.relay = relay
@@ -233,7 +234,7 @@ class LiveRelay:
             self._prefill(viewer)
         try:
             await asyncio.wait_for(asyncio.shield(viewer._started), self.keyframe_timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             viewer.close()
             raise LiveUnavailable(f"camera {self.camera_id}: no keyframe within {self.keyframe_timeout_s:g} s "
                                   f"(camera offline?)") from None
@@ -342,10 +343,8 @@ class LiveRelay:
         loop = self._loop
         if loop is None:
             return
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is watching any more
             loop.call_soon_threadsafe(fn, *args)
-        except RuntimeError:  # the loop is closed: nobody is watching any more
-            pass
 
     # -- PacketSink (where the fan-out is fed: normally the event loop) ------------------------------------------
     def stream_started(self, info: StreamInfo) -> None:
@@ -368,7 +367,7 @@ class LiveRelay:
             log.exception("camera %s: cannot create the fMP4 muxer", self.camera_id)
             self._later(self._on_end, run, f"remux failed: {exc!r}", None)
 
-    def _transcoder(self, muxer: Any, run: Any) -> "TranscodeThread":
+    def _transcoder(self, muxer: Any, run: Any) -> TranscodeThread:
         from video_ingest.transcode import TranscodeThread
         return TranscodeThread(muxer, lambda segments: self._later(self._segments, run, segments),
                                lambda reason: self._later(self._on_end, run, reason, None))

@@ -136,7 +136,7 @@ def fragment_is_keyframe(moof: bytes) -> bool:
     if traf is None:
         raise Mp4Error("moof has no traf")
     default_flags: int | None = None
-    for child, cpay, cend in iter_boxes(moof, traf[0], traf[1]):
+    for child, cpay, _cend in iter_boxes(moof, traf[0], traf[1]):
         if child == "tfhd":
             (vflags,) = struct.unpack_from(">I", moof, cpay)
             flags = vflags & 0xFFFFFF

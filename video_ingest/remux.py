@@ -22,8 +22,8 @@ from fractions import Fraction
 from typing import Any
 
 from video_ingest import fmp4, h26x
-from video_ingest.reorder import DecodeTimes
 from video_ingest.fanout import StreamInfo
+from video_ingest.reorder import DecodeTimes
 
 SUPPORTED_CODECS = ("h264",)
 DEFAULT_FRAME_TICKS = 3600

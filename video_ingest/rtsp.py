@@ -29,6 +29,7 @@ The framing, the encoding of requests and answers and the logins are an I/O-free
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -38,11 +39,29 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from video_ingest.rtp import Depacketizer, Reorder, RtpAccessUnit, VideoTrack, parse_sdp, rtcp_has_bye, \
-    rtcp_receiver_report
-from video_ingest.rtsp_core import (DEFAULT_PORTS, USER_AGENT, DigestAuth, Response, RtspAuthError, RtspCore,
-                                    RtspError, RtspStreamEnded, ServerRequest, content_base, split_credentials,
-                                    transport_params)
+from video_ingest.rtp import (
+    Depacketizer,
+    Reorder,
+    RtpAccessUnit,
+    VideoTrack,
+    parse_sdp,
+    rtcp_has_bye,
+    rtcp_receiver_report,
+)
+from video_ingest.rtsp_core import (
+    DEFAULT_PORTS,
+    USER_AGENT,
+    DigestAuth,
+    Response,
+    RtspAuthError,
+    RtspCore,
+    RtspError,
+    RtspStreamEnded,
+    ServerRequest,
+    content_base,
+    split_credentials,
+    transport_params,
+)
 
 __all__ = ["DEFAULT_PORTS", "TRANSPORTS", "USER_AGENT", "DigestAuth", "Response", "RtspAuthError", "RtspError",
            "RtspSession", "RtspStreamEnded", "content_base", "split_credentials"]
@@ -64,7 +83,7 @@ def _camera_tls() -> ssl.SSLContext:
 class _Protocol(asyncio.Protocol):
     """Hands the TCP stream to the session's :class:`RtspCore`."""
 
-    def __init__(self, session: "RtspSession") -> None:
+    def __init__(self, session: RtspSession) -> None:
         self.s = session
         self.transport: asyncio.Transport | None = None
 
@@ -96,7 +115,7 @@ UDP_RECEIVE_BUFFER = 2 * 1024 * 1024
 class _UdpRtp(asyncio.DatagramProtocol):
     """The RTP socket of a UDP session: datagrams from the camera only, through the reorder window."""
 
-    def __init__(self, session: "RtspSession", rtcp: bool) -> None:
+    def __init__(self, session: RtspSession, rtcp: bool) -> None:
         self.s = session
         self.rtcp = rtcp
         self.transport: asyncio.DatagramTransport | None = None
@@ -271,10 +290,8 @@ class RtspSession:
         for p in params:
             key, _, value = p.partition("=")
             if key.strip().lower() == "timeout":
-                try:
+                with contextlib.suppress(ValueError):
                     self._session_timeout_s = max(2.0, float(value))
-                except ValueError:
-                    pass
 
     async def wait_closed(self) -> None:
         """Return when the connection ends; raises :class:`RtspError` when it ended in error."""
@@ -300,10 +317,8 @@ class RtspSession:
         proto = self._protocol
         if proto is not None and proto.transport is not None and not proto.transport.is_closing():
             if self._session_id is not None:
-                try:
+                with contextlib.suppress(Exception):
                     proto.transport.write(self._encode("TEARDOWN", self._aggregate, {}))
-                except Exception:
-                    pass
             proto.transport.close()
         self._close_udp()
         for fut in self._pending.values():
@@ -447,7 +462,7 @@ class RtspSession:
             method = self._keepalive_method
             try:
                 response = await asyncio.wait_for(self._send(method, self._aggregate, {}), interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue  # the stream's own read timeout decides whether the camera is gone
             except RtspError:
                 return
@@ -464,10 +479,8 @@ class RtspSession:
         """An RTCP receiver report to the server's RTCP port (UDP sessions only)."""
         if self.transport != "udp" or self._server_rtcp is None or len(self._udp) < 2:
             return
-        try:
+        with contextlib.suppress(OSError):
             self._udp[1].sendto(rtcp_receiver_report(self._ssrc), self._server_rtcp)
-        except OSError:
-            pass
 
 
 def _udp_pair(family: int, host: str) -> tuple[socket.socket, socket.socket]:
@@ -484,10 +497,8 @@ def _udp_pair(family: int, host: str) -> tuple[socket.socket, socket.socket]:
                 except OSError:
                     rtcp.close()
                 else:
-                    try:
+                    with contextlib.suppress(OSError):
                         rtp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
-                    except OSError:
-                        pass
                     rtp.setblocking(False)
                     rtcp.setblocking(False)
                     return rtp, rtcp

@@ -204,7 +204,7 @@ class RtspCore:
     ``answer()`` encode what we send."""
 
     def __init__(self, on_rtp: Callable[[bytes], None], on_rtcp: Callable[[bytes], None],
-                 on_message: Callable[["Response | ServerRequest"], None], *, user_agent: str = USER_AGENT) -> None:
+                 on_message: Callable[[Response | ServerRequest], None], *, user_agent: str = USER_AGENT) -> None:
         self.on_rtp = on_rtp
         self.on_rtcp = on_rtcp
         self.on_message = on_message
@@ -286,7 +286,7 @@ class RtspCore:
         return f"RTSP/1.0 {status} {reason}\r\nCSeq: {cseq or 0}\r\n{extra}\r\n".encode()
 
 
-def parse_message(head: str, body: bytes) -> "Response | ServerRequest":
+def parse_message(head: str, body: bytes) -> Response | ServerRequest:
     """One RTSP message (head without the blank line, and its body): a response or a request of the server's.
     Header names are matched in any case; :class:`RtspError` for what is not RTSP."""
     lines = head.split("\r\n")

@@ -204,8 +204,8 @@ class FrameSampler:
             if nxt is None or pts >= nxt or pts < nxt - 2 * self._interval_ticks:
                 due = True
                 # Keep the grid (no drift) unless the stream jumped ahead by more than an interval.
-                self._next_due = (nxt + self._interval_ticks if nxt is not None and nxt <= pts < nxt + self._interval_ticks
-                                  else pts + self._interval_ticks)
+                on_grid = nxt is not None and nxt <= pts < nxt + self._interval_ticks
+                self._next_due = (nxt if on_grid else pts) + self._interval_ticks
         if not due and not key and self.skip_disposable and h26x.is_disposable(
                 bytes(packet), info.codec, max_sub_layers=self._max_sub_layers):
             self.skipped += 1

@@ -4,8 +4,9 @@ One :class:`CameraSource` per camera (a task on this event loop), a :class:`Fram
 :class:`LatestFrameSlot` per camera when ``sample_keyframes`` is on (a picture every ``sample_interval_s``; its
 decode runs on its own thread), and a :class:`LiveHub` over the same packet fan-outs, so a camera has exactly one
 RTSP connection however many consumers it has. A camera listed in ``analysis_sources`` (its sub-stream, D1/CIF)
-gets a second connection that only the sampler reads; live view and clips stay on the main stream. Each ``status_updates()`` reader has its own bounded queue (the oldest update is dropped and counted when a
-reader falls behind).
+gets a second connection that only the sampler reads; live view and clips stay on the main stream. Each
+``status_updates()`` reader has its own bounded queue (the oldest update is dropped and counted when a reader falls
+behind).
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from messages.camera import CameraStatus
 from video_ingest.fanout import PacketFanout
 from video_ingest.frames import Frame
 from video_ingest.live import LiveHub
 from video_ingest.sampler import FrameSampler, SampleMode
 from video_ingest.slot import LatestFrameSlot
 from video_ingest.source import CameraSource, SourceOptions
-from video_ingest.status import CameraStatus
 
 log = logging.getLogger("citywall.ingest")
 
@@ -47,7 +48,8 @@ class IngestService:
                 if not camera_id:
                     raise ValueError(f"{what}: empty camera id")
                 if not isinstance(url, str) or "://" not in url:
-                    raise ValueError(f"{what}[{camera_id!r}]: expected a URL such as rtsp://host/path (no scheme given)")
+                    raise ValueError(f"{what}[{camera_id!r}]: expected a URL such as rtsp://host/path "
+                                     f"(no scheme given)")
         unknown = sorted(set(analysis_sources) - set(sources))
         if unknown:
             raise ValueError(f"analysis_sources: {', '.join(unknown)} not among the cameras (sources)")

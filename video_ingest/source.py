@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from config import redact_url
+from messages.camera import CameraStatus
 from video_ingest import h26x
 from video_ingest.fanout import AccessUnit, PacketFanout, StreamInfo
 from video_ingest.health import Backoff, HealthTracker, LoginGuard, LoginPolicy
 from video_ingest.rtp import RtpAccessUnit, SdpError, VideoTrack
 from video_ingest.rtsp import TRANSPORTS, RtspAuthError, RtspError, RtspSession
-from video_ingest.status import CameraStatus
 
 log = logging.getLogger("citywall.ingest.source")
 
@@ -174,7 +174,8 @@ class CameraSource:
             elif self.login.failing:  # refused before, unreachable now: the lockout window still holds
                 delay = max(delay, self.login.next_attempt_at(now) - now)
             retry_at = now + delay
-            self._emit(lambda now: self._health.failed(now, error, retry_at=retry_at, auth=auth))
+            self._emit(lambda now, error=error, retry_at=retry_at, auth=auth:
+                       self._health.failed(now, error, retry_at=retry_at, auth=auth))
             if auth:
                 log.warning("camera %s: %s; login attempt %d refused, next in %.0f s (at %s)", self.camera_id,
                             error, self.login.failures, delay, time.strftime("%H:%M:%S", time.localtime(retry_at)))

@@ -17,6 +17,7 @@ back to the loop through the relay's callback.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import deque
@@ -151,10 +152,8 @@ class TranscodingMuxer:
         """Close the encoder and muxer (their tails are discarded). Idempotent."""
         if not self.closed:
             self.closed = True
-            try:
+            with contextlib.suppress(Exception):  # closing mid-stream may fail; nothing is left to save
                 self._out.close()
-            except Exception:  # closing mid-stream may fail; nothing is left to save
-                pass
 
 
 class TranscodeThread:

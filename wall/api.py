@@ -17,15 +17,16 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from config import redact_url
+from messages import streams
 from wall import state
 from wall.access import note
 from wall.auth import (
     COOKIE,
     PasswordCheckBusy,
     SessionsFull,
+    clear_session_cookie,
     client_address,
     is_secure,
-    clear_session_cookie,
     require_session,
     set_session_cookie,
 )
@@ -109,7 +110,7 @@ async def health(request: web.Request) -> web.Response:
     app = request.app
     bus, store = app[state.BUS], app[state.CASES]
     ping = getattr(bus, "ping", None)
-    bus_check = ping() if callable(ping) else bus.history("alarms", count=1)
+    bus_check = ping() if callable(ping) else bus.history(streams.ALARMS, count=1)
     bus_result, cases_result = await asyncio.gather(
         _timed(bus_check), _timed(asyncio.to_thread(store.list_cases, limit=1))
     )
@@ -130,7 +131,8 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
-    """``{username, password}`` → session cookie and ``{user, csrf_token}``; 401 on a wrong password, 429 when rate limited."""
+    """``{username, password}`` → session cookie and ``{user, csrf_token}``; 401 on a wrong password, 429 when rate
+    limited."""
     try:
         body = await parsed_json(request)
     except ValueError:
@@ -275,7 +277,7 @@ async def alarms(request: web.Request) -> web.Response:
         raise BadRequest("until", "is before since")
     forward = after is not None and before is None
     entries = await _bus_call(request.app[state.BUS].window(
-        "alarms", after=after, before=before, since_ms=since_ms, until_ms=until_ms, count=limit + 1,
+        streams.ALARMS, after=after, before=before, since_ms=since_ms, until_ms=until_ms, count=limit + 1,
         oldest_first=forward))
     more = len(entries) > limit
     entries = entries[:limit]

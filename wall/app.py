@@ -22,19 +22,30 @@ from admin.running import RunningConfig
 from config import Settings
 from maps import api as maps_api
 from wall import (
-    api, audit, broadcast_api, case_api, evidence, hub, live_ws, metrics, openapi, pages, recordings_api, screens_api,
+    api,
+    audit,
+    broadcast_api,
+    case_api,
+    evidence,
+    hub,
+    live_ws,
+    metrics,
+    openapi,
+    pages,
+    recordings_api,
+    screens_api,
     state,
 )
 from wall.access import make_access_middleware
-from wall.connections import GUARD, ConnectionGuard, make_body_middleware, make_connection_middleware
-from wall.exposure import make_host_middleware
 from wall.auth import TRUSTED_PROXIES, Authenticator, Session, SessionStore, make_auth_middleware
-from wall.limits import Limiter, LocalLimiter
+from wall.connections import GUARD, ConnectionGuard, make_body_middleware, make_connection_middleware
 from wall.errors import MAX_REQUEST_BODY, error_middleware
+from wall.exposure import make_host_middleware
 from wall.hub import EventHub
+from wall.limits import Limiter, LocalLimiter
 from wall.live_ws import LiveSockets
-from wall.socket_quota import SOCKET_QUOTA, SocketQuota
 from wall.sessions import LocalSessions, Sessions
+from wall.socket_quota import SOCKET_QUOTA, SocketQuota
 
 log = logging.getLogger("citywall.wall")
 

@@ -2,8 +2,9 @@
 
 Pure cores (:class:`SessionStore`, :class:`LoginLimiter`) take ``now`` as an argument; the aiohttp adapter is
 the middleware plus cookie helpers. A random token (``secrets.token_urlsafe``) in the HttpOnly, SameSite=Strict
-cookie ``cw_session`` maps to the user, role, expiry and the session's CSRF token; ``wall.sessions`` keeps that map in server memory (a
-restart logs every browser out, which the wall page handles by going back to the login page) or in Redis, shared
+cookie ``cw_session`` maps to the user, role, expiry and the session's CSRF token; ``wall.sessions`` keeps that map
+in server memory (a restart logs every browser out, which the wall page handles by going back to the login page) or
+in Redis, shared
 by several wall servers.
 """
 

@@ -3,7 +3,8 @@
 - ``GET /api/speakers``: every speaker with its online status (retained MQTT status / last ack).
 - ``POST /api/broadcasts``: a leader's (or admin's) manual broadcast — text spoken now or an uploaded clip — to a
   speaker, ``group:<name>`` or ``all``; pre-empts automatic and scheduled audio. Other roles get 403 (``wall.access``;
-  the refusal is still logged here), too many per user 429, text over the limit 400, an unknown speaker/group/clip 404. Offline speakers are listed in the answer.
+  the refusal is still logged here), too many per user 429 (counted in the limiter the wall servers share: Redis in
+  a cluster), text over the limit 400, an unknown speaker/group/clip 404. Offline speakers are listed in the answer.
   Every attempt, refused ones included, is logged on the ``broadcasts`` stream.
 - ``GET /api/broadcasts``: that log, newest first.
 - ``GET /api/guidance/stats``: closed-loop outcomes (resolved by guidance / not resolved / not broadcast).
@@ -22,11 +23,13 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from guidance.clip_server import CLIP_MIME, CLIP_NAME
+from messages import streams
 from wall import state
 from wall.access import ON_REFUSED, note
 from wall.api import check_text, int_param
-from wall.auth import LoginLimiter, Session, require_session
+from wall.auth import Session, require_session
 from wall.errors import BadRequest, json_error, parsed_json
+from wall.limits import Window
 from wall.views import broadcast_view
 
 if TYPE_CHECKING:
@@ -36,8 +39,7 @@ log = logging.getLogger("citywall.wall.broadcast")
 
 MAX_LOG = 500
 _TARGET = re.compile(r"^(all|group:[A-Za-z0-9_.-]{1,64}|[A-Za-z0-9_.-]{1,64})$")
-LIMITER: web.AppKey[LoginLimiter] = web.AppKey("broadcast_limiter")
-UPLOAD_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("upload_limiter")
+MINUTE_S = 60.0
 DECODES: web.AppKey[asyncio.Semaphore] = web.AppKey("upload_decodes")
 
 
@@ -66,7 +68,7 @@ async def list_broadcasts(request: web.Request) -> web.Response:
     """``GET /api/broadcasts?limit=N``: the log, newest first."""
     require_session(request)
     limit = int_param(request, "limit", default=100, lo=1, hi=MAX_LOG)
-    entries = await request.app[state.BUS].history("broadcasts", count=limit)
+    entries = await request.app[state.BUS].history(streams.BROADCASTS, count=limit)
     return web.json_response({"broadcasts": [{"id": e.id, **broadcast_view(e.data)} for e in entries]})
 
 
@@ -134,14 +136,13 @@ async def post_broadcast(request: web.Request) -> web.Response:
         rt.broadcaster.resolve(target)
     except KeyError as exc:
         return await refuse(404, str(exc.args[0]))
-    limiter = request.app[LIMITER]
-    now = request.app[state.CLOCK]()
-    wait = limiter.retry_after(session.username, now)
+    # Counted before speaking, in the limiter all wall servers share (Redis in a cluster): N servers, one limit.
+    window = Window(f"broadcast:u:{session.username}", limits.per_user_per_minute, MINUTE_S)
+    wait, _ = await request.app[state.LOGIN_LIMITER].acquire([window], request.app[state.CLOCK]())
     if wait > 0:
         retry = max(1, math.ceil(wait))
         return await refuse(429, f"rate limited: at most {limits.per_user_per_minute} manual broadcasts per minute "
                                  f"per user; try again in {retry} s", {"Retry-After": str(retry)})
-    limiter.failure(session.username, now)  # counts an attempt (the limiter is a sliding window per key)
     record = await rt.broadcaster.manual(target, text=text, requested_by=session.username, clip_id=clip_id,
                                          repeat=repeat)
     offline = [r["speaker_id"] for r in record.results if r["outcome"] != "played"]
@@ -172,14 +173,12 @@ async def post_clip(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > limits.max_upload_bytes:
         return json_error(413, f"upload is {request.content_length} bytes, over max_upload_bytes="
                                f"{limits.max_upload_bytes}")
-    now = request.app[state.CLOCK]()
-    uploads = request.app[UPLOAD_LIMITER]
-    wait = uploads.retry_after(session.username, now)
+    window = Window(f"upload:u:{session.username}", limits.uploads_per_user_per_minute, MINUTE_S)
+    wait, _ = await request.app[state.LOGIN_LIMITER].acquire([window], request.app[state.CLOCK]())
     if wait > 0:
         retry = max(1, math.ceil(wait))
         return json_error(429, f"too many uploads by {session.username}; try again in {retry} s",
                           headers={"Retry-After": str(retry)})
-    uploads.failure(session.username, now)  # every attempt counts (the limiter is a sliding window per user)
     data = bytearray()
 
     async def receive() -> web.Response | None:
@@ -210,11 +209,6 @@ async def post_clip(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     """Register the guidance routes (503 answers while guidance is off) and the clip files."""
-    rt = app.get(state.GUIDANCE)
-    limit = rt.settings.guidance.manual.per_user_per_minute if rt is not None else 6
-    app[LIMITER] = LoginLimiter(max_failures=limit, window_s=60.0)
-    uploads = rt.settings.guidance.manual.uploads_per_user_per_minute if rt is not None else 3
-    app[UPLOAD_LIMITER] = LoginLimiter(max_failures=uploads, window_s=60.0)
     app[DECODES] = asyncio.Semaphore(1)
     app.setdefault(ON_REFUSED, {})[("POST", "/api/broadcasts")] = _log_refused
     app.router.add_get("/api/speakers", speakers)

@@ -118,7 +118,8 @@ def _parse_action_body(body: Any) -> dict[str, Any]:
         raise BadRequest(unknown[0], "unknown field; allowed: action, version, note, extension, unit_id, urgency")
     action = body.get("action")
     if not isinstance(action, str) or action not in {a.value for a in _PEOPLE_ACTIONS}:
-        raise BadRequest("action", f"must be one of {', '.join(a.value for a in _PEOPLE_ACTIONS)}, got {action!r}"[:300])
+        known = ", ".join(a.value for a in _PEOPLE_ACTIONS)
+        raise BadRequest("action", f"must be one of {known}, got {action!r}"[:300])
     out: dict[str, Any] = {"action": action, **_note_and_version(body)}
     if body.get("extension") is not None:
         try:

@@ -139,9 +139,11 @@ class ConnectionGuard:
         for transport, conn in self._conns.items():
             if conn.busy:
                 continue
-            if conn.first_byte_at is not None and now - conn.first_byte_at > self.header_timeout_s:
-                late.append(transport)
-            elif conn.first_byte_at is None and now - conn.idle_since > self.idle_timeout_s:
+            if conn.first_byte_at is not None:
+                expired = now - conn.first_byte_at > self.header_timeout_s
+            else:
+                expired = now - conn.idle_since > self.idle_timeout_s
+            if expired:
                 late.append(transport)
         for transport in late:
             self.timed_out += 1

@@ -20,7 +20,6 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 import web as web_assets
-
 from cases.stats import COUNT_COLUMNS, RATE_COLUMNS, StatsTable, compute_stats
 from wall import state
 from wall.auth import SESSION

@@ -20,23 +20,26 @@ therefore sees each entry exactly once with no gap at the switch-over.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from broker.backoff import Backoff
 from cases.audit import AuditEntry
+from messages import streams
 from wall import state
 from wall.access import WS_MESSAGES, ws_check
 from wall.auth import Session, client_address, require_session
-from wall.socket_quota import SOCKET_QUOTA
 from wall.errors import require_websocket_handshake
+from wall.socket_quota import SOCKET_QUOTA
 from wall.views import alarm_view, broadcast_view, case_event_view, status_view
 
 if TYPE_CHECKING:
@@ -49,8 +52,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("citywall.wall.hub")
 
-STREAMS = ("alarms", "camera_status", "case_events", "broadcasts", "wall")
-RESUMABLE = ("alarms", "case_events")
+STREAMS = (streams.ALARMS, streams.CAMERA_STATUS, streams.CASE_EVENTS, streams.BROADCASTS, streams.WALL)
+RESUMABLE = (streams.ALARMS, streams.CASE_EVENTS)
 RESUME_PAGE = 500
 SEEN_PER_STREAM = 4096
 """Ids delivered live before a resume that are remembered so the resume does not repeat them."""
@@ -88,15 +91,15 @@ def parse_stream_id(value: str) -> StreamKey:
 
 def entry_frame(stream: str, entry_id: str, data: dict[str, Any]) -> dict[str, Any] | None:
     """The frame a browser receives for one bus entry (None for a stream the wall does not show)."""
-    if stream == "alarms":
+    if stream == streams.ALARMS:
         return {"type": "alarm", "id": entry_id, "alarm": alarm_view(data)}
-    if stream == "camera_status":
+    if stream == streams.CAMERA_STATUS:
         return {"type": "camera_status", "status": status_view(data)}
-    if stream == "case_events":
+    if stream == streams.CASE_EVENTS:
         return {"type": "case", "id": entry_id, "event": case_event_view(data)}
-    if stream == "broadcasts":  # live only (not resumable): a reconnect must not replay old audio in the hall
+    if stream == streams.BROADCASTS:  # live only (not resumable): a reconnect must not replay old audio in the hall
         return {"type": "broadcast", "id": entry_id, "broadcast": broadcast_view(data)}
-    if stream == "wall":  # wall.screen_messages.WallScreenState: the latest state wins, so it is not resumable
+    if stream == streams.WALL:  # messages.WallScreenState: the latest state wins, so it is not resumable
         return {"type": "wall_screen", "id": entry_id, "screen": data.get("screen")}
     return None
 
@@ -221,7 +224,8 @@ class EventHub:
     """Tails the bus and fans frames out to WebSocket clients; see the module docstring."""
 
     def __init__(self, bus: Bus, *, queue_size: int, block_ms: int = 1000,
-                 audit: Callable[[AuditEntry], Awaitable[None]] | None = None, clock: Callable[[], float] | None = None):
+                 audit: Callable[[AuditEntry], Awaitable[None]] | None = None,
+                 clock: Callable[[], float] | None = None):
         self.bus = bus
         self.actions: dict[str, MessageAction] = {}
         """Control message types → handlers (registered by the rooms that own the action)."""
@@ -269,7 +273,7 @@ class EventHub:
             self._task = None
 
     async def _run(self, ids: dict[str, str] | None) -> None:
-        backoff = 0.5
+        backoff = Backoff(initial_s=0.5, max_s=10.0)
         while True:
             try:
                 if ids is None:
@@ -280,14 +284,14 @@ class EventHub:
                 async for entry in self.bus.tail(list(STREAMS), dict(ids), block_ms=self.block_ms, count=batch):
                     ids[entry.stream] = entry.id
                     self.dispatch(entry)
-                    backoff = 0.5
+                    backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self._stats.tail_errors += 1
-                log.warning("event hub tail failed (%r); resuming from %s in %.1f s", exc, ids, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                delay = backoff.delay()
+                log.warning("event hub tail failed (%r); resuming from %s in %.1f s", exc, ids, delay)
+                await asyncio.sleep(delay)
 
     def dispatch(self, entry: Entry) -> None:
         """Fan one bus entry out to every client (never waits)."""
@@ -374,10 +378,8 @@ class EventHub:
     async def _close(self, request: web.Request, client: Client) -> None:
         code = client.close_code if client.close_code is not None else WSCloseCode.OK
         message = client.close_reason.encode()[:120]
-        try:
+        with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
             await asyncio.wait_for(client.ws.close(code=code, message=message, drain=False), CLOSE_TIMEOUT_S + 1)
-        except (asyncio.TimeoutError, ConnectionError, RuntimeError):
-            pass
         if client.close_code == TRY_AGAIN_LATER and request.transport is not None:
             # A stalled peer never reads: without abort the kernel would hold its unsent frames indefinitely.
             request.transport.abort()
@@ -496,7 +498,8 @@ class EventHub:
                             break
                 except Exception as exc:  # a bus outage: say so, keep the connection
                     log.warning("resume of %s from %s failed: %r", stream, cursor, exc)
-                    self._reply_error(client, f"resume: could not read missed {stream} after {cursor}: event bus unavailable")
+                    self._reply_error(client, f"resume: could not read missed {stream} after {cursor}: "
+                                              "event bus unavailable")
                     continue
                 top = parse_stream_id(cursor)
                 client.covered[stream] = max(top, since_key, client.covered.get(stream, (0, 0)))

@@ -1,4 +1,4 @@
-"""Login rate limits that hold under a parallel burst and across wall servers.
+"""Rate limits (logins, manual broadcasts, clip uploads) that hold under a parallel burst and across wall servers.
 
 An attempt is *counted before* the password is checked: :meth:`acquire` checks every window of the attempt and
 records it in all of them in one step (one event-loop step here, one Lua script in Redis), so 600 simultaneous wrong

@@ -1,9 +1,9 @@
 """Live video over WebSocket (``/api/live/{camera_id}``): fMP4 from the LiveHub, one binary frame per fragment.
 
-Protocol: a text frame ``{"type": "init", "mime": ..., "transcoded": <source codec or null>}``, one binary frame with the init segment (ftyp+moov),
-then one binary frame per fragment (moof+mdat). Failures end with a text frame ``{"type": "error", ...}`` and a
-close: ``unknown camera <id>``, ``camera offline`` (the tile retries with backoff) or ``live video not available
-on this server``.
+Protocol: a text frame ``{"type": "init", "mime": ..., "transcoded": <source codec or null>}``, one binary frame
+with the init segment (ftyp+moov), then one binary frame per fragment (moof+mdat). Failures end with a text frame
+``{"type": "error", ...}`` and a close: ``unknown camera <id>``, ``camera offline`` (the tile retries with backoff)
+or ``live video not available on this server``.
 
 Fragments are pushed, not pulled: a local viewer (``attach`` in ``video_ingest.live.LiveViewer``) hands each
 fragment to :class:`FrameWriter` as the relay makes it, which writes one pre-built WebSocket frame — built once per
@@ -28,9 +28,9 @@ from aiohttp import WSCloseCode, web
 
 from wall import state
 from wall.auth import Session, require_session
-from wall.socket_quota import SOCKET_QUOTA
 from wall.errors import require_websocket_handshake
 from wall.live_protocol import LiveViewer
+from wall.socket_quota import SOCKET_QUOTA
 
 log = logging.getLogger("citywall.wall.live")
 
@@ -169,8 +169,9 @@ class LiveSockets:
                     conn.task.cancel()
                     await asyncio.gather(conn.task, return_exceptions=True)
                 code = conn.close_code if conn.close_code is not None else WSCloseCode.OK
-                await asyncio.wait_for(ws.close(code=code, message=conn.close_reason.encode()[:120]), CLOSE_TIMEOUT_S + 1)
-            except (asyncio.TimeoutError, ConnectionError, RuntimeError):
+                await asyncio.wait_for(ws.close(code=code, message=conn.close_reason.encode()[:120]),
+                                       CLOSE_TIMEOUT_S + 1)
+            except (TimeoutError, ConnectionError, RuntimeError):
                 pass
             finally:  # also when the handler is cancelled because the peer went away mid-close
                 conn.done.set()
@@ -234,7 +235,7 @@ class LiveSockets:
             self._stats.bytes_sent += len(fragment)
 
 
-    async def _push(self, viewer: Any, writer: "FrameWriter") -> bool:
+    async def _push(self, viewer: Any, writer: FrameWriter) -> bool:
         """Push mode: the relay writes fragments through ``writer``; this only watches for the end of the stream
         or a stall (no fragment for ``FRAGMENT_TIMEOUT_S``). Returns True when the source ended or stalled."""
         viewer.attach(writer)
@@ -307,10 +308,8 @@ async def _until_client_closes(ws: web.WebSocketResponse) -> None:
 
 
 async def _send_error(ws: web.WebSocketResponse, error: str) -> None:
-    try:
+    with contextlib.suppress(ConnectionError, RuntimeError):
         await ws.send_json({"type": "error", "error": error})
-    except (ConnectionError, RuntimeError):
-        pass
 
 
 async def live_socket(request: web.Request) -> web.StreamResponse:

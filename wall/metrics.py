@@ -1,10 +1,13 @@
-"""Prometheus metrics at ``/metrics`` (text exposition format 0.0.4), for scrapers and dashboards.
+"""Prometheus metrics at ``/metrics`` (text exposition format 0.0.4, written by prometheus-client), for scrapers and
+dashboards.
 
 The wall server reports its own figures (WebSocket clients, frames sent and dropped, live viewers, sessions) and
 asks every provider in ``app[state.METRICS]`` for more: ``citywall up`` registers ingest, detection, the case
 worker, the bus and the case store there (``citywall.metrics``). A provider is a plain function returning
-:class:`Family` objects, so this module knows no other room. A provider that fails is reported as
-``citywall_metrics_provider_errors_total`` and skipped, never a failed scrape.
+:class:`Family` objects (gauges, counters, and histograms of the rooms' plain ``broker.histogram.Histogram``), so
+this module knows no other room; a collector hands them to prometheus-client at scrape time. A provider that fails
+is skipped, never a failed scrape, and counted in ``citywall_metrics_provider_errors_total`` (since start: a
+counter never goes back).
 
 Like ``/api/health`` the page needs no session (scrapers have none); it carries counts and camera ids, never
 URLs or credentials.
@@ -20,12 +23,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
 
+from broker.histogram import Histogram
 from wall import state
 
 log = logging.getLogger("citywall.wall.metrics")
 
-Kind = Literal["gauge", "counter"]
+Kind = Literal["gauge", "counter", "histogram"]
 Labels = Mapping[str, str]
 _NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -39,6 +45,8 @@ class Family:
     kind: Kind
     help: str
     samples: tuple[tuple[Labels, float], ...]
+    histograms: tuple[tuple[Labels, Histogram], ...] = ()
+    """For kind ``histogram``: labels → histogram (``samples`` stays empty)."""
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -56,38 +64,53 @@ def family(name: str, kind: Kind, help: str, samples: Iterable[tuple[Labels, flo
     return Family(name, kind, help, tuple((dict(labels), float(value)) for labels, value in samples))
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+def histogram(name: str, help: str, rows: Iterable[tuple[Labels, Histogram]] | Histogram) -> Family:
+    """A histogram Family; a bare Histogram is one unlabelled series."""
+    if isinstance(rows, Histogram):
+        rows = [({}, rows)]
+    return Family(name, "histogram", help, (), tuple((dict(labels), h) for labels, h in rows))
 
 
-def _number(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(int(value)) if float(value).is_integer() else repr(value)
+def _bound(value: float) -> str:
+    return "+Inf" if math.isinf(value) else repr(float(value))
+
+
+def _metric(fam: Family) -> Metric:
+    """``fam`` as prometheus-client's metric (counters are named with ``_total`` on both sides)."""
+    base = fam.name.removesuffix("_total") if fam.kind == "counter" else fam.name
+    metric = Metric(base, fam.help, fam.kind)
+    for labels, value in fam.samples:
+        metric.add_sample(fam.name, {k: str(v) for k, v in labels.items()}, float(value))
+    for labels, hist in fam.histograms:
+        tags = {k: str(v) for k, v in labels.items()}
+        buckets, total, count = hist.snapshot()
+        for bound, n in buckets:
+            metric.add_sample(f"{fam.name}_bucket", {**tags, "le": _bound(bound)}, float(n))
+        metric.add_sample(f"{fam.name}_sum", tags, total)
+        metric.add_sample(f"{fam.name}_count", tags, float(count))
+    return metric
+
+
+class _Families:
+    """A one-scrape collector over ``families`` (later duplicates of a name merged into the first)."""
+
+    def __init__(self, families: Iterable[Family]) -> None:
+        merged: dict[str, Family] = {}
+        for fam in families:
+            old = merged.get(fam.name)
+            merged[fam.name] = fam if old is None else Family(old.name, old.kind, old.help, old.samples + fam.samples,
+                                                              old.histograms + fam.histograms)
+        self.families = list(merged.values())
+
+    def collect(self) -> Iterable[Metric]:
+        return [_metric(fam) for fam in self.families]
 
 
 def render(families: Iterable[Family]) -> str:
     """The text exposition of ``families`` (one HELP/TYPE block per name; later duplicates are merged in)."""
-    merged: dict[str, Family] = {}
-    for fam in families:
-        if fam.name in merged:
-            old = merged[fam.name]
-            merged[fam.name] = Family(old.name, old.kind, old.help, old.samples + fam.samples)
-        else:
-            merged[fam.name] = fam
-    lines: list[str] = []
-    for fam in merged.values():
-        lines.append(f"# HELP {fam.name} {_escape(fam.help)}")
-        lines.append(f"# TYPE {fam.name} {fam.kind}")
-        for labels, value in fam.samples:
-            if labels:
-                inner = ",".join(f'{k}="{_escape(str(v))}"' for k, v in sorted(labels.items()))
-                lines.append(f"{fam.name}{{{inner}}} {_number(value)}")
-            else:
-                lines.append(f"{fam.name} {_number(value)}")
-    return "\n".join(lines) + "\n"
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families))  # type: ignore[arg-type]  # a collector is anything with collect()
+    return generate_latest(registry).decode()
 
 
 def wall_families(app: web.Application) -> list[Family]:
@@ -129,24 +152,33 @@ def _security_families(app: web.Application) -> list[Family]:
     return out
 
 
-def scrape(families: list[Family], providers: Iterable[Provider]) -> web.Response:
+@dataclass
+class ScrapeStats:
+    provider_errors: int = 0
+    """Provider failures since start (a counter: never reset by a scrape)."""
+
+
+SCRAPES: web.AppKey[ScrapeStats] = web.AppKey("metrics_scrapes", ScrapeStats)
+
+
+def scrape(families: list[Family], providers: Iterable[Provider], stats: ScrapeStats) -> web.Response:
     """The /metrics response: ``families`` plus every provider's, a failing provider counted and skipped."""
-    errors = 0
     for provider in providers:
         try:
             families.extend(provider())
         except Exception:  # a broken provider must not fail the scrape
-            errors += 1
+            stats.provider_errors += 1
             log.exception("metrics provider %r failed", provider)
     families.append(family("citywall_metrics_provider_errors_total", "counter",
-                           "Metric providers that failed during this scrape", errors))
+                           "Metric provider failures since start", stats.provider_errors))
     return web.Response(body=render(families).encode(), headers={"Content-Type": CONTENT_TYPE})
 
 
 async def metrics(request: web.Request) -> web.Response:
-    return scrape(wall_families(request.app), request.app[state.METRICS])
+    return scrape(wall_families(request.app), request.app[state.METRICS], request.app[SCRAPES])
 
 
 def add_routes(app: web.Application) -> None:
+    app[SCRAPES] = ScrapeStats()
     app.router.add_get("/metrics", metrics)
 

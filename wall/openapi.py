@@ -13,8 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
-from config.settings import EventType
 from cases.audit import MAX_PAGE as MAX_AUDIT_PAGE
+from config.settings import EventType
 from wall import state
 from wall.access import CSRF_EXEMPT, CSRF_HEADER, ROUTES, SAFE_METHODS, WS_MESSAGES
 from wall.api import MAX_ALARMS, MAX_CASES_PAGE
@@ -421,7 +421,8 @@ PATHS: dict[str, Any] = {
             "parameters": [
                 _query("state", {"type": "string", "pattern": "^[a-z_]{1,32}$"}, "only cases in this state"),
                 _query("camera_id", {"type": "string"}, "only cases from this camera"),
-                _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_CASES_PAGE, "default": 100}, "page size"),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_CASES_PAGE, "default": 100},
+                       "page size"),
                 _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "cases to skip"),
             ],
             "responses": {
@@ -525,7 +526,8 @@ PATHS: dict[str, Any] = {
         {"type": "object", "required": ["tour"], "properties": {
             "tour": {"type": "string"}, "tiles": {"type": "array", "items": {"type": "integer"}},
             "dwell_s": {"type": "number", "minimum": 3}}})},
-    "/api/screens/{id}/tour/pause": {"post": _screen_op("Pause the tour (the remaining dwell is kept)", None, _CONFLICT)},
+    "/api/screens/{id}/tour/pause": {
+        "post": _screen_op("Pause the tour (the remaining dwell is kept)", None, _CONFLICT)},
     "/api/screens/{id}/tour/resume": {"post": _screen_op("Resume a paused tour", None, _CONFLICT)},
     "/api/screens/{id}/tour/stop": {"post": _screen_op("Stop the tour (tiles keep their cameras)", None, _CONFLICT)},
     "/api/plans/{id}/invoke": {
@@ -544,8 +546,8 @@ PATHS: dict[str, Any] = {
     },
     "/api/plans/{id}/end": {
         "post": {
-            "summary": "End an active emergency plan (结束预案): its screens get back the layout, cameras and tour they "
-                       "had before it; logged on stream wall_actions",
+            "summary": "End an active emergency plan (结束预案): its screens get back the layout, cameras and tour "
+                       "they had before it; logged on stream wall_actions",
             "security": _SESSION,
             "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
             "responses": {
@@ -993,7 +995,8 @@ PATHS["/api/recordings/{camera_id}/export"] = {
 }
 
 SCHEMAS["ReviewAlarm"] = {
-    **SCHEMAS["Alarm"], "description": "The alarm as the review desk keeps it: no bus stream id (the item id is the alarm id)",
+    **SCHEMAS["Alarm"],
+    "description": "The alarm as the review desk keeps it: no bus stream id (the item id is the alarm id)",
     "required": [name for name in SCHEMAS["Alarm"]["required"] if name != "id"]}
 SCHEMAS["ReviewItem"] = {"type": "object", "properties": {
     "id": {"type": "string", "description": "the alarm id"},
@@ -1005,7 +1008,8 @@ SCHEMAS["ReviewItem"] = {"type": "object", "properties": {
     "case": {"type": ["object", "null"], "description": "{id, case_no} of the case holding this alarm, if any"}}}
 PATHS["/api/review"] = {
     "get": {
-        "summary": "Review queue: held alarms (however old) and recent raised alarms still to decide, oldest first, with claims",
+        "summary": "Review queue: held alarms (however old) and recent raised alarms still to decide, oldest first, "
+                   "with claims",
         "security": _SESSION,
         "parameters": [_query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 200}, "items")],
         "responses": {

@@ -97,7 +97,8 @@ class RemoteViewer:
 
 
 class RemoteLiveHub:
-    """``LiveHub`` over the cluster: ``camera_ids`` are the configured cameras; ``redis`` and ``prefix`` find holders."""
+    """``LiveHub`` over the cluster: ``camera_ids`` are the configured cameras; ``redis`` and ``prefix`` find
+    holders."""
 
     def __init__(self, redis, prefix: str, camera_ids: Iterable[str], token: str) -> None:
         if not token:
@@ -140,13 +141,14 @@ class RemoteLiveHub:
             init = await ws.receive(timeout=OPEN_TIMEOUT_S)
             if init.type != aiohttp.WSMsgType.BINARY:
                 raise RemoteUnavailable(f"worker {holder} sent no init segment")
-        except (asyncio.TimeoutError, aiohttp.ClientError, ValueError, RemoteUnavailable) as exc:
+        except (TimeoutError, aiohttp.ClientError, ValueError, RemoteUnavailable) as exc:
             await ws.close()
             if isinstance(exc, RemoteUnavailable):
                 raise
             raise RemoteUnavailable(f"worker {holder}: {exc!r}") from None
         transcoded = head.get("transcoded")
-        return RemoteViewer(ws, head["mime"], init.data, queue_size, transcoded if isinstance(transcoded, str) else None)
+        return RemoteViewer(ws, head["mime"], init.data, queue_size,
+                            transcoded if isinstance(transcoded, str) else None)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -21,9 +21,11 @@ import web as web_assets
 from cases.deadlines import is_case_alarm
 from cases.filing import CaseFiler, FilingError
 from cases.policy import filing_decision
-from cases.review import AlarmRejected, MAX_REASON, REJECT_REASONS, ReviewConflict, ReviewDesk
+from cases.review import MAX_REASON, REJECT_REASONS, ReviewConflict, ReviewDesk
 from cases.store import HeldAlarm
-from detectors.alarm import Alarm
+from messages import streams
+from messages.alarm import Alarm
+from messages.review import AlarmRejected
 from wall import state
 from wall.access import note
 from wall.api import _ID, _bus_call, check_text, int_param
@@ -39,7 +41,7 @@ LEASE_S = 120.0
 
 async def _recent(request: web.Request) -> list[Any]:
     """The recent ``alarms`` history, newest first."""
-    return await _bus_call(request.app[state.BUS].history("alarms", count=HISTORY))
+    return await _bus_call(request.app[state.BUS].history(streams.ALARMS, count=HISTORY))
 
 
 def _raised(entries: list[Any]) -> tuple[list[str], dict[str, dict[str, Any]]]:
@@ -102,15 +104,16 @@ def _item(request: web.Request, alarm: dict[str, Any], st: dict[str, Any], me: s
 
 
 async def review_queue(request: web.Request) -> web.Response:
-    """The queue (oldest first): every undecided held alarm and recent raised alarm with its status for me (free, mine, claimed,
-    confirmed, rejected), and the reject reasons the console offers."""
+    """The queue (oldest first): every undecided held alarm and recent raised alarm with its status for me (free,
+    mine, claimed, confirmed, rejected), and the reject reasons the console offers."""
     session = require_session(request)
     limit = int_param(request, "limit", default=200, lo=1, hi=HISTORY)
     ids, alarms = await _queue(request)
     now = request.app[state.CLOCK]()
     states = await asyncio.to_thread(request.app[state.CASES].review_states, ids, now=now)
     items = [_item(request, alarms[i], states.get(i, {}), session.username) for i in ids]
-    counts = {s: sum(1 for it in items if it["status"] == s) for s in ("free", "mine", "claimed", "confirmed", "rejected")}
+    counts = {s: sum(1 for it in items if it["status"] == s)
+              for s in ("free", "mine", "claimed", "confirmed", "rejected")}
     open_items = [it for it in items if it["status"] in ("free", "mine", "claimed")]
     # 待复核 is what still waits for a person to file it; an auto-filed item (a case already) is counted apart.
     counts["unfiled"] = sum(1 for it in open_items if it["status"] != "claimed" and not it["case"])

@@ -16,6 +16,7 @@ with a lease; ``citywall up`` always leads) — otherwise a tour would step once
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import time
@@ -24,8 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from broker.backoff import Backoff
 from config import ConfigError, Settings
-from wall.screen_messages import WallAction, WallScreenState
+from messages import streams
+from messages.wall import WallAction, WallScreenState
 from wall.screens import PlanDef, PlanScreen, ScreenDef, ScreenError, TourDef, Wall
 
 if TYPE_CHECKING:
@@ -173,10 +176,8 @@ class ScreenService:
             due = self.wall.next_due()
             wait = TICK_MAX_S if due is None else min(TICK_MAX_S, max(0.0, due - self.clock()))
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
-            except asyncio.TimeoutError:
-                pass
             if not self.leading:
                 continue
             try:
@@ -190,7 +191,7 @@ class ScreenService:
 
     async def _follow(self) -> None:
         """Adopt screens other wall servers changed: their state table entry, when newer than ours."""
-        backoff = 0.5
+        backoff = Backoff(initial_s=0.5, max_s=10.0)
         while True:
             try:
                 ids = await self.bus.last_ids([WallScreenState.STREAM])
@@ -198,14 +199,14 @@ class ScreenService:
                     if entry.data.get("origin") == self.origin:
                         continue
                     await self.adopt(str(entry.data.get("screen_id")))
-                    backoff = 0.5
+                    backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self.stats.errors += 1
-                log.warning("wall screens follower failed (%r); retrying in %.1f s", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                delay = backoff.delay()
+                log.warning("wall screens follower failed (%r); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
 
     async def adopt(self, screen_id: str) -> bool:
         """Take ``screen_id`` from the state table if another server saved a newer version; True if adopted."""
@@ -226,15 +227,15 @@ class ScreenService:
         return True
 
     async def _alarm_tail(self) -> None:
-        backoff = 0.5
+        backoff = Backoff(initial_s=0.5, max_s=10.0)
         ids: dict[str, str] | None = None
         while True:
             try:
                 if ids is None:
-                    ids = await self.bus.last_ids(["alarms"])
+                    ids = await self.bus.last_ids([streams.ALARMS])
                 self.ready.set()
-                async for entry in self.bus.tail(["alarms"], dict(ids), block_ms=1000):
-                    ids["alarms"] = entry.id
+                async for entry in self.bus.tail([streams.ALARMS], dict(ids), block_ms=1000):
+                    ids[streams.ALARMS] = entry.id
                     self.stats.alarms_seen += 1
                     if not self.leading:
                         continue
@@ -245,11 +246,11 @@ class ScreenService:
                         continue
                     if changed:
                         self.stats.alarms_popped += 1
-                    backoff = 0.5
+                    backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self.stats.errors += 1
-                log.warning("wall screens alarm tail failed (%r); retrying in %.1f s", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                delay = backoff.delay()
+                log.warning("wall screens alarm tail failed (%r); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)

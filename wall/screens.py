@@ -102,7 +102,8 @@ def grid_layout(name: str, rows: int, cols: int, spans: Iterable[Iterable[int]] 
     for i, span in enumerate(spans):
         where = f"{field}.spans[{i}]"
         values = list(span) if isinstance(span, (list, tuple)) else None
-        if values is None or len(values) != 4 or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        integers = values is not None and all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+        if values is None or len(values) != 4 or not integers:
             raise ScreenError(where, "must be [row, col, rowspan, colspan] (integers)")
         r, c, rs, cs = values
         if r < 0 or c < 0 or rs < 1 or cs < 1 or r + rs > rows or c + cs > cols:
@@ -249,7 +250,7 @@ class Screen:
     pending: list[AlarmPop] = field(default_factory=list)
     version: int = 0
     changed_at: float = 0.0
-    plan: "ActivePlan | None" = None
+    plan: ActivePlan | None = None
     """The emergency plan this screen shows, with what it showed before (restored when the plan ends)."""
 
 

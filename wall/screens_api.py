@@ -23,8 +23,8 @@ from aiohttp import web
 
 from config import Role
 from wall import state
-from wall.api import BusUnavailable
 from wall.access import note
+from wall.api import BusUnavailable
 from wall.auth import require_session
 from wall.errors import BadRequest, json_error, parsed_json
 from wall.hub import MessageError
@@ -314,8 +314,9 @@ async def screen_page(request: web.Request) -> web.StreamResponse:
     screen_id = request.match_info["screen"]
     wall = _service(request).wall
     if screen_id not in wall.screens:
-        links = " · ".join(f'<a href="/wall/{html.escape(s)}">{html.escape(wall.screens[s].name)} ({html.escape(s)})</a>'
-                           for s in wall.screens)
+        links = " · ".join(
+            f'<a href="/wall/{html.escape(s)}">{html.escape(wall.screens[s].name)} ({html.escape(s)})</a>'
+            for s in wall.screens)
         return web.Response(status=404, content_type="text/html", headers=PAGE_HEADERS,
                             text=_UNKNOWN_SCREEN.format(screen=html.escape(screen_id[:64]), links=links))
     return static_page("wall.html")

@@ -2,8 +2,8 @@
 
 Both have the same asynchronous shape (:class:`Sessions`), used by the access middleware and login/logout. The
 in-memory one wraps the pure :class:`wall.auth.SessionStore`; the shared one keeps each session as a Redis key
-``{prefix}:session:{token}`` (JSON with the session's CSRF token, expiring with the session), so a browser logged in through one wall server is
-known to every other, and a logout anywhere ends it everywhere.
+``{prefix}:session:{token}`` (JSON with the session's CSRF token, expiring with the session), so a browser logged in
+through one wall server is known to every other, and a logout anywhere ends it everywhere.
 """
 
 from __future__ import annotations

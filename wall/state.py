@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from guidance.runtime import GuidanceRuntime
     from wall.auth import Authenticator
     from wall.hub import EventHub
-    from wall.live_protocol import LiveHub
     from wall.limits import Limiter
+    from wall.live_protocol import LiveHub
     from wall.live_ws import LiveSockets
     from wall.metrics import Provider
     from wall.sessions import Sessions

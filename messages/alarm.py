@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
+from messages import streams
+
 AlarmPhase = Literal["raised", "cleared"]
 
 
 @dataclass(frozen=True, slots=True)
 class Alarm:
-    STREAM: ClassVar[str] = "alarms"
+    STREAM: ClassVar[str] = streams.ALARMS
 
     alarm_id: str
     """Identity of the event occurrence, shared by its raised and cleared messages."""
@@ -48,7 +50,7 @@ class Alarm:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Alarm":
+    def from_dict(cls, data: dict[str, Any]) -> Alarm:
         known = {f for f in cls.__dataclass_fields__}
         values = {k: v for k, v in data.items() if k in known}
         values["boxes"] = [tuple(b) for b in values.get("boxes", [])]

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
+from messages import streams
+
 
 @dataclass(frozen=True, slots=True)
 class CaseEvent:
     """Something happened to a case; ``case`` is the full case dict as stored after it happened."""
 
-    STREAM: ClassVar[str] = "case_events"
+    STREAM: ClassVar[str] = streams.CASE_EVENTS
 
     case_id: str
     case_no: str
@@ -29,7 +31,7 @@ class CaseEvent:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CaseEvent":
+    def from_dict(cls, data: dict[str, Any]) -> CaseEvent:
         known = set(cls.__dataclass_fields__)
         values = {k: v for k, v in data.items() if k in known}
         missing = [k for k in ("case_id", "case_no", "action", "state", "at", "actor") if k not in values]

@@ -13,6 +13,9 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
+from messages import streams
+from messages.codec import known_fields
+
 Source = Literal["alarm", "manual", "schedule"]
 Status = Literal["played", "partial", "failed", "refused"]
 OutcomeKind = Literal["resolved_by_guidance", "not_resolved", "not_broadcast"]
@@ -20,7 +23,7 @@ OutcomeKind = Literal["resolved_by_guidance", "not_resolved", "not_broadcast"]
 
 @dataclass(frozen=True)
 class BroadcastRecord:
-    STREAM: ClassVar[str] = "broadcasts"
+    STREAM: ClassVar[str] = streams.BROADCASTS
 
     at: float
     source: Source
@@ -46,6 +49,10 @@ class BroadcastRecord:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BroadcastRecord:
+        return cls(**known_fields(cls, data))
+
     @property
     def played(self) -> bool:
         return self.status in ("played", "partial")
@@ -53,7 +60,7 @@ class BroadcastRecord:
 
 @dataclass(frozen=True)
 class GuidanceOutcome:
-    STREAM: ClassVar[str] = "guidance_outcomes"
+    STREAM: ClassVar[str] = streams.GUIDANCE_OUTCOMES
 
     alarm_id: str
     camera_id: str

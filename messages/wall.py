@@ -7,12 +7,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
+
+from messages import streams
+from messages.codec import known_fields
 
 
 @dataclass(frozen=True)
 class WallScreenState:
-    STREAM: ClassVar[str] = "wall"
+    STREAM: ClassVar[str] = streams.WALL
 
     screen_id: str
     version: int
@@ -25,10 +28,14 @@ class WallScreenState:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        return cls(**known_fields(cls, data))
+
 
 @dataclass(frozen=True)
 class WallAction:
-    STREAM: ClassVar[str] = "wall_actions"
+    STREAM: ClassVar[str] = streams.WALL_ACTIONS
 
     at: float
     username: str
@@ -41,3 +48,7 @@ class WallAction:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        return cls(**known_fields(cls, data))

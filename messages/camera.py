@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
+from messages import streams
+
 CameraState = Literal["connecting", "online", "reconnecting", "offline"]
 
 
 @dataclass(frozen=True, slots=True)
 class CameraStatus:
-    STREAM: ClassVar[str] = "camera_status"
+    STREAM: ClassVar[str] = streams.CAMERA_STATUS
 
     camera_id: str
     state: CameraState
@@ -39,6 +41,6 @@ class CameraStatus:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CameraStatus":
+    def from_dict(cls, data: dict[str, Any]) -> CameraStatus:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,67 @@
+"""Every message that crosses a process boundary on the bus, one dataclass per kind, and the registry from stream to
+type. The bottom layer: it imports nothing of the other rooms, and every room imports its messages from here.
+
+| module | types | stream |
+|---|---|---|
+| ``alarm`` | ``Alarm`` (detectors) | ``alarms`` |
+| ``deadline`` | ``CaseDeadlineAlarm`` (cases; ``kind`` case_near_deadline / case_overdue) | ``alarms`` |
+| ``camera`` | ``CameraStatus`` (ingest) | ``camera_status`` |
+| ``case_event`` | ``CaseEvent`` (cases) | ``case_events`` |
+| ``review`` | ``AlarmRejected`` (the review desk) | ``alarm_rejections`` |
+| ``guidance`` | ``BroadcastRecord``, ``GuidanceOutcome`` (voice guidance) | ``broadcasts``, ``guidance_outcomes`` |
+| ``wall`` | ``WallScreenState``, ``WallAction`` (the wall's screens) | ``wall``, ``wall_actions`` |
+
+``CODECS`` maps a stream to the function that turns an entry's JSON back into its message; the bus is given it
+(``Bus.connect(..., codecs=CODECS)``) and puts the typed message on each entry it reads (``Entry.message``). The
+``alarms`` stream carries two shapes, told apart here — in one place — by ``kind``. Decoding keeps only the fields a
+type knows, so a newer writer may add fields without breaking an older reader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from messages import streams
+from messages.alarm import Alarm, AlarmPhase
+from messages.camera import CameraState, CameraStatus
+from messages.case_event import CaseEvent
+from messages.deadline import CASE_ALARM_KINDS, CASE_NEAR_DEADLINE, CASE_OVERDUE, CaseDeadlineAlarm, is_case_alarm
+from messages.guidance import BroadcastRecord, GuidanceOutcome
+from messages.review import AlarmRejected
+from messages.wall import WallAction, WallScreenState
+
+BusMessage = (Alarm | CaseDeadlineAlarm | CameraStatus | CaseEvent | AlarmRejected | BroadcastRecord | GuidanceOutcome
+              | WallScreenState | WallAction)
+
+
+def decode_alarm(data: dict[str, Any]) -> Alarm | CaseDeadlineAlarm:
+    """An ``alarms`` entry: a case deadline alarm when its ``kind`` says so, else a detector alarm."""
+    if is_case_alarm(data):
+        return CaseDeadlineAlarm.from_dict(data)
+    return Alarm.from_dict(data)
+
+
+CODECS: Mapping[str, Callable[[dict[str, Any]], BusMessage]] = MappingProxyType({
+    streams.ALARMS: decode_alarm,
+    streams.CAMERA_STATUS: CameraStatus.from_dict,
+    streams.CASE_EVENTS: CaseEvent.from_dict,
+    streams.ALARM_REJECTIONS: AlarmRejected.from_dict,
+    streams.BROADCASTS: BroadcastRecord.from_dict,
+    streams.GUIDANCE_OUTCOMES: GuidanceOutcome.from_dict,
+    streams.WALL: WallScreenState.from_dict,
+    streams.WALL_ACTIONS: WallAction.from_dict,
+})
+"""Stream name → decoder; every stream in ``streams.ALL`` has one."""
+
+
+def decode(stream: str, data: dict[str, Any]) -> BusMessage:
+    """The message of one entry of ``stream``: KeyError for a stream without a type, TypeError/ValueError for a
+    payload that is not one."""
+    return CODECS[stream](data)
+
+
+__all__ = ["CASE_ALARM_KINDS", "CASE_NEAR_DEADLINE", "CASE_OVERDUE", "CODECS", "Alarm", "AlarmPhase", "AlarmRejected",
+           "BroadcastRecord", "BusMessage", "CameraState", "CameraStatus", "CaseDeadlineAlarm", "CaseEvent",
+           "GuidanceOutcome", "WallAction", "WallScreenState", "decode", "decode_alarm", "is_case_alarm", "streams"]

@@ -1,0 +1,17 @@
+"""Bus stream names, defined once: every publisher and reader names a stream through these constants (a message
+type's ``STREAM`` is one of them)."""
+
+from __future__ import annotations
+
+ALARMS = "alarms"
+"""Detector alarms (``Alarm``) and, told apart by ``kind``, case deadline alarms (``CaseDeadlineAlarm``)."""
+CAMERA_STATUS = "camera_status"
+CASE_EVENTS = "case_events"
+ALARM_REJECTIONS = "alarm_rejections"
+BROADCASTS = "broadcasts"
+GUIDANCE_OUTCOMES = "guidance_outcomes"
+WALL = "wall"
+"""Screen states (``WallScreenState``), followed by every browser showing the screen."""
+WALL_ACTIONS = "wall_actions"
+
+ALL = (ALARMS, CAMERA_STATUS, CASE_EVENTS, ALARM_REJECTIONS, BROADCASTS, GUIDANCE_OUTCOMES, WALL, WALL_ACTIONS)
