@@ -202,7 +202,8 @@ async def camera_candidates(request: web.Request) -> web.Response:
         return json_error(404, f"no camera {cam_id!r}")
     if running.candidates is None:
         return web.json_response({"available": False, "boxes": [],
-                                  "reason": "检测不在本服务器上运行（分布式部署），无法预览 (detection runs elsewhere)"})
+                                  "reason": "检测不在本服务器上运行（分布式部署），无法预览 "
+                                            "(detection runs elsewhere)"})
     latest = running.candidates(cam_id)
     if latest is None:
         return web.json_response({"available": False, "boxes": [],

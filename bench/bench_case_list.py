@@ -48,7 +48,8 @@ def fill(store: CaseStore, n: int, now: float, seed: int = 7) -> float:
             at = now - rnd.uniform(0, 180 * 86400)
             road = STREETS[rnd.randrange(len(STREETS))]
             case = {
-                "id": uuid.UUID(int=rnd.getrandbits(128)).hex, "case_no": f"CW{time.strftime('%Y%m%d', time.gmtime(at))}-{i:06d}",
+                "id": uuid.UUID(int=rnd.getrandbits(128)).hex,
+                "case_no": f"CW{time.strftime('%Y%m%d', time.gmtime(at))}-{i:06d}",
                 "source": "camera", "kind": kind, "code": code, "category_name": name,
                 "title": f"{road}{rnd.randrange(1, 300)}号 {name}", "state": state, "urgency": "一般",
                 "camera_id": f"cam-{i % 200:03d}", "camera_name": f"{road}摄像头", "zone_id": "z", "event": "vending",

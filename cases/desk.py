@@ -196,4 +196,5 @@ class CaseDesk:
         return out
 
 
-__all__ = ["CaseDesk", "CaseNotFound", "PhotoRefused", "SuperviseRefused", "TransitionError", "VersionConflict", "can_supervise"]
+__all__ = ["CaseDesk", "CaseNotFound", "PhotoRefused", "SuperviseRefused", "TransitionError", "VersionConflict",
+           "can_supervise"]

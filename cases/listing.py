@@ -75,7 +75,7 @@ class CaseQuery:
         if self.cursor is not None:
             object.__setattr__(self, "_after", decode_cursor(self.cursor, self.sort))
 
-    def without_state(self) -> "CaseQuery":
+    def without_state(self) -> CaseQuery:
         """The same filters for any state (the per-state counts of the list's tabs)."""
         return replace(self, states=(), cursor=None, offset=0)
 
@@ -165,7 +165,8 @@ def where(query: CaseQuery, now: float) -> tuple[list[str], list[Any]]:
 
 
 def _near(query: CaseQuery, now: float) -> tuple[str, list[Any]]:
-    parts, args = [], []
+    parts: list[str] = []
+    args: list[Any] = []
     if query.near_fraction is not None:
         parts.append(f"? - {_START} >= ? * (deadline_at - {_START})")
         args.extend((now, query.near_fraction))

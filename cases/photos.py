@@ -67,7 +67,7 @@ def prepare_photo(data: bytes, *, max_side: int = 1600) -> PreparedPhoto:
     if not data:
         raise PhotoRejected("没有收到照片（文件为空）", "the upload is empty")
     try:
-        image = Image.open(io.BytesIO(data))
+        image: Image.Image = Image.open(io.BytesIO(data))
         fmt = image.format or ""
         size = image.size
         if fmt not in ACCEPTED_FORMATS:

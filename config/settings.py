@@ -232,7 +232,7 @@ class User(Strict):
                                           "cases this user sees and works")
 
     @model_validator(mode="after")
-    def _units_for_unit_role(self) -> "User":
+    def _units_for_unit_role(self) -> User:
         if self.role is Role.UNIT and not self.units:
             raise ValueError("units: a unit user needs at least one unit id (from the dispatch file)")
         if self.role is not Role.UNIT and self.units:

@@ -2,9 +2,10 @@
 
 Every ``interval_s`` it takes each camera's latest frame (skipping a ``seq`` it has already analysed), runs all
 of that tick's analyses and evidence writes off the event loop (``asyncio.to_thread``; the cameras' analyses
-spread over ``detection.analysis_threads`` threads) so the event loop never blocks on pixels, then publishes each raised/cleared ``Alarm``. A crash in one camera's analysis is logged and
-counted and the other cameras go on. Alarms that could not be published wait in a bounded outbox (oldest
-dropped and counted when full) and are retried on the next tick, in order, so a Redis hiccup loses nothing.
+spread over ``detection.analysis_threads`` threads) so the event loop never blocks on pixels, then publishes
+each raised/cleared ``Alarm``. A crash in one camera's analysis is logged and counted and the other cameras go
+on. Alarms that could not be published wait in a bounded outbox (oldest dropped and counted when full) and are
+retried on the next tick, in order, so a Redis hiccup loses nothing.
 """
 
 from __future__ import annotations

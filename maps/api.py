@@ -82,7 +82,7 @@ async def basemap(request: web.Request) -> web.Response:
 async def tile(request: web.Request) -> web.Response:
     """One offline basemap tile (PNG), drawn on first request and kept."""
     parts = [request.match_info[k] for k in ("z", "x", "y")]
-    for name, raw in zip(("z", "x", "y"), parts):
+    for name, raw in zip(("z", "x", "y"), parts, strict=False):
         if not _INT.match(raw):
             return json_error(400, f"{name}: must be a whole number, got {raw[:20]!r}")
     z, x, y = (int(p) for p in parts)

@@ -17,6 +17,7 @@ then drop everything (counted) until the retention janitor has freed space and c
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import queue
@@ -232,14 +233,10 @@ class SegmentWriter:
     def _failed(self, camera_id: str, exc: OSError, what: str) -> None:
         entry = self._files.get(camera_id)
         if entry is not None:
-            try:  # cut the file back to its last whole fragment: never leave half a box behind
+            with contextlib.suppress(OSError):  # cut the file back to its last whole fragment: no half box left
                 entry.file.flush()
-            except OSError:
-                pass
-            try:
+            with contextlib.suppress(OSError):
                 entry.file.truncate(entry.written)
-            except OSError:
-                pass
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             self.disk_full += 1
             if not self.full:
@@ -265,10 +262,8 @@ class SegmentWriter:
             log.error("recording: closing %s failed: %s", entry.row.path, exc)
         if entry.end_at <= entry.row.start_at:
             # Nothing but (part of) an init segment: no recording, no index row.
-            try:
+            with contextlib.suppress(OSError):
                 (self.root / entry.row.path).unlink(missing_ok=True)
-            except OSError:
-                pass
             self._index_call(self.index.closed, SegmentRow(camera_id, entry.row.path, entry.row.start_at,
                                                             entry.row.start_at, 0, entry.row.codec))
             return

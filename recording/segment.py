@@ -244,7 +244,7 @@ def _fragment_frames(data: bytes, moof_start: int, payload: int, moof_end: int, 
     default_duration = 0
     default_size = 0
     out: list[SegmentFrame] = []
-    for child, cpay, cend in iter_boxes(data, traf[0], traf[1]):
+    for child, cpay, _cend in iter_boxes(data, traf[0], traf[1]):
         if child == "tfhd":
             (vflags,) = struct.unpack_from(">I", data, cpay)
             flags = vflags & 0xFFFFFF

@@ -11,6 +11,7 @@ stored and four of the largest segments), then lets the writer resume. ``library
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -114,10 +115,8 @@ class RecordingService:
     def _on_full(self) -> None:  # writer thread
         loop = self._loop
         if loop is not None:
-            try:
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self._full.set)
-            except RuntimeError:
-                pass
 
     async def sweep(self, *, disk_full: bool = False) -> Plan:
         """Plan and carry out the deletions due now (see :mod:`recording.policy`); ``disk_full`` asks for room:
@@ -143,10 +142,8 @@ class RecordingService:
 
     async def _janitor(self) -> None:
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._full.wait(), self.interval_s)
-            except TimeoutError:
-                pass
             try:
                 if self._full.is_set():
                     self._full.clear()

@@ -149,7 +149,8 @@ async def case_office_shots(browser, base: str, out: Path, shown: str, sizes: di
     sizes["cases-list.png"] = shrink(out / "cases-list.png")
     await page.goto(f"{base}/cases/{shown}")
     await page.locator("body[data-ready='1']").wait_for(timeout=30_000)
-    await page.wait_for_function("document.querySelector('cw-tile') && document.querySelector('cw-tile').stats.state === 'live'",
+    await page.wait_for_function("document.querySelector('cw-tile') && "
+                                 "document.querySelector('cw-tile').stats.state === 'live'",
                                  timeout=60_000)
     await page.keyboard.press("s")  # 现场抓拍: the camera's picture now beside the alarm's
     await page.locator("#cmp-now:not([hidden])").wait_for(timeout=30_000)

@@ -13,7 +13,7 @@ import pytest
 from admin.running import OVERLAY_NAME, ConfigChanged, load_running
 from cases.audit import AuditQuery
 from tests import signin
-from tests.fixtures.wall import make_settings, PASSWORD, wall_client
+from tests.fixtures.wall import PASSWORD, make_settings, wall_client
 from tests.waiting import eventually
 from wall import state
 from wall.app import create_app
@@ -83,7 +83,8 @@ async def test_an_invalid_change_is_refused_naming_the_field_and_changes_nothing
 
 async def test_a_disabled_user_s_open_wall_socket_closes_at_once(setup):
     _, admin, _ = setup
-    async with aiohttp.ClientSession(base_url=str(admin.make_url("/")), cookie_jar=aiohttp.CookieJar(unsafe=True)) as duty:
+    async with aiohttp.ClientSession(base_url=str(admin.make_url("/")),
+                                     cookie_jar=aiohttp.CookieJar(unsafe=True)) as duty:
         assert (await signin.login(duty, "duty", PASSWORD)).status == 200
         async with duty.ws_connect("/api/ws") as ws:
             hello = await ws.receive_json(timeout=10)
@@ -116,12 +117,15 @@ async def test_users_created_with_password_rules_and_own_password_change(setup):
     assert resp.status == 200, await resp.text()
     listed = {u["username"]: u for u in (await (await admin.get("/api/admin/users")).json())["users"]}
     assert listed["zhang"] == {**user, "enabled": True}
-    async with aiohttp.ClientSession(base_url=str(admin.make_url("/")), cookie_jar=aiohttp.CookieJar(unsafe=True)) as zhang:
+    async with aiohttp.ClientSession(base_url=str(admin.make_url("/")),
+                                     cookie_jar=aiohttp.CookieJar(unsafe=True)) as zhang:
         assert (await signin.login(zhang, "zhang", NEW_PASSWORD)).status == 200
         assert (await zhang.get("/api/admin/users")).status == 403
-        resp = await zhang.post("/api/me/password", json={"old_password": "wrong-one-x", "new_password": "另一个-新密码-99"})
+        resp = await zhang.post("/api/me/password",
+                                json={"old_password": "wrong-one-x", "new_password": "另一个-新密码-99"})
         assert resp.status == 403
-        resp = await zhang.post("/api/me/password", json={"old_password": NEW_PASSWORD, "new_password": "另一个-新密码-99"})
+        resp = await zhang.post("/api/me/password",
+                                json={"old_password": NEW_PASSWORD, "new_password": "另一个-新密码-99"})
         assert resp.status == 200, await resp.text()
         assert (await zhang.get("/api/me")).status == 401  # a changed password ends the old sessions
         assert (await signin.login(zhang, "zhang", "另一个-新密码-99")).status == 200

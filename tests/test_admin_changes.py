@@ -23,7 +23,8 @@ def _cams(settings):
     return [c.model_dump(mode="json") for c in settings.cameras]
 
 
-NEW_CAM = {"id": "cam-c", "name": "新摄像机", "url": "rtsp://u:pw@127.0.0.1:2/c", "position": {"lon": 120.1, "lat": 30.2}}
+NEW_CAM = {"id": "cam-c", "name": "新摄像机", "url": "rtsp://u:pw@127.0.0.1:2/c",
+           "position": {"lon": 120.1, "lat": 30.2}}
 
 
 @pytest.mark.parametrize("edit, expect", [

@@ -29,7 +29,8 @@ def test_cursor_errors_are_their_own_type():
 
 def test_keyset_condition_follows_the_sort_direction():
     by, after, args = order(CaseQuery(cursor=encode_cursor("newest", 100.0, "CW9")))
-    assert by == "reported_at DESC, case_no DESC" and after == "(reported_at, case_no) < (?, ?)" and args == [100.0, "CW9"]
+    assert by == "reported_at DESC, case_no DESC" and after == "(reported_at, case_no) < (?, ?)"
+    assert args == [100.0, "CW9"]
     by, after, args = order(CaseQuery(sort="deadline", cursor=encode_cursor("deadline", 5.0, "CW1")))
     assert by == "deadline_at ASC, case_no ASC" and after == "(deadline_at, case_no) > (?, ?)"
     by, _, _ = order(CaseQuery(q="解放路"))

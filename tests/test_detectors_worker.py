@@ -127,6 +127,13 @@ async def test_a_failing_frame_source_is_counted(settings, tmp_path):
     assert worker.stats()["cameras"]["cam-road"]["errors"] >= 5
 
 
+def _collector(into: list[Alarm]):
+    async def publish(alarm: Alarm) -> None:
+        into.append(alarm)
+
+    return publish
+
+
 @pytest.mark.timeout(180)
 async def test_analysis_threads_decide_the_same_alarms_as_one_thread(settings, tmp_path):
     # The cameras of a round are analysed on several threads (each camera's analyzer on one at a time): the
@@ -143,13 +150,11 @@ async def test_analysis_threads_decide_the_same_alarms_as_one_thread(settings, t
         used: set[str] = set()
         for analyzer in worker.analyzers.values():
             observe = analyzer.observe
-            analyzer.observe = lambda *a, _o=observe, **k: (used.add(threading.current_thread().name), _o(*a, **k))[1]
+            analyzer.observe = lambda *a, _o=observe, _used=used, **k: (
+                _used.add(threading.current_thread().name), _o(*a, **k))[1]
         published: list[Alarm] = []
 
-        async def publish(alarm: Alarm) -> None:
-            published.append(alarm)
-
-        await asyncio.wait_for(worker.run(publish, stop), 150)
+        await asyncio.wait_for(worker.run(_collector(published), stop), 150)
         outcomes[threads] = sorted((a.camera_id, a.phase, a.event, a.zone_id, a.at) for a in published)
         assert worker.stats()["frames_analysed"] == 2 * 30
         pooled = {name for name in used if name.startswith("analysis")}

@@ -27,7 +27,8 @@ from recording.segment import parse_segment
 from recording.service import RecordingService
 from tests import signin
 from tests.fixtures.cases import insert_case
-from tests.fixtures.wall import PASSWORD, PASSWORD_HASH as _HASH, wall_client
+from tests.fixtures.wall import PASSWORD, wall_client
+from tests.fixtures.wall import PASSWORD_HASH as _HASH
 from tests.waiting import eventually
 from video_ingest.mp4 import fragment_is_keyframe
 from video_ingest.service import IngestService
@@ -141,7 +142,7 @@ def test_segments_round_trip_with_b_frames_and_a_cut_tail(codec, params):
     clip = encode(codec, 320, 240, n=36, params=params, options={"bf": "2"} if codec == "h264" else None)
     mux = SegmentMuxer(codec=codec, width=320, height=240, config=clip.config(), time_base=Fraction(1, 90000))
     parts = [mux.init]
-    for au, pts, key in zip(clip.aus, clip.pts, clip.keyframes):
+    for au, pts, key in zip(clip.aus, clip.pts, clip.keyframes, strict=False):
         fragment = mux.feed(AccessUnit(length_prefixed(au), pts, key, Fraction(1, 90000)))
         if fragment is not None:
             parts.append(fragment)
@@ -209,7 +210,7 @@ def _units(codec: str = "h264", n: int = 60):
     tb = Fraction(1, 90000)
     info = StreamInfo("cam-a", 1, codec, 320, 240, tb, clip.config(), NOW)
     return info, [(AccessUnit(length_prefixed(au), pts, key, tb), pts / 90000)
-                  for au, pts, key in zip(clip.aus, clip.pts, clip.keyframes)]
+                  for au, pts, key in zip(clip.aus, clip.pts, clip.keyframes, strict=False)]
 
 
 def test_recorder_rolls_at_keyframes_and_a_timestamp_jump_is_a_gap(tmp_path, store):  # noqa: F811
@@ -559,7 +560,7 @@ async def test_case_evidence_is_kept_past_retention(tmp_path, store):  # noqa: F
     now = 1_773_198_060.0 + 5 * DAY  # insert_case(1) reports at 1_773_198_060
     service = RecordingService(settings, store, ["cam-a"], clock=lambda: now)
     root = service.root
-    for i, start in enumerate((1_773_198_000.0, 1_773_198_060.0 + 3600, now - 3600)):
+    for _i, start in enumerate((1_773_198_000.0, 1_773_198_060.0 + 3600, now - 3600)):
         path = f"cam-a/d/{int(start * 1000)}.mp4"
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_bytes(b"x" * 10)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import AsyncIterator
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from datetime import time as dt_time
 from zoneinfo import ZoneInfo
@@ -22,7 +22,8 @@ from cases.audit import AuditQuery
 from cases.store import CaseStore
 from config import ConfigError, parse_settings
 from tests import signin
-from tests.fixtures.wall import PASSWORD, PASSWORD_HASH as _HASH, wall_client
+from tests.fixtures.wall import PASSWORD, wall_client
+from tests.fixtures.wall import PASSWORD_HASH as _HASH
 from wall import state
 from wall.app import create_app
 
@@ -126,7 +127,8 @@ async def test_filters_counts_and_keyset_pages(wall, store):
                 break
         assert len(seen) == 30 and len(set(seen)) == 30
         reported = [c["reported_at"] for c in store.list_cases(limit=100, now=NOW)[0]]
-        assert seen == [c["case_no"] for c in store.list_cases(limit=100, now=NOW)[0]] and reported == sorted(reported, reverse=True)
+        assert seen == [c["case_no"] for c in store.list_cases(limit=100, now=NOW)[0]]
+        assert reported == sorted(reported, reverse=True)
         # by state (several), counts still for every state
         body = await get(duty, state="handling,closed")
         assert body["total"] == 12 and {c["state"] for c in body["cases"]} == {"handling", "closed"}
@@ -236,7 +238,8 @@ async def test_field_photo_resized_exif_time_kept_bad_uploads_refused(wall, stor
         assert (await squad.get(photo["url"])).status == 200  # the unit reads its own photo back
         case = store.get_case(case_id, now=NOW)
         assert case["photos"][0]["taken_at"] == "2026-03-11T10:20:30" and case["photos"][0]["by"] == "squad(unit)"
-        assert case["timeline"][-1]["action"] == "photo" and "拍摄于 2026-03-11 10:20:30" in case["timeline"][-1]["note"]
+        assert case["timeline"][-1]["action"] == "photo"
+        assert "拍摄于 2026-03-11 10:20:30" in case["timeline"][-1]["note"]
         assert "已清理" in case["timeline"][-1]["note"] and photo["path"] in case["evidence"]
         # not an image
         resp = await squad.post(f"/api/cases/{case_id}/photos", data=form(b"%PDF-1.4 not a photo", "a.pdf"))

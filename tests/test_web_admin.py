@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from tests import signin
-from tests.fixtures.wall import make_settings, PASSWORD, wall_client
+from tests.fixtures.wall import PASSWORD, make_settings, wall_client
 from wall import state
 from wall.app import create_app
 from wall.screens_api import SCREENS
@@ -66,11 +66,13 @@ async def test_test_connection_add_and_a_refused_change(page, site, demo_rtsp):
     await page.click("#save")
     await page.locator("#cameras tr[data-camera=cam-new]").wait_for(timeout=10_000)
     assert "已接入：cam-new" in await page.text_content("#message")
-    assert [c["id"] for c in (await (await site.get("/api/cameras")).json())["cameras"]] == ["cam-a", "cam-b", "cam-new"]
+    listed = (await (await site.get("/api/cameras")).json())["cameras"]
+    assert [c["id"] for c in listed] == ["cam-a", "cam-b", "cam-new"]
 
 
 async def test_a_zone_is_drawn_on_the_camera_picture(page, site, demo_rtsp):
-    cam = {"id": "cam-new", "name": "演示路口", "url": demo_rtsp.url("vending"), "position": {"lon": 120.1, "lat": 30.2}}
+    cam = {"id": "cam-new", "name": "演示路口", "url": demo_rtsp.url("vending"),
+           "position": {"lon": 120.1, "lat": 30.2}}
     assert (await site.post("/api/admin/cameras", json=cam)).status == 200
     await open_as(page, site, "/admin/cameras")
     await page.click("#cameras tr[data-camera=cam-new] button:text('区域')")

@@ -17,7 +17,8 @@ from cases.store import CaseStore
 from config import parse_settings
 from tests import signin
 from tests.fixtures.factories import make_alarm
-from tests.fixtures.wall import PASSWORD, PASSWORD_HASH as _HASH, wall_client
+from tests.fixtures.wall import PASSWORD, wall_client
+from tests.fixtures.wall import PASSWORD_HASH as _HASH
 from tests.test_wall_case_office import put_case
 from tests.waiting import eventually
 from wall.app import create_app
@@ -88,7 +89,8 @@ async def test_desk_monitor_filters_and_opens_a_case_with_the_keyboard(page, tmp
         await page.select_option("select[name=unit_id]", "qingbo-squad")
         await eventually(lambda: _attr(page, "data-total", "4"), what="unit filter")
         await page.select_option("select[name=deadline]", "overdue")
-        await eventually(lambda: _attr(page, "data-total", "1"), what="overdue filter")  # qingbo: n = 1, 4, 7, 10; overdue: 4
+        # qingbo: n = 1, 4, 7, 10; overdue: 4
+        await eventually(lambda: _attr(page, "data-total", "1"), what="overdue filter")
         assert "deadline=overdue" in page.url and "unit_id=qingbo-squad" in page.url
         await page.click("#clear")
         # search by address, from the keyboard
@@ -271,7 +273,8 @@ async def test_a_concurrent_change_shows_the_case_as_it_is_now(page, tmp_path, b
         await signin.sign_in_page(page, base, f"/cases/{case['id']}", "duty", PASSWORD)
         await ready(page)
         # someone else feeds back meanwhile (no event reaches this page: no worker publishes in this test)
-        CaseDesk(filer.config, store).act(case["id"], "feedback", role="watch_officer", user="duty2", now=case["reported_at"] + 60)
+        CaseDesk(filer.config, store).act(case["id"], "feedback", role="watch_officer", user="duty2",
+                                          now=case["reported_at"] + 60)
         await page.click("#actions button[data-action=start]")
         await page.locator("#conflict:not([hidden])").wait_for(timeout=10_000)
         assert "已被他人处理" in await page.text_content("#conflict")

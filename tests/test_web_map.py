@@ -19,7 +19,7 @@ from config import parse_settings
 from maps.coords import wgs84_to_gcj02
 from tests import signin
 from tests.fixtures.factories import make_alarm
-from tests.fixtures.wall import make_settings, PASSWORD, wall_client
+from tests.fixtures.wall import PASSWORD, make_settings, wall_client
 from tests.waiting import eventually
 from wall import state
 from wall.app import create_app
@@ -109,8 +109,8 @@ async def test_a_configured_tile_source_is_asked_for_tiles(page, tmp_path, bus, 
     else:
         section = {"tiles": base + "/vec_w/wmts?tk=key", "kind": "wmts", "wmts_layer": "vec",
                    "attribution": "测试底图 审图号：GS(2026)0000号"}
-        pattern = re.compile(r"^/vec_w/wmts\?tk=key&SERVICE=WMTS&REQUEST=GetTile&VERSION=1\.0\.0&LAYER=vec&STYLE=default"
-                             r"&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX=1\d&TILEROW=\d+&TILECOL=\d+$")
+        pattern = re.compile(r"^/vec_w/wmts\?tk=key&SERVICE=WMTS&REQUEST=GetTile&VERSION=1\.0\.0&LAYER=vec"
+                             r"&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX=1\d&TILEROW=\d+&TILECOL=\d+$")
     ctx, site = await _site(_settings(tmp_path, **section), bus, store, evidence_dir)
     try:
         await _open_situation(page, site.base)

@@ -200,7 +200,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     # recordings (录像回放): playback for everyone signed in, export for the desks that hand evidence on
     ("GET", "/api/recordings/{camera_id}"): SIGNED_IN,
     ("GET", "/api/recordings/{camera_id}/play"): Rule(read_audit="recording.play"),
-    ("GET", "/api/recordings/{camera_id}/export"): Rule(roles=frozenset(EXPORT_ROLES), label="导出录像 export a recording",
+    ("GET", "/api/recordings/{camera_id}/export"): Rule(roles=frozenset(EXPORT_ROLES),
+                                                        label="导出录像 export a recording",
                                                         read_audit="recording.export"),
     # the wall (值班员)
     ("PUT", "/api/screens/{id}/layout"): roles(*WALL_ROLES, label="改变布局 change the layout", audit="screen.layout"),

@@ -86,7 +86,9 @@ def _shorten(value: Any, depth: int = 0) -> Any:
     """``value`` bounded for the audit row: strings cut, lists and objects trimmed, nesting cut at depth 4."""
     if isinstance(value, str):
         value = redact_url(value) if "://" in value else value  # a camera URL's password never reaches the log
-        return value if len(value) <= MAX_DETAIL_TEXT else value[:MAX_DETAIL_TEXT] + f"…(+{len(value) - MAX_DETAIL_TEXT})"
+        if len(value) <= MAX_DETAIL_TEXT:
+            return value
+        return value[:MAX_DETAIL_TEXT] + f"…(+{len(value) - MAX_DETAIL_TEXT})"
     if depth >= 4 and isinstance(value, (list, dict)):
         return "…"
     if isinstance(value, list):

@@ -102,7 +102,8 @@ def parse_query(request: web.Request, scope: tuple[str, ...] | None) -> CaseQuer
         states = tuple(dict.fromkeys(raw))
     unit_id = str_param(request, "unit_id", _ID, "a unit id")
     if unit_id is not None and unit_id not in config.dispatcher.units:
-        raise BadRequest("unit_id", f"unknown unit {unit_id[:40]!r}; known: {', '.join(sorted(config.dispatcher.units))}")
+        known = ", ".join(sorted(config.dispatcher.units))
+        raise BadRequest("unit_id", f"unknown unit {unit_id[:40]!r}; known: {known}")
     units: tuple[str, ...] | None = (unit_id,) if unit_id else None
     if scope is not None:
         if unit_id is not None and unit_id not in scope:
@@ -314,7 +315,8 @@ async def post_photo(request: web.Request) -> web.Response:
         retry = max(1, math.ceil(wait))
         return web.json_response({"error": f"too many uploads by {session.username}; at most "
                                            f"{limits.per_user_per_hour} photos an hour, try again in {retry} s",
-                                  "error_zh": f"上传过于频繁（每小时最多 {limits.per_user_per_hour} 张），请 {retry} 秒后再试"},
+                                  "error_zh": f"上传过于频繁（每小时最多 {limits.per_user_per_hour} 张），"
+                                              f"请 {retry} 秒后再试"},
                                  status=429, headers={"Retry-After": str(retry)})
     budget.failure(session.username, now)  # every attempt counts (a sliding window per user)
     if not request.content_type.startswith("multipart/"):

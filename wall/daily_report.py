@@ -81,7 +81,8 @@ def render(site: str, day: date, cases: list[dict[str, Any]], overdue: list[dict
     for c in overdue[:MAX_OVERDUE]:
         due = datetime.fromtimestamp(float(c["deadline_at"]), tz)
         late_h = (now - float(c["deadline_at"])) / 3600
-        link = f'<td><a href="/cases/{quote(str(c.get("id") or ""), safe="")}">{html.escape(str(c.get("case_no")))}</a></td>'
+        href = f'/cases/{quote(str(c.get("id") or ""), safe="")}'
+        link = f'<td><a href="{href}">{html.escape(str(c.get("case_no")))}</a></td>'
         rows.append("<tr>" + link + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
             c.get("title"), c.get("state_label"), c.get("unit_name"),
             due.strftime("%m-%d %H:%M"), f"{late_h:.1f} 小时")) + "</tr>")

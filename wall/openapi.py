@@ -731,7 +731,8 @@ PATHS["/api/cases/{id}/actions"] = {
                     "value": {"type": "number"}, "unit": {"type": "string",
                                                           "enum": ["work_hours", "work_days", "hours"]}}},
                 "unit_id": {"type": "string"},
-                "urgency": {"type": "string", "enum": ["一般", "紧急"], "description": "dispatch only: the time limit of this urgency"},
+                "urgency": {"type": "string", "enum": ["一般", "紧急"],
+                            "description": "dispatch only: the time limit of this urgency"},
             }}}}},
         "responses": {
             "200": _json({"type": "object", "properties": {"case": _ref("Case"), "event": {"type": "object"}}},
@@ -1103,7 +1104,8 @@ def _with_policy(paths: dict[str, Any]) -> dict[str, Any]:
 
 # -------------------------------------------------------------------------- administration and the map (issue 17)
 
-SCHEMAS["ConfigChange"] = {"type": "object", "description": "what an accepted change did (admin.running)", "properties": {
+SCHEMAS["ConfigChange"] = {
+    "type": "object", "description": "what an accepted change did (admin.running)", "properties": {
     "ok": {"type": "boolean", "description": "false when a part of the system could not apply it (see errors)"},
     "diff": {"type": "array", "items": {"type": "object", "properties": {
         "path": {"type": "string", "description": "key path, lists keyed by id: cameras[cam-a].url"},
@@ -1133,7 +1135,8 @@ PATHS["/api/admin/cameras"] = {
              "responses": {"200": _CHANGED, "400": _REFUSED, "401": _UNAUTHORIZED, "403": _FORBIDDEN}},
 }
 PATHS["/api/admin/cameras/{id}"] = {
-    "put": {**_ADMIN, "summary": "Replace a camera (its id stays)", "parameters": [_CAM_ID], "requestBody": _CAMERA_BODY,
+    "put": {**_ADMIN, "summary": "Replace a camera (its id stays)", "parameters": [_CAM_ID],
+            "requestBody": _CAMERA_BODY,
             "responses": {"200": _CHANGED, "400": _REFUSED, "401": _UNAUTHORIZED, "403": _FORBIDDEN,
                           "404": _error("no such camera")}},
     "patch": {**_ADMIN, "summary": "Change some keys of a camera (enabled, zones, position …)", "parameters": [_CAM_ID],

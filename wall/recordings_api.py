@@ -242,10 +242,8 @@ async def _pump(ws: web.WebSocketResponse, cursor: Any, control: _Control) -> No
 
     async def wait_control(timeout: float) -> None:
         control.changed.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(control.changed.wait(), timeout)
-        except TimeoutError:
-            pass
 
     while True:
         if control.speed is not None:

@@ -11,9 +11,9 @@ from aiohttp import web
 from config import Settings
 
 if TYPE_CHECKING:
+    from admin.running import RunningConfig
     from broker.bus import Bus
     from cases.store import CaseStore
-    from admin.running import RunningConfig
     from guidance.runtime import GuidanceRuntime
     from wall.auth import Authenticator
     from wall.hub import EventHub
