@@ -241,10 +241,11 @@ class RunningConfig:
 
 def process_applier(*, ingest: Any, detection: Any, clips: Any, sources: Callable[[Settings], dict[str, str]],
                     analysis_sources: Callable[[Settings], dict[str, str]],
-                    options: Callable[[Settings, Any], Any], filer: Any = None) -> Applier:
+                    options: Callable[[Settings, Any], Any], filer: Any = None, recording: Any = None) -> Applier:
     """This process's cameras follow a change: detection lets go of removed cameras first, ingest closes and opens
     connections (with their clip buffers), then detection takes the new camera list (fresh analysers where zones
-    or the stream changed); the case filer (``filer``) files a new camera's alarms with its address and grid.
+    or the stream changed); the case filer (``filer``) files a new camera's alarms with its address and grid;
+    ``recording`` (``recording.service.RecordingService``) records the new and reconnected cameras.
     ``sources``/``analysis_sources``/``options`` are ``citywall.up``'s resolvers."""
 
     async def apply_to_cameras(old: Settings, new: Settings, change: ConfigChange) -> None:
@@ -259,11 +260,15 @@ def process_applier(*, ingest: Any, detection: Any, clips: Any, sources: Callabl
             if cid in ingest.camera_ids:
                 await ingest.remove_camera(cid)
                 clips.remove(cid)
+            if recording is not None:
+                recording.remove_camera(cid)
         for cid in change.cameras_added + change.cameras_reconnected:
             if cid in urls:
                 await ingest.add_camera(cid, urls[cid], options=options(new, new.camera(cid)),
                                         analysis_url=analysis.get(cid))
                 ingest.subscribe_packets(cid, clips.buffer(cid))
+                if recording is not None:
+                    recording.add_camera(new, cid, ingest.subscribe_packets)
         if change.camera_list_changed:
             await detection.set_cameras([c for c in new.cameras if c.enabled and c.id in ingest.camera_ids],
                                         changed=set(change.cameras_reconnected) | set(change.cameras_reanalysed))

@@ -284,7 +284,7 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
         running.add_applier(process_applier(
             ingest=ingest, detection=detection, clips=clips, sources=lambda s: resolve_sources(s, demo_url),
             analysis_sources=lambda s: resolve_sources(s, demo_url, analysis=True),
-            options=camera_options, filer=filer))
+            options=camera_options, filer=filer, recording=recording))
         running.candidates = detection.candidates  # the zone editor's preview of what a zone would catch
         running.stream_url = lambda url: demo_url(url.removeprefix("demo://")) if url.startswith("demo://") else url
         app = create_app(settings, bus=bus, cases=store, live=ingest.live, evidence_dir=settings.storage.evidence_dir,

@@ -58,6 +58,7 @@ class RecordingService:
     def __init__(self, settings: Settings, store: Any, camera_ids: list[str], *, root: str | Path | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         rec = settings.recording
+        self._default_mode = rec.mode
         self.root = Path(root) if root is not None else settings.storage.data_dir / "recordings"
         self.rules = retention_rules(settings)
         self.interval_s = rec.janitor_interval_s
@@ -76,8 +77,23 @@ class RecordingService:
 
     @property
     def active(self) -> bool:
-        """Whether any camera is recorded at all."""
-        return any(r.policy.mode != "off" for r in self.recorders.values())
+        """Whether any camera is recorded at all, or a camera added while running would be (the default mode)."""
+        return self._default_mode != "off" or any(r.policy.mode != "off" for r in self.recorders.values())
+
+    def add_camera(self, settings: Settings, camera_id: str, subscribe: Callable[[str, Any], None]) -> None:
+        """A camera added or reconnected while running (``admin.running``): record it under ``settings``' policy
+        from its connection's next packets (a recorder it had before ends its segment first)."""
+        self.remove_camera(camera_id)
+        recorder = CameraRecorder(camera_id, self.writer, camera_policy(settings, camera_id))
+        self.recorders[camera_id] = recorder
+        if recorder.policy.mode != "off":
+            subscribe(camera_id, recorder)
+
+    def remove_camera(self, camera_id: str) -> None:
+        """A camera removed or about to reconnect: end its segment; its recordings stay until retention."""
+        recorder = self.recorders.pop(camera_id, None)
+        if recorder is not None:
+            recorder.close()
 
     async def start(self, subscribe: Callable[[str, Any], None]) -> None:
         """Repair the index, start the writer and subscribe every recorded camera."""
@@ -171,6 +187,6 @@ class RecordingService:
 
 
 def build_recording(settings: Settings, store: Any, camera_ids: list[str]) -> RecordingService | None:
-    """The process's recording, or None when every camera's mode is off."""
+    """The process's recording, or None when every camera's mode and the default are off."""
     service = RecordingService(settings, store, camera_ids)
     return service if service.active else None

@@ -25,6 +25,7 @@ ZONE = {"id": "pavement", "name": "人行道禁止摆摊区", "events": ["vendin
 
 def _config(tmp) -> object:
     data = {"site_name": "测试中心", "storage": {"data_dir": str(tmp / "var")},
+            "recording": {"mode": "continuous", "segment_s": 2},
             "users": [{"username": "admin", "display_name": "管理员", "role": "admin", "password_hash": DEMO_HASH}]}
     path = tmp / "empty.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
@@ -83,6 +84,13 @@ async def test_add_a_camera_see_it_live_draw_a_zone_get_an_alarm_and_keep_it_ove
             preview = await (await admin.get("/api/admin/cameras/cam-live/candidates")).json()
             assert preview["available"] is True, preview
             assert any(0.42 <= y2 <= 0.78 for _x1, _y1, _x2, y2 in preview["boxes"]), preview
+
+            # A camera added while running is recorded too (录像回放): its timeline has a recorded span.
+            async def recorded():
+                resp = await admin.get("/api/recordings/cam-live")
+                return resp.status == 200 and (await resp.json())["spans"]
+
+            await eventually(recorded, timeout=30, interval=1, what="a recorded span of the added camera")
         finally:
             await admin.close()
     finally:

@@ -54,7 +54,8 @@ def _library(request: web.Request) -> Any:
         raise web.HTTPServiceUnavailable(text=json.dumps({"error": "recording not available on this server"}),
                                          content_type="application/json")
     camera_id = request.match_info["camera_id"]
-    if camera_id not in {c.id for c in request.app[state.SETTINGS].cameras}:
+    # The running configuration's cameras (admin changes add some while running), as the camera list does.
+    if camera_id not in {c.id for c in request.app[state.RUNNING].settings.cameras}:
         raise web.HTTPNotFound(text=json.dumps({"error": f"unknown camera {camera_id[:64]}"}),
                                content_type="application/json")
     return library
