@@ -363,29 +363,6 @@ class Singleton:
         self._stop: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def _adopt(self, old: Settings, new: Settings, change: ConfigChange) -> None:
-        """A running-configuration change (admin pages, announced on the bus): the leases follow the enabled
-        cameras, the stacks of changed cameras restart with the new settings, removed ones stop at once, and the
-        cluster's recorded configuration becomes the new one (so a worker started later with it may join)."""
-        self.settings = new
-        if self.keeper is not None:
-            self.keeper.items = sorted(c.id for c in new.cameras if c.enabled)
-            await self.keeper.record_config(fingerprint(new))
-        enabled = {c.id for c in new.cameras if c.enabled}
-        touched = (set(change.cameras_removed) | set(change.cameras_reconnected)
-                   | set(change.cameras_reanalysed)) & set(self.stacks)
-        for cid in sorted(touched):
-            self.detection.remove_camera(cid)
-            await self.stacks.pop(cid).stop()
-            if cid in enabled:
-                stack = CameraStack(new, cid, self.bus, self.name)
-                await stack.start()
-                self.stacks[cid] = stack
-                self.detection.add_camera(new.camera(cid))
-        if touched or change.cameras_added:
-            log.info("configuration changed: restarted %s; new cameras are leased in the next rounds",
-                     ", ".join(sorted(touched)) or "none")
-
     async def _on_change(self, change: LeaseChange) -> None:
         if self.pool in change.released:
             await self._halt()

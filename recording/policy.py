@@ -15,7 +15,7 @@ Segments still being written (``complete`` false) are never candidates. No clock
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 
@@ -112,9 +112,11 @@ def plan_deletions(segments: Iterable[SegmentFacts], holds: Iterable[CaseHold], 
             else:
                 take(seg)
                 plan.retention += 1
-    if rules.quota_bytes is not None and total > rules.quota_bytes:
+    def take_oldest(enough: Callable[[], bool]) -> int:
+        """Delete the oldest complete, unheld segments until ``enough()``; how many were taken."""
+        taken = 0
         for seg in ordered:
-            if total <= rules.quota_bytes:
+            if enough():
                 break
             if seg.path in gone or not seg.complete:
                 continue
@@ -122,19 +124,15 @@ def plan_deletions(segments: Iterable[SegmentFacts], holds: Iterable[CaseHold], 
                 kept.add(seg.path)
                 continue
             take(seg)
-            plan.quota += 1
-        plan.over_quota_bytes = max(0, total - rules.quota_bytes)
+            taken += 1
+        return taken
+
+    quota = rules.quota_bytes
+    if quota is not None and total > quota:
+        plan.quota += take_oldest(lambda: total <= quota)
+        plan.over_quota_bytes = max(0, total - quota)
     if free_bytes > 0:
-        for seg in ordered:
-            if plan.freed_bytes >= free_bytes:
-                break
-            if seg.path in gone or not seg.complete:
-                continue
-            if held(seg):
-                kept.add(seg.path)
-                continue
-            take(seg)
-            plan.disk_full += 1
+        plan.disk_full += take_oldest(lambda: plan.freed_bytes >= free_bytes)
         plan.short_bytes = max(0, free_bytes - plan.freed_bytes)
     plan.held = len(kept)
     return plan
