@@ -314,7 +314,8 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
             f"  metrics:  {scheme}://{shown_host}:{bound_port}/metrics",
         ]
         if settings.demo.enabled and is_loopback(host):
-            lines.append(f"  login:    {DEMO_LOGIN}   (demo users duty, monitor, leader: same password)")
+            lines.append(f"  login:    {DEMO_LOGIN}   (demo users duty, monitor, leader, squad — a unit on /field: "
+                         "same password)")
         elif demo:
             lines.append(f"  WARNING:  demo users {', '.join(demo)} keep the published demo password on {host}")
         lines += [
