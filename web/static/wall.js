@@ -2,6 +2,7 @@
 // Data: GET /api/me, /api/cameras, /api/screens/<id>, /api/alarms, /api/cases; live frames over /api/ws (see
 // events.js). /wall shows the default screen (the first configured), /wall/<id> that screen. The grid follows
 // the server: "wall_screen" frames carry the screen's layout, tiles, tour step and alarm pop-up.
+// A tile's menu (right-click, long press, the M key: 回放 / 截图 / 单屏) comes from tile-menu.js.
 // Exposed for tests and diagnostics as window.citywall.
 
 import { AlarmPanel } from "./alarms.js";
@@ -16,6 +17,7 @@ import { installHallAudio } from "./hall-audio.js";
 import { CueRepeater, cueStats } from "./cue.js";
 import { ackAlarm, screenFromPath } from "./screen-api.js";
 import { ScreenGrid, fallbackScreen } from "./screen-grid.js";
+import { installTileMenu } from "./tile-menu.js";
 
 const STAGE_W = 1920;
 const STAGE_H = 1080;
@@ -37,6 +39,7 @@ const cases = new CasePanel($("case-list"), {
   onOpen: (c) => window.open(`/review?case=${encodeURIComponent(c.id)}`, "_blank", "noopener") });
 const alarmTimers = new Map();      // camera id → timeout removing its tile's alarm border
 let caseTimer = 0;
+let role = "";                      // the signed-in user's role (the tile menu's playback panel offers 导出 by it)
 let caseRetry = 0;
 const CASE_RETRY_MS = 10000;
 
@@ -279,6 +282,8 @@ async function start() {
   try {
     const me = await getJSON("/api/me");
     installChrome(me, { corner: true });
+    role = me.user ? me.user.role : "";
+    installTileMenu($("grid"), { role: () => role });
     const site = me.site_name || me.site?.name;
     if (site) $("site-name").textContent = site;
     if (me.timezone) { setTimeZone(me.timezone); tickClock(); }
