@@ -4,15 +4,22 @@ at an alarm's time, and the synchronised 2×2 playback view."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import time
+from datetime import datetime
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from recording.service import RecordingService
+from tests.fixtures.factories import make_alarm
 from tests.fixtures.wall import PASSWORD, wall_client
 from tests.live_page import login_page
 from tests.test_recording import _recorded_s, rec_settings, start_recording
 from tests.waiting import eventually
+from video_ingest.service import IngestService
 from wall.app import create_app
 
 pytestmark = pytest.mark.timeout(240)
@@ -93,6 +100,109 @@ async def test_wall_tile_menu_plays_back_snapshots_and_goes_fullscreen(
             assert await page.evaluate("() => document.querySelector('#grid cw-tile').hasAttribute('enlarged')")
             await page.keyboard.press("Escape")
             assert not await page.evaluate("() => document.querySelector('#grid cw-tile').hasAttribute('enlarged')")
+            await context.close()
+    finally:
+        await pw.stop()
+        await ingest.stop()
+        await service.stop()
+
+
+SCENES = {"cam-v": "vending", "cam-b": "bin_overflow", "cam-r": "road_occupation", "cam-q": "quiet_street"}
+
+
+def four_camera_settings(tmp_path):
+    base = rec_settings(tmp_path)
+    cams = [base.cameras[0].model_copy(update={"id": cid, "name": f"{scene} 路口"}) for cid, scene in SCENES.items()]
+    return base.model_copy(update={"cameras": cams})
+
+
+async def test_review_link_opens_the_recording_30_s_before_the_alarm_and_four_cameras_play_in_step(
+        tmp_path, bus, store, evidence_dir, demo_rtsp, browser):  # noqa: F811
+    from playwright.async_api import async_playwright
+
+    settings = four_camera_settings(tmp_path)
+    ingest = IngestService({cid: demo_rtsp.url(scene) for cid, scene in SCENES.items()}, sample_keyframes=False,
+                           open_timeout_s=10, read_timeout_s=10)
+    await ingest.start()
+    service = RecordingService(settings, store, list(SCENES))
+    await service.start(ingest.subscribe_packets)
+    pw = await async_playwright().start()
+    try:
+        began = time.time()
+
+        async def all_recorded():
+            rows = [await asyncio.to_thread(service.index.segments, cid, began - 60, time.time()) for cid in SCENES]
+            return all(sum(r.end_at - r.start_at for r in rs if r.complete) >= 16.0 for rs in rows)
+        await eventually(all_recorded, timeout=120, what="16 s recorded on each of four cameras")
+        start = max(service.index.segments(cid, began - 60, time.time())[0].start_at for cid in SCENES)
+        alarm = dataclasses.replace(make_alarm(1, camera="cam-v"), started_at=start + 35, at=start + 40)
+        await bus.publish(alarm)
+        app = create_app(settings, bus=bus, cases=store, live=ingest.live, evidence_dir=evidence_dir,
+                         recordings=service.library)
+        async with wall_client(app) as client:
+            base = str(client.make_url("")).rstrip("/")
+            connected = await pw.chromium.connect_over_cdp(browser.cdp_url)
+            context = await connected.new_context(viewport={"width": 1600, "height": 1000})
+            page = await login_page(context, base, "monitor", PASSWORD)
+
+            # the review console: 录像 links to /playback at the alarm's time - 30 s
+            await page.goto(f"{base}/review")
+            await page.locator("body[data-ready='1']").wait_for(timeout=20_000)
+            await page.wait_for_function("() => document.body.dataset.item === 'alarm-1'", timeout=20_000)
+            href = await page.get_attribute("#recording-link", "href")
+            url = urlsplit(href)
+            query = parse_qs(url.query)
+            assert url.path == "/playback" and query["camera"] == ["cam-v"], href
+            assert datetime.fromisoformat(query["at"][0]).timestamp() == pytest.approx(start + 10, abs=0.01)
+
+            # the link: the playback panel at that time, playing
+            await page.goto(f"{base}{href}")
+            await page.locator(".pb-view").wait_for(timeout=20_000)
+            position = await page.wait_for_function(
+                "() => { const t = document.querySelector('.pb-view').tile; return t.stats.state === 'live'"
+                " && t.position > 0 ? t.position : null; }", timeout=30_000)
+            assert start + 8.5 <= await position.json_value() <= start + 14.0
+            # a bad link says what is wrong
+            await page.goto(f"{base}/playback?camera=cam-v&at=soon")
+            await page.wait_for_function("() => document.getElementById('msg').textContent.includes('at 不是时间')",
+                                         timeout=10_000)
+
+            # four cameras in step: one clock; every tile within the drift bound of it
+            q = "&".join(f"camera={cid}" for cid in SCENES)
+            await page.goto(f"{base}/playback?{q}&at={start + 2}")
+            await page.locator(".sp-view").wait_for(timeout=20_000)
+            positions = ("() => { const v = document.querySelector('.sp-view'); return {clock: v.clock(),"
+                         " tiles: v.tiles.map(t => t.stats.state === 'live' ? t.position : 0)}; }")
+
+            async def in_step():
+                s = await page.evaluate(positions)
+                ok = all(p > 0 for p in s["tiles"]) and max(s["tiles"]) - min(s["tiles"]) <= 1.6
+                return s if ok else None
+            first = await eventually(in_step, timeout=45, what="four tiles playing in step")
+            assert all(abs(p - first["clock"]) <= 1.6 for p in first["tiles"]), first
+            assert start <= first["clock"] <= start + 12, first
+            assert await page.locator(".sp-row").count() == 4
+
+            # 暂停: every tile holds; 4×: the clock and the tiles run four times as fast
+            await page.locator(".sp-controls button", has_text="暂停").click()
+            await asyncio.sleep(0.5)
+            held = await page.evaluate(positions)
+            await asyncio.sleep(2.0)
+            still = await page.evaluate(positions)
+            assert still["clock"] == held["clock"]
+            assert all(abs(a - b) <= 0.1 for a, b in zip(still["tiles"], held["tiles"], strict=True)), (held, still)
+            await page.locator(".sp-controls button", has_text="继续").click()
+            await page.locator(".sp-controls button[data-speed='4']").click()
+            await asyncio.sleep(1.0)
+            a = await page.evaluate(positions)
+            t0 = time.monotonic()
+            await asyncio.sleep(2.0)
+            b = await page.evaluate(positions)
+            rate = (b["clock"] - a["clock"]) / (time.monotonic() - t0)
+            assert 3.5 <= rate <= 4.5, rate
+            assert await eventually(in_step, timeout=30, what="in step at 4x")
+            await page.keyboard.press("Escape")
+            await page.locator(".sp-view").wait_for(state="detached", timeout=5_000)
             await context.close()
     finally:
         await pw.stop()

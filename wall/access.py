@@ -255,6 +255,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/wall"): PUBLIC,
     ("GET", "/wall/{screen}"): PUBLIC,
     ("GET", "/console"): PUBLIC,
+    ("GET", "/playback"): PUBLIC,
     ("GET", "/situation"): PUBLIC,
     ("GET", "/review"): PUBLIC,
     ("GET", "/stats"): PUBLIC,

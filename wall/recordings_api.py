@@ -12,6 +12,8 @@ behaviour: ``LookupError`` means nothing recorded (404), a ``ValueError`` with `
   ``step`` (one frame while paused) and ``{"type":"speed","speed":1|2|4|8}``; a bad message gets an error frame
   naming the field and the socket stays open.
 - ``GET /api/recordings/{camera_id}/export?since=&until=`` — one MP4 download (audited as ``recording.export``).
+- ``GET /playback?camera=&at=`` — the playback page (``web/static/playback.html``; ``camera`` repeated up to 4
+  times: the synchronised view), the target of "录像" links at an alarm's time.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from wall import state
 from wall.access import note
 from wall.auth import require_session
 from wall.errors import BadRequest, json_error, require_websocket_handshake
+from wall.pages import login_first, static_page
 from wall.socket_quota import SOCKET_QUOTA
 
 log = logging.getLogger("citywall.wall.recordings")
@@ -285,9 +288,16 @@ async def _pump(ws: web.WebSocketResponse, cursor: Any, control: _Control) -> No
             await ws.send_bytes(item.data)
 
 
+async def playback_page(request: web.Request) -> web.StreamResponse:
+    """``/playback``: the playback page (one camera, or up to 4 in step); the page reads its query itself."""
+    login_first(request)
+    return static_page("playback.html")
+
+
 def add_routes(app: web.Application, recordings: Any = None) -> None:
     """Register the recording routes; ``recordings`` is the library (None: they answer 503)."""
     app[RECORDINGS] = recordings
     app.router.add_get("/api/recordings/{camera_id}", timeline)
     app.router.add_get("/api/recordings/{camera_id}/play", play)
     app.router.add_get("/api/recordings/{camera_id}/export", export)
+    app.router.add_get("/playback", playback_page)
