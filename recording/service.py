@@ -6,6 +6,8 @@ thread and subscribes one :class:`recording.recorder.CameraRecorder` per camera 
 sink)`` (``IngestService.subscribe_packets``); the janitor applies :func:`recording.policy.plan_deletions`
 every ``janitor_interval_s`` and at once when the disk is full (asking for room: the larger of 5 % of what is
 stored and four of the largest segments), then lets the writer resume. ``library`` is what the wall serves.
+With ``publish`` (the bus's), a fault of the writer — disk full, a write error — is raised as a ``SystemAlarm`` on
+``system_alarms`` within ``FAULT_CHECK_S`` and cleared when writing succeeds again (:mod:`recording.faults`).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from config import Settings
+from messages.system import SystemAlarm
+from recording.faults import fault_alarms
 from recording.index import RecordingIndex, RepairReport
 from recording.playback import RecordingLibrary
 from recording.policy import Plan, RetentionRules, plan_deletions
@@ -28,6 +32,8 @@ log = logging.getLogger("citywall.recording")
 
 DAY_S = 86400.0
 SWEEP_OLDEST = 5000
+FAULT_CHECK_S = 1.0
+"""How often the writer's faults are compared with the system alarms published."""
 """Oldest segments the janitor reads per sweep for the quota and a full disk (the rest waits for the next)."""
 
 
@@ -56,7 +62,8 @@ class RecordingService:
     """See the module docstring."""
 
     def __init__(self, settings: Settings, store: Any, camera_ids: list[str], *, root: str | Path | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 publish: Callable[[SystemAlarm], Awaitable[Any]] | None = None, node: str = "up") -> None:
         rec = settings.recording
         self._default_mode = rec.mode
         self.root = Path(root) if root is not None else settings.storage.data_dir / "recordings"
@@ -70,6 +77,11 @@ class RecordingService:
         self.writer = SegmentWriter(self.root, self.index, queue_size=rec.writer_queue, on_full=self._on_full)
         self.recorders = {cid: CameraRecorder(cid, self.writer, camera_policy(settings, cid)) for cid in camera_ids}
         self._task: asyncio.Task[None] | None = None
+        self._fault_task: asyncio.Task[None] | None = None
+        self._publish = publish
+        self.node = node
+        self.system_alarms: dict[str, SystemAlarm] = {}
+        """Raised system alarms by kind, as last published (cleared ones are removed)."""
         self.repair_report: RepairReport | None = None
         self.last_plan: Plan | None = None
         self.deleted = 0
@@ -105,12 +117,15 @@ class RecordingService:
             if recorder.policy.mode != "off":
                 subscribe(cid, recorder)
         self._task = asyncio.create_task(self._janitor(), name="recording-janitor")
+        if self._publish is not None:
+            self._fault_task = asyncio.create_task(self._faults(), name="recording-faults")
 
     async def stop(self) -> None:
         """End every segment (the recorders see their streams end first when ingest stops) and stop the writer."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in (self._task, self._fault_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         for recorder in self.recorders.values():
             recorder.close()
         await asyncio.to_thread(self.writer.stop)
@@ -176,6 +191,21 @@ class RecordingService:
             except Exception:  # the janitor must keep running; the next round tries again
                 log.exception("recording: retention sweep failed")
 
+    async def _faults(self) -> None:
+        assert self._publish is not None
+        while True:
+            await asyncio.sleep(FAULT_CHECK_S)
+            for message in fault_alarms(self.system_alarms, self.writer.failing(), node=self.node, now=self.clock()):
+                try:
+                    await self._publish(message)
+                except Exception as exc:  # the bus is down: the same change is tried again next round
+                    log.warning("recording: system alarm %s %s not published: %s", message.kind, message.phase, exc)
+                    break
+                if message.phase == "raised":
+                    self.system_alarms[message.kind] = message
+                else:
+                    self.system_alarms.pop(message.kind, None)
+
     def stats(self) -> dict[str, Any]:
         """Figures for /metrics."""
         return {"bytes_written": self.writer.bytes_written, "segments_written": self.writer.segments_written,
@@ -186,7 +216,10 @@ class RecordingService:
                 "cameras": {cid: r.stats() for cid, r in self.recorders.items()}}
 
 
-def build_recording(settings: Settings, store: Any, camera_ids: list[str]) -> RecordingService | None:
-    """The process's recording, or None when every camera's mode and the default are off."""
-    service = RecordingService(settings, store, camera_ids)
+def build_recording(settings: Settings, store: Any, camera_ids: list[str], *,
+                    publish: Callable[[SystemAlarm], Awaitable[Any]] | None = None,
+                    node: str = "up") -> RecordingService | None:
+    """The process's recording, or None when every camera's mode and the default are off; ``publish`` (the bus's)
+    raises its faults on the wall."""
+    service = RecordingService(settings, store, camera_ids, publish=publish, node=node)
     return service if service.active else None

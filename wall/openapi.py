@@ -292,6 +292,8 @@ WS_FRAMES = {
             "case": {"type": "case", "id": "stream id", "event": "CaseEvent"},
             "wall_screen": {"type": "wall_screen", "id": "stream id", "screen": "Screen (not resumed: GET "
                             "/api/screens/{id} after a reconnect)"},
+            "system_alarm": {"type": "system_alarm", "id": "stream id", "alarm": "SystemAlarm (not resumed: GET "
+                             "/api/system-alarms after a reconnect)"},
             "pong": {"type": "pong"},
             "ack_result": {"type": "ack_result", "alarm_id": "id", "screens": "[Screen] the screens that changed"},
             "error": {"type": "error", "error": "what was wrong (a refused message names the role and what it needs)"},
@@ -942,6 +944,23 @@ WS_FRAMES["/api/recordings/{camera_id}/play"] = {
     },
     "client": {"pause": {"type": "pause"}, "resume": {"type": "resume"}, "step": {"type": "step"},
                "speed": {"type": "speed", "speed": "1 | 2 | 4 | 8"}},
+}
+PATHS["/api/system-alarms"] = {
+    "get": {
+        "summary": "Faults of citywall itself raised and not yet cleared (the recorder cannot write: disk full, "
+                   "write errors), newest first; live as system_alarm frames on /api/ws",
+        "security": _SESSION,
+        "responses": {
+            "200": _json({"type": "object", "properties": {"alarms": {"type": "array", "items": {
+                "type": "object", "properties": {
+                    "alarm_id": {"type": "string"}, "kind": {"enum": ["recording_disk_full", "recording_write_error"]},
+                    "phase": {"const": "raised"}, "at": {"type": "number"}, "node": {"type": "string"},
+                    "label": {"type": "string"}, "detail": {"type": "string"},
+                    "cameras": {"type": "array", "items": {"type": "string"}}, "id": {"type": "string"}}}}}},
+                "the raised system alarms"),
+            "401": _UNAUTHORIZED, "503": _error("event bus unavailable"),
+        },
+    },
 }
 PATHS["/api/recordings/{camera_id}"] = {
     "get": {
