@@ -204,6 +204,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/recordings/{camera_id}/export"): Rule(roles=frozenset(EXPORT_ROLES),
                                                         label="导出录像 export a recording",
                                                         read_audit="recording.export"),
+    ("GET", "/api/cases/{id}/recordings"): Rule(roles=frozenset(EXPORT_ROLES),
+                                                label="导出案件录像 export a case's recordings",
+                                                read_audit="recording.export_case"),
     # the wall (值班员)
     ("PUT", "/api/screens/{id}/layout"): roles(*WALL_ROLES, label="改变布局 change the layout", audit="screen.layout"),
     ("PUT", "/api/screens/{id}/tiles/{tile}"): roles(*WALL_ROLES, label="切换画面 assign a tile", audit="screen.tile"),

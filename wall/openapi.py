@@ -1010,6 +1010,27 @@ PATHS["/api/recordings/{camera_id}/export"] = {
             "400": _error("since/until malformed, until not after since, or the range too long (names the field)"),
             "401": _UNAUTHORIZED, "404": _error("unknown camera, or nothing recorded in the range"),
             "503": _error("recording not available on this server"),
+            "507": _error("the export file could not be written on the server"),
+        },
+    },
+}
+PATHS["/api/cases/{id}/recordings"] = {
+    "get": {
+        "summary": "Download the recordings around a case as one ZIP: an MP4 per camera (the case's own and up to 8 "
+                   "more) and manifest.json (recorded in the audit log)",
+        "security": _SESSION,
+        "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+                       _query("cameras", {"type": "string"}, "more cameras, comma-separated (e.g. the neighbours)"),
+                       _query("since", _TIME, "from (default: recording.case_pre_s before the report)"),
+                       _query("until", _TIME, "to (default: recording.case_post_s after it, at most "
+                                              "recording.max_export_s after since)")],
+        "responses": {
+            "200": {"description": "the ZIP (Content-Disposition: attachment; X-Recording-Cameras: the cameras "
+                                   "with a file)", "content": {"application/zip": {}}},
+            "400": _error("a bad camera, since or until (names the field)"), "401": _UNAUTHORIZED,
+            "404": _error("no such case, or nothing recorded at its cameras in the range"),
+            "503": _error("recording not available on this server"),
+            "507": _error("the export file could not be written on the server"),
         },
     },
 }

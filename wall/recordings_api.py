@@ -12,6 +12,9 @@ behaviour: ``LookupError`` means nothing recorded (404), a ``ValueError`` with `
   ``step`` (one frame while paused) and ``{"type":"speed","speed":1|2|4|8}``; a bad message gets an error frame
   naming the field and the socket stays open.
 - ``GET /api/recordings/{camera_id}/export?since=&until=`` — one MP4 download (audited as ``recording.export``).
+- ``GET /api/cases/{id}/recordings?cameras=&since=&until=`` — the case's camera(s) around its report time, one
+  ZIP of MP4s and ``manifest.json`` (audited as ``recording.export_case``). Exports are written to a file on disk
+  (``RecordingLibrary.export_dir``, nameless) and streamed from it: memory stays bounded whatever the length.
 - ``GET /playback?camera=&at=`` — the playback page (``web/static/playback.html``; ``camera`` repeated up to 4
   times: the synchronised view), the target of "录像" links at an alarm's time.
 """
@@ -111,26 +114,101 @@ async def timeline(request: web.Request) -> web.Response:
     return web.json_response(result)
 
 
+EXPORT_CHUNK = 1 << 20
+"""Bytes per read when an export file is sent."""
+MAX_CASE_CAMERAS = 8
+
+
+async def _send_file(request: web.Request, file: Any, size: int, content_type: str, name: str,
+                     headers: dict[str, str]) -> web.StreamResponse:
+    """Stream an export from its file on disk (closed after), a chunk at a time: memory stays bounded."""
+    try:
+        resp = web.StreamResponse(headers={"Content-Disposition": f'attachment; filename="{name}"', **headers})
+        resp.content_type = content_type
+        resp.content_length = size
+        await resp.prepare(request)
+        while chunk := await asyncio.to_thread(file.read, EXPORT_CHUNK):
+            await resp.write(chunk)
+        await resp.write_eof()
+        return resp
+    finally:
+        file.close()
+
+
+def _cannot_write(exc: OSError) -> web.Response:
+    log.error("recording export: cannot write the export file: %s", exc)
+    return json_error(507, f"export: cannot write the export file on the server ({exc.strerror or exc})")
+
+
 async def export(request: web.Request) -> web.StreamResponse:
-    """``GET /api/recordings/{camera_id}/export``: one MP4 of ``[since, until]``."""
+    """``GET /api/recordings/{camera_id}/export``: one MP4 of ``[since, until]``, written to a file on disk and
+    streamed from it."""
     library = _library(request)
     camera_id = request.match_info["camera_id"]
     since = _time(request, "since")
     until = _time(request, "until")
     try:
         library.check_export(since, until)
-        result = await asyncio.to_thread(library.export, camera_id, since, until)
+        result, file = await asyncio.to_thread(library.export_file, camera_id, since, until)
     except LookupError:
         return json_error(404, f"nothing recorded for camera {camera_id} between since and until")
     except ValueError as exc:
         raise _range_error(exc) from None
-    note(request, frames=result.frames, seconds=round(result.seconds, 3), bytes=len(result.data),
+    except OSError as exc:
+        return _cannot_write(exc)
+    note(request, frames=result.frames, seconds=round(result.seconds, 3), bytes=result.size,
          start_at=result.start_at, end_at=result.end_at)
     stamp = datetime.fromtimestamp(result.start_at, ZoneInfo(request.app[state.SETTINGS].timezone))
     name = f"{camera_id}-{stamp.strftime('%Y%m%d-%H%M%S')}.mp4"
-    return web.Response(body=result.data, content_type="video/mp4", headers={
-        "Content-Disposition": f'attachment; filename="{name}"', "X-Recording-Seconds": f"{result.seconds:.3f}",
-        "X-Recording-Start": f"{result.start_at:.3f}", "X-Recording-Cut": "1" if result.cut_at_new_session else "0"})
+    return await _send_file(request, file, result.size, "video/mp4", name, {
+        "X-Recording-Seconds": f"{result.seconds:.3f}", "X-Recording-Start": f"{result.start_at:.3f}",
+        "X-Recording-Cut": "1" if result.cut_at_new_session else "0"})
+
+
+async def export_case(request: web.Request) -> web.StreamResponse:
+    """``GET /api/cases/{id}/recordings?cameras=&since=&until=``: the case's camera (and up to 8 more named in
+    ``cameras``, comma-separated: its neighbours) around the case — by default ``case_pre_s`` before its report
+    to ``case_post_s`` after, at most ``max_export_s`` — one MP4 each and ``manifest.json`` in one ZIP."""
+    library = request.app.get(RECORDINGS)
+    if library is None:
+        return json_error(503, "recording not available on this server")
+    case_id = request.match_info["id"]
+    case = await asyncio.to_thread(request.app[state.CASES].get_case, case_id)
+    if case is None:
+        return json_error(404, f"no case {case_id[:64]}")
+    known = {c.id for c in request.app[state.RUNNING].settings.cameras}
+    cameras = [case["camera_id"]] if case.get("camera_id") else []
+    for raw in request.query.get("cameras", "").split(","):
+        cid = raw.strip()
+        if not cid or cid in cameras:
+            continue
+        if cid not in known:
+            raise BadRequest("cameras", f"unknown camera {cid[:64]!r}")
+        cameras.append(cid)
+    if not cameras:
+        raise BadRequest("cameras", "the case has no camera: name one or more")
+    if len(cameras) > 1 + MAX_CASE_CAMERAS:
+        raise BadRequest("cameras", f"at most {MAX_CASE_CAMERAS} besides the case's own")
+    rec = request.app[state.SETTINGS].recording
+    reported = float(case["reported_at"])
+    since = _time(request, "since", reported - rec.case_pre_s)
+    until = _time(request, "until", min(reported + rec.case_post_s, since + library.max_export_s))
+    case_no = str(case.get("case_no") or case_id)
+    files = [(cid, f"{case_no}-{cid}.mp4") for cid in cameras]
+    manifest = {"case_id": case_id, "case_no": case_no, "reported_at": reported}
+    try:
+        listed, file = await asyncio.to_thread(library.export_zip, files, since, until, manifest)
+    except LookupError:
+        return json_error(404, f"nothing recorded at {', '.join(cameras)} between since and until")
+    except ValueError as exc:
+        raise _range_error(exc) from None
+    except OSError as exc:
+        return _cannot_write(exc)
+    size = await asyncio.to_thread(lambda: file.seek(0, 2))
+    file.seek(0)
+    note(request, cameras=cameras, files=sum("file" in c for c in listed), bytes=size, since=since, until=until)
+    return await _send_file(request, file, size, "application/zip", f"{case_no}-recordings.zip", {
+        "X-Recording-Cameras": ",".join(c["camera_id"] for c in listed if "file" in c)})
 
 
 class _Control:
@@ -300,4 +378,5 @@ def add_routes(app: web.Application, recordings: Any = None) -> None:
     app.router.add_get("/api/recordings/{camera_id}", timeline)
     app.router.add_get("/api/recordings/{camera_id}/play", play)
     app.router.add_get("/api/recordings/{camera_id}/export", export)
+    app.router.add_get("/api/cases/{id}/recordings", export_case)
     app.router.add_get("/playback", playback_page)
