@@ -1,6 +1,6 @@
 """RecordingService: recording wired for one process — repair, recorders on the cameras, the writer, the janitor.
 
-What ``citywall up`` (and a worker) calls: ``build_recording(settings, store, camera_ids)`` → a service (None when
+What ``citywall up`` calls: ``build_recording(settings, store, camera_ids)`` → a service (None when
 recording is off for every camera); ``await service.start(subscribe)`` repairs the index, starts the writer
 thread and subscribes one :class:`recording.recorder.CameraRecorder` per camera through ``subscribe(camera_id,
 sink)`` (``IngestService.subscribe_packets``); the janitor applies :func:`recording.policy.plan_deletions`
@@ -8,6 +8,10 @@ every ``janitor_interval_s`` and at once when the disk is full (asking for room:
 stored and four of the largest segments), then lets the writer resume. ``library`` is what the wall serves.
 With ``publish`` (the bus's), a fault of the writer — disk full, a write error — is raised as a ``SystemAlarm`` on
 ``system_alarms`` within ``FAULT_CHECK_S`` and cleared when writing succeeds again (:mod:`recording.faults`).
+
+A cluster worker (``citywall worker``) builds one with no cameras, starts it without the full repair and calls
+:meth:`RecordingService.take_camera` / ``remove_camera`` as its leases come and go; a wall server without cameras
+(``citywall wall``) serves :func:`build_library` — the same index and files, read where the disk is shared.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -101,17 +106,25 @@ class RecordingService:
         if recorder.policy.mode != "off":
             subscribe(camera_id, recorder)
 
+    async def take_camera(self, settings: Settings, camera_id: str, subscribe: Callable[[str, Any], None]) -> None:
+        """A cluster worker took ``camera_id`` over (its lease): repair that camera's part of the index — a segment
+        the previous holder left open (killed) is completed — then record it (:meth:`add_camera`)."""
+        await asyncio.to_thread(self.index.repair, [camera_id])
+        self.add_camera(settings, camera_id, subscribe)
+
     def remove_camera(self, camera_id: str) -> None:
         """A camera removed or about to reconnect: end its segment; its recordings stay until retention."""
         recorder = self.recorders.pop(camera_id, None)
         if recorder is not None:
             recorder.close()
 
-    async def start(self, subscribe: Callable[[str, Any], None]) -> None:
-        """Repair the index, start the writer and subscribe every recorded camera."""
+    async def start(self, subscribe: Callable[[str, Any], None], *, repair: bool = True) -> None:
+        """Repair the index (``repair``; a cluster worker repairs each camera as it takes it over instead, see
+        :meth:`take_camera`), start the writer and subscribe every recorded camera."""
         self._loop = asyncio.get_running_loop()
         self.root.mkdir(parents=True, exist_ok=True)
-        self.repair_report = await asyncio.to_thread(self.index.repair)
+        if repair:
+            self.repair_report = await asyncio.to_thread(self.index.repair)
         self.writer.start()
         for cid, recorder in self.recorders.items():
             if recorder.policy.mode != "off":
@@ -214,6 +227,32 @@ class RecordingService:
                 "stopped_disk_full": int(self.writer.full), "deleted": self.deleted,
                 "deleted_bytes": self.deleted_bytes,
                 "cameras": {cid: r.stats() for cid, r in self.recorders.items()}}
+
+
+def recording_wanted(settings: Settings) -> bool:
+    """Whether any camera is recorded (the default mode or a camera's own is not off)."""
+    rec = settings.recording
+    return rec.mode != "off" or any(o.mode not in (None, "off") for o in rec.cameras.values())
+
+
+def build_library(settings: Settings, store: Any) -> RecordingLibrary | None:
+    """What a wall server without cameras (``citywall wall``) serves: the recordings the workers write, when
+    recording is on and ``<data_dir>/recordings`` is a readable directory here (a shared disk mounted at the same
+    path; created when missing, as on a fresh site); else None (the recording routes answer 503), said in the
+    log."""
+    rec = settings.recording
+    if not recording_wanted(settings):
+        return None
+    root = settings.storage.data_dir / "recordings"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.warning("recording: cannot use %s here (%s)", root, exc)
+    if not (root.is_dir() and os.access(root, os.R_OK | os.X_OK)):
+        log.warning("recording: %s is not a readable directory here — playback and export are off on this wall "
+                    "server (mount the workers' recording directory at the same path to serve them)", root)
+        return None
+    return RecordingLibrary(RecordingIndex(store, root), max_export_s=rec.max_export_s)
 
 
 def build_recording(settings: Settings, store: Any, camera_ids: list[str], *,
