@@ -7,6 +7,8 @@
   tile's MediaSource code therefore plays it unchanged. Gaps between segments are skipped; a new camera session
   with other parameters sends a new init. It follows a segment still being written, so playback runs into the
   present. Reads files synchronously: callers run it in a worker thread.
+- :class:`TranscodedCursor` — the same for a browser without H.265: an H.265 recording re-encoded as H.264 at tile
+  size on the fly (at most ``MAX_TRANSCODES`` at once).
 - :meth:`RecordingLibrary.export` — one plain MP4 (``video_ingest.fmp4.mp4_head`` + the samples, ``moov`` first)
   of a range, remuxed from the segments, starting at the keyframe at or before ``since``; gaps are closed up (the
   file's timeline is the recorded time only); it ends where the camera's parameters change (a new init). Planned
@@ -18,10 +20,12 @@ from __future__ import annotations
 import json
 import struct
 import tempfile
+import threading
 import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -32,6 +36,8 @@ from video_ingest import fmp4, h26x
 from video_ingest.mp4 import find_box
 
 SPEEDS = (1, 2, 4, 8)
+MAX_TRANSCODES = 2
+"""H.265 playbacks transcoded at once per server (the rest are told to try later)."""
 KEYFRAMES_ONLY_FROM = 4
 """At this speed and above playback sends keyframes only."""
 MAX_TIMELINE_S = 7 * 86400.0
@@ -92,6 +98,13 @@ class PlayItem:
     at: float = 0.0
     due_s: float = 0.0
     keyframe: bool = False
+    sample: bytes = b""
+    """A fragment's sample alone (length-prefixed NAL units), for a transcode."""
+    pts: int = 0
+    """A fragment's presentation time on the output timeline, in ``timescale`` ticks."""
+    timescale: int = 90000
+    transcoded: str = ""
+    """An init of a transcoded stream: the recording's own codec (``hevc``)."""
 
 
 @dataclass
@@ -220,10 +233,100 @@ class PlaybackCursor:
         data = cur.seg.sample(cur.data, f)
         items.append(PlayItem("fragment", fmp4.media_segment(self._seq, self._out,
                                                              [fmp4.Sample(data, duration, f.keyframe, cto)]),
-                              due_s=self._out / timescale, keyframe=f.keyframe))
+                              due_s=self._out / timescale, keyframe=f.keyframe, sample=data,
+                              pts=self._out + cto, timescale=timescale))
         self._out += duration
         self.sent_frames += 1
         return items
+
+
+class TranscodeBusy(RuntimeError):
+    """Every transcode slot is taken: an H.265 recording cannot be played to this browser now."""
+
+    def __init__(self) -> None:
+        super().__init__("H.265 recording: every transcode slot is in use, try again later (录像转码繁忙)")
+
+
+class TranscodedCursor:
+    """A :class:`PlaybackCursor` for a browser that cannot decode H.265: an H.265 recording's frames are decoded
+    and re-encoded as H.264 at tile size (``video_ingest.transcode.TranscodingMuxer``, as the live relay does for
+    H.265 cameras) on the cursor's output timeline, so pacing, speeds and time marks are unchanged; H.264 passes
+    through untouched. Bounded: a transcode holds one of ``slots`` (a semaphore shared by the server's sockets;
+    none free → :class:`TranscodeBusy`) until :meth:`close`, and it runs only as fast as playback reads (real time
+    × speed; from 4× only keyframes are decoded)."""
+
+    def __init__(self, cursor: PlaybackCursor, slots: Any) -> None:
+        self.cursor = cursor
+        self._slots = slots
+        self._held = False
+        self._muxer: Any = None
+        self._marks: list[PlayItem] = []
+        self.transcoded_frames = 0
+
+    @property
+    def speed(self) -> int:
+        return self.cursor.speed
+
+    @speed.setter
+    def speed(self, value: int) -> None:
+        self.cursor.speed = value
+
+    @property
+    def position(self) -> float:
+        return self.cursor.position
+
+    def next(self) -> list[PlayItem] | None:
+        items = self.cursor.next()
+        if items is None:
+            return None
+        out: list[PlayItem] = []
+        for item in items:
+            if item.kind == "init":
+                self._stop_muxer()
+                facts = init_facts(item.data)
+                if facts.codec != "hevc":
+                    out.append(item)
+                    continue
+                if not self._held:
+                    if not self._slots.acquire(blocking=False):
+                        raise TranscodeBusy
+                    self._held = True
+                from video_ingest.fanout import StreamInfo
+                from video_ingest.transcode import TranscodingMuxer  # only H.265 playback pays for the import
+                self._muxer = TranscodingMuxer(StreamInfo(self.cursor.camera_id, 0, "hevc", facts.width,
+                                                          facts.height, Fraction(1, 90000), facts.config, 0.0))
+                continue
+            if self._muxer is not None and item.kind == "time" and self._muxer.init is None:
+                self._marks.append(item)  # after the transcode's init segment, which its first frame makes
+                continue
+            if item.kind != "fragment" or self._muxer is None:
+                out.append(item)
+                continue
+            from video_ingest.fanout import AccessUnit
+            from video_ingest.remux import InitSegment
+            unit = AccessUnit(item.sample, item.pts, item.keyframe, Fraction(1, item.timescale))
+            for seg in self._muxer.feed(unit):
+                if isinstance(seg, InitSegment):
+                    out.append(PlayItem("init", seg.data, mime=seg.mime, transcoded="hevc"))
+                    out += self._marks
+                    self._marks = []
+                else:
+                    out.append(PlayItem("fragment", seg.data, due_s=item.due_s, keyframe=seg.keyframe))
+                    self.transcoded_frames += 1
+        return out
+
+    def _stop_muxer(self) -> None:
+        self._marks = []
+        if self._muxer is not None:
+            self._muxer.close()
+            self._muxer = None
+
+    def close(self) -> None:
+        """End the transcode and give its slot back. Idempotent."""
+        self._stop_muxer()
+        if self._held:
+            self._held = False
+            self._slots.release()
 
 
 EXPORT_CHUNK = 1 << 20
@@ -302,8 +405,11 @@ class RecordingLibrary:
     """What the wall server asks of the recordings (timeline, playback, export); file reads are synchronous."""
 
     def __init__(self, index: RecordingIndex, *, max_export_s: float = 600.0,
-                 clock: Callable[[], float] = time.time, export_dir: Path | None = None) -> None:
+                 clock: Callable[[], float] = time.time, export_dir: Path | None = None,
+                 max_transcodes: int = MAX_TRANSCODES) -> None:
         self.index = index
+        self.transcode_slots = threading.BoundedSemaphore(max_transcodes)
+        """H.265 playbacks transcoded at once (each ~10 % of a core at tile size, 1×)."""
         self.max_export_s = max_export_s
         self.clock = clock
         self.export_dir = export_dir if export_dir is not None else index.root.parent / "exports"
@@ -373,8 +479,11 @@ class RecordingLibrary:
                 "markers": self.index.markers(camera_id, since, until), "segments": len(rows),
                 "bytes": sum(r.bytes for r in rows), "recorded_s": round(sum(b - a for a, b in spans), 3)}
 
-    def cursor(self, camera_id: str, at: float, speed: int = 1) -> PlaybackCursor:
-        return PlaybackCursor(self.index, camera_id, at, speed)
+    def cursor(self, camera_id: str, at: float, speed: int = 1, *,
+               transcode: bool = False) -> PlaybackCursor | TranscodedCursor:
+        """A cursor from ``at``; ``transcode``: H.265 reaches the browser as H.264 (:class:`TranscodedCursor`)."""
+        cursor = PlaybackCursor(self.index, camera_id, at, speed)
+        return TranscodedCursor(cursor, self.transcode_slots) if transcode else cursor
 
     def check_export(self, since: float, until: float) -> None:
         """:class:`RangeError` naming the field when ``[since, until]`` cannot be exported."""

@@ -989,7 +989,10 @@ PATHS["/api/recordings/{camera_id}/play"] = {
         "security": _SESSION,
         "parameters": [_CAMERA, {**_query("at", _TIME, "where to start (the keyframe at or before it)"),
                                  "required": True},
-                       _query("speed", {"type": "integer", "enum": [1, 2, 4, 8], "default": 1}, "speed")],
+                       _query("speed", {"type": "integer", "enum": [1, 2, 4, 8], "default": 1}, "speed"),
+                       _query("hevc", {"type": "integer", "enum": [0, 1], "default": 0},
+                              "1: this browser plays H.265 (else H.265 recordings are transcoded to H.264, "
+                              "transcoded: hevc in init; at most 2 at once per server, then an error frame)")],
         "x-websocket-frames": WS_FRAMES["/api/recordings/{camera_id}/play"],
         "responses": {"101": {"description": "switching protocols"}, "400": _error("at or speed malformed, or "
                       "not a WebSocket handshake"), "401": _UNAUTHORIZED, "404": _error("unknown camera"),

@@ -5,8 +5,10 @@ Small handlers over the recording library (``recording.playback.RecordingLibrary
 behaviour: ``LookupError`` means nothing recorded (404), a ``ValueError`` with ``field`` a bad range (400 naming it).
 
 - ``GET /api/recordings/{camera_id}?since=&until=`` — spans, gaps and alarm markers (default: the last 24 h).
-- ``GET /api/recordings/{camera_id}/play?at=&speed=`` — WebSocket, the live socket's frames (``init`` text, init
-  segment, one fragment per frame) paced in real time on the output timeline (the library retimes for the speed),
+- ``GET /api/recordings/{camera_id}/play?at=&speed=&hevc=`` — WebSocket, the live socket's frames (``init`` text,
+  init segment, one fragment per frame; an H.265 recording transcoded to H.264 unless ``hevc=1`` says the browser
+  plays H.265, ``transcoded: "hevc"`` in its ``init``) paced in real time on the output timeline (the library
+  retimes for the speed),
   plus ``{"type":"time","at":<recorded unix time>,"media":<output seconds>}`` before each keyframe and
   ``{"type":"end"}`` when nothing more is recorded. The browser may send ``{"type":"pause"}``, ``resume``,
   ``step`` (one frame while paused) and ``{"type":"speed","speed":1|2|4|8}``; a bad message gets an error frame
@@ -227,6 +229,7 @@ async def play(request: web.Request) -> web.StreamResponse:
     camera_id = request.match_info["camera_id"]
     at = _time(request, "at")
     speed = _speed(request.query.get("speed", "1"))
+    transcode = request.query.get("hevc", "0").strip() != "1"
     ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_CLIENT_MESSAGE, compress=False)
     require_websocket_handshake(ws, request)
     username = require_session(request).username
@@ -235,13 +238,13 @@ async def play(request: web.Request) -> web.StreamResponse:
     if refused is not None:
         return refused
     with quota.slot(username):
-        return await _serve(request, ws, library, camera_id, at, speed)
+        return await _serve(request, ws, library, camera_id, at, speed, transcode)
 
 
 async def _serve(request: web.Request, ws: web.WebSocketResponse, library: Any, camera_id: str, at: float,
-                 speed: int) -> web.WebSocketResponse:
+                 speed: int, transcode: bool) -> web.WebSocketResponse:
     await ws.prepare(request)
-    task = asyncio.create_task(_play(ws, library, camera_id, at, speed))
+    task = asyncio.create_task(_play(ws, library, camera_id, at, speed, transcode))
     # Tracked with the live sockets: logout, an expired session and shutdown end it the same way.
     with request.app[state.LIVE_SOCKETS].tracked(require_session(request), task) as conn:
         try:
@@ -263,9 +266,9 @@ async def _serve(request: web.Request, ws: web.WebSocketResponse, library: Any, 
 
 
 async def _play(ws: web.WebSocketResponse, library: Any, camera_id: str, at: float,
-                speed: int) -> web.WebSocketResponse:
+                speed: int, transcode: bool) -> web.WebSocketResponse:
     try:
-        cursor = await asyncio.to_thread(library.cursor, camera_id, at, speed)
+        cursor = await asyncio.to_thread(library.cursor, camera_id, at, speed, transcode=transcode)
     except LookupError:
         await ws.send_json({"type": "error", "error": "nothing recorded at or after this time"})
         return ws
@@ -278,6 +281,9 @@ async def _play(ws: web.WebSocketResponse, library: Any, camera_id: str, at: flo
         for task in (reader, pump):
             task.cancel()
         await asyncio.gather(reader, pump, return_exceptions=True)
+        close = getattr(cursor, "close", None)
+        if close is not None:  # a transcode gives its slot back
+            close()
     return ws
 
 
@@ -330,7 +336,11 @@ async def _pump(ws: web.WebSocketResponse, cursor: Any, control: _Control) -> No
     while True:
         if control.speed is not None:
             cursor.speed, control.speed = control.speed, None
-        batch = await asyncio.to_thread(read)
+        try:
+            batch = await asyncio.to_thread(read)
+        except RuntimeError as exc:  # recording.playback.TranscodeBusy: no H.265 transcode slot free
+            await ws.send_json({"type": "error", "error": str(exc)})
+            return
         if not batch:
             idle_since = idle_since or time.monotonic()
             if time.monotonic() - idle_since > FOLLOW_S:
@@ -341,7 +351,8 @@ async def _pump(ws: web.WebSocketResponse, cursor: Any, control: _Control) -> No
         idle_since = None
         for item in batch:
             if item.kind == "init":
-                await ws.send_json({"type": "init", "mime": item.mime, "transcoded": None, "playback": True})
+                await ws.send_json({"type": "init", "mime": item.mime, "transcoded": item.transcoded or None,
+                                    "playback": True})
                 await ws.send_bytes(item.data)
                 base = loop.time()
                 continue
