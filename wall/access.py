@@ -180,6 +180,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     # reads every role needs on the wall, the console and the situation panel
     ("GET", "/api/cameras"): SIGNED_IN,
     ("GET", "/api/alarms"): SIGNED_IN,
+    ("GET", "/api/system-alarms"): SIGNED_IN,
     ("GET", "/api/ws"): SIGNED_IN,
     ("GET", "/api/live/{camera_id}"): Rule(read_audit="live.view"),
     ("GET", "/evidence/{path}"): Rule(read_audit="evidence.read", units_too=True),
@@ -203,6 +204,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/recordings/{camera_id}/export"): Rule(roles=frozenset(EXPORT_ROLES),
                                                         label="导出录像 export a recording",
                                                         read_audit="recording.export"),
+    ("GET", "/api/cases/{id}/recordings"): Rule(roles=frozenset(EXPORT_ROLES),
+                                                label="导出案件录像 export a case's recordings",
+                                                read_audit="recording.export_case"),
     # the wall (值班员)
     ("PUT", "/api/screens/{id}/layout"): roles(*WALL_ROLES, label="改变布局 change the layout", audit="screen.layout"),
     ("PUT", "/api/screens/{id}/tiles/{tile}"): roles(*WALL_ROLES, label="切换画面 assign a tile", audit="screen.tile"),
@@ -255,6 +259,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/wall"): PUBLIC,
     ("GET", "/wall/{screen}"): PUBLIC,
     ("GET", "/console"): PUBLIC,
+    ("GET", "/playback"): PUBLIC,
     ("GET", "/situation"): PUBLIC,
     ("GET", "/review"): PUBLIC,
     ("GET", "/stats"): PUBLIC,

@@ -1,10 +1,10 @@
 """The WebSocket event hub (``/api/ws``): one bus tail, fanned out to every browser.
 
 One background task tails the bus streams ``alarms``, ``camera_status``, ``case_events``, ``broadcasts`` (voice
-guidance) and ``wall`` (screen states, see ``wall.screen_service``) and turns each entry into one JSON frame
-(serialised once). Every client has a bounded send queue and its own writer task; the fan-out only ever does
-``put_nowait``, so a client whose queue is full is disconnected (close code 1013) and counted — nobody waits for a
-slow browser.
+guidance), ``wall`` (screen states, see ``wall.screen_service``) and ``system_alarms`` (faults of citywall itself) and
+turns each entry into one JSON frame (serialised once). Every client has a bounded send queue and its own writer task;
+the fan-out only ever does ``put_nowait``, so a client whose queue is full is disconnected (close code 1013) and
+counted — nobody waits for a slow browser.
 
 Client messages: ``ping``, ``resume`` and the control actions other rooms register in :attr:`EventHub.actions`
 (``ack``: acknowledge an alarm, from ``wall.screens_api``). Each type is checked against the sender's role by the
@@ -52,7 +52,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("citywall.wall.hub")
 
-STREAMS = (streams.ALARMS, streams.CAMERA_STATUS, streams.CASE_EVENTS, streams.BROADCASTS, streams.WALL)
+STREAMS = (streams.ALARMS, streams.CAMERA_STATUS, streams.CASE_EVENTS, streams.BROADCASTS, streams.WALL,
+           streams.SYSTEM_ALARMS)
 RESUMABLE = (streams.ALARMS, streams.CASE_EVENTS)
 RESUME_PAGE = 500
 SEEN_PER_STREAM = 4096
@@ -101,6 +102,8 @@ def entry_frame(stream: str, entry_id: str, data: dict[str, Any]) -> dict[str, A
         return {"type": "broadcast", "id": entry_id, "broadcast": broadcast_view(data)}
     if stream == streams.WALL:  # messages.WallScreenState: the latest state wins, so it is not resumable
         return {"type": "wall_screen", "id": entry_id, "screen": data.get("screen")}
+    if stream == streams.SYSTEM_ALARMS:  # messages.SystemAlarm; a page that opens reads /api/system-alarms
+        return {"type": "system_alarm", "id": entry_id, "alarm": data}
     return None
 
 
