@@ -662,11 +662,12 @@ class Judge:
 
     def _wheels(self, image: np.ndarray, box, p_frac: float) -> bool:
         """``_has_wheels`` for ``box``, answered from memory when the same box was tested within
-        ``wheel_memory_s``."""
+        ``wheel_memory_s`` (a "no" within 40 % of it: at low bit rate a wheel is found in some samples only, and a
+        remembered "no" would take those chances away)."""
         now, keep = self._now, self.params.wheel_memory_s
         key = tuple(int(round(float(v) * 200)) for v in box)
         hit = self._wheel_memo.get(key)
-        if hit is not None and 0.0 <= now - hit[1] <= keep:
+        if hit is not None and (0.0 <= now - hit[1] <= (keep if hit[0] else keep / 2.5)):
             return hit[0]
         found = _has_wheels(image, box, p_frac, self._background)
         self.wheel_tests += 1
