@@ -4,7 +4,9 @@ type's ``STREAM`` is one of them)."""
 from __future__ import annotations
 
 ALARMS = "alarms"
-"""Detector alarms (``Alarm``) and, told apart by ``kind``, case deadline alarms (``CaseDeadlineAlarm``)."""
+"""Detector alarms (``Alarm``): filed as cases, answered by voice guidance, shown on the wall."""
+CASE_DEADLINES = "case_deadlines"
+"""The case room's deadline alarms (``CaseDeadlineAlarm``): for the wall only (a card, the overdue pop-up)."""
 CAMERA_STATUS = "camera_status"
 CASE_EVENTS = "case_events"
 ALARM_REJECTIONS = "alarm_rejections"
@@ -14,4 +16,5 @@ WALL = "wall"
 """Screen states (``WallScreenState``), followed by every browser showing the screen."""
 WALL_ACTIONS = "wall_actions"
 
-ALL = (ALARMS, CAMERA_STATUS, CASE_EVENTS, ALARM_REJECTIONS, BROADCASTS, GUIDANCE_OUTCOMES, WALL, WALL_ACTIONS)
+ALL = (ALARMS, CASE_DEADLINES, CAMERA_STATUS, CASE_EVENTS, ALARM_REJECTIONS, BROADCASTS, GUIDANCE_OUTCOMES, WALL,
+       WALL_ACTIONS)

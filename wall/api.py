@@ -11,7 +11,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -264,10 +264,11 @@ def _time_param(request: web.Request, name: str) -> int | None:
     return int(value * 1000)
 
 
-async def alarms(request: web.Request) -> web.Response:
-    """Alarms (raised and cleared), newest first, each with its stream ``id`` and snapshot URLs; a cursor page.
+async def _stream_page(request: web.Request, stream: str, key: str,
+                       view: Callable[[dict[str, Any]], dict[str, Any]]) -> web.Response:
+    """A cursor page of ``stream``, newest first, each entry's ``view`` with its stream ``id``, under ``key``.
 
-    ``before=<id>``: older than that alarm (the "更早" page); ``after=<id>``: the ``limit`` alarms just after it
+    ``before=<id>``: older than that entry (the "更早" page); ``after=<id>``: the ``limit`` entries just after it
     (newer; still returned newest first); ``since``/``until``: unix seconds, inclusive. ``older`` is the ``before``
     of the next older page (null when there is none), ``newer`` the ``after`` of the next newer one."""
     limit = int_param(request, "limit", default=100, lo=1, hi=MAX_ALARMS)
@@ -277,17 +278,26 @@ async def alarms(request: web.Request) -> web.Response:
         raise BadRequest("until", "is before since")
     forward = after is not None and before is None
     entries = await _bus_call(request.app[state.BUS].window(
-        streams.ALARMS, after=after, before=before, since_ms=since_ms, until_ms=until_ms, count=limit + 1,
+        stream, after=after, before=before, since_ms=since_ms, until_ms=until_ms, count=limit + 1,
         oldest_first=forward))
     more = len(entries) > limit
     entries = entries[:limit]
     if forward:
         entries.reverse()
-    page = [{**alarm_view(e.data), "id": e.id} for e in entries]
+    page = [{**view(e.data), "id": e.id} for e in entries]
     older = page[-1]["id"] if page and (forward or more) else None
     newer = page[0]["id"] if page else after
-    return web.json_response({"alarms": page, "older": older, "newer": newer,
-                              "more_newer": bool(forward and more)})
+    return web.json_response({key: page, "older": older, "newer": newer, "more_newer": bool(forward and more)})
+
+
+async def alarms(request: web.Request) -> web.Response:
+    """Detector alarms (raised and cleared) with snapshot URLs: a cursor page of stream ``alarms``."""
+    return await _stream_page(request, streams.ALARMS, "alarms", alarm_view)
+
+
+async def case_deadlines(request: web.Request) -> web.Response:
+    """The case room's deadline alarms (即将超期 / 案件超期): a cursor page of stream ``case_deadlines``."""
+    return await _stream_page(request, streams.CASE_DEADLINES, "deadlines", dict)
 
 
 @web.middleware
@@ -307,4 +317,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/me", me)
     app.router.add_get("/api/cameras", cameras)
     app.router.add_get("/api/alarms", alarms)
+    app.router.add_get("/api/case-deadlines", case_deadlines)
 

@@ -181,11 +181,25 @@ SCHEMAS: dict[str, Any] = {
             "snapshot_clean_url": {"type": ["string", "null"]},
             "detector": {"type": "string"},
             "extra": {"type": "object"},
-            "kind": {"type": "string", "enum": ["case_near_deadline", "case_overdue"],
-                     "description": "only on the case room's deadline alarms (then also case_id, case_no, title, "
-                                    "unit_id, unit_name, deadline_at, deadline_iso, stage, label); absent on "
-                                    "detector alarms"},
-            "case_no": {"type": "string"}, "unit_name": {"type": "string"}, "deadline_at": {"type": "number"},
+        },
+    },
+    "CaseDeadlineAlarm": {
+        "type": "object",
+        "description": "the case room's deadline alarm (stream case_deadlines)",
+        "required": ["id", "alarm_id", "stage", "event", "phase", "at", "case_id", "case_no", "deadline_at"],
+        "properties": {
+            "id": {"type": "string", "description": "bus stream id (use it to resume the WebSocket)"},
+            "alarm_id": {"type": "string", "description": "case-<case id>-<stage>-<deadline>"},
+            "stage": {"type": "string", "enum": ["near_deadline", "overdue"]},
+            "event": {"type": "string", "enum": ["case_near_deadline", "case_overdue"]},
+            "phase": {"type": "string", "enum": ["raised"]},
+            "at": {"type": "number"}, "started_at": {"type": "number"},
+            "case_id": {"type": "string"}, "case_no": {"type": "string"}, "title": {"type": "string"},
+            "unit_id": {"type": "string"}, "unit_name": {"type": "string"},
+            "deadline_at": {"type": "number"}, "deadline_iso": {"type": "string"},
+            "camera_id": {"type": "string", "description": "\"\" for a case without a camera"},
+            "camera_name": {"type": "string"}, "zone_id": {"type": "string"}, "address": {"type": "string"},
+            "label": {"type": "string", "description": "one line for any consumer, e.g. 案件超期 CW20260311-0001 …"},
         },
     },
     "Case": {
@@ -280,6 +294,38 @@ def _screen_op(summary: str, body: dict[str, Any] | None = None, extra: dict[str
     return op
 
 
+_PAGING = ("Without a cursor: the newest. before=<id>: the page older than that entry (pass the answer's older for "
+           "the next one); after=<id>: the limit entries just after it, still newest first (pass newer to keep "
+           "paging forward; more_newer says there are more). since/until (unix seconds, inclusive) bound any page.")
+
+
+def _page_params(what: str) -> list[dict[str, Any]]:
+    """The query of a cursor page over a bus stream (``wall.api._stream_page``)."""
+    return [
+        _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_ALARMS, "default": 100}, "how many"),
+        _query("before", {"type": "string", "pattern": "^[0-9]{1,20}-[0-9]{1,20}$"},
+               f"only {what} older than this stream id (exclusive)"),
+        _query("after", {"type": "string", "pattern": "^[0-9]{1,20}-[0-9]{1,20}$"},
+               f"only {what} newer than this stream id (exclusive)"),
+        _query("since", {"type": "number", "minimum": 0, "maximum": 10000000000}, "unix seconds, inclusive"),
+        _query("until", {"type": "number", "minimum": 0, "maximum": 10000000000}, "unix seconds, inclusive"),
+    ]
+
+
+def _page_responses(key: str, item: str) -> dict[str, Any]:
+    return {
+        "200": _json({"type": "object", "required": [key],
+                      "properties": {key: {"type": "array", "items": _ref(item)},
+                                     "older": {"type": ["string", "null"],
+                                               "description": "before= for the next older page; null: none"},
+                                     "newer": {"type": ["string", "null"], "description": "after= for newer ones"},
+                                     "more_newer": {"type": "boolean"}}}, key),
+        "400": _error("limit, before, after, since or until invalid (the field is named)"),
+        "401": _UNAUTHORIZED,
+        "503": _error("event bus unavailable"),
+    }
+
+
 _NOT_A_WEBSOCKET = _error("a plain HTTP request, not a WebSocket handshake (the error names the Upgrade header)")
 _CONFLICT = {"409": _error("no tour on the screen, or it is already in that state")}
 
@@ -288,6 +334,7 @@ WS_FRAMES = {
         "server": {
             "hello": {"type": "hello", "user": "User"},
             "alarm": {"type": "alarm", "id": "stream id", "alarm": "Alarm (with snapshot_url)"},
+            "case_deadline": {"type": "case_deadline", "id": "stream id", "alarm": "CaseDeadlineAlarm"},
             "camera_status": {"type": "camera_status", "status": "CameraStatus"},
             "case": {"type": "case", "id": "stream id", "event": "CaseEvent"},
             "wall_screen": {"type": "wall_screen", "id": "stream id", "screen": "Screen (not resumed: GET "
@@ -298,7 +345,8 @@ WS_FRAMES = {
         },
         "client": {
             "ping": {"type": "ping"},
-            "resume": {"type": "resume", "last_ids": {"alarms": "stream id", "case_events": "stream id"}},
+            "resume": {"type": "resume", "last_ids": {"alarms": "stream id", "case_deadlines": "stream id",
+                                                      "case_events": "stream id"}},
             "ack": {"type": "ack", "alarm_id": "id",
                     "x-roles": WS_MESSAGES["ack"].needs()},
         },
@@ -383,35 +431,21 @@ PATHS: dict[str, Any] = {
     },
     "/api/alarms": {
         "get": {
-            "summary": "Alarms (raised and cleared), newest first: a cursor page over the alarms stream",
-            "description": "Without a cursor: the newest. before=<id>: the page older than that alarm (pass the "
-                           "answer's older for the next one); after=<id>: the limit alarms just after it, still "
-                           "newest first (pass newer to keep paging forward; more_newer says there are more). "
-                           "since/until (unix seconds, inclusive) bound any page.",
+            "summary": "Detector alarms (raised and cleared), newest first: a cursor page over the alarms stream",
+            "description": _PAGING,
             "security": _SESSION,
-            "parameters": [
-                _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_ALARMS, "default": 100}, "how many"),
-                _query("before", {"type": "string", "pattern": "^[0-9]{1,20}-[0-9]{1,20}$"},
-                       "only alarms older than this stream id (exclusive)"),
-                _query("after", {"type": "string", "pattern": "^[0-9]{1,20}-[0-9]{1,20}$"},
-                       "only alarms newer than this stream id (exclusive)"),
-                _query("since", {"type": "number", "minimum": 0, "maximum": 10000000000}, "unix seconds, inclusive"),
-                _query("until", {"type": "number", "minimum": 0, "maximum": 10000000000}, "unix seconds, inclusive"),
-            ],
-            "responses": {
-                "200": _json(
-                    {"type": "object", "required": ["alarms"],
-                     "properties": {"alarms": {"type": "array", "items": _ref("Alarm")},
-                                    "older": {"type": ["string", "null"],
-                                              "description": "before= for the next older page; null: none"},
-                                    "newer": {"type": ["string", "null"], "description": "after= for newer ones"},
-                                    "more_newer": {"type": "boolean"}}},
-                    "alarms",
-                ),
-                "400": _error("limit, before, after, since or until invalid (the field is named)"),
-                "401": _UNAUTHORIZED,
-                "503": _error("event bus unavailable"),
-            },
+            "parameters": _page_params("alarms"),
+            "responses": _page_responses("alarms", "Alarm"),
+        },
+    },
+    "/api/case-deadlines": {
+        "get": {
+            "summary": "The case room's deadline alarms (即将超期 / 案件超期), newest first: a cursor page over the "
+                       "case_deadlines stream",
+            "description": _PAGING,
+            "security": _SESSION,
+            "parameters": _page_params("deadline alarms"),
+            "responses": _page_responses("deadlines", "CaseDeadlineAlarm"),
         },
     },
     "/api/cases": {
@@ -465,8 +499,9 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "WebSocket: pushed alarms, camera status and case events",
             "description": (
-                "Upgrade to WebSocket. Server frames: hello, alarm, camera_status, case, pong, error. Client "
-                'frames: {"type":"ping"}; {"type":"resume","last_ids":{"alarms":id,"case_events":id}} sends '
+                "Upgrade to WebSocket. Server frames: hello, alarm, case_deadline, camera_status, case, pong, error. "
+                'Client frames: {"type":"ping"}; {"type":"resume","last_ids":{"alarms":id,"case_deadlines":id,'
+                '"case_events":id}} sends '
                 'every entry after those ids exactly once, then continues live; {"type":"ack","alarm_id":id} '
                 "acknowledges an alarm like POST /api/alarms/{id}/ack (watch officer, leader, admin). A client whose "
                 "bounded send "

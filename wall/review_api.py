@@ -18,7 +18,6 @@ from typing import Any
 from aiohttp import web
 
 import web as web_assets
-from cases.deadlines import is_case_alarm
 from cases.filing import CaseFiler, FilingError
 from cases.policy import filing_decision
 from cases.review import MAX_REASON, REJECT_REASONS, ReviewConflict, ReviewDesk
@@ -49,8 +48,7 @@ def _raised(entries: list[Any]) -> tuple[list[str], dict[str, dict[str, Any]]]:
     alarms: dict[str, dict[str, Any]] = {}
     for entry in reversed(entries):  # history is newest first
         data = entry.data
-        if (data.get("phase") == "raised" and isinstance(data.get("alarm_id"), str) and data["alarm_id"] not in alarms
-                and not is_case_alarm(data)):
+        if data.get("phase") == "raised" and isinstance(data.get("alarm_id"), str) and data["alarm_id"] not in alarms:
             alarms[data["alarm_id"]] = data
     return list(alarms), alarms
 
