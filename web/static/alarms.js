@@ -3,10 +3,22 @@
 // stream, case_deadlines: addDeadline) are cards too — case number, unit and deadline instead of a snapshot — and
 // are not counted as detections.
 
+import { getJSON } from "./api.js";
 import { bilingual, el, fitRows, safePath } from "./dom.js";
 import { durationText, eventLabel, startOfDay, timeText } from "./format.js";
 
 const MAX_CARDS = 60;
+
+/** The newest deadline alarms (GET /api/case-deadlines) for AlarmPanel.load; [] when they cannot be read — the
+ *  detections still show, and live deadline alarms still arrive over the socket. */
+export async function recentDeadlines(limit = 50) {
+  try {
+    return await getJSON(`/api/case-deadlines?limit=${limit}`);
+  } catch (err) {
+    console.warn("deadline alarms unavailable", err);
+    return { deadlines: [] };
+  }
+}
 const FRESH_MS = 8000;
 
 export class AlarmPanel {

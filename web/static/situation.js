@@ -3,7 +3,7 @@
 // Data: /api/me, /api/cameras, /api/map, /api/alarms, /api/case-deadlines, /api/cases; live over /api/ws. No tile
 // server, no network.
 
-import { AlarmPanel } from "./alarms.js";
+import { AlarmPanel, recentDeadlines } from "./alarms.js";
 import { ApiError, checkSession, getJSON } from "./api.js";
 import { CasePanel, isOverdue } from "./cases.js";
 import { showClip } from "./clip-view.js";
@@ -322,7 +322,7 @@ async function start() {
       await basemap.load();
       drawBasemap();
     }
-    const [history, due] = await Promise.all([getJSON("/api/alarms?limit=200"), getJSON("/api/case-deadlines?limit=50")]);
+    const [history, due] = await Promise.all([getJSON("/api/alarms?limit=200"), recentDeadlines()]);
     const list = history.alarms || [];
     const deadlines = due.deadlines || [];
     alarms.load(list, now(), deadlines);

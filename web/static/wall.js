@@ -4,7 +4,7 @@
 // grid follows the server: "wall_screen" frames carry the screen's layout, tiles, tour step and alarm pop-up.
 // Exposed for tests and diagnostics as window.citywall.
 
-import { AlarmPanel } from "./alarms.js";
+import { AlarmPanel, recentDeadlines } from "./alarms.js";
 import { ApiError, checkSession, getJSON } from "./api.js";
 import { CasePanel } from "./cases.js";
 import { showClip } from "./clip-view.js";
@@ -311,7 +311,7 @@ async function start() {
     window.citywall = { cameras, grid, alarms, cases, socket, refreshCases, cues: cueStats, cue,
                         get screen() { return screen; } };
 
-    const [history, due] = await Promise.all([getJSON("/api/alarms?limit=200"), getJSON("/api/case-deadlines?limit=50")]);
+    const [history, due] = await Promise.all([getJSON("/api/alarms?limit=200"), recentDeadlines()]);
     const list = history.alarms || [];
     const deadlines = due.deadlines || [];
     alarms.load(list, now(), deadlines);
