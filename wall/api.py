@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
+from pydantic import Field
 
 from config import redact_url
 from messages import streams
@@ -30,8 +31,9 @@ from wall.auth import (
     require_session,
     set_session_cookie,
 )
-from wall.errors import BadRequest, json_error, parsed_json
+from wall.errors import BadRequest, json_error
 from wall.limits import Window
+from wall.models import MAX_PASSWORD, MAX_USERNAME, Body, no_control_chars, read_body
 from wall.views import alarm_view, status_view
 
 log = logging.getLogger("citywall.wall.api")
@@ -63,16 +65,13 @@ def int_param(request: web.Request, name: str, *, default: int, lo: int, hi: int
     return value
 
 
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
 def check_text(field: str, value: str) -> str:
-    """Free text from a client (a note, a reason, a search): ``value``, or :class:`BadRequest` naming ``field`` when
-    it holds control characters (PostgreSQL cannot even store NUL; SQLite would cut the text there)."""
-    bad = _CONTROL_CHARS.search(value)
-    if bad:
-        raise BadRequest(field, f"must not contain control characters (found U+{ord(bad.group()):04X})")
-    return value
+    """Free text from a client (a search, a query parameter): ``value``, or :class:`BadRequest` naming ``field`` when
+    it holds control characters (the same rule as a body model's free-text fields, ``wall.models.Clean``)."""
+    try:
+        return no_control_chars(value)
+    except ValueError as exc:
+        raise BadRequest(field, str(exc)) from None
 
 
 def str_param(request: web.Request, name: str, pattern: re.Pattern[str], what: str) -> str | None:
@@ -130,20 +129,18 @@ async def health(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------------------------------------------- session
 
 
+class LoginBody(Body):
+    """``POST /api/login``."""
+
+    username: str = Field(min_length=1, max_length=MAX_USERNAME)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD)
+
+
 async def login(request: web.Request) -> web.Response:
     """``{username, password}`` → session cookie and ``{user, csrf_token}``; 401 on a wrong password, 429 when rate
     limited."""
-    try:
-        body = await parsed_json(request)
-    except ValueError:
-        raise BadRequest("body", "must be a JSON object {username, password}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("body", "must be a JSON object {username, password}")
-    username, password = body.get("username"), body.get("password")
-    if not isinstance(username, str) or not 1 <= len(username) <= 64:
-        raise BadRequest("username", "required, a string of 1 to 64 characters")
-    if not isinstance(password, str) or not 1 <= len(password) <= 1024:
-        raise BadRequest("password", "required, a string of 1 to 1024 characters")
+    body = await read_body(request, LoginBody)
+    username, password = body.username, body.password
 
     app = request.app
     limits = app[state.SETTINGS].wall.login
