@@ -14,7 +14,7 @@ import re
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from aiohttp import web
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from wall.errors import BadRequest, parsed_json
@@ -147,3 +147,13 @@ def ref(model: type[BaseModel]) -> dict[str, str]:
 def json_body(model: type[Body], *, required: bool = True) -> dict[str, Any]:
     """An operation's ``requestBody`` validated by ``model``."""
     return {"required": required, "content": {"application/json": {"schema": ref(model)}}}
+
+
+def message_schema(message: type, description: str, *, id_text: str, **extra: dict[str, Any]) -> dict[str, Any]:
+    """The answer schema of a bus message as the API shows it: the message dataclass's own fields (``messages``),
+    plus its stream ``id`` and the ``extra`` properties a view adds (evidence URLs)."""
+    schema = TypeAdapter(message).json_schema(mode="serialization", ref_template=REF_TEMPLATE)
+    schema["description"] = description
+    schema["properties"] = {"id": {"type": "string", "description": id_text}, **schema["properties"], **extra}
+    schema["required"] = ["id", *schema.get("required", [])]
+    return schema

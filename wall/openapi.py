@@ -1,4 +1,7 @@
-"""``GET /api/openapi.json``: the OpenAPI 3.1 description of the wall server's API, written by hand.
+"""``GET /api/openapi.json``: the OpenAPI 3.1 description of the wall server's API.
+
+The request bodies' component schemas are generated from the body models (``wall.models``), the alarm answers from
+the bus message dataclasses (``messages``); the rest of the answers are still written here by hand.
 
 A test checks that every registered ``/api`` route (and ``/evidence``) appears here with its method, so the
 document cannot silently fall behind the router. Who may call each operation (``x-roles``), the 403 it answers
@@ -17,13 +20,14 @@ from pydantic import BaseModel
 from admin.api import ImportBody, NewUserBody, OwnPasswordBody, ProbeBody, UserChangeBody
 from cases.audit import MAX_PAGE as MAX_AUDIT_PAGE
 from config.settings import EventType
+from messages import Alarm, CaseDeadlineAlarm
 from wall import state
 from wall.access import CSRF_EXEMPT, CSRF_HEADER, ROUTES, SAFE_METHODS, WS_MESSAGES
 from wall.api import MAX_ALARMS, MAX_CASES_PAGE, LoginBody
 from wall.broadcast_api import BroadcastBody
 from wall.case_api import CaseActionBody, SuperviseBody
 from wall.errors import MAX_REQUEST_BODY
-from wall.models import MAX_NOTE, Body, component_schemas, json_body
+from wall.models import MAX_NOTE, Body, component_schemas, json_body, message_schema
 from wall.review_api import ClaimBody, DecisionBody
 from wall.screens_api import LayoutBody, TileBody, TourStartBody
 
@@ -50,6 +54,8 @@ def _error(description: str) -> dict[str, Any]:
 
 _UNAUTHORIZED = _error("no session (log in first)")
 _SESSION = [{"session": []}]
+
+_STREAM_ID_TEXT = "bus stream id (use it to resume the WebSocket)"
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -173,50 +179,13 @@ SCHEMAS: dict[str, Any] = {
             "live": {"type": "boolean", "description": "live video can be opened for this camera"},
         },
     },
-    "Alarm": {
-        "type": "object",
-        "required": ["id", "alarm_id", "phase", "camera_id", "zone_id", "event", "at"],
-        "properties": {
-            "id": {"type": "string", "description": "bus stream id (use it to resume the WebSocket)"},
-            "alarm_id": {"type": "string"},
-            "phase": {"type": "string", "enum": ["raised", "cleared"]},
-            "camera_id": {"type": "string"},
-            "camera_name": {"type": "string"},
-            "zone_id": {"type": "string"},
-            "zone_name": {"type": "string"},
-            "event": {"type": "string"},
-            "started_at": {"type": "number"},
-            "at": {"type": "number"},
-            "dwell_s": {"type": "number"},
-            "confidence": {"type": "number"},
-            "boxes": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
-            "snapshot": {"type": ["string", "null"]},
-            "snapshot_clean": {"type": ["string", "null"]},
-            "snapshot_url": {"type": ["string", "null"], "description": "/evidence/... URL of the annotated snapshot"},
-            "snapshot_clean_url": {"type": ["string", "null"]},
-            "detector": {"type": "string"},
-            "extra": {"type": "object"},
-        },
-    },
-    "CaseDeadlineAlarm": {
-        "type": "object",
-        "description": "the case room's deadline alarm (stream case_deadlines)",
-        "required": ["id", "alarm_id", "stage", "event", "phase", "at", "case_id", "case_no", "deadline_at"],
-        "properties": {
-            "id": {"type": "string", "description": "bus stream id (use it to resume the WebSocket)"},
-            "alarm_id": {"type": "string", "description": "case-<case id>-<stage>-<deadline>"},
-            "stage": {"type": "string", "enum": ["near_deadline", "overdue"]},
-            "event": {"type": "string", "enum": ["case_near_deadline", "case_overdue"]},
-            "phase": {"type": "string", "enum": ["raised"]},
-            "at": {"type": "number"}, "started_at": {"type": "number"},
-            "case_id": {"type": "string"}, "case_no": {"type": "string"}, "title": {"type": "string"},
-            "unit_id": {"type": "string"}, "unit_name": {"type": "string"},
-            "deadline_at": {"type": "number"}, "deadline_iso": {"type": "string"},
-            "camera_id": {"type": "string", "description": "\"\" for a case without a camera"},
-            "camera_name": {"type": "string"}, "zone_id": {"type": "string"}, "address": {"type": "string"},
-            "label": {"type": "string", "description": "one line for any consumer, e.g. 案件超期 CW20260311-0001 …"},
-        },
-    },
+    "Alarm": message_schema(
+        Alarm, "a detector alarm (stream alarms)", id_text=_STREAM_ID_TEXT,
+        snapshot_url={"type": ["string", "null"], "description": "/evidence/... URL of the annotated snapshot"},
+        snapshot_clean_url={"type": ["string", "null"]},
+        clip_url={"type": ["string", "null"], "description": "/evidence/... URL of the evidence clip"}),
+    "CaseDeadlineAlarm": message_schema(CaseDeadlineAlarm, "the case room's deadline alarm (stream case_deadlines)",
+                                        id_text=_STREAM_ID_TEXT),
     "Case": {
         "type": "object",
         "required": ["id", "case_no", "state"],
