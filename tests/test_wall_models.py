@@ -61,3 +61,11 @@ def test_the_documented_bodies_are_the_models_schemas_with_the_same_limits():
         assert schemas[name]["type"] == "object", name
     photo = doc["paths"]["/api/cases/{id}/photos"]["post"]["requestBody"]["content"]["multipart/form-data"]
     assert photo["schema"]["properties"]["note"]["maxLength"] == MAX_NOTE
+
+
+def test_every_role_a_session_can_have_is_in_the_documented_user():
+    from config import Role
+
+    schemas = build_document("测试站")["components"]["schemas"]
+    assert schemas["User"]["properties"]["role"] == {"$ref": "#/components/schemas/Role"}
+    assert schemas["Role"]["enum"] == [r.value for r in Role]   # the unit role included (it was missing by hand)

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from config import redact_url
 from messages import streams
-from wall import state
+from wall import models, state
 from wall.access import note
 from wall.auth import (
     COOKIE,
@@ -33,7 +33,7 @@ from wall.auth import (
 )
 from wall.errors import BadRequest, json_error
 from wall.limits import Window
-from wall.models import MAX_PASSWORD, MAX_USERNAME, Body, no_control_chars, read_body
+from wall.models import MAX_PASSWORD, MAX_USERNAME, Body, no_control_chars, read_body, respond
 from wall.views import alarm_view, status_view
 
 log = logging.getLogger("citywall.wall.api")
@@ -180,8 +180,8 @@ async def login(request: web.Request) -> web.Response:
     for token in sessions.take_evicted():  # this user's oldest session ended: its sockets close too
         app[state.HUB].disconnect_session(token)
         app[state.LIVE_SOCKETS].disconnect_session(token)
-    response = web.json_response({"user": session.user_dict(), "expires_at": session.expires_at,
-                                  "csrf_token": session.csrf_token})
+    response = respond(models.Session(user=models.User(**session.user_dict()), expires_at=session.expires_at,
+                                      csrf_token=session.csrf_token))
     note(request, role=session.role.value)
     set_session_cookie(response, session, secure=is_secure(request))
     log.info("login %s (%s) from %s", session.username, session.role.value, address)
@@ -203,13 +203,9 @@ async def me(request: web.Request) -> web.Response:
     """The logged-in user, when the session ends, and the site the wall belongs to (name and timezone)."""
     session = require_session(request)
     settings = request.app[state.SETTINGS]
-    return web.json_response({
-        "user": session.user_dict(),
-        "expires_at": session.expires_at,
-        "csrf_token": session.csrf_token,
-        "site_name": settings.site_name,
-        "timezone": settings.timezone,
-    })
+    return respond(models.Session(user=models.User(**session.user_dict()), expires_at=session.expires_at,
+                                  csrf_token=session.csrf_token, site_name=settings.site_name,
+                                  timezone=settings.timezone))
 
 
 # ---------------------------------------------------------------------------------------------------- data

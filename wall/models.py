@@ -17,6 +17,7 @@ from aiohttp import web
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.json_schema import models_json_schema
 
+from config import Role
 from wall.errors import BadRequest, parsed_json
 
 MAX_NOTE = 500
@@ -157,3 +158,39 @@ def message_schema(message: type, description: str, *, id_text: str, **extra: di
     schema["properties"] = {"id": {"type": "string", "description": id_text}, **schema["properties"], **extra}
     schema["required"] = ["id", *schema.get("required", [])]
     return schema
+
+
+class Answer(BaseModel):
+    """A response body: the handler builds it and sends it with :func:`respond`; the document's component is its
+    schema."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+def respond(answer: Answer, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """``answer`` as the JSON response (fields left None are left out)."""
+    return web.json_response(answer.model_dump(mode="json", exclude_none=True), status=status, headers=headers)
+
+
+class Error(Answer):
+    """Every failure an API client sees."""
+
+    error: str = Field(description="what was wrong, naming the field")
+
+
+class User(Answer):
+    """A signed-in user as the API shows it."""
+
+    username: str
+    display_name: str
+    role: Role
+
+
+class Session(Answer):
+    """``POST /api/login`` and ``GET /api/me``: who is signed in, until when, and the CSRF token."""
+
+    user: User
+    expires_at: float = Field(description="unix time")
+    csrf_token: str = Field(description="send it in X-CSRF-Token on every state-changing request of this session")
+    site_name: str | None = Field(None, description="the centre's name shown on the wall (GET /api/me)")
+    timezone: str | None = Field(None, description="IANA timezone of the site, e.g. Asia/Shanghai (GET /api/me)")

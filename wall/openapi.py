@@ -21,7 +21,7 @@ from admin.api import ImportBody, NewUserBody, OwnPasswordBody, ProbeBody, UserC
 from cases.audit import MAX_PAGE as MAX_AUDIT_PAGE
 from config.settings import EventType
 from messages import Alarm, CaseDeadlineAlarm
-from wall import state
+from wall import models, state
 from wall.access import CSRF_EXEMPT, CSRF_HEADER, ROUTES, SAFE_METHODS, WS_MESSAGES
 from wall.api import MAX_ALARMS, MAX_CASES_PAGE, LoginBody
 from wall.broadcast_api import BroadcastBody
@@ -58,32 +58,6 @@ _SESSION = [{"session": []}]
 _STREAM_ID_TEXT = "bus stream id (use it to resume the WebSocket)"
 
 SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {"error": {"type": "string", "description": "what was wrong, naming the field"}},
-    },
-    "User": {
-        "type": "object",
-        "required": ["username", "display_name", "role"],
-        "properties": {
-            "username": {"type": "string"},
-            "display_name": {"type": "string"},
-            "role": {"type": "string", "enum": ["watch_officer", "monitor", "leader", "admin"]},
-        },
-    },
-    "Session": {
-        "type": "object",
-        "required": ["user", "expires_at"],
-        "properties": {
-            "user": _ref("User"),
-            "expires_at": {"type": "number", "description": "unix time"},
-            "csrf_token": {"type": "string", "description": f"send it in {CSRF_HEADER} on every state-changing "
-                                                           "request of this session"},
-            "site_name": {"type": "string", "description": "the centre's name shown on the wall"},
-            "timezone": {"type": "string", "description": "IANA timezone of the site, e.g. Asia/Shanghai"},
-        },
-    },
     "Check": {
         "type": "object",
         "required": ["ok"],
@@ -693,7 +667,8 @@ PATHS.update({
 _CASE_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 _CONFLICT = _json(_ref("CaseConflict"), "someone else changed the case first (stale version) or its state does not "
                   "allow the action: the case as it is now and the actions allowed from its state")
-_generated(LoginBody, CaseActionBody, SuperviseBody, BroadcastBody, LayoutBody, TileBody, TourStartBody)
+_generated(models.Error, models.User, models.Session, LoginBody, CaseActionBody, SuperviseBody, BroadcastBody,
+           LayoutBody, TileBody, TourStartBody)
 SCHEMAS["CaseConflict"] = {
     "type": "object",
     "required": ["error", "state", "allowed"],
