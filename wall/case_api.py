@@ -175,7 +175,7 @@ async def supervise_case(request: web.Request) -> web.Response:
     event; the state does not change. 403 for other roles, 404, 409 for a finished case or a stale version."""
     session = require_session(request)
     case_id = _case_id(request)
-    body = await read_body(request, SuperviseBody)
+    body = await read_body(request, SuperviseBody, optional=True)  # no body: no note
     refused = await _refuse_out_of_scope(request, session, case_id)
     if refused is not None:
         return refused
