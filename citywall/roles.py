@@ -41,7 +41,14 @@ from cases.deadlines import DeadlineAlarmLoop
 from cases.store import CaseStore
 from cases.webhooks import WebhookSender
 from cases.worker import CaseWorker, build_filer
-from citywall.metrics import bus_metrics, case_store_metrics, case_worker_metrics, detection_metrics, lease_metrics
+from citywall.metrics import (
+    bus_metrics,
+    case_store_metrics,
+    case_worker_metrics,
+    detection_metrics,
+    lease_metrics,
+    recording_metrics,
+)
 from citywall.supervise import supervise
 from citywall.up import camera_options, follow_rejections, private_data_dir
 from config import ConfigError, Settings, redact_url
@@ -50,6 +57,7 @@ from detectors.feedback import RejectionFollower, SuppressionList
 from detectors.models import load_backends
 from detectors.worker import DetectionWorker
 from messages import CODECS
+from recording.service import build_library, build_recording, recording_wanted
 from video_ingest.clip_buffer import ClipRecorder
 from video_ingest.service import IngestService
 from wall.app import create_app
@@ -143,10 +151,13 @@ class WorkerLive:
 class CameraWorker:
     """The worker role: leases, camera stacks, the internal live-video server."""
 
-    def __init__(self, settings: Settings, bus: Bus, *, name: str) -> None:
+    def __init__(self, settings: Settings, bus: Bus, *, name: str, store: CaseStore | None = None) -> None:
         self.settings = settings
         self.bus = bus
         self.name = name
+        # Recording (录像回放) of the cameras held, indexed in the shared case store (None: no store, or all off).
+        self.recording = (build_recording(settings, store, [], publish=bus.publish, node=name)
+                          if store is not None else None)
         self.stacks: dict[str, CameraStack] = {}
         self.live = WorkerLive(self.stacks)
         self.keeper: LeaseKeeper | None = None
@@ -164,6 +175,8 @@ class CameraWorker:
         return stack.ingest.latest_frame(camera_id) if stack is not None else None
 
     def _clip(self, camera_id: str, clip_id: str, at: float) -> str | None:
+        if self.recording is not None:
+            self.recording.alarm(camera_id, at)  # alarm-mode recording keeps the time around it
         stack = self.stacks.get(camera_id)
         return stack.clips.record(camera_id, clip_id, at) if stack is not None else None
 
@@ -181,7 +194,8 @@ class CameraWorker:
 
         async def metrics(_request: web.Request) -> web.Response:
             providers = [bus_metrics(self.bus), detection_metrics(self.detection)] + (
-                [lease_metrics(self.keeper)] if self.keeper else [])
+                [lease_metrics(self.keeper)] if self.keeper else []) + (
+                [recording_metrics(self.recording)] if self.recording is not None else [])
             return scrape([], providers, scrapes)
 
         async def health(_request: web.Request) -> web.Response:
@@ -203,6 +217,8 @@ class CameraWorker:
         cluster = self.settings.cluster
         runner = web.AppRunner(self.internal_app(), access_log=None)
         await runner.setup()
+        if self.recording is not None:  # each camera's index is repaired as it is taken over (take_camera)
+            await self.recording.start(lambda _cid, _sink: None, repair=False)
         try:
             site = web.TCPSite(runner, cluster.live_host, 0)
             await site.start()
@@ -237,6 +253,8 @@ class CameraWorker:
         finally:
             await asyncio.gather(*(s.stop() for s in self.stacks.values()), return_exceptions=True)
             self.stacks.clear()
+            if self.recording is not None:
+                await self.recording.stop()
             await runner.cleanup()
 
     async def _adopt(self, old: Settings, new: Settings, change: ConfigChange) -> None:
@@ -252,28 +270,35 @@ class CameraWorker:
                    | set(change.cameras_reanalysed)) & set(self.stacks)
         for cid in sorted(touched):
             self.detection.remove_camera(cid)
+            if self.recording is not None:
+                self.recording.remove_camera(cid)
             await self.stacks.pop(cid).stop()
             if cid in enabled:
-                stack = CameraStack(new, cid, self.bus, self.name)
-                await stack.start()
-                self.stacks[cid] = stack
-                self.detection.add_camera(new.camera(cid))
+                await self._hold(new, cid)
         if touched or change.cameras_added:
             log.info("configuration changed: restarted %s; new cameras are leased in the next rounds",
                      ", ".join(sorted(touched)) or "none")
 
+    async def _hold(self, settings: Settings, cid: str) -> None:
+        """Start holding ``cid``: its stack, its analysis and (when on) its recording."""
+        stack = CameraStack(settings, cid, self.bus, self.name)
+        await stack.start()
+        self.stacks[cid] = stack
+        self.detection.add_camera(settings.camera(cid))
+        if self.recording is not None:
+            await self.recording.take_camera(settings, cid, stack.ingest.subscribe_packets)
+
     async def _on_change(self, change: LeaseChange) -> None:
         for cid in sorted(change.released):
             self.detection.remove_camera(cid)
+            if self.recording is not None:
+                self.recording.remove_camera(cid)
         gone = [self.stacks.pop(cid) for cid in sorted(change.released) if cid in self.stacks]
         if gone:
             log.info("releasing %s", ", ".join(s.camera_id for s in gone))
             await asyncio.gather(*(s.stop() for s in gone), return_exceptions=True)
         for cid in sorted(change.acquired):
-            stack = CameraStack(self.settings, cid, self.bus, self.name)
-            await stack.start()
-            self.stacks[cid] = stack
-            self.detection.add_camera(self.settings.camera(cid))
+            await self._hold(self.settings, cid)
         if change.acquired:
             log.info("now holding %d cameras (+%s)", len(self.stacks), ", ".join(sorted(change.acquired)))
 
@@ -296,8 +321,11 @@ async def run_worker(settings: Settings, *, name: str) -> None:
     private_data_dir(settings.storage.data_dir, settings.storage.evidence_dir)
     bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix, codecs=CODECS,
                             maxlen=settings.brokers.stream_maxlen)
+    # The case store holds the recording index: opened only when this worker records.
+    store = (await asyncio.to_thread(CaseStore.open, settings.storage.resolved_cases_url())
+             if recording_wanted(settings) else None)
     try:
-        worker = CameraWorker(settings, bus, name=name)
+        worker = CameraWorker(settings, bus, name=name, store=store)
 
         def announce(live_url: str) -> None:
             print(f"citywall worker {name}: joined {redact_url(settings.brokers.redis_url)}; live video at "
@@ -305,6 +333,8 @@ async def run_worker(settings: Settings, *, name: str) -> None:
 
         await _with_signals(lambda stop: worker.run(stop, ready=announce))
     finally:
+        if store is not None:
+            store.close()
         await bus.close()
 
 
@@ -318,6 +348,7 @@ async def run_wall(settings: Settings, *, host: str, port: int) -> None:
     live = RemoteLiveHub(bus.redis, bus.prefix, [c.id for c in settings.cameras if c.enabled],
                          settings.cluster.token)
     app = create_app(settings, bus=bus, cases=store, live=live, evidence_dir=settings.storage.evidence_dir,
+                     recordings=build_library(settings, store),  # the workers' recordings, on a shared disk
                      metric_providers=[bus_metrics(bus), case_store_metrics(store)],
                      sessions=RedisSessions(bus.redis, bus.prefix, settings.wall.session_ttl_s,
                                             max_per_user=settings.wall.login.sessions_per_user),

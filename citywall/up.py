@@ -221,8 +221,9 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
         for cid in sources:
             ingest.subscribe_packets(cid, clips.buffer(cid))
         stack.callback(clips.close)
-        # Recording (录像回放): segment files from the same connections, indexed in the case store (None when off).
-        recording = build_recording(settings, store, list(sources))
+        # Recording (录像回放): segment files from the same connections, indexed in the case store (None when off);
+        # a disk that fills up or a write that fails is a system alarm on the wall.
+        recording = build_recording(settings, store, list(sources), publish=bus.publish)
         if recording is not None:
             await recording.start(ingest.subscribe_packets)
             stack.push_async_callback(recording.stop)

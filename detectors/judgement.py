@@ -107,6 +107,9 @@ class JudgeParams:
     """``arrival_ncc`` at which a part drove in (the analyzer's ``vehicle_ncc``)."""
     kind_memory: float = 0.85
     """Per-sample decay of a track's accumulated kind votes (≈ the last 7 samples weigh most)."""
+    wheel_memory_s: float = 5.0
+    """How long the wheel test's answer for a box (to 0.5 % of the frame) is reused: a parked thing does not change
+    between samples, and the test (Hough circles on the full-resolution crop) is the judgement's costliest step."""
 
 
 # --- scale -------------------------------------------------------------------------------------------------------
@@ -363,6 +366,10 @@ class Judge:
         self._shaky = 0
         self._fresh_t = 0.0
         self._since_fresh = 0
+        self._now = 0.0
+        self._wheel_memo: dict[tuple[int, ...], tuple[bool, float]] = {}
+        self.wheel_tests = 0
+        """Wheel tests run (not answered from memory)."""
 
     # --- scale learning runs on every sample (cheap) ---------------------------------------------------------
 
@@ -383,20 +390,25 @@ class Judge:
     # --- the step ---------------------------------------------------------------------------------------------
 
     def update(self, image: np.ndarray, now: float, tracked, moving: np.ndarray, arrived: np.ndarray | None,
-               model=None, background: np.ndarray | None = None) -> dict[int, Judgement]:
+               model=None, background: np.ndarray | None = None,
+               shrunk: Sequence[np.ndarray] = ()) -> dict[int, Judgement]:
         """Judge every tracked stationary candidate (``Detections`` with tracker ids and analysis masks).
 
         ``moving``: bool moving-foreground mask (analysis resolution); ``arrived``: the analyzer's per-pixel
         arrival scores (same resolution) or None; ``model``: a site model's ``Detections`` with ``data['role']``;
-        ``background``: the analyzer's planar background (to see through a wheel).
+        ``background``: the analyzer's planar background (to see through a wheel); ``shrunk``: area shrinks of
+        ``image`` already made (the analyzer's ``levels``), one of which may be the working size.
         """
         self._background = background
+        self._now = now
         p = self.params
         self.samples += 1
         H, W = image.shape[:2]
         ww = min(p.work_width, W)
         wh = max(1, int(round(H * ww / W)))
-        work = cv2.resize(image, (ww, wh), interpolation=cv2.INTER_AREA) if (ww, wh) != (W, H) else image
+        made = [lv for lv in shrunk if lv.shape[:2] == (wh, ww)]
+        work = made[0] if made else (
+            cv2.resize(image, (ww, wh), interpolation=cv2.INTER_AREA) if (ww, wh) != (W, H) else image)
         work = cv2.blur(work, (3, 3))
         grey = cv2.cvtColor(work, cv2.COLOR_BGR2GRAY).astype(np.float32)
         half = cv2.resize(grey, (max(16, ww // 2), max(16, wh // 2)), interpolation=cv2.INTER_AREA)
@@ -630,7 +642,7 @@ class Judge:
                 kind = _ROLE_KIND.get(role)
                 if kind is not None:
                     return Part(box, kind, w_p, h_p, f"model:{role}")
-        if 0.45 <= w_p <= 2.0 and 0.3 <= h_p <= 1.0 and _has_wheels(image, box, ph / work[1], self._background):
+        if 0.45 <= w_p <= 2.0 and 0.3 <= h_p <= 1.0 and self._wheels(image, box, ph / work[1]):
             return Part(box, Kind.BIKE, w_p, h_p, "two wheels")
         if 0.4 <= h_p <= 1.3 and w_p <= 0.6 and h_p / max(w_p, 1e-3) >= 1.3:
             return Part(box, Kind.PERSON, w_p, h_p, "person-shaped, still")
@@ -647,6 +659,21 @@ class Judge:
         if h_p <= 0.45 and w_p <= 1.6 and _bag_like(image, box, fill):
             return Part(box, Kind.RUBBISH, w_p, h_p, "low, bag-like")
         return Part(box, Kind.GOODS, w_p, h_p, "object")
+
+    def _wheels(self, image: np.ndarray, box, p_frac: float) -> bool:
+        """``_has_wheels`` for ``box``, answered from memory when the same box was tested within
+        ``wheel_memory_s``."""
+        now, keep = self._now, self.params.wheel_memory_s
+        key = tuple(int(round(float(v) * 200)) for v in box)
+        hit = self._wheel_memo.get(key)
+        if hit is not None and 0.0 <= now - hit[1] <= keep:
+            return hit[0]
+        found = _has_wheels(image, box, p_frac, self._background)
+        self.wheel_tests += 1
+        if len(self._wheel_memo) >= 256:
+            self._wheel_memo = {k: v for k, v in self._wheel_memo.items() if 0.0 <= now - v[1] <= keep}
+        self._wheel_memo[key] = (found, now)
+        return found
 
     def _piece_of_a_bike(self, image: np.ndarray, part: Part, boxes: np.ndarray, own: int, p_frac: float) -> Part:
         """A bicycle is mostly see-through: its frame and wheels can come apart into several stationary
@@ -666,7 +693,7 @@ class Judge:
         ww = (union[2] - union[0]) * image.shape[1] / (p_frac * image.shape[0])
         hh = (union[3] - union[1]) / p_frac
         # The group may hold someone standing beside the bike too: taller than a bike alone.
-        if 0.45 <= ww <= 2.0 and 0.3 <= hh <= 1.3 and _has_wheels(image, union, p_frac, self._background):
+        if 0.45 <= ww <= 2.0 and 0.3 <= hh <= 1.3 and self._wheels(image, union, p_frac):
             return Part(part.box, Kind.BIKE, part.width_p, part.height_p, "two wheels")
         return part
 

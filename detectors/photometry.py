@@ -16,8 +16,6 @@ All images are float32; ``grey`` is the channel sum (0..765) of a planar (3, h, 
 
 from __future__ import annotations
 
-import warnings
-
 import cv2
 import numpy as np
 
@@ -50,9 +48,7 @@ def illumination_field(cur_g: np.ndarray, bg_g: np.ndarray, valid: np.ndarray, *
     if finite.size == 0:
         return np.ones((h, w), np.float32), 1.0
     overall = float(np.median(finite))
-    with warnings.catch_warnings():  # all-NaN cells (under an object) are expected; they are filled below
-        warnings.simplefilter("ignore", RuntimeWarning)
-        grid = np.nanmedian(blocks, axis=2)
+    grid = block_nanmedian(blocks, counts)
     grid[counts < min_valid * cs * cs] = np.nan
     for _ in range(4):  # fill holes (cells under a big object) from their neighbours
         holes = ~np.isfinite(grid)
@@ -69,6 +65,18 @@ def illumination_field(cur_g: np.ndarray, bg_g: np.ndarray, valid: np.ndarray, *
     # Cell centres sit at (i + 0.5) * cell; INTER_LINEAR on the whole grid maps them there.
     field = cv2.resize(grid, (gw * cell, gh * cell), interpolation=cv2.INTER_LINEAR)[:h, :w]
     return np.ascontiguousarray(field), overall
+
+
+def block_nanmedian(blocks: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(blocks, axis=-1)`` (NaN where a row has no finite value), exactly, ~15x faster for the
+    illumination grid: numpy's nanmedian goes through masked arrays for short rows. ``counts``: the finite values
+    per row. Sorting puts NaN last, so a row's median sits at ranks (k-1)//2 and k//2 of its k finite values."""
+    ordered = np.sort(blocks, axis=-1)
+    lo = np.take_along_axis(ordered, np.maximum((counts - 1) // 2, 0)[..., None], -1)[..., 0]
+    hi = np.take_along_axis(ordered, np.maximum(counts // 2, 0)[..., None], -1)[..., 0]
+    out = (lo + hi) / 2
+    out[counts == 0] = np.nan
+    return out
 
 
 def local_ncc(a: np.ndarray, b: np.ndarray, ksize: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

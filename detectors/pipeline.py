@@ -197,7 +197,8 @@ class CameraAnalyzer:
         if obs.candidates and obs.moving is not None:
             self._quiet = 0
             judged = self.judge.update(image, now, tracked, obs.moving, result.arrived, model,
-                                       background=self.stationary.background_planar)
+                                       background=self.stationary.background_planar,
+                                       shrunk=self.stationary.levels)
         else:
             self._quiet += 1
             if self._quiet == 5:

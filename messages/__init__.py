@@ -10,6 +10,7 @@ type. The bottom layer: it imports nothing of the other rooms, and every room im
 | ``review`` | ``AlarmRejected`` (the review desk) | ``alarm_rejections`` |
 | ``guidance`` | ``BroadcastRecord``, ``GuidanceOutcome`` (voice guidance) | ``broadcasts``, ``guidance_outcomes`` |
 | ``wall`` | ``WallScreenState``, ``WallAction`` (the wall's screens) | ``wall``, ``wall_actions`` |
+| ``system`` | ``SystemAlarm`` (recording: disk full, write errors) | ``system_alarms`` |
 
 ``CODECS`` maps a stream to the function that turns an entry's JSON back into its message; the bus is given it
 (``Bus.connect(..., codecs=CODECS)``) and puts the typed message on each entry it reads (``Entry.message``). Every
@@ -36,10 +37,11 @@ from messages.deadline import (
 )
 from messages.guidance import BroadcastRecord, GuidanceOutcome
 from messages.review import AlarmRejected
+from messages.system import SystemAlarm
 from messages.wall import WallAction, WallScreenState
 
 BusMessage = (Alarm | CaseDeadlineAlarm | CameraStatus | CaseEvent | AlarmRejected | BroadcastRecord | GuidanceOutcome
-              | WallScreenState | WallAction)
+              | WallScreenState | WallAction | SystemAlarm)
 
 
 CODECS: Mapping[str, Callable[[dict[str, Any]], BusMessage]] = MappingProxyType({
@@ -52,6 +54,7 @@ CODECS: Mapping[str, Callable[[dict[str, Any]], BusMessage]] = MappingProxyType(
     streams.GUIDANCE_OUTCOMES: GuidanceOutcome.from_dict,
     streams.WALL: WallScreenState.from_dict,
     streams.WALL_ACTIONS: WallAction.from_dict,
+    streams.SYSTEM_ALARMS: SystemAlarm.from_dict,
 })
 """Stream name → decoder; every stream in ``streams.ALL`` has one."""
 
@@ -64,5 +67,6 @@ def decode(stream: str, data: dict[str, Any]) -> BusMessage:
 
 __all__ = ["CASE_DEADLINE_EVENTS", "CASE_NEAR_DEADLINE", "CASE_OVERDUE", "CODECS", "Alarm", "AlarmPhase",
            "AlarmRejected", "BroadcastRecord", "BusMessage", "CameraState", "CameraStatus", "CaseDeadlineAlarm",
-           "CaseEvent", "GuidanceOutcome", "WallAction", "WallScreenState", "decode", "is_legacy_deadline_alarm",
+           "CaseEvent", "GuidanceOutcome", "SystemAlarm", "WallAction", "WallScreenState", "decode",
+           "is_legacy_deadline_alarm",
            "streams"]

@@ -15,6 +15,8 @@ GUIDANCE_OUTCOMES = "guidance_outcomes"
 WALL = "wall"
 """Screen states (``WallScreenState``), followed by every browser showing the screen."""
 WALL_ACTIONS = "wall_actions"
+SYSTEM_ALARMS = "system_alarms"
+"""Faults of citywall itself (``SystemAlarm``: the recorder cannot write), shown on the wall until cleared."""
 
 ALL = (ALARMS, CASE_DEADLINES, CAMERA_STATUS, CASE_EVENTS, ALARM_REJECTIONS, BROADCASTS, GUIDANCE_OUTCOMES, WALL,
-       WALL_ACTIONS)
+       WALL_ACTIONS, SYSTEM_ALARMS)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,14 +157,19 @@ class RecordingIndex:
         return sorted(out, key=lambda m: m["at"])
 
     # -- start-up repair ---------------------------------------------------------------------------------------
-    def repair(self) -> RepairReport:
-        """Make the index and the files agree (see the module docstring). Run before recording starts."""
+    def repair(self, cameras: Collection[str] | None = None) -> RepairReport:
+        """Make the index and the files agree (see the module docstring). Run before recording starts; with
+        ``cameras``, only theirs — what a cluster worker does as it takes cameras over (no other process writes
+        them then, while the other workers' segments being written are left alone)."""
         with self.store.transaction() as tx:
             known = {str(r[0]): bool(r[1]) for r in
-                     tx.execute("SELECT path, complete FROM recording_segments").fetchall()}
+                     tx.execute("SELECT path, complete, camera_id FROM recording_segments").fetchall()
+                     if cameras is None or r[2] in cameras}
         on_disk: set[str] = set()
-        if self.root.is_dir():
-            for dirpath, _, files in os.walk(self.root):
+        for top in [self.root] if cameras is None else [self.root / c for c in cameras]:
+            if not top.is_dir():
+                continue
+            for dirpath, _, files in os.walk(top):
                 for name in files:
                     if name.endswith(".mp4"):
                         on_disk.add(Path(dirpath, name).relative_to(self.root).as_posix())

@@ -140,6 +140,9 @@ class SegmentWriter:
         self.index_errors = 0
         self.broken: set[str] = set()
         """Cameras whose open segment the writer had to close after a failed write; the recorder ends it too."""
+        self._failing: dict[str, tuple[str, str]] = {}
+        self._failed_since: dict[str, tuple[str, str]] = {}
+        self._failing_lock = threading.Lock()
 
     def start(self) -> None:
         if self._thread is None:
@@ -171,6 +174,16 @@ class SegmentWriter:
     @property
     def queued(self) -> int:
         return self._queue.qsize()
+
+    def failing(self) -> dict[str, tuple[str, str]]:
+        """Cameras whose last write failed and has not succeeded since, and those that failed since the last call
+        even if they write again now (a fault shorter than the caller's period is still seen once): camera →
+        (``disk_full`` or ``write_error``, what failed). A full disk is over at the first successful write of any
+        camera (the space is shared); a write error at that camera's next successful write."""
+        with self._failing_lock:
+            out = {**self._failed_since, **self._failing}
+            self._failed_since.clear()
+            return out
 
     # -- writer thread ------------------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -224,6 +237,11 @@ class SegmentWriter:
         except OSError as exc:
             self._failed(entry.row.camera_id, exc, f"writing {entry.row.path}")
             return False
+        if self._failing:
+            with self._failing_lock:
+                self._failing.pop(entry.row.camera_id, None)
+                for cid in [c for c, (kind, _) in self._failing.items() if kind == "disk_full"]:
+                    del self._failing[cid]
         size = sum(len(p) for p in parts)
         entry.written += size
         entry.end_at = end_at
@@ -237,7 +255,11 @@ class SegmentWriter:
                 entry.file.flush()
             with contextlib.suppress(OSError):
                 entry.file.truncate(entry.written)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        with self._failing_lock:
+            self._failing[camera_id] = ("disk_full" if full else "write_error", f"{what}: {exc.strerror or exc}")
+            self._failed_since[camera_id] = self._failing[camera_id]
+        if full:
             self.disk_full += 1
             if not self.full:
                 log.error("recording: DISK FULL (%s: %s) — recording stopped on every camera until old "

@@ -1,11 +1,17 @@
 """RecordingService: recording wired for one process — repair, recorders on the cameras, the writer, the janitor.
 
-What ``citywall up`` (and a worker) calls: ``build_recording(settings, store, camera_ids)`` → a service (None when
+What ``citywall up`` calls: ``build_recording(settings, store, camera_ids)`` → a service (None when
 recording is off for every camera); ``await service.start(subscribe)`` repairs the index, starts the writer
 thread and subscribes one :class:`recording.recorder.CameraRecorder` per camera through ``subscribe(camera_id,
 sink)`` (``IngestService.subscribe_packets``); the janitor applies :func:`recording.policy.plan_deletions`
 every ``janitor_interval_s`` and at once when the disk is full (asking for room: the larger of 5 % of what is
 stored and four of the largest segments), then lets the writer resume. ``library`` is what the wall serves.
+With ``publish`` (the bus's), a fault of the writer — disk full, a write error — is raised as a ``SystemAlarm`` on
+``system_alarms`` within ``FAULT_CHECK_S`` and cleared when writing succeeds again (:mod:`recording.faults`).
+
+A cluster worker (``citywall worker``) builds one with no cameras, starts it without the full repair and calls
+:meth:`RecordingService.take_camera` / ``remove_camera`` as its leases come and go; a wall server without cameras
+(``citywall wall``) serves :func:`build_library` — the same index and files, read where the disk is shared.
 """
 
 from __future__ import annotations
@@ -13,12 +19,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from config import Settings
+from messages.system import SystemAlarm
+from recording.faults import fault_alarms
 from recording.index import RecordingIndex, RepairReport
 from recording.playback import RecordingLibrary
 from recording.policy import Plan, RetentionRules, plan_deletions
@@ -28,6 +37,8 @@ log = logging.getLogger("citywall.recording")
 
 DAY_S = 86400.0
 SWEEP_OLDEST = 5000
+FAULT_CHECK_S = 1.0
+"""How often the writer's faults are compared with the system alarms published."""
 """Oldest segments the janitor reads per sweep for the quota and a full disk (the rest waits for the next)."""
 
 
@@ -56,7 +67,8 @@ class RecordingService:
     """See the module docstring."""
 
     def __init__(self, settings: Settings, store: Any, camera_ids: list[str], *, root: str | Path | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 publish: Callable[[SystemAlarm], Awaitable[Any]] | None = None, node: str = "up") -> None:
         rec = settings.recording
         self._default_mode = rec.mode
         self.root = Path(root) if root is not None else settings.storage.data_dir / "recordings"
@@ -70,6 +82,11 @@ class RecordingService:
         self.writer = SegmentWriter(self.root, self.index, queue_size=rec.writer_queue, on_full=self._on_full)
         self.recorders = {cid: CameraRecorder(cid, self.writer, camera_policy(settings, cid)) for cid in camera_ids}
         self._task: asyncio.Task[None] | None = None
+        self._fault_task: asyncio.Task[None] | None = None
+        self._publish = publish
+        self.node = node
+        self.system_alarms: dict[str, SystemAlarm] = {}
+        """Raised system alarms by kind, as last published (cleared ones are removed)."""
         self.repair_report: RepairReport | None = None
         self.last_plan: Plan | None = None
         self.deleted = 0
@@ -89,28 +106,39 @@ class RecordingService:
         if recorder.policy.mode != "off":
             subscribe(camera_id, recorder)
 
+    async def take_camera(self, settings: Settings, camera_id: str, subscribe: Callable[[str, Any], None]) -> None:
+        """A cluster worker took ``camera_id`` over (its lease): repair that camera's part of the index — a segment
+        the previous holder left open (killed) is completed — then record it (:meth:`add_camera`)."""
+        await asyncio.to_thread(self.index.repair, [camera_id])
+        self.add_camera(settings, camera_id, subscribe)
+
     def remove_camera(self, camera_id: str) -> None:
         """A camera removed or about to reconnect: end its segment; its recordings stay until retention."""
         recorder = self.recorders.pop(camera_id, None)
         if recorder is not None:
             recorder.close()
 
-    async def start(self, subscribe: Callable[[str, Any], None]) -> None:
-        """Repair the index, start the writer and subscribe every recorded camera."""
+    async def start(self, subscribe: Callable[[str, Any], None], *, repair: bool = True) -> None:
+        """Repair the index (``repair``; a cluster worker repairs each camera as it takes it over instead, see
+        :meth:`take_camera`), start the writer and subscribe every recorded camera."""
         self._loop = asyncio.get_running_loop()
         self.root.mkdir(parents=True, exist_ok=True)
-        self.repair_report = await asyncio.to_thread(self.index.repair)
+        if repair:
+            self.repair_report = await asyncio.to_thread(self.index.repair)
         self.writer.start()
         for cid, recorder in self.recorders.items():
             if recorder.policy.mode != "off":
                 subscribe(cid, recorder)
         self._task = asyncio.create_task(self._janitor(), name="recording-janitor")
+        if self._publish is not None:
+            self._fault_task = asyncio.create_task(self._faults(), name="recording-faults")
 
     async def stop(self) -> None:
         """End every segment (the recorders see their streams end first when ingest stops) and stop the writer."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in (self._task, self._fault_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         for recorder in self.recorders.values():
             recorder.close()
         await asyncio.to_thread(self.writer.stop)
@@ -176,6 +204,21 @@ class RecordingService:
             except Exception:  # the janitor must keep running; the next round tries again
                 log.exception("recording: retention sweep failed")
 
+    async def _faults(self) -> None:
+        assert self._publish is not None
+        while True:
+            await asyncio.sleep(FAULT_CHECK_S)
+            for message in fault_alarms(self.system_alarms, self.writer.failing(), node=self.node, now=self.clock()):
+                try:
+                    await self._publish(message)
+                except Exception as exc:  # the bus is down: the same change is tried again next round
+                    log.warning("recording: system alarm %s %s not published: %s", message.kind, message.phase, exc)
+                    break
+                if message.phase == "raised":
+                    self.system_alarms[message.kind] = message
+                else:
+                    self.system_alarms.pop(message.kind, None)
+
     def stats(self) -> dict[str, Any]:
         """Figures for /metrics."""
         return {"bytes_written": self.writer.bytes_written, "segments_written": self.writer.segments_written,
@@ -186,7 +229,36 @@ class RecordingService:
                 "cameras": {cid: r.stats() for cid, r in self.recorders.items()}}
 
 
-def build_recording(settings: Settings, store: Any, camera_ids: list[str]) -> RecordingService | None:
-    """The process's recording, or None when every camera's mode and the default are off."""
-    service = RecordingService(settings, store, camera_ids)
+def recording_wanted(settings: Settings) -> bool:
+    """Whether any camera is recorded (the default mode or a camera's own is not off)."""
+    rec = settings.recording
+    return rec.mode != "off" or any(o.mode not in (None, "off") for o in rec.cameras.values())
+
+
+def build_library(settings: Settings, store: Any) -> RecordingLibrary | None:
+    """What a wall server without cameras (``citywall wall``) serves: the recordings the workers write, when
+    recording is on and ``<data_dir>/recordings`` is a readable directory here (a shared disk mounted at the same
+    path; created when missing, as on a fresh site); else None (the recording routes answer 503), said in the
+    log."""
+    rec = settings.recording
+    if not recording_wanted(settings):
+        return None
+    root = settings.storage.data_dir / "recordings"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.warning("recording: cannot use %s here (%s)", root, exc)
+    if not (root.is_dir() and os.access(root, os.R_OK | os.X_OK)):
+        log.warning("recording: %s is not a readable directory here — playback and export are off on this wall "
+                    "server (mount the workers' recording directory at the same path to serve them)", root)
+        return None
+    return RecordingLibrary(RecordingIndex(store, root), max_export_s=rec.max_export_s)
+
+
+def build_recording(settings: Settings, store: Any, camera_ids: list[str], *,
+                    publish: Callable[[SystemAlarm], Awaitable[Any]] | None = None,
+                    node: str = "up") -> RecordingService | None:
+    """The process's recording, or None when every camera's mode and the default are off; ``publish`` (the bus's)
+    raises its faults on the wall."""
+    service = RecordingService(settings, store, camera_ids, publish=publish, node=node)
     return service if service.active else None

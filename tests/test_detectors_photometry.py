@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detectors.photometry import arrival_match, arrived_moving, grey, illumination_field, lighting_only, local_ncc
+from detectors.photometry import (
+    arrival_match,
+    arrived_moving,
+    block_nanmedian,
+    grey,
+    illumination_field,
+    lighting_only,
+    local_ncc,
+)
 
 H, W = 90, 160
 
@@ -47,6 +55,23 @@ def test_cells_without_background_take_their_neighbours_light():
     field, overall = illumination_field(grey(cur), grey(bg), valid, cell=20)
     assert overall == pytest.approx(0.8, rel=1e-3)
     assert np.allclose(field, 0.8, atol=0.01)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_block_nanmedian_is_numpys_nanmedian(seed):
+    rng = np.random.default_rng(seed)
+    blocks = rng.random((9, 16, 100)).astype(np.float32) * 3
+    blocks[rng.random(blocks.shape) < 0.4] = np.nan
+    blocks[0, 0, :] = np.nan          # a cell all under an object
+    blocks[1, 1, 1:] = np.nan         # one value left
+    blocks[2, 2, 2:] = np.nan         # two: the mean of both
+    counts = np.isfinite(blocks).sum(axis=2)
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        expected = np.nanmedian(blocks, axis=2)
+    got = block_nanmedian(blocks, counts)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_allclose(got[np.isfinite(got)], expected[np.isfinite(expected)], rtol=1e-6)
 
 
 def test_no_valid_pixel_gives_unit_light():

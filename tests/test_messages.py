@@ -15,6 +15,7 @@ from messages import (
     CaseDeadlineAlarm,
     CaseEvent,
     GuidanceOutcome,
+    SystemAlarm,
     WallAction,
     WallScreenState,
     decode,
@@ -42,6 +43,8 @@ EXAMPLES = [
                     recheck_after_s=60.0, alarm=ALARM.to_dict()),
     WallScreenState(screen_id="main", version=3, at=6.0, screen={"layout": "2x2"}, origin="wall-1"),
     WallAction(at=7.0, username="duty", role="watch_officer", action="layout", screens=["main"], detail={"to": "3x3"}),
+    SystemAlarm(alarm_id="recording_disk_full@up", kind="recording_disk_full", phase="raised", at=8.0, node="up",
+                label="录像磁盘已满", detail="No space left on device", cameras=["cam-a"]),
 ]
 
 
@@ -71,6 +74,8 @@ def test_fields_a_reader_does_not_know_are_ignored() -> None:
     (streams.ALARMS, {"alarm_id": "a-1", "phase": "raised"}),        # required fields missing
     (streams.CASE_EVENTS, {"case_id": "c1"}),
     (streams.WALL, ["not", "an", "object"]),
+    (streams.SYSTEM_ALARMS, {**EXAMPLES[-1].to_dict(), "kind": "coffee_empty"}),
+    (streams.SYSTEM_ALARMS, {**EXAMPLES[-1].to_dict(), "phase": "maybe"}),
 ])
 def test_a_payload_that_is_not_the_streams_message_is_refused(stream, data) -> None:
     with pytest.raises((TypeError, ValueError), match=r"\w"):

@@ -66,6 +66,7 @@ CASES: list[tuple[str, str, dict | None, set[str]]] = [
     ("GET", "/api/audit", None, set()),
     ("GET", "/api/audit/verify", None, set()),
     ("GET", "/api/recordings/cam-a/export", None, {M, L}),
+    ("GET", "/api/cases/case-none/recordings", None, {M, L}),
     ("GET", "/api/admin/cameras", None, set()),
     ("POST", "/api/admin/cameras", {}, set()),
     ("PUT", "/api/admin/cameras/nope", {}, set()),

@@ -71,12 +71,32 @@ def init_segment(*, codec: str, width: int, height: int, config: bytes, timescal
     return _ftyp(codec) + _moov(codec, width, height, config, timescale, 0, empty, _box(b"mvex", trex))
 
 
+@dataclass(frozen=True, slots=True)
+class SampleInfo:
+    """What the sample tables say of one sample (its bytes elsewhere): size, duration, keyframe, pts - dts."""
+
+    size: int
+    duration: int
+    keyframe: bool
+    composition_offset: int = 0
+
+
 def mp4_file(*, codec: str, width: int, height: int, config: bytes, samples: Sequence[Sample],
              timescale: int = 90000) -> bytes:
     """A complete, plain (not fragmented) MP4 of ``samples`` (decode order, starting at decode time 0):
     ``ftyp``, ``moov`` with full sample tables (stts, stss, ctts when needed, stsc, stsz, stco — one chunk) and
     its duration, then ``mdat``. ``moov`` comes first, so a player can start before reading it all. What evidence
     clips are written as: every player and editing tool reads it, and seeking works."""
+    head = mp4_head(codec=codec, width=width, height=height, config=config, timescale=timescale,
+                    samples=[SampleInfo(len(s.data), s.duration, s.keyframe, s.composition_offset) for s in samples])
+    return b"".join([head, *(s.data for s in samples)])
+
+
+def mp4_head(*, codec: str, width: int, height: int, config: bytes, samples: Sequence[SampleInfo],
+             timescale: int = 90000) -> bytes:
+    """Everything of :func:`mp4_file` before the samples' bytes (``ftyp``, ``moov``, the ``mdat`` header): write
+    it, then every sample's bytes in order, and the file is whole — so a long file is written without holding its
+    samples in memory."""
     _check(codec, width, height, config, timescale, "MP4 file")
     if not samples:
         raise ValueError("MP4 file: no samples")
@@ -98,8 +118,8 @@ def mp4_file(*, codec: str, width: int, height: int, config: bytes, samples: Seq
         tables.append(_full_box(b"ctts", 1, 0, _U32.pack(n),
                                 *(struct.pack(">Ii", 1, s.composition_offset) for s in samples)))
     tables.append(_full_box(b"stsc", 0, 0, _U32.pack(1), struct.pack(">III", 1, n, 1)))  # one chunk of n
-    tables.append(_full_box(b"stsz", 0, 0, _U32.pack(0), _U32.pack(n), *(_U32.pack(len(s.data)) for s in samples)))
-    payload = sum(len(s.data) for s in samples)
+    tables.append(_full_box(b"stsz", 0, 0, _U32.pack(0), _U32.pack(n), *(_U32.pack(s.size) for s in samples)))
+    payload = sum(s.size for s in samples)
     ftyp = _ftyp(codec)
     # The chunk offset depends on the moov's size, which depends on the offset box's width: try 32-bit first.
     for wide in (False, True):
@@ -114,7 +134,7 @@ def mp4_file(*, codec: str, width: int, height: int, config: bytes, samples: Seq
     moov = _moov(codec, width, height, config, timescale, duration, (*tables, offset_box))
     mdat = (_BOX.pack(1, b"mdat") + struct.pack(">Q", payload + 16) if payload + 8 > 0xFFFFFFFF
             else _BOX.pack(payload + 8, b"mdat"))
-    return b"".join([ftyp, moov, mdat, *(s.data for s in samples)])
+    return b"".join([ftyp, moov, mdat])
 
 
 def _check(codec: str, width: int, height: int, config: bytes, timescale: int, what: str) -> None:

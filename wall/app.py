@@ -35,6 +35,7 @@ from wall import (
     recordings_api,
     screens_api,
     state,
+    system_alarms,
 )
 from wall.access import make_access_middleware
 from wall.auth import TRUSTED_PROXIES, Authenticator, Session, SessionStore, make_auth_middleware
@@ -122,6 +123,7 @@ def create_app(
     broadcast_api.add_routes(app)
     pages.add_routes(app)
     recordings_api.add_routes(app, recordings)
+    system_alarms.add_routes(app)  # faults of citywall itself (the recorder cannot write), raised and not cleared
     screens_api.add_routes(app)  # wall screens: REST, pages, and the screen service's background tasks
     admin_api.add_routes(app, running or RunningConfig(settings, bus=bus))  # cameras, users, live config changes
     maps_api.add_routes(app)  # the situation map's basemap and offline tiles

@@ -1,8 +1,8 @@
 """The WebSocket event hub (``/api/ws``): one bus tail, fanned out to every browser.
 
 One background task tails the bus streams ``alarms``, ``case_deadlines`` (the case room's deadline alarms, a frame
-type of their own), ``camera_status``, ``case_events``, ``broadcasts`` (voice guidance) and ``wall`` (screen states,
-see ``wall.screen_service``) and turns each entry into one JSON frame
+type of their own), ``camera_status``, ``case_events``, ``broadcasts`` (voice guidance), ``wall`` (screen states, see
+``wall.screen_service``) and ``system_alarms`` (faults of citywall itself) and turns each entry into one JSON frame
 (serialised once). Every client has a bounded send queue and its own writer task; the fan-out only ever does
 ``put_nowait``, so a client whose queue is full is disconnected (close code 1013) and counted — nobody waits for a
 slow browser.
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("citywall.wall.hub")
 
 STREAMS = (streams.ALARMS, streams.CASE_DEADLINES, streams.CAMERA_STATUS, streams.CASE_EVENTS, streams.BROADCASTS,
-           streams.WALL)
+           streams.WALL, streams.SYSTEM_ALARMS)
 RESUMABLE = (streams.ALARMS, streams.CASE_DEADLINES, streams.CASE_EVENTS)
 RESUME_PAGE = 500
 SEEN_PER_STREAM = 4096
@@ -105,6 +105,8 @@ def entry_frame(stream: str, entry_id: str, data: dict[str, Any]) -> dict[str, A
         return {"type": "broadcast", "id": entry_id, "broadcast": broadcast_view(data)}
     if stream == streams.WALL:  # messages.WallScreenState: the latest state wins, so it is not resumable
         return {"type": "wall_screen", "id": entry_id, "screen": data.get("screen")}
+    if stream == streams.SYSTEM_ALARMS:  # messages.SystemAlarm; a page that opens reads /api/system-alarms
+        return {"type": "system_alarm", "id": entry_id, "alarm": data}
     return None
 
 

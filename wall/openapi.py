@@ -297,6 +297,8 @@ WS_FRAMES = {
             "case": {"type": "case", "id": "stream id", "event": "CaseEvent"},
             "wall_screen": {"type": "wall_screen", "id": "stream id", "screen": "Screen (not resumed: GET "
                             "/api/screens/{id} after a reconnect)"},
+            "system_alarm": {"type": "system_alarm", "id": "stream id", "alarm": "SystemAlarm (not resumed: GET "
+                             "/api/system-alarms after a reconnect)"},
             "pong": {"type": "pong"},
             "ack_result": {"type": "ack_result", "alarm_id": "id", "screens": "[Screen] the screens that changed"},
             "error": {"type": "error", "error": "what was wrong (a refused message names the role and what it needs)"},
@@ -906,6 +908,23 @@ WS_FRAMES["/api/recordings/{camera_id}/play"] = {
     "client": {"pause": {"type": "pause"}, "resume": {"type": "resume"}, "step": {"type": "step"},
                "speed": {"type": "speed", "speed": "1 | 2 | 4 | 8"}},
 }
+PATHS["/api/system-alarms"] = {
+    "get": {
+        "summary": "Faults of citywall itself raised and not yet cleared (the recorder cannot write: disk full, "
+                   "write errors), newest first; live as system_alarm frames on /api/ws",
+        "security": _SESSION,
+        "responses": {
+            "200": _json({"type": "object", "properties": {"alarms": {"type": "array", "items": {
+                "type": "object", "properties": {
+                    "alarm_id": {"type": "string"}, "kind": {"enum": ["recording_disk_full", "recording_write_error"]},
+                    "phase": {"const": "raised"}, "at": {"type": "number"}, "node": {"type": "string"},
+                    "label": {"type": "string"}, "detail": {"type": "string"},
+                    "cameras": {"type": "array", "items": {"type": "string"}}, "id": {"type": "string"}}}}}},
+                "the raised system alarms"),
+            "401": _UNAUTHORIZED, "503": _error("event bus unavailable"),
+        },
+    },
+}
 PATHS["/api/recordings/{camera_id}"] = {
     "get": {
         "summary": "A camera's recording timeline: recorded spans, gaps and alarm markers (cases, held alarms)",
@@ -933,7 +952,10 @@ PATHS["/api/recordings/{camera_id}/play"] = {
         "security": _SESSION,
         "parameters": [_CAMERA, {**_query("at", _TIME, "where to start (the keyframe at or before it)"),
                                  "required": True},
-                       _query("speed", {"type": "integer", "enum": [1, 2, 4, 8], "default": 1}, "speed")],
+                       _query("speed", {"type": "integer", "enum": [1, 2, 4, 8], "default": 1}, "speed"),
+                       _query("hevc", {"type": "integer", "enum": [0, 1], "default": 0},
+                              "1: this browser plays H.265 (else H.265 recordings are transcoded to H.264, "
+                              "transcoded: hevc in init; at most 2 at once per server, then an error frame)")],
         "x-websocket-frames": WS_FRAMES["/api/recordings/{camera_id}/play"],
         "responses": {"101": {"description": "switching protocols"}, "400": _error("at or speed malformed, or "
                       "not a WebSocket handshake"), "401": _UNAUTHORIZED, "404": _error("unknown camera"),
@@ -954,6 +976,27 @@ PATHS["/api/recordings/{camera_id}/export"] = {
             "400": _error("since/until malformed, until not after since, or the range too long (names the field)"),
             "401": _UNAUTHORIZED, "404": _error("unknown camera, or nothing recorded in the range"),
             "503": _error("recording not available on this server"),
+            "507": _error("the export file could not be written on the server"),
+        },
+    },
+}
+PATHS["/api/cases/{id}/recordings"] = {
+    "get": {
+        "summary": "Download the recordings around a case as one ZIP: an MP4 per camera (the case's own and up to 8 "
+                   "more) and manifest.json (recorded in the audit log)",
+        "security": _SESSION,
+        "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+                       _query("cameras", {"type": "string"}, "more cameras, comma-separated (e.g. the neighbours)"),
+                       _query("since", _TIME, "from (default: recording.case_pre_s before the report)"),
+                       _query("until", _TIME, "to (default: recording.case_post_s after it, at most "
+                                              "recording.max_export_s after since)")],
+        "responses": {
+            "200": {"description": "the ZIP (Content-Disposition: attachment; X-Recording-Cameras: the cameras "
+                                   "with a file)", "content": {"application/zip": {}}},
+            "400": _error("a bad camera, since or until (names the field)"), "401": _UNAUTHORIZED,
+            "404": _error("no such case, or nothing recorded at its cameras in the range"),
+            "503": _error("recording not available on this server"),
+            "507": _error("the export file could not be written on the server"),
         },
     },
 }

@@ -10,6 +10,7 @@ import { installChrome, linkState } from "./chrome.js";
 import { el, safePath } from "./dom.js";
 import { EventSocket } from "./events.js";
 import { dateTimeText, setTimeZone } from "./format.js";
+import { setRecordingLink } from "./recording-link.js";
 import { actorText, askAction, countdown, FINISHED, noteText, photoFigure, stageBadge, timelineRows }
   from "./case-common.js";
 
@@ -78,6 +79,7 @@ function renderEvidence(c) {
     ? pictures.map((u, i) => photoFigure(u, `告警截图 ${i + 1}`)) : [el("p", "cd-none", "无告警截图")]));
   $("play").disabled = !safePath(clip);
   $("play").dataset.clip = safePath(clip) || "";
+  setRecordingLink($("recording"), c.camera_id, c.reported_at);  // the continuous recording (issue 15)
   const first = pictures[0];
   if (first && safePath(first)) $("cmp-alarm").src = first;
   // The camera live beside the alarm's picture (for 核查), while the case is open.

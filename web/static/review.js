@@ -10,6 +10,7 @@ import { installChrome, userText } from "./chrome.js";
 import { roleLabel } from "./messages.js";
 import { el } from "./dom.js";
 import { eventLabel, setTimeZone, timeText } from "./format.js";
+import { recordingUrl } from "./recording-link.js";
 
 const $ = (id) => document.getElementById(id);
 // Timeline action names → Chinese (the workflow's stages plus the system's own steps).
@@ -157,6 +158,7 @@ function renderItem() {
   }
   $("play-clip").disabled = !safeClip(a);
   $("clip-note").textContent = safeClip(a) ? "" : "无录像 No clip";
+  $("recording-link").href = recordingUrl(a.camera_id, a.at);
   const [zh, en] = eventLabel(a.event);
   $("meta").replaceChildren(...[  // replaceChildren would print a null as "null": filter first
     el("span", "m-event", zh, el("span", "en", en)),

@@ -33,6 +33,7 @@ const CATCH_UP_GAIN = 0.5;          // playbackRate = 1 + gain × seconds beyond
 const CATCH_UP_MAX_RATE = 1.25;     // … up to this; a stall in a busy browser is won back in a few seconds
 const MAX_QUEUED = 200;             // appends waiting; beyond this the tile re-syncs from a fresh keyframe
 const TICK_MS = 250;
+const HEVC_OK = typeof MediaSource !== "undefined" && MediaSource.isTypeSupported('video/mp4; codecs="hvc1.1.6.L93.B0"');
 
 const STATE_LABELS = {
   idle: ["待机", "Idle"],
@@ -303,7 +304,8 @@ export class CwTile extends HTMLElement {
     if (this.playback) {
       const at = this._resumeAt || Number(this.getAttribute("playback-at"));
       const speed = Number(this.getAttribute("speed") || 1);
-      path = `/api/recordings/${encodeURIComponent(camera)}/play?at=${at}&speed=${speed}`;
+      // hevc=1 only where this browser decodes H.265; elsewhere the server transcodes H.265 recordings.
+      path = `/api/recordings/${encodeURIComponent(camera)}/play?at=${at}&speed=${speed}${HEVC_OK ? "&hevc=1" : ""}`;
       this._marks = [];
     }
     const ws = new WebSocket(`${proto}//${location.host}${path}`);

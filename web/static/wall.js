@@ -2,6 +2,7 @@
 // Data: GET /api/me, /api/cameras, /api/screens/<id>, /api/alarms, /api/case-deadlines, /api/cases; live frames
 // over /api/ws (see events.js). /wall shows the default screen (the first configured), /wall/<id> that screen. The
 // grid follows the server: "wall_screen" frames carry the screen's layout, tiles, tour step and alarm pop-up.
+// A tile's menu (right-click, long press, the M key: 回放 / 截图 / 单屏) comes from tile-menu.js.
 // Exposed for tests and diagnostics as window.citywall.
 
 import { AlarmPanel, recentDeadlines } from "./alarms.js";
@@ -10,12 +11,14 @@ import { CasePanel } from "./cases.js";
 import { showClip } from "./clip-view.js";
 import { showAlarmHistory } from "./alarm-history.js";
 import { installChrome, linkState } from "./chrome.js";
+import { el } from "./dom.js";
 import { EventSocket } from "./events.js";
 import { clockText, dateText, eventLabel, setTimeZone, timeText } from "./format.js";
 import { installHallAudio } from "./hall-audio.js";
 import { CueRepeater, cueStats } from "./cue.js";
 import { ackAlarm, screenFromPath } from "./screen-api.js";
 import { ScreenGrid, fallbackScreen } from "./screen-grid.js";
+import { installTileMenu } from "./tile-menu.js";
 
 const STAGE_W = 1920;
 const STAGE_H = 1080;
@@ -36,7 +39,9 @@ const alarms = new AlarmPanel($("alarm-list"), { cameraName: (id) => cameras.get
 const cases = new CasePanel($("case-list"), {
   onOpen: (c) => window.open(`/review?case=${encodeURIComponent(c.id)}`, "_blank", "noopener") });
 const alarmTimers = new Map();      // camera id → timeout removing its tile's alarm border
+const systemAlarms = new Map();     // alarm_id → raised system alarm (the recorder cannot write), until cleared
 let caseTimer = 0;
+let role = "";                      // the signed-in user's role (the tile menu's playback panel offers 导出 by it)
 let caseRetry = 0;
 const CASE_RETRY_MS = 10000;
 
@@ -176,6 +181,33 @@ async function acknowledge(alarmId) {
   }
 }
 
+/** The strip of system alarms (faults of citywall itself: disk full, write errors) along the bottom. */
+function renderSystemAlarms() {
+  const box = $("system-alarms");
+  box.replaceChildren(...[...systemAlarms.values()].map((a) => {
+    const row = el("div", "sys-alarm", `系统告警 ${a.label || a.kind}`);
+    row.dataset.kind = a.kind || "";
+    if (a.detail) row.append(el("span", "sys-detail", a.detail));
+    return row;
+  }));
+  box.hidden = systemAlarms.size === 0;
+}
+
+function onSystemAlarm(alarm) {
+  if (!alarm || !alarm.alarm_id) return;
+  if (alarm.phase === "cleared") systemAlarms.delete(alarm.alarm_id);
+  else systemAlarms.set(alarm.alarm_id, alarm);
+  renderSystemAlarms();
+}
+
+/** The raised system alarms (frames are not replayed: read at start and after a reconnect). */
+async function loadSystemAlarms() {
+  const body = await getJSON("/api/system-alarms");
+  systemAlarms.clear();
+  for (const a of body.alarms || []) systemAlarms.set(a.alarm_id, a);
+  renderSystemAlarms();
+}
+
 function onAlarm(alarm) {
   alarms.add(alarm, now(), { fresh: true });
   if (alarm.phase !== "cleared") flagTile(alarm.camera_id);
@@ -263,6 +295,9 @@ function onFrame(msg) {
     case "case":
       scheduleCases();
       break;
+    case "system_alarm":
+      onSystemAlarm(msg.alarm);
+      break;
     case "wall_screen":
       if (msg.screen && screen && msg.screen.id === screen.id) applyScreen(msg.screen);
       break;
@@ -286,6 +321,8 @@ async function start() {
   try {
     const me = await getJSON("/api/me");
     installChrome(me, { corner: true });
+    role = me.user ? me.user.role : "";
+    installTileMenu($("grid"), { role: () => role });
     const site = me.site_name || me.site?.name;
     if (site) $("site-name").textContent = site;
     if (me.timezone) { setTimeZone(me.timezone); tickClock(); }
@@ -304,11 +341,12 @@ async function start() {
           // Back after an outage: statuses and screen states are not replayed, so read them again.
           refreshCameras().catch((err) => console.warn("cameras refresh failed", err));
           loadScreen().catch((err) => console.warn("screen refresh failed", err));
+          loadSystemAlarms().catch((err) => console.warn("system alarms refresh failed", err));
         }
         if (state === "open") scheduleCases();
       },
     });
-    window.citywall = { cameras, grid, alarms, cases, socket, refreshCases, cues: cueStats, cue,
+    window.citywall = { cameras, grid, alarms, cases, socket, refreshCases, cues: cueStats, cue, systemAlarms,
                         get screen() { return screen; } };
 
     const [history, due] = await Promise.all([getJSON("/api/alarms?limit=200"), recentDeadlines()]);
@@ -328,6 +366,7 @@ async function start() {
     $("alarm-history").addEventListener("click", () => showAlarmHistory($("stage"), {
       cameraName: (id) => cameras.get(id)?.name || id }));
     socket.start();
+    loadSystemAlarms().catch((err) => console.warn("system alarms not read", err));
     await refreshCases();
     showBanner("");
   } catch (err) {
