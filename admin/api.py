@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
+from pydantic import Field
 
 from admin.changes import ConfigChange
-from admin.passwords import password_problem
+from admin.passwords import PASSWORD_RULES, password_problem
 from admin.probe import probe_camera
 from admin.running import Applier, Outcome, RunningConfig
 from config.settings import ConfigError, Role, Settings, redact_url
@@ -26,6 +27,7 @@ from wall import state
 from wall.access import note
 from wall.auth import require_session
 from wall.errors import BadRequest, json_error, parsed_json
+from wall.models import MAX_PASSWORD, MAX_USERNAME, Body, read_body
 from wall.pages import login_first, static_page
 from wall.passwords import hash_password
 from wall.review_api import REVIEW
@@ -36,6 +38,57 @@ log = logging.getLogger("citywall.admin.api")
 PROBE_SLOTS: web.AppKey[asyncio.Semaphore] = web.AppKey("admin_probe_slots")
 MAX_PROBES = 4
 """Connection tests at once (each holds an RTSP connection for a few seconds)."""
+
+
+# ------------------------------------------------------------------------------------------------ bodies
+
+ROLE_NAMES = [r.value for r in Role]
+
+
+class NewUserBody(Body):
+    """``POST /api/admin/users``: a user as in the YAML, with a password instead of its hash. ``role`` and ``units``
+    are checked by the settings schema, whose 400 names the key path (``users[2].role``)."""
+
+    username: str = Field(min_length=1, max_length=MAX_USERNAME)
+    password: str = Field(max_length=MAX_PASSWORD, description=PASSWORD_RULES)
+    display_name: str | None = None
+    role: str | None = Field(None, json_schema_extra={"enum": ROLE_NAMES})
+    units: list[str] | None = None
+    enabled: bool | None = None
+
+
+class UserChangeBody(Body):
+    """``PUT /api/admin/users/{username}``: what changes (false ``enabled`` ends their sessions now; ``password`` is
+    a reset by the administrator)."""
+
+    display_name: str | None = None
+    role: str | None = Field(None, json_schema_extra={"enum": ROLE_NAMES})
+    enabled: bool | None = None
+    units: list[str] | None = None
+    password: str | None = Field(None, max_length=MAX_PASSWORD, description=PASSWORD_RULES)
+
+
+class OwnPasswordBody(Body):
+    """``POST /api/me/password``."""
+
+    old_password: str = Field(min_length=1, max_length=MAX_PASSWORD)
+    new_password: str = Field(max_length=MAX_PASSWORD, description=PASSWORD_RULES)
+
+
+class ProbeBody(Body):
+    """``POST /api/admin/cameras/test``: a URL, or a camera whose stored URL (``which``) is tested."""
+
+    url: str | None = None
+    id: str | None = None
+    transport: Literal["auto", "tcp", "udp"] | None = Field(None, description="default: ingest.transport")
+    which: Literal["url", "substream_url"] | None = None
+
+
+class ImportBody(Body):
+    """``POST /api/admin/config/import``."""
+
+    yaml: str = Field(description="the whole configuration, as YAML text")
+    apply: bool = False
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -162,28 +215,25 @@ async def delete_camera(request: web.Request) -> web.Response:
 
 async def test_camera(request: web.Request) -> web.Response:
     """测试连接: open ``url`` (or camera ``id``'s stored URL) with ``transport`` and report what it sends."""
-    body = await _body(request)
-    url = body.get("url")
-    cam_id = body.get("id")
+    body = await read_body(request, ProbeBody)
+    url, cam_id = body.url, body.id
     settings = _running(request).settings
     if isinstance(cam_id, str) and cam_id:
         try:
             cam = settings.camera(cam_id)
         except KeyError:
             raise BadRequest("id", f"no camera {cam_id[:64]!r}") from None
-        stored = cam.substream_url if body.get("which") == "substream_url" and cam.substream_url else cam.url
+        stored = cam.substream_url if body.which == "substream_url" and cam.substream_url else cam.url
         if not url or ("***" in url and redact_url(stored) == url):
             url = stored
-    if not isinstance(url, str) or not url:
+    if not url:
         raise BadRequest("url", "give the stream URL to test (rtsp://…)")
     if url.startswith("demo://"):
         if running_url := _running(request).stream_url:
             url = running_url(url)  # the demo scene on the private RTSP server
         else:
             raise BadRequest("url", "demo:// 演示场景只能在 citywall up 中测试 (a built-in demo scene)")
-    transport = body.get("transport") or (settings.ingest.transport)
-    if transport not in ("auto", "tcp", "udp"):
-        raise BadRequest("transport", "must be auto, tcp or udp")
+    transport = body.transport or settings.ingest.transport
     slots = request.app[PROBE_SLOTS]
     if slots.locked():
         return json_error(503, f"{MAX_PROBES} connection tests are running; try again shortly")
@@ -220,10 +270,7 @@ def _user_view(user: Any) -> dict[str, Any]:
             "enabled": user.enabled, "units": list(user.units)}
 
 
-def _password(body: dict[str, Any], key: str, username: str) -> str:
-    value = body.get(key)
-    if not isinstance(value, str):
-        raise BadRequest(key, "required (a string)")
+def _password(value: str, key: str, username: str) -> str:
     problem = password_problem(username, value)
     if problem:
         raise BadRequest(key, problem)
@@ -240,16 +287,14 @@ async def list_users(request: web.Request) -> web.Response:
 
 async def add_user(request: web.Request) -> web.Response:
     """Create a user: ``username``, ``display_name``, ``role``, ``password`` (rules), ``units``."""
-    body = await _body(request)
-    username = body.get("username")
-    if not isinstance(username, str) or not username:
-        raise BadRequest("username", "required")
+    body = await read_body(request, NewUserBody)
+    username = body.username
     note(request, target=username[:64])
     current = _dump(_running(request).settings.users)
     if any(u["username"] == username for u in current):
         raise BadRequest("username", f"user {username[:64]!r} exists already")
-    password = _password(body, "password", username)
-    user = {k: body[k] for k in ("username", "display_name", "role", "units", "enabled") if k in body}
+    password = _password(body.password, "password", username)
+    user = body.model_dump(exclude={"password"}, exclude_unset=True)
     user["password_hash"] = await asyncio.to_thread(hash_password, password)
     return await _apply(request, {"users": current + [user]})
 
@@ -258,32 +303,26 @@ async def update_user(request: web.Request) -> web.Response:
     """Change a user: ``display_name``, ``role``, ``enabled`` (false ends their sessions now), ``units``,
     ``password`` (a reset by the administrator)."""
     username = request.match_info["username"]
-    body = await _body(request)
+    body = await read_body(request, UserChangeBody)
     current = _dump(_running(request).settings.users)
     old = next((u for u in current if u["username"] == username), None)
     if old is None:
         return json_error(404, f"no user {username!r}")
-    unknown = sorted(set(body) - {"display_name", "role", "enabled", "units", "password"})
-    if unknown:
-        raise BadRequest(unknown[0], "cannot be changed here (display_name, role, enabled, units, password)")
-    new = {**old, **{k: v for k, v in body.items() if k != "password"}}
-    if "password" in body:
-        new["password_hash"] = await asyncio.to_thread(hash_password, _password(body, "password", username))
+    new = {**old, **body.model_dump(exclude={"password"}, exclude_unset=True)}
+    if body.password is not None:
+        new["password_hash"] = await asyncio.to_thread(hash_password, _password(body.password, "password", username))
     users = [new if u["username"] == username else u for u in current]
     if not _admins_left(users):
-        raise BadRequest("role" if "role" in body else "enabled", "至少保留一个启用的管理员 (the last admin)")
+        raise BadRequest("role" if body.role is not None else "enabled", "至少保留一个启用的管理员 (the last admin)")
     return await _apply(request, {"users": users})
 
 
 async def change_own_password(request: web.Request) -> web.Response:
     """A user changes their own password: ``old_password``, ``new_password`` (rules); their other sessions end."""
     session = require_session(request)
-    body = await _body(request)
-    old = body.get("old_password")
-    if not isinstance(old, str) or not old:
-        raise BadRequest("old_password", "required")
-    new = _password(body, "new_password", session.username)
-    if await request.app[state.AUTHENTICATOR].check(session.username, old) is None:
+    body = await read_body(request, OwnPasswordBody)
+    new = _password(body.new_password, "new_password", session.username)
+    if await request.app[state.AUTHENTICATOR].check(session.username, body.old_password) is None:
         return json_error(403, "原密码不正确 (old password wrong)")
     current = _dump(_running(request).settings.users)
     digest = await asyncio.to_thread(hash_password, new)
@@ -303,9 +342,9 @@ async def export_config(request: web.Request) -> web.Response:
 
 async def import_config(request: web.Request) -> web.Response:
     """``{"yaml": text, "apply": false}``: validate and show the diff; with ``apply: true`` apply it too."""
-    body = await _body(request)
-    text = body.get("yaml")
-    if not isinstance(text, str) or not text.strip():
+    body = await read_body(request, ImportBody)
+    text = body.yaml
+    if not text.strip():
         raise BadRequest("yaml", "the configuration to import, as YAML text")
     running = _running(request)
     try:
@@ -314,7 +353,7 @@ async def import_config(request: web.Request) -> web.Response:
         return refused(exc)
     change, diff = running.preview(new)
     answer: dict[str, Any] = {"diff": diff, "actions": change.to_dict(), "restart_needed": restart, "applied": False}
-    if body.get("apply") is True:
+    if body.apply:
         response = await _apply(request, {"cameras": _dump(new.cameras), "users": _dump(new.users)})
         if response.status != 200:
             return response

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 MIN_LENGTH = 10
+PASSWORD_RULES = f"at least {MIN_LENGTH} characters, not containing the user name, not a common password"
+"""The rules in one line, for the API document."""
 COMMON = frozenset({
     "1234567890", "12345678910", "0123456789", "1111111111", "0000000000", "1234512345", "123456789a",
     "a123456789", "abcdefghij", "qwertyuiop", "1qaz2wsx3edc", "1q2w3e4r5t", "qwerty12345", "password12",

@@ -284,6 +284,35 @@ class Bus:
                 log.warning("state %s key %s is not JSON; skipped", table, key)
         return out
 
+    async def move(self, source: str, target: str, select: Callable[[dict[str, Any]], bool], *,
+                   page: int = 1000) -> int:
+        """Move the entries of ``source`` whose JSON ``select`` accepts to ``target``, oldest first (splitting a
+        stream that carried two kinds of message); returns how many. An entry keeps its id when that is newer than
+        ``target``'s newest (so readers' cursors stay meaningful), else it gets a new one; it is deleted from
+        ``source`` only after it was appended. Running it again moves nothing twice."""
+        if page < 1:
+            raise ValueError(f"page {page!r} must be at least 1")
+        newest = _parse((await self.last_ids([target]))[target])
+        moved, low = 0, "-"
+        while True:
+            rows = await self._call(self._redis.xrange(self.key(source), low, "+", count=page))
+            for entry_id, fields in rows:
+                try:
+                    data = json.loads((fields or {})["data"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                if not isinstance(data, dict) or not select(data):
+                    continue
+                keep = _parse(entry_id) > newest
+                new_id = await self._call(self._redis.xadd(self.key(target), fields, id=entry_id if keep else "*",
+                                                           maxlen=self.maxlen, approximate=True))
+                newest = _parse(str(new_id))
+                await self._call(self._redis.xdel(self.key(source), entry_id))
+                moved += 1
+            if len(rows) < page:
+                return moved
+            low = f"({rows[-1][0]}"
+
     # ------------------------------------------------------------------------------------------------ reading
     async def history(self, stream: str, *, count: int = 100) -> list[Entry]:
         """The newest ``count`` entries, newest first."""

@@ -1,9 +1,9 @@
 """MqttBridge: republishes bus streams on MQTT for field devices and third-party systems.
 
 ``alarms`` → ``{prefix}/alarms/{camera_id}``; ``camera_status`` → ``{prefix}/cameras/{camera_id}/status`` (retained,
-so a late subscriber learns every camera's state at once); ``case_events`` → ``{prefix}/cases/{case_id}``. All QoS 1,
-JSON payloads: the entry data plus ``"id"`` (the stream id). :meth:`MqttBridge.publish_json` is there for other
-senders (speaker commands).
+so a late subscriber learns every camera's state at once); ``case_events`` → ``{prefix}/cases/{case_id}``;
+``case_deadlines`` → ``{prefix}/cases/{case_id}/deadline`` (即将超期 / 案件超期). All QoS 1, JSON payloads: the entry
+data plus ``"id"`` (the stream id). :meth:`MqttBridge.publish_json` is there for other senders (speaker commands).
 
 paho-mqtt runs its network loop in its own thread and reconnects by itself. While the broker is away, messages
 wait in a bounded outbox (oldest dropped and counted when full) and go out on reconnect. The bridge remembers the
@@ -36,7 +36,7 @@ from guidance.speakers import set_nodelay
 
 log = logging.getLogger("citywall.broker.mqtt")
 
-STREAMS = ("alarms", "camera_status", "case_events")
+STREAMS = ("alarms", "camera_status", "case_events", "case_deadlines")
 STATE_TABLE = "mqtt_bridge"
 _TOPIC_UNSAFE = re.compile(r"[/+#\x00\s]")
 
@@ -76,6 +76,8 @@ def route(prefix: str, entry: Entry) -> tuple[str, int, bool] | None:
         return f"{prefix}/cameras/{topic_segment(data['camera_id'])}/status", 1, True
     if entry.stream == "case_events" and data.get("case_id"):
         return f"{prefix}/cases/{topic_segment(data['case_id'])}", 1, False
+    if entry.stream == "case_deadlines" and data.get("case_id"):
+        return f"{prefix}/cases/{topic_segment(data['case_id'])}/deadline", 1, False
     return None
 
 
@@ -88,7 +90,7 @@ def _id_key(entry_id: str) -> tuple[int, int]:
 
 
 class MqttBridge:
-    """Forwards alarms, camera status and case events from the bus to MQTT; see the module docstring."""
+    """Forwards alarms, camera status, case events and deadline alarms to MQTT; see the module docstring."""
 
     def __init__(self, bus: Bus, mqtt_url: str, prefix: str = "citywall", *, client_id: str | None = None,
                  outbox_size: int = 1000, max_replay_s: float = 300.0, streams: tuple[str, ...] = STREAMS,

@@ -9,14 +9,15 @@ or re-dispatched case has a new deadline and may warn again; a case that jumps s
 only ``overdue``. Suspended (挂账) and closed cases are not watched.
 
 :class:`DeadlineAlarmLoop` is the thin adapter: every ``interval_s`` it reads the open cases, publishes each new
-alarm on the bus stream ``alarms`` (the path detector alarms take to the wall: hub → alarm list, alarm pop-up) and
-records it in the store (table ``case_deadline_alarms``), so a restart or another ``cases`` process does not
-repeat it. Publish first, then record: at-least-once, and the stable ``alarm_id`` makes a repeat one card.
+alarm on its own bus stream ``case_deadlines`` (which the wall tails beside ``alarms``: hub → alarm list, alarm
+pop-up) and records it in the store (table ``case_deadline_alarms``), so a restart or another ``cases`` process does
+not repeat it. Publish first, then record: at-least-once, and the stable ``alarm_id`` makes a repeat one card.
 
-The message carries ``kind`` (``case_near_deadline`` / ``case_overdue``), which detector alarms do not: the case
-worker and the review queue skip such entries (:func:`is_case_alarm`); voice guidance never answers them (their
-``event`` is no detector event). A case with a camera names it, so the wall's alarm tile shows that camera's live
-view (is the problem still there?); a case without one is a card in the alarm list only.
+Nothing that reads the detectors' ``alarms`` (the case worker, voice guidance, the review queue) sees these. Older
+versions put them on ``alarms`` with a ``kind`` field; :func:`move_legacy_deadline_alarms` (run once when the loop
+starts, then marked done in the bus state table ``migrations``) moves such entries over, keeping their ids. A case
+with a camera names it, so the wall's alarm tile shows that camera's live view (is the problem still there?); a case
+without one is a card in the alarm list only.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 from config import DeadlineWatch
-from messages import CASE_ALARM_KINDS, CASE_NEAR_DEADLINE, CASE_OVERDUE, CaseDeadlineAlarm, is_case_alarm
+from messages import CASE_NEAR_DEADLINE, CASE_OVERDUE, CaseDeadlineAlarm, is_legacy_deadline_alarm, streams
 
 if TYPE_CHECKING:
     from broker.bus import Bus
@@ -39,7 +40,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("citywall.cases.deadlines")
 
 Stage = Literal["near_deadline", "overdue"]
-KIND_OF_STAGE: dict[str, str] = {"near_deadline": CASE_NEAR_DEADLINE, "overdue": CASE_OVERDUE}
+EVENT_OF_STAGE: dict[str, str] = {"near_deadline": CASE_NEAR_DEADLINE, "overdue": CASE_OVERDUE}
+MIGRATIONS_TABLE = "migrations"
+SPLIT_MIGRATION = "alarms-to-case_deadlines"
 LABELS = {CASE_NEAR_DEADLINE: ("即将超期", "Near deadline"), CASE_OVERDUE: ("案件超期", "Case overdue")}
 
 
@@ -85,19 +88,18 @@ class DeadlineWatcher:
         return out
 
     def alarm(self, case: dict[str, Any], stage: Stage, now: float) -> CaseDeadlineAlarm:
-        kind = KIND_OF_STAGE[stage]
+        event = EVENT_OF_STAGE[stage]
         deadline = float(case["deadline_at"])
         due = datetime.fromtimestamp(deadline, self.tz).strftime("%m-%d %H:%M")
         unit = str(case.get("unit_name") or "")
         return CaseDeadlineAlarm(
-            alarm_id=f"case-{case['id']}-{stage}-{int(deadline)}", kind=kind, stage=stage, event=kind, phase="raised",
-            at=now,
+            alarm_id=f"case-{case['id']}-{stage}-{int(deadline)}", stage=stage, event=event, phase="raised", at=now,
             started_at=deadline if stage == "overdue" else now, case_id=case["id"], case_no=case["case_no"],
             title=str(case.get("title") or ""), unit_id=str(case.get("unit_id") or ""), unit_name=unit,
             deadline_at=deadline, deadline_iso=str(case.get("deadline_iso") or ""),
             camera_id=str(case.get("camera_id") or ""), camera_name=str(case.get("camera_name") or ""),
             zone_id=str(case.get("zone_id") or ""), address=str(case.get("address") or ""),
-            label=f"{LABELS[kind][0]} {case['case_no']} {unit} 截止 {due}".strip())
+            label=f"{LABELS[event][0]} {case['case_no']} {unit} 截止 {due}".strip())
 
 
 class DeadlineAlarmLoop:
@@ -116,6 +118,7 @@ class DeadlineAlarmLoop:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop``; a store or bus failure propagates (the supervisor restarts it, the store remembers)."""
+        await move_legacy_deadline_alarms(self.bus)
         if not self.rule.enabled:
             await stop.wait()
             return
@@ -140,5 +143,18 @@ class DeadlineAlarmLoop:
         return alarms
 
 
-__all__ = ["CASE_ALARM_KINDS", "CASE_NEAR_DEADLINE", "CASE_OVERDUE", "CaseDeadlineAlarm", "DeadlineAlarmLoop",
-           "DeadlineWatcher", "is_case_alarm"]
+async def move_legacy_deadline_alarms(bus: Bus) -> int:
+    """Move the deadline alarms older versions wrote to ``alarms`` onto ``case_deadlines`` (same ids where the order
+    allows), once: a later call only reads the marker. Returns how many moved."""
+    done = (await bus.get_state(MIGRATIONS_TABLE)).get(SPLIT_MIGRATION)
+    if done is not None:
+        return 0
+    moved = await bus.move(streams.ALARMS, streams.CASE_DEADLINES, is_legacy_deadline_alarm)
+    await bus.put_state(MIGRATIONS_TABLE, SPLIT_MIGRATION, {"moved": moved})
+    if moved:
+        log.info("moved %d case deadline alarms from %s to %s", moved, streams.ALARMS, streams.CASE_DEADLINES)
+    return moved
+
+
+__all__ = ["CASE_NEAR_DEADLINE", "CASE_OVERDUE", "CaseDeadlineAlarm", "DeadlineAlarmLoop", "DeadlineWatcher",
+           "move_legacy_deadline_alarms"]

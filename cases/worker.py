@@ -14,8 +14,8 @@ Filing policy (``policy``, ``cases.auto_file``): a raised alarm below the config
 recorded in the case store (``CaseStore.hold_alarm``; a repeat keeps the first record), counted and acked, not
 filed; it stays in the review queue until a reviewer decides it, and a confirm files it. Its later ``cleared``
 finds no case and is recorded on the held alarm (the confirm files it as the video check). Held before acked, so
-a held alarm survives the bus history moving on and a crash between the two. The case room's own deadline alarms
-on ``alarms`` (``cases.deadlines``, they carry a ``kind``) are acked without filing.
+a held alarm survives the bus history moving on and a crash between the two. (The case room's own deadline alarms
+are on their own stream, ``case_deadlines``, which this worker does not read.)
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from cases.filing import CaseFiler, FilingError, FilingResult, build_filer, chec
 from cases.policy import filing_decision
 from cases.store import CaseStore, StoreError
 from config import AutoFile
-from messages import Alarm, CaseDeadlineAlarm, CaseEvent, decode_alarm, streams
+from messages import Alarm, CaseEvent, streams
 
 if TYPE_CHECKING:  # the Bus is duck-typed here; broker knows no domain and cases needs only its methods
     from broker.bus import Bus
@@ -115,15 +115,11 @@ class CaseWorker:
         """File one stream entry, publish what it produced, ack it."""
         self.stats.received += 1
         try:
-            alarm = decode_alarm(data)
+            alarm = Alarm.from_dict(data)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             self.stats.malformed += 1
             log.warning("alarms entry %s is malformed and is skipped: %s (data: %.300r)", entry_id, exc, data)
         else:
-            if isinstance(alarm, CaseDeadlineAlarm):  # our own deadline alarm, for the wall: nothing to file
-                self.stats.count("case_alarm")
-                await self.bus.ack(ALARMS_STREAM, self.group, entry_id)
-                return
             deferred = (alarm.phase == "raised" and self.defer is not None
                         and self.defer(alarm.camera_id, alarm.event, alarm.extra))
             if deferred:

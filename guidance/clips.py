@@ -22,6 +22,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.audio.stream import AudioStream
 
 from guidance.tts import TtsEngine
 
@@ -151,6 +152,8 @@ def transcode(wav: bytes, fmt: ClipFormat, out_path: Path) -> None:
     with av.open(io.BytesIO(wav), mode="r") as src, av.open(str(out_path), mode="w", format=container_name) as dst:
         in_stream = src.streams.audio[0]
         out_stream = dst.add_stream(codec, rate=rate, layout="mono")
+        if not isinstance(out_stream, AudioStream):
+            raise TypeError(f"codec {codec} did not give an audio stream")
         out_stream.codec_context.format = sample_fmt
         if bit_rate:
             out_stream.codec_context.bit_rate = bit_rate

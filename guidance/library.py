@@ -16,7 +16,9 @@ from pathlib import Path
 
 from guidance.clips import _ENCODINGS, AudioInfo, Clip, ClipFormat, probe_audio, transcode, validate_upload
 
-_CLIP_ID = re.compile(r"^[0-9a-f]{32}$")
+CLIP_ID_PATTERN = r"^[0-9a-f]{32}$"
+"""An uploaded clip's id: 32 lower-case hex digits."""
+_CLIP_ID = re.compile(CLIP_ID_PATTERN)
 
 
 class ClipLibrary:

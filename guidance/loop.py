@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from guidance.broadcaster import Broadcaster
-from messages import Alarm, GuidanceOutcome, decode_alarm, streams
+from messages import Alarm, GuidanceOutcome, streams
 
 if TYPE_CHECKING:
     from broker.bus import Bus
@@ -155,12 +155,9 @@ class GuidanceLoop:
     async def handle(self, entry_id: str, data: dict[str, Any]) -> None:
         """One alarms entry: a raised eligible alarm is broadcast; a cleared one marks its pending check."""
         try:
-            alarm = decode_alarm(data)
+            alarm = Alarm.from_dict(data)
         except (KeyError, TypeError, ValueError):
             log.warning("alarms entry %s is malformed; skipped by guidance", entry_id)
-            await self.bus.ack(ALARMS_STREAM, self.group, entry_id)
-            return
-        if not isinstance(alarm, Alarm):  # a case deadline alarm: nothing to say on a street
             await self.bus.ack(ALARMS_STREAM, self.group, entry_id)
             return
         now = self.clock()

@@ -29,15 +29,22 @@ DEFAULT_FORMATS: dict[str, ClipFormat] = {"mqtt": ClipFormat.MP3, "http": ClipFo
 
 
 class AlarmLike(Protocol):
-    """What the service reads from an alarm (``messages.Alarm`` fits)."""
+    """What the service reads from an alarm (``messages.Alarm`` fits; read-only, so a narrower type does too)."""
 
-    alarm_id: str
-    phase: str
-    camera_id: str
-    event: str
-    camera_name: str
-    zone_name: str
-    extra: dict[str, Any]
+    @property
+    def alarm_id(self) -> str: ...
+    @property
+    def phase(self) -> str: ...
+    @property
+    def camera_id(self) -> str: ...
+    @property
+    def event(self) -> str: ...
+    @property
+    def camera_name(self) -> str: ...
+    @property
+    def zone_name(self) -> str: ...
+    @property
+    def extra(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)

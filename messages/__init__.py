@@ -4,7 +4,7 @@ type. The bottom layer: it imports nothing of the other rooms, and every room im
 | module | types | stream |
 |---|---|---|
 | ``alarm`` | ``Alarm`` (detectors) | ``alarms`` |
-| ``deadline`` | ``CaseDeadlineAlarm`` (cases; ``kind`` case_near_deadline / case_overdue) | ``alarms`` |
+| ``deadline`` | ``CaseDeadlineAlarm`` (cases; ``event`` case_near_deadline / case_overdue) | ``case_deadlines`` |
 | ``camera`` | ``CameraStatus`` (ingest) | ``camera_status`` |
 | ``case_event`` | ``CaseEvent`` (cases) | ``case_events`` |
 | ``review`` | ``AlarmRejected`` (the review desk) | ``alarm_rejections`` |
@@ -13,9 +13,9 @@ type. The bottom layer: it imports nothing of the other rooms, and every room im
 | ``system`` | ``SystemAlarm`` (recording: disk full, write errors) | ``system_alarms`` |
 
 ``CODECS`` maps a stream to the function that turns an entry's JSON back into its message; the bus is given it
-(``Bus.connect(..., codecs=CODECS)``) and puts the typed message on each entry it reads (``Entry.message``). The
-``alarms`` stream carries two shapes, told apart here — in one place — by ``kind``. Decoding keeps only the fields a
-type knows, so a newer writer may add fields without breaking an older reader.
+(``Bus.connect(..., codecs=CODECS)``) and puts the typed message on each entry it reads (``Entry.message``). Every
+stream carries one type. Decoding keeps only the fields a type knows, so a newer writer may add fields without
+breaking an older reader.
 """
 
 from __future__ import annotations
@@ -28,7 +28,13 @@ from messages import streams
 from messages.alarm import Alarm, AlarmPhase
 from messages.camera import CameraState, CameraStatus
 from messages.case_event import CaseEvent
-from messages.deadline import CASE_ALARM_KINDS, CASE_NEAR_DEADLINE, CASE_OVERDUE, CaseDeadlineAlarm, is_case_alarm
+from messages.deadline import (
+    CASE_DEADLINE_EVENTS,
+    CASE_NEAR_DEADLINE,
+    CASE_OVERDUE,
+    CaseDeadlineAlarm,
+    is_legacy_deadline_alarm,
+)
 from messages.guidance import BroadcastRecord, GuidanceOutcome
 from messages.review import AlarmRejected
 from messages.system import SystemAlarm
@@ -38,15 +44,9 @@ BusMessage = (Alarm | CaseDeadlineAlarm | CameraStatus | CaseEvent | AlarmReject
               | WallScreenState | WallAction | SystemAlarm)
 
 
-def decode_alarm(data: dict[str, Any]) -> Alarm | CaseDeadlineAlarm:
-    """An ``alarms`` entry: a case deadline alarm when its ``kind`` says so, else a detector alarm."""
-    if is_case_alarm(data):
-        return CaseDeadlineAlarm.from_dict(data)
-    return Alarm.from_dict(data)
-
-
 CODECS: Mapping[str, Callable[[dict[str, Any]], BusMessage]] = MappingProxyType({
-    streams.ALARMS: decode_alarm,
+    streams.ALARMS: Alarm.from_dict,
+    streams.CASE_DEADLINES: CaseDeadlineAlarm.from_dict,
     streams.CAMERA_STATUS: CameraStatus.from_dict,
     streams.CASE_EVENTS: CaseEvent.from_dict,
     streams.ALARM_REJECTIONS: AlarmRejected.from_dict,
@@ -65,7 +65,8 @@ def decode(stream: str, data: dict[str, Any]) -> BusMessage:
     return CODECS[stream](data)
 
 
-__all__ = ["CASE_ALARM_KINDS", "CASE_NEAR_DEADLINE", "CASE_OVERDUE", "CODECS", "Alarm", "AlarmPhase", "AlarmRejected",
-           "BroadcastRecord", "BusMessage", "CameraState", "CameraStatus", "CaseDeadlineAlarm", "CaseEvent",
-           "GuidanceOutcome", "SystemAlarm", "WallAction", "WallScreenState", "decode", "decode_alarm", "is_case_alarm",
+__all__ = ["CASE_DEADLINE_EVENTS", "CASE_NEAR_DEADLINE", "CASE_OVERDUE", "CODECS", "Alarm", "AlarmPhase",
+           "AlarmRejected", "BroadcastRecord", "BusMessage", "CameraState", "CameraStatus", "CaseDeadlineAlarm",
+           "CaseEvent", "GuidanceOutcome", "SystemAlarm", "WallAction", "WallScreenState", "decode",
+           "is_legacy_deadline_alarm",
            "streams"]

@@ -1,5 +1,9 @@
 """CaseDeadlineAlarm: the wall alarm the case room raises when an open case nears or passes its deadline (bus
-stream ``alarms``, beside the detectors' ``Alarm``; ``kind`` tells the two apart, see ``messages.decode``)."""
+stream ``case_deadlines``, its own: nothing that reads the detectors' ``alarms`` has to tell the two apart).
+
+Until this split the message went on ``alarms`` with a ``kind`` field (``case_near_deadline`` / ``case_overdue``);
+:func:`is_legacy_deadline_alarm` recognises such old entries so the case room can move them over once
+(``cases.deadlines.move_legacy_deadline_alarms``); nothing else looks at ``kind``."""
 
 from __future__ import annotations
 
@@ -11,27 +15,26 @@ from messages.codec import known_fields
 
 CASE_NEAR_DEADLINE = "case_near_deadline"
 CASE_OVERDUE = "case_overdue"
-CASE_ALARM_KINDS = frozenset({CASE_NEAR_DEADLINE, CASE_OVERDUE})
+CASE_DEADLINE_EVENTS = frozenset({CASE_NEAR_DEADLINE, CASE_OVERDUE})
 
 
-def is_case_alarm(data: dict[str, Any]) -> bool:
-    """Whether an ``alarms`` entry is a case deadline alarm (not a detector's): it has nothing to file or review."""
-    return data.get("kind") in CASE_ALARM_KINDS
+def is_legacy_deadline_alarm(data: dict[str, Any]) -> bool:
+    """Whether an old ``alarms`` entry is a deadline alarm written before they had their own stream."""
+    return data.get("kind") in CASE_DEADLINE_EVENTS
 
 
 @dataclass(frozen=True)
 class CaseDeadlineAlarm:
-    """A wall alarm for one case's deadline (bus stream ``alarms``; ``kind`` tells it from a detector alarm)."""
+    """A wall alarm for one case's deadline (bus stream ``case_deadlines``)."""
 
-    STREAM: ClassVar[str] = streams.ALARMS
+    STREAM: ClassVar[str] = streams.CASE_DEADLINES
 
     alarm_id: str
     """``case-<case id>-<stage>-<deadline>``: stable, so a repeat delivery is the same card and pop-up."""
-    kind: str
-    """``case_near_deadline`` or ``case_overdue``; also in ``event``, which the wall's alarm priorities key on."""
     stage: str
     """``near_deadline`` or ``overdue``."""
     event: str
+    """``case_near_deadline`` or ``case_overdue``: the label, and the key of the wall's alarm priorities."""
     phase: str
     at: float
     started_at: float

@@ -4,7 +4,9 @@ type's ``STREAM`` is one of them)."""
 from __future__ import annotations
 
 ALARMS = "alarms"
-"""Detector alarms (``Alarm``) and, told apart by ``kind``, case deadline alarms (``CaseDeadlineAlarm``)."""
+"""Detector alarms (``Alarm``): filed as cases, answered by voice guidance, shown on the wall."""
+CASE_DEADLINES = "case_deadlines"
+"""The case room's deadline alarms (``CaseDeadlineAlarm``): for the wall only (a card, the overdue pop-up)."""
 CAMERA_STATUS = "camera_status"
 CASE_EVENTS = "case_events"
 ALARM_REJECTIONS = "alarm_rejections"
@@ -16,5 +18,5 @@ WALL_ACTIONS = "wall_actions"
 SYSTEM_ALARMS = "system_alarms"
 """Faults of citywall itself (``SystemAlarm``: the recorder cannot write), shown on the wall until cleared."""
 
-ALL = (ALARMS, CAMERA_STATUS, CASE_EVENTS, ALARM_REJECTIONS, BROADCASTS, GUIDANCE_OUTCOMES, WALL, WALL_ACTIONS,
-       SYSTEM_ALARMS)
+ALL = (ALARMS, CASE_DEADLINES, CAMERA_STATUS, CASE_EVENTS, ALARM_REJECTIONS, BROADCASTS, GUIDANCE_OUTCOMES, WALL,
+       WALL_ACTIONS, SYSTEM_ALARMS)

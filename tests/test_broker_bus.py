@@ -190,6 +190,25 @@ async def test_maxlen_bounds_the_stream(redis_url: str) -> None:
         await small.close()
 
 
+async def test_move_keeps_ids_while_they_stay_in_order_and_deletes_only_what_it_moved(bus: Bus) -> None:
+    target_first = await bus.redis.xadd(bus.key("b"), {"data": '{"n": 0}'}, id="1-0")   # older than all of "a"
+    ids = [await bus.publish_raw("a", {"n": n, "pick": n != 2}) for n in (1, 2, 3)]
+    assert await bus.move("a", "b", lambda d: d["pick"], page=1) == 2   # paging: one entry per read
+    moved = await bus.since("b", "0")
+    assert [(e.id, e.data["n"]) for e in moved] == [(target_first, 0), (ids[0], 1), (ids[2], 3)]
+    assert [e.id for e in await bus.since("a", "0")] == [ids[1]]
+    assert await bus.move("a", "b", lambda d: d["pick"]) == 0          # again: nothing twice
+
+
+async def test_move_gives_a_new_id_to_an_entry_older_than_the_targets_newest(bus: Bus) -> None:
+    old = await bus.redis.xadd(bus.key("a"), {"data": '{"n": 1}'}, id="5-0")
+    newer = await bus.redis.xadd(bus.key("b"), {"data": '{"n": 0}'}, id="9-0")
+    assert await bus.move("a", "b", lambda d: True) == 1
+    [first, second] = await bus.since("b", "0")
+    assert (first.id, first.data, second.data) == (newer, {"n": 0}, {"n": 1})
+    assert second.id not in (old, newer) and await bus.since("a", "0") == []
+
+
 async def test_state_tables_keep_the_latest_value_per_key(bus: Bus) -> None:
     assert await bus.get_state("cameras") == {}
     await bus.put_state("cameras", "cam-a", {"state": "connecting"})

@@ -53,6 +53,7 @@ def test_routes_and_topic_levels() -> None:
     assert route("cw", Entry("alarms", "1-0", {"camera_id": "cam/1#"})) == ("cw/alarms/cam_1_", 1, False)
     assert route("cw", Entry("camera_status", "1-0", {"camera_id": "c"})) == ("cw/cameras/c/status", 1, True)
     assert route("cw", Entry("case_events", "1-0", {"case_id": "k1"})) == ("cw/cases/k1", 1, False)
+    assert route("cw", Entry("case_deadlines", "1-0", {"case_id": "k1"})) == ("cw/cases/k1/deadline", 1, False)
     assert route("cw", Entry("alarms", "1-0", {"phase": "raised"})) is None
     assert route("cw", Entry("other", "1-0", {"camera_id": "c"})) is None
     assert topic_segment("东门 1") == "东门_1"

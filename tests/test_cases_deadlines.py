@@ -1,6 +1,7 @@
 """Deadline alarms (cases.deadlines): the pure watcher (time is an argument), the store's memory of what was raised
-(migration 5, both backends), and the loop on a real bus — each case raises once per stage, a restart repeats
-nothing, the case worker files nothing for them."""
+(migration 5, both backends), and the loop on a real bus — each case raises once per stage on its own stream
+``case_deadlines``, a restart repeats nothing, the case worker never sees them, and entries older versions left on
+``alarms`` are moved over once."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cases.deadlines import DeadlineAlarmLoop, DeadlineWatcher, is_case_alarm
+from cases.deadlines import DeadlineAlarmLoop, DeadlineWatcher, move_legacy_deadline_alarms
 from cases.desk import CaseDesk
 from cases.filing import build_filer
 from cases.worker import CaseWorker
@@ -55,19 +56,16 @@ def test_each_case_raises_once_per_stage():
     cases = [case(1), case(2, deadline=T0 + 8 * HOUR, camera="")]
     assert watch.check(cases, T0 + HOUR) == []
     [near] = watch.check(cases, T0 + 3 * HOUR)
-    assert (near.case_no, near.kind, near.stage, near.event) == ("CW20260311-0001", "case_near_deadline",
-                                                                  "near_deadline", "case_near_deadline")
+    assert (near.case_no, near.stage, near.event) == ("CW20260311-0001", "near_deadline", "case_near_deadline")
     assert near.label == "即将超期 CW20260311-0001 上城区城管中队 截止 03-11 14:00"
     assert near.camera_id == "cam-vending" and near.unit_name == "上城区城管中队" and near.at == T0 + 3 * HOUR
     assert watch.check(cases, T0 + 3.5 * HOUR) == []   # remembered
     [over] = watch.check(cases, T0 + 5 * HOUR)
-    assert over.kind == "case_overdue" and over.alarm_id == f"case-c1-overdue-{int(T0 + 4 * HOUR)}"
+    assert over.event == "case_overdue" and over.alarm_id == f"case-c1-overdue-{int(T0 + 4 * HOUR)}"
     assert over.label.startswith("案件超期 CW20260311-0001")
     [near2] = watch.check(cases, T0 + 6 * HOUR)      # the second case, without a camera
     assert near2.case_id == "c2" and near2.camera_id == ""
     assert watch.check(cases, T0 + 7 * HOUR) == []
-    assert all(is_case_alarm(a.to_dict()) for a in (near, over, near2))
-    assert not is_case_alarm({"alarm_id": "a", "phase": "raised", "event": "vending"})
 
 
 def test_near_is_measured_from_a_re_dispatch_not_from_filing():
@@ -134,7 +132,7 @@ def test_store_lists_open_cases_and_remembers_alarms(store, settings):
     assert store.deadline_alarms_raised() == set()   # closed cases are not remembered any more
 
 
-async def test_loop_publishes_once_per_stage_and_the_case_worker_files_nothing(bus, store, settings):
+async def test_loop_publishes_once_per_stage_on_its_own_stream(bus, store, settings):
     filer = build_filer(settings, store)
     case_ = filer.file(_alarm(1, T0)).case
     deadline = case_["deadline_at"]
@@ -146,8 +144,9 @@ async def test_loop_publishes_once_per_stage_and_the_case_worker_files_nothing(b
     assert await loop.step(watcher) == []
     clock["now"] = deadline + 1
     [over] = await loop.step(watcher)
-    [e_over, e_near] = await bus.history("alarms", count=10)   # newest first
-    assert e_near.data["kind"] == "case_near_deadline" and e_over.data["kind"] == "case_overdue"
+    [e_over, e_near] = await bus.history("case_deadlines", count=10)   # newest first
+    assert e_near.data["event"] == "case_near_deadline" and e_over.data["event"] == "case_overdue"
+    assert (e_near.message, e_over.message) == (near, over)
     assert e_over.data["case_no"] == case_["case_no"] and e_over.data["unit_name"] == case_["unit_name"]
     assert e_over.data["deadline_at"] == deadline and e_over.data["camera_id"] == "cam-vending"
 
@@ -158,12 +157,31 @@ async def test_loop_publishes_once_per_stage_and_the_case_worker_files_nothing(b
     await eventually(lambda: restarted.checks, what="the restarted loop's first check")
     stop.set()
     await asyncio.wait_for(task, 5)
-    assert restarted.raised == 0 and len(await bus.history("alarms", count=10)) == 2
+    assert restarted.raised == 0 and len(await bus.history("case_deadlines", count=10)) == 2
+    assert await bus.history("alarms", count=10) == []   # nothing for the case worker, guidance or the review desk
 
-    # The case worker reads the same stream: our alarms are acked, counted, never filed or rejected.
+
+async def test_deadline_alarms_older_versions_left_on_alarms_are_moved_once_keeping_their_ids(bus, store, settings):
+    filer = build_filer(settings, store)
+    detection = _alarm(1, T0)
+    old_near = {**DeadlineWatcher(RULE).alarm(case(7), "near_deadline", T0).to_dict(), "kind": "case_near_deadline"}
+    old_over = {**DeadlineWatcher(RULE).alarm(case(7), "overdue", T0).to_dict(), "kind": "case_overdue"}
+    ids = [await bus.publish_raw("alarms", old_near), await bus.publish(detection),
+           await bus.publish_raw("alarms", old_over)]
+    await bus.publish_raw("alarms", {"not": "a message"})   # unreadable entries stay where they are
+    assert await move_legacy_deadline_alarms(bus) == 2
+    moved = list(reversed(await bus.history("case_deadlines", count=10)))
+    assert [e.id for e in moved] == [ids[0], ids[2]]
+    assert [e.message.stage for e in moved] == ["near_deadline", "overdue"]
+    left = list(reversed(await bus.history("alarms", count=10)))
+    assert [e.id for e in left][0] == ids[1] and len(left) == 2 and left[0].message == detection
+    # Marked done: a later start does not scan again (even if an old process wrote another one meanwhile).
+    await bus.publish_raw("alarms", old_near)
+    assert await move_legacy_deadline_alarms(bus) == 0
+
+    # The case worker files the detection; the moved alarms never reach it.
     worker = CaseWorker(store, filer, bus, consumer="cases-dl", block_ms=100)
-    await run_until(worker.run, lambda: worker.stats.received >= 2, what="both deadline alarms read")
-    assert worker.stats.outcomes == {"case_alarm": 2} and worker.stats.malformed == 0
+    await run_until(worker.run, lambda: worker.stats.received >= 3, what="the alarms entries read")
     assert store.list_cases()[1] == 1
 
 
@@ -187,7 +205,7 @@ async def test_two_cases_processes_run_one_deadline_watch(bus, store, settings, 
     singles = [Singleton(bus, cluster, pool="deadlines", name=f"cases-{i}", make=make) for i in (1, 2)]
     tasks = [asyncio.create_task(s.run(stop)) for s in singles]
     try:
-        await eventually(lambda: bus.history("alarms", count=10), timeout=15, what="the deadline alarm")
+        await eventually(lambda: bus.history("case_deadlines", count=10), timeout=15, what="the deadline alarm")
         checked = sum(loop.checks for loop in loops)  # two more rounds of the watch: nothing new
         await eventually(lambda: sum(loop.checks for loop in loops) >= checked + 2, timeout=15, what="two more checks")
     finally:
@@ -195,5 +213,5 @@ async def test_two_cases_processes_run_one_deadline_watch(bus, store, settings, 
         await asyncio.wait_for(asyncio.gather(*tasks), 10)
     # The lease may change hands (a fair share at start, a slow machine); the store's memory keeps it one alarm.
     assert sum(loop.raised for loop in loops) == 1, (len(loops), caplog.text)
-    assert [e.data["kind"] for e in await bus.history("alarms", count=10)] == ["case_overdue"]
+    assert [e.data["event"] for e in await bus.history("case_deadlines", count=10)] == ["case_overdue"]
     assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")], caplog.text

@@ -1,6 +1,6 @@
-"""The message package: every stream has a type, each type survives its own wire format, the two shapes on
-``alarms`` are told apart in one place, newer fields are ignored by older readers, and a bus given the codecs hands
-back typed messages (counting entries that are JSON but not a message)."""
+"""The message package: every stream has a type, each type survives its own wire format, deadline alarms are on
+their own stream (``alarms`` carries detector alarms only), newer fields are ignored by older readers, and a bus given
+the codecs hands back typed messages (counting entries that are JSON but not a message)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ ALARM = Alarm(alarm_id="a-1", phase="raised", camera_id="cam-a", zone_id="paveme
               started_at=100.0, at=110.0, dwell_s=10.0, confidence=0.9, boxes=[(0.1, 0.2, 0.3, 0.4)],
               snapshot="cam-a/a-1.jpg", camera_name="解放路", zone_name="人行道", extra={"clip": "cam-a/a-1.mp4"})
 DEADLINE = CaseDeadlineAlarm(
-    alarm_id="case-c1-overdue-200", kind="case_overdue", stage="overdue", event="case_overdue", phase="raised",
+    alarm_id="case-c1-overdue-200", stage="overdue", event="case_overdue", phase="raised",
     at=201.0, started_at=200.0, case_id="c1", case_no="CW20260311-0001", title="无照经营游商", unit_id="u1",
     unit_name="湖滨中队", deadline_at=200.0, deadline_iso="2026-03-11T15:00:00+08:00", camera_id="cam-a",
     camera_name="解放路", zone_id="pavement", address="解放路88号", label="案件超期 CW20260311-0001")
@@ -58,9 +58,11 @@ def test_each_message_survives_its_wire_format(message) -> None:
     assert decode(type(message).STREAM, message.to_dict()) == message
 
 
-def test_the_alarms_stream_tells_deadline_alarms_from_detector_alarms_by_kind() -> None:
-    assert type(decode(streams.ALARMS, ALARM.to_dict())) is Alarm
-    assert type(decode(streams.ALARMS, DEADLINE.to_dict())) is CaseDeadlineAlarm
+def test_deadline_alarms_have_their_own_stream_and_are_no_detector_alarm() -> None:
+    assert DEADLINE.STREAM == streams.CASE_DEADLINES != ALARM.STREAM
+    assert type(decode(streams.CASE_DEADLINES, DEADLINE.to_dict())) is CaseDeadlineAlarm
+    with pytest.raises(TypeError, match="dwell_s"):   # never mistaken for a detection
+        decode(streams.ALARMS, DEADLINE.to_dict())
 
 
 def test_fields_a_reader_does_not_know_are_ignored() -> None:
@@ -90,6 +92,7 @@ async def test_a_bus_with_the_codecs_reads_typed_messages_and_counts_the_undecod
     await bus.publish(DEADLINE)
     await bus.publish_raw(streams.ALARMS, {"alarm_id": "forged"})       # JSON, but no alarm
     newest_first = await bus.history(streams.ALARMS, count=10)
-    assert [e.message for e in newest_first] == [None, DEADLINE, ALARM]
+    assert [e.message for e in newest_first] == [None, ALARM]
+    assert [e.message for e in await bus.history(streams.CASE_DEADLINES)] == [DEADLINE]
     assert newest_first[0].data == {"alarm_id": "forged"}               # kept for the reader to judge
     assert bus.stats()["undecodable"] == 1 and bus.stats()["malformed"] == 0

@@ -12,7 +12,7 @@ from yarl import URL
 
 from messages.camera import CameraStatus
 from tests.fixtures.cases import insert_case
-from tests.fixtures.factories import make_alarm
+from tests.fixtures.factories import make_alarm, make_deadline_alarm
 from tests.fixtures.wall import login, make_settings, wall_client
 from wall.app import create_app
 from wall.evidence import resolve_evidence
@@ -57,6 +57,19 @@ async def test_alarms_newest_first_with_ids_and_snapshot_urls(client, bus):
     assert [a["alarm_id"] for a in got] == ["alarm-4", "alarm-3", "alarm-2"]
     assert got[0]["snapshot_url"] == "/evidence/cam-a/2026/alarm-4.jpg"
     assert got[0]["boxes"] == [[0.1, 0.6, 0.2, 0.8]]
+
+
+async def test_deadline_alarms_are_their_own_page_not_in_the_alarms(client, bus):
+    alarm_id = await bus.publish(make_alarm(1))
+    ids = [await bus.publish(make_deadline_alarm(n)) for n in range(3)]
+    body = await (await client.get("/api/case-deadlines?limit=2")).json()
+    assert [d["id"] for d in body["deadlines"]] == ids[::-1][:2] and body["older"] == ids[1]
+    assert body["deadlines"][0]["case_no"] == "CW20260311-0002" and body["deadlines"][0]["event"] == "case_overdue"
+    older = await (await client.get(f"/api/case-deadlines?before={body['older']}")).json()
+    assert [d["id"] for d in older["deadlines"]] == ids[:1] and older["older"] is None
+    assert [a["id"] for a in (await (await client.get("/api/alarms")).json())["alarms"]] == [alarm_id]
+    resp = await client.get("/api/case-deadlines?limit=0")
+    assert resp.status == 400 and (await resp.json())["error"].startswith("limit:")
 
 
 async def test_alarm_history_pages_with_a_cursor(client, bus):

@@ -438,3 +438,16 @@ async def test_a_held_alarm_stays_in_the_review_queue_after_the_bus_history_move
     finally:
         await a.close()
         await b.close()
+
+
+async def test_supervise_without_a_body_is_a_supervision_without_a_note(wall, case_id):
+    leader = await person(wall, "leader")
+    try:
+        resp = await leader.post(f"/api/cases/{case_id}/supervise")   # the body is optional (the document says so)
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["case"]["supervise_count"] == 1
+        resp = await leader.post(f"/api/cases/{case_id}/supervise", data=b"{not json",
+                                 headers={"Content-Type": "application/json"})
+        assert resp.status == 400 and (await resp.json())["error"].startswith("body: must be a JSON object")
+    finally:
+        await leader.close()

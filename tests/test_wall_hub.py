@@ -16,7 +16,7 @@ import pytest
 
 from messages.camera import CameraStatus
 from messages.case_event import CaseEvent
-from tests.fixtures.factories import make_alarm
+from tests.fixtures.factories import make_alarm, make_deadline_alarm
 from tests.fixtures.wall import login, make_settings, wall_client
 from wall import state
 from wall.app import create_app
@@ -75,6 +75,11 @@ async def test_hello_then_live_alarm_status_and_case_frames(client, bus):
         assert frame["event"]["case_no"] == "CW-1" and frame["event"]["action"] == "filed"
         assert frame["event"]["case"]["evidence_urls"] == ["/evidence/cam-a/x.jpg"]
 
+        deadline_id = await bus.publish(make_deadline_alarm(1))
+        frame = await _next(ws)
+        assert frame["type"] == "case_deadline" and frame["id"] == deadline_id
+        assert frame["alarm"] == make_deadline_alarm(1).to_dict()
+
 
 @pytest.mark.parametrize(
     "send, error_start",
@@ -103,8 +108,9 @@ async def test_garbage_gets_error_frame_and_socket_stays_open(client, send, erro
         assert await _next(ws) == {"type": "pong"}
 
 
-async def test_resume_sends_exactly_the_missed_alarms_and_case_events(client, bus):
+async def test_resume_sends_exactly_the_missed_alarms_deadline_alarms_and_case_events(client, bus):
     ids = [await bus.publish(make_alarm(n)) for n in range(6)]
+    deadline_ids = [await bus.publish(make_deadline_alarm(n)) for n in range(3)]
     case_ids = [
         await bus.publish(CaseEvent(case_id=f"c{n}", case_no=f"N{n}", action="filed", state="reported", at=n,
                                     actor="system"))
@@ -112,13 +118,15 @@ async def test_resume_sends_exactly_the_missed_alarms_and_case_events(client, bu
     ]
     async with client.ws_connect("/api/ws") as ws:
         await _next(ws, "hello")
-        await ws.send_json({"type": "resume", "last_ids": {"alarms": ids[2], "case_events": case_ids[0]}})
+        await ws.send_json({"type": "resume", "last_ids": {"alarms": ids[2], "case_events": case_ids[0],
+                                                           "case_deadlines": deadline_ids[1]}})
         await ws.send_json({"type": "ping"})  # answered after everything the resume queued
         got = []
         while (frame := await _next(ws))["type"] != "pong":
             got.append((frame["type"], frame["id"]))
         assert [i for t, i in got if t == "alarm"] == ids[3:]
         assert [i for t, i in got if t == "case"] == case_ids[1:]
+        assert [i for t, i in got if t == "case_deadline"] == deadline_ids[2:]
         # Live delivery continues after the resume, with nothing repeated.
         new_id = await bus.publish(make_alarm(99))
         frame = await _next(ws)

@@ -219,13 +219,13 @@ def test_alarm_priority_decides_the_tile(first, second, winner, waiting):
 
 def test_case_deadline_alarms_pop_only_when_overdue_with_a_camera_and_below_detections():
     wall = make_wall()
-    case = {"kind": "case_overdue", "case_no": "CW20260311-0001", "unit_name": "湖滨街道城管中队", "deadline_at": 900.0}
-    assert wall.raise_alarm(alarm("near", "c6", "case_near_deadline", kind="case_near_deadline"), 1000) == []
-    assert wall.raise_alarm(alarm("nocam", "", "case_overdue", **case), 1000) == []   # no camera: a card only
-    assert wall.raise_alarm(alarm("over", "c6", "case_overdue", **case), 1000) == ["main"]
+    case = {"stage": "overdue", "case_no": "CW20260311-0001", "unit_name": "湖滨街道城管中队", "deadline_at": 900.0}
+    assert wall.raise_deadline(alarm("near", "c6", "case_near_deadline", stage="near_deadline"), 1000) == []
+    assert wall.raise_deadline(alarm("nocam", "", "case_overdue", **case), 1000) == []   # no camera: a card only
+    assert wall.raise_deadline(alarm("over", "c6", "case_overdue", **case), 1000) == ["main"]
     payload = wall.view("main")["alarm"]["payload"]
-    assert (payload["kind"], payload["case_no"], payload["unit_name"]) == ("case_overdue", "CW20260311-0001",
-                                                                          "湖滨街道城管中队")
+    assert (payload["event"], payload["case_no"], payload["unit_name"]) == ("case_overdue", "CW20260311-0001",
+                                                                           "湖滨街道城管中队")
     wall.raise_alarm(alarm("v1", "c5", "vending"), 1001)   # a detection outranks it (priority 0)
     view = wall.view("main")
     assert view["alarm"]["alarm_id"] == "v1" and [p["alarm_id"] for p in view["pending_alarms"]] == ["over"]

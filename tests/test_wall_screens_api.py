@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from tests import signin
-from tests.fixtures.factories import make_alarm
+from tests.fixtures.factories import make_alarm, make_deadline_alarm
 from tests.fixtures.wall import CAMS, PASSWORD, make_app, wall_client, wall_settings
 from tests.waiting import eventually
 from wall import state
@@ -159,6 +159,22 @@ async def test_alarm_pops_up_from_the_bus_and_ack_reverts_everywhere(client, bus
     assert cams(await screen(client)) == CAMS[:4]
     actions = await bus.history("wall_actions", count=1)
     assert actions[0].data["action"] == "ack" and actions[0].data["username"] == "admin"
+
+
+async def test_an_overdue_case_pops_up_from_its_own_stream_a_near_deadline_one_does_not(client, app, bus):
+    service = app[SCREENS]
+    await bus.publish(make_deadline_alarm(1, stage="near_deadline", camera="cam-e"))
+    await eventually(lambda: service.stats.alarms_seen >= 1, timeout=TIMEOUT, what="the near-deadline alarm read")
+    assert (await screen(client))["alarm"] is None
+    await bus.publish(make_deadline_alarm(2, camera="cam-e"))
+
+    async def popped():
+        v = await screen(client)
+        return v if v["alarm"] else None
+
+    v = await eventually(popped, timeout=TIMEOUT, what="the overdue case's pop-up on main")
+    assert v["alarm"]["alarm_id"] == make_deadline_alarm(2).alarm_id
+    assert v["alarm"]["payload"]["case_no"] == "CW20260311-0002" and v["tiles"][3]["camera"] == "cam-e"
 
 
 @pytest.mark.parametrize("user, status", [("duty", 403), ("monitor", 403), ("leader", 200), ("admin", 200)])

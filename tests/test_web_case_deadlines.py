@@ -42,7 +42,7 @@ async def test_an_overdue_case_alarm_appears_on_the_wall(page, tmp_path, bus, st
 
         loop = DeadlineAlarmLoop(store, bus, DeadlineWatch(), timezone=settings.timezone, clock=time.time)
         [alarm] = await loop.step(DeadlineWatcher(loop.rule))
-        assert alarm.kind == "case_overdue"
+        assert alarm.event == "case_overdue"
         card = page.locator(".alarm-card[data-kind=case_overdue]")
         await card.wait_for(timeout=20_000)
         text = await card.text_content()
@@ -52,7 +52,7 @@ async def test_an_overdue_case_alarm_appears_on_the_wall(page, tmp_path, bus, st
         assert await page.text_content("#count-alarms .num") == "0"
         await page.screenshot(path=str(SCREENSHOT))
 
-        # A reload shows it again from GET /api/alarms (the same card, once).
+        # A reload shows it again from GET /api/case-deadlines (the same card, once).
         await page.reload()
         await page.locator(".alarm-card[data-kind=case_overdue]").wait_for(timeout=20_000)
         assert await page.locator(".alarm-card").count() == 1

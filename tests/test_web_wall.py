@@ -138,6 +138,7 @@ class ProtocolServer:
         app.router.add_get("/api/me", json_of(lambda: {"user": {"username": "admin"}}))
         app.router.add_get("/api/cameras", json_of(lambda: {"cameras": self.cameras}))
         app.router.add_get("/api/alarms", json_of(lambda: {"alarms": self.alarms}))
+        app.router.add_get("/api/case-deadlines", json_of(lambda: {"deadlines": []}))
         app.router.add_get("/api/cases", self._cases)
         app.router.add_get("/api/ws", self._ws)
         app.router.add_get("/api/live/{camera_id}", self.feed.handle)
@@ -368,18 +369,25 @@ async def test_event_socket_reconnects_and_resumes_without_duplicates(page, serv
     server.alarms = [{**_alarm("a-0", "cam-bin", "延安路垃圾箱", "bin_overflow"), "id": "1700000000005-0"}]
     await sign_in(page, server)
     first = await eventually(lambda: _resume(server), what="first resume")
-    assert first["last_ids"] == {"alarms": "1700000000005-0"}
+    assert first["last_ids"] == {"alarms": "1700000000005-0", "case_deadlines": "0-0"}
     await server.push({"type": "alarm", "id": "1700000000006-0",
                        "alarm": _alarm("a-1", "cam-vending", "解放路人行道", "vending")})
     await page.locator(".alarm-card[data-alarm-id=a-1]").wait_for()
     await server.push({"type": "case", "id": "1700000000007-3", "event": {"case_id": "c"}})
-    await asyncio.sleep(0.3)
+    await server.push({"type": "case_deadline", "id": "1700000000007-4", "alarm": {
+        "alarm_id": "case-c-overdue-1", "stage": "overdue", "event": "case_overdue", "phase": "raised",
+        "at": 1700000007, "case_id": "c", "case_no": "CW20231114-0001", "unit_name": "湖滨中队",
+        "deadline_at": 1700000000, "camera_id": "cam-vending"}})
+    card = page.locator(".alarm-card.case-overdue[data-kind=case_overdue]")
+    await card.wait_for()
+    assert "CW20231114-0001" in await card.text_content() and "openable" not in await card.get_attribute("class")
 
     server.received.clear()
     await server.drop_sockets()
     await page.locator("#link[data-state=closed]").wait_for(timeout=5000)
     resumed = await eventually(lambda: _resume(server), timeout=10, what="resume after reconnect")
-    assert resumed["last_ids"] == {"alarms": "1700000000006-0", "case_events": "1700000000007-3"}
+    assert resumed["last_ids"] == {"alarms": "1700000000006-0", "case_events": "1700000000007-3",
+                                   "case_deadlines": "1700000000007-4"}
     await page.locator("#link[data-state=open]").wait_for(timeout=5000)
     # The server replays an alarm the page already has, then the one it missed.
     await server.push({"type": "alarm", "id": "1700000000006-0",
@@ -387,7 +395,7 @@ async def test_event_socket_reconnects_and_resumes_without_duplicates(page, serv
     await server.push({"type": "alarm", "id": "1700000000008-0",
                        "alarm": _alarm("a-2", "cam-road", "中山路机动车道", "road_occupation")})
     await page.locator(".alarm-card[data-alarm-id=a-2]").wait_for(timeout=5000)
-    assert await page.locator(".alarm-card").count() == 3
+    assert await page.locator(".alarm-card").count() == 4
     assert "乱堆物堆料" in await page.locator(".alarm-card").first.text_content()
 
 

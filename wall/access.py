@@ -180,6 +180,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     # reads every role needs on the wall, the console and the situation panel
     ("GET", "/api/cameras"): SIGNED_IN,
     ("GET", "/api/alarms"): SIGNED_IN,
+    ("GET", "/api/case-deadlines"): SIGNED_IN,
     ("GET", "/api/system-alarms"): SIGNED_IN,
     ("GET", "/api/ws"): SIGNED_IN,
     ("GET", "/api/live/{camera_id}"): Rule(read_audit="live.view"),

@@ -11,14 +11,15 @@ import logging
 import math
 import re
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
+from pydantic import Field
 
 from config import redact_url
 from messages import streams
-from wall import state
+from wall import models, state
 from wall.access import note
 from wall.auth import (
     COOKIE,
@@ -30,8 +31,9 @@ from wall.auth import (
     require_session,
     set_session_cookie,
 )
-from wall.errors import BadRequest, json_error, parsed_json
+from wall.errors import BadRequest, json_error
 from wall.limits import Window
+from wall.models import MAX_PASSWORD, MAX_USERNAME, Body, no_control_chars, read_body, respond
 from wall.views import alarm_view, status_view
 
 log = logging.getLogger("citywall.wall.api")
@@ -63,16 +65,13 @@ def int_param(request: web.Request, name: str, *, default: int, lo: int, hi: int
     return value
 
 
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
 def check_text(field: str, value: str) -> str:
-    """Free text from a client (a note, a reason, a search): ``value``, or :class:`BadRequest` naming ``field`` when
-    it holds control characters (PostgreSQL cannot even store NUL; SQLite would cut the text there)."""
-    bad = _CONTROL_CHARS.search(value)
-    if bad:
-        raise BadRequest(field, f"must not contain control characters (found U+{ord(bad.group()):04X})")
-    return value
+    """Free text from a client (a search, a query parameter): ``value``, or :class:`BadRequest` naming ``field`` when
+    it holds control characters (the same rule as a body model's free-text fields, ``wall.models.Clean``)."""
+    try:
+        return no_control_chars(value)
+    except ValueError as exc:
+        raise BadRequest(field, str(exc)) from None
 
 
 def str_param(request: web.Request, name: str, pattern: re.Pattern[str], what: str) -> str | None:
@@ -130,20 +129,18 @@ async def health(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------------------------------------------- session
 
 
+class LoginBody(Body):
+    """``POST /api/login``."""
+
+    username: str = Field(min_length=1, max_length=MAX_USERNAME)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD)
+
+
 async def login(request: web.Request) -> web.Response:
     """``{username, password}`` → session cookie and ``{user, csrf_token}``; 401 on a wrong password, 429 when rate
     limited."""
-    try:
-        body = await parsed_json(request)
-    except ValueError:
-        raise BadRequest("body", "must be a JSON object {username, password}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("body", "must be a JSON object {username, password}")
-    username, password = body.get("username"), body.get("password")
-    if not isinstance(username, str) or not 1 <= len(username) <= 64:
-        raise BadRequest("username", "required, a string of 1 to 64 characters")
-    if not isinstance(password, str) or not 1 <= len(password) <= 1024:
-        raise BadRequest("password", "required, a string of 1 to 1024 characters")
+    body = await read_body(request, LoginBody)
+    username, password = body.username, body.password
 
     app = request.app
     limits = app[state.SETTINGS].wall.login
@@ -183,8 +180,8 @@ async def login(request: web.Request) -> web.Response:
     for token in sessions.take_evicted():  # this user's oldest session ended: its sockets close too
         app[state.HUB].disconnect_session(token)
         app[state.LIVE_SOCKETS].disconnect_session(token)
-    response = web.json_response({"user": session.user_dict(), "expires_at": session.expires_at,
-                                  "csrf_token": session.csrf_token})
+    response = respond(models.Session(user=models.User(**session.user_dict()), expires_at=session.expires_at,
+                                      csrf_token=session.csrf_token))
     note(request, role=session.role.value)
     set_session_cookie(response, session, secure=is_secure(request))
     log.info("login %s (%s) from %s", session.username, session.role.value, address)
@@ -206,13 +203,9 @@ async def me(request: web.Request) -> web.Response:
     """The logged-in user, when the session ends, and the site the wall belongs to (name and timezone)."""
     session = require_session(request)
     settings = request.app[state.SETTINGS]
-    return web.json_response({
-        "user": session.user_dict(),
-        "expires_at": session.expires_at,
-        "csrf_token": session.csrf_token,
-        "site_name": settings.site_name,
-        "timezone": settings.timezone,
-    })
+    return respond(models.Session(user=models.User(**session.user_dict()), expires_at=session.expires_at,
+                                  csrf_token=session.csrf_token, site_name=settings.site_name,
+                                  timezone=settings.timezone))
 
 
 # ---------------------------------------------------------------------------------------------------- data
@@ -264,10 +257,11 @@ def _time_param(request: web.Request, name: str) -> int | None:
     return int(value * 1000)
 
 
-async def alarms(request: web.Request) -> web.Response:
-    """Alarms (raised and cleared), newest first, each with its stream ``id`` and snapshot URLs; a cursor page.
+async def _stream_page(request: web.Request, stream: str, key: str,
+                       view: Callable[[dict[str, Any]], dict[str, Any]]) -> web.Response:
+    """A cursor page of ``stream``, newest first, each entry's ``view`` with its stream ``id``, under ``key``.
 
-    ``before=<id>``: older than that alarm (the "更早" page); ``after=<id>``: the ``limit`` alarms just after it
+    ``before=<id>``: older than that entry (the "更早" page); ``after=<id>``: the ``limit`` entries just after it
     (newer; still returned newest first); ``since``/``until``: unix seconds, inclusive. ``older`` is the ``before``
     of the next older page (null when there is none), ``newer`` the ``after`` of the next newer one."""
     limit = int_param(request, "limit", default=100, lo=1, hi=MAX_ALARMS)
@@ -277,17 +271,26 @@ async def alarms(request: web.Request) -> web.Response:
         raise BadRequest("until", "is before since")
     forward = after is not None and before is None
     entries = await _bus_call(request.app[state.BUS].window(
-        streams.ALARMS, after=after, before=before, since_ms=since_ms, until_ms=until_ms, count=limit + 1,
+        stream, after=after, before=before, since_ms=since_ms, until_ms=until_ms, count=limit + 1,
         oldest_first=forward))
     more = len(entries) > limit
     entries = entries[:limit]
     if forward:
         entries.reverse()
-    page = [{**alarm_view(e.data), "id": e.id} for e in entries]
+    page = [{**view(e.data), "id": e.id} for e in entries]
     older = page[-1]["id"] if page and (forward or more) else None
     newer = page[0]["id"] if page else after
-    return web.json_response({"alarms": page, "older": older, "newer": newer,
-                              "more_newer": bool(forward and more)})
+    return web.json_response({key: page, "older": older, "newer": newer, "more_newer": bool(forward and more)})
+
+
+async def alarms(request: web.Request) -> web.Response:
+    """Detector alarms (raised and cleared) with snapshot URLs: a cursor page of stream ``alarms``."""
+    return await _stream_page(request, streams.ALARMS, "alarms", alarm_view)
+
+
+async def case_deadlines(request: web.Request) -> web.Response:
+    """The case room's deadline alarms (即将超期 / 案件超期): a cursor page of stream ``case_deadlines``."""
+    return await _stream_page(request, streams.CASE_DEADLINES, "deadlines", dict)
 
 
 @web.middleware
@@ -307,4 +310,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/me", me)
     app.router.add_get("/api/cameras", cameras)
     app.router.add_get("/api/alarms", alarms)
+    app.router.add_get("/api/case-deadlines", case_deadlines)
 

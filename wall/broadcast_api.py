@@ -17,19 +17,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from aiohttp import web
+from pydantic import Field
 
 from guidance.clip_server import CLIP_MIME, CLIP_NAME
+from guidance.library import CLIP_ID_PATTERN
 from messages import streams
 from wall import state
 from wall.access import ON_REFUSED, note
-from wall.api import check_text, int_param
+from wall.api import int_param
 from wall.auth import Session, require_session
 from wall.errors import BadRequest, json_error, parsed_json
 from wall.limits import Window
+from wall.models import MAX_BROADCAST_REPEAT, TARGET_PATTERN, Body, Clean, parse
 from wall.views import broadcast_view
 
 if TYPE_CHECKING:
@@ -38,9 +40,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("citywall.wall.broadcast")
 
 MAX_LOG = 500
-_TARGET = re.compile(r"^(all|group:[A-Za-z0-9_.-]{1,64}|[A-Za-z0-9_.-]{1,64})$")
 MINUTE_S = 60.0
 DECODES: web.AppKey[asyncio.Semaphore] = web.AppKey("upload_decodes")
+
+
+class BroadcastBody(Body):
+    """``POST /api/broadcasts``: text spoken now, or an uploaded clip, to a speaker, a group or all."""
+
+    target: str = Field(pattern=TARGET_PATTERN, description="a speaker id, group:<name> or all")
+    text: Annotated[str, Clean] | None = Field(None, description="spoken by TTS; at most "
+                                               "guidance.manual.max_text_chars (a clip's description with clip_id)")
+    clip_id: str | None = Field(None, pattern=CLIP_ID_PATTERN, description="the 32-hex id POST /api/clips returned")
+    repeat: int = Field(1, ge=1, le=MAX_BROADCAST_REPEAT)
 
 
 def _runtime(request: web.Request) -> GuidanceRuntime:
@@ -96,11 +107,8 @@ async def post_broadcast(request: web.Request) -> web.Response:
     try:
         body = await parsed_json(request)
     except ValueError:
-        raise BadRequest("body", "must be a JSON object {target, text or clip_id}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("body", "must be a JSON object {target, text or clip_id}")
-    target, text, clip_id = body.get("target"), body.get("text"), body.get("clip_id")
-    shown_target, shown_text = _shown(body)
+        raise BadRequest("body", f"must be a JSON object {BroadcastBody.shape()}") from None
+    shown_target, shown_text = _shown(body if isinstance(body, dict) else {})
 
     async def refuse(status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:
         await rt.broadcaster.refused(requested_by=session.username, target=shown_target, text=shown_text,
@@ -108,30 +116,23 @@ async def post_broadcast(request: web.Request) -> web.Response:
         log.warning("manual broadcast by %s refused: %s", session.username, reason)
         return json_error(status, reason, headers=headers)
 
-    if not isinstance(target, str) or not _TARGET.match(target):
-        return await refuse(400, "target: required, a speaker id, group:<name> or all")
+    try:
+        req = parse(BroadcastBody, body)
+    except BadRequest as exc:
+        return await refuse(400, str(exc))
+    target, text, clip_id = req.target, (req.text or "").strip(), req.clip_id
     if clip_id is None:
-        if not isinstance(text, str) or not text.strip():
+        if not text:
             return await refuse(400, "text: required (or clip_id of an uploaded recording)")
-        if len(text.strip()) > limits.max_text_chars:
-            return await refuse(400, f"text: {len(text.strip())} characters, over the limit of "
+        if len(text) > limits.max_text_chars:
+            return await refuse(400, f"text: {len(text)} characters, over the limit of "
                                      f"max_text_chars={limits.max_text_chars}")
-        text = text.strip()
-        try:
-            check_text("text", text)
-        except BadRequest as exc:
-            return await refuse(400, str(exc))
     else:
-        if not isinstance(clip_id, str) or not rt.library.valid_id(clip_id):
-            return await refuse(400, "clip_id: must be the 32-hex id POST /api/clips returned")
         if not rt.library.exists(clip_id):
             return await refuse(404, f"unknown clip {clip_id!r}")
-        if text is not None and (not isinstance(text, str) or len(text) > limits.max_text_chars):
+        if len(text) > limits.max_text_chars:
             return await refuse(400, f"text: a description of at most max_text_chars={limits.max_text_chars}")
-        text = (text or "").strip() or shown_text
-    repeat = body.get("repeat", 1)
-    if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= 3:
-        return await refuse(400, "repeat: an integer 1..3")
+        text = text or shown_text
     try:
         rt.broadcaster.resolve(target)
     except KeyError as exc:
@@ -144,7 +145,7 @@ async def post_broadcast(request: web.Request) -> web.Response:
         return await refuse(429, f"rate limited: at most {limits.per_user_per_minute} manual broadcasts per minute "
                                  f"per user; try again in {retry} s", {"Retry-After": str(retry)})
     record = await rt.broadcaster.manual(target, text=text, requested_by=session.username, clip_id=clip_id,
-                                         repeat=repeat)
+                                         repeat=req.repeat)
     offline = [r["speaker_id"] for r in record.results if r["outcome"] != "played"]
     note(request, broadcast_id=record.broadcast_id, status=record.status, not_played=offline)
     log.info("manual broadcast by %s to %s: %s", session.username, target, record.status)

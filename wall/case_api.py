@@ -12,11 +12,11 @@ import logging
 import re
 from datetime import date, datetime, timedelta
 from datetime import time as dt_time
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import Field
 
 from cases.bundle import CaseConfig, load_case_config
 from cases.categories import TimeLimit
@@ -29,9 +29,10 @@ from cases.workflow import ACTION_LABELS, Action, State, TransitionError, allowe
 from config import redact_url
 from wall import case_office, daily_report, review_api, state
 from wall.access import note
-from wall.api import _ID, check_text, int_param
+from wall.api import _ID, int_param
 from wall.auth import require_session
-from wall.errors import BadRequest, json_error, parsed_json
+from wall.errors import BadRequest, json_error
+from wall.models import Body, Id, Note, Version, read_body
 from wall.views import case_view
 
 log = logging.getLogger("citywall.wall")
@@ -39,9 +40,8 @@ log = logging.getLogger("citywall.wall")
 CASE_CONFIG: web.AppKey[CaseConfig] = web.AppKey("case_config")
 DESK: web.AppKey[CaseDesk] = web.AppKey("case_desk")
 
-MAX_NOTE = 500
 _CATEGORY = re.compile(r"^(部件|事件)/\d{4}$")
-_PEOPLE_ACTIONS = [a for a in Action if a is not Action.REPORT]
+PEOPLE_ACTIONS = tuple(a.value for a in Action if a is not Action.REPORT)
 
 
 def category_param(request: web.Request, config: CaseConfig, name: str = "category") -> str | None:
@@ -95,49 +95,22 @@ async def _refuse_out_of_scope(request: web.Request, session: Any, case_id: str)
     return None if case_office.in_scope(case, scope) else json_error(404, f"unknown case {case_id}")
 
 
-def _note_and_version(body: dict[str, Any]) -> dict[str, Any]:
-    """``note`` (stripped, at most MAX_NOTE characters) and ``expected_version`` from ``version`` if given."""
-    out: dict[str, Any] = {}
-    version = body.get("version")
-    if version is not None:
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise BadRequest("version", f"must be the case version you saw (an integer >= 1), got {version!r}")
-        out["expected_version"] = version
-    note = body.get("note", "")
-    if not isinstance(note, str) or len(note) > MAX_NOTE:
-        raise BadRequest("note", f"must be a string of at most {MAX_NOTE} characters")
-    out["note"] = check_text("note", note).strip()
-    return out
+class CaseActionBody(Body):
+    """``POST /api/cases/{id}/actions``: a workflow action as the logged-in user."""
+
+    action: Literal[PEOPLE_ACTIONS] = Field(description="a workflow action (not report: only the system files)")
+    version: Version | None = None
+    note: Note = ""
+    extension: TimeLimit | None = Field(None, description="extend only: {value, unit: work_hours|work_days|hours}")
+    unit_id: Id | None = Field(None, description="dispatch only: the responsible unit")
+    urgency: Literal["一般", "紧急"] | None = Field(None, description="dispatch only: the time limit of this urgency")
 
 
-def _parse_action_body(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise BadRequest("body", "must be a JSON object {action, version?, note?, extension?, unit_id?}")
-    unknown = sorted(set(body) - {"action", "version", "note", "extension", "unit_id", "urgency"})
-    if unknown:
-        raise BadRequest(unknown[0], "unknown field; allowed: action, version, note, extension, unit_id, urgency")
-    action = body.get("action")
-    if not isinstance(action, str) or action not in {a.value for a in _PEOPLE_ACTIONS}:
-        known = ", ".join(a.value for a in _PEOPLE_ACTIONS)
-        raise BadRequest("action", f"must be one of {known}, got {action!r}"[:300])
-    out: dict[str, Any] = {"action": action, **_note_and_version(body)}
-    if body.get("extension") is not None:
-        try:
-            out["extension"] = TimeLimit.model_validate(body["extension"])
-        except ValidationError as exc:
-            first = exc.errors()[0]["msg"]
-            raise BadRequest("extension", f"must be {{value, unit: work_hours|work_days|hours}}: {first}") from None
-    unit_id = body.get("unit_id")
-    if unit_id is not None:
-        if not isinstance(unit_id, str) or not _ID.fullmatch(unit_id):
-            raise BadRequest("unit_id", f"must be a unit id, got {unit_id!r}"[:200])
-        out["unit_id"] = unit_id
-    urgency = body.get("urgency")
-    if urgency is not None:
-        if urgency not in ("一般", "紧急"):
-            raise BadRequest("urgency", f"must be 一般 or 紧急, got {urgency!r}"[:200])
-        out["urgency"] = urgency
-    return out
+class SuperviseBody(Body):
+    """``POST /api/cases/{id}/supervise``: 督办 with an optional note."""
+
+    note: Note = ""
+    version: Version | None = None
 
 
 async def act_on_case(request: web.Request) -> web.Response:
@@ -145,11 +118,10 @@ async def act_on_case(request: web.Request) -> web.Response:
     and 403 (role) come with the case as it is now and what is allowed."""
     session = require_session(request)
     case_id = _case_id(request)
-    try:
-        body = await parsed_json(request)
-    except ValueError:
-        raise BadRequest("body", "must be a JSON object {action, version?, note?, extension?, unit_id?}") from None
-    args = _parse_action_body(body)
+    body = await read_body(request, CaseActionBody)
+    args: dict[str, Any] = {"note": body.note.strip(), "expected_version": body.version}
+    args.update({k: v for k, v in (("extension", body.extension), ("unit_id", body.unit_id),
+                                    ("urgency", body.urgency)) if v is not None})
     refused = await _refuse_out_of_scope(request, session, case_id)
     if refused is not None:
         return refused
@@ -158,8 +130,8 @@ async def act_on_case(request: web.Request) -> web.Response:
     role = session.role.value
     now = app[state.CLOCK]()
     try:
-        event = await asyncio.to_thread(desk.act, case_id, args.pop("action"), role=role, user=session.username,
-                                        now=now, **args)
+        event = await asyncio.to_thread(desk.act, case_id, body.action, role=role, user=session.username, now=now,
+                                        **args)
     except CaseNotFound:
         return json_error(404, f"unknown case {case_id}")
     except VersionConflict as exc:
@@ -203,16 +175,7 @@ async def supervise_case(request: web.Request) -> web.Response:
     event; the state does not change. 403 for other roles, 404, 409 for a finished case or a stale version."""
     session = require_session(request)
     case_id = _case_id(request)
-    try:
-        body = await parsed_json(request)
-    except ValueError:
-        raise BadRequest("body", "must be a JSON object {note?, version?}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("body", "must be a JSON object {note?, version?}")
-    unknown = sorted(set(body) - {"note", "version"})
-    if unknown:
-        raise BadRequest(unknown[0], "unknown field; allowed: note, version")
-    args = _note_and_version(body)
+    body = await read_body(request, SuperviseBody, optional=True)  # no body: no note
     refused = await _refuse_out_of_scope(request, session, case_id)
     if refused is not None:
         return refused
@@ -220,7 +183,7 @@ async def supervise_case(request: web.Request) -> web.Response:
     now = request.app[state.CLOCK]()
     try:
         event = await asyncio.to_thread(request.app[DESK].supervise, case_id, role=role, user=session.username,
-                                        now=now, note=args["note"], expected_version=args.get("expected_version"))
+                                        now=now, note=body.note.strip(), expected_version=body.version)
     except CaseNotFound:
         return json_error(404, f"unknown case {case_id}")
     except VersionConflict as exc:

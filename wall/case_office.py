@@ -43,6 +43,7 @@ from wall.access import note
 from wall.api import _ID, MAX_CASES_PAGE, check_text, int_param, str_param
 from wall.auth import LoginLimiter, Session, require_session
 from wall.errors import BadRequest, json_error
+from wall.models import MAX_NOTE
 from wall.pages import login_first, static_page
 from wall.views import evidence_url
 
@@ -282,7 +283,7 @@ async def _read_form(request: web.Request, max_bytes: int, out: dict[str, Any]) 
                     if len(data) > max_bytes:
                         raise _TooBig(max_bytes)
             elif part.name == "note":
-                out["note"] = (await part.text())[:501]  # type: ignore[union-attr]
+                out["note"] = (await part.text())[:MAX_NOTE + 1]  # type: ignore[union-attr]
             else:
                 raise BadRequest(str(part.name or "part")[:40], "unknown field; allowed: photo, note")
     except (ValueError, AssertionError, HttpProcessingError) as exc:  # a malformed part header, boundary, charset
@@ -331,8 +332,8 @@ async def post_photo(request: web.Request) -> web.Response:
     data, note_text = form.get("photo"), form.get("note", "")
     if data is None:
         raise BadRequest("photo", "no file field 'photo' in the form")
-    if len(note_text) > 500:
-        raise BadRequest("note", "must be a string of at most 500 characters")
+    if len(note_text) > MAX_NOTE:
+        raise BadRequest("note", f"must be a string of at most {MAX_NOTE} characters")
     check_text("note", note_text)
     try:
         async with app[PHOTO_WORK]:  # one decode at a time per server: parallel uploads cannot add up in memory

@@ -1,19 +1,20 @@
 """The WebSocket event hub (``/api/ws``): one bus tail, fanned out to every browser.
 
-One background task tails the bus streams ``alarms``, ``camera_status``, ``case_events``, ``broadcasts`` (voice
-guidance), ``wall`` (screen states, see ``wall.screen_service``) and ``system_alarms`` (faults of citywall itself) and
-turns each entry into one JSON frame (serialised once). Every client has a bounded send queue and its own writer task;
-the fan-out only ever does ``put_nowait``, so a client whose queue is full is disconnected (close code 1013) and
-counted — nobody waits for a slow browser.
+One background task tails the bus streams ``alarms``, ``case_deadlines`` (the case room's deadline alarms, a frame
+type of their own), ``camera_status``, ``case_events``, ``broadcasts`` (voice guidance), ``wall`` (screen states, see
+``wall.screen_service``) and ``system_alarms`` (faults of citywall itself) and turns each entry into one JSON frame
+(serialised once). Every client has a bounded send queue and its own writer task; the fan-out only ever does
+``put_nowait``, so a client whose queue is full is disconnected (close code 1013) and counted — nobody waits for a
+slow browser.
 
 Client messages: ``ping``, ``resume`` and the control actions other rooms register in :attr:`EventHub.actions`
 (``ack``: acknowledge an alarm, from ``wall.screens_api``). Each type is checked against the sender's role by the
 access policy (``wall.access.WS_MESSAGES``): a refused or failed message gets an ``error`` frame naming why, and the
 connection stays open. Control actions are written to the audit log, refused ones included.
 
-Resume: a client sends ``{"type": "resume", "last_ids": {"alarms": id, "case_events": id}}``. While the missed
-entries are read (``bus.since``) and queued, live frames for that client are held aside; afterwards they are
-released, skipping every id the resume already covered and every id the client already got live. The client
+Resume: a client sends ``{"type": "resume", "last_ids": {"alarms": id, "case_deadlines": id, "case_events": id}}``.
+While the missed entries are read (``bus.since``) and queued, live frames for that client are held aside; afterwards
+they are released, skipping every id the resume already covered and every id the client already got live. The client
 therefore sees each entry exactly once with no gap at the switch-over.
 """
 
@@ -52,9 +53,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("citywall.wall.hub")
 
-STREAMS = (streams.ALARMS, streams.CAMERA_STATUS, streams.CASE_EVENTS, streams.BROADCASTS, streams.WALL,
-           streams.SYSTEM_ALARMS)
-RESUMABLE = (streams.ALARMS, streams.CASE_EVENTS)
+STREAMS = (streams.ALARMS, streams.CASE_DEADLINES, streams.CAMERA_STATUS, streams.CASE_EVENTS, streams.BROADCASTS,
+           streams.WALL, streams.SYSTEM_ALARMS)
+RESUMABLE = (streams.ALARMS, streams.CASE_DEADLINES, streams.CASE_EVENTS)
 RESUME_PAGE = 500
 SEEN_PER_STREAM = 4096
 """Ids delivered live before a resume that are remembered so the resume does not repeat them."""
@@ -94,6 +95,8 @@ def entry_frame(stream: str, entry_id: str, data: dict[str, Any]) -> dict[str, A
     """The frame a browser receives for one bus entry (None for a stream the wall does not show)."""
     if stream == streams.ALARMS:
         return {"type": "alarm", "id": entry_id, "alarm": alarm_view(data)}
+    if stream == streams.CASE_DEADLINES:
+        return {"type": "case_deadline", "id": entry_id, "alarm": data}
     if stream == streams.CAMERA_STATUS:
         return {"type": "camera_status", "status": status_view(data)}
     if stream == streams.CASE_EVENTS:

@@ -1,4 +1,7 @@
-"""``GET /api/openapi.json``: the OpenAPI 3.1 description of the wall server's API, written by hand.
+"""``GET /api/openapi.json``: the OpenAPI 3.1 description of the wall server's API.
+
+The request bodies' component schemas are generated from the body models (``wall.models``), the alarm answers from
+the bus message dataclasses (``messages``); the rest of the answers are still written here by hand.
 
 A test checks that every registered ``/api`` route (and ``/evidence``) appears here with its method, so the
 document cannot silently fall behind the router. Who may call each operation (``x-roles``), the 403 it answers
@@ -12,13 +15,29 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
 
+from admin.api import ImportBody, NewUserBody, OwnPasswordBody, ProbeBody, UserChangeBody
 from cases.audit import MAX_PAGE as MAX_AUDIT_PAGE
 from config.settings import EventType
-from wall import state
+from messages import Alarm, CaseDeadlineAlarm
+from wall import models, state
 from wall.access import CSRF_EXEMPT, CSRF_HEADER, ROUTES, SAFE_METHODS, WS_MESSAGES
-from wall.api import MAX_ALARMS, MAX_CASES_PAGE
+from wall.api import MAX_ALARMS, MAX_CASES_PAGE, LoginBody
+from wall.broadcast_api import BroadcastBody
+from wall.case_api import CaseActionBody, SuperviseBody
 from wall.errors import MAX_REQUEST_BODY
+from wall.models import MAX_NOTE, Body, component_schemas, json_body, message_schema
+from wall.review_api import ClaimBody, DecisionBody
+from wall.screens_api import LayoutBody, TileBody, TourStartBody
+
+
+def _generated(*models: type[BaseModel]) -> None:
+    """Add the component schemas generated from ``models`` (``wall.models``); a name taken by another schema is a
+    mistake at import time, not a silently wrong document."""
+    for name, schema in component_schemas(*models).items():
+        if SCHEMAS.setdefault(name, schema) != schema:
+            raise ValueError(f"OpenAPI component {name!r} is defined twice, differently")
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -36,33 +55,9 @@ def _error(description: str) -> dict[str, Any]:
 _UNAUTHORIZED = _error("no session (log in first)")
 _SESSION = [{"session": []}]
 
+_STREAM_ID_TEXT = "bus stream id (use it to resume the WebSocket)"
+
 SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {"error": {"type": "string", "description": "what was wrong, naming the field"}},
-    },
-    "User": {
-        "type": "object",
-        "required": ["username", "display_name", "role"],
-        "properties": {
-            "username": {"type": "string"},
-            "display_name": {"type": "string"},
-            "role": {"type": "string", "enum": ["watch_officer", "monitor", "leader", "admin"]},
-        },
-    },
-    "Session": {
-        "type": "object",
-        "required": ["user", "expires_at"],
-        "properties": {
-            "user": _ref("User"),
-            "expires_at": {"type": "number", "description": "unix time"},
-            "csrf_token": {"type": "string", "description": f"send it in {CSRF_HEADER} on every state-changing "
-                                                           "request of this session"},
-            "site_name": {"type": "string", "description": "the centre's name shown on the wall"},
-            "timezone": {"type": "string", "description": "IANA timezone of the site, e.g. Asia/Shanghai"},
-        },
-    },
     "Check": {
         "type": "object",
         "required": ["ok"],
@@ -158,36 +153,13 @@ SCHEMAS: dict[str, Any] = {
             "live": {"type": "boolean", "description": "live video can be opened for this camera"},
         },
     },
-    "Alarm": {
-        "type": "object",
-        "required": ["id", "alarm_id", "phase", "camera_id", "zone_id", "event", "at"],
-        "properties": {
-            "id": {"type": "string", "description": "bus stream id (use it to resume the WebSocket)"},
-            "alarm_id": {"type": "string"},
-            "phase": {"type": "string", "enum": ["raised", "cleared"]},
-            "camera_id": {"type": "string"},
-            "camera_name": {"type": "string"},
-            "zone_id": {"type": "string"},
-            "zone_name": {"type": "string"},
-            "event": {"type": "string"},
-            "started_at": {"type": "number"},
-            "at": {"type": "number"},
-            "dwell_s": {"type": "number"},
-            "confidence": {"type": "number"},
-            "boxes": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
-            "snapshot": {"type": ["string", "null"]},
-            "snapshot_clean": {"type": ["string", "null"]},
-            "snapshot_url": {"type": ["string", "null"], "description": "/evidence/... URL of the annotated snapshot"},
-            "snapshot_clean_url": {"type": ["string", "null"]},
-            "detector": {"type": "string"},
-            "extra": {"type": "object"},
-            "kind": {"type": "string", "enum": ["case_near_deadline", "case_overdue"],
-                     "description": "only on the case room's deadline alarms (then also case_id, case_no, title, "
-                                    "unit_id, unit_name, deadline_at, deadline_iso, stage, label); absent on "
-                                    "detector alarms"},
-            "case_no": {"type": "string"}, "unit_name": {"type": "string"}, "deadline_at": {"type": "number"},
-        },
-    },
+    "Alarm": message_schema(
+        Alarm, "a detector alarm (stream alarms)", id_text=_STREAM_ID_TEXT,
+        snapshot_url={"type": ["string", "null"], "description": "/evidence/... URL of the annotated snapshot"},
+        snapshot_clean_url={"type": ["string", "null"]},
+        clip_url={"type": ["string", "null"], "description": "/evidence/... URL of the evidence clip"}),
+    "CaseDeadlineAlarm": message_schema(CaseDeadlineAlarm, "the case room's deadline alarm (stream case_deadlines)",
+                                        id_text=_STREAM_ID_TEXT),
     "Case": {
         "type": "object",
         "required": ["id", "case_no", "state"],
@@ -271,13 +243,45 @@ _SCREEN_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "
 _NO_SCREEN = _error("unknown screen (or camera / tour)")
 
 
-def _screen_op(summary: str, body: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def _screen_op(summary: str, body: type[Body] | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "security": _SESSION, "parameters": [_SCREEN_ID],
                           "responses": {"200": _SCREEN_OK, "400": _error("bad input, naming the field"),
                                         "401": _UNAUTHORIZED, "404": _NO_SCREEN, **(extra or {})}}
     if body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+        op["requestBody"] = json_body(body)
     return op
+
+
+_PAGING = ("Without a cursor: the newest. before=<id>: the page older than that entry (pass the answer's older for "
+           "the next one); after=<id>: the limit entries just after it, still newest first (pass newer to keep "
+           "paging forward; more_newer says there are more). since/until (unix seconds, inclusive) bound any page.")
+
+
+def _page_params(what: str) -> list[dict[str, Any]]:
+    """The query of a cursor page over a bus stream (``wall.api._stream_page``)."""
+    return [
+        _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_ALARMS, "default": 100}, "how many"),
+        _query("before", {"type": "string", "pattern": "^[0-9]{1,20}-[0-9]{1,20}$"},
+               f"only {what} older than this stream id (exclusive)"),
+        _query("after", {"type": "string", "pattern": "^[0-9]{1,20}-[0-9]{1,20}$"},
+               f"only {what} newer than this stream id (exclusive)"),
+        _query("since", {"type": "number", "minimum": 0, "maximum": 10000000000}, "unix seconds, inclusive"),
+        _query("until", {"type": "number", "minimum": 0, "maximum": 10000000000}, "unix seconds, inclusive"),
+    ]
+
+
+def _page_responses(key: str, item: str) -> dict[str, Any]:
+    return {
+        "200": _json({"type": "object", "required": [key],
+                      "properties": {key: {"type": "array", "items": _ref(item)},
+                                     "older": {"type": ["string", "null"],
+                                               "description": "before= for the next older page; null: none"},
+                                     "newer": {"type": ["string", "null"], "description": "after= for newer ones"},
+                                     "more_newer": {"type": "boolean"}}}, key),
+        "400": _error("limit, before, after, since or until invalid (the field is named)"),
+        "401": _UNAUTHORIZED,
+        "503": _error("event bus unavailable"),
+    }
 
 
 _NOT_A_WEBSOCKET = _error("a plain HTTP request, not a WebSocket handshake (the error names the Upgrade header)")
@@ -288,6 +292,7 @@ WS_FRAMES = {
         "server": {
             "hello": {"type": "hello", "user": "User"},
             "alarm": {"type": "alarm", "id": "stream id", "alarm": "Alarm (with snapshot_url)"},
+            "case_deadline": {"type": "case_deadline", "id": "stream id", "alarm": "CaseDeadlineAlarm"},
             "camera_status": {"type": "camera_status", "status": "CameraStatus"},
             "case": {"type": "case", "id": "stream id", "event": "CaseEvent"},
             "wall_screen": {"type": "wall_screen", "id": "stream id", "screen": "Screen (not resumed: GET "
@@ -300,7 +305,8 @@ WS_FRAMES = {
         },
         "client": {
             "ping": {"type": "ping"},
-            "resume": {"type": "resume", "last_ids": {"alarms": "stream id", "case_events": "stream id"}},
+            "resume": {"type": "resume", "last_ids": {"alarms": "stream id", "case_deadlines": "stream id",
+                                                      "case_events": "stream id"}},
             "ack": {"type": "ack", "alarm_id": "id",
                     "x-roles": WS_MESSAGES["ack"].needs()},
         },
@@ -333,14 +339,7 @@ PATHS: dict[str, Any] = {
         "post": {
             "summary": "Log in; sets the HttpOnly SameSite=Strict cookie cw_session",
             "security": [],
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {
-                    "type": "object",
-                    "required": ["username", "password"],
-                    "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
-                }}},
-            },
+            "requestBody": json_body(LoginBody),
             "responses": {
                 "200": _json(_ref("Session"), "logged in"),
                 "400": _error("body, username or password missing or malformed"),
@@ -385,35 +384,21 @@ PATHS: dict[str, Any] = {
     },
     "/api/alarms": {
         "get": {
-            "summary": "Alarms (raised and cleared), newest first: a cursor page over the alarms stream",
-            "description": "Without a cursor: the newest. before=<id>: the page older than that alarm (pass the "
-                           "answer's older for the next one); after=<id>: the limit alarms just after it, still "
-                           "newest first (pass newer to keep paging forward; more_newer says there are more). "
-                           "since/until (unix seconds, inclusive) bound any page.",
+            "summary": "Detector alarms (raised and cleared), newest first: a cursor page over the alarms stream",
+            "description": _PAGING,
             "security": _SESSION,
-            "parameters": [
-                _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_ALARMS, "default": 100}, "how many"),
-                _query("before", {"type": "string", "pattern": "^[0-9]{1,20}-[0-9]{1,20}$"},
-                       "only alarms older than this stream id (exclusive)"),
-                _query("after", {"type": "string", "pattern": "^[0-9]{1,20}-[0-9]{1,20}$"},
-                       "only alarms newer than this stream id (exclusive)"),
-                _query("since", {"type": "number", "minimum": 0, "maximum": 10000000000}, "unix seconds, inclusive"),
-                _query("until", {"type": "number", "minimum": 0, "maximum": 10000000000}, "unix seconds, inclusive"),
-            ],
-            "responses": {
-                "200": _json(
-                    {"type": "object", "required": ["alarms"],
-                     "properties": {"alarms": {"type": "array", "items": _ref("Alarm")},
-                                    "older": {"type": ["string", "null"],
-                                              "description": "before= for the next older page; null: none"},
-                                    "newer": {"type": ["string", "null"], "description": "after= for newer ones"},
-                                    "more_newer": {"type": "boolean"}}},
-                    "alarms",
-                ),
-                "400": _error("limit, before, after, since or until invalid (the field is named)"),
-                "401": _UNAUTHORIZED,
-                "503": _error("event bus unavailable"),
-            },
+            "parameters": _page_params("alarms"),
+            "responses": _page_responses("alarms", "Alarm"),
+        },
+    },
+    "/api/case-deadlines": {
+        "get": {
+            "summary": "The case room's deadline alarms (即将超期 / 案件超期), newest first: a cursor page over the "
+                       "case_deadlines stream",
+            "description": _PAGING,
+            "security": _SESSION,
+            "parameters": _page_params("deadline alarms"),
+            "responses": _page_responses("deadlines", "CaseDeadlineAlarm"),
         },
     },
     "/api/cases": {
@@ -467,8 +452,9 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "WebSocket: pushed alarms, camera status and case events",
             "description": (
-                "Upgrade to WebSocket. Server frames: hello, alarm, camera_status, case, pong, error. Client "
-                'frames: {"type":"ping"}; {"type":"resume","last_ids":{"alarms":id,"case_events":id}} sends '
+                "Upgrade to WebSocket. Server frames: hello, alarm, case_deadline, camera_status, case, pong, error. "
+                'Client frames: {"type":"ping"}; {"type":"resume","last_ids":{"alarms":id,"case_deadlines":id,'
+                '"case_events":id}} sends '
                 'every entry after those ids exactly once, then continues live; {"type":"ack","alarm_id":id} '
                 "acknowledges an alarm like POST /api/alarms/{id}/ack (watch officer, leader, admin). A client whose "
                 "bounded send "
@@ -514,20 +500,15 @@ PATHS: dict[str, Any] = {
     "/api/screens/{id}": {"get": _screen_op("One wall screen")},
     "/api/screens/{id}/layout": {"put": _screen_op(
         "Switch the layout: a preset (1, 2x2, 3x3, 4x4, 1+5, 1+7) or a custom grid {rows, cols, spans}",
-        {"type": "object", "required": ["layout"], "properties": {"layout": {"oneOf": [
-            {"type": "string"}, {"type": "object", "properties": {
-                "rows": {"type": "integer"}, "cols": {"type": "integer"},
-                "spans": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}}}}]}}})},
+        LayoutBody)},
     "/api/screens/{id}/tiles/{tile}": {"put": {**_screen_op(
         "Put a camera on a tile (null empties it); a tile outside the layout → 400 naming tile",
-        {"type": "object", "required": ["camera"], "properties": {"camera": {"type": ["string", "null"]}}}),
+        TileBody),
         "parameters": [_SCREEN_ID, {"name": "tile", "in": "path", "required": True,
                                     "schema": {"type": "integer", "minimum": 0}}]}},
     "/api/screens/{id}/tour/start": {"post": _screen_op(
         "Start a tour (轮巡) on tiles (default: all but the alarm tile), dwell ≥ 3 s (default: the tour's)",
-        {"type": "object", "required": ["tour"], "properties": {
-            "tour": {"type": "string"}, "tiles": {"type": "array", "items": {"type": "integer"}},
-            "dwell_s": {"type": "number", "minimum": 3}}})},
+        TourStartBody)},
     "/api/screens/{id}/tour/pause": {
         "post": _screen_op("Pause the tour (the remaining dwell is kept)", None, _CONFLICT)},
     "/api/screens/{id}/tour/resume": {"post": _screen_op("Resume a paused tour", None, _CONFLICT)},
@@ -656,12 +637,7 @@ PATHS.update({
         "post": {
             "summary": "Manual broadcast (roles leader, admin): text spoken now, or an uploaded clip; pre-empts "
                        "automatic and scheduled audio",
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "required": ["target"], "properties": {
-                    "target": {"type": "string", "description": "speaker id, group:<name> or all"},
-                    "text": {"type": "string", "description": "spoken by TTS; at most guidance.manual.max_text_chars"},
-                    "clip_id": {"type": "string", "description": "an id from POST /api/clips instead of text"},
-                    "repeat": {"type": "integer", "minimum": 1, "maximum": 3, "default": 1}}}}}},
+            "requestBody": json_body(BroadcastBody),
             "responses": {
                 "200": _json({"type": "object", "properties": {
                     "broadcast": _ref("Broadcast"),
@@ -693,6 +669,8 @@ PATHS.update({
 _CASE_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 _CONFLICT = _json(_ref("CaseConflict"), "someone else changed the case first (stale version) or its state does not "
                   "allow the action: the case as it is now and the actions allowed from its state")
+_generated(models.Error, models.User, models.Session, LoginBody, CaseActionBody, SuperviseBody, BroadcastBody,
+           LayoutBody, TileBody, TourStartBody)
 SCHEMAS["CaseConflict"] = {
     "type": "object",
     "required": ["error", "state", "allowed"],
@@ -722,20 +700,7 @@ PATHS["/api/cases/{id}/actions"] = {
         ),
         "security": _SESSION,
         "parameters": [_CASE_ID],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "required": ["action"], "additionalProperties": False, "properties": {
-                "action": {"type": "string", "enum": ["accept", "register", "reject", "void", "dispatch", "start",
-                                                      "feedback", "return", "extend", "suspend", "resume", "verify",
-                                                      "close", "rework"]},
-                "version": {"type": "integer", "minimum": 1},
-                "note": {"type": "string", "maxLength": 500},
-                "extension": {"type": "object", "properties": {
-                    "value": {"type": "number"}, "unit": {"type": "string",
-                                                          "enum": ["work_hours", "work_days", "hours"]}}},
-                "unit_id": {"type": "string"},
-                "urgency": {"type": "string", "enum": ["一般", "紧急"],
-                            "description": "dispatch only: the time limit of this urgency"},
-            }}}}},
+        "requestBody": json_body(CaseActionBody),
         "responses": {
             "200": _json({"type": "object", "properties": {"case": _ref("Case"), "event": {"type": "object"}}},
                          "the case after the action"),
@@ -757,9 +722,7 @@ PATHS["/api/cases/{id}/supervise"] = {
                        "timeline (action `supervise`) and announces a `supervise` case event. Leaders only.",
         "security": _SESSION,
         "parameters": [_CASE_ID],
-        "requestBody": {"required": False, "content": {"application/json": {"schema": {
-            "type": "object", "additionalProperties": False, "properties": {
-                "note": {"type": "string", "maxLength": 500}, "version": {"type": "integer", "minimum": 1}}}}}},
+        "requestBody": json_body(SuperviseBody, required=False),
         "responses": {
             "200": _json({"type": "object", "properties": {"case": _ref("Case"), "event": {"type": "object"}}},
                          "the case, supervised"),
@@ -800,7 +763,7 @@ PATHS["/api/cases/{id}/photos"] = {"post": {
     "security": _SESSION, "parameters": [_CASE_ID],
     "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
         "type": "object", "required": ["photo"], "properties": {
-            "photo": {"type": "string", "format": "binary"}, "note": {"type": "string", "maxLength": 500}}}}}},
+            "photo": {"type": "string", "format": "binary"}, "note": {"type": "string", "maxLength": MAX_NOTE}}}}}},
     "responses": {"201": _PICTURE_ANSWER, "400": _error("not an image (error_zh says so in Chinese)"),
                   "401": _UNAUTHORIZED, "404": _error("unknown case, or another unit's"),
                   "409": _error("the case is finished"), "413": _error("over cases.field_photos.max_mb"),
@@ -1070,15 +1033,13 @@ PATHS["/api/review"] = {
         },
     },
 }
+_generated(ClaimBody, DecisionBody)
 PATHS["/api/review/claim"] = {
     "post": {
         "summary": "Claim the next (or previous) free item; two reviewers never hold the same item",
         "description": "Releases your other claim. A claim is a lease (120 s) renewed by claiming it again.",
         "security": _SESSION,
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "properties": {
-                "current": {"type": ["string", "null"], "description": "the item you are on (null or absent: none)"},
-                "direction": {"type": "string", "enum": ["next", "prev", "first", "this"], "default": "next"}}}}}},
+        "requestBody": json_body(ClaimBody),
         "responses": {
             "200": _json({"type": "object", "properties": {
                 "item": {"oneOf": [_ref("ReviewItem"), {"type": "null"}]},
@@ -1094,10 +1055,7 @@ PATHS["/api/review/{id}/decision"] = {
         "summary": "Confirm (→ case) or reject (false positive, with a reason) the item you hold",
         "security": _SESSION,
         "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "required": ["decision"], "properties": {
-                "decision": {"type": "string", "enum": ["confirm", "reject"]},
-                "reason": {"type": "string", "maxLength": 200, "description": "required to reject"}}}}}},
+        "requestBody": json_body(DecisionBody),
         "responses": {
             "200": _json({"type": "object", "properties": {
                 "id": {"type": "string"}, "decision": {"type": "string"}, "reason": {"type": "string"},
@@ -1147,6 +1105,7 @@ def _with_policy(paths: dict[str, Any]) -> dict[str, Any]:
 
 # -------------------------------------------------------------------------- administration and the map (issue 17)
 
+_generated(NewUserBody, UserChangeBody, OwnPasswordBody, ProbeBody, ImportBody)
 SCHEMAS["ConfigChange"] = {
     "type": "object", "description": "what an accepted change did (admin.running)", "properties": {
     "ok": {"type": "boolean", "description": "false when a part of the system could not apply it (see errors)"},
@@ -1203,9 +1162,7 @@ PATHS["/api/admin/cameras/test"] = {"post": {
     **_ADMIN, "summary": "测试连接: open an RTSP URL (or camera id's stored one) with the RTSP client; codec, "
     "resolution, fps, transport and a JPEG snapshot, or the exact error in Chinese (kind: auth, refused, timeout, "
     "no_video, transport, not_found, protocol, bad_url)",
-    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {
-        "url": {"type": "string"}, "id": {"type": "string"}, "transport": {"enum": ["auto", "tcp", "udp"]},
-        "which": {"enum": ["url", "substream_url"]}}}}}},
+    "requestBody": json_body(ProbeBody),
     "responses": {"200": _json({"type": "object", "properties": {
         "ok": {"type": "boolean"}, "url": {"type": "string"}, "kind": {"type": "string"}, "error": {"type": "string"},
         "codec": {"type": "string"}, "width": {"type": "integer"}, "height": {"type": "integer"},
@@ -1213,31 +1170,24 @@ PATHS["/api/admin/cameras/test"] = {"post": {
         "snapshot_jpeg": {"type": "string"}, "elapsed_s": {"type": "number"}}}, "the test's result"),
         "400": _error("no URL, a demo:// URL, or an unknown camera id"), "401": _UNAUTHORIZED, "403": _FORBIDDEN,
         "503": _error("too many connection tests at once")}}}
-_USER_BODY = {"type": "object", "properties": {
-    "username": {"type": "string"}, "display_name": {"type": "string"},
-    "role": {"enum": ["watch_officer", "monitor", "leader", "admin"]}, "enabled": {"type": "boolean"},
-    "units": {"type": "array", "items": {"type": "string"}}, "password": {"type": "string", "description":
-    "≥ 10 characters, not containing the user name, not a common password"}}}
 PATHS["/api/admin/users"] = {
     "get": {**_ADMIN, "summary": "Users: username, display_name, role, enabled, units (admin)",
             "responses": {"200": _json({"type": "object", "properties": {"users": {"type": "array"}}}, "users"),
                           "401": _UNAUTHORIZED, "403": _FORBIDDEN}},
     "post": {**_ADMIN, "summary": "Create a user (password rules apply)",
-             "requestBody": {"required": True, "content": {"application/json": {"schema": _USER_BODY}}},
+             "requestBody": json_body(NewUserBody),
              "responses": {"200": _CHANGED, "400": _REFUSED, "401": _UNAUTHORIZED, "403": _FORBIDDEN}},
 }
 PATHS["/api/admin/users/{username}"] = {"put": {
     **_ADMIN, "summary": "Change a user: disable (their sessions and sockets end at once), role, units, display "
     "name, or reset the password; the last enabled admin cannot be disabled or demoted",
     "parameters": [{"name": "username", "in": "path", "required": True, "schema": {"type": "string"}}],
-    "requestBody": {"required": True, "content": {"application/json": {"schema": _USER_BODY}}},
+    "requestBody": json_body(UserChangeBody),
     "responses": {"200": _CHANGED, "400": _REFUSED, "401": _UNAUTHORIZED, "403": _FORBIDDEN,
                   "404": _error("no such user")}}}
 PATHS["/api/me/password"] = {"post": {
     **_ADMIN, "summary": "Change one's own password (rules apply); every session of the user ends",
-    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": [
-        "old_password", "new_password"], "properties": {"old_password": {"type": "string"},
-                                                         "new_password": {"type": "string"}}}}}},
+    "requestBody": json_body(OwnPasswordBody),
     "responses": {"200": _CHANGED, "400": _REFUSED, "401": _UNAUTHORIZED, "403": _error("the old password is wrong")}}}
 PATHS["/api/admin/config"] = {"get": {
     **_ADMIN, "summary": "The running configuration as YAML (the site file's form, admin changes included)",
@@ -1247,8 +1197,7 @@ PATHS["/api/admin/config"] = {"get": {
 PATHS["/api/admin/config/import"] = {"post": {
     **_ADMIN, "summary": "Import a whole configuration (YAML text): validated, the diff shown; with apply: true its "
     "cameras and users are applied (other sections that differ are listed in restart_needed)",
-    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": [
-        "yaml"], "properties": {"yaml": {"type": "string"}, "apply": {"type": "boolean"}}}}}},
+    "requestBody": json_body(ImportBody),
     "responses": {"200": _json({"type": "object", "properties": {
         "diff": {"type": "array"}, "actions": {"type": "object"}, "restart_needed": {"type": "array"},
         "applied": {"type": "boolean"}}}, "the preview (and whether it was applied)"),

@@ -13,12 +13,12 @@ get the same item; a decision without a live claim is 409 naming who holds it or
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
+from pydantic import Field
 
 import web as web_assets
-from cases.deadlines import is_case_alarm
 from cases.filing import CaseFiler, FilingError
 from cases.policy import filing_decision
 from cases.review import MAX_REASON, REJECT_REASONS, ReviewConflict, ReviewDesk
@@ -28,9 +28,10 @@ from messages.alarm import Alarm
 from messages.review import AlarmRejected
 from wall import state
 from wall.access import note
-from wall.api import _ID, _bus_call, check_text, int_param
+from wall.api import _ID, _bus_call, int_param
 from wall.auth import require_session
-from wall.errors import BadRequest, json_error, parsed_json
+from wall.errors import BadRequest, json_error
+from wall.models import Body, Clean, Id, read_body
 from wall.pages import PAGE_HEADERS
 from wall.views import alarm_view, case_view
 
@@ -49,8 +50,7 @@ def _raised(entries: list[Any]) -> tuple[list[str], dict[str, dict[str, Any]]]:
     alarms: dict[str, dict[str, Any]] = {}
     for entry in reversed(entries):  # history is newest first
         data = entry.data
-        if (data.get("phase") == "raised" and isinstance(data.get("alarm_id"), str) and data["alarm_id"] not in alarms
-                and not is_case_alarm(data)):
+        if data.get("phase") == "raised" and isinstance(data.get("alarm_id"), str) and data["alarm_id"] not in alarms:
             alarms[data["alarm_id"]] = data
     return list(alarms), alarms
 
@@ -122,27 +122,26 @@ async def review_queue(request: web.Request) -> web.Response:
                               "lease_s": request.app[REVIEW].lease_s})
 
 
-async def _json_body(request: web.Request, what: str) -> dict[str, Any]:
-    try:
-        body = await parsed_json(request)
-    except ValueError:
-        raise BadRequest("body", f"must be a JSON object {what}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("body", f"must be a JSON object {what}")
-    return body
+class ClaimBody(Body):
+    """``POST /api/review/claim``: the next (or previous, or first) free item, or the one picked (``this``)."""
+
+    current: Id | None = Field(None, description="the item shown now (needed with direction this)")
+    direction: Literal["next", "prev", "first", "this"] = "next"
+
+
+class DecisionBody(Body):
+    """``POST /api/review/{id}/decision``: confirm (→ a case) or reject (a false positive, with a reason)."""
+
+    decision: Literal["confirm", "reject"]
+    reason: Annotated[str, Field(max_length=MAX_REASON), Clean] = Field("", description="误报原因, needed to reject")
 
 
 async def review_claim(request: web.Request) -> web.Response:
     """Claim the next (or previous) free item for me, or the one picked from the list (``direction: this``);
     ``{"item": null}`` when there is none (or the picked one is someone else's)."""
     session = require_session(request)
-    body = await _json_body(request, "{current?, direction?}")
-    current = body.get("current")
-    if current is not None and (not isinstance(current, str) or not _ID.fullmatch(current)):
-        raise BadRequest("current", f"must be an item id, got {current!r}"[:200])
-    direction = body.get("direction", "next")
-    if direction not in ("next", "prev", "first", "this"):
-        raise BadRequest("direction", f"must be next, prev, first or this, got {direction!r}"[:200])
+    body = await read_body(request, ClaimBody)
+    current, direction = body.current, body.direction
     if direction == "this" and current is None:
         raise BadRequest("current", "direction this needs the item id in current")
     ids, alarms = await _queue(request)
@@ -162,14 +161,8 @@ async def review_decide(request: web.Request) -> web.Response:
     item = request.match_info["id"]
     if not _ID.fullmatch(item):
         raise BadRequest("id", f"{item[:40]!r} is not an item id")
-    body = await _json_body(request, "{decision, reason?}")
-    decision = body.get("decision")
-    if decision not in ("confirm", "reject"):
-        raise BadRequest("decision", f"must be confirm or reject, got {decision!r}"[:200])
-    reason = body.get("reason", "")
-    if not isinstance(reason, str) or len(reason) > MAX_REASON:
-        raise BadRequest("reason", f"must be a string of at most {MAX_REASON} characters")
-    check_text("reason", reason)
+    body = await read_body(request, DecisionBody)
+    decision, reason = body.decision, body.reason
     if decision == "reject" and not reason.strip():
         raise BadRequest("reason", "a rejection needs a reason (误报原因)")
     entries = await _recent(request)

@@ -6,11 +6,12 @@ published as a :class:`WallScreenState` on stream ``wall`` (the event hub pushes
 people are also published as :class:`WallAction` on ``wall_actions`` (who, what, when).
 
 Background tasks (started in the app's ``cleanup_ctx``): the ticker drives tours and alarm timeouts at
-:meth:`Wall.next_due`, so every browser shows the same step; the alarm tail reads stream ``alarms`` from its end
-and pops raised alarms onto the screens' alarm tiles; the follower reads stream ``wall`` and adopts, from the
-state table, every screen another wall server changed (newer version), so several wall servers behind one address
-show the same wall. With several servers only the *leading* one ticks and pops alarms (``citywall wall`` elects it
-with a lease; ``citywall up`` always leads) — otherwise a tour would step once per server.
+:meth:`Wall.next_due`, so every browser shows the same step; the alarm tail reads streams ``alarms`` and
+``case_deadlines`` from their ends and pops raised alarms onto the screens' alarm tiles; the follower reads stream
+``wall`` and adopts, from the state table, every screen another wall server changed (newer version), so several wall
+servers behind one address show the same wall. With several servers only the *leading* one ticks and pops alarms
+(``citywall wall`` elects it with a lease; ``citywall up`` always leads) — otherwise a tour would step once per
+server.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class ScreenService:
         self.leading = True
         """Whether this server drives tours, alarm timeouts and alarm pop-ups (see the module docstring)."""
         self.ready = asyncio.Event()
-        """Set once persisted state is restored and the alarm tail knows where ``alarms`` ends."""
+        """Set once persisted state is restored and the alarm tail knows where ``alarms`` and ``case_deadlines`` end."""
 
     # -------------------------------------------------------------------------------------- lifecycle
 
@@ -228,19 +229,21 @@ class ScreenService:
 
     async def _alarm_tail(self) -> None:
         backoff = Backoff(initial_s=0.5, max_s=10.0)
+        tailed = [streams.ALARMS, streams.CASE_DEADLINES]
         ids: dict[str, str] | None = None
         while True:
             try:
                 if ids is None:
-                    ids = await self.bus.last_ids([streams.ALARMS])
+                    ids = await self.bus.last_ids(tailed)
                 self.ready.set()
-                async for entry in self.bus.tail([streams.ALARMS], dict(ids), block_ms=1000):
-                    ids[streams.ALARMS] = entry.id
+                async for entry in self.bus.tail(tailed, dict(ids), block_ms=1000):
+                    ids[entry.stream] = entry.id
                     self.stats.alarms_seen += 1
                     if not self.leading:
                         continue
+                    pop = self.wall.raise_alarm if entry.stream == streams.ALARMS else self.wall.raise_deadline
                     try:
-                        changed = await self.apply(lambda now, data=entry.data: self.wall.raise_alarm(data, now))
+                        changed = await self.apply(lambda now, data=entry.data, pop=pop: pop(data, now))
                     except ScreenError as exc:
                         log.warning("alarm %s not shown on the wall: %s", entry.id, exc)
                         continue

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cases.deadlines import CASE_NEAR_DEADLINE
+from messages.deadline import CASE_OVERDUE
 
 MIN_DWELL_S = 3.0
 MAX_DWELL_S = 3600.0
@@ -505,13 +505,10 @@ class Wall:
         tile (equal priority: the newer wins — the hall should see the latest). A repeat of a place already
         shown or waiting (same camera, zone, event) is folded into that pop-up (its count goes up, its picture is
         the newest) rather than queueing another. A cleared alarm leaves the wall: it never pops up later, and a
-        pop-up it holds ends (the alarm list keeps its card). Unknown-camera alarms change nothing. Of the case
-        room's deadline alarms only ``case_overdue`` of a case with a camera pops (priority
-        ``alarm_priority.case_overdue``, default 0: below every detector event); near-deadline warnings are
-        alarm-list cards only, so a morning of due cases does not take the tile."""
+        pop-up it holds ends (the alarm list keeps its card). Unknown-camera alarms change nothing."""
         if alarm.get("phase", "raised") == "cleared":
             return self.clear_alarm(alarm.get("alarm_id"), now)
-        if alarm.get("phase", "raised") != "raised" or alarm.get("kind") == CASE_NEAR_DEADLINE:
+        if alarm.get("phase", "raised") != "raised":
             return []
         alarm_id, camera_id = alarm.get("alarm_id"), alarm.get("camera_id")
         if not isinstance(alarm_id, str) or not alarm_id:
@@ -520,7 +517,7 @@ class Wall:
             return []
         priority = self.priority(alarm)
         payload = {k: alarm.get(k) for k in ("event", "zone_id", "zone_name", "camera_name", "boxes", "zone_polygon",
-                                             "snapshot", "dwell_s", "confidence", "kind", "case_no", "unit_name",
+                                             "snapshot", "dwell_s", "confidence", "case_no", "unit_name",
                                              "deadline_at") if alarm.get(k) is not None}
         changed: list[str] = []
         for s in self.screens.values():
@@ -547,6 +544,14 @@ class Wall:
                 self._queue(s, pop)
                 changed.append(self._touch(s, now))
         return changed
+
+    def raise_deadline(self, alarm: Mapping[str, Any], now: float) -> list[str]:
+        """A case deadline alarm (stream ``case_deadlines``): only ``case_overdue`` of a case with a camera pops, like
+        a detector alarm of that camera (priority ``alarm_priority.case_overdue``, default 0: below every detector
+        event); near-deadline warnings are alarm-list cards only, so a morning of due cases does not take the tile."""
+        if alarm.get("event") != CASE_OVERDUE:
+            return []
+        return self.raise_alarm(alarm, now)
 
     def clear_alarm(self, alarm_id: object, now: float) -> list[str]:
         """The detector says the scene is clear again: the alarm leaves every pop-up and queue it is in (a group

@@ -17,20 +17,22 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
+from pydantic import Field
 
 from config import Role
 from wall import state
 from wall.access import note
 from wall.api import BusUnavailable
 from wall.auth import require_session
-from wall.errors import BadRequest, json_error, parsed_json
+from wall.errors import BadRequest, json_error
 from wall.hub import MessageError
+from wall.models import Body, read_body
 from wall.pages import PAGE_HEADERS, login_first, static_page
 from wall.screen_service import ScreenService
-from wall.screens import PRESETS, Conflict, NotFound, ScreenError
+from wall.screens import MAX_DWELL_S, MAX_GRID, MIN_DWELL_S, PRESETS, Conflict, NotFound, ScreenError
 
 log = logging.getLogger("citywall.wall.screens")
 
@@ -59,14 +61,33 @@ def _service(request: web.Request) -> ScreenService:
     return request.app[SCREENS]
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await parsed_json(request)
-    except ValueError:
-        raise BadRequest("body", "must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise BadRequest("body", "must be a JSON object")
-    return body
+class CustomLayout(Body):
+    """A custom grid: ``rows`` x ``cols`` cells, each span ``[row, col, rowspan, colspan]`` merging cells."""
+
+    rows: int = Field(ge=1, le=MAX_GRID)
+    cols: int = Field(ge=1, le=MAX_GRID)
+    spans: list[Annotated[list[int], Field(min_length=4, max_length=4)]] = []
+    name: str | None = None
+
+
+class LayoutBody(Body):
+    """``PUT /api/screens/{id}/layout``."""
+
+    layout: str | CustomLayout = Field(description="a preset (" + ", ".join(PRESETS) + ") or a custom grid")
+
+
+class TileBody(Body):
+    """``PUT /api/screens/{id}/tiles/{tile}``."""
+
+    camera: str | None = Field(description="a camera id, or null to empty the tile")
+
+
+class TourStartBody(Body):
+    """``POST /api/screens/{id}/tour/start``."""
+
+    tour: str = Field(description="a tour id")
+    tiles: list[int] | None = Field(None, min_length=1, description="tile indexes (default: all but the alarm tile)")
+    dwell_s: float | None = Field(None, ge=MIN_DWELL_S, le=MAX_DWELL_S, description="default: the tour's")
 
 
 async def _run(request: web.Request, op: Callable[[float], list[str]], action: str,
@@ -142,10 +163,8 @@ async def get_screen(request: web.Request) -> web.Response:
 async def put_layout(request: web.Request) -> web.Response:
     """``{"layout": "3x3"}`` or ``{"layout": {"rows", "cols", "spans"}}``."""
     screen_id = _screen_id(request)
-    body = await _body(request)
-    if "layout" not in body:
-        raise BadRequest("layout", 'required: a preset like "2x2" or {rows, cols, spans}')
-    layout = body["layout"]
+    body = await read_body(request, LayoutBody)
+    layout = body.layout if isinstance(body.layout, str) else body.layout.model_dump(exclude_none=True)
     wall = _service(request).wall
     await _run(request, lambda now: wall.set_layout(screen_id, layout, now), "layout", {"layout": layout})
     return _screen_response(request, screen_id)
@@ -159,10 +178,7 @@ async def put_tile(request: web.Request) -> web.Response:
     if not raw.isdigit() or len(raw) > 4:
         raise BadRequest("tile", f"{raw[:20]!r} is not a tile index (0, 1, 2, ...)")
     tile = int(raw)
-    body = await _body(request)
-    if "camera" not in body:
-        raise BadRequest("camera", "required: a camera id, or null to empty the tile")
-    camera = body["camera"]
+    camera = (await read_body(request, TileBody)).camera
     wall = _service(request).wall
     await _run(request, lambda now: wall.assign(screen_id, tile, camera, now), "tile",
                {"tile": tile, "camera": camera})
@@ -175,10 +191,8 @@ def _tour_handler(action: str):
         screen_id = _screen_id(request)
         wall = _service(request).wall
         if action == "start":
-            body = await _body(request)
-            tour, tiles, dwell = body.get("tour"), body.get("tiles"), body.get("dwell_s")
-            if tour is None:
-                raise BadRequest("tour", "required: a tour id")
+            body = await read_body(request, TourStartBody)
+            tour, tiles, dwell = body.tour, body.tiles, body.dwell_s
             op = lambda now: wall.start_tour(screen_id, tour, now, tiles=tiles, dwell_s=dwell)  # noqa: E731
             detail = {"tour": tour, "tiles": tiles, "dwell_s": dwell}
         else:

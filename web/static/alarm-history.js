@@ -5,7 +5,7 @@
 import { getJSON } from "./api.js";
 import { showClip } from "./clip-view.js";
 import { bilingual, el } from "./dom.js";
-import { durationText, eventLabel, isCaseAlarm, timeText } from "./format.js";
+import { durationText, eventLabel, timeText } from "./format.js";
 
 const PAGE = 20;
 let view = null;
@@ -43,20 +43,18 @@ export async function showAlarmHistory(container, { cameraName = (id) => id } = 
     cursor = query;
     const list = body.alarms || [];
     rows.replaceChildren(...list.map((a) => {
-      const [zh] = eventLabel(isCaseAlarm(a) ? a.kind : a.event);
+      const [zh] = eventLabel(a.event);
       const tr = el("tr", a.phase === "cleared" ? "cleared" : "",
         el("td", "", timeText(a.at, now())), el("td", "", zh),
-        el("td", "", a.camera_name || cameraName(a.camera_id) || a.camera_id || a.case_no || ""),
-        el("td", "", a.zone_name || a.zone_id || a.unit_name || ""),
+        el("td", "", a.camera_name || cameraName(a.camera_id) || a.camera_id || ""),
+        el("td", "", a.zone_name || a.zone_id || ""),
         el("td", "", Number.isFinite(a.dwell_s) ? durationText(a.dwell_s) : ""),
         el("td", "", a.phase === "cleared" ? "已消除" : "告警"));
       tr.dataset.alarmId = a.alarm_id || "";
       tr.dataset.id = a.id || "";
-      if (!isCaseAlarm(a)) {
-        tr.classList.add("openable");
-        tr.addEventListener("click", () => showClip({ title: zh, sub: `${a.camera_name || a.camera_id} · ${timeText(a.at, now())}`,
-          clipUrl: a.clip_url, snapshotUrl: a.snapshot_url }, container));
-      }
+      tr.classList.add("openable");
+      tr.addEventListener("click", () => showClip({ title: zh, sub: `${a.camera_name || a.camera_id} · ${timeText(a.at, now())}`,
+        clipUrl: a.clip_url, snapshotUrl: a.snapshot_url }, container));
       return tr;
     }));
     if (!list.length) rows.append(el("tr", "", el("td", "ah-empty", "没有更多告警")));

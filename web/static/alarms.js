@@ -1,12 +1,24 @@
 // The live alarm list: one card per alarm occurrence (alarm_id), newest on top. A "cleared" message updates
-// the card of its "raised" message. Counts the alarms raised today. The case room's deadline alarms (kind
-// case_overdue / case_near_deadline) are cards too — case number, unit and deadline instead of a snapshot — and
+// the card of its "raised" message. Counts the alarms raised today. The case room's deadline alarms (their own
+// stream, case_deadlines: addDeadline) are cards too — case number, unit and deadline instead of a snapshot — and
 // are not counted as detections.
 
+import { getJSON } from "./api.js";
 import { bilingual, el, fitRows, safePath } from "./dom.js";
-import { durationText, eventLabel, isCaseAlarm, startOfDay, timeText } from "./format.js";
+import { durationText, eventLabel, startOfDay, timeText } from "./format.js";
 
 const MAX_CARDS = 60;
+
+/** The newest deadline alarms (GET /api/case-deadlines) for AlarmPanel.load; [] when they cannot be read — the
+ *  detections still show, and live deadline alarms still arrive over the socket. */
+export async function recentDeadlines(limit = 50) {
+  try {
+    return await getJSON(`/api/case-deadlines?limit=${limit}`);
+  } catch (err) {
+    console.warn("deadline alarms unavailable", err);
+    return { deadlines: [] };
+  }
+}
 const FRESH_MS = 8000;
 
 export class AlarmPanel {
@@ -22,16 +34,22 @@ export class AlarmPanel {
     this.list.append(this.empty);
   }
 
-  /** Alarms from GET /api/alarms (newest first). */
-  load(alarms, now) {
-    for (const alarm of [...alarms].reverse()) this.add(alarm, now, { fresh: false });
+  /** Alarms from GET /api/alarms and deadline alarms from GET /api/case-deadlines (each newest first), merged by
+   *  time. */
+  load(alarms, now, deadlines = []) {
+    const all = [...alarms.map((a) => [a, false]), ...deadlines.map((d) => [d, true])];
+    all.sort((x, y) => (x[0].at || 0) - (y[0].at || 0));
+    for (const [alarm, deadline] of all) {
+      if (deadline) this.addDeadline(alarm, now, { fresh: false });
+      else this.add(alarm, now, { fresh: false });
+    }
   }
 
-  /** Add or update the card for ``alarm``; returns the card. ``fresh`` makes it flash. */
+  /** Add or update the card for a detector ``alarm``; returns the card. ``fresh`` makes it flash. */
   add(alarm, now, { fresh = true } = {}) {
     const id = String(alarm.alarm_id || alarm.id || "");
-    if (alarm.phase !== "cleared" && Number.isFinite(alarm.at) && !isCaseAlarm(alarm)) this.raisedToday.set(id, alarm.at);
-    let card = this.cards.get(id);
+    if (alarm.phase !== "cleared" && Number.isFinite(alarm.at)) this.raisedToday.set(id, alarm.at);
+    const card = this.cards.get(id);
     if (card && alarm.phase === "cleared") {
       card.classList.remove("fresh");
       const was = card._alarm;
@@ -40,10 +58,26 @@ export class AlarmPanel {
       fitRows(this.list);
       return card;
     }
-    if (card) card.remove();
-    card = el("article", "alarm-card");
+    return this._place(id, alarm, fresh, true, (c) => this._fill(c, alarm, now));
+  }
+
+  /** Add a card for a case deadline alarm (stream case_deadlines): nothing to play, so not openable. */
+  addDeadline(alarm, now, { fresh = true } = {}) {
+    const id = String(alarm.alarm_id || alarm.id || "");
+    return this._place(id, alarm, fresh, false, (c) => this._fillCase(c, alarm, now));
+  }
+
+  /** A new card for ``id`` on top (replacing an older one), filled by ``fill``; ``openable``: a click plays its
+   *  clip. */
+  _place(id, alarm, fresh, openable, fill) {
+    const old = this.cards.get(id);
+    if (old) {
+      old.remove();
+      this.cards.delete(id);
+    }
+    const card = el("article", "alarm-card");
     card.dataset.alarmId = id;
-    if (this.onOpen) {
+    if (this.onOpen && openable) {
       card.tabIndex = 0;
       card.classList.add("openable");
       card.title = "点击播放录像 / Click to play the clip";
@@ -51,7 +85,7 @@ export class AlarmPanel {
       card.addEventListener("keydown", (ev) => { if (ev.key === "Enter") this.onOpen(card._alarm); });
     }
     card.dataset.camera = String(alarm.camera_id || "");
-    this._fill(card, alarm, now);
+    fill(card);
     this.cards.set(id, card);
     this.list.prepend(card);
     if (fresh) {
@@ -78,7 +112,6 @@ export class AlarmPanel {
 
   _fill(card, alarm, now) {
     card._alarm = alarm;
-    if (isCaseAlarm(alarm)) return this._fillCase(card, alarm, now);
     const cleared = alarm.phase === "cleared";
     card.classList.toggle("cleared", cleared);
     card.dataset.phase = cleared ? "cleared" : "raised";
@@ -115,12 +148,14 @@ export class AlarmPanel {
 
   /** A case deadline alarm: what (超期 / 即将超期), which case and unit, the deadline. */
   _fillCase(card, alarm, now) {
-    const [zh, en] = eventLabel(alarm.kind);
-    card.classList.add("case-alarm", alarm.kind === "case_overdue" ? "case-overdue" : "case-near");
-    card.dataset.kind = alarm.kind;
+    card._alarm = alarm;
+    const overdue = alarm.stage === "overdue";
+    const [zh, en] = eventLabel(alarm.event);
+    card.classList.add("case-alarm", overdue ? "case-overdue" : "case-near");
+    card.dataset.kind = alarm.event;
     card.dataset.caseNo = String(alarm.case_no || "");
     card.replaceChildren(
-      el("div", "thumb case-thumb", el("span", "case-mark", alarm.kind === "case_overdue" ? "超期" : "临期")),
+      el("div", "thumb case-thumb", el("span", "case-mark", overdue ? "超期" : "临期")),
       el("div", "body",
         el("div", "title", bilingual(zh, en, "event")),
         el("div", "where", el("span", "case-no", String(alarm.case_no || "")),

@@ -8,15 +8,10 @@ export const EVENT_LABELS = {
   shop_front: ["店外经营", "Outside shop front"],
   bike_parking: ["非机动车乱停放", "Bikes parked"],
   exposed_rubbish: ["暴露垃圾", "Exposed rubbish"],
-  // The case room's deadline alarms (cases/deadlines.py): same stream, a "kind" and a case number.
+  // The case room's deadline alarms (cases/deadlines.py, stream case_deadlines).
   case_overdue: ["案件超期", "Case overdue"],
   case_near_deadline: ["即将超期", "Near deadline"],
 };
-
-/** Whether an alarm is a case deadline alarm (not a detector's). */
-export function isCaseAlarm(alarm) {
-  return alarm && (alarm.kind === "case_overdue" || alarm.kind === "case_near_deadline");
-}
 
 /** Case states after which nothing is left to do (not counted as open). */
 export const FINISHED_STATES = new Set(["closed", "rejected", "voided"]);

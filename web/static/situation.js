@@ -1,8 +1,9 @@
 // The situation panel (态势) for an aux screen: cameras online/offline, alarms today, open and overdue cases, and
 // an offline SVG map of the grid cells (config grid.geojson) with camera positions and live alarm markers.
-// Data: /api/me, /api/cameras, /api/map, /api/alarms, /api/cases; live over /api/ws. No tile server, no network.
+// Data: /api/me, /api/cameras, /api/map, /api/alarms, /api/case-deadlines, /api/cases; live over /api/ws. No tile
+// server, no network.
 
-import { AlarmPanel } from "./alarms.js";
+import { AlarmPanel, recentDeadlines } from "./alarms.js";
 import { ApiError, checkSession, getJSON } from "./api.js";
 import { CasePanel, isOverdue } from "./cases.js";
 import { showClip } from "./clip-view.js";
@@ -12,7 +13,7 @@ import { el } from "./dom.js";
 import { EventSocket } from "./events.js";
 import { Basemap } from "./basemap.js";
 import "./video-tile.js";
-import { FINISHED_STATES, clockText, dateText, eventLabel, isCaseAlarm, setTimeZone, timeText } from "./format.js";
+import { FINISHED_STATES, clockText, dateText, eventLabel, setTimeZone, timeText } from "./format.js";
 
 const STAGE_W = 1920;
 const STAGE_H = 1080;
@@ -62,9 +63,9 @@ function renderFigures() {
   setFig("fig-overdue", overdue, overdue > 0);
 }
 
-/** A clicked alarm card: its evidence clip plays over the stage (a case deadline card has none). */
+/** A clicked alarm card: its evidence clip plays over the stage (deadline cards are not openable). */
 function openAlarm(alarm) {
-  if (!alarm || isCaseAlarm(alarm)) return;
+  if (!alarm) return;
   const [zh] = eventLabel(alarm.event);
   const camera = alarm.camera_name || cameras.get(alarm.camera_id)?.name || alarm.camera_id || "";
   showClip({ title: zh, sub: `${camera} · ${alarm.zone_name || alarm.zone_id || ""} · ${timeText(alarm.started_at ?? alarm.at, now())}`,
@@ -265,7 +266,7 @@ function drawHot() {
 }
 
 function onAlarm(alarm) {
-  if (!alarm || !alarm.alarm_id || isCaseAlarm(alarm)) return;  // a case deadline: a card, not a hot spot
+  if (!alarm || !alarm.alarm_id) return;
   if (alarm.phase === "cleared") hot.delete(alarm.alarm_id);
   else if (Number.isFinite(alarm.at) && now() - alarm.at < HOT_S) hot.set(alarm.alarm_id, alarm);
   drawHot();
@@ -321,9 +322,10 @@ async function start() {
       await basemap.load();
       drawBasemap();
     }
-    const history = await getJSON("/api/alarms?limit=200");
+    const [history, due] = await Promise.all([getJSON("/api/alarms?limit=200"), recentDeadlines()]);
     const list = history.alarms || [];
-    alarms.load(list, now());
+    const deadlines = due.deadlines || [];
+    alarms.load(list, now(), deadlines);
     for (const a of [...list].reverse()) onAlarm(a);
     renderFigures();
     let caseTimer = 0;
@@ -334,6 +336,8 @@ async function start() {
           alarms.add({ ...msg.alarm, id: msg.id }, now(), { fresh: true });
           onAlarm(msg.alarm);
           renderFigures();
+        } else if (msg.type === "case_deadline" && msg.alarm) {
+          alarms.addDeadline({ ...msg.alarm, id: msg.id }, now(), { fresh: true });
         } else if (msg.type === "camera_status" && msg.status && cameras.has(msg.status.camera_id)) {
           cameras.get(msg.status.camera_id).status = msg.status;
           drawCameras();
@@ -351,6 +355,7 @@ async function start() {
       },
     });
     socket.remember("alarms", list.length ? list[0].id : "0-0");
+    socket.remember("case_deadlines", deadlines.length ? deadlines[0].id : "0-0");
     $("alarm-history").addEventListener("click", () => showAlarmHistory($("stage"), {
       cameraName: (id) => cameras.get(id)?.name || id }));
     socket.start();

@@ -98,7 +98,6 @@ async function renderEventFigures(from, to) {
       if (i === ALARM_PAGES) { capped = true; break; }
       const body = await getJSON(`/api/alarms?limit=500&since=${since}&until=${until}${cursor}`);
       for (const a of body.alarms) {
-        if (a.kind) continue;  // the case room's deadline alarms are not detections
         if (a.phase === "cleared") cleared += 1; else raised += 1;
       }
       if (!body.older) break;

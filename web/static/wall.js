@@ -1,11 +1,11 @@
 // The big-screen wall: header (site, counters, clock), the video grid, live alarms and cases.
-// Data: GET /api/me, /api/cameras, /api/screens/<id>, /api/alarms, /api/cases; live frames over /api/ws (see
-// events.js). /wall shows the default screen (the first configured), /wall/<id> that screen. The grid follows
-// the server: "wall_screen" frames carry the screen's layout, tiles, tour step and alarm pop-up.
+// Data: GET /api/me, /api/cameras, /api/screens/<id>, /api/alarms, /api/case-deadlines, /api/cases; live frames
+// over /api/ws (see events.js). /wall shows the default screen (the first configured), /wall/<id> that screen. The
+// grid follows the server: "wall_screen" frames carry the screen's layout, tiles, tour step and alarm pop-up.
 // A tile's menu (right-click, long press, the M key: 回放 / 截图 / 单屏) comes from tile-menu.js.
 // Exposed for tests and diagnostics as window.citywall.
 
-import { AlarmPanel } from "./alarms.js";
+import { AlarmPanel, recentDeadlines } from "./alarms.js";
 import { ApiError, checkSession, getJSON } from "./api.js";
 import { CasePanel } from "./cases.js";
 import { showClip } from "./clip-view.js";
@@ -13,7 +13,7 @@ import { showAlarmHistory } from "./alarm-history.js";
 import { installChrome, linkState } from "./chrome.js";
 import { el } from "./dom.js";
 import { EventSocket } from "./events.js";
-import { clockText, dateText, eventLabel, isCaseAlarm, setTimeZone, timeText } from "./format.js";
+import { clockText, dateText, eventLabel, setTimeZone, timeText } from "./format.js";
 import { installHallAudio } from "./hall-audio.js";
 import { CueRepeater, cueStats } from "./cue.js";
 import { ackAlarm, screenFromPath } from "./screen-api.js";
@@ -45,9 +45,9 @@ let role = "";                      // the signed-in user's role (the tile menu'
 let caseRetry = 0;
 const CASE_RETRY_MS = 10000;
 
-/** A clicked alarm card: its evidence clip plays over the stage (a case deadline card has none). */
+/** A clicked alarm card: its evidence clip plays over the stage (deadline cards are not openable). */
 function openAlarm(alarm) {
-  if (!alarm || isCaseAlarm(alarm)) return;
+  if (!alarm) return;
   const [zh] = eventLabel(alarm.event);
   const camera = alarm.camera_name || cameras.get(alarm.camera_id)?.name || alarm.camera_id || "";
   showClip({ title: zh, sub: `${camera} · ${alarm.zone_name || alarm.zone_id || ""} · ${timeText(alarm.started_at ?? alarm.at, now())}`,
@@ -210,9 +210,13 @@ async function loadSystemAlarms() {
 
 function onAlarm(alarm) {
   alarms.add(alarm, now(), { fresh: true });
-  if (alarm.phase !== "cleared" && !isCaseAlarm(alarm)) flagTile(alarm.camera_id);
-  if (isCaseAlarm(alarm)) scheduleCases();  // the case list's overdue marks follow
+  if (alarm.phase !== "cleared") flagTile(alarm.camera_id);
   renderCounters();
+}
+
+function onDeadline(alarm) {
+  alarms.addDeadline(alarm, now(), { fresh: true });
+  scheduleCases();  // the case list's overdue marks follow
 }
 
 let cameraRefresh = null;
@@ -282,6 +286,9 @@ function onFrame(msg) {
     case "alarm":
       if (msg.alarm) onAlarm({ ...msg.alarm, id: msg.id });
       break;
+    case "case_deadline":
+      if (msg.alarm) onDeadline({ ...msg.alarm, id: msg.id });
+      break;
     case "camera_status":
       onCameraStatus(msg.status);
       break;
@@ -342,17 +349,19 @@ async function start() {
     window.citywall = { cameras, grid, alarms, cases, socket, refreshCases, cues: cueStats, cue, systemAlarms,
                         get screen() { return screen; } };
 
-    const history = await getJSON("/api/alarms?limit=200");
+    const [history, due] = await Promise.all([getJSON("/api/alarms?limit=200"), recentDeadlines()]);
     const list = history.alarms || [];
-    alarms.load(list, now());
+    const deadlines = due.deadlines || [];
+    alarms.load(list, now(), deadlines);
     const t = now();
     for (const alarm of list) {  // alarms raised in the last 30 s still mark their tile
-      if (alarm.phase !== "cleared" && !isCaseAlarm(alarm) && Number.isFinite(alarm.at)) flagTile(alarm.camera_id, ALARM_BORDER_MS - (t - alarm.at) * 1000);
+      if (alarm.phase !== "cleared" && Number.isFinite(alarm.at)) flagTile(alarm.camera_id, ALARM_BORDER_MS - (t - alarm.at) * 1000);
     }
     renderCounters();
     // Resume from the newest alarm we have (or from the start when there is none) so nothing raised between
     // this GET and the socket opening is lost.
     socket.remember("alarms", list.length ? list[0].id : "0-0");
+    socket.remember("case_deadlines", deadlines.length ? deadlines[0].id : "0-0");
     installHallAudio(socket);
     $("alarm-history").addEventListener("click", () => showAlarmHistory($("stage"), {
       cameraName: (id) => cameras.get(id)?.name || id }));
