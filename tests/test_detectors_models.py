@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -247,13 +248,10 @@ def test_several_configured_models_answer_as_one(tmp_path):
     assert [sorted(d.data["role"].tolist()) for d in dets] == [["stall", "vehicle"]] * 3
 
 
-def test_an_ultralytics_model_without_the_extra_says_how_to_get_it(tmp_path):
-    try:
-        import ultralytics  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("ultralytics is installed here; this test covers machines without the extra")
+def test_an_ultralytics_model_without_the_extra_says_how_to_get_it(tmp_path, monkeypatch):
+    # A machine without the extra, here too: None in sys.modules makes the import fail (and nothing imports the
+    # real package into this process, which patches PIL.Image.open process-wide).
+    monkeypatch.setitem(sys.modules, "ultralytics", None)
     pt = tmp_path / "street.pt"
     pt.write_bytes(b"not checked before the import")
     cfg = DetectorModel(id="street", backend="ultralytics", path=pt, class_map={"stall": "stall"})
