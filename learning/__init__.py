@@ -1,0 +1,1 @@
+"""The learning loop: reviewers' labels → a YOLO dataset → a site model trained here → shadow, compare, promote."""
