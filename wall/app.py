@@ -28,6 +28,7 @@ from wall import (
     case_api,
     evidence,
     hub,
+    labels_api,
     live_ws,
     metrics,
     openapi,
@@ -114,6 +115,7 @@ def create_app(
     api.add_routes(app)
     audit.add_routes(app)
     case_api.add_routes(app)
+    labels_api.add_routes(app)  # reviewers' labels for the learning loop (learning/)
     openapi.add_routes(app)
     hub.add_routes(app)
     live_ws.add_routes(app)

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from cases.audit import MAX_PAGE as MAX_AUDIT_PAGE
 from config.settings import EventType
+from learning.classes import CLASS_IDS
 from wall import state
 from wall.access import CSRF_EXEMPT, CSRF_HEADER, ROUTES, SAFE_METHODS, WS_MESSAGES
 from wall.api import MAX_ALARMS, MAX_CASES_PAGE
@@ -1064,6 +1065,45 @@ PATHS["/api/review/{id}/decision"] = {
             "404": _error("unknown item"),
             "409": _error("you do not hold this item (claimed by someone else, expired, or decided already)"),
             "422": _error("the alarm cannot be filed as a case (e.g. no category for its event); reject it instead"),
+            "503": _error("event bus unavailable"),
+        },
+    },
+}
+
+_LABEL_BOX = {"type": "object", "required": ["class", "box"], "additionalProperties": False, "properties": {
+    "class": {"type": "string", "enum": list(CLASS_IDS)},
+    "box": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}, "minItems": 4, "maxItems": 4,
+            "description": "normalised x1, y1, x2, y2"}}}
+PATHS["/api/review/{id}/labels"] = {
+    "get": {
+        "summary": "The label classes, the item's saved label and the boxes a new label starts from (learning/)",
+        "security": _SESSION,
+        "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {
+            "200": _json({"type": "object", "properties": {
+                "id": {"type": "string"}, "classes": {"type": "array", "items": {"type": "object"}},
+                "label": {"type": ["object", "null"]}, "proposed": {"type": "array", "items": _LABEL_BOX},
+                "snapshot_clean_url": {"type": ["string", "null"]}}}, "classes, label, proposed boxes"),
+            "400": _error("a field is malformed (the error names it)"),
+            "401": _UNAUTHORIZED,
+            "404": _error("unknown item"),
+            "503": _error("event bus unavailable"),
+        },
+    },
+    "put": {
+        "summary": "Store the reviewer's boxes and classes on a decided item's clean snapshot (the training data)",
+        "security": _SESSION,
+        "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["boxes"], "additionalProperties": False, "properties": {
+                "boxes": {"type": "array", "maxItems": 64, "items": _LABEL_BOX}}}}}},
+        "responses": {
+            "200": _json({"type": "object"}, "the stored label"),
+            "400": _error("a field is malformed (the error names it: boxes[1].class)"),
+            "401": _UNAUTHORIZED,
+            "404": _error("unknown item"),
+            "409": _error("the item is not decided yet"),
+            "422": _error("the alarm kept no clean snapshot to label"),
             "503": _error("event bus unavailable"),
         },
     },
