@@ -250,6 +250,16 @@ MIGRATIONS: tuple[Migration, ...] = (
     );
     CREATE INDEX review_labels_frame ON review_labels(frame_at)
     """),
+    Migration(12, "shadow detections: a candidate site model's would-be detections on live cameras (learning/)", """
+    CREATE TABLE shadow_detections (
+        version TEXT NOT NULL,
+        camera_id TEXT NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        boxes TEXT NOT NULL,
+        PRIMARY KEY (version, camera_id, at)
+    );
+    CREATE INDEX shadow_detections_at ON shadow_detections(version, at)
+    """),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 _versions = [m.version for m in MIGRATIONS]

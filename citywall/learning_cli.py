@@ -11,14 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from config import Settings
+from learning import learning_root as learning_dir
 
 
 class LearningCommandError(RuntimeError):
     """A learning command that cannot go on; the message says why (printed as ``citywall: …``)."""
-
-
-def learning_dir(settings: Settings) -> Path:
-    return settings.learning.dir or settings.storage.learning_dir
 
 
 def _open(args: argparse.Namespace) -> tuple[Settings, Any]:

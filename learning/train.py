@@ -27,9 +27,16 @@ from typing import Any
 from learning.classes import CLASSES, class_map
 from learning.registry import ModelRegistry
 
+ROOT = Path(__file__).resolve().parent.parent
+"""The folder holding the ``learning`` package (the child imports it from there, whatever its working folder)."""
+
 
 class TrainError(RuntimeError):
     """Training failed; the message ends with the tail of the training log."""
+
+
+TUNABLE = frozenset({"lr0", "lrf", "warmup_epochs", "mosaic", "close_mosaic", "optimizer", "fliplr", "scale",
+                     "translate", "hsv_h", "hsv_s", "hsv_v", "cos_lr", "momentum", "weight_decay"})
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,13 @@ class TrainRequest:
     timeout_s: float = 6 * 3600
     device: str = "cpu"
     seed: int = 0
-    mosaic: float = 1.0
+    overrides: tuple[tuple[str, float | str], ...] = ()
+    """Further ultralytics training arguments, from :data:`TUNABLE` only (e.g. a short warm-up for tiny runs)."""
+
+    def __post_init__(self) -> None:
+        bad = sorted(k for k, _ in self.overrides if k not in TUNABLE)
+        if bad:
+            raise TrainError(f"unknown training argument(s) {', '.join(bad)}; allowed: {', '.join(sorted(TUNABLE))}")
 
 
 def _limits(nice: int, memory_mb: int):  # runs in the child between fork and exec
@@ -69,12 +82,14 @@ def train(req: TrainRequest, registry: ModelRegistry, *, now: float, command: st
         raise TrainError(f"starting weights {start} not found (nothing can be downloaded here: copy the file in, "
                          f"or start from a model yaml such as yolov8n.yaml)")
     out = registry.new_version(now)
-    spec = {**asdict(req), "dataset": str(req.dataset), "data": str(data.resolve()), "out": str(out.resolve())}
+    spec = {**asdict(req), "dataset": str(req.dataset), "data": str(data.resolve()), "out": str(out.resolve()),
+            "overrides": dict(req.overrides)}
     (out / "spec.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
     with tempfile.TemporaryDirectory(prefix="citywall-yolo-") as cfg:
         env = {**os.environ, "YOLO_OFFLINE": "true", "YOLO_AUTOINSTALL": "false", "YOLO_CONFIG_DIR": cfg,
                "YOLO_VERBOSE": "false", "OMP_NUM_THREADS": str(req.threads), "MKL_NUM_THREADS": str(req.threads),
-               "OPENBLAS_NUM_THREADS": str(req.threads), "PYTHONPATH": os.pathsep.join(sys.path)}
+               "OPENBLAS_NUM_THREADS": str(req.threads),
+               "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, sys.path)])}
         with open(out / "train.log", "wb") as log:
             try:
                 proc = subprocess.run([sys.executable, "-m", "learning.trainer", str(out / "spec.json")], cwd=cfg,
@@ -114,6 +129,7 @@ def model_card(version: str, req: TrainRequest, result: dict[str, Any], summary:
         "class_map": class_map(names),
         "metrics_val": result["per_class"], "metrics_val_overall": result["overall"],
         "training": {"start": req.start, "epochs": req.epochs, "imgsz": req.imgsz, "batch": req.batch,
+                     "overrides": dict(req.overrides),
                      "threads": req.threads, "device": req.device, "seconds": result["train_s"],
                      "total_seconds": result["total_s"], "torch": result.get("torch"),
                      "ultralytics": result.get("ultralytics")},

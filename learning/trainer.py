@@ -55,7 +55,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     model.train(data=spec["data"], epochs=int(spec["epochs"]), imgsz=int(spec["imgsz"]), batch=int(spec["batch"]),
                 workers=0, device=spec.get("device", "cpu"), project=str(work), name="train", exist_ok=True,
                 plots=False, amp=False, val=True, verbose=False, seed=int(spec.get("seed", 0)), deterministic=True,
-                patience=max(int(spec["epochs"]), 10), mosaic=float(spec.get("mosaic", 1.0)))
+                patience=max(int(spec["epochs"]), 10), **dict(spec.get("overrides") or {}))
     trained = time.monotonic() - started
     best = work / "train" / "weights" / "best.pt"
     if not best.is_file():

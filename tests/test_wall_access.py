@@ -80,6 +80,10 @@ CASES: list[tuple[str, str, dict | None, set[str]]] = [
     ("PUT", "/api/admin/users/nope", {}, set()),
     ("GET", "/api/admin/config", None, set()),
     ("POST", "/api/admin/config/import", {}, set()),
+    ("GET", "/api/admin/models", None, set()),
+    ("POST", "/api/admin/models/v0001-20260311-102000/promote", None, set()),
+    ("POST", "/api/admin/models/rollback", None, set()),
+    ("POST", "/api/admin/models/v0001-20260311-102000/shadow", None, set()),
 ]
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from learning import learning_root
 from learning.classes import public
 from learning.labels import LabelError, LabelStore, parse_boxes, proposed_boxes
 from wall import state
@@ -88,7 +89,7 @@ async def labels_put(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     settings = app[state.SETTINGS]
-    root = settings.learning.dir or settings.storage.learning_dir
+    root = learning_root(settings)
     app[LABELS] = LabelStore(app[state.CASES], root)
     app.router.add_get("/api/review/{id}/labels", labels_get)
     app.router.add_put("/api/review/{id}/labels", labels_put)

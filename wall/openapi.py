@@ -1109,6 +1109,32 @@ PATHS["/api/review/{id}/labels"] = {
     },
 }
 
+_VERSION_PARAM = [{"name": "version", "in": "path", "required": True,
+                   "schema": {"type": "string", "pattern": r"^v\d{4}-\d{8}-\d{6}$"}}]
+PATHS["/api/admin/models"] = {"get": {
+    "summary": "Site models (learning/): versions with their model cards, the live one, history, the shadow run",
+    "security": _SESSION,
+    "responses": {"200": _json({"type": "object", "properties": {
+        "versions": {"type": "array", "items": {"type": "object"}}, "active": {"type": ["string", "null"]},
+        "history": {"type": "array", "items": {"type": "object"}}, "shadow": {"type": ["object", "null"]}}},
+        "the registry"), "401": _UNAUTHORIZED, "403": _error("admin only")}}}
+PATHS["/api/admin/models/{version}/promote"] = {"post": {
+    "summary": "Make a site model live (the detection worker swaps it in without restart); the previous one is kept",
+    "security": _SESSION, "parameters": _VERSION_PARAM,
+    "responses": {"200": _json({"type": "object"}, "the new live version and the history entry"),
+                  "400": _error("not a version"), "401": _UNAUTHORIZED, "403": _error("admin only"),
+                  "404": _error("unknown version"), "409": _error("live already")}}}
+PATHS["/api/admin/models/rollback"] = {"post": {
+    "summary": "回退: the site model live before the current one (or none) is live again",
+    "security": _SESSION,
+    "responses": {"200": _json({"type": "object"}, "the new live version (or null) and the history entry"),
+                  "401": _UNAUTHORIZED, "403": _error("admin only"), "409": _error("no site model is live")}}}
+PATHS["/api/admin/models/{version}/shadow"] = {"post": {
+    "summary": "Run a candidate model in shadow on the live cameras for learning.shadow.duration_s",
+    "security": _SESSION, "parameters": _VERSION_PARAM,
+    "responses": {"200": _json({"type": "object"}, "the shadow plan"), "400": _error("not a version"),
+                  "401": _UNAUTHORIZED, "403": _error("admin only"), "404": _error("unknown version")}}}
+
 for _ops in PATHS.values():  # every JSON body is read under the server's body limit
     for _op in _ops.values():
         if "application/json" in _op.get("requestBody", {}).get("content", {}):
