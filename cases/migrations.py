@@ -246,7 +246,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         width INTEGER NOT NULL,
         height INTEGER NOT NULL,
         bytes BIGINT NOT NULL,
-        boxes TEXT NOT NULL
+        boxes TEXT NOT NULL,
+        event TEXT NOT NULL,
+        alarm_boxes TEXT NOT NULL
     );
     CREATE INDEX review_labels_frame ON review_labels(frame_at)
     """),

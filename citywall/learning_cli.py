@@ -134,6 +134,25 @@ def _cmd_model_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_model_shadow(args: argparse.Namespace) -> int:
+    from learning.registry import RegistryError
+    from learning.shadow import ShadowPlan
+
+    settings = _settings(args)
+    registry = _registry(settings)
+    try:
+        registry.card(args.version)
+    except RegistryError as exc:
+        raise LearningCommandError(str(exc)) from None
+    sh = settings.learning.shadow
+    now = time.time()
+    plan = ShadowPlan(version=args.version, started_at=now, until=now + sh.duration_s, interval_s=sh.interval_s,
+                      by=f"cli:{args.by}")
+    plan.write(registry.root)
+    print(json.dumps(plan.to_dict(now), ensure_ascii=False))
+    return 0
+
+
 def _cmd_model_promote(args: argparse.Namespace) -> int:
     from learning.registry import RegistryError
 
@@ -146,6 +165,61 @@ def _cmd_model_promote(args: argparse.Namespace) -> int:
         raise LearningCommandError(str(exc)) from None
     print(json.dumps(state.to_dict()["history"][-1], ensure_ascii=False))
     return 0
+
+
+def _cmd_model_compare(args: argparse.Namespace) -> int:
+    from learning.registry import RegistryError
+
+    settings, store = _open(args)
+    try:
+        registry = _registry(settings)
+        try:
+            card = registry.card(args.version)
+        except RegistryError as exc:
+            raise LearningCommandError(str(exc)) from None
+        report = compare(args, settings, store, registry, card)
+    finally:
+        store.close()
+    card["compare"] = report
+    (registry.root / args.version / "card.json").write_text(json.dumps(card, ensure_ascii=False, indent=1),
+                                                            encoding="utf-8")
+    print(json.dumps(report, ensure_ascii=False, indent=1))
+    return 0
+
+
+def compare(args: argparse.Namespace, settings: Settings, store: Any, registry: Any, card: dict[str, Any],
+            ) -> dict[str, Any]:
+    """The comparison report of ``args.version`` (see ``learning.compare``)."""
+    from learning.compare import onnx_detector, review_scores, shadow_sightings, split_scores
+    from learning.labels import LabelStore
+    from learning.shadow import ShadowPlan, ShadowStore
+
+    names = [c["id"] for c in card["classes"]]
+    candidate = onnx_detector(registry.onnx(args.version), names, confidence=args.confidence)
+    live = registry.state().active
+    current = None
+    if live is not None and live != args.version:
+        current = onnx_detector(registry.onnx(live), [c["id"] for c in registry.card(live)["classes"]],
+                                confidence=args.confidence)
+    now = time.time()
+    plan = ShadowPlan.read(registry.root)
+    since = _day(args.since, settings.timezone)
+    until = _day(args.until, settings.timezone, end=True)
+    if since is None:
+        since = plan.started_at if plan is not None and plan.version == args.version else now - 7 * 86_400
+    if until is None:
+        until = min(now, plan.until) if plan is not None and plan.version == args.version else now
+    report: dict[str, Any] = {"version": args.version, "live": live, "window": [since, until], "at": now}
+    dataset = Path(args.dataset or card["data"]["dataset"])
+    if (dataset / "images" / "val").is_dir():
+        report["split"] = {"dataset": str(dataset), "candidate": split_scores(dataset, candidate),
+                           "live": split_scores(dataset, current) if current else None}
+    labels = LabelStore(store, learning_dir(settings))
+    window = labels.all(since=since, until=until)
+    report["reviews"] = review_scores(window, labels.root, candidate)
+    report["shadow"] = shadow_sightings(ShadowStore(store).window(args.version, since, until),
+                                        [(lab.camera_id, lab.frame_at) for lab in window])
+    return report
 
 
 def add_commands(sub: Any, default_config: Path) -> None:
@@ -177,6 +251,20 @@ def add_commands(sub: Any, default_config: Path) -> None:
     ls = msub.add_parser("list", help="the versions, their validation figures and which is live")
     ls.add_argument("--config", default=str(default_config))
     ls.set_defaults(func=_cmd_model_list)
+    cmp_ = msub.add_parser("compare", help="what a version would change: held-back split, reviewed alarms of a "
+                                           "window, its shadow run")
+    cmp_.add_argument("version")
+    cmp_.add_argument("--config", default=str(default_config))
+    cmp_.add_argument("--dataset", default=None, help="export folder for the held-back split (default: the card's)")
+    cmp_.add_argument("--since", default=None, help="window start (YYYY-MM-DD; default the shadow run's start)")
+    cmp_.add_argument("--until", default=None, help="window end (YYYY-MM-DD, included; default the shadow run's end)")
+    cmp_.add_argument("--confidence", type=float, default=0.25)
+    cmp_.set_defaults(func=_cmd_model_compare)
+    sh = msub.add_parser("shadow", help="run a version in shadow on the live cameras (learning.shadow settings)")
+    sh.add_argument("version")
+    sh.add_argument("--config", default=str(default_config))
+    sh.add_argument("--by", default="admin")
+    sh.set_defaults(func=_cmd_model_shadow)
     pr = msub.add_parser("promote", help="make a version live (the detection worker swaps it in without restart)")
     pr.add_argument("version")
     pr.add_argument("--config", default=str(default_config))

@@ -62,12 +62,17 @@ class ReviewLabel:
     height: int
     bytes: int
     boxes: tuple[LabelBox, ...]
+    event: str = ""
+    """The alarm's event (``vending`` …): what the reviewer confirmed or rejected."""
+    alarm_boxes: tuple[tuple[float, float, float, float], ...] = ()
+    """The boxes the alarm was raised on (normalised)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"alarm_id": self.alarm_id, "camera_id": self.camera_id, "frame_at": self.frame_at,
                 "decision": self.decision, "decided_by": self.decided_by, "decided_at": self.decided_at,
                 "snapshot": self.snapshot, "width": self.width, "height": self.height,
-                "boxes": [b.to_dict() for b in self.boxes]}
+                "boxes": [b.to_dict() for b in self.boxes], "event": self.event,
+                "alarm_boxes": [list(b) for b in self.alarm_boxes]}
 
 
 def parse_boxes(value: Any) -> tuple[LabelBox, ...]:
@@ -116,13 +121,15 @@ def proposed_boxes(alarm: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-_COLS = ("alarm_id, camera_id, frame_at, decision, decided_by, decided_at, snapshot, width, height, bytes, boxes")
+_COLS = ("alarm_id, camera_id, frame_at, decision, decided_by, decided_at, snapshot, width, height, bytes, boxes, "
+         "event, alarm_boxes")
 
 
 def _label(r: Any) -> ReviewLabel:
     boxes = tuple(LabelBox(b["class"], tuple(b["box"])) for b in json.loads(r[10]))  # type: ignore[arg-type]
+    alarm_boxes = tuple(tuple(float(v) for v in b) for b in json.loads(r[12]))
     return ReviewLabel(str(r[0]), str(r[1]), float(r[2]), str(r[3]), str(r[4]), float(r[5]), str(r[6]), int(r[7]),
-                       int(r[8]), int(r[9]), boxes)
+                       int(r[8]), int(r[9]), boxes, str(r[11]), alarm_boxes)  # type: ignore[arg-type]
 
 
 class LabelStore:
@@ -153,17 +160,21 @@ class LabelStore:
         tmp = dst.with_suffix(dst.suffix + ".part")
         shutil.copyfile(src, tmp)
         os.replace(tmp, dst)
+        alarm_boxes = tuple(tuple(float(v) for v in b) for b in alarm.get("boxes") or () if len(b) == 4)
         label = ReviewLabel(str(alarm["alarm_id"]), str(alarm["camera_id"]), float(alarm["at"]), decision,
-                            decided_by, decided_at, snapshot, int(width), int(height), dst.stat().st_size, boxes)
+                            decided_by, decided_at, snapshot, int(width), int(height), dst.stat().st_size, boxes,
+                            str(alarm.get("event", "")), alarm_boxes)  # type: ignore[arg-type]
         with self.store.transaction() as tx:
-            tx.execute(f"INSERT INTO review_labels ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            tx.execute(f"INSERT INTO review_labels ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                        "ON CONFLICT (alarm_id) DO UPDATE SET decision = excluded.decision, "
                        "decided_by = excluded.decided_by, decided_at = excluded.decided_at, "
                        "snapshot = excluded.snapshot, width = excluded.width, height = excluded.height, "
-                       "bytes = excluded.bytes, boxes = excluded.boxes",
+                       "bytes = excluded.bytes, boxes = excluded.boxes, event = excluded.event, "
+                       "alarm_boxes = excluded.alarm_boxes",
                        (label.alarm_id, label.camera_id, label.frame_at, label.decision, label.decided_by,
                         label.decided_at, label.snapshot, label.width, label.height, label.bytes,
-                        json.dumps([b.to_dict() for b in boxes])))
+                        json.dumps([b.to_dict() for b in boxes]), label.event,
+                        json.dumps([list(b) for b in alarm_boxes])))
         return label
 
     def get(self, alarm_id: str) -> ReviewLabel | None:
