@@ -9,15 +9,40 @@ boxes would be.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import numpy as np
 
-from demo.actors import draw_person, random_look
+from demo.actors import Look, draw_person, random_look
 from demo.street_life import CargoTrike, draw_bike
 
 BIKE_KINDS = ("bicycle", "shared", "ebike")
 
 
-def _box(draw, shape: tuple[int, int]) -> tuple[float, float, float, float] | None:
+def _colour(rng: np.random.Generator, lo: int, hi: int) -> tuple[int, int, int]:
+    r, g, b = (int(c) for c in rng.integers(lo, hi, 3))
+    return r, g, b
+
+
+def _scaled(y: float, *, ph: float, gy: float) -> float:
+    return ph * y / gy
+
+
+def _bike(img: np.ndarray, *, x: float, gy: float, h: float, facing: int, kind: str, colour: tuple[int, int, int],
+          box: bool) -> None:
+    draw_bike(img, x, gy, h, facing, kind, colour, box=box)
+
+
+def _trike(img: np.ndarray, *, trike: CargoTrike) -> None:
+    trike.draw(img, 0.0)
+
+
+def _person(img: np.ndarray, *, x: float, gy: float, h: float, facing: int, look: Look) -> None:
+    draw_person(img, x, gy, h, 0.0, facing, look, swing=0.0)
+
+
+def _box(draw: Callable[[np.ndarray], None], shape: tuple[int, int]) -> tuple[float, float, float, float] | None:
     """Draw on a blank frame; the normalised box of what changed."""
     blank = np.zeros((*shape, 3), np.uint8)
     draw(blank)
@@ -25,7 +50,7 @@ def _box(draw, shape: tuple[int, int]) -> tuple[float, float, float, float] | No
     if not len(xs):
         return None
     h, w = shape
-    return (xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h)
+    return (float(xs.min() / w), float(ys.min() / h), float((xs.max() + 1) / w), float((ys.max() + 1) / h))
 
 
 def labelled_frame(background: np.ndarray, rng: np.random.Generator, objects: list[str],
@@ -41,26 +66,19 @@ def labelled_frame(background: np.ndarray, rng: np.random.Generator, objects: li
         gy = float(rng.uniform(0.62, 0.92)) * h
         ph = 0.1 * h + (gy - 0.55 * h) * 0.55  # a person's height grows towards the camera
         facing = int(rng.choice((-1, 1)))
+        draw: Callable[[np.ndarray], None]
         if kind == "bike":
             bike_kind = str(rng.choice(BIKE_KINDS))
-            colour = tuple(int(c) for c in rng.integers(20, 230, 3))
+            colour = _colour(rng, 20, 230)
             delivery = bool(bike_kind == "ebike" and rng.random() < 0.5)
-
-            def draw(im, x=x, gy=gy, ph=ph, f=facing, k=bike_kind, c=colour, d=delivery):
-                draw_bike(im, x, gy, ph, f, k, c, box=d)
+            draw = partial(_bike, x=x, gy=gy, h=ph, facing=facing, kind=bike_kind, colour=colour, box=delivery)
         elif kind == "vendor_stall":
-            trike = CargoTrike(keys=((0.0, x, gy), (1.0, x, gy)), height_at=lambda y, ph=ph, gy=gy: ph * y / gy,
+            trike = CargoTrike(keys=((0.0, x, gy), (1.0, x, gy)), height_at=partial(_scaled, ph=ph, gy=gy),
                                rider=random_look(rng), dismount=-2.0, remount=1e9, setup=(-1.0, -0.5),
-                               packup=(1e9, 1e9 + 1), seed=int(rng.integers(1 << 30)),
-                               colour=tuple(int(c) for c in rng.integers(60, 200, 3)))
-
-            def draw(im, trike=trike):
-                trike.draw(im, 0.0)
+                               packup=(1e9, 1e9 + 1), seed=int(rng.integers(1 << 30)), colour=_colour(rng, 60, 200))
+            draw = partial(_trike, trike=trike)
         elif kind == "person":
-            look = random_look(rng)
-
-            def draw(im, x=x, gy=gy, ph=ph, f=facing, look=look):
-                draw_person(im, x, gy, ph, 0.0, f, look, swing=0.0)
+            draw = partial(_person, x=x, gy=gy, h=ph, facing=facing, look=random_look(rng))
         else:
             raise ValueError(f"unknown object kind {kind!r}; use bike, vendor_stall or person")
         box = _box(draw, (h, w))
