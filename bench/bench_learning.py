@@ -2,7 +2,7 @@
 judgement confuses (a parked or delivery e-bike with its rider beside it read as goods + attendant = vending; a
 vendor's cargo tricycle), and what does training cost on this box?
 
-``python bench/bench_learning.py [--examples 60] [--epochs 25] [--imgsz 224] [--seed 7]``:
+``python bench/bench_learning.py [--examples 60] [--epochs 25] [--imgsz 224] [--seed 7] [--conditions normal,shake]``:
 
 1. N reviewed examples: street frames of the scenario suite's pavement layout (other seeds than the suite's) with
    e-bikes / bicycles (often a person standing beside them) and vendors' cargo tricycles with goods set out, their
@@ -11,7 +11,7 @@ vendor's cargo tricycle), and what does training cost on this box?
 2. ``learning.train.train``: ultralytics from ``yolov8n.yaml`` (nothing can be downloaded), a separate niced
    process with one torch thread; meanwhile this process runs the model-free pass over the scenarios below and
    reports the analysis rate it kept (the live system's side of "training never blocks it").
-3. The same scenarios of the street-life suite (``bench/scenarios.py``, condition ``normal``), run twice in the
+3. The same scenarios of the street-life suite (``bench/scenarios.py``, ``--conditions``), run twice in the
    same run: the model-free judgement alone, then with the site model's boxes (``CameraAnalyzer.decide(...,
    model)``, asked only on frames with a stationary candidate, as the worker does). Precision/recall per event.
 Prints a table and a final JSON line.
@@ -121,9 +121,11 @@ def main() -> int:
     ap.add_argument("--imgsz", type=int, default=224)
     ap.add_argument("--seed", type=int, default=7, help="the scenario suite's seed (the examples use others)")
     ap.add_argument("--confidence", type=float, default=0.25)
+    ap.add_argument("--conditions", default="normal,shake", help="conditions of the life suite (normal, shake, "
+                                                                 "lowrate)")
     args = ap.parse_args()
     settings = load_settings(CONFIG)
-    suite = [sc for sc in _scenarios.build_life_suite(args.seed, ("normal",))
+    suite = [sc for sc in _scenarios.build_life_suite(args.seed, tuple(args.conditions.split(",")))
              if any(s in sc.name for s in SCENES)]
     scenarios = {sc.name: sc for sc in suite}
     with tempfile.TemporaryDirectory(prefix="bench-learning-") as tmp:
