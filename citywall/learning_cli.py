@@ -46,12 +46,17 @@ def _day(text: str | None, tz: str, *, end: bool = False) -> float | None:
 
 
 def _cmd_dataset_export(args: argparse.Namespace) -> int:
-    from learning.dataset import DatasetError, export_dataset
+    from learning.dataset import DatasetError, export_dataset, prune
     from learning.labels import LabelStore
 
     settings, store = _open(args)
     try:
         labels = LabelStore(store, learning_dir(settings))
+        # The retention rule first: what is past learning.retention_days / retention_bytes is not exported.
+        pruned = prune(labels, now=time.time(), retention_days=settings.learning.retention_days,
+                       retention_bytes=settings.learning.retention_bytes)
+        if pruned.too_old or pruned.over_budget:
+            print(f"retention: pruned {pruned.too_old} too old, {pruned.over_budget} beyond the byte budget")
         chosen = labels.all(since=_day(args.since, settings.timezone),
                             until=_day(args.until, settings.timezone, end=True))
         out = Path(args.out) if args.out else learning_dir(settings) / "datasets" / time.strftime("%Y%m%d-%H%M%S")

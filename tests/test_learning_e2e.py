@@ -50,6 +50,8 @@ def _frames(n: int, seed: int):
 
 async def test_labels_to_a_promoted_site_model(tmp_path, bus):
     settings = settings_with_roles(tmp_path)
+    # Labels dated March 2026: keep them whatever day the test runs (the export applies the retention rule).
+    settings = settings.model_copy(update={"learning": settings.learning.model_copy(update={"retention_days": 3650})})
     config = tmp_path / "citywall.yaml"
     config.write_text(yaml.safe_dump(settings.model_dump(mode="json"), allow_unicode=True), encoding="utf-8")
     settings = load_settings(config)
