@@ -103,12 +103,25 @@ def _cmd_model_train(args: argparse.Namespace) -> int:
         if live is None:
             raise LearningCommandError("--start active: no site model is live to fine-tune from")
         start = str(registry.root / live / "weights.pt")
-    req = TrainRequest(dataset=Path(args.dataset), start=start, epochs=args.epochs, imgsz=args.imgsz,
-                       batch=args.batch, threads=t.threads, memory_mb=t.memory_mb, nice=t.nice,
-                       timeout_s=t.timeout_s, device=args.device)
+    overrides = []
+    for item in args.set:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise LearningCommandError(f"--set {item!r}: expected KEY=VALUE (e.g. warmup_epochs=0)")
+        try:
+            value: float | str = float(raw)
+        except ValueError:
+            value = raw
+        overrides.append((key.strip(), value))
+    try:
+        req = TrainRequest(dataset=Path(args.dataset), start=start, epochs=args.epochs, imgsz=args.imgsz,
+                           batch=args.batch, threads=t.threads, memory_mb=t.memory_mb, nice=t.nice,
+                           timeout_s=t.timeout_s, device=args.device, overrides=tuple(overrides))
+    except TrainError as exc:
+        raise LearningCommandError(str(exc)) from None
     command = (f"citywall model train --config {shlex.quote(args.config)} --dataset {shlex.quote(args.dataset)} "
                f"--start {shlex.quote(args.start)} --epochs {args.epochs} --imgsz {args.imgsz} --batch {args.batch} "
-               f"--device {args.device}")
+               f"--device {args.device}" + "".join(f" --set {shlex.quote(x)}" for x in args.set))
     try:
         card = train(req, registry, now=time.time(), command=command)
     except TrainError as exc:
@@ -252,6 +265,9 @@ def add_commands(sub: Any, default_config: Path) -> None:
     tr.add_argument("--imgsz", type=int, default=640)
     tr.add_argument("--batch", type=int, default=8)
     tr.add_argument("--device", default="cpu", help="cpu, or a CUDA device index where a GPU is present")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a further ultralytics training argument (lr0, warmup_epochs, mosaic, optimizer …; "
+                         "learning.train.TUNABLE); short runs from scratch want warmup_epochs=0 mosaic=0")
     tr.set_defaults(func=_cmd_model_train)
     ls = msub.add_parser("list", help="the versions, their validation figures and which is live")
     ls.add_argument("--config", default=str(default_config))
