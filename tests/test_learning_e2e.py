@@ -83,7 +83,7 @@ async def test_labels_to_a_promoted_site_model(tmp_path, bus):
 
     started = time.monotonic()
     assert citywall(["model", "train", "--config", str(config), "--dataset", str(out), "--epochs", "2",
-                     "--imgsz", "96", "--batch", "8"]) == 0
+                     "--imgsz", "96", "--batch", "8", "--set", "warmup_epochs=0", "--set", "optimizer=AdamW"]) == 0
     trained_s = time.monotonic() - started
     registry = ModelRegistry(root / "models")
     [version] = registry.versions()
@@ -91,6 +91,7 @@ async def test_labels_to_a_promoted_site_model(tmp_path, bus):
     assert [c["id"] for c in card["classes"]][:3] == ["vendor_stall", "goods", "person"]
     assert card["class_map"] == class_map() and set(card["metrics_val"]) <= set(class_map()) | {"other"}
     assert card["command"].startswith("citywall model train") and card["onnx"]["input_size"] == 96
+    assert card["training"]["overrides"] == {"warmup_epochs": 0.0, "optimizer": "AdamW"}
     assert (registry.root / version / "card.md").read_text().startswith("# 模型卡")
     print(f"tiny training: {trained_s:.1f} s wall, {card['training']['seconds']} s in ultralytics")
 
