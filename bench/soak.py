@@ -52,10 +52,11 @@ PROCESS_NAMES = {"redis-server": "redis", "mosquitto": "mosquitto", "rtsp_server
                  "citywall.cli": "citywall"}
 
 
-def soak_config(tmp: Path, cameras: int, redis_url: str | None = None) -> Path:
+def soak_config(tmp: Path, cameras: int, redis_url: str | None = None, overrides: list[str] = ()) -> Path:
     """demo.yaml with its four scenes repeated over ``cameras`` cameras (the originals keep their ids, which the
     speakers and screens name), data in ``tmp``; ``redis_url``: the bench's own Redis (``citywall up``'s private
-    one has a generated password that only citywall knows)."""
+    one has a generated password that only citywall knows); ``overrides``: ``dotted.key=yaml-value`` settings
+    (e.g. ``recording.mode=off``) to find what a part of the pipeline costs."""
     text = (ROOT / "config" / "demo.yaml").read_text(encoding="utf-8")
     data = yaml.safe_load(text.replace("${CITYWALL_REDIS_URL:-}", "").replace("${CITYWALL_MQTT_URL:-}", ""))
     if redis_url:
@@ -70,6 +71,15 @@ def soak_config(tmp: Path, cameras: int, redis_url: str | None = None) -> Path:
             cam.update(id=f"{cam['id']}-{n}", name=f"{cam['name']}{n}")
         out.append(cam)
     data["cameras"] = out
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set {item!r}: expected dotted.key=value")
+        *parents, leaf = key.split(".")
+        node = data
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
     path = tmp / "soak.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path
@@ -221,7 +231,7 @@ async def soak(args: argparse.Namespace) -> int:
 
     redis_server = EmbeddedRedis(tmp / "redis", password=secrets.token_hex(16))
     redis_url = redis_server.start()
-    config = soak_config(tmp, args.cameras, redis_url)
+    config = soak_config(tmp, args.cameras, redis_url, args.set)
     prefix = load_settings(config).brokers.topic_prefix
     rows: list[dict[str, Any]] = []
     running = run_up(config, tmp, timeout=180)
@@ -306,6 +316,8 @@ def main() -> None:
     p.add_argument("--threshold", type=float, default=1.2, help="flag a process figure growing more than this")
     p.add_argument("--redis-threshold", type=float, default=3.0, help="flag Redis memory growing more than this")
     p.add_argument("--json", help="also write the samples and ratios to this file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting of the soak's config, e.g. recording.mode=off (repeatable)")
     args = p.parse_args()
     sys.exit(asyncio.run(soak(args)))
 

@@ -234,6 +234,34 @@ MIGRATIONS: tuple[Migration, ...] = (
             "COALESCE(data::jsonb->>'address', '') || ' ' || COALESCE(data::jsonb->>'description', '')",
         ),
     }),
+    Migration(11, "review labels: reviewers' boxes and classes on decided alarms' clean snapshots (learning/)", """
+    CREATE TABLE review_labels (
+        alarm_id TEXT PRIMARY KEY,
+        camera_id TEXT NOT NULL,
+        frame_at DOUBLE PRECISION NOT NULL,
+        decision TEXT NOT NULL,
+        decided_by TEXT NOT NULL,
+        decided_at DOUBLE PRECISION NOT NULL,
+        snapshot TEXT NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        bytes BIGINT NOT NULL,
+        boxes TEXT NOT NULL,
+        event TEXT NOT NULL,
+        alarm_boxes TEXT NOT NULL
+    );
+    CREATE INDEX review_labels_frame ON review_labels(frame_at)
+    """),
+    Migration(12, "shadow detections: a candidate site model's would-be detections on live cameras (learning/)", """
+    CREATE TABLE shadow_detections (
+        version TEXT NOT NULL,
+        camera_id TEXT NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        boxes TEXT NOT NULL,
+        PRIMARY KEY (version, camera_id, at)
+    );
+    CREATE INDEX shadow_detections_at ON shadow_detections(version, at)
+    """),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 _versions = [m.version for m in MIGRATIONS]

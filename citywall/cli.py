@@ -1,5 +1,6 @@
 """The ``citywall`` command line: ``up`` (everything in one process), the separate roles ``worker``, ``wall``,
-``cases`` and ``bridge`` (see ``citywall.roles``), ``check-config``, ``hash-password``, ``demo-media``."""
+``cases`` and ``bridge`` (see ``citywall.roles``), ``check-config``, ``hash-password``, ``demo-media``, and the
+learning loop's ``dataset`` and ``model`` (``citywall.learning_cli``)."""
 
 from __future__ import annotations
 
@@ -139,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     dm = sub.add_parser("demo-media", help="generate (or find cached) demo scene videos")
     dm.add_argument("--config", default=str(DEFAULT_CONFIG))
     dm.set_defaults(func=_cmd_demo_media)
+
+    from citywall.learning_cli import add_commands as add_learning_commands
+
+    add_learning_commands(sub, DEFAULT_CONFIG)  # dataset export/prune, model train/list/compare/promote/rollback
     return parser
 
 
@@ -193,12 +198,13 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(verbose=args.verbose)
     from broker.bus import BusUnavailable
     from broker.leases import ClusterMismatch
+    from citywall.learning_cli import LearningCommandError
     from detectors.models import ModelError
     from wall.exposure import ExposureError
 
     try:
         return args.func(args)
-    except (ConfigError, BusUnavailable, ClusterMismatch, ModelError, ExposureError) as exc:
+    except (ConfigError, BusUnavailable, ClusterMismatch, ModelError, ExposureError, LearningCommandError) as exc:
         # The messages already name the key / the redacted URL.
         print(f"citywall: {exc}", file=sys.stderr)
         return 2

@@ -56,6 +56,9 @@ from config.fingerprint import fingerprint
 from detectors.feedback import RejectionFollower, SuppressionList
 from detectors.models import load_backends
 from detectors.worker import DetectionWorker
+from learning import learning_root
+from learning.registry import ModelRegistry
+from learning.switch import ModelSwitch
 from messages import CODECS
 from recording.service import build_library, build_recording, recording_wanted
 from video_ingest.clip_buffer import ClipRecorder
@@ -169,6 +172,11 @@ class CameraWorker:
         self.detection = DetectionWorker([], settings.detection, settings.storage.evidence_dir, self._frame,
                                          timezone=settings.timezone, backend=self.backend, clips=self._clip,
                                          suppressions=self.suppressions)
+        # The site model (learning/): promotions reach this worker through the learning folder (shared with the
+        # wall servers, e.g. on one host or a network mount), swapped in without a restart.
+        self.site_model = ModelSwitch(ModelRegistry(learning_root(settings) / "models"), self.backend,
+                                      lambda backend: setattr(self.detection, "backend", backend))
+        self.site_model.poll()
 
     def _frame(self, camera_id: str) -> Any:
         stack = self.stacks.get(camera_id)
@@ -241,12 +249,14 @@ class CameraWorker:
             adopt = asyncio.create_task(supervise("config-follow", lambda: running.follow(stop), stop))
             detect = asyncio.create_task(supervise("detection", lambda: self.detection.run(self.bus.publish, stop),
                                                    stop))
+            models = asyncio.create_task(supervise("site-model", lambda: self.site_model.run(stop), stop))
             try:
                 await self.keeper.run(stop, self._on_change)
             finally:
                 follow.cancel()
                 adopt.cancel()
-                await asyncio.gather(follow, adopt, return_exceptions=True)
+                models.cancel()
+                await asyncio.gather(follow, adopt, models, return_exceptions=True)
                 if not stop.is_set():  # the keeper failed: the detection loop has no stop of its own
                     detect.cancel()
                 await asyncio.gather(detect, return_exceptions=True)

@@ -44,6 +44,10 @@ from detectors.models import load_backends
 from detectors.worker import DetectionWorker
 from guidance.runtime import GuidanceRuntime, build_guidance
 from guidance.simulator import SpeakerSimulator
+from learning import learning_root
+from learning.registry import ModelRegistry
+from learning.shadow import ShadowRunner, ShadowStore
+from learning.switch import ModelSwitch
 from messages import CODECS
 from messages.review import AlarmRejected
 from recording.service import build_recording
@@ -98,6 +102,16 @@ def _demo_scenes(settings: Settings) -> list[str]:
                 if name not in scenes:
                     scenes.append(name)
     return scenes
+
+
+def _latest_or_none(ingest: IngestService):
+    """The latest frame of a camera, None for one this process does not run (the shadow run's sampler)."""
+    def latest(camera_id: str):
+        try:
+            return ingest.latest_frame(camera_id)
+        except KeyError:
+            return None
+    return latest
 
 
 async def follow_rejections(bus: Bus, follower: RejectionFollower) -> None:
@@ -240,6 +254,14 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
             clips=recording.clip_hook(clips.record) if recording is not None else clips.record,
             suppressions=suppressions,
         )
+        # The site model (learning/): the live version is swapped in without a restart when an admin promotes one.
+        site_model = ModelSwitch(ModelRegistry(learning_root(settings) / "models"), detection.backend,
+                                 lambda backend: setattr(detection, "backend", backend))
+        site_model.poll()
+        # A candidate model in shadow (when an admin starts one): a frame per camera every interval, stored only.
+        shadow = ShadowRunner(site_model.registry, ShadowStore(store), _latest_or_none(ingest),
+                              lambda: [c.id for c in settings.cameras if c.enabled],
+                              queue=settings.learning.shadow.queue, clock=time.time)
         # A stable consumer name per host: after a crash the restarted process replays its own unacked alarms at
         # once instead of waiting for them to be claimed as idle (filing is idempotent by alarm id).
         case_worker = CaseWorker(store, filer, bus, consumer=f"cases-{socket.gethostname()}",
@@ -263,6 +285,8 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
             asyncio.create_task(supervise("mqtt-bridge", lambda: bridge.run(stop), stop), name="mqtt-bridge"),
             asyncio.create_task(supervise("webhooks", lambda: webhooks.run(stop), stop), name="webhooks"),
             asyncio.create_task(supervise("deadlines", lambda: deadlines.run(stop), stop), name="deadlines"),
+            asyncio.create_task(supervise("site-model", lambda: site_model.run(stop), stop), name="site-model"),
+            asyncio.create_task(supervise("shadow-model", lambda: shadow.run(stop), stop), name="shadow-model"),
         ]
 
         async def _cancel_tasks() -> None:

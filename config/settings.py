@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from config.guidance import GuidanceSettings, guidance_problems
+from config.learning import LearningSettings
 from config.recording import RecordingSettings
 from config.video_wall import VideoWall
 
@@ -211,6 +212,10 @@ class Storage(Strict):
     @property
     def evidence_dir(self) -> Path:
         return self.data_dir / "evidence"
+
+    @property
+    def learning_dir(self) -> Path:
+        return self.data_dir / "learning"
 
 
 class Role(str, Enum):
@@ -513,6 +518,7 @@ class Settings(Strict):
     video_wall: VideoWall = VideoWall()
     recording: RecordingSettings = RecordingSettings()
     map: MapSettings = MapSettings()
+    learning: LearningSettings = LearningSettings()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:

@@ -33,13 +33,17 @@ if ((${#missing[@]})); then
 fi
 
 PY=${PYTHON:-python3}
+ULTRALYTICS_VERSION=8.4.190   # learning/: train + ONNX export checked with this release (learning/README.md)
 stamp=.venv/.citywall-installed
 want=$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "bootstrap: preparing the Python environment in .venv" >&2
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[test,dev]"
+  .venv/bin/python -m pip install -q -e ".[test,dev,learning]"
+  # ultralytics without its own requirements (they name opencv-python, which shares cv2/ with the contrib wheel);
+  # what it needs to train and export ONNX on the CPU is in the learning extra.
+  .venv/bin/python -m pip install -q --no-deps "ultralytics==$ULTRALYTICS_VERSION"
   # The project needs OpenCV's contrib wheel (OpenCV 5 keeps the HOG people detector there); a plain
   # opencv-python-headless left by an older install shares the cv2 folder with it: remove it, restore contrib.
   if .venv/bin/python -m pip show -q opencv-python-headless >/dev/null 2>&1; then

@@ -51,6 +51,8 @@ CASES: list[tuple[str, str, dict | None, set[str]]] = [
     ("GET", "/api/review", None, {M, L}),
     ("POST", "/api/review/claim", {}, {M, L}),
     ("POST", "/api/review/alarm-none/decision", {"decision": "confirm"}, {M, L}),
+    ("GET", "/api/review/alarm-none/labels", None, {M, L}),
+    ("PUT", "/api/review/alarm-none/labels", {"boxes": []}, {M, L}),
     ("POST", "/api/cases/case-none/actions", {"action": "accept"}, {W, M}),
     ("POST", "/api/cases/case-none/actions", {"action": "feedback"}, {W, U}),
     ("POST", "/api/cases/case-none/photos", None, {W, U}),
@@ -79,6 +81,10 @@ CASES: list[tuple[str, str, dict | None, set[str]]] = [
     ("PUT", "/api/admin/users/nope", {}, set()),
     ("GET", "/api/admin/config", None, set()),
     ("POST", "/api/admin/config/import", {}, set()),
+    ("GET", "/api/admin/models", None, set()),
+    ("POST", "/api/admin/models/v0001-20260311-102000/promote", None, set()),
+    ("POST", "/api/admin/models/rollback", None, set()),
+    ("POST", "/api/admin/models/v0001-20260311-102000/shadow", None, set()),
 ]
 
 

@@ -28,8 +28,10 @@ from wall import (
     case_api,
     evidence,
     hub,
+    labels_api,
     live_ws,
     metrics,
+    models_api,
     openapi,
     pages,
     recordings_api,
@@ -115,6 +117,8 @@ def create_app(
     api.add_routes(app)
     audit.add_routes(app)
     case_api.add_routes(app)
+    labels_api.add_routes(app)  # reviewers' labels for the learning loop (learning/)
+    models_api.add_routes(app)  # site models: cards, shadow, promotion, 回退 (learning/)
     openapi.add_routes(app)
     hub.add_routes(app)
     live_ws.add_routes(app)

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from admin.api import ImportBody, NewUserBody, OwnPasswordBody, ProbeBody, UserChangeBody
 from cases.audit import MAX_PAGE as MAX_AUDIT_PAGE
 from config.settings import EventType
+from learning.classes import CLASS_IDS
 from messages import Alarm, CaseDeadlineAlarm
 from wall import models, state
 from wall.access import CSRF_EXEMPT, CSRF_HEADER, ROUTES, SAFE_METHODS, WS_MESSAGES
@@ -1069,6 +1070,71 @@ PATHS["/api/review/{id}/decision"] = {
         },
     },
 }
+
+_LABEL_BOX = {"type": "object", "required": ["class", "box"], "additionalProperties": False, "properties": {
+    "class": {"type": "string", "enum": list(CLASS_IDS)},
+    "box": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}, "minItems": 4, "maxItems": 4,
+            "description": "normalised x1, y1, x2, y2"}}}
+PATHS["/api/review/{id}/labels"] = {
+    "get": {
+        "summary": "The label classes, the item's saved label and the boxes a new label starts from (learning/)",
+        "security": _SESSION,
+        "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {
+            "200": _json({"type": "object", "properties": {
+                "id": {"type": "string"}, "classes": {"type": "array", "items": {"type": "object"}},
+                "label": {"type": ["object", "null"]}, "proposed": {"type": "array", "items": _LABEL_BOX},
+                "snapshot_clean_url": {"type": ["string", "null"]}}}, "classes, label, proposed boxes"),
+            "400": _error("a field is malformed (the error names it)"),
+            "401": _UNAUTHORIZED,
+            "404": _error("unknown item"),
+            "503": _error("event bus unavailable"),
+        },
+    },
+    "put": {
+        "summary": "Store the reviewer's boxes and classes on a decided item's clean snapshot (the training data)",
+        "security": _SESSION,
+        "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["boxes"], "additionalProperties": False, "properties": {
+                "boxes": {"type": "array", "maxItems": 64, "items": _LABEL_BOX}}}}}},
+        "responses": {
+            "200": _json({"type": "object"}, "the stored label"),
+            "400": _error("a field is malformed (the error names it: boxes[1].class)"),
+            "401": _UNAUTHORIZED,
+            "404": _error("unknown item"),
+            "409": _error("the item is not decided yet"),
+            "422": _error("the alarm kept no clean snapshot to label"),
+            "503": _error("event bus unavailable"),
+        },
+    },
+}
+
+_VERSION_PARAM = [{"name": "version", "in": "path", "required": True,
+                   "schema": {"type": "string", "pattern": r"^v\d{4}-\d{8}-\d{6}$"}}]
+PATHS["/api/admin/models"] = {"get": {
+    "summary": "Site models (learning/): versions with their model cards, the live one, history, the shadow run",
+    "security": _SESSION,
+    "responses": {"200": _json({"type": "object", "properties": {
+        "versions": {"type": "array", "items": {"type": "object"}}, "active": {"type": ["string", "null"]},
+        "history": {"type": "array", "items": {"type": "object"}}, "shadow": {"type": ["object", "null"]}}},
+        "the registry"), "401": _UNAUTHORIZED, "403": _error("admin only")}}}
+PATHS["/api/admin/models/{version}/promote"] = {"post": {
+    "summary": "Make a site model live (the detection worker swaps it in without restart); the previous one is kept",
+    "security": _SESSION, "parameters": _VERSION_PARAM,
+    "responses": {"200": _json({"type": "object"}, "the new live version and the history entry"),
+                  "400": _error("not a version"), "401": _UNAUTHORIZED, "403": _error("admin only"),
+                  "404": _error("unknown version"), "409": _error("live already")}}}
+PATHS["/api/admin/models/rollback"] = {"post": {
+    "summary": "回退: the site model live before the current one (or none) is live again",
+    "security": _SESSION,
+    "responses": {"200": _json({"type": "object"}, "the new live version (or null) and the history entry"),
+                  "401": _UNAUTHORIZED, "403": _error("admin only"), "409": _error("no site model is live")}}}
+PATHS["/api/admin/models/{version}/shadow"] = {"post": {
+    "summary": "Run a candidate model in shadow on the live cameras for learning.shadow.duration_s",
+    "security": _SESSION, "parameters": _VERSION_PARAM,
+    "responses": {"200": _json({"type": "object"}, "the shadow plan"), "400": _error("not a version"),
+                  "401": _UNAUTHORIZED, "403": _error("admin only"), "404": _error("unknown version")}}}
 
 for _ops in PATHS.values():  # every JSON body is read under the server's body limit
     for _op in _ops.values():

@@ -19,6 +19,7 @@ export const PAGES = [
   ["/stats", "综合评价", "Statistics", null],
   ["/audit", "审计日志", "Audit", ["admin"]],
   ["/admin/cameras", "摄像机", "Cameras", ["admin"]],
+  ["/admin/models", "站点模型", "Site models", ["admin"]],
   ["/admin/users", "用户·密码", "Users / password", null],
 ];
 

@@ -11,6 +11,7 @@ import { roleLabel } from "./messages.js";
 import { el } from "./dom.js";
 import { eventLabel, setTimeZone, timeText } from "./format.js";
 import { recordingUrl } from "./recording-link.js";
+import { installLabels, saveLabels, showLabels } from "./labels.js";
 
 const $ = (id) => document.getElementById(id);
 // Timeline action names → Chinese (the workflow's stages plus the system's own steps).
@@ -140,6 +141,7 @@ function renderItem() {
   $("evidence").hidden = !it;
   for (const id of ["confirm", "reject", "prev", "next"]) $(id).disabled = !it;
   document.body.dataset.item = it ? it.id : "";
+  showLabels(it).catch((err) => say(`标注无法加载：${err.message}`));  // the learning loop's labels (labels.js)
   if (!it) return;
   const a = it.alarm;
   const img = $("snap");
@@ -220,6 +222,8 @@ async function decideNow(decision, reason) {
     return;
   }
   const data = r.data;
+  const unlabelled = await saveLabels(it.id);
+  if (unlabelled) console.warn("labels not stored", unlabelled);
   if (decision === "confirm") {
     say(`已立案 ${data.case ? data.case.case_no : ""} (confirmed)`, "ok");
     if (data.case) await showCase(data.case.id);
@@ -437,6 +441,7 @@ async function main() {
   $("clip").addEventListener("error", () => { $("clip-note").textContent = "录像无法播放 The clip cannot be played"; });
   $("reasons").addEventListener("submit", (ev) => { ev.preventDefault(); submitReason(); });
   document.addEventListener("keydown", onKey);
+  installLabels();
   renderItem();
   await claim("first");
   // /review?case=<id>: open that case (the wall's and the situation screen's case rows link here).
