@@ -21,7 +21,7 @@ import ast
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -245,6 +245,20 @@ class HogPersonBackend:
         return _detections(xyxy[k], score[k], np.zeros(len(k), np.int64), {0: "person"})
 
 
+def _import_yolo() -> Any:
+    """ultralytics' ``YOLO``, without the patch its import applies to ``PIL.Image.open`` process-wide: on an image
+    Pillow cannot identify, the patched ``open`` tries to pip-install a HEIF plugin (no network here; and the wall's
+    photo uploads must get Pillow's own error for a file that is not a picture)."""
+    from PIL import Image
+
+    pil_open = Image.open
+    try:
+        from ultralytics import YOLO
+    finally:
+        Image.open = pil_open  # type: ignore[assignment]
+    return YOLO
+
+
 class UltralyticsBackend:
     """A user's ultralytics model (.pt) through the optional ``ultralytics`` extra, same interface and class map.
 
@@ -261,7 +275,7 @@ class UltralyticsBackend:
         if not self.path.is_file():
             raise ModelError(f"{self.path}: no such model file")
         try:
-            from ultralytics import YOLO
+            YOLO = _import_yolo()
         except ImportError as exc:
             raise ModelError(f"{self.path}: ultralytics is not installed (pip install 'citywall[ultralytics]'; "
                              f"or export the model to ONNX and use backend: onnx)") from exc

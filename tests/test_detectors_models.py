@@ -363,3 +363,14 @@ def test_hog_backend_svms(svm):
 def test_hog_backend_rejects_an_unknown_svm():
     with pytest.raises(ValueError, match="daimler"):
         HogPersonBackend(svm="yolo")
+
+
+def test_loading_ultralytics_leaves_pillow_alone():
+    pytest.importorskip("ultralytics")  # the learning extra (installed by the README's set-up)
+    from PIL import Image
+
+    from detectors.models import _import_yolo
+
+    before = Image.open
+    assert _import_yolo().__name__ == "YOLO"
+    assert Image.open is before  # ultralytics' import patches it to pip-install a HEIF plugin on unknown files
