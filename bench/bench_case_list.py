@@ -95,6 +95,7 @@ def queries(now: float) -> dict[str, list[CaseQuery]]:
         "last 7 days": [CaseQuery(reported_from=now - 7 * day, reported_to=now)],
         "search text (address)": [CaseQuery(q=f"{s}1") for s in STREETS],
         "search case number": [CaseQuery(q="-0500")],
+        "search two characters (20-40 % of cases match)": [CaseQuery(q="垃圾"), CaseQuery(q="游商")],
     }
 
 
