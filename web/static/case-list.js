@@ -7,7 +7,7 @@ import { installChrome, linkState } from "./chrome.js";
 import { el } from "./dom.js";
 import { EventSocket } from "./events.js";
 import { dateTimeText, setTimeZone } from "./format.js";
-import { countdown, FINISHED, stageBadge } from "./case-common.js";
+import { countdown, FINISHED, loadWorkCalendar, stageBadge } from "./case-common.js";
 
 const $ = (id) => document.getElementById(id);
 const PAGE = 50;
@@ -71,6 +71,8 @@ async function load({ keep = false } = {}) {
     return;
   }
   if (state.loading !== run) return;  // a newer query answered first
+  await loadWorkCalendar(body.cases, Date.now() / 1000);
+  if (state.loading !== run) return;
   say("");
   state.cases = body.cases;
   state.cursor = body.next_cursor;
@@ -88,6 +90,7 @@ async function more() {
   params.set("cursor", state.cursor);
   try {
     const body = await getJSON(`/api/cases?${params}`);
+    await loadWorkCalendar(body.cases, Date.now() / 1000);
     state.cases = state.cases.concat(body.cases);
     state.cursor = body.next_cursor;
     render();
