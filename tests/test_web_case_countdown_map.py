@@ -20,6 +20,8 @@ from wall.app import create_app
 pytestmark = pytest.mark.timeout(180)
 SH = ZoneInfo("Asia/Shanghai")
 H = 3600
+SCREENSHOT = "/tmp/case-detail-map.png"
+PHONE_SCREENSHOT = "/tmp/field-phone-countdown.png"
 
 
 def sh(text: str) -> datetime:
@@ -70,6 +72,10 @@ async def test_list_case_and_phone_pages_count_down_in_working_hours(page, tmp_p
         row = page.locator("tr", has_text="CW20260311-00001")
         await row.wait_for(timeout=20_000)
         assert "剩余 3.5 工作时" in await row.text_content()          # 10:00-12:00 and 13:30-15:00
+        # an empty list says why: a search that matches nothing, and how to clear it
+        await page.fill("#q", "河坊街")
+        await page.locator("#empty:not([hidden])").wait_for(timeout=10_000)
+        assert "没有符合条件的案件，按 C 清除筛选" in await page.text_content("#empty")
         await page.goto(f"{base}/cases/case-00001")
         await page.locator("body[data-case-id=case-00001]").wait_for(timeout=20_000)
         await page.wait_for_function("document.querySelector('.cd-head .cd-count').textContent.includes('工作时')")
@@ -91,9 +97,16 @@ async def test_list_case_and_phone_pages_count_down_in_working_hours(page, tmp_p
             await card.wait_for(timeout=20_000)
             await phone.wait_for_function(
                 "document.querySelector('.fd-card').textContent.includes('超期 1.0 工作时')", timeout=10_000)
+            await phone.click("#tabs button[data-tab=done]")
+            await phone.locator("#none:not([hidden])").wait_for(timeout=10_000)
+            assert await phone.text_content("#none") == "暂无已反馈、待核查的案件"
+            await phone.click("#tabs button[data-tab=todo]")
             await card.click()
             await phone.wait_for_function("document.getElementById('c-due').textContent.startsWith('超期 1.0 工作时')",
                                           timeout=10_000)
+            # the phone's case view keeps within its 390 px (the longer countdown wraps, nothing scrolls sideways)
+            assert await phone.evaluate("document.documentElement.scrollWidth") <= 390
+            await phone.screenshot(path=PHONE_SCREENSHOT)
         finally:
             await context.close()
 
@@ -120,4 +133,5 @@ async def test_case_page_map_shows_the_case_and_its_camera_offline(page, tmp_pat
         cam_xy = await page.eval_on_selector("#case-map path.cd-map-camera", centre)
         assert all(abs(a - b) < 1 for a, b in zip(case_xy, cam_xy, strict=True)), (case_xy, cam_xy)
         assert await page.get_attribute(".cd-facts a[href^='geo:']", "href") == "geo:30.27,120.15"
+        await page.screenshot(path=SCREENSHOT, full_page=True)
     assert hosts <= {"127.0.0.1", "localhost", "data", "blob"}, hosts

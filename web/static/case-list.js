@@ -136,6 +136,10 @@ function render() {
   }));
   state.fresh.clear();
   $("empty").hidden = state.cases.length > 0;
+  // filters or a search: say how to widen it; none: there simply are no cases (yet)
+  const narrowed = [...query().keys()].some((k) => k !== "sort");
+  $("empty").replaceChildren(narrowed ? "没有符合条件的案件，按 C 清除筛选 " : "暂无案件 ",
+    el("span", "en", narrowed ? "No cases match — C clears the filters" : "No cases yet"));
   $("more").hidden = !state.cursor;
   $("summary").replaceChildren(`共 `, el("b", "", String(state.total)), ` 件，已显示 ${state.cases.length} 件`);
   document.body.dataset.count = String(state.cases.length);

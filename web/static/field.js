@@ -52,6 +52,7 @@ async function loadList() {
     return card;
   }));
   $("none").hidden = body.cases.length > 0;
+  $("none").textContent = { todo: "暂无待处置案件", done: "暂无已反馈、待核查的案件", all: "本单位暂无案件" }[state.tab];
 }
 
 // ------------------------------------------------------------------------------------------------ one case
