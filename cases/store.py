@@ -602,9 +602,9 @@ class CaseStore:
                 page_conditions = [*conditions, *([after] if after else [])]
                 page_clause = f"WHERE {' AND '.join(page_conditions)}" if page_conditions else ""
                 if count_conditions:
+                    clause = f"WHERE {' AND '.join(count_conditions)}"
                     counts = {str(st): int(n) for st, n in db.execute_planned(
-                        f"SELECT state, COUNT(*) FROM cases WHERE {' AND '.join(count_conditions)} GROUP BY state",
-                        count_args).fetchall()}
+                        f"SELECT state, COUNT(*) FROM cases {clause} GROUP BY state", count_args).fetchall()}
                 else:  # no filter: the counts the triggers of migration 12 keep, not a count of every case
                     counts = {str(st): int(n) for st, n in db.execute(
                         "SELECT state, n FROM case_state_counts WHERE n > 0").fetchall()}
@@ -626,9 +626,9 @@ class CaseStore:
         state_conditions, state_args = listing.where(CaseQuery(states=query.states), now)
         page_conditions = [*state_conditions, *([after] if after else [])]
         page_clause = f"WHERE {' AND '.join(page_conditions)}" if page_conditions else ""
+        clause = f"WHERE {' AND '.join(conditions)}"
         rows = db.execute_planned(
-            f"WITH m AS MATERIALIZED (SELECT id, state, reported_at, deadline_at, case_no FROM cases "
-            f"WHERE {' AND '.join(conditions)}) "
+            f"WITH m AS MATERIALIZED (SELECT id, state, reported_at, deadline_at, case_no FROM cases {clause}) "
             f"SELECT 0, state, COUNT(*), '' FROM m GROUP BY state UNION ALL "
             f"SELECT 1, id, {column}, case_no FROM (SELECT id, {column}, case_no FROM m {page_clause} "
             f"ORDER BY {order_by} LIMIT ? OFFSET ?) AS page",
