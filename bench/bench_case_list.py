@@ -7,22 +7,31 @@ with their timelines, exactly what ``GET /api/cases`` does — for the desk's us
 and prints p50/p95 per query as JSON. Target: p95 ≤ 100 ms. PostgreSQL is Debian's 15, private, fsync off (the
 test fixture's server), vacuumed and analysed after the load as autovacuum would. Not a test: the figures depend
 on the machine (cases/README.md says which).
+
+``--against REV`` compares: the case store code of git revision ``REV`` (exported with ``git archive``) and this tree's,
+each in its own process with its own store filled alike, the queries timed in turn — query by query, the two variants
+alternating which goes first — so a busy shared machine weighs on both alike. It prints both variants' figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import random
 import statistics
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# --worker ROOT: the case store code of another tree (an exported revision) stands in for this one's
+sys.path.insert(0, sys.argv[sys.argv.index("--worker") + 1] if "--worker" in sys.argv else str(ROOT))
 
 from cases.listing import CaseQuery  # noqa: E402
 from cases.store import CaseStore  # noqa: E402
@@ -86,6 +95,7 @@ def queries(now: float) -> dict[str, list[CaseQuery]]:
         "last 7 days": [CaseQuery(reported_from=now - 7 * day, reported_to=now)],
         "search text (address)": [CaseQuery(q=f"{s}1") for s in STREETS],
         "search case number": [CaseQuery(q="-0500")],
+        "search two characters (20-40 % of cases match)": [CaseQuery(q="垃圾"), CaseQuery(q="游商")],
     }
 
 
@@ -103,9 +113,10 @@ def bench(url: str, n: int, repeat: int) -> dict:
     try:
         fill_s = fill(store, n, now)
         if store.backend == "postgresql":
-            # What autovacuum does soon after a bulk load: planner statistics and the visibility map (without it
-            # no index-only scan: every count reads the fat rows). SQLite: the store's own sampled ANALYZE.
-            store._db.execute("VACUUM ANALYZE cases")
+            # What autovacuum does soon after a bulk load, to every table (the per-state counts were updated
+            # 100,000 times in the load): planner statistics and the visibility map (without it no index-only
+            # scan: every count reads the fat rows). SQLite: the store's own sampled ANALYZE.
+            store._db.execute("VACUUM ANALYZE")
         out: dict = {"cases": n, "fill_s": round(fill_s, 1), "queries": {}}
         for name, qs in queries(now).items():
             timed(store, qs[0], now)  # warm the cache and the statement
@@ -132,21 +143,93 @@ def bench(url: str, n: int, repeat: int) -> dict:
         store.close()
 
 
+def summary(times: list[float]) -> dict[str, float]:
+    times = sorted(times)
+    return {"p50_ms": round(statistics.median(times), 1),
+            "p95_ms": round(times[max(0, round(0.95 * len(times)) - 1)], 1), "max_ms": round(times[-1], 1)}
+
+
+def worker(url: str, n: int, now: float) -> None:
+    """One variant of --against: fill a store, then time the query named on each stdin line (ms on stdout)."""
+    store = CaseStore.open(url)
+    fill(store, n, now)
+    if store.backend == "postgresql":
+        store._db.execute("VACUUM ANALYZE")  # as in bench()
+    named = queries(now)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        name, i = line.rstrip("\n").rsplit("\t", 1)
+        qs = named[name]
+        print(round(timed(store, qs[int(i) % len(qs)], now), 3), flush=True)
+    store.close()
+
+
+def compare(rev: str, urls: dict[str, str], n: int, repeat: int) -> dict:
+    """Revision ``rev`` against this tree, queries timed alternately (see the module docstring)."""
+    base = Path(tempfile.mkdtemp(prefix="citywall-case-list-base-"))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(base, filter="data")
+    now = time.time()
+    procs = {}
+    for name, root in (("before", base), ("after", ROOT)):
+        # one at a time: the fills do not compete with each other
+        procs[name] = subprocess.Popen([sys.executable, __file__, "--worker", str(root), urls[name], str(n), str(now)],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                       env={**os.environ, "PYTHONPATH": str(root)})
+        assert procs[name].stdout is not None and procs[name].stdout.readline().strip() == "ready"
+    times: dict[str, dict[str, list[float]]] = {"before": {}, "after": {}}
+    for name in queries(now):
+        for i in range(repeat + 1):  # the first of each: warm-up, not counted
+            for variant in (("before", "after") if i % 2 else ("after", "before")):
+                p = procs[variant]
+                assert p.stdin is not None and p.stdout is not None
+                p.stdin.write(f"{name}\t{i}\n")
+                p.stdin.flush()
+                ms = float(p.stdout.readline())
+                if i:
+                    times[variant].setdefault(name, []).append(ms)
+    for p in procs.values():
+        assert p.stdin is not None
+        p.stdin.close()
+        p.wait(timeout=120)
+    return {"revision": rev, "cases": n, "queries": {
+        name: {"before": summary(times["before"][name]), "after": summary(times["after"][name])}
+        for name in times["after"]}}
+
+
 def main() -> None:
+    if "--worker" in sys.argv:
+        _, _, url, n, now = sys.argv[sys.argv.index("--worker"):]
+        worker(url, int(n), float(now))
+        return
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=100_000)
     p.add_argument("--repeat", type=int, default=30)
     p.add_argument("--postgres", action="store_true", help="also on a private PostgreSQL 15")
+    p.add_argument("--against", metavar="REV", help="compare with the case store of this git revision")
+    p.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only (with --postgres)")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="citywall-case-list-"))
-    result = {"target_p95_ms": 100, "sqlite": bench(f"sqlite:///{tmp}/cases.sqlite", args.n, args.repeat)}
+    result: dict = {"target_p95_ms": 100}
+    if args.no_sqlite:
+        pass
+    elif args.against:
+        sqlite = {v: f"sqlite:///{tmp}/{v}.sqlite" for v in ("before", "after")}
+        result["sqlite"] = compare(args.against, sqlite, args.n, args.repeat)
+    else:
+        result["sqlite"] = bench(f"sqlite:///{tmp}/cases.sqlite", args.n, args.repeat)
     if args.postgres:
         from tests.fixtures.postgres import EmbeddedPostgres
 
         pg = EmbeddedPostgres()
         try:
             pg.start()
-            result["postgresql"] = bench(pg.create_database(), args.n, args.repeat)
+            if args.against:
+                urls = {v: pg.create_database() for v in ("before", "after")}
+                result["postgresql"] = compare(args.against, urls, args.n, args.repeat)
+            else:
+                result["postgresql"] = bench(pg.create_database(), args.n, args.repeat)
         finally:
             pg.stop()
     print(json.dumps(result, ensure_ascii=False, indent=1))

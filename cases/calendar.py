@@ -222,6 +222,19 @@ class WorkCalendar:
             day += timedelta(days=1)
         return total
 
+    def work_periods(self, a: Instant, b: Instant) -> list[tuple[float, float]]:
+        """The working periods that overlap ``a`` .. ``b``, whole, as Unix times in order (the pages count working
+        time with them: a countdown that pauses off hours)."""
+        ta, tb = self.local(a), self.local(b)
+        if (tb.date() - ta.date()).days > MAX_SCAN_DAYS:
+            raise ValueError(f"span {ta} .. {tb} is longer than {MAX_SCAN_DAYS} days")
+        out: list[tuple[float, float]] = []
+        day = ta.date()
+        while day <= tb.date():
+            out.extend((s.timestamp(), e.timestamp()) for s, e in self.periods_on(day) if e > ta and s < tb)
+            day += timedelta(days=1)
+        return out
+
     def is_overdue(self, now: Instant, due: Instant) -> bool:
         return self.local(now) > self.local(due)
 

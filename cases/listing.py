@@ -1,13 +1,21 @@
 """The desk's case list as a query: filters, sort and a keyset cursor, turned into SQL for the case store (pure).
 
 A :class:`CaseQuery` says which cases (state, category, unit, place, camera, deadline stage, 督办, reporting
-period, search text) in which order (newest, oldest, nearest deadline); :func:`build` turns it into a WHERE
-clause with ``?`` arguments and an ORDER BY that an index of migration 10 serves, and the keyset condition that
+period, search text) in which order (newest, oldest, nearest deadline); :func:`where` and :func:`order` turn it into
+a WHERE clause with ``?`` arguments and an ORDER BY that an index of migration 10 serves, and the keyset condition that
 continues after the last row of the previous page. Keyset paging (``(reported_at, case_no) < (?, ?)``) costs the
 same on page 1,000 as on page 1, where OFFSET would read and drop every earlier row. Deadline stages follow the
 deadline watch (``cases.deadlines``): 超期 past the deadline, 即将超期 once ``near_fraction`` of the time limit
 (from filing or the last re-dispatch) has passed or at most ``near_remaining_s`` remain, 正常 otherwise; only open
 cases have a deadline stage.
+
+Text search is a substring search (``LIKE '%text%'``) over the ``search`` column, led by an index of *grams*: every
+character and every two neighbouring characters of the text, ASCII punctuation and spaces left out and ASCII letters
+lower-cased (:func:`search_grams`). A query's pairs (its one character, for a one-character query) must all be
+among a case's grams, and the LIKE then checks the exact text. Pairs, not the trigrams of SQLite's and pg_trgm's own
+tokenizers: Chinese searches are often two characters (垃圾, 游商, 占道), which trigrams cannot serve, and pg_trgm
+ignores Chinese in a database with the C locale. The store keeps the index (SQLite: an FTS5 table; PostgreSQL: a GIN
+index over the same grams computed by a SQL function of migration 11).
 """
 
 from __future__ import annotations
@@ -15,6 +23,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
+import string
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -112,11 +123,42 @@ def search_text(case: dict[str, Any]) -> str:
     return " ".join(str(case.get(k) or "") for k in ("case_no", "title", "address", "description"))
 
 
+# ASCII controls, spaces and punctuation; the PostgreSQL function of migration 11 drops the same range.
+_NOT_INDEXED = re.compile(r"[\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]")
+_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def search_key(text: str) -> str:
+    """``text`` as the gram index sees it: ASCII punctuation and spaces dropped, ASCII letters lower-cased (the
+    rest as is, so the SQL side needs no locale)."""
+    return _NOT_INDEXED.sub("", text).translate(_LOWER)
+
+
+def search_grams(text: str) -> list[str]:
+    """The index terms of a case's search text: each character and each pair of neighbours of :func:`search_key`,
+    once each."""
+    key = search_key(text)
+    return list(dict.fromkeys([*key, *(key[i:i + 2] for i in range(len(key) - 1))]))
+
+
+def query_grams(text: str) -> list[str]:
+    """The terms a case must hold to contain ``text``: its pairs (its character when it has one); [] when nothing
+    of it is indexed (punctuation only: the LIKE alone decides)."""
+    key = search_key(text)
+    if len(key) == 1:
+        return [key]
+    return list(dict.fromkeys(key[i:i + 2] for i in range(len(key) - 1)))
+
+
+GramCondition = Callable[[list[str], str], tuple[str, list[Any]]]
+"""The store's SQL for "a case holding all these grams (its index) whose search text is LIKE this pattern (with
+``ESCAPE '\\'``)", and its arguments."""
 _START = "COALESCE(deadline_from, reported_at)"
 
 
-def where(query: CaseQuery, now: float) -> tuple[list[str], list[Any]]:
-    """The WHERE conditions of ``query`` at ``now`` (without the cursor), and their arguments."""
+def where(query: CaseQuery, now: float, grams: GramCondition | None = None) -> tuple[list[str], list[Any]]:
+    """The WHERE conditions of ``query`` at ``now`` (without the cursor), and their arguments; ``grams`` leads a
+    text search through the store's gram index (without it the LIKE reads every row)."""
     out: list[str] = []
     args: list[Any] = []
     if query.states:
@@ -159,8 +201,13 @@ def where(query: CaseQuery, now: float) -> tuple[list[str], list[Any]]:
             out.append(f"is_open = 1 AND deadline_at >= ? AND NOT ({near})")
             args.extend((now, *near_args))
     if query.q:
-        out.append("search LIKE ? ESCAPE '\\'")
-        args.append(like(query.q))
+        terms = query_grams(query.q)
+        if grams is not None and terms:
+            sql, sql_args = grams(terms, like(query.q))
+        else:
+            sql, sql_args = "search LIKE ? ESCAPE '\\'", [like(query.q)]
+        out.append(sql)
+        args.extend(sql_args)
     return out, args
 
 

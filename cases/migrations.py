@@ -262,6 +262,64 @@ MIGRATIONS: tuple[Migration, ...] = (
     );
     CREATE INDEX shadow_detections_at ON shadow_detections(version, at)
     """),
+    Migration(13, "case list text search: an index of the search text's characters and character pairs", "",
+              per_backend={
+        # SQLite: an FTS5 table of the grams (cases.listing.search_grams, space-separated), written by the store;
+        # its rowid is a stable number per case (case_search_keys, with a copy of the search text for the exact
+        # check), not the cases table's rowid (VACUUM may renumber it). case_search_grams is the store's Python
+        # function, registered on every connection.
+        "sqlite": (
+            "CREATE TABLE case_search_keys (n INTEGER PRIMARY KEY, case_id TEXT NOT NULL UNIQUE REFERENCES cases(id), "
+            "search TEXT NOT NULL)",
+            "CREATE VIRTUAL TABLE case_search USING fts5(grams, tokenize = 'unicode61 remove_diacritics 0')",
+            "INSERT INTO case_search_keys (case_id, search) SELECT id, search FROM cases ORDER BY reported_at",
+            "INSERT INTO case_search (rowid, grams) SELECT n, case_search_grams(search) FROM case_search_keys",
+            # the matches' state and sort keys without reading their (wide) rows: counts and order of a search
+            "CREATE INDEX cases_search_cover ON cases(id, state, reported_at, deadline_at, case_no)",
+        ),
+        # PostgreSQL: the same grams by a SQL function (the same characters dropped, ASCII lower-cased without the
+        # locale's help) and a GIN index over it, which the server keeps in step with every write.
+        "postgresql": (
+            "CREATE FUNCTION case_search_grams(t text) RETURNS text[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS "
+            "$fn$ WITH s AS (SELECT translate("
+            "regexp_replace(t, '[\\x01-\\x2f\\x3a-\\x40\\x5b-\\x60\\x7b-\\x7f]', '', 'g'), "
+            "'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') AS k) "
+            "SELECT COALESCE(array_agg(DISTINCT g), '{}'::text[]) FROM ("
+            "SELECT substr(k, i, 1) FROM s, generate_series(1, length(k)) AS i UNION ALL "
+            "SELECT substr(k, i, 2) FROM s, generate_series(1, length(k) - 1) AS i) AS x(g) $fn$",
+            "CREATE INDEX cases_search_grams ON cases USING gin (case_search_grams(search))",
+        ),
+    }),
+    Migration(14, "cases per state kept by triggers (the list's tabs without a filter); street + category and "
+                  "open deadline + state indexes (counts read no case row)",
+              """
+    CREATE TABLE case_state_counts (state TEXT PRIMARY KEY, n BIGINT NOT NULL);
+    INSERT INTO case_state_counts (state, n) SELECT state, COUNT(*) FROM cases GROUP BY state;
+    CREATE INDEX cases_list_street_category ON cases(street, kind, code, state);
+    CREATE INDEX cases_list_open_deadline_state ON cases(deadline_at, state) WHERE is_open = 1
+    """, per_backend={
+        "sqlite": (
+            "CREATE TRIGGER cases_count_insert AFTER INSERT ON cases BEGIN "
+            "INSERT INTO case_state_counts (state, n) VALUES (new.state, 1) "
+            "ON CONFLICT (state) DO UPDATE SET n = n + 1; END",
+            "CREATE TRIGGER cases_count_update AFTER UPDATE OF state ON cases WHEN old.state <> new.state BEGIN "
+            "UPDATE case_state_counts SET n = n - 1 WHERE state = old.state; "
+            "INSERT INTO case_state_counts (state, n) VALUES (new.state, 1) "
+            "ON CONFLICT (state) DO UPDATE SET n = n + 1; END",
+            "CREATE TRIGGER cases_count_delete AFTER DELETE ON cases BEGIN "
+            "UPDATE case_state_counts SET n = n - 1 WHERE state = old.state; END",
+        ),
+        "postgresql": (
+            "CREATE FUNCTION case_state_count() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN "
+            "IF TG_OP = 'UPDATE' AND OLD.state = NEW.state THEN RETURN NULL; END IF; "
+            "IF TG_OP <> 'INSERT' THEN UPDATE case_state_counts SET n = n - 1 WHERE state = OLD.state; END IF; "
+            "IF TG_OP <> 'DELETE' THEN INSERT INTO case_state_counts (state, n) VALUES (NEW.state, 1) "
+            "ON CONFLICT (state) DO UPDATE SET n = case_state_counts.n + 1; END IF; "
+            "RETURN NULL; END $fn$",
+            "CREATE TRIGGER cases_state_count AFTER INSERT OR DELETE OR UPDATE OF state ON cases "
+            "FOR EACH ROW EXECUTE FUNCTION case_state_count()",
+        ),
+    }),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 _versions = [m.version for m in MIGRATIONS]

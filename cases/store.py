@@ -149,6 +149,14 @@ class _Backend:
     def refresh_stats(self) -> None:
         """Keep the planner's table statistics current (PostgreSQL's autovacuum does; SQLite needs asking)."""
 
+    def index_search(self, case_id: str, text: str, *, new: bool) -> None:
+        """Keep the list's text-search index in step with a case's search text (migration 11)."""
+
+    def grams_condition(self, grams: list[str], pattern: str) -> tuple[str, list[Any]]:
+        """SQL for "the case holds every one of ``grams`` and its search text is LIKE ``pattern``" through the
+        search index, and its arguments (``cases.listing.GramCondition``)."""
+        raise NotImplementedError
+
 
 class _Sqlite(_Backend):
     name = "sqlite"
@@ -163,6 +171,8 @@ class _Sqlite(_Backend):
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.execute("PRAGMA busy_timeout=10000")
+        # For migration 11's back-fill of the search index (the store writes the grams itself since).
+        self.conn.create_function("case_search_grams", 1, _grams_text, deterministic=True)
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
         return self.conn.execute(sql, args)
@@ -197,6 +207,24 @@ class _Sqlite(_Backend):
         self._stats_at = time.monotonic()
         self.conn.execute("PRAGMA analysis_limit = 20000")
         self.conn.execute("ANALYZE cases")
+
+    def index_search(self, case_id: str, text: str, *, new: bool) -> None:
+        grams = _grams_text(text)
+        if new:
+            (n,) = self.execute("INSERT INTO case_search_keys (case_id, search) VALUES (?, ?) RETURNING n",
+                                (case_id, text)).fetchone()
+            self.execute("INSERT INTO case_search (rowid, grams) VALUES (?, ?)", (n, grams))
+        else:
+            (n,) = self.execute("UPDATE case_search_keys SET search = ? WHERE case_id = ? RETURNING n",
+                                (text, case_id)).fetchone()
+            self.execute("UPDATE case_search SET grams = ? WHERE rowid = ?", (grams, n))
+
+    def grams_condition(self, grams: list[str], pattern: str) -> tuple[str, list[Any]]:
+        # Every gram quoted (a phrase of one token each): FTS5 reads nothing in them as its own syntax. The LIKE
+        # reads the keys' small copy of the text: the case row's own sits behind its JSON, often on overflow pages.
+        return ("id IN (SELECT k.case_id FROM case_search_keys k WHERE k.n IN "
+                "(SELECT rowid FROM case_search WHERE case_search MATCH ?) AND k.search LIKE ? ESCAPE '\\')",
+                [" ".join(f'"{g}"' for g in grams), pattern])
 
 
 # Every writer takes this advisory lock first, so PostgreSQL writers serialise like SQLite's BEGIN IMMEDIATE: the
@@ -262,6 +290,10 @@ class _Postgres(_Backend):
         row = self.conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
         return bool(row and row[0])
 
+    def grams_condition(self, grams: list[str], pattern: str) -> tuple[str, list[Any]]:
+        # The expression of the GIN index of migration 11 (the server keeps it; index_search has nothing to do).
+        return "case_search_grams(search) @> ?::text[] AND search LIKE ? ESCAPE '\\'", [grams, pattern]
+
 
 class CaseTx:
     """The operations available inside one write transaction (see :meth:`CaseStore.transaction`)."""
@@ -314,6 +346,7 @@ class CaseTx:
              data["kind"], data["code"], float(data["reported_at"]), float(data["deadline_at"]),
              float(data.get("updated_at", data["reported_at"])), json.dumps(data, ensure_ascii=False),
              *_list_columns(data)))
+        self._db.index_search(data["id"], listing.search_text(data), new=True)
 
     def update_case(self, case_id: str, at: float, *, expected_version: int | None = None, **changes: Any) -> int:
         """Change stored fields (state, deadline_at, deadline_iso, time_limit, ...) of an existing case; returns
@@ -326,6 +359,7 @@ class CaseTx:
             assert current is not None
             raise VersionConflict(case_id, expected_version, current)
         data = json.loads(row[0])
+        searched = listing.search_text(data)
         data.update({k: v for k, v in changes.items() if k not in _DERIVED})
         data["updated_at"] = at
         state = State(data["state"])
@@ -340,6 +374,8 @@ class CaseTx:
             "version = version + 1 WHERE id = ?",
             (state.value, int(state in OPEN_STATES), float(data["deadline_at"]), closed_at, at,
              json.dumps(data, ensure_ascii=False), *_list_columns(data), case_id))
+        if listing.search_text(data) != searched:
+            self._db.index_search(case_id, listing.search_text(data), new=False)
         return int(row[2]) + 1
 
     def append_timeline(self, case_id: str, *, at: float, state: str, action: str, actor: str, note: str = "") -> None:
@@ -554,23 +590,54 @@ class CaseStore:
     def query_cases(self, query: CaseQuery, *, now: float) -> CasePage:
         """The desk's list: one page of ``query`` (keyset-paged), how many match in each state, the next cursor."""
         # Only fixed SQL and ? marks are joined here (cases.listing builds conditions from constants).
-        conditions, args = listing.where(query, now)
+        grams = self._db.grams_condition
         order_by, after, after_args = listing.order(query)
-        page_conditions = [*conditions, *([after] if after else [])]
-        page_clause = f"WHERE {' AND '.join(page_conditions)}" if page_conditions else ""
-        count_conditions, count_args = listing.where(query.without_state(), now)
-        clause = f"WHERE {' AND '.join(count_conditions)}" if count_conditions else ""
+        count_conditions, count_args = listing.where(query.without_state(), now, grams)
         with self._guard() as db:
             db.refresh_stats()
-            counts = {str(st): int(n) for st, n in db.execute_planned(
-                f"SELECT state, COUNT(*) FROM cases {clause} GROUP BY state", count_args).fetchall()}
-            ids = [r[0] for r in db.execute_planned(
-                f"SELECT id FROM cases {page_clause} ORDER BY {order_by} LIMIT ? OFFSET ?",
-                [*args, *after_args, query.limit, query.offset]).fetchall()]
+            if query.q:
+                counts, ids = self._search_page(db, query, count_conditions, count_args, now)
+            else:
+                conditions, args = listing.where(query, now, grams)
+                page_conditions = [*conditions, *([after] if after else [])]
+                page_clause = f"WHERE {' AND '.join(page_conditions)}" if page_conditions else ""
+                if count_conditions:
+                    clause = f"WHERE {' AND '.join(count_conditions)}"
+                    counts = {str(st): int(n) for st, n in db.execute_planned(
+                        f"SELECT state, COUNT(*) FROM cases {clause} GROUP BY state", count_args).fetchall()}
+                else:  # no filter: the counts the triggers of migration 12 keep, not a count of every case
+                    counts = {str(st): int(n) for st, n in db.execute(
+                        "SELECT state, n FROM case_state_counts WHERE n > 0").fetchall()}
+                ids = [r[0] for r in db.execute_planned(
+                    f"SELECT id FROM cases {page_clause} ORDER BY {order_by} LIMIT ? OFFSET ?",
+                    [*args, *after_args, query.limit, query.offset]).fetchall()]
             cases = _read_cases(db, ids, now)
         total = sum(n for st, n in counts.items() if not query.states or st in query.states)
         cursor = listing.next_cursor(query, cases[-1] if cases else None, len(ids) == query.limit)
         return CasePage(cases, total, counts, cursor)
+
+    @staticmethod
+    def _search_page(db: _Backend, query: CaseQuery, conditions: list[str], args: list[Any],
+                     now: float) -> tuple[dict[str, int], list[str]]:
+        """A text search's counts and page in one statement: the matches are found once (through the gram index)
+        and both counted per state and sorted, where two statements would each fetch every matching row."""
+        order_by, after, after_args = listing.order(query)
+        column, direction = listing.SORTS[query.sort]
+        state_conditions, state_args = listing.where(CaseQuery(states=query.states), now)
+        page_conditions = [*state_conditions, *([after] if after else [])]
+        page_clause = f"WHERE {' AND '.join(page_conditions)}" if page_conditions else ""
+        clause = f"WHERE {' AND '.join(conditions)}"
+        rows = db.execute_planned(
+            f"WITH m AS MATERIALIZED (SELECT id, state, reported_at, deadline_at, case_no FROM cases {clause}) "
+            f"SELECT 0, state, COUNT(*), '' FROM m GROUP BY state UNION ALL "
+            f"SELECT 1, id, {column}, case_no FROM (SELECT id, {column}, case_no FROM m {page_clause} "
+            f"ORDER BY {order_by} LIMIT ? OFFSET ?) AS page",
+            [*args, *state_args, *after_args, query.limit, query.offset]).fetchall()
+        counts = {str(key): int(n) for part, key, n, _ in rows if part == 0}
+        # a UNION ALL promises no order: the page is put in its order again here
+        page = sorted(((value, case_no, key) for part, key, value, case_no in rows if part == 1),
+                      reverse=direction == "DESC")
+        return counts, [str(key) for _, _, key in page]
 
     def evidence_case_units(self, path: str) -> set[str]:
         """The units of the cases that hold evidence file ``path`` (a unit user may read only their own)."""
@@ -582,8 +649,8 @@ class CaseStore:
     def counts(self, now: float) -> dict[str, Any]:
         """``{"by_state": {state: n}, "overdue": n}`` (open past their deadline at ``now``), for metrics."""
         with self._guard() as db:
-            by_state = {str(state): int(n) for state, n in
-                        db.execute("SELECT state, COUNT(*) FROM cases GROUP BY state").fetchall()}
+            by_state = {str(state): int(n) for state, n in  # kept by the triggers of migration 12
+                        db.execute("SELECT state, n FROM case_state_counts WHERE n > 0").fetchall()}
             overdue = db.execute("SELECT COUNT(*) FROM cases WHERE is_open = 1 AND deadline_at < ?",
                                  (now,)).fetchone()[0]
         return {"by_state": by_state, "overdue": int(overdue)}
@@ -885,6 +952,11 @@ def _list_columns(data: dict[str, Any]) -> tuple[Any, ...]:
     start = data.get("deadline_from")
     return (str(data.get("unit_id") or ""), str(data.get("street") or ""), str(data.get("community") or ""),
             str(data.get("grid_code") or ""), None if start is None else float(start), listing.search_text(data))
+
+
+def _grams_text(text: str) -> str:
+    """A case's search grams as the FTS5 table holds them (space-separated tokens)."""
+    return " ".join(listing.search_grams(text or ""))
 
 
 def _like(text: str) -> str:

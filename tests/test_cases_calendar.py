@@ -159,3 +159,17 @@ def test_bad_calendar_names_file_and_key(tmp_path, mutate, where, reason):
         load(CalendarConfig, path)
     text = str(info.value)
     assert str(path) in text and where in text and reason in text, text
+
+
+def test_work_periods_are_the_working_spans_that_overlap_a_window(cal):
+    # Friday 2026-03-13 16:00 .. Monday 09:00: Friday's afternoon whole, nothing at the weekend, Monday's morning
+    spans = cal.work_periods(t("2026-03-13 16:00"), t("2026-03-16 09:00"))
+    assert spans == [(t("2026-03-13 13:30").timestamp(), t("2026-03-13 17:30").timestamp()),
+                     (t("2026-03-16 08:30").timestamp(), t("2026-03-16 12:00").timestamp())]
+    # what a page sums over them is the calendar's own working time
+    a, b = t("2026-03-11 10:00"), t("2026-03-20 15:00")
+    total = sum(min(e, b.timestamp()) - max(s, a.timestamp()) for s, e in cal.work_periods(a, b))
+    assert total == cal.work_seconds_between(a, b)
+    assert cal.work_periods(t("2026-10-02 09:00"), t("2026-10-03 18:00")) == []  # 国庆
+    with pytest.raises(ValueError, match="longer than"):
+        cal.work_periods(t("2026-01-01 00:00"), t("2036-12-31 00:00"))

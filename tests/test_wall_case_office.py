@@ -329,3 +329,20 @@ async def test_site_snapshot_takes_the_cameras_current_picture(tmp_path, bus, st
     assert live.closed == 1  # the viewer is given back at once
     case = store.get_case(case_id, now=NOW)
     assert case["photos"][-1]["kind"] == "site_snapshot" and case["timeline"][-1]["note"].startswith("现场抓拍")
+
+
+async def test_work_calendar_periods_for_the_pages_countdowns(wall):
+    monday = datetime(2026, 3, 16, 0, 0, tzinfo=SH).timestamp()
+    async with await browser(wall, "squad") as squad:  # unit users count down too (the field page)
+        window = {"from": str(monday - 86400 * 2), "to": str(monday + 86400)}  # Saturday .. Tuesday
+        resp = await squad.get("/api/work-calendar", params=window)
+        assert resp.status == 200, await resp.text()
+        body = await resp.json()
+        assert body["timezone"] == "Asia/Shanghai"
+        morning, afternoon = (datetime(2026, 3, 16, h, m, tzinfo=SH).timestamp() for h, m in ((8, 30), (13, 30)))
+        assert [p[0] for p in body["periods"]] == [morning, afternoon]  # the weekend has none
+        for params, field in [({"to": "1"}, "from"), ({"from": "x", "to": "1"}, "from"),
+                              ({"from": "5", "to": "1"}, "to"), ({"from": "0", "to": str(900 * 86400)}, "to"),
+                              ({"from": "1", "to": "inf"}, "to")]:
+            resp = await squad.get("/api/work-calendar", params=params)
+            assert resp.status == 400 and (await resp.json())["error"].startswith(f"{field}: "), params

@@ -121,8 +121,9 @@ async def test_sql_metacharacters_in_case_filters_are_data(tmp_path, bus, cases_
 
 
 FIXED_SQL_FRAGMENTS = {"clause", "marks", "rows", "_PG_WRITE_LOCK", "cols", "', '.join(AUDIT_COLUMNS)", "page_clause",
-                       "order_by"}
-"""Names interpolated into SQL in cases/store.py: WHERE clauses of fixed conditions, ``?`` lists, a constant."""
+                       "order_by", "column"}
+"""Names interpolated into SQL in cases/store.py: WHERE clauses of fixed conditions, ``?`` lists, a constant, a sort
+column from ``cases.listing.SORTS``."""
 
 
 def test_no_sql_is_built_from_values() -> None:

@@ -44,12 +44,12 @@ async def test_map_labels_do_not_overlap_cameras_open_and_cases_are_marked(page,
     assert await tile.get_attribute("name") == "摄像头c"
     await page.keyboard.press("Escape")
     assert await page.locator("#live-view").count() == 0
-    # On the wall, a case row opens the case (in the review console's case view, a new tab).
+    # On the wall, a case row opens the case (the case office's case page, a new tab).
     await page.goto(f"{site.base}/wall/main")
     await page.locator("#case-list .case-row[data-case-id=case-001]").wait_for(timeout=10_000)
     async with page.context.expect_page() as opened:
         await page.click("#case-list .case-row[data-case-id=case-001]")
     case_page = await opened.value
     await case_page.wait_for_load_state()
-    assert case_page.url.endswith("/review?case=case-001")
-    await case_page.locator("#case[data-case-id=case-001]").wait_for(timeout=10_000)
+    assert case_page.url.endswith("/cases/case-001")
+    await case_page.locator("body[data-case-id=case-001]").wait_for(timeout=10_000)

@@ -194,6 +194,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/cases"): UNITS_TOO,
     ("GET", "/api/cases/{id}"): UNITS_TOO,
     ("GET", "/api/case-filters"): UNITS_TOO,
+    ("GET", "/api/work-calendar"): UNITS_TOO,
     ("GET", "/api/stats"): Rule(read_audit="stats.export",
                                 read_audit_when=lambda r: r.query.get("format") in ("csv", "xlsx")),
     ("GET", "/api/speakers"): SIGNED_IN,

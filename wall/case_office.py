@@ -38,6 +38,7 @@ from cases.listing import DEADLINE_LABELS, DEADLINE_STAGES, MAX_SEARCH, SORTS, C
 from cases.photos import PhotoRejected, prepare_photo
 from cases.workflow import Action, State
 from config import ConfigError, Role
+from maps.coords import to_display
 from wall import state
 from wall.access import note
 from wall.api import _ID, MAX_CASES_PAGE, check_text, int_param, str_param
@@ -191,6 +192,36 @@ async def filters(request: web.Request) -> web.Response:
     })
 
 
+WORK_CALENDAR_MAX_DAYS = 800
+
+
+def _instant_param(request: web.Request, name: str) -> float:
+    raw = request.query.get(name, "")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadRequest(name, f"must be a Unix time in seconds, got {raw[:40]!r}") from None
+    if not math.isfinite(value) or not 0 <= value < 1e11:
+        raise BadRequest(name, f"must be a Unix time in seconds, got {raw[:40]!r}")
+    return value
+
+
+async def work_calendar(request: web.Request) -> web.Response:
+    """``GET /api/work-calendar?from=&to=``: the working periods of the calendar the deadlines are computed with,
+    between two Unix times (at most 800 days apart) — the pages' countdowns count working time with them."""
+    from wall.case_api import CASE_CONFIG
+
+    require_session(request)
+    first, last = _instant_param(request, "from"), _instant_param(request, "to")
+    if last < first:
+        raise BadRequest("to", "must not be before from")
+    if last - first > WORK_CALENDAR_MAX_DAYS * 86400:
+        raise BadRequest("to", f"at most {WORK_CALENDAR_MAX_DAYS} days after from")
+    cal = request.app[CASE_CONFIG].calendar
+    return web.json_response({"calendar": cal.name, "timezone": str(cal.tz), "from": first, "to": last,
+                              "periods": cal.work_periods(first, last)})
+
+
 # ------------------------------------------------------------------------------------------------ the detail
 
 
@@ -206,8 +237,11 @@ def detail_extras(request: web.Request, case: dict[str, Any]) -> dict[str, Any]:
     pos = cam.position if cam is not None else None
     location = None
     if pos is not None:
+        # ``display``: the point in the basemap's coordinate system (the case page's map; GCJ-02 sources shifted)
         location = {"lon": pos.lon, "lat": pos.lat, "address": pos.address or case.get("address") or "",
-                    "geo": f"geo:{pos.lat},{pos.lon}"}
+                    "geo": f"geo:{pos.lat},{pos.lon}", "camera_id": cam.id if cam is not None else None,
+                    "camera_name": cam.name if cam is not None else None,
+                    "display": list(to_display(pos.lon, pos.lat, settings.map.crs))}
     watch = settings.cases.deadline_watch
     photos = [{**p, "url": evidence_url(p.get("path"))} for p in case.get("photos") or [] if isinstance(p, dict)]
     broadcasts = [t for t in case.get("timeline") or [] if t.get("action") == "guidance_broadcast"]
@@ -431,6 +465,7 @@ def add_routes(app: web.Application) -> None:
     app[PHOTO_LIMITER] = LoginLimiter(max_failures=limits.per_user_per_hour, window_s=3600.0)
     app[PHOTO_WORK] = asyncio.Semaphore(1)
     app.router.add_get("/api/case-filters", filters)
+    app.router.add_get("/api/work-calendar", work_calendar)
     app.router.add_post("/api/cases/{id}/photos", post_photo)
     app.router.add_post("/api/cases/{id}/snapshot", post_snapshot)
     app.router.add_get("/cases", cases_page)

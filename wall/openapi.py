@@ -757,6 +757,18 @@ PATHS["/api/case-filters"] = {"get": {
     "summary": "What the case list can be filtered by: states, categories, units, streets, communities, cameras",
     "description": "A unit user gets only their own units.", "security": _SESSION,
     "responses": {"200": _json({"type": "object"}, "the filter options (Chinese labels)"), "401": _UNAUTHORIZED}}}
+PATHS["/api/work-calendar"] = {"get": {
+    "summary": "The work calendar's working periods between two times (deadline countdowns in working time)",
+    "security": _SESSION, "parameters": [
+        {"name": n, "in": "query", "required": True, "description": d,
+         "schema": {"type": "number", "minimum": 0, "maximum": 1e11}}
+        for n, d in (("from", "Unix time, seconds"), ("to", "Unix time, seconds; at most 800 days after from"))],
+    "responses": {"200": _json({"type": "object", "properties": {
+        "calendar": {"type": "string"}, "timezone": {"type": "string"},
+        "periods": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}}},
+        "the working periods [start, end] overlapping from..to, in order"),
+        "400": _error("from or to missing, malformed, reversed or too far apart (the field is named)"),
+        "401": _UNAUTHORIZED}}}
 _PICTURE_ANSWER = _json({"type": "object", "properties": {"photo": {"type": "object"}, "case": _ref("Case")}},
                         "the picture as kept (url, taken_at) and the case")
 PATHS["/api/cases/{id}/photos"] = {"post": {

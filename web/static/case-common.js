@@ -1,10 +1,13 @@
 // What the case office's pages share (/cases, /cases/<id>, its print view, /field): Chinese names of timeline
 // actions and roles, the timeline, deadline stage badges, picture figures, and the action dialog that asks each
 // workflow action for what it needs (派遣: unit, urgency, instructions; 退回/改派/延期/挂账/作废: a reason).
+// Countdowns count working time on the server's work calendar (workcal.js) once loadWorkCalendar has its periods.
 
+import { getJSON } from "./api.js";
 import { el, safePath } from "./dom.js";
 import { dateTimeText, remainingText } from "./format.js";
 import { roleLabel } from "./messages.js";
+import { workCountdown } from "./workcal.js";
 
 /** Timeline action → Chinese (the workflow's stages and the system's and people's own steps). */
 export const ACTION_LABELS = {
@@ -47,9 +50,31 @@ export function stageBadge(c) {
   return el("span", `badge ${stage}`, STAGE_LABELS[stage] || stage);
 }
 
-/** "剩余 3小时12分" / "超期 2天1小时" for an open case; "—" for a finished one. */
+let workSpan = null;  // {from, to, periods} from /api/work-calendar
+const DAY = 86400;
+
+/** Fetch the work calendar's periods the countdowns of ``cases`` need at ``now`` (from the earliest deadline
+ *  passed to a week after the latest; what is loaded is kept while it reaches). A failure leaves natural time. */
+export async function loadWorkCalendar(cases, now) {
+  const deadlines = cases.filter((c) => !FINISHED.has(c.state)).map((c) => Number(c.deadline_at))
+    .filter(Number.isFinite);
+  if (!deadlines.length) return;
+  const to = Math.ceil(Math.max(now, ...deadlines) + 7 * DAY);
+  const from = Math.floor(Math.max(to - 790 * DAY, Math.min(now, ...deadlines) - 3600));
+  if (workSpan && workSpan.from <= from && Math.max(now, ...deadlines) + DAY <= workSpan.to) return;
+  try {
+    workSpan = await getJSON(`/api/work-calendar?from=${from}&to=${to}`);
+  } catch {
+    // natural time until the calendar loads
+  }
+}
+
+/** "剩余 3.5 工作时" / "超期 2.0 工作时", "（非工作时间，暂停计时）" off hours, for an open case with a limit in
+ *  working time; "剩余 3小时12分" for natural hours (or before the calendar loads); "—" for a finished one. */
 export function countdown(c, now) {
   if (FINISHED.has(c.state)) return "—";
+  const work = workCountdown(c, workSpan, now);
+  if (work) return work.zh;
   return remainingText(c.deadline_at, now, c.overdue && c.deadline_at < now).zh;
 }
 

@@ -1,8 +1,9 @@
 // 案件详情 /cases/<id>: everything about one case and the actions the signed-in role may take now (the server
 // says which: allowed_actions, can_supervise). Evidence photos and the alarm clip inline; 现场核查 puts the alarm's
 // picture beside the camera's live tile and, on 现场抓拍 (S), a still taken now (kept as evidence); the field photos
-// the unit sent; facts with the unit and the dispatch rule that chose it, the location (map link), the deadline
-// counting down; the timeline; the broadcasts. Every action is sent with the case version: a 409 shows the case as
+// the unit sent; facts with the unit and the dispatch rule that chose it, the location (geo: link and a small map
+// of the case's place and its camera on the site's basemap — offline tiles unless a tile source is configured),
+// the deadline counting down in working time; the timeline; the broadcasts. Every action is sent with the case version: a 409 shows the case as
 // it is now and says someone else acted first. Keys: 1–9 the action buttons, S, V, P print, Esc back to the list.
 
 import { getJSON, send, checkSession } from "./api.js";
@@ -11,13 +12,14 @@ import { el, safePath } from "./dom.js";
 import { EventSocket } from "./events.js";
 import { dateTimeText, setTimeZone } from "./format.js";
 import { setRecordingLink } from "./recording-link.js";
-import { actorText, askAction, countdown, FINISHED, noteText, photoFigure, stageBadge, timelineRows }
-  from "./case-common.js";
+import { actorText, askAction, countdown, FINISHED, loadWorkCalendar, noteText, photoFigure, stageBadge,
+  timelineRows } from "./case-common.js";
 
 const $ = (id) => document.getElementById(id);
 const caseId = decodeURIComponent(location.pathname.split("/")[2] || "");
-const state = { c: null, busy: false, tile: null };
+const state = { c: null, busy: false, tile: null, map: null };
 const now = () => Date.now() / 1000;
+const html = (text) => el("span", "", text).innerHTML;  // Leaflet sets tooltips as HTML: text escaped
 const isImage = (url) => /\.(jpe?g|png)$/i.test(url || "");
 
 function say(text, kind = "warn") {
@@ -27,7 +29,9 @@ function say(text, kind = "warn") {
 
 async function load() {
   try {
-    show(await getJSON(`/api/cases/${encodeURIComponent(caseId)}`));
+    const c = await getJSON(`/api/cases/${encodeURIComponent(caseId)}`);
+    await loadWorkCalendar([c], now());
+    show(c);
   } catch (err) {
     say(err.status === 404 ? "找不到该案件（或不属于您的单位）" : `案件读取失败：${err.message}`);
   }
@@ -59,8 +63,47 @@ function show(c) {
     $("cmp-now").hidden = false;
     $("cmp-now-title").textContent = `现场抓拍 ${dateTimeText(snap.at)}`;
   }
+  renderMap(c);
   $("print").href = `/cases/${encodeURIComponent(c.id)}/print`;
   $("snapshot").disabled = FINISHED.has(c.state) || !c.camera_id;
+}
+
+/** The case's place (red) and its camera (blue) on the basemap the situation page uses, once per page. No position,
+ *  or a role without the map (unit users): the panel stays hidden and the facts keep the geo: link. */
+async function renderMap(c) {
+  const loc = c.location;
+  const L = window.L;
+  if (state.map || !loc || !Array.isArray(loc.display) || !L) return;
+  state.map = "loading";
+  let data;
+  try {
+    data = await getJSON("/api/map/basemap");
+  } catch {
+    state.map = null;
+    return;
+  }
+  $("map-panel").hidden = false;
+  const t = data.tiles;
+  const map = L.map($("case-map"), { minZoom: t.min_zoom, maxZoom: t.max_zoom, zoomSnap: 0.25 });
+  state.map = map;
+  map.attributionControl.setPrefix(false);
+  L.tileLayer(t.url, { subdomains: t.subdomains || "abc", minZoom: t.min_zoom, maxZoom: t.max_zoom,
+    attribution: html(t.attribution || "") }).addTo(map);
+  for (const cell of data.cells) {
+    L.polygon(cell.ring.map(([lon, lat]) => [lat, lon]), { className: "cd-map-cell", weight: 1, fillOpacity: 0.06,
+      interactive: false }).addTo(map);
+  }
+  const here = [loc.display[1], loc.display[0]];
+  const cam = data.cameras.find((x) => x.id === c.camera_id);
+  if (cam) {
+    L.circleMarker([cam.lonlat[1], cam.lonlat[0]], { radius: 11, weight: 3, className: "cd-map-camera" })
+      .bindTooltip(html(`摄像头 ${cam.name || cam.id}`)).addTo(map);
+  }
+  L.circleMarker(here, { radius: 6, weight: 2, className: "cd-map-case" })
+    .bindTooltip(html(`${c.case_no} ${loc.address || ""}`)).addTo(map);
+  map.setView(here, Math.min(t.max_zoom, Math.max(t.min_zoom, 17)));
+  $("map-legend").replaceChildren(el("span", "dot case"), "案件位置", el("span", "dot camera"),
+    cam ? `摄像头 ${cam.name || cam.id}` : "摄像头");
 }
 
 function renderHead() {

@@ -7,7 +7,7 @@ import { installChrome, linkState } from "./chrome.js";
 import { el } from "./dom.js";
 import { EventSocket } from "./events.js";
 import { dateTimeText, setTimeZone } from "./format.js";
-import { countdown, FINISHED, stageBadge } from "./case-common.js";
+import { countdown, FINISHED, loadWorkCalendar, stageBadge } from "./case-common.js";
 
 const $ = (id) => document.getElementById(id);
 const PAGE = 50;
@@ -71,6 +71,8 @@ async function load({ keep = false } = {}) {
     return;
   }
   if (state.loading !== run) return;  // a newer query answered first
+  await loadWorkCalendar(body.cases, Date.now() / 1000);
+  if (state.loading !== run) return;
   say("");
   state.cases = body.cases;
   state.cursor = body.next_cursor;
@@ -88,6 +90,7 @@ async function more() {
   params.set("cursor", state.cursor);
   try {
     const body = await getJSON(`/api/cases?${params}`);
+    await loadWorkCalendar(body.cases, Date.now() / 1000);
     state.cases = state.cases.concat(body.cases);
     state.cursor = body.next_cursor;
     render();
@@ -133,6 +136,10 @@ function render() {
   }));
   state.fresh.clear();
   $("empty").hidden = state.cases.length > 0;
+  // filters or a search: say how to widen it; none: there simply are no cases (yet)
+  const narrowed = [...query().keys()].some((k) => k !== "sort");
+  $("empty").replaceChildren(narrowed ? "没有符合条件的案件，按 C 清除筛选 " : "暂无案件 ",
+    el("span", "en", narrowed ? "No cases match — C clears the filters" : "No cases yet"));
   $("more").hidden = !state.cursor;
   $("summary").replaceChildren(`共 `, el("b", "", String(state.total)), ` 件，已显示 ${state.cases.length} 件`);
   document.body.dataset.count = String(state.cases.length);

@@ -4,7 +4,7 @@
 import { getJSON } from "./api.js";
 import { el, safePath } from "./dom.js";
 import { dateTimeText, setTimeZone } from "./format.js";
-import { actionLabel, actorText, countdown, noteText, STAGE_LABELS } from "./case-common.js";
+import { actionLabel, actorText, countdown, loadWorkCalendar, noteText, STAGE_LABELS } from "./case-common.js";
 
 const $ = (id) => document.getElementById(id);
 const caseId = decodeURIComponent(location.pathname.split("/")[2] || "");
@@ -26,6 +26,7 @@ async function main() {
   }
   setTimeZone(me.timezone);
   const c = await getJSON(`/api/cases/${encodeURIComponent(caseId)}`);
+  await loadWorkCalendar([c], Date.now() / 1000);
   document.title = `案件单 ${c.case_no}`;
   $("site").textContent = me.site_name ? `${me.site_name} ` : "";
   $("no").textContent = `案件编号 ${c.case_no}`;

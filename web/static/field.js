@@ -8,7 +8,7 @@ import { getJSON, send, sendForm } from "./api.js";
 import { logout } from "./chrome.js";
 import { el } from "./dom.js";
 import { dateTimeText, setTimeZone } from "./format.js";
-import { askAction, countdown, photoFigure, stageBadge, timelineRows } from "./case-common.js";
+import { askAction, countdown, loadWorkCalendar, photoFigure, stageBadge, timelineRows } from "./case-common.js";
 import { roleLabel } from "./messages.js";
 
 const $ = (id) => document.getElementById(id);
@@ -33,6 +33,7 @@ async function loadList() {
     say(`案件读取失败：${err.message}`);
     return;
   }
+  await loadWorkCalendar(body.cases, now());
   const counts = body.counts || {};
   const sum = (list) => list.split(",").reduce((n, s) => n + (counts[s] || 0), 0);
   $("n-todo").textContent = String(sum(TABS.todo));
@@ -51,6 +52,7 @@ async function loadList() {
     return card;
   }));
   $("none").hidden = body.cases.length > 0;
+  $("none").textContent = { todo: "暂无待处置案件", done: "暂无已反馈、待核查的案件", all: "本单位暂无案件" }[state.tab];
 }
 
 // ------------------------------------------------------------------------------------------------ one case
@@ -64,6 +66,7 @@ async function openCase(id) {
     location.hash = "";
     return;
   }
+  await loadWorkCalendar([c], now());
   state.c = c;
   document.body.dataset.caseId = c.id;
   document.body.dataset.state = c.state;

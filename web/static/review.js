@@ -444,7 +444,8 @@ async function main() {
   installLabels();
   renderItem();
   await claim("first");
-  // /review?case=<id>: open that case (the wall's and the situation screen's case rows link here).
+  // /review?case=<id>: open that case in the console (older links; the wall's and the situation screen's case rows
+  // open the case office's /cases/<id>).
   const wanted = new URLSearchParams(location.search).get("case");
   if (wanted) await showCase(wanted).catch((err) => say(`无法打开案件：${err.message}`));
   document.body.dataset.ready = "1";

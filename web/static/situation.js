@@ -27,7 +27,7 @@ const hot = new Map();             // alarm_id → {camera_id, event, at}
 const alarms = new AlarmPanel($("alarm-list"), { cameraName: (id) => cameras.get(id)?.name || id, onOpen: openAlarm });
 // A case row opens the case in the review console's case view (until the case office has its own page).
 const cases = new CasePanel($("case-list"), {
-  onOpen: (c) => window.open(`/review?case=${encodeURIComponent(c.id)}`, "_blank", "noopener") });
+  onOpen: (c) => window.open(`/cases/${encodeURIComponent(c.id)}`, "_blank", "noopener") });
 let project = null;                // lon/lat → map x/y
 // The real basemap (Leaflet) unless ?map=grid asks for the plain SVG grid diagram.
 const basemap = new URLSearchParams(location.search).get("map") === "grid" ? null

@@ -37,7 +37,7 @@ let screen = null;                  // the screen view shown (from the server), 
 const alarms = new AlarmPanel($("alarm-list"), { cameraName: (id) => cameras.get(id)?.name || id, onOpen: openAlarm });
 // A case row opens the case in the review console's case view (until the case office has its own page).
 const cases = new CasePanel($("case-list"), {
-  onOpen: (c) => window.open(`/review?case=${encodeURIComponent(c.id)}`, "_blank", "noopener") });
+  onOpen: (c) => window.open(`/cases/${encodeURIComponent(c.id)}`, "_blank", "noopener") });
 const alarmTimers = new Map();      // camera id → timeout removing its tile's alarm border
 const systemAlarms = new Map();     // alarm_id → raised system alarm (the recorder cannot write), until cleared
 let caseTimer = 0;

@@ -1,0 +1,122 @@
+"""The case list's text search through its gram index (migration 11), on SQLite and PostgreSQL: one- and
+two-character Chinese searches, case numbers, wildcards taken literally, an edited title found by its new words and
+not its old ones, cases written before the index back-filled, and the index actually used by the query plan."""
+
+from __future__ import annotations
+
+import pytest
+
+from cases.listing import CaseQuery, query_grams, search_grams, search_key
+from cases.migrations import MIGRATIONS
+from cases.store import CaseStore
+from tests.fixtures.cases import insert_case
+
+pytestmark = pytest.mark.every_backend
+NOW = 1_773_300_000.0
+
+
+def test_grams_drop_ascii_punctuation_and_fold_ascii_case_only():
+    assert search_key("CW2026-0001 解放路12号，垃圾!") == "cw20260001解放路12号，垃圾"
+    assert search_grams("Ab 解放") == ["a", "b", "解", "放", "ab", "b解", "解放"]
+    assert query_grams("垃圾") == ["垃圾"] and query_grams("圾") == ["圾"]
+    assert query_grams("解放路1") == ["解放", "放路", "路1"]
+    assert query_grams("--%_") == []  # nothing indexed: the LIKE alone decides
+
+
+def found(store: CaseStore, q: str) -> set[str]:
+    return {c["id"] for c in store.query_cases(CaseQuery(q=q, limit=500), now=NOW).cases}
+
+
+def test_search_finds_substrings_of_every_length(store):
+    for n in range(1, 13):
+        insert_case(store, n)
+    with store.transaction() as tx:
+        tx.update_case("case-003", NOW, title="河坊街 暴露垃圾 50%_off")
+        tx.update_case("case-004", NOW, title="Vending at Gate B")
+    assert found(store, "垃圾") == {"case-003"}                    # two characters
+    assert found(store, "圾") == {"case-003"}                      # one
+    assert found(store, "河坊街 暴露") == {"case-003"}              # a space inside the words
+    assert found(store, "50%_") == {"case-003"}                    # wildcards taken literally
+    assert found(store, "50%x") == set()
+    assert found(store, "CW20260311-0010") == {"case-010"}         # the case number
+    assert found(store, "CW20260311-001") == {"case-010", "case-011", "case-012"}
+    assert found(store, "gate b") == ({"case-004"} if store.backend == "sqlite" else set())  # each DB's LIKE case rule
+    assert len(found(store, "解放路88号")) == 12                    # the address every case has
+    assert found(store, "case 3") == set()                        # the old title left the index
+    assert found(store, "1解") == set()  # "case 1 解放路": the pair is indexed, the LIKE wants the text as typed
+    page = store.query_cases(CaseQuery(q="垃圾", states=("closed",)), now=NOW)
+    assert page.total == 0 and page.counts == {"dispatched": 1}
+
+
+def test_the_search_index_is_what_the_plan_reads(store):
+    for n in range(1, 4):
+        insert_case(store, n)
+    db = store._db
+    if store.backend == "sqlite":
+        plan = " ".join(str(r[-1]) for r in db.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM cases WHERE id IN (SELECT k.case_id FROM case_search_keys k "
+            "WHERE k.n IN (SELECT rowid FROM case_search WHERE case_search MATCH ?))", ['"垃圾"']).fetchall())
+        assert "VIRTUAL TABLE INDEX" in plan
+    else:
+        db.execute("SET enable_seqscan = off")  # three rows: the planner would rather read them all
+        plan = " ".join(r[0] for r in db.execute(
+            "EXPLAIN SELECT id FROM cases WHERE case_search_grams(search) @> ?::text[]", [["解放"]]).fetchall())
+        db.execute("RESET enable_seqscan")
+        assert "cases_search_grams" in plan
+        # the SQL function makes the grams the store's Python makes (the query's pairs are made in Python)
+        for text in ("CW20260311-0001 解放路12号 Vending AT gate·B", "", "--", "ÄÖ ｆｕｌｌ　宽", "a"):
+            (sql_grams,) = db.execute("SELECT case_search_grams(?)", [text]).fetchone()
+            assert sorted(sql_grams) == sorted(search_grams(text)), text
+
+
+def test_cases_written_before_the_index_are_back_filled(store, tmp_path, request):
+    """A store at migration 10 with cases opens at 11 with every case searchable."""
+    url = (f"sqlite:///{tmp_path}/old.sqlite" if store.backend == "sqlite"
+           else request.getfixturevalue("postgres_url"))
+    index = next(i for i, m in enumerate(MIGRATIONS) if m.name.startswith("case list text search"))
+    old = CaseStore.open(url)
+    try:
+        for n in range(1, 4):
+            insert_case(old, n)
+        # undo what this migration made, as if the store had been written before it
+        with old.transaction() as tx:
+            if old.backend == "sqlite":
+                tx.execute("DROP TABLE case_search")
+                tx.execute("DROP TABLE case_search_keys")
+                tx.execute("DROP INDEX cases_search_cover")
+            else:
+                tx.execute("DROP INDEX cases_search_grams")
+                tx.execute("DROP FUNCTION case_search_grams(text)")
+            tx.execute("DELETE FROM schema_migrations WHERE version = ?", (MIGRATIONS[index].version,))
+    finally:
+        old.close()
+    reopened = CaseStore.open(url)
+    try:
+        with reopened.transaction() as tx:
+            tx.update_case("case-002", NOW, title="河坊街 暴露垃圾")
+        assert found(reopened, "垃圾") == {"case-002"}
+        assert found(reopened, "case 1") == {"case-001"}
+    finally:
+        reopened.close()
+
+
+def test_the_unfiltered_counts_follow_every_state_change(store):
+    for n in range(1, 5):
+        insert_case(store, n)
+    with store.transaction() as tx:
+        tx.update_case("case-001", NOW, state="handling")
+        tx.update_case("case-002", NOW, state="handling")
+        tx.update_case("case-002", NOW + 1, state="handled")
+        tx.update_case("case-003", NOW, title="only the title")  # no state change
+    page = store.query_cases(CaseQuery(limit=2), now=NOW)  # no filter: the kept counts
+    assert page.counts == {"dispatched": 2, "handling": 1, "handled": 1} and page.total == 4
+    filtered = store.query_cases(CaseQuery(unit_ids=("hubin-squad",)), now=NOW)  # a filter: counted
+    assert filtered.counts == page.counts
+    with store.transaction() as tx:
+        tx.execute("DELETE FROM case_timeline WHERE case_id = 'case-004'")
+        tx.execute("DELETE FROM case_evidence WHERE case_id = 'case-004'")
+        tx.execute("DELETE FROM case_alarms WHERE case_id = 'case-004'")
+        if store.backend == "sqlite":
+            tx.execute("DELETE FROM case_search_keys WHERE case_id = 'case-004'")
+        tx.execute("DELETE FROM cases WHERE id = 'case-004'")
+    assert store.query_cases(CaseQuery(), now=NOW).counts == {"dispatched": 1, "handling": 1, "handled": 1}
