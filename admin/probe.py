@@ -19,6 +19,7 @@ import av
 import cv2
 
 from config.settings import redact_url, url_problem
+from video_ingest.frames import to_bgr
 from video_ingest.rtp import RtpAccessUnit, SdpError
 from video_ingest.rtsp import RtspAuthError, RtspError, RtspSession
 
@@ -79,7 +80,7 @@ def _snapshot(codec: str, unit: RtpAccessUnit, parameter_sets: tuple[bytes, ...]
     if not frames:
         return 0, 0, ""
     picture = frames[0]
-    image = picture.to_ndarray(format="bgr24")
+    image = to_bgr(picture)
     ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
     shown = "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode() if ok else ""
     return picture.width, picture.height, shown

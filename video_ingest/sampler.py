@@ -39,7 +39,7 @@ import av
 
 from video_ingest import h26x
 from video_ingest.fanout import StreamInfo
-from video_ingest.frames import Frame
+from video_ingest.frames import Frame, to_bgr
 from video_ingest.slot import LatestFrameSlot
 
 log = logging.getLogger("citywall.ingest.sampler")
@@ -299,7 +299,7 @@ class FrameSampler:
                 if not wanted:
                     continue
                 t1 = time.thread_time()
-                image = picture.to_ndarray(format="bgr24")
+                image = to_bgr(picture)
                 self.convert_cpu_s += time.thread_time() - t1
                 self._seq += 1
                 self.decoded += 1

@@ -415,9 +415,11 @@ def _decode_first(mp4: bytes) -> bytes:
     import av
     import cv2
 
+    from video_ingest.frames import to_bgr
+
     with av.open(io.BytesIO(mp4), mode="r", format="mp4") as container:
         for frame in container.decode(video=0):
-            ok, jpeg = cv2.imencode(".jpg", frame.to_ndarray(format="bgr24"), [cv2.IMWRITE_JPEG_QUALITY, 88])
+            ok, jpeg = cv2.imencode(".jpg", to_bgr(frame), [cv2.IMWRITE_JPEG_QUALITY, 88])
             if not ok:
                 raise RuntimeError("JPEG encoding failed")
             return jpeg.tobytes()
