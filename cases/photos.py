@@ -80,7 +80,9 @@ def prepare_photo(data: bytes, *, max_side: int = 1600) -> PreparedPhoto:
         image.load()
     except PhotoRejected:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+    # ImportError: a library may patch Image.open to load a plugin for files Pillow cannot identify (ultralytics
+    # does, for HEIF); without the plugin that is still "not a picture we read".
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, ImportError, Image.DecompressionBombError):
         raise PhotoRejected("只能上传照片：文件不是可识别的图片（JPEG、PNG 或 WebP），请重新拍照上传",
                             "not a readable image") from None
     image = ImageOps.exif_transpose(image)

@@ -7,6 +7,7 @@ restart and its detections carry the new classes' roles → 回退 gives the mod
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import time
 
@@ -34,8 +35,10 @@ from video_ingest.frames import Frame
 from wall import state
 from wall.app import create_app
 
-pytest.importorskip("torch", reason="the learning extra (torch, ultralytics) is not installed")
-pytest.importorskip("ultralytics", reason="the learning extra (torch, ultralytics) is not installed")
+# Looked up, not imported: importing ultralytics patches PIL.Image.open for the whole test process (the training
+# itself runs in its own process).
+if importlib.util.find_spec("torch") is None or importlib.util.find_spec("ultralytics") is None:
+    pytest.skip("the learning extra (torch, ultralytics) is not installed", allow_module_level=True)
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 T0 = 1_773_198_000.0
 

@@ -145,6 +145,7 @@ export function openSyncPlayback({ cameras, at, onClose = () => {} }) {
       if (starting.has(tile)) { lag.set(tile, Math.min(MAX_LEAD_S, t0 - starting.get(tile))); starting.delete(tile); }
     }
     if (waitingSince !== null) {
+      if (clock.paused) return; // paused while the tiles start: the clock stands; the wait goes on after 继续
       if (playing.length < tiles.length && t0 - waitingSince < START_WAIT_S) { anchor(clock.at); return; }
       waitingSince = null;
       if (playing.length) anchor(Math.min(...playing.map((t) => t.position)));
