@@ -17,6 +17,23 @@ export function bilingual(zh, en, className = "") {
   return el("span", `bi ${className}`.trim(), el("span", "zh", zh), en ? el("span", "en", en) : null);
 }
 
+/** A button with a bilingual label that calls ``onClick``. */
+export function actionButton(zh, en, onClick) {
+  const b = el("button", "", bilingual(zh, en));
+  b.type = "button";
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+/** Put the CSS text ``css`` into the page once, as <style id=``id``> (overlays that carry their own styles). */
+export function installStyle(id, css) {
+  if (document.getElementById(id)) return;
+  const style = document.createElement("style");
+  style.id = id;
+  style.textContent = css;
+  document.head.appendChild(style);
+}
+
 /** Only same-site absolute paths are used as image sources. */
 export function safePath(url) {
   return typeof url === "string" && url.startsWith("/") && !url.startsWith("//") ? url : null;

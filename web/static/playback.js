@@ -4,7 +4,7 @@
 // Esc or 关闭 closes it. One panel at a time. Exposed for tests: the panel element's .tile and .timeline.
 
 import { getJSON } from "./api.js";
-import { bilingual, el } from "./dom.js";
+import { actionButton, bilingual, el, installStyle } from "./dom.js";
 import { dateTimeText } from "./format.js";
 import { errorText } from "./messages.js";
 import "./video-tile.js";
@@ -35,19 +35,9 @@ const STYLE = `
 `;
 
 function ensureStyle() {
-  if (document.getElementById("pb-style")) return;
-  const style = document.createElement("style");
-  style.id = "pb-style";
-  style.textContent = STYLE;
-  document.head.appendChild(style);
+  installStyle("pb-style", STYLE);
 }
 
-function button(zh, en, onClick) {
-  const b = el("button", "", bilingual(zh, en));
-  b.type = "button";
-  b.addEventListener("click", onClick);
-  return b;
-}
 
 /** Close the open panel, if any. */
 export function closePlayback() {
@@ -75,11 +65,11 @@ export function openPlayback({ camera, name = "", at = 0, role = "" }) {
   const pos = el("span", "pb-pos", "");
   const legend = el("div", "pb-legend", "绿色：有录像 · 灰色：无录像 · 红线：告警/案件 (Green: recorded · Grey: gap · Red: alarms)");
   const speedButtons = SPEEDS.map((s) => {
-    const b = button(`${s}×`, "", () => setSpeed(s));
+    const b = actionButton(`${s}×`, "", () => setSpeed(s));
     b.dataset.speed = String(s);
     return b;
   });
-  const pauseButton = button("暂停", "Pause", () => {
+  const pauseButton = actionButton("暂停", "Pause", () => {
     if (tile.stats.held) { tile.resume(); pauseButton.replaceChildren(bilingual("暂停", "Pause")); }
     else { tile.pause(); pauseButton.replaceChildren(bilingual("继续", "Resume")); }
   });
@@ -88,11 +78,11 @@ export function openPlayback({ camera, name = "", at = 0, role = "" }) {
     pauseButton.replaceChildren(bilingual("暂停", "Pause"));
   };
   const controls = el("div", "pb-controls", ...speedButtons, pauseButton,
-    button("单帧", "Step", () => tile.step()),
-    button("后退30秒", "Back 30 s", () => seek((tile.position || now()) - 30)),
-    button("回到直播", "Back to live", () => { tile.removeAttribute("playback-at"); renderSpeed(); }));
+    actionButton("单帧", "Step", () => tile.step()),
+    actionButton("后退30秒", "Back 30 s", () => seek((tile.position || now()) - 30)),
+    actionButton("回到直播", "Back to live", () => { tile.removeAttribute("playback-at"); renderSpeed(); }));
   if (EXPORT_ROLES.includes(role)) {
-    controls.appendChild(button("导出", "Export", async () => {
+    controls.appendChild(actionButton("导出", "Export", async () => {
       const p = tile.position || now() - 60;
       const q = new URLSearchParams({ since: String(Math.floor(p - 30)), until: String(Math.floor(p + 30)) });
       legend.textContent = "正在导出前后各30秒的录像… / Exporting";
@@ -116,7 +106,7 @@ export function openPlayback({ camera, name = "", at = 0, role = "" }) {
     }));
   }
   controls.appendChild(pos);
-  const close = button("关闭", "Close (Esc)", closePlayback);
+  const close = actionButton("关闭", "Close (Esc)", closePlayback);
   const title = el("span", "pb-title", `录像回放 · ${name || camera}`);
   const box = el("div", "pb-box", el("div", "pb-head", title, close), tile, bar, hours, legend, controls);
   const view = el("div", "pb-view", box);

@@ -7,7 +7,7 @@
 // .tiles, .clock() (recorded Unix time) and .timelines.
 
 import { getJSON } from "./api.js";
-import { bilingual, el } from "./dom.js";
+import { actionButton, bilingual, el, installStyle } from "./dom.js";
 import { dateTimeText } from "./format.js";
 import "./video-tile.js";
 
@@ -40,19 +40,9 @@ const STYLE = `
 `;
 
 function ensureStyle() {
-  if (document.getElementById("sp-style")) return;
-  const style = document.createElement("style");
-  style.id = "sp-style";
-  style.textContent = STYLE;
-  document.head.appendChild(style);
+  installStyle("sp-style", STYLE);
 }
 
-function button(zh, en, onClick) {
-  const b = el("button", "", bilingual(zh, en));
-  b.type = "button";
-  b.addEventListener("click", onClick);
-  return b;
-}
 
 /** Close the open view, if any. */
 export function closeSyncPlayback() {
@@ -90,14 +80,14 @@ export function openSyncPlayback({ cameras, at, onClose = () => {} }) {
   rows.title = "点击跳转（所有画面） / Click to seek every camera";
   const pos = el("span", "sp-pos", "");
   const speedButtons = SPEEDS.map((s) => {
-    const b = button(`${s}×`, "", () => setSpeed(s));
+    const b = actionButton(`${s}×`, "", () => setSpeed(s));
     b.dataset.speed = String(s);
     return b;
   });
-  const pauseButton = button("暂停", "Pause", () => (clock.paused ? resumeAll() : pauseAll()));
+  const pauseButton = actionButton("暂停", "Pause", () => (clock.paused ? resumeAll() : pauseAll()));
   const controls = el("div", "sp-controls", ...speedButtons, pauseButton,
-    button("后退30秒", "Back 30 s", () => seek(recorded() - 30)), pos);
-  const close = button("关闭", "Close (Esc)", () => { closeSyncPlayback(); onClose(); });
+    actionButton("后退30秒", "Back 30 s", () => seek(recorded() - 30)), pos);
+  const close = actionButton("关闭", "Close (Esc)", () => { closeSyncPlayback(); onClose(); });
   const box = el("div", "sp-box", el("div", "sp-head",
     el("span", "sp-title", `同步回放 · ${cameras.map((c) => c.name || c.id).join(" / ")}`), close),
   grid, rows, controls);

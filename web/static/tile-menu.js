@@ -7,7 +7,7 @@
 // Esc, a click elsewhere or a choice closes the menu. One menu at a time. Exposed for tests: the menu element
 // (.tile-menu) carries data-camera.
 
-import { bilingual, el } from "./dom.js";
+import { bilingual, el, installStyle } from "./dom.js";
 import { openPlayback } from "./playback.js";
 
 const LONG_PRESS_MS = 600;
@@ -29,11 +29,7 @@ const STYLE = `
 let open = null;
 
 function ensureStyle() {
-  if (document.getElementById("tm-style")) return;
-  const style = document.createElement("style");
-  style.id = "tm-style";
-  style.textContent = STYLE;
-  document.head.appendChild(style);
+  installStyle("tm-style", STYLE);
 }
 
 /** Close the open tile menu, if any. */
