@@ -142,6 +142,21 @@ def _cannot_write(exc: OSError) -> web.Response:
     return json_error(507, f"export: cannot write the export file on the server ({exc.strerror or exc})")
 
 
+async def _write_export(where: str, make: Any, *args: Any, check: Any = None) -> Any:
+    """``make(*args)`` (an export written to a file) off the loop, after ``check()``; its faults as answers: nothing
+    recorded → 404, a bad range → 400 naming the field, the file not writable → 507."""
+    try:
+        if check is not None:
+            check()
+        return await asyncio.to_thread(make, *args)
+    except LookupError:
+        return json_error(404, f"nothing recorded at {where} between since and until")
+    except ValueError as exc:
+        raise _range_error(exc) from None
+    except OSError as exc:
+        return _cannot_write(exc)
+
+
 async def export(request: web.Request) -> web.StreamResponse:
     """``GET /api/recordings/{camera_id}/export``: one MP4 of ``[since, until]``, written to a file on disk and
     streamed from it."""
@@ -149,15 +164,11 @@ async def export(request: web.Request) -> web.StreamResponse:
     camera_id = request.match_info["camera_id"]
     since = _time(request, "since")
     until = _time(request, "until")
-    try:
-        library.check_export(since, until)
-        result, file = await asyncio.to_thread(library.export_file, camera_id, since, until)
-    except LookupError:
-        return json_error(404, f"nothing recorded for camera {camera_id} between since and until")
-    except ValueError as exc:
-        raise _range_error(exc) from None
-    except OSError as exc:
-        return _cannot_write(exc)
+    made = await _write_export(f"camera {camera_id}", library.export_file, camera_id, since, until,
+                               check=lambda: library.check_export(since, until))
+    if isinstance(made, web.Response):
+        return made
+    result, file = made
     note(request, frames=result.frames, seconds=round(result.seconds, 3), bytes=result.size,
          start_at=result.start_at, end_at=result.end_at)
     stamp = datetime.fromtimestamp(result.start_at, ZoneInfo(request.app[state.SETTINGS].timezone))
@@ -198,14 +209,10 @@ async def export_case(request: web.Request) -> web.StreamResponse:
     case_no = str(case.get("case_no") or case_id)
     files = [(cid, f"{case_no}-{cid}.mp4") for cid in cameras]
     manifest = {"case_id": case_id, "case_no": case_no, "reported_at": reported}
-    try:
-        listed, file = await asyncio.to_thread(library.export_zip, files, since, until, manifest)
-    except LookupError:
-        return json_error(404, f"nothing recorded at {', '.join(cameras)} between since and until")
-    except ValueError as exc:
-        raise _range_error(exc) from None
-    except OSError as exc:
-        return _cannot_write(exc)
+    made = await _write_export(", ".join(cameras), library.export_zip, files, since, until, manifest)
+    if isinstance(made, web.Response):
+        return made
+    listed, file = made
     size = await asyncio.to_thread(lambda: file.seek(0, 2))
     file.seek(0)
     note(request, cameras=cameras, files=sum("file" in c for c in listed), bytes=size, since=since, until=until)
