@@ -24,6 +24,7 @@ const STYLE = `
 .tile-menu .tm-at { display: flex; gap: 6px; padding: 6px 14px; }
 .tile-menu .tm-at input { flex: 1; font-size: 15px; }
 .tile-menu .tm-note { padding: 4px 14px; color: #ffb4b4; font-size: 14px; }
+.tile-menu .bi .en { margin-left: 0.5em; font-size: 14px; color: #aab4c0; }
 `;
 
 let open = null;
