@@ -87,6 +87,8 @@ class JudgeParams:
     live_samples: int = 3
     """A region is live when it changed in at least this many of the last ``history`` samples (a passer-by
     crossing in front of goods changes them once or twice; a person staying there changes all the time)."""
+    residual_px: float = 0.25
+    """With a shaking camera, registered place by place: how far off the registration may still be (px)."""
     person_reach: float = 0.17
     """A live pixel claims the candidate pixels within this (×P) as part of a person."""
     attend_reach: float = 1.0
@@ -103,10 +105,14 @@ class JudgeParams:
     """Smallest object part, in P² (smaller residue of a person's outline is ignored)."""
     vehicle_length: float = 1.9
     """A thing that drove in longer than this (×P) is a motor vehicle; shorter, a two-wheeler or tricycle."""
+    arrival_samples: int = 5
+    """Samples of a track (and the tracks it continues) during which "rode in" is evidence of how it came."""
     arrived_ncc: float = 0.6
     """``arrival_ncc`` at which a part drove in (the analyzer's ``vehicle_ncc``)."""
     kind_memory: float = 0.85
     """Per-sample decay of a track's accumulated kind votes (≈ the last 7 samples weigh most)."""
+    hidden_goods_s: float = 60.0
+    """How long people standing at a stall may hide its goods before the stall counts as gone."""
     wheel_memory_s: float = 5.0
     """How long the wheel test's answer for a box (to 0.5 % of the frame) is reused: a parked thing does not change
     between samples, and the test (Hough circles on the full-resolution crop) is the judgement's costliest step."""
@@ -221,6 +227,10 @@ class _Track:
     wheel_samples: int = 0
     object_samples: int = 0
     rode_in: bool = False
+    goods_seen: float = 0.0
+    attended_bits: int = 0
+    """Whether someone minded it, one bit per recent sample (bit 0 = the latest)."""
+    """When goods (or rubbish) were last seen on this track."""
     family: str = ""
     family_since: float = 0.0
     """Since when the track has been judged this family of kinds (goods, stall and rubbish are one family)."""
@@ -355,7 +365,7 @@ class Judge:
         self._live: np.ndarray | None = None
         self._tracks: dict[int, _Track] = {}
         self._places: list[list] = []
-        """[family, box, since, last seen] of what was judged where (see ``_place_since``)."""
+        """[family, box, since, last seen, unattended since] of what was judged where (see ``_place``)."""
         self._stalls: list[list] = []
         """Places judged a stall: [box, attended_s, last seen]. A track is a fragile identity (a seller walking
         off splits or renames the blob); the place is not — goods found there again are the same stall."""
@@ -462,12 +472,30 @@ class Judge:
                 a = work[y0:y1_, x0:x1_]
                 b = prev[y0:y1_, x0:x1_]
                 if abs(dx) + abs(dy) > 0.3 or self._shaky:
-                    # A shaking camera also turns a little: what the shift cannot undo is up to a pixel, so a
-                    # pixel only changed if it left the range of its 3x3 neighbourhood a sample ago.
+                    # A shaking pole also turns the picture a little: a place away from the centre moves by up to
+                    # a pixel more or less than the frame as a whole, and a seated seller's hand moves only one or
+                    # two. Each candidate's place is registered on its own (``_register_locally``), then compared
+                    # as on a steady camera; where that fails, a pixel only changed if it left the range of its
+                    # 3x3 neighbourhood a sample ago.
                     self._shaky = 20 if abs(dx) + abs(dy) > 0.3 else self._shaky - 1
-                    # Outside the neighbourhood's range is a real change already: count it from a lower level.
-                    out_of_range = cv2.max(cv2.subtract(a, cv2.dilate(b, _K3)), cv2.subtract(cv2.erode(b, _K3), a))
-                    changed = (_channel_max(out_of_range) > p.shake_threshold).astype(np.uint8)
+                    changed = np.zeros(a.shape[:2], np.uint8)
+                    for bx in boxes_w:
+                        r = (slice(bx[1] - y0, bx[3] - y0), slice(bx[0] - x0, bx[2] - x0))
+                        ra, rb = a[r], b[r]
+                        reg = self._register_locally(ra, bx, (dx, dy))
+                        if reg is not None:
+                            # What registration leaves (a few tenths of a pixel) changes a pixel by that much of
+                            # its gradient: thin, sharp things (a bicycle's spokes and frame) would flicker alive.
+                            g = cv2.cvtColor(reg, cv2.COLOR_BGR2GRAY)
+                            grad = cv2.add(cv2.convertScaleAbs(cv2.Sobel(g, cv2.CV_16S, 1, 0), alpha=0.125),
+                                           cv2.convertScaleAbs(cv2.Sobel(g, cv2.CV_16S, 0, 1), alpha=0.125))
+                            tolerance = cv2.addWeighted(grad, p.residual_px, grad, 0.0, p.change_threshold)
+                            here = _channel_max(cv2.absdiff(ra, reg)) > tolerance
+                        else:
+                            out_of_range = cv2.max(cv2.subtract(ra, cv2.dilate(rb, _K3)),
+                                                   cv2.subtract(cv2.erode(rb, _K3), ra))
+                            here = _channel_max(out_of_range) > p.shake_threshold
+                        changed[r] |= here.astype(np.uint8)
                 else:
                     changed = (_channel_max(cv2.absdiff(a, b)) > p.change_threshold).astype(np.uint8)
                 # Whole bodies walking or driving through (now or a sample ago) are not someone staying: solid
@@ -516,8 +544,8 @@ class Judge:
                 people_mask[int(b[1] * wh):int(b[3] * wh) + 1, int(b[0] * ww):int(b[2] * ww) + 1] = 1
 
         out: dict[int, Judgement] = {}
+        found: list[tuple[list[Part], int]] = []
         for i in range(n):
-            tid = int(tracked.tracker_id[i])
             cm, bx, ph = per_cand[i]
             sub = (slice(bx[1], bx[3]), slice(bx[0], bx[2]))
             cmb = cm[sub].astype(bool)
@@ -537,8 +565,21 @@ class Judge:
                 if part.kind in (Kind.GOODS, Kind.RUBBISH) and model_roles is None:
                     part = self._piece_of_a_bike(image, part, tracked.xyxy, i, ph / wh)
                 parts.append(part)
+            found.append((parts, int(pm.sum() > 0.04 * ph * ph)))
+        # People staying beside a thing may be a blob of their own (a courier on the phone next to his e-bike):
+        # still person-shaped parts of every candidate, and candidates judged people for a few samples, mind what
+        # is within reach as much as a live person in the same blob does.
+        minders = [q.box for parts, _ in found for q in parts if q.kind == Kind.PERSON]
+        for i in range(n):
+            held = self._tracks.get(int(tracked.tracker_id[i]))
+            if held is not None and held.family == Kind.PERSON.value and held.samples >= 3:
+                minders.append(tuple(float(v) for v in tracked.xyxy[i]))
+        for i in range(n):
+            tid = int(tracked.tracker_id[i])
+            cm, bx, ph = per_cand[i]
+            sub = (slice(bx[1], bx[3]), slice(bx[0], bx[2]))
+            parts, live_here = found[i]
             # Still people: a person-shaped part (nobody moved in it) counts as a person too.
-            live_here = int(pm.sum() > 0.04 * ph * ph)
             still_people = [q for q in parts if q.kind == Kind.PERSON]
             objects = [q for q in parts if q.kind != Kind.PERSON]
             # Goods big enough to trade or to block the way (a bag in a hand, a pair of shoes is not a stall).
@@ -554,7 +595,7 @@ class Judge:
                 gy1 = max(int(q.box[3] * wh) for q in objects) + int(0.5 * reach)
                 win = people_mask[max(0, gy0):max(0, gy1), max(0, gx0):max(0, gx1)]
                 attended = bool(win.sum() > 0.04 * ph * ph) or any(
-                    _near(q.box, o.box, reach / ww) for q in still_people for o in objects)
+                    _near(q, o.box, reach / ww) for q in minders for o in objects)
                 people = self._count_people(win, ph)
             else:
                 people = max(self._count_people(people_mask[sub], ph), len(still_people))
@@ -570,6 +611,37 @@ class Judge:
         for tid in [t for t, tr in self._tracks.items() if now - tr.last > 30.0]:
             del self._tracks[tid]
         return out
+
+    def _register_locally(self, a: np.ndarray, rect: tuple[int, int, int, int],
+                          shift: tuple[float, float]) -> np.ndarray | None:
+        """The previous working image over ``rect`` (x0, y0, x1, y1) registered to ``a`` (this sample there) to a
+        fraction of a pixel, or None when that fails. The frame-wide ``shift`` is refined on the place itself
+        (phase correlation of the crops, the previous one shifted frame-wide first), then the previous image is
+        warped once by shift + residual. Registered this closely, a steady camera's change test works on a shaking
+        one (measured on the life suite's shaken scenes: as few changed pixels where nothing moves as on a steady
+        view)."""
+        x0, y0, x1, y1 = rect
+        h, w = a.shape[:2]
+        if h < 16 or w < 16 or self._prev is None:
+            return None
+        H, W = self._prev.shape[:2]
+
+        def warped(tx: float, ty: float) -> np.ndarray:
+            m = int(abs(tx) + abs(ty)) + 3
+            X0, Y0, X1, Y1 = max(0, x0 - m), max(0, y0 - m), min(W, x1 + m), min(H, y1 + m)
+            out = cv2.warpAffine(self._prev[Y0:Y1, X0:X1], np.float32([[1, 0, tx], [0, 1, ty]]),
+                                 (X1 - X0, Y1 - Y0), borderMode=cv2.BORDER_REPLICATE)
+            return out[y0 - Y0:y0 - Y0 + h, x0 - X0:x0 - X0 + w]
+
+        first = warped(*shift)
+        ga = cv2.cvtColor(a, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        gb = cv2.cvtColor(first, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        (rx, ry), response = cv2.phaseCorrelate(gb, ga, cv2.createHanningWindow((w, h), cv2.CV_32F))
+        if abs(rx) > 2.0 or abs(ry) > 2.0 or response < 0.1:
+            return None
+        if abs(rx) + abs(ry) < 0.05:
+            return first
+        return warped(shift[0] + rx, shift[1] + ry)
 
     def judgement(self, track_id: int) -> Judgement | None:
         """The latest judgement of a track, if it was judged."""
@@ -717,6 +789,7 @@ class Judge:
                                                              max(tr.attended_samples, old.attended_samples))
                     tr.attended_s = max(tr.attended_s, old.attended_s)
                     tr.goods_ema = max(tr.goods_ema, old.goods_ema)
+                    tr.goods_seen = max(tr.goods_seen, old.goods_seen)
                     tr.attended_ema = max(tr.attended_ema, old.attended_ema)
                     tr.bike_box = tr.bike_box or old.bike_box
                     tr.wheel_samples = max(tr.wheel_samples, old.wheel_samples)
@@ -730,6 +803,13 @@ class Judge:
         tr.samples += 1
         for k in list(tr.votes):
             tr.votes[k] *= p.kind_memory
+        if tr.samples > p.arrival_samples:
+            # How a thing came is seen when it comes: "rode in" on a thing that has stood for a while is traffic
+            # passing over it (a cyclist in front of a shop's crates), not how the crates arrived.
+            late = [q for q in objects if q.why == "rode in"]
+            if late:
+                objects = [q for q in objects if q not in late]
+                parts = [q for q in parts if q not in late]
         bikes = [q for q in objects if q.kind == Kind.BIKE]
         tr.object_samples += bool(objects)
         tr.wheel_samples += bool(bikes)
@@ -746,7 +826,16 @@ class Judge:
                 goods = [q for q in goods if q not in same]
                 objects = [q for q in objects if q not in same]
                 bikes = bikes + [Part(q.box, Kind.BIKE, q.width_p, q.height_p, "where the bike was") for q in same]
-        tr.goods_ema = 0.7 * tr.goods_ema + 0.3 * (1.0 if goods else 0.0)
+        if goods:
+            tr.goods_seen = now
+        # A stall's customers and its seller stand over the goods and hide them: while people are at a stall whose
+        # goods were seen lately, goods not seen are hidden, not gone (people crowding round a mat are no reason to
+        # call it people only and clear the alarm, to raise it again a dwell later).
+        hidden = (not goods and tr.stall and bool(live_here or still_people) and tr.bike_box is None
+                  and not tr.rode_in and tr.goods_samples >= p.decide_samples
+                  and now - tr.goods_seen <= p.hidden_goods_s)
+        if not hidden:
+            tr.goods_ema = 0.7 * tr.goods_ema + 0.3 * (1.0 if goods else 0.0)
         if bikes:
             # Two wheels seen, or a ride in, is strong evidence; not seeing them (a wheel hidden, Hough missing it)
             # is weak evidence: a bike once recognised outweighs a few "object" samples.
@@ -769,9 +858,13 @@ class Judge:
             tr.votes[Kind.PERSON] = tr.votes.get(Kind.PERSON, 0.0) + 1.0
         else:
             tr.votes[Kind.UNKNOWN] = tr.votes.get(Kind.UNKNOWN, 0.0) + 0.5
+        tr.attended_bits = ((tr.attended_bits << 1) | int(attended)) & 0b11111
         if attended:
             tr.last_attended = now
-            tr.unattended_since = None
+            # Someone minds it again only if they stay: passers-by brushing past a parked bike in busy traffic
+            # are near it for a sample or two, its owner (or a seller) is there most of the time.
+            if tr.unattended_since is None or _POPCOUNT[tr.attended_bits] >= 3:
+                tr.unattended_since = None
         elif tr.unattended_since is None:
             tr.unattended_since = now
         share = tr.attended_samples / tr.goods_samples if tr.goods_samples else 0.0
@@ -802,16 +895,18 @@ class Judge:
                           j.kind_since)
         return j
 
-    def _place_since(self, family: str, box, now: float) -> float:
-        """Since when this family of kinds has been judged at this place. Tracks split, merge and get new ids as
-        people walk past and sellers move about; the place where goods (or a bike) stand does not."""
+    def _place(self, family: str, box, now: float) -> list:
+        """The record of where this family of kinds has been judged: [family, box, since, last seen, unattended
+        since]. Tracks split, merge and get new ids as people walk past and sellers move about; the place where
+        goods (or a bike) stand does not."""
         self._places = [pl for pl in self._places if now - pl[3] <= 10.0]
         for pl in self._places:
             if pl[0] == family and _overlap(pl[1], box) >= 0.4:
                 pl[1], pl[3] = box, now
-                return pl[2]
-        self._places.append([family, box, now, now])
-        return now
+                return pl
+        pl = [family, box, now, now, None]
+        self._places.append(pl)
+        return pl
 
     def _judgement(self, tid: int, tr: _Track, now: float) -> Judgement:
         total = sum(tr.votes.values()) or 1.0
@@ -826,12 +921,22 @@ class Judge:
             rest = {k: v for k, v in tr.votes.items() if k not in (Kind.GOODS, Kind.RUBBISH)}
             kind, score = max(rest.items(), key=lambda kv: kv[1]) if rest else (Kind.UNKNOWN, 0.0)
         family = _FAMILY.get(kind, kind.value)
-        tr.family_since = self._place_since(family, tr.box, now)
+        place = self._place(family, tr.box, now)
+        tr.family_since = place[2]
         tr.family = family
+        # Nobody has minded the thing at this place since when (kept by the place, not the track: in traffic a
+        # parked bike's blob gets a new id every few samples, and each new track would start the clock again).
+        # Only a track seen a few samples may say someone minds it now.
+        if tr.unattended_since is None:
+            if tr.samples >= 3:
+                place[4] = None
+        else:
+            place[4] = tr.unattended_since if place[4] is None else min(place[4], tr.unattended_since)
+        unattended_since = place[4] if tr.unattended_since is not None else None
         # Goods just set out: whether someone minds them takes a few samples to see (a seller sitting down,
         # still for a moment): not decided before ``decide_samples``.
         pending = kind in (Kind.GOODS, Kind.RUBBISH) and tr.goods_samples < self.params.decide_samples
-        return Judgement(tid, kind, float(score / total), share, tr.attended_s, tr.unattended_since, tr.people,
+        return Judgement(tid, kind, float(score / total), share, tr.attended_s, unattended_since, tr.people,
                          tuple(tr.parts), samples=tr.samples, pending=pending, kind_since=tr.family_since)
 
 

@@ -252,7 +252,10 @@ class CameraAnalyzer:
                         # Judging takes a few samples (a seller still setting up looks like people): an object
                         # judged this way for a while counts from a little before (at most KIND_GRACE_S), while a
                         # passing misjudgement still has to last most of the dwell.
-                        since = max(since, j.kind_since - min(KIND_GRACE_S, zr.zone.dwell_s / 2))
+                        # A track younger than the place's judgement is the same thing under a new id (traffic
+                        # through the zone splits and merges blobs): it counts from when the place was judged so.
+                        since = (j.kind_since if j.kind_since < since
+                                 else max(since, j.kind_since - min(KIND_GRACE_S, zr.zone.dwell_s / 2)))
                     if zr.event == EventType.BIKE_PARKING and j.unattended_since is not None:
                         # A bike counts from when its rider left it, not from when it stopped.
                         since = max(since, j.unattended_since)
