@@ -77,6 +77,7 @@ class ProtocolServer:
         ]
         self.alarms: list[dict] = []      # newest first, each with "id"
         self.system_alarms: dict = {"alarms": [], "last_id": "0-0"}  # GET /api/system-alarms
+        self.me: dict = {"user": {"username": "admin"}}                # GET /api/me
         self.cases: list[dict] = []
         self.sessions: set[str] = set()
         self.sockets: list[web.WebSocketResponse] = []
@@ -136,7 +137,7 @@ class ProtocolServer:
         app.router.add_get("/login", page("login.html"))
         app.router.add_get("/wall", page("wall.html"))
         app.router.add_post("/api/login", self._login)
-        app.router.add_get("/api/me", json_of(lambda: {"user": {"username": "admin"}}))
+        app.router.add_get("/api/me", json_of(lambda: self.me))
         app.router.add_get("/api/cameras", json_of(lambda: {"cameras": self.cameras}))
         app.router.add_get("/api/alarms", json_of(lambda: {"alarms": self.alarms}))
         app.router.add_get("/api/case-deadlines", json_of(lambda: {"deadlines": []}))
@@ -435,3 +436,48 @@ async def test_double_click_enlarges_a_tile_over_the_grid(page, server):
     assert abs(box["width"] - grid["width"]) < 2 and abs(box["height"] - grid["height"]) < 2
     await tile.dblclick()
     assert (await tile.bounding_box())["width"] < grid["width"] / 2
+
+
+async def test_tile_menu_time_picker_uses_the_site_timezone_and_a_24_hour_clock(browser, server):
+    from zoneinfo import ZoneInfo
+
+    from playwright.async_api import async_playwright
+
+    site = ZoneInfo("Asia/Shanghai")
+    server.me = {"user": {"username": "admin", "role": "monitor"}, "timezone": "Asia/Shanghai"}
+    async with async_playwright() as pw:
+        connected = await pw.chromium.connect_over_cdp(browser.cdp_url)
+        # The display PC is set to New York and US English: datetime-local would show 12-hour New York time.
+        context = await connected.new_context(viewport={"width": 1600, "height": 900}, timezone_id="America/New_York",
+                                              locale="en-US")
+        try:
+            page = await context.new_page()
+            await sign_in(page, server)
+            tile = page.locator("#grid cw-tile[camera='cam-vending']")
+            await tile.click(button="right")
+            menu = page.locator(".tile-menu[data-camera='cam-vending']")
+            field = menu.locator("input[name='playback-at']")
+            shown = await field.input_value()
+            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", shown), shown  # no AM/PM
+            at = datetime.datetime.strptime(shown, "%Y-%m-%d %H:%M:%S").replace(tzinfo=site).timestamp()
+            assert abs(at - (time.time() - 300)) < 30, (shown, at)  # 5 minutes ago on the site's clock
+            zone = await menu.locator(".tm-zone").text_content()
+            assert "24小时制" in zone and "Asia/Shanghai" in zone, zone
+
+            await field.fill("2026-03-11 8:00 PM")
+            await menu.locator("button[data-action='playback-at']").click()
+            assert "24小时制" in await menu.locator(".tm-note").text_content()
+            await field.fill("2026-13-11 20:00:05")
+            await field.press("Enter")
+            assert "时间格式" in await menu.locator(".tm-note").text_content()
+
+            await field.fill("2026-03-11 20:00:05")  # 20:00:05 in Shanghai (12:00:05 UTC)
+            await field.press("Enter")
+            asked = await page.wait_for_function(
+                "() => { const v = document.querySelector('.pb-view');"
+                " return v && v.tile.getAttribute('playback-at'); }", timeout=5_000)
+            expected = datetime.datetime(2026, 3, 11, 20, 0, 5, tzinfo=site).timestamp()
+            assert float(await asked.json_value()) == expected
+        finally:
+            await context.close()
+            await connected.close()
