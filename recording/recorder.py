@@ -346,6 +346,8 @@ class CameraRecorder:
         self._jump_ticks = int(CLOCK_JUMP_S * 90000)
         self._next_start: float | None = None
         self._ring: deque[tuple[AccessUnit, float]] = deque()
+        self._ring_keys: deque[tuple[AccessUnit, float]] = deque()
+        """The ring's keyframe entries after its first, oldest first (GOP boundaries: no scan per packet)."""
         self._until = 0.0
         self._pending_close: _Close | None = None
         self._batch: list[bytes] = []
@@ -368,12 +370,14 @@ class CameraRecorder:
         self._info = None if self._closed else info
         self._jump_ticks = int(CLOCK_JUMP_S / info.time_base)
         self._ring.clear()
+        self._ring_keys.clear()
         self._last_pts = None
 
     def stream_ended(self, reason: str) -> None:
         self._end(f"stream ended ({reason})")
         self._info = None
         self._ring.clear()
+        self._ring_keys.clear()
 
     def close(self, reason: str = "recording stopped") -> None:
         """End the segment being written and record nothing more (the camera's connection may go on)."""
@@ -421,16 +425,18 @@ class CameraRecorder:
 
     # -- internals ---------------------------------------------------------------------------------------------
     def _keep(self, unit: AccessUnit, arrived_at: float) -> None:
-        ring = self._ring
-        if not ring and not unit.is_keyframe:
-            return
-        ring.append((unit, arrived_at))
-        horizon = arrived_at - self.policy.pre_s
-        while True:  # drop whole GOPs while the next keyframe is still at least pre_s old
-            nxt = next((i for i, (u, _) in enumerate(ring) if i > 0 and u.is_keyframe), None)
-            if nxt is None or ring[nxt][1] > horizon:
+        ring, keys = self._ring, self._ring_keys
+        entry = (unit, arrived_at)
+        if not ring:
+            if not unit.is_keyframe:
                 return
-            for _ in range(nxt):
+        elif unit.is_keyframe:
+            keys.append(entry)
+        ring.append(entry)
+        horizon = arrived_at - self.policy.pre_s
+        while keys and keys[0][1] <= horizon:  # drop whole GOPs while the next keyframe is still pre_s old
+            nxt = keys.popleft()
+            while ring[0] is not nxt:
                 ring.popleft()
 
     def _start_from_ring(self) -> None:

@@ -259,6 +259,32 @@ def test_a_full_writer_queue_drops_to_the_next_keyframe_and_counts_it(tmp_path, 
         assert seg.valid_bytes == len(data) and seg.frames[0].keyframe
 
 
+def test_alarm_mode_keeps_whole_gops_of_pre_s_and_records_from_them(tmp_path, store):  # noqa: F811
+    from recording.recorder import CameraPolicy, CameraRecorder, SegmentWriter
+
+    index = RecordingIndex(store, tmp_path / "rec")
+    writer = SegmentWriter(index.root, index)
+    writer.start()
+    recorder = CameraRecorder("cam-a", writer, CameraPolicy(mode="alarms", pre_s=0.5, post_s=0.3))
+    info, units = _units(n=120)  # 4.8 s, a keyframe every 0.24 s
+    recorder.stream_started(info)
+    for i, (unit, offset) in enumerate(units[:60]):
+        recorder.packet(unit, NOW + offset)
+        ring = list(recorder._ring)
+        assert ring[0][0].is_keyframe and list(recorder._ring_keys) == [e for e in ring[1:] if e[0].is_keyframe]
+        if i > 30:  # from the newest keyframe at least pre_s old: 0.5 s ≤ span < 0.5 s + one GOP
+            assert 0.5 <= ring[-1][1] - ring[0][1] < 0.74 + 1e-9, i
+    recorder.alarm(NOW + 2.4)
+    for unit, offset in units[60:]:
+        recorder.packet(unit, NOW + offset)
+    recorder.stream_ended("test over")
+    writer.stop()
+    rows = index.segments("cam-a", 0, NOW + 100)
+    assert len(rows) == 1 and round(rows[0].start_at - NOW, 2) == 1.68  # the keyframe 0.72 s before the alarm
+    frames = parse_segment((index.root / rows[0].path).read_bytes()).frames
+    assert frames[0].keyframe and len(frames) == 30  # 1.68 s .. 2.88 s: the GOP after alarm + post_s ends it
+
+
 def test_a_lasting_write_error_is_logged_once_per_episode_with_its_count(tmp_path, store, caplog):  # noqa: F811
     from datetime import UTC, datetime
 
