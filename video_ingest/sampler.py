@@ -48,12 +48,6 @@ SampleMode = Literal["interval", "keyframes", "all"]
 SAMPLE_MODES: tuple[str, ...] = ("interval", "keyframes", "all")
 DEFAULT_QUEUE_UNITS = 64
 """Units queued for the decoder at most (2.5 s at 25 fps) before it counts as behind."""
-ANALYSIS_DECODER_OPTIONS: dict[str, str] = {"skip_loop_filter": "all"}
-"""FFmpeg options of the analysis decoder (never the live view or exports, which are not decoded here): no
-deblocking. Detection looks at 1 picture a second for objects that stay minutes; the deblocking filter only smooths
-block edges. It is 11 % of a keyframe's decode on camera-like 720p H.264 (x264 main profile, deblocking on: 6.96 →
-6.20 ms, PSNR against the filtered picture ≥ 39 dB) and nothing on streams encoded without it (the demo media).
-``flags2=fast`` was measured too: no gain on H.264 keyframes, not used."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,7 +314,6 @@ class FrameSampler:
             ctx.extradata = info.extradata
         # One thread, no frame threading: frame threads would hold every picture back by a frame per thread.
         ctx.thread_count = 1
-        ctx.options = dict(ANALYSIS_DECODER_OPTIONS)
         return ctx
 
 
