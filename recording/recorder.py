@@ -13,6 +13,8 @@ The writer appends fragments to the open file of each camera (never rewriting on
 segment opens and closes. A write that fails (ENOSPC: disk full) truncates the file back to its last whole
 fragment, closes the segment, counts it, logs one clear error and sets :attr:`SegmentWriter.full`: recorders
 then drop everything (counted) until the retention janitor has freed space and called :meth:`SegmentWriter.resume`.
+Errors are logged once per fault episode (a camera's failing writes until one succeeds; for a full disk, until
+space is freed): the first failure at ERROR, the end with the count of writes that failed during it.
 """
 
 from __future__ import annotations
@@ -143,6 +145,10 @@ class SegmentWriter:
         self._failing: dict[str, tuple[str, str]] = {}
         self._failed_since: dict[str, tuple[str, str]] = {}
         self._failing_lock = threading.Lock()
+        self._episodes: dict[str, int] = {}
+        """Camera → writes failed (not for lack of space) since its last successful write; writer thread only."""
+        self._full_failures = 0
+        """Writes failed for lack of space since the disk became full (logged when recording resumes)."""
 
     def start(self) -> None:
         if self._thread is None:
@@ -160,7 +166,8 @@ class SegmentWriter:
     def resume(self) -> None:
         """Space was freed: recorders may start new segments again."""
         if self.full:
-            log.warning("recording resumes: space was freed")
+            log.warning("recording resumes: space was freed (%d writes failed while the disk was full)",
+                        self._full_failures)
         self.full = False
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -170,6 +177,10 @@ class SegmentWriter:
         self._queue.put(None)
         self._thread.join(timeout)
         self._thread = None
+
+    def drain(self) -> None:
+        """Wait until everything queued so far has been handled (the thread must be running)."""
+        self._queue.join()
 
     @property
     def queued(self) -> int:
@@ -192,6 +203,10 @@ class SegmentWriter:
             if item is None:
                 for cid in list(self._files):
                     self._close(cid, None, "recording stopped")
+                for cid, n in self._episodes.items():
+                    log.error("recording: camera %s: still failing when recording stopped (%d failed writes)",
+                              cid, n)
+                self._episodes.clear()
                 return
             try:
                 if isinstance(item, _Append):
@@ -202,6 +217,8 @@ class SegmentWriter:
                     self._close(item.camera_id, item.end_at, item.reason)
             except Exception:  # a bug here must not end the thread (every camera's recording)
                 log.exception("recording writer: %r failed", type(item).__name__)
+            finally:
+                self._queue.task_done()
 
     def _open(self, item: _Open) -> None:
         if item.camera_id in self._files:
@@ -242,6 +259,10 @@ class SegmentWriter:
                 self._failing.pop(entry.row.camera_id, None)
                 for cid in [c for c, (kind, _) in self._failing.items() if kind == "disk_full"]:
                     del self._failing[cid]
+        if self._episodes:
+            failed = self._episodes.pop(entry.row.camera_id, 0)
+            if failed:
+                log.warning("recording: camera %s: writing again after %d failed writes", entry.row.camera_id, failed)
         size = sum(len(p) for p in parts)
         entry.written += size
         entry.end_at = end_at
@@ -262,14 +283,20 @@ class SegmentWriter:
         if full:
             self.disk_full += 1
             if not self.full:
+                self._full_failures = 0
                 log.error("recording: DISK FULL (%s: %s) — recording stopped on every camera until old "
                           "recordings are deleted by the retention policy", what, exc.strerror)
+            self._full_failures += 1
             self.full = True
             if self.on_full is not None:
                 self.on_full()
         else:
             self.write_errors += 1
-            log.error("recording: camera %s: %s failed: %s", camera_id, what, exc)
+            failed = self._episodes.get(camera_id, 0) + 1
+            self._episodes[camera_id] = failed
+            if failed == 1:  # once per episode: a lasting fault would otherwise log at every new segment
+                log.error("recording: camera %s: %s failed: %s (logged again when it writes or stops)",
+                          camera_id, what, exc)
         if entry is not None:
             self.broken.add(camera_id)
             self._close(camera_id, None, f"write failed: {exc.strerror or exc}")
@@ -319,6 +346,8 @@ class CameraRecorder:
         self._jump_ticks = int(CLOCK_JUMP_S * 90000)
         self._next_start: float | None = None
         self._ring: deque[tuple[AccessUnit, float]] = deque()
+        self._ring_keys: deque[tuple[AccessUnit, float]] = deque()
+        """The ring's keyframe entries after its first, oldest first (GOP boundaries: no scan per packet)."""
         self._until = 0.0
         self._pending_close: _Close | None = None
         self._batch: list[bytes] = []
@@ -341,12 +370,14 @@ class CameraRecorder:
         self._info = None if self._closed else info
         self._jump_ticks = int(CLOCK_JUMP_S / info.time_base)
         self._ring.clear()
+        self._ring_keys.clear()
         self._last_pts = None
 
     def stream_ended(self, reason: str) -> None:
         self._end(f"stream ended ({reason})")
         self._info = None
         self._ring.clear()
+        self._ring_keys.clear()
 
     def close(self, reason: str = "recording stopped") -> None:
         """End the segment being written and record nothing more (the camera's connection may go on)."""
@@ -394,16 +425,18 @@ class CameraRecorder:
 
     # -- internals ---------------------------------------------------------------------------------------------
     def _keep(self, unit: AccessUnit, arrived_at: float) -> None:
-        ring = self._ring
-        if not ring and not unit.is_keyframe:
-            return
-        ring.append((unit, arrived_at))
-        horizon = arrived_at - self.policy.pre_s
-        while True:  # drop whole GOPs while the next keyframe is still at least pre_s old
-            nxt = next((i for i, (u, _) in enumerate(ring) if i > 0 and u.is_keyframe), None)
-            if nxt is None or ring[nxt][1] > horizon:
+        ring, keys = self._ring, self._ring_keys
+        entry = (unit, arrived_at)
+        if not ring:
+            if not unit.is_keyframe:
                 return
-            for _ in range(nxt):
+        elif unit.is_keyframe:
+            keys.append(entry)
+        ring.append(entry)
+        horizon = arrived_at - self.policy.pre_s
+        while keys and keys[0][1] <= horizon:  # drop whole GOPs while the next keyframe is still pre_s old
+            nxt = keys.popleft()
+            while ring[0] is not nxt:
                 ring.popleft()
 
     def _start_from_ring(self) -> None:

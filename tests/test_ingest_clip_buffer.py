@@ -77,12 +77,16 @@ def test_the_ring_stays_about_pre_s_long(demo_media):
     _feed(buf, demo_media["bin_overflow"], 12.0)
     span = buf._ring[-1].arrived_at - buf._ring[0].arrived_at
     assert buf._ring[0].keyframe and 2.0 <= span < 3.05
+    # The GOP boundaries it trims at are exactly the ring's keyframes after the first; the byte count is the ring's.
+    ring = list(buf._ring)
+    assert list(buf._keys) == [p for p in ring[1:] if p.keyframe] and len(buf._keys) >= 1
+    assert buf._bytes == sum(len(p.data) for p in ring)
 
 
 def test_a_byte_bound_drops_whole_gops(demo_media):
     buf = ClipBuffer("cam", pre_s=60.0, max_bytes=200_000)
     _feed(buf, demo_media["road_occupation"], 10.0)
-    assert buf._ring[0].keyframe
+    assert buf._ring[0].keyframe and list(buf._keys) == [p for p in list(buf._ring)[1:] if p.keyframe]
     # Never more than the bound plus the one GOP the ring must keep whole.
     assert buf._bytes <= 200_000 + max(len(p.data) for p in buf._ring) * FPS
 

@@ -259,6 +259,75 @@ def test_a_full_writer_queue_drops_to_the_next_keyframe_and_counts_it(tmp_path, 
         assert seg.valid_bytes == len(data) and seg.frames[0].keyframe
 
 
+def test_alarm_mode_keeps_whole_gops_of_pre_s_and_records_from_them(tmp_path, store):  # noqa: F811
+    from recording.recorder import CameraPolicy, CameraRecorder, SegmentWriter
+
+    index = RecordingIndex(store, tmp_path / "rec")
+    writer = SegmentWriter(index.root, index)
+    writer.start()
+    recorder = CameraRecorder("cam-a", writer, CameraPolicy(mode="alarms", pre_s=0.5, post_s=0.3))
+    info, units = _units(n=120)  # 4.8 s, a keyframe every 0.24 s
+    recorder.stream_started(info)
+    for i, (unit, offset) in enumerate(units[:60]):
+        recorder.packet(unit, NOW + offset)
+        ring = list(recorder._ring)
+        assert ring[0][0].is_keyframe and list(recorder._ring_keys) == [e for e in ring[1:] if e[0].is_keyframe]
+        if i > 30:  # from the newest keyframe at least pre_s old: 0.5 s ≤ span < 0.5 s + one GOP
+            assert 0.5 <= ring[-1][1] - ring[0][1] < 0.74 + 1e-9, i
+    recorder.alarm(NOW + 2.4)
+    for unit, offset in units[60:]:
+        recorder.packet(unit, NOW + offset)
+    recorder.stream_ended("test over")
+    writer.stop()
+    rows = index.segments("cam-a", 0, NOW + 100)
+    assert len(rows) == 1 and round(rows[0].start_at - NOW, 2) == 1.68  # the keyframe 0.72 s before the alarm
+    frames = parse_segment((index.root / rows[0].path).read_bytes()).frames
+    assert frames[0].keyframe and len(frames) == 30  # 1.68 s .. 2.88 s: the GOP after alarm + post_s ends it
+
+
+def test_a_lasting_write_error_is_logged_once_per_episode_with_its_count(tmp_path, store, caplog):  # noqa: F811
+    from datetime import UTC, datetime
+
+    from recording.recorder import CameraPolicy, CameraRecorder, SegmentWriter, segment_path
+
+    index = RecordingIndex(store, tmp_path / "rec")
+    writer = SegmentWriter(index.root, index)
+    recorder = CameraRecorder("cam-a", writer, CameraPolicy(segment_s=0.2))
+    info, units = _units(n=120)  # 4.8 s, a keyframe every 0.24 s: a new segment at every keyframe
+    day = index.root / segment_path("cam-a", NOW).rsplit("/", 1)[0]
+    assert day.name == datetime.fromtimestamp(NOW, UTC).strftime("%Y-%m-%d")
+    day.parent.mkdir(parents=True)
+    day.write_bytes(b"not a directory")  # the fault: no segment can be created under the day's directory
+
+    def play(part: list) -> None:
+        for unit, offset in part:
+            recorder.packet(unit, NOW + offset)
+        writer.drain()  # what the writer logs is all in caplog now
+
+    def logged(level: str) -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "citywall.recording" and r.levelname == level]
+
+    caplog.set_level("INFO", logger="citywall.recording")
+    writer.start()
+    recorder.stream_started(info)
+    play(units[:60])
+    assert writer.write_errors >= 5 and len(logged("ERROR")) == 1, logged("ERROR")
+    assert "cannot create" in logged("ERROR")[0] and logged("WARNING") == []
+    failed = writer.write_errors
+    day.unlink()  # the fault goes away: the next segment is written and the episode's end is logged with its count
+    play(units[60:90])
+    assert logged("WARNING") == [f"recording: camera cam-a: writing again after {failed} failed writes"]
+    assert index.segments("cam-a", 0, NOW + 100)
+    day.rename(day.with_name("moved"))
+    day.write_bytes(b"again")  # a second episode: logged once more, and its count when the recorder stops
+    play(units[90:])
+    recorder.stream_ended("test over")
+    writer.stop()
+    errors = logged("ERROR")
+    assert len(errors) == 3 and "still failing when recording stopped" in errors[2], errors
+    assert f"({writer.write_errors - failed} failed writes)" in errors[2]
+
+
 # ------------------------------------------------------------------------------------------------ the settings
 
 def test_recording_settings_are_validated_naming_the_key(tmp_path):

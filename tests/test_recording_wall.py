@@ -93,7 +93,7 @@ async def test_wall_tile_menu_plays_back_snapshots_and_goes_fullscreen(
             # a chosen time in the past, then 单屏 from the menu; Esc leaves it
             await tile.click(button="right")
             await menu.wait_for(timeout=5_000)
-            await menu.locator("input[type='datetime-local']").fill("2099-01-01T00:00:00")
+            await menu.locator("input[name='playback-at']").fill("2099-01-01 00:00:00")
             await menu.locator("button[data-action='playback-at']").click()
             assert "请选择过去的时间" in await menu.locator(".tm-note").text_content()
             await menu.locator("button[data-action='fullscreen']").click()

@@ -16,6 +16,7 @@ import pytest
 
 from messages.camera import CameraStatus
 from messages.case_event import CaseEvent
+from messages.system import SystemAlarm
 from tests.fixtures.factories import make_alarm, make_deadline_alarm
 from tests.fixtures.wall import login, make_settings, wall_client
 from wall import state
@@ -131,6 +132,30 @@ async def test_resume_sends_exactly_the_missed_alarms_deadline_alarms_and_case_e
         new_id = await bus.publish(make_alarm(99))
         frame = await _next(ws)
         assert frame["type"] == "alarm" and frame["id"] == new_id
+
+
+async def test_system_alarms_resume_from_the_id_their_rest_read_returned(client, bus):
+    def fault(n: int, phase: str) -> SystemAlarm:
+        return SystemAlarm(alarm_id="recording_write_error@up", kind="recording_write_error", phase=phase,
+                           at=float(n), node="up", label="录像写入失败", cameras=["cam-a"])
+
+    assert (await (await client.get("/api/system-alarms")).json()) == {"alarms": [], "last_id": "0-0"}
+    first = await bus.publish(fault(1, "raised"))
+    body = await (await client.get("/api/system-alarms")).json()  # what a wall page reads before its socket opens
+    assert body["last_id"] == first and [a["id"] for a in body["alarms"]] == [first]
+    # While the page has no socket (opening, or a network outage) the fault clears and comes back.
+    missed = [await bus.publish(fault(2, "cleared")), await bus.publish(fault(3, "raised"))]
+    async with client.ws_connect("/api/ws") as ws:
+        await _next(ws, "hello")
+        await ws.send_json({"type": "resume", "last_ids": {"system_alarms": body["last_id"]}})
+        await ws.send_json({"type": "ping"})
+        got = []
+        while (frame := await _next(ws))["type"] != "pong":
+            got.append((frame["type"], frame["id"], frame["alarm"]["phase"]))
+        assert got == [("system_alarm", missed[0], "cleared"), ("system_alarm", missed[1], "raised")]
+        live = await bus.publish(fault(4, "cleared"))
+        frame = await _next(ws)
+        assert (frame["type"], frame["id"]) == ("system_alarm", live)
 
 
 @pytest.mark.slow

@@ -76,6 +76,8 @@ class ProtocolServer:
             _camera("cam-extra", "第五路口", state="offline"),
         ]
         self.alarms: list[dict] = []      # newest first, each with "id"
+        self.system_alarms: dict = {"alarms": [], "last_id": "0-0"}  # GET /api/system-alarms
+        self.me: dict = {"user": {"username": "admin"}}                # GET /api/me
         self.cases: list[dict] = []
         self.sessions: set[str] = set()
         self.sockets: list[web.WebSocketResponse] = []
@@ -135,10 +137,11 @@ class ProtocolServer:
         app.router.add_get("/login", page("login.html"))
         app.router.add_get("/wall", page("wall.html"))
         app.router.add_post("/api/login", self._login)
-        app.router.add_get("/api/me", json_of(lambda: {"user": {"username": "admin"}}))
+        app.router.add_get("/api/me", json_of(lambda: self.me))
         app.router.add_get("/api/cameras", json_of(lambda: {"cameras": self.cameras}))
         app.router.add_get("/api/alarms", json_of(lambda: {"alarms": self.alarms}))
         app.router.add_get("/api/case-deadlines", json_of(lambda: {"deadlines": []}))
+        app.router.add_get("/api/system-alarms", json_of(lambda: self.system_alarms))
         app.router.add_get("/api/cases", self._cases)
         app.router.add_get("/api/ws", self._ws)
         app.router.add_get("/api/live/{camera_id}", self.feed.handle)
@@ -367,9 +370,15 @@ async def test_stored_text_never_becomes_markup(page, server):
 
 async def test_event_socket_reconnects_and_resumes_without_duplicates(page, server):
     server.alarms = [{**_alarm("a-0", "cam-bin", "延安路垃圾箱", "bin_overflow"), "id": "1700000000005-0"}]
+    fault = {"alarm_id": "recording_disk_full@up", "kind": "recording_disk_full", "phase": "raised", "at": 1700000004,
+             "node": "up", "label": "录像磁盘已满", "detail": "No space left on device", "cameras": ["cam-bin"]}
+    server.system_alarms = {"alarms": [{**fault, "id": "1700000000004-0"}], "last_id": "1700000000004-1"}
     await sign_in(page, server)
     first = await eventually(lambda: _resume(server), what="first resume")
-    assert first["last_ids"] == {"alarms": "1700000000005-0", "case_deadlines": "0-0"}
+    assert first["last_ids"] == {"alarms": "1700000000005-0", "case_deadlines": "0-0",
+                                 "system_alarms": "1700000000004-1"}
+    strip = page.locator("#system-alarms .sys-alarm[data-kind=recording_disk_full]")
+    await strip.wait_for()
     await server.push({"type": "alarm", "id": "1700000000006-0",
                        "alarm": _alarm("a-1", "cam-vending", "解放路人行道", "vending")})
     await page.locator(".alarm-card[data-alarm-id=a-1]").wait_for()
@@ -381,14 +390,21 @@ async def test_event_socket_reconnects_and_resumes_without_duplicates(page, serv
     card = page.locator(".alarm-card.case-overdue[data-kind=case_overdue]")
     await card.wait_for()
     assert "CW20231114-0001" in await card.text_content() and "openable" not in await card.get_attribute("class")
+    await server.push({"type": "system_alarm", "id": "1700000000007-5", "alarm": {**fault, "phase": "cleared"}})
+    await strip.wait_for(state="detached")
 
     server.received.clear()
     await server.drop_sockets()
     await page.locator("#link[data-state=closed]").wait_for(timeout=5000)
     resumed = await eventually(lambda: _resume(server), timeout=10, what="resume after reconnect")
     assert resumed["last_ids"] == {"alarms": "1700000000006-0", "case_events": "1700000000007-3",
-                                   "case_deadlines": "1700000000007-4"}
+                                   "case_deadlines": "1700000000007-4", "system_alarms": "1700000000007-5"}
     await page.locator("#link[data-state=open]").wait_for(timeout=5000)
+    # The fault raised again while the page was away comes in the resume (no REST read after a reconnect);
+    # the clear frame already seen, replayed, changes nothing.
+    await server.push({"type": "system_alarm", "id": "1700000000007-5", "alarm": {**fault, "phase": "cleared"}})
+    await server.push({"type": "system_alarm", "id": "1700000000007-6", "alarm": fault})
+    await strip.wait_for(timeout=5000)
     # The server replays an alarm the page already has, then the one it missed.
     await server.push({"type": "alarm", "id": "1700000000006-0",
                        "alarm": _alarm("a-1", "cam-vending", "解放路人行道", "vending")})
@@ -420,3 +436,48 @@ async def test_double_click_enlarges_a_tile_over_the_grid(page, server):
     assert abs(box["width"] - grid["width"]) < 2 and abs(box["height"] - grid["height"]) < 2
     await tile.dblclick()
     assert (await tile.bounding_box())["width"] < grid["width"] / 2
+
+
+async def test_tile_menu_time_picker_uses_the_site_timezone_and_a_24_hour_clock(browser, server):
+    from zoneinfo import ZoneInfo
+
+    from playwright.async_api import async_playwright
+
+    site = ZoneInfo("Asia/Shanghai")
+    server.me = {"user": {"username": "admin", "role": "monitor"}, "timezone": "Asia/Shanghai"}
+    async with async_playwright() as pw:
+        connected = await pw.chromium.connect_over_cdp(browser.cdp_url)
+        # The display PC is set to New York and US English: datetime-local would show 12-hour New York time.
+        context = await connected.new_context(viewport={"width": 1600, "height": 900}, timezone_id="America/New_York",
+                                              locale="en-US")
+        try:
+            page = await context.new_page()
+            await sign_in(page, server)
+            tile = page.locator("#grid cw-tile[camera='cam-vending']")
+            await tile.click(button="right")
+            menu = page.locator(".tile-menu[data-camera='cam-vending']")
+            field = menu.locator("input[name='playback-at']")
+            shown = await field.input_value()
+            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", shown), shown  # no AM/PM
+            at = datetime.datetime.strptime(shown, "%Y-%m-%d %H:%M:%S").replace(tzinfo=site).timestamp()
+            assert abs(at - (time.time() - 300)) < 30, (shown, at)  # 5 minutes ago on the site's clock
+            zone = await menu.locator(".tm-zone").text_content()
+            assert "24小时制" in zone and "Asia/Shanghai" in zone, zone
+
+            await field.fill("2026-03-11 8:00 PM")
+            await menu.locator("button[data-action='playback-at']").click()
+            assert "24小时制" in await menu.locator(".tm-note").text_content()
+            await field.fill("2026-13-11 20:00:05")
+            await field.press("Enter")
+            assert "时间格式" in await menu.locator(".tm-note").text_content()
+
+            await field.fill("2026-03-11 20:00:05")  # 20:00:05 in Shanghai (12:00:05 UTC)
+            await field.press("Enter")
+            asked = await page.wait_for_function(
+                "() => { const v = document.querySelector('.pb-view');"
+                " return v && v.tile.getAttribute('playback-at'); }", timeout=5_000)
+            expected = datetime.datetime(2026, 3, 11, 20, 0, 5, tzinfo=site).timestamp()
+            assert float(await asked.json_value()) == expected
+        finally:
+            await context.close()
+            await connected.close()

@@ -189,6 +189,9 @@ class ClipBuffer:
         self.max_pending = max_pending
         self._lock = threading.Lock()
         self._ring: deque[ClipPacket] = deque()
+        self._keys: deque[ClipPacket] = deque()
+        """The ring's keyframes after its first packet, oldest first: where whole GOPs can be cut off (so trimming
+        never scans the ring per packet)."""
         self._bytes = 0
         self._info: tuple[str, int, int, bytes | None] | None = None
         self._pending: list[ClipRequest] = []
@@ -205,6 +208,7 @@ class ClipBuffer:
         with self._lock:
             self._finish_all("session restarted")
             self._ring.clear()
+            self._keys.clear()
             self._bytes = 0
             self._info = (info.codec, info.width, info.height, info.extradata)
 
@@ -214,8 +218,11 @@ class ClipBuffer:
         p = ClipPacket(bytes(packet), packet.pts, packet.dts, bool(packet.is_keyframe), arrived_at,
                        packet.time_base)
         with self._lock:
-            if not self._ring and not p.keyframe:
-                return  # a clip can only start at a keyframe
+            if not self._ring:
+                if not p.keyframe:
+                    return  # a clip can only start at a keyframe
+            elif p.keyframe:
+                self._keys.append(p)
             self._ring.append(p)
             self._bytes += len(p.data)
             self._trim(arrived_at)
@@ -268,15 +275,14 @@ class ClipBuffer:
 
     def _trim(self, now: float) -> None:
         # Drop whole GOPs from the front while the next keyframe is still at least pre_s old, or bytes overflow.
-        while True:
-            nxt = next((i for i, p in enumerate(self._ring) if i > 0 and p.keyframe), None)
-            if nxt is None:
+        keys, ring = self._keys, self._ring
+        while keys:
+            nxt = keys[0]
+            if nxt.arrived_at > now - self.pre_s and self._bytes <= self.max_bytes:
                 return
-            older_than_needed = self._ring[nxt].arrived_at <= now - self.pre_s
-            if not older_than_needed and self._bytes <= self.max_bytes:
-                return
-            for _ in range(nxt):
-                self._bytes -= len(self._ring.popleft().data)
+            keys.popleft()
+            while ring[0] is not nxt:
+                self._bytes -= len(ring.popleft().data)
 
     def _finish_all(self, why: str) -> None:
         for req in self._pending:

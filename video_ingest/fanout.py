@@ -159,7 +159,11 @@ class PacketFanout:
             if self.keep_gop:
                 self._keep(packet, arrived_at)
             for sink in self._sinks:
-                self._call(sink.packet, packet, arrived_at)
+                try:  # _call's guard, inlined: this runs per frame for every sink of every camera
+                    sink.packet(packet, arrived_at)
+                except Exception:  # a consumer's bug must not end the camera's connection
+                    self.sink_errors += 1
+                    log.exception("camera %s: packet sink %r failed", self.camera_id, sink)
 
     def _keep(self, packet: AccessUnit, arrived_at: float) -> None:
         # References only: access units are immutable, so holding one costs no copy.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import struct
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,6 +25,8 @@ SUPPORTED = {"H264": "h264", "H265": "hevc"}
 H264_IDR = 5
 H264_SPS, H264_PPS = 7, 8
 H265_VPS, H265_SPS, H265_PPS = 32, 33, 34
+_RTP_HEADER = struct.Struct(">BBHI")
+"""V/P/X/CC, M/PT, sequence number, timestamp: the fixed part of an RTP header read in one call."""
 MAX_UNIT_BYTES = 16 * 1024 * 1024
 """An access unit larger than this (16 MiB) is garbage, not a frame; it is dropped."""
 
@@ -175,7 +178,7 @@ class Depacketizer:
     """Payloads that could not be parsed (kept going)."""
     _nals: list[bytes] = field(default_factory=list)
     _size: int = 0
-    _fu: list[bytes] = field(default_factory=list)
+    _fu: list[bytes | memoryview] = field(default_factory=list)
     _ts: int | None = None
     _seq: int | None = None
     _broken: bool = False
@@ -186,38 +189,40 @@ class Depacketizer:
             raise ValueError(f"depacketizer: codec must be h264 or hevc, got {self.codec!r}")
         self._hevc = self.codec == "hevc"
 
-    def push(self, packet: bytes) -> RtpAccessUnit | None:
-        """One whole RTP packet (12-byte header onwards); returns the access unit it completed, if any."""
-        if len(packet) < 12 or packet[0] >> 6 != 2:
+    def push(self, packet: bytes | memoryview) -> RtpAccessUnit | None:
+        """One whole RTP packet (12-byte header onwards); returns the access unit it completed, if any.
+
+        ``packet`` may be a memoryview (what ``RtspCore`` hands out): fragments are then kept as views and copied
+        once, when their NAL unit is whole — the per-packet path of a camera makes no copy of its own."""
+        n = len(packet)
+        if n < 12 or packet[0] >> 6 != 2:
             self.bad_payloads += 1
             return None
-        b0 = packet[0]
-        seq = (packet[2] << 8) | packet[3]
-        ts = int.from_bytes(packet[4:8], "big")
+        b0, b1, seq, ts = _RTP_HEADER.unpack_from(packet)
         offset = 12 + 4 * (b0 & 0x0F)
         if b0 & 0x10:  # header extension
-            if len(packet) < offset + 4:
+            if n < offset + 4:
                 self.bad_payloads += 1
                 return None
             offset += 4 + 4 * ((packet[offset + 2] << 8) | packet[offset + 3])
-        end = len(packet)
+        end = n
         if b0 & 0x20:  # padding
             end -= packet[-1]
         if offset >= end:
             self.bad_payloads += 1
             return None
-        payload = packet[offset:end]
         done: RtpAccessUnit | None = None
         lost = 0
-        if self._seq is not None:
-            lost = (seq - self._seq - 1) & 0xFFFF
+        previous = self._seq
+        self._seq = seq
+        if previous is not None and seq != (previous + 1) & 0xFFFF:
+            lost = (seq - previous - 1) & 0xFFFF
             if lost >= 0x8000:
                 lost = 0  # a late or repeated packet, not a loss
-        self._seq = seq
-        if lost:
-            self.lost_packets += lost
-            self._fu = []
-        if self._ts is not None and ts != self._ts and (self._nals or self._broken):
+            if lost:
+                self.lost_packets += lost
+                self._fu = []
+        if ts != self._ts and self._ts is not None and (self._nals or self._broken):
             # The previous frame had no marker bit (or lost it): it ends here, broken if packets are missing.
             self._broken = self._broken or bool(lost)
             done = self._finish()
@@ -226,36 +231,45 @@ class Depacketizer:
         self._ts = ts
         try:
             if self._hevc:
-                self._h265(payload)
+                self._h265(packet[offset:end])
             else:
-                self._h264(payload)
+                self._h264(packet[offset:end])
         except IndexError:
             self.bad_payloads += 1
             self._broken = True
             self._fu = []
-        if packet[1] & 0x80:
+        if b1 & 0x80:
             marked = self._finish()
             return marked if done is None else done  # two at once only if the camera mixes both styles
         return done
 
-    def _add(self, nal: bytes) -> None:
+    def _add(self, nal: bytes | memoryview) -> None:
         if nal:
-            self._nals.append(nal)
+            self._nals.append(nal if type(nal) is bytes else bytes(nal))
             self._size += len(nal)
 
-    def _h264(self, p: bytes) -> None:
+    def _h264(self, p: bytes | memoryview) -> None:
         t = p[0] & 0x1F
-        if 1 <= t <= 23:
-            self._add(p)
-        elif t == 28:  # FU-A: 1-byte indicator + 1-byte FU header; the NAL header is rebuilt from both
+        if t == 28:  # FU-A (most packets of a stream): 1-byte indicator + 1-byte FU header; NAL header rebuilt
             fu = p[1]
-            self._fragment(fu, bytes(((p[0] & 0xE0) | (fu & 0x1F),)) if fu & 0x80 else b"", p[2:])
+            if fu & 0x80:
+                self._fu = [bytes(((p[0] & 0xE0) | (fu & 0x1F),)), p[2:]]
+            elif self._fu:
+                self._fu.append(p[2:])
+            else:
+                self._broken = True  # a middle/end fragment without its start
+                return
+            if fu & 0x40:
+                self._add(b"".join(self._fu))
+                self._fu = []
+        elif 1 <= t <= 23:
+            self._add(p)
         elif t == 24:  # STAP-A
             self._aggregate(p, 1)
         else:  # STAP-B, MTAP, FU-B: not used by cameras in non-interleaved mode
             self.bad_payloads += 1
 
-    def _h265(self, p: bytes) -> None:
+    def _h265(self, p: bytes | memoryview) -> None:
         t = (p[0] >> 1) & 0x3F
         if t < 48:
             self._add(p)
@@ -266,7 +280,7 @@ class Depacketizer:
             self._aggregate(p, 2)
         # 50 (PACI) and reserved types carry nothing we can use
 
-    def _fragment(self, fu: int, header: bytes, body: bytes) -> None:
+    def _fragment(self, fu: int, header: bytes, body: bytes | memoryview) -> None:
         """One fragment of a NAL unit (S bit 0x80 starts it with the rebuilt NAL ``header``, E bit 0x40 ends it)."""
         if fu & 0x80:
             self._fu = [header, body]
@@ -279,7 +293,7 @@ class Depacketizer:
             self._add(b"".join(self._fu))
             self._fu = []
 
-    def _aggregate(self, p: bytes, offset: int) -> None:
+    def _aggregate(self, p: bytes | memoryview, offset: int) -> None:
         """The NAL units of an aggregation packet: (16-bit size, unit)* after an ``offset``-byte header."""
         i, n = offset, len(p)
         while i + 2 <= n:

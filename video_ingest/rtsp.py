@@ -410,7 +410,7 @@ class RtspSession:
         if proto is not None and proto.transport is not None and not proto.transport.is_closing():
             proto.transport.write(self.core.answer(cseq, status, reason, self._session_id))
 
-    def _rtp(self, packet: bytes) -> None:
+    def _rtp(self, packet: bytes | memoryview) -> None:
         depacketizer = self.depacketizer
         if depacketizer is None:
             return

@@ -203,7 +203,7 @@ class RtspCore:
     is neither raises :class:`RtspError`. ``request()`` and
     ``answer()`` encode what we send."""
 
-    def __init__(self, on_rtp: Callable[[bytes], None], on_rtcp: Callable[[bytes], None],
+    def __init__(self, on_rtp: Callable[[memoryview], None], on_rtcp: Callable[[bytes], None],
                  on_message: Callable[[Response | ServerRequest], None], *, user_agent: str = USER_AGENT) -> None:
         self.on_rtp = on_rtp
         self.on_rtcp = on_rtcp
@@ -216,56 +216,64 @@ class RtspCore:
         self.stopped = False
         self.cseq = 0
         """CSeq of the newest request encoded."""
-        self._buf = bytearray()
+        self._buf = b""
+        """What is left of the previous chunk: the start of a frame or message not yet whole."""
 
     def receive(self, data: bytes) -> None:
-        """Take bytes from the connection; calls back for every whole frame and message in them."""
+        """Take bytes from the connection; calls back for every whole frame and message in them.
+
+        The RTP payloads handed to ``on_rtp`` are read-only memoryviews of one immutable copy of the chunk (no
+        copy and no bytes object per packet: a 720p keyframe is ~40 packets); a consumer may keep them (they
+        keep that chunk alive) or copy them with ``bytes()``."""
         if self.stopped:
             return
-        buf = self._buf
-        buf += data
-        pos, n = 0, len(buf)
+        if self._buf:  # the unfinished tail of the previous chunk: one copy joins it to this one
+            data = self._buf + data
+        elif not isinstance(data, bytes):
+            data = bytes(data)
+        self._buf = b""
+        pos, n = 0, len(data)
         rtp_channel = self.rtp_channel
         on_rtp = self.on_rtp
-        view = memoryview(buf)
+        view = memoryview(data)
         try:
             while pos < n:
-                if buf[pos] == 0x24:  # '$' channel(1) length(2) payload
+                if data[pos] == 0x24:  # '$' channel(1) length(2) payload
                     if n - pos < 4:
                         break
-                    end = pos + 4 + ((buf[pos + 2] << 8) | buf[pos + 3])
+                    end = pos + 4 + ((data[pos + 2] << 8) | data[pos + 3])
                     if end > n:
                         break
-                    channel = buf[pos + 1]
+                    channel = data[pos + 1]
                     if channel == rtp_channel:
-                        on_rtp(bytes(view[pos + 4:end]))  # one copy (a bytearray slice would be two)
+                        on_rtp(view[pos + 4:end])
                         pos = end
                         continue
                     if channel == rtp_channel + 1:  # RTCP: a few packets every few seconds
-                        self.on_rtcp(bytes(view[pos + 4:end]))
+                        self.on_rtcp(data[pos + 4:end])
                     else:
                         self.skipped += 1
                     pos = end
                     if self.stopped:
                         break
                     continue
-                head_end = buf.find(b"\r\n\r\n", pos, pos + MAX_HEADER_BYTES)
+                head_end = data.find(b"\r\n\r\n", pos, pos + MAX_HEADER_BYTES)
                 if head_end < 0:
-                    if n - pos >= MAX_HEADER_BYTES or (n - pos >= 4 and not _looks_like_rtsp(buf, pos)):
+                    if n - pos >= MAX_HEADER_BYTES or (n - pos >= 4 and not _looks_like_rtsp(data, pos)):
                         raise RtspError("the server sent something that is neither RTSP nor interleaved RTP")
                     break
-                head = bytes(buf[pos:head_end]).decode("utf-8", "replace")
+                head = data[pos:head_end].decode("utf-8", "replace")
                 end = head_end + 4 + _content_length(head)
                 if end > n:
                     break
-                message = parse_message(head, bytes(buf[head_end + 4:end]))
+                message = parse_message(head, data[head_end + 4:end])
                 pos = end
                 self.on_message(message)
                 if self.stopped:
                     break
         finally:
-            view.release()  # the buffer cannot shrink while a view of it exists
-            del buf[:pos]
+            if pos < n:
+                self._buf = data[pos:]
 
     def request(self, method: str, url: str, headers: dict[str, str] | None = None, *,
                 authorization: str | None = None, session: str | None = None) -> bytes:
@@ -315,8 +323,8 @@ def parse_message(head: str, body: bytes) -> Response | ServerRequest:
     return Response(status, reason[0] if reason else "", headers, body, tuple(challenges), cseq)
 
 
-def _looks_like_rtsp(buf: bytearray, pos: int) -> bool:
-    head = bytes(buf[pos:pos + 8])
+def _looks_like_rtsp(buf: bytes, pos: int) -> bool:
+    head = buf[pos:pos + 8]
     return head.startswith(b"RTSP/") or head[:1].isalpha()
 
 

@@ -12,7 +12,8 @@ Client messages: ``ping``, ``resume`` and the control actions other rooms regist
 access policy (``wall.access.WS_MESSAGES``): a refused or failed message gets an ``error`` frame naming why, and the
 connection stays open. Control actions are written to the audit log, refused ones included.
 
-Resume: a client sends ``{"type": "resume", "last_ids": {"alarms": id, "case_deadlines": id, "case_events": id}}``.
+Resume: a client sends ``{"type": "resume", "last_ids": {"alarms": id, "case_deadlines": id, "case_events": id,
+"system_alarms": id}}`` (any of them; a page gets its starting ids from the REST reads it made first).
 While the missed entries are read (``bus.since``) and queued, live frames for that client are held aside; afterwards
 they are released, skipping every id the resume already covered and every id the client already got live. The client
 therefore sees each entry exactly once with no gap at the switch-over.
@@ -55,7 +56,7 @@ log = logging.getLogger("citywall.wall.hub")
 
 STREAMS = (streams.ALARMS, streams.CASE_DEADLINES, streams.CAMERA_STATUS, streams.CASE_EVENTS, streams.BROADCASTS,
            streams.WALL, streams.SYSTEM_ALARMS)
-RESUMABLE = (streams.ALARMS, streams.CASE_DEADLINES, streams.CASE_EVENTS)
+RESUMABLE = (streams.ALARMS, streams.CASE_DEADLINES, streams.CASE_EVENTS, streams.SYSTEM_ALARMS)
 RESUME_PAGE = 500
 SEEN_PER_STREAM = 4096
 """Ids delivered live before a resume that are remembered so the resume does not repeat them."""

@@ -298,8 +298,8 @@ WS_FRAMES = {
             "case": {"type": "case", "id": "stream id", "event": "CaseEvent"},
             "wall_screen": {"type": "wall_screen", "id": "stream id", "screen": "Screen (not resumed: GET "
                             "/api/screens/{id} after a reconnect)"},
-            "system_alarm": {"type": "system_alarm", "id": "stream id", "alarm": "SystemAlarm (not resumed: GET "
-                             "/api/system-alarms after a reconnect)"},
+            "system_alarm": {"type": "system_alarm", "id": "stream id", "alarm": "SystemAlarm (resumed from "
+                             "last_id of GET /api/system-alarms)"},
             "pong": {"type": "pong"},
             "ack_result": {"type": "ack_result", "alarm_id": "id", "screens": "[Screen] the screens that changed"},
             "error": {"type": "error", "error": "what was wrong (a refused message names the role and what it needs)"},
@@ -307,7 +307,7 @@ WS_FRAMES = {
         "client": {
             "ping": {"type": "ping"},
             "resume": {"type": "resume", "last_ids": {"alarms": "stream id", "case_deadlines": "stream id",
-                                                      "case_events": "stream id"}},
+                                                      "case_events": "stream id", "system_alarms": "stream id"}},
             "ack": {"type": "ack", "alarm_id": "id",
                     "x-roles": WS_MESSAGES["ack"].needs()},
         },
@@ -932,7 +932,9 @@ PATHS["/api/system-alarms"] = {
                     "alarm_id": {"type": "string"}, "kind": {"enum": ["recording_disk_full", "recording_write_error"]},
                     "phase": {"const": "raised"}, "at": {"type": "number"}, "node": {"type": "string"},
                     "label": {"type": "string"}, "detail": {"type": "string"},
-                    "cameras": {"type": "array", "items": {"type": "string"}}, "id": {"type": "string"}}}}}},
+                    "cameras": {"type": "array", "items": {"type": "string"}}, "id": {"type": "string"}}}},
+                "last_id": {"type": "string", "description": "the newest entry of stream system_alarms ('0-0' when "
+                            "there is none): resume the event socket's system_alarms from it"}}},
                 "the raised system alarms"),
             "401": _UNAUTHORIZED, "503": _error("event bus unavailable"),
         },

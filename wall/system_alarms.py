@@ -1,6 +1,7 @@
 """System alarms on the wall: ``GET /api/system-alarms`` — the faults of citywall itself (bus stream
 ``system_alarms``: a recorder that cannot write) raised and not yet cleared, newest first, so a page that opens
-while one is raised shows it; the live ``system_alarm`` frames come through the event hub (``wall.hub``)."""
+while one is raised shows it; the live ``system_alarm`` frames come through the event hub (``wall.hub``), resumed from
+the reply's ``last_id`` (the stream's newest entry) so a change between this read and the socket is not lost."""
 
 from __future__ import annotations
 
@@ -31,9 +32,10 @@ def raised(entries: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
 
 
 async def system_alarms(request: web.Request) -> web.Response:
-    """``GET /api/system-alarms``: ``{"alarms": [...]}``, the raised ones (see the module docstring)."""
+    """``GET /api/system-alarms``: ``{"alarms": [...], "last_id": id}``, the raised ones (see the module docstring)."""
     entries = await _bus_call(request.app[state.BUS].history(streams.SYSTEM_ALARMS, count=HISTORY))
-    return web.json_response({"alarms": raised([(e.id, e.data) for e in entries])})
+    return web.json_response({"alarms": raised([(e.id, e.data) for e in entries]),
+                              "last_id": entries[0].id if entries else "0-0"})
 
 
 def add_routes(app: web.Application) -> None:

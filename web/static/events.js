@@ -1,4 +1,4 @@
-// The wall's event socket (WebSocket /api/ws): alarms, deadline alarms, camera status and case frames, with reconnect and
+// The wall's event socket (WebSocket /api/ws): alarms, deadline alarms, system alarms, camera status and case frames, with reconnect and
 // resume. Every (re)connect sends {"type":"resume","last_ids":{...}} with the newest stream ids seen, so the
 // server replays what was missed; frames already seen (by stream id) are dropped here as well.
 
@@ -8,7 +8,7 @@ const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 8000;
 const PING_MS = 20000;
 const SEEN_MAX = 5000;
-const STREAM_OF = { alarm: "alarms", case_deadline: "case_deadlines", case: "case_events" };
+const STREAM_OF = { alarm: "alarms", case_deadline: "case_deadlines", case: "case_events", system_alarm: "system_alarms" };
 
 /** Reconnecting, resuming event socket; ``onFrame(msg)`` gets every new frame, ``onStatus(state)`` open|closed. */
 export class EventSocket {

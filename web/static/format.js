@@ -42,6 +42,32 @@ export function setTimeZone(tz) {
   }
 }
 
+/** The IANA name of the zone times are shown in (the site's once set, else the browser's). */
+export function timeZoneName() {
+  return (zoneFormat || new Intl.DateTimeFormat()).resolvedOptions().timeZone;
+}
+
+/** Unix seconds of a wall-clock time in the site's timezone (the inverse of ``zoned``); NaN for a date that
+ *  does not exist (2026-02-30) or a field out of range. */
+export function siteTime(year, month, day, hour, minute, second = 0) {
+  const asUtc = Date.UTC(year, month - 1, day, hour, minute, second) / 1000;
+  const d = new Date(asUtc * 1000);
+  if (!Number.isFinite(asUtc) || d.getUTCFullYear() !== year || d.getUTCMonth() !== month - 1
+      || d.getUTCDate() !== day || hour > 23 || minute > 59 || second > 59) return NaN;
+  let t = asUtc;
+  for (let i = 0; i < 2; i += 1) {  // the zone's offset at t; the second pass settles a time near a DST change
+    const z = zoned(new Date(t * 1000));
+    t = asUtc - (Date.UTC(z.year, z.month - 1, z.day, z.hour, z.minute, z.second) / 1000 - t);
+  }
+  return t;
+}
+
+/** "2026-03-11 08:00:05" (24-hour, site timezone) → unix seconds; seconds may be left out; NaN if malformed. */
+export function parseSiteDateTime(text) {
+  const m = /^\s*(\d{4})-(\d{1,2})-(\d{1,2})[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?\s*$/.exec(String(text));
+  return m ? siteTime(+m[1], +m[2], +m[3], +m[4], +m[5], +(m[6] || 0)) : NaN;
+}
+
 const WEEKDAY_INDEX = { Sun: 0, Mon: 1, Tue: 2, Wed: 3, Thu: 4, Fri: 5, Sat: 6 };
 
 /** Calendar fields of a Date in the site's timezone. */

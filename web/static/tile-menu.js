@@ -1,6 +1,7 @@
 // The wall tile's menu (画面菜单): right-click, a long press (touch walls) or the M / ContextMenu key on a focused
 // tile opens a small menu over it:
-//   回放 最近5分钟 (Playback, the last 5 minutes) · 回放 指定时间 (at a chosen date/time) — the playback panel
+//   回放 最近5分钟 (Playback, the last 5 minutes) · 回放 指定时间 (at a chosen date/time, typed as
+//   "YYYY-MM-DD HH:MM:SS" on a 24-hour clock in the site's timezone, never the browser's) — the playback panel
 //   (playback.js: the tile, the 24 h timeline, speeds; Esc or 回到直播 returns to live) ·
 //   截图 (Snapshot: the picture on screen as a PNG download, named after the camera and the time) ·
 //   单屏 (Fullscreen: the tile fills the grid; Esc leaves it).
@@ -8,6 +9,7 @@
 // (.tile-menu) carries data-camera.
 
 import { bilingual, el, installStyle } from "./dom.js";
+import { dateTimeText, parseSiteDateTime, timeZoneName } from "./format.js";
 import { openPlayback } from "./playback.js";
 
 const LONG_PRESS_MS = 600;
@@ -22,7 +24,8 @@ const STYLE = `
   font-size: inherit; padding: 8px 14px; cursor: pointer; }
 .tile-menu button:hover, .tile-menu button:focus { background: #2563eb; outline: none; }
 .tile-menu .tm-at { display: flex; gap: 6px; padding: 6px 14px; }
-.tile-menu .tm-at input { flex: 1; font-size: 15px; }
+.tile-menu .tm-at input { flex: 1; min-width: 13em; font-size: 16px; font-variant-numeric: tabular-nums; }
+.tile-menu .tm-zone { padding: 0 14px 4px; color: #aab4c0; font-size: 13px; }
 .tile-menu .tm-note { padding: 4px 14px; color: #ffb4b4; font-size: 14px; }
 .tile-menu .bi .en { margin-left: 0.5em; font-size: 14px; color: #aab4c0; }
 `;
@@ -40,13 +43,6 @@ export function closeTileMenu() {
   open = null;
 }
 
-/** ``YYYY-MM-DDTHH:MM:SS`` of Unix time ``t`` in the browser's zone, for a datetime-local input. */
-function localInput(t) {
-  const d = new Date(t * 1000);
-  const p = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
-}
-
 /** The picture a tile shows, as a PNG blob (null while it shows nothing). */
 export function snapshot(tile) {
   const v = tile.video;
@@ -58,10 +54,9 @@ export function snapshot(tile) {
   return new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
 }
 
+/** "20260311-080005": the site's time for a file name. */
 function stamp(t) {
-  const d = new Date(t * 1000);
-  const p = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+  return dateTimeText(t).replace(/[-:]/g, "").replace(" ", "-");
 }
 
 /** Open the menu for ``tile`` at page point (x, y); ``role`` decides 导出 in the playback panel. */
@@ -80,15 +75,22 @@ export function openTileMenu(tile, x, y, { role = "" } = {}) {
     return b;
   };
   const recent = item("回放 最近5分钟", "Playback, last 5 min", "playback");
+  // A text field, not datetime-local: that one shows the browser's zone and locale (a 12-hour clock on an
+  // en-US display PC), while the wall works in the site's time (settings.timezone).
   const atInput = el("input");
-  atInput.type = "datetime-local";
-  atInput.step = "1";
-  atInput.value = localInput(now() - RECENT_S);
-  atInput.title = "回放起始时间 / Play from";
+  atInput.type = "text";
+  atInput.name = "playback-at";
+  atInput.inputMode = "numeric";
+  atInput.autocomplete = "off";
+  atInput.spellcheck = false;
+  atInput.value = dateTimeText(now() - RECENT_S);
+  atInput.placeholder = "YYYY-MM-DD HH:MM:SS";
+  atInput.title = "回放起始时间（24小时制）/ Play from (24-hour clock)";
+  const zone = el("div", "tm-zone", `24小时制 · ${timeZoneName()}`);
   const atGo = item("回放", "Play", "playback-at");
   const shot = item("截图", "Snapshot", "snapshot");
   const solo = item(tile.hasAttribute("enlarged") ? "退出单屏" : "单屏", "Fullscreen", "fullscreen");
-  const menu = el("div", "tile-menu", el("div", "tm-title", name), recent, el("div", "tm-at", atInput, atGo),
+  const menu = el("div", "tile-menu", el("div", "tm-title", name), recent, el("div", "tm-at", atInput, atGo), zone,
     shot, solo, note);
   menu.dataset.camera = camera;
   menu.setAttribute("role", "menu");
@@ -97,16 +99,23 @@ export function openTileMenu(tile, x, y, { role = "" } = {}) {
     closeTileMenu();
     openPlayback({ camera, name, at: now() - RECENT_S, role });
   });
-  atGo.addEventListener("click", () => {
-    const t = new Date(atInput.value).getTime() / 1000;
-    if (!Number.isFinite(t) || t >= now()) {
+  const playAt = () => {
+    const t = parseSiteDateTime(atInput.value);
+    if (!Number.isFinite(t)) {
+      note.textContent = "时间格式：年-月-日 时:分:秒（24小时制）/ Time as YYYY-MM-DD HH:MM:SS (24-hour)";
+      note.hidden = false;
+      return;
+    }
+    if (t >= now()) {
       note.textContent = "请选择过去的时间 / Choose a time in the past";
       note.hidden = false;
       return;
     }
     closeTileMenu();
     openPlayback({ camera, name, at: t, role });
-  });
+  };
+  atGo.addEventListener("click", playAt);
+  atInput.addEventListener("keydown", (ev) => { if (ev.key === "Enter") { ev.preventDefault(); playAt(); } });
   shot.addEventListener("click", async () => {
     const blob = await snapshot(tile);
     if (!blob) {

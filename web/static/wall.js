@@ -200,12 +200,13 @@ function onSystemAlarm(alarm) {
   renderSystemAlarms();
 }
 
-/** The raised system alarms (frames are not replayed: read at start and after a reconnect). */
+/** The raised system alarms, read once at start; returns the stream id the socket resumes their frames from. */
 async function loadSystemAlarms() {
   const body = await getJSON("/api/system-alarms");
   systemAlarms.clear();
   for (const a of body.alarms || []) systemAlarms.set(a.alarm_id, a);
   renderSystemAlarms();
+  return body.last_id || "0-0";
 }
 
 function onAlarm(alarm) {
@@ -338,10 +339,10 @@ async function start() {
         setLink(state);
         linkState(state);
         if (state === "open" && socket.connects > 1) {
-          // Back after an outage: statuses and screen states are not replayed, so read them again.
+          // Back after an outage: statuses and screen states are not replayed, so read them again (system
+          // alarms are: the resume brings their missed raise/clear frames in order).
           refreshCameras().catch((err) => console.warn("cameras refresh failed", err));
           loadScreen().catch((err) => console.warn("screen refresh failed", err));
-          loadSystemAlarms().catch((err) => console.warn("system alarms refresh failed", err));
         }
         if (state === "open") scheduleCases();
       },
@@ -362,11 +363,16 @@ async function start() {
     // this GET and the socket opening is lost.
     socket.remember("alarms", list.length ? list[0].id : "0-0");
     socket.remember("case_deadlines", deadlines.length ? deadlines[0].id : "0-0");
+    try {  // before the socket starts, so a raise or clear between this read and the socket is resumed
+      socket.remember("system_alarms", await loadSystemAlarms());
+    } catch (err) {
+      console.warn("system alarms not read", err);
+      socket.remember("system_alarms", "0-0");  // replay the stream: its raise/clear frames in order are the state
+    }
     installHallAudio(socket);
     $("alarm-history").addEventListener("click", () => showAlarmHistory($("stage"), {
       cameraName: (id) => cameras.get(id)?.name || id }));
     socket.start();
-    loadSystemAlarms().catch((err) => console.warn("system alarms not read", err));
     await refreshCases();
     showBanner("");
   } catch (err) {
