@@ -567,9 +567,9 @@ class Judge:
                 parts.append(part)
             found.append((parts, int(pm.sum() > 0.04 * ph * ph)))
         # People staying beside a thing may be a blob of their own (a courier on the phone next to his e-bike):
-        # still person-shaped parts of every candidate, and candidates judged people for a few samples, mind what
-        # is within reach as much as a live person in the same blob does.
-        minders = [q.box for parts, _ in found for q in parts if q.kind == Kind.PERSON]
+        # candidates judged people for a few samples mind what is within reach as much as a live person or a still
+        # person-shaped part in the thing's own blob does (a passer-by's piece in another blob does not).
+        minders: list[tuple[float, ...]] = []
         for i in range(n):
             held = self._tracks.get(int(tracked.tracker_id[i]))
             if held is not None and held.family == Kind.PERSON.value and held.samples >= 3:
@@ -595,7 +595,8 @@ class Judge:
                 gy1 = max(int(q.box[3] * wh) for q in objects) + int(0.5 * reach)
                 win = people_mask[max(0, gy0):max(0, gy1), max(0, gx0):max(0, gx1)]
                 attended = bool(win.sum() > 0.04 * ph * ph) or any(
-                    _near(q, o.box, reach / ww) for q in minders for o in objects)
+                    _near(q, o.box, reach / ww) for q in [*minders, *(sp.box for sp in still_people)]
+                    for o in objects)
                 people = self._count_people(win, ph)
             else:
                 people = max(self._count_people(people_mask[sub], ph), len(still_people))
