@@ -8,9 +8,10 @@ decides *what* each candidate is, model-free by default, from cues that hold on 
 - **Living people are never pixel-still.** Over a few samples a standing or sitting person sways, turns, moves
   hands: thin slivers of change along their outline, in the same place, again and again. Goods, bins, bikes and
   parked cars do not do that. ``Judge`` keeps a per-pixel *liveness* score at half resolution from those slivers,
-  after removing camera shake (phase correlation of consecutive samples) and leaving out whole bodies walking
-  through (moving foreground components) — a passer-by is a big, solid change once, a person waiting is a thin
-  change often.
+  after removing camera shake (phase correlation of consecutive samples, refined on each candidate's own place so
+  a pole's small turn leaves a few tenths of a pixel, with thin sharp things like spokes held to a share of their
+  contrast) and leaving out whole bodies walking through (moving foreground components) — a passer-by is a big,
+  solid change once, a person waiting is a thin change often.
 - **Scale.** ``PersonScale`` learns how tall a person is at each image row from the passers-by the analyzer sees
   moving (upright components, robust line fit), so "low and wide" (goods on a mat), "person-sized" (someone
   sitting very still) and "car-sized" mean something in any camera.
@@ -18,8 +19,13 @@ decides *what* each candidate is, model-free by default, from cues that hold on 
   bicycle or e-bike if it is smaller than a car. Two wheels side by side (Hough circles at full resolution) make a
   two-wheeler pushed in by hand.
 - **Who stays with it.** Goods count as *attended* in a sample when a live person (or a still, person-shaped
-  part) is within reach; the share of samples, and the seconds, are kept per track. Goods attended for most of
-  their stay are a stall (vending) — and stay a stall while the seller steps away.
+  part, or a neighbouring blob judged people) is within reach; the share of samples, and the seconds, are kept per
+  track. Goods attended for most of their stay are a stall (vending) — and stay a stall while the seller steps
+  away, and while customers standing at it hide the goods. Someone minds a thing *again* only by staying (3 of 5
+  samples): passers-by brushing past a parked bike do not restart its clock.
+- **Where it stands.** In traffic a blob is split and renamed every few samples; the *place* is not. What was
+  judged where, since when, and since when nobody minded it are kept by place, so dwell and a bike's unattended
+  time survive new track ids.
 - **A site model**, when configured, overrides by its boxes' roles (person, bike, vehicle, stall/cart/umbrella/
   goods, garbage) through the existing class map; the model-free path stays the default.
 
@@ -87,8 +93,9 @@ class JudgeParams:
     live_samples: int = 3
     """A region is live when it changed in at least this many of the last ``history`` samples (a passer-by
     crossing in front of goods changes them once or twice; a person staying there changes all the time)."""
-    residual_px: float = 0.25
-    """With a shaking camera, registered place by place: how far off the registration may still be (px)."""
+    thin_tolerance: float = 0.6
+    """With a shaking camera, registered place by place: the share of a thin structure's contrast that a change
+    on it must exceed besides ``change_threshold`` (what a few tenths of a pixel off do to a spoke)."""
     person_reach: float = 0.17
     """A live pixel claims the candidate pixels within this (×P) as part of a person."""
     attend_reach: float = 1.0
@@ -330,6 +337,7 @@ _WEIGHT = {"two wheels": 3.0, "rode in": 2.0, "drove in, car-sized": 2.0}
 """Vote weight of a part's evidence (default 1): what is seen rarely by mistake counts more."""
 
 _K3 = np.ones((3, 3), np.uint8)
+_K5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.uint8)
 _VERTICAL = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 7))
 
@@ -484,12 +492,14 @@ class Judge:
                         ra, rb = a[r], b[r]
                         reg = self._register_locally(ra, bx, (dx, dy))
                         if reg is not None:
-                            # What registration leaves (a few tenths of a pixel) changes a pixel by that much of
-                            # its gradient: thin, sharp things (a bicycle's spokes and frame) would flicker alive.
+                            # What registration leaves (a few tenths of a pixel) changes thin, sharp things (a
+                            # bicycle's spokes and frame) by a good part of their contrast: there a change must
+                            # exceed that part of the thin thing's own contrast (top-hat / black-hat), while a body's
+                            # outline moving a pixel is judged as on a steady camera.
                             g = cv2.cvtColor(reg, cv2.COLOR_BGR2GRAY)
-                            grad = cv2.add(cv2.convertScaleAbs(cv2.Sobel(g, cv2.CV_16S, 1, 0), alpha=0.125),
-                                           cv2.convertScaleAbs(cv2.Sobel(g, cv2.CV_16S, 0, 1), alpha=0.125))
-                            tolerance = cv2.addWeighted(grad, p.residual_px, grad, 0.0, p.change_threshold)
+                            thin = cv2.max(cv2.morphologyEx(g, cv2.MORPH_TOPHAT, _K5),
+                                           cv2.morphologyEx(g, cv2.MORPH_BLACKHAT, _K5))
+                            tolerance = cv2.addWeighted(thin, p.thin_tolerance, thin, 0.0, p.change_threshold)
                             here = _channel_max(cv2.absdiff(ra, reg)) > tolerance
                         else:
                             out_of_range = cv2.max(cv2.subtract(ra, cv2.dilate(rb, _K3)),
