@@ -52,7 +52,7 @@ async def test_workers_record_the_cameras_they_hold_and_a_wall_server_plays_them
     assert library is not None
     try:
         def holder(cid):
-            held = [w for w in workers if cid in w.stacks]
+            held = [w for w in workers if cid in w.cameras]
             return held[0] if len(held) == 1 else None
 
         async def recorded(cid, since, seconds):
@@ -74,7 +74,7 @@ async def test_workers_record_the_cameras_they_hold_and_a_wall_server_plays_them
         handed = time.time()
 
         async def taken():
-            return "cam-1" in other.stacks
+            return "cam-1" in other.cameras
         await eventually(taken, timeout=30, what="cam-1 taken over")
         await eventually(lambda: recorded("cam-1", handed, 4.0), timeout=60, what="cam-1 recorded after the handover")
         assert "cam-1" in other.recording.recorders
