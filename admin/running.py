@@ -246,7 +246,7 @@ def process_applier(*, ingest: Any, detection: Any, clips: Any, sources: Callabl
     connections (with their clip buffers), then detection takes the new camera list (fresh analysers where zones
     or the stream changed); the case filer (``filer``) files a new camera's alarms with its address and grid;
     ``recording`` (``recording.service.RecordingService``) records the new and reconnected cameras.
-    ``sources``/``analysis_sources``/``options`` are ``citywall.up``'s resolvers."""
+    ``sources``/``analysis_sources``/``options`` are the worker role's resolvers (``citywall.builders.worker``)."""
 
     async def apply_to_cameras(old: Settings, new: Settings, change: ConfigChange) -> None:
         if filer is not None and change.camera_list_changed:

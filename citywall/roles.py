@@ -1,10 +1,14 @@
-"""Process roles for more than one machine: ``citywall worker``, ``citywall wall`` and ``citywall cases``.
+"""Process roles for more than one machine: ``citywall worker``, ``citywall wall``, ``citywall cases`` and
+``citywall bridge``.
 
-``citywall up`` runs every role in one process; these run them apart, sharing one Redis (and one case database):
+``citywall up`` runs every role in one process; these run them apart, sharing one Redis (and one case database).
+Both build each role with :mod:`citywall.builders`; what is here is only what running apart adds (leases, the
+``Singleton`` pools, the internal live-video and ops servers):
 
 - **worker** — cameras. It joins the cluster (refused if its configuration differs, ``config.fingerprint``),
-  leases its fair share of the enabled cameras (``broker.leases``) and, for each camera it holds, runs the
-  connection, keyframe sampling, detection and status publishing (:class:`CameraStack`). It serves the live video
+  leases its fair share of the enabled cameras (``broker.leases``) and runs the cameras it holds as ``citywall up``
+  runs all of them (:class:`citywall.builders.worker.WorkerRole`: connections, keyframe sampling, clips, recording,
+  one detection loop batching every camera held, status publishing). It serves the live video
   of its cameras to wall servers on an internal address (``/internal/live/{camera}``, cluster token required),
   advertised with its heartbeat. A worker that dies loses its cameras to the others within ``cluster.lease_ttl_s``
   plus a round; a new worker takes a fair share.
@@ -36,41 +40,24 @@ from admin.changes import ConfigChange
 from admin.running import RunningConfig, load_running
 from broker.bus import Bus
 from broker.leases import LeaseChange, LeaseKeeper
-from broker.mqtt_bridge import MqttBridge
-from cases.deadlines import DeadlineAlarmLoop
 from cases.store import CaseStore
-from cases.webhooks import WebhookSender
-from cases.worker import CaseWorker, build_filer
-from citywall.metrics import (
-    bus_metrics,
-    case_store_metrics,
-    case_worker_metrics,
-    detection_metrics,
-    lease_metrics,
-    recording_metrics,
-)
+from citywall.builders import Loop, Loops
+from citywall.builders.bridge import bridge_loop
+from citywall.builders.cases import CasesRole
+from citywall.builders.wall import build_wall, serve_wall
+from citywall.builders.worker import WorkerRole
+from citywall.metrics import bus_metrics, case_store_metrics, lease_metrics
 from citywall.supervise import supervise
-from citywall.up import camera_options, follow_rejections, private_data_dir
+from citywall.up import private_data_dir
 from config import ConfigError, Settings, redact_url
 from config.fingerprint import fingerprint
-from detectors.feedback import RejectionFollower, SuppressionList
-from detectors.models import load_backends
-from detectors.worker import DetectionWorker
-from learning import learning_root
-from learning.registry import ModelRegistry
-from learning.switch import ModelSwitch
 from messages import CODECS
-from recording.service import build_library, build_recording, recording_wanted
-from video_ingest.clip_buffer import ClipRecorder
-from video_ingest.service import IngestService
-from wall.app import create_app
-from wall.exposure import check_exposure, start_site
-from wall.limits import RedisLimiter
+from recording.service import RecordingService, build_library, recording_wanted
+from wall.exposure import check_exposure
 from wall.live_ws import LiveSockets
 from wall.metrics import ScrapeStats, scrape
 from wall.remote_live import RemoteLiveHub, token_ok
 from wall.screens_api import SCREENS
-from wall.sessions import RedisSessions
 
 log = logging.getLogger("citywall.roles")
 
@@ -97,120 +84,54 @@ def require_cluster(settings: Settings, role: str, source: str = "<config>") -> 
         raise ConfigError(source, problems)
 
 
-class CameraStack:
-    """One camera held by this worker: its connection, frame sampling, clip buffer and status publishing (its
-    analysis is in the worker's one DetectionWorker, batched with the other cameras like ``citywall up``)."""
-
-    def __init__(self, settings: Settings, camera_id: str, bus: Bus, worker: str) -> None:
-        camera = settings.camera(camera_id)
-        self.camera_id = camera_id
-        self.ingest = IngestService({camera_id: camera.substream_url or camera.url}, worker=worker,
-                                    options={camera_id: camera_options(settings, camera)},
-                                    sample_interval_s=settings.detection.interval_s,  # see up.py
-                                    sample_mode=settings.detection.decode,
-                                    analysis_sources={camera_id: camera.analysis_url} if camera.analysis_url else None)
-        self.clips = ClipRecorder(settings.storage.evidence_dir, [camera_id])
-        self.ingest.subscribe_packets(camera_id, self.clips.buffer(camera_id))
-        self._bus = bus
-        self._stop = asyncio.Event()
-        self._tasks: list[asyncio.Task[Any]] = []
-
-    async def start(self) -> None:
-        await self.ingest.start()
-        self._tasks = [asyncio.create_task(supervise(f"status-{self.camera_id}", self._publish_statuses, self._stop))]
-
-    async def _publish_statuses(self) -> None:
-        async for status in self.ingest.status_updates():
-            await self._bus.put_state("cameras", status.camera_id, status.to_dict())
-            await self._bus.publish(status)
-
-    async def stop(self) -> None:
-        self._stop.set()
-        self._tasks[0].cancel()  # the status relay only waits for updates
-        _, pending = await asyncio.wait(self._tasks, timeout=5.0)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.ingest.stop()
-        self.clips.close()
-
-
-class WorkerLive:
-    """``LiveHub`` over the cameras this worker currently holds."""
-
-    def __init__(self, stacks: dict[str, CameraStack]) -> None:
-        self._stacks = stacks
-
-    def has_camera(self, camera_id: str) -> bool:
-        return camera_id in self._stacks
-
-    async def open(self, camera_id: str, *, queue_size: int = 256) -> Any:
-        stack = self._stacks.get(camera_id)
-        if stack is None:
-            raise KeyError(camera_id)
-        return await stack.ingest.live.open(camera_id, queue_size=queue_size)
-
-
 class CameraWorker:
-    """The worker role: leases, camera stacks, the internal live-video server."""
+    """The worker role under leases (:class:`citywall.builders.worker.WorkerRole`, ``leased``), the internal
+    live-video server and the cluster's recorded configuration."""
 
     def __init__(self, settings: Settings, bus: Bus, *, name: str, store: CaseStore | None = None) -> None:
-        self.settings = settings
         self.bus = bus
         self.name = name
-        # Recording (录像回放) of the cameras held, indexed in the shared case store (None: no store, or all off).
-        self.recording = (build_recording(settings, store, [], publish=bus.publish, node=name)
-                          if store is not None else None)
-        self.stacks: dict[str, CameraStack] = {}
-        self.live = WorkerLive(self.stacks)
+        # Recording (录像回放) of the cameras held is indexed in the shared case store (None: no store, or all off).
+        self.role = WorkerRole(settings, bus, name=name, store=store, leased=True)
         self.keeper: LeaseKeeper | None = None
         self._sockets = LiveSockets()
-        self.backend = load_backends(settings.detection.models)  # one model shared by this worker's cameras
-        self.suppressions = SuppressionList()
-        self._rejections = RejectionFollower(self.suppressions, settings.storage.evidence_dir)
-        # One detection loop over every camera held, as in `citywall up`: one batched model call per tick.
-        self.detection = DetectionWorker([], settings.detection, settings.storage.evidence_dir, self._frame,
-                                         timezone=settings.timezone, backend=self.backend, clips=self._clip,
-                                         suppressions=self.suppressions)
-        # The site model (learning/): promotions reach this worker through the learning folder (shared with the
-        # wall servers, e.g. on one host or a network mount), swapped in without a restart.
-        self.site_model = ModelSwitch(ModelRegistry(learning_root(settings) / "models"), self.backend,
-                                      lambda backend: setattr(self.detection, "backend", backend))
-        self.site_model.poll()
 
-    def _frame(self, camera_id: str) -> Any:
-        stack = self.stacks.get(camera_id)
-        return stack.ingest.latest_frame(camera_id) if stack is not None else None
+    @property
+    def settings(self) -> Settings:
+        return self.role.settings
 
-    def _clip(self, camera_id: str, clip_id: str, at: float) -> str | None:
-        if self.recording is not None:
-            self.recording.alarm(camera_id, at)  # alarm-mode recording keeps the time around it
-        stack = self.stacks.get(camera_id)
-        return stack.clips.record(camera_id, clip_id, at) if stack is not None else None
+    @property
+    def cameras(self) -> list[str]:
+        """The cameras this worker runs now."""
+        return self.role.ingest.camera_ids
+
+    @property
+    def recording(self) -> RecordingService | None:
+        return self.role.recording
 
     def internal_app(self) -> web.Application:
         """``/internal/live/{camera_id}`` for wall servers (cluster token), ``/metrics`` and ``/health`` (200 once
         the worker has joined and done a lease round, 503 before)."""
-        token = self.settings.cluster.token
+        ingest = self.role.ingest
 
         async def live(request: web.Request) -> web.StreamResponse:
-            if not token_ok(request.headers.get("Authorization"), token):
+            if not token_ok(request.headers.get("Authorization"), self.settings.cluster.token):
                 return web.json_response({"error": "cluster token required"}, status=401)
-            return await self._sockets.serve(request, self.live, None)
+            return await self._sockets.serve(request, ingest.live, None)
 
         scrapes = ScrapeStats()
 
         async def metrics(_request: web.Request) -> web.Response:
-            providers = [bus_metrics(self.bus), detection_metrics(self.detection)] + (
-                [lease_metrics(self.keeper)] if self.keeper else []) + (
-                [recording_metrics(self.recording)] if self.recording is not None else [])
+            providers = [bus_metrics(self.bus), *self.role.metrics()] + (
+                [lease_metrics(self.keeper)] if self.keeper else [])
             return scrape([], providers, scrapes)
 
         async def health(_request: web.Request) -> web.Response:
             keeper = self.keeper
-            ready = keeper is not None and keeper.stats.rounds > 0 and keeper.stats.fenced == 0 or bool(self.stacks)
-            body = {"worker": self.name, "ready": ready, "cameras": sorted(self.stacks),
-                    "statuses": {cid: s.ingest.status(cid).state for cid, s in self.stacks.items()},
+            cameras = self.cameras
+            ready = keeper is not None and keeper.stats.rounds > 0 and keeper.stats.fenced == 0 or bool(cameras)
+            body = {"worker": self.name, "ready": ready, "cameras": sorted(cameras),
+                    "statuses": {cid: ingest.status(cid).state for cid in cameras},
                     "leases": vars(keeper.stats) if keeper else None}
             return web.json_response(body, status=200 if ready else 503)
 
@@ -225,9 +146,9 @@ class CameraWorker:
         cluster = self.settings.cluster
         runner = web.AppRunner(self.internal_app(), access_log=None)
         await runner.setup()
-        if self.recording is not None:  # each camera's index is repaired as it is taken over (take_camera)
-            await self.recording.start(lambda _cid, _sink: None, repair=False)
+        loops = Loops(stop)
         try:
+            await self.role.start()
             site = web.TCPSite(runner, cluster.live_host, 0)
             await site.start()
             port = runner.addresses[0][1]
@@ -242,75 +163,36 @@ class CameraWorker:
                 maybe = ready(live_url)
                 if maybe is not None:
                     await maybe
-            follow = asyncio.create_task(supervise("rejections", lambda: follow_rejections(self.bus, self._rejections),
-                                                   stop))
             running = RunningConfig(self.settings, bus=self.bus)  # admin changes from any wall server reach here
+            self.role.attach(running)
             running.add_applier(self._adopt)
-            adopt = asyncio.create_task(supervise("config-follow", lambda: running.follow(stop), stop))
-            detect = asyncio.create_task(supervise("detection", lambda: self.detection.run(self.bus.publish, stop),
-                                                   stop))
-            models = asyncio.create_task(supervise("site-model", lambda: self.site_model.run(stop), stop))
+            loops.start_all(self.role.relays(), cancel=True)
+            loops.start("config-follow", running.follow, cancel=True)
+            loops.start_all(self.role.loops())
             try:
                 await self.keeper.run(stop, self._on_change)
             finally:
-                follow.cancel()
-                adopt.cancel()
-                models.cancel()
-                await asyncio.gather(follow, adopt, models, return_exceptions=True)
-                if not stop.is_set():  # the keeper failed: the detection loop has no stop of its own
-                    detect.cancel()
-                await asyncio.gather(detect, return_exceptions=True)
+                await loops.close()
         finally:
-            await asyncio.gather(*(s.stop() for s in self.stacks.values()), return_exceptions=True)
-            self.stacks.clear()
-            if self.recording is not None:
-                await self.recording.stop()
+            await self.role.stop()
             await runner.cleanup()
 
     async def _adopt(self, old: Settings, new: Settings, change: ConfigChange) -> None:
         """A running-configuration change (admin pages, announced on the bus): the leases follow the enabled
-        cameras, the stacks of changed cameras restart with the new settings, removed ones stop at once, and the
-        cluster's recorded configuration becomes the new one (so a worker started later with it may join)."""
-        self.settings = new
+        cameras and the cluster's recorded configuration becomes the new one (so a worker started later with it
+        may join); the held cameras follow through the role (new cameras are leased in the next rounds)."""
         if self.keeper is not None:
             self.keeper.items = sorted(c.id for c in new.cameras if c.enabled)
             await self.keeper.record_config(fingerprint(new))
-        enabled = {c.id for c in new.cameras if c.enabled}
-        touched = (set(change.cameras_removed) | set(change.cameras_reconnected)
-                   | set(change.cameras_reanalysed)) & set(self.stacks)
-        for cid in sorted(touched):
-            self.detection.remove_camera(cid)
-            if self.recording is not None:
-                self.recording.remove_camera(cid)
-            await self.stacks.pop(cid).stop()
-            if cid in enabled:
-                await self._hold(new, cid)
-        if touched or change.cameras_added:
-            log.info("configuration changed: restarted %s; new cameras are leased in the next rounds",
-                     ", ".join(sorted(touched)) or "none")
-
-    async def _hold(self, settings: Settings, cid: str) -> None:
-        """Start holding ``cid``: its stack, its analysis and (when on) its recording."""
-        stack = CameraStack(settings, cid, self.bus, self.name)
-        await stack.start()
-        self.stacks[cid] = stack
-        self.detection.add_camera(settings.camera(cid))
-        if self.recording is not None:
-            await self.recording.take_camera(settings, cid, stack.ingest.subscribe_packets)
 
     async def _on_change(self, change: LeaseChange) -> None:
-        for cid in sorted(change.released):
-            self.detection.remove_camera(cid)
-            if self.recording is not None:
-                self.recording.remove_camera(cid)
-        gone = [self.stacks.pop(cid) for cid in sorted(change.released) if cid in self.stacks]
-        if gone:
-            log.info("releasing %s", ", ".join(s.camera_id for s in gone))
-            await asyncio.gather(*(s.stop() for s in gone), return_exceptions=True)
+        if change.released:
+            log.info("releasing %s", ", ".join(sorted(change.released)))
+            await self.role.release(sorted(change.released))
         for cid in sorted(change.acquired):
-            await self._hold(self.settings, cid)
+            await self.role.hold(cid)
         if change.acquired:
-            log.info("now holding %d cameras (+%s)", len(self.stacks), ", ".join(sorted(change.acquired)))
+            log.info("now holding %d cameras (+%s)", len(self.cameras), ", ".join(sorted(change.acquired)))
 
 
 def default_name(role: str) -> str:
@@ -357,12 +239,9 @@ async def run_wall(settings: Settings, *, host: str, port: int) -> None:
     store = await asyncio.to_thread(CaseStore.open, settings.storage.resolved_cases_url())
     live = RemoteLiveHub(bus.redis, bus.prefix, [c.id for c in settings.cameras if c.enabled],
                          settings.cluster.token)
-    app = create_app(settings, bus=bus, cases=store, live=live, evidence_dir=settings.storage.evidence_dir,
+    app = build_wall(settings, bus, store, live=live,
                      recordings=build_library(settings, store),  # the workers' recordings, on a shared disk
-                     metric_providers=[bus_metrics(bus), case_store_metrics(store)],
-                     sessions=RedisSessions(bus.redis, bus.prefix, settings.wall.session_ttl_s,
-                                            max_per_user=settings.wall.login.sessions_per_user),
-                     limiter=RedisLimiter(bus.redis, bus.prefix))
+                     metrics=[bus_metrics(bus), case_store_metrics(store)], shared=True)
     # Every wall server follows the screens; the one holding the "wall" lease also drives tours and pop-ups.
     screens = app[SCREENS]
     screens.leading = False
@@ -374,15 +253,14 @@ async def run_wall(settings: Settings, *, host: str, port: int) -> None:
         screens.leading = "screens" in leader.held
         log.info("wall server %s the screens", "now drives" if screens.leading else "follows")
 
-    runner = web.AppRunner(app, access_log=None)
+    runner: web.AppRunner | None = None
     try:
-        await runner.setup()
-        await start_site(runner, app, host, port)
-        bound = runner.addresses[0][1]
+        runner, bound = await serve_wall(app, host, port)
         print(f"citywall wall: http://{'127.0.0.1' if host in ('', '0.0.0.0') else host}:{bound}/wall", flush=True)
         await _with_signals(lambda stop: leader.run(stop, lead))
     finally:
-        await runner.cleanup()
+        if runner is not None:
+            await runner.cleanup()
         await live.close()
         store.close()
         await bus.close()
@@ -394,7 +272,7 @@ class Singleton:
     watch)."""
 
     def __init__(self, bus: Bus, settings: Settings, *, pool: str, name: str,
-                 make: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+                 make: Loop) -> None:
         cluster = settings.cluster
         self.pool = pool
         self.name = name
@@ -469,10 +347,8 @@ async def run_bridge(settings: Settings, *, name: str) -> None:
     bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix, codecs=CODECS,
                             maxlen=settings.brokers.stream_maxlen)
 
-    def bridge(stop: asyncio.Event) -> Awaitable[None]:
-        return MqttBridge(bus, settings.brokers.mqtt_url, prefix=settings.brokers.topic_prefix).run(stop)
-
-    single = Singleton(bus, settings, pool="bridge", name=name, make=bridge)
+    single = Singleton(bus, settings, pool="bridge", name=name,
+                       make=bridge_loop(settings, bus, settings.brokers.mqtt_url))
 
     async def health() -> tuple[bool, dict[str, Any]]:
         ok, body = await _bus_health(bus)
@@ -499,13 +375,9 @@ async def run_cases(settings: Settings, *, name: str) -> None:
                             maxlen=settings.brokers.stream_maxlen)
     store = await asyncio.to_thread(CaseStore.open, settings.storage.resolved_cases_url())
     try:
-        worker = CaseWorker(store, build_filer(settings, store), bus, consumer=name, policy=settings.cases.auto_file)
-        webhooks = Singleton(bus, settings, pool="webhooks", name=name,
-                             make=lambda stop: WebhookSender(store, settings.webhooks).run(stop))
-        deadlines = Singleton(bus, settings, pool="deadlines", name=name,
-                              make=lambda stop: DeadlineAlarmLoop(
-                                  store, bus, settings.cases.deadline_watch, timezone=settings.timezone,
-                                  clock=time.time).run(stop))
+        cases = CasesRole(settings, bus, store, consumer=name)
+        webhooks = Singleton(bus, settings, pool="webhooks", name=name, make=cases.send_webhooks)
+        deadlines = Singleton(bus, settings, pool="deadlines", name=name, make=cases.watch_deadlines)
 
         async def health() -> tuple[bool, dict[str, Any]]:
             ok, body = await _bus_health(bus)
@@ -517,18 +389,13 @@ async def run_cases(settings: Settings, *, name: str) -> None:
             return ok, body
 
         running = RunningConfig(settings, bus=bus)
-
-        async def adopt(old: Settings, new: Settings, change: ConfigChange) -> None:
-            worker.filer.cameras = {c.id: c for c in new.cameras}  # a new camera's cases get its address and grid
-
-        running.add_applier(adopt)
+        running.add_applier(cases.adopt)  # a new camera's cases get its address and grid
 
         async def main(stop: asyncio.Event) -> None:
-            await asyncio.gather(supervise("cases", lambda: worker.run(stop), stop), webhooks.run(stop),
+            await asyncio.gather(supervise("cases", lambda: cases.consume(stop), stop), webhooks.run(stop),
                                  deadlines.run(stop), supervise("config-follow", lambda: running.follow(stop), stop))
 
-        async with ops_server(settings.cluster.live_host, [case_worker_metrics(worker), case_store_metrics(store),
-                                                           bus_metrics(bus)], health) as ops:
+        async with ops_server(settings.cluster.live_host, [*cases.metrics(), bus_metrics(bus)], health) as ops:
             print(f"citywall cases {name}: consuming alarms from {redact_url(settings.brokers.redis_url)}; "
                   f"health at {ops}/health", flush=True)
             await _with_signals(main)

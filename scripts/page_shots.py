@@ -32,7 +32,7 @@ from broker.bus import Bus  # noqa: E402
 from broker.embedded import EmbeddedRedis  # noqa: E402
 from cases.filing import build_filer  # noqa: E402
 from cases.store import CaseStore  # noqa: E402
-from citywall.up import _publish_statuses, resolve_sources  # noqa: E402
+from citywall.builders.worker import publish_statuses, resolve_sources  # noqa: E402
 from config import load_settings  # noqa: E402
 from demo.media import ensure_media  # noqa: E402
 from demo.server import DemoRtspServer  # noqa: E402
@@ -187,7 +187,7 @@ async def main(out: Path, only: str = "") -> None:
     store = CaseStore.open(f"sqlite:///{tmp}/cases.sqlite")
     ingest = IngestService(resolve_sources(settings, rtsp.url), sample_keyframes=False)
     await ingest.start()
-    statuses = asyncio.create_task(_publish_statuses(ingest, bus))
+    statuses = asyncio.create_task(publish_statuses(ingest, bus))
     (tmp / "evidence").mkdir()
     cams = {c.id: c for c in settings.cameras}
     filer = build_filer(settings, store)

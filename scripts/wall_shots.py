@@ -24,7 +24,7 @@ from playwright.async_api import async_playwright  # noqa: E402
 from broker.bus import Bus  # noqa: E402
 from broker.embedded import EmbeddedRedis  # noqa: E402
 from cases.store import CaseStore  # noqa: E402
-from citywall.up import _publish_statuses, resolve_sources  # noqa: E402
+from citywall.builders.worker import publish_statuses, resolve_sources  # noqa: E402
 from config import load_settings  # noqa: E402
 from demo.media import ensure_media  # noqa: E402
 from demo.server import DemoRtspServer  # noqa: E402
@@ -48,7 +48,7 @@ async def main(out: Path) -> None:
     store = CaseStore.open(f"sqlite:///{tmp}/cases.sqlite")
     ingest = IngestService(resolve_sources(settings, rtsp.url), sample_keyframes=False)
     await ingest.start()
-    statuses = asyncio.create_task(_publish_statuses(ingest, bus))
+    statuses = asyncio.create_task(publish_statuses(ingest, bus))
     (tmp / "evidence").mkdir()
     app = create_app(settings, bus=bus, cases=store, live=ingest.live, evidence_dir=tmp / "evidence")
     runner = web.AppRunner(app, access_log=None)

@@ -44,7 +44,7 @@ async def test_two_workers_follow_a_camera_change_made_on_a_wall_server(tmp_path
     tasks = [asyncio.create_task(w.run(stop)) for w in workers]
     try:
         def holding(cid):
-            return [w for w in workers if cid in w.stacks]
+            return [w for w in workers if cid in w.cameras]
 
         async def held_once(cid):
             return len(holding(cid)) == 1
@@ -60,7 +60,7 @@ async def test_two_workers_follow_a_camera_change_made_on_a_wall_server(tmp_path
         await eventually(lambda: held_once("cam-2"), timeout=20, what="cam-2 leased and opened by one worker")
 
         async def online():
-            return holding("cam-2") and holding("cam-2")[0].stacks["cam-2"].ingest.status("cam-2").state == "online"
+            return holding("cam-2") and holding("cam-2")[0].role.ingest.status("cam-2").state == "online"
 
         await eventually(online, timeout=20, what="cam-2 online on its worker")
         assert all(w.settings.camera("cam-2").url == demo_rtsp.url("vending") for w in workers)

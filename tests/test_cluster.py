@@ -141,6 +141,15 @@ async def _login(session: aiohttp.ClientSession, url: str) -> None:
 
 async def test_a_cluster_shares_cameras_fails_over_survives_redis_and_files_every_alarm_once(cluster):
     start, prefix = cluster["start"], cluster["prefix"]
+    # The bridges first: a bridge that has never run starts at the stream's end, so an alarm raised before the first
+    # one is up would never reach MQTT (on a loaded machine the workers can raise one before the bridges start).
+    bridges = [start("bridge", "--name", f"b{i}") for i in (1, 2)]
+    bridge_ops = []
+    for b in bridges:
+        banner = b.first_line()
+        assert "→" in banner
+        bridge_ops.append(re.search(r"health at (http://\S+)/health", banner).group(1))
+    mqtt_alarms = await asyncio.to_thread(Subscriber, cluster["mqtt_url"], f"{prefix}/alarms/#")
     w1 = start("worker", "--name", "w1")
     w2 = start("worker", "--name", "w2")
     banner = w1.first_line()
@@ -152,13 +161,6 @@ async def test_a_cluster_shares_cameras_fails_over_survives_redis_and_files_ever
     banner = cases.first_line()
     assert "consuming alarms" in banner
     cases_ops = re.search(r"health at (http://\S+)/health", banner).group(1)
-    bridges = [start("bridge", "--name", f"b{i}") for i in (1, 2)]
-    bridge_ops = []
-    for b in bridges:
-        banner = b.first_line()
-        assert "→" in banner
-        bridge_ops.append(re.search(r"health at (http://\S+)/health", banner).group(1))
-    mqtt_alarms = await asyncio.to_thread(Subscriber, cluster["mqtt_url"], f"{prefix}/alarms/#")
 
     # The test's own reader rides through the Redis restart below like the roles do.
     client = aioredis.Redis.from_url(cluster["redis_url"], decode_responses=True,

@@ -28,7 +28,7 @@ def test_demo_config_is_valid():
 
 
 def test_camera_connection_options_default_to_ingest_and_can_be_overridden():
-    from citywall.up import camera_options
+    from citywall.builders.worker import camera_options
 
     data = demo_data()
     data["ingest"] = {"transport": "tcp", "login": {"backoff_s": [120], "max_attempts": 2, "window_s": 900}}

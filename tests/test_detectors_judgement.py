@@ -44,6 +44,7 @@ def run(settings, scene_name: str, times: list[float]):
     return alarms, judged
 
 
+@pytest.mark.slow
 def test_the_bus_stop_queue_is_people_and_raises_nothing(settings):
     alarms, judged = run(settings, "bus_stop", [float(t) for t in range(90)])
     assert alarms == []
@@ -65,6 +66,7 @@ def _kinds_of(judged: list[tuple[float, dict[int, Judgement]]], track_id: int, s
     return [js[track_id].kind for t, js in judged if since <= t <= until and track_id in js]
 
 
+@pytest.mark.slow
 def test_people_keep_their_judgement_across_a_gap_in_the_sampling(settings):
     # Rounds that run late leave a gap of over 5 s: liveness starts afresh, and nobody looks alive for a few
     # samples. People already judged stay people meanwhile instead of turning into goods (the fault seen when

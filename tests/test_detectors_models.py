@@ -366,6 +366,7 @@ def test_hog_backend_rejects_an_unknown_svm():
         HogPersonBackend(svm="yolo")
 
 
+@pytest.mark.slow
 def test_loading_ultralytics_leaves_pillow_alone():
     if importlib.util.find_spec("ultralytics") is None:  # looked up, not imported (the import patches Pillow)
         pytest.skip("the learning extra (ultralytics) is not installed")

@@ -417,6 +417,7 @@ class ParkingCar:
         Mover(t0=t, x0=x, foot_y=self.foot_y, speed=0.0, size=self.size, car=True, colour=(40, 40, 170)).draw(img, t)
 
 
+@pytest.mark.slow
 def test_a_car_that_parks_in_the_lane_is_not_road_occupation_but_goods_beside_it_are():
     car = ParkingCar(park_x=400.0, t_stop=10.0, t_go=60.0)
     goods = Prop(850, 610, 160, 90, on=20, off=70, colour=(60, 120, 150))
@@ -454,6 +455,7 @@ class CarriedBox:
         Mover(t0=t, x0=px, foot_y=self.foot_y, speed=0.0, size=(44, 120), colour=(30, 160, 60)).draw(img, t)
 
 
+@pytest.mark.slow
 def test_a_box_carried_in_at_walking_pace_and_put_down_is_road_occupation():
     carried = CarriedBox(x_stop=600.0, t_put=20.0, t_gone=70.0)
     street = Street(seed=14, movers=crowd(14, 15, 90), drift=0)

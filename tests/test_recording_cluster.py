@@ -52,7 +52,7 @@ async def test_workers_record_the_cameras_they_hold_and_a_wall_server_plays_them
     assert library is not None
     try:
         def holder(cid):
-            held = [w for w in workers if cid in w.stacks]
+            held = [w for w in workers if cid in w.cameras]
             return held[0] if len(held) == 1 else None
 
         async def recorded(cid, since, seconds):
@@ -74,10 +74,15 @@ async def test_workers_record_the_cameras_they_hold_and_a_wall_server_plays_them
         handed = time.time()
 
         async def taken():
-            return "cam-1" in other.stacks
+            return "cam-1" in other.cameras
         await eventually(taken, timeout=30, what="cam-1 taken over")
         await eventually(lambda: recorded("cam-1", handed, 4.0), timeout=60, what="cam-1 recorded after the handover")
         assert "cam-1" in other.recording.recorders
+        # The new holder's recording starts at the first keyframe of its connection, a lease round or so after the
+        # old holder let go (measured from the old holder's exit, which may be quicker than that).
+        rows = await asyncio.to_thread(library.index.segments, "cam-1", handed, time.time() + 60)
+        resumed = min(r.start_at for r in rows if r.complete and r.start_at >= handed)
+        assert resumed - handed < 5.0, f"cam-1's recording resumed {resumed - handed:.1f} s after the handover"
 
         # a wall server without cameras serves both workers' recordings from the shared directory
         app = create_app(settings, bus=buses[2], cases=stores[2], live=None, evidence_dir=evidence_dir,
@@ -87,7 +92,7 @@ async def test_workers_record_the_cameras_they_hold_and_a_wall_server_plays_them
             body = await (await client.get("/api/recordings/cam-1", params={"since": f"{began - 5}"})).json()
             assert body["spans"][0][0] <= handed - 3 and body["spans"][-1][1] >= handed + 3, body
             resp = await client.get("/api/recordings/cam-1/export",
-                                    params={"since": f"{handed + 0.5}", "until": f"{handed + 3.5}"})
+                                    params={"since": f"{resumed + 0.5}", "until": f"{resumed + 3.5}"})
             assert resp.status == 200, await resp.text()
             frames, duration = decode(await resp.read())
             assert frames >= 50 and duration >= 2.9

@@ -13,8 +13,8 @@ import re
 import aiohttp
 import pytest
 
+from citywall.builders.worker import publish_statuses
 from citywall.metrics import ingest_metrics
-from citywall.up import _publish_statuses
 from config import ConfigError, parse_settings, redact_url
 from tests.fixtures.wall import PASSWORD_HASH, login, wall_client
 from tests.test_wall_live import _closed_port
@@ -83,7 +83,7 @@ async def test_secret_in_camera_urls_is_in_no_response_frame_metric_page_or_log(
     urls = _urls(_closed_port())
     ingest = IngestService(urls, open_timeout_s=1.0, read_timeout_s=1.0)
     await ingest.start()
-    publisher = asyncio.create_task(_publish_statuses(ingest, bus))
+    publisher = asyncio.create_task(publish_statuses(ingest, bus))
     evidence = tmp_path / "evidence"
     evidence.mkdir()
     app = create_app(_settings(tmp_path, urls), bus=bus, cases=store, live=ingest.live, evidence_dir=evidence,

@@ -196,7 +196,7 @@ class IngestService:
         if sampler is None:
             return status
         slot = self._slots[camera_id]
-        # Unread pictures are not drops: citywall samples at twice the detection rate (see citywall/up.py).
+        # Unread pictures are not drops: citywall samples at twice the detection rate (see citywall/builders/worker.py).
         status.extra.update(sampled=sampler.decoded, sample_drops=sampler.dropped, unread=slot.overwritten,
                             decode_errors=sampler.decode_errors, decode_cpu_s=round(sampler.decode_cpu_s, 2))
         analysis = self._analysis.get(camera_id)
