@@ -29,6 +29,20 @@ class Migration:
 
 _APPEND_ONLY = "audit_log is append-only"
 
+SEARCH_STATE_CODES: dict[str, int] = {
+    "reported": 1, "accepted": 2, "registered": 3, "dispatched": 4, "handling": 5, "handled": 6, "verifying": 7,
+    "closed": 8, "rejected": 9, "voided": 10, "returned": 11, "suspended": 12,
+}
+"""Migration 15: a case's state as the high half of its SQLite search-index rowid (``code << 32 | n``), so a search is
+counted per state by rowid ranges of the index alone. Every state has one (a test checks); 0 for any other."""
+SEARCH_ROWID_BITS = 32
+
+
+def _search_code(column: str) -> str:
+    whens = " ".join(f"WHEN '{state}' THEN {code}" for state, code in SEARCH_STATE_CODES.items())
+    return f"(CASE {column} {whens} ELSE 0 END)"
+
+
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "cases, timeline, alarm index, evidence, case numbers, outbox", """
@@ -318,6 +332,33 @@ MIGRATIONS: tuple[Migration, ...] = (
             "RETURN NULL; END $fn$",
             "CREATE TRIGGER cases_state_count AFTER INSERT OR DELETE OR UPDATE OF state ON cases "
             "FOR EACH ROW EXECUTE FUNCTION case_state_count()",
+        ),
+    }),
+    Migration(15, "case list text search (SQLite): pairs kept in order run by run (a one-run search exact from the "
+                  "index alone), the case's state in the index's rowid (a search counted per state from the index)",
+              "", per_backend={
+        # The index of migration 13 again, now (a) two columns: ``pairs``, each run's neighbouring pairs in order,
+        # runs kept apart by a one-character token no query phrase holds, and ``chars``, the characters once each;
+        # (b) the ascii tokenizer: tokens split only where cases.listing leaves characters out, ASCII case folded —
+        # what SQLite's LIKE folds, nothing more; (c) rowid = state code << 32 | case_search_keys.n, moved by a
+        # trigger when the state changes (every writer of cases.state, not only the store's update_case); removed
+        # with the case's key.
+        # case_search_pairs and case_search_chars are the store's Python functions, registered on every connection.
+        "sqlite": (
+            "DROP TABLE case_search",
+            "CREATE VIRTUAL TABLE case_search USING fts5(pairs, chars, tokenize = 'ascii')",
+            f"INSERT INTO case_search (rowid, pairs, chars) SELECT ({_search_code('c.state')} << "
+            f"{SEARCH_ROWID_BITS}) | k.n, case_search_pairs(k.search), case_search_chars(k.search) "
+            "FROM case_search_keys k JOIN cases c ON c.id = k.case_id",
+            f"CREATE TRIGGER case_search_state AFTER UPDATE OF state ON cases WHEN old.state <> new.state BEGIN "
+            f"UPDATE case_search SET rowid = ({_search_code('new.state')} << {SEARCH_ROWID_BITS}) | "
+            f"(SELECT n FROM case_search_keys WHERE case_id = new.id) "
+            f"WHERE rowid = ({_search_code('old.state')} << {SEARCH_ROWID_BITS}) | "
+            f"(SELECT n FROM case_search_keys WHERE case_id = new.id); END",
+            # a case's key removed (before its row: the foreign key): its index row goes too, or it stays counted
+            f"CREATE TRIGGER case_search_forget AFTER DELETE ON case_search_keys BEGIN "
+            f"DELETE FROM case_search WHERE rowid = ("
+            f"{_search_code('(SELECT state FROM cases WHERE id = old.case_id)')} << {SEARCH_ROWID_BITS}) | old.n; END",
         ),
     }),
 )
