@@ -115,7 +115,7 @@ function closeCase() {
   $("back").hidden = true;
   $("title").textContent = "我的案件";
   delete document.body.dataset.caseId;
-  loadList();
+  return loadList();
 }
 
 /** Send ``action`` with the case version; a 409 shows the case as it is now. */
@@ -176,7 +176,7 @@ async function submitFeedback(ev) {
 async function route() {
   const id = decodeURIComponent(location.hash.replace(/^#/, ""));
   if (id) await openCase(id);
-  else closeCase();
+  else await closeCase();  // the list loaded before the page says it is ready
 }
 
 async function main() {
