@@ -15,7 +15,8 @@ lower-cased (:func:`search_grams`). A query's pairs (its one character, for a on
 among a case's grams, and the LIKE then checks the exact text. Pairs, not the trigrams of SQLite's and pg_trgm's own
 tokenizers: Chinese searches are often two characters (垃圾, 游商, 占道), which trigrams cannot serve, and pg_trgm
 ignores Chinese in a database with the C locale. The store keeps the index (SQLite: an FTS5 table; PostgreSQL: a GIN
-index over the same grams computed by a SQL function of migration 13).
+index over the same grams computed by a SQL function of migration 13; since migration 15, the grams of each run
+on a narrow copy of the cases: :func:`search_terms`).
 
 SQLite's index (migration 15) keeps the pairs *in order*, run by run (:func:`search_runs`: the stretches of indexed
 characters between ASCII punctuation and spaces), so a query that is one run is found exactly by the index alone: its
@@ -160,6 +161,25 @@ def search_runs(text: str) -> list[str]:
     """The stretches of indexed characters of ``text`` (ASCII letters lower-cased), in order: what ASCII punctuation
     and spaces separate."""
     return [r for r in _NOT_INDEXED.split(text.translate(_LOWER)) if r]
+
+
+def search_terms(text: str) -> list[str]:
+    """PostgreSQL's index terms (migration 15): each run's characters and neighbouring pairs, once each."""
+    runs = search_runs(text)
+    return list(dict.fromkeys([*(c for r in runs for c in r), *(r[i:i + 2] for r in runs for i in range(len(r) - 1))]))
+
+
+def query_terms(text: str) -> list[str]:
+    """The terms of :func:`search_terms` a case must hold to contain ``text``: each run's pairs (its character, for
+    a one-character run)."""
+    return list(dict.fromkeys(t for r in search_runs(text)
+                              for t in ([r] if len(r) == 1 else [r[i:i + 2] for i in range(len(r) - 1)])))
+
+
+def exact_term(text: str) -> bool:
+    """Whether PostgreSQL's index alone answers a search for ``text`` exactly: one term (one or two characters, one
+    run) without ASCII letters (its LIKE minds their case; the terms are folded)."""
+    return exact_search(text) and len(text) <= 2 and not any(c in string.ascii_letters for c in text)
 
 
 def exact_search(text: str) -> bool:

@@ -376,7 +376,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE TABLE case_search_rows (case_id TEXT PRIMARY KEY REFERENCES cases(id) ON DELETE CASCADE, "
             "state TEXT NOT NULL, search TEXT NOT NULL) WITH (fillfactor = 70)",
             "INSERT INTO case_search_rows (case_id, state, search) SELECT id, state, search FROM cases",
-            "CREATE INDEX case_search_rows_grams ON case_search_rows USING gin (case_search_grams(search))",
+            # the grams run by run (cases.listing.search_terms): no pair across punctuation or a space, so a search
+            # of one or two characters, one run without ASCII letters, is exact from the index without the LIKE
+            "CREATE FUNCTION case_search_terms(t text) RETURNS text[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS "
+            "$fn$ WITH r AS (SELECT run FROM regexp_split_to_table(translate(t, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', "
+            "'abcdefghijklmnopqrstuvwxyz'), '[\\x01-\\x2f\\x3a-\\x40\\x5b-\\x60\\x7b-\\x7f]+') AS run "
+            "WHERE run <> '') "
+            "SELECT COALESCE(array_agg(DISTINCT g), '{}'::text[]) FROM ("
+            "SELECT substr(run, i, 1) FROM r, generate_series(1, length(run)) AS i UNION ALL "
+            "SELECT substr(run, i, 2) FROM r, generate_series(1, length(run) - 1) AS i) AS x(g) $fn$",
+            "CREATE INDEX case_search_rows_terms ON case_search_rows USING gin (case_search_terms(search))",
             "DROP INDEX cases_search_grams",
             "CREATE FUNCTION case_search_row() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN "
             "IF TG_OP = 'INSERT' THEN "

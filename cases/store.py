@@ -328,21 +328,25 @@ class _Postgres(_Backend):
         row = self.conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
         return bool(row and row[0])
 
-    # The GIN index of migration 15 on the narrow copy the server keeps (index_search has nothing to do); the LIKE
-    # decides (PostgreSQL's is case-sensitive), on the copy's text: a few small pages, not the wide case rows.
-    _MATCHES = "case_search_grams(search) @> ?::text[] AND search LIKE ? ESCAPE '\\'"
+    @staticmethod
+    def _matches(text: str) -> tuple[str, list[Any]]:
+        """The GIN index of migration 15 on the narrow copy the server keeps (index_search has nothing to do), and
+        the LIKE where the index is not exact (PostgreSQL's minds case), on the copy's text: a few small pages."""
+        found = "case_search_terms(search) @> ?::text[]"
+        if listing.exact_term(text):
+            return found, [listing.query_terms(text)]
+        return f"{found} AND search LIKE ? ESCAPE '\\'", [listing.query_terms(text), listing.like(text)]
 
     def grams_condition(self, text: str) -> tuple[str, list[Any]]:
-        return (f"id IN (SELECT case_id FROM case_search_rows WHERE {self._MATCHES})",
-                [listing.query_grams(text), listing.like(text)])
+        sql, args = self._matches(text)
+        return f"id IN (SELECT case_id FROM case_search_rows WHERE {sql})", args
 
     def search_counts(self, text: str) -> dict[str, int] | None:
-        grams = listing.query_grams(text)
-        if not grams:
+        if not listing.query_terms(text):
             return None
+        sql, args = self._matches(text)
         return {str(st): int(n) for st, n in self.execute_planned(
-            f"SELECT state, COUNT(*) FROM case_search_rows WHERE {self._MATCHES} GROUP BY state",
-            [grams, listing.like(text)]).fetchall()}
+            f"SELECT state, COUNT(*) FROM case_search_rows WHERE {sql} GROUP BY state", args).fetchall()}
 
     def search_ids_condition(self, text: str) -> tuple[str, list[Any]]:
         return self.grams_condition(text)

@@ -6,9 +6,12 @@ paging and deletion."""
 
 from __future__ import annotations
 
+import string
+from collections import Counter
+
 import pytest
 
-from cases.listing import CaseQuery, query_grams, search_grams, search_key
+from cases.listing import CaseQuery, query_grams, search_grams, search_key, search_terms, search_text
 from cases.migrations import MIGRATIONS, SEARCH_STATE_CODES
 from cases.store import CaseStore
 from cases.workflow import State
@@ -24,6 +27,7 @@ def test_grams_drop_ascii_punctuation_and_fold_ascii_case_only():
     assert query_grams("垃圾") == ["垃圾"] and query_grams("圾") == ["圾"]
     assert query_grams("解放路1") == ["解放", "放路", "路1"]
     assert query_grams("--%_") == []  # nothing indexed: the LIKE alone decides
+    assert search_terms("Ab-c 解放") == ["a", "b", "c", "解", "放", "ab", "解放"]  # PostgreSQL's: pairs within runs
 
 
 def found(store: CaseStore, q: str) -> set[str]:
@@ -63,10 +67,13 @@ def test_the_search_index_is_what_the_plan_reads(store):
     else:
         db.execute("SET enable_seqscan = off")  # three rows: the planner would rather read them all
         plan = " ".join(r[0] for r in db.execute(
-            "EXPLAIN SELECT case_id FROM case_search_rows WHERE case_search_grams(search) @> ?::text[]",
+            "EXPLAIN SELECT case_id FROM case_search_rows WHERE case_search_terms(search) @> ?::text[]",
             [["解放"]]).fetchall())
         db.execute("RESET enable_seqscan")
-        assert "case_search_rows_grams" in plan
+        assert "case_search_rows_terms" in plan
+        for text in ("CW20260311-0001 解放路12号 Vending AT gate·B", "", "--", "ÄÖ ｆｕｌｌ　宽", "a", "xab-bcy 垃 圾"):
+            (sql_terms,) = db.execute("SELECT case_search_terms(?)", [text]).fetchone()
+            assert sorted(sql_terms) == sorted(search_terms(text)), text
         # the SQL function makes the grams the store's Python makes (the query's pairs are made in Python)
         for text in ("CW20260311-0001 解放路12号 Vending AT gate·B", "", "--", "ÄÖ ｆｕｌｌ　宽", "a"):
             (sql_grams,) = db.execute("SELECT case_search_grams(?)", [text]).fetchone()
@@ -94,6 +101,7 @@ def test_cases_written_before_the_index_are_back_filled(store, tmp_path, request
             else:
                 tx.execute("DROP TABLE case_search_rows")
                 tx.execute("DROP FUNCTION case_search_row() CASCADE")
+                tx.execute("DROP FUNCTION case_search_terms(text)")
                 tx.execute("DROP FUNCTION case_search_grams(text)")
             # migration 15's shared part: its indexes out, the covering index it replaced back (by name)
             tx.execute("DROP INDEX cases_list_filters")
@@ -164,9 +172,20 @@ def test_a_search_answered_by_the_index_alone_agrees_with_the_row_by_row_search(
             tx.update_case(f"case-{n:03d}", NOW, state=state)
     queries = ["垃圾", "圾", "垃", "abc", "ABC", "bc", "äbc", "gate", "Gate", "解放路88号", "0001", "放", "满溢",
                "圾垃", "88", "case", "nothing"]
-    # a filter every case passes sends the same search down the row-by-row path (its LIKE decides)
+    # the truth: each database's LIKE '%q%' (SQLite folds ASCII case, PostgreSQL none), by Python over every case
+    fold = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+    cases = store.query_cases(CaseQuery(limit=500), now=NOW).cases
+    texts = {c["id"]: (search_text(c), c["state"]) for c in cases}
+    # a filter every case passes sends the same search down the other path (matches counted and sorted)
     everything = {"reported_from": 0.0}
     for q in queries:
+        if store.backend == "sqlite":
+            truth = {i for i, (t, _) in texts.items() if q.translate(fold) in t.translate(fold)}
+        else:
+            truth = {i for i, (t, _) in texts.items() if q in t}
+        page = store.query_cases(CaseQuery(q=q, limit=500), now=NOW)
+        assert {c["id"] for c in page.cases} == truth, q
+        assert page.counts == dict(Counter(texts[i][1] for i in truth)), q
         for states in ((), ("handling",), ("dispatched", "handling", "handled")):
             for limit in (500, 2):
                 fast = CaseQuery(q=q, states=states, limit=limit)
