@@ -9,8 +9,9 @@ test fixture's server), vacuumed and analysed after the load as autovacuum would
 on the machine (cases/README.md says which).
 
 ``--against REV`` compares: the case store code of git revision ``REV`` (exported with ``git archive``) and this tree's,
-each in its own process with its own store filled alike, the queries timed in turn — query by query, the two variants
-alternating which goes first — so a busy shared machine weighs on both alike. It prints both variants' figures.
+each in its own process with its own store filled alike (one after the other; ``fill_s``: each fill's seconds, the
+write cost of filing), the queries timed in turn — query by query, the two variants alternating which goes first —
+so a busy shared machine weighs on both alike. It prints both variants' figures.
 """
 
 from __future__ import annotations
@@ -152,11 +153,11 @@ def summary(times: list[float]) -> dict[str, float]:
 def worker(url: str, n: int, now: float) -> None:
     """One variant of --against: fill a store, then time the query named on each stdin line (ms on stdout)."""
     store = CaseStore.open(url)
-    fill(store, n, now)
+    fill_s = fill(store, n, now)
     if store.backend == "postgresql":
         store._db.execute("VACUUM ANALYZE")  # as in bench()
     named = queries(now)
-    print("ready", flush=True)
+    print("ready", round(fill_s, 1), flush=True)
     for line in sys.stdin:
         name, i = line.rstrip("\n").rsplit("\t", 1)
         qs = named[name]
@@ -172,12 +173,16 @@ def compare(rev: str, urls: dict[str, str], n: int, repeat: int) -> dict:
         tar.extractall(base, filter="data")
     now = time.time()
     procs = {}
+    fill_s: dict[str, float] = {}
     for name, root in (("before", base), ("after", ROOT)):
         # one at a time: the fills do not compete with each other
         procs[name] = subprocess.Popen([sys.executable, __file__, "--worker", str(root), urls[name], str(n), str(now)],
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                        env={**os.environ, "PYTHONPATH": str(root)})
-        assert procs[name].stdout is not None and procs[name].stdout.readline().strip() == "ready"
+        assert procs[name].stdout is not None
+        ready, seconds = procs[name].stdout.readline().split()
+        assert ready == "ready"
+        fill_s[name] = float(seconds)
     times: dict[str, dict[str, list[float]]] = {"before": {}, "after": {}}
     for name in queries(now):
         for i in range(repeat + 1):  # the first of each: warm-up, not counted
@@ -193,7 +198,7 @@ def compare(rev: str, urls: dict[str, str], n: int, repeat: int) -> dict:
         assert p.stdin is not None
         p.stdin.close()
         p.wait(timeout=120)
-    return {"revision": rev, "cases": n, "queries": {
+    return {"revision": rev, "cases": n, "fill_s": fill_s, "queries": {
         name: {"before": summary(times["before"][name]), "after": summary(times["after"][name])}
         for name in times["after"]}}
 

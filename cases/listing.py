@@ -15,7 +15,14 @@ lower-cased (:func:`search_grams`). A query's pairs (its one character, for a on
 among a case's grams, and the LIKE then checks the exact text. Pairs, not the trigrams of SQLite's and pg_trgm's own
 tokenizers: Chinese searches are often two characters (垃圾, 游商, 占道), which trigrams cannot serve, and pg_trgm
 ignores Chinese in a database with the C locale. The store keeps the index (SQLite: an FTS5 table; PostgreSQL: a GIN
-index over the same grams computed by a SQL function of migration 11).
+index over the same grams computed by a SQL function of migration 13; since migration 15, the grams of each run
+on a narrow copy of the cases: :func:`search_terms`).
+
+SQLite's index (migration 15) keeps the pairs *in order*, run by run (:func:`search_runs`: the stretches of indexed
+characters between ASCII punctuation and spaces), so a query that is one run is found exactly by the index alone: its
+pairs as an FTS5 phrase (consecutive pairs ab, bc ⇔ the text holds abc within a run; runs are kept apart), its
+character for one character (:func:`exact_search`). SQLite's LIKE ignores ASCII case and nothing else, as the index
+does. Such a search is counted per state from the index alone and its page read in list order (:mod:`cases.store`).
 """
 
 from __future__ import annotations
@@ -150,9 +157,40 @@ def query_grams(text: str) -> list[str]:
     return list(dict.fromkeys(key[i:i + 2] for i in range(len(key) - 1)))
 
 
-GramCondition = Callable[[list[str], str], tuple[str, list[Any]]]
-"""The store's SQL for "a case holding all these grams (its index) whose search text is LIKE this pattern (with
-``ESCAPE '\\'``)", and its arguments."""
+def search_runs(text: str) -> list[str]:
+    """The stretches of indexed characters of ``text`` (ASCII letters lower-cased), in order: what ASCII punctuation
+    and spaces separate."""
+    return [r for r in _NOT_INDEXED.split(text.translate(_LOWER)) if r]
+
+
+def search_terms(text: str) -> list[str]:
+    """PostgreSQL's index terms (migration 15): each run's characters and neighbouring pairs, once each."""
+    runs = search_runs(text)
+    return list(dict.fromkeys([*(c for r in runs for c in r), *(r[i:i + 2] for r in runs for i in range(len(r) - 1))]))
+
+
+def query_terms(text: str) -> list[str]:
+    """The terms of :func:`search_terms` a case must hold to contain ``text``: each run's pairs (its character, for
+    a one-character run)."""
+    return list(dict.fromkeys(t for r in search_runs(text)
+                              for t in ([r] if len(r) == 1 else [r[i:i + 2] for i in range(len(r) - 1)])))
+
+
+def exact_term(text: str) -> bool:
+    """Whether PostgreSQL's index alone answers a search for ``text`` exactly: one term (one or two characters, one
+    run) without ASCII letters (its LIKE minds their case; the terms are folded)."""
+    return exact_search(text) and len(text) <= 2 and not any(c in string.ascii_letters for c in text)
+
+
+def exact_search(text: str) -> bool:
+    """Whether the index alone answers a search for ``text`` exactly (SQLite, migration 15): one run, nothing the
+    index leaves out."""
+    return bool(text) and _NOT_INDEXED.search(text) is None
+
+
+GramCondition = Callable[[str], tuple[str, list[Any]]]
+"""The store's SQL for "a case whose search text holds this text" led by its gram index (the text's grams all among
+the case's, then ``LIKE`` where the index alone is not exact), and its arguments."""
 _START = "COALESCE(deadline_from, reported_at)"
 
 
@@ -201,9 +239,8 @@ def where(query: CaseQuery, now: float, grams: GramCondition | None = None) -> t
             out.append(f"is_open = 1 AND deadline_at >= ? AND NOT ({near})")
             args.extend((now, *near_args))
     if query.q:
-        terms = query_grams(query.q)
-        if grams is not None and terms:
-            sql, sql_args = grams(terms, like(query.q))
+        if grams is not None and query_grams(query.q):
+            sql, sql_args = grams(query.q)
         else:
             sql, sql_args = "search LIKE ? ESCAPE '\\'", [like(query.q)]
         out.append(sql)
@@ -223,12 +260,18 @@ def _near(query: CaseQuery, now: float) -> tuple[str, list[Any]]:
     return (" OR ".join(parts) or "1 = 0"), args
 
 
-def order(query: CaseQuery) -> tuple[str, str, list[Any]]:
-    """(ORDER BY text, the keyset condition after the cursor or "", its arguments)."""
+def only_search(query: CaseQuery, now: float) -> bool:
+    """Whether ``query`` filters by nothing but its text and states (the store may then answer from its index)."""
+    return bool(query.q) and where(replace(query, q=None, states=(), cursor=None, offset=0), now) == ([], [])
+
+
+def order(query: CaseQuery, in_order: bool = False) -> tuple[str, str, list[Any]]:
+    """(ORDER BY text, the keyset condition after the cursor or "", its arguments). ``in_order``: read in the sort's
+    index order even for a text search (a search most cases match, whose page is found in the first rows)."""
     column, direction = SORTS[query.sort]
-    # A text search reads every row anyway: "+ 0" keeps the planner off the date index (which would fetch each
+    # A text search otherwise reads every match: "+ 0" keeps the planner off the date index (which would fetch each
     # fat row in date order) and on the narrow covering index, sorting only the matches.
-    by = f"{column}{' + 0' if query.q else ''} {direction}, case_no {direction}"
+    by = f"{column}{' + 0' if query.q and not in_order else ''} {direction}, case_no {direction}"
     if query._after is None:
         return by, "", []
     op = "<" if direction == "DESC" else ">"

@@ -29,6 +29,20 @@ class Migration:
 
 _APPEND_ONLY = "audit_log is append-only"
 
+SEARCH_STATE_CODES: dict[str, int] = {
+    "reported": 1, "accepted": 2, "registered": 3, "dispatched": 4, "handling": 5, "handled": 6, "verifying": 7,
+    "closed": 8, "rejected": 9, "voided": 10, "returned": 11, "suspended": 12,
+}
+"""Migration 15: a case's state as the high half of its SQLite search-index rowid (``code << 32 | n``), so a search is
+counted per state by rowid ranges of the index alone. Every state has one (a test checks); 0 for any other."""
+SEARCH_ROWID_BITS = 32
+
+
+def _search_code(column: str) -> str:
+    whens = " ".join(f"WHEN '{state}' THEN {code}" for state, code in SEARCH_STATE_CODES.items())
+    return f"(CASE {column} {whens} ELSE 0 END)"
+
+
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "cases, timeline, alarm index, evidence, case numbers, outbox", """
@@ -318,6 +332,69 @@ MIGRATIONS: tuple[Migration, ...] = (
             "RETURN NULL; END $fn$",
             "CREATE TRIGGER cases_state_count AFTER INSERT OR DELETE OR UPDATE OF state ON cases "
             "FOR EACH ROW EXECUTE FUNCTION case_state_count()",
+        ),
+    }),
+    Migration(15, "case list text search: SQLite's pairs kept in order run by run (a one-run search exact from the "
+                  "index alone), the case's state in the index's rowid (counted per state from the index); "
+                  "PostgreSQL's index on a narrow copy of state and text; narrower covering indexes", """
+    DROP INDEX cases_list_cover;
+    CREATE INDEX cases_list_filters ON cases(state, is_open, deadline_at, deadline_from, reported_at, supervise_count,
+        unit_id, street, community, grid_code, camera_id, kind, code, case_no, id);
+    CREATE INDEX cases_list_open_state_deadline ON cases(state, deadline_at, is_open) WHERE is_open = 1
+    """, per_backend={
+        # Shared: migration 10's covering index without the search text (searches have their own index now): a
+        # third of its size, so the counts that read it read a third of the pages; and the open cases by state and
+        # deadline, whose counts per state of the overdue (or any deadline range) read one narrow range per state.
+        # The index of migration 13 again, now (a) two columns: ``pairs``, each run's neighbouring pairs in order,
+        # runs kept apart by a one-character token no query phrase holds, and ``chars``, the characters once each;
+        # (b) the ascii tokenizer: tokens split only where cases.listing leaves characters out, ASCII case folded —
+        # what SQLite's LIKE folds, nothing more; (c) rowid = state code << 32 | case_search_keys.n, moved by a
+        # trigger when the state changes (every writer of cases.state, not only the store's update_case); removed
+        # with the case's key.
+        # case_search_pairs and case_search_chars are the store's Python functions, registered on every connection.
+        "sqlite": (
+            "DROP TABLE case_search",
+            "CREATE VIRTUAL TABLE case_search USING fts5(pairs, chars, tokenize = 'ascii')",
+            f"INSERT INTO case_search (rowid, pairs, chars) SELECT ({_search_code('c.state')} << "
+            f"{SEARCH_ROWID_BITS}) | k.n, case_search_pairs(k.search), case_search_chars(k.search) "
+            "FROM case_search_keys k JOIN cases c ON c.id = k.case_id",
+            f"CREATE TRIGGER case_search_state AFTER UPDATE OF state ON cases WHEN old.state <> new.state BEGIN "
+            f"UPDATE case_search SET rowid = ({_search_code('new.state')} << {SEARCH_ROWID_BITS}) | "
+            f"(SELECT n FROM case_search_keys WHERE case_id = new.id) "
+            f"WHERE rowid = ({_search_code('old.state')} << {SEARCH_ROWID_BITS}) | "
+            f"(SELECT n FROM case_search_keys WHERE case_id = new.id); END",
+            # a case's key removed (before its row: the foreign key): its index row goes too, or it stays counted
+            f"CREATE TRIGGER case_search_forget AFTER DELETE ON case_search_keys BEGIN "
+            f"DELETE FROM case_search WHERE rowid = ("
+            f"{_search_code('(SELECT state FROM cases WHERE id = old.case_id)')} << {SEARCH_ROWID_BITS}) | old.n; END",
+        ),
+        # PostgreSQL: the GIN of migration 13 moves off the wide cases table onto a narrow copy of each case's state
+        # and search text, kept by a trigger: a search's matches are counted per state from a few small pages, not
+        # 40,000 fat rows; and a case's update no longer recomputes its grams (the copy changes only with the state
+        # or the text; a state change alone is a HOT update — fillfactor leaves the room — that touches no index).
+        "postgresql": (
+            "CREATE TABLE case_search_rows (case_id TEXT PRIMARY KEY REFERENCES cases(id) ON DELETE CASCADE, "
+            "state TEXT NOT NULL, search TEXT NOT NULL) WITH (fillfactor = 70)",
+            "INSERT INTO case_search_rows (case_id, state, search) SELECT id, state, search FROM cases",
+            # the grams run by run (cases.listing.search_terms): no pair across punctuation or a space, so a search
+            # of one or two characters, one run without ASCII letters, is exact from the index without the LIKE
+            "CREATE FUNCTION case_search_terms(t text) RETURNS text[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS "
+            "$fn$ WITH r AS (SELECT run FROM regexp_split_to_table(translate(t, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', "
+            "'abcdefghijklmnopqrstuvwxyz'), '[\\x01-\\x2f\\x3a-\\x40\\x5b-\\x60\\x7b-\\x7f]+') AS run "
+            "WHERE run <> '') "
+            "SELECT COALESCE(array_agg(DISTINCT g), '{}'::text[]) FROM ("
+            "SELECT substr(run, i, 1) FROM r, generate_series(1, length(run)) AS i UNION ALL "
+            "SELECT substr(run, i, 2) FROM r, generate_series(1, length(run) - 1) AS i) AS x(g) $fn$",
+            "CREATE INDEX case_search_rows_terms ON case_search_rows USING gin (case_search_terms(search))",
+            "DROP INDEX cases_search_grams",
+            "CREATE FUNCTION case_search_row() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN "
+            "IF TG_OP = 'INSERT' THEN "
+            "INSERT INTO case_search_rows (case_id, state, search) VALUES (NEW.id, NEW.state, NEW.search); "
+            "ELSIF NEW.state IS DISTINCT FROM OLD.state OR NEW.search IS DISTINCT FROM OLD.search THEN "
+            "UPDATE case_search_rows SET state = NEW.state, search = NEW.search WHERE case_id = NEW.id; END IF; "
+            "RETURN NULL; END $fn$",
+            "CREATE TRIGGER cases_search_row AFTER INSERT OR UPDATE OF state, search ON cases "
+            "FOR EACH ROW EXECUTE FUNCTION case_search_row()",
         ),
     }),
 )

@@ -33,7 +33,7 @@ from cases import listing
 from cases.audit import COLUMNS as AUDIT_COLUMNS
 from cases.audit import AuditEntry, AuditQuery, ChainCheck, chain_hash, entry_from_row
 from cases.listing import CaseQuery
-from cases.migrations import MIGRATIONS, SCHEMA_VERSION
+from cases.migrations import MIGRATIONS, SCHEMA_VERSION, SEARCH_ROWID_BITS, SEARCH_STATE_CODES
 from cases.workflow import OPEN_STATES, STATE_LABELS, TERMINAL_STATES, State
 from config import redact_url
 
@@ -48,6 +48,10 @@ _COLUMNS = ("id", "case_no", "state", "camera_id", "zone_id", "kind", "code", "r
 _DERIVED = {"state_label", "alarm_ids", "evidence", "timeline", "overdue", "version", "closed_at", "supervised",
             "supervise_count", "last_supervision"}
 STATS_EVERY_S = 600.0
+SEARCH_SCAN_ROWS = 4000
+"""An exact search whose page is expected within a quarter of this many rows in list order is read that way (at most
+this many rows, the rest of its matches never touched); otherwise its matches are fetched and sorted."""
+_SEARCH_N_MASK = (1 << SEARCH_ROWID_BITS) - 1
 """How often the case list refreshes SQLite's planner statistics (``ANALYZE`` on a sample)."""
 SUPERVISE_ACTION = "supervise"
 """The timeline action of a leader's 督办 (not a workflow transition: the state stays)."""
@@ -149,12 +153,21 @@ class _Backend:
     def refresh_stats(self) -> None:
         """Keep the planner's table statistics current (PostgreSQL's autovacuum does; SQLite needs asking)."""
 
-    def index_search(self, case_id: str, text: str, *, new: bool) -> None:
-        """Keep the list's text-search index in step with a case's search text (migration 11)."""
+    def index_search(self, case_id: str, text: str, *, new: bool, state: str) -> None:
+        """Keep the list's text-search index in step with a case's search text (migrations 13, 15)."""
 
-    def grams_condition(self, grams: list[str], pattern: str) -> tuple[str, list[Any]]:
-        """SQL for "the case holds every one of ``grams`` and its search text is LIKE ``pattern``" through the
-        search index, and its arguments (``cases.listing.GramCondition``)."""
+    def grams_condition(self, text: str) -> tuple[str, list[Any]]:
+        """SQL for "the case's search text holds ``text``" led by the search index, and its arguments
+        (``cases.listing.GramCondition``)."""
+        raise NotImplementedError
+
+    def search_counts(self, text: str) -> dict[str, int] | None:
+        """The cases whose search text holds ``text``, counted per state from the search index alone; None when the
+        index cannot say it exactly (the caller counts the matching rows)."""
+        return None
+
+    def search_ids_condition(self, text: str) -> tuple[str, list[Any]]:
+        """SQL for "the case is one the index finds for ``text``" where :meth:`search_counts` answered (exact)."""
         raise NotImplementedError
 
 
@@ -171,8 +184,10 @@ class _Sqlite(_Backend):
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.execute("PRAGMA busy_timeout=10000")
-        # For migration 11's back-fill of the search index (the store writes the grams itself since).
+        # For the back-fills of the search index by migrations 13 and 15 (the store writes the grams itself since).
         self.conn.create_function("case_search_grams", 1, _grams_text, deterministic=True)
+        self.conn.create_function("case_search_pairs", 1, _pairs_text, deterministic=True)
+        self.conn.create_function("case_search_chars", 1, _chars_text, deterministic=True)
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
         return self.conn.execute(sql, args)
@@ -208,23 +223,46 @@ class _Sqlite(_Backend):
         self.conn.execute("PRAGMA analysis_limit = 20000")
         self.conn.execute("ANALYZE cases")
 
-    def index_search(self, case_id: str, text: str, *, new: bool) -> None:
-        grams = _grams_text(text)
+    def index_search(self, case_id: str, text: str, *, new: bool, state: str) -> None:
+        # migration 15: rowid = the state's code << 32 | the case's stable number (a trigger moves it on a state
+        # change; the caller writes the case row, and so its state, first)
+        high = SEARCH_STATE_CODES.get(state, 0) << SEARCH_ROWID_BITS
         if new:
             (n,) = self.execute("INSERT INTO case_search_keys (case_id, search) VALUES (?, ?) RETURNING n",
                                 (case_id, text)).fetchone()
-            self.execute("INSERT INTO case_search (rowid, grams) VALUES (?, ?)", (n, grams))
+            self.execute("INSERT INTO case_search (rowid, pairs, chars) VALUES (?, ?, ?)",
+                         (high | n, _pairs_text(text), _chars_text(text)))
         else:
             (n,) = self.execute("UPDATE case_search_keys SET search = ? WHERE case_id = ? RETURNING n",
                                 (text, case_id)).fetchone()
-            self.execute("UPDATE case_search SET grams = ? WHERE rowid = ?", (grams, n))
+            self.execute("UPDATE case_search SET pairs = ?, chars = ? WHERE rowid = ?",
+                         (_pairs_text(text), _chars_text(text), high | n))
 
-    def grams_condition(self, grams: list[str], pattern: str) -> tuple[str, list[Any]]:
-        # Every gram quoted (a phrase of one token each): FTS5 reads nothing in them as its own syntax. The LIKE
-        # reads the keys' small copy of the text: the case row's own sits behind its JSON, often on overflow pages.
-        return ("id IN (SELECT k.case_id FROM case_search_keys k WHERE k.n IN "
-                "(SELECT rowid FROM case_search WHERE case_search MATCH ?) AND k.search LIKE ? ESCAPE '\\')",
-                [" ".join(f'"{g}"' for g in grams), pattern])
+    def grams_condition(self, text: str) -> tuple[str, list[Any]]:
+        # The LIKE (where the index is not exact) reads the keys' small copy of the text: the case row's own sits
+        # behind its JSON, often on overflow pages.
+        match, exact = _fts_query(text)
+        found = (f"id IN (SELECT k.case_id FROM case_search_keys k WHERE k.n IN "
+                 f"(SELECT rowid & {_SEARCH_N_MASK} FROM case_search WHERE case_search MATCH ?)")
+        if exact:
+            return found + ")", [match]
+        return found + " AND k.search LIKE ? ESCAPE '\\')", [match, listing.like(text)]
+
+    def search_counts(self, text: str) -> dict[str, int] | None:
+        if not listing.exact_search(text):
+            return None
+        # one range of the index's rowids per state (its code << 32): each count reads only that part of the
+        # query's posting lists, the whole a single pass over them
+        match, _ = _fts_query(text)
+        parts = " UNION ALL ".join(
+            f"SELECT {code}, COUNT(*) FROM case_search WHERE case_search MATCH ?1 "
+            f"AND rowid >= {code << SEARCH_ROWID_BITS} AND rowid < {(code + 1) << SEARCH_ROWID_BITS}"
+            for code in sorted(SEARCH_STATE_CODES.values()))
+        names = {code: state for state, code in SEARCH_STATE_CODES.items()}
+        return {names[code]: int(n) for code, n in self.execute(parts, (match,)).fetchall() if n}
+
+    def search_ids_condition(self, text: str) -> tuple[str, list[Any]]:
+        return self.grams_condition(text)
 
 
 # Every writer takes this advisory lock first, so PostgreSQL writers serialise like SQLite's BEGIN IMMEDIATE: the
@@ -290,9 +328,28 @@ class _Postgres(_Backend):
         row = self.conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
         return bool(row and row[0])
 
-    def grams_condition(self, grams: list[str], pattern: str) -> tuple[str, list[Any]]:
-        # The expression of the GIN index of migration 11 (the server keeps it; index_search has nothing to do).
-        return "case_search_grams(search) @> ?::text[] AND search LIKE ? ESCAPE '\\'", [grams, pattern]
+    @staticmethod
+    def _matches(text: str) -> tuple[str, list[Any]]:
+        """The GIN index of migration 15 on the narrow copy the server keeps (index_search has nothing to do), and
+        the LIKE where the index is not exact (PostgreSQL's minds case), on the copy's text: a few small pages."""
+        found = "case_search_terms(search) @> ?::text[]"
+        if listing.exact_term(text):
+            return found, [listing.query_terms(text)]
+        return f"{found} AND search LIKE ? ESCAPE '\\'", [listing.query_terms(text), listing.like(text)]
+
+    def grams_condition(self, text: str) -> tuple[str, list[Any]]:
+        sql, args = self._matches(text)
+        return f"id IN (SELECT case_id FROM case_search_rows WHERE {sql})", args
+
+    def search_counts(self, text: str) -> dict[str, int] | None:
+        if not listing.query_terms(text):
+            return None
+        sql, args = self._matches(text)
+        return {str(st): int(n) for st, n in self.execute_planned(
+            f"SELECT state, COUNT(*) FROM case_search_rows WHERE {sql} GROUP BY state", args).fetchall()}
+
+    def search_ids_condition(self, text: str) -> tuple[str, list[Any]]:
+        return self.grams_condition(text)
 
 
 class CaseTx:
@@ -346,7 +403,7 @@ class CaseTx:
              data["kind"], data["code"], float(data["reported_at"]), float(data["deadline_at"]),
              float(data.get("updated_at", data["reported_at"])), json.dumps(data, ensure_ascii=False),
              *_list_columns(data)))
-        self._db.index_search(data["id"], listing.search_text(data), new=True)
+        self._db.index_search(data["id"], listing.search_text(data), new=True, state=state.value)
 
     def update_case(self, case_id: str, at: float, *, expected_version: int | None = None, **changes: Any) -> int:
         """Change stored fields (state, deadline_at, deadline_iso, time_limit, ...) of an existing case; returns
@@ -375,7 +432,7 @@ class CaseTx:
             (state.value, int(state in OPEN_STATES), float(data["deadline_at"]), closed_at, at,
              json.dumps(data, ensure_ascii=False), *_list_columns(data), case_id))
         if listing.search_text(data) != searched:
-            self._db.index_search(case_id, listing.search_text(data), new=False)
+            self._db.index_search(case_id, listing.search_text(data), new=False, state=state.value)
         return int(row[2]) + 1
 
     def append_timeline(self, case_id: str, *, at: float, state: str, action: str, actor: str, note: str = "") -> None:
@@ -595,7 +652,10 @@ class CaseStore:
         count_conditions, count_args = listing.where(query.without_state(), now, grams)
         with self._guard() as db:
             db.refresh_stats()
-            if query.q:
+            exact = (db.search_counts(query.q) if query.q and listing.only_search(query, now) else None)
+            if exact is not None:
+                counts, ids = exact, self._exact_search_page(db, query, exact, now)
+            elif query.q:
                 counts, ids = self._search_page(db, query, count_conditions, count_args, now)
             else:
                 conditions, args = listing.where(query, now, grams)
@@ -615,6 +675,39 @@ class CaseStore:
         total = sum(n for st, n in counts.items() if not query.states or st in query.states)
         cursor = listing.next_cursor(query, cases[-1] if cases else None, len(ids) == query.limit)
         return CasePage(cases, total, counts, cursor)
+
+    @staticmethod
+    def _exact_search_page(db: _Backend, query: CaseQuery, counts: dict[str, int], now: float) -> list[str]:
+        """The page of a search the index answers exactly (``counts``: its matches per state, from the index). When
+        many cases match, the first rows in list order hold the page: read them in the sort's index order, at most
+        SEARCH_SCAN_ROWS, and keep those whose text matches (LIKE: the same answer as the index's). Otherwise, or
+        when those rows did not fill the page, the matches are fetched through the index and sorted."""
+        assert query.q is not None
+        wanted = [st for st in counts if not query.states or st in query.states]
+        matches = sum(counts[st] for st in wanted)
+        if not matches:
+            return []
+        total = sum(int(n) for _, n in db.execute("SELECT state, n FROM case_state_counts WHERE n > 0").fetchall())
+        state_conditions, state_args = listing.where(CaseQuery(states=query.states), now)
+        # "state || ''": the state filter never takes the index that serves the order (cases_list_reported/_deadline)
+        state_conditions = [c.replace("state IN", "state || '' IN", 1) for c in state_conditions]
+        if (query.offset + query.limit) * total / matches <= SEARCH_SCAN_ROWS / 4:
+            by, after, after_args = listing.order(query, in_order=True)
+            conditions = [*state_conditions, *([after] if after else [])]
+            clause = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+            ids = [str(r[0]) for r in db.execute_planned(
+                f"SELECT id FROM (SELECT id, search FROM cases {clause} ORDER BY {by} LIMIT ?) AS s "
+                f"WHERE search LIKE ? ESCAPE '\\' LIMIT ? OFFSET ?",
+                [*state_args, *after_args, SEARCH_SCAN_ROWS, listing.like(query.q), query.limit,
+                 query.offset]).fetchall()]
+            if len(ids) == query.limit:
+                return ids
+        by, after, after_args = listing.order(query)
+        found, found_args = db.search_ids_condition(query.q)
+        conditions = [found, *state_conditions, *([after] if after else [])]
+        return [str(r[0]) for r in db.execute_planned(
+            f"SELECT id FROM cases WHERE {' AND '.join(conditions)} ORDER BY {by} LIMIT ? OFFSET ?",
+            [*found_args, *state_args, *after_args, query.limit, query.offset]).fetchall()]
 
     @staticmethod
     def _search_page(db: _Backend, query: CaseQuery, conditions: list[str], args: list[Any],
@@ -955,8 +1048,33 @@ def _list_columns(data: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _grams_text(text: str) -> str:
-    """A case's search grams as the FTS5 table holds them (space-separated tokens)."""
+    """A case's search grams as migration 13's FTS5 table held them (space-separated tokens)."""
     return " ".join(listing.search_grams(text or ""))
+
+
+_RUN_GAP = " 0 "
+"""Between two runs' pairs in the ``pairs`` column: a one-character token, which no query phrase (pairs only) holds,
+so a phrase never spans two runs."""
+
+
+def _pairs_text(text: str) -> str:
+    """The ``pairs`` column of migration 15: each run's neighbouring pairs in order, runs kept apart."""
+    return _RUN_GAP.join(" ".join(r[i:i + 2] for i in range(len(r) - 1))
+                         for r in listing.search_runs(text or "") if len(r) > 1)
+
+
+def _chars_text(text: str) -> str:
+    """The ``chars`` column of migration 15: every indexed character once."""
+    return " ".join(dict.fromkeys(listing.search_key(text or "")))
+
+
+def _fts_query(text: str) -> tuple[str, bool]:
+    """The FTS5 query of migration 15's index for a search of ``text`` and whether it alone is exact: each run of
+    the text as a phrase of its pairs (its character, for a one-character run), all of them required. Runs hold no
+    double quote (punctuation is what separates them), so quoting is enough to keep FTS5 syntax out."""
+    parts = [f'pairs : "{" ".join(r[i:i + 2] for i in range(len(r) - 1))}"' if len(r) > 1 else f'chars : "{r}"'
+             for r in listing.search_runs(text)]
+    return " AND ".join(parts), listing.exact_search(text)
 
 
 def _like(text: str) -> str:

@@ -1,6 +1,6 @@
-"""The wall server's map routes: the basemap the situation page shows (``GET /api/map/basemap``: the tile source,
-its coordinate system, and the grid cells and cameras in that system) and the offline tiles
-(``GET /api/map/tiles/{z}/{x}/{y}.png``, drawn from ``cases.grid_file`` and cached)."""
+"""The wall server's map routes: the basemap the situation page and the case pages show (``GET /api/map/basemap``:
+the tile source, its coordinate system, and the grid cells and cameras in that system; unit users get no cameras)
+and the offline tiles (``GET /api/map/tiles/{z}/{x}/{y}.png``, drawn from ``cases.grid_file`` and cached)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from typing import Any
 
 from aiohttp import web
 
+from config import Role
 from config.settings import MapSettings
 from maps.coords import from_display, to_display
 from maps.tiles import Cell, TileCache, check_tile
 from wall import state
+from wall.auth import current_session
 from wall.errors import BadRequest, json_error
 
 OFFLINE_URL = "/api/map/tiles/{z}/{x}/{y}.png"
@@ -58,7 +60,9 @@ async def _cells(app: web.Application) -> list[dict[str, Any]]:
 
 
 async def basemap(request: web.Request) -> web.Response:
-    """The tile source and the grid and cameras in its coordinate system (GCJ-02 sources get shifted points)."""
+    """The tile source and the grid and cameras in its coordinate system (GCJ-02 sources get shifted points).
+    A unit user gets the tiles and the grid but no cameras (the camera list is not theirs: ``GET /api/cameras`` is
+    refused to them); their case pages draw the case's camera from the case's own location."""
     app = request.app
     m = app[state.SETTINGS].map
     crs = m.crs
@@ -67,8 +71,11 @@ async def basemap(request: web.Request) -> web.Response:
     def shown(lon: float, lat: float) -> list[float]:
         return list(to_display(lon, lat, crs))
 
-    cams = [{"id": c.id, "name": c.name, "enabled": c.enabled, "lonlat": shown(c.position.lon, c.position.lat),
-             "address": c.position.address} for c in app[state.RUNNING].settings.cameras]
+    session = current_session(request)
+    unit_user = session is not None and session.role is Role.UNIT
+    cams = [] if unit_user else [
+        {"id": c.id, "name": c.name, "enabled": c.enabled, "lonlat": shown(c.position.lon, c.position.lat),
+         "address": c.position.address} for c in app[state.RUNNING].settings.cameras]
     return web.json_response({
         "tiles": {"url": tile_url(m), "offline": m.tiles == "offline", "attribution": m.attribution or
                   ("网格底图（本地生成） Offline grid basemap" if m.tiles == "offline" else ""),

@@ -167,6 +167,7 @@ async def case_office_shots(browser, base: str, out: Path, shown: str, sizes: di
     first = await page.get_attribute(".fd-card", "data-case-id")
     await page.goto(f"{base}/field#{first}")
     await page.locator("#case-view:not([hidden])").wait_for(timeout=30_000)
+    await page.locator("#c-map img.leaflet-tile-loaded").first.wait_for(timeout=30_000)  # the case on the basemap
     await asyncio.sleep(1)
     await page.screenshot(path=str(out / "field-phone.png"))
     sizes["field-phone.png"] = shrink(out / "field-phone.png")

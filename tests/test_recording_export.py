@@ -129,3 +129,51 @@ async def test_exports_stream_from_disk_and_a_case_exports_its_cameras_as_one_zi
     assert peak < 6_000_000 < plan.size / 4, (peak, plan.size)  # one segment's bytes at a time, not the file
     frames, duration = decode(data)
     assert frames == plan.frames and duration == pytest.approx(plan.seconds, abs=0.05)
+
+
+async def test_the_case_page_downloads_the_case_evidence_zip(
+        page, tmp_path, bus, store, evidence_dir, demo_rtsp):  # noqa: F811
+    """Chromium: 下载案件证据包 (ZIP) on the case page for a role that may export (monitor), none for the watch
+    officer; the downloaded file is the case's ZIP."""
+    settings = rec_settings(tmp_path)
+    ingest = IngestService({"cam-v": demo_rtsp.url("vending")}, sample_keyframes=False, open_timeout_s=10,
+                           read_timeout_s=10)
+    await ingest.start()
+    service = RecordingService(settings, store, ["cam-v"])
+    await service.start(ingest.subscribe_packets)
+    try:
+        began = time.time()
+
+        async def recorded():
+            rows = await asyncio.to_thread(service.index.segments, "cam-v", began - 60, time.time())
+            return sum(r.end_at - r.start_at for r in rows if r.complete) >= 8.0
+        await eventually(recorded, timeout=120, what="8 s recorded")
+        start = service.index.segments("cam-v", began - 60, time.time())[0].start_at
+        case_id = _case_at(store, start + 4)
+        app = create_app(settings, bus=bus, cases=store, live=None, evidence_dir=evidence_dir,
+                         recordings=service.library)
+        async with wall_client(app) as client:
+            base = str(client.make_url("")).rstrip("/")
+            await signin.sign_in_page(page, base, f"/cases/{case_id}", "duty", PASSWORD)
+            await page.locator("body[data-ready='1']").wait_for(timeout=20_000)
+            assert await page.locator("#export-zip").is_hidden()        # a watch officer may not export
+            await page.context.clear_cookies()
+            await signin.sign_in_page(page, base, f"/cases/{case_id}", "monitor", PASSWORD)
+            button = page.locator("#export-zip:not([hidden])")
+            await button.wait_for(timeout=20_000)
+            assert "下载案件证据包 (ZIP)" in await button.text_content()
+            async with page.expect_download(timeout=60_000) as info:
+                await button.click()
+            download = await info.value
+            assert download.suggested_filename == "CW20260311-0001-recordings.zip"
+            saved = tmp_path / "saved.zip"
+            await download.save_as(saved)
+            with zipfile.ZipFile(saved) as zf:
+                assert sorted(zf.namelist()) == ["CW20260311-0001-cam-v.mp4", "manifest.json"]
+                frames, _ = decode(zf.read("CW20260311-0001-cam-v.mp4"))
+                assert frames >= 8 * 25
+            await page.wait_for_function(
+                "document.getElementById('message').textContent.startsWith('已下载案件证据包')", timeout=10_000)
+    finally:
+        await ingest.stop()
+        await service.stop()

@@ -38,6 +38,9 @@ CASES: list[tuple[str, str, dict | None, set[str]]] = [
     ("GET", "/api/screens", None, {W, M, L}),
     ("GET", "/api/alarms", None, {W, M, L}),
     ("GET", "/api/map", None, {W, M, L}),
+    ("GET", "/api/map/basemap", None, {W, M, L, U}),
+    ("GET", "/api/map/tiles/14/13653/6791.png", None, {W, M, L, U}),
+    ("GET", "/api/map/convert?lon=120.15&lat=30.27&to=display", None, {W, M, L}),
     ("GET", "/api/broadcasts", None, {W, M, L}),
     ("GET", "/api/cases", None, {W, M, L, U}),
     ("GET", "/api/me", None, {W, M, L, U}),
@@ -136,7 +139,7 @@ async def test_each_role_is_refused_what_it_may_not_do_and_allowed_what_it_may(s
     async with await as_user(server, username) as browser:
         for method, path, body, allowed in CASES:
             resp = await browser.request(method, path, json=body)
-            text = await resp.text()
+            text = await resp.text(errors="replace")  # a map tile is a PNG
             may = role == "admin" or role in allowed
             # "allowed" means past the policy; a pure core may still refuse (督办 is the leader's own, not admin's)
             policy_refused = resp.status == 403 and (f"role {role} may not" in text or "CSRF" in text)

@@ -135,3 +135,54 @@ async def test_case_page_map_shows_the_case_and_its_camera_offline(page, tmp_pat
         assert await page.get_attribute(".cd-facts a[href^='geo:']", "href") == "geo:30.27,120.15"
         await page.screenshot(path=SCREENSHOT, full_page=True)
     assert hosts <= {"127.0.0.1", "localhost", "data", "blob"}, hosts
+
+
+async def test_the_walls_case_panel_counts_working_hours(page, tmp_path, bus, store):
+    # the same case as the list's test: due 15:00, 3.5 working hours left at 10:00, standing still over lunch
+    put_case(store, 1, unit="hubin-squad", reported=sh("2026-03-11 09:00").timestamp(), deadline_s=6 * H)
+    (tmp_path / "evidence").mkdir()
+    app = create_app(office_settings(tmp_path), bus=bus, cases=store, live=None, evidence_dir=tmp_path / "evidence")
+    async with wall_client(app) as client:
+        base = str(client.make_url("")).rstrip("/")
+        await page.clock.set_fixed_time(sh("2026-03-11 10:00"))
+        await signin.sign_in_page(page, base, "/wall", "duty", PASSWORD)
+        left = "document.querySelector(\".case-row[data-case-id='case-00001'] .left\")"
+        await page.wait_for_function(f"{left} && {left}.textContent === '剩余 3.5 工作时'", timeout=20_000)
+        await page.clock.set_fixed_time(sh("2026-03-11 12:30"))
+        await page.evaluate("window.citywall.cases.render(Date.now() / 1000)")  # the panel's 30 s tick, now
+        assert await page.evaluate(f"{left}.textContent") == "剩余 1.5 工作时（非工作时间，暂停计时）"
+
+
+async def test_a_unit_user_sees_the_case_map_on_the_phone(page, tmp_path, bus, store):
+    put_case(store, 1, unit="hubin-squad")
+    (tmp_path / "evidence").mkdir()
+    app = create_app(office_settings(tmp_path), bus=bus, cases=store, live=None, evidence_dir=tmp_path / "evidence")
+    hosts: set[str] = set()
+    async with wall_client(app) as client:
+        base = str(client.make_url("")).rstrip("/")
+        context = await page.context.browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                                         has_touch=True)
+        try:
+            phone = await context.new_page()
+            phone.on("request", lambda r: hosts.add(urlsplit(r.url).hostname or r.url.split(":")[0]))
+            await signin.sign_in_page(phone, base, "/field", "squad", PASSWORD)
+            await phone.locator(".fd-card[data-case-id=case-00001]").click(timeout=20_000)
+            await phone.locator("#c-map-panel:not([hidden])").wait_for(timeout=20_000)
+            await phone.locator("#c-map path.cd-map-case").wait_for(timeout=10_000)
+            await phone.locator("#c-map img.leaflet-tile-loaded").first.wait_for(timeout=20_000)
+            assert "/api/map/tiles/" in await phone.get_attribute("#c-map img.leaflet-tile-loaded", "src")
+            # the camera is drawn from the case's own location: the basemap lists no cameras to a unit user
+            assert "摄像头 解放路人行道" in await phone.text_content("#c-map-legend")
+            basemap = await phone.evaluate("fetch('/api/map/basemap').then(r => r.json())")
+            assert basemap["cameras"] == [] and basemap["cells"] and basemap["tiles"]["offline"]
+            box = await phone.eval_on_selector("#c-map", "m => { const b = m.getBoundingClientRect(); "
+                                               "return [b.width, b.height]; }")
+            assert 300 <= box[0] <= 390 and box[1] >= 200, box
+            assert await phone.evaluate("document.documentElement.scrollWidth") <= 390
+            await phone.screenshot(path="/tmp/field-phone-map.png")
+            # the case page a unit user opens shows it too
+            await phone.goto(f"{base}/cases/case-00001")
+            await phone.locator("#map-panel:not([hidden]) path.cd-map-case").wait_for(timeout=20_000)
+        finally:
+            await context.close()
+    assert hosts <= {"127.0.0.1", "localhost", "data", "blob"}, hosts

@@ -188,9 +188,11 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/screens"): SIGNED_IN,
     ("GET", "/api/screens/{id}"): SIGNED_IN,
     ("GET", "/api/map"): SIGNED_IN,
-    ("GET", "/api/map/basemap"): SIGNED_IN,
+    # the basemap and its tiles (read-only) for unit users too: their case's place on the case and phone pages;
+    # maps.api lists no cameras to them
+    ("GET", "/api/map/basemap"): UNITS_TOO,
     ("GET", "/api/map/convert"): SIGNED_IN,
-    ("GET", "/api/map/tiles/{z}/{x}/{y}.png"): SIGNED_IN,
+    ("GET", "/api/map/tiles/{z}/{x}/{y}.png"): UNITS_TOO,
     ("GET", "/api/cases"): UNITS_TOO,
     ("GET", "/api/cases/{id}"): UNITS_TOO,
     ("GET", "/api/case-filters"): UNITS_TOO,

@@ -40,12 +40,13 @@ from cases.workflow import Action, State
 from config import ConfigError, Role
 from maps.coords import to_display
 from wall import state
-from wall.access import note
+from wall.access import ROUTES, note
 from wall.api import _ID, MAX_CASES_PAGE, check_text, int_param, str_param
 from wall.auth import LoginLimiter, Session, require_session
 from wall.errors import BadRequest, json_error
 from wall.models import MAX_NOTE
 from wall.pages import login_first, static_page
+from wall.recordings_api import RECORDINGS
 from wall.views import evidence_url
 
 log = logging.getLogger("citywall.wall.case_office")
@@ -227,7 +228,9 @@ async def work_calendar(request: web.Request) -> web.Response:
 
 def detail_extras(request: web.Request, case: dict[str, Any]) -> dict[str, Any]:
     """What the case page shows beyond the case itself: where the camera is, the deadline stage, the pictures
-    people added, the broadcasts made, and for a dispatch the units to choose from (the case's own first)."""
+    people added, the broadcasts made, whether the caller may download the case's evidence package (the ZIP of
+    ``GET /api/cases/{id}/recordings``: the access table's row says who, and this server must record), and for a
+    dispatch the units to choose from (the case's own first)."""
     from wall.case_api import CASE_CONFIG
 
     app = request.app
@@ -248,6 +251,8 @@ def detail_extras(request: web.Request, case: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"location": location, "deadline_stage": deadline_stage(case, now, watch.near_fraction,
                                                                                   watch.near_remaining_s),
                            "photos": photos, "broadcasts": broadcasts,
+                           "can_export_recordings": app.get(RECORDINGS) is not None and bool(case.get("camera_id"))
+                           and ROUTES[("GET", "/api/cases/{id}/recordings")].allowed(require_session(request)),
                            "alarm_evidence_urls": [evidence_url(p) for p in case.get("evidence") or []
                                                    if p not in {x.get("path") for x in photos}]}
     if any(a["action"] == Action.DISPATCH.value for a in case.get("allowed_actions") or []):

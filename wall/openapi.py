@@ -199,6 +199,8 @@ SCHEMAS: dict[str, Any] = {
             "last_supervision": {"type": ["object", "null"],
                                  "description": "the latest 督办 timeline entry {at, state, action, actor, note}"},
             "can_supervise": {"type": "boolean", "description": "in case detail and action answers: you may 督办"},
+            "can_export_recordings": {"type": "boolean", "description": "in case detail: you may download the case's "
+                                      "evidence package (GET /api/cases/{id}/recordings) and this server records"},
         },
     },
     "CaseEvent": {

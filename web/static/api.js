@@ -37,6 +37,25 @@ export async function getJSON(url) {
   return data;
 }
 
+/** GET ``url`` as a file: ``{blob, name}`` (the name from Content-Disposition, else ``fallback``); failures as
+ *  getJSON's (401 → login page, others → ApiError with the server's reason). */
+export async function getFile(url, fallback = "download") {
+  const resp = await reach(url, { credentials: "same-origin" });
+  if (resp.status === 401) {
+    goLogin();
+    throw new ApiError(401, "login required");
+  }
+  if (!resp.ok) {
+    let detail = "";
+    try { detail = (await resp.json()).error || ""; } catch (_) { /* not JSON */ }
+    console.warn(`GET ${url}: ${resp.status} ${detail}`);
+    throw new ApiError(resp.status, detail);
+  }
+  const disposition = resp.headers.get("Content-Disposition") || "";
+  const named = /filename\*=UTF-8''([^;]+)/i.exec(disposition) || /filename="?([^";]+)"?/i.exec(disposition);
+  return { blob: await resp.blob(), name: named ? decodeURIComponent(named[1]) : fallback };
+}
+
 let csrfToken = null;
 
 /** fetch, with "no answer at all" (server down, network gone) as ApiError status 0 instead of a TypeError. */

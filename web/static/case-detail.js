@@ -1,25 +1,27 @@
 // 案件详情 /cases/<id>: everything about one case and the actions the signed-in role may take now (the server
-// says which: allowed_actions, can_supervise). Evidence photos and the alarm clip inline; 现场核查 puts the alarm's
-// picture beside the camera's live tile and, on 现场抓拍 (S), a still taken now (kept as evidence); the field photos
-// the unit sent; facts with the unit and the dispatch rule that chose it, the location (geo: link and a small map
-// of the case's place and its camera on the site's basemap — offline tiles unless a tile source is configured),
-// the deadline counting down in working time; the timeline; the broadcasts. Every action is sent with the case version: a 409 shows the case as
-// it is now and says someone else acted first. Keys: 1–9 the action buttons, S, V, P print, Esc back to the list.
+// says which: allowed_actions, can_supervise, can_export_recordings). Evidence photos and the alarm clip inline;
+// 现场核查 puts the alarm's picture beside the camera's live tile and, on 现场抓拍 (S), a still taken now (kept as
+// evidence); 下载案件证据包 (ZIP): the case's recordings for the roles that may export them; the field photos the
+// unit sent; facts with the unit and the dispatch rule that chose it, the location (geo: link and a small map of the
+// case's place and its camera on the site's basemap — offline tiles unless a tile source is configured: case-map.js),
+// the deadline counting down in working time; the timeline; the broadcasts. Every action is sent with the case
+// version: a 409 shows the case as it is now and says someone else acted first. Keys: 1–9 the action buttons, S, V,
+// P print, Esc back to the list.
 
-import { getJSON, send, checkSession } from "./api.js";
+import { getFile, getJSON, send, checkSession } from "./api.js";
 import { installChrome, linkState } from "./chrome.js";
 import { el, safePath } from "./dom.js";
 import { EventSocket } from "./events.js";
 import { dateTimeText, setTimeZone } from "./format.js";
 import { setRecordingLink } from "./recording-link.js";
+import { showCaseMap } from "./case-map.js";
 import { actorText, askAction, countdown, FINISHED, loadWorkCalendar, noteText, photoFigure, stageBadge,
   timelineRows } from "./case-common.js";
 
 const $ = (id) => document.getElementById(id);
 const caseId = decodeURIComponent(location.pathname.split("/")[2] || "");
-const state = { c: null, busy: false, tile: null, map: null };
+const state = { c: null, busy: false, tile: null };
 const now = () => Date.now() / 1000;
-const html = (text) => el("span", "", text).innerHTML;  // Leaflet sets tooltips as HTML: text escaped
 const isImage = (url) => /\.(jpe?g|png)$/i.test(url || "");
 
 function say(text, kind = "warn") {
@@ -65,45 +67,13 @@ function show(c) {
   }
   renderMap(c);
   $("print").href = `/cases/${encodeURIComponent(c.id)}/print`;
+  $("export-zip").hidden = !c.can_export_recordings;  // the server asks the access table (monitor, leader, admin)
   $("snapshot").disabled = FINISHED.has(c.state) || !c.camera_id;
 }
 
-/** The case's place (red) and its camera (blue) on the basemap the situation page uses, once per page. No position,
- *  or a role without the map (unit users): the panel stays hidden and the facts keep the geo: link. */
-async function renderMap(c) {
-  const loc = c.location;
-  const L = window.L;
-  if (state.map || !loc || !Array.isArray(loc.display) || !L) return;
-  state.map = "loading";
-  let data;
-  try {
-    data = await getJSON("/api/map/basemap");
-  } catch {
-    state.map = null;
-    return;
-  }
-  $("map-panel").hidden = false;
-  const t = data.tiles;
-  const map = L.map($("case-map"), { minZoom: t.min_zoom, maxZoom: t.max_zoom, zoomSnap: 0.25 });
-  state.map = map;
-  map.attributionControl.setPrefix(false);
-  L.tileLayer(t.url, { subdomains: t.subdomains || "abc", minZoom: t.min_zoom, maxZoom: t.max_zoom,
-    attribution: html(t.attribution || "") }).addTo(map);
-  for (const cell of data.cells) {
-    L.polygon(cell.ring.map(([lon, lat]) => [lat, lon]), { className: "cd-map-cell", weight: 1, fillOpacity: 0.06,
-      interactive: false }).addTo(map);
-  }
-  const here = [loc.display[1], loc.display[0]];
-  const cam = data.cameras.find((x) => x.id === c.camera_id);
-  if (cam) {
-    L.circleMarker([cam.lonlat[1], cam.lonlat[0]], { radius: 11, weight: 3, className: "cd-map-camera" })
-      .bindTooltip(html(`摄像头 ${cam.name || cam.id}`)).addTo(map);
-  }
-  L.circleMarker(here, { radius: 6, weight: 2, className: "cd-map-case" })
-    .bindTooltip(html(`${c.case_no} ${loc.address || ""}`)).addTo(map);
-  map.setView(here, Math.min(t.max_zoom, Math.max(t.min_zoom, 17)));
-  $("map-legend").replaceChildren(el("span", "dot case"), "案件位置", el("span", "dot camera"),
-    cam ? `摄像头 ${cam.name || cam.id}` : "摄像头");
+/** The case's place (red) and its camera (blue) on the site's basemap (case-map.js), moved when the case changes. */
+function renderMap(c) {
+  showCaseMap($("map-panel"), $("case-map"), $("map-legend"), c);
 }
 
 function renderHead() {
@@ -219,6 +189,31 @@ async function snapshot() {
   }
 }
 
+/** 下载案件证据包: the case's recordings and manifest as one ZIP (GET /api/cases/<id>/recordings), saved under the
+ *  server's file name; a refusal (nothing recorded, no space for the export) is said on the page, not downloaded. */
+async function exportZip() {
+  const c = state.c;
+  const b = $("export-zip");
+  if (!c || b.hidden || b.disabled) return;
+  b.disabled = true;
+  say("正在打包案件证据（录像 ZIP）……", "ok");
+  try {
+    const { blob, name } = await getFile(`/api/cases/${encodeURIComponent(c.id)}/recordings`, `${c.case_no}-recordings.zip`);
+    const a = el("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = name;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 60_000);
+    say(`已下载案件证据包 ${name}（${(blob.size / 1048576).toFixed(1)} MB）`, "ok");
+  } catch (err) {
+    say(`证据包下载失败：${err.message}`);
+  } finally {
+    b.disabled = false;
+  }
+}
+
 function playClip() {
   const url = $("play").dataset.clip;
   if (!url) return;
@@ -256,6 +251,7 @@ async function main() {
   if (me.user.role !== "unit") await import("./video-tile.js");  // the live tile (unit users have no live video)
   $("snapshot").addEventListener("click", snapshot);
   $("play").addEventListener("click", playClip);
+  $("export-zip").addEventListener("click", exportZip);
   document.addEventListener("keydown", onKey);
   await load();
   setInterval(() => { if (state.c) renderHead(); }, 1000);

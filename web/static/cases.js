@@ -1,9 +1,11 @@
-// The case list: open cases first (overdue, then nearest deadline), then recently finished ones dimmed.
-// Each row: case number, code + category, state label (督办 ×n when a leader supervised it), responsible unit,
-// deadline with time left.
+// The case list of the wall and the situation page: open cases first (overdue, then nearest deadline), then recently
+// finished ones dimmed. Each row: case number, code + category, state label (督办 ×n when a leader supervised it),
+// responsible unit, deadline with time left — counted in working time on the work calendar (剩余 x 工作时, standing
+// still off hours), as the case office's pages count it (case-common.js); natural time for natural-hour limits.
 
+import { countdown, loadWorkCalendar } from "./case-common.js";
 import { bilingual, el, fitRows } from "./dom.js";
-import { FINISHED_STATES, remainingText, timeText } from "./format.js";
+import { FINISHED_STATES, timeText } from "./format.js";
 
 const MAX_ROWS = 40;
 
@@ -23,12 +25,15 @@ export class CasePanel {
     this.problem = "";
   }
 
-  /** Replace the list with ``cases`` (from GET /api/cases) and render at ``now``. */
+  /** Replace the list with ``cases`` (from GET /api/cases) and render at ``now``; again once the work calendar's
+   *  periods these deadlines need are loaded (until then, natural time). */
   set(cases, total, now) {
     this.problem = "";
     this.cases = Array.isArray(cases) ? cases : [];
     this.total = Number.isFinite(total) ? total : this.cases.length;
     this.render(now);
+    const shown = this.cases;
+    loadWorkCalendar(shown, now).then(() => { if (this.cases === shown) this.render(Date.now() / 1000); });
   }
 
   /** {open, overdue} among the loaded cases. */
@@ -66,7 +71,6 @@ export class CasePanel {
   _row(c, now) {
     const finished = FINISHED_STATES.has(c.state);
     const overdue = !finished && isOverdue(c, now);
-    const left = remainingText(c.deadline_at, now, overdue);
     const row = el("article", "case-row");
     row.dataset.caseId = String(c.id || "");
     row.classList.toggle("overdue", overdue);
@@ -84,7 +88,7 @@ export class CasePanel {
         el("span", "unit", c.unit_name || "未派遣单位"),
         finished
           ? el("span", "deadline", `截止 ${timeText(c.deadline_at, now)}`)
-          : el("span", "deadline", el("span", "left", left.zh))),
+          : el("span", "deadline", el("span", "left", countdown(c, now)))),
     );
     row.title = `${c.case_no || ""} 截止 ${timeText(c.deadline_at, now)} · 点击打开案件`;
     if (this.onOpen) {

@@ -1,7 +1,7 @@
 // 移动处置 /field: a responsible unit's people on a phone. My unit's cases (待处置 / 已反馈 / 全部, nearest deadline
-// first; the server narrows them to the user's units), open one (#<case id>), 导航到现场 (a geo: link the phone's
-// map app opens), 开始处置, then 处置反馈: photos taken with the phone's camera (each sent as multipart, resized on the
-// server, the time it was taken kept) and a note; 回退 with a reason when the case is not the unit's. Every step is
+// first; the server narrows them to the user's units), open one (#<case id>: its place on the site's basemap),
+// 导航到现场 (a geo: link the phone's map app opens), 开始处置, then 处置反馈: photos taken with the phone's camera
+// (each sent as multipart, resized on the server, the time it was taken kept) and a note; 回退 with a reason when the case is not the unit's. Every step is
 // sent with the case version; a case someone else changed meanwhile is shown as it is now.
 
 import { getJSON, send, sendForm } from "./api.js";
@@ -9,6 +9,7 @@ import { logout } from "./chrome.js";
 import { el } from "./dom.js";
 import { dateTimeText, setTimeZone } from "./format.js";
 import { askAction, countdown, loadWorkCalendar, photoFigure, stageBadge, timelineRows } from "./case-common.js";
+import { showCaseMap } from "./case-map.js";
 import { roleLabel } from "./messages.js";
 
 const $ = (id) => document.getElementById(id);
@@ -85,6 +86,7 @@ async function openCase(id) {
   const nav = $("c-nav");
   nav.hidden = !c.location;
   if (c.location) nav.href = c.location.geo;
+  showCaseMap($("c-map-panel"), $("c-map"), $("c-map-legend"), c);
   const pictures = (c.alarm_evidence_urls || []).filter((u) => /\.(jpe?g|png)$/i.test(u || ""));
   $("c-evidence").replaceChildren(...pictures.slice(0, 2).map((u) => photoFigure(u, "告警截图")));
   const dispatch = (c.timeline || []).filter((e) => e.action === "dispatch").pop();
@@ -113,7 +115,7 @@ function closeCase() {
   $("back").hidden = true;
   $("title").textContent = "我的案件";
   delete document.body.dataset.caseId;
-  loadList();
+  return loadList();
 }
 
 /** Send ``action`` with the case version; a 409 shows the case as it is now. */
@@ -174,7 +176,7 @@ async function submitFeedback(ev) {
 async function route() {
   const id = decodeURIComponent(location.hash.replace(/^#/, ""));
   if (id) await openCase(id);
-  else closeCase();
+  else await closeCase();  // the list loaded before the page says it is ready
 }
 
 async function main() {
