@@ -252,16 +252,7 @@ class Depacketizer:
         t = p[0] & 0x1F
         if t == 28:  # FU-A (most packets of a stream): 1-byte indicator + 1-byte FU header; NAL header rebuilt
             fu = p[1]
-            if fu & 0x80:
-                self._fu = [bytes(((p[0] & 0xE0) | (fu & 0x1F),)), p[2:]]
-            elif self._fu:
-                self._fu.append(p[2:])
-            else:
-                self._broken = True  # a middle/end fragment without its start
-                return
-            if fu & 0x40:
-                self._add(b"".join(self._fu))
-                self._fu = []
+            self._fragment(fu, bytes(((p[0] & 0xE0) | (fu & 0x1F),)) if fu & 0x80 else b"", p[2:])
         elif 1 <= t <= 23:
             self._add(p)
         elif t == 24:  # STAP-A

@@ -19,19 +19,22 @@ export class ApiError extends Error {
   }
 }
 
-/** GET ``url`` as JSON; 401 → login page (and a rejected promise), other failures → ApiError. */
-export async function getJSON(url) {
-  const resp = await reach(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+/** A GET answered 401 (→ login page) or another failure (→ ApiError with the server's reason): always throws. */
+async function refuse(url, resp) {
   if (resp.status === 401) {
     goLogin();
     throw new ApiError(401, "login required");
   }
-  if (!resp.ok) {
-    let detail = "";
-    try { detail = (await resp.json()).error || ""; } catch (_) { /* not JSON */ }
-    console.warn(`GET ${url}: ${resp.status} ${detail}`);
-    throw new ApiError(resp.status, detail);
-  }
+  let detail = "";
+  try { detail = (await resp.json()).error || ""; } catch (_) { /* not JSON */ }
+  console.warn(`GET ${url}: ${resp.status} ${detail}`);
+  throw new ApiError(resp.status, detail);
+}
+
+/** GET ``url`` as JSON; 401 → login page (and a rejected promise), other failures → ApiError. */
+export async function getJSON(url) {
+  const resp = await reach(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+  if (!resp.ok) await refuse(url, resp);
   const data = await resp.json();
   if (url === "/api/me" && data && data.csrf_token) csrfToken = data.csrf_token;
   return data;
@@ -41,16 +44,7 @@ export async function getJSON(url) {
  *  getJSON's (401 → login page, others → ApiError with the server's reason). */
 export async function getFile(url, fallback = "download") {
   const resp = await reach(url, { credentials: "same-origin" });
-  if (resp.status === 401) {
-    goLogin();
-    throw new ApiError(401, "login required");
-  }
-  if (!resp.ok) {
-    let detail = "";
-    try { detail = (await resp.json()).error || ""; } catch (_) { /* not JSON */ }
-    console.warn(`GET ${url}: ${resp.status} ${detail}`);
-    throw new ApiError(resp.status, detail);
-  }
+  if (!resp.ok) await refuse(url, resp);
   const disposition = resp.headers.get("Content-Disposition") || "";
   const named = /filename\*=UTF-8''([^;]+)/i.exec(disposition) || /filename="?([^";]+)"?/i.exec(disposition);
   return { blob: await resp.blob(), name: named ? decodeURIComponent(named[1]) : fallback };
