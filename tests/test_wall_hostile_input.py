@@ -121,9 +121,10 @@ async def test_sql_metacharacters_in_case_filters_are_data(tmp_path, bus, cases_
 
 
 FIXED_SQL_FRAGMENTS = {"clause", "marks", "rows", "_PG_WRITE_LOCK", "cols", "', '.join(AUDIT_COLUMNS)", "page_clause",
-                       "order_by", "column"}
-"""Names interpolated into SQL in cases/store.py: WHERE clauses of fixed conditions, ``?`` lists, a constant, a sort
-column from ``cases.listing.SORTS``."""
+                       "order_by", "column", "sql", "by", "' AND '.join(conditions)"}
+"""Names interpolated into SQL in cases/store.py: WHERE clauses of fixed conditions (``clause``, ``sql`` from
+``_matches``, ``conditions`` from ``cases.listing.where``), ``?`` lists, a constant, a sort column from
+``cases.listing.SORTS`` (``order_by``, ``by``)."""
 
 
 def test_no_sql_is_built_from_values() -> None:
