@@ -490,7 +490,7 @@ class Judge:
                     for bx in boxes_w:
                         r = (slice(bx[1] - y0, bx[3] - y0), slice(bx[0] - x0, bx[2] - x0))
                         ra, rb = a[r], b[r]
-                        reg = self._register_locally(ra, bx, (dx, dy))
+                        reg = self._register_locally(ra, rb, bx, (dx, dy))
                         if reg is not None:
                             # What registration leaves (a few tenths of a pixel) changes thin, sharp things (a
                             # bicycle's spokes and frame) by a good part of their contrast: there a change must
@@ -623,14 +623,14 @@ class Judge:
             del self._tracks[tid]
         return out
 
-    def _register_locally(self, a: np.ndarray, rect: tuple[int, int, int, int],
+    def _register_locally(self, a: np.ndarray, first: np.ndarray, rect: tuple[int, int, int, int],
                           shift: tuple[float, float]) -> np.ndarray | None:
         """The previous working image over ``rect`` (x0, y0, x1, y1) registered to ``a`` (this sample there) to a
         fraction of a pixel, or None when that fails. The frame-wide ``shift`` is refined on the place itself
-        (phase correlation of the crops, the previous one shifted frame-wide first), then the previous image is
-        warped once by shift + residual. Registered this closely, a steady camera's change test works on a shaking
-        one (measured on the life suite's shaken scenes: as few changed pixels where nothing moves as on a steady
-        view)."""
+        (phase correlation of ``a`` and ``first``, the previous crop already shifted frame-wide), then the previous
+        image is warped once by shift + residual. Registered this closely, a steady camera's change test works on a
+        shaking one (measured on the life suite's shaken scenes: as few changed pixels where nothing moves as on a
+        steady view)."""
         x0, y0, x1, y1 = rect
         h, w = a.shape[:2]
         if h < 16 or w < 16 or self._prev is None:
@@ -644,7 +644,6 @@ class Judge:
                                  (X1 - X0, Y1 - Y0), borderMode=cv2.BORDER_REPLICATE)
             return out[y0 - Y0:y0 - Y0 + h, x0 - X0:x0 - X0 + w]
 
-        first = warped(*shift)
         ga = cv2.cvtColor(a, cv2.COLOR_BGR2GRAY).astype(np.float32)
         gb = cv2.cvtColor(first, cv2.COLOR_BGR2GRAY).astype(np.float32)
         (rx, ry), response = cv2.phaseCorrelate(gb, ga, cv2.createHanningWindow((w, h), cv2.CV_32F))
