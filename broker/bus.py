@@ -22,7 +22,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, cast
 from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
@@ -97,6 +97,10 @@ def _check_id(kind: str, entry_id: str) -> str:
 
 
 _MAX_SEQ = (1 << 64) - 1
+
+# An XREAD reply as this client gets it (RESP2, ``decode_responses=True``): per stream key, its (id, fields) rows.
+# redis-py annotates the reply as a union over both protocols and bytes | str, hence the cast where it is read.
+_XReadReply = list[tuple[str, list[tuple[str, dict[str, str] | None]]]]
 
 
 def _parse(entry_id: str) -> tuple[int, int]:
@@ -326,7 +330,8 @@ class Bus:
         (inclusive; milliseconds), newest first — or, with ``oldest_first``, the ``count`` oldest of that window,
         oldest first (paging forward from ``after``). Cursor paging over XREVRANGE / XRANGE."""
         low, high = "-", "+"
-        low_key, high_key = (-1, -1), (1 << 64, 1 << 64)
+        low_key: tuple[int, ...] = (-1, -1)
+        high_key: tuple[int, ...] = (1 << 64, 1 << 64)
         if after is not None:
             low_key, low = (*_parse(_check_id("after", after)), 1), f"({after}"
         if since_ms is not None and (since_ms, 0, 0) > low_key:
@@ -388,7 +393,8 @@ class Bus:
                     todo = [s for s in streams if given.get(s, "$") == "$"]
                     ids = {**(await self.last_ids(todo) if todo else {}),
                            **{s: i for s, i in given.items() if i != "$"}}
-                reply = await self._redis.xread({self.key(s): ids[s] for s in streams}, count=count, block=block)
+                reply = cast(_XReadReply | None,
+                             await self._redis.xread({self.key(s): ids[s] for s in streams}, count=count, block=block))
                 _raise_if_cancelled()
             except (*_DOWN, BusUnavailable) as exc:
                 _raise_if_cancelled()  # a cancel that surfaced as a connection error must not be retried away

@@ -422,12 +422,20 @@ class EmbeddedMosquitto(EmbeddedServer):
 
     def _answers(self, port: int, pid: int) -> bool:
         import paho.mqtt.client as mqtt
+        from paho.mqtt.properties import Properties
+        from paho.mqtt.reasoncodes import ReasonCode
 
         connected = threading.Event()
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"citywall-probe-{uuid.uuid4().hex[:8]}")
         if self.username:
             client.username_pw_set(self.username, self.password)
-        client.on_connect = lambda c, u, flags, reason, props: reason.is_failure or connected.set()
+
+        def on_connect(_client: mqtt.Client, _userdata: Any, _flags: mqtt.ConnectFlags, reason: ReasonCode,
+                       _props: Properties | None) -> None:
+            if not reason.is_failure:
+                connected.set()
+
+        client.on_connect = on_connect
         try:
             client.connect("127.0.0.1", port, keepalive=5)
             deadline = time.monotonic() + 2.0

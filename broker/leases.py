@@ -27,7 +27,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -45,6 +45,9 @@ if v == false or v == ARGV[2] then redis.call('set', KEYS[1], ARGV[1], 'PX', ARG
 return 0
 """
 _DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+# The client decodes replies (``decode_responses=True``), so every reply below is str; redis-py annotates each
+# command's reply as ``bytes | str`` whatever the client, hence the casts (no runtime cost, no conversion).
 
 
 class ClusterMismatch(RuntimeError):
@@ -133,10 +136,10 @@ class LeaseKeeper:
     # ------------------------------------------------------------------------------------------------ reading
     async def live_workers(self) -> list[str]:
         """Workers with a live heartbeat (and prunes the registry of dead ones)."""
-        names = sorted(await self._redis.hkeys(self._keys.workers))
+        names = sorted(cast(list[str], await self._redis.hkeys(self._keys.workers)))
         if not names:
             return []
-        beats = await self._redis.mget([self._keys.heartbeat(n) for n in names])
+        beats = cast(list[str | None], await self._redis.mget([self._keys.heartbeat(n) for n in names]))
         dead = [n for n, b in zip(names, beats, strict=False) if b is None]
         if dead:
             await self._redis.hdel(self._keys.workers, *dead)
@@ -146,7 +149,7 @@ class LeaseKeeper:
         """item → current holder (None when free)."""
         if not self.items:
             return {}
-        values = await self._redis.mget([self._keys.lease(i) for i in self.items])
+        values = cast(list[str | None], await self._redis.mget([self._keys.lease(i) for i in self.items]))
         return dict(zip(self.items, values, strict=False))
 
     # ------------------------------------------------------------------------------------------------ joining
@@ -159,10 +162,11 @@ class LeaseKeeper:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.delete(self._keys.config)
                 if fingerprint:
-                    pipe.hset(self._keys.config, mapping=dict(fingerprint))
+                    # built in place: redis-py's ``mapping`` is a Mapping invariant in its key type (FieldT)
+                    pipe.hset(self._keys.config, mapping={k: v for k, v in fingerprint.items()})
                 await pipe.execute()
             return
-        cluster = await self._redis.hgetall(self._keys.config)
+        cluster = cast(dict[str, str], await self._redis.hgetall(self._keys.config))
         differences = []
         for key in sorted(set(cluster) | set(fingerprint)):
             mine, theirs = fingerprint.get(key), cluster.get(key)
@@ -183,7 +187,7 @@ class LeaseKeeper:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(self._keys.config)
             if fingerprint:
-                pipe.hset(self._keys.config, mapping=dict(fingerprint))
+                pipe.hset(self._keys.config, mapping={k: v for k, v in fingerprint.items()})
             await pipe.execute()
 
     # ------------------------------------------------------------------------------------------------ rounds
@@ -267,7 +271,7 @@ async def holder_info(client: aioredis.Redis, prefix: str, item: str,
                       pool: str = "cameras") -> tuple[str, dict[str, Any]] | None:
     """Who holds ``item`` and what that worker published about itself; None when nobody (live) holds it."""
     keys = _Keys(prefix, pool, "")
-    holder = await client.get(keys.lease(item))
+    holder = cast(str | None, await client.get(keys.lease(item)))
     if holder is None:
         return None
     raw = await client.hget(keys.workers, holder)

@@ -63,15 +63,20 @@ def plan(me: str, items: Iterable[str], live: Iterable[str], holders: Mapping[st
     """
     alive = set(live) | {me}
     target = assign(items, alive)
-    acquire, take_over, release, keep = [], [], [], []
+    acquire: list[str] = []
+    take_over: list[tuple[str, str]] = []
+    release: list[str] = []
+    keep: list[str] = []
     for item in sorted(target):
         holder = holders.get(item)
         mine = target[item] == me
         if holder == me:
             (keep if mine else release).append(item)
-        elif mine and holder is None:
+        elif not mine:
+            continue
+        elif holder is None:
             acquire.append(item)
-        elif mine and holder not in alive:
+        elif holder not in alive:
             take_over.append((item, holder))
     # Leases on items no longer configured are ours to drop.
     release += sorted(i for i, h in holders.items() if h == me and i not in target)
