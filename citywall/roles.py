@@ -62,10 +62,12 @@ from wall.screens_api import SCREENS
 log = logging.getLogger("citywall.roles")
 
 
-def require_cluster(settings: Settings, role: str, source: str = "<config>") -> None:
-    """The separate roles need shared brokers and a cluster token; ConfigError naming each missing key."""
+def require_cluster(settings: Settings, role: str, source: str = "<config>") -> str:
+    """The separate roles need shared brokers and a cluster token; ConfigError naming each missing key. Returns the
+    shared Redis URL (``brokers.redis_url``)."""
     problems = []
-    if not settings.brokers.redis_url:
+    redis_url = settings.brokers.redis_url
+    if not redis_url:
         problems.append(("brokers.redis_url", f"required by `citywall {role}` (only `citywall up` starts a private "
                                               "redis-server)"))
     if role in ("worker", "wall") and not settings.cluster.token:
@@ -80,8 +82,9 @@ def require_cluster(settings: Settings, role: str, source: str = "<config>") -> 
         # place; as separate roles only `citywall up` has them so far, and a case worker would wait forever.
         problems.append(("guidance.enabled", f"voice guidance runs only under `citywall up` for now; set it false "
                                              f"to run `citywall {role}`"))
-    if problems:
+    if problems or not redis_url:  # (a missing URL is among the problems)
         raise ConfigError(source, problems)
+    return redis_url
 
 
 class CameraWorker:
@@ -209,9 +212,9 @@ async def _with_signals(main: Callable[[asyncio.Event], Awaitable[None]]) -> Non
 
 async def run_worker(settings: Settings, *, name: str) -> None:
     settings = load_running(settings)  # admin changes adopted earlier (persisted in data_dir) survive a restart
-    require_cluster(settings, "worker")
+    redis_url = require_cluster(settings, "worker")
     private_data_dir(settings.storage.data_dir, settings.storage.evidence_dir)
-    bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix, codecs=CODECS,
+    bus = await Bus.connect(redis_url, prefix=settings.brokers.topic_prefix, codecs=CODECS,
                             maxlen=settings.brokers.stream_maxlen)
     # The case store holds the recording index: opened only when this worker records.
     store = (await asyncio.to_thread(CaseStore.open, settings.storage.resolved_cases_url())
@@ -220,7 +223,7 @@ async def run_worker(settings: Settings, *, name: str) -> None:
         worker = CameraWorker(settings, bus, name=name, store=store)
 
         def announce(live_url: str) -> None:
-            print(f"citywall worker {name}: joined {redact_url(settings.brokers.redis_url)}; live video at "
+            print(f"citywall worker {name}: joined {redact_url(redis_url)}; live video at "
                   f"{live_url}", flush=True)
 
         await _with_signals(lambda stop: worker.run(stop, ready=announce))
@@ -232,9 +235,9 @@ async def run_worker(settings: Settings, *, name: str) -> None:
 
 async def run_wall(settings: Settings, *, host: str, port: int) -> None:
     settings = load_running(settings)
-    require_cluster(settings, "wall")
+    redis_url = require_cluster(settings, "wall")
     check_exposure(settings, host)
-    bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix, codecs=CODECS,
+    bus = await Bus.connect(redis_url, prefix=settings.brokers.topic_prefix, codecs=CODECS,
                             maxlen=settings.brokers.stream_maxlen)
     store = await asyncio.to_thread(CaseStore.open, settings.storage.resolved_cases_url())
     live = RemoteLiveHub(bus.redis, bus.prefix, [c.id for c in settings.cameras if c.enabled],
@@ -341,10 +344,10 @@ async def _bus_health(bus: Bus) -> tuple[bool, dict[str, Any]]:
 
 
 async def run_bridge(settings: Settings, *, name: str) -> None:
-    require_cluster(settings, "bridge")
+    redis_url = require_cluster(settings, "bridge")
     if not settings.brokers.mqtt_url:
         raise ConfigError("<config>", [("brokers.mqtt_url", "required by `citywall bridge`")])
-    bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix, codecs=CODECS,
+    bus = await Bus.connect(redis_url, prefix=settings.brokers.topic_prefix, codecs=CODECS,
                             maxlen=settings.brokers.stream_maxlen)
 
     single = Singleton(bus, settings, pool="bridge", name=name,
@@ -357,7 +360,7 @@ async def run_bridge(settings: Settings, *, name: str) -> None:
     try:
         async with ops_server(settings.cluster.live_host, [bus_metrics(bus), lease_metrics(single.keeper)],
                               health) as ops:
-            print(f"citywall bridge {name}: {redact_url(settings.brokers.redis_url)} → "
+            print(f"citywall bridge {name}: {redact_url(redis_url)} → "
                   f"{redact_url(settings.brokers.mqtt_url)}; health at {ops}/health", flush=True)
             await _with_signals(single.run)
     finally:
@@ -370,8 +373,8 @@ async def run_cases(settings: Settings, *, name: str) -> None:
     two senders and a case raises each deadline alarm once. Cameras changed from the admin pages (announced on the
     bus) reach its filer, so a new camera's cases carry its address and grid."""
     settings = load_running(settings)
-    require_cluster(settings, "cases")
-    bus = await Bus.connect(settings.brokers.redis_url, prefix=settings.brokers.topic_prefix, codecs=CODECS,
+    redis_url = require_cluster(settings, "cases")
+    bus = await Bus.connect(redis_url, prefix=settings.brokers.topic_prefix, codecs=CODECS,
                             maxlen=settings.brokers.stream_maxlen)
     store = await asyncio.to_thread(CaseStore.open, settings.storage.resolved_cases_url())
     try:
@@ -396,7 +399,7 @@ async def run_cases(settings: Settings, *, name: str) -> None:
                                  deadlines.run(stop), supervise("config-follow", lambda: running.follow(stop), stop))
 
         async with ops_server(settings.cluster.live_host, [*cases.metrics(), bus_metrics(bus)], health) as ops:
-            print(f"citywall cases {name}: consuming alarms from {redact_url(settings.brokers.redis_url)}; "
+            print(f"citywall cases {name}: consuming alarms from {redact_url(redis_url)}; "
                   f"health at {ops}/health", flush=True)
             await _with_signals(main)
     finally:

@@ -125,8 +125,12 @@ async def run_up(settings: Settings, *, host: str, port: int, config_path: Path 
             await asyncio.to_thread(demo_server.start)
             stack.callback(demo_server.stop)
             server = demo_server
-            children.append(WatchedChild("demo-rtsp", lambda: server.running,
-                                         lambda: (server.stop(), server.start())))  # stop() reaps the dead one
+
+            def restart_demo() -> None:
+                server.stop()  # reaps the dead one
+                server.start()
+
+            children.append(WatchedChild("demo-rtsp", lambda: server.running, restart_demo))
 
         if children:
             # Registered after the servers, so it is cancelled before they are stopped on purpose.
