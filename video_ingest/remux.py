@@ -19,11 +19,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from video_ingest import fmp4, h26x
 from video_ingest.fanout import StreamInfo
 from video_ingest.reorder import DecodeTimes
+
+if TYPE_CHECKING:
+    from video_ingest.transcode import TranscodingMuxer
 
 SUPPORTED_CODECS = ("h264",)
 DEFAULT_FRAME_TICKS = 3600
@@ -147,7 +150,7 @@ def needs_transcode(info: StreamInfo, first_keyframe: Any) -> bool:
     return info.codec == "h264" and not h26x.has_idr(bytes(first_keyframe))
 
 
-def make_muxer(info: StreamInfo) -> FragmentMuxer:
+def make_muxer(info: StreamInfo) -> FragmentMuxer | TranscodingMuxer:
     """A remuxer for H.264, a transcoder to H.264 for HEVC (browsers cannot be assumed to decode it);
     :class:`UnsupportedCodec` for anything else."""
     if info.codec == "hevc":

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -200,6 +201,7 @@ class RtspSession:
         self._done = loop.create_future()
         parts = urlsplit(self.url)
         host, port = parts.hostname, parts.port or DEFAULT_PORTS[parts.scheme]
+        assert host is not None  # split_credentials refused a URL without one
         tls = _camera_tls() if parts.scheme == "rtsps" else None
         try:
             await loop.create_connection(lambda: self._make_protocol(), host, port, ssl=tls,
@@ -255,8 +257,9 @@ class RtspSession:
         loop = asyncio.get_running_loop()
         try:
             for udp_sock, is_rtcp in ((rtp_sock, False), (rtcp_sock, True)):
-                transport, _ = await loop.create_datagram_endpoint(lambda r=is_rtcp: _UdpRtp(self, r), sock=udp_sock)
-                self._udp.append(transport)  # type: ignore[arg-type]
+                transport, _ = await loop.create_datagram_endpoint(functools.partial(_UdpRtp, self, is_rtcp),
+                                                                   sock=udp_sock)
+                self._udp.append(transport)
         except BaseException:
             rtp_sock.close()
             rtcp_sock.close()
@@ -265,10 +268,10 @@ class RtspSession:
         self._udp_sources = {peer[0]}
         setup = await self._request("SETUP", track.control,
                                     {"Transport": f"RTP/AVP;unicast;client_port={rtp_port}-{rtp_port + 1}"})
-        transport = setup.headers.get("transport", "")
-        params = transport_params(transport)
-        if "interleaved" in params or "TCP" in transport.upper().split(";", 1)[0]:
-            raise RtspError(f"SETUP: asked for RTP over UDP, the server answered {transport!r}")
+        answer = setup.headers.get("transport", "")
+        params = transport_params(answer)
+        if "interleaved" in params or "TCP" in answer.upper().split(";", 1)[0]:
+            raise RtspError(f"SETUP: asked for RTP over UDP, the server answered {answer!r}")
         source = params.get("source")
         if source:
             self._udp_sources.add(source)

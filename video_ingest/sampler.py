@@ -72,6 +72,14 @@ def to_av_packet(unit: Any) -> av.Packet:
     return copy
 
 
+def video_decoder(codec: str) -> av.VideoCodecContext:
+    """A new PyAV decoder for video ``codec`` (``h264``, ``hevc``); ValueError naming it when it is no video codec."""
+    ctx = av.CodecContext.create(codec, "r")
+    if not isinstance(ctx, av.VideoCodecContext):
+        raise ValueError(f"codec {codec!r} is not a video codec")
+    return ctx
+
+
 class FrameSampler:
     """A :class:`~video_ingest.fanout.PacketSink` that decodes one camera on its own thread and puts a BGR picture
     into ``slot`` every ``interval_s`` of stream time (see the module docstring)."""
@@ -204,8 +212,10 @@ class FrameSampler:
             if nxt is None or pts >= nxt or pts < nxt - 2 * self._interval_ticks:
                 due = True
                 # Keep the grid (no drift) unless the stream jumped ahead by more than an interval.
-                on_grid = nxt is not None and nxt <= pts < nxt + self._interval_ticks
-                self._next_due = (nxt if on_grid else pts) + self._interval_ticks
+                if nxt is not None and nxt <= pts < nxt + self._interval_ticks:
+                    self._next_due = nxt + self._interval_ticks
+                else:
+                    self._next_due = pts + self._interval_ticks
         if not due and not key and self.skip_disposable and h26x.is_disposable(
                 bytes(packet), info.codec, max_sub_layers=self._max_sub_layers):
             self.skipped += 1
@@ -238,7 +248,7 @@ class FrameSampler:
 
     # -- worker thread -----------------------------------------------------------------------------------------
     def _run(self) -> None:
-        decoder: av.CodecContext | None = None
+        decoder: av.VideoCodecContext | None = None
         session = -1
         due: deque[int] = deque()          # presentation times of due units, in arrival order
         arrivals: dict[int, float] = {}     # presentation time → arrival time, for units still in the decoder
@@ -308,8 +318,8 @@ class FrameSampler:
                                     keyframe=bool(picture.key_frame)))
 
     @staticmethod
-    def _decoder(info: StreamInfo) -> av.CodecContext:
-        ctx = av.CodecContext.create(info.codec, "r")
+    def _decoder(info: StreamInfo) -> av.VideoCodecContext:
+        ctx = video_decoder(info.codec)
         if info.extradata:
             ctx.extradata = info.extradata
         # One thread, no frame threading: frame threads would hold every picture back by a frame per thread.

@@ -17,6 +17,7 @@ Opening (connect + DESCRIBE/SETUP/PLAY) is bounded by ``open_timeout_s``. Stoppi
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -174,8 +175,7 @@ class CameraSource:
             elif self.login.failing:  # refused before, unreachable now: the lockout window still holds
                 delay = max(delay, self.login.next_attempt_at(now) - now)
             retry_at = now + delay
-            self._emit(lambda now, error=error, retry_at=retry_at, auth=auth:
-                       self._health.failed(now, error, retry_at=retry_at, auth=auth))
+            self._emit(functools.partial(self._health.failed, error=error, retry_at=retry_at, auth=auth))
             if auth:
                 log.warning("camera %s: %s; login attempt %d refused, next in %.0f s (at %s)", self.camera_id,
                             error, self.login.failures, delay, time.strftime("%H:%M:%S", time.localtime(retry_at)))

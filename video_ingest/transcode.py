@@ -26,10 +26,12 @@ from fractions import Fraction
 from typing import Any
 
 import av
+from av.video.stream import VideoStream
 
 from video_ingest.fanout import StreamInfo
 from video_ingest.mp4 import BoxSplitter, Mp4Error, avc_codec_string, fragment_is_keyframe
 from video_ingest.remux import Fragment, InitSegment
+from video_ingest.sampler import video_decoder
 
 MOVFLAGS = "empty_moov+default_base_moof+frag_keyframe+frag_every_frame"
 
@@ -56,7 +58,7 @@ class TranscodingMuxer:
 
     def __init__(self, info: StreamInfo, fps: int = 25) -> None:  # noqa: D107
         self.source_codec = info.codec
-        self._decoder = av.CodecContext.create(info.codec, "r")
+        self._decoder = video_decoder(info.codec)
         if info.extradata:
             self._decoder.extradata = info.extradata
         self._decoder.thread_type = "SLICE"
@@ -65,7 +67,7 @@ class TranscodingMuxer:
         self._size: tuple[int, int] | None = None
         self._splitter = BoxSplitter()
         self._out = av.open(self._splitter, "w", format="mp4", options={"movflags": MOVFLAGS})
-        self._stream = None
+        self._stream: VideoStream | None = None
         self._offset: int | None = None
         self._last_pts: int | None = None
         self._head: list[bytes] = []
