@@ -88,7 +88,7 @@ def _library() -> ctypes.CDLL | None:
 class CjkText:
     """Renders a line of text (any script the font has) to an 8-bit coverage mask at a pixel size."""
 
-    def __init__(self, lib: ctypes.CDLL, handle: ctypes.c_void_p, face: ctypes.POINTER(_Face)) -> None:
+    def __init__(self, lib: ctypes.CDLL, handle: ctypes.c_void_p, face: ctypes._Pointer[_Face]) -> None:
         self._lib, self._handle, self._face = lib, handle, face
         self._size = 0
         self._cache: dict[tuple[str, int], tuple[np.ndarray, int, int, int]] = {}

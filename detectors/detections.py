@@ -7,10 +7,11 @@ validates itself on construction and says which field had which shape.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 STATIONARY_OBJECT = 0
 """Class id of a class-agnostic stationary object (the background analyzer does not know what it is)."""
@@ -30,40 +31,45 @@ def _check(name: str, value: np.ndarray, expected: tuple[int | None, ...], n: in
         raise ValueError(f"Detections.{name} must have {n} rows (one per box in xyxy); got shape {shape}")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, init=False)
 class Detections:
-    """Objects found in one frame, as parallel arrays of ``N`` rows."""
+    """Objects found in one frame, as parallel arrays of ``N`` rows. The constructor takes anything array-like;
+    ``confidence``, ``class_id`` and ``tracker_id`` default to 1, ``STATIONARY_OBJECT`` and -1 per row."""
 
     xyxy: np.ndarray
     """float32 (N, 4): normalised (x1, y1, x2, y2), x1 <= x2, y1 <= y2."""
-    confidence: np.ndarray = field(default=None)  # type: ignore[assignment]
+    confidence: np.ndarray
     """float32 (N,): 0..1."""
-    class_id: np.ndarray = field(default=None)  # type: ignore[assignment]
+    class_id: np.ndarray
     """int64 (N,): ``STATIONARY_OBJECT``, ``BIN_OVERFLOW`` or a model's class id."""
-    tracker_id: np.ndarray = field(default=None)  # type: ignore[assignment]
+    tracker_id: np.ndarray
     """int64 (N,): the track each row belongs to, or -1 before tracking."""
-    mask: np.ndarray | None = None
+    mask: np.ndarray | None
     """Optional bool (N, H, W): each object's pixels at analysis resolution."""
-    data: dict[str, np.ndarray] = field(default_factory=dict)
+    data: dict[str, np.ndarray]
     """Extra per-row arrays (each with N rows), e.g. ``age_s``."""
 
-    def __post_init__(self) -> None:
-        self.xyxy = np.asarray(self.xyxy, dtype=np.float32)
+    def __init__(self, xyxy: ArrayLike, confidence: ArrayLike | None = None, class_id: ArrayLike | None = None,
+                 tracker_id: ArrayLike | None = None, mask: ArrayLike | None = None,
+                 data: dict[str, np.ndarray] | None = None) -> None:
+        self.xyxy = np.asarray(xyxy, dtype=np.float32)
         if self.xyxy.size == 0:
             self.xyxy = self.xyxy.reshape(0, 4)
         _check("xyxy", self.xyxy, (None, 4), None)
         n = self.xyxy.shape[0]
-        self.confidence = (np.ones(n, np.float32) if self.confidence is None
-                           else np.asarray(self.confidence, dtype=np.float32))
-        self.class_id = (np.zeros(n, np.int64) if self.class_id is None else np.asarray(self.class_id, dtype=np.int64))
-        self.tracker_id = (np.full(n, -1, np.int64) if self.tracker_id is None
-                           else np.asarray(self.tracker_id, dtype=np.int64))
+        self.confidence = (np.ones(n, np.float32) if confidence is None
+                           else np.asarray(confidence, dtype=np.float32))
+        self.class_id = (np.zeros(n, np.int64) if class_id is None else np.asarray(class_id, dtype=np.int64))
+        self.tracker_id = (np.full(n, -1, np.int64) if tracker_id is None
+                           else np.asarray(tracker_id, dtype=np.int64))
         _check("confidence", self.confidence, (None,), n)
         _check("class_id", self.class_id, (None,), n)
         _check("tracker_id", self.tracker_id, (None,), n)
-        if self.mask is not None:
-            self.mask = np.asarray(self.mask, dtype=bool)
+        self.mask = None
+        if mask is not None:
+            self.mask = np.asarray(mask, dtype=bool)
             _check("mask", self.mask, (None, None, None), n)
+        self.data = {} if data is None else data
         for key, value in list(self.data.items()):
             value = np.asarray(value)
             if value.ndim == 0 or value.shape[0] != n:
@@ -119,9 +125,9 @@ class Detections:
         parts = [p for p in parts if len(p)]
         if not parts:
             return cls.empty()
-        masks = [p.mask for p in parts]
-        mask = (np.concatenate(masks) if all(m is not None for m in masks)
-                and len({m.shape[1:] for m in masks}) == 1 else None)  # type: ignore[union-attr]
+        masks = [p.mask for p in parts if p.mask is not None]
+        mask = (np.concatenate(masks) if len(masks) == len(parts) and len({m.shape[1:] for m in masks}) == 1
+                else None)
         keys = set.intersection(*(set(p.data) for p in parts))
         return cls(
             xyxy=np.concatenate([p.xyxy for p in parts]),

@@ -471,7 +471,7 @@ class Judge:
             if abs(dx) > 12 or abs(dy) > 12:
                 dx = dy = 0.0
             self.shift = (dx, dy)
-            m = np.float32([[1, 0, dx], [0, 1, dy]])
+            m = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
             prev = (cv2.warpAffine(self._prev, m, (ww, wh), borderMode=cv2.BORDER_REPLICATE) if (dx or dy)
                     else self._prev)
             ys, xs = np.nonzero(regions.any(axis=1))[0], np.nonzero(regions.any(axis=0))[0]
@@ -521,7 +521,8 @@ class Judge:
         ph_mid = self._p_frac(float(np.median(tracked.xyxy[:, 3])) if n else 0.6) * wh
         live_mask = self._persistent(self._live, 0.08 * ph_mid)
 
-        model_roles = model_boxes = None
+        model_roles: np.ndarray | None = None
+        model_boxes: np.ndarray | None = None
         if model is not None and len(model) and model.data.get("role") is not None:
             model_roles = np.asarray(model.data["role"]).astype(str)
             model_boxes = model.xyxy
@@ -549,7 +550,7 @@ class Judge:
                 claim = cv2.dilate(claim, np.ones((k, 1), np.uint8), anchor=(0, k - 1))
                 people_mask[sub] |= (claim.astype(bool) & (cm[sub].astype(bool) | lv.astype(bool))).astype(np.uint8)
             per_cand.append((cm, bx, ph))
-        if model_roles is not None:
+        if model_roles is not None and model_boxes is not None:
             for b in model_boxes[model_roles == "person"]:
                 people_mask[int(b[1] * wh):int(b[3] * wh) + 1, int(b[0] * ww):int(b[2] * ww) + 1] = 1
 
@@ -610,7 +611,8 @@ class Judge:
                 people = self._count_people(win, ph)
             else:
                 people = max(self._count_people(people_mask[sub], ph), len(still_people))
-            box = tuple(float(v) for v in tracked.xyxy[i])
+            left, top, right, bottom = (float(v) for v in tracked.xyxy[i])
+            box = (left, top, right, bottom)
             held = self._tracks.get(tid)
             if warming and held is not None and held.first < self._fresh_t:
                 held.last, held.box = now, box
@@ -635,12 +637,13 @@ class Judge:
         h, w = a.shape[:2]
         if h < 16 or w < 16 or self._prev is None:
             return None
-        H, W = self._prev.shape[:2]
+        prev = self._prev
+        H, W = prev.shape[:2]
 
         def warped(tx: float, ty: float) -> np.ndarray:
             m = int(abs(tx) + abs(ty)) + 3
             X0, Y0, X1, Y1 = max(0, x0 - m), max(0, y0 - m), min(W, x1 + m), min(H, y1 + m)
-            out = cv2.warpAffine(self._prev[Y0:Y1, X0:X1], np.float32([[1, 0, tx], [0, 1, ty]]),
+            out = cv2.warpAffine(prev[Y0:Y1, X0:X1], np.array([[1, 0, tx], [0, 1, ty]], np.float32),
                                  (X1 - X0, Y1 - Y0), borderMode=cv2.BORDER_REPLICATE)
             return out[y0 - Y0:y0 - Y0 + h, x0 - X0:x0 - X0 + w]
 
@@ -985,7 +988,7 @@ def _has_wheels(image: np.ndarray, box, p_frac: float, background: np.ndarray | 
         g = cv2.resize(g, (max(1, int(g.shape[1] * scale)), max(1, int(g.shape[0] * scale))),
                        interpolation=cv2.INTER_AREA)
     g = cv2.medianBlur(g, 3)
-    bg_g = None
+    bg_g: np.ndarray | None = None
     if background is not None:
         bh, bw = background.shape[1:]
         H, W = image.shape[:2]
@@ -997,9 +1000,11 @@ def _has_wheels(image: np.ndarray, box, p_frac: float, background: np.ndarray | 
         region = background[:, by0:by1, bx0:bx1].transpose(1, 2, 0)
         if region.size:
             grey_bg = 0.114 * region[..., 0] + 0.587 * region[..., 1] + 0.299 * region[..., 2]
-            bg_g = cv2.resize(grey_bg.astype(np.float32), (g.shape[1], g.shape[0]), interpolation=cv2.INTER_LINEAR)
-            gain = float(np.median(g.astype(np.float32) / np.maximum(bg_g, 1.0)))
-            bg_g *= gain
+            resized: np.ndarray = cv2.resize(grey_bg.astype(np.float32), (g.shape[1], g.shape[0]),
+                                             interpolation=cv2.INTER_LINEAR)  # float32 in, float32 out
+            gain = float(np.median(g.astype(np.float32) / np.maximum(resized, 1.0)))
+            resized *= gain
+            bg_g = resized
     r0, r1 = max(4, int(0.1 * ph * scale)), max(6, int(0.26 * ph * scale))
     circles = cv2.HoughCircles(g, cv2.HOUGH_GRADIENT, dp=1.0, minDist=1.4 * r0, param1=90, param2=18,
                                minRadius=r0, maxRadius=r1)
@@ -1007,7 +1012,8 @@ def _has_wheels(image: np.ndarray, box, p_frac: float, background: np.ndarray | 
         return False
     c = circles[0]
     # Wheels stand on the ground: their bottoms reach the lowest fifth of the box.
-    lower = c[(c[:, 1] + c[:, 2] >= 0.8 * g.shape[0]) & np.array([_is_ring(g, *ci, bg_g) for ci in c], bool)]
+    rings = np.array([_is_ring(g, ci[0], ci[1], ci[2], bg_g) for ci in c], bool)
+    lower = c[(c[:, 1] + c[:, 2] >= 0.8 * g.shape[0]) & rings]
     for i in range(len(lower)):
         for j in range(i + 1, len(lower)):
             (xa, ya, ra), (xb, yb, rb) = lower[i], lower[j]

@@ -201,12 +201,13 @@ class HogPersonBackend:
 
     def __init__(self, *, svm: str = "daimler", min_side: int = 192, hit_threshold: float = 0.0,
                  confidence: float = 0.5, iou: float = 0.3, win_stride: int = 8, scale: float = 1.05) -> None:
+        # The detectors are float32 arrays (OpenCV's stubs say Sequence[float]): asarray types them, copying nothing.
         if svm == "daimler":
             self.hog = cv2.HOGDescriptor((48, 96), (16, 16), (8, 8), (8, 8), 9)
-            self.hog.setSVMDetector(cv2.HOGDescriptor_getDaimlerPeopleDetector())
+            self.hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDaimlerPeopleDetector(), np.float32))
         elif svm == "default":
             self.hog = cv2.HOGDescriptor()
-            self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+            self.hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector(), np.float32))
         else:
             raise ValueError(f"svm must be 'daimler' or 'default'; got {svm!r}")
         self.svm = svm
@@ -227,13 +228,13 @@ class HogPersonBackend:
         f = self.min_side / min(h, w)
         img = cv2.resize(image, (max(1, int(w * f)), max(1, int(h * f)))) if abs(f - 1) > 0.05 else image
         s = self.win_stride
-        rects, weights = self.hog.detectMultiScale(img, hitThreshold=self.hit_threshold, winStride=(s, s),
+        found, margins = self.hog.detectMultiScale(img, hitThreshold=self.hit_threshold, winStride=(s, s),
                                                    padding=(8, 8), scale=self.scale)
-        if len(rects) == 0:
+        if len(found) == 0:
             return _detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
                                {0: "person"})
-        rects = np.asarray(rects, np.float32).reshape(-1, 4)
-        weights = np.asarray(weights, np.float32).reshape(-1)
+        rects = np.asarray(found, np.float32).reshape(-1, 4)
+        weights = np.asarray(margins, np.float32).reshape(-1)
         # SVM margin → 0..1 (margin 0 ≈ 0.5, margin 1 ≈ 0.88).
         score = 1.0 / (1.0 + np.exp(-2.0 * weights))
         ih, iw = img.shape[:2]

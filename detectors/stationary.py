@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -122,7 +122,7 @@ class StationaryResult:
     """Global lighting now relative to the light the background was learnt in (median of the field)."""
     ghosts: int = 0
     """Blobs absorbed as ghosts in this sample."""
-    age: np.ndarray = field(default=None)  # type: ignore[assignment]
+    age: np.ndarray | None = None
     """float32 (h, w): seconds each stationary pixel has been stationary (0 elsewhere)."""
     arrived: np.ndarray | None = None
     """float32 (h, w): per-pixel arrival score (how well the pixel's blob matched a displaced copy of itself in a
@@ -295,7 +295,7 @@ class StationaryObjectAnalyzer:
         self._overall = overall
         lit = bg * light  # the background as it would look in today's light
         diff = _max_abs_diff(cur, lit)
-        fg = diff > p.diff_threshold
+        fg: np.ndarray = diff > p.diff_threshold
         # The per-pixel tests below only matter where fg is set: they run on fg's bounding box (with the margin a
         # 5x5 window needs, so every fg pixel gets the value the whole-frame computation would give).
         roi = _bounding_slices(fg, margin=4)
@@ -303,7 +303,7 @@ class StationaryObjectAnalyzer:
             fg[roi] &= ~lighting_only(cur[(slice(None), *roi)], lit[(slice(None), *roi)])
         fg = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_OPEN, _K3)
 
-        raw = np.zeros((h, w), np.uint8)
+        raw: np.ndarray = np.zeros((h, w), np.uint8)
         roi = _bounding_slices(fg, margin=0)
         if roi is not None:
             matches = np.zeros(raw[roi].shape, np.uint8)
@@ -328,6 +328,7 @@ class StationaryObjectAnalyzer:
         self._hist_times.append(now)
         self._grey_hist.append((cur_g, now))
         self._fg_prev = fg_near
+        assert self._since is not None  # made with the background (and _blobs just used it)
         age = np.where(stationary, now - np.nan_to_num(self._since, nan=now), 0.0).astype(np.float32)
         return StationaryResult(True, dets, stationary, fg.astype(bool), (w, h), overall, ghosts, age, self._arrived)
 
@@ -350,7 +351,7 @@ class StationaryObjectAnalyzer:
             return cur, cur_g
         self._shaky = 30
         self.shift = (dx, dy)
-        m = np.float32([[1, 0, -dx], [0, 1, -dy]])
+        m = np.array([[1, 0, -dx], [0, 1, -dy]], np.float32)
         out = np.stack([cv2.warpAffine(plane, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
                         for plane in cur])
         return out, grey(out)
