@@ -52,7 +52,7 @@ class NewUserBody(Body):
     username: str = Field(min_length=1, max_length=MAX_USERNAME)
     password: str = Field(max_length=MAX_PASSWORD, description=PASSWORD_RULES)
     display_name: str | None = None
-    role: str | None = Field(None, json_schema_extra={"enum": ROLE_NAMES})
+    role: str | None = Field(None, json_schema_extra={"enum": [*ROLE_NAMES]})
     units: list[str] | None = None
     enabled: bool | None = None
 
@@ -62,7 +62,7 @@ class UserChangeBody(Body):
     a reset by the administrator)."""
 
     display_name: str | None = None
-    role: str | None = Field(None, json_schema_extra={"enum": ROLE_NAMES})
+    role: str | None = Field(None, json_schema_extra={"enum": [*ROLE_NAMES]})
     enabled: bool | None = None
     units: list[str] | None = None
     password: str | None = Field(None, max_length=MAX_PASSWORD, description=PASSWORD_RULES)
@@ -398,7 +398,8 @@ def wall_applier(app: web.Application) -> Applier:
             if screens is not None:
                 screens.wall.set_cameras(c.id for c in new.cameras)
             live = app[state.LIVE]
-            if hasattr(live, "set_cameras"):  # a cluster wall server's proxy to the workers (citywall wall)
+            # a cluster wall server's proxy to the workers (citywall wall)
+            if live is not None and hasattr(live, "set_cameras"):
                 live.set_cameras(c.id for c in new.cameras if c.enabled)
             desk = app.get(REVIEW)
             if desk is not None:  # a confirmed alarm of a new camera is filed with its address and grid

@@ -22,6 +22,7 @@ from config.settings import redact_url, url_problem
 from video_ingest.frames import to_bgr
 from video_ingest.rtp import RtpAccessUnit, SdpError
 from video_ingest.rtsp import RtspAuthError, RtspError, RtspSession
+from video_ingest.sampler import video_decoder
 
 START_CODE = b"\x00\x00\x00\x01"
 
@@ -71,7 +72,7 @@ def classify(exc: BaseException) -> tuple[str, str]:
 
 def _snapshot(codec: str, unit: RtpAccessUnit, parameter_sets: tuple[bytes, ...]) -> tuple[int, int, str]:
     """Decode one keyframe: its size and a JPEG data URL (empty when it does not decode)."""
-    ctx = av.CodecContext.create(codec, "r")
+    ctx = video_decoder(codec)
     data = b"".join(START_CODE + n for n in (*parameter_sets, *unit.nals))
     frames = []
     for packet in ctx.parse(data) or [av.Packet(data)]:

@@ -221,8 +221,10 @@ class RunningConfig:
             for task in (reader, stopped):
                 task.cancel()
             await asyncio.gather(reader, stopped, return_exceptions=True)
-        if reader.done() and not reader.cancelled() and reader.exception() is not None:
-            raise reader.exception()  # the supervisor restarts it
+        if reader.done() and not reader.cancelled():
+            error = reader.exception()
+            if error is not None:
+                raise error  # the supervisor restarts it
 
     async def _follow(self) -> None:
         async for entry in self.bus.tail([ConfigChanged.STREAM]):

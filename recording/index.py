@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from recording.policy import CaseHold, SegmentFacts
-from recording.recorder import SegmentRow
+from recording.recorder import SegmentIndexSink, SegmentRow
 from recording.segment import SegmentError, parse_segment
 
 log = logging.getLogger("citywall.recording.index")
@@ -52,7 +52,7 @@ def _row(r: Any) -> SegmentRow:
 _COLS = "camera_id, path, start_at, end_at, bytes, codec, complete"
 
 
-class RecordingIndex:
+class RecordingIndex(SegmentIndexSink):
     """Segment rows in ``store`` (a ``cases.store.CaseStore``); files under ``root``. Thread-safe (the store is)."""
 
     def __init__(self, store: Any, root: str | Path) -> None:

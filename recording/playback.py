@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from recording.index import RecordingIndex, spans_and_gaps
 from recording.recorder import SegmentRow
@@ -361,7 +361,7 @@ class Export:
         self.cut_at_new_session = cut_at_new_session
         self.size = len(head) + sum(size for p in parts for _, size in p.spans)
 
-    def write(self, out: BinaryIO) -> int:
+    def write(self, out: IO[bytes]) -> int:
         """Write the whole MP4 to ``out`` (synchronous: run it in a worker thread); returns the bytes written."""
         out.write(self.head)
         written = len(self.head)

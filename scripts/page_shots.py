@@ -72,6 +72,8 @@ def shrink(path: Path, crop: tuple[int, int, int, int] | None = None) -> int:
     """Re-encode ``path`` (full colour, else a 252- or 120-colour palette) to fit MAX_BYTES; when even that does
     not fit, keep the ``crop`` (x, y, w, h) part at full size (the 4K wall: its header and alarm column)."""
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"{path}: not an image OpenCV can read")
     for part in (img, None if crop is None else img[crop[1]:crop[1] + crop[3], crop[0]:crop[0] + crop[2]]):
         if part is None:
             break
