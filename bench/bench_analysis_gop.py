@@ -36,6 +36,7 @@ import threading
 import time
 from fractions import Fraction
 from pathlib import Path
+from typing import Any, Literal
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -43,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 FPS = 25
 T0 = 1_717_387_200.0  # 2024-06-03 12:00 in Asia/Shanghai: inside every demo zone's schedule
 GOPS = (25, 50, 250)
-MODES = ("keyframes", "interval", "all")
+MODES: tuple[Literal["keyframes", "interval", "all"], ...] = ("keyframes", "interval", "all")
 ARRIVES_S = 10.0  # the vending scene's vendor (demo.scenes ground truth)
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -104,7 +105,8 @@ def read_units(path: Path):  # type: ignore[no-untyped-def]
     from video_ingest.fanout import AccessUnit, StreamInfo
 
     tb = Fraction(1, 90000)
-    units, params = [], {}
+    units: list[Any] = []
+    params: dict[int, bytes] = {}
     with av.open(str(path), format="h264") as container:
         for i, p in enumerate(q for q in container.demux(video=0) if q.size):
             nals = h26x.split_annexb(bytes(p))
@@ -120,8 +122,27 @@ def read_units(path: Path):  # type: ignore[no-untyped-def]
 
 def part1(paths: dict[str, Path], settings, camera) -> list[dict]:  # type: ignore[no-untyped-def]
     from detectors.pipeline import CameraAnalyzer
+    from video_ingest.frames import Frame
     from video_ingest.sampler import FrameSampler
     from video_ingest.slot import LatestFrameSlot
+
+    class TakingSlot(LatestFrameSlot):
+        """Counts every picture out of the sampler and keeps the newest once per interval, as the detection worker
+        takes them: at most one per second here. Only those are kept (holding every decoded 720p picture would cost
+        gigabytes and page faults)."""
+
+        def __init__(self, interval_s: float) -> None:
+            super().__init__()
+            self.interval_s = interval_s
+            self.pictures = 0
+            self.taken: list[Frame] = []
+            self._next_at = T0
+
+        def put(self, frame: Frame) -> None:
+            self.pictures += 1
+            if frame.captured_at >= self._next_at - 1e-6:
+                self._next_at = frame.captured_at + self.interval_s - 0.5 / FPS
+                self.taken.append(frame)
 
     dwell = max(z.dwell_s for z in camera.zones)
     rows = []
@@ -129,21 +150,7 @@ def part1(paths: dict[str, Path], settings, camera) -> list[dict]:  # type: igno
         info, units = read_units(paths[f"g{gop}"])
         video_s = len(units) / FPS
         for mode in MODES:
-            # The detection worker takes the newest picture once per interval: at most one per second here. Only
-            # those are kept (holding every decoded 720p picture would cost gigabytes and page faults).
-            taken: list = []
-            pictures = 0
-            next_at = [T0]
-
-            def take(f, taken=taken, next_at=next_at) -> None:  # type: ignore[no-untyped-def]
-                nonlocal pictures
-                pictures += 1
-                if f.captured_at >= next_at[0] - 1e-6:
-                    next_at[0] = f.captured_at + settings.detection.interval_s - 0.5 / FPS
-                    taken.append(f)
-
-            slot = LatestFrameSlot()
-            slot.put = take  # type: ignore[method-assign]
+            slot = TakingSlot(settings.detection.interval_s)
             sampler = FrameSampler("cam-vending", slot, interval_s=settings.detection.interval_s, mode=mode,
                                    queue_size=256 if mode != "keyframes" else 2)
             sampler.start()
@@ -158,15 +165,15 @@ def part1(paths: dict[str, Path], settings, camera) -> list[dict]:  # type: igno
             sampler.stop()
             analyzer = CameraAnalyzer(camera, settings.detection, timezone=settings.timezone)
             alarm_at, t_analysis = None, 0.0
-            for f in taken:
+            for f in slot.taken:
                 t = time.thread_time()
                 step = analyzer.step(f.image, f.captured_at)
                 t_analysis += time.thread_time() - t
                 for finding in step.findings:
                     if alarm_at is None and finding.alarm.phase == "raised":
                         alarm_at = finding.alarm.at
-            analysed = len(taken)
-            frames = range(pictures)
+            analysed = len(slot.taken)
+            frames = range(slot.pictures)
             latency = None if alarm_at is None else alarm_at - (T0 + ARRIVES_S) - dwell
             rows.append({"gop_s": gop / FPS, "mode": mode, "video_s": video_s,
                          "pictures_per_s": round(len(frames) / video_s, 2),

@@ -57,8 +57,9 @@ def fill(store: CaseStore, n: int, now: float, seed: int = 7) -> float:
             state = STATES[rnd.randrange(len(STATES))]
             at = now - rnd.uniform(0, 180 * 86400)
             road = STREETS[rnd.randrange(len(STREETS))]
+            case_id = uuid.UUID(int=rnd.getrandbits(128)).hex
             case = {
-                "id": uuid.UUID(int=rnd.getrandbits(128)).hex,
+                "id": case_id,
                 "case_no": f"CW{time.strftime('%Y%m%d', time.gmtime(at))}-{i:06d}",
                 "source": "camera", "kind": kind, "code": code, "category_name": name,
                 "title": f"{road}{rnd.randrange(1, 300)}号 {name}", "state": state, "urgency": "一般",
@@ -70,13 +71,13 @@ def fill(store: CaseStore, n: int, now: float, seed: int = 7) -> float:
                 "description": "视频智能识别上报",
             }
             tx.insert_case(case)
-            tx.append_timeline_entries(case["id"], [(at, "reported", "report", "system", "上报"),
+            tx.append_timeline_entries(case_id, [(at, "reported", "report", "system", "上报"),
                                                     (at, "accepted", "accept", "system", "受理"),
                                                     (at, "registered", "register", "system", "立案"),
                                                     (at, "dispatched", "dispatch", "system", f"派遣至 {unit_name}")])
-            tx.add_evidence(case["id"], f"{case['camera_id']}/{i}.jpg", kind="snapshot", at=at)
+            tx.add_evidence(case_id, f"{case['camera_id']}/{i}.jpg", kind="snapshot", at=at)
             if state not in ("closed",) and i % 50 == 0:
-                tx.supervise(case["id"], at=at + 60, state=state, actor="leader(leader)")
+                tx.supervise(case_id, at=at + 60, state=state, actor="leader(leader)")
     return time.perf_counter() - t0
 
 
@@ -179,8 +180,9 @@ def compare(rev: str, urls: dict[str, str], n: int, repeat: int) -> dict:
         procs[name] = subprocess.Popen([sys.executable, __file__, "--worker", str(root), urls[name], str(n), str(now)],
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                        env={**os.environ, "PYTHONPATH": str(root)})
-        assert procs[name].stdout is not None
-        ready, seconds = procs[name].stdout.readline().split()
+        out = procs[name].stdout
+        assert out is not None
+        ready, seconds = out.readline().split()
         assert ready == "ready"
         fill_s[name] = float(seconds)
     times: dict[str, dict[str, list[float]]] = {"before": {}, "after": {}}

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -59,7 +60,7 @@ def _alarm(i: int, prefix: str, zones: int = 40) -> Alarm:
                  boxes=[(0.1, 0.6, 0.3, 0.9)], detector="bench/1")
 
 
-async def _latency(bus: Bus, writer: EvidenceWriter, n: int) -> dict[str, float]:
+async def _latency(bus: Bus, writer: EvidenceWriter, n: int) -> dict[str, Any]:
     # A street-like frame (smooth gradients, a few objects, mild noise), not white noise: JPEG time is realistic.
     yy, xx = np.mgrid[0:720, 0:1280]
     frame = np.dstack([(xx // 10) % 256, (yy // 6) % 256, ((xx + yy) // 16) % 256]).astype(np.uint8)

@@ -129,6 +129,7 @@ async def main(worker_counts: list[int], alarms: int, rate: float, n_cameras: in
         }, allow_unicode=True), encoding="utf-8")
         cases = subprocess.Popen([sys.executable, "-m", "citywall.cli", "cases", "--config", str(config)],
                                  cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert cases.stdout is not None
         try:
             assert "consuming alarms" in cases.stdout.readline()
             rounds = [await _round(redis_url, prefix, [c["id"] for c in cameras], n, alarms, rate, tmp)

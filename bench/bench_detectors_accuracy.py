@@ -28,6 +28,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -40,8 +41,11 @@ assert _spec is not None and _spec.loader is not None
 _scenarios = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = _scenarios  # dataclasses look their module up while the file executes
 _spec.loader.exec_module(_scenarios)
-Scenario, Truth, build_suite = _scenarios.Scenario, _scenarios.Truth, _scenarios.build_suite
-build_life_suite = _scenarios.build_life_suite
+if TYPE_CHECKING:  # the same module, as mypy sees it from the repository root
+    from bench.scenarios import Scenario, Truth, build_life_suite, build_suite
+else:
+    Scenario, Truth, build_suite = _scenarios.Scenario, _scenarios.Truth, _scenarios.build_suite
+    build_life_suite = _scenarios.build_life_suite
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "demo.yaml"
 T0 = 1_717_387_200.0  # a fixed unix time; scenario second t is analysed at T0 + t
@@ -165,7 +169,7 @@ def main() -> int:
     for sc in suite:
         o = run_scenario(sc, settings)
         outcomes.append(o)
-        truth = ", ".join(f"{t.event[:4]} {t.start_s:g}-{t.end_s:g}" for t in sc.truth) or "none"
+        truths = ", ".join(f"{t.event[:4]} {t.start_s:g}-{t.end_s:g}" for t in sc.truth) or "none"
         alarms = ", ".join(f"{a.event[:4]} {a.t_raise:g}→{_fmt(a.t_clear, 0) if a.t_clear is not None else 'open'}"
                            for a in o.alarms) or "none"
         verdict = []
@@ -173,14 +177,14 @@ def main() -> int:
             if hit is None:
                 verdict.append("MISS")
                 continue
-            late = hit.t_raise - truth_ev.start_s > _dwell(sc, truth_ev.zone_id) + LATE_SLACK_S
+            is_late = hit.t_raise - truth_ev.start_s > _dwell(sc, truth_ev.zone_id) + LATE_SLACK_S
             clear = None if hit.t_clear is None else hit.t_clear - truth_ev.end_s
-            bad_clear = clear is None or clear > CLEAR_TARGET_S or clear < 0
-            verdict.append("ok" if not late and not bad_clear else ("LATE " if late else "") +
-                           ("CLEAR " + ("never" if clear is None else f"{clear:+g}s") if bad_clear else ""))
+            clear_bad = clear is None or clear > CLEAR_TARGET_S or clear < 0
+            verdict.append("ok" if not is_late and not clear_bad else ("LATE " if is_late else "") +
+                           ("CLEAR " + ("never" if clear is None else f"{clear:+g}s") if clear_bad else ""))
         if o.false_positives:
             verdict.append(f"{len(o.false_positives)} FP")
-        print(f"{sc.name:<36} {sc.hard_case or '-':<20} {truth:<26} {alarms:<34} {'; '.join(verdict) or 'ok'}",
+        print(f"{sc.name:<36} {sc.hard_case or '-':<20} {truths:<26} {alarms:<34} {'; '.join(verdict) or 'ok'}",
               flush=True)
         if args.only and analyzer_debug(o):
             print("   judged:", analyzer_debug(o))

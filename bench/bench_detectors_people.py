@@ -58,6 +58,13 @@ def fetch_images(cache: Path) -> Path:
     return cache
 
 
+def _read(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path))
+    if image is None:
+        raise ValueError(f"{path}: not an image OpenCV can read")
+    return image
+
+
 def score(dets_xyxy: np.ndarray, truth: list[tuple[int, int, int, int]], w: int, h: int) -> tuple[int, int, int]:
     """(true positives, false positives, missed people) with one-to-one greedy matching at IoU ≥ MATCH_IOU."""
     t = np.array(truth, np.float32) / np.array([w, h, w, h], np.float32)
@@ -86,7 +93,7 @@ def main() -> int:
     args = ap.parse_args()
     cv2.setNumThreads(1)
     folder = args.images or fetch_images(ROOT / "var" / "cache" / "ultralytics-assets")
-    images = {n: cv2.imread(str(folder / n)) for n in VISIBLE}
+    images = {n: _read(folder / n) for n in VISIBLE}
     print(f"OpenCV {cv2.__version__} HOG people detectors, one thread; match at IoU >= {MATCH_IOU}")
     print(f"{'svm':<8} {'image':<11} {'size':>9} {'side':>5} {'people':>6} {'found':>5} {'TP':>3} {'FP':>3} {'FN':>3} "
           f"{'ms/img':>7}  boxes (x1,y1,x2,y2 px, conf)")

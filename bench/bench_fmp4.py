@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 import av  # noqa: E402
 
 from demo.media import ensure_media  # noqa: E402
+from video_ingest.fanout import StreamInfo  # noqa: E402
 from video_ingest.fmp4 import Sample, init_segment, media_segment  # noqa: E402
 from video_ingest.h26x import (  # noqa: E402
     H264_NAL_IDR,
@@ -49,7 +50,7 @@ def load(frames: int) -> tuple[av.container.InputContainer, list[av.Packet]]:
     path = ensure_media(ROOT / "var" / "demo-media", 7, ("vending",))["vending"]
     container = av.open(str(path))
     stream = container.streams.video[0]
-    packets = []
+    packets: list[av.Packet] = []
     for packet in container.demux(stream):
         if not packet.size:
             continue
@@ -63,8 +64,8 @@ def load(frames: int) -> tuple[av.container.InputContainer, list[av.Packet]]:
     return container, packets
 
 
-def run_pyav(template: av.video.stream.VideoStream, packets: list[av.Packet]) -> tuple[float, int]:
-    muxer = FragmentMuxer(template)
+def run_pyav(info: StreamInfo, packets: list[av.Packet]) -> tuple[float, int]:
+    muxer = FragmentMuxer(info)
     out = 0
     t0 = time.perf_counter()
     for packet in packets:
@@ -117,6 +118,9 @@ def main() -> int:
     pps = next(n for au in aus for n in au if h264_nal_type(n) == H264_NAL_PPS)
     init = init_segment(codec="h264", width=template.codec_context.width, height=template.codec_context.height,
                         config=avc_decoder_config([sps], [pps]))
+    info = StreamInfo(camera_id="bench", session=1, codec="h264", width=template.codec_context.width,
+                      height=template.codec_context.height, time_base=Fraction(1, 1_200_000),
+                      extradata=avc_decoder_config([sps], [pps]), started_at=time.time())
     n = len(packets)
     print(f"{n} frames of the vending demo camera ({template.codec_context.width}x{template.codec_context.height}, "
           f"{sum(map(len, raw)) / n / 1000:.1f} kB/frame, {sum(keys)} keyframes), {args.reps} reps; "
@@ -125,7 +129,7 @@ def main() -> int:
     results: dict[str, list[float]] = {"pyav": [], "media_segment": [], "nals→segment": [], "annexb→segment": []}
     sizes: dict[str, int] = {}
     for _ in range(args.reps):
-        for name, fn in (("pyav", lambda: run_pyav(template, packets)),
+        for name, fn in (("pyav", lambda: run_pyav(info, packets)),
                          ("media_segment", lambda: run_segments(samples)),
                          ("nals→segment", lambda: run_nals(aus, keys)),
                          ("annexb→segment", lambda: run_annexb(raw))):

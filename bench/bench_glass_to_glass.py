@@ -21,6 +21,7 @@ import asyncio
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,14 +104,14 @@ def baseline_reader(url: str, stop: threading.Event, out: list[tuple[float, int]
             stop.wait(0.5)
 
 
-def pct(values: list[float], q: float) -> float:
+def pct(values: Sequence[float], q: float) -> float:
     if not values:
         return float("nan")
     s = sorted(values)
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
-def summary(name: str, values: list[float]) -> str:
+def summary(name: str, values: Sequence[float]) -> str:
     if not values:
         return f"{name:<28} n=0"
     return (f"{name:<28} n={len(values):>6}  p50 {pct(values, .5):6.0f} ms  p95 {pct(values, .95):6.0f} ms  "

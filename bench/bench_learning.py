@@ -58,7 +58,10 @@ SCENES = ("bench-and-ebike", "delivery-ebike", "trike-vendor", "mat-vendor", "pa
 """Scenario names (substrings) of the life suite the bench runs: the e-bike and cart look-alikes."""
 
 
-def reviewed_examples(n: int, seed: int) -> list[tuple[np.ndarray, list[tuple[str, tuple[float, ...]]]]]:
+Box = tuple[float, float, float, float]
+
+
+def reviewed_examples(n: int, seed: int) -> list[tuple[np.ndarray, list[tuple[str, Box]]]]:
     rng = np.random.default_rng([seed, 18])
     streets = [paint_street(_scenarios.LIFE_LAYOUT, np.random.default_rng([seed, 100 + k])) for k in range(4)]
     out = []
@@ -139,9 +142,10 @@ def main() -> int:
             rel = f"{camera}/ex-{i}.jpg"
             (evidence / camera).mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(evidence / rel), image)
-            alarm = {"alarm_id": f"ex-{i}", "camera_id": camera, "at": T0 + (i % 3) * 86_400 + i, "snapshot_clean": rel,
+            at = T0 + (i % 3) * 86_400 + i
+            alarm = {"alarm_id": f"ex-{i}", "camera_id": camera, "at": at, "snapshot_clean": rel,
                      "event": "vending", "boxes": [list(boxes[0][1])]}
-            labels.save(alarm=alarm, decision="confirm", decided_by="bench", decided_at=alarm["at"],
+            labels.save(alarm=alarm, decision="confirm", decided_by="bench", decided_at=at,
                         boxes=parse_boxes([{"class": c, "box": list(b)} for c, b in boxes]), evidence_dir=evidence)
         summary = export_dataset(labels.all(), labels.root, work / "dataset", val_share=0.25)
         print(f"examples: {args.examples} frames, boxes {summary.boxes}, split groups "

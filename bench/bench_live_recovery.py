@@ -53,9 +53,11 @@ async def run(args: argparse.Namespace) -> int:
                 t0 = time.monotonic()
                 ingest_at = tile_at = None
                 t_first = None
+                ingest = wall.ingest
+                assert ingest is not None  # started
                 while time.monotonic() - t0 < 30 and tile_at is None:
                     now = time.monotonic() - t0
-                    if ingest_at is None and wall.ingest.status("cam-r").state == "online":
+                    if ingest_at is None and ingest.status("cam-r").state == "online":
                         ingest_at = now
                     s = (await tile_stats(page))[0]
                     if s["state"] == "live" and not await overlay_shown(page):

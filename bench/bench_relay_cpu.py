@@ -116,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         relay = subprocess.Popen([sys.executable, __file__, "--worker", *urls], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, text=True, cwd=ROOT)
         assert relay.stdin is not None and relay.stdout is not None
+        to_relay, from_relay = relay.stdin, relay.stdout
         if relay.stdout.readline().strip() != "READY":
             print("relay worker did not start", file=sys.stderr)
             return 1
@@ -129,9 +130,9 @@ def run(args: argparse.Namespace) -> int:
         time.sleep(args.warmup)
 
         def relay_fragments() -> tuple[int, int]:
-            relay.stdin.write("count\n")
-            relay.stdin.flush()
-            _, total, least = relay.stdout.readline().split()
+            to_relay.write("count\n")
+            to_relay.flush()
+            _, total, least = from_relay.readline().split()
             return int(total), int(least)
 
         ours, theirs = [], []
@@ -167,10 +168,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"ratio citywall/ffmpeg: {m_ours / m_ff:.2f}x  (target <= 1.5x: {met})")
         return 0
     finally:
-        if relay is not None and relay.poll() is None:
+        if relay is not None and relay.poll() is None and relay.stdin is not None:
             try:
-                relay.stdin.write("quit\n")  # type: ignore[union-attr]
-                relay.stdin.flush()  # type: ignore[union-attr]
+                relay.stdin.write("quit\n")
+                relay.stdin.flush()
                 relay.wait(20)
             except Exception:
                 relay.kill()

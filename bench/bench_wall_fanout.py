@@ -145,8 +145,13 @@ async def main(clients: int, rate: float, seconds: float) -> dict[str, Any]:
         }, allow_unicode=True), encoding="utf-8")
         wall = subprocess.Popen([sys.executable, "-m", "citywall.cli", "wall", "--config", str(config), "--port", "0"],
                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert wall.stdout is not None
         try:
-            url = re.search(r"(http://\S+)/wall", wall.stdout.readline()).group(1)
+            line = wall.stdout.readline()
+            found = re.search(r"(http://\S+)/wall", line)
+            if found is None:
+                raise RuntimeError(f"citywall wall did not announce its address: {line!r}")
+            url = found.group(1)
             async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
                 resp = await session.post(f"{url}/api/login", json={"username": "duty", "password": "citywall"})
                 assert resp.status == 200, await resp.text()

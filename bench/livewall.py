@@ -24,13 +24,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from aiohttp import web  # noqa: E402
-from playwright.async_api import Page, async_playwright  # noqa: E402
+from playwright.async_api import Browser, Page, Playwright, async_playwright  # noqa: E402
 
 from broker.bus import Bus  # noqa: E402
 from broker.embedded import EmbeddedRedis  # noqa: E402
 from cases.store import CaseStore  # noqa: E402
 from config import parse_settings  # noqa: E402
-from tests.fixtures.browser import start_chromium  # noqa: E402
+from tests.fixtures.browser import ChromiumProcess, start_chromium  # noqa: E402
 from tests.live_page import login_page, show_tiles  # noqa: E402,F401
 from video_ingest.service import IngestService  # noqa: E402
 from wall.app import create_app  # noqa: E402
@@ -55,9 +55,9 @@ class LiveWall:
         self._bus: Bus | None = None
         self._store: CaseStore | None = None
         self._runner: web.AppRunner | None = None
-        self._chromium = None
-        self._pw = None
-        self._browser = None
+        self._chromium: ChromiumProcess | None = None
+        self._pw: Playwright | None = None
+        self._browser: Browser | None = None
         self._contexts: list[Any] = []
 
     async def __aenter__(self) -> LiveWall:

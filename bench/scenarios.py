@@ -356,18 +356,17 @@ CONDITIONS = ("normal", "shake", "lowrate")
 
 def life_camera() -> Camera:
     """The street-life scenarios' camera: pavement, no-parking and shop-front zones."""
-    from config.settings import Zone
-
     pave = [[0.0, 0.5], [1.0, 0.5], [1.0, 0.78], [0.0, 0.78]]
-    return Camera(id="cam-life", name="解放路公交站", url="demo://vending",
-                  position={"lon": 120.1552, "lat": 30.2741, "address": "解放路公交站", "street": "湖滨街道"}, zones=[
-        Zone(id="pavement", name="人行道", events=["vending", "road_occupation", "exposed_rubbish"], dwell_s=30,
-             min_area=0.004, polygon=pave),
-        Zone(id="no-parking", name="非机动车禁停区", events=["bike_parking"], dwell_s=60, min_area=0.004,
-             polygon=pave),
-        Zone(id="shopfront", name="门前三包区", events=["shop_front"], dwell_s=30, min_area=0.003,
-             polygon=[[0.0, 0.41], [1.0, 0.41], [1.0, 0.5], [0.0, 0.5]]),
-    ])
+    return Camera.model_validate({
+        "id": "cam-life", "name": "解放路公交站", "url": "demo://vending",
+        "position": {"lon": 120.1552, "lat": 30.2741, "address": "解放路公交站", "street": "湖滨街道"}, "zones": [
+            {"id": "pavement", "name": "人行道", "events": ["vending", "road_occupation", "exposed_rubbish"],
+             "dwell_s": 30, "min_area": 0.004, "polygon": pave},
+            {"id": "no-parking", "name": "非机动车禁停区", "events": ["bike_parking"], "dwell_s": 60,
+             "min_area": 0.004, "polygon": pave},
+            {"id": "shopfront", "name": "门前三包区", "events": ["shop_front"], "dwell_s": 30, "min_area": 0.003,
+             "polygon": [[0.0, 0.41], [1.0, 0.41], [1.0, 0.5], [0.0, 0.5]]},
+        ]})
 
 
 def _shaken(render: Callable[[float], np.ndarray], perturb: Perturb) -> Callable[[float], np.ndarray]:
@@ -491,7 +490,7 @@ def life_plans(seed: int) -> list[tuple[str, str, list[Drawable], list[Truth], s
                                  ("ebike", (200, 200, 205), True)):
         if ridden:  # ridden in at cycling speed, the rider gets off at 12 s
             keys = ((6.0, -200.0, fy), (11.0, 600.0, fy), (136.0, 600.0, fy), (141.0, 1500.0, fy))
-            ride = ((0.0, 12.0), (136.0, 200.0))
+            ride: tuple[tuple[float, float], ...] = ((0.0, 12.0), (136.0, 200.0))
         else:  # pushed in by hand at walking pace
             keys = ((2.0, -200.0, fy), (11.0, 600.0, fy), (136.0, 600.0, fy), (145.0, 1500.0, fy))
             ride = ()

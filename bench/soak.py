@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ PROCESS_NAMES = {"redis-server": "redis", "mosquitto": "mosquitto", "rtsp_server
                  "citywall.cli": "citywall"}
 
 
-def soak_config(tmp: Path, cameras: int, redis_url: str | None = None, overrides: list[str] = ()) -> Path:
+def soak_config(tmp: Path, cameras: int, redis_url: str | None = None, overrides: Sequence[str] = ()) -> Path:
     """demo.yaml with its four scenes repeated over ``cameras`` cameras (the originals keep their ids, which the
     speakers and screens name), data in ``tmp``; ``redis_url``: the bench's own Redis (``citywall up``'s private
     one has a generated password that only citywall knows); ``overrides``: ``dotted.key=yaml-value`` settings
@@ -106,6 +107,14 @@ def _name(pid: int) -> str:
     return Path(cmdline.split(" ", 1)[0]).name or str(pid)
 
 
+def _field(text: str, pattern: str) -> str:
+    """Group 1 of ``pattern`` in ``text``; ValueError naming the pattern when it is not there."""
+    found = re.search(pattern, text)
+    if found is None:
+        raise ValueError(f"no {pattern!r} in {text[:80]!r}")
+    return found.group(1)
+
+
 def process_figures(root_pid: int) -> dict[str, dict[str, float]]:
     """name → {rss_mib, fds, threads} for the stack's processes (several of one name are summed)."""
     out: dict[str, dict[str, float]] = {}
@@ -116,8 +125,9 @@ def process_figures(root_pid: int) -> dict[str, dict[str, float]]:
             name = _name(pid)
         except OSError:
             continue  # exited between listing and reading
-        rss_kib = int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) if "VmRSS" in status else 0
-        threads = int(re.search(r"Threads:\s+(\d+)", status).group(1))
+        rss = re.search(r"VmRSS:\s+(\d+)", status)  # absent for a zombie
+        rss_kib = int(rss.group(1)) if rss else 0
+        threads = int(_field(status, r"Threads:\s+(\d+)"))
         row = out.setdefault(name, {"rss_mib": 0.0, "fds": 0.0, "threads": 0.0})
         row["rss_mib"] += rss_kib / 1024
         row["fds"] += fds

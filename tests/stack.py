@@ -7,14 +7,14 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_up(config: Path, tmp: Path, *, timeout: float = 120) -> Iterator[dict[str, Any]]:
+def run_up(config: Path, tmp: Path, *, timeout: float = 120) -> Generator[dict[str, Any], None, None]:
     """Yields ``{url, proc, started, stderr, banner}`` once the stack prints its wall address and "Ctrl-C"."""
     stderr = tmp / "stderr.log"
     with open(stderr, "wb") as err:  # the child keeps its own copy

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from video_ingest import fmp4, h26x
-from video_ingest.fanout import StreamInfo
+from video_ingest.fanout import AccessUnit, StreamInfo
 from video_ingest.reorder import DecodeTimes
 
 if TYPE_CHECKING:
@@ -212,7 +212,7 @@ class ClipBuffer:
             self._bytes = 0
             self._info = (info.codec, info.width, info.height, info.extradata)
 
-    def packet(self, packet: av.Packet, arrived_at: float) -> None:
+    def packet(self, packet: AccessUnit | av.Packet, arrived_at: float) -> None:
         if packet.size == 0:
             return
         p = ClipPacket(bytes(packet), packet.pts, packet.dts, bool(packet.is_keyframe), arrived_at,
