@@ -11,7 +11,7 @@ import asyncio
 import ipaddress
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -155,7 +155,7 @@ async def _event_hub(app: web.Application) -> AsyncIterator[None]:
 
 SESSION_SWEEP_S = 5.0
 """How often every open socket's session is checked (expired or revoked → the socket closes with 4401)."""
-SESSION_ALIVE = web.AppKey("session_alive", object)
+SESSION_ALIVE: web.AppKey[Callable[[Session], Awaitable[bool]]] = web.AppKey("session_alive")
 
 
 async def sweep_sessions(app: web.Application) -> int:

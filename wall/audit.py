@@ -107,8 +107,9 @@ async def record_request(request: web.Request, session: Session | None, rule: An
         request.app[STATS].rate_limited += 1
         return
     body = await _body_details(request)
+    resource = request.match_info.route.resource  # (a rule was found: the request matched a route)
     action = (rule.audit if request.method not in ("GET", "HEAD") else rule.read_audit) or \
-        f"{request.method} {request.match_info.route.resource.canonical}"
+        f"{request.method} {resource.canonical if resource is not None else request.path}"
     if action == "case.action" and isinstance(body.get("action"), str):
         action = f"case.{body['action'][:32]}"
     actor = notes.pop("actor", None) or (session.username if session else "") or str(body.get("username", ""))[:64]

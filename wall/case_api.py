@@ -98,7 +98,8 @@ async def _refuse_out_of_scope(request: web.Request, session: Any, case_id: str)
 class CaseActionBody(Body):
     """``POST /api/cases/{id}/actions``: a workflow action as the logged-in user."""
 
-    action: Literal[PEOPLE_ACTIONS] = Field(description="a workflow action (not report: only the system files)")
+    # A Literal built at import from the enum (pydantic validates and documents it); mypy needs written values.
+    action: Literal[PEOPLE_ACTIONS] = Field(description="a workflow action (not report: only the system files)")  # type: ignore[valid-type]
     version: Version | None = None
     note: Note = ""
     extension: TimeLimit | None = Field(None, description="extend only: {value, unit: work_hours|work_days|hours}")

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aiohttp import MultipartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from cases.desk import CaseNotFound, PhotoRefused
@@ -105,8 +105,8 @@ def parse_query(request: web.Request, scope: tuple[str, ...] | None) -> CaseQuer
         states = tuple(dict.fromkeys(raw))
     unit_id = str_param(request, "unit_id", _ID, "a unit id")
     if unit_id is not None and unit_id not in config.dispatcher.units:
-        known = ", ".join(sorted(config.dispatcher.units))
-        raise BadRequest("unit_id", f"unknown unit {unit_id[:40]!r}; known: {known}")
+        choices = ", ".join(sorted(config.dispatcher.units))
+        raise BadRequest("unit_id", f"unknown unit {unit_id[:40]!r}; known: {choices}")
     units: tuple[str, ...] | None = (unit_id,) if unit_id else None
     if scope is not None:
         if unit_id is not None and unit_id not in scope:
@@ -315,14 +315,16 @@ async def _read_form(request: web.Request, max_bytes: int, out: dict[str, Any]) 
         reader = MultipartReader(request.headers, request.content, client_max_size=max_bytes + 64 * 1024,
                                  max_size_error_cls=_TooBig)
         async for part in reader:
+            if not isinstance(part, BodyPartReader):  # a multipart nested in a part
+                raise BadRequest("part", "nested multipart; allowed: photo, note")
             if part.name == "photo" and "photo" not in out:
                 data = out["photo"] = bytearray()
-                while chunk := await part.read_chunk(65536):  # type: ignore[union-attr]
+                while chunk := await part.read_chunk(65536):
                     data.extend(chunk)
                     if len(data) > max_bytes:
                         raise _TooBig(max_bytes)
             elif part.name == "note":
-                out["note"] = (await part.text())[:MAX_NOTE + 1]  # type: ignore[union-attr]
+                out["note"] = (await part.text())[:MAX_NOTE + 1]
             else:
                 raise BadRequest(str(part.name or "part")[:40], "unknown field; allowed: photo, note")
     except (ValueError, AssertionError, HttpProcessingError) as exc:  # a malformed part header, boundary, charset

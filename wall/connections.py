@@ -66,7 +66,7 @@ class ConnectionGuard:
         self.header_timeout_s = header_timeout_s
         self.idle_timeout_s = idle_timeout_s
         self._clock = clock
-        self._conns: dict[asyncio.BaseTransport, _Conn] = {}
+        self._conns: dict[asyncio.Transport, _Conn] = {}
         self._per_address: Counter[str] = Counter()
         self._sweeper: asyncio.Task[None] | None = None
         self.refused = 0
@@ -80,7 +80,7 @@ class ConnectionGuard:
                 "timed_out": self.timed_out}
 
     # ----------------------------------------------------------------------------------------- protocol side
-    def admit(self, transport: asyncio.BaseTransport) -> str | None:
+    def admit(self, transport: asyncio.Transport) -> str | None:
         """Register a new connection; the reason when it must be refused instead."""
         peer = transport.get_extra_info("peername")
         address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
@@ -94,12 +94,12 @@ class ConnectionGuard:
         self._ensure_sweeper()
         return None
 
-    def data(self, transport: asyncio.BaseTransport) -> None:
+    def data(self, transport: asyncio.Transport) -> None:
         conn = self._conns.get(transport)
         if conn is not None and conn.busy == 0 and conn.first_byte_at is None:
             conn.first_byte_at = self._now()
 
-    def closed(self, transport: asyncio.BaseTransport) -> None:
+    def closed(self, transport: asyncio.Transport) -> None:
         conn = self._conns.pop(transport, None)
         if conn is not None:
             self._per_address[conn.address] -= 1
@@ -108,7 +108,7 @@ class ConnectionGuard:
 
     # ----------------------------------------------------------------------------------------- app side
     @contextlib.contextmanager
-    def handling(self, transport: asyncio.BaseTransport | None) -> Any:
+    def handling(self, transport: asyncio.Transport | None) -> Any:
         """Around one request in the app: its head has arrived; the connection is busy until the handler ends."""
         conn = self._conns.get(transport) if transport is not None else None
         if conn is None:
@@ -167,14 +167,14 @@ class _GuardedProtocol(asyncio.Protocol):
         self._guard = guard
         self._factory = factory
         self._inner: asyncio.Protocol | None = None
-        self._transport: asyncio.BaseTransport | None = None
+        self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)  # a stream server's (TCP or TLS)
         reason = self._guard.admit(transport)
         if reason is not None:
             self._guard.refused += 1
             body = json.dumps({"error": reason}).encode()
-            assert isinstance(transport, asyncio.WriteTransport)
             transport.write(_REFUSAL.format(length=len(body)).encode() + body)
             transport.close()
             return

@@ -160,7 +160,7 @@ class Client:
         self.ws = ws
         self.session = session
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
-        self.pending: deque[tuple[str, StreamKey, str]] = deque()
+        self.pending: deque[tuple[str, StreamKey | None, str]] = deque()
         self.pending_limit = queue_size
         self.resuming = False
         self.seen = {s: _Seen(SEEN_PER_STREAM) for s in RESUMABLE}
@@ -439,13 +439,14 @@ class EventHub:
             self._reply_error(client, f"type: must be a string, got {type(kind).__name__}")
             return
         handled = kind in ("ping", "resume") or kind in self.actions
-        refused = ws_check(client.session, kind, handled=handled) if isinstance(kind, str) else None
-        if refused is not None:
-            self._reply_error(client, refused)
-            rule = WS_MESSAGES.get(kind)
-            target = str(message.get(rule.target_field, "")) if rule is not None and rule.target_field else ""
-            await self._record(client, kind, target[:128], 403, {"refused": refused})
-            return
+        if isinstance(kind, str):
+            refused = ws_check(client.session, kind, handled=handled)
+            if refused is not None:
+                self._reply_error(client, refused)
+                rule = WS_MESSAGES.get(kind)
+                target = str(message.get(rule.target_field, "")) if rule is not None and rule.target_field else ""
+                await self._record(client, kind, target[:128], 403, {"refused": refused})
+                return
         if isinstance(kind, str) and kind in self.actions:
             await self._act(client, kind, message)
         elif kind == "ping":
@@ -512,10 +513,10 @@ class EventHub:
                 client.covered[stream] = max(top, since_key, client.covered.get(stream, (0, 0)))
             # Release what arrived live meanwhile, skipping what the resume already delivered.
             while client.pending:
-                stream, key, text = client.pending.popleft()
-                if key is None or not client.is_duplicate(stream, key):
+                stream, live_key, text = client.pending.popleft()
+                if live_key is None or not client.is_duplicate(stream, live_key):
                     await client.queue.put(text)
-                    client.mark(stream, key)
+                    client.mark(stream, live_key)
         finally:
             client.resuming = False
 

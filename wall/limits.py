@@ -56,12 +56,12 @@ class SlidingWindows:
         if wait > 0:
             return wait
         for w in windows:
-            entries = self._entries.get(w.key)
-            if entries is None:
-                entries = self._entries[w.key] = deque()
+            kept = self._entries.get(w.key)
+            if kept is None:
+                kept = self._entries[w.key] = deque()
                 while len(self._entries) > self.max_keys:  # bounded memory: the oldest keys go first
                     self._entries.popitem(last=False)
-            entries.append((now, attempt_id))
+            kept.append((now, attempt_id))
         return 0.0
 
     def release(self, windows: Sequence[Window], attempt_id: str) -> None:

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -93,7 +93,7 @@ class LiveSockets:
         self._stats.viewers = len(self._connections)
         return asdict(self._stats)
 
-    def sessions(self) -> list[tuple[Session, Any]]:
+    def sessions(self) -> list[tuple[Session, Callable[[int, str], None]]]:
         """Every open socket's session and how to end it (the app's session sweep)."""
         return [(c.session, c.end) for c in self._connections if c.session is not None]
 

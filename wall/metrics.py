@@ -175,7 +175,8 @@ def scrape(families: list[Family], providers: Iterable[Provider], stats: ScrapeS
 
 
 async def metrics(request: web.Request) -> web.Response:
-    return scrape(wall_families(request.app), request.app[state.METRICS], request.app[SCRAPES])
+    providers = request.app[state.METRICS]
+    return scrape(wall_families(request.app), providers, request.app[SCRAPES])
 
 
 def add_routes(app: web.Application) -> None:

@@ -54,7 +54,7 @@ def _error(description: str) -> dict[str, Any]:
 
 
 _UNAUTHORIZED = _error("no session (log in first)")
-_SESSION = [{"session": []}]
+_SESSION: list[dict[str, list[str]]] = [{"session": []}]
 
 _STREAM_ID_TEXT = "bus stream id (use it to resume the WebSocket)"
 

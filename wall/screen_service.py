@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import functools
 import logging
 import time
 import uuid
@@ -243,7 +244,7 @@ class ScreenService:
                         continue
                     pop = self.wall.raise_alarm if entry.stream == streams.ALARMS else self.wall.raise_deadline
                     try:
-                        changed = await self.apply(lambda now, data=entry.data, pop=pop: pop(data, now))
+                        changed = await self.apply(functools.partial(pop, entry.data))
                     except ScreenError as exc:
                         log.warning("alarm %s not shown on the wall: %s", entry.id, exc)
                         continue

@@ -688,12 +688,11 @@ class Wall:
             raise ScreenError("plan", "must be a plan id string")
         if plan_id not in self.plans:
             raise NotFound("plan", plan_id)
-        held = [s for s in self.screens.values() if s.plan is not None and s.plan.plan_id == plan_id]
+        held = [(s, s.plan.saved) for s in self.screens.values() if s.plan is not None and s.plan.plan_id == plan_id]
         if not held:
             raise Conflict(f"plan {plan_id} is not active on any screen")
         changed = []
-        for s in held:
-            saved = s.plan.saved
+        for s, saved in held:
             s.plan = None
             try:
                 layout = parse_layout(saved["layout"], field="layout")
