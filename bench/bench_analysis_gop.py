@@ -97,7 +97,7 @@ def ensure_gop_media(seconds: int) -> dict[str, Path]:
     return paths
 
 
-def read_units(path: Path):  # type: ignore[no-untyped-def]
+def read_units(path: Path):
     """(StreamInfo, AccessUnits) of a baseline Annex-B file, as the camera source delivers them."""
     import av
 
@@ -120,7 +120,7 @@ def read_units(path: Path):  # type: ignore[no-untyped-def]
     return info, units
 
 
-def part1(paths: dict[str, Path], settings, camera) -> list[dict]:  # type: ignore[no-untyped-def]
+def part1(paths: dict[str, Path], settings, camera) -> list[dict]:
     from detectors.pipeline import CameraAnalyzer
     from video_ingest.frames import Frame
     from video_ingest.sampler import FrameSampler
@@ -200,7 +200,7 @@ def proc_cpu(pid: int) -> float:
     return sum(int(x) for x in fields[11:15]) / CLK
 
 
-async def part2(paths: dict[str, Path], n: int, window: float, settings, camera) -> dict:  # type: ignore[no-untyped-def]
+async def part2(paths: dict[str, Path], n: int, window: float, settings, camera) -> dict:
     from demo.server import DemoRtspServer
     from detectors.pipeline import CameraAnalyzer
     from video_ingest.live import LiveEnded

@@ -78,8 +78,8 @@ def detection_metrics(detection: DetectionWorker) -> Callable[[], Iterable[Famil
     """Frames analysed, detector latency, alarms, the bounded alarm outbox."""
 
     def provide() -> list[Family]:
-        s: dict[str, Any] = detection.stats()  # type: ignore[assignment]
-        cams: dict[str, dict[str, Any]] = s.get("cameras", {})  # type: ignore[assignment]
+        s: dict[str, Any] = detection.stats()
+        cams: dict[str, dict[str, Any]] = s.get("cameras", {})
         return [
             family("citywall_detector_frames_analysed_total", "counter", "Frames analysed",
                    _per_camera(cams, "frames_analysed")),

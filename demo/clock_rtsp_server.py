@@ -114,7 +114,7 @@ class ClockFactory(GstRtspServer.RTSPMediaFactory):
     def _configure(self, _factory, media: GstRtspServer.RTSPMedia) -> None:
         src = media.get_element().get_child_by_name("src")
         feeder = ClockFeeder(src, self.width, self.height, self.fps)
-        media._feeder = feeder  # type: ignore[attr-defined]
+        media._feeder = feeder
         media.connect("unprepared", lambda _m: feeder.stop.set())
         feeder.thread.start()
         print("clock media: new pipeline", file=sys.stderr, flush=True)

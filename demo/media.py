@@ -179,7 +179,7 @@ NUMBER_BITS = 16
 _NUMBER_TOP, _NUMBER_SIZE, _NUMBER_LEFT, _NUMBER_STEP = 8, 24, 8, 32
 
 
-def draw_number(image, index: int) -> None:  # type: ignore[no-untyped-def]
+def draw_number(image, index: int) -> None:
     """Draw ``index`` (mod 2**16) into ``image`` (BGR, at least 520 px wide) as blocks: white 1, black 0."""
     for bit in range(NUMBER_BITS):
         on = (index >> (NUMBER_BITS - 1 - bit)) & 1
@@ -187,7 +187,7 @@ def draw_number(image, index: int) -> None:  # type: ignore[no-untyped-def]
         image[_NUMBER_TOP:_NUMBER_TOP + _NUMBER_SIZE, x:x + _NUMBER_SIZE] = 235 if on else 16
 
 
-def read_number(image) -> int | None:  # type: ignore[no-untyped-def]
+def read_number(image) -> int | None:
     """The index :func:`draw_number` drew, or None when a block is neither clearly white nor clearly black (a
     picture decoded from missing references)."""
     value = 0
@@ -222,7 +222,7 @@ def encode_numbered(out: Path, *, frames: int, fps: int = 25, width: int = 640, 
     order: list[int] = []
     keys: list[int] = []
     with open(out, "wb") as f:
-        def write(packets) -> None:  # type: ignore[no-untyped-def]
+        def write(packets) -> None:
             for p in packets:
                 if p.is_keyframe:
                     keys.append(len(order))

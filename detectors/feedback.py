@@ -88,7 +88,7 @@ class Rejection:
         box = tuple(float(v) for v in d["box"])
         if len(box) != 4:
             raise ValueError(f"rejection box must have 4 numbers; got {d['box']!r}")
-        return cls(str(d["camera_id"]), str(d["zone_id"]), str(d["event"]), box,  # type: ignore[arg-type]
+        return cls(str(d["camera_id"]), str(d["zone_id"]), str(d["event"]), box,
                    np.asarray(d["signature"], np.float32), float(d["at"]), str(d.get("alarm_id", "")),
                    str(d.get("reviewer", "")))
 
@@ -211,5 +211,5 @@ class RejectionFollower:
             return None
         self._seen.add(alarm_id)
         self.applied += 1
-        return self.suppressions.reject(camera_id=camera_id, zone_id=zone_id, event=event, box=box,  # type: ignore[arg-type]
+        return self.suppressions.reject(camera_id=camera_id, zone_id=zone_id, event=event, box=box,
                                         image=image, at=at, alarm_id=alarm_id, reviewer=str(data.get("reviewer", "")))

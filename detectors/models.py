@@ -256,7 +256,7 @@ def _import_yolo() -> Any:
     try:
         from ultralytics import YOLO
     finally:
-        Image.open = pil_open  # type: ignore[assignment]
+        Image.open = pil_open
     return YOLO
 
 

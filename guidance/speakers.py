@@ -96,7 +96,7 @@ class SpeakerRegistry:
         """Speakers of an area (for a leader's area-wide broadcast)."""
         return [s for s in self._by_id.values() if s.area == area]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self):
         return iter(self._by_id.values())
 
     def __len__(self) -> int:

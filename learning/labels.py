@@ -126,7 +126,7 @@ _COLS = ("alarm_id, camera_id, frame_at, decision, decided_by, decided_at, snaps
 
 
 def _label(r: Any) -> ReviewLabel:
-    boxes = tuple(LabelBox(b["class"], tuple(b["box"])) for b in json.loads(r[10]))  # type: ignore[arg-type]
+    boxes = tuple(LabelBox(b["class"], tuple(b["box"])) for b in json.loads(r[10]))
     alarm_boxes = tuple(tuple(float(v) for v in b) for b in json.loads(r[12]))
     return ReviewLabel(str(r[0]), str(r[1]), float(r[2]), str(r[3]), str(r[4]), float(r[5]), str(r[6]), int(r[7]),
                        int(r[8]), int(r[9]), boxes, str(r[11]), alarm_boxes)  # type: ignore[arg-type]

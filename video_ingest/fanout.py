@@ -191,7 +191,7 @@ class PacketFanout:
             for sink in self._sinks:
                 self._call(sink.stream_ended, reason)
 
-    def _call(self, fn, *args) -> None:  # type: ignore[no-untyped-def]
+    def _call(self, fn, *args) -> None:
         try:
             fn(*args)
         except Exception:  # a consumer's bug must not end the camera's connection

@@ -109,7 +109,7 @@ class _Families:
 def render(families: Iterable[Family]) -> str:
     """The text exposition of ``families`` (one HELP/TYPE block per name; later duplicates are merged in)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(families))  # type: ignore[arg-type]  # a collector is anything with collect()
+    registry.register(_Families(families))  # a collector is anything with collect()
     return generate_latest(registry).decode()
 
 
