@@ -26,7 +26,7 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -70,6 +70,8 @@ class Outcome:
     matches: list[tuple[Truth, RaisedAlarm | None]]
     analysis_ms: list[float]
     frame_ms: list[float]
+    judged: dict[int, list[str]] = field(default_factory=dict)
+    """Per track: the kinds it was judged over the run."""
 
     @property
     def false_positives(self) -> list[RaisedAlarm]:
@@ -108,14 +110,12 @@ def run_scenario(sc: Scenario, settings) -> Outcome:
         if hit is not None:
             hit.matched = True
         matches.append((truth, hit))
-    out = Outcome(sc, order, matches, ams, fms)
-    out.judged = dict(seen)  # type: ignore[attr-defined]
-    return out
+    return Outcome(sc, order, matches, ams, fms, dict(seen))
 
 
 def analyzer_debug(o: Outcome) -> str:
     """Per track: the kinds it was judged over the run, for ``--only`` runs."""
-    seen = getattr(o, "judged", {})
+    seen = o.judged
     parts = []
     for k, kinds in list(seen.items())[:10]:
         runs: list[list] = []

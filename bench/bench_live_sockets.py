@@ -54,7 +54,9 @@ async def serve(url: str) -> None:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    server = site._server  # (aiohttp keeps the listening server private)
+    assert isinstance(server, asyncio.Server)  # started
+    port = server.sockets[0].getsockname()[1]
     print("PORT", port, flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     await sockets.shutdown()
@@ -124,12 +126,13 @@ def run(args: argparse.Namespace) -> int:
         viewers = subprocess.Popen([sys.executable, __file__, "--view", port], stdin=subprocess.PIPE,
                                    stdout=subprocess.PIPE, text=True, cwd=ROOT)
         assert viewers.stdin is not None and viewers.stdout is not None
-        assert viewers.stdout.readline().strip() == "READY"
+        to_viewers, from_viewers = viewers.stdin, viewers.stdout
+        assert from_viewers.readline().strip() == "READY"
 
         def say(line: str) -> list[str]:
-            viewers.stdin.write(line + "\n")  # type: ignore[union-attr]
-            viewers.stdin.flush()  # type: ignore[union-attr]
-            return viewers.stdout.readline().split()  # type: ignore[union-attr]
+            to_viewers.write(line + "\n")
+            to_viewers.flush()
+            return from_viewers.readline().split()
 
         cpu: dict[int, list[float]] = {1: [], args.viewers: []}
         rate: dict[int, list[float]] = {1: [], args.viewers: []}
@@ -163,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
         for proc in (viewers, server):
             if proc is not None:
                 try:
-                    proc.stdin.close()  # type: ignore[union-attr]
+                    if proc.stdin is not None:
+                        proc.stdin.close()
                     proc.wait(20)
                 except Exception:
                     proc.kill()

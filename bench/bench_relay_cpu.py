@@ -168,10 +168,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"ratio citywall/ffmpeg: {m_ours / m_ff:.2f}x  (target <= 1.5x: {met})")
         return 0
     finally:
-        if relay is not None and relay.poll() is None and relay.stdin is not None:
+        if relay is not None and relay.poll() is None:
             try:
-                relay.stdin.write("quit\n")
-                relay.stdin.flush()
+                if relay.stdin is not None:
+                    relay.stdin.write("quit\n")
+                    relay.stdin.flush()
                 relay.wait(20)
             except Exception:
                 relay.kill()

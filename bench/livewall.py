@@ -94,7 +94,9 @@ class LiveWall:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        server = site._server  # (aiohttp keeps the listening server private)
+        assert isinstance(server, asyncio.Server)  # started
+        port = server.sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         self._chromium = start_chromium(extra_args=self.chromium_args)
         self._pw = await async_playwright().start()

@@ -234,7 +234,7 @@ def road_scene(name: str, seed: int, extra: Sequence[Drawable]) -> Scene:
     actors: list[Drawable] = list(extra)
     actors += crowd(20, (215.0, 292.0), ROAD_LAYOUT, seed + 1, speed=(0.65, 0.95))
     actors += _traffic(ROAD_LAYOUT, 705.0, 10, seed + 2, facing=1)
-    return Scene(name, seed, _Plan(ROAD_LAYOUT, actors), rng)  # type: ignore[arg-type]
+    return Scene(name, seed, _Plan(ROAD_LAYOUT, actors), rng)
 
 
 # --- the suite ----------------------------------------------------------------------------------------------
@@ -442,7 +442,7 @@ def _life_scene(name: str, seed: int, extra: Sequence[Drawable], busy: bool = Fa
             actors.append(Cyclist(t0=float(rng.uniform(0, LIFE_SECONDS)), foot_y=fy, height=h,
                                   speed=float(h * rng.uniform(2.0, 3.0)), facing=int(rng.choice((-1, 1))),
                                   look=random_look(rng), period=float(LIFE_SECONDS)))
-    scene = Scene(name, seed, _Plan(lay, actors), rng)  # type: ignore[arg-type]
+    scene = Scene(name, seed, _Plan(lay, actors), rng)
     scene.duration_s = float(LIFE_SECONDS)  # one pass, no 90 s loop
     return scene
 

@@ -13,6 +13,7 @@ import math
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -64,11 +65,24 @@ class _Plan:
     ground_truth: tuple[GroundTruth, ...]
 
 
+class ScenePlan(Protocol):
+    """What a :class:`Scene` is drawn from: ``_Plan`` here, or a bench's own scenario plan."""
+
+    @property
+    def layout(self) -> StreetLayout: ...
+
+    @property
+    def actors(self) -> tuple[Drawable, ...]: ...
+
+    @property
+    def ground_truth(self) -> tuple[GroundTruth, ...]: ...
+
+
 class Scene:
     """One demo camera's scene. ``render(t_s)`` returns the BGR uint8 (720, 1280, 3) frame at loop time ``t_s``
     (wrapped into the 90 s loop, snapped to the 25 fps frame grid)."""
 
-    def __init__(self, name: str, seed: int, plan: _Plan, rng: np.random.Generator) -> None:
+    def __init__(self, name: str, seed: int, plan: ScenePlan, rng: np.random.Generator) -> None:
         self.name = name
         self.seed = seed
         self.duration_s = DURATION_S

@@ -117,7 +117,8 @@ class Detections:
 
     def boxes(self) -> list[tuple[float, float, float, float]]:
         """The boxes as plain tuples (for messages)."""
-        return [tuple(round(float(v), 4) for v in row) for row in self.xyxy]  # type: ignore[misc]
+        return [(round(float(x1), 4), round(float(y1), 4), round(float(x2), 4), round(float(y2), 4))
+                for x1, y1, x2, y2 in self.xyxy]
 
     @classmethod
     def merge(cls, parts: list[Detections]) -> Detections:

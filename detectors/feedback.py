@@ -121,7 +121,7 @@ class SuppressionList:
     def reject(self, *, camera_id: str, zone_id: str, event: str, box: Box, image: np.ndarray, at: float,
                alarm_id: str = "", reviewer: str = "") -> Rejection:
         """Record a rejection of the object in ``box`` of ``image`` (the alarm's clean snapshot)."""
-        r = Rejection(camera_id, zone_id, event, tuple(float(v) for v in box),  # type: ignore[arg-type]
+        r = Rejection(camera_id, zone_id, event, (float(box[0]), float(box[1]), float(box[2]), float(box[3])),
                       crop_signature(image, box), at, alarm_id, reviewer)
         self.add(r)
         return r

@@ -306,7 +306,7 @@ class CameraAnalyzer:
             at=event.at,
             dwell_s=round(event.dwell_s, 2),
             confidence=round(float(event.confidence), 3),
-            boxes=[tuple(round(v, 4) for v in b) for b in event.boxes],  # type: ignore[misc]
+            boxes=[(round(x1, 4), round(y1, 4), round(x2, 4), round(y2, 4)) for x1, y1, x2, y2 in event.boxes],
             detector=zr.detector,
             camera_name=self.camera.name,
             zone_name=zr.zone.name,

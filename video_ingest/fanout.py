@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Protocol
@@ -191,7 +192,7 @@ class PacketFanout:
             for sink in self._sinks:
                 self._call(sink.stream_ended, reason)
 
-    def _call(self, fn, *args) -> None:
+    def _call(self, fn: Callable[..., None], *args: object) -> None:
         try:
             fn(*args)
         except Exception:  # a consumer's bug must not end the camera's connection

@@ -51,11 +51,22 @@ class VideoTrack:
     """The URL for session-wide requests (PLAY, TEARDOWN): the session-level control resolved against the base."""
 
 
+@dataclass
+class _Media:
+    """One ``m=`` section of an SDP: its type, payload formats and the attributes read from it."""
+
+    media: str
+    formats: list[str]
+    control: str = ""
+    rtpmap: dict[str, str] = field(default_factory=dict)
+    fmtp: dict[str, str] = field(default_factory=dict)
+
+
 def parse_sdp(text: str, base_url: str) -> VideoTrack:
     """The first H.264/H.265 video track of ``text``; :class:`SdpError` naming what was offered otherwise."""
     session_control = ""
-    media: list[dict[str, object]] = []
-    current: dict[str, object] | None = None
+    media: list[_Media] = []
+    current: _Media | None = None
     for raw in text.splitlines():
         line = raw.strip()
         if len(line) < 2 or line[1] != "=":
@@ -63,8 +74,7 @@ def parse_sdp(text: str, base_url: str) -> VideoTrack:
         kind, value = line[0], line[2:]
         if kind == "m":
             parts = value.split()
-            current = {"media": parts[0] if parts else "", "formats": parts[3:], "rtpmap": {}, "fmtp": {},
-                       "control": ""}
+            current = _Media(parts[0] if parts else "", parts[3:])
             media.append(current)
         elif kind == "a":
             name, _, arg = value.partition(":")
@@ -73,17 +83,17 @@ def parse_sdp(text: str, base_url: str) -> VideoTrack:
                     session_control = arg.strip()
                 continue
             if name == "control":
-                current["control"] = arg.strip()
+                current.control = arg.strip()
             elif name in ("rtpmap", "fmtp"):
                 pt, _, rest = arg.strip().partition(" ")
-                current[name][pt] = rest.strip()  # type: ignore[index]
+                (current.rtpmap if name == "rtpmap" else current.fmtp)[pt] = rest.strip()
     base = control_url(base_url, session_control)
     offered = []
     for m in media:
-        if m["media"] != "video":
+        if m.media != "video":
             continue
-        for pt in m["formats"]:  # type: ignore[attr-defined]
-            rtpmap = m["rtpmap"].get(pt, "")  # type: ignore[attr-defined]
+        for pt in m.formats:
+            rtpmap = m.rtpmap.get(pt, "")
             encoding, _, rate = rtpmap.partition("/")
             offered.append(encoding or f"payload {pt}")
             codec = SUPPORTED.get(encoding.upper())
@@ -96,8 +106,8 @@ def parse_sdp(text: str, base_url: str) -> VideoTrack:
                 raise SdpError(f"SDP: bad payload type or clock rate in {rtpmap!r}") from None
             if clock_rate <= 0:
                 raise SdpError(f"SDP: clock rate must be > 0 in {rtpmap!r}")
-            fmtp = _fmtp_params(m["fmtp"].get(pt, ""))  # type: ignore[attr-defined]
-            return VideoTrack(codec, payload_type, clock_rate, control_url(base, str(m["control"])),
+            fmtp = _fmtp_params(m.fmtp.get(pt, ""))
+            return VideoTrack(codec, payload_type, clock_rate, control_url(base, m.control),
                               _parameter_sets(codec, fmtp), aggregate=base)
     if not offered:
         raise SdpError("SDP: the camera offers no video track")

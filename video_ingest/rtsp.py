@@ -89,7 +89,8 @@ class _Protocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        assert isinstance(transport, asyncio.Transport)  # a stream connection's (TCP or TLS)
+        self.transport = transport
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.s._closed(exc)
@@ -122,7 +123,8 @@ class _UdpRtp(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        assert isinstance(transport, asyncio.DatagramTransport)  # a datagram endpoint's
+        self.transport = transport
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         s = self.s
